@@ -1,0 +1,88 @@
+// Pure: the TypeBox schema -> the CustomResourceDefinition (structural OpenAPI v3).
+import { RULES } from './rules.ts';
+import { GROUP, KIND, PLURAL, ScalableAppSpec, ScalableAppStatus, VERSION } from './schema.ts';
+
+type Node = Record<string, unknown>;
+
+/** TypeBox schema -> structural schema: defaulted fields are not required, records become
+ *  additionalProperties, TypeBox's own markers (symbol keys) vanish in the JSON round trip. */
+export function toStructural(schema: unknown): Node {
+  const node = JSON.parse(JSON.stringify(schema)) as Node;
+  return convert(node);
+}
+
+function convert(node: Node): Node {
+  const out: Node = { ...node };
+  const props = node['properties'] as Record<string, Node> | undefined;
+  if (props) {
+    out['properties'] = Object.fromEntries(
+      Object.entries(props).map(([k, v]) => [k, convert(v)]),
+    );
+    const required = ((node['required'] as string[] | undefined) ?? []).filter(
+      (k) => props[k]?.['default'] === undefined,
+    );
+    if (required.length > 0) out['required'] = required;
+    else delete out['required'];
+  }
+  const pattern = node['patternProperties'] as Record<string, Node> | undefined;
+  if (pattern) {
+    delete out['patternProperties'];
+    out['additionalProperties'] = convert(Object.values(pattern)[0] as Node);
+  }
+  if (node['items']) out['items'] = convert(node['items'] as Node);
+  return out;
+}
+
+export function buildCrd(): Node {
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: {
+      name: `${PLURAL}.${GROUP}`,
+      labels: { 'app.kubernetes.io/name': 'scalable-operator', 'app.kubernetes.io/part-of': 'scalable-operator' },
+    },
+    spec: {
+      group: GROUP,
+      scope: 'Namespaced',
+      names: {
+        kind: KIND,
+        listKind: `${KIND}List`,
+        plural: PLURAL,
+        singular: 'scalableapp',
+        shortNames: ['sapp'],
+        categories: ['scalable'],
+      },
+      versions: [
+        {
+          name: VERSION,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: [
+            { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status', description: 'Whether every tier is ready.' },
+            { name: 'Web', type: 'string', jsonPath: '.status.web.ready', description: 'Ready over desired web pods.' },
+            { name: 'Shards', type: 'integer', jsonPath: '.spec.database.shards', description: 'Postgres shard groups.' },
+            { name: 'URL', type: 'string', jsonPath: '.status.url', description: 'Where the app is served.' },
+            { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+          ],
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              description:
+                'ScalableApp turns one resource into the architecture of "Scale from zero to millions of users": a stateless autoscaled web tier behind an ingress, static assets with CDN caching, Redis cache and sessions, Postgres with replicas, failover and shards, a queue with KEDA-scaled workers, and monitoring.',
+              required: ['spec'],
+              properties: {
+                apiVersion: { type: 'string', description: 'APIVersion of this representation: scalable.dev/v1alpha1.' },
+                kind: { type: 'string', description: 'Kind of this object: ScalableApp.' },
+                metadata: { type: 'object' },
+                spec: toStructural(ScalableAppSpec),
+                status: toStructural(ScalableAppStatus),
+              },
+              'x-kubernetes-validations': RULES[''],
+            },
+          },
+        },
+      ],
+    },
+  };
+}

@@ -1,0 +1,64 @@
+// The AppModel: a validated, fully defaulted, read-only view of one ScalableApp, with
+// switched-off sections removed, so builders only ask "is the section there?".
+import { DEFAULT_IMAGES } from './images.ts';
+import type { Images } from './images.ts';
+import type { ScalableAppObject, ScalableAppSpecModel } from './schema.ts';
+
+export type DeepReadonly<T> = T extends (infer U)[]
+  ? readonly DeepReadonly<U>[]
+  : T extends object
+    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+    : T;
+
+type Spec = DeepReadonly<ScalableAppSpecModel>;
+
+export interface AppModel {
+  readonly name: string;
+  readonly namespace: string;
+  /** UID of the ScalableApp, for owner references; absent when rendering offline. */
+  readonly uid?: string;
+  readonly web: Spec['web'];
+  readonly ingress?: NonNullable<Spec['ingress']>;
+  readonly cdn?: NonNullable<Spec['cdn']>;
+  readonly cache?: NonNullable<Spec['cache']>;
+  readonly sessions?: NonNullable<Spec['sessions']>;
+  readonly database?: NonNullable<Spec['database']>;
+  readonly queue?: NonNullable<Spec['queue']>;
+  readonly monitoring?: NonNullable<Spec['monitoring']>;
+  readonly topology: Spec['topology'];
+  readonly images: Images;
+}
+
+export interface ModelOptions {
+  readonly images?: Images;
+  /** Namespace for apps that name none (kubectl's default). */
+  readonly defaultNamespace?: string;
+}
+
+/** Pure: a validated ScalableApp -> its model. `enabled: false` switches a section off. */
+export function toModel(app: ScalableAppObject, options: ModelOptions = {}): AppModel {
+  const s = app.spec;
+  return deepFreeze({
+    name: app.metadata.name,
+    namespace: app.metadata.namespace ?? options.defaultNamespace ?? 'default',
+    ...(app.metadata.uid ? { uid: app.metadata.uid } : {}),
+    web: s.web,
+    ...(s.ingress ? { ingress: s.ingress } : {}),
+    ...(s.cdn ? { cdn: s.cdn } : {}),
+    ...(s.cache && s.cache.enabled ? { cache: s.cache } : {}),
+    ...(s.sessions ? { sessions: s.sessions } : {}),
+    ...(s.database && s.database.enabled ? { database: s.database } : {}),
+    ...(s.queue ? { queue: s.queue } : {}),
+    ...(s.monitoring && s.monitoring.enabled ? { monitoring: s.monitoring } : {}),
+    topology: s.topology,
+    images: options.images ?? DEFAULT_IMAGES,
+  });
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}

@@ -1,0 +1,141 @@
+// The one table of cross-field rules. Each rule is CEL: the CRD carries it as
+// x-kubernetes-validations (the API server enforces it) and `scalable validate` evaluates
+// the very same expression offline, so the two can never disagree.
+// Rules that read `oldSelf` are transition rules: only the API server can check them.
+import { OPERATOR_ENV_NAMES } from './env-names.ts';
+
+export interface CelRule {
+  readonly rule: string;
+  /** A CEL expression producing the message; preferred when the values help the user. */
+  readonly messageExpression?: string;
+  readonly message?: string;
+  readonly reason?: 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueRequired';
+}
+
+const reserved = OPERATOR_ENV_NAMES.map((n) => `'${n}'`).join(', ');
+
+export const RULES: Readonly<Record<string, readonly CelRule[]>> = {
+  // Derived names such as <name>-db-12-ro and StatefulSet pod labels must fit in 63 chars,
+  // and Services need DNS-1035 names (a letter first).
+  '': [
+    {
+      rule: "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+      message:
+        'metadata.name must start with a letter and hold only lower-case letters, digits and "-" (it names Services)',
+    },
+    {
+      rule: 'self.metadata.name.size() <= 40',
+      messageExpression:
+        "'metadata.name must be at most 40 characters (got ' + string(self.metadata.name.size()) + '): it prefixes the names of every object the app gets'",
+    },
+  ],
+  spec: [
+    {
+      rule: '!has(self.cdn) || has(self.ingress)',
+      message: 'cdn needs ingress: the CDN pulls static assets from the ingress as its origin',
+    },
+  ],
+  'spec.web.autoscaling': [
+    {
+      rule: 'self.minReplicas <= self.maxReplicas',
+      messageExpression:
+        "'minReplicas (' + string(self.minReplicas) + ') must be <= maxReplicas (' + string(self.maxReplicas) + ')'",
+    },
+  ],
+  'spec.web.env': [
+    {
+      rule: 'self.all(e, self.exists_one(f, f.name == e.name))',
+      message: 'env names must be unique',
+    },
+    {
+      rule: `self.all(e, !(e.name in [${reserved}]))`,
+      message: `env must not set the names the operator injects (${OPERATOR_ENV_NAMES.join(', ')})`,
+      reason: 'FieldValueForbidden',
+    },
+  ],
+  'spec.web.env[]': [
+    {
+      rule: 'has(self.value) != has(self.valueFrom)',
+      messageExpression: "'env ' + self.name + ': set exactly one of value and valueFrom'",
+    },
+  ],
+  'spec.web.env[].valueFrom': [
+    {
+      rule: 'has(self.secretKeyRef) != has(self.configMapKeyRef)',
+      message: 'set exactly one of secretKeyRef and configMapKeyRef',
+    },
+  ],
+  'spec.ingress': [
+    {
+      rule: '!has(self.gateway) || !has(self.className)',
+      message:
+        'className applies to an Ingress only: with gateway set, the Gateway decides; remove one of them',
+    },
+    {
+      rule: '!has(self.gateway) || !has(self.tls)',
+      message:
+        "tls applies to an Ingress only: with gateway set, TLS is configured on the Gateway's listener",
+    },
+    {
+      rule: '!has(self.tls) || has(self.host)',
+      message: 'tls needs host: the certificate is issued for a host name',
+    },
+  ],
+  'spec.database': [
+    {
+      rule: '!self.synchronous || self.replicasPerShard >= 1',
+      message: 'synchronous replication needs replicasPerShard >= 1',
+    },
+    {
+      rule: 'self.shards == 1 || has(self.shardKey)',
+      messageExpression:
+        "'shardKey is required when shards > 1 (got shards: ' + string(self.shards) + ')'",
+      reason: 'FieldValueRequired',
+    },
+  ],
+  'spec.database.shards': [
+    {
+      rule: 'self >= oldSelf',
+      messageExpression:
+        "'shards cannot be decreased (' + string(oldSelf) + ' -> ' + string(self) + '): every shard holds data'",
+    },
+  ],
+  'spec.database.version': [
+    {
+      rule: 'self == oldSelf',
+      message: 'version is immutable: major upgrades are not supported yet',
+    },
+  ],
+  'spec.database.storage': [
+    {
+      rule: 'self.size == oldSelf.size',
+      message: 'storage.size cannot be changed yet: volume expansion is not supported yet',
+    },
+    {
+      rule: 'has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)',
+      message: 'storage.storageClassName is immutable: existing volumes keep their class',
+    },
+  ],
+  'spec.queue.consumers': [
+    {
+      rule: 'self.all(c, self.exists_one(d, d.name == c.name))',
+      message: 'consumer names must be unique',
+    },
+  ],
+  'spec.queue.consumers[]': [
+    {
+      rule: 'self.minReplicas <= self.maxReplicas',
+      messageExpression:
+        "'consumer ' + self.name + ': minReplicas (' + string(self.minReplicas) + ') must be <= maxReplicas (' + string(self.maxReplicas) + ')'",
+    },
+  ],
+};
+
+export function rulesAt(path: string): readonly CelRule[] {
+  return RULES[path] ?? [];
+}
+
+/** A transition rule compares with the stored object and is only checked on update. */
+export function isTransitionRule(rule: CelRule): boolean {
+  return /\boldSelf\b/.test(rule.rule);
+}

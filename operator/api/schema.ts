@@ -1,0 +1,564 @@
+// The ScalableApp v1alpha1 API: the single source of the TypeScript types and of the CRD's
+// OpenAPI schema (crd.ts). Conventions:
+// - a field with a `default` is listed as required here, so Static<> gives the *defaulted*
+//   model type; the CRD generator drops it from `required` (the API server fills it in);
+// - a section left out of the spec is off; a section that is present is on with defaults;
+// - cross-field rules live in rules.ts and are attached with validated(path).
+import Type from 'typebox';
+import type { Static } from 'typebox';
+import {
+  DNS_LABEL_PATTERN,
+  ENV_NAME_PATTERN,
+  bool,
+  int,
+  opt,
+  quantity,
+  str,
+  strEnum,
+  validated,
+} from './fields.ts';
+
+export const GROUP = 'scalable.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const KIND = 'ScalableApp';
+export const PLURAL = 'scalableapps';
+
+const NAME_MAX = 253;
+
+const Resources = (what: string, requests: { cpu: string; memory: string }, memory: string) =>
+  Type.Object(
+    {
+      requests: Type.Object(
+        {
+          cpu: quantity(`CPU requested for each ${what} container.`, requests.cpu),
+          memory: quantity(`Memory requested for each ${what} container.`, requests.memory),
+        },
+        { description: 'What the scheduler reserves for each container.', default: {} },
+      ),
+      limits: Type.Object(
+        {
+          cpu: opt(
+            quantity(
+              `CPU limit for each ${what} container. Unset by default: CPU limits throttle latency-sensitive work.`,
+            ),
+          ),
+          memory: quantity(`Memory limit for each ${what} container.`, memory),
+        },
+        { description: 'Hard limits for each container.', default: {} },
+      ),
+    },
+    {
+      description: `Compute resources of the ${what} containers.`,
+      default: {},
+    },
+  );
+
+const KeyRef = (what: string) =>
+  Type.Object(
+    {
+      name: str(`Name of the ${what} in the app's namespace.`, {
+        maxLength: NAME_MAX,
+        minLength: 1,
+      }),
+      key: str(`Key within the ${what}.`, { maxLength: NAME_MAX, minLength: 1 }),
+    },
+    { description: `A key of a ${what}.` },
+  );
+
+const EnvVar = Type.Object(
+  {
+    name: str('Name of the environment variable.', {
+      pattern: ENV_NAME_PATTERN,
+      maxLength: 128,
+    }),
+    value: opt(str('Literal value.', { maxLength: 32768 })),
+    valueFrom: opt(
+      Type.Object(
+        {
+          secretKeyRef: opt(KeyRef('Secret')),
+          configMapKeyRef: opt(KeyRef('ConfigMap')),
+        },
+        {
+          description: 'Take the value from a Secret or ConfigMap key.',
+          ...validated('spec.web.env[].valueFrom'),
+        },
+      ),
+    ),
+  },
+  { description: 'One environment variable.', ...validated('spec.web.env[]') },
+);
+
+const Env = Type.Array(EnvVar, {
+  description:
+    'Extra environment variables for the containers. Names the operator injects (REDIS_URL, DATABASE_HOST, ...) are reserved.',
+  maxItems: 64,
+  default: [],
+  'x-kubernetes-list-type': 'map',
+  'x-kubernetes-list-map-keys': ['name'],
+  ...validated('spec.web.env'),
+});
+
+const Storage = (what: string, size: string, path: string) =>
+  Type.Object(
+    {
+      size: quantity(`Size of each ${what} volume.`, size),
+      storageClassName: opt(
+        str(`StorageClass of the ${what} volumes. Unset: the cluster's default class.`, {
+          maxLength: NAME_MAX,
+        }),
+      ),
+    },
+    { description: `Persistent volumes of the ${what}.`, default: {}, ...validated(path) },
+  );
+
+const Web = Type.Object(
+  {
+    image: str('Container image of the stateless web tier, e.g. ghcr.io/acme/shop:1.4.2.', {
+      minLength: 1,
+      maxLength: 512,
+    }),
+    port: int('Port the web container listens on (handed to the app as PORT).', {
+      minimum: 1,
+      maximum: 65535,
+      default: 8080,
+    }),
+    env: Env,
+    resources: Resources('web', { cpu: '250m', memory: '256Mi' }, '512Mi'),
+    probes: Type.Object(
+      {
+        readinessPath: str('HTTP path the readiness probe GETs.', {
+          pattern: '^/',
+          maxLength: 256,
+          default: '/healthz',
+        }),
+        livenessPath: str('HTTP path the liveness probe GETs.', {
+          pattern: '^/',
+          maxLength: 256,
+          default: '/healthz',
+        }),
+      },
+      { description: 'Health checks of the web container.', default: {} },
+    ),
+    autoscaling: Type.Object(
+      {
+        minReplicas: int(
+          'Fewest web pods. At least 2 by default: no single point of failure in the web tier.',
+          { minimum: 1, maximum: 1000, default: 2 },
+        ),
+        maxReplicas: int('Most web pods the autoscaler may run.', {
+          minimum: 1,
+          maximum: 1000,
+          default: 10,
+        }),
+        targetCPUUtilization: int(
+          'Average CPU utilisation (percent of requests) the autoscaler aims for.',
+          { minimum: 1, maximum: 100, default: 70 },
+        ),
+      },
+      {
+        description: 'Horizontal autoscaling of the web tier on CPU.',
+        default: {},
+        ...validated('spec.web.autoscaling'),
+      },
+    ),
+  },
+  {
+    description:
+      'The stateless web tier: a Deployment behind a Service, scaled by a HorizontalPodAutoscaler. Required.',
+  },
+);
+
+const Ingress = Type.Object(
+  {
+    host: opt(
+      str('Host name the app is served on, e.g. shop.example.com. Unset: every host.', {
+        maxLength: 253,
+        pattern: '^(\\*\\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$',
+      }),
+    ),
+    className: opt(
+      str("IngressClass to use. Unset: the cluster's default class. Ingress only.", {
+        maxLength: NAME_MAX,
+      }),
+    ),
+    annotations: opt(
+      Type.Record(Type.String(), Type.String(), {
+        description: 'Extra annotations for the Ingress or HTTPRoute.',
+        maxProperties: 64,
+      }),
+    ),
+    tls: opt(
+      Type.Object(
+        {
+          secretName: str('Secret of type kubernetes.io/tls holding the certificate for host.', {
+            minLength: 1,
+            maxLength: NAME_MAX,
+          }),
+        },
+        { description: 'Terminate TLS at the Ingress. Ingress only.' },
+      ),
+    ),
+    staticAssets: Type.Object(
+      {
+        pathPrefix: str('Path under which the app serves versioned static assets.', {
+          pattern: '^/[A-Za-z0-9._~/-]*$',
+          maxLength: 256,
+          default: '/static',
+        }),
+        maxAgeSeconds: int(
+          'max-age of the Cache-Control header on static assets. Assets are versioned, so a year is safe.',
+          { minimum: 0, maximum: 31536000, default: 31536000 },
+        ),
+      },
+      {
+        description:
+          'The static-asset route: responses carry Cache-Control: public, max-age=N, immutable so browsers and CDNs keep them.',
+        default: {},
+      },
+    ),
+    gateway: opt(
+      Type.Object(
+        {
+          name: str('Name of the Gateway.', {
+            minLength: 1,
+            maxLength: NAME_MAX,
+            pattern: DNS_LABEL_PATTERN,
+          }),
+          namespace: opt(
+            str("Namespace of the Gateway. Unset: the app's namespace.", {
+              maxLength: 63,
+              pattern: DNS_LABEL_PATTERN,
+            }),
+          ),
+          sectionName: opt(
+            str('Listener of the Gateway to attach to. Unset: every listener that allows it.', {
+              maxLength: 253,
+            }),
+          ),
+        },
+        {
+          description:
+            'Attach a Gateway API HTTPRoute to this Gateway instead of creating an Ingress.',
+        },
+      ),
+    ),
+  },
+  {
+    description:
+      'Expose the web tier: a networking.k8s.io/v1 Ingress, or a Gateway API HTTPRoute when gateway is set.',
+    ...validated('spec.ingress'),
+  },
+);
+
+const Cdn = Type.Object(
+  {
+    baseURL: str(
+      'Base URL of the CDN in front of the static assets, handed to the app as ASSET_BASE_URL.',
+      { pattern: '^https?://[^\\s/$.?#].[^\\s]*$', maxLength: 2048 },
+    ),
+  },
+  { description: 'A CDN that serves the static assets, with the ingress as its origin.' },
+);
+
+export const EVICTION_POLICIES = [
+  'allkeys-lru',
+  'allkeys-lfu',
+  'allkeys-random',
+  'volatile-lru',
+  'volatile-lfu',
+  'volatile-random',
+  'volatile-ttl',
+  'noeviction',
+] as const;
+
+const Cache = Type.Object(
+  {
+    enabled: bool('Turn the cache off without removing its settings.', true),
+    memory: quantity(
+      'Memory for cached data (Redis maxmemory). The container gets headroom above it.',
+      '256Mi',
+    ),
+    evictionPolicy: strEnum(
+      "Redis maxmemory-policy: what Redis evicts when memory is full. Redis's own names.",
+      EVICTION_POLICIES,
+      'allkeys-lru',
+    ),
+    defaultTTLSeconds: int('Default time to live of cached entries, handed to the app.', {
+      minimum: 1,
+      maximum: 2592000,
+      default: 300,
+    }),
+    replicas: int(
+      'Redis replicas. More than 0 adds a 3-member Sentinel set that promotes a replica when the master fails.',
+      { minimum: 0, maximum: 5, default: 0 },
+    ),
+  },
+  {
+    description:
+      'A Redis cache with maxmemory and an eviction policy. Only evictable data lives here.',
+  },
+);
+
+const Sessions = Type.Object(
+  {
+    store: strEnum('Where sessions live.', ['redis'] as const, 'redis'),
+    ttlSeconds: int('Session lifetime, handed to the app as SESSION_TTL_SECONDS.', {
+      minimum: 60,
+      maximum: 31536000,
+      default: 86400,
+    }),
+    storage: Storage('session store', '1Gi', 'spec.sessions.storage'),
+  },
+  {
+    description:
+      'Keep the web tier stateless: sessions live in a persistent Redis of their own (append-only file, no eviction), never in a web pod.',
+  },
+);
+
+export const POSTGRES_VERSIONS = ['16', '17', '18'] as const;
+
+const Database = Type.Object(
+  {
+    enabled: bool('Turn the database off. Its volumes stay unless deletionPolicy is Delete.', true),
+    version: strEnum('Postgres major version. Immutable.', POSTGRES_VERSIONS, '17'),
+    shards: int(
+      'Number of shard groups. Each is a Patroni cluster of its own. Can grow, never shrink.',
+      { minimum: 1, maximum: 64, default: 1 },
+    ),
+    replicasPerShard: int('Streaming replicas per shard, besides the primary.', {
+      minimum: 0,
+      maximum: 5,
+      default: 1,
+    }),
+    storage: Storage('Postgres', '10Gi', 'spec.database.storage'),
+    resources: Resources('Postgres', { cpu: '500m', memory: '1Gi' }, '1Gi'),
+    synchronous: bool(
+      'Synchronous replication: a commit waits for a replica, so failover loses no acknowledged write.',
+      false,
+    ),
+    shardKey: opt(
+      str(
+        'Name of the key the app shards by (e.g. customer_id), recorded in the shard map. Required when shards > 1.',
+        { maxLength: 63, pattern: '^[a-z_][a-z0-9_]*$' },
+      ),
+    ),
+    deletionPolicy: strEnum(
+      "What happens to the volumes when the app or the database is deleted. Retain keeps them.",
+      ['Retain', 'Delete'] as const,
+      'Retain',
+    ),
+  },
+  {
+    description:
+      'Postgres managed by Patroni: per shard a primary and streaming replicas, automatic failover, -rw and -ro Services, and a shard map.',
+    ...validated('spec.database'),
+  },
+);
+
+const Consumer = Type.Object(
+  {
+    name: str('Name of the worker Deployment (<app>-worker-<name>).', {
+      pattern: DNS_LABEL_PATTERN,
+      maxLength: 20,
+    }),
+    image: str('Container image of the worker.', { minLength: 1, maxLength: 512 }),
+    stream: opt(
+      str('Redis stream the worker reads. Unset: the consumer name.', {
+        maxLength: 128,
+        minLength: 1,
+      }),
+    ),
+    minReplicas: int('Fewest workers; 0 scales to zero when the stream is empty.', {
+      minimum: 0,
+      maximum: 1000,
+      default: 0,
+    }),
+    maxReplicas: int('Most workers.', { minimum: 1, maximum: 1000, default: 10 }),
+    targetBacklog: int('Pending messages per worker that KEDA aims for.', {
+      minimum: 1,
+      maximum: 100000,
+      default: 10,
+    }),
+    env: Env,
+    resources: Resources('worker', { cpu: '100m', memory: '128Mi' }, '256Mi'),
+  },
+  { description: 'A worker Deployment consuming one stream.', ...validated('spec.queue.consumers[]') },
+);
+
+const Queue = Type.Object(
+  {
+    consumers: Type.Array(Consumer, {
+      description: 'Worker Deployments, each scaled on its stream backlog.',
+      minItems: 1,
+      maxItems: 20,
+      'x-kubernetes-list-type': 'map',
+      'x-kubernetes-list-map-keys': ['name'],
+      ...validated('spec.queue.consumers'),
+    }),
+    storage: Storage('queue', '1Gi', 'spec.queue.storage'),
+  },
+  {
+    description:
+      'A durable queue (Redis Streams on a persistent Redis) with workers scaled by KEDA, down to zero.',
+  },
+);
+
+const Monitoring = Type.Object(
+  {
+    enabled: bool('Turn monitoring off without removing its settings.', true),
+    prometheusRelease: opt(
+      str(
+        'Value of the release label your Prometheus selects ServiceMonitors by (kube-prometheus-stack).',
+        { maxLength: 63 },
+      ),
+    ),
+    alerts: bool('Create PrometheusRule alerts.', true),
+    dashboards: bool('Create a Grafana dashboard ConfigMap.', true),
+  },
+  {
+    description:
+      'ServiceMonitors/PodMonitors, PrometheusRule alerts and a Grafana dashboard (needs the Prometheus Operator CRDs).',
+  },
+);
+
+const Topology = Type.Object(
+  {
+    spreadAcrossZones: bool(
+      'Spread every tier over zones and nodes (topology.kubernetes.io/zone, kubernetes.io/hostname).',
+      true,
+    ),
+    whenUnsatisfiable: strEnum(
+      'What the scheduler does when a spread cannot be met. ScheduleAnyway keeps single-zone clusters working.',
+      ['ScheduleAnyway', 'DoNotSchedule'] as const,
+      'ScheduleAnyway',
+    ),
+  },
+  { description: 'Where pods run.', default: {} },
+);
+
+export const ScalableAppSpec = Type.Object(
+  {
+    web: Web,
+    ingress: opt(Ingress),
+    cdn: opt(Cdn),
+    cache: opt(Cache),
+    sessions: opt(Sessions),
+    database: opt(Database),
+    queue: opt(Queue),
+    monitoring: opt(Monitoring),
+    topology: Topology,
+  },
+  {
+    description:
+      'The desired architecture. web is required; any other section left out is off, a section that is present is on with defaults.',
+    ...validated('spec'),
+  },
+);
+
+const Condition = Type.Object(
+  {
+    type: str('Type of condition: Ready, Progressing, Degraded, WebReady, CacheReady, ...', {
+      maxLength: 316,
+    }),
+    status: strEnum('True, False or Unknown.', ['True', 'False', 'Unknown'] as const),
+    reason: str('Machine-readable CamelCase reason.', { maxLength: 1024 }),
+    message: str('Human-readable details.', { maxLength: 32768 }),
+    observedGeneration: opt(int('The generation this condition was computed for.', { format: 'int64', minimum: 0 })),
+    lastTransitionTime: str('When status last changed.', { format: 'date-time' }),
+  },
+  { description: 'A Kubernetes condition.' },
+);
+
+const TierStatus = (what: string, extra: Record<string, ReturnType<typeof int>> = {}) =>
+  Type.Object(
+    {
+      replicas: opt(int(`${what} pods that exist.`, { minimum: 0 })),
+      readyReplicas: opt(int(`${what} pods that are ready.`, { minimum: 0 })),
+      ready: opt(str(`Ready over desired ${what} pods, e.g. 2/2.`)),
+      ...extra,
+    },
+    { description: `Observed state of the ${what}.` },
+  );
+
+const ShardStatus = Type.Object(
+  {
+    index: int('Shard number.', { minimum: 0 }),
+    primary: opt(str('Pod that is the primary now.')),
+    readyReplicas: int('Replicas that are ready.', { minimum: 0 }),
+    replicas: int('Desired replicas.', { minimum: 0 }),
+  },
+  { description: 'One shard.' },
+);
+
+export const ScalableAppStatus = Type.Object(
+  {
+    observedGeneration: opt(int('The generation the operator last acted on.', { format: 'int64' })),
+    conditions: opt(
+      Type.Array(Condition, {
+        description: 'Ready, Progressing, Degraded and one per tier.',
+        'x-kubernetes-list-type': 'map',
+        'x-kubernetes-list-map-keys': ['type'],
+      }),
+    ),
+    web: opt(TierStatus('web', { desiredReplicas: int('Replicas the autoscaler wants.') })),
+    cache: opt(TierStatus('cache')),
+    sessions: opt(TierStatus('session store')),
+    database: opt(
+      Type.Object(
+        { shards: Type.Array(ShardStatus, { description: 'Per shard.' }) },
+        { description: 'Observed state of the database.' },
+      ),
+    ),
+    queue: opt(
+      Type.Object(
+        {
+          consumers: Type.Array(
+            Type.Object(
+              {
+                name: str('Consumer name.'),
+                replicas: int('Workers running.', { minimum: 0 }),
+                scaler: str('KEDA or HPA.'),
+              },
+              { description: 'One consumer.' },
+            ),
+            { description: 'Per consumer.' },
+          ),
+        },
+        { description: 'Observed state of the queue.' },
+      ),
+    ),
+    shardMap: opt(
+      Type.Object(
+        {
+          version: int('Version of the shard map; bumped whenever a bucket moves.', { minimum: 1 }),
+          configMapName: str('ConfigMap holding the shard map as JSON.'),
+          buckets: int('Number of hash buckets.', { minimum: 1 }),
+        },
+        { description: 'Summary of the shard map.' },
+      ),
+    ),
+    url: opt(str('Where the app is reachable.')),
+  },
+  { description: 'Observed state, written by the operator.' },
+);
+
+export type ScalableAppSpecModel = Static<typeof ScalableAppSpec>;
+export type ScalableAppStatus = Static<typeof ScalableAppStatus>;
+export type Condition = Static<typeof Condition>;
+
+export interface ScalableAppObject {
+  apiVersion: typeof API_VERSION;
+  kind: typeof KIND;
+  metadata: {
+    name: string;
+    namespace?: string;
+    uid?: string;
+    generation?: number;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    resourceVersion?: string;
+  };
+  spec: ScalableAppSpecModel;
+  status?: ScalableAppStatus;
+}
