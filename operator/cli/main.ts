@@ -1,0 +1,83 @@
+// `scalable`: render and validate ScalableApps offline, no cluster needed.
+import { parseArgs } from 'node:util';
+import yaml from 'js-yaml';
+import { parseApps } from '../api/parse.ts';
+import { formatError } from '../api/validate.ts';
+import type { FieldError } from '../api/validate.ts';
+import { renderText } from '../render.ts';
+
+const USAGE = `usage:
+  scalable render -f app.yaml [-o yaml|json] [-n namespace]   print every object the operator would create
+  scalable validate -f app.yaml                               check a ScalableApp offline`;
+
+export interface CliIO {
+  readonly stdout: (s: string) => void;
+  readonly stderr: (s: string) => void;
+  readonly readFile: (path: string) => string;
+}
+
+/** Runs the CLI; returns the exit code. Output only through `io`, so tests can run it. */
+export function runCli(argv: readonly string[], io: CliIO): number {
+  let args;
+  try {
+    args = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      options: {
+        file: { type: 'string', short: 'f' },
+        output: { type: 'string', short: 'o', default: 'yaml' },
+        namespace: { type: 'string', short: 'n' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    io.stderr(`${(e as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  const [command] = args.positionals;
+  if (args.values.help || command === undefined) {
+    (args.values.help ? io.stdout : io.stderr)(`${USAGE}\n`);
+    return args.values.help ? 0 : 2;
+  }
+  const file = args.values.file;
+  if (file === undefined) {
+    io.stderr(`-f is required\n${USAGE}\n`);
+    return 2;
+  }
+  let text: string;
+  try {
+    text = file === '-' ? io.readFile('/dev/stdin') : io.readFile(file);
+  } catch (e) {
+    io.stderr(`${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}\n`);
+    return 1;
+  }
+  const fail = (errors: readonly FieldError[]) => {
+    for (const e of errors) io.stderr(`${file}: ${formatError(e)}\n`);
+    return 1;
+  };
+  if (command === 'validate') {
+    const parsed = parseApps(text, file);
+    const errors = [...parsed.errors, ...parsed.results.flatMap((r) => (r.ok ? [] : r.errors))];
+    if (errors.length > 0) return fail(errors);
+    io.stdout(`${file}: valid (${parsed.results.length} ScalableApp${parsed.results.length === 1 ? '' : 's'})\n`);
+    return 0;
+  }
+  if (command === 'render') {
+    const output = args.values.output;
+    if (output !== 'yaml' && output !== 'json') {
+      io.stderr(`-o must be yaml or json (got ${output})\n`);
+      return 2;
+    }
+    const ns = args.values.namespace;
+    const result = renderText(text, file, ns ? { defaultNamespace: ns } : {});
+    if (!result.ok) return fail(result.errors);
+    io.stdout(
+      output === 'json'
+        ? `${JSON.stringify({ apiVersion: 'v1', kind: 'List', items: result.objects }, null, 2)}\n`
+        : result.objects.map((o) => `---\n${yaml.dump(o, { noRefs: true, lineWidth: -1 })}`).join(''),
+    );
+    return 0;
+  }
+  io.stderr(`unknown command ${command}\n${USAGE}\n`);
+  return 2;
+}

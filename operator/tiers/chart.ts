@@ -1,0 +1,23 @@
+// The cdk8s harness: builders add constructs to a throw-away Chart and get plain JSON back.
+import { App, Chart } from 'cdk8s';
+
+export interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    [key: string]: unknown;
+  };
+  [key: string]: unknown;
+}
+
+/** Run `define` inside a fresh Chart and return the synthesized objects (pure). */
+export function synth(define: (chart: Chart) => void): K8sObject[] {
+  const app = new App();
+  const chart = new Chart(app, 'scalable', { disableResourceNameHashes: true });
+  define(chart);
+  return chart.toJson() as K8sObject[];
+}
