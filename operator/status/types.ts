@@ -1,0 +1,32 @@
+// What the status functions see and return. Status is a pure function of the model and
+// the observed children, so it is unit-tested without a cluster.
+import type { K8sObject } from '../tiers/chart.ts';
+
+/** A child object as the informer cache holds it: trimmed, with its status. */
+export type ObservedObject = K8sObject & { status?: Record<string, unknown> };
+
+export interface Observed {
+  /** Children of the app (every kind the operator owns), with status. */
+  readonly objects: readonly ObservedObject[];
+  /** Pods of the app (label scalable.dev/app), with labels and readiness. */
+  readonly pods: readonly ObservedObject[];
+  /** API groups that are not served by this cluster (e.g. keda.sh). */
+  readonly missingApis: readonly string[];
+}
+
+export type ConditionStatus = 'True' | 'False' | 'Unknown';
+
+export interface TierCondition {
+  readonly type: string;
+  readonly status: ConditionStatus;
+  readonly reason: string;
+  readonly message: string;
+}
+
+/** One tier's verdict: its condition (e.g. CacheReady) and its part of .status. */
+export interface TierReport {
+  readonly condition: TierCondition;
+  /** Merged into .status under this key, e.g. cache, database. */
+  readonly statusKey?: string;
+  readonly status?: Record<string, unknown>;
+}
