@@ -1,0 +1,17 @@
+// Programmatic API of the embedded control plane, for `npm start`, benchmarks and tests.
+export {
+  ensureCluster,
+  stopCluster,
+  readState,
+  isHealthy,
+  memoryReport,
+  type ClusterHandle,
+  type ClusterState,
+  type EnsureOptions,
+  type MemoryReport,
+} from './cluster.ts';
+export { binPath, cacheRoot, clusterDir, logsRoot, type Binary } from './paths.ts';
+export { ensureBuilt, isBuilt } from './toolchain.ts';
+export { VERSIONS } from './versions.ts';
+export { ZONES, STORAGE_CLASS } from './manifests.ts';
+export { optionalCrdsWanted } from './options.ts';

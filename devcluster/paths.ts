@@ -1,0 +1,61 @@
+// Where the embedded control plane keeps its binaries, state and logs: all outside the repo.
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { buildKey } from './versions.ts';
+
+/** Root of everything cached; SCALABLE_CACHE_DIR overrides ~/.cache/scalable-operator. */
+export function cacheRoot(): string {
+  const override = process.env['SCALABLE_CACHE_DIR'];
+  if (override) return override;
+  const xdg = process.env['XDG_CACHE_HOME'];
+  return join(xdg && xdg !== '' ? xdg : join(homedir(), '.cache'), 'scalable-operator');
+}
+
+/** Folder of one build: binaries, wrapper Go modules, CRDs and kwok stages. */
+export function buildDir(): string {
+  return join(cacheRoot(), buildKey());
+}
+
+export const BINARIES = [
+  'etcd',
+  'kube-apiserver',
+  'kube-controller-manager',
+  'kube-scheduler',
+  'kubectl',
+  'kwok',
+  'helm',
+] as const;
+export type Binary = (typeof BINARIES)[number];
+
+export function binDir(): string {
+  return join(buildDir(), 'bin');
+}
+
+export function binPath(name: Binary): string {
+  return join(binDir(), name);
+}
+
+/** Upstream CRD manifests copied out of the Go module cache at build time. */
+export function crdDir(): string {
+  return join(buildDir(), 'crds');
+}
+
+/** kwok Stage objects copied out of the kwok module at build time. */
+export function stagesPath(): string {
+  return join(buildDir(), 'kwok-stages.yaml');
+}
+
+/** Marker written last by the build: its presence means the build is complete. */
+export function buildStampPath(): string {
+  return join(buildDir(), 'build.json');
+}
+
+/** The running cluster's state (certs, etcd data, pids); removed by cluster:down. */
+export function clusterDir(): string {
+  return join(cacheRoot(), 'cluster');
+}
+
+/** Component logs, one folder per start; kept after cluster:down so failures can be read. */
+export function logsRoot(): string {
+  return join(cacheRoot(), 'logs');
+}

@@ -1,0 +1,235 @@
+// Builds every binary of the control plane from the Go module proxy into the cache, once.
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { run } from './exec.ts';
+import { kubernetesVersionLdflags, renderGoMod, stagingModules } from './gomod.ts';
+import {
+  BINARIES,
+  binDir,
+  binPath,
+  buildDir,
+  buildStampPath,
+  crdDir,
+  stagesPath,
+  type Binary,
+} from './paths.ts';
+import { VERSIONS, stagingVersion } from './versions.ts';
+
+export type Log = (message: string) => void;
+
+interface ModuleInfo {
+  Path: string;
+  Version: string;
+  Dir?: string;
+  GoMod?: string;
+  Time?: string;
+  Error?: string;
+}
+
+// GOTOOLCHAIN=local: never fetch another Go; GOFLAGS keeps the user's (e.g. -buildvcs=false).
+function goEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, GOTOOLCHAIN: 'local', GO111MODULE: 'on', CGO_ENABLED: '0' };
+}
+
+async function downloadModule(spec: string): Promise<ModuleInfo> {
+  const { stdout } = await run('go', ['mod', 'download', '-json', spec], { env: goEnv() });
+  const info = JSON.parse(stdout) as ModuleInfo;
+  if (info.Error) throw new Error(`go mod download ${spec}: ${info.Error}`);
+  return info;
+}
+
+interface Target {
+  name: string;
+  version: string;
+  /** binary name -> Go package */
+  packages: Partial<Record<Binary, string>>;
+  goMod: () => Promise<string>;
+  ldflags: () => Promise<string[]>;
+  tags?: string;
+}
+
+const GO_DIRECTIVE = '1.26.0';
+
+function targets(): Target[] {
+  const k8s = VERSIONS.kubernetes;
+  return [
+    {
+      name: 'etcd',
+      version: VERSIONS.etcd,
+      packages: { etcd: 'go.etcd.io/etcd/server/v3' },
+      // etcd's server module replaces its siblings with ../api etc.; as a dependency those
+      // replaces are ignored and the published siblings at the same version are used.
+      goMod: async () =>
+        renderGoMod({ module: 'devcluster.local/etcd', go: GO_DIRECTIVE, require: {} }),
+      ldflags: async () => [],
+    },
+    {
+      name: 'kwok',
+      version: VERSIONS.kwok,
+      packages: { kwok: 'sigs.k8s.io/kwok/cmd/kwok' },
+      goMod: async () =>
+        renderGoMod({ module: 'devcluster.local/kwok', go: GO_DIRECTIVE, require: {} }),
+      ldflags: async () => [],
+    },
+    {
+      name: 'helm',
+      version: VERSIONS.helm,
+      packages: { helm: 'helm.sh/helm/v3/cmd/helm' },
+      goMod: async () =>
+        renderGoMod({ module: 'devcluster.local/helm', go: GO_DIRECTIVE, require: {} }),
+      ldflags: async () => [
+        `-X helm.sh/helm/v3/internal/version.version=${VERSIONS.helm}`,
+        '-X helm.sh/helm/v3/internal/version.gitTreeState=clean',
+      ],
+    },
+    {
+      name: 'kubernetes',
+      version: k8s,
+      packages: {
+        'kube-apiserver': 'k8s.io/kubernetes/cmd/kube-apiserver',
+        'kube-controller-manager': 'k8s.io/kubernetes/cmd/kube-controller-manager',
+        'kube-scheduler': 'k8s.io/kubernetes/cmd/kube-scheduler',
+        kubectl: 'k8s.io/kubernetes/cmd/kubectl',
+      },
+      tags: 'selinux,notest',
+      goMod: async () => {
+        const info = await downloadModule(`k8s.io/kubernetes@${k8s}`);
+        if (!info.GoMod) throw new Error('no go.mod for k8s.io/kubernetes');
+        const staging = stagingModules(await readFile(info.GoMod, 'utf8'));
+        const published = stagingVersion(k8s);
+        return renderGoMod({
+          module: 'devcluster.local/kubernetes',
+          go: GO_DIRECTIVE,
+          require: { 'k8s.io/kubernetes': k8s },
+          replace: Object.fromEntries(staging.map((m) => [m, published])),
+        });
+      },
+      ldflags: async () => {
+        const info = await downloadModule(`k8s.io/kubernetes@${k8s}`);
+        const date = (info.Time ?? '1970-01-01T00:00:00Z').replace(/\.\d+Z$/, 'Z');
+        return kubernetesVersionLdflags(k8s, date);
+      },
+    },
+  ];
+}
+
+function elapsed(start: number): string {
+  return `${((Date.now() - start) / 1000).toFixed(0)}s`;
+}
+
+async function buildTarget(t: Target, log: Log): Promise<void> {
+  const bins = Object.keys(t.packages) as Binary[];
+  if (bins.every((b) => existsSync(binPath(b)))) {
+    log(`${t.name} ${t.version}: already built`);
+    return;
+  }
+  const start = Date.now();
+  const dir = join(buildDir(), 'src', t.name);
+  await mkdir(dir, { recursive: true });
+  await rm(join(dir, 'go.sum'), { force: true });
+  await writeFile(join(dir, 'go.mod'), await t.goMod());
+  const pkgs = Object.values(t.packages);
+  log(`${t.name} ${t.version}: resolving modules (go get -tool)`);
+  await run('go', ['get', '-tool', ...pkgs.map((p) => `${p}@${t.version}`)], {
+    cwd: dir,
+    env: goEnv(),
+  });
+  log(`${t.name} ${t.version}: compiling ${bins.join(', ')} (cold: minutes)`);
+  const tick = setInterval(() => log(`${t.name}: still compiling (${elapsed(start)})`), 60_000);
+  const tmp = join(buildDir(), 'bin.tmp', t.name);
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp, { recursive: true });
+  try {
+    for (const bin of bins) {
+      // One `go build` per binary keeps the output name explicit; the shared build cache
+      // makes the later ones cheap.
+      const args = [
+        'build',
+        '-trimpath',
+        '-ldflags',
+        ['-s', '-w', ...(await t.ldflags())].join(' '),
+      ];
+      if (t.tags) args.push('-tags', t.tags);
+      args.push('-o', join(tmp, bin), t.packages[bin] ?? '');
+      await run('go', args, { cwd: dir, env: goEnv() });
+      await mkdir(binDir(), { recursive: true });
+      await rename(join(tmp, bin), binPath(bin));
+      log(`${t.name}: ${bin} built (${elapsed(start)})`);
+    }
+  } finally {
+    clearInterval(tick);
+  }
+}
+
+const CRD_SOURCES = [
+  {
+    name: 'keda',
+    module: 'github.com/kedacore/keda/v2',
+    version: VERSIONS.keda,
+    dir: 'config/crd/bases',
+  },
+  {
+    name: 'prometheus-operator',
+    module: 'github.com/prometheus-operator/prometheus-operator',
+    version: VERSIONS.prometheusOperator,
+    dir: 'example/prometheus-operator-crd',
+  },
+  {
+    name: 'gateway-api',
+    module: 'sigs.k8s.io/gateway-api',
+    version: VERSIONS.gatewayApi,
+    dir: 'config/crd/standard',
+  },
+] as const;
+
+/** The stages kwok needs for nodes that become Ready and pods that run, finish and go away. */
+const KWOK_STAGES = [
+  'node/fast/node-initialize.yaml',
+  'node/heartbeat/node-heartbeat.yaml',
+  'pod/fast/pod-ready.yaml',
+  'pod/fast/pod-complete.yaml',
+  'pod/fast/pod-delete.yaml',
+];
+
+async function copyManifests(log: Log): Promise<void> {
+  for (const src of CRD_SOURCES) {
+    const info = await downloadModule(`${src.module}@${src.version}`);
+    const from = join(info.Dir ?? '', src.dir);
+    const to = join(crdDir(), src.name);
+    await rm(to, { recursive: true, force: true });
+    await mkdir(to, { recursive: true });
+    const files = (await readdir(from)).filter((f) => f.endsWith('.yaml')).sort();
+    // Read and write rather than copy: module cache files are read-only.
+    for (const f of files) await writeFile(join(to, f), await readFile(join(from, f)));
+    log(`crds: ${src.name} ${src.version} (${files.length} files)`);
+  }
+  const kwok = await downloadModule(`sigs.k8s.io/kwok@${VERSIONS.kwok}`);
+  const docs = await Promise.all(
+    KWOK_STAGES.map((f) => readFile(join(kwok.Dir ?? '', 'kustomize/stage', f), 'utf8')),
+  );
+  await writeFile(stagesPath(), docs.map((d) => d.trim()).join('\n---\n') + '\n');
+  log(`kwok stages: ${KWOK_STAGES.length}`);
+}
+
+export function isBuilt(): boolean {
+  return existsSync(buildStampPath()) && BINARIES.every((b) => existsSync(binPath(b)));
+}
+
+/** Builds whatever is missing; a no-op when the cache already holds this set of versions. */
+export async function ensureBuilt(log: Log = console.log): Promise<void> {
+  if (isBuilt()) {
+    log(`up to date: ${binDir()}`);
+    return;
+  }
+  const start = Date.now();
+  await mkdir(buildDir(), { recursive: true });
+  await copyManifests(log);
+  for (const t of targets()) await buildTarget(t, log);
+  await rm(join(buildDir(), 'bin.tmp'), { recursive: true, force: true });
+  await writeFile(
+    buildStampPath(),
+    JSON.stringify({ versions: VERSIONS, builtAt: new Date().toISOString() }, null, 2) + '\n',
+  );
+  log(`built in ${elapsed(start)}: ${binDir()}`);
+}
