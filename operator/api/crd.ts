@@ -6,17 +6,20 @@ type Node = Record<string, unknown>;
 
 /** TypeBox schema -> structural schema: defaulted fields are not required, records become
  *  additionalProperties, TypeBox's own markers (symbol keys) vanish in the JSON round trip. */
-export function toStructural(schema: unknown): Node {
+export function toStructural(schema: unknown, path: string): Node {
   const node = JSON.parse(JSON.stringify(schema)) as Node;
-  return convert(node);
+  return convert(node, path);
 }
 
-function convert(node: Node): Node {
+/** `path` addresses rules.ts: dots between fields, `[]` for list items. */
+function convert(node: Node, path: string): Node {
   const out: Node = { ...node };
+  const rules = RULES[path];
+  if (rules) out['x-kubernetes-validations'] = rules;
   const props = node['properties'] as Record<string, Node> | undefined;
   if (props) {
     out['properties'] = Object.fromEntries(
-      Object.entries(props).map(([k, v]) => [k, convert(v)]),
+      Object.entries(props).map(([k, v]) => [k, convert(v, `${path}.${k}`)]),
     );
     const required = ((node['required'] as string[] | undefined) ?? []).filter(
       (k) => props[k]?.['default'] === undefined,
@@ -27,9 +30,9 @@ function convert(node: Node): Node {
   const pattern = node['patternProperties'] as Record<string, Node> | undefined;
   if (pattern) {
     delete out['patternProperties'];
-    out['additionalProperties'] = convert(Object.values(pattern)[0] as Node);
+    out['additionalProperties'] = convert(Object.values(pattern)[0] as Node, `${path}{}`);
   }
-  if (node['items']) out['items'] = convert(node['items'] as Node);
+  if (node['items']) out['items'] = convert(node['items'] as Node, `${path}[]`);
   return out;
 }
 
@@ -75,8 +78,8 @@ export function buildCrd(): Node {
                 apiVersion: { type: 'string', description: 'APIVersion of this representation: scalable.dev/v1alpha1.' },
                 kind: { type: 'string', description: 'Kind of this object: ScalableApp.' },
                 metadata: { type: 'object' },
-                spec: toStructural(ScalableAppSpec),
-                status: toStructural(ScalableAppStatus),
+                spec: toStructural(ScalableAppSpec, 'spec'),
+                status: toStructural(ScalableAppStatus, 'status'),
               },
               'x-kubernetes-validations': RULES[''],
             },

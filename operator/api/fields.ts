@@ -2,7 +2,6 @@
 // description first: `kubectl explain` is only as useful as these strings.
 import Type from 'typebox';
 import type { TSchema, TUnsafe } from 'typebox';
-import { rulesAt } from './rules.ts';
 
 /** Kubernetes resource.Quantity, as controller-gen renders it (int-or-string + pattern). */
 export const QUANTITY_PATTERN =
@@ -22,12 +21,6 @@ export function quantity(description: string, def?: string): TUnsafe<string | nu
     pattern: QUANTITY_PATTERN,
     ...(def === undefined ? {} : { default: def }),
   });
-}
-
-/** The CEL rules of the table in rules.ts that belong to the schema node at `path`. */
-export function validated(path: string): Record<string, unknown> {
-  const rules = rulesAt(path);
-  return rules.length === 0 ? {} : { 'x-kubernetes-validations': rules };
 }
 
 export function str(description: string, opts: Record<string, unknown> = {}) {

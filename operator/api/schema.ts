@@ -3,7 +3,7 @@
 // - a field with a `default` is listed as required here, so Static<> gives the *defaulted*
 //   model type; the CRD generator drops it from `required` (the API server fills it in);
 // - a section left out of the spec is off; a section that is present is on with defaults;
-// - cross-field rules live in rules.ts and are attached with validated(path).
+// - cross-field rules live in rules.ts; crd.ts attaches them to the node at their path.
 import Type from 'typebox';
 import type { Static } from 'typebox';
 import {
@@ -15,7 +15,6 @@ import {
   quantity,
   str,
   strEnum,
-  validated,
 } from './fields.ts';
 
 export const GROUP = 'scalable.dev';
@@ -81,12 +80,11 @@ const EnvVar = Type.Object(
         },
         {
           description: 'Take the value from a Secret or ConfigMap key.',
-          ...validated('spec.web.env[].valueFrom'),
         },
       ),
     ),
   },
-  { description: 'One environment variable.', ...validated('spec.web.env[]') },
+  { description: 'One environment variable.' },
 );
 
 const Env = Type.Array(EnvVar, {
@@ -96,10 +94,9 @@ const Env = Type.Array(EnvVar, {
   default: [],
   'x-kubernetes-list-type': 'map',
   'x-kubernetes-list-map-keys': ['name'],
-  ...validated('spec.web.env'),
 });
 
-const Storage = (what: string, size: string, path: string) =>
+const Storage = (what: string, size: string) =>
   Type.Object(
     {
       size: quantity(`Size of each ${what} volume.`, size),
@@ -109,7 +106,7 @@ const Storage = (what: string, size: string, path: string) =>
         }),
       ),
     },
-    { description: `Persistent volumes of the ${what}.`, default: {}, ...validated(path) },
+    { description: `Persistent volumes of the ${what}.`, default: {} },
   );
 
 const Web = Type.Object(
@@ -159,7 +156,6 @@ const Web = Type.Object(
       {
         description: 'Horizontal autoscaling of the web tier on CPU.',
         default: {},
-        ...validated('spec.web.autoscaling'),
       },
     ),
   },
@@ -183,7 +179,7 @@ const Ingress = Type.Object(
       }),
     ),
     annotations: opt(
-      Type.Record(Type.String(), Type.String(), {
+      Type.Record(Type.String(), Type.String({ description: 'Annotation value.' }), {
         description: 'Extra annotations for the Ingress or HTTPRoute.',
         maxProperties: 64,
       }),
@@ -247,7 +243,6 @@ const Ingress = Type.Object(
   {
     description:
       'Expose the web tier: a networking.k8s.io/v1 Ingress, or a Gateway API HTTPRoute when gateway is set.',
-    ...validated('spec.ingress'),
   },
 );
 
@@ -308,7 +303,7 @@ const Sessions = Type.Object(
       maximum: 31536000,
       default: 86400,
     }),
-    storage: Storage('session store', '1Gi', 'spec.sessions.storage'),
+    storage: Storage('session store', '1Gi'),
   },
   {
     description:
@@ -331,7 +326,7 @@ const Database = Type.Object(
       maximum: 5,
       default: 1,
     }),
-    storage: Storage('Postgres', '10Gi', 'spec.database.storage'),
+    storage: Storage('Postgres', '10Gi'),
     resources: Resources('Postgres', { cpu: '500m', memory: '1Gi' }, '1Gi'),
     synchronous: bool(
       'Synchronous replication: a commit waits for a replica, so failover loses no acknowledged write.',
@@ -352,7 +347,6 @@ const Database = Type.Object(
   {
     description:
       'Postgres managed by Patroni: per shard a primary and streaming replicas, automatic failover, -rw and -ro Services, and a shard map.',
-    ...validated('spec.database'),
   },
 );
 
@@ -383,7 +377,7 @@ const Consumer = Type.Object(
     env: Env,
     resources: Resources('worker', { cpu: '100m', memory: '128Mi' }, '256Mi'),
   },
-  { description: 'A worker Deployment consuming one stream.', ...validated('spec.queue.consumers[]') },
+  { description: 'A worker Deployment consuming one stream.' },
 );
 
 const Queue = Type.Object(
@@ -394,9 +388,8 @@ const Queue = Type.Object(
       maxItems: 20,
       'x-kubernetes-list-type': 'map',
       'x-kubernetes-list-map-keys': ['name'],
-      ...validated('spec.queue.consumers'),
     }),
-    storage: Storage('queue', '1Gi', 'spec.queue.storage'),
+    storage: Storage('queue', '1Gi'),
   },
   {
     description:
@@ -452,7 +445,6 @@ export const ScalableAppSpec = Type.Object(
   {
     description:
       'The desired architecture. web is required; any other section left out is off, a section that is present is on with defaults.',
-    ...validated('spec'),
   },
 );
 

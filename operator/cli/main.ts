@@ -39,6 +39,10 @@ export function runCli(argv: readonly string[], io: CliIO): number {
     (args.values.help ? io.stdout : io.stderr)(`${USAGE}\n`);
     return args.values.help ? 0 : 2;
   }
+  if (command !== 'render' && command !== 'validate') {
+    io.stderr(`unknown command ${command}\n${USAGE}\n`);
+    return 2;
+  }
   const file = args.values.file;
   if (file === undefined) {
     io.stderr(`-f is required\n${USAGE}\n`);
@@ -78,6 +82,5 @@ export function runCli(argv: readonly string[], io: CliIO): number {
     );
     return 0;
   }
-  io.stderr(`unknown command ${command}\n${USAGE}\n`);
   return 2;
 }

@@ -1,0 +1,88 @@
+import { readFileSync } from 'node:fs';
+import yaml from 'js-yaml';
+import { describe, expect, it } from 'vitest';
+import { runCli } from './main.ts';
+
+function run(args: string[], files: Record<string, string> = {}) {
+  let stdout = '';
+  let stderr = '';
+  const code = runCli(args, {
+    stdout: (s) => (stdout += s),
+    stderr: (s) => (stderr += s),
+    readFile: (p) => {
+      if (p in files) return files[p]!;
+      return readFileSync(p, 'utf8');
+    },
+  });
+  return { code, stdout, stderr };
+}
+
+const BAD = `apiVersion: scalable.dev/v1alpha1
+kind: ScalableApp
+metadata: {name: shop}
+spec:
+  web: {image: x, autoscaling: {minReplicas: 5, maxReplicas: 2}}
+  cache: {evictionPolicy: lru}
+`;
+
+describe('scalable CLI', () => {
+  it('renders every object as multi-document YAML', () => {
+    const r = run(['render', '-f', 'manifests/examples/minimal.yaml']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+    const docs = yaml.loadAll(r.stdout) as Array<{ kind: string; metadata: { name: string } }>;
+    expect(docs.map((d) => `${d.kind}/${d.metadata.name}`)).toContain('Deployment/hello-web');
+  });
+
+  it('renders JSON as a v1 List', () => {
+    const r = run(['render', '-f', 'manifests/examples/minimal.yaml', '-o', 'json']);
+    const list = JSON.parse(r.stdout) as { kind: string; items: unknown[] };
+    expect(list.kind).toBe('List');
+    expect(list.items.length).toBeGreaterThan(3);
+  });
+
+  it('puts apps without a namespace into -n', () => {
+    const r = run(['render', '-f', 'manifests/examples/minimal.yaml', '-n', 'prod']);
+    const docs = yaml.loadAll(r.stdout) as Array<{ metadata: { namespace: string } }>;
+    expect(new Set(docs.map((d) => d.metadata.namespace))).toEqual(new Set(['prod']));
+  });
+
+  it('rejects invalid input: exit 1, every error with its path on stderr, nothing on stdout', () => {
+    for (const cmd of ['render', 'validate']) {
+      const r = run([cmd, '-f', 'bad.yaml'], { 'bad.yaml': BAD });
+      expect(r.code).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toContain('bad.yaml: spec.cache.evictionPolicy: must be one of');
+    }
+  });
+
+  it('reports CEL rule violations with the field path', () => {
+    const r = run(['validate', '-f', 'bad.yaml'], { 'bad.yaml': BAD.replace('cache: {evictionPolicy: lru}', '') });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('bad.yaml: spec.web.autoscaling: minReplicas (5) must be <= maxReplicas (2)\n');
+  });
+
+  it('rejects bad YAML and the wrong kind', () => {
+    expect(run(['render', '-f', 'x.yaml'], { 'x.yaml': 'a: [' }).stderr).toMatch(/x\.yaml: x\.yaml:\d+:\d+: invalid YAML/);
+    const kind = run(['validate', '-f', 'k.yaml'], { 'k.yaml': BAD.replace('kind: ScalableApp', 'kind: Deployment') });
+    expect(kind.code).toBe(1);
+    expect(kind.stderr).toContain('k.yaml: kind: must be ScalableApp (got "Deployment")');
+  });
+
+  it('names a missing file', () => {
+    const r = run(['render', '-f', 'nope.yaml']);
+    expect(r).toEqual({ code: 1, stdout: '', stderr: 'nope.yaml: no such file\n' });
+  });
+
+  it('validates the examples', () => {
+    for (const f of ['minimal', 'full']) {
+      expect(run(['validate', '-f', `manifests/examples/${f}.yaml`]).code).toBe(0);
+    }
+  });
+
+  it('explains its usage', () => {
+    expect(run([]).code).toBe(2);
+    expect(run(['frobnicate', '-f', 'x']).stderr).toContain('unknown command frobnicate');
+    expect(run(['render', '-f', 'manifests/examples/minimal.yaml', '-o', 'xml']).code).toBe(2);
+  });
+});
