@@ -17,7 +17,16 @@ import { run } from './exec.ts';
 import { probe, waitFor } from './health.ts';
 import { renderKubeconfig } from './kubeconfig.ts';
 import { bootstrapManifest } from './manifests.ts';
-import { binPath, clusterDir, crdDir, logsRoot, stagesPath, type Binary } from './paths.ts';
+import {
+  binPath,
+  cacheRoot,
+  clusterDir,
+  crdDir,
+  logsRoot,
+  stagesPath,
+  type Binary,
+} from './paths.ts';
+import { withLock } from './lock.ts';
 import { freePorts } from './ports.ts';
 import {
   isRunning,
@@ -132,7 +141,13 @@ export async function ensureCluster(opts: EnsureOptions = {}): Promise<ClusterHa
   const log = opts.log ?? ((m: string) => console.log(`[devcluster] ${m}`));
   const optionalCrds = opts.optionalCrds ?? true;
   await ensureBuilt(log);
+  await mkdir(cacheRoot(), { recursive: true });
+  return withLock(lockPath(), () => ensureUnlocked(optionalCrds, log));
+}
 
+const lockPath = () => join(cacheRoot(), 'cluster.lock');
+
+async function ensureUnlocked(optionalCrds: boolean, log: Log): Promise<ClusterHandle> {
   const existing = await readState();
   if (existing && (await isHealthy(existing))) {
     log(`reusing the running cluster at ${existing.server}`);
@@ -144,7 +159,7 @@ export async function ensureCluster(opts: EnsureOptions = {}): Promise<ClusterHa
   }
   if (existing) {
     log('found a stale or unhealthy cluster: stopping it');
-    await stopCluster();
+    await stopUnlocked();
   }
   return startCluster(optionalCrds, log);
 }
@@ -239,13 +254,18 @@ async function startCluster(optionalCrds: boolean, log: Log): Promise<ClusterHan
     return handle(state, false);
   } catch (err) {
     log(`start failed; component logs are in ${logDir}`);
-    await stopCluster().catch(() => undefined);
+    await stopUnlocked().catch(() => undefined);
     throw err;
   }
 }
 
 /** Stops the recorded processes, newest first, and removes the state. */
 export async function stopCluster(): Promise<void> {
+  await mkdir(cacheRoot(), { recursive: true });
+  await withLock(lockPath(), stopUnlocked);
+}
+
+async function stopUnlocked(): Promise<void> {
   const state = await readState();
   if (state) for (const p of [...state.processes].reverse()) await stopProcess(p);
   await rm(clusterDir(), { recursive: true, force: true });

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from './exec.ts';
+import { withLock } from './lock.ts';
 import { kubernetesVersionLdflags, renderGoMod, stagingModules } from './gomod.ts';
 import {
   BINARIES,
@@ -222,8 +223,14 @@ export async function ensureBuilt(log: Log = console.log): Promise<void> {
     log(`up to date: ${binDir()}`);
     return;
   }
-  const start = Date.now();
   await mkdir(buildDir(), { recursive: true });
+  // Two builds at once would fight over the same files; the second waits, then finds it done.
+  await withLock(join(buildDir(), 'build.lock'), () => buildUnlocked(log), 3 * 3600_000);
+}
+
+async function buildUnlocked(log: Log): Promise<void> {
+  if (isBuilt()) return;
+  const start = Date.now();
   await copyManifests(log);
   for (const t of targets()) await buildTarget(t, log);
   await rm(join(buildDir(), 'bin.tmp'), { recursive: true, force: true });

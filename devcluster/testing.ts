@@ -1,0 +1,61 @@
+// Helpers for integration tests that run against the devcluster started by global-setup.ts.
+import { AppsV1Api, CoreV1Api, KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { inject, onTestFailed } from 'vitest';
+
+/** The kubeconfig of the run's cluster (provided by the global setup). */
+export function testKubeconfig(): string {
+  const path = inject('kubeconfig') ?? process.env['SCALABLE_TEST_KUBECONFIG'];
+  if (!path) throw new Error('no devcluster: run through the vitest integration project');
+  return path;
+}
+
+export function clients(kubeconfigPath: string = testKubeconfig()) {
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfigPath);
+  return { kc, core: kc.makeApiClient(CoreV1Api), apps: kc.makeApiClient(AppsV1Api) };
+}
+
+/** Call in a test (or beforeEach) so a failure prints where the component logs are. */
+export function printLogDirOnFailure(): void {
+  onTestFailed(() => {
+    const dir = inject('devclusterLogDir') ?? process.env['SCALABLE_TEST_LOG_DIR'];
+    console.error(`[devcluster] test failed; control-plane logs are in ${dir ?? '(unknown)'}`);
+  });
+}
+
+/**
+ * Polls fn until it returns a value other than undefined; the last error or a description of
+ * what was awaited is in the timeout message.
+ */
+export async function eventually<T>(
+  what: string,
+  fn: () => Promise<T | undefined>,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs / 1000}s waiting for ${what}` +
+          (last instanceof Error ? `: ${last.message}` : ''),
+      );
+    await sleep(250);
+  }
+}
+
+/** Unique, DNS-safe name for a test's namespace. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${Date.now().toString(36)}-${Math.floor(Math.random() * 1e4).toString(36)}`;
+}
+
+export function nameOf(o: KubernetesObject): string {
+  return o.metadata?.name ?? '';
+}

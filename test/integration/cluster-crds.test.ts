@@ -1,0 +1,41 @@
+// The upstream CRDs the operator renders against: installed unless optional CRDs are off.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { expect, it } from 'vitest';
+import { binPath, optionalCrdsWanted } from '../../devcluster/index.ts';
+import { testKubeconfig } from '../../devcluster/testing.ts';
+
+const exec = promisify(execFile);
+
+const UPSTREAM = [
+  'scaledobjects.keda.sh',
+  'triggerauthentications.keda.sh',
+  'servicemonitors.monitoring.coreos.com',
+  'podmonitors.monitoring.coreos.com',
+  'prometheusrules.monitoring.coreos.com',
+  'gateways.gateway.networking.k8s.io',
+  'httproutes.gateway.networking.k8s.io',
+];
+
+it(`upstream CRDs are ${optionalCrdsWanted([]) ? 'Established' : 'absent'}`, async () => {
+  const { stdout } = await exec(binPath('kubectl'), [
+    `--kubeconfig=${testKubeconfig()}`,
+    'get',
+    'crd',
+    '-o',
+    'json',
+  ]);
+  const crds = JSON.parse(stdout) as {
+    items: {
+      metadata: { name: string };
+      status?: { conditions?: { type: string; status: string }[] };
+    }[];
+  };
+  const established = crds.items
+    .filter((c) =>
+      c.status?.conditions?.some((k) => k.type === 'Established' && k.status === 'True'),
+    )
+    .map((c) => c.metadata.name);
+  if (optionalCrdsWanted([])) expect(established).toEqual(expect.arrayContaining(UPSTREAM));
+  else for (const name of UPSTREAM) expect(established).not.toContain(name);
+});
