@@ -14,7 +14,11 @@ export function renderText(text: string, source: string, options: ModelOptions =
   const parsed = parseApps(text, source);
   if (parsed.errors.length > 0) return { ok: false, errors: parsed.errors };
   const errors = parsed.results.flatMap((r, i) =>
-    r.ok ? [] : r.errors.map((e) => (parsed.results.length > 1 ? { ...e, path: `[document ${i + 1}] ${e.path}` } : e)),
+    r.ok
+      ? []
+      : r.errors.map((e) =>
+          parsed.results.length > 1 ? { ...e, path: `[document ${i + 1}] ${e.path}` } : e,
+        ),
   );
   if (errors.length > 0) return { ok: false, errors };
   const objects = parsed.results.flatMap((r) => (r.ok ? buildAll(toModel(r.app, options)) : []));

@@ -8,9 +8,11 @@ type Node = Record<string, unknown>;
 
 function walk(node: Node, path: string, visit: (n: Node, p: string) => void): void {
   visit(node, path);
-  for (const [k, v] of Object.entries((node['properties'] as Record<string, Node>) ?? {})) walk(v, `${path}.${k}`, visit);
+  for (const [k, v] of Object.entries((node['properties'] as Record<string, Node>) ?? {}))
+    walk(v, `${path}.${k}`, visit);
   if (node['items']) walk(node['items'] as Node, `${path}[]`, visit);
-  if (typeof node['additionalProperties'] === 'object') walk(node['additionalProperties'] as Node, `${path}{}`, visit);
+  if (typeof node['additionalProperties'] === 'object')
+    walk(node['additionalProperties'] as Node, `${path}{}`, visit);
 }
 
 const schema = () =>
@@ -35,8 +37,10 @@ describe('CRD', () => {
   it('is structural: every node has a type or is int-or-string, no TypeBox leftovers', () => {
     const bad: string[] = [];
     walk(schema().openAPIV3Schema, '', (n, p) => {
-      if (n['type'] === undefined && n['x-kubernetes-int-or-string'] !== true) bad.push(`${p}: no type`);
-      if ('patternProperties' in n || '$id' in n || '~kind' in n) bad.push(`${p}: non-structural key`);
+      if (n['type'] === undefined && n['x-kubernetes-int-or-string'] !== true)
+        bad.push(`${p}: no type`);
+      if ('patternProperties' in n || '$id' in n || '~kind' in n)
+        bad.push(`${p}: non-structural key`);
     });
     expect(bad).toEqual([]);
   });
@@ -45,10 +49,13 @@ describe('CRD', () => {
     const bad: string[] = [];
     walk(schema().openAPIV3Schema, '', (n, p) => {
       const props = (n['properties'] as Record<string, Node>) ?? {};
-      for (const r of (n['required'] as string[]) ?? []) if (props[r]?.['default'] !== undefined) bad.push(`${p}.${r}`);
+      for (const r of (n['required'] as string[]) ?? [])
+        if (props[r]?.['default'] !== undefined) bad.push(`${p}.${r}`);
     });
     expect(bad).toEqual([]);
-    expect((schema().openAPIV3Schema['properties'] as Record<string, Node>)['spec']!['required']).toEqual(['web']);
+    expect(
+      (schema().openAPIV3Schema['properties'] as Record<string, Node>)['spec']!['required'],
+    ).toEqual(['web']);
   });
 
   it('has the status subresource, short name and printer columns', () => {
@@ -68,7 +75,8 @@ describe('CRD', () => {
   it('carries the CEL rule table, including transition rules', () => {
     const rules: string[] = [];
     walk(schema().openAPIV3Schema, '', (n) => {
-      for (const r of (n['x-kubernetes-validations'] as Node[]) ?? []) rules.push(r['rule'] as string);
+      for (const r of (n['x-kubernetes-validations'] as Node[]) ?? [])
+        rules.push(r['rule'] as string);
     });
     expect(rules).toContain('self.minReplicas <= self.maxReplicas');
     expect(rules).toContain('self >= oldSelf');

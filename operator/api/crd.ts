@@ -42,7 +42,10 @@ export function buildCrd(): Node {
     kind: 'CustomResourceDefinition',
     metadata: {
       name: `${PLURAL}.${GROUP}`,
-      labels: { 'app.kubernetes.io/name': 'scalable-operator', 'app.kubernetes.io/part-of': 'scalable-operator' },
+      labels: {
+        'app.kubernetes.io/name': 'scalable-operator',
+        'app.kubernetes.io/part-of': 'scalable-operator',
+      },
     },
     spec: {
       group: GROUP,
@@ -62,10 +65,30 @@ export function buildCrd(): Node {
           storage: true,
           subresources: { status: {} },
           additionalPrinterColumns: [
-            { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status', description: 'Whether every tier is ready.' },
-            { name: 'Web', type: 'string', jsonPath: '.status.web.ready', description: 'Ready over desired web pods.' },
-            { name: 'Shards', type: 'integer', jsonPath: '.spec.database.shards', description: 'Postgres shard groups.' },
-            { name: 'URL', type: 'string', jsonPath: '.status.url', description: 'Where the app is served.' },
+            {
+              name: 'Ready',
+              type: 'string',
+              jsonPath: '.status.conditions[?(@.type=="Ready")].status',
+              description: 'Whether every tier is ready.',
+            },
+            {
+              name: 'Web',
+              type: 'string',
+              jsonPath: '.status.web.ready',
+              description: 'Ready over desired web pods.',
+            },
+            {
+              name: 'Shards',
+              type: 'integer',
+              jsonPath: '.spec.database.shards',
+              description: 'Postgres shard groups.',
+            },
+            {
+              name: 'URL',
+              type: 'string',
+              jsonPath: '.status.url',
+              description: 'Where the app is served.',
+            },
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
           ],
           schema: {
@@ -75,7 +98,10 @@ export function buildCrd(): Node {
                 'ScalableApp turns one resource into the architecture of "Scale from zero to millions of users": a stateless autoscaled web tier behind an ingress, static assets with CDN caching, Redis cache and sessions, Postgres with replicas, failover and shards, a queue with KEDA-scaled workers, and monitoring.',
               required: ['spec'],
               properties: {
-                apiVersion: { type: 'string', description: 'APIVersion of this representation: scalable.dev/v1alpha1.' },
+                apiVersion: {
+                  type: 'string',
+                  description: 'APIVersion of this representation: scalable.dev/v1alpha1.',
+                },
                 kind: { type: 'string', description: 'Kind of this object: ScalableApp.' },
                 metadata: { type: 'object' },
                 spec: toStructural(ScalableAppSpec, 'spec'),

@@ -16,10 +16,16 @@ export function parseApps(text: string, source = '<input>'): ParsedFile {
   } catch (e) {
     const err = e as { reason?: string; mark?: { line: number; column: number } };
     const where = err.mark ? `${source}:${err.mark.line + 1}:${err.mark.column + 1}` : source;
-    return { results: [], errors: [{ path: '', message: `${where}: invalid YAML: ${err.reason ?? String(e)}` }] };
+    return {
+      results: [],
+      errors: [{ path: '', message: `${where}: invalid YAML: ${err.reason ?? String(e)}` }],
+    };
   }
   if (docs.length === 0) {
-    return { results: [], errors: [{ path: '', message: `${source}: no ScalableApp in the file` }] };
+    return {
+      results: [],
+      errors: [{ path: '', message: `${source}: no ScalableApp in the file` }],
+    };
   }
   return { results: docs.map(validateApp), errors: [] };
 }

@@ -339,7 +339,7 @@ const Database = Type.Object(
       ),
     ),
     deletionPolicy: strEnum(
-      "What happens to the volumes when the app or the database is deleted. Retain keeps them.",
+      'What happens to the volumes when the app or the database is deleted. Retain keeps them.',
       ['Retain', 'Delete'] as const,
       'Retain',
     ),
@@ -456,7 +456,9 @@ const Condition = Type.Object(
     status: strEnum('True, False or Unknown.', ['True', 'False', 'Unknown'] as const),
     reason: str('Machine-readable CamelCase reason.', { maxLength: 1024 }),
     message: str('Human-readable details.', { maxLength: 32768 }),
-    observedGeneration: opt(int('The generation this condition was computed for.', { format: 'int64', minimum: 0 })),
+    observedGeneration: opt(
+      int('The generation this condition was computed for.', { format: 'int64', minimum: 0 }),
+    ),
     lastTransitionTime: str('When status last changed.', { format: 'date-time' }),
   },
   { description: 'A Kubernetes condition.' },

@@ -30,7 +30,8 @@ type Schema = Record<string, unknown> & {
   type?: string;
 };
 
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObject = (v: unknown): v is Json =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 
 const describe = (v: unknown): string => (typeof v === 'string' ? `"${v}"` : JSON.stringify(v));
 
@@ -58,7 +59,10 @@ export function validateApp(doc: unknown): Validated {
   }
   if (errors.length > 0) return fail(errors);
   const metadata = doc['metadata'] as ScalableAppObject['metadata'];
-  return { ok: true, app: { apiVersion: API_VERSION, kind: KIND, metadata, spec } as ScalableAppObject };
+  return {
+    ok: true,
+    app: { apiVersion: API_VERSION, kind: KIND, metadata, spec } as ScalableAppObject,
+  };
 }
 
 const fail = (errors: FieldError[]): Validated => ({ ok: false, errors });
@@ -72,7 +76,10 @@ function envelopeErrors(doc: Json): FieldError[] {
     });
   }
   if (doc['kind'] !== KIND) {
-    errors.push({ path: 'kind', message: `must be ${KIND} (got ${describe(doc['kind'] ?? null)})` });
+    errors.push({
+      path: 'kind',
+      message: `must be ${KIND} (got ${describe(doc['kind'] ?? null)})`,
+    });
   }
   const metadata = doc['metadata'];
   if (!isObject(metadata) || metadata['name'] === undefined) {
@@ -133,13 +140,18 @@ function valueAt(root: unknown, pointer: string): unknown {
   return pointer
     .split('/')
     .slice(1)
-    .reduce<unknown>((v, seg) => (isObject(v) || Array.isArray(v) ? (v as Json)[seg] : undefined), root);
+    .reduce<unknown>(
+      (v, seg) => (isObject(v) || Array.isArray(v) ? (v as Json)[seg] : undefined),
+      root,
+    );
 }
 
 function schemaErrorsOf(schema: TSchema, value: unknown, base: string): FieldError[] {
   const raw = [...Value.Errors(schema, value)];
   // An int-or-string quantity fails three ways at once; report it once, plainly.
-  const quantityPaths = new Set(raw.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath));
+  const quantityPaths = new Set(
+    raw.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath),
+  );
   const seen = new Set<string>();
   const out: FieldError[] = [];
   for (const e of raw) {
@@ -153,7 +165,10 @@ function schemaErrorsOf(schema: TSchema, value: unknown, base: string): FieldErr
     } else if (e.keyword === 'required') {
       const missing = (e.params as { requiredProperties: string[] }).requiredProperties;
       for (const m of missing) {
-        pushOnce(out, seen, { path: joinPath(pointerToPath(base, e.instancePath), m), message: 'Required value' });
+        pushOnce(out, seen, {
+          path: joinPath(pointerToPath(base, e.instancePath), m),
+          message: 'Required value',
+        });
       }
       continue;
     } else if (e.keyword === 'enum') {
@@ -163,7 +178,10 @@ function schemaErrorsOf(schema: TSchema, value: unknown, base: string): FieldErr
         message: `must be one of ${allowed.map(describe).join(', ')} (got ${describe(got)})`,
       };
     } else {
-      err = { path: pointerToPath(base, e.instancePath), message: `${e.message} (got ${describe(got)})` };
+      err = {
+        path: pointerToPath(base, e.instancePath),
+        message: `${e.message} (got ${describe(got)})`,
+      };
     }
     pushOnce(out, seen, err);
   }

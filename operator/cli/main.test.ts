@@ -57,14 +57,22 @@ describe('scalable CLI', () => {
   });
 
   it('reports CEL rule violations with the field path', () => {
-    const r = run(['validate', '-f', 'bad.yaml'], { 'bad.yaml': BAD.replace('cache: {evictionPolicy: lru}', '') });
+    const r = run(['validate', '-f', 'bad.yaml'], {
+      'bad.yaml': BAD.replace('cache: {evictionPolicy: lru}', ''),
+    });
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe('bad.yaml: spec.web.autoscaling: minReplicas (5) must be <= maxReplicas (2)\n');
+    expect(r.stderr).toBe(
+      'bad.yaml: spec.web.autoscaling: minReplicas (5) must be <= maxReplicas (2)\n',
+    );
   });
 
   it('rejects bad YAML and the wrong kind', () => {
-    expect(run(['render', '-f', 'x.yaml'], { 'x.yaml': 'a: [' }).stderr).toMatch(/x\.yaml: x\.yaml:\d+:\d+: invalid YAML/);
-    const kind = run(['validate', '-f', 'k.yaml'], { 'k.yaml': BAD.replace('kind: ScalableApp', 'kind: Deployment') });
+    expect(run(['render', '-f', 'x.yaml'], { 'x.yaml': 'a: [' }).stderr).toMatch(
+      /x\.yaml: x\.yaml:\d+:\d+: invalid YAML/,
+    );
+    const kind = run(['validate', '-f', 'k.yaml'], {
+      'k.yaml': BAD.replace('kind: ScalableApp', 'kind: Deployment'),
+    });
     expect(kind.code).toBe(1);
     expect(kind.stderr).toContain('k.yaml: kind: must be ScalableApp (got "Deployment")');
   });

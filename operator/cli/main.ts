@@ -52,7 +52,9 @@ export function runCli(argv: readonly string[], io: CliIO): number {
   try {
     text = file === '-' ? io.readFile('/dev/stdin') : io.readFile(file);
   } catch (e) {
-    io.stderr(`${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}\n`);
+    io.stderr(
+      `${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}\n`,
+    );
     return 1;
   }
   const fail = (errors: readonly FieldError[]) => {
@@ -63,7 +65,9 @@ export function runCli(argv: readonly string[], io: CliIO): number {
     const parsed = parseApps(text, file);
     const errors = [...parsed.errors, ...parsed.results.flatMap((r) => (r.ok ? [] : r.errors))];
     if (errors.length > 0) return fail(errors);
-    io.stdout(`${file}: valid (${parsed.results.length} ScalableApp${parsed.results.length === 1 ? '' : 's'})\n`);
+    io.stdout(
+      `${file}: valid (${parsed.results.length} ScalableApp${parsed.results.length === 1 ? '' : 's'})\n`,
+    );
     return 0;
   }
   if (command === 'render') {
@@ -78,7 +82,9 @@ export function runCli(argv: readonly string[], io: CliIO): number {
     io.stdout(
       output === 'json'
         ? `${JSON.stringify({ apiVersion: 'v1', kind: 'List', items: result.objects }, null, 2)}\n`
-        : result.objects.map((o) => `---\n${yaml.dump(o, { noRefs: true, lineWidth: -1 })}`).join(''),
+        : result.objects
+            .map((o) => `---\n${yaml.dump(o, { noRefs: true, lineWidth: -1 })}`)
+            .join(''),
     );
     return 0;
   }

@@ -27,7 +27,9 @@ const CONTRIBUTORS: readonly WiringContributor[] = [
     env: [
       { name: 'SCALABLE_APP', value: app.name },
       ...(app.cdn ? [{ name: 'ASSET_BASE_URL', value: app.cdn.baseURL }] : []),
-      ...(app.ingress ? [{ name: 'STATIC_PATH_PREFIX', value: app.ingress.staticAssets.pathPrefix }] : []),
+      ...(app.ingress
+        ? [{ name: 'STATIC_PATH_PREFIX', value: app.ingress.staticAssets.pathPrefix }]
+        : []),
     ],
   }),
 ];

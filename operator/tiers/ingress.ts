@@ -12,6 +12,8 @@ import { WEB_SERVICE_PORT } from './web.ts';
 /** Ingress classes whose controllers we know how to make add a response header. */
 export type HeaderSupport = 'traefik' | 'haproxy' | 'none';
 
+type IngressSpec = NonNullable<AppModel['ingress']>;
+
 export function headerSupportOf(className: string | undefined): HeaderSupport {
   if (className?.includes('traefik')) return 'traefik';
   if (className?.includes('haproxy')) return 'haproxy';
@@ -27,18 +29,24 @@ export function buildIngress(app: AppModel): K8sObject[] {
   const ingress = app.ingress;
   if (!ingress) return [];
   return synth((chart) => {
-    if (ingress.gateway) httpRoute(chart, app, ingress.gateway);
-    else ingresses(chart, app);
+    if (ingress.gateway) httpRoute(chart, app, ingress, ingress.gateway);
+    else ingresses(chart, app, ingress);
   });
 }
 
-function httpRoute(chart: Chart, app: AppModel, gateway: NonNullable<NonNullable<AppModel['ingress']>['gateway']>) {
-  const ingress = app.ingress!;
+function httpRoute(
+  chart: Chart,
+  app: AppModel,
+  ingress: IngressSpec,
+  gateway: NonNullable<IngressSpec['gateway']>,
+) {
   const backendRefs = [{ name: nameOf(app, 'web'), port: WEB_SERVICE_PORT }];
   new ApiObject(chart, 'route', {
     apiVersion: 'gateway.networking.k8s.io/v1',
     kind: 'HTTPRoute',
-    metadata: metadataOf(app, 'ingress', nameOf(app, 'web'), 'ingress', { annotations: { ...ingress.annotations } }),
+    metadata: metadataOf(app, 'ingress', nameOf(app, 'web'), 'ingress', {
+      annotations: { ...ingress.annotations },
+    }),
     spec: {
       parentRefs: [
         {
@@ -57,7 +65,12 @@ function httpRoute(chart: Chart, app: AppModel, gateway: NonNullable<NonNullable
             {
               type: 'ResponseHeaderModifier',
               responseHeaderModifier: {
-                set: [{ name: 'Cache-Control', value: cacheControlOf(ingress.staticAssets.maxAgeSeconds) }],
+                set: [
+                  {
+                    name: 'Cache-Control',
+                    value: cacheControlOf(ingress.staticAssets.maxAgeSeconds),
+                  },
+                ],
               },
             },
           ],
@@ -71,14 +84,14 @@ function httpRoute(chart: Chart, app: AppModel, gateway: NonNullable<NonNullable
 
 /** Two Ingresses: annotations apply to a whole Ingress, and only static responses get the
  *  long-lived Cache-Control. */
-function ingresses(chart: Chart, app: AppModel) {
-  const ingress = app.ingress!;
+function ingresses(chart: Chart, app: AppModel, ingress: IngressSpec) {
   const support = headerSupportOf(ingress.className);
   const cacheControl = cacheControlOf(ingress.staticAssets.maxAgeSeconds);
   const staticName = nameOf(app, 'static');
   const staticAnnotations: Record<string, string> = {
     ...ingress.annotations,
-    [CACHE_CONTROL_SUPPORT_ANNOTATION]: support === 'none' ? 'unsupported-class: the app sets Cache-Control' : support,
+    [CACHE_CONTROL_SUPPORT_ANNOTATION]:
+      support === 'none' ? 'unsupported-class: the app sets Cache-Control' : support,
   };
   if (support === 'traefik') {
     new ApiObject(chart, 'middleware', {
@@ -92,12 +105,18 @@ function ingresses(chart: Chart, app: AppModel) {
   } else if (support === 'haproxy') {
     staticAnnotations['haproxy.org/response-set-header'] = `Cache-Control "${cacheControl}"`;
   }
-  kubeIngress(chart, app, nameOf(app, 'web'), '/', { ...ingress.annotations });
-  kubeIngress(chart, app, staticName, ingress.staticAssets.pathPrefix, staticAnnotations);
+  kubeIngress(chart, app, ingress, nameOf(app, 'web'), '/', { ...ingress.annotations });
+  kubeIngress(chart, app, ingress, staticName, ingress.staticAssets.pathPrefix, staticAnnotations);
 }
 
-function kubeIngress(chart: Chart, app: AppModel, name: string, path: string, annotations: Record<string, string>) {
-  const ingress = app.ingress!;
+function kubeIngress(
+  chart: Chart,
+  app: AppModel,
+  ingress: IngressSpec,
+  name: string,
+  path: string,
+  annotations: Record<string, string>,
+) {
   new k8s.KubeIngress(chart, name, {
     metadata: metadataOf(app, 'ingress', name, 'ingress', { annotations }),
     spec: {
@@ -113,7 +132,9 @@ function kubeIngress(chart: Chart, app: AppModel, name: string, path: string, an
               {
                 path,
                 pathType: 'Prefix',
-                backend: { service: { name: nameOf(app, 'web'), port: { number: WEB_SERVICE_PORT } } },
+                backend: {
+                  service: { name: nameOf(app, 'web'), port: { number: WEB_SERVICE_PORT } },
+                },
               },
             ],
           },

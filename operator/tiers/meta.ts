@@ -14,7 +14,11 @@ export const nameOf = (app: AppModel, ...parts: Array<string | number>): string 
   [app.name, ...parts].join('-');
 
 /** Labels on every object (and pod) of a tier. */
-export function labelsOf(app: AppModel, tier: Tier, component: string = tier): Record<string, string> {
+export function labelsOf(
+  app: AppModel,
+  tier: Tier,
+  component: string = tier,
+): Record<string, string> {
   return {
     'app.kubernetes.io/name': app.name,
     'app.kubernetes.io/instance': app.name,
@@ -27,7 +31,11 @@ export function labelsOf(app: AppModel, tier: Tier, component: string = tier): R
 }
 
 /** The stable subset used in selectors (selectors are immutable on Deployments). */
-export function selectorOf(app: AppModel, tier: Tier, component: string = tier): Record<string, string> {
+export function selectorOf(
+  app: AppModel,
+  tier: Tier,
+  component: string = tier,
+): Record<string, string> {
   return { [APP_LABEL]: app.name, [TIER_LABEL]: tier, [COMPONENT_LABEL]: component };
 }
 
@@ -44,7 +52,14 @@ export interface OwnerReference {
 export function ownerReferencesOf(app: AppModel): OwnerReference[] | undefined {
   if (!app.uid) return undefined;
   return [
-    { apiVersion: API_VERSION, kind: KIND, name: app.name, uid: app.uid, controller: true, blockOwnerDeletion: true },
+    {
+      apiVersion: API_VERSION,
+      kind: KIND,
+      name: app.name,
+      uid: app.uid,
+      controller: true,
+      blockOwnerDeletion: true,
+    },
   ];
 }
 

@@ -33,14 +33,19 @@ export function buildWeb(app: AppModel): K8sObject[] {
     const name = nameOf(app, 'web');
     const selector = selectorOf(app, 'web');
     const meta = metadataOf(app, 'web', name);
-    new k8s.KubeServiceAccount(chart, 'sa', { metadata: meta, automountServiceAccountToken: false });
+    new k8s.KubeServiceAccount(chart, 'sa', {
+      metadata: meta,
+      automountServiceAccountToken: false,
+    });
     webDeployment(chart, app, name, selector);
     new k8s.KubeService(chart, 'svc', {
       metadata: meta,
       spec: {
         type: 'ClusterIP',
         selector,
-        ports: [{ name: 'http', port: WEB_SERVICE_PORT, targetPort: k8s.IntOrString.fromString('http') }],
+        ports: [
+          { name: 'http', port: WEB_SERVICE_PORT, targetPort: k8s.IntOrString.fromString('http') },
+        ],
       },
     });
     const { minReplicas, maxReplicas, targetCPUUtilization } = app.web.autoscaling;
@@ -53,7 +58,10 @@ export function buildWeb(app: AppModel): K8sObject[] {
         metrics: [
           {
             type: 'Resource',
-            resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: targetCPUUtilization } },
+            resource: {
+              name: 'cpu',
+              target: { type: 'Utilization', averageUtilization: targetCPUUtilization },
+            },
           },
         ],
       },
@@ -72,7 +80,11 @@ export function buildWeb(app: AppModel): K8sObject[] {
 }
 
 export function webEnv(app: AppModel): EnvVar[] {
-  return [{ name: 'PORT', value: String(app.web.port) }, ...appWiring(app).env, ...app.web.env.map(userEnv)];
+  return [
+    { name: 'PORT', value: String(app.web.port) },
+    ...appWiring(app).env,
+    ...app.web.env.map(userEnv),
+  ];
 }
 
 function userEnv(e: AppModel['web']['env'][number]): EnvVar {
@@ -82,11 +94,21 @@ function userEnv(e: AppModel['web']['env'][number]): EnvVar {
     name: e.name,
     valueFrom: from?.secretKeyRef
       ? { secretKeyRef: { name: from.secretKeyRef.name, key: from.secretKeyRef.key } }
-      : { configMapKeyRef: { name: from?.configMapKeyRef?.name ?? '', key: from?.configMapKeyRef?.key ?? '' } },
+      : {
+          configMapKeyRef: {
+            name: from?.configMapKeyRef?.name ?? '',
+            key: from?.configMapKeyRef?.key ?? '',
+          },
+        },
   };
 }
 
-function webDeployment(chart: Chart, app: AppModel, name: string, selector: Record<string, string>) {
+function webDeployment(
+  chart: Chart,
+  app: AppModel,
+  name: string,
+  selector: Record<string, string>,
+) {
   const { web } = app;
   const wiring = appWiring(app);
   const spread = topologySpreadOf(app, selector);
@@ -123,26 +145,40 @@ function webDeployment(chart: Chart, app: AppModel, name: string, selector: Reco
                   memory: quantity(web.resources.requests.memory),
                 },
                 limits: {
-                  ...(web.resources.limits.cpu !== undefined ? { cpu: quantity(web.resources.limits.cpu) } : {}),
+                  ...(web.resources.limits.cpu !== undefined
+                    ? { cpu: quantity(web.resources.limits.cpu) }
+                    : {}),
                   memory: quantity(web.resources.limits.memory),
                 },
               },
               readinessProbe: {
-                httpGet: { path: web.probes.readinessPath, port: k8s.IntOrString.fromString('http') },
+                httpGet: {
+                  path: web.probes.readinessPath,
+                  port: k8s.IntOrString.fromString('http'),
+                },
                 periodSeconds: 5,
                 failureThreshold: 3,
               },
               livenessProbe: {
-                httpGet: { path: web.probes.livenessPath, port: k8s.IntOrString.fromString('http') },
+                httpGet: {
+                  path: web.probes.livenessPath,
+                  port: k8s.IntOrString.fromString('http'),
+                },
                 initialDelaySeconds: 10,
                 periodSeconds: 10,
                 failureThreshold: 6,
               },
               securityContext: restrictedContainerSecurityContext(),
-              volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }, ...(wiring.volumeMounts as never[])],
+              volumeMounts: [
+                { name: 'tmp', mountPath: '/tmp' },
+                ...(wiring.volumeMounts as never[]),
+              ],
             },
           ],
-          volumes: [{ name: 'tmp', emptyDir: { sizeLimit: quantity('256Mi') } }, ...(wiring.volumes as never[])],
+          volumes: [
+            { name: 'tmp', emptyDir: { sizeLimit: quantity('256Mi') } },
+            ...(wiring.volumes as never[]),
+          ],
         },
       },
     },
@@ -150,7 +186,12 @@ function webDeployment(chart: Chart, app: AppModel, name: string, selector: Reco
 }
 
 /** Only the ingress controller and this app's own pods may reach the web pods. */
-function webNetworkPolicy(chart: Chart, app: AppModel, name: string, selector: Record<string, string>) {
+function webNetworkPolicy(
+  chart: Chart,
+  app: AppModel,
+  name: string,
+  selector: Record<string, string>,
+) {
   const controllerNamespaces = [
     ...DEFAULT_INGRESS_NAMESPACES,
     ...(app.ingress?.gateway ? [app.ingress.gateway.namespace ?? app.namespace] : []),
@@ -167,7 +208,11 @@ function webNetworkPolicy(chart: Chart, app: AppModel, name: string, selector: R
             {
               namespaceSelector: {
                 matchExpressions: [
-                  { key: 'kubernetes.io/metadata.name', operator: 'In', values: [...new Set(controllerNamespaces)] },
+                  {
+                    key: 'kubernetes.io/metadata.name',
+                    operator: 'In',
+                    values: [...new Set(controllerNamespaces)],
+                  },
                 ],
               },
             },

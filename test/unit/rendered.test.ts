@@ -1,0 +1,129 @@
+// Cross-cutting checks over everything the builders render: Kubernetes' own OpenAPI
+// schemas, Pod Security "restricted", labels and owner references, and golden files.
+import { readFileSync, writeFileSync } from 'node:fs';
+import yaml from 'js-yaml';
+import { describe, expect, it } from 'vitest';
+import { toModel } from '../../operator/api/model.ts';
+import { validateApp } from '../../operator/api/validate.ts';
+import { renderText } from '../../operator/render.ts';
+import type { K8sObject } from '../../operator/tiers/chart.ts';
+import { buildAll } from '../../operator/tiers/index.ts';
+import { EXAMPLES, VARIANTS, exampleText } from './fixtures.ts';
+import { validateAgainstOpenApi } from './k8s-openapi.ts';
+import { podSpecsOf, restrictedViolations } from './pod-security.ts';
+
+function render(doc: unknown, uid?: string): K8sObject[] {
+  const r = validateApp(doc);
+  if (!r.ok) throw new Error(JSON.stringify(r.errors));
+  const app = uid ? { ...r.app, metadata: { ...r.app.metadata, uid } } : r.app;
+  return buildAll(toModel(app));
+}
+
+const ALL: Array<[string, K8sObject[]]> = [
+  ...EXAMPLES.map((e): [string, K8sObject[]] => [e, render(yaml.load(exampleText(e)))]),
+  ...Object.entries(VARIANTS).map(([n, d]): [string, K8sObject[]] => [n, render(d)]),
+];
+
+describe.each(ALL)('%s', (_name, objects) => {
+  it('renders objects with unique kind/name', () => {
+    const keys = objects.map(
+      (o) => `${o.apiVersion}/${o.kind}/${o.metadata.namespace}/${o.metadata.name}`,
+    );
+    expect(new Set(keys).size).toBe(keys.length);
+  });
+
+  it('every object is valid against the OpenAPI schema of its kind', async () => {
+    for (const o of objects) {
+      await expect(
+        validateAgainstOpenApi(o),
+        `${o.kind} ${o.metadata.name}`,
+      ).resolves.toBeUndefined();
+    }
+  });
+
+  it('every pod template meets Pod Security "restricted"', () => {
+    const pods = objects.flatMap((o) =>
+      podSpecsOf(o).map((s) => [`${o.kind}/${o.metadata.name}`, s] as const),
+    );
+    expect(pods.length).toBeGreaterThan(0);
+    for (const [name, spec] of pods) expect(restrictedViolations(spec), name).toEqual([]);
+  });
+
+  it('labels every object with the app and its tier', () => {
+    for (const o of objects) {
+      expect(o.metadata.labels?.['scalable.dev/app'], `${o.kind} ${o.metadata.name}`).toBeTruthy();
+      expect(o.metadata.labels?.['scalable.dev/tier']).toBeTruthy();
+      expect(o.metadata.labels?.['app.kubernetes.io/managed-by']).toBe('scalable-operator');
+    }
+  });
+
+  it('puts no secret material in ConfigMaps, args or literal env', () => {
+    const text = JSON.stringify(objects.filter((o) => o.kind !== 'Secret'));
+    expect(text).not.toMatch(/password"\s*:\s*"[^"]+"/i);
+    for (const o of objects.filter((x) => x.kind === 'Secret')) {
+      expect(
+        o['data'] ?? o['stringData'],
+        `Secret ${o.metadata.name} is declared, never filled offline`,
+      ).toBeUndefined();
+    }
+  });
+});
+
+describe('owner references', () => {
+  it('are set on every object when the app has a UID', () => {
+    for (const o of render(yaml.load(exampleText('full')), 'uid-123')) {
+      expect(o.metadata['ownerReferences'], `${o.kind} ${o.metadata.name}`).toEqual([
+        expect.objectContaining({
+          kind: 'ScalableApp',
+          name: 'shop',
+          uid: 'uid-123',
+          controller: true,
+        }),
+      ]);
+    }
+  });
+});
+
+describe('golden files', () => {
+  it.each(EXAMPLES)(
+    '%s renders exactly as test/golden (UPDATE_GOLDEN=1 to accept a change)',
+    (name) => {
+      const result = renderText(exampleText(name), `${name}.yaml`);
+      if (!result.ok) throw new Error(JSON.stringify(result.errors));
+      const text = result.objects
+        .map((o) => `---\n${yaml.dump(o, { noRefs: true, lineWidth: -1 })}`)
+        .join('');
+      const file = new URL(`../golden/${name}.yaml`, import.meta.url);
+      if (process.env['UPDATE_GOLDEN'] === '1') writeFileSync(file, text);
+      expect(text).toBe(readFileSync(file, 'utf8'));
+    },
+  );
+});
+
+describe('the checks themselves', () => {
+  const deploy = () =>
+    render(yaml.load(exampleText('minimal'))).find((o) => o.kind === 'Deployment')!;
+
+  it('the OpenAPI check rejects a malformed object and an unknown kind', async () => {
+    const bad = structuredClone(deploy());
+    (bad['spec'] as Record<string, unknown>)['replicas'] = 'two';
+    await expect(validateAgainstOpenApi(bad)).rejects.toThrow(/replicas/);
+    await expect(validateAgainstOpenApi({ ...deploy(), kind: 'Deploymnt' })).rejects.toThrow(
+      /no OpenAPI model/,
+    );
+  });
+
+  it('the Pod Security check flags root, privilege and host paths', () => {
+    const spec = structuredClone(podSpecsOf(deploy())[0]!);
+    spec['containers'][0].securityContext = { privileged: true };
+    spec['volumes'].push({ name: 'h', hostPath: { path: '/' } });
+    expect(restrictedViolations(spec)).toEqual(
+      expect.arrayContaining([
+        'volume h of type hostPath',
+        'container web: privileged',
+        'container web: allowPrivilegeEscalation != false',
+        'container web: capabilities not dropping ALL',
+      ]),
+    );
+  });
+});
