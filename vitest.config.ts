@@ -4,6 +4,7 @@ import { defineConfig } from 'vitest/config';
 // on loopback), integration (a real API server started once by the global setup).
 export default defineConfig({
   test: {
+    reporters: ['default', './test/reporters/summary.ts'],
     projects: [
       {
         test: {

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Idempotent setup behind `npm start` and `npm test` (their pre-scripts), so a fresh clone
+# needs nothing else: Debian packages for the real engines, npm packages (Node 22 comes
+# from the npm registry's `node` package), and the embedded control plane's binaries,
+# built once from the Go module proxy into ~/.cache/scalable-operator.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v redis-server >/dev/null || need_apt+=(redis-server)
+command -v redis-sentinel >/dev/null || need_apt+=(redis-sentinel)
+command -v patroni >/dev/null || need_apt+=(patroni)
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
+command -v openssl >/dev/null || need_apt+=(openssl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: missing Debian packages: ${need_apt[*]}; run: sudo apt-get install -y ${need_apt[*]}" >&2
+    exit 1
+  fi
+  echo "setup: installing ${need_apt[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  # The Debian packages start their own servers; the tests start theirs on random ports.
+  systemctl disable --now redis-server postgresql >/dev/null 2>&1 || true
+fi
+
+# npm ci when node_modules is missing or older than the lock file.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund
+fi
+
+if [ "${SCALABLE_SKIP_CLUSTER_BUILD:-}" != 1 ]; then
+  npm run -s cluster:build
+fi
