@@ -2,6 +2,8 @@ import { defineConfig } from 'vitest/config';
 
 // Three layers, one runner: unit (pure, fast), engines (real Redis/Postgres/Patroni
 // on loopback), integration (a real API server started once by the global setup).
+// The groups run one after another: timing-sensitive failover and leader-election tests
+// must not share two cores with each other.
 export default defineConfig({
   test: {
     reporters: ['default', './test/reporters/summary.ts'],
@@ -9,12 +11,14 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
+          sequence: { groupOrder: 0 },
           include: ['operator/**/*.test.ts', 'test/unit/**/*.test.ts'],
         },
       },
       {
         test: {
           name: 'engines',
+          sequence: { groupOrder: 1 },
           include: ['test/engines/**/*.test.ts'],
           testTimeout: 180_000,
           hookTimeout: 180_000,
@@ -24,6 +28,7 @@ export default defineConfig({
       {
         test: {
           name: 'integration',
+          sequence: { groupOrder: 2 },
           include: ['test/integration/**/*.test.ts'],
           globalSetup: ['devcluster/global-setup.ts'],
           testTimeout: 300_000,
