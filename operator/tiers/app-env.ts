@@ -2,6 +2,7 @@
 // and volumes. Each tier module contributes its own; the web and queue builders merge them.
 // Passwords only ever arrive through secretKeyRef.
 import type { AppModel } from '../api/model.ts';
+import { redisWiring } from './cache.ts';
 
 export interface EnvVar {
   name: string;
@@ -32,6 +33,7 @@ const CONTRIBUTORS: readonly WiringContributor[] = [
         : []),
     ],
   }),
+  redisWiring,
 ];
 
 export function appWiring(app: AppModel): AppWiring {
