@@ -1,0 +1,148 @@
+// The ScalableApp CRD judged by a real API server: it installs, examples are accepted and
+// defaulted exactly as `scalable validate` defaults them offline, every invalid input of the
+// offline table is rejected too (CEL rules with the very same message), and transition
+// rules guard updates.
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { CustomObjectsApi } from '@kubernetes/client-node';
+import yaml from 'js-yaml';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { binPath } from '../../devcluster/index.ts';
+import {
+  clients,
+  eventually,
+  printLogDirOnFailure,
+  testKubeconfig,
+  uniqueName,
+} from '../../devcluster/testing.ts';
+import { GROUP, PLURAL, VERSION } from '../../operator/api/schema.ts';
+import { validateApp } from '../../operator/api/validate.ts';
+import { INVALID } from '../unit/invalid-cases.ts';
+
+const exec = promisify(execFile);
+const kubectl = (...args: string[]) =>
+  exec(binPath('kubectl'), [`--kubeconfig=${testKubeconfig()}`, ...args]);
+
+type Doc = { metadata: { name: string; namespace?: string }; spec: Record<string, unknown> };
+
+let namespace = '';
+const api = () => clients().kc.makeApiClient(CustomObjectsApi);
+
+async function create(doc: Doc) {
+  return api().createNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    namespace,
+    plural: PLURAL,
+    body: { ...doc, metadata: { ...doc.metadata, namespace } },
+    fieldValidation: 'Strict',
+  });
+}
+
+async function rejection(doc: Doc): Promise<string> {
+  try {
+    await create(doc);
+  } catch (e) {
+    return String((e as { body?: string }).body ?? e);
+  }
+  throw new Error(`the API server accepted ${JSON.stringify(doc)}`);
+}
+
+beforeAll(async () => {
+  await kubectl('apply', '--server-side', '-f', 'crds/');
+  await kubectl('wait', '--for=condition=Established', '--timeout=60s', `crd/${PLURAL}.${GROUP}`);
+  namespace = uniqueName('crd');
+  await clients().core.createNamespace({ body: { metadata: { name: namespace } } });
+  // Discovery of a new CRD takes a moment even after Established.
+  await eventually('the ScalableApp API to be served', async () => {
+    await api().listNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: PLURAL,
+    });
+    return true;
+  });
+});
+
+describe('the ScalableApp CRD on a real API server', () => {
+  printLogDirOnFailure();
+
+  it('is accepted by kubectl apply --dry-run=client', async () => {
+    const { stdout } = await kubectl('apply', '--dry-run=client', '-f', 'crds/');
+    expect(stdout).toContain(
+      'customresourcedefinition.apiextensions.k8s.io/scalableapps.scalable.dev',
+    );
+  });
+
+  it.each(['minimal', 'full'])(
+    'accepts the %s example and defaults it as the offline path does',
+    async (name) => {
+      const doc = yaml.load(readFileSync(`manifests/examples/${name}.yaml`, 'utf8')) as Doc;
+      const created = (await create(doc)) as Doc;
+      const offline = validateApp(doc);
+      if (!offline.ok) throw new Error(JSON.stringify(offline.errors));
+      expect(created.spec).toEqual(offline.app.spec);
+    },
+  );
+
+  // Envelope checks (kind, apiVersion, names) belong to kubectl and the API machinery.
+  const specCases = INVALID.filter(
+    ([, , msg]) => msg.startsWith('spec') || msg.startsWith('metadata.name must'),
+  );
+  const isSchemaWording = (m: string) => /^(must|Required value|field not declared)/.test(m);
+
+  it.each(specCases)('rejects %s', async (_name, doc) => {
+    const body = await rejection(doc as Doc);
+    const offline = validateApp(doc);
+    expect(offline.ok).toBe(false);
+    for (const e of offline.ok ? [] : offline.errors) {
+      // Schema errors: the API server words them its own way but names the same field.
+      // CEL errors: the same rule, so the very same message.
+      if (isSchemaWording(e.message)) expect(body).toContain(e.path);
+      else expect(body).toContain(e.message);
+    }
+  });
+
+  it('guards updates with transition rules', async () => {
+    const doc: Doc = {
+      metadata: { name: 'grow' },
+      spec: { web: { image: 'x' }, database: { shards: 2, shardKey: 'tenant_id' } },
+    };
+    await create(doc);
+    const patch = async (database: Record<string, unknown>) => {
+      try {
+        await kubectl(
+          'patch',
+          '-n',
+          namespace,
+          'sapp',
+          'grow',
+          '--type=merge',
+          '-p',
+          JSON.stringify({ spec: { database } }),
+        );
+        return 'accepted';
+      } catch (e) {
+        return String((e as { stderr?: string }).stderr);
+      }
+    };
+    expect(await patch({ shards: 1 })).toContain('shards cannot be decreased (2 -> 1)');
+    expect(await patch({ version: '18' })).toContain('version is immutable');
+    expect(await patch({ storage: { size: '50Gi' } })).toContain(
+      'storage.size cannot be changed yet',
+    );
+    expect(await patch({ shards: 3 })).toBe('accepted');
+  });
+
+  it('shows the printer columns and the short name', async () => {
+    const { stdout } = await kubectl('get', 'sapp', '-n', namespace);
+    expect(stdout.split('\n')[0]).toMatch(/NAME\s+READY\s+WEB\s+SHARDS\s+URL\s+AGE/);
+  });
+
+  it('explains every field', async () => {
+    const { stdout } = await kubectl('explain', 'scalableapp.spec.cache.evictionPolicy');
+    expect(stdout).toContain('maxmemory-policy');
+  });
+});

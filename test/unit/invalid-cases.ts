@@ -1,0 +1,225 @@
+// Invalid ScalableApps and the message each must produce, offline (validate.test.ts) and
+// from the real API server (test/integration/crd-api.test.ts): one table, so the two agree.
+export const appDoc = (
+  spec: Record<string, unknown>,
+  metadata: Record<string, unknown> = { name: 'shop' },
+) => ({
+  apiVersion: 'scalable.dev/v1alpha1',
+  kind: 'ScalableApp',
+  metadata,
+  spec: { web: { image: 'shop:1' }, ...spec },
+});
+
+const base = appDoc;
+
+// Each invalid input and the field path its error must name.
+export const INVALID: Array<[string, unknown, string]> = [
+  ['no web', { ...base({}), spec: {} }, 'spec.web: Required value'],
+  ['no image', base({ web: { port: 80 } }), 'spec.web.image: Required value'],
+  ['empty image', base({ web: { image: '' } }), 'spec.web.image: must'],
+  ['port too high', base({ web: { image: 'x', port: 70000 } }), 'spec.web.port: must be <= 65535'],
+  ['port zero', base({ web: { image: 'x', port: 0 } }), 'spec.web.port: must be >= 1'],
+  ['port as string', base({ web: { image: 'x', port: '80' } }), 'spec.web.port: must be integer'],
+  [
+    'unknown field',
+    base({ web: { image: 'x', replicas: 3 } }),
+    'spec.web.replicas: field not declared in schema',
+  ],
+  ['unknown section', base({ cdnn: {} }), 'spec.cdnn: field not declared in schema'],
+  [
+    'min > max',
+    base({ web: { image: 'x', autoscaling: { minReplicas: 5, maxReplicas: 2 } } }),
+    'spec.web.autoscaling: minReplicas (5) must be <= maxReplicas (2)',
+  ],
+  [
+    'cpu target > 100',
+    base({ web: { image: 'x', autoscaling: { targetCPUUtilization: 150 } } }),
+    'spec.web.autoscaling.targetCPUUtilization: must be <= 100',
+  ],
+  [
+    'bad memory quantity',
+    base({ web: { image: 'x', resources: { requests: { memory: 'lots' } } } }),
+    'spec.web.resources.requests.memory: must be a quantity',
+  ],
+  [
+    'bad probe path',
+    base({ web: { image: 'x', probes: { readinessPath: 'healthz' } } }),
+    'spec.web.probes.readinessPath: must match',
+  ],
+  [
+    'bad env name',
+    base({ web: { image: 'x', env: [{ name: '1X', value: 'a' }] } }),
+    'spec.web.env[0].name: must match',
+  ],
+  [
+    'reserved env',
+    base({ web: { image: 'x', env: [{ name: 'REDIS_URL', value: 'a' }] } }),
+    'spec.web.env: env must not set the names the operator injects',
+  ],
+  [
+    'duplicate env',
+    base({
+      web: {
+        image: 'x',
+        env: [
+          { name: 'A', value: '1' },
+          { name: 'A', value: '2' },
+        ],
+      },
+    }),
+    'spec.web.env: env names must be unique',
+  ],
+  [
+    'env value and valueFrom',
+    base({
+      web: {
+        image: 'x',
+        env: [{ name: 'A', value: '1', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } }],
+      },
+    }),
+    'spec.web.env[0]: env A: set exactly one of value and valueFrom',
+  ],
+  [
+    'env valueFrom empty',
+    base({ web: { image: 'x', env: [{ name: 'A', valueFrom: {} }] } }),
+    'spec.web.env[0].valueFrom: set exactly one of secretKeyRef and configMapKeyRef',
+  ],
+  [
+    'bad eviction policy',
+    base({ cache: { evictionPolicy: 'lru' } }),
+    'spec.cache.evictionPolicy: must be one of',
+  ],
+  ['cache replicas > 5', base({ cache: { replicas: 9 } }), 'spec.cache.replicas: must be <= 5'],
+  [
+    'ttl zero',
+    base({ cache: { defaultTTLSeconds: 0 } }),
+    'spec.cache.defaultTTLSeconds: must be >= 1',
+  ],
+  [
+    'bad postgres version',
+    base({ database: { version: '12' } }),
+    'spec.database.version: must be one of "16", "17", "18"',
+  ],
+  [
+    'postgres version as number',
+    base({ database: { version: 17 } }),
+    'spec.database.version: must be',
+  ],
+  ['zero shards', base({ database: { shards: 0 } }), 'spec.database.shards: must be >= 1'],
+  [
+    'shards without shardKey',
+    base({ database: { shards: 4 } }),
+    'spec.database: shardKey is required when shards > 1 (got shards: 4)',
+  ],
+  [
+    'sync without replicas',
+    base({ database: { synchronous: true, replicasPerShard: 0 } }),
+    'spec.database: synchronous replication needs replicasPerShard >= 1',
+  ],
+  [
+    'bad deletion policy',
+    base({ database: { deletionPolicy: 'Purge' } }),
+    'spec.database.deletionPolicy: must be one of',
+  ],
+  [
+    'bad storage size',
+    base({ database: { storage: { size: '10 GB' } } }),
+    'spec.database.storage.size: must be a quantity',
+  ],
+  [
+    'gateway with className',
+    base({ ingress: { className: 'traefik', gateway: { name: 'gw' } } }),
+    'spec.ingress: className applies to an Ingress only',
+  ],
+  [
+    'gateway with tls',
+    base({ ingress: { host: 'a.example.com', tls: { secretName: 's' }, gateway: { name: 'gw' } } }),
+    'spec.ingress: tls applies to an Ingress only',
+  ],
+  [
+    'tls without host',
+    base({ ingress: { tls: { secretName: 's' } } }),
+    'spec.ingress: tls needs host',
+  ],
+  ['bad host', base({ ingress: { host: 'Shop_Example' } }), 'spec.ingress.host: must match'],
+  [
+    'max-age too long',
+    base({ ingress: { staticAssets: { maxAgeSeconds: 99999999 } } }),
+    'spec.ingress.staticAssets.maxAgeSeconds: must be <= 31536000',
+  ],
+  [
+    'cdn without ingress',
+    base({ cdn: { baseURL: 'https://cdn.example.com' } }),
+    'spec: cdn needs ingress',
+  ],
+  [
+    'cdn not a URL',
+    base({ ingress: {}, cdn: { baseURL: 'cdn.example.com' } }),
+    'spec.cdn.baseURL: must match',
+  ],
+  ['no consumers', base({ queue: { consumers: [] } }), 'spec.queue.consumers: must'],
+  [
+    'duplicate consumers',
+    base({
+      queue: {
+        consumers: [
+          { name: 'a', image: 'x' },
+          { name: 'a', image: 'y' },
+        ],
+      },
+    }),
+    'spec.queue.consumers: consumer names must be unique',
+  ],
+  [
+    'consumer min > max',
+    base({ queue: { consumers: [{ name: 'a', image: 'x', minReplicas: 5, maxReplicas: 2 }] } }),
+    'spec.queue.consumers[0]: consumer a: minReplicas (5) must be <= maxReplicas (2)',
+  ],
+  [
+    'consumer without image',
+    base({ queue: { consumers: [{ name: 'a' }] } }),
+    'spec.queue.consumers[0].image: Required value',
+  ],
+  [
+    'bad consumer name',
+    base({ queue: { consumers: [{ name: 'Mail_Q', image: 'x' }] } }),
+    'spec.queue.consumers[0].name: must match',
+  ],
+  [
+    'bad whenUnsatisfiable',
+    base({ topology: { whenUnsatisfiable: 'Never' } }),
+    'spec.topology.whenUnsatisfiable: must be one of',
+  ],
+  [
+    'wrong kind',
+    { ...base({}), kind: 'Deployment' },
+    'kind: must be ScalableApp (got "Deployment")',
+  ],
+  [
+    'wrong apiVersion',
+    { ...base({}), apiVersion: 'apps/v1' },
+    'apiVersion: must be scalable.dev/v1alpha1 (got "apps/v1")',
+  ],
+  ['no name', base({}, {}), 'metadata.name: Required value'],
+  [
+    'upper-case name',
+    base({}, { name: 'Shop' }),
+    'metadata.name: must be a lower-case RFC 1123 name',
+  ],
+  [
+    'name starting with a digit',
+    base({}, { name: '1shop' }),
+    'metadata.name must start with a letter',
+  ],
+  [
+    'name too long',
+    base({}, { name: 'a'.repeat(41) }),
+    'metadata.name must be at most 40 characters (got 41)',
+  ],
+  [
+    'bad namespace',
+    base({}, { name: 'shop', namespace: 'Prod' }),
+    'metadata.namespace: must be a lower-case RFC 1123 label',
+  ],
+  ['spec not a mapping', { ...base({}), spec: 'web' }, 'spec: Required value'],
+];
