@@ -1,0 +1,199 @@
+// Runs the real redis-server / redis-sentinel (Debian packages) on loopback from the
+// ConfigMap data the builders render: start-redis.sh / start-sentinel.sh and redis.conf /
+// sentinel.conf exactly as rendered, except for what loopback needs (see loopbackConf).
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import type { K8sObject } from '../../operator/tiers/chart.ts';
+
+export const PASSWORD = 'engine-test-password-3f9a1c';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
+    });
+  });
+}
+
+/**
+ * The only edits to the rendered config: bind to loopback instead of every interface, a
+ * random port instead of 6379/26379 (several instances share one host), and a temp dir
+ * instead of /data. Everything else is the ConfigMap's text.
+ */
+export function loopbackConf(text: string, port: number, dir: string): string {
+  return text
+    .replace(/^bind .*$/m, 'bind 127.0.0.1')
+    .replace(/^port .*$/m, `port ${port}`)
+    .replace(/^dir .*$/m, `dir ${dir}`);
+}
+
+export const configMapData = (objects: readonly K8sObject[], name: string) => {
+  const cm = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === name);
+  if (!cm) throw new Error(`no ConfigMap ${name}`);
+  return cm['data'] as Record<string, string>;
+};
+
+/** Plain env of a container in a rendered workload (values only, refs skipped). */
+export function envOf(objects: readonly K8sObject[], kind: string, name: string, container = 0) {
+  const o = objects.find((x) => x.kind === kind && x.metadata.name === name);
+  if (!o) throw new Error(`no ${kind} ${name}`);
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const env = (o as any).spec.template.spec.containers[container].env as Array<{
+    name: string;
+    value?: string;
+    valueFrom?: { secretKeyRef?: { name: string; key: string } };
+  }>;
+  return env;
+}
+
+export interface Instance {
+  readonly name: string;
+  readonly port: number;
+  readonly dataDir: string;
+  proc: ChildProcess;
+  log: string;
+}
+
+export class Harness {
+  private readonly procs = new Set<ChildProcess>();
+  private root = '';
+
+  async init(): Promise<void> {
+    this.root = await mkdtemp(join(tmpdir(), 'scalable-redis-'));
+  }
+
+  /** A conf dir holding the ConfigMap data, with loopback edits to the *.conf files. */
+  async confDir(name: string, data: Record<string, string>, port: number, dataDir: string) {
+    const dir = join(this.root, name, 'conf');
+    await mkdir(dir, { recursive: true });
+    for (const [key, text] of Object.entries(data)) {
+      await writeFile(
+        join(dir, key),
+        key.endsWith('.conf') ? loopbackConf(text, port, dataDir) : text,
+      );
+    }
+    return dir;
+  }
+
+  /**
+   * Run a start script from the ConfigMap with the env the pod gets (password, dirs and
+   * Sentinel discovery with loopback addresses); resolves once the instance answers PING.
+   */
+  async start(
+    name: string,
+    script: 'start-redis.sh' | 'start-sentinel.sh',
+    data: Record<string, string>,
+    env: Record<string, string> = {},
+    opts: { port?: number; dataDir?: string } = {},
+  ): Promise<Instance> {
+    const port = opts.port ?? (await freePort());
+    const dataDir = opts.dataDir ?? join(this.root, name, 'data');
+    await mkdir(dataDir, { recursive: true });
+    const confDir = await this.confDir(name, data, port, dataDir);
+    const proc = spawn('sh', [join(confDir, script)], {
+      env: {
+        PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+        REDIS_PASSWORD: PASSWORD,
+        CONF_DIR: confDir,
+        DATA_DIR: dataDir,
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const inst: Instance = { name, port, dataDir, proc, log: '' };
+    proc.stdout?.on('data', (d: Buffer) => (inst.log += d.toString()));
+    proc.stderr?.on('data', (d: Buffer) => (inst.log += d.toString()));
+    this.procs.add(proc);
+    proc.on('exit', () => this.procs.delete(proc));
+    await waitFor(`${name} to answer PING`, 90_000, async () => {
+      if (proc.exitCode !== null) throw new Error(`${name} exited:\n${inst.log}`);
+      return (await ping(port)) === 'PONG';
+    });
+    return inst;
+  }
+
+  /** SIGKILL: the crash a node loss or OOM kill looks like. */
+  async kill(inst: Instance, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (inst.proc.exitCode !== null || inst.proc.signalCode !== null) return;
+    const exited = new Promise((r) => inst.proc.once('exit', r));
+    inst.proc.kill(signal);
+    await exited;
+  }
+
+  async cleanup(): Promise<void> {
+    for (const p of this.procs) p.kill('SIGKILL');
+    this.procs.clear();
+    if (this.root) await rm(this.root, { recursive: true, force: true });
+  }
+}
+
+/** One authenticated round trip, or undefined when nothing answers yet. */
+async function ping(port: number): Promise<string | undefined> {
+  const c = client(port, { retryStrategy: () => null, connectTimeout: 500 });
+  try {
+    return await c.ping();
+  } catch {
+    return undefined;
+  } finally {
+    c.disconnect();
+  }
+}
+
+export function client(
+  port: number,
+  extra: ConstructorParameters<typeof Redis>[0] & object = {},
+): Redis {
+  const c = new Redis({
+    host: '127.0.0.1',
+    port,
+    password: PASSWORD,
+    maxRetriesPerRequest: 1,
+    ...extra,
+  });
+  // Reconnect attempts after a test kills its server are expected; commands still reject.
+  c.on('error', () => undefined);
+  return c;
+}
+
+export async function waitFor(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<boolean>,
+  everyMs = 100,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      if (await check()) return;
+    } catch (e) {
+      last = e;
+      if (String(e).includes('exited:')) throw e;
+    }
+    await sleep(everyMs);
+  }
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`,
+  );
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** INFO <section> as a map. */
+export async function info(c: Redis, section: string): Promise<Record<string, string>> {
+  const text = await c.info(section);
+  return Object.fromEntries(
+    text
+      .split(/\r?\n/)
+      .filter((l) => l.includes(':') && !l.startsWith('#'))
+      .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1)]),
+  );
+}
