@@ -1,0 +1,90 @@
+// `npm start`: the operator against the cluster KUBECONFIG names, or, when none is set (and
+// not in a pod), against the embedded control plane with the examples applied and a live
+// status line per app on stdout. Logs are JSON on stderr.
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { KubeConfig } from '@kubernetes/client-node';
+import { Controller } from './runtime/controller.ts';
+import { startHttpServer } from './runtime/http.ts';
+import { KubeClient } from './runtime/kube-client.ts';
+import { createLogger } from './runtime/log.ts';
+import { createMetrics } from './runtime/metrics.ts';
+
+const env = (name: string, dflt: string): string => process.env[name] ?? dflt;
+const num = (name: string, dflt: number): number => Number(env(name, String(dflt)));
+
+async function main(): Promise<void> {
+  const log = createLogger();
+  const embedded = !process.env['KUBECONFIG'] && !process.env['KUBERNETES_SERVICE_HOST'];
+  const kc = new KubeConfig();
+  if (embedded) {
+    const { startEmbedded } = await import('./runtime/embedded.ts');
+    const path = await startEmbedded((m) => console.log(`[devcluster] ${m}`));
+    console.log(`[operator] embedded control plane: KUBECONFIG=${path}`);
+    kc.loadFromFile(path);
+  } else kc.loadFromDefault();
+
+  const client = await KubeClient.fromKubeConfig(kc);
+  const metrics = createMetrics();
+  client.onRequest((verb, resource, code) => metrics.apiRequests.inc({ verb, resource, code: String(code) }));
+  const identity = `${hostname()}_${process.pid}_${randomBytes(3).toString('hex')}`;
+  const controller = new Controller({
+    client,
+    log,
+    metrics,
+    identity,
+    workers: num('SCALABLE_WORKERS', 16),
+    resyncMs: num('SCALABLE_RESYNC_SECONDS', 300) * 1000,
+    rediscoverMs: num('SCALABLE_REDISCOVER_SECONDS', 60) * 1000,
+    watchIdleMs: num('SCALABLE_WATCH_IDLE_SECONDS', 90) * 1000,
+    leaderElection: env('SCALABLE_LEADER_ELECT', 'true') !== 'false',
+    leaseNamespace: env('POD_NAMESPACE', 'default'),
+    leaseName: env('SCALABLE_LEASE_NAME', 'scalable-operator'),
+  });
+  const server = await startHttpServer(num('SCALABLE_HTTP_PORT', 8080), env('SCALABLE_HTTP_HOST', '0.0.0.0'), metrics.registry, {
+    healthy: () => true,
+    notReady: () => controller.notReady(),
+  });
+  log.info({ identity, port: server.port }, 'serving /metrics, /healthz, /readyz');
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) {
+      log.warn('second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, 'shutting down: finishing in-flight reconciles');
+    await controller.stop();
+    await server.close();
+    log.info('stopped');
+    log.flush();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+
+  await controller.start();
+  if (embedded || process.env['SCALABLE_STATUS_LINES'] === 'true') printStatusLines(controller);
+}
+
+/** One line per app whenever its summary changes. */
+function printStatusLines(controller: Controller): void {
+  const last = new Map<string, string>();
+  const timer = setInterval(() => {
+    for (const a of controller.appSummaries()) {
+      const gen = a.generation === undefined ? '' : ` generation ${a.observed ?? '-'}/${a.generation}`;
+      const line = `${a.key.padEnd(28)} Ready=${a.ready.padEnd(7)} ${a.reason.padEnd(16)} web ${a.web ?? '-'}${gen}`;
+      if (last.get(a.key) !== line) {
+        last.set(a.key, line);
+        console.log(`[status] ${line}`);
+      }
+    }
+  }, 1000);
+  timer.unref();
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

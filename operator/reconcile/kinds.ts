@@ -1,0 +1,73 @@
+// Every kind the operator writes, watched or pruned: the one table that informers, the
+// applier, pruning, discovery and RBAC (operator/rbac.ts) all read.
+import { GROUP, PLURAL, VERSION } from '../api/schema.ts';
+
+export interface KindInfo {
+  readonly group: string; // '' for the core group
+  readonly version: string;
+  readonly kind: string;
+  readonly plural: string;
+  /** Served only when an add-on is installed (KEDA, Prometheus Operator, Gateway API, Traefik). */
+  readonly optional: boolean;
+  /** PersistentVolumeClaims hold data: pruned only when the app's deletionPolicy is Delete. */
+  readonly data?: boolean;
+}
+
+const k = (
+  group: string,
+  version: string,
+  kind: string,
+  plural: string,
+  optional = false,
+  data = false,
+): KindInfo => ({ group, version, kind, plural, optional, ...(data ? { data } : {}) });
+
+/** Kinds the tiers build (now or soon), in apply order: dependencies first. */
+export const OWNED_KINDS: readonly KindInfo[] = [
+  k('', 'v1', 'ServiceAccount', 'serviceaccounts'),
+  k('rbac.authorization.k8s.io', 'v1', 'Role', 'roles'),
+  k('rbac.authorization.k8s.io', 'v1', 'RoleBinding', 'rolebindings'),
+  k('', 'v1', 'Secret', 'secrets'),
+  k('', 'v1', 'ConfigMap', 'configmaps'),
+  k('', 'v1', 'Service', 'services'),
+  k('apps', 'v1', 'Deployment', 'deployments'),
+  k('apps', 'v1', 'StatefulSet', 'statefulsets'),
+  k('autoscaling', 'v2', 'HorizontalPodAutoscaler', 'horizontalpodautoscalers'),
+  k('policy', 'v1', 'PodDisruptionBudget', 'poddisruptionbudgets'),
+  k('networking.k8s.io', 'v1', 'NetworkPolicy', 'networkpolicies'),
+  k('networking.k8s.io', 'v1', 'Ingress', 'ingresses'),
+  k('gateway.networking.k8s.io', 'v1', 'HTTPRoute', 'httproutes', true),
+  k('traefik.io', 'v1alpha1', 'Middleware', 'middlewares', true),
+  k('keda.sh', 'v1alpha1', 'ScaledObject', 'scaledobjects', true),
+  k('monitoring.coreos.com', 'v1', 'ServiceMonitor', 'servicemonitors', true),
+  k('monitoring.coreos.com', 'v1', 'PodMonitor', 'podmonitors', true),
+  k('monitoring.coreos.com', 'v1', 'PrometheusRule', 'prometheusrules', true),
+];
+
+/** Volumes of StatefulSets: never applied, pruned only under deletionPolicy: Delete. */
+export const PVC_KIND: KindInfo = k('', 'v1', 'PersistentVolumeClaim', 'persistentvolumeclaims', false, true);
+
+export const POD_KIND: KindInfo = k('', 'v1', 'Pod', 'pods');
+export const LEASE_KIND: KindInfo = k('coordination.k8s.io', 'v1', 'Lease', 'leases');
+export const EVENT_KIND: KindInfo = k('', 'v1', 'Event', 'events');
+export const APP_KIND: KindInfo = k(GROUP, VERSION, 'ScalableApp', PLURAL);
+
+export const apiVersionOf = (info: KindInfo): string =>
+  info.group === '' ? info.version : `${info.group}/${info.version}`;
+
+export const groupVersionOf = apiVersionOf;
+
+const BY_API_KIND = new Map(
+  [...OWNED_KINDS, PVC_KIND, POD_KIND].map((info) => [`${apiVersionOf(info)}|${info.kind}`, info]),
+);
+
+export const kindOf = (apiVersion: string, kind: string): KindInfo | undefined =>
+  BY_API_KIND.get(`${apiVersion}|${kind}`);
+
+/** REST path of a collection (all namespaces when namespace is undefined) or one object. */
+export function pathOf(info: KindInfo, namespace?: string, name?: string, sub?: string): string {
+  const base = info.group === '' ? `/api/${info.version}` : `/apis/${info.group}/${info.version}`;
+  const ns = namespace === undefined ? '' : `/namespaces/${encodeURIComponent(namespace)}`;
+  const obj = name === undefined ? '' : `/${encodeURIComponent(name)}`;
+  return `${base}${ns}/${info.plural}${obj}${sub ? `/${sub}` : ''}`;
+}

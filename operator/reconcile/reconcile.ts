@@ -1,0 +1,300 @@
+// reconcile(key): the one level-based function every event leads to.
+// read the app -> validate + model -> build -> apply what differs -> prune what is no longer
+// wanted -> observe -> status (pure) -> one /status patch -> events.
+// A converged app costs reads from the caches only: no request at all.
+import { toModel } from '../api/model.ts';
+import type { AppModel } from '../api/model.ts';
+import { validateApp } from '../api/validate.ts';
+import type { KubeClient } from '../runtime/kube-client.ts';
+import type { Logger } from '../runtime/log.ts';
+import { computeStatus, invalidSpecStatus } from '../status/compute.ts';
+import type { ApplyOutcome, ComputedStatus, TierReporter } from '../status/compute.ts';
+import { withTransitions } from '../status/conditions.ts';
+import type { Observed, ObservedObject } from '../status/types.ts';
+import type { K8sObject } from '../tiers/chart.ts';
+import { buildAll } from '../tiers/index.ts';
+import { generatedKeysOf } from '../tiers/secrets.ts';
+import { SPEC_HASH_ANNOTATION, hashOf, stableStringify, whyApply, withSpecHash } from './diff.ts';
+import type { EventRecorder } from './events.ts';
+import { APP_KIND, kindOf, pathOf } from './kinds.ts';
+import type { KindInfo } from './kinds.ts';
+import { materialize, materializePod, objectKey, olderThan, projectChild } from './project.ts';
+import type { CachedApp, CachedChild, CachedPod } from './project.ts';
+import { applyObject, createOnce, deleteObject } from './writes.ts';
+
+type Json = Record<string, unknown>;
+
+/** What the reconciler may read and write; the controller wires it to informers and the API. */
+export interface ReconcileContext {
+  readonly client: KubeClient;
+  readonly log: Logger;
+  readonly events: EventRecorder;
+  readonly getApp: (key: string) => CachedApp | undefined;
+  /** Cached children of one app, every owned kind. */
+  readonly children: (namespace: string, app: string) => readonly CachedChild[];
+  readonly pods: (namespace: string, app: string) => readonly CachedPod[];
+  /** Whether the cluster serves the kind's API. */
+  readonly served: (info: KindInfo) => boolean;
+  /** Our own recent writes, to tell a stale cache from drift (see Recent). */
+  readonly recent: Recent;
+  readonly reporters?: Readonly<Record<string, TierReporter>>;
+  readonly onWrite?: (kind: string, action: 'created' | 'updated' | 'deleted') => void;
+}
+
+export type Outcome = 'gone' | 'invalid' | 'ready' | 'progressing';
+
+export interface ReconcileResult {
+  readonly outcome: Outcome;
+  /** Mutating requests this reconcile sent (objects and status; events not counted). */
+  readonly writes: number;
+}
+
+/** An error that retrying cannot fix (the controller does not requeue it). */
+export class TerminalError extends Error {
+  override readonly name = 'TerminalError';
+}
+
+/** Apply failures: retried with backoff after the status said so. */
+export class ApplyFailedError extends Error {
+  override readonly name = 'ApplyFailedError';
+}
+
+/**
+ * Our writes of the last few seconds. Informer caches trail the API server by a moment; a
+ * reconcile that runs in between must not take the old cached object for drift and write it
+ * again. Entries expire quickly: they only bridge that moment.
+ */
+export class Recent {
+  private readonly entries = new Map<string, { hash: string; rv: string; at: number; value?: unknown }>();
+  constructor(private readonly ttlMs = 30_000) {}
+
+  set(key: string, hash: string, rv: string, value?: unknown): void {
+    this.entries.set(key, { hash, rv, at: Date.now(), ...(value !== undefined ? { value } : {}) });
+    if (this.entries.size > 50_000) this.sweep();
+  }
+
+  get(key: string): { hash: string; rv: string; value?: unknown } | undefined {
+    const e = this.entries.get(key);
+    if (!e) return undefined;
+    if (Date.now() - e.at > this.ttlMs) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    return e;
+  }
+
+  delete(key: string): void {
+    this.entries.delete(key);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [k, e] of this.entries) if (now - e.at > this.ttlMs) this.entries.delete(k);
+  }
+}
+
+interface Change {
+  readonly action: 'Created' | 'Updated' | 'Deleted';
+  readonly kind: string;
+  readonly name: string;
+  readonly why?: string;
+}
+
+const keyOfObj = (o: K8sObject, namespace: string): string =>
+  objectKey(o.apiVersion, o.kind, o.metadata.namespace ?? namespace, o.metadata.name);
+const keyOfChild = (c: CachedChild): string =>
+  objectKey(c.apiVersion, c.kind, c.metadata.namespace, c.metadata.name);
+
+const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+export async function reconcile(key: string, ctx: ReconcileContext): Promise<ReconcileResult> {
+  const app = ctx.getApp(key);
+  if (!app || app.metadata.deleting) return { outcome: 'gone', writes: 0 };
+  const { name, namespace, uid, generation } = app.metadata;
+  const target = { name, namespace, uid, resourceVersion: app.metadata.resourceVersion };
+  const log = ctx.log.child({ app: key });
+
+  const validated = validateApp({
+    apiVersion: app.apiVersion,
+    kind: app.kind,
+    metadata: { name, namespace, uid, ...(generation !== undefined ? { generation } : {}) },
+    spec: app.spec,
+  });
+  if (!validated.ok) {
+    const wrote = await writeStatus(ctx, app, invalidSpecStatus(validated.errors));
+    if (wrote) {
+      const message = invalidSpecStatus(validated.errors).conditions[0]?.message ?? '';
+      log.warn({ errors: validated.errors }, 'invalid spec: waiting for a change');
+      ctx.events.emit(target, 'Warning', 'InvalidSpec', message);
+    }
+    return { outcome: 'invalid', writes: wrote ? 1 : 0 };
+  }
+  const model = toModel(validated.app);
+  const desired = buildAll(model).map(withSpecHash);
+
+  const cached = ctx.children(namespace, name);
+  const live = new Map(cached.map((c) => [keyOfChild(c), c]));
+  const fresh = new Map<string, ObservedObject>();
+  const changes: Change[] = [];
+  const failed: (ApplyOutcome['failed'][number])[] = [];
+  const skipped: ApplyOutcome['skipped'][number][] = [];
+
+  await Promise.all(
+    desired.map(async (obj) => {
+      const ref = { apiVersion: obj.apiVersion, kind: obj.kind, name: obj.metadata.name };
+      const info = kindOf(obj.apiVersion, obj.kind);
+      if (!info) {
+        failed.push({ ...ref, error: `the operator does not manage ${obj.apiVersion} ${obj.kind}` });
+        return;
+      }
+      if (!ctx.served(info)) {
+        skipped.push(ref);
+        return;
+      }
+      const k = keyOfObj(obj, namespace);
+      const cur = live.get(k);
+      try {
+        const change = generatedKeysOf(obj).length > 0
+          ? await ensureGenerated(ctx, info, obj, k, cur, fresh)
+          : await ensureApplied(ctx, info, obj, k, cur, fresh);
+        if (change) changes.push(change);
+      } catch (err) {
+        failed.push({ ...ref, error: errorText(err) });
+      }
+    }),
+  );
+
+  const wanted = new Set(desired.map((o) => keyOfObj(o, namespace)));
+  const pruned = new Set<string>();
+  for (const child of cached) {
+    const k = keyOfChild(child);
+    if (wanted.has(k) || !mayPrune(child, uid, model)) continue;
+    const info = kindOf(child.apiVersion, child.kind);
+    if (!info) continue;
+    try {
+      await deleteObject(ctx.client, info, namespace, child.metadata.name, child.metadata.uid);
+      pruned.add(k);
+      changes.push({ action: 'Deleted', kind: child.kind, name: child.metadata.name });
+    } catch (err) {
+      failed.push({ apiVersion: child.apiVersion, kind: child.kind, name: child.metadata.name, error: errorText(err) });
+    }
+  }
+
+  for (const c of changes) {
+    log.info({ kind: c.kind, name: c.name, ...(c.why ? { why: c.why } : {}) }, `${c.action} ${c.kind} ${c.name}`);
+    ctx.onWrite?.(c.kind, c.action.toLowerCase() as 'created' | 'updated' | 'deleted');
+  }
+  for (const action of ['Created', 'Updated', 'Deleted'] as const) {
+    const these = changes.filter((c) => c.action === action);
+    if (these.length > 0) {
+      ctx.events.emit(target, 'Normal', action, `${action} ${these.map((c) => `${c.kind} ${c.name}`).join(', ')}`);
+    }
+  }
+
+  const objects: ObservedObject[] = [];
+  for (const c of cached) {
+    const k = keyOfChild(c);
+    if (!pruned.has(k) && !fresh.has(k)) objects.push(materialize(c));
+  }
+  objects.push(...fresh.values());
+  const observed: Observed = {
+    objects,
+    pods: ctx.pods(namespace, name).map(materializePod),
+    missingApis: [...new Set(skipped.map((s) => s.apiVersion))],
+  };
+  const status = computeStatus(model, desired, observed, { failed, skipped }, ctx.reporters);
+  const wroteStatus = await writeStatus(ctx, app, status);
+  const writes = changes.length + (wroteStatus ? 1 : 0);
+
+  if (failed.length > 0) {
+    const message = failed.map((f) => `${f.kind} ${f.name}: ${f.error}`).join('; ');
+    ctx.events.emit(target, 'Warning', 'ApplyFailed', message);
+    throw new ApplyFailedError(message);
+  }
+  return { outcome: status.ready ? 'ready' : 'progressing', writes };
+}
+
+async function ensureApplied(
+  ctx: ReconcileContext,
+  info: KindInfo,
+  obj: K8sObject,
+  key: string,
+  cur: CachedChild | undefined,
+  fresh: Map<string, ObservedObject>,
+): Promise<Change | undefined> {
+  const hash = obj.metadata.annotations?.[SPEC_HASH_ANNOTATION] ?? '';
+  const why = whyApply(obj, cur ? { metadata: cur.metadata, body: JSON.parse(cur.body) as Json } : undefined);
+  if (why === undefined) return undefined;
+  const mine = ctx.recent.get(key);
+  // We wrote exactly this a moment ago and the cache has not caught up yet.
+  if (mine && mine.hash === hash && (!cur || cur.metadata.resourceVersion === mine.rv || olderThan(cur.metadata.resourceVersion, mine.rv))) {
+    return undefined;
+  }
+  const res = await applyObject(ctx.client, info, obj);
+  const rv = String((res['metadata'] as Json | undefined)?.['resourceVersion'] ?? '');
+  ctx.recent.set(key, hash, rv);
+  fresh.set(key, materialize(projectChild(res, obj.apiVersion, obj.kind)));
+  return { action: cur ? 'Updated' : 'Created', kind: obj.kind, name: obj.metadata.name, why };
+}
+
+/** Generated Secrets: created once with random values, never updated. */
+async function ensureGenerated(
+  ctx: ReconcileContext,
+  info: KindInfo,
+  obj: K8sObject,
+  key: string,
+  cur: CachedChild | undefined,
+  fresh: Map<string, ObservedObject>,
+): Promise<Change | undefined> {
+  if (cur || ctx.recent.get(key)) return undefined;
+  const res = await createOnce(ctx.client, info, obj);
+  if (!res) return undefined;
+  const rv = String((res['metadata'] as Json | undefined)?.['resourceVersion'] ?? '');
+  ctx.recent.set(key, 'generated', rv);
+  fresh.set(key, materialize(projectChild(res, obj.apiVersion, obj.kind)));
+  return { action: 'Created', kind: obj.kind, name: obj.metadata.name };
+}
+
+/** Only what we applied and this app controls; volumes only when the app says Delete. */
+function mayPrune(child: CachedChild, appUid: string, model: AppModel): boolean {
+  if (!child.ours || child.metadata.deleting) return false;
+  if (!child.metadata.ownerReferences?.some((o) => o.controller && o.uid === appUid)) return false;
+  const info = kindOf(child.apiVersion, child.kind);
+  if (info?.data) return model.database?.deletionPolicy === 'Delete';
+  return true;
+}
+
+/** One merge patch of /status, skipped when nothing would change. */
+async function writeStatus(ctx: ReconcileContext, app: CachedApp, computed: ComputedStatus): Promise<boolean> {
+  const { name, namespace, generation, resourceVersion } = app.metadata;
+  const appKey = `status|${namespace}/${name}`;
+  const mine = ctx.recent.get(appKey);
+  // A status we wrote that the cache has not seen yet is the real "previous".
+  const previous = (
+    mine && olderThan(resourceVersion, mine.rv) ? mine.value : (app.status ?? {})
+  ) as Json;
+  const conditions = withTransitions(
+    previous['conditions'] as Parameters<typeof withTransitions>[0],
+    computed.conditions,
+    new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    generation,
+  );
+  const next: Json = {
+    ...(generation !== undefined ? { observedGeneration: generation } : {}),
+    conditions,
+    ...computed.fields,
+  };
+  if (stableStringify(previous) === stableStringify(next)) return false;
+  const patch: Json = { ...next };
+  for (const k of Object.keys(previous)) if (!(k in next)) patch[k] = null;
+  const res = await ctx.client.request<Json>('PATCH', pathOf(APP_KIND, namespace, name, 'status'), {
+    verb: 'patch',
+    resource: 'scalableapps/status',
+    contentType: 'application/merge-patch+json',
+    body: { status: patch },
+  });
+  const rv = String((res['metadata'] as Json | undefined)?.['resourceVersion'] ?? '');
+  ctx.recent.set(appKey, hashOf(next), rv, next);
+  return true;
+}
+

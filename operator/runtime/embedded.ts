@@ -1,0 +1,45 @@
+// `npm start` without a KUBECONFIG: the embedded control plane (devcluster/), the CRD and
+// the examples, so the operator has something to do. Development only.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { binPath, ensureCluster } from '../../devcluster/index.ts';
+import { run } from '../../devcluster/exec.ts';
+
+const REPO = join(import.meta.dirname, '..', '..');
+
+export const kubectl = (kubeconfig: string, args: string[], input?: string) =>
+  run(binPath('kubectl'), [`--kubeconfig=${kubeconfig}`, ...args], input === undefined ? {} : { input });
+
+/** The CRD, Established. */
+export async function installCrd(kubeconfig: string): Promise<void> {
+  await kubectl(kubeconfig, [
+    'apply',
+    '--server-side',
+    '--force-conflicts',
+    '-f',
+    join(REPO, 'crds', 'scalableapps.scalable.dev.yaml'),
+  ]);
+  await kubectl(kubeconfig, ['wait', '--for=condition=Established', 'crd/scalableapps.scalable.dev', '--timeout=60s']);
+}
+
+/** Namespaces the examples name, then the examples themselves. */
+export async function applyExamples(kubeconfig: string): Promise<string[]> {
+  const files = ['minimal.yaml', 'full.yaml'].map((f) => join(REPO, 'manifests', 'examples', f));
+  const namespaces = new Set<string>();
+  for (const f of files) {
+    for (const m of readFileSync(f, 'utf8').matchAll(/^\s+namespace:\s*(\S+)\s*$/gm)) if (m[1]) namespaces.add(m[1]);
+  }
+  for (const ns of namespaces) {
+    await kubectl(kubeconfig, ['create', 'namespace', ns]).catch(() => undefined);
+  }
+  await kubectl(kubeconfig, ['apply', '--server-side', ...files.flatMap((f) => ['-f', f])]);
+  return files;
+}
+
+export async function startEmbedded(log: (m: string) => void): Promise<string> {
+  const cluster = await ensureCluster({ log });
+  await installCrd(cluster.kubeconfigPath);
+  const files = await applyExamples(cluster.kubeconfigPath);
+  log(`applied ${files.map((f) => f.split('/').pop()).join(', ')}`);
+  return cluster.kubeconfigPath;
+}

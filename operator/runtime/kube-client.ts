@@ -1,0 +1,272 @@
+// A small HTTP client for the Kubernetes API on node:https with keep-alive. The generated
+// @kubernetes/client-node APIs are typed per kind; the reconciler works on plain JSON of any
+// kind and needs control over watches (410, stalls) and a count of every request it makes.
+import https from 'node:https';
+import http from 'node:http';
+import { createInterface } from 'node:readline';
+import { KubeConfig } from '@kubernetes/client-node';
+
+export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'apply' | 'delete';
+
+/** Called once per request with its outcome; feeds the api_requests_total metric. */
+export type RequestObserver = (verb: Verb, resource: string, code: number) => void;
+
+export class ApiError extends Error {
+  constructor(
+    readonly code: number,
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+export const isNotFound = (e: unknown): boolean => e instanceof ApiError && e.code === 404;
+export const isConflict = (e: unknown): boolean => e instanceof ApiError && e.code === 409;
+
+export interface RequestOptions {
+  readonly verb: Verb;
+  /** Resource name for metrics, e.g. deployments or scalableapps/status. */
+  readonly resource: string;
+  readonly query?: Record<string, string | number | boolean | undefined>;
+  readonly body?: unknown;
+  readonly contentType?: string;
+  readonly timeoutMs?: number;
+}
+
+export interface WatchEvent {
+  readonly type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+  readonly object: Record<string, unknown>;
+}
+
+export interface WatchHandle {
+  /** Resolves when the stream ends: null on a clean end, the error otherwise. */
+  readonly done: Promise<Error | null>;
+  readonly abort: () => void;
+}
+
+const METHOD: Record<Verb, string> = {
+  get: 'GET',
+  list: 'GET',
+  watch: 'GET',
+  create: 'POST',
+  update: 'PUT',
+  patch: 'PATCH',
+  apply: 'PATCH',
+  delete: 'DELETE',
+};
+
+export const MUTATING_VERBS: ReadonlySet<Verb> = new Set(['create', 'update', 'patch', 'apply', 'delete']);
+
+export class KubeClient {
+  private readonly server: URL;
+  private readonly agent: https.Agent | http.Agent;
+  private readonly watchAgent: https.Agent | http.Agent;
+  private readonly observers: RequestObserver[] = [];
+
+  private constructor(
+    readonly kubeConfig: KubeConfig,
+    private readonly tls: https.AgentOptions,
+  ) {
+    const cluster = kubeConfig.getCurrentCluster();
+    if (!cluster) throw new Error('kubeconfig has no current cluster');
+    this.server = new URL(cluster.server);
+    const secure = this.server.protocol === 'https:';
+    const make = (maxSockets: number) =>
+      secure
+        ? new https.Agent({ ...tls, keepAlive: true, maxSockets })
+        : new http.Agent({ keepAlive: true, maxSockets });
+    this.agent = make(32);
+    // One socket per watch: they are long-lived and must not starve ordinary requests.
+    this.watchAgent = make(Infinity);
+  }
+
+  static async fromKubeConfig(kc: KubeConfig): Promise<KubeClient> {
+    const opts: https.RequestOptions = {};
+    await kc.applyToHTTPSOptions(opts);
+    const tls: https.AgentOptions = {};
+    if (opts.ca) tls.ca = opts.ca;
+    if (opts.cert) tls.cert = opts.cert;
+    if (opts.key) tls.key = opts.key;
+    if (opts.rejectUnauthorized !== undefined) tls.rejectUnauthorized = opts.rejectUnauthorized;
+    if (opts.servername) tls.servername = opts.servername;
+    return new KubeClient(kc, tls);
+  }
+
+  static async load(kubeconfigPath?: string): Promise<KubeClient> {
+    const kc = new KubeConfig();
+    if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
+    else kc.loadFromDefault();
+    return KubeClient.fromKubeConfig(kc);
+  }
+
+  onRequest(observer: RequestObserver): void {
+    this.observers.push(observer);
+  }
+
+  private observe(verb: Verb, resource: string, code: number): void {
+    for (const o of this.observers) o(verb, resource, code);
+  }
+
+  /** Headers that may change over time (bearer tokens are re-read). */
+  private async authHeaders(): Promise<Record<string, string>> {
+    const opts: https.RequestOptions = {};
+    await this.kubeConfig.applyToHTTPSOptions(opts);
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(opts.headers ?? {})) headers[k] = String(v);
+    if (opts.auth) headers['Authorization'] = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
+    return headers;
+  }
+
+  private url(path: string, query: RequestOptions['query'] = {}): URL {
+    const url = new URL(path, this.server);
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v));
+    return url;
+  }
+
+  private transport(): typeof https | typeof http {
+    return this.server.protocol === 'https:' ? https : http;
+  }
+
+  /** One request; resolves with the parsed JSON body, rejects with ApiError on >= 400. */
+  async request<T = Record<string, unknown>>(
+    method: string | undefined,
+    path: string,
+    options: RequestOptions,
+  ): Promise<T> {
+    const url = this.url(path, options.query);
+    const body = options.body === undefined ? undefined : JSON.stringify(options.body);
+    const headers: Record<string, string> = {
+      Accept: 'application/json',
+      ...(await this.authHeaders()),
+    };
+    if (body !== undefined) {
+      headers['Content-Type'] = options.contentType ?? 'application/json';
+      headers['Content-Length'] = String(Buffer.byteLength(body));
+    }
+    const verb = options.verb;
+    return new Promise<T>((resolve, reject) => {
+      const req = this.transport().request(
+        url,
+        { method: method ?? METHOD[verb], headers, agent: this.agent, timeout: options.timeoutMs ?? 30_000 },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', (err) => {
+            this.observe(verb, options.resource, 0);
+            reject(err);
+          });
+          res.on('end', () => {
+            const code = res.statusCode ?? 0;
+            this.observe(verb, options.resource, code);
+            const text = Buffer.concat(chunks).toString('utf8');
+            let parsed: Record<string, unknown> = {};
+            try {
+              parsed = text === '' ? {} : (JSON.parse(text) as Record<string, unknown>);
+            } catch {
+              parsed = { message: text };
+            }
+            if (code >= 400) {
+              reject(
+                new ApiError(
+                  code,
+                  String(parsed['reason'] ?? res.statusMessage ?? ''),
+                  `${METHOD[verb]} ${url.pathname}: ${code} ${String(parsed['message'] ?? text)}`,
+                ),
+              );
+            } else resolve(parsed as T);
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`${METHOD[verb]} ${url.pathname}: timed out`)));
+      req.on('error', (err) => {
+        this.observe(verb, options.resource, 0);
+        reject(err);
+      });
+      if (body !== undefined) req.write(body);
+      req.end();
+    });
+  }
+
+  /**
+   * A watch stream. Events arrive through onEvent; the stream ends on server timeout,
+   * connection loss, abort, or when no byte arrived for idleMs (the watchdog: bookmarks
+   * keep a healthy watch talking).
+   */
+  watch(
+    path: string,
+    query: RequestOptions['query'],
+    resource: string,
+    idleMs: number,
+    onEvent: (event: WatchEvent) => void,
+  ): WatchHandle {
+    const url = this.url(path, { ...query, watch: true });
+    let abortFn: () => void = () => undefined;
+    const done = new Promise<Error | null>((resolve) => {
+      let finished = false;
+      let idleTimer: NodeJS.Timeout | undefined;
+      let req: http.ClientRequest | undefined;
+      const finish = (err: Error | null) => {
+        if (finished) return;
+        finished = true;
+        if (idleTimer) clearTimeout(idleTimer);
+        req?.destroy();
+        resolve(err);
+      };
+      const arm = () => {
+        if (idleTimer) clearTimeout(idleTimer);
+        idleTimer = setTimeout(() => finish(new Error(`watch ${resource}: silent for ${idleMs} ms`)), idleMs);
+        idleTimer.unref();
+      };
+      abortFn = () => finish(null);
+      this.authHeaders().then(
+        (headers) => {
+          if (finished) return;
+          arm();
+          req = this.transport().request(
+            url,
+            { method: 'GET', headers: { Accept: 'application/json', ...headers }, agent: this.watchAgent },
+            (res) => {
+              const code = res.statusCode ?? 0;
+              this.observe('watch', resource, code);
+              if (code !== 200) {
+                res.resume();
+                finish(new ApiError(code, res.statusMessage ?? '', `watch ${resource}: ${code}`));
+                return;
+              }
+              arm();
+              res.on('data', arm);
+              res.on('error', (err) => finish(err));
+              res.on('end', () => finish(null));
+              res.on('close', () => finish(null));
+              const lines = createInterface({ input: res });
+              lines.on('line', (line) => {
+                if (finished || line.trim() === '') return;
+                let event: WatchEvent;
+                try {
+                  event = JSON.parse(line) as WatchEvent;
+                } catch {
+                  return;
+                }
+                onEvent(event);
+              });
+            },
+          );
+          req.on('error', (err) => {
+            this.observe('watch', resource, 0);
+            finish(err);
+          });
+          req.end();
+        },
+        (err: unknown) => finish(err instanceof Error ? err : new Error(String(err))),
+      );
+    });
+    return { done, abort: () => abortFn() };
+  }
+
+  close(): void {
+    this.agent.destroy();
+    this.watchAgent.destroy();
+  }
+}

@@ -1,0 +1,210 @@
+// Leader election on a coordination.k8s.io/v1 Lease, with client-go's algorithm and defaults
+// (lease 15 s, renew deadline 10 s, retry 2 s):
+// - a candidate takes the lease when it is free or when its record has not changed for a
+//   whole lease duration *as observed locally* (no trust in other machines' clocks);
+// - the leader renews every retry period; when it could not renew for the renew deadline it
+//   stops leading (and keeps competing, so an API server outage costs no restart);
+// - optimistic concurrency (resourceVersion) makes two candidates never both win;
+// - release on shutdown hands over at once.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { LEASE_KIND, pathOf } from '../reconcile/kinds.ts';
+import type { KubeClient } from './kube-client.ts';
+import { isConflict, isNotFound } from './kube-client.ts';
+import type { Logger } from './log.ts';
+
+export interface LeaderOptions {
+  readonly namespace: string;
+  readonly name: string;
+  readonly identity: string;
+  readonly leaseDurationMs: number;
+  readonly renewDeadlineMs: number;
+  readonly retryPeriodMs: number;
+  readonly onStartedLeading: () => void;
+  readonly onStoppedLeading: () => void;
+  readonly log: Logger;
+}
+
+export const LEASE_DEFAULTS = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 };
+
+interface LeaseSpec {
+  holderIdentity?: string;
+  leaseDurationSeconds?: number;
+  acquireTime?: string;
+  renewTime?: string;
+  leaseTransitions?: number;
+}
+
+interface Lease {
+  metadata: { resourceVersion?: string; name: string; namespace: string };
+  spec?: LeaseSpec;
+}
+
+/** RFC 3339 with microseconds, the MicroTime format. */
+export const microTime = (d: Date): string => d.toISOString().replace(/Z$/, '000Z');
+
+export class LeaderElector {
+  private running = false;
+  private leading = false;
+  private observedRecord = '';
+  private observedAt = 0;
+  private lastRenew = 0;
+  private loop: Promise<void> | undefined;
+  private lease: Lease | undefined;
+
+  constructor(
+    private readonly client: KubeClient,
+    private readonly opts: LeaderOptions,
+  ) {}
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** Stop competing; a leader releases the lease so a standby takes over at once. */
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.loop;
+    if (this.leading) {
+      this.leading = false;
+      await this.release().catch((err: unknown) =>
+        this.opts.log.warn({ err: String(err) }, 'could not release the lease'),
+      );
+      this.opts.onStoppedLeading();
+    }
+  }
+
+  private path(name?: string): string {
+    return pathOf(LEASE_KIND, this.opts.namespace, name);
+  }
+
+  private async run(): Promise<void> {
+    const { log, retryPeriodMs, renewDeadlineMs } = this.opts;
+    while (this.running) {
+      let ok = false;
+      try {
+        ok = await this.tryAcquireOrRenew();
+      } catch (err) {
+        log.debug({ err: String(err) }, 'lease request failed');
+      }
+      if (!this.running) break;
+      const now = Date.now();
+      if (ok) {
+        this.lastRenew = now;
+        if (!this.leading) {
+          this.leading = true;
+          log.info({ identity: this.opts.identity, lease: this.opts.name }, 'became leader');
+          this.opts.onStartedLeading();
+        }
+      } else if (this.leading && now - this.lastRenew > renewDeadlineMs) {
+        this.leading = false;
+        log.warn({ identity: this.opts.identity }, 'lost the lease: stopped leading');
+        this.opts.onStoppedLeading();
+      }
+      // Candidates spread their attempts a little, as client-go's jitter does.
+      await sleep(this.leading ? retryPeriodMs : retryPeriodMs * (1 + Math.random() * 0.2));
+    }
+  }
+
+  private async tryAcquireOrRenew(): Promise<boolean> {
+    const now = new Date();
+    const { identity, leaseDurationMs } = this.opts;
+    const desired = (old: LeaseSpec | undefined): LeaseSpec => {
+      const mine = old?.holderIdentity === identity;
+      return {
+        holderIdentity: identity,
+        leaseDurationSeconds: Math.round(leaseDurationMs / 1000),
+        acquireTime: mine && old?.acquireTime ? old.acquireTime : microTime(now),
+        renewTime: microTime(now),
+        leaseTransitions: (old?.leaseTransitions ?? 0) + (mine || !old?.holderIdentity ? 0 : 1),
+      };
+    };
+    let lease: Lease;
+    try {
+      lease = await this.client.request<Lease>('GET', this.path(this.opts.name), {
+        verb: 'get',
+        resource: 'leases',
+        timeoutMs: 5_000,
+      });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      try {
+        this.lease = await this.client.request<Lease>('POST', this.path(), {
+          verb: 'create',
+          resource: 'leases',
+          timeoutMs: 5_000,
+          body: {
+            apiVersion: 'coordination.k8s.io/v1',
+            kind: 'Lease',
+            metadata: { name: this.opts.name, namespace: this.opts.namespace },
+            spec: desired(undefined),
+          },
+        });
+        this.observe(this.lease.spec, now.getTime());
+        return true;
+      } catch (e) {
+        if (isConflict(e)) return false;
+        throw e;
+      }
+    }
+    const spec = lease.spec ?? {};
+    this.observe(spec, now.getTime());
+    const heldByOther = !!spec.holderIdentity && spec.holderIdentity !== identity;
+    const ttl = (spec.leaseDurationSeconds ?? leaseDurationMs / 1000) * 1000;
+    if (heldByOther && this.observedAt + ttl > now.getTime()) return false;
+    try {
+      this.lease = await this.client.request<Lease>('PUT', this.path(this.opts.name), {
+        verb: 'update',
+        resource: 'leases',
+        timeoutMs: 5_000,
+        body: { ...lease, spec: desired(spec) },
+      });
+      this.observe(this.lease.spec, now.getTime());
+      if (heldByOther) this.opts.log.info({ previous: spec.holderIdentity }, 'took over an expired lease');
+      return true;
+    } catch (err) {
+      if (isConflict(err)) return false;
+      throw err;
+    }
+  }
+
+  private observe(spec: LeaseSpec | undefined, at: number): void {
+    const record = JSON.stringify(spec ?? {});
+    if (record !== this.observedRecord) {
+      this.observedRecord = record;
+      this.observedAt = at;
+    }
+  }
+
+  private async release(): Promise<void> {
+    const lease = this.lease;
+    if (!lease) return;
+    const current = await this.client.request<Lease>('GET', this.path(this.opts.name), {
+      verb: 'get',
+      resource: 'leases',
+      timeoutMs: 5_000,
+    });
+    if (current.spec?.holderIdentity !== this.opts.identity) return;
+    const now = microTime(new Date());
+    await this.client.request('PUT', this.path(this.opts.name), {
+      verb: 'update',
+      resource: 'leases',
+      timeoutMs: 5_000,
+      body: {
+        ...current,
+        spec: {
+          leaseDurationSeconds: 1,
+          acquireTime: now,
+          renewTime: now,
+          leaseTransitions: current.spec?.leaseTransitions ?? 0,
+        },
+      },
+    });
+    this.opts.log.info('released the lease');
+  }
+}
