@@ -23,7 +23,11 @@ export function run(
     const child = spawn(cmd, args, {
       cwd: opts.cwd,
       env: opts.env ?? process.env,
-      stdio: ['pipe', 'pipe', opts.inheritStderr ? 'inherit' : 'pipe'],
+      stdio: [
+        opts.input === undefined ? 'ignore' : 'pipe',
+        'pipe',
+        opts.inheritStderr ? 'inherit' : 'pipe',
+      ],
     });
     let stdout = '';
     let stderr = '';
@@ -39,6 +43,8 @@ export function run(
           ),
         );
     });
-    child.stdin?.end(opts.input ?? '');
+    // A command may exit before reading all its input; that is its exit code's business.
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(opts.input);
   });
 }

@@ -37,7 +37,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     } catch {
       failed = 0; // the state API is experimental; the per-test hook prints the folder too
     }
-    if (failed > 0) log(`${failed} test(s) failed: control-plane logs are in ${cluster.logDir}`);
+    if (failed > 0) log(`tests failed: control-plane logs are in ${cluster.logDir}`);
     if (cluster.reused) log('leaving the reused cluster running');
     else await cluster.stop();
   };

@@ -1,7 +1,7 @@
 // Helpers for integration tests that run against the devcluster started by global-setup.ts.
 import { AppsV1Api, CoreV1Api, KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { inject, onTestFailed } from 'vitest';
+import { afterEach, inject } from 'vitest';
 
 /** The kubeconfig of the run's cluster (provided by the global setup). */
 export function testKubeconfig(): string {
@@ -16,11 +16,17 @@ export function clients(kubeconfigPath: string = testKubeconfig()) {
   return { kc, core: kc.makeApiClient(CoreV1Api), apps: kc.makeApiClient(AppsV1Api) };
 }
 
-/** Call in a test (or beforeEach) so a failure prints where the component logs are. */
+/**
+ * Call at file or describe level: every failing test after it prints where the control plane's
+ * component logs are.
+ */
 export function printLogDirOnFailure(): void {
-  onTestFailed(() => {
+  afterEach((ctx) => {
+    if (ctx.task.result?.state !== 'fail') return;
     const dir = inject('devclusterLogDir') ?? process.env['SCALABLE_TEST_LOG_DIR'];
-    console.error(`[devcluster] test failed; control-plane logs are in ${dir ?? '(unknown)'}`);
+    console.error(
+      `[devcluster] "${ctx.task.name}" failed; control-plane logs are in ${dir ?? '(unknown)'}`,
+    );
   });
 }
 
