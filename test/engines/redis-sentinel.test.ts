@@ -1,0 +1,259 @@
+// The replicated cache as rendered (replicas: 2): three redis-server and three
+// redis-sentinel processes started by the ConfigMap's start scripts with the pods' env,
+// their DNS names mapped to loopback ports. Killing the master promotes a replica, and an
+// ioredis client configured from the web pods' env keeps reading and writing.
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { toModel } from '../../operator/api/model.ts';
+import { validateApp } from '../../operator/api/validate.ts';
+import { buildAll } from '../../operator/tiers/index.ts';
+import { SENTINEL_DOWN_AFTER_MS } from '../../operator/tiers/redis-config.ts';
+import {
+  Harness,
+  PASSWORD,
+  client,
+  configMapData,
+  envOf,
+  freePort,
+  info,
+  sleep,
+  waitFor,
+} from './redis-harness.ts';
+import type { Instance } from './redis-harness.ts';
+
+const r = validateApp({
+  apiVersion: 'scalable.dev/v1alpha1',
+  kind: 'ScalableApp',
+  metadata: { name: 'shop', namespace: 'prod' },
+  spec: { web: { image: 'shop:1' }, cache: { memory: '32Mi', replicas: 2 } },
+});
+if (!r.ok) throw new Error(JSON.stringify(r.errors));
+const objects = buildAll(toModel(r.app));
+const data = configMapData(objects, 'shop-cache-config');
+const redisEnv = envOf(objects, 'StatefulSet', 'shop-cache');
+const sentinelEnv = envOf(objects, 'StatefulSet', 'shop-cache-sentinel');
+const webEnv = envOf(objects, 'Deployment', 'shop-web');
+const valueOf = (env: typeof webEnv, name: string) => {
+  const v = env.find((e) => e.name === name)?.value;
+  if (v === undefined) throw new Error(`no ${name}`);
+  return v;
+};
+const MASTER = valueOf(webEnv, 'REDIS_MASTER_NAME');
+
+const h = new Harness();
+const clients: Redis[] = [];
+const redis: Instance[] = [];
+const sentinels: Instance[] = [];
+/** Rendered pod address (host:port) -> its loopback stand-in. */
+const loopback = new Map<string, string>();
+const toLoopback = (addr: string) => {
+  const a = loopback.get(addr);
+  if (!a) throw new Error(`no loopback address for ${addr}`);
+  return a;
+};
+const portOf = (addr: string) => Number(addr.slice(addr.lastIndexOf(':') + 1));
+
+/** The pod's env for a start script, rendered values with pod DNS names mapped to loopback. */
+function podEnv(env: typeof webEnv, podName: string): Record<string, string> {
+  const self = valueOf(env, 'SELF_ADDR').replace('$(POD_NAME)', podName);
+  return {
+    MASTER_NAME: valueOf(env, 'MASTER_NAME'),
+    SENTINELS: valueOf(env, 'SENTINELS').split(',').map(toLoopback).join(','),
+    SEED_ADDR: toLoopback(valueOf(env, 'SEED_ADDR')),
+    SELF_ADDR: toLoopback(self),
+  };
+}
+
+beforeAll(async () => {
+  await h.init();
+  for (let i = 0; i < 3; i++) {
+    loopback.set(
+      valueOf(redisEnv, 'SELF_ADDR').replace('$(POD_NAME)', `shop-cache-${i}`),
+      `127.0.0.1:${await freePort()}`,
+    );
+    loopback.set(
+      valueOf(sentinelEnv, 'SELF_ADDR').replace('$(POD_NAME)', `shop-cache-sentinel-${i}`),
+      `127.0.0.1:${await freePort()}`,
+    );
+  }
+  // StatefulSet order: redis pods one by one (OrderedReady), then Sentinels in parallel.
+  for (let i = 0; i < 3; i++) {
+    const env = podEnv(redisEnv, `shop-cache-${i}`);
+    redis.push(
+      await h.start(`redis-${i}`, 'start-redis.sh', data, env, {
+        port: portOf(env['SELF_ADDR'] ?? ''),
+      }),
+    );
+  }
+  sentinels.push(
+    ...(await Promise.all(
+      [0, 1, 2].map((i) => {
+        const env = podEnv(sentinelEnv, `shop-cache-sentinel-${i}`);
+        return h.start(`sentinel-${i}`, 'start-sentinel.sh', data, env, {
+          port: portOf(env['SELF_ADDR'] ?? ''),
+        });
+      }),
+    )),
+  );
+  // Both replicas finished their first sync (diskless, after repl-diskless-sync-delay).
+  for (const r of redis.slice(1)) {
+    const c = track(client(r.port));
+    await waitFor(`${r.name} to sync`, 30_000, async () => {
+      return (await info(c, 'replication'))['master_link_status'] === 'up';
+    });
+  }
+  // Every Sentinel has found both replicas and the two other Sentinels.
+  for (const s of sentinels) {
+    const c = track(client(s.port));
+    await waitFor(`${s.name} to see 2 replicas and 2 sentinels`, 30_000, async () => {
+      const replicas = (await c.call('SENTINEL', 'replicas', MASTER)) as unknown[];
+      const peers = (await c.call('SENTINEL', 'sentinels', MASTER)) as unknown[];
+      return replicas.length === 2 && peers.length === 2;
+    });
+  }
+});
+
+afterAll(async () => {
+  for (const c of clients) c.disconnect();
+  await h.cleanup();
+});
+
+function track(c: Redis) {
+  clients.push(c);
+  return c;
+}
+
+async function masterFromSentinel(s: Instance): Promise<string> {
+  const c = client(s.port, { retryStrategy: () => null });
+  try {
+    const [host, port] = (await c.call('SENTINEL', 'get-master-addr-by-name', MASTER)) as string[];
+    return `${host}:${port}`;
+  } finally {
+    c.disconnect();
+  }
+}
+
+/** The app's client, built only from what the web Deployment's env says. */
+function appClient(): Redis {
+  const ref = webEnv.find((e) => e.name === 'REDIS_PASSWORD')?.valueFrom?.secretKeyRef;
+  expect(ref).toEqual({ name: 'shop-cache-auth', key: 'password' });
+  expect(webEnv.find((e) => e.name === 'REDIS_URL')).toBeUndefined();
+  const password = PASSWORD; // the value of that Secret key
+  const c = new Redis({
+    sentinels: valueOf(webEnv, 'REDIS_SENTINELS')
+      .split(',')
+      .map(toLoopback)
+      .map((a) => ({ host: a.slice(0, a.lastIndexOf(':')), port: portOf(a) })),
+    name: MASTER,
+    password,
+    // Sentinels require the same password.
+    sentinelPassword: password,
+  });
+  c.on('error', () => undefined);
+  return track(c);
+}
+
+describe('replicated cache with Sentinel, from the rendered ConfigMap', () => {
+  it('starts pod 0 as master with two replicas, all Sentinels agreeing', async () => {
+    for (const s of sentinels)
+      expect(await masterFromSentinel(s)).toBe(`127.0.0.1:${redis[0]?.port}`);
+    const m = track(client(redis[0]?.port ?? 0));
+    expect((await info(m, 'replication'))['connected_slaves']).toBe('2');
+  });
+
+  it('refuses Sentinel clients without the password', async () => {
+    const anon = track(
+      new Redis({
+        host: '127.0.0.1',
+        port: sentinels[0]?.port,
+        password: undefined,
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+      }),
+    );
+    anon.on('error', () => undefined);
+    await expect(anon.call('SENTINEL', 'get-master-addr-by-name', MASTER)).rejects.toThrow(
+      /NOAUTH/,
+    );
+  });
+
+  it('promotes a replica when the master is killed; the app keeps reading and writing', async () => {
+    const app = appClient();
+    for (let i = 0; i < 200; i++) await app.set(`product:${i}`, `v${i}`);
+    // Both replicas have every write before the crash (replication is asynchronous).
+    expect(await app.call('WAIT', '2', '2000')).toBe(2);
+
+    const old = redis[0] as Instance;
+    const oldAddr = `127.0.0.1:${old.port}`;
+    const t0 = Date.now();
+    await h.kill(old, 'SIGKILL');
+
+    // The app writes every 100 ms throughout; count failures, time the first success.
+    let failures = 0;
+    let firstOkAfter = -1;
+    let n = 0;
+    const writer = (async () => {
+      while (Date.now() - t0 < 60_000) {
+        try {
+          await app.set(`during:${n}`, String(n));
+          expect(await app.get(`during:${n}`)).toBe(String(n));
+          // The old master is dead: any success went to the promoted replica.
+          if (firstOkAfter < 0) firstOkAfter = Date.now() - t0;
+          if (firstOkAfter >= 0 && n > 20) return;
+          n++;
+        } catch {
+          failures++;
+        }
+        await sleep(100);
+      }
+    })();
+
+    let promotedAfter = -1;
+    await waitFor(
+      'Sentinel to promote a replica',
+      60_000,
+      async () => {
+        const addrs = await Promise.all(sentinels.map(masterFromSentinel));
+        if (addrs.every((a) => a !== oldAddr && a === addrs[0])) {
+          promotedAfter = Date.now() - t0;
+          return true;
+        }
+        return false;
+      },
+      200,
+    );
+    await writer;
+    const newAddr = await masterFromSentinel(sentinels[0] as Instance);
+    console.log(
+      `failover: master killed, Sentinel promoted ${newAddr} after ${promotedAfter} ms ` +
+        `(down-after ${SENTINEL_DOWN_AFTER_MS} ms); the app's first write+read after the kill completed after ${firstOkAfter} ms, ` +
+        `${failures} ops failed (ioredis queued them while it had no master)`,
+    );
+    expect(promotedAfter).toBeGreaterThanOrEqual(SENTINEL_DOWN_AFTER_MS - 500);
+    expect(firstOkAfter).toBeGreaterThan(0);
+    expect(firstOkAfter).toBeLessThan(30_000);
+
+    // Nothing acknowledged by both replicas was lost; the new master takes writes.
+    const values = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => app.get(`product:${i}`)),
+    );
+    expect(values.filter((v, i) => v === `v${i}`).length).toBe(200);
+    const promoted = track(client(portOf(newAddr)));
+    expect((await info(promoted, 'replication'))['role']).toBe('master');
+    expect(await promoted.get('during:0')).toBe('0');
+
+    // The old master's pod restarts: start-redis.sh asks the Sentinels and comes back a replica.
+    const env = podEnv(redisEnv, 'shop-cache-0');
+    const back = await h.start('redis-0-again', 'start-redis.sh', data, env, {
+      port: old.port,
+      dataDir: old.dataDir,
+    });
+    expect(back.log).toContain(`master is ${newAddr}`);
+    const c = track(client(back.port));
+    await waitFor('the old master to sync from the new one', 30_000, async () => {
+      const repl = await info(c, 'replication');
+      return repl['role'] === 'slave' && repl['master_link_status'] === 'up';
+    });
+    expect(await c.get('product:7')).toBe('v7');
+  });
+});
