@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
 import type { K8sObject } from '../../operator/tiers/chart.ts';
 
 export const PASSWORD = 'engine-test-password-3f9a1c';
@@ -147,10 +148,7 @@ async function ping(port: number): Promise<string | undefined> {
   }
 }
 
-export function client(
-  port: number,
-  extra: ConstructorParameters<typeof Redis>[0] & object = {},
-): Redis {
+export function client(port: number, extra: RedisOptions = {}): Redis {
   const c = new Redis({
     host: '127.0.0.1',
     port,
