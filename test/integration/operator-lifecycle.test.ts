@@ -1,0 +1,177 @@
+// One ScalableApp through its life, with the operator running as its own process:
+// create -> Ready, zero writes at rest, spec change, drift repair, pruning, garbage collection.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually, printLogDirOnFailure, uniqueName } from '../../devcluster/testing.ts';
+import { toModel } from '../../operator/api/model.ts';
+import { validateApp } from '../../operator/api/validate.ts';
+import type { ScalableAppObject } from '../../operator/api/schema.ts';
+import { LEASE_KIND } from '../../operator/reconcile/kinds.ts';
+import type { KubeClient } from '../../operator/runtime/kube-client.ts';
+import { buildAll } from '../../operator/tiers/index.ts';
+import {
+  apiClient,
+  applyAs,
+  conditionOf,
+  createNamespace,
+  deleteNamespace,
+  getApp,
+  getObj,
+  installCrd,
+  kindInfo,
+  kubeconfig,
+  mergePatch,
+  mutatingRequests,
+  scalableApp,
+  startOperator,
+} from './operator-harness.ts';
+import type { Json, OperatorProcess } from './operator-harness.ts';
+
+const ns = uniqueName('op-life');
+const lease = uniqueName('lease-life');
+const NAME = 'shop';
+let client: KubeClient;
+let op: OperatorProcess;
+
+const spec = (image: string, minReplicas: number, ingress = true): Json => ({
+  web: { image, autoscaling: { minReplicas, maxReplicas: 5 } },
+  ...(ingress ? { ingress: { host: 'shop.example.com' } } : {}),
+  cache: {},
+});
+
+/** The objects the builders want for this spec (names and kinds). */
+function expected(s: Json): Array<{ apiVersion: string; kind: string; name: string }> {
+  const v = validateApp(scalableApp(ns, NAME, s));
+  if (!v.ok) throw new Error(JSON.stringify(v.errors));
+  return buildAll(toModel(v.app as ScalableAppObject)).map((o) => ({
+    apiVersion: o.apiVersion,
+    kind: o.kind,
+    name: o.metadata.name,
+  }));
+}
+
+const apply = (s: Json) => applyAs(client, 'test-user', scalableApp(ns, NAME, s));
+const deployment = () => getObj(client, kindInfo('apps/v1', 'Deployment'), ns, `${NAME}-web`);
+const image = (d: Json | undefined) =>
+  ((d?.['spec'] as Json)['template'] as { spec: { containers: Array<{ image: string }> } }).spec.containers[0]?.image;
+
+async function readyAt(generation: number): Promise<Json | undefined> {
+  const app = await getApp(client, ns, NAME);
+  const status = app?.['status'] as Json | undefined;
+  return status?.['observedGeneration'] === generation && conditionOf(app, 'Ready')?.['status'] === 'True'
+    ? app
+    : undefined;
+}
+
+beforeAll(async () => {
+  await installCrd(kubeconfig());
+  client = await apiClient();
+  await createNamespace(client, ns);
+  op = await startOperator({ SCALABLE_LEASE_NAME: lease });
+});
+
+afterAll(async () => {
+  await op?.stop('SIGTERM');
+  await deleteNamespace(client, ns);
+  client?.close();
+});
+
+describe('operator lifecycle', () => {
+  printLogDirOnFailure();
+  let generatedData: Json | undefined;
+
+  it('creates every object of the app and reports Ready once the pods are', async () => {
+    const created = await apply(spec('ghcr.io/acme/shop:1.0.0', 2));
+    const uid = (created['metadata'] as Json)['uid'];
+    for (const want of expected(spec('ghcr.io/acme/shop:1.0.0', 2))) {
+      const obj = await eventually(`${want.kind} ${want.name}`, () =>
+        getObj(client, kindInfo(want.apiVersion, want.kind), ns, want.name),
+      );
+      const owners = (obj['metadata'] as Json)['ownerReferences'] as Json[];
+      expect(owners).toEqual([expect.objectContaining({ uid, controller: true, kind: 'ScalableApp' })]);
+    }
+    const app = await eventually('Ready=True at generation 1', () => readyAt(1), 120_000);
+    const status = app['status'] as Json;
+    expect(status['web']).toMatchObject({ readyReplicas: 2, ready: '2/2' });
+    expect(status['url']).toBe('http://shop.example.com');
+    const types = (status['conditions'] as Json[]).map((c) => c['type']);
+    expect(types).toEqual(expect.arrayContaining(['Ready', 'Progressing', 'Degraded', 'WebReady', 'IngressReady', 'CacheReady']));
+    const secret = await getObj(client, kindInfo('v1', 'Secret'), ns, `${NAME}-cache`);
+    generatedData = secret?.['data'] as Json;
+    expect(Object.keys(generatedData ?? {}).length).toBeGreaterThan(0);
+  });
+
+  it('sends no mutating request while the app is at rest', async () => {
+    await sleep(3_000); // let the last pod and status events settle
+    const before = await mutatingRequests(op, 'leases');
+    await sleep(10_000);
+    expect(await mutatingRequests(op, 'leases')).toBe(before);
+  });
+
+  it('follows a spec change: objects updated, observedGeneration follows', async () => {
+    await apply(spec('ghcr.io/acme/shop:2.0.0', 3));
+    await eventually('image 2.0.0', async () => ((image(await deployment()) === 'ghcr.io/acme/shop:2.0.0') ? true : undefined));
+    const app = await eventually('Ready=True at generation 2', () => readyAt(2), 120_000);
+    expect((app['status'] as Json)['web']).toMatchObject({ ready: '3/3' });
+  });
+
+  it('recreates a child deleted by hand', async () => {
+    const svc = kindInfo('v1', 'Service');
+    const before = await getObj(client, svc, ns, `${NAME}-web`);
+    await client.request('DELETE', `/api/v1/namespaces/${ns}/services/${NAME}-web`, { verb: 'delete', resource: 'services' });
+    const after = await eventually('Service recreated', async () => {
+      const s = await getObj(client, svc, ns, `${NAME}-web`);
+      return s && (s['metadata'] as Json)['uid'] !== (before?.['metadata'] as Json)['uid'] ? s : undefined;
+    });
+    expect((after['metadata'] as Json)['labels']).toMatchObject({ 'scalable.dev/app': NAME });
+  });
+
+  it("reverts a hand edit of a field it owns, keeps another manager's annotation", async () => {
+    await mergePatch(client, kindInfo('apps/v1', 'Deployment'), ns, `${NAME}-web`, {
+      metadata: { annotations: { 'example.com/owner': 'team-a' } },
+      spec: { template: { spec: { containers: [{ name: 'web', image: 'evil:latest' }] } } },
+    });
+    await eventually('image reverted', async () => ((image(await deployment()) === 'ghcr.io/acme/shop:2.0.0') ? true : undefined));
+    await sleep(2_000);
+    const d = await deployment();
+    expect(image(d)).toBe('ghcr.io/acme/shop:2.0.0');
+    expect(((d?.['metadata'] as Json)['annotations'] as Json)['example.com/owner']).toBe('team-a');
+  });
+
+  it('never rewrites a generated Secret', async () => {
+    const secret = await getObj(client, kindInfo('v1', 'Secret'), ns, `${NAME}-cache`);
+    expect(secret?.['data']).toEqual(generatedData);
+    expect(op.logs()).not.toContain(Object.values(generatedData ?? {})[0] as string);
+  });
+
+  it('prunes what the spec no longer wants', async () => {
+    await apply(spec('ghcr.io/acme/shop:2.0.0', 3, false));
+    const ing = kindInfo('networking.k8s.io/v1', 'Ingress');
+    await eventually('Ingresses pruned', async () =>
+      (await getObj(client, ing, ns, `${NAME}-web`)) || (await getObj(client, ing, ns, `${NAME}-static`)) ? undefined : true,
+    );
+    const app = await eventually('Ready=True at generation 3', () => readyAt(3), 60_000);
+    expect(conditionOf(app, 'IngressReady')).toBeUndefined();
+    expect(await deployment()).toBeDefined();
+  });
+
+  it('leaves the children to the garbage collector when the app is deleted', async () => {
+    await client.request('DELETE', `/apis/scalable.dev/v1alpha1/namespaces/${ns}/scalableapps/${NAME}`, {
+      verb: 'delete',
+      resource: 'scalableapps',
+    });
+    for (const want of expected(spec('ghcr.io/acme/shop:2.0.0', 3, false))) {
+      await eventually(
+        `${want.kind} ${want.name} collected`,
+        async () => ((await getObj(client, kindInfo(want.apiVersion, want.kind), ns, want.name)) ? undefined : true),
+        60_000,
+      );
+    }
+  });
+
+  it('releases the lease on SIGTERM', async () => {
+    expect(await op.stop('SIGTERM')).toBe(0);
+    const l = await getObj(client, LEASE_KIND, 'default', lease);
+    expect((l?.['spec'] as Json)['holderIdentity'] ?? '').toBe('');
+  });
+});
