@@ -3,6 +3,7 @@
 // Passwords only ever arrive through secretKeyRef.
 import type { AppModel } from '../api/model.ts';
 import { redisWiring } from './cache.ts';
+import { databaseWiring } from './database/shard-map.ts';
 
 export interface EnvVar {
   name: string;
@@ -34,6 +35,7 @@ const CONTRIBUTORS: readonly WiringContributor[] = [
     ],
   }),
   redisWiring,
+  databaseWiring,
 ];
 
 export function appWiring(app: AppModel): AppWiring {

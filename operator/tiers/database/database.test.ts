@@ -1,0 +1,262 @@
+import yaml from 'js-yaml';
+import { describe, expect, it } from 'vitest';
+import { appWiring } from '../app-env.ts';
+import { GENERATED_KEYS_ANNOTATION } from '../secrets.ts';
+import { find, modelOf, spec } from '../test-helpers.ts';
+import { parseShardMap, shardFor } from '../../sdk/index.ts';
+import { buildDatabase } from './index.ts';
+import { patroniConfig, renderPatroniConfig, renderPostBootstrap } from './patroni-config.ts';
+import { appDatabaseName } from './names.ts';
+
+const sharded = modelOf({
+  database: {
+    shards: 2,
+    replicasPerShard: 2,
+    synchronous: true,
+    shardKey: 'customer_id',
+    storage: { size: '20Gi', storageClassName: 'fast' },
+  },
+});
+const objects = buildDatabase(sharded);
+
+describe('buildDatabase', () => {
+  it('renders nothing when the tier is off', () => {
+    expect(buildDatabase(modelOf({}))).toEqual([]);
+    expect(buildDatabase(modelOf({ database: { enabled: false } }))).toEqual([]);
+  });
+
+  it('renders shared objects once and per-shard objects per shard', () => {
+    expect(objects.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([
+      'Secret/shop-db-auth',
+      'Secret/shop-db-app',
+      'ConfigMap/shop-shard-map',
+      'ServiceAccount/shop-db',
+      'Role/shop-db',
+      'RoleBinding/shop-db',
+      ...[0, 1].flatMap((i) => [
+        `ConfigMap/shop-db-${i}-patroni`,
+        `Service/shop-db-${i}`,
+        `Service/shop-db-${i}-ro`,
+        `Service/shop-db-${i}-hl`,
+        `StatefulSet/shop-db-${i}`,
+        `PodDisruptionBudget/shop-db-${i}`,
+      ]),
+      'NetworkPolicy/shop-db',
+    ]);
+    for (const o of objects) expect(o.metadata.namespace).toBe('prod');
+  });
+
+  it('runs replicasPerShard + 1 Patroni pods per shard, restricted, as uid 999', () => {
+    const sts = spec(find(objects, 'StatefulSet', 'shop-db-1'));
+    expect(sts.replicas).toBe(3);
+    expect(sts.serviceName).toBe('shop-db-1-hl');
+    expect(sts.podManagementPolicy).toBe('Parallel');
+    expect(sts.selector.matchLabels).toMatchObject({
+      'scalable.dev/cluster': 'shop-db-1',
+      'scalable.dev/database': 'shop',
+    });
+    const pod = sts.template.spec;
+    expect(pod.serviceAccountName).toBe('shop-db');
+    expect(pod.securityContext).toMatchObject({ runAsUser: 999, fsGroup: 999, runAsNonRoot: true });
+    expect(pod.containers.map((c: { name: string }) => c.name)).toEqual(['postgres', 'exporter']);
+    const pg = pod.containers[0];
+    expect(pg.image).toBe('ghcr.io/scalable-dev/postgres-patroni:17-4.1.0');
+    expect(pg.args).toEqual(['/etc/patroni/patroni.yml']);
+    expect(pg.readinessProbe.httpGet.path).toBe('/readiness');
+    expect(pod.containers[1].image).toContain('postgres-exporter');
+    expect(
+      pod.topologySpreadConstraints.map((t: { topologyKey: string }) => t.topologyKey),
+    ).toEqual(['topology.kubernetes.io/zone', 'kubernetes.io/hostname']);
+    expect(
+      pod.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution,
+    ).toHaveLength(2);
+  });
+
+  it('claims storage from the spec and keeps it on delete by default', () => {
+    const sts = spec(find(objects, 'StatefulSet', 'shop-db-0'));
+    expect(sts.volumeClaimTemplates[0].spec).toEqual({
+      accessModes: ['ReadWriteOnce'],
+      storageClassName: 'fast',
+      resources: { requests: { storage: '20Gi' } },
+    });
+    expect(sts.persistentVolumeClaimRetentionPolicy).toEqual({
+      whenDeleted: 'Retain',
+      whenScaled: 'Retain',
+    });
+    const del = spec(
+      find(buildDatabase(modelOf({ database: { deletionPolicy: 'Delete' } })), 'StatefulSet'),
+    );
+    expect(del.persistentVolumeClaimRetentionPolicy).toEqual({
+      whenDeleted: 'Delete',
+      whenScaled: 'Delete',
+    });
+    expect(del.volumeClaimTemplates[0].spec).not.toHaveProperty('storageClassName');
+  });
+
+  it('passes every password by secretKeyRef and none by value', () => {
+    const env = spec(find(objects, 'StatefulSet', 'shop-db-0')).template.spec.containers.flatMap(
+      (c: { env: unknown[] }) => c.env,
+    ) as Array<{
+      name: string;
+      value?: string;
+      valueFrom?: { secretKeyRef?: { name: string; key: string } };
+    }>;
+    const secrets = env.filter((e) => /PASSWORD|PASS$/.test(e.name));
+    expect(secrets.map((e) => e.name).sort()).toEqual([
+      'DATA_SOURCE_PASS',
+      'PATRONI_REPLICATION_PASSWORD',
+      'PATRONI_RESTAPI_PASSWORD',
+      'PATRONI_SUPERUSER_PASSWORD',
+      'SCALABLE_APP_PASSWORD',
+      'SCALABLE_MONITOR_PASSWORD',
+    ]);
+    for (const e of secrets) expect(e.value, e.name).toBeUndefined();
+    expect(
+      find(objects, 'Secret', 'shop-db-auth').metadata.annotations?.[GENERATED_KEYS_ANNOTATION],
+    ).toBe('superuser-password,replication-password,restapi-password,monitor-password');
+    expect(
+      find(objects, 'Secret', 'shop-db-app').metadata.annotations?.[GENERATED_KEYS_ANNOTATION],
+    ).toBe('password');
+  });
+
+  it('selects the primary and the replicas of one shard by Patroni role label', () => {
+    const rw = spec(find(objects, 'Service', 'shop-db-1'));
+    const ro = spec(find(objects, 'Service', 'shop-db-1-ro'));
+    expect(rw.selector).toMatchObject({
+      'scalable.dev/cluster': 'shop-db-1',
+      'scalable.dev/role': 'master',
+    });
+    expect(ro.selector).toMatchObject({
+      'scalable.dev/cluster': 'shop-db-1',
+      'scalable.dev/role': 'replica',
+    });
+    expect(rw.ports).toEqual([{ name: 'postgresql', port: 5432, targetPort: 'postgresql' }]);
+    const hl = spec(find(objects, 'Service', 'shop-db-1-hl'));
+    expect(hl.clusterIP).toBe('None');
+    expect(hl.selector).not.toHaveProperty('scalable.dev/role');
+  });
+
+  it('gives Patroni only what it needs: its ConfigMaps and its pods by name', () => {
+    const rules = (
+      find(objects, 'Role', 'shop-db') as unknown as { rules: Array<Record<string, string[]>> }
+    ).rules;
+    const resources = new Set(rules.flatMap((r) => r['resources']));
+    expect([...resources].sort()).toEqual(['configmaps', 'pods']);
+    expect(rules.flatMap((r) => r['verbs'])).not.toContain('delete');
+    const podPatch = rules.find(
+      (r) => r['resources']?.includes('pods') && r['verbs']?.includes('patch'),
+    );
+    expect(podPatch?.['resourceNames']).toEqual(
+      [0, 1].flatMap((i) => [0, 1, 2].map((n) => `shop-db-${i}-${n}`)),
+    );
+    const cmPatch = rules.find(
+      (r) => r['resources']?.includes('configmaps') && r['verbs']?.includes('patch'),
+    );
+    expect(cmPatch?.['resourceNames']).toContain('shop-db-1-leader');
+    const binding = find(objects, 'RoleBinding', 'shop-db') as unknown as { subjects: unknown[] };
+    expect(binding.subjects).toEqual([
+      { kind: 'ServiceAccount', name: 'shop-db', namespace: 'prod' },
+    ]);
+  });
+
+  it('lets only the app reach Postgres and only database pods reach Patroni', () => {
+    const np = spec(find(objects, 'NetworkPolicy', 'shop-db'));
+    expect(np.ingress[0]).toEqual({
+      from: [{ podSelector: { matchLabels: { 'scalable.dev/app': 'shop' } } }],
+      ports: [{ port: 5432, protocol: 'TCP' }],
+    });
+    expect(np.ingress[1].from[0].podSelector.matchLabels).toMatchObject({
+      'scalable.dev/tier': 'database',
+    });
+    expect(np.ingress[1].ports).toEqual([{ port: 8008, protocol: 'TCP' }]);
+  });
+
+  it('publishes a shard map the SDK can route with', () => {
+    const cm = find(objects, 'ConfigMap', 'shop-shard-map') as unknown as {
+      data: Record<string, string>;
+    };
+    const map = parseShardMap(cm.data['shard-map.json']!);
+    expect(map).toMatchObject({
+      version: 2,
+      buckets: 1024,
+      shardKey: 'customer_id',
+      database: 'shop',
+    });
+    expect(map.hash.name).toBe('sha256-u32be-mod');
+    expect(map.hash.sql).toContain('$1');
+    expect(map.shards[1]).toEqual({
+      index: 1,
+      primary: 'shop-db-1.prod.svc',
+      replicas: 'shop-db-1-ro.prod.svc',
+      port: 5432,
+    });
+    expect(map.ranges).toEqual([
+      { from: 0, to: 512, shard: 0 },
+      { from: 512, to: 1024, shard: 1 },
+    ]);
+    expect([0, 1]).toContain(shardFor(map, 'customer-1').index);
+  });
+
+  it('wires app pods: DATABASE_* env, the password by reference, the shard map mounted', () => {
+    const w = appWiring(sharded);
+    const env = Object.fromEntries(w.env.map((e) => [e.name, e]));
+    expect(env['DATABASE_HOST']?.value).toBe('shop-db-0.prod.svc');
+    expect(env['DATABASE_RO_HOST']?.value).toBe('shop-db-0-ro.prod.svc');
+    expect(env['DATABASE_PORT']?.value).toBe('5432');
+    expect(env['DATABASE_NAME']?.value).toBe('shop');
+    expect(env['DATABASE_PASSWORD']?.valueFrom).toEqual({
+      secretKeyRef: { name: 'shop-db-app', key: 'password' },
+    });
+    expect(env['DATABASE_SHARD_MAP']?.value).toBe('/etc/scalable/shard-map/shard-map.json');
+    expect(w.volumes).toEqual([{ name: 'shard-map', configMap: { name: 'shop-shard-map' } }]);
+    expect(appWiring(modelOf({})).env.some((e) => e.name.startsWith('DATABASE_'))).toBe(false);
+  });
+});
+
+describe('Patroni configuration', () => {
+  it('uses the Kubernetes API as DCS with our labels and pinned role values', () => {
+    const c = yaml.load(renderPatroniConfig(sharded, 1)) as ReturnType<typeof patroniConfig>;
+    expect(c.scope).toBe('shop-db-1');
+    expect(c.kubernetes).toMatchObject({
+      namespace: 'prod',
+      labels: { 'scalable.dev/database': 'shop' },
+      scope_label: 'scalable.dev/cluster',
+      role_label: 'scalable.dev/role',
+      leader_label_value: 'master',
+      follower_label_value: 'replica',
+      use_endpoints: false,
+    });
+    expect(c.postgresql.bin_dir).toBe('/usr/lib/postgresql/17/bin');
+    expect(c.watchdog.mode).toBe('off');
+  });
+
+  it('turns synchronous replication on from the spec', () => {
+    expect(patroniConfig(sharded, 0).bootstrap.dcs.synchronous_mode).toBe(true);
+    expect(patroniConfig(modelOf({ database: {} }), 0).bootstrap.dcs.synchronous_mode).toBe(false);
+  });
+
+  it('sizes memory from the limit and carries no password', () => {
+    const text = renderPatroniConfig(
+      modelOf({ database: { resources: { limits: { memory: '4Gi' } } } }),
+      0,
+    );
+    expect(text).toContain('shared_buffers: 1024MB');
+    expect(text).not.toMatch(/password:/i);
+    expect(text).toContain("mode: 'off'");
+  });
+
+  it('bootstraps the app role and database with passwords from the environment', () => {
+    const script = renderPostBootstrap(sharded);
+    expect(script).toContain('\\getenv app_password SCALABLE_APP_PASSWORD');
+    expect(script).toContain("CREATE ROLE shop LOGIN PASSWORD :'app_password';");
+    expect(script).toContain(
+      'CREATE FUNCTION scalable_bucket(key text)'.replace('CREATE', 'CREATE OR REPLACE'),
+    );
+  });
+
+  it('never names the app role after a reserved or operator role', () => {
+    expect(appDatabaseName(modelOf({ database: {} }, 'my-shop'))).toBe('my_shop');
+    expect(appDatabaseName(modelOf({ database: {} }, 'postgres'))).toBe('app_postgres');
+    expect(appDatabaseName(modelOf({ database: {} }, 'pg-admin'))).toBe('app_pg_admin');
+  });
+});

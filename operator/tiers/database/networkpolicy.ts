@@ -1,0 +1,29 @@
+// Postgres is reachable only from the app's own pods (the chapter's "private IPs");
+// Patroni's REST API only from the other database pods of the app; metrics from anywhere
+// in the cluster (no data there, and the Prometheus namespace is not known here).
+import { k8s } from 'cdk8s-plus-27';
+import type { Chart } from 'cdk8s';
+import type { AppModel } from '../../api/model.ts';
+import { APP_LABEL, metadataOf, selectorOf } from '../meta.ts';
+import { EXPORTER_PORT, PATRONI_PORT, POSTGRES_PORT, tierName } from './names.ts';
+
+const tcp = (port: number) => ({ port: k8s.IntOrString.fromNumber(port), protocol: 'TCP' });
+
+export function databaseNetworkPolicy(chart: Chart, app: AppModel): void {
+  const dbPods = selectorOf(app, 'database', 'postgres');
+  new k8s.KubeNetworkPolicy(chart, 'db-netpol', {
+    metadata: metadataOf(app, 'database', tierName(app), 'postgres'),
+    spec: {
+      podSelector: { matchLabels: dbPods },
+      policyTypes: ['Ingress'],
+      ingress: [
+        {
+          from: [{ podSelector: { matchLabels: { [APP_LABEL]: app.name } } }],
+          ports: [tcp(POSTGRES_PORT)],
+        },
+        { from: [{ podSelector: { matchLabels: dbPods } }], ports: [tcp(PATRONI_PORT)] },
+        { from: [{ namespaceSelector: {} }], ports: [tcp(EXPORTER_PORT)] },
+      ],
+    },
+  });
+}

@@ -1,0 +1,179 @@
+// Patroni's configuration, rendered from the model (pure). The same text goes into the
+// ConfigMap the pods mount and into the engine tests, which start real Patroni from it.
+// Per-pod values (member name, pod IP, connect addresses, passwords) are not in the file:
+// Patroni reads them from PATRONI_* environment variables, which override the file, so
+// one file serves every member of a shard and no password is ever in a ConfigMap.
+import yaml from 'js-yaml';
+import type { AppModel } from '../../api/model.ts';
+import { parseQuantity } from '../quantity.ts';
+import { bucketFunctionSql } from '../../sdk/hash.ts';
+import {
+  DATABASE_LABEL,
+  MONITOR_USER,
+  PATRONI_PORT,
+  POSTGRES_PORT,
+  PRIMARY_ROLE,
+  REPLICA_ROLE,
+  REPLICATION_USER,
+  ROLE_LABEL,
+  SCOPE_LABEL,
+  SUPERUSER,
+  appDatabaseName,
+  shardName,
+} from './names.ts';
+
+export const PATRONI_CONFIG_FILE = 'patroni.yml';
+export const POST_BOOTSTRAP_FILE = 'post-bootstrap.sh';
+
+/** Where things live in the pod. Tests pass their own configDir; the rest comes from env. */
+export interface PodLayout {
+  /** Mount point of the ConfigMap holding patroni.yml and post-bootstrap.sh. */
+  readonly configDir: string;
+}
+
+export const POD_LAYOUT: PodLayout = { configDir: '/etc/patroni' };
+/** The PVC is mounted one level up: a fresh volume's lost+found must not be in PGDATA. */
+export const DATA_MOUNT = '/var/lib/postgresql/data';
+export const DATA_DIR = `${DATA_MOUNT}/pgdata`;
+export const SOCKET_DIR = '/var/run/postgresql';
+export const binDir = (version: string): string => `/usr/lib/postgresql/${version}/bin`;
+
+/** Env names the pod sets (from the downward API and Secrets) and Patroni/psql read. */
+export const ENV = {
+  name: 'PATRONI_NAME',
+  podIp: 'PATRONI_KUBERNETES_POD_IP',
+  postgresConnect: 'PATRONI_POSTGRESQL_CONNECT_ADDRESS',
+  restapiConnect: 'PATRONI_RESTAPI_CONNECT_ADDRESS',
+  superuserPassword: 'PATRONI_SUPERUSER_PASSWORD',
+  replicationPassword: 'PATRONI_REPLICATION_PASSWORD',
+  restapiUsername: 'PATRONI_RESTAPI_USERNAME',
+  restapiPassword: 'PATRONI_RESTAPI_PASSWORD',
+  appPassword: 'SCALABLE_APP_PASSWORD',
+  monitorPassword: 'SCALABLE_MONITOR_PASSWORD',
+} as const;
+
+const MiB = 2 ** 20;
+
+/** shared_buffers a quarter and effective_cache_size three quarters of the memory limit. */
+function memoryParameters(app: AppModel): Record<string, string> {
+  const limit = parseQuantity(app.database?.resources.limits.memory ?? '1Gi');
+  return {
+    shared_buffers: `${Math.max(16, Math.floor(limit / 4 / MiB))}MB`,
+    effective_cache_size: `${Math.max(32, Math.floor((limit * 3) / 4 / MiB))}MB`,
+  };
+}
+
+export function patroniConfig(app: AppModel, shard: number, layout: PodLayout = POD_LAYOUT) {
+  const db = app.database;
+  if (!db) throw new Error('patroniConfig: the database tier is off');
+  return {
+    scope: shardName(app, shard),
+    log: { level: 'INFO' },
+    restapi: { listen: `0.0.0.0:${PATRONI_PORT}` },
+    kubernetes: {
+      namespace: app.namespace,
+      labels: { [DATABASE_LABEL]: app.name },
+      scope_label: SCOPE_LABEL,
+      role_label: ROLE_LABEL,
+      // Patroni 3.x hard-codes these values; 4.x defaults the leader to "primary". Pinning
+      // them keeps the Service selectors right whichever Patroni the image carries.
+      leader_label_value: PRIMARY_ROLE,
+      follower_label_value: REPLICA_ROLE,
+      standby_leader_label_value: PRIMARY_ROLE,
+      // ConfigMaps, not Endpoints: the Services select the primary by the role label, and
+      // Patroni then needs no rights on Endpoints or Services.
+      use_endpoints: false,
+      ports: [{ name: 'postgresql', port: POSTGRES_PORT }],
+    },
+    bootstrap: {
+      dcs: {
+        ttl: 30,
+        loop_wait: 10,
+        retry_timeout: 10,
+        // A replica more than 1 MiB behind is never promoted (async mode).
+        maximum_lag_on_failover: 1048576,
+        synchronous_mode: db.synchronous,
+        // Not strict: with every replica gone the primary keeps accepting writes.
+        synchronous_mode_strict: false,
+        postgresql: {
+          use_pg_rewind: true,
+          use_slots: true,
+          parameters: {
+            max_connections: 200,
+            wal_level: 'replica',
+            hot_standby: 'on',
+            wal_log_hints: 'on',
+            max_wal_senders: 10,
+            max_replication_slots: 10,
+            wal_keep_size: '256MB',
+            hot_standby_feedback: 'on',
+            password_encryption: 'scram-sha-256',
+            ...memoryParameters(app),
+          },
+        },
+      },
+      initdb: [{ encoding: 'UTF8' }, { locale: 'C.UTF-8' }, 'data-checksums'],
+      post_bootstrap: `${layout.configDir}/${POST_BOOTSTRAP_FILE}`,
+    },
+    postgresql: {
+      listen: `0.0.0.0:${POSTGRES_PORT}`,
+      data_dir: DATA_DIR,
+      bin_dir: binDir(db.version),
+      pgpass: '/tmp/pgpass',
+      authentication: {
+        superuser: { username: SUPERUSER },
+        replication: { username: REPLICATION_USER },
+        rewind: { username: SUPERUSER },
+      },
+      parameters: { unix_socket_directories: SOCKET_DIR },
+      // Password auth everywhere; who may connect at all is the NetworkPolicy's job.
+      pg_hba: [
+        'local all all scram-sha-256',
+        `host replication ${REPLICATION_USER} 0.0.0.0/0 scram-sha-256`,
+        `host replication ${REPLICATION_USER} ::/0 scram-sha-256`,
+        'host all all 0.0.0.0/0 scram-sha-256',
+        'host all all ::/0 scram-sha-256',
+      ],
+    },
+    // No /dev/watchdog in a restricted pod; fencing is the leader key's TTL.
+    watchdog: { mode: 'off' },
+  };
+}
+
+/** patroni.yml for one shard. */
+export function renderPatroniConfig(
+  app: AppModel,
+  shard: number,
+  layout: PodLayout = POD_LAYOUT,
+): string {
+  return yaml.dump(patroniConfig(app, shard, layout), {
+    lineWidth: -1,
+    noRefs: true,
+    quotingType: "'",
+  });
+}
+
+/**
+ * Runs once, on the first primary, after initdb: the app's role and database, the
+ * monitoring role and the bucket function. Passwords come from the environment through
+ * psql's \getenv (never argv), and a failing statement is not logged with its text.
+ */
+export function renderPostBootstrap(app: AppModel): string {
+  const db = appDatabaseName(app);
+  return [
+    '#!/bin/sh',
+    '# Patroni passes a connection string as $1 (and PGPASSFILE for the superuser).',
+    'set -eu',
+    'psql -X -v ON_ERROR_STOP=1 -d "$1" <<\'SQL\'',
+    "SET log_min_error_statement = 'panic';",
+    `\\getenv app_password ${ENV.appPassword}`,
+    `\\getenv monitor_password ${ENV.monitorPassword}`,
+    `CREATE ROLE ${db} LOGIN PASSWORD :'app_password';`,
+    `CREATE ROLE ${MONITOR_USER} LOGIN PASSWORD :'monitor_password' IN ROLE pg_monitor;`,
+    `CREATE DATABASE ${db} OWNER ${db};`,
+    `\\connect ${db}`,
+    bucketFunctionSql(),
+    'SQL',
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,13 @@
+// Generated passwords, split by reader: <app>-db-auth (superuser, replication, REST API,
+// monitoring) only Postgres pods mount; <app>-db-app (the app role's) is what app pods read.
+import type { AppModel } from '../../api/model.ts';
+import type { K8sObject } from '../chart.ts';
+import { generatedSecret } from '../secrets.ts';
+import { APP_PASSWORD_KEY, AUTH_KEYS, appSecretName, authSecretName } from './names.ts';
+
+export function databaseSecrets(app: AppModel): K8sObject[] {
+  return [
+    generatedSecret(app, 'database', authSecretName(app), Object.values(AUTH_KEYS), 'postgres'),
+    generatedSecret(app, 'database', appSecretName(app), [APP_PASSWORD_KEY], 'postgres'),
+  ];
+}

@@ -1,0 +1,82 @@
+// The shard map ConfigMap <app>-shard-map (JSON) and the wiring that hands it and the
+// DATABASE_* env to every app pod. Addresses are Service DNS names, stable across failover.
+import type { AppModel } from '../../api/model.ts';
+import type { AppWiring, EnvVar } from '../app-env.ts';
+import type { K8sObject } from '../chart.ts';
+import { metadataOf } from '../meta.ts';
+import { makeShardMap } from '../../sdk/shard-map.ts';
+import type { ShardMap } from '../../sdk/shard-map.ts';
+import {
+  APP_PASSWORD_KEY,
+  POSTGRES_PORT,
+  appDatabaseName,
+  appSecretName,
+  replicaServiceName,
+  serviceHost,
+  shardIndexes,
+  shardMapName,
+  shardName,
+} from './names.ts';
+
+export const SHARD_MAP_KEY = 'shard-map.json';
+export const SHARD_MAP_MOUNT = '/etc/scalable/shard-map';
+export const SHARD_MAP_VERSION_ANNOTATION = 'scalable.dev/shard-map-version';
+
+/**
+ * The map for the current spec. Buckets are a pure function of the shard count, and shards
+ * only ever grow (the CRD forbids shrinking), so the count is a monotonic version: it goes
+ * up exactly when buckets move.
+ */
+export function shardMapOf(app: AppModel): ShardMap | undefined {
+  const db = app.database;
+  if (!db) return undefined;
+  return makeShardMap({
+    version: db.shards,
+    database: appDatabaseName(app),
+    ...(db.shardKey ? { shardKey: db.shardKey } : {}),
+    shards: shardIndexes(app).map((index) => ({
+      index,
+      primary: serviceHost(app, shardName(app, index)),
+      replicas: serviceHost(app, replicaServiceName(app, index)),
+      port: POSTGRES_PORT,
+    })),
+  });
+}
+
+export function shardMapConfigMap(app: AppModel): K8sObject[] {
+  const map = shardMapOf(app);
+  if (!map) return [];
+  return [
+    {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: metadataOf(app, 'database', shardMapName(app), 'shard-map', {
+        annotations: { [SHARD_MAP_VERSION_ANNOTATION]: String(map.version) },
+      }),
+      data: { [SHARD_MAP_KEY]: JSON.stringify(map, null, 2) + '\n' },
+    },
+  ];
+}
+
+/** DATABASE_* env (shard 0's Services for unsharded apps) and the mounted shard map. */
+export function databaseWiring(app: AppModel): Partial<AppWiring> {
+  if (!app.database) return {};
+  const env: EnvVar[] = [
+    { name: 'DATABASE_HOST', value: serviceHost(app, shardName(app, 0)) },
+    { name: 'DATABASE_RO_HOST', value: serviceHost(app, replicaServiceName(app, 0)) },
+    { name: 'DATABASE_PORT', value: String(POSTGRES_PORT) },
+    { name: 'DATABASE_NAME', value: appDatabaseName(app) },
+    { name: 'DATABASE_USER', value: appDatabaseName(app) },
+    {
+      name: 'DATABASE_PASSWORD',
+      valueFrom: { secretKeyRef: { name: appSecretName(app), key: APP_PASSWORD_KEY } },
+    },
+    { name: 'DATABASE_SHARD_MAP', value: `${SHARD_MAP_MOUNT}/${SHARD_MAP_KEY}` },
+  ];
+  return {
+    env,
+    // A directory mount (not subPath), so a new map version reaches running pods.
+    volumes: [{ name: 'shard-map', configMap: { name: shardMapName(app) } }],
+    volumeMounts: [{ name: 'shard-map', mountPath: SHARD_MAP_MOUNT, readOnly: true }],
+  };
+}

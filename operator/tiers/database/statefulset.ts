@@ -1,0 +1,205 @@
+// One StatefulSet per shard: replicasPerShard + 1 pods of Patroni-managed Postgres plus a
+// postgres_exporter sidecar. Patroni decides who is primary; Kubernetes only keeps the pods.
+import { k8s } from 'cdk8s-plus-27';
+import type { Chart } from 'cdk8s';
+import type { AppModel } from '../../api/model.ts';
+import { metadataOf } from '../meta.ts';
+import {
+  restrictedContainerSecurityContext,
+  restrictedPodSecurityContext,
+  topologySpreadOf,
+} from '../pod-security.ts';
+import { quantity } from '../quantity.ts';
+import {
+  AUTH_KEYS,
+  EXPORTER_PORT,
+  MONITOR_USER,
+  PATRONI_PORT,
+  POSTGRES_PORT,
+  authSecretName,
+  appSecretName,
+  APP_PASSWORD_KEY,
+  headlessServiceName,
+  patroniConfigMapName,
+  shardName,
+  shardPodLabels,
+  shardSelector,
+  tierName,
+} from './names.ts';
+import { DATA_MOUNT, ENV, PATRONI_CONFIG_FILE, POD_LAYOUT, SOCKET_DIR } from './patroni-config.ts';
+
+/** The official image runs Postgres as uid/gid 999 (user postgres). */
+export const POSTGRES_UID = 999;
+export const RESTAPI_USER = 'patroni';
+
+const secretEnv = (name: string, secret: string, key: string) => ({
+  name,
+  valueFrom: { secretKeyRef: { name: secret, key } },
+});
+
+export function postgresImage(app: AppModel): string {
+  return app.images.postgres.replace('{version}', app.database?.version ?? '');
+}
+
+function patroniEnv(app: AppModel) {
+  const auth = authSecretName(app);
+  return [
+    { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+    { name: ENV.name, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+    { name: ENV.podIp, value: '$(POD_IP)' },
+    { name: ENV.postgresConnect, value: `$(POD_IP):${POSTGRES_PORT}` },
+    { name: ENV.restapiConnect, value: `$(POD_IP):${PATRONI_PORT}` },
+    secretEnv(ENV.superuserPassword, auth, AUTH_KEYS.superuser),
+    secretEnv(ENV.replicationPassword, auth, AUTH_KEYS.replication),
+    { name: ENV.restapiUsername, value: RESTAPI_USER },
+    secretEnv(ENV.restapiPassword, auth, AUTH_KEYS.restapi),
+    // Read once by post-bootstrap.sh on the first primary.
+    secretEnv(ENV.appPassword, appSecretName(app), APP_PASSWORD_KEY),
+    secretEnv(ENV.monitorPassword, auth, AUTH_KEYS.monitor),
+  ];
+}
+
+/** Prefer pods of one shard on different nodes and zones; the spread constraints insist. */
+function antiAffinity(selector: Record<string, string>) {
+  return {
+    podAntiAffinity: {
+      preferredDuringSchedulingIgnoredDuringExecution: [
+        ['kubernetes.io/hostname', 100],
+        ['topology.kubernetes.io/zone', 50],
+      ].map(([topologyKey, weight]) => ({
+        weight: weight as number,
+        podAffinityTerm: {
+          topologyKey: topologyKey as string,
+          labelSelector: { matchLabels: selector },
+        },
+      })),
+    },
+  };
+}
+
+export function shardStatefulSet(chart: Chart, app: AppModel, shard: number): void {
+  const db = app.database;
+  if (!db) return;
+  const name = shardName(app, shard);
+  const selector = shardSelector(app, shard);
+  const spread = topologySpreadOf(app, selector);
+  new k8s.KubeStatefulSet(chart, `sts-${shard}`, {
+    metadata: metadataOf(app, 'database', name, 'postgres'),
+    spec: {
+      replicas: db.replicasPerShard + 1,
+      serviceName: headlessServiceName(app, shard),
+      selector: { matchLabels: selector },
+      // Patroni orders bootstrap itself (replicas wait for a leader), so start pods together.
+      podManagementPolicy: 'Parallel',
+      updateStrategy: { type: 'RollingUpdate' },
+      persistentVolumeClaimRetentionPolicy: {
+        whenDeleted: db.deletionPolicy,
+        whenScaled: db.deletionPolicy,
+      },
+      template: {
+        metadata: { labels: shardPodLabels(app, shard) },
+        spec: {
+          serviceAccountName: tierName(app),
+          // Patroni's DCS is the Kubernetes API: these pods need their token.
+          automountServiceAccountToken: true,
+          securityContext: restrictedPodSecurityContext(POSTGRES_UID),
+          enableServiceLinks: false,
+          terminationGracePeriodSeconds: 30,
+          affinity: antiAffinity(selector),
+          ...(spread ? { topologySpreadConstraints: spread } : {}),
+          containers: [patroniContainer(app, db), exporterContainer(app)],
+          volumes: [
+            {
+              name: 'config',
+              configMap: { name: patroniConfigMapName(app, shard), defaultMode: 0o555 },
+            },
+            { name: 'tmp', emptyDir: { sizeLimit: quantity('64Mi') } },
+            { name: 'socket', emptyDir: { sizeLimit: quantity('1Mi') } },
+            { name: 'shm', emptyDir: { medium: 'Memory', sizeLimit: quantity('256Mi') } },
+          ],
+        },
+      },
+      volumeClaimTemplates: [
+        {
+          metadata: { name: 'data', labels: shardSelector(app, shard) },
+          spec: {
+            accessModes: ['ReadWriteOnce'],
+            ...(db.storage.storageClassName
+              ? { storageClassName: db.storage.storageClassName }
+              : {}),
+            resources: { requests: { storage: quantity(db.storage.size) } },
+          },
+        },
+      ],
+    },
+  });
+}
+
+function patroniContainer(app: AppModel, db: NonNullable<AppModel['database']>) {
+  return {
+    name: 'postgres',
+    image: postgresImage(app),
+    command: ['patroni'],
+    args: [`${POD_LAYOUT.configDir}/${PATRONI_CONFIG_FILE}`],
+    ports: [
+      { name: 'postgresql', containerPort: POSTGRES_PORT, protocol: 'TCP' },
+      { name: 'patroni', containerPort: PATRONI_PORT, protocol: 'TCP' },
+    ],
+    env: patroniEnv(app),
+    resources: {
+      requests: {
+        cpu: quantity(db.resources.requests.cpu),
+        memory: quantity(db.resources.requests.memory),
+      },
+      limits: {
+        ...(db.resources.limits.cpu !== undefined
+          ? { cpu: quantity(db.resources.limits.cpu) }
+          : {}),
+        memory: quantity(db.resources.limits.memory),
+      },
+    },
+    // /readiness: 200 on the leader, and on a replica whose Postgres is running.
+    readinessProbe: {
+      httpGet: { path: '/readiness', port: k8s.IntOrString.fromString('patroni') },
+      periodSeconds: 5,
+      failureThreshold: 3,
+    },
+    // /liveness: Patroni's loop is alive. Generous: a restart during recovery costs more.
+    livenessProbe: {
+      httpGet: { path: '/liveness', port: k8s.IntOrString.fromString('patroni') },
+      initialDelaySeconds: 30,
+      periodSeconds: 10,
+      failureThreshold: 6,
+    },
+    securityContext: restrictedContainerSecurityContext(),
+    volumeMounts: [
+      { name: 'data', mountPath: DATA_MOUNT },
+      { name: 'config', mountPath: POD_LAYOUT.configDir, readOnly: true },
+      { name: 'tmp', mountPath: '/tmp' },
+      { name: 'socket', mountPath: SOCKET_DIR },
+      { name: 'shm', mountPath: '/dev/shm' },
+    ],
+  };
+}
+
+function exporterContainer(app: AppModel) {
+  return {
+    name: 'exporter',
+    image: app.images.postgresExporter,
+    ports: [{ name: 'metrics', containerPort: EXPORTER_PORT, protocol: 'TCP' }],
+    env: [
+      { name: 'DATA_SOURCE_URI', value: `localhost:${POSTGRES_PORT}/postgres?sslmode=disable` },
+      { name: 'DATA_SOURCE_USER', value: MONITOR_USER },
+      secretEnv('DATA_SOURCE_PASS', authSecretName(app), AUTH_KEYS.monitor),
+    ],
+    resources: {
+      requests: { cpu: quantity('10m'), memory: quantity('32Mi') },
+      limits: { memory: quantity('128Mi') },
+    },
+    readinessProbe: {
+      httpGet: { path: '/', port: k8s.IntOrString.fromString('metrics') },
+      periodSeconds: 10,
+    },
+    securityContext: restrictedContainerSecurityContext(),
+  };
+}

@@ -1,0 +1,113 @@
+import { describe, expect, it } from 'vitest';
+import type { Observed, ObservedObject } from '../../status/types.ts';
+import { modelOf } from '../test-helpers.ts';
+import { databaseReport, shardMapStatus } from './status.ts';
+
+const app = modelOf({ database: { shards: 2, replicasPerShard: 2, shardKey: 'customer_id' } });
+
+function pod(name: string, shard: number, role: string | undefined, ready = true): ObservedObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name,
+      labels: {
+        'scalable.dev/app': 'shop',
+        'scalable.dev/database': 'shop',
+        'scalable.dev/cluster': `shop-db-${shard}`,
+        ...(role ? { 'scalable.dev/role': role } : {}),
+      },
+    },
+    status: { conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] },
+  };
+}
+
+const observed = (pods: ObservedObject[]): Observed => ({ objects: [], pods, missingApis: [] });
+
+const healthy = [
+  pod('shop-db-0-0', 0, 'master'),
+  pod('shop-db-0-1', 0, 'replica'),
+  pod('shop-db-0-2', 0, 'replica'),
+  pod('shop-db-1-0', 1, 'replica'),
+  pod('shop-db-1-1', 1, 'master'),
+  pod('shop-db-1-2', 1, 'replica'),
+];
+
+describe('databaseReport', () => {
+  it('is ready with every primary and replica, and names the primary Patroni chose', () => {
+    const r = databaseReport(app, observed(healthy));
+    expect(r.condition).toMatchObject({
+      type: 'DatabaseReady',
+      status: 'True',
+      reason: 'ShardsReady',
+    });
+    expect(r.statusKey).toBe('database');
+    expect(r.status).toEqual({
+      shards: [
+        { index: 0, primary: 'shop-db-0-0', readyReplicas: 2, replicas: 2 },
+        { index: 1, primary: 'shop-db-1-1', readyReplicas: 2, replicas: 2 },
+      ],
+    });
+  });
+
+  it('is not ready while a shard has no ready primary (e.g. mid-failover)', () => {
+    const pods = healthy.map((p) =>
+      p.metadata.name === 'shop-db-1-1' ? pod('shop-db-1-1', 1, 'master', false) : p,
+    );
+    const r = databaseReport(app, observed(pods));
+    expect(r.condition).toMatchObject({
+      status: 'False',
+      reason: 'NoPrimary',
+      message: 'no ready primary in shop-db-1',
+    });
+    expect((r.status as { shards: unknown[] }).shards[1]).toEqual({
+      index: 1,
+      readyReplicas: 2,
+      replicas: 2,
+    });
+  });
+
+  it('stays ready but says so when replicas are missing', () => {
+    const pods = healthy.filter((p) => p.metadata.name !== 'shop-db-0-2');
+    const r = databaseReport(app, observed(pods));
+    expect(r.condition).toMatchObject({
+      status: 'True',
+      reason: 'ReplicasDegraded',
+      message: 'shop-db-0: 1/2 replicas ready',
+    });
+  });
+
+  it('ignores pods of other apps and pods Patroni has not labelled yet', () => {
+    const other = {
+      ...pod('x-db-0-0', 0, 'master'),
+      metadata: {
+        name: 'x',
+        labels: {
+          'scalable.dev/database': 'x',
+          'scalable.dev/cluster': 'shop-db-0',
+          'scalable.dev/role': 'master',
+        },
+      },
+    };
+    const r = databaseReport(app, observed([other, pod('shop-db-0-0', 0, undefined)]));
+    expect(r.condition.reason).toBe('NoPrimary');
+  });
+
+  it('reports Disabled when the tier is off', () => {
+    expect(databaseReport(modelOf({}), observed([])).condition).toMatchObject({
+      status: 'True',
+      reason: 'Disabled',
+    });
+  });
+});
+
+describe('shardMapStatus', () => {
+  it('summarises the shard map', () => {
+    expect(shardMapStatus(app)).toEqual({
+      version: 2,
+      configMapName: 'shop-shard-map',
+      buckets: 1024,
+    });
+    expect(shardMapStatus(modelOf({}))).toBeUndefined();
+  });
+});
