@@ -1,0 +1,87 @@
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import {
+  START_REDIS_SH,
+  START_SENTINEL_SH,
+  cacheRedisConf,
+  memoryLimitOf,
+  sentinelConf,
+  sessionsRedisConf,
+} from './redis-config.ts';
+import { modelOf } from './test-helpers.ts';
+
+const directives = (conf: string) =>
+  conf
+    .split('\n')
+    .filter((l) => l !== '' && !l.startsWith('#'))
+    .map((l) => l.split(' ')[0]);
+
+describe('memoryLimitOf', () => {
+  it.each([
+    ['256Mi', '384Mi'],
+    ['1Gi', '1344Mi'],
+    ['100M', '184Mi'],
+    [67108864, '144Mi'],
+  ])('%s of data -> a %s container limit', (maxmemory, limit) => {
+    expect(memoryLimitOf(maxmemory)).toBe(limit);
+  });
+});
+
+describe('cacheRedisConf', () => {
+  const cache = modelOf({ cache: { memory: '64Mi' } }).cache;
+  if (!cache) throw new Error('cache is on');
+  const conf = cacheRedisConf(cache);
+
+  it('bounds memory, evicts by policy and persists nothing', () => {
+    expect(conf).toContain('\nmaxmemory 67108864\n');
+    expect(conf).toContain('\nmaxmemory-policy allkeys-lru\n');
+    expect(conf).toContain('\nsave ""\n');
+    expect(conf).toContain('\nappendonly no\n');
+    expect(conf).toContain('\nport 6379\n');
+    expect(conf).toContain('\ndir /data\n');
+  });
+
+  it('holds no password and no directive twice', () => {
+    const d = directives(conf);
+    expect(d).not.toContain('requirepass');
+    expect(d).not.toContain('masterauth');
+    expect(new Set(d).size).toBe(d.length);
+  });
+});
+
+describe('sessionsRedisConf', () => {
+  it('appends every write and never evicts', () => {
+    const conf = sessionsRedisConf();
+    expect(conf).toContain('\nappendonly yes\n');
+    expect(conf).toContain('\nmaxmemory-policy noeviction\n');
+    expect(directives(conf)).not.toContain('requirepass');
+  });
+});
+
+describe('sentinelConf', () => {
+  const conf = sentinelConf('shop-cache');
+  it('resolves hostnames before the monitor line needs them', () => {
+    const lines = conf.split('\n');
+    const at = (prefix: string) => lines.findIndex((l) => l.startsWith(prefix));
+    expect(at('sentinel resolve-hostnames yes')).toBeGreaterThan(-1);
+    expect(at('sentinel resolve-hostnames')).toBeLessThan(at('sentinel monitor'));
+    expect(at('sentinel monitor')).toBeLessThan(at('sentinel down-after-milliseconds'));
+  });
+  it('needs 2 of 3 Sentinels to agree and calls a master down after 5 s', () => {
+    expect(conf).toContain('sentinel monitor shop-cache @MASTER_HOST@ @MASTER_PORT@ 2\n');
+    expect(conf).toContain('sentinel down-after-milliseconds shop-cache 5000\n');
+    expect(directives(conf)).not.toContain('requirepass');
+  });
+});
+
+describe('start scripts', () => {
+  it.each([
+    ['start-redis.sh', START_REDIS_SH],
+    ['start-sentinel.sh', START_SENTINEL_SH],
+  ])('%s is valid POSIX sh and never puts the password in argv', (_name, script) => {
+    const r = spawnSync('sh', ['-n'], { input: script });
+    expect(r.status, r.stderr.toString()).toBe(0);
+    // Only redis-cli via REDISCLI_AUTH and config lines read the password.
+    expect(script).not.toMatch(/-a "\$REDIS_PASSWORD"|--requirepass|--masterauth/);
+  });
+});
