@@ -1,10 +1,12 @@
 // The cache Redis as rendered (replicas: 0): eviction order under allkeys-lru and
 // allkeys-lfu, TTL expiry with the app's CACHE_TTL_SECONDS, and password enforcement.
+import { spawnSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toModel } from '../../operator/api/model.ts';
 import { validateApp } from '../../operator/api/validate.ts';
+import type { K8sObject } from '../../operator/tiers/chart.ts';
 import { buildAll } from '../../operator/tiers/index.ts';
 import { parseQuantity } from '../../operator/tiers/quantity.ts';
 import {
@@ -29,6 +31,12 @@ function render(cache: Record<string, unknown>) {
   const objects = buildAll(toModel(r.app));
   return { objects, data: configMapData(objects, 'shop-cache-config') };
 }
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const redisContainer = (objects: readonly K8sObject[]): any =>
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  (objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'shop-cache') as any).spec
+    .template.spec.containers[0];
 
 const h = new Harness();
 const clients: Redis[] = [];
@@ -149,6 +157,20 @@ describe('cache Redis from the rendered ConfigMap', () => {
     // The same URL with the Secret's password (what the app does): accepted.
     const app = track(new Redis(loopbackUrl, { password: PASSWORD }));
     expect(await app.set('k', 'v')).toBe('OK');
+
+    // The pod's probe command (port adapted to loopback) passes with the Secret's password
+    // in the environment and fails with a wrong one.
+    const probe = (password: string) =>
+      spawnSync(
+        probeCmd[0] ?? 'sh',
+        [probeCmd[1] ?? '-c', (probeCmd[2] ?? '').replace('-p 6379', `-p ${inst.port}`)],
+        {
+          env: { PATH: process.env['PATH'], REDIS_PASSWORD: password },
+        },
+      ).status;
+    const probeCmd: string[] = redisContainer(objects).readinessProbe.exec.command;
+    expect(probe(PASSWORD)).toBe(0);
+    expect(probe('guess')).not.toBe(0);
 
     // The password reached redis-server on stdin: it is not in its command line.
     const cmdline = await readFile(`/proc/${inst.proc.pid}/cmdline`, 'utf8');
