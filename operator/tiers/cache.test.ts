@@ -178,6 +178,22 @@ describe('buildCache', () => {
     expect(hash('allkeys-lru')).toBe(hash('allkeys-lru'));
   });
 
+  it('restarts Sentinels only when their own config changes', () => {
+    const hashes = (cache: object) => {
+      const objects = buildCache(modelOf({ cache: { replicas: 1, ...cache } }));
+      return ['shop-cache', 'shop-cache-sentinel'].map(
+        (n) =>
+          spec(find(objects, 'StatefulSet', n)).template.metadata.annotations[
+            'scalable.dev/config-hash'
+          ],
+      );
+    };
+    const [redisA, sentinelA] = hashes({ memory: '1Gi' });
+    const [redisB, sentinelB] = hashes({ memory: '2Gi' });
+    expect(redisA).not.toBe(redisB);
+    expect(sentinelA).toBe(sentinelB);
+  });
+
   it('sizes memory from spec.cache.memory', () => {
     const objects = buildCache(modelOf({ cache: { memory: '1Gi' } }));
     expect(data(objects)['redis.conf']).toContain(`maxmemory ${2 ** 30}\n`);

@@ -108,9 +108,12 @@ export function buildCache(app: AppModel): K8sObject[] {
       metadata: metadataOf(app, 'cache', n.config),
       data,
     });
-    const hash = configHashOf(data);
+    // Each pod restarts only when the keys it reads change.
+    const pick = (...keys: string[]) =>
+      configHashOf(Object.fromEntries(keys.map((k) => [k, data[k] ?? ''])));
+    const hash = pick('redis.conf', 'start-redis.sh');
     if (cache.replicas === 0) standalone(chart, app, cache, hash);
-    else replicated(chart, app, cache, hash);
+    else replicated(chart, app, cache, hash, pick('sentinel.conf', 'start-sentinel.sh'));
     redisNetworkPolicy(
       chart,
       app,
@@ -172,7 +175,13 @@ function standalone(chart: Chart, app: AppModel, cache: CacheSpec, hash: string)
 }
 
 /** Redis master + replicas and 3 Sentinels; the app finds the master through Sentinel. */
-function replicated(chart: Chart, app: AppModel, cache: CacheSpec, hash: string) {
+function replicated(
+  chart: Chart,
+  app: AppModel,
+  cache: CacheSpec,
+  hash: string,
+  sentinelHash: string,
+) {
   const n = cacheNames(app);
   const selector = selectorOf(app, 'cache');
   const discovery: EnvVar[] = [
@@ -202,7 +211,7 @@ function replicated(chart: Chart, app: AppModel, cache: CacheSpec, hash: string)
     },
   });
   pdb(chart, app, 'cache-pdb', n.cache, selector);
-  sentinels(chart, app, hash, discovery);
+  sentinels(chart, app, sentinelHash, discovery);
 }
 
 function sentinels(chart: Chart, app: AppModel, hash: string, discovery: readonly EnvVar[]) {
