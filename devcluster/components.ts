@@ -67,6 +67,8 @@ export function apiserverArgs(ports: Ports, layout: Layout): string[] {
     `--enable-admission-plugins=${ADMISSION_PLUGINS.join(',')}`,
     // Privileged pods are allowed by the server so that PodSecurity is what rejects them.
     '--allow-privileged=true',
+    // The kubernetes Service cannot point at a loopback address; nothing dials it here anyway.
+    '--endpoint-reconciler-type=none',
     '--profiling=false',
     '--v=0',
   ];

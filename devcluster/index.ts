@@ -10,7 +10,7 @@ export {
   type EnsureOptions,
   type MemoryReport,
 } from './cluster.ts';
-export { binPath, cacheRoot, clusterDir, logsRoot, type Binary } from './paths.ts';
+export { binPath, cacheRoot, clusterDir, clusterHome, logsRoot, type Binary } from './paths.ts';
 export { ensureBuilt, isBuilt } from './toolchain.ts';
 export { VERSIONS } from './versions.ts';
 export { ZONES, STORAGE_CLASS } from './manifests.ts';

@@ -50,12 +50,21 @@ export function buildStampPath(): string {
   return join(buildDir(), 'build.json');
 }
 
+/**
+ * Home of one cluster's state, logs and lock. SCALABLE_CLUSTER_HOME gives a second cluster its
+ * own home while sharing the binaries of the cache (e.g. two sessions on one machine).
+ */
+export function clusterHome(): string {
+  const override = process.env['SCALABLE_CLUSTER_HOME'];
+  return override && override !== '' ? override : cacheRoot();
+}
+
 /** The running cluster's state (certs, etcd data, pids); removed by cluster:down. */
 export function clusterDir(): string {
-  return join(cacheRoot(), 'cluster');
+  return join(clusterHome(), 'cluster');
 }
 
 /** Component logs, one folder per start; kept after cluster:down so failures can be read. */
 export function logsRoot(): string {
-  return join(cacheRoot(), 'logs');
+  return join(clusterHome(), 'logs');
 }
