@@ -1,5 +1,6 @@
 // Pure: the TypeBox schema -> the CustomResourceDefinition (structural OpenAPI v3).
 import { RULES } from './rules.ts';
+import type { CelRule } from './rules.ts';
 import { GROUP, KIND, PLURAL, ScalableAppSpec, ScalableAppStatus, VERSION } from './schema.ts';
 
 type Node = Record<string, unknown>;
@@ -15,7 +16,7 @@ export function toStructural(schema: unknown, path: string): Node {
 function convert(node: Node, path: string): Node {
   const out: Node = { ...node };
   const rules = RULES[path];
-  if (rules) out['x-kubernetes-validations'] = rules;
+  if (rules) out['x-kubernetes-validations'] = rules.map(forApiServer);
   const props = node['properties'] as Record<string, Node> | undefined;
   if (props) {
     out['properties'] = Object.fromEntries(
@@ -33,7 +34,29 @@ function convert(node: Node, path: string): Node {
     out['additionalProperties'] = convert(Object.values(pattern)[0] as Node, `${path}{}`);
   }
   if (node['items']) out['items'] = convert(node['items'] as Node, `${path}[]`);
+  if (isPlainObject(out['default']) && out['properties']) out['default'] = expandDefault(out);
   return out;
+}
+
+/** The rule as the API server takes it: the offline-only detail stays behind. */
+const forApiServer = ({ detail: _detail, ...rule }: CelRule): Omit<CelRule, 'detail'> => rule;
+
+const isPlainObject = (v: unknown): v is Node =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** `default: {}` spelled out with the nested defaults. The API server checks a default
+ *  against the node's CEL rules as written, without applying nested defaults first, so
+ *  `self.minReplicas <= self.maxReplicas` would fail on a bare `{}`. */
+function expandDefault(node: Node): Node {
+  const value: Node = { ...(node['default'] as Node) };
+  for (const [k, child] of Object.entries((node['properties'] as Record<string, Node>) ?? {})) {
+    if (value[k] !== undefined || child['default'] === undefined) continue;
+    value[k] =
+      isPlainObject(child['default']) && child['properties']
+        ? expandDefault(child)
+        : child['default'];
+  }
+  return value;
 }
 
 export function buildCrd(): Node {
@@ -103,11 +126,20 @@ export function buildCrd(): Node {
                   description: 'APIVersion of this representation: scalable.dev/v1alpha1.',
                 },
                 kind: { type: 'string', description: 'Kind of this object: ScalableApp.' },
-                metadata: { type: 'object' },
+                // Declared so that rules can report on metadata.name (fieldPath).
+                metadata: {
+                  type: 'object',
+                  properties: {
+                    name: {
+                      type: 'string',
+                      description: 'Name of the app; prefixes every object it gets.',
+                    },
+                  },
+                },
                 spec: toStructural(ScalableAppSpec, 'spec'),
                 status: toStructural(ScalableAppStatus, 'status'),
               },
-              'x-kubernetes-validations': RULES[''],
+              'x-kubernetes-validations': (RULES[''] ?? []).map(forApiServer),
             },
           },
         },

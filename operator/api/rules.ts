@@ -6,10 +6,15 @@ import { OPERATOR_ENV_NAMES } from './env-names.ts';
 
 export interface CelRule {
   readonly rule: string;
-  /** A CEL expression producing the message; preferred when the values help the user. */
-  readonly messageExpression?: string;
-  readonly message?: string;
+  /** What the user reads, from the API server and offline alike. */
+  readonly message: string;
+  /** Offline only: a CEL expression naming the values, appended in parentheses. Not sent to
+   *  the API server: messageExpression with string(int) is costed as unbounded there
+   *  (kubernetes/kubernetes#124234) and the CRD would be rejected. */
+  readonly detail?: string;
   readonly reason?: 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueRequired';
+  /** The field the error is reported on, relative to the rule's node (e.g. .metadata.name). */
+  readonly fieldPath?: string;
 }
 
 const reserved = OPERATOR_ENV_NAMES.map((n) => `'${n}'`).join(', ');
@@ -20,13 +25,15 @@ export const RULES: Readonly<Record<string, readonly CelRule[]>> = {
   '': [
     {
       rule: "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+      fieldPath: '.metadata.name',
       message:
-        'metadata.name must start with a letter and hold only lower-case letters, digits and "-" (it names Services)',
+        'must start with a letter and hold only lower-case letters, digits and "-" (it names Services)',
     },
     {
       rule: 'self.metadata.name.size() <= 40',
-      messageExpression:
-        "'metadata.name must be at most 40 characters (got ' + string(self.metadata.name.size()) + '): it prefixes the names of every object the app gets'",
+      fieldPath: '.metadata.name',
+      message: 'must be at most 40 characters: it prefixes the names of every object the app gets',
+      detail: "'got ' + string(self.metadata.name.size())",
     },
   ],
   spec: [
@@ -38,8 +45,8 @@ export const RULES: Readonly<Record<string, readonly CelRule[]>> = {
   'spec.web.autoscaling': [
     {
       rule: 'self.minReplicas <= self.maxReplicas',
-      messageExpression:
-        "'minReplicas (' + string(self.minReplicas) + ') must be <= maxReplicas (' + string(self.maxReplicas) + ')'",
+      message: 'minReplicas must be <= maxReplicas',
+      detail: "'got ' + string(self.minReplicas) + ' > ' + string(self.maxReplicas)",
     },
   ],
   'spec.web.env': [
@@ -56,7 +63,7 @@ export const RULES: Readonly<Record<string, readonly CelRule[]>> = {
   'spec.web.env[]': [
     {
       rule: 'has(self.value) != has(self.valueFrom)',
-      messageExpression: "'env ' + self.name + ': set exactly one of value and valueFrom'",
+      message: 'set exactly one of value and valueFrom',
     },
   ],
   'spec.web.env[].valueFrom': [
@@ -88,16 +95,15 @@ export const RULES: Readonly<Record<string, readonly CelRule[]>> = {
     },
     {
       rule: 'self.shards == 1 || has(self.shardKey)',
-      messageExpression:
-        "'shardKey is required when shards > 1 (got shards: ' + string(self.shards) + ')'",
+      message: 'shardKey is required when shards > 1',
+      detail: "'got shards ' + string(self.shards)",
       reason: 'FieldValueRequired',
     },
   ],
   'spec.database.shards': [
     {
       rule: 'self >= oldSelf',
-      messageExpression:
-        "'shards cannot be decreased (' + string(oldSelf) + ' -> ' + string(self) + '): every shard holds data'",
+      message: 'shards cannot be decreased: every shard holds data',
     },
   ],
   'spec.database.version': [
@@ -125,8 +131,8 @@ export const RULES: Readonly<Record<string, readonly CelRule[]>> = {
   'spec.queue.consumers[]': [
     {
       rule: 'self.minReplicas <= self.maxReplicas',
-      messageExpression:
-        "'consumer ' + self.name + ': minReplicas (' + string(self.minReplicas) + ') must be <= maxReplicas (' + string(self.maxReplicas) + ')'",
+      message: 'minReplicas must be <= maxReplicas',
+      detail: "'got ' + string(self.minReplicas) + ' > ' + string(self.maxReplicas)",
     },
   ],
 };

@@ -232,11 +232,8 @@ function evalRule(rule: CelRule, self: CelInput): string | undefined {
   const result = run(rule.rule, { self });
   if (result === true) return undefined;
   if (isCelError(result)) return `rule ${rule.rule} could not be evaluated: ${result.message}`;
-  if (rule.messageExpression) {
-    const msg = run(rule.messageExpression, { self });
-    if (typeof msg === 'string') return msg;
-  }
-  return rule.message ?? `failed rule: ${rule.rule}`;
+  const detail = rule.detail === undefined ? undefined : run(rule.detail, { self });
+  return typeof detail === 'string' ? `${rule.message} (${detail})` : rule.message;
 }
 
 function celErrors(root: Json): FieldError[] {
@@ -245,7 +242,10 @@ function celErrors(root: Json): FieldError[] {
     for (const rule of rules.filter((r) => !isTransitionRule(r))) {
       for (const node of nodesAt(root, rulePath)) {
         const message = evalRule(rule, toCel(node.value));
-        if (message !== undefined) out.push({ path: node.path, message });
+        const path = rule.fieldPath
+          ? joinPath(node.path, rule.fieldPath.replace(/^\./, ''))
+          : node.path;
+        if (message !== undefined) out.push({ path, message });
       }
     }
   }

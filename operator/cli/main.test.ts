@@ -62,7 +62,7 @@ describe('scalable CLI', () => {
     });
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(
-      'bad.yaml: spec.web.autoscaling: minReplicas (5) must be <= maxReplicas (2)\n',
+      'bad.yaml: spec.web.autoscaling: minReplicas must be <= maxReplicas (got 5 > 2)\n',
     );
   });
 

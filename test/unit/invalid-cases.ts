@@ -29,7 +29,7 @@ export const INVALID: Array<[string, unknown, string]> = [
   [
     'min > max',
     base({ web: { image: 'x', autoscaling: { minReplicas: 5, maxReplicas: 2 } } }),
-    'spec.web.autoscaling: minReplicas (5) must be <= maxReplicas (2)',
+    'spec.web.autoscaling: minReplicas must be <= maxReplicas (got 5 > 2)',
   ],
   [
     'cpu target > 100',
@@ -77,7 +77,7 @@ export const INVALID: Array<[string, unknown, string]> = [
         env: [{ name: 'A', value: '1', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } }],
       },
     }),
-    'spec.web.env[0]: env A: set exactly one of value and valueFrom',
+    'spec.web.env[0]: set exactly one of value and valueFrom',
   ],
   [
     'env valueFrom empty',
@@ -109,7 +109,7 @@ export const INVALID: Array<[string, unknown, string]> = [
   [
     'shards without shardKey',
     base({ database: { shards: 4 } }),
-    'spec.database: shardKey is required when shards > 1 (got shards: 4)',
+    'spec.database: shardKey is required when shards > 1 (got shards 4)',
   ],
   [
     'sync without replicas',
@@ -173,7 +173,7 @@ export const INVALID: Array<[string, unknown, string]> = [
   [
     'consumer min > max',
     base({ queue: { consumers: [{ name: 'a', image: 'x', minReplicas: 5, maxReplicas: 2 }] } }),
-    'spec.queue.consumers[0]: consumer a: minReplicas (5) must be <= maxReplicas (2)',
+    'spec.queue.consumers[0]: minReplicas must be <= maxReplicas (got 5 > 2)',
   ],
   [
     'consumer without image',
@@ -209,12 +209,12 @@ export const INVALID: Array<[string, unknown, string]> = [
   [
     'name starting with a digit',
     base({}, { name: '1shop' }),
-    'metadata.name must start with a letter',
+    'metadata.name: must start with a letter',
   ],
   [
     'name too long',
     base({}, { name: 'a'.repeat(41) }),
-    'metadata.name must be at most 40 characters (got 41)',
+    'metadata.name: must be at most 40 characters: it prefixes the names of every object the app gets (got 41)',
   ],
   [
     'bad namespace',
