@@ -26,7 +26,9 @@ async function main(): Promise<void> {
 
   const client = await KubeClient.fromKubeConfig(kc);
   const metrics = createMetrics();
-  client.onRequest((verb, resource, code) => metrics.apiRequests.inc({ verb, resource, code: String(code) }));
+  client.onRequest((verb, resource, code) =>
+    metrics.apiRequests.inc({ verb, resource, code: String(code) }),
+  );
   const identity = `${hostname()}_${process.pid}_${randomBytes(3).toString('hex')}`;
   const controller = new Controller({
     client,
@@ -41,10 +43,15 @@ async function main(): Promise<void> {
     leaseNamespace: env('POD_NAMESPACE', 'default'),
     leaseName: env('SCALABLE_LEASE_NAME', 'scalable-operator'),
   });
-  const server = await startHttpServer(num('SCALABLE_HTTP_PORT', 8080), env('SCALABLE_HTTP_HOST', '0.0.0.0'), metrics.registry, {
-    healthy: () => true,
-    notReady: () => controller.notReady(),
-  });
+  const server = await startHttpServer(
+    num('SCALABLE_HTTP_PORT', 8080),
+    env('SCALABLE_HTTP_HOST', '0.0.0.0'),
+    metrics.registry,
+    {
+      healthy: () => true,
+      notReady: () => controller.notReady(),
+    },
+  );
   log.info({ identity, port: server.port }, 'serving /metrics, /healthz, /readyz');
 
   let stopping = false;
@@ -73,7 +80,8 @@ function printStatusLines(controller: Controller): void {
   const last = new Map<string, string>();
   const timer = setInterval(() => {
     for (const a of controller.appSummaries()) {
-      const gen = a.generation === undefined ? '' : ` generation ${a.observed ?? '-'}/${a.generation}`;
+      const gen =
+        a.generation === undefined ? '' : ` generation ${a.observed ?? '-'}/${a.generation}`;
       const line = `${a.key.padEnd(28)} Ready=${a.ready.padEnd(7)} ${a.reason.padEnd(16)} web ${a.web ?? '-'}${gen}`;
       if (last.get(a.key) !== line) {
         last.set(a.key, line);

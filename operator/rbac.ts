@@ -1,6 +1,13 @@
 // What the operator may do, written down once (the Helm chart renders it): no wildcards.
 // Children: the verbs apply, prune and watch need, for every kind in OWNED_KINDS.
-import { APP_KIND, EVENT_KIND, LEASE_KIND, OWNED_KINDS, POD_KIND, PVC_KIND } from './reconcile/kinds.ts';
+import {
+  APP_KIND,
+  EVENT_KIND,
+  LEASE_KIND,
+  OWNED_KINDS,
+  POD_KIND,
+  PVC_KIND,
+} from './reconcile/kinds.ts';
 import type { KindInfo } from './reconcile/kinds.ts';
 
 export interface PolicyRule {
@@ -16,23 +23,43 @@ const MANAGE = [...WATCH, 'create', 'patch', 'delete'] as const;
 function grouped(kinds: readonly KindInfo[], verbs: readonly string[]): PolicyRule[] {
   const byGroup = new Map<string, string[]>();
   for (const k of kinds) byGroup.set(k.group, [...(byGroup.get(k.group) ?? []), k.plural]);
-  return [...byGroup].map(([group, resources]) => ({ apiGroups: [group], resources: [...new Set(resources)], verbs }));
+  return [...byGroup].map(([group, resources]) => ({
+    apiGroups: [group],
+    resources: [...new Set(resources)],
+    verbs,
+  }));
 }
 
 /** ClusterRole rules: the operator watches apps in every namespace. */
 export const OPERATOR_RULES: readonly PolicyRule[] = [
   { apiGroups: [APP_KIND.group], resources: [APP_KIND.plural], verbs: [...WATCH] },
-  { apiGroups: [APP_KIND.group], resources: [`${APP_KIND.plural}/status`], verbs: ['get', 'patch', 'update'] },
+  {
+    apiGroups: [APP_KIND.group],
+    resources: [`${APP_KIND.plural}/status`],
+    verbs: ['get', 'patch', 'update'],
+  },
   ...grouped(OWNED_KINDS, [...MANAGE]),
   // The Role the database tier gives Patroni (Kubernetes API as its DCS): RBAC lets us grant
   // only what we hold ourselves (no escalate/bind), so we hold exactly Patroni's needs.
-  { apiGroups: [''], resources: ['endpoints'], verbs: [...WATCH, 'create', 'update', 'patch', 'delete'] },
+  {
+    apiGroups: [''],
+    resources: ['endpoints'],
+    verbs: [...WATCH, 'create', 'update', 'patch', 'delete'],
+  },
   { apiGroups: [''], resources: ['configmaps'], verbs: ['update'] },
-  { apiGroups: [POD_KIND.group], resources: [POD_KIND.plural], verbs: [...WATCH, 'update', 'patch'] },
+  {
+    apiGroups: [POD_KIND.group],
+    resources: [POD_KIND.plural],
+    verbs: [...WATCH, 'update', 'patch'],
+  },
   { apiGroups: [PVC_KIND.group], resources: [PVC_KIND.plural], verbs: [...WATCH, 'delete'] },
   { apiGroups: [EVENT_KIND.group], resources: [EVENT_KIND.plural], verbs: ['create', 'patch'] },
   { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
-  { apiGroups: [LEASE_KIND.group], resources: [LEASE_KIND.plural], verbs: ['get', 'create', 'update'] },
+  {
+    apiGroups: [LEASE_KIND.group],
+    resources: [LEASE_KIND.plural],
+    verbs: ['get', 'create', 'update'],
+  },
 ];
 
 /** As a ClusterRole object (the chart adds its labels). */

@@ -10,7 +10,9 @@ const deploy = (image: string, extra: Record<string, unknown> = {}): K8sObject =
     spec: {
       template: {
         spec: {
-          containers: [{ name: 'web', image, env: [], resources: { limits: { memory: '512Mi', cpu: '0.5' } } }],
+          containers: [
+            { name: 'web', image, env: [], resources: { limits: { memory: '512Mi', cpu: '0.5' } } },
+          ],
         },
       },
       ...extra,
@@ -19,7 +21,9 @@ const deploy = (image: string, extra: Record<string, unknown> = {}): K8sObject =
 
 /** What the API server would hold after applying: defaults added, quantities canonical. */
 const liveOf = (obj: K8sObject) => {
-  const body = structuredClone(obj['spec']) as { template: { spec: { containers: Record<string, unknown>[] } } };
+  const body = structuredClone(obj['spec']) as {
+    template: { spec: { containers: Record<string, unknown>[] } };
+  };
   const c = body.template.spec.containers[0]!;
   delete c['env'];
   c['imagePullPolicy'] = 'IfNotPresent';
@@ -40,7 +44,8 @@ describe('whyApply', () => {
     expect(whyApply(d, undefined)).toBe('absent');
     expect(whyApply(deploy('img:2'), liveOf(d))).toBe('spec changed');
     const drifted = liveOf(d);
-    (drifted.body.spec.template.spec.containers[0] as Record<string, unknown>)['image'] = 'hand:edit';
+    (drifted.body.spec.template.spec.containers[0] as Record<string, unknown>)['image'] =
+      'hand:edit';
     expect(whyApply(d, drifted)).toMatch(/drift at \.spec\.template\.spec\.containers\[0\]/);
     const relabelled = liveOf(d);
     relabelled.metadata.labels = { app: 'b' };
@@ -58,7 +63,9 @@ describe('whyApply', () => {
 
 describe('firstDifference', () => {
   it('matches list items by content, ignoring extra items of other managers', () => {
-    expect(firstDifference([{ name: 'a', v: 1 }], [{ name: 'sidecar' }, { name: 'a', v: 1, x: 2 }])).toBeUndefined();
+    expect(
+      firstDifference([{ name: 'a', v: 1 }], [{ name: 'sidecar' }, { name: 'a', v: 1, x: 2 }]),
+    ).toBeUndefined();
     expect(firstDifference([{ name: 'a', v: 1 }], [{ name: 'a', v: 2 }])).toBe('[0]');
   });
   it('compares scalar lists exactly and quantities by value', () => {

@@ -60,7 +60,10 @@ function sameScalar(want: unknown, got: unknown): boolean {
 }
 
 const isEmpty = (v: unknown): boolean =>
-  v === null || v === undefined || (Array.isArray(v) && v.length === 0) || (isObj(v) && Object.keys(v).length === 0);
+  v === null ||
+  v === undefined ||
+  (Array.isArray(v) && v.length === 0) ||
+  (isObj(v) && Object.keys(v).length === 0);
 
 /** Path of the first field of `want` that `got` does not hold, or undefined when it holds all. */
 export function firstDifference(want: unknown, got: unknown, path = ''): string | undefined {
@@ -82,7 +85,8 @@ export function firstDifference(want: unknown, got: unknown, path = ''): string 
       if (got.length < want.length) return path;
       for (const [i, item] of want.entries()) {
         const same = got[i] !== undefined && firstDifference(item, got[i]) === undefined;
-        if (!same && !got.some((g) => firstDifference(item, g) === undefined)) return `${path}[${i}]`;
+        if (!same && !got.some((g) => firstDifference(item, g) === undefined))
+          return `${path}[${i}]`;
       }
       return undefined;
     }
@@ -96,8 +100,15 @@ export function firstDifference(want: unknown, got: unknown, path = ''): string 
   return sameScalar(want, got) ? undefined : path || '.';
 }
 
+const omit = (obj: Json, keys: readonly string[]): Json =>
+  Object.fromEntries(Object.entries(obj).filter(([k]) => !keys.includes(k)));
+
 export interface LiveView {
-  readonly metadata: { readonly labels?: unknown; readonly annotations?: unknown; readonly ownerReferences?: unknown };
+  readonly metadata: {
+    readonly labels?: unknown;
+    readonly annotations?: unknown;
+    readonly ownerReferences?: unknown;
+  };
   readonly body: Json;
 }
 
@@ -106,15 +117,18 @@ export function whyApply(desired: K8sObject, live: LiveView | undefined): string
   if (!live) return 'absent';
   const wantHash = desired.metadata.annotations?.[SPEC_HASH_ANNOTATION];
   const liveAnnotations = (live.metadata.annotations ?? {}) as Record<string, string>;
-  if (wantHash === undefined || liveAnnotations[SPEC_HASH_ANNOTATION] !== wantHash) return 'spec changed';
-  const { apiVersion: _a, kind: _k, metadata, ...rest } = desired;
-  const { name: _n, namespace: _ns, ownerReferences, ...meta } = metadata;
+  if (wantHash === undefined || liveAnnotations[SPEC_HASH_ANNOTATION] !== wantHash)
+    return 'spec changed';
+  const rest = omit(desired, ['apiVersion', 'kind', 'metadata']);
+  const meta = omit(desired.metadata, ['name', 'namespace', 'ownerReferences']);
+  const ownerReferences = desired.metadata['ownerReferences'];
   const metaDiff = firstDifference(meta, live.metadata, '.metadata');
   if (metaDiff) return `drift at ${metaDiff}`;
   if (Array.isArray(ownerReferences)) {
     const liveOwners = (live.metadata.ownerReferences ?? []) as Json[];
     const uids = new Set(liveOwners.map((o) => o['uid']));
-    if (!(ownerReferences as Json[]).every((o) => uids.has(o['uid']))) return 'drift at .metadata.ownerReferences';
+    if (!(ownerReferences as Json[]).every((o) => uids.has(o['uid'])))
+      return 'drift at .metadata.ownerReferences';
   }
   const bodyDiff = firstDifference(rest, live.body, '');
   return bodyDiff ? `drift at ${bodyDiff}` : undefined;

@@ -60,8 +60,14 @@ export class EventRecorder {
       count: 1,
     };
     this.client
-      .request('POST', pathOf(EVENT_KIND, target.namespace), { verb: 'create', resource: 'events', body })
-      .catch((err: unknown) => this.log.debug({ err: String(err), reason }, 'could not record event'));
+      .request('POST', pathOf(EVENT_KIND, target.namespace), {
+        verb: 'create',
+        resource: 'events',
+        body,
+      })
+      .catch((err: unknown) =>
+        this.log.debug({ err: String(err), reason }, 'could not record event'),
+      );
   }
 
   private prune(now: number): void {

@@ -45,7 +45,14 @@ export const OWNED_KINDS: readonly KindInfo[] = [
 ];
 
 /** Volumes of StatefulSets: never applied, pruned only under deletionPolicy: Delete. */
-export const PVC_KIND: KindInfo = k('', 'v1', 'PersistentVolumeClaim', 'persistentvolumeclaims', false, true);
+export const PVC_KIND: KindInfo = k(
+  '',
+  'v1',
+  'PersistentVolumeClaim',
+  'persistentvolumeclaims',
+  false,
+  true,
+);
 
 export const POD_KIND: KindInfo = k('', 'v1', 'Pod', 'pods');
 export const LEASE_KIND: KindInfo = k('coordination.k8s.io', 'v1', 'Lease', 'leases');

@@ -37,7 +37,10 @@ export interface CachedChild {
 }
 
 export interface CachedPod {
-  readonly metadata: Pick<CachedMeta, 'name' | 'namespace' | 'uid' | 'resourceVersion' | 'labels' | 'deleting'>;
+  readonly metadata: Pick<
+    CachedMeta,
+    'name' | 'namespace' | 'uid' | 'resourceVersion' | 'labels' | 'deleting'
+  >;
   readonly phase: string;
   readonly ready: boolean;
 }
@@ -47,7 +50,10 @@ const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && 
 function metaOf(obj: Json): CachedMeta {
   const m = (isObj(obj['metadata']) ? obj['metadata'] : {}) as Json;
   const owners = Array.isArray(m['ownerReferences'])
-    ? (m['ownerReferences'] as Json[]).map((o) => ({ uid: String(o['uid']), controller: o['controller'] === true }))
+    ? (m['ownerReferences'] as Json[]).map((o) => ({
+        uid: String(o['uid']),
+        controller: o['controller'] === true,
+      }))
     : undefined;
   return {
     name: String(m['name'] ?? ''),
@@ -106,11 +112,21 @@ export function projectPod(obj: Json): CachedPod {
 
 /** The full-looking object the status functions read. */
 export function materialize(c: CachedChild): ObservedObject {
-  const { deleting, ownerReferences: _owners, ...meta } = c.metadata;
+  const { name, namespace, uid, resourceVersion, generation, labels, annotations, deleting } =
+    c.metadata;
   return {
     apiVersion: c.apiVersion,
     kind: c.kind,
-    metadata: { ...meta, ...(deleting ? { deletionTimestamp: 'set' } : {}) },
+    metadata: {
+      name,
+      namespace,
+      uid,
+      resourceVersion,
+      ...(generation !== undefined ? { generation } : {}),
+      ...(labels ? { labels } : {}),
+      ...(annotations ? { annotations } : {}),
+      ...(deleting ? { deletionTimestamp: 'set' } : {}),
+    },
     ...(JSON.parse(c.body) as Json),
     ...(c.status ? { status: c.status } : {}),
   };
@@ -128,8 +144,12 @@ export function materializePod(p: CachedPod): ObservedObject {
   };
 }
 
-export const objectKey = (apiVersion: string, kind: string, namespace: string, name: string): string =>
-  `${apiVersion}|${kind}|${namespace}|${name}`;
+export const objectKey = (
+  apiVersion: string,
+  kind: string,
+  namespace: string,
+  name: string,
+): string => `${apiVersion}|${kind}|${namespace}|${name}`;
 
 /** The ScalableApp as cached: no managedFields, everything the reconciler reads. */
 export interface CachedApp {

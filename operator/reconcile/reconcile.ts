@@ -65,7 +65,10 @@ export class ApplyFailedError extends Error {
  * again. Entries expire quickly: they only bridge that moment.
  */
 export class Recent {
-  private readonly entries = new Map<string, { hash: string; rv: string; at: number; value?: unknown }>();
+  private readonly entries = new Map<
+    string,
+    { hash: string; rv: string; at: number; value?: unknown }
+  >();
   constructor(private readonly ttlMs = 30_000) {}
 
   set(key: string, hash: string, rv: string, value?: unknown): void {
@@ -136,7 +139,7 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
   const live = new Map(cached.map((c) => [keyOfChild(c), c]));
   const fresh = new Map<string, ObservedObject>();
   const changes: Change[] = [];
-  const failed: (ApplyOutcome['failed'][number])[] = [];
+  const failed: ApplyOutcome['failed'][number][] = [];
   const skipped: ApplyOutcome['skipped'][number][] = [];
 
   await Promise.all(
@@ -144,7 +147,10 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
       const ref = { apiVersion: obj.apiVersion, kind: obj.kind, name: obj.metadata.name };
       const info = kindOf(obj.apiVersion, obj.kind);
       if (!info) {
-        failed.push({ ...ref, error: `the operator does not manage ${obj.apiVersion} ${obj.kind}` });
+        failed.push({
+          ...ref,
+          error: `the operator does not manage ${obj.apiVersion} ${obj.kind}`,
+        });
         return;
       }
       if (!ctx.served(info)) {
@@ -154,9 +160,10 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
       const k = keyOfObj(obj, namespace);
       const cur = live.get(k);
       try {
-        const change = generatedKeysOf(obj).length > 0
-          ? await ensureGenerated(ctx, info, obj, k, cur, fresh)
-          : await ensureApplied(ctx, info, obj, k, cur, fresh);
+        const change =
+          generatedKeysOf(obj).length > 0
+            ? await ensureGenerated(ctx, info, obj, k, cur, fresh)
+            : await ensureApplied(ctx, info, obj, k, cur, fresh);
         if (change) changes.push(change);
       } catch (err) {
         failed.push({ ...ref, error: errorText(err) });
@@ -176,18 +183,31 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
       pruned.add(k);
       changes.push({ action: 'Deleted', kind: child.kind, name: child.metadata.name });
     } catch (err) {
-      failed.push({ apiVersion: child.apiVersion, kind: child.kind, name: child.metadata.name, error: errorText(err) });
+      failed.push({
+        apiVersion: child.apiVersion,
+        kind: child.kind,
+        name: child.metadata.name,
+        error: errorText(err),
+      });
     }
   }
 
   for (const c of changes) {
-    log.info({ kind: c.kind, name: c.name, ...(c.why ? { why: c.why } : {}) }, `${c.action} ${c.kind} ${c.name}`);
+    log.info(
+      { kind: c.kind, name: c.name, ...(c.why ? { why: c.why } : {}) },
+      `${c.action} ${c.kind} ${c.name}`,
+    );
     ctx.onWrite?.(c.kind, c.action.toLowerCase() as 'created' | 'updated' | 'deleted');
   }
   for (const action of ['Created', 'Updated', 'Deleted'] as const) {
     const these = changes.filter((c) => c.action === action);
     if (these.length > 0) {
-      ctx.events.emit(target, 'Normal', action, `${action} ${these.map((c) => `${c.kind} ${c.name}`).join(', ')}`);
+      ctx.events.emit(
+        target,
+        'Normal',
+        action,
+        `${action} ${these.map((c) => `${c.kind} ${c.name}`).join(', ')}`,
+      );
     }
   }
 
@@ -223,11 +243,20 @@ async function ensureApplied(
   fresh: Map<string, ObservedObject>,
 ): Promise<Change | undefined> {
   const hash = obj.metadata.annotations?.[SPEC_HASH_ANNOTATION] ?? '';
-  const why = whyApply(obj, cur ? { metadata: cur.metadata, body: JSON.parse(cur.body) as Json } : undefined);
+  const why = whyApply(
+    obj,
+    cur ? { metadata: cur.metadata, body: JSON.parse(cur.body) as Json } : undefined,
+  );
   if (why === undefined) return undefined;
   const mine = ctx.recent.get(key);
   // We wrote exactly this a moment ago and the cache has not caught up yet.
-  if (mine && mine.hash === hash && (!cur || cur.metadata.resourceVersion === mine.rv || olderThan(cur.metadata.resourceVersion, mine.rv))) {
+  if (
+    mine &&
+    mine.hash === hash &&
+    (!cur ||
+      cur.metadata.resourceVersion === mine.rv ||
+      olderThan(cur.metadata.resourceVersion, mine.rv))
+  ) {
     return undefined;
   }
   const res = await applyObject(ctx.client, info, obj);
@@ -265,7 +294,11 @@ function mayPrune(child: CachedChild, appUid: string, model: AppModel): boolean 
 }
 
 /** One merge patch of /status, skipped when nothing would change. */
-async function writeStatus(ctx: ReconcileContext, app: CachedApp, computed: ComputedStatus): Promise<boolean> {
+async function writeStatus(
+  ctx: ReconcileContext,
+  app: CachedApp,
+  computed: ComputedStatus,
+): Promise<boolean> {
   const { name, namespace, generation, resourceVersion } = app.metadata;
   const appKey = `status|${namespace}/${name}`;
   const mine = ctx.recent.get(appKey);
@@ -297,4 +330,3 @@ async function writeStatus(ctx: ReconcileContext, app: CachedApp, computed: Comp
   ctx.recent.set(appKey, hashOf(next), rv, next);
   return true;
 }
-

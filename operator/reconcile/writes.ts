@@ -31,7 +31,11 @@ export function withGeneratedValues(obj: K8sObject): K8sObject {
 }
 
 /** Creates a generated Secret; false when it already exists (it is never overwritten). */
-export async function createOnce(client: KubeClient, info: KindInfo, obj: K8sObject): Promise<Json | undefined> {
+export async function createOnce(
+  client: KubeClient,
+  info: KindInfo,
+  obj: K8sObject,
+): Promise<Json | undefined> {
   try {
     return await client.request<Json>('POST', pathOf(info, obj.metadata.namespace), {
       verb: 'create',
@@ -56,7 +60,12 @@ export async function deleteObject(
     await client.request('DELETE', pathOf(info, namespace, name), {
       verb: 'delete',
       resource: info.plural,
-      body: { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy: 'Background', preconditions: { uid } },
+      body: {
+        kind: 'DeleteOptions',
+        apiVersion: 'v1',
+        propagationPolicy: 'Background',
+        preconditions: { uid },
+      },
     });
   } catch (err) {
     const code = (err as { code?: number }).code;

@@ -116,7 +116,9 @@ export class Controller {
       indexOf: (c) => appIndex(c.metadata.labels, c.metadata.namespace),
       onChange: (type, c) => {
         if (type === 'delete') {
-          this.recent.delete(objectKey(c.apiVersion, c.kind, c.metadata.namespace, c.metadata.name));
+          this.recent.delete(
+            objectKey(c.apiVersion, c.kind, c.metadata.namespace, c.metadata.name),
+          );
         }
         const key = appIndex(c.metadata.labels, c.metadata.namespace);
         if (key) this.queue.add(key);
@@ -133,7 +135,8 @@ export class Controller {
       const inf = this.childInformer(info);
       this.children.set(info, inf);
       inf.start();
-      if (info.optional) this.opts.log.info({ api: apiVersionOf(info), kind: info.kind }, 'optional API served');
+      if (info.optional)
+        this.opts.log.info({ api: apiVersionOf(info), kind: info.kind }, 'optional API served');
     }
   }
 
@@ -158,13 +161,19 @@ export class Controller {
     }
     this.apps.start();
     this.pods.start();
-    await Promise.all([this.apps.whenSynced(), this.pods.whenSynced(), ...[...this.children.values()].map((i) => i.whenSynced())]);
+    await Promise.all([
+      this.apps.whenSynced(),
+      this.pods.whenSynced(),
+      ...[...this.children.values()].map((i) => i.whenSynced()),
+    ]);
     log.info({ apps: this.apps.size, kinds: this.children.size }, 'caches synced');
     for (let i = 0; i < this.opts.workers; i++) this.workers.push(this.work());
     this.timers.push(
       setInterval(() => this.enqueueAll(), this.opts.resyncMs),
       setInterval(() => {
-        this.discover().catch((err: unknown) => log.debug({ err: String(err) }, 'rediscovery failed'));
+        this.discover().catch((err: unknown) =>
+          log.debug({ err: String(err) }, 'rediscovery failed'),
+        );
       }, this.opts.rediscoverMs),
     );
     for (const t of this.timers) t.unref();
@@ -179,7 +188,8 @@ export class Controller {
   }
 
   enqueueAll(): void {
-    for (const app of this.apps.list()) this.queue.add(`${app.metadata.namespace}/${app.metadata.name}`);
+    for (const app of this.apps.list())
+      this.queue.add(`${app.metadata.namespace}/${app.metadata.name}`);
   }
 
   private context(): ReconcileContext {
@@ -219,7 +229,12 @@ export class Controller {
         this.queue.forget(key);
         metrics.reconciles.inc({ result: result.outcome });
       } catch (err) {
-        const reason = err instanceof ApplyFailedError ? 'apply' : err instanceof TerminalError ? 'terminal' : 'error';
+        const reason =
+          err instanceof ApplyFailedError
+            ? 'apply'
+            : err instanceof TerminalError
+              ? 'terminal'
+              : 'error';
         metrics.reconciles.inc({ result: 'error' });
         metrics.reconcileErrors.inc({ reason });
         if (err instanceof TerminalError) {
@@ -227,7 +242,10 @@ export class Controller {
           log.error({ app: key, err: err.message }, 'reconcile failed for good');
         } else {
           const delay = this.queue.addRateLimited(key);
-          log.warn({ app: key, err: err instanceof Error ? err.message : String(err), retryInMs: delay }, 'reconcile failed');
+          log.warn(
+            { app: key, err: err instanceof Error ? err.message : String(err), retryInMs: delay },
+            'reconcile failed',
+          );
         }
       } finally {
         end();
@@ -244,12 +262,23 @@ export class Controller {
     this.queue.shutDown();
     await Promise.all(this.workers);
     await this.leader?.stop();
-    await Promise.all([this.apps.stop(), this.pods.stop(), ...[...this.children.values()].map((i) => i.stop())]);
+    await Promise.all([
+      this.apps.stop(),
+      this.pods.stop(),
+      ...[...this.children.values()].map((i) => i.stop()),
+    ]);
     this.opts.client.close();
   }
 
   /** For status lines and tests: the apps in the cache with their Ready condition. */
-  appSummaries(): Array<{ key: string; ready: string; reason: string; web?: string; generation?: number; observed?: number }> {
+  appSummaries(): Array<{
+    key: string;
+    ready: string;
+    reason: string;
+    web?: string;
+    generation?: number;
+    observed?: number;
+  }> {
     return this.apps.list().map((a) => {
       const status = (a.status ?? {}) as Record<string, unknown>;
       const conds = (status['conditions'] ?? []) as Array<Record<string, unknown>>;
@@ -261,7 +290,9 @@ export class Controller {
         reason: String(ready?.['reason'] ?? ''),
         ...(typeof web === 'string' ? { web } : {}),
         ...(a.metadata.generation !== undefined ? { generation: a.metadata.generation } : {}),
-        ...(typeof status['observedGeneration'] === 'number' ? { observed: status['observedGeneration'] } : {}),
+        ...(typeof status['observedGeneration'] === 'number'
+          ? { observed: status['observedGeneration'] }
+          : {}),
       };
     });
   }

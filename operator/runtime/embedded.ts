@@ -8,18 +8,23 @@ import { run } from '../../devcluster/exec.ts';
 const REPO = join(import.meta.dirname, '..', '..');
 
 export const kubectl = (kubeconfig: string, args: string[], input?: string) =>
-  run(binPath('kubectl'), [`--kubeconfig=${kubeconfig}`, ...args], input === undefined ? {} : { input });
+  run(
+    binPath('kubectl'),
+    [`--kubeconfig=${kubeconfig}`, ...args],
+    input === undefined ? {} : { input },
+  );
 
-/** The CRD, Established. */
+/** The CRD (SCALABLE_CRD_FILE overrides the repo's, e.g. while iterating on the schema), Established. */
 export async function installCrd(kubeconfig: string): Promise<void> {
+  const file =
+    process.env['SCALABLE_CRD_FILE'] ?? join(REPO, 'crds', 'scalableapps.scalable.dev.yaml');
+  await kubectl(kubeconfig, ['apply', '--server-side', '--force-conflicts', '-f', file]);
   await kubectl(kubeconfig, [
-    'apply',
-    '--server-side',
-    '--force-conflicts',
-    '-f',
-    join(REPO, 'crds', 'scalableapps.scalable.dev.yaml'),
+    'wait',
+    '--for=condition=Established',
+    'crd/scalableapps.scalable.dev',
+    '--timeout=60s',
   ]);
-  await kubectl(kubeconfig, ['wait', '--for=condition=Established', 'crd/scalableapps.scalable.dev', '--timeout=60s']);
 }
 
 /** Namespaces the examples name, then the examples themselves. */
@@ -27,7 +32,8 @@ export async function applyExamples(kubeconfig: string): Promise<string[]> {
   const files = ['minimal.yaml', 'full.yaml'].map((f) => join(REPO, 'manifests', 'examples', f));
   const namespaces = new Set<string>();
   for (const f of files) {
-    for (const m of readFileSync(f, 'utf8').matchAll(/^\s+namespace:\s*(\S+)\s*$/gm)) if (m[1]) namespaces.add(m[1]);
+    for (const m of readFileSync(f, 'utf8').matchAll(/^\s+namespace:\s*(\S+)\s*$/gm))
+      if (m[1]) namespaces.add(m[1]);
   }
   for (const ns of namespaces) {
     await kubectl(kubeconfig, ['create', 'namespace', ns]).catch(() => undefined);

@@ -43,7 +43,8 @@ const keyOfRaw = (obj: Json): string => {
   const m = (obj['metadata'] ?? {}) as Json;
   return `${String(m['namespace'] ?? '')}/${String(m['name'] ?? '')}`;
 };
-const rvOfRaw = (obj: Json): string => String(((obj['metadata'] ?? {}) as Json)['resourceVersion'] ?? '');
+const rvOfRaw = (obj: Json): string =>
+  String(((obj['metadata'] ?? {}) as Json)['resourceVersion'] ?? '');
 
 export class Informer<T> {
   private readonly store = new Map<string, Entry<T>>();
@@ -239,7 +240,10 @@ export class Informer<T> {
     if (err === null) return 'closed';
     if (err instanceof ApiError && err.code === 410) return 'gone';
     const stalled = err.message.includes('silent for');
-    this.opts.log.warn({ resource: this.opts.resource, err: err.message }, stalled ? 'watch stalled: restarting' : 'watch failed: restarting');
+    this.opts.log.warn(
+      { resource: this.opts.resource, err: err.message },
+      stalled ? 'watch stalled: restarting' : 'watch failed: restarting',
+    );
     return stalled ? 'stalled' : 'error';
   }
 

@@ -57,7 +57,13 @@ const METHOD: Record<Verb, string> = {
   delete: 'DELETE',
 };
 
-export const MUTATING_VERBS: ReadonlySet<Verb> = new Set(['create', 'update', 'patch', 'apply', 'delete']);
+export const MUTATING_VERBS: ReadonlySet<Verb> = new Set([
+  'create',
+  'update',
+  'patch',
+  'apply',
+  'delete',
+]);
 
 export class KubeClient {
   private readonly server: URL;
@@ -121,7 +127,8 @@ export class KubeClient {
 
   private url(path: string, query: RequestOptions['query'] = {}): URL {
     const url = new URL(path, this.server);
-    for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v));
+    for (const [k, v] of Object.entries(query))
+      if (v !== undefined) url.searchParams.set(k, String(v));
     return url;
   }
 
@@ -149,7 +156,12 @@ export class KubeClient {
     return new Promise<T>((resolve, reject) => {
       const req = this.transport().request(
         url,
-        { method: method ?? METHOD[verb], headers, agent: this.agent, timeout: options.timeoutMs ?? 30_000 },
+        {
+          method: method ?? METHOD[verb],
+          headers,
+          agent: this.agent,
+          timeout: options.timeoutMs ?? 30_000,
+        },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
@@ -216,7 +228,10 @@ export class KubeClient {
       };
       const arm = () => {
         if (idleTimer) clearTimeout(idleTimer);
-        idleTimer = setTimeout(() => finish(new Error(`watch ${resource}: silent for ${idleMs} ms`)), idleMs);
+        idleTimer = setTimeout(
+          () => finish(new Error(`watch ${resource}: silent for ${idleMs} ms`)),
+          idleMs,
+        );
         idleTimer.unref();
       };
       abortFn = () => finish(null);
@@ -226,7 +241,11 @@ export class KubeClient {
           arm();
           req = this.transport().request(
             url,
-            { method: 'GET', headers: { Accept: 'application/json', ...headers }, agent: this.watchAgent },
+            {
+              method: 'GET',
+              headers: { Accept: 'application/json', ...headers },
+              agent: this.watchAgent,
+            },
             (res) => {
               const code = res.statusCode ?? 0;
               this.observe('watch', resource, code);
@@ -241,6 +260,8 @@ export class KubeClient {
               res.on('end', () => finish(null));
               res.on('close', () => finish(null));
               const lines = createInterface({ input: res });
+              // readline re-emits the response's errors (ECONNRESET when the server dies).
+              lines.on('error', (err) => finish(err));
               lines.on('line', (line) => {
                 if (finished || line.trim() === '') return;
                 let event: WatchEvent;

@@ -24,7 +24,11 @@ export interface LeaderOptions {
   readonly log: Logger;
 }
 
-export const LEASE_DEFAULTS = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 };
+export const LEASE_DEFAULTS = {
+  leaseDurationMs: 15_000,
+  renewDeadlineMs: 10_000,
+  retryPeriodMs: 2_000,
+};
 
 interface LeaseSpec {
   holderIdentity?: string;
@@ -165,7 +169,8 @@ export class LeaderElector {
         body: { ...lease, spec: desired(spec) },
       });
       this.observe(this.lease.spec, now.getTime());
-      if (heldByOther) this.opts.log.info({ previous: spec.holderIdentity }, 'took over an expired lease');
+      if (heldByOther)
+        this.opts.log.info({ previous: spec.holderIdentity }, 'took over an expired lease');
       return true;
     } catch (err) {
       if (isConflict(err)) return false;

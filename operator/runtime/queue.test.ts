@@ -32,7 +32,9 @@ describe('WorkQueue', () => {
   });
   it('backs off exponentially with a cap and forgets on success', () => {
     const opts = { baseMs: 100, capMs: 1000 };
-    expect([0, 1, 2, 3, 4, 10].map((n) => backoffDelay(n, opts))).toEqual([100, 200, 400, 800, 1000, 1000]);
+    expect([0, 1, 2, 3, 4, 10].map((n) => backoffDelay(n, opts))).toEqual([
+      100, 200, 400, 800, 1000, 1000,
+    ]);
     const q = new WorkQueue(opts);
     expect(q.addRateLimited('k')).toBe(100);
     expect(q.addRateLimited('k')).toBe(200);

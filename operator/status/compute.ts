@@ -38,7 +38,11 @@ export type TierReporter = (app: AppModel, observed: Observed) => TierReport;
 /** Tiers with a status function of their own; the others get the generic one. */
 export const TIER_REPORTERS: Readonly<Record<string, TierReporter>> = { web: webReport };
 
-const refOf = (o: K8sObject): ObjectRef => ({ apiVersion: o.apiVersion, kind: o.kind, name: o.metadata.name });
+const refOf = (o: K8sObject): ObjectRef => ({
+  apiVersion: o.apiVersion,
+  kind: o.kind,
+  name: o.metadata.name,
+});
 const tierOf = (o: K8sObject): string => o.metadata.labels?.[TIER_LABEL] ?? 'web';
 
 export function computeStatus(
@@ -61,7 +65,9 @@ export function computeStatus(
   for (const tier of tiers) {
     const wanted = desired.filter((d) => tierOf(d) === tier).map(refOf);
     const skipped = skippedTiers.get(tier) ?? [];
-    const present = wanted.filter((w) => !skipped.some((s) => s.kind === w.kind && s.name === w.name));
+    const present = wanted.filter(
+      (w) => !skipped.some((s) => s.kind === w.kind && s.name === w.name),
+    );
     const reporter = reporters[tier];
     const report =
       reporter !== undefined
@@ -87,7 +93,9 @@ export function computeStatus(
   if (url) fields['url'] = url;
 
   const failed = outcome.failed;
-  const notReady = tierConditions.filter((c) => c.status !== 'True' && c.reason !== 'APIUnavailable');
+  const notReady = tierConditions.filter(
+    (c) => c.status !== 'True' && c.reason !== 'APIUnavailable',
+  );
   const ready = failed.length === 0 && notReady.length === 0;
   const failMsg = failed
     .slice(0, 5)
@@ -95,22 +103,42 @@ export function computeStatus(
     .join('; ');
   const first = notReady[0];
   const readyCond = ready
-    ? condition('Ready', 'True', 'AllTiersReady', unavailable ? 'ready; some optional APIs are missing' : 'every tier is ready')
+    ? condition(
+        'Ready',
+        'True',
+        'AllTiersReady',
+        unavailable ? 'ready; some optional APIs are missing' : 'every tier is ready',
+      )
     : failed.length > 0
       ? condition('Ready', 'False', 'ApplyFailed', failMsg)
-      : condition('Ready', 'False', `${first?.type.replace(/Ready$/, '') ?? 'Tier'}NotReady`, first?.message ?? '');
+      : condition(
+          'Ready',
+          'False',
+          `${first?.type.replace(/Ready$/, '') ?? 'Tier'}NotReady`,
+          first?.message ?? '',
+        );
   const progressing =
     failed.length > 0
       ? condition('Progressing', 'False', 'ApplyFailed', failMsg)
       : ready
         ? condition('Progressing', 'False', 'Stable', 'every object is applied and ready')
-        : condition('Progressing', 'True', 'Reconciling', notReady.map((c) => c.type).join(', ') + ' not ready yet');
+        : condition(
+            'Progressing',
+            'True',
+            'Reconciling',
+            notReady.map((c) => c.type).join(', ') + ' not ready yet',
+          );
   const unavailableConds = tierConditions.filter((c) => c.reason === 'APIUnavailable');
   const degraded =
     failed.length > 0
       ? condition('Degraded', 'True', 'ApplyFailed', failMsg)
       : unavailableConds.length > 0
-        ? condition('Degraded', 'True', 'APIUnavailable', unavailableConds.map((c) => c.message).join('; '))
+        ? condition(
+            'Degraded',
+            'True',
+            'APIUnavailable',
+            unavailableConds.map((c) => c.message).join('; '),
+          )
         : condition('Degraded', 'False', 'AsExpected', 'no failures');
   return { conditions: [readyCond, progressing, degraded, ...tierConditions], fields, ready };
 }

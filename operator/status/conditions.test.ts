@@ -4,12 +4,27 @@ import { condition, withTransitions } from './conditions.ts';
 describe('withTransitions', () => {
   it('keeps lastTransitionTime while the status stays, moves it when the status moves', () => {
     const prev = [
-      { type: 'Ready', status: 'False' as const, reason: 'X', message: '', lastTransitionTime: 'T0' },
-      { type: 'WebReady', status: 'True' as const, reason: 'Y', message: '', lastTransitionTime: 'T0' },
+      {
+        type: 'Ready',
+        status: 'False' as const,
+        reason: 'X',
+        message: '',
+        lastTransitionTime: 'T0',
+      },
+      {
+        type: 'WebReady',
+        status: 'True' as const,
+        reason: 'Y',
+        message: '',
+        lastTransitionTime: 'T0',
+      },
     ];
     const next = withTransitions(
       prev,
-      [condition('Ready', 'True', 'AllTiersReady', ''), condition('WebReady', 'True', 'PodsReady', '2/2')],
+      [
+        condition('Ready', 'True', 'AllTiersReady', ''),
+        condition('WebReady', 'True', 'PodsReady', '2/2'),
+      ],
       'T1',
       3,
     );

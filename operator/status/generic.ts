@@ -15,7 +15,8 @@ export function workloadNotReady(o: ObservedObject): string | undefined {
   const status = (o.status ?? {}) as Json;
   const want = num(spec['replicas'], 1);
   const ready = num(status['readyReplicas']);
-  if (num(status['observedGeneration']) < num(o.metadata['generation'])) return `${o.kind} ${o.metadata.name} rolling out`;
+  if (num(status['observedGeneration']) < num(o.metadata['generation']))
+    return `${o.kind} ${o.metadata.name} rolling out`;
   if (ready < want) return `${o.kind} ${o.metadata.name}: ${ready}/${want} pods ready`;
   return undefined;
 }
@@ -31,8 +32,12 @@ export function genericReport(
     o: observed.objects.find((o) => o.kind === w.kind && o.metadata.name === w.name),
   }));
   const missing = found.filter((f) => !f.o).map((f) => `${f.w.kind} ${f.w.name}`);
-  if (missing.length > 0) return { condition: condition(type, 'False', 'NotFound', `missing ${missing.join(', ')}`) };
-  const waiting = found.flatMap((f) => (f.o ? [workloadNotReady(f.o)] : [])).filter((x): x is string => !!x);
-  if (waiting.length > 0) return { condition: condition(type, 'False', 'PodsNotReady', waiting.join('; ')) };
+  if (missing.length > 0)
+    return { condition: condition(type, 'False', 'NotFound', `missing ${missing.join(', ')}`) };
+  const waiting = found
+    .flatMap((f) => (f.o ? [workloadNotReady(f.o)] : []))
+    .filter((x): x is string => !!x);
+  if (waiting.length > 0)
+    return { condition: condition(type, 'False', 'PodsNotReady', waiting.join('; ')) };
   return { condition: condition(type, 'True', 'Ready', `${wanted.length} objects in place`) };
 }

@@ -9,7 +9,8 @@ type Json = Record<string, unknown>;
 export function urlOf(app: AppModel, observed: Observed): string | undefined {
   const ingress = app.ingress;
   if (!ingress) return undefined;
-  if (ingress.host) return `${ingress.tls && !ingress.gateway ? 'https' : 'http'}://${ingress.host}`;
+  if (ingress.host)
+    return `${ingress.tls && !ingress.gateway ? 'https' : 'http'}://${ingress.host}`;
   for (const o of observed.objects) {
     if (o.kind !== 'Ingress') continue;
     const lb = ((o.status?.['loadBalancer'] as Json | undefined)?.['ingress'] ?? []) as Json[];
@@ -31,7 +32,12 @@ export function ingressReport(
   const url = urlOf(app, observed);
   const cond =
     missing.length === 0
-      ? condition('IngressReady', 'True', 'Configured', url ? `serving ${url}` : 'routes configured')
+      ? condition(
+          'IngressReady',
+          'True',
+          'Configured',
+          url ? `serving ${url}` : 'routes configured',
+        )
       : condition(
           'IngressReady',
           'False',

@@ -12,7 +12,8 @@ export const findObject = (
   observed: Observed,
   kind: string,
   name: string,
-): ObservedObject | undefined => observed.objects.find((o) => o.kind === kind && o.metadata.name === name);
+): ObservedObject | undefined =>
+  observed.objects.find((o) => o.kind === kind && o.metadata.name === name);
 
 export function webReport(app: AppModel, observed: Observed): TierReport {
   const name = nameOf(app, 'web');
@@ -20,9 +21,19 @@ export function webReport(app: AppModel, observed: Observed): TierReport {
   const { minReplicas, maxReplicas } = app.web.autoscaling;
   if (!deploy) {
     return {
-      condition: condition('WebReady', 'False', 'NotFound', `Deployment ${name} does not exist yet`),
+      condition: condition(
+        'WebReady',
+        'False',
+        'NotFound',
+        `Deployment ${name} does not exist yet`,
+      ),
       statusKey: 'web',
-      status: { replicas: 0, readyReplicas: 0, ready: `0/${minReplicas}`, desiredReplicas: minReplicas },
+      status: {
+        replicas: 0,
+        readyReplicas: 0,
+        ready: `0/${minReplicas}`,
+        desiredReplicas: minReplicas,
+      },
     };
   }
   const spec = (deploy['spec'] ?? {}) as Json;
@@ -34,7 +45,12 @@ export function webReport(app: AppModel, observed: Observed): TierReport {
   const updated = num(status['updatedReplicas']);
   const generation = num(deploy.metadata['generation']);
   const observedGeneration = num(status['observedGeneration']);
-  const web = { replicas, readyReplicas: ready, ready: `${ready}/${desired}`, desiredReplicas: desired };
+  const web = {
+    replicas,
+    readyReplicas: ready,
+    ready: `${ready}/${desired}`,
+    desiredReplicas: desired,
+  };
   let cond;
   if (observedGeneration < generation || updated < replicas) {
     cond = condition(

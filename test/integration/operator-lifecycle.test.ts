@@ -9,6 +9,7 @@ import type { ScalableAppObject } from '../../operator/api/schema.ts';
 import { LEASE_KIND } from '../../operator/reconcile/kinds.ts';
 import type { KubeClient } from '../../operator/runtime/kube-client.ts';
 import { buildAll } from '../../operator/tiers/index.ts';
+import { generatedKeysOf } from '../../operator/tiers/secrets.ts';
 import {
   apiClient,
   applyAs,
@@ -50,15 +51,28 @@ function expected(s: Json): Array<{ apiVersion: string; kind: string; name: stri
   }));
 }
 
+/** The cache's password Secret: generated once by the operator. */
+function generatedSecretName(): string {
+  const v = validateApp(scalableApp(ns, NAME, spec('x', 2)));
+  if (!v.ok) throw new Error('invalid');
+  const secret = buildAll(toModel(v.app)).find(
+    (o) => o.kind === 'Secret' && generatedKeysOf(o).length > 0,
+  );
+  if (!secret) throw new Error('the cache tier declares no generated Secret');
+  return secret.metadata.name;
+}
+
 const apply = (s: Json) => applyAs(client, 'test-user', scalableApp(ns, NAME, s));
 const deployment = () => getObj(client, kindInfo('apps/v1', 'Deployment'), ns, `${NAME}-web`);
 const image = (d: Json | undefined) =>
-  ((d?.['spec'] as Json)['template'] as { spec: { containers: Array<{ image: string }> } }).spec.containers[0]?.image;
+  ((d?.['spec'] as Json)['template'] as { spec: { containers: Array<{ image: string }> } }).spec
+    .containers[0]?.image;
 
 async function readyAt(generation: number): Promise<Json | undefined> {
   const app = await getApp(client, ns, NAME);
   const status = app?.['status'] as Json | undefined;
-  return status?.['observedGeneration'] === generation && conditionOf(app, 'Ready')?.['status'] === 'True'
+  return status?.['observedGeneration'] === generation &&
+    conditionOf(app, 'Ready')?.['status'] === 'True'
     ? app
     : undefined;
 }
@@ -88,15 +102,26 @@ describe('operator lifecycle', () => {
         getObj(client, kindInfo(want.apiVersion, want.kind), ns, want.name),
       );
       const owners = (obj['metadata'] as Json)['ownerReferences'] as Json[];
-      expect(owners).toEqual([expect.objectContaining({ uid, controller: true, kind: 'ScalableApp' })]);
+      expect(owners).toEqual([
+        expect.objectContaining({ uid, controller: true, kind: 'ScalableApp' }),
+      ]);
     }
     const app = await eventually('Ready=True at generation 1', () => readyAt(1), 120_000);
     const status = app['status'] as Json;
     expect(status['web']).toMatchObject({ readyReplicas: 2, ready: '2/2' });
     expect(status['url']).toBe('http://shop.example.com');
     const types = (status['conditions'] as Json[]).map((c) => c['type']);
-    expect(types).toEqual(expect.arrayContaining(['Ready', 'Progressing', 'Degraded', 'WebReady', 'IngressReady', 'CacheReady']));
-    const secret = await getObj(client, kindInfo('v1', 'Secret'), ns, `${NAME}-cache`);
+    expect(types).toEqual(
+      expect.arrayContaining([
+        'Ready',
+        'Progressing',
+        'Degraded',
+        'WebReady',
+        'IngressReady',
+        'CacheReady',
+      ]),
+    );
+    const secret = await getObj(client, kindInfo('v1', 'Secret'), ns, generatedSecretName());
     generatedData = secret?.['data'] as Json;
     expect(Object.keys(generatedData ?? {}).length).toBeGreaterThan(0);
   });
@@ -110,7 +135,9 @@ describe('operator lifecycle', () => {
 
   it('follows a spec change: objects updated, observedGeneration follows', async () => {
     await apply(spec('ghcr.io/acme/shop:2.0.0', 3));
-    await eventually('image 2.0.0', async () => ((image(await deployment()) === 'ghcr.io/acme/shop:2.0.0') ? true : undefined));
+    await eventually('image 2.0.0', async () =>
+      image(await deployment()) === 'ghcr.io/acme/shop:2.0.0' ? true : undefined,
+    );
     const app = await eventually('Ready=True at generation 2', () => readyAt(2), 120_000);
     expect((app['status'] as Json)['web']).toMatchObject({ ready: '3/3' });
   });
@@ -118,10 +145,15 @@ describe('operator lifecycle', () => {
   it('recreates a child deleted by hand', async () => {
     const svc = kindInfo('v1', 'Service');
     const before = await getObj(client, svc, ns, `${NAME}-web`);
-    await client.request('DELETE', `/api/v1/namespaces/${ns}/services/${NAME}-web`, { verb: 'delete', resource: 'services' });
+    await client.request('DELETE', `/api/v1/namespaces/${ns}/services/${NAME}-web`, {
+      verb: 'delete',
+      resource: 'services',
+    });
     const after = await eventually('Service recreated', async () => {
       const s = await getObj(client, svc, ns, `${NAME}-web`);
-      return s && (s['metadata'] as Json)['uid'] !== (before?.['metadata'] as Json)['uid'] ? s : undefined;
+      return s && (s['metadata'] as Json)['uid'] !== (before?.['metadata'] as Json)['uid']
+        ? s
+        : undefined;
     });
     expect((after['metadata'] as Json)['labels']).toMatchObject({ 'scalable.dev/app': NAME });
   });
@@ -131,7 +163,9 @@ describe('operator lifecycle', () => {
       metadata: { annotations: { 'example.com/owner': 'team-a' } },
       spec: { template: { spec: { containers: [{ name: 'web', image: 'evil:latest' }] } } },
     });
-    await eventually('image reverted', async () => ((image(await deployment()) === 'ghcr.io/acme/shop:2.0.0') ? true : undefined));
+    await eventually('image reverted', async () =>
+      image(await deployment()) === 'ghcr.io/acme/shop:2.0.0' ? true : undefined,
+    );
     await sleep(2_000);
     const d = await deployment();
     expect(image(d)).toBe('ghcr.io/acme/shop:2.0.0');
@@ -139,7 +173,7 @@ describe('operator lifecycle', () => {
   });
 
   it('never rewrites a generated Secret', async () => {
-    const secret = await getObj(client, kindInfo('v1', 'Secret'), ns, `${NAME}-cache`);
+    const secret = await getObj(client, kindInfo('v1', 'Secret'), ns, generatedSecretName());
     expect(secret?.['data']).toEqual(generatedData);
     expect(op.logs()).not.toContain(Object.values(generatedData ?? {})[0] as string);
   });
@@ -148,7 +182,10 @@ describe('operator lifecycle', () => {
     await apply(spec('ghcr.io/acme/shop:2.0.0', 3, false));
     const ing = kindInfo('networking.k8s.io/v1', 'Ingress');
     await eventually('Ingresses pruned', async () =>
-      (await getObj(client, ing, ns, `${NAME}-web`)) || (await getObj(client, ing, ns, `${NAME}-static`)) ? undefined : true,
+      (await getObj(client, ing, ns, `${NAME}-web`)) ||
+      (await getObj(client, ing, ns, `${NAME}-static`))
+        ? undefined
+        : true,
     );
     const app = await eventually('Ready=True at generation 3', () => readyAt(3), 60_000);
     expect(conditionOf(app, 'IngressReady')).toBeUndefined();
@@ -156,14 +193,21 @@ describe('operator lifecycle', () => {
   });
 
   it('leaves the children to the garbage collector when the app is deleted', async () => {
-    await client.request('DELETE', `/apis/scalable.dev/v1alpha1/namespaces/${ns}/scalableapps/${NAME}`, {
-      verb: 'delete',
-      resource: 'scalableapps',
-    });
+    await client.request(
+      'DELETE',
+      `/apis/scalable.dev/v1alpha1/namespaces/${ns}/scalableapps/${NAME}`,
+      {
+        verb: 'delete',
+        resource: 'scalableapps',
+      },
+    );
     for (const want of expected(spec('ghcr.io/acme/shop:2.0.0', 3, false))) {
       await eventually(
         `${want.kind} ${want.name} collected`,
-        async () => ((await getObj(client, kindInfo(want.apiVersion, want.kind), ns, want.name)) ? undefined : true),
+        async () =>
+          (await getObj(client, kindInfo(want.apiVersion, want.kind), ns, want.name))
+            ? undefined
+            : true,
         60_000,
       );
     }

@@ -32,23 +32,33 @@ let op: OperatorProcess;
 
 const deploymentImage = async (name: string): Promise<string | undefined> => {
   const d = await getObj(client, kindInfo('apps/v1', 'Deployment'), ns, `${name}-web`);
-  return (d?.['spec'] as { template: { spec: { containers: Array<{ image: string }> } } } | undefined)?.template.spec
-    .containers[0]?.image;
+  return (
+    d?.['spec'] as { template: { spec: { containers: Array<{ image: string }> } } } | undefined
+  )?.template.spec.containers[0]?.image;
 };
 
 async function atGeneration(name: string, generation: number): Promise<Json | undefined> {
   const app = await getApp(client, ns, name);
-  return (app?.['status'] as Json | undefined)?.['observedGeneration'] === generation ? app : undefined;
+  return (app?.['status'] as Json | undefined)?.['observedGeneration'] === generation
+    ? app
+    : undefined;
 }
 
 /** The CRD without its CEL rules: what an older CRD, or a cluster without them, lets in. */
 function relaxedCrd(): string {
-  const crd = yaml.load(readFileSync(join(import.meta.dirname, '..', '..', 'crds', 'scalableapps.scalable.dev.yaml'), 'utf8'));
+  const crd = yaml.load(
+    readFileSync(
+      join(import.meta.dirname, '..', '..', 'crds', 'scalableapps.scalable.dev.yaml'),
+      'utf8',
+    ),
+  );
   const strip = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(strip);
     if (typeof v === 'object' && v !== null) {
       return Object.fromEntries(
-        Object.entries(v).filter(([k]) => k !== 'x-kubernetes-validations').map(([k, x]) => [k, strip(x)]),
+        Object.entries(v)
+          .filter(([k]) => k !== 'x-kubernetes-validations')
+          .map(([k, x]) => [k, strip(x)]),
       );
     }
     return v;
@@ -74,7 +84,11 @@ describe('operator resilience', () => {
   printLogDirOnFailure();
 
   it('recovers from an API server restart without restarting itself', async () => {
-    await applyAs(client, 'test-user', scalableApp(ns, 'rs', { web: { image: 'ghcr.io/acme/rs:1' } }));
+    await applyAs(
+      client,
+      'test-user',
+      scalableApp(ns, 'rs', { web: { image: 'ghcr.io/acme/rs:1' } }),
+    );
     await eventually('rs reconciled', () => atGeneration('rs', 1), 60_000);
 
     client.close();
@@ -83,18 +97,37 @@ describe('operator resilience', () => {
     expect(op.child.exitCode).toBeNull();
 
     // Events after the restart still arrive: a spec change and a deleted child.
-    await applyAs(client, 'test-user', scalableApp(ns, 'rs', { web: { image: 'ghcr.io/acme/rs:2' } }));
-    await eventually('image rs:2', async () => ((await deploymentImage('rs')) === 'ghcr.io/acme/rs:2' ? true : undefined), 90_000);
+    await applyAs(
+      client,
+      'test-user',
+      scalableApp(ns, 'rs', { web: { image: 'ghcr.io/acme/rs:2' } }),
+    );
+    await eventually(
+      'image rs:2',
+      async () => ((await deploymentImage('rs')) === 'ghcr.io/acme/rs:2' ? true : undefined),
+      90_000,
+    );
     await eventually('rs at generation 2', () => atGeneration('rs', 2), 60_000);
-    await client.request('DELETE', `/api/v1/namespaces/${ns}/services/rs-web`, { verb: 'delete', resource: 'services' });
-    await eventually('service recreated', () => getObj(client, kindInfo('v1', 'Service'), ns, 'rs-web'), 60_000);
+    await client.request('DELETE', `/api/v1/namespaces/${ns}/services/rs-web`, {
+      verb: 'delete',
+      resource: 'services',
+    });
+    await eventually(
+      'service recreated',
+      () => getObj(client, kindInfo('v1', 'Service'), ns, 'rs-web'),
+      60_000,
+    );
     expect(op.child.exitCode).toBeNull();
     expect(await op.probe('/healthz')).toBe(200);
     expect(await op.probe('/readyz')).toBe(200);
   });
 
   it('marks a spec that only deeper validation rejects InvalidSpec, without a retry storm', async () => {
-    await kubectl(kubeconfig(), ['apply', '--server-side', '--force-conflicts', '-f', '-'], relaxedCrd());
+    await kubectl(
+      kubeconfig(),
+      ['apply', '--server-side', '--force-conflicts', '-f', '-'],
+      relaxedCrd(),
+    );
     // minReplicas > maxReplicas: the served (relaxed) schema accepts it, the operator must not.
     await eventually(
       'bad app accepted by the relaxed CRD',
@@ -102,7 +135,9 @@ describe('operator resilience', () => {
         applyAs(
           client,
           'test-user',
-          scalableApp(ns, 'bad', { web: { image: 'ghcr.io/acme/bad:1', autoscaling: { minReplicas: 5, maxReplicas: 2 } } }),
+          scalableApp(ns, 'bad', {
+            web: { image: 'ghcr.io/acme/bad:1', autoscaling: { minReplicas: 5, maxReplicas: 2 } },
+          }),
         ),
       30_000,
     );
@@ -127,7 +162,15 @@ describe('operator resilience', () => {
     expect(await op.probe('/healthz')).toBe(200);
     expect(op.child.exitCode).toBeNull();
     // Fixing the spec is all it takes.
-    await applyAs(client, 'test-user', scalableApp(ns, 'bad', { web: { image: 'ghcr.io/acme/bad:1' } }));
-    await eventually('bad fixed', () => getObj(client, kindInfo('apps/v1', 'Deployment'), ns, 'bad-web'), 60_000);
+    await applyAs(
+      client,
+      'test-user',
+      scalableApp(ns, 'bad', { web: { image: 'ghcr.io/acme/bad:1' } }),
+    );
+    await eventually(
+      'bad fixed',
+      () => getObj(client, kindInfo('apps/v1', 'Deployment'), ns, 'bad-web'),
+      60_000,
+    );
   });
 });
