@@ -43,6 +43,14 @@ export interface CachedPod {
   >;
   readonly phase: string;
   readonly ready: boolean;
+  /** A container stuck waiting (CrashLoopBackOff, ImagePullBackOff, ...), for status messages. */
+  readonly waiting?: {
+    readonly container: string;
+    readonly reason: string;
+    readonly message?: string;
+  };
+  /** The scheduler's message when the pod is unschedulable. */
+  readonly unschedulable?: string;
 }
 
 const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -96,6 +104,24 @@ export function projectPod(obj: Json): CachedPod {
   const m = metaOf(obj);
   const status = (isObj(obj['status']) ? obj['status'] : {}) as Json;
   const conditions = Array.isArray(status['conditions']) ? (status['conditions'] as Json[]) : [];
+  const containers = Array.isArray(status['containerStatuses'])
+    ? (status['containerStatuses'] as Json[])
+    : [];
+  let waiting: CachedPod['waiting'];
+  for (const c of containers) {
+    const w = ((c['state'] ?? {}) as Json)['waiting'] as Json | undefined;
+    if (w?.['reason'] && w['reason'] !== 'ContainerCreating' && w['reason'] !== 'PodInitializing') {
+      waiting = {
+        container: String(c['name'] ?? ''),
+        reason: String(w['reason']),
+        ...(w['message'] ? { message: String(w['message']) } : {}),
+      };
+      break;
+    }
+  }
+  const sched = conditions.find(
+    (c) => c['type'] === 'PodScheduled' && c['reason'] === 'Unschedulable',
+  );
   return {
     metadata: {
       name: m.name,
@@ -107,6 +133,8 @@ export function projectPod(obj: Json): CachedPod {
     },
     phase: String(status['phase'] ?? 'Unknown'),
     ready: conditions.some((c) => c['type'] === 'Ready' && c['status'] === 'True'),
+    ...(waiting ? { waiting } : {}),
+    ...(sched ? { unschedulable: String(sched['message'] ?? 'unschedulable') } : {}),
   };
 }
 
@@ -139,7 +167,34 @@ export function materializePod(p: CachedPod): ObservedObject {
     metadata: { ...p.metadata },
     status: {
       phase: p.phase,
-      conditions: [{ type: 'Ready', status: p.ready ? 'True' : 'False' }],
+      conditions: [
+        { type: 'Ready', status: p.ready ? 'True' : 'False' },
+        ...(p.unschedulable !== undefined
+          ? [
+              {
+                type: 'PodScheduled',
+                status: 'False',
+                reason: 'Unschedulable',
+                message: p.unschedulable,
+              },
+            ]
+          : []),
+      ],
+      ...(p.waiting
+        ? {
+            containerStatuses: [
+              {
+                name: p.waiting.container,
+                state: {
+                  waiting: {
+                    reason: p.waiting.reason,
+                    ...(p.waiting.message ? { message: p.waiting.message } : {}),
+                  },
+                },
+              },
+            ],
+          }
+        : {}),
     },
   };
 }

@@ -5,6 +5,8 @@ import type { AppModel } from '../api/model.ts';
 import type { FieldError } from '../api/validate.ts';
 import { formatError } from '../api/validate.ts';
 import type { K8sObject } from '../tiers/chart.ts';
+import { CACHE_READY, SESSIONS_READY, cacheReport } from '../tiers/cache-status.ts';
+import { databaseReport, shardMapStatus } from '../tiers/database/status.ts';
 import { TIER_LABEL } from '../tiers/meta.ts';
 import { condition } from './conditions.ts';
 import { genericReport } from './generic.ts';
@@ -35,8 +37,20 @@ export interface ComputedStatus {
 
 export type TierReporter = (app: AppModel, observed: Observed) => TierReport;
 
+const pick =
+  (type: string): TierReporter =>
+  (app, observed) => {
+    const report = cacheReport(app, observed).find((r) => r.condition.type === type);
+    return report ?? { condition: condition(type, 'Unknown', 'NoReport', `no ${type} verdict`) };
+  };
+
 /** Tiers with a status function of their own; the others get the generic one. */
-export const TIER_REPORTERS: Readonly<Record<string, TierReporter>> = { web: webReport };
+export const TIER_REPORTERS: Readonly<Record<string, TierReporter>> = {
+  web: webReport,
+  cache: pick(CACHE_READY),
+  sessions: pick(SESSIONS_READY),
+  database: databaseReport,
+};
 
 const refOf = (o: K8sObject): ObjectRef => ({
   apiVersion: o.apiVersion,
@@ -91,6 +105,8 @@ export function computeStatus(
   }
   const url = urlOf(app, observed);
   if (url) fields['url'] = url;
+  const shardMap = app.database ? shardMapStatus(app) : undefined;
+  if (shardMap) fields['shardMap'] = shardMap;
 
   const failed = outcome.failed;
   const notReady = tierConditions.filter(
