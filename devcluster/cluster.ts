@@ -1,7 +1,7 @@
 // Starting, reusing and stopping the embedded control plane. State lives in clusterDir();
 // logs in a fresh folder under logsRoot() that outlives the cluster.
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { certPaths, generateCerts, readClientTls } from './certs.ts';
 import {
@@ -13,19 +13,12 @@ import {
   type Layout,
   type Ports,
 } from './components.ts';
-import { run } from './exec.ts';
+import { kubectl, setOptionalCrds, waitEstablished } from './crds.ts';
 import { probe, waitFor } from './health.ts';
 import { renderKubeconfig } from './kubeconfig.ts';
+import { ensureSeed, hasSeed, seedDir } from './seed.ts';
 import { bootstrapManifest } from './manifests.ts';
-import {
-  binPath,
-  clusterDir,
-  clusterHome,
-  crdDir,
-  logsRoot,
-  stagesPath,
-  type Binary,
-} from './paths.ts';
+import { binPath, clusterDir, clusterHome, logsRoot, stagesPath, type Binary } from './paths.ts';
 import { withLock } from './lock.ts';
 import { freePorts } from './ports.ts';
 import {
@@ -66,7 +59,6 @@ export interface ClusterHandle {
   stop: () => Promise<void>;
 }
 
-const OPTIONAL_CRDS = ['keda', 'prometheus-operator', 'gateway-api'];
 const KEEP_LOG_DIRS = 10;
 
 const statePath = () => join(clusterDir(), 'state.json');
@@ -84,46 +76,12 @@ async function writeState(state: ClusterState): Promise<void> {
   await writeFile(statePath(), JSON.stringify(state, null, 2) + '\n');
 }
 
-export function kubectl(kubeconfig: string, args: string[], input?: string) {
-  return run(binPath('kubectl'), [`--kubeconfig=${kubeconfig}`, ...args], { input });
-}
-
 /** Running and answering: every recorded process alive and the API server ready. */
 export async function isHealthy(state: ClusterState): Promise<boolean> {
   if (state.buildKey !== buildKey()) return false;
   if (!state.processes.every((p) => isRunning(p.pid, p.bin))) return false;
   const tls = await readClientTls(certPaths(clusterDir())).catch(() => undefined);
   return tls !== undefined && (await probe(`${state.server}/readyz`, tls)) === 200;
-}
-
-async function setOptionalCrds(kubeconfig: string, install: boolean, log: Log): Promise<void> {
-  const files = OPTIONAL_CRDS.flatMap((d) => ['-f', join(crdDir(), d)]);
-  if (install) {
-    // One kubectl per project: the API server spends its time compiling each CRD's schema and
-    // CEL rules, and does that faster for concurrent requests on two cores.
-    await Promise.all(
-      OPTIONAL_CRDS.map((d) =>
-        kubectl(kubeconfig, [
-          'apply',
-          '--server-side',
-          '--force-conflicts',
-          '-f',
-          join(crdDir(), d),
-        ]),
-      ),
-    );
-    await kubectl(kubeconfig, [
-      'wait',
-      '--for=condition=Established',
-      'crd',
-      '--all',
-      '--timeout=120s',
-    ]);
-    log('upstream CRDs Established: KEDA, Prometheus Operator, Gateway API');
-  } else {
-    await kubectl(kubeconfig, ['delete', '--ignore-not-found', '--wait=true', ...files]);
-    log('upstream CRDs absent (optional CRDs off)');
-  }
 }
 
 function handle(state: ClusterState, reused: boolean): ClusterHandle {
@@ -153,6 +111,7 @@ export async function ensureCluster(opts: EnsureOptions = {}): Promise<ClusterHa
   const log = opts.log ?? ((m: string) => console.log(`[devcluster] ${m}`));
   const optionalCrds = opts.optionalCrds ?? true;
   await ensureBuilt(log);
+  if (optionalCrds) await ensureSeed(log);
   await mkdir(clusterHome(), { recursive: true });
   return withLock(lockPath(), () => ensureUnlocked(optionalCrds, log));
 }
@@ -214,6 +173,8 @@ async function startCluster(optionalCrds: boolean, log: Log): Promise<ClusterHan
   const since = () => `${((Date.now() - start) / 1000).toFixed(1)}s`;
 
   try {
+    // The upstream CRDs come preloaded in etcd's data (see seed.ts) rather than applied.
+    if (optionalCrds && hasSeed()) await cp(seedDir(), layout.etcdData, { recursive: true });
     // etcd needs no certificate: start it while the PKI is generated.
     await launch('etcd', etcdArgs(ports, layout));
     await generateCerts(dir);
@@ -257,7 +218,12 @@ async function startCluster(optionalCrds: boolean, log: Log): Promise<ClusterHan
             ]),
         ),
       ),
-      optionalCrds ? setOptionalCrds(layout.kubeconfig, true, log) : Promise.resolve(),
+      optionalCrds
+        ? timed(
+            'upstream CRDs Established (from the etcd seed)',
+            waitEstablished(layout.kubeconfig),
+          )
+        : Promise.resolve(),
       timed(
         'kube-controller-manager healthy',
         waitFor(
