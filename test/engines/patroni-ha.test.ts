@@ -281,7 +281,9 @@ describe('Patroni HA: one shard, primary + 2 replicas, synchronous, Kubernetes A
       // the cluster may be gone already
     }
     console.log(`[patroni-ha] measured: ${JSON.stringify(numbers)}`);
-    rmSync(dir, { recursive: true, force: true });
+    // SCALABLE_KEEP_ENGINE_LOGS=1 keeps the member logs for a post-mortem.
+    if (process.env['SCALABLE_KEEP_ENGINE_LOGS']) console.log(`[patroni-ha] logs kept in ${dir}`);
+    else rmSync(dir, { recursive: true, force: true });
   });
 
   it('bootstraps one primary and two streaming replicas and labels their pods', async () => {
