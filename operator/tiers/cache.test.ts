@@ -73,6 +73,7 @@ describe('buildCache', () => {
         valueFrom: { secretKeyRef: { name: 'shop-cache-auth', key: 'password' } },
       });
       expect(envNames(redis.env)).not.toContain('SENTINELS');
+      expect(redis).not.toHaveProperty('lifecycle');
       expect(Object.keys(data(objects)).sort()).toEqual(['redis.conf', 'start-redis.sh']);
       expect(data(objects)['redis.conf']).not.toMatch(/^(requirepass|masterauth)/m);
       expect(podOf(d).volumes[0]).toEqual({
@@ -266,6 +267,20 @@ describe('buildCache', () => {
         'sentinel monitor shop-cache @MASTER_HOST@ @MASTER_PORT@ 2\n',
       );
       expect(podOf(sts).securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 999 });
+    });
+
+    it('hands the master role over before a Redis pod stops', () => {
+      const redis = container(find(objects, 'StatefulSet', 'shop-cache'), 'redis');
+      expect(redis.lifecycle).toEqual({
+        preStop: { exec: { command: ['sh', '/etc/redis/pre-stop.sh'] } },
+      });
+      expect(Object.keys(data(objects)).sort()).toEqual([
+        'pre-stop.sh',
+        'redis.conf',
+        'sentinel.conf',
+        'start-redis.sh',
+        'start-sentinel.sh',
+      ]);
     });
 
     it('resolves pods by stable names, before they are ready', () => {

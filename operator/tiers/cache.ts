@@ -15,6 +15,7 @@ import {
   CONF_DIR,
   DATA_DIR,
   EXPORTER_PORT,
+  PRE_STOP_REDIS_SH,
   REDIS_PORT,
   SENTINEL_COUNT,
   SENTINEL_PORT,
@@ -92,7 +93,11 @@ export function cacheConfigData(app: AppModel, cache: CacheSpec): Record<string,
     'redis.conf': cacheRedisConf(cache),
     'start-redis.sh': START_REDIS_SH,
     ...(cache.replicas > 0
-      ? { 'sentinel.conf': sentinelConf(masterNameOf(app)), 'start-sentinel.sh': START_SENTINEL_SH }
+      ? {
+          'pre-stop.sh': PRE_STOP_REDIS_SH,
+          'sentinel.conf': sentinelConf(masterNameOf(app)),
+          'start-sentinel.sh': START_SENTINEL_SH,
+        }
       : {}),
   };
 }
@@ -110,8 +115,10 @@ export function buildCache(app: AppModel): K8sObject[] {
     });
     // Each pod restarts only when the keys it reads change.
     const pick = (...keys: string[]) =>
-      configHashOf(Object.fromEntries(keys.map((k) => [k, data[k] ?? ''])));
-    const hash = pick('redis.conf', 'start-redis.sh');
+      configHashOf(
+        Object.fromEntries(keys.filter((k) => k in data).map((k) => [k, data[k] ?? ''])),
+      );
+    const hash = pick('redis.conf', 'start-redis.sh', 'pre-stop.sh');
     if (cache.replicas === 0) standalone(chart, app, cache, hash);
     else replicated(chart, app, cache, hash, pick('sentinel.conf', 'start-sentinel.sh'));
     redisNetworkPolicy(
@@ -130,6 +137,7 @@ function redisPodTemplate(
   cache: CacheSpec,
   hash: string,
   env: readonly EnvVar[] = [],
+  preStop?: string,
 ): k8s.PodTemplateSpec {
   const n = cacheNames(app);
   const memoryLimit = memoryLimitOf(cache.memory);
@@ -139,7 +147,13 @@ function redisPodTemplate(
       serviceAccountName: n.cache,
       configMapName: n.config,
       containers: [
-        redisContainer({ app, secretName: n.auth, memoryLimit, env }),
+        redisContainer({
+          app,
+          secretName: n.auth,
+          memoryLimit,
+          env,
+          ...(preStop ? { preStop } : {}),
+        }),
         exporterContainer(app, n.auth),
       ],
       // A replica may fall back to a disk-based full sync: room for one dataset copy.
@@ -204,10 +218,17 @@ function replicated(
       // Pod 0 first: it is the master of a fresh set.
       podManagementPolicy: 'OrderedReady',
       revisionHistoryLimit: 5,
-      template: redisPodTemplate(app, cache, hash, [
-        ...discovery,
-        { name: 'SELF_ADDR', value: `$(POD_NAME).${svcHost(app, n.headless)}:${REDIS_PORT}` },
-      ]),
+      template: redisPodTemplate(
+        app,
+        cache,
+        hash,
+        [
+          ...discovery,
+          { name: 'SELF_ADDR', value: `$(POD_NAME).${svcHost(app, n.headless)}:${REDIS_PORT}` },
+        ],
+        // A master hands over to a replica before it stops (rollouts, drains).
+        'pre-stop.sh',
+      ),
     },
   });
   pdb(chart, app, 'cache-pdb', n.cache, selector);

@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import {
+  PRE_STOP_REDIS_SH,
   START_REDIS_SH,
   START_SENTINEL_SH,
   cacheRedisConf,
@@ -78,6 +79,7 @@ describe('start scripts', () => {
   it.each([
     ['start-redis.sh', START_REDIS_SH],
     ['start-sentinel.sh', START_SENTINEL_SH],
+    ['pre-stop.sh', PRE_STOP_REDIS_SH],
   ])('%s is valid POSIX sh and never puts the password in argv', (_name, script) => {
     const r = spawnSync('sh', ['-n'], { input: script });
     expect(r.status, r.stderr.toString()).toBe(0);

@@ -48,6 +48,8 @@ export interface RedisContainerProps {
   readonly memoryLimit: string;
   /** Extra env for start-redis.sh (Sentinel discovery). */
   readonly env?: readonly EnvVar[];
+  /** Script in the ConfigMap to run before the container stops. */
+  readonly preStop?: string;
 }
 
 export function redisContainer(p: RedisContainerProps): k8s.Container {
@@ -72,6 +74,9 @@ export function redisContainer(p: RedisContainerProps): k8s.Container {
     startupProbe: { ...probe, periodSeconds: 5, failureThreshold: 60 },
     readinessProbe: { ...probe, periodSeconds: 5, failureThreshold: 3 },
     livenessProbe: { ...probe, periodSeconds: 10, failureThreshold: 6 },
+    ...(p.preStop
+      ? { lifecycle: { preStop: { exec: { command: ['sh', `${CONF_DIR}/${p.preStop}`] } } } }
+      : {}),
     securityContext: restrictedContainerSecurityContext(),
     volumeMounts: [
       { name: 'config', mountPath: CONF_DIR, readOnly: true },

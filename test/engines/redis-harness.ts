@@ -121,6 +121,27 @@ export class Harness {
     return inst;
   }
 
+  /** Run a script from the ConfigMap to completion (e.g. the preStop hook), with the pod's env. */
+  async run(
+    name: string,
+    script: string,
+    data: Record<string, string>,
+    env: Record<string, string>,
+  ): Promise<{ code: number | null; out: string }> {
+    const confDir = await this.confDir(`${name}-${script}`, data, 0, this.root);
+    const proc = spawn('sh', [join(confDir, script)], {
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', REDIS_PASSWORD: PASSWORD, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.procs.add(proc);
+    let out = '';
+    proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => proc.on('exit', resolve));
+    this.procs.delete(proc);
+    return { code, out };
+  }
+
   /** SIGKILL: the crash a node loss or OOM kill looks like. */
   async kill(inst: Instance, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     if (inst.proc.exitCode !== null || inst.proc.signalCode !== null) return;

@@ -44,6 +44,8 @@ const h = new Harness();
 const clients: Redis[] = [];
 const redis: Instance[] = [];
 const sentinels: Instance[] = [];
+/** Redis pod name -> the process standing in for it now. */
+const pods = new Map<string, Instance>();
 /** Rendered pod address (host:port) -> its loopback stand-in. */
 const loopback = new Map<string, string>();
 const toLoopback = (addr: string) => {
@@ -79,11 +81,11 @@ beforeAll(async () => {
   // StatefulSet order: redis pods one by one (OrderedReady), then Sentinels in parallel.
   for (let i = 0; i < 3; i++) {
     const env = podEnv(redisEnv, `shop-cache-${i}`);
-    redis.push(
-      await h.start(`redis-${i}`, 'start-redis.sh', data, env, {
-        port: portOf(env['SELF_ADDR'] ?? ''),
-      }),
-    );
+    const inst = await h.start(`redis-${i}`, 'start-redis.sh', data, env, {
+      port: portOf(env['SELF_ADDR'] ?? ''),
+    });
+    redis.push(inst);
+    pods.set(`shop-cache-${i}`, inst);
   }
   sentinels.push(
     ...(await Promise.all(
@@ -248,6 +250,7 @@ describe('replicated cache with Sentinel, from the rendered ConfigMap', () => {
       port: old.port,
       dataDir: old.dataDir,
     });
+    pods.set('shop-cache-0', back);
     expect(back.log).toContain(`master is ${newAddr}`);
     const c = track(client(back.port));
     await waitFor('the old master to sync from the new one', 30_000, async () => {
@@ -255,5 +258,62 @@ describe('replicated cache with Sentinel, from the rendered ConfigMap', () => {
       return repl['role'] === 'slave' && repl['master_link_status'] === 'up';
     });
     expect(await c.get('product:7')).toBe('v7');
+  });
+  it('hands the master role over before its pod stops (preStop): writes wait, none fail or get lost', async () => {
+    const app = appClient();
+    const masterAddr = await masterFromSentinel(sentinels[0] as Instance);
+    const [podName, master] = [...pods].find(([, i]) => `127.0.0.1:${i.port}` === masterAddr) ?? [];
+    if (!podName || !master) throw new Error(`no pod for master ${masterAddr}`);
+    // Every replica is in sync before the rollout starts.
+    await waitFor('replicas in sync', 30_000, async () => {
+      const slaves = Object.entries(await info(track(client(master.port)), 'replication')).filter(
+        ([k, v]) => /^slave\d+$/.test(k) && v.includes('state=online'),
+      );
+      return slaves.length === 2;
+    });
+
+    // The app writes continuously; record when each write was acknowledged.
+    let stop = false;
+    let failures = 0;
+    const acked: Array<[number, number]> = [];
+    const writer = (async () => {
+      for (let n = 0; !stop; n++) {
+        try {
+          await app.set(`handover:${n}`, String(n));
+          acked.push([n, Date.now()]);
+        } catch {
+          failures++;
+        }
+        await sleep(20);
+      }
+    })();
+    await sleep(500);
+
+    // What the kubelet does on a rollout or drain: run preStop, then SIGTERM.
+    const t0 = Date.now();
+    const hook = await h.run(podName, 'pre-stop.sh', data, podEnv(redisEnv, podName));
+    const hookMs = Date.now() - t0;
+    await h.kill(master, 'SIGTERM');
+    await sleep(1500);
+    stop = true;
+    await writer;
+
+    const newAddr = await masterFromSentinel(sentinels[2] as Instance);
+    const gaps = acked.slice(1).map(([, t], i) => t - (acked[i]?.[1] ?? t));
+    const maxGap = Math.max(...gaps);
+    const promoted = track(client(portOf(newAddr)));
+    const values = await Promise.all(acked.map(([n]) => promoted.get(`handover:${n}`)));
+    const lost = acked.filter(([n], i) => values[i] !== String(n)).length;
+    console.log(
+      `handover: preStop took ${hookMs} ms (${hook.out.trim()}); longest wait for a write ${maxGap} ms; ` +
+        `${acked.length} writes acknowledged, ${failures} failed, ${lost} lost`,
+    );
+    expect(hook.code).toBe(0);
+    expect(hook.out).toContain(`handed over to ${newAddr}`);
+    expect(newAddr).not.toBe(masterAddr);
+    expect(failures).toBe(0);
+    expect(lost).toBe(0);
+    // Far shorter than a crash: no down-after-milliseconds wait.
+    expect(maxGap).toBeLessThan(SENTINEL_DOWN_AFTER_MS);
   });
 });
