@@ -11,7 +11,7 @@ export const DEFAULT_IMAGES: Images = {
   redis: 'docker.io/library/redis:8.2.3-alpine',
   redisExporter: 'docker.io/oliver006/redis_exporter:v1.80.0',
   // Postgres + Patroni, built from images/patroni/Dockerfile; the tag carries the major.
-  postgres: 'ghcr.io/scalable-dev/postgres-patroni:{version}-4.1.0',
+  postgres: 'ghcr.io/scalable-dev/postgres-patroni:{version}-4.1.5',
   postgresExporter: 'quay.io/prometheuscommunity/postgres-exporter:v0.18.1',
 };
 
