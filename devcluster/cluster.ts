@@ -233,6 +233,19 @@ async function startCluster(optionalCrds: boolean, log: Log): Promise<ClusterHan
           seeLog(join(logDir, 'kube-controller-manager.log')),
         ),
       ),
+      // The service-account controller is among the last to start; until it has made the
+      // default ServiceAccount, pods are refused by the ServiceAccount admission plugin.
+      timed(
+        'controllers running (default ServiceAccount exists)',
+        waitFor(
+          'the default ServiceAccount',
+          async () =>
+            (await probe(`${server}/api/v1/namespaces/default/serviceaccounts/default`, tls)) ===
+            200,
+          60_000,
+          seeLog(join(logDir, 'kube-controller-manager.log')),
+        ),
+      ),
       timed(
         'kube-scheduler healthy',
         waitFor(

@@ -6,7 +6,7 @@
 // `inject('devclusterLogDir')` / SCALABLE_TEST_LOG_DIR hold the component log folder.
 import type {} from 'vitest';
 import type { TestProject } from 'vitest/node';
-import { ensureCluster } from './cluster.ts';
+import { ensureCluster, memoryReport, readState } from './cluster.ts';
 import { optionalCrdsWanted } from './options.ts';
 
 declare module 'vitest' {
@@ -38,6 +38,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
       failed = 0; // the state API is experimental; the per-test hook prints the folder too
     }
     if (failed > 0) log(`tests failed: control-plane logs are in ${cluster.logDir}`);
+    const state = await readState();
+    if (state) {
+      const mib = (b: number) => `${Math.round(b / 2 ** 20)} MiB`;
+      const mem = memoryReport(state);
+      log(`control plane memory: ${mib(mem.totalRss)} now, peaks summed ${mib(mem.totalPeak)}`);
+    }
     if (cluster.reused) log('leaving the reused cluster running');
     else await cluster.stop();
   };

@@ -57,6 +57,23 @@ export async function eventually<T>(
   }
 }
 
+/**
+ * Creates a namespace and waits for its default ServiceAccount, without which the
+ * ServiceAccount admission plugin refuses pods (controllers then back off for seconds).
+ */
+export async function createNamespace(
+  name: string,
+  labels: Record<string, string> = {},
+  core: CoreV1Api = clients().core,
+): Promise<void> {
+  await core.createNamespace({ body: { metadata: { name, labels } } });
+  await eventually(`the default ServiceAccount in ${name}`, async () =>
+    (await core.readNamespacedServiceAccount({ name: 'default', namespace: name }))
+      ? true
+      : undefined,
+  );
+}
+
 /** Unique, DNS-safe name for a test's namespace. */
 export function uniqueName(prefix: string): string {
   return `${prefix}-${Date.now().toString(36)}-${Math.floor(Math.random() * 1e4).toString(36)}`;

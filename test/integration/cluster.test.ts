@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { binPath, STORAGE_CLASS, VERSIONS, ZONES } from '../../devcluster/index.ts';
 import {
   clients,
+  createNamespace,
   eventually,
   printLogDirOnFailure,
   testKubeconfig,
@@ -56,14 +57,7 @@ describe('embedded control plane', () => {
   printLogDirOnFailure();
 
   beforeAll(async () => {
-    await core.createNamespace({
-      body: {
-        metadata: {
-          name: ns,
-          labels: { 'pod-security.kubernetes.io/enforce': 'restricted' },
-        },
-      },
-    });
+    await createNamespace(ns, { 'pod-security.kubernetes.io/enforce': 'restricted' }, core);
   });
 
   afterAll(async () => {
@@ -129,12 +123,17 @@ describe('embedded control plane', () => {
     });
 
     for (const app of [APP, 'db']) {
-      const pods = await eventually(`3 Ready ${app} pods`, async () => {
-        const items = (await core.listNamespacedPod({ namespace: ns, labelSelector: `app=${app}` }))
-          .items;
-        const ready = items.filter(isReady);
-        return ready.length === 3 ? ready : undefined;
-      });
+      const pods = await eventually(
+        `3 Ready ${app} pods`,
+        async () => {
+          const items = (
+            await core.listNamespacedPod({ namespace: ns, labelSelector: `app=${app}` })
+          ).items;
+          const ready = items.filter(isReady);
+          return ready.length === 3 ? ready : undefined;
+        },
+        120_000,
+      );
       const zones = await Promise.all(
         pods.map(async (p) => {
           const node = await core.readNode({ name: p.spec?.nodeName ?? '' });
