@@ -298,6 +298,10 @@ const Cache = Type.Object(
 const Sessions = Type.Object(
   {
     store: strEnum('Where sessions live.', ['redis'] as const, 'redis'),
+    memory: quantity(
+      'Memory for session data (Redis maxmemory). When it is full, new sessions fail rather than evict live ones.',
+      '256Mi',
+    ),
     ttlSeconds: int('Session lifetime, handed to the app as SESSION_TTL_SECONDS.', {
       minimum: 60,
       maximum: 31536000,

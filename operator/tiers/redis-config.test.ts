@@ -52,9 +52,10 @@ describe('cacheRedisConf', () => {
 
 describe('sessionsRedisConf', () => {
   it('appends every write and never evicts', () => {
-    const conf = sessionsRedisConf();
+    const conf = sessionsRedisConf('128Mi');
     expect(conf).toContain('\nappendonly yes\n');
     expect(conf).toContain('\nmaxmemory-policy noeviction\n');
+    expect(conf).toContain(`\nmaxmemory ${128 * 2 ** 20}\n`);
     expect(directives(conf)).not.toContain('requirepass');
   });
 });

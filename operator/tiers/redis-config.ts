@@ -29,7 +29,6 @@ export const DATA_DIR = '/data';
  * The session store has no memory field in the API yet; a fixed budget with noeviction
  * makes a full store refuse writes (the app sees an error) instead of being OOM-killed.
  */
-export const SESSIONS_MAXMEMORY = '256Mi';
 
 const MI = 2 ** 20;
 
@@ -84,10 +83,10 @@ export function cacheRedisConf(cache: NonNullable<AppModel['cache']>): string {
 }
 
 /** The session store: every write goes to the append-only file, nothing is ever evicted. */
-export function sessionsRedisConf(): string {
+export function sessionsRedisConf(maxmemory: string | number): string {
   return lines([
     ...baseConf('Session Redis: persistent, never evicts'),
-    `maxmemory ${maxmemoryBytes(SESSIONS_MAXMEMORY)}`,
+    `maxmemory ${maxmemoryBytes(maxmemory)}`,
     'maxmemory-policy noeviction',
     'appendonly yes',
     // At most one second of writes lost on a crash; fsync per write would cap throughput.

@@ -11,7 +11,6 @@ import { quantity } from './quantity.ts';
 import {
   EXPORTER_PORT,
   REDIS_PORT,
-  SESSIONS_MAXMEMORY,
   START_REDIS_SH,
   memoryLimitOf,
   sessionsRedisConf,
@@ -48,8 +47,10 @@ export function sessionsEnv(app: AppModel): EnvVar[] {
   ];
 }
 
-export const sessionsConfigData = (): Record<string, string> => ({
-  'redis.conf': sessionsRedisConf(),
+export const sessionsConfigData = (
+  sessions: NonNullable<AppModel['sessions']>,
+): Record<string, string> => ({
+  'redis.conf': sessionsRedisConf(sessions.memory),
   'start-redis.sh': START_REDIS_SH,
 });
 
@@ -57,7 +58,7 @@ export function buildSessions(app: AppModel): K8sObject[] {
   const sessions = app.sessions;
   if (!sessions) return [];
   const n = sessionsNames(app);
-  const data = sessionsConfigData();
+  const data = sessionsConfigData(sessions);
   const selector = selectorOf(app, 'sessions');
   const ports = [
     { name: 'redis', port: REDIS_PORT, targetPort: k8s.IntOrString.fromString('redis') },
@@ -98,7 +99,7 @@ export function buildSessions(app: AppModel): K8sObject[] {
               redisContainer({
                 app,
                 secretName: n.auth,
-                memoryLimit: memoryLimitOf(SESSIONS_MAXMEMORY),
+                memoryLimit: memoryLimitOf(sessions.memory),
               }),
               exporterContainer(app, n.auth),
             ],
