@@ -3,7 +3,6 @@
 // status line per app on stdout. Logs are JSON on stderr.
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { KubeConfig } from '@kubernetes/client-node';
 import { Controller } from './runtime/controller.ts';
 import { startHttpServer } from './runtime/http.ts';
 import { KubeClient } from './runtime/kube-client.ts';
@@ -16,15 +15,13 @@ const num = (name: string, dflt: number): number => Number(env(name, String(dflt
 async function main(): Promise<void> {
   const log = createLogger();
   const embedded = !process.env['KUBECONFIG'] && !process.env['KUBERNETES_SERVICE_HOST'];
-  const kc = new KubeConfig();
+  let kubeconfigPath: string | undefined;
   if (embedded) {
     const { startEmbedded } = await import('./runtime/embedded.ts');
-    const path = await startEmbedded((m) => console.log(`[devcluster] ${m}`));
-    console.log(`[operator] embedded control plane: KUBECONFIG=${path}`);
-    kc.loadFromFile(path);
-  } else kc.loadFromDefault();
-
-  const client = await KubeClient.fromKubeConfig(kc);
+    kubeconfigPath = await startEmbedded((m) => console.log(`[devcluster] ${m}`));
+    console.log(`[operator] embedded control plane: KUBECONFIG=${kubeconfigPath}`);
+  }
+  const client = await KubeClient.load(kubeconfigPath);
   const metrics = createMetrics();
   client.onRequest((verb, resource, code) =>
     metrics.apiRequests.inc({ verb, resource, code: String(code) }),

@@ -5,6 +5,7 @@
 import { toModel } from '../api/model.ts';
 import type { AppModel } from '../api/model.ts';
 import { validateApp } from '../api/validate.ts';
+import type { FieldError } from '../api/validate.ts';
 import type { KubeClient } from '../runtime/kube-client.ts';
 import type { Logger } from '../runtime/log.ts';
 import { computeStatus, invalidSpecStatus } from '../status/compute.ts';
@@ -37,6 +38,8 @@ export interface ReconcileContext {
   readonly served: (info: KindInfo) => boolean;
   /** Our own recent writes, to tell a stale cache from drift (see Recent). */
   readonly recent: Recent;
+  /** Model and desired objects per app generation (see Plans). */
+  readonly plans: Plans;
   readonly reporters?: Readonly<Record<string, TierReporter>>;
   readonly onWrite?: (kind: string, action: 'created' | 'updated' | 'deleted') => void;
 }
@@ -96,6 +99,52 @@ export class Recent {
   }
 }
 
+export type Plan =
+  | { readonly ok: true; readonly model: AppModel; readonly desired: readonly K8sObject[] }
+  | { readonly ok: false; readonly errors: readonly FieldError[] };
+
+/** validate -> model -> build -> spec hashes: pure, so computed once per app generation. */
+export function planOf(app: CachedApp): Plan {
+  const { name, namespace, uid, generation } = app.metadata;
+  const validated = validateApp({
+    apiVersion: app.apiVersion,
+    kind: app.kind,
+    metadata: { name, namespace, uid, ...(generation !== undefined ? { generation } : {}) },
+    spec: app.spec,
+  });
+  if (!validated.ok) return { ok: false, errors: validated.errors };
+  const model = toModel(validated.app);
+  return { ok: true, model, desired: buildAll(model).map(withSpecHash) };
+}
+
+/**
+ * Plans of recently reconciled apps. Pod and status events reconcile an app far more often
+ * than its spec changes, and validation (CEL) plus the builders cost milliseconds; an app's
+ * spec only changes with its generation. Bounded, so memory does not grow with every app.
+ */
+export class Plans {
+  private readonly entries = new Map<
+    string,
+    { readonly generation: number | undefined; readonly plan: Plan }
+  >();
+  constructor(private readonly capacity = 256) {}
+
+  get(app: CachedApp): Plan {
+    const key = app.metadata.uid;
+    const hit = this.entries.get(key);
+    if (hit && hit.generation === app.metadata.generation && hit.generation !== undefined) {
+      this.entries.delete(key); // most recently used last
+      this.entries.set(key, hit);
+      return hit.plan;
+    }
+    const plan = planOf(app);
+    this.entries.set(key, { generation: app.metadata.generation, plan });
+    if (this.entries.size > this.capacity)
+      this.entries.delete(this.entries.keys().next().value as string);
+    return plan;
+  }
+}
+
 interface Change {
   readonly action: 'Created' | 'Updated' | 'Deleted';
   readonly kind: string;
@@ -113,27 +162,21 @@ const errorText = (err: unknown): string => (err instanceof Error ? err.message 
 export async function reconcile(key: string, ctx: ReconcileContext): Promise<ReconcileResult> {
   const app = ctx.getApp(key);
   if (!app || app.metadata.deleting) return { outcome: 'gone', writes: 0 };
-  const { name, namespace, uid, generation } = app.metadata;
+  const { name, namespace, uid } = app.metadata;
   const target = { name, namespace, uid, resourceVersion: app.metadata.resourceVersion };
   const log = ctx.log.child({ app: key });
 
-  const validated = validateApp({
-    apiVersion: app.apiVersion,
-    kind: app.kind,
-    metadata: { name, namespace, uid, ...(generation !== undefined ? { generation } : {}) },
-    spec: app.spec,
-  });
-  if (!validated.ok) {
-    const wrote = await writeStatus(ctx, app, invalidSpecStatus(validated.errors));
+  const plan = ctx.plans.get(app);
+  if (!plan.ok) {
+    const wrote = await writeStatus(ctx, app, invalidSpecStatus(plan.errors));
     if (wrote) {
-      const message = invalidSpecStatus(validated.errors).conditions[0]?.message ?? '';
-      log.warn({ errors: validated.errors }, 'invalid spec: waiting for a change');
+      const message = invalidSpecStatus(plan.errors).conditions[0]?.message ?? '';
+      log.warn({ errors: plan.errors }, 'invalid spec: waiting for a change');
       ctx.events.emit(target, 'Warning', 'InvalidSpec', message);
     }
     return { outcome: 'invalid', writes: wrote ? 1 : 0 };
   }
-  const model = toModel(validated.app);
-  const desired = buildAll(model).map(withSpecHash);
+  const { model, desired } = plan;
 
   const cached = ctx.children(namespace, name);
   const live = new Map(cached.map((c) => [keyOfChild(c), c]));

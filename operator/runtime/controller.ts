@@ -7,7 +7,14 @@ import { APP_KIND, OWNED_KINDS, POD_KIND, apiVersionOf, pathOf } from '../reconc
 import type { KindInfo } from '../reconcile/kinds.ts';
 import { objectKey, projectApp, projectChild, projectPod } from '../reconcile/project.ts';
 import type { CachedApp, CachedChild, CachedPod } from '../reconcile/project.ts';
-import { ApplyFailedError, Recent, TerminalError, reconcile } from '../reconcile/reconcile.ts';
+import {
+  ApplyFailedError,
+  Plans,
+  Recent,
+  TerminalError,
+  planOf,
+  reconcile,
+} from '../reconcile/reconcile.ts';
 import type { ReconcileContext } from '../reconcile/reconcile.ts';
 import type { TierReporter } from '../status/compute.ts';
 import { discoverGroupVersions } from './discovery.ts';
@@ -50,6 +57,7 @@ export class Controller {
   private readonly children = new Map<KindInfo, Informer<CachedChild>>();
   private served = new Set<string>(['v1']);
   private readonly recent = new Recent();
+  private readonly plans = new Plans();
   private readonly events: EventRecorder;
   private readonly leader: LeaderElector | undefined;
   private leading = false;
@@ -159,6 +167,7 @@ export class Controller {
         await sleep(2_000);
       }
     }
+    this.warmUp();
     this.apps.start();
     this.pods.start();
     await Promise.all([
@@ -179,6 +188,29 @@ export class Controller {
     for (const t of this.timers) t.unref();
     if (this.leader) this.leader.start();
     else this.setLeading(true);
+  }
+
+  /** The first build loads and compiles the builders (~1 s): pay it before any app waits. */
+  private warmUp(): void {
+    planOf({
+      apiVersion: APP_KIND.group + '/' + APP_KIND.version,
+      kind: APP_KIND.kind,
+      metadata: {
+        name: 'warm-up',
+        namespace: 'default',
+        uid: 'warm-up',
+        resourceVersion: '1',
+        generation: 1,
+      },
+      spec: {
+        web: { image: 'warm-up' },
+        ingress: {},
+        cache: {},
+        sessions: {},
+        database: {},
+        monitoring: {},
+      },
+    });
   }
 
   private setLeading(leading: boolean): void {
@@ -206,6 +238,7 @@ export class Controller {
       pods: (namespace, app) => this.pods.byIndex(`${namespace}/${app}`),
       served: (info) => this.served.has(apiVersionOf(info)),
       recent: this.recent,
+      plans: this.plans,
       ...(this.opts.reporters ? { reporters: this.opts.reporters } : {}),
       onWrite: (kind, action) => this.opts.metrics.objectWrites.inc({ kind, action }),
     };

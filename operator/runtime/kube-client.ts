@@ -4,7 +4,8 @@
 import https from 'node:https';
 import http from 'node:http';
 import { createInterface } from 'node:readline';
-import { KubeConfig } from '@kubernetes/client-node';
+import { loadConnection } from './kubeconfig.ts';
+import type { Connection } from './kubeconfig.ts';
 
 export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'apply' | 'delete';
 
@@ -71,40 +72,32 @@ export class KubeClient {
   private readonly watchAgent: https.Agent | http.Agent;
   private readonly observers: RequestObserver[] = [];
 
-  private constructor(
-    readonly kubeConfig: KubeConfig,
-    private readonly tls: https.AgentOptions,
-  ) {
-    const cluster = kubeConfig.getCurrentCluster();
-    if (!cluster) throw new Error('kubeconfig has no current cluster');
-    this.server = new URL(cluster.server);
+  private constructor(private readonly conn: Connection) {
+    this.server = new URL(conn.server);
+    const tls: https.AgentOptions = {
+      ...(conn.ca ? { ca: conn.ca } : {}),
+      ...(conn.cert ? { cert: conn.cert } : {}),
+      ...(conn.key ? { key: conn.key } : {}),
+      ...(conn.insecure ? { rejectUnauthorized: false } : {}),
+      ...(conn.tlsServerName ? { servername: conn.tlsServerName } : {}),
+    };
     const secure = this.server.protocol === 'https:';
     const make = (maxSockets: number) =>
       secure
         ? new https.Agent({ ...tls, keepAlive: true, maxSockets })
         : new http.Agent({ keepAlive: true, maxSockets });
-    this.agent = make(32);
+    this.agent = make(64);
     // One socket per watch: they are long-lived and must not starve ordinary requests.
     this.watchAgent = make(Infinity);
   }
 
-  static async fromKubeConfig(kc: KubeConfig): Promise<KubeClient> {
-    const opts: https.RequestOptions = {};
-    await kc.applyToHTTPSOptions(opts);
-    const tls: https.AgentOptions = {};
-    if (opts.ca) tls.ca = opts.ca;
-    if (opts.cert) tls.cert = opts.cert;
-    if (opts.key) tls.key = opts.key;
-    if (opts.rejectUnauthorized !== undefined) tls.rejectUnauthorized = opts.rejectUnauthorized;
-    if (opts.servername) tls.servername = opts.servername;
-    return new KubeClient(kc, tls);
+  static fromConnection(conn: Connection): KubeClient {
+    return new KubeClient(conn);
   }
 
+  /** From a kubeconfig path, else KUBECONFIG, else in-cluster, else ~/.kube/config. */
   static async load(kubeconfigPath?: string): Promise<KubeClient> {
-    const kc = new KubeConfig();
-    if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
-    else kc.loadFromDefault();
-    return KubeClient.fromKubeConfig(kc);
+    return new KubeClient(await loadConnection(kubeconfigPath));
   }
 
   onRequest(observer: RequestObserver): void {
@@ -117,12 +110,9 @@ export class KubeClient {
 
   /** Headers that may change over time (bearer tokens are re-read). */
   private async authHeaders(): Promise<Record<string, string>> {
-    const opts: https.RequestOptions = {};
-    await this.kubeConfig.applyToHTTPSOptions(opts);
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(opts.headers ?? {})) headers[k] = String(v);
-    if (opts.auth) headers['Authorization'] = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
-    return headers;
+    if (this.conn.authHeaders) return this.conn.authHeaders();
+    const token = this.conn.token?.();
+    return token ? { Authorization: `Bearer ${token}` } : {};
   }
 
   private url(path: string, query: RequestOptions['query'] = {}): URL {

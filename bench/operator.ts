@@ -1,0 +1,328 @@
+// `npm run bench:operator`: what the operator costs, measured against the embedded control
+// plane (or the cluster SCALABLE_CACHE_DIR's devcluster runs), printed as a table and written
+// to BENCHMARKS.md (its own section; other benchmarks keep theirs).
+//   convergence  N apps created at once until every child is applied, against the floor:
+//                `kubectl apply --server-side` of the same rendered objects in the same run
+//   idle         mutating requests in IDLE seconds with the N apps converged
+//   drift        a child deleted -> recreated, p50/p99 over TRIALS
+//   memory       operator RSS with MEM apps
+// Sizes: BENCH_APPS (200), BENCH_MEMORY_APPS (1000), BENCH_IDLE_SECONDS (60), BENCH_DRIFT_TRIALS (50).
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, release, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { VERSIONS, ensureCluster } from '../devcluster/index.ts';
+import { toModel } from '../operator/api/model.ts';
+import { validateApp } from '../operator/api/validate.ts';
+import { APP_KIND, pathOf } from '../operator/reconcile/kinds.ts';
+import { installCrd, kubectl } from '../operator/runtime/embedded.ts';
+import { KubeClient } from '../operator/runtime/kube-client.ts';
+import { buildAll } from '../operator/tiers/index.ts';
+import {
+  mutatingRequests,
+  startOperatorProcess,
+  sumMetric,
+} from '../test/integration/operator-process.ts';
+import type { OperatorProcess } from '../test/integration/operator-process.ts';
+
+type Json = Record<string, unknown>;
+
+const int = (name: string, dflt: number) => Number(process.env[name] ?? dflt);
+const N = int('BENCH_APPS', 200);
+const MEM = Math.max(N, int('BENCH_MEMORY_APPS', 1000));
+const IDLE_S = int('BENCH_IDLE_SECONDS', 60);
+const TRIALS = int('BENCH_DRIFT_TRIALS', 50);
+const REPO = join(import.meta.dirname, '..');
+const log = (m: string) => console.log(`[bench] ${m}`);
+
+const appSpec = (name: string): Json => ({
+  web: { image: 'ghcr.io/acme/bench:1.0.0' },
+  ingress: { host: `${name}.bench.example.com` },
+});
+const appDoc = (ns: string, name: string): Json => ({
+  apiVersion: 'scalable.dev/v1alpha1',
+  kind: 'ScalableApp',
+  metadata: { name, namespace: ns },
+  spec: appSpec(name),
+});
+const appName = (i: number) => `app-${String(i).padStart(4, '0')}`;
+
+function rendered(ns: string, i: number): Json[] {
+  const v = validateApp(appDoc(ns, appName(i)));
+  if (!v.ok) throw new Error(JSON.stringify(v.errors));
+  return buildAll(toModel(v.app));
+}
+const OBJECTS_PER_APP = rendered('x', 0).length;
+
+const percentile = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? NaN;
+};
+
+async function createNamespace(client: KubeClient, name: string): Promise<void> {
+  await client.request('POST', '/api/v1/namespaces', {
+    verb: 'create',
+    resource: 'namespaces',
+    body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name } },
+  });
+}
+
+async function deleteNamespace(client: KubeClient, name: string, wait: boolean): Promise<void> {
+  await client
+    .request('DELETE', `/api/v1/namespaces/${name}`, { verb: 'delete', resource: 'namespaces' })
+    .catch(() => undefined);
+  while (wait) {
+    try {
+      await client.request('GET', `/api/v1/namespaces/${name}`, {
+        verb: 'get',
+        resource: 'namespaces',
+      });
+    } catch {
+      return;
+    }
+    await sleep(500);
+  }
+}
+
+async function createApps(client: KubeClient, ns: string, from: number, to: number): Promise<void> {
+  const queue = Array.from({ length: to - from }, (_, k) => from + k);
+  const worker = async () => {
+    for (let i = queue.shift(); i !== undefined; i = queue.shift()) {
+      await client.request('POST', pathOf(APP_KIND, ns), {
+        verb: 'create',
+        resource: APP_KIND.plural,
+        body: appDoc(ns, appName(i)),
+      });
+    }
+  };
+  await Promise.all(Array.from({ length: 32 }, worker));
+}
+
+async function waitFor(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<boolean>,
+  everyMs = 50,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+async function readyCount(client: KubeClient, ns: string): Promise<number> {
+  const list = await client.request<{ items: Json[] }>('GET', pathOf(APP_KIND, ns), {
+    verb: 'list',
+    resource: APP_KIND.plural,
+  });
+  return list.items.filter((a) =>
+    (((a['status'] as Json | undefined)?.['conditions'] ?? []) as Json[]).some(
+      (c) => c['type'] === 'Ready' && c['status'] === 'True',
+    ),
+  ).length;
+}
+
+const rss = (pid: number): number => {
+  const kb = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  return Number(kb ?? 0) * 1024;
+};
+const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
+
+interface Row {
+  readonly what: string;
+  readonly value: string;
+  readonly goal: string;
+  readonly met: boolean | undefined;
+}
+
+async function main(): Promise<void> {
+  const cluster = await ensureCluster({ log });
+  const kc = cluster.kubeconfigPath;
+  await installCrd(kc);
+  const client = await KubeClient.load(kc);
+  const stamp = Date.now().toString(36);
+  const rows: Row[] = [];
+  const notes: string[] = [];
+
+  // 1. The floor: kubectl applies the same rendered objects, one request per object.
+  const floorNs = `bench-floor-${stamp}`;
+  await createNamespace(client, floorNs);
+  const dir = mkdtempSync(join(tmpdir(), 'bench-operator-'));
+  const file = join(dir, 'objects.json');
+  const items = Array.from({ length: N }, (_, i) => rendered(floorNs, i)).flat();
+  writeFileSync(file, JSON.stringify({ apiVersion: 'v1', kind: 'List', items }));
+  log(
+    `floor: kubectl apply --server-side of ${items.length} objects (${N} apps x ${OBJECTS_PER_APP})`,
+  );
+  const f0 = performance.now();
+  await kubectl(kc, ['apply', '--server-side', '--field-manager=bench-floor', '-f', file]);
+  const floorMs = performance.now() - f0;
+  log(`floor: ${(floorMs / 1000).toFixed(2)} s`);
+  await deleteNamespace(client, floorNs, true);
+
+  // 2. Convergence: the operator creates the same objects for N apps created at once.
+  const ns = `bench-op-${stamp}`;
+  await createNamespace(client, ns);
+  const op: OperatorProcess = await startOperatorProcess(kc, {
+    LOG_LEVEL: 'warn',
+    SCALABLE_LEASE_NAME: `bench-${stamp}`,
+  });
+  try {
+    const created = () => op.metric('scalable_object_writes_total', { action: 'created' });
+    const c0 = performance.now();
+    await createApps(client, ns, 0, N);
+    await waitFor(
+      'all children applied',
+      600_000,
+      async () => (await created()) >= N * OBJECTS_PER_APP,
+    );
+    const convergeMs = performance.now() - c0;
+    const ratio = convergeMs / floorMs;
+    log(
+      `operator: ${(convergeMs / 1000).toFixed(2)} s for ${N * OBJECTS_PER_APP} objects (ratio ${ratio.toFixed(2)})`,
+    );
+    rows.push({
+      what: `convergence: ${N} apps created at once -> ${N * OBJECTS_PER_APP} children applied`,
+      value: `${(convergeMs / 1000).toFixed(2)} s vs kubectl floor ${(floorMs / 1000).toFixed(2)} s = ratio ${ratio.toFixed(2)}`,
+      goal: 'ratio <= 1.3',
+      met: ratio <= 1.3,
+    });
+    const r0 = performance.now();
+    await waitFor('all apps Ready', 600_000, async () => (await readyCount(client, ns)) >= N, 1000);
+    notes.push(
+      `All ${N} apps reported Ready ${((performance.now() - c0) / 1000).toFixed(1)} s after creation began ` +
+        `(${((performance.now() - r0) / 1000).toFixed(1)} s after the last child was applied: kwok pods, the HPA's scale-up to minReplicas, status).`,
+    );
+
+    // 3. Idle: nothing changes, nothing is written.
+    await sleep(5_000);
+    const m0 = await mutatingRequests(op, 'leases');
+    const text0 = await op.metrics();
+    const leases0 = sumMetric(text0, 'scalable_api_requests_total', {
+      verb: 'update',
+      resource: 'leases',
+    });
+    const rec0 = sumMetric(text0, 'scalable_reconcile_total');
+    log(`idle: watching ${IDLE_S} s`);
+    await sleep(IDLE_S * 1000);
+    const text1 = await op.metrics();
+    const idleWrites = (await mutatingRequests(op, 'leases')) - m0;
+    const leaseWrites =
+      sumMetric(text1, 'scalable_api_requests_total', { verb: 'update', resource: 'leases' }) -
+      leases0;
+    const idleReconciles = sumMetric(text1, 'scalable_reconcile_total') - rec0;
+    rows.push({
+      what: `idle: mutating requests in ${IDLE_S} s, ${N} converged apps`,
+      value: `${idleWrites} (plus ${leaseWrites} Lease renewals of leader election; ${idleReconciles} reconciles ran)`,
+      goal: '0',
+      met: idleWrites === 0,
+    });
+    const rssAtN = rss(op.pid);
+
+    // 4. Drift repair: a child deleted by hand comes back.
+    const svcPath = `/api/v1/namespaces/${ns}/services`;
+    const added = new Map<string, number>();
+    const watch = client.watch(
+      svcPath,
+      { labelSelector: 'scalable.dev/app' },
+      'services',
+      120_000,
+      (e) => {
+        if (e.type === 'ADDED')
+          added.set(String((e.object['metadata'] as Json)['name']), performance.now());
+      },
+    );
+    await sleep(1_000);
+    const lat: number[] = [];
+    for (let k = 0; k < TRIALS; k++) {
+      const name = `${appName(k % N)}-web`;
+      added.delete(name);
+      const t0 = performance.now();
+      await client.request('DELETE', `${svcPath}/${name}`, {
+        verb: 'delete',
+        resource: 'services',
+      });
+      await waitFor(`${name} recreated`, 30_000, async () => (added.get(name) ?? 0) > t0, 5);
+      lat.push((added.get(name) ?? 0) - t0);
+    }
+    watch.abort();
+    const p50 = percentile(lat, 50);
+    const p99 = percentile(lat, 99);
+    rows.push({
+      what: `drift repair: Service deleted -> recreated (${TRIALS} trials)`,
+      value: `p50 ${p50.toFixed(0)} ms, p99 ${p99.toFixed(0)} ms`,
+      goal: 'p99 < 1 s',
+      met: p99 < 1000,
+    });
+
+    // 5. Memory with MEM apps.
+    if (MEM > N) {
+      log(`memory: adding ${MEM - N} apps`);
+      const before = await created();
+      await createApps(client, ns, N, MEM);
+      await waitFor(
+        'all children applied',
+        900_000,
+        async () => (await created()) >= before + (MEM - N) * OBJECTS_PER_APP,
+        250,
+      );
+      await waitFor(
+        'all apps Ready',
+        900_000,
+        async () => (await readyCount(client, ns)) >= MEM,
+        2000,
+      );
+      await sleep(10_000);
+    }
+    const rssAtMem = rss(op.pid);
+    const heap = sumMetric(await op.metrics(), 'nodejs_heap_size_used_bytes');
+    rows.push({
+      what: `memory: operator RSS with ${MEM} apps (${MEM * OBJECTS_PER_APP} children, ${MEM * 2}+ pods cached)`,
+      value: `${mib(rssAtMem)} (heap used ${mib(heap)}; ${mib(rssAtN)} with ${N} apps)`,
+      goal: '<= 150 MiB',
+      met: rssAtMem <= 150 * 2 ** 20,
+    });
+  } finally {
+    await op.stop('SIGTERM');
+    await deleteNamespace(client, ns, false);
+    client.close();
+  }
+
+  const machine = `${cpus()[0]?.model ?? 'unknown CPU'} x ${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Linux ${release()}, Node ${process.version}, Kubernetes ${VERSIONS.kubernetes} (devcluster: etcd + kube-apiserver + controllers + kwok, same machine)`;
+  const table = [
+    '| measure | result | goal | met |',
+    '|---|---|---|---|',
+    ...rows.map(
+      (r) =>
+        `| ${r.what} | ${r.value} | ${r.goal} | ${r.met === undefined ? '' : r.met ? 'yes' : 'no'} |`,
+    ),
+  ].join('\n');
+  console.log(`\n${table}\n`);
+  const section = [
+    '<!-- bench:operator -->',
+    '## Operator (`npm run bench:operator`)',
+    '',
+    `Run ${new Date().toISOString()} on ${machine}.`,
+    `Each app: web + ingress = ${OBJECTS_PER_APP} children. Workers 16; operator and control plane share the machine.`,
+    '',
+    table,
+    '',
+    ...notes.map((n) => `- ${n}`),
+    '- Idle counts every create/update/patch/apply/delete the operator sent, by its own request counter; Lease renewals (every 2 s, as client-go) are shown apart.',
+    '- Floor: one `kubectl apply --server-side -f` of the same rendered objects (no owner references), into an empty namespace, in the same run.',
+    '<!-- /bench:operator -->',
+  ].join('\n');
+  const path = join(REPO, 'BENCHMARKS.md');
+  const old = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmarks\n';
+  const next = /<!-- bench:operator -->[\s\S]*<!-- \/bench:operator -->/.test(old)
+    ? old.replace(/<!-- bench:operator -->[\s\S]*<!-- \/bench:operator -->/, section)
+    : `${old.trimEnd()}\n\n${section}\n`;
+  writeFileSync(path, next);
+  log(`wrote ${path}`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
