@@ -38,12 +38,17 @@ export interface OperatorProcess {
 export async function startOperatorProcess(
   kubeconfigPath: string,
   env: Record<string, string> = {},
+  /** A compiled main.js (production-like), instead of the TypeScript source through tsx. */
+  compiledEntry?: string,
 ): Promise<OperatorProcess> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'scalable-operator-'));
   const logFile = join(dir, 'operator.log');
   const out = createWriteStream(logFile);
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'operator', 'main.ts')], {
+  const args = compiledEntry
+    ? [compiledEntry]
+    : ['--import', 'tsx', join(REPO, 'operator', 'main.ts')];
+  const child = spawn(process.execPath, args, {
     cwd: REPO,
     env: {
       ...process.env,
