@@ -1,0 +1,350 @@
+// Runs the database tier for real, minus the containers: the rendered objects are applied
+// to the embedded control plane (kwok runs the StatefulSet pods as fakes) and real Patroni
+// + Postgres processes on loopback take the pods' names, so Patroni labels those pods and
+// the rendered Services follow. Patroni authenticates with a token of the rendered
+// ServiceAccount, so the rendered Role is exactly what it gets.
+import { execFileSync, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import {
+  chownSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { binPath, ensureCluster } from '../../devcluster/index.ts';
+import type { AppModel } from '../../operator/api/model.ts';
+import { toModel } from '../../operator/api/model.ts';
+import { validateApp } from '../../operator/api/validate.ts';
+import { buildDatabase } from '../../operator/tiers/database/index.ts';
+import {
+  PRIMARY_ROLE,
+  ROLE_LABEL,
+  podName,
+  shardIndexes,
+  tierName,
+} from '../../operator/tiers/database/names.ts';
+import {
+  ENV,
+  renderPatroniConfig,
+  renderPostBootstrap,
+} from '../../operator/tiers/database/patroni-config.ts';
+
+const PG_BIN = `/usr/lib/postgresql/${readdirSync('/usr/lib/postgresql').sort().at(-1)}/bin`;
+const POSTGRES_UID = Number(execFileSync('id', ['-u', 'postgres']).toString());
+const POSTGRES_GID = Number(execFileSync('id', ['-g', 'postgres']).toString());
+/** Debian's patroni by default; SCALABLE_PATRONI_BIN runs another (e.g. the image's 4.x from a venv). */
+const PATRONI = process.env['SCALABLE_PATRONI_BIN'] ?? 'patroni';
+
+export const PASSWORDS = {
+  superuser: 'su-secret',
+  replication: 'repl-secret',
+  restapi: 'rest-secret',
+  app: 'app-secret',
+  monitor: 'mon-secret',
+} as const;
+
+export interface Member {
+  readonly name: string;
+  readonly shard: number;
+  readonly pgPort: number;
+  readonly restPort: number;
+  readonly dataDir: string;
+  readonly log: string;
+  proc?: ChildProcess;
+}
+
+export interface PodJson {
+  metadata: { name: string; labels?: Record<string, string> };
+  status?: { podIP?: string };
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      s.close(() =>
+        typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port')),
+      );
+    });
+  });
+}
+
+export async function eventually<T>(
+  what: string,
+  fn: () => Promise<T | undefined>,
+  timeoutMs: number,
+  everyMs = 250,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`,
+      );
+    await sleep(everyMs);
+  }
+}
+
+/** One short-lived superuser connection; closed whatever happens. */
+export async function sql<R extends pg.QueryResultRow>(
+  port: number,
+  text: string,
+  params: unknown[] = [],
+  database = 'postgres',
+) {
+  const c = new pg.Client({
+    host: '127.0.0.1',
+    port,
+    user: 'postgres',
+    password: PASSWORDS.superuser,
+    database,
+    connectionTimeoutMillis: 1000,
+    query_timeout: 5000,
+  });
+  c.on('error', () => undefined);
+  try {
+    await c.connect();
+    return (await c.query<R>(text, params)).rows;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
+export function appModel(namespace: string, database: Record<string, unknown>): AppModel {
+  const r = validateApp({
+    apiVersion: 'scalable.dev/v1alpha1',
+    kind: 'ScalableApp',
+    metadata: { name: 'shop', namespace },
+    spec: { web: { image: 'shop:1' }, database },
+  });
+  if (!r.ok) throw new Error(JSON.stringify(r.errors));
+  return toModel(r.app);
+}
+
+export interface Harness {
+  readonly app: AppModel;
+  readonly ns: string;
+  readonly dir: string;
+  readonly members: readonly Member[];
+  kubectl(args: string[], input?: string): string;
+  pods(): PodJson[];
+  roleOf(pod: string): string | undefined;
+  /** The one pod of the shard labelled primary, if exactly one is. */
+  primaryOf(shard: number): Member | undefined;
+  /** Pods backing a Service, by its EndpointSlices. */
+  endpointsOf(service: string): string[];
+  startMember(m: Member): void;
+  /** kill -9 of Patroni and of its postmaster: a crashed node, no clean hand-over. */
+  killMember(m: Member): void;
+  stop(): Promise<void>;
+}
+
+/** Apply the rendered database tier in a fresh namespace and start one Patroni per pod. */
+export async function startDatabase(
+  prefix: string,
+  database: Record<string, unknown>,
+): Promise<Harness> {
+  const ns = `${prefix}-${Date.now().toString(36)}`;
+  const app = appModel(ns, database);
+  const dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
+  const kubeconfig = (await ensureCluster({ log: () => undefined })).kubeconfigPath;
+  const members: Member[] = [];
+  const kubectl = (args: string[], input?: string): string =>
+    execFileSync(binPath('kubectl'), [`--kubeconfig=${kubeconfig}`, ...args], {
+      input,
+      stdio: 'pipe',
+      timeout: 30_000,
+    }).toString();
+  const pods = (): PodJson[] =>
+    (JSON.parse(kubectl(['-n', ns, 'get', 'pods', '-o', 'json'])) as { items: PodJson[] }).items;
+  const perShard = (app.database?.replicasPerShard ?? 0) + 1;
+  const shards = shardIndexes(app);
+  const patroniKubeconfig = join(dir, 'kubeconfig');
+
+  function startMember(m: Member): void {
+    const out = openSync(m.log, 'a');
+    // Exactly what the pod's env carries (statefulset.ts), with loopback addresses and
+    // this host's paths; everything else comes from the rendered patroni.yml.
+    const env = {
+      PATH: '/usr/bin:/bin',
+      HOME: dir,
+      KUBECONFIG: patroniKubeconfig,
+      PATRONI_KUBERNETES_CONTEXT: 'patroni',
+      [ENV.name]: m.name,
+      [ENV.podIp]: '127.0.0.1',
+      [ENV.postgresConnect]: `127.0.0.1:${m.pgPort}`,
+      [ENV.restapiConnect]: `127.0.0.1:${m.restPort}`,
+      PATRONI_POSTGRESQL_LISTEN: `127.0.0.1:${m.pgPort}`,
+      PATRONI_RESTAPI_LISTEN: `127.0.0.1:${m.restPort}`,
+      PATRONI_POSTGRESQL_DATA_DIR: m.dataDir,
+      PATRONI_POSTGRESQL_BIN_DIR: PG_BIN,
+      PATRONI_POSTGRESQL_PGPASS: `${m.dataDir}.pgpass`,
+      [ENV.superuserPassword]: PASSWORDS.superuser,
+      [ENV.replicationPassword]: PASSWORDS.replication,
+      [ENV.restapiUsername]: 'patroni',
+      [ENV.restapiPassword]: PASSWORDS.restapi,
+      [ENV.appPassword]: PASSWORDS.app,
+      [ENV.monitorPassword]: PASSWORDS.monitor,
+    };
+    m.proc = spawn(PATRONI, [join(dir, `shard-${m.shard}`, 'patroni.yml')], {
+      cwd: dir,
+      env,
+      uid: POSTGRES_UID,
+      gid: POSTGRES_GID,
+      stdio: ['ignore', out, out],
+    });
+    closeSync(out);
+  }
+
+  function killMember(m: Member): void {
+    const pidFile = join(m.dataDir, 'postmaster.pid');
+    const postmaster = existsSync(pidFile)
+      ? Number(readFileSync(pidFile, 'utf8').split('\n')[0])
+      : undefined;
+    m.proc?.kill('SIGKILL');
+    if (postmaster) {
+      try {
+        process.kill(postmaster, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  const harness: Harness = {
+    app,
+    ns,
+    dir,
+    members,
+    kubectl,
+    pods,
+    roleOf: (pod) => pods().find((p) => p.metadata.name === pod)?.metadata.labels?.[ROLE_LABEL],
+    primaryOf(shard) {
+      const names = new Set(members.filter((m) => m.shard === shard).map((m) => m.name));
+      const leaders = pods().filter(
+        (p) => names.has(p.metadata.name) && p.metadata.labels?.[ROLE_LABEL] === PRIMARY_ROLE,
+      );
+      return leaders.length === 1
+        ? members.find((m) => m.name === leaders[0]?.metadata.name)
+        : undefined;
+    },
+    endpointsOf(service) {
+      const slices = JSON.parse(
+        kubectl([
+          '-n',
+          ns,
+          'get',
+          'endpointslices',
+          '-l',
+          `kubernetes.io/service-name=${service}`,
+          '-o',
+          'json',
+        ]),
+      ) as { items: Array<{ endpoints?: Array<{ targetRef?: { name: string } }> }> };
+      return slices.items
+        .flatMap((s) => (s.endpoints ?? []).flatMap((e) => (e.targetRef ? [e.targetRef.name] : [])))
+        .sort();
+    },
+    startMember,
+    killMember,
+    async stop() {
+      for (const m of members) killMember(m);
+      await sleep(500);
+      try {
+        kubectl(['delete', 'namespace', ns, '--wait=false']);
+      } catch {
+        // the cluster may be gone already
+      }
+      // SCALABLE_KEEP_ENGINE_LOGS=1 keeps the member logs for a post-mortem.
+      if (process.env['SCALABLE_KEEP_ENGINE_LOGS']) console.log(`[${prefix}] logs kept in ${dir}`);
+      else rmSync(dir, { recursive: true, force: true });
+    },
+  };
+
+  try {
+    kubectl(['create', 'namespace', ns]);
+    kubectl(
+      ['apply', '--server-side', '-f', '-'],
+      JSON.stringify({ apiVersion: 'v1', kind: 'List', items: buildDatabase(app) }),
+    );
+    await eventually(
+      'the StatefulSet pods (kwok)',
+      async () =>
+        pods().filter((p) => p.status?.podIP).length === shards.length * perShard
+          ? true
+          : undefined,
+      60_000,
+    );
+
+    // A kubeconfig for Patroni holding a token of the rendered ServiceAccount only.
+    const token = kubectl(['-n', ns, 'create', 'token', tierName(app), '--duration=1h']).trim();
+    const admin = JSON.parse(kubectl(['config', 'view', '--raw', '-o', 'json'])) as {
+      clusters: Array<{ cluster: { server: string; 'certificate-authority-data': string } }>;
+    };
+    const cluster = admin.clusters[0]?.cluster;
+    if (!cluster) throw new Error('no cluster in the kubeconfig');
+    writeFileSync(
+      patroniKubeconfig,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'dev', cluster }],
+        users: [{ name: 'patroni', user: { token } }],
+        contexts: [
+          { name: 'patroni', context: { cluster: 'dev', user: 'patroni', namespace: ns } },
+        ],
+        'current-context': 'patroni',
+      }),
+    );
+    mkdirSync(join(dir, 'data'), { mode: 0o700 });
+    const owned = ['', 'kubeconfig', 'data'];
+    // Each shard's ConfigMap files, as the pod mounts them (configDir is the only change).
+    for (const shard of shards) {
+      const configDir = join(dir, `shard-${shard}`);
+      mkdirSync(configDir);
+      writeFileSync(join(configDir, 'patroni.yml'), renderPatroniConfig(app, shard, { configDir }));
+      writeFileSync(join(configDir, 'post-bootstrap.sh'), renderPostBootstrap(app), {
+        mode: 0o755,
+      });
+      owned.push(
+        `shard-${shard}`,
+        `shard-${shard}/patroni.yml`,
+        `shard-${shard}/post-bootstrap.sh`,
+      );
+      for (let i = 0; i < perShard; i++) {
+        members.push({
+          name: podName(app, shard, i),
+          shard,
+          pgPort: await freePort(),
+          restPort: await freePort(),
+          dataDir: join(dir, 'data', `s${shard}m${i}`),
+          log: join(dir, `s${shard}m${i}.log`),
+        });
+      }
+    }
+    for (const f of owned) chownSync(join(dir, f), POSTGRES_UID, POSTGRES_GID);
+    for (const m of members) startMember(m);
+  } catch (e) {
+    await harness.stop();
+    throw e;
+  }
+  return harness;
+}
