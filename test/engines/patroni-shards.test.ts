@@ -7,7 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseShardMap, shardFor } from '../../operator/sdk/index.ts';
 import type { ShardMap } from '../../operator/sdk/index.ts';
 import { REPLICA_ROLE, appDatabaseName } from '../../operator/tiers/database/names.ts';
-import { PASSWORDS, eventually, startDatabase } from './patroni-harness.ts';
+import {
+  DCS_CONFIG_ANNOTATION,
+  dcsConfigMapName,
+  dcsConfigUpdate,
+} from '../../operator/tiers/database/patroni-config.ts';
+import { PASSWORDS, appModel, eventually, sql, startDatabase } from './patroni-harness.ts';
 import type { Harness, Member } from './patroni-harness.ts';
 
 describe('Patroni shards: two Patroni clusters, keys routed by the shard map', () => {
@@ -113,6 +118,55 @@ describe('Patroni shards: two Patroni clusters, keys routed by the shard map', (
       }
     } finally {
       await Promise.all([...clients.values()].map((c) => c.end()));
+    }
+  });
+
+  it('applies spec.database.synchronous to running clusters through their DCS config', async () => {
+    // What the reconciler does when the spec changes after bootstrap.
+    const synced = appModel(h.ns, {
+      shards: 2,
+      replicasPerShard: 1,
+      shardKey: 'customer_id',
+      synchronous: true,
+    });
+    for (const shard of [0, 1]) {
+      const name = dcsConfigMapName(synced, shard);
+      const cm = JSON.parse(h.kubectl(['-n', h.ns, 'get', 'configmap', name, '-o', 'json'])) as {
+        metadata: { annotations?: Record<string, string> };
+      };
+      const next = dcsConfigUpdate(synced, shard, cm.metadata.annotations?.[DCS_CONFIG_ANNOTATION]);
+      expect(next, `shard ${shard} starts asynchronous`).toBeDefined();
+      h.kubectl([
+        '-n',
+        h.ns,
+        'annotate',
+        '--overwrite',
+        'configmap',
+        name,
+        `${DCS_CONFIG_ANNOTATION}=${next ?? ''}`,
+      ]);
+    }
+    for (const shard of [0, 1]) {
+      await eventually(
+        `a synchronous standby in shard ${shard}`,
+        async () => {
+          const p = h.primaryOf(shard);
+          const rows =
+            p &&
+            (await sql<{ s: string }>(p.pgPort, 'SELECT sync_state AS s FROM pg_stat_replication'));
+          return rows && rows.some((r) => r.s === 'sync') ? true : undefined;
+        },
+        60_000,
+        500,
+      );
+      const live = JSON.parse(
+        h.kubectl(['-n', h.ns, 'get', 'configmap', dcsConfigMapName(synced, shard), '-o', 'json']),
+      ) as {
+        metadata: { annotations?: Record<string, string> };
+      };
+      expect(
+        dcsConfigUpdate(synced, shard, live.metadata.annotations?.[DCS_CONFIG_ANNOTATION]),
+      ).toBeUndefined();
     }
   });
 });

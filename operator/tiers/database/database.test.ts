@@ -5,7 +5,13 @@ import { GENERATED_KEYS_ANNOTATION } from '../secrets.ts';
 import { find, modelOf, spec } from '../test-helpers.ts';
 import { parseShardMap, shardFor } from '../../sdk/index.ts';
 import { buildDatabase } from './index.ts';
-import { patroniConfig, renderPatroniConfig, renderPostBootstrap } from './patroni-config.ts';
+import {
+  dcsConfigMapName,
+  dcsConfigUpdate,
+  patroniConfig,
+  renderPatroniConfig,
+  renderPostBootstrap,
+} from './patroni-config.ts';
 import { appDatabaseName } from './names.ts';
 
 const sharded = modelOf({
@@ -258,5 +264,39 @@ describe('Patroni configuration', () => {
     expect(appDatabaseName(modelOf({ database: {} }, 'my-shop'))).toBe('my_shop');
     expect(appDatabaseName(modelOf({ database: {} }, 'postgres'))).toBe('app_postgres');
     expect(appDatabaseName(modelOf({ database: {} }, 'pg-admin'))).toBe('app_pg_admin');
+  });
+});
+
+describe('dcsConfigUpdate', () => {
+  const live = JSON.stringify({
+    ttl: 30,
+    synchronous_mode: false,
+    synchronous_mode_strict: false,
+    postgresql: {
+      parameters: { shared_buffers: '256MB', effective_cache_size: '768MB', work_mem: '8MB' },
+    },
+  });
+
+  it('is silent when the live dynamic config matches the spec', () => {
+    expect(dcsConfigUpdate(modelOf({ database: {} }), 0, live)).toBeUndefined();
+    expect(dcsConfigUpdate(modelOf({ database: {} }), 0, undefined)).toBeUndefined();
+    expect(dcsConfigUpdate(modelOf({ database: {} }), 0, 'not json')).toBeUndefined();
+  });
+
+  it('turns synchronous mode on and resizes memory, keeping keys set by others', () => {
+    const next = dcsConfigUpdate(
+      modelOf({ database: { synchronous: true, resources: { limits: { memory: '2Gi' } } } }),
+      0,
+      live,
+    );
+    expect(JSON.parse(next ?? '{}')).toEqual({
+      ttl: 30,
+      synchronous_mode: true,
+      synchronous_mode_strict: false,
+      postgresql: {
+        parameters: { shared_buffers: '512MB', effective_cache_size: '1536MB', work_mem: '8MB' },
+      },
+    });
+    expect(dcsConfigMapName(sharded, 1)).toBe('shop-db-1-config');
   });
 });

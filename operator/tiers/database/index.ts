@@ -21,7 +21,9 @@ import { shardMapConfigMap } from './shard-map.ts';
 import { shardStatefulSet } from './statefulset.ts';
 
 export { databaseWiring, shardMapOf } from './shard-map.ts';
-export { databaseReport } from './status.ts';
+export { databaseReport, shardMapStatus } from './status.ts';
+export { DCS_CONFIG_ANNOTATION, dcsConfigMapName, dcsConfigUpdate } from './patroni-config.ts';
+export { patroniStateSelector } from './names.ts';
 
 export function buildDatabase(app: AppModel): K8sObject[] {
   if (!app.database) return [];

@@ -20,6 +20,14 @@ export const ROLE_LABEL = 'scalable.dev/role';
 export const PRIMARY_ROLE = 'master';
 export const REPLICA_ROLE = 'replica';
 
+/**
+ * Label selector of the ConfigMaps Patroni creates for this app's shards (its cluster
+ * state: leader lock, dynamic config, system id). They carry no owner reference, so
+ * pruning never touches them; with deletionPolicy Delete the reconciler deletes them with
+ * the volumes, or a re-created database would find a stale system id and never bootstrap.
+ */
+export const patroniStateSelector = (app: AppModel): string => `${DATABASE_LABEL}=${app.name}`;
+
 /** Keys Patroni stores as ConfigMaps (configmap mode): `<scope>-<key>`. */
 export const PATRONI_CONFIGMAP_KEYS = ['config', 'leader', 'failover', 'sync'] as const;
 

@@ -179,3 +179,51 @@ export function renderPostBootstrap(app: AppModel): string {
     '',
   ].join('\n');
 }
+
+/**
+ * Patroni reads bootstrap.dcs only when a cluster is created; afterwards the dynamic
+ * configuration lives in the DCS, on the `config` annotation of the ConfigMap
+ * <scope>-config, and Patroni applies changes written there on its next loop. So the
+ * reconciler keeps the keys the spec controls in sync through this pure function.
+ */
+export const DCS_CONFIG_ANNOTATION = 'config';
+export const dcsConfigMapName = (app: AppModel, shard: number): string =>
+  `${shardName(app, shard)}-config`;
+
+type Json = Record<string, unknown>;
+const obj = (v: unknown): Json =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : {};
+
+/**
+ * The new value of the `config` annotation when the live dynamic config disagrees with the
+ * spec (synchronous mode, memory parameters), else undefined. Other keys, including ones
+ * an admin set with patronictl, are kept as they are.
+ */
+export function dcsConfigUpdate(
+  app: AppModel,
+  shard: number,
+  live: string | undefined,
+): string | undefined {
+  if (!app.database || live === undefined) return undefined;
+  let current: Json;
+  try {
+    current = obj(JSON.parse(live));
+  } catch {
+    return undefined; // not ours to repair; Patroni rewrites it
+  }
+  const want = patroniConfig(app, shard).bootstrap.dcs;
+  const pg = obj(current['postgresql']);
+  const params = obj(pg['parameters']);
+  const memory = memoryParameters(app);
+  const next = {
+    ...current,
+    synchronous_mode: want.synchronous_mode,
+    synchronous_mode_strict: want.synchronous_mode_strict,
+    postgresql: { ...pg, parameters: { ...params, ...memory } },
+  };
+  const same =
+    current['synchronous_mode'] === next.synchronous_mode &&
+    current['synchronous_mode_strict'] === next.synchronous_mode_strict &&
+    Object.entries(memory).every(([k, v]) => params[k] === v);
+  return same ? undefined : JSON.stringify(next);
+}
