@@ -3,10 +3,17 @@ export { BUCKETS, HASH_NAME, bucketFunctionSql, bucketOf, bucketSql, keyText } f
 export type { ShardKey } from './hash.ts';
 export {
   assignBuckets,
+  bucketMoves,
   makeShardMap,
   parseShardMap,
   shardFor,
   shardOfBucket,
   toRanges,
 } from './shard-map.ts';
-export type { BucketRange, ShardAddresses, ShardMap, ShardMapInput } from './shard-map.ts';
+export type {
+  BucketMove,
+  BucketRange,
+  ShardAddresses,
+  ShardMap,
+  ShardMapInput,
+} from './shard-map.ts';

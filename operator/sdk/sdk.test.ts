@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   BUCKETS,
   assignBuckets,
+  bucketMoves,
   bucketOf,
   bucketSql,
   makeShardMap,
@@ -96,5 +97,20 @@ describe('shard map', () => {
     const broken = { ...map, ranges: map.ranges.slice(1) };
     expect(() => parseShardMap(JSON.stringify(broken))).toThrow(/tile/);
     expect(toRanges([0, 0, 1, 0])).toHaveLength(3);
+  });
+});
+
+describe('bucketMoves', () => {
+  it('lists exactly the buckets a resharding must copy, all to the new shards', () => {
+    const moves = bucketMoves(2, 3);
+    expect(moves.every((m) => m.target === 2 && m.source < 2)).toBe(true);
+    const moved = moves.reduce((n, m) => n + m.to - m.from, 0);
+    expect(moved).toBe(assignBuckets(3).filter((o) => o === 2).length);
+    expect(bucketMoves(3, 3)).toEqual([]);
+    expect(
+      bucketMoves(1, 4)
+        .map((m) => m.target)
+        .sort(),
+    ).toEqual([1, 2, 3]);
   });
 });

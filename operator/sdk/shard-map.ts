@@ -63,6 +63,38 @@ export function toRanges(owner: readonly number[]): BucketRange[] {
   return ranges;
 }
 
+/** Buckets [from, to) that leave shard `source` for shard `target`. */
+export interface BucketMove {
+  readonly from: number;
+  readonly to: number;
+  readonly source: number;
+  readonly target: number;
+}
+
+/**
+ * What growing from `fromShards` to `toShards` shards moves: the bucket ranges whose rows a
+ * resharding must copy (rows are found in SQL by `bucketSql(key) >= from AND < to`) before
+ * apps switch to the new map version.
+ */
+export function bucketMoves(
+  fromShards: number,
+  toShards: number,
+  buckets: number = BUCKETS,
+): BucketMove[] {
+  const before = assignBuckets(fromShards, buckets);
+  const after = assignBuckets(toShards, buckets);
+  const moves: BucketMove[] = [];
+  before.forEach((source, b) => {
+    const target = after[b] ?? source;
+    if (target === source) return;
+    const last = moves[moves.length - 1];
+    if (last && last.to === b && last.source === source && last.target === target)
+      moves[moves.length - 1] = { ...last, to: b + 1 };
+    else moves.push({ from: b, to: b + 1, source, target });
+  });
+  return moves;
+}
+
 export interface ShardMapInput {
   readonly version: number;
   readonly shards: readonly ShardAddresses[];
