@@ -32,7 +32,8 @@ function grouped(kinds: readonly KindInfo[], verbs: readonly string[]): PolicyRu
 
 /** ClusterRole rules: the operator watches apps in every namespace. */
 export const OPERATOR_RULES: readonly PolicyRule[] = [
-  { apiGroups: [APP_KIND.group], resources: [APP_KIND.plural], verbs: [...WATCH] },
+  // patch: the data finalizer (deletionPolicy: Delete) on the app itself.
+  { apiGroups: [APP_KIND.group], resources: [APP_KIND.plural], verbs: [...WATCH, 'patch'] },
   {
     apiGroups: [APP_KIND.group],
     resources: [`${APP_KIND.plural}/status`],

@@ -23,6 +23,7 @@ export interface CachedMeta {
   readonly annotations?: Readonly<Record<string, string>>;
   readonly ownerReferences?: readonly OwnerRef[];
   readonly deleting?: boolean;
+  readonly finalizers?: readonly string[];
 }
 
 export interface CachedChild {
@@ -73,6 +74,9 @@ function metaOf(obj: Json): CachedMeta {
     ...(isObj(m['annotations']) ? { annotations: m['annotations'] as Record<string, string> } : {}),
     ...(owners ? { ownerReferences: owners } : {}),
     ...(m['deletionTimestamp'] ? { deleting: true } : {}),
+    ...(Array.isArray(m['finalizers']) && m['finalizers'].length > 0
+      ? { finalizers: m['finalizers'] as string[] }
+      : {}),
   };
 }
 

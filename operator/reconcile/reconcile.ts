@@ -16,6 +16,7 @@ import type { K8sObject } from '../tiers/chart.ts';
 import { buildAll } from '../tiers/index.ts';
 import { generatedKeysOf } from '../tiers/secrets.ts';
 import { SPEC_HASH_ANNOTATION, hashOf, stableStringify, whyApply, withSpecHash } from './diff.ts';
+import { cleanUpDatabase, hasFinalizer, setFinalizer, wantsFinalizer } from './data-cleanup.ts';
 import type { EventRecorder } from './events.ts';
 import { APP_KIND, kindOf, pathOf } from './kinds.ts';
 import type { KindInfo } from './kinds.ts';
@@ -161,8 +162,23 @@ const errorText = (err: unknown): string => (err instanceof Error ? err.message 
 
 export async function reconcile(key: string, ctx: ReconcileContext): Promise<ReconcileResult> {
   const app = ctx.getApp(key);
-  if (!app || app.metadata.deleting) return { outcome: 'gone', writes: 0 };
+  if (!app) return { outcome: 'gone', writes: 0 };
   const { name, namespace, uid } = app.metadata;
+  if (app.metadata.deleting) {
+    // Children go with the garbage collector; only deletionPolicy: Delete has work here.
+    if (!hasFinalizer(app)) return { outcome: 'gone', writes: 0 };
+    const done = await cleanUpDatabase(
+      ctx.client,
+      app,
+      ctx.children(namespace, name),
+      ctx.pods(namespace, name),
+    );
+    if (done) {
+      await setFinalizer(ctx.client, app, false);
+      ctx.log.info({ app: key }, 'database data deleted (deletionPolicy: Delete)');
+    }
+    return { outcome: 'gone', writes: done ? 1 : 0 };
+  }
   const target = { name, namespace, uid, resourceVersion: app.metadata.resourceVersion };
   const log = ctx.log.child({ app: key });
 
@@ -177,6 +193,7 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
     return { outcome: 'invalid', writes: wrote ? 1 : 0 };
   }
   const { model, desired } = plan;
+  const finalizerWrites = await ensureFinalizer(ctx, app, model, 'before');
 
   const cached = ctx.children(namespace, name);
   const live = new Map(cached.map((c) => [keyOfChild(c), c]));
@@ -235,6 +252,8 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
     }
   }
 
+  const cleanupWrites = await ensureFinalizer(ctx, app, model, 'after');
+
   for (const c of changes) {
     log.info(
       { kind: c.kind, name: c.name, ...(c.why ? { why: c.why } : {}) },
@@ -267,7 +286,7 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
   };
   const status = computeStatus(model, desired, observed, { failed, skipped }, ctx.reporters);
   const wroteStatus = await writeStatus(ctx, app, status);
-  const writes = changes.length + (wroteStatus ? 1 : 0);
+  const writes = changes.length + (wroteStatus ? 1 : 0) + finalizerWrites + cleanupWrites;
 
   if (failed.length > 0) {
     const message = failed.map((f) => `${f.kind} ${f.name}: ${f.error}`).join('; ');
@@ -325,6 +344,38 @@ async function ensureGenerated(
   ctx.recent.set(key, 'generated', rv);
   fresh.set(key, materialize(projectChild(res, obj.apiVersion, obj.kind)));
   return { action: 'Created', kind: obj.kind, name: obj.metadata.name };
+}
+
+/**
+ * The data finalizer follows deletionPolicy: added before anything is applied; dropped
+ * after pruning, once a database that was switched off has had its data cleaned up.
+ */
+async function ensureFinalizer(
+  ctx: ReconcileContext,
+  app: CachedApp,
+  model: AppModel,
+  phase: 'before' | 'after',
+): Promise<number> {
+  const want = wantsFinalizer(model);
+  const has = hasFinalizer(app);
+  if (phase === 'before') {
+    if (!want || has) return 0;
+    await setFinalizer(ctx.client, app, true);
+    return 1;
+  }
+  if (want || !has) return 0;
+  const { name, namespace } = app.metadata;
+  if (!model.database) {
+    const done = await cleanUpDatabase(
+      ctx.client,
+      app,
+      ctx.children(namespace, name),
+      ctx.pods(namespace, name),
+    );
+    if (!done) return 0;
+  }
+  await setFinalizer(ctx.client, app, false);
+  return 1;
 }
 
 /** Only what we applied and this app controls; volumes only when the app says Delete. */

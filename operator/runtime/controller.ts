@@ -75,7 +75,12 @@ export class Controller {
       path: pathOf(APP_KIND),
       resource: APP_KIND.plural,
       project: projectApp,
-      onChange: (_t, app) => this.queue.add(`${app.metadata.namespace}/${app.metadata.name}`),
+      onChange: (_t, app) => {
+        const key = `${app.metadata.namespace}/${app.metadata.name}`;
+        // Our own /status write coming back: nothing to do.
+        if (this.recent.get(`status|${key}`)?.rv === app.metadata.resourceVersion) return;
+        this.queue.add(key);
+      },
       idleMs: opts.watchIdleMs,
       onRestart: (cause) => metrics.watchRestarts.inc({ resource: APP_KIND.plural, cause }),
     });
@@ -123,11 +128,10 @@ export class Controller {
       project: (obj) => projectChild(obj, apiVersion, info.kind),
       indexOf: (c) => appIndex(c.metadata.labels, c.metadata.namespace),
       onChange: (type, c) => {
-        if (type === 'delete') {
-          this.recent.delete(
-            objectKey(c.apiVersion, c.kind, c.metadata.namespace, c.metadata.name),
-          );
-        }
+        const objKey = objectKey(c.apiVersion, c.kind, c.metadata.namespace, c.metadata.name);
+        if (type === 'delete') this.recent.delete(objKey);
+        // The echo of our own write tells us nothing new: no reconcile for it.
+        else if (this.recent.get(objKey)?.rv === c.metadata.resourceVersion) return;
         const key = appIndex(c.metadata.labels, c.metadata.namespace);
         if (key) this.queue.add(key);
       },

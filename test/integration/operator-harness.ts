@@ -1,6 +1,9 @@
 // The operator as a separate process against the test cluster, plus the few reads the
 // operator suites assert on. Tests check the world (objects, status, leases), not calls.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import yaml from 'js-yaml';
+import { clusterRole } from '../../operator/rbac.ts';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeClient, isNotFound } from '../../operator/runtime/kube-client.ts';
@@ -25,8 +28,11 @@ export async function apiClient(): Promise<KubeClient> {
   return KubeClient.load(kubeconfig());
 }
 
-export async function startOperator(env: Record<string, string> = {}): Promise<OperatorProcess> {
-  return startOperatorProcess(kubeconfig(), { LOG_LEVEL: 'debug', ...env });
+export async function startOperator(
+  env: Record<string, string> = {},
+  kubeconfigPath: string = kubeconfig(),
+): Promise<OperatorProcess> {
+  return startOperatorProcess(kubeconfigPath, { LOG_LEVEL: 'debug', ...env });
 }
 
 export async function getObj(
@@ -166,4 +172,62 @@ export async function restartApiServer(downMs: number): Promise<void> {
   } finally {
     client.close();
   }
+}
+
+/**
+ * A kubeconfig for a ServiceAccount bound to exactly the ClusterRole of operator/rbac.ts: an
+ * operator started with it proves the RBAC written down is enough (and nothing is a wildcard).
+ */
+export async function rbacKubeconfig(client: KubeClient, name: string): Promise<string> {
+  const ns = 'default';
+  const post = (path: string, resource: string, body: Json) =>
+    client.request<Json>('POST', path, { verb: 'create', resource, body });
+  const role = clusterRole(name);
+  await post('/apis/rbac.authorization.k8s.io/v1/clusterroles', 'clusterroles', role);
+  await post(`/api/v1/namespaces/${ns}/serviceaccounts`, 'serviceaccounts', {
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: { name, namespace: ns },
+  });
+  await post('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', 'clusterrolebindings', {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRoleBinding',
+    metadata: { name },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
+    subjects: [{ kind: 'ServiceAccount', name, namespace: ns }],
+  });
+  const tr = await post(
+    `/api/v1/namespaces/${ns}/serviceaccounts/${name}/token`,
+    'serviceaccounts/token',
+    {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: { expirationSeconds: 3600 },
+    },
+  );
+  const token = String((tr['status'] as Json)['token']);
+  const admin = yaml.load(readFileSync(kubeconfig(), 'utf8')) as Json;
+  const cluster = ((admin['clusters'] as Json[])[0] as Json)['cluster'] as Json;
+  const path = join(mkdtempSync(join(tmpdir(), 'scalable-rbac-')), 'kubeconfig');
+  const doc = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'c', cluster }],
+    users: [{ name, user: { token } }],
+    contexts: [{ name: 'c', context: { cluster: 'c', user: name } }],
+    'current-context': 'c',
+  };
+  writeFileSync(path, yaml.dump(doc), { mode: 0o600 });
+  return path;
+}
+
+export async function deleteRbac(client: KubeClient, name: string): Promise<void> {
+  const del = (path: string, resource: string) =>
+    client.request('DELETE', path, { verb: 'delete', resource }).catch(() => undefined);
+  await del(
+    `/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/${name}`,
+    'clusterrolebindings',
+  );
+  await del(`/apis/rbac.authorization.k8s.io/v1/clusterroles/${name}`, 'clusterroles');
+  await del(`/api/v1/namespaces/default/serviceaccounts/${name}`, 'serviceaccounts');
 }

@@ -1,5 +1,6 @@
 // One ScalableApp through its life, with the operator running as its own process:
-// create -> Ready, zero writes at rest, spec change, drift repair, pruning, garbage collection.
+// create -> Ready, zero writes at rest, spec change, drift repair, pruning, garbage collection,
+// all with no more permissions than operator/rbac.ts grants.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, printLogDirOnFailure, uniqueName } from '../../devcluster/testing.ts';
@@ -23,6 +24,8 @@ import {
   kubeconfig,
   mergePatch,
   mutatingRequests,
+  rbacKubeconfig,
+  deleteRbac,
   scalableApp,
   startOperator,
 } from './operator-harness.ts';
@@ -30,6 +33,7 @@ import type { Json, OperatorProcess } from './operator-harness.ts';
 
 const ns = uniqueName('op-life');
 const lease = uniqueName('lease-life');
+const identity = uniqueName('scalable-operator');
 const NAME = 'shop';
 let client: KubeClient;
 let op: OperatorProcess;
@@ -81,12 +85,14 @@ beforeAll(async () => {
   await installCrd(kubeconfig());
   client = await apiClient();
   await createNamespace(client, ns);
-  op = await startOperator({ SCALABLE_LEASE_NAME: lease });
+  // The operator runs as a ServiceAccount holding exactly operator/rbac.ts's ClusterRole.
+  op = await startOperator({ SCALABLE_LEASE_NAME: lease }, await rbacKubeconfig(client, identity));
 });
 
 afterAll(async () => {
   await op?.stop('SIGTERM');
   await deleteNamespace(client, ns);
+  await deleteRbac(client, identity);
   client?.close();
 });
 
@@ -211,6 +217,10 @@ describe('operator lifecycle', () => {
         60_000,
       );
     }
+  });
+
+  it('needed no permission beyond its ClusterRole', () => {
+    expect(op.logs()).not.toMatch(/ 403 |forbidden/i);
   });
 
   it('releases the lease on SIGTERM', async () => {

@@ -1,0 +1,135 @@
+// deletionPolicy decides what happens to a database's data when its app goes: Delete takes
+// the volumes and Patroni's state ConfigMaps with it (through a finalizer), Retain keeps both.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually, printLogDirOnFailure, uniqueName } from '../../devcluster/testing.ts';
+import { DATA_FINALIZER } from '../../operator/reconcile/data-cleanup.ts';
+import type { KubeClient } from '../../operator/runtime/kube-client.ts';
+import {
+  apiClient,
+  applyAs,
+  createNamespace,
+  deleteNamespace,
+  deleteRbac,
+  getApp,
+  getObj,
+  installCrd,
+  kindInfo,
+  kubeconfig,
+  rbacKubeconfig,
+  scalableApp,
+  startOperator,
+} from './operator-harness.ts';
+import type { Json, OperatorProcess } from './operator-harness.ts';
+
+const ns = uniqueName('op-data');
+const identity = uniqueName('scalable-operator');
+let client: KubeClient;
+let op: OperatorProcess;
+
+const spec = (deletionPolicy: 'Delete' | 'Retain'): Json => ({
+  web: { image: 'ghcr.io/acme/data:1' },
+  database: { shards: 1, replicasPerShard: 0, deletionPolicy, storage: { size: '1Gi' } },
+});
+
+/** What Patroni writes on its own: a state ConfigMap with no owner. */
+async function patroniState(app: string): Promise<void> {
+  await client.request('POST', `/api/v1/namespaces/${ns}/configmaps`, {
+    verb: 'create',
+    resource: 'configmaps',
+    body: {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: {
+        name: `${app}-db-0-leader`,
+        namespace: ns,
+        labels: { 'scalable.dev/database': app, 'scalable.dev/cluster': `${app}-db-0` },
+      },
+    },
+  });
+}
+
+const configMap = (app: string) =>
+  getObj(client, kindInfo('v1', 'ConfigMap'), ns, `${app}-db-0-leader`);
+const pvc = (app: string) =>
+  getObj(client, kindInfo('v1', 'PersistentVolumeClaim'), ns, `data-${app}-db-0-0`);
+const finalizers = async (app: string) =>
+  (((await getApp(client, ns, app))?.['metadata'] as Json | undefined)?.['finalizers'] ??
+    []) as string[];
+
+async function deleteApp(app: string): Promise<void> {
+  await client.request(
+    'DELETE',
+    `/apis/scalable.dev/v1alpha1/namespaces/${ns}/scalableapps/${app}`,
+    {
+      verb: 'delete',
+      resource: 'scalableapps',
+    },
+  );
+}
+
+beforeAll(async () => {
+  await installCrd(kubeconfig());
+  client = await apiClient();
+  await createNamespace(client, ns);
+  op = await startOperator(
+    { SCALABLE_LEASE_NAME: uniqueName('lease-data') },
+    await rbacKubeconfig(client, identity),
+  );
+});
+
+afterAll(async () => {
+  await op?.stop('SIGTERM');
+  await deleteNamespace(client, ns);
+  await deleteRbac(client, identity);
+  client?.close();
+});
+
+describe('database data and deletionPolicy', () => {
+  printLogDirOnFailure();
+
+  it('Delete: the volume and Patroni state go with the app', async () => {
+    await applyAs(client, 'test-user', scalableApp(ns, 'gone', spec('Delete')));
+    await eventually('finalizer', async () =>
+      (await finalizers('gone')).includes(DATA_FINALIZER) ? true : undefined,
+    );
+    await eventually('PVC of shard 0', () => pvc('gone'), 120_000);
+    await patroniState('gone');
+    await deleteApp('gone');
+    await eventually(
+      'app gone',
+      async () => ((await getApp(client, ns, 'gone')) ? undefined : true),
+      120_000,
+    );
+    await eventually(
+      'Patroni state gone',
+      async () => ((await configMap('gone')) ? undefined : true),
+      30_000,
+    );
+    await eventually('PVC gone', async () => ((await pvc('gone')) ? undefined : true), 120_000);
+  });
+
+  it('Retain: both stay, and no finalizer holds the app', async () => {
+    await applyAs(client, 'test-user', scalableApp(ns, 'kept', spec('Retain')));
+    await eventually('PVC of shard 0', () => pvc('kept'), 120_000);
+    expect(await finalizers('kept')).not.toContain(DATA_FINALIZER);
+    await patroniState('kept');
+    await deleteApp('kept');
+    await eventually(
+      'app gone',
+      async () => ((await getApp(client, ns, 'kept')) ? undefined : true),
+      60_000,
+    );
+    await eventually(
+      'StatefulSet collected',
+      async () =>
+        (await getObj(client, kindInfo('apps/v1', 'StatefulSet'), ns, 'kept-db-0'))
+          ? undefined
+          : true,
+      60_000,
+    );
+    await sleep(3_000);
+    expect(await configMap('kept')).toBeDefined();
+    expect(await pvc('kept')).toBeDefined();
+  });
+});
