@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import { OWNED_KINDS } from './reconcile/kinds.ts';
+import { OPERATOR_RULES, clusterRole } from './rbac.ts';
+
+const allows = (group: string, resource: string, verb: string) =>
+  OPERATOR_RULES.some(
+    (r) => r.apiGroups.includes(group) && r.resources.includes(resource) && r.verbs.includes(verb),
+  );
+
+describe('operator RBAC', () => {
+  it('has no wildcard', () => {
+    for (const r of OPERATOR_RULES) {
+      expect([...r.apiGroups, ...r.resources, ...r.verbs]).not.toContain('*');
+    }
+  });
+  it('lets the operator watch, apply and prune every kind it owns', () => {
+    for (const k of OWNED_KINDS) {
+      for (const verb of ['get', 'list', 'watch', 'create', 'patch', 'delete']) {
+        expect(allows(k.group, k.plural, verb), `${verb} ${k.plural}`).toBe(true);
+      }
+    }
+  });
+  it('covers status, events, leases and pods', () => {
+    expect(allows('scalable.dev', 'scalableapps/status', 'patch')).toBe(true);
+    expect(allows('', 'events', 'create')).toBe(true);
+    expect(allows('coordination.k8s.io', 'leases', 'update')).toBe(true);
+    expect(allows('', 'pods', 'watch')).toBe(true);
+    expect(clusterRole().kind).toBe('ClusterRole');
+  });
+});
