@@ -202,34 +202,41 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
   const failed: ApplyOutcome['failed'][number][] = [];
   const skipped: ApplyOutcome['skipped'][number][] = [];
 
-  await Promise.all(
-    desired.map(async (obj) => {
-      const ref = { apiVersion: obj.apiVersion, kind: obj.kind, name: obj.metadata.name };
-      const info = kindOf(obj.apiVersion, obj.kind);
-      if (!info) {
-        failed.push({
-          ...ref,
-          error: `the operator does not manage ${obj.apiVersion} ${obj.kind}`,
-        });
-        return;
-      }
-      if (!ctx.served(info)) {
-        skipped.push(ref);
-        return;
-      }
-      const k = keyOfObj(obj, namespace);
-      const cur = live.get(k);
-      try {
-        const change =
-          generatedKeysOf(obj).length > 0
-            ? await ensureGenerated(ctx, info, obj, k, cur, fresh)
-            : await ensureApplied(ctx, info, obj, k, cur, fresh);
-        if (change) changes.push(change);
-      } catch (err) {
-        failed.push({ ...ref, error: errorText(err) });
-      }
-    }),
-  );
+  // RoleBindings wait for their Roles: binding a Role the API server cannot find yet fails
+  // its escalation check. Everything else goes in parallel.
+  const waves = [
+    desired.filter((o) => o.kind !== 'RoleBinding'),
+    desired.filter((o) => o.kind === 'RoleBinding'),
+  ];
+  for (const wave of waves)
+    await Promise.all(
+      wave.map(async (obj) => {
+        const ref = { apiVersion: obj.apiVersion, kind: obj.kind, name: obj.metadata.name };
+        const info = kindOf(obj.apiVersion, obj.kind);
+        if (!info) {
+          failed.push({
+            ...ref,
+            error: `the operator does not manage ${obj.apiVersion} ${obj.kind}`,
+          });
+          return;
+        }
+        if (!ctx.served(info)) {
+          skipped.push(ref);
+          return;
+        }
+        const k = keyOfObj(obj, namespace);
+        const cur = live.get(k);
+        try {
+          const change =
+            generatedKeysOf(obj).length > 0
+              ? await ensureGenerated(ctx, info, obj, k, cur, fresh)
+              : await ensureApplied(ctx, info, obj, k, cur, fresh);
+          if (change) changes.push(change);
+        } catch (err) {
+          failed.push({ ...ref, error: errorText(err) });
+        }
+      }),
+    );
 
   const wanted = new Set(desired.map((o) => keyOfObj(o, namespace)));
   const pruned = new Set<string>();

@@ -62,7 +62,12 @@ export async function startOperatorProcess(
   });
   child.stdout?.pipe(out, { end: false });
   child.stderr?.pipe(out, { end: false });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('exit', (code, signal) => {
+      out.write(`[harness] operator exited: code ${code} signal ${signal}\n`);
+      resolve(code);
+    }),
+  );
   const base = `http://127.0.0.1:${port}`;
   const proc: OperatorProcess = {
     pid: child.pid ?? 0,
