@@ -30,10 +30,12 @@ import {
   type Started,
 } from './processes.ts';
 import { ensureBuilt, type Log } from './toolchain.ts';
-import { buildKey } from './versions.ts';
+import { buildKey, crdKey } from './versions.ts';
 
 export interface ClusterState {
   buildKey: string;
+  /** Which set of upstream CRDs is installed (when optionalCrds). */
+  crdKey?: string;
   server: string;
   kubeconfigPath: string;
   logDir: string;
@@ -122,9 +124,11 @@ async function ensureUnlocked(optionalCrds: boolean, log: Log): Promise<ClusterH
   const existing = await readState();
   if (existing && (await isHealthy(existing))) {
     log(`reusing the running cluster at ${existing.server}`);
-    if (existing.optionalCrds !== optionalCrds) {
+    // Bring the running cluster's upstream CRDs to what is asked (and pinned now).
+    const stale = optionalCrds && existing.crdKey !== crdKey();
+    if (existing.optionalCrds !== optionalCrds || stale) {
       await setOptionalCrds(existing.kubeconfigPath, optionalCrds, log);
-      await writeState({ ...existing, optionalCrds });
+      await writeState({ ...existing, optionalCrds, crdKey: crdKey() });
     }
     return handle({ ...existing, optionalCrds }, true);
   }
@@ -158,6 +162,7 @@ async function startCluster(optionalCrds: boolean, log: Log): Promise<ClusterHan
   const server = `https://127.0.0.1:${ports.apiserver}`;
   const state: ClusterState = {
     buildKey: buildKey(),
+    crdKey: crdKey(),
     server,
     kubeconfigPath: layout.kubeconfig,
     logDir,

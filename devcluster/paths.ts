@@ -1,7 +1,7 @@
 // Where the embedded control plane keeps its binaries, state and logs: all outside the repo.
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { buildKey } from './versions.ts';
+import { buildKey, crdKey } from './versions.ts';
 
 /** Root of everything cached; SCALABLE_CACHE_DIR overrides ~/.cache/scalable-operator. */
 export function cacheRoot(): string {
@@ -35,9 +35,9 @@ export function binPath(name: Binary): string {
   return join(binDir(), name);
 }
 
-/** Upstream CRD manifests copied out of the Go module cache at build time. */
+/** Upstream CRD manifests copied out of the Go module cache, one folder per project. */
 export function crdDir(): string {
-  return join(buildDir(), 'crds');
+  return join(buildDir(), crdKey());
 }
 
 /** kwok Stage objects copied out of the kwok module at build time. */

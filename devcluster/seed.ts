@@ -1,22 +1,22 @@
 // An etcd data directory that already holds the upstream CRDs. Creating 27 large CRDs costs the
 // API server ~15 s of schema and CEL compilation; loading them from storage at start costs ~1 s.
-// Made once per build (same versions, same CRDs) and copied into each new cluster.
+// Made once per set of CRD versions and copied into each new cluster.
 import { existsSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { certPaths, generateCerts, readClientTls } from './certs.ts';
 import { apiserverArgs, etcdArgs, type Layout, type Ports } from './components.ts';
-import { setOptionalCrds } from './crds.ts';
+import { ensureCrdFiles, setOptionalCrds } from './crds.ts';
 import { probe, waitFor } from './health.ts';
 import { renderKubeconfig } from './kubeconfig.ts';
 import { withLock } from './lock.ts';
-import { binPath, buildDir, stagesPath } from './paths.ts';
+import { binPath, crdDir, stagesPath } from './paths.ts';
 import { freePorts } from './ports.ts';
 import { startProcess, stopProcess, type Started } from './processes.ts';
 import type { Log } from './toolchain.ts';
 
 export function seedDir(): string {
-  return join(buildDir(), 'etcd-seed-crds');
+  return join(crdDir(), 'etcd-seed');
 }
 
 export function hasSeed(): boolean {
@@ -26,12 +26,12 @@ export function hasSeed(): boolean {
 /** Makes the seed if missing: a throwaway etcd + kube-apiserver, the CRDs, a clean stop. */
 export async function ensureSeed(log: Log): Promise<void> {
   if (hasSeed()) return;
-  await mkdir(buildDir(), { recursive: true });
-  await withLock(join(buildDir(), 'seed.lock'), async () => {
+  await ensureCrdFiles(log);
+  await withLock(join(crdDir(), 'seed.lock'), async () => {
     if (hasSeed()) return;
     const start = Date.now();
     log('seeding etcd with the upstream CRDs (once per build)');
-    const dir = join(buildDir(), 'seed.tmp');
+    const dir = join(crdDir(), 'seed.tmp');
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true });
     const [etcdClient = 0, etcdPeer = 0, apiserver = 0] = await freePorts(3);

@@ -1,6 +1,6 @@
 // Builds every binary of the control plane from the Go module proxy into the cache, once.
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from './exec.ts';
 import { withLock } from './lock.ts';
@@ -11,11 +11,10 @@ import {
   binPath,
   buildDir,
   buildStampPath,
-  crdDir,
   stagesPath,
   type Binary,
 } from './paths.ts';
-import { VERSIONS, stagingVersion } from './versions.ts';
+import { BINARY_VERSIONS, stagingVersion } from './versions.ts';
 
 export type Log = (message: string) => void;
 
@@ -33,7 +32,7 @@ function goEnv(): NodeJS.ProcessEnv {
   return { ...process.env, GOTOOLCHAIN: 'local', GO111MODULE: 'on', CGO_ENABLED: '0' };
 }
 
-async function downloadModule(spec: string): Promise<ModuleInfo> {
+export async function downloadModule(spec: string): Promise<ModuleInfo> {
   const { stdout } = await run('go', ['mod', 'download', '-json', spec], { env: goEnv() });
   const info = JSON.parse(stdout) as ModuleInfo;
   if (info.Error) throw new Error(`go mod download ${spec}: ${info.Error}`);
@@ -53,11 +52,11 @@ interface Target {
 const GO_DIRECTIVE = '1.26.0';
 
 function targets(): Target[] {
-  const k8s = VERSIONS.kubernetes;
+  const k8s = BINARY_VERSIONS.kubernetes;
   return [
     {
       name: 'etcd',
-      version: VERSIONS.etcd,
+      version: BINARY_VERSIONS.etcd,
       packages: { etcd: 'go.etcd.io/etcd/server/v3' },
       // etcd's server module replaces its siblings with ../api etc.; as a dependency those
       // replaces are ignored and the published siblings at the same version are used.
@@ -67,7 +66,7 @@ function targets(): Target[] {
     },
     {
       name: 'kwok',
-      version: VERSIONS.kwok,
+      version: BINARY_VERSIONS.kwok,
       packages: { kwok: 'sigs.k8s.io/kwok/cmd/kwok' },
       goMod: async () =>
         renderGoMod({ module: 'devcluster.local/kwok', go: GO_DIRECTIVE, require: {} }),
@@ -75,12 +74,12 @@ function targets(): Target[] {
     },
     {
       name: 'helm',
-      version: VERSIONS.helm,
+      version: BINARY_VERSIONS.helm,
       packages: { helm: 'helm.sh/helm/v3/cmd/helm' },
       goMod: async () =>
         renderGoMod({ module: 'devcluster.local/helm', go: GO_DIRECTIVE, require: {} }),
       ldflags: async () => [
-        `-X helm.sh/helm/v3/internal/version.version=${VERSIONS.helm}`,
+        `-X helm.sh/helm/v3/internal/version.version=${BINARY_VERSIONS.helm}`,
         '-X helm.sh/helm/v3/internal/version.gitTreeState=clean',
       ],
     },
@@ -163,27 +162,6 @@ async function buildTarget(t: Target, log: Log): Promise<void> {
   }
 }
 
-const CRD_SOURCES = [
-  {
-    name: 'keda',
-    module: 'github.com/kedacore/keda/v2',
-    version: VERSIONS.keda,
-    dir: 'config/crd/bases',
-  },
-  {
-    name: 'prometheus-operator',
-    module: 'github.com/prometheus-operator/prometheus-operator',
-    version: VERSIONS.prometheusOperator,
-    dir: 'example/prometheus-operator-crd',
-  },
-  {
-    name: 'gateway-api',
-    module: 'sigs.k8s.io/gateway-api',
-    version: VERSIONS.gatewayApi,
-    dir: 'config/crd/standard',
-  },
-] as const;
-
 /** The stages kwok needs for nodes that become Ready and pods that run, finish and go away. */
 const KWOK_STAGES = [
   'node/fast/node-initialize.yaml',
@@ -193,19 +171,8 @@ const KWOK_STAGES = [
   'pod/fast/pod-delete.yaml',
 ];
 
-async function copyManifests(log: Log): Promise<void> {
-  for (const src of CRD_SOURCES) {
-    const info = await downloadModule(`${src.module}@${src.version}`);
-    const from = join(info.Dir ?? '', src.dir);
-    const to = join(crdDir(), src.name);
-    await rm(to, { recursive: true, force: true });
-    await mkdir(to, { recursive: true });
-    const files = (await readdir(from)).filter((f) => f.endsWith('.yaml')).sort();
-    // Read and write rather than copy: module cache files are read-only.
-    for (const f of files) await writeFile(join(to, f), await readFile(join(from, f)));
-    log(`crds: ${src.name} ${src.version} (${files.length} files)`);
-  }
-  const kwok = await downloadModule(`sigs.k8s.io/kwok@${VERSIONS.kwok}`);
+async function copyKwokStages(log: Log): Promise<void> {
+  const kwok = await downloadModule(`sigs.k8s.io/kwok@${BINARY_VERSIONS.kwok}`);
   const docs = await Promise.all(
     KWOK_STAGES.map((f) => readFile(join(kwok.Dir ?? '', 'kustomize/stage', f), 'utf8')),
   );
@@ -231,12 +198,13 @@ export async function ensureBuilt(log: Log = console.log): Promise<void> {
 async function buildUnlocked(log: Log): Promise<void> {
   if (isBuilt()) return;
   const start = Date.now();
-  await copyManifests(log);
+  await copyKwokStages(log);
   for (const t of targets()) await buildTarget(t, log);
   await rm(join(buildDir(), 'bin.tmp'), { recursive: true, force: true });
   await writeFile(
     buildStampPath(),
-    JSON.stringify({ versions: VERSIONS, builtAt: new Date().toISOString() }, null, 2) + '\n',
+    JSON.stringify({ versions: BINARY_VERSIONS, builtAt: new Date().toISOString() }, null, 2) +
+      '\n',
   );
   log(`built in ${elapsed(start)}: ${binDir()}`);
 }

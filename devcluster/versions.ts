@@ -1,17 +1,24 @@
-// Every pinned version of the embedded control plane, in one place. Changing any of them
-// changes the build key, so a new cache folder is built next to the old one.
+// Every pinned version of the embedded control plane, in one place. Changing a binary's
+// version changes the build key, so a new cache folder is built next to the old one; changing
+// a CRD version only re-copies the CRDs and re-seeds etcd.
 import { createHash } from 'node:crypto';
 
-export const VERSIONS = {
+export const BINARY_VERSIONS = {
   kubernetes: 'v1.36.3',
   etcd: 'v3.6.16',
   kwok: 'v0.8.0',
   helm: 'v3.22.0',
-  // Upstream CRDs, taken from these Go modules' zips.
+} as const;
+
+/** Upstream CRDs, taken from these Go modules' zips. */
+export const CRD_VERSIONS = {
   keda: 'v2.21.0',
   prometheusOperator: 'v0.85.0',
   gatewayApi: 'v1.6.3',
+  traefik: 'v3.7.13',
 } as const;
+
+export const VERSIONS = { ...BINARY_VERSIONS, ...CRD_VERSIONS } as const;
 
 /** Published k8s.io/<staging> modules carry v0.<minor>.<patch> for Kubernetes v1.<minor>.<patch>. */
 export function stagingVersion(kubernetes: string): string {
@@ -20,8 +27,15 @@ export function stagingVersion(kubernetes: string): string {
   return `v0.${match[1]}.${match[2]}`;
 }
 
-/** Folder name under the cache: readable, and unique for this set of versions. */
-export function buildKey(versions: Readonly<Record<string, string>> = VERSIONS): string {
-  const hash = createHash('sha256').update(JSON.stringify(versions)).digest('hex').slice(0, 10);
-  return `k8s-${versions['kubernetes'] ?? 'unknown'}-${hash}`;
+const shortHash = (v: unknown) =>
+  createHash('sha256').update(JSON.stringify(v)).digest('hex').slice(0, 10);
+
+/** Folder name of a build under the cache: readable, and unique for these binary versions. */
+export function buildKey(versions: Readonly<Record<string, string>> = BINARY_VERSIONS): string {
+  return `k8s-${versions['kubernetes'] ?? 'unknown'}-${shortHash(versions)}`;
+}
+
+/** Folder name of one set of upstream CRDs (and the etcd seed holding them) inside a build. */
+export function crdKey(versions: Readonly<Record<string, string>> = CRD_VERSIONS): string {
+  return `crds-${shortHash(versions)}`;
 }

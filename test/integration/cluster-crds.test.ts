@@ -15,6 +15,8 @@ const UPSTREAM = [
   'prometheusrules.monitoring.coreos.com',
   'gateways.gateway.networking.k8s.io',
   'httproutes.gateway.networking.k8s.io',
+  'middlewares.traefik.io',
+  'ingressroutes.traefik.io',
 ];
 
 it(`upstream CRDs are ${optionalCrdsWanted([]) ? 'Established' : 'absent'}`, async () => {
