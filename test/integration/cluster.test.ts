@@ -3,7 +3,7 @@ import type { V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { binPath, STORAGE_CLASS, VERSIONS, ZONES } from '../../devcluster/index.ts';
 import {
   clients,
@@ -62,6 +62,12 @@ describe('embedded control plane', () => {
 
   afterAll(async () => {
     await core.deleteNamespace({ name: ns }).catch(() => undefined);
+  });
+
+  it('gives tests the kubeconfig through inject() and SCALABLE_TEST_KUBECONFIG', () => {
+    expect(inject('kubeconfig')).toMatch(/kubeconfig$/);
+    expect(process.env['SCALABLE_TEST_KUBECONFIG']).toBe(inject('kubeconfig'));
+    expect(process.env['SCALABLE_TEST_LOG_DIR']).toBe(inject('devclusterLogDir'));
   });
 
   it('has three Ready kwok nodes, one per zone, and a default StorageClass', async () => {
