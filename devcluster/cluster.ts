@@ -57,7 +57,10 @@ export interface ClusterHandle {
   logDir: string;
   /** True when an already running cluster was reused rather than started. */
   reused: boolean;
-  /** Stops every component and removes the state (logs are kept). */
+  /**
+   * Stops every component and removes the state (logs are kept), unless another live process
+   * has reused the cluster meanwhile: then it is left running for them.
+   */
   stop: () => Promise<void>;
 }
 
@@ -86,13 +89,41 @@ export async function isHealthy(state: ClusterState): Promise<boolean> {
   return tls !== undefined && (await probe(`${state.server}/readyz`, tls)) === 200;
 }
 
-function handle(state: ClusterState, reused: boolean): ClusterHandle {
+// Processes that reused the cluster leave their pid here, so that the one that started it does
+// not stop it under them (a test run beside `npm start`, or two sessions on one machine).
+const usersDir = () => join(clusterDir(), 'users');
+
+async function registerUser(): Promise<void> {
+  await mkdir(usersDir(), { recursive: true });
+  await writeFile(join(usersDir(), String(process.pid)), '');
+}
+
+/** Other live processes that reused the running cluster. */
+export async function otherUsers(): Promise<number[]> {
+  const pids = await readdir(usersDir()).catch(() => [] as string[]);
+  return pids.map(Number).filter((pid) => {
+    if (!Number.isInteger(pid) || pid === process.pid) return false;
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+function handle(state: ClusterState, reused: boolean, log: Log): ClusterHandle {
   return {
     kubeconfigPath: state.kubeconfigPath,
     server: state.server,
     logDir: state.logDir,
     reused,
-    stop: () => stopCluster(),
+    stop: async () => {
+      const others = await otherUsers();
+      if (others.length > 0)
+        log(`leaving the cluster running: still used by pid ${others.join(', ')}`);
+      else await stopCluster();
+    },
   };
 }
 
@@ -130,7 +161,8 @@ async function ensureUnlocked(optionalCrds: boolean, log: Log): Promise<ClusterH
       await setOptionalCrds(existing.kubeconfigPath, optionalCrds, log);
       await writeState({ ...existing, optionalCrds, crdKey: crdKey() });
     }
-    return handle({ ...existing, optionalCrds }, true);
+    await registerUser();
+    return handle({ ...existing, optionalCrds }, true, log);
   }
   if (existing) {
     log('found a stale or unhealthy cluster: stopping it');
@@ -262,7 +294,7 @@ async function startCluster(optionalCrds: boolean, log: Log): Promise<ClusterHan
       ),
     ]);
     log(`ready (${since()})`);
-    return handle(state, false);
+    return handle(state, false, log);
   } catch (err) {
     log(`start failed; component logs are in ${logDir}`);
     await stopUnlocked().catch(() => undefined);

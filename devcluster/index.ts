@@ -5,6 +5,7 @@ export {
   readState,
   isHealthy,
   memoryReport,
+  otherUsers,
   type ClusterHandle,
   type ClusterState,
   type EnsureOptions,
