@@ -314,6 +314,14 @@ async function main(): Promise<void> {
           `Memory: ${await readyCount(client, ns)} of ${MEM} apps Ready when measured; the rest wait for pod slots (their pods Pending, cached all the same).`,
         );
       }
+      // Resident memory after the burst of 800 creations settles (V8 hands pages back lazily).
+      for (let k = 0; k < 6; k++) {
+        const t = await op.metrics();
+        log(
+          `memory: rss ${mib(rss(op.pid))}, heap used ${mib(sumMetric(t, 'nodejs_heap_size_used_bytes'))} of ${mib(sumMetric(t, 'nodejs_heap_size_total_bytes'))}, external ${mib(sumMetric(t, 'nodejs_external_memory_bytes'))}`,
+        );
+        await sleep(5_000);
+      }
       const rssAtMem = rss(op.pid);
       const heap = sumMetric(await op.metrics(), 'nodejs_heap_size_used_bytes');
       rows.push({
