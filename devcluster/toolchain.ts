@@ -181,7 +181,11 @@ async function copyKwokStages(log: Log): Promise<void> {
 }
 
 export function isBuilt(): boolean {
-  return existsSync(buildStampPath()) && BINARIES.every((b) => existsSync(binPath(b)));
+  return (
+    existsSync(buildStampPath()) &&
+    existsSync(stagesPath()) &&
+    BINARIES.every((b) => existsSync(binPath(b)))
+  );
 }
 
 /** Builds whatever is missing; a no-op when the cache already holds this set of versions. */
