@@ -42,6 +42,8 @@ export function kubernetesVersionLdflags(version: string, buildDate: string): st
     gitMajor: match[1] ?? '',
     gitMinor: match[2] ?? '',
     gitTreeState: 'clean',
+    // The module proxy does not say which commit a release is; empty beats "$Format:%H$".
+    gitCommit: '',
     buildDate,
   };
   return ['k8s.io/component-base/version', 'k8s.io/client-go/pkg/version'].flatMap((pkg) =>

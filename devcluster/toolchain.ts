@@ -23,7 +23,8 @@ interface ModuleInfo {
   Version: string;
   Dir?: string;
   GoMod?: string;
-  Time?: string;
+  /** Path of the proxy's .info file, which holds the release's Time. */
+  Info?: string;
   Error?: string;
 }
 
@@ -107,8 +108,10 @@ function targets(): Target[] {
       },
       ldflags: async () => {
         const info = await downloadModule(`k8s.io/kubernetes@${k8s}`);
-        const date = (info.Time ?? '1970-01-01T00:00:00Z').replace(/\.\d+Z$/, 'Z');
-        return kubernetesVersionLdflags(k8s, date);
+        const time = info.Info
+          ? (JSON.parse(await readFile(info.Info, 'utf8')) as { Time?: string }).Time
+          : undefined;
+        return kubernetesVersionLdflags(k8s, time ?? '1970-01-01T00:00:00Z');
       },
     },
   ];
