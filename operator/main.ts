@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Controller } from './runtime/controller.ts';
 import { startHttpServer } from './runtime/http.ts';
+import { DEFAULT_WATCH_IDLE_MS } from './runtime/informer.ts';
 import { KubeClient } from './runtime/kube-client.ts';
 import { createLogger } from './runtime/log.ts';
 import { createMetrics } from './runtime/metrics.ts';
@@ -35,7 +36,7 @@ async function main(): Promise<void> {
     workers: num('SCALABLE_WORKERS', 16),
     resyncMs: num('SCALABLE_RESYNC_SECONDS', 300) * 1000,
     rediscoverMs: num('SCALABLE_REDISCOVER_SECONDS', 60) * 1000,
-    watchIdleMs: num('SCALABLE_WATCH_IDLE_SECONDS', 90) * 1000,
+    watchIdleMs: num('SCALABLE_WATCH_IDLE_SECONDS', DEFAULT_WATCH_IDLE_MS / 1000) * 1000,
     leaderElection: env('SCALABLE_LEADER_ELECT', 'true') !== 'false',
     leaseNamespace: env('POD_NAMESPACE', 'default'),
     leaseName: env('SCALABLE_LEASE_NAME', 'scalable-operator'),

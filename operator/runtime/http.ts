@@ -35,7 +35,10 @@ export async function startHttpServer(
       else send(503, `${why}\n`);
     } else send(404, 'not found\n');
   });
-  server.keepAliveTimeout = 5_000;
+  // Longer than scrapers keep idle connections: a server that closes first races their next
+  // request (ECONNRESET).
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());

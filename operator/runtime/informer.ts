@@ -14,6 +14,11 @@ import type { Logger } from './log.ts';
 
 type Json = Record<string, unknown>;
 
+export const WATCH_TIMEOUT_SECONDS = 120;
+export const WATCH_TIMEOUT_SPREAD = 60;
+/** Longer than any server-side watch timeout: only a stalled watch stays silent this long. */
+export const DEFAULT_WATCH_IDLE_MS = (WATCH_TIMEOUT_SECONDS + WATCH_TIMEOUT_SPREAD + 20) * 1000;
+
 export type ChangeType = 'add' | 'update' | 'delete';
 
 export interface InformerOptions<T> {
@@ -222,11 +227,12 @@ export class Informer<T> {
         labelSelector: this.opts.labelSelector,
         resourceVersion: this.lastRv,
         allowWatchBookmarks: true,
-        // The server ends a watch after this; a random spread keeps clients from reconnecting in step.
-        timeoutSeconds: 300 + Math.floor(Math.random() * 300),
+        // The server ends a healthy watch after this (a random spread keeps clients from
+        // reconnecting in step), so a watch silent for longer than idleMs is a stalled one.
+        timeoutSeconds: WATCH_TIMEOUT_SECONDS + Math.floor(Math.random() * WATCH_TIMEOUT_SPREAD),
       },
       this.opts.resource,
-      this.opts.idleMs ?? 90_000,
+      this.opts.idleMs ?? DEFAULT_WATCH_IDLE_MS,
       (event: WatchEvent) =>
         this.onEvent(event, (cause) => {
           ended = cause;

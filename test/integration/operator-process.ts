@@ -75,7 +75,15 @@ export async function startOperatorProcess(
     logFile,
     child,
     exited,
-    metrics: async () => (await fetch(`${base}/metrics`)).text(),
+    metrics: async () => {
+      // One retry: a keep-alive connection can be reset between two polls.
+      try {
+        return await (await fetch(`${base}/metrics`)).text();
+      } catch {
+        await sleep(200);
+        return (await fetch(`${base}/metrics`)).text();
+      }
+    },
     metric: async (name, labels = {}) => sumMetric(await proc.metrics(), name, labels),
     probe: async (path) => {
       try {
