@@ -24,10 +24,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   systemctl disable --now redis-server postgresql >/dev/null 2>&1 || true
 fi
 
-# npm ci when node_modules is missing or older than the lock file.
+# Install from the lock file when node_modules is missing or older than it. Not `npm ci`:
+# vite (under vitest) names a Windows-only optional dependency that this registry does not
+# serve, so the lock cannot record it and `npm ci` refuses the lock as out of sync;
+# `npm install` installs exactly the locked versions and leaves the lock unchanged.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "setup: npm ci"
-  npm ci --no-audit --no-fund
+  echo "setup: npm install (from package-lock.json)"
+  npm install --no-audit --no-fund
 fi
 
 if [ "${SCALABLE_SKIP_CLUSTER_BUILD:-}" != 1 ]; then
