@@ -76,7 +76,8 @@ async function deleteNamespace(client: KubeClient, name: string, wait: boolean):
   await client
     .request('DELETE', `/api/v1/namespaces/${name}`, { verb: 'delete', resource: 'namespaces' })
     .catch(() => undefined);
-  while (wait) {
+  const deadline = Date.now() + 600_000;
+  while (wait && Date.now() < deadline) {
     try {
       await client.request('GET', `/api/v1/namespaces/${name}`, {
         verb: 'get',
@@ -351,7 +352,8 @@ async function main(): Promise<void> {
     }
   } finally {
     await op.stop('SIGTERM');
-    await deleteNamespace(client, ns, false);
+    // Waited for: the garbage collector's backlog would slow whatever runs next.
+    await deleteNamespace(client, ns, true);
     client.close();
   }
 
