@@ -52,13 +52,16 @@ async function main(): Promise<void> {
   );
   log.info({ identity, port: server.port }, 'serving /metrics, /healthz, /readyz');
 
-  let stopping = false;
+  let stoppingSince = 0;
   const shutdown = async (signal: string) => {
-    if (stopping) {
+    if (stoppingSince > 0) {
+      // Ctrl-C reaches us twice (the terminal's process group, then tsx/npm relaying it):
+      // only a signal that comes later means "now".
+      if (Date.now() - stoppingSince < 2_000) return;
       log.warn('second signal: exiting now');
       process.exit(1);
     }
-    stopping = true;
+    stoppingSince = Date.now();
     log.info({ signal }, 'shutting down: finishing in-flight reconciles');
     await controller.stop();
     await server.close();
