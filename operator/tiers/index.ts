@@ -9,7 +9,12 @@ import { buildWeb } from './web.ts';
 
 export type Builder = (app: AppModel) => K8sObject[];
 
-export const BUILDERS: readonly Builder[] = [buildCacheTiers, buildDatabase, buildWeb, buildIngress];
+export const BUILDERS: readonly Builder[] = [
+  buildCacheTiers,
+  buildDatabase,
+  buildWeb,
+  buildIngress,
+];
 
 export function buildAll(app: AppModel): K8sObject[] {
   return BUILDERS.flatMap((build) => build(app));
