@@ -1,7 +1,7 @@
 // Offline validation of a ScalableApp, in the order the API server applies it:
 // unknown fields, defaults, the OpenAPI schema, then the CEL rules of rules.ts.
-import { isCelError, run } from '@bufbuild/cel';
-import type { CelInput } from '@bufbuild/cel';
+import { celEnv, celError, isCelError, parse, plan } from '@bufbuild/cel';
+import type { CelInput, CelResult } from '@bufbuild/cel';
 import type { TSchema } from 'typebox';
 import Value from 'typebox/value';
 import { RULES, isTransitionRule } from './rules.ts';
@@ -228,11 +228,31 @@ function nodesAt(root: unknown, rulePath: string): Array<{ path: string; value: 
   return nodes;
 }
 
+type Program = (bindings: Record<string, CelInput>) => CelResult;
+const programs = new Map<string, Program>();
+
+/** Parse and plan each expression once: the operator validates every app it reconciles. */
+function compiled(expr: string): Program {
+  let program = programs.get(expr);
+  if (!program) {
+    const planned = plan(celEnv(), parse(expr)) as Program;
+    program = (bindings) => {
+      try {
+        return planned(bindings);
+      } catch (e) {
+        return celError(String(e));
+      }
+    };
+    programs.set(expr, program);
+  }
+  return program;
+}
+
 function evalRule(rule: CelRule, self: CelInput): string | undefined {
-  const result = run(rule.rule, { self });
+  const result = compiled(rule.rule)({ self });
   if (result === true) return undefined;
   if (isCelError(result)) return `rule ${rule.rule} could not be evaluated: ${result.message}`;
-  const detail = rule.detail === undefined ? undefined : run(rule.detail, { self });
+  const detail = rule.detail === undefined ? undefined : compiled(rule.detail)({ self });
   return typeof detail === 'string' ? `${rule.message} (${detail})` : rule.message;
 }
 
