@@ -14,6 +14,8 @@ import { withTransitions } from '../status/conditions.ts';
 import type { Observed, ObservedObject } from '../status/types.ts';
 import type { K8sObject } from '../tiers/chart.ts';
 import { buildAll } from '../tiers/index.ts';
+import { SHARD_MAP_KEY, holdLiveShardMap } from '../tiers/database/shard-map.ts';
+import { COMPONENT_LABEL } from '../tiers/meta.ts';
 import { generatedKeysOf } from '../tiers/secrets.ts';
 import { SPEC_HASH_ANNOTATION, hashOf, stableStringify, whyApply, withSpecHash } from './diff.ts';
 import { cleanUpDatabase, hasFinalizer, setFinalizer, wantsFinalizer } from './data-cleanup.ts';
@@ -158,6 +160,17 @@ const keyOfObj = (o: K8sObject, namespace: string): string =>
 const keyOfChild = (c: CachedChild): string =>
   objectKey(c.apiVersion, c.kind, c.metadata.namespace, c.metadata.name);
 
+/** A live shard map keeps its bucket ranges: rows are never routed to a shard that does
+ *  not hold them (moving buckets is not automated yet). */
+function holdShardMap(obj: K8sObject, cur: CachedChild | undefined): K8sObject {
+  if (obj.kind !== 'ConfigMap' || obj.metadata.labels?.[COMPONENT_LABEL] !== 'shard-map' || !cur) {
+    return obj;
+  }
+  const liveData = (JSON.parse(cur.body) as { data?: Record<string, string> }).data;
+  const held = holdLiveShardMap(obj, liveData?.[SHARD_MAP_KEY]);
+  return held === obj ? obj : withSpecHash(held);
+}
+
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 export async function reconcile(key: string, ctx: ReconcileContext): Promise<ReconcileResult> {
@@ -192,11 +205,12 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
     }
     return { outcome: 'invalid', writes: wrote ? 1 : 0 };
   }
-  const { model, desired } = plan;
+  const { model } = plan;
   const finalizerWrites = await ensureFinalizer(ctx, app, model, 'before');
 
   const cached = ctx.children(namespace, name);
   const live = new Map(cached.map((c) => [keyOfChild(c), c]));
+  const desired = plan.desired.map((o) => holdShardMap(o, live.get(keyOfObj(o, namespace))));
   const fresh = new Map<string, ObservedObject>();
   const changes: Change[] = [];
   const failed: ApplyOutcome['failed'][number][] = [];

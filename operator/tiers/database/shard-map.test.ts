@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { modelOf } from '../test-helpers.ts';
-import { heldShardMap, shardMapConfigMap, shardMapOf, shardsWithoutBuckets } from './shard-map.ts';
+import {
+  heldShardMap,
+  holdLiveShardMap,
+  shardMapConfigMap,
+  shardMapOf,
+  shardsWithoutBuckets,
+} from './shard-map.ts';
 import { parseShardMap } from '../../sdk/shard-map.ts';
 
 const mapFor = (shards: number) =>
@@ -28,5 +34,25 @@ describe('heldShardMap', () => {
     const published = parseShardMap((cm!['data'] as Record<string, string>)['shard-map.json']!);
     expect(published.ranges).toEqual(mapFor(2).ranges);
     expect(cm!.metadata.annotations?.['scalable.dev/shard-map-version']).toBe('2');
+  });
+});
+
+describe('holdLiveShardMap', () => {
+  const app3 = modelOf({ database: { shards: 3, shardKey: 'tenant_id' } });
+  const [desired] = shardMapConfigMap(app3);
+  const json = (m: unknown) => JSON.stringify(m, null, 2) + '\n';
+
+  it('returns the desired object itself when nothing is live or nothing moves', () => {
+    expect(holdLiveShardMap(desired!, undefined)).toBe(desired);
+    expect(holdLiveShardMap(desired!, json(mapFor(3)))).toBe(desired);
+    expect(holdLiveShardMap(desired!, 'not json')).toBe(desired);
+  });
+
+  it('keeps the live ranges and version when the spec grew', () => {
+    const held = holdLiveShardMap(desired!, json(mapFor(2)));
+    const map = parseShardMap((held['data'] as Record<string, string>)['shard-map.json']!);
+    expect(map.ranges).toEqual(mapFor(2).ranges);
+    expect(map.shards).toHaveLength(3);
+    expect(held.metadata.annotations?.['scalable.dev/shard-map-version']).toBe('2');
   });
 });

@@ -4,7 +4,7 @@ import type { AppModel } from '../../api/model.ts';
 import type { AppWiring, EnvVar } from '../app-env.ts';
 import type { K8sObject } from '../chart.ts';
 import { metadataOf } from '../meta.ts';
-import { makeShardMap } from '../../sdk/shard-map.ts';
+import { makeShardMap, parseShardMap } from '../../sdk/shard-map.ts';
 import type { ShardMap } from '../../sdk/shard-map.ts';
 import {
   APP_PASSWORD_KEY,
@@ -74,6 +74,39 @@ export function shardMapConfigMap(app: AppModel, live?: ShardMap): K8sObject[] {
       data: { [SHARD_MAP_KEY]: JSON.stringify(map, null, 2) + '\n' },
     },
   ];
+}
+
+/**
+ * The shard-map ConfigMap to apply, given the JSON of the live one: the live ranges hold
+ * (see heldShardMap). Returns `desired` itself when nothing is held back.
+ */
+export function holdLiveShardMap(desired: K8sObject, liveJson: string | undefined): K8sObject {
+  const data = desired['data'] as Record<string, string> | undefined;
+  const wanted = data?.[SHARD_MAP_KEY];
+  if (!wanted || !liveJson) return desired;
+  let live: ShardMap;
+  try {
+    live = parseShardMap(liveJson);
+  } catch {
+    return desired; // not ours to keep: a map that does not parse routes nothing
+  }
+  const wantedMap = parseShardMap(wanted);
+  const map = heldShardMap(live, wantedMap);
+  const same =
+    map.version === wantedMap.version &&
+    JSON.stringify(map.ranges) === JSON.stringify(wantedMap.ranges);
+  if (same) return desired;
+  return {
+    ...desired,
+    metadata: {
+      ...desired.metadata,
+      annotations: {
+        ...desired.metadata.annotations,
+        [SHARD_MAP_VERSION_ANNOTATION]: String(map.version),
+      },
+    },
+    data: { ...data, [SHARD_MAP_KEY]: JSON.stringify(map, null, 2) + '\n' },
+  };
 }
 
 /** DATABASE_* env (shard 0's Services for unsharded apps) and the mounted shard map. */

@@ -1,0 +1,79 @@
+// Growing database.shards never re-routes keys on its own: the published shard map keeps
+// its bucket ranges, the new shard group is created and listed, and it owns no bucket until
+// rows are moved (not automated yet). A new app gets the full assignment at once.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually, printLogDirOnFailure, uniqueName } from '../../devcluster/testing.ts';
+import type { KubeClient } from '../../operator/runtime/kube-client.ts';
+import { parseShardMap } from '../../operator/sdk/shard-map.ts';
+import type { ShardMap } from '../../operator/sdk/shard-map.ts';
+import {
+  apiClient,
+  applyAs,
+  createNamespace,
+  deleteNamespace,
+  getObj,
+  installCrd,
+  kindInfo,
+  kubeconfig,
+  scalableApp,
+  startOperator,
+} from './operator-harness.ts';
+import type { Json, OperatorProcess } from './operator-harness.ts';
+
+const ns = uniqueName('op-shards');
+let client: KubeClient;
+let op: OperatorProcess;
+
+const spec = (shards: number): Json => ({
+  web: { image: 'ghcr.io/acme/shards:1' },
+  database: { shards, shardKey: 'tenant_id', replicasPerShard: 0, storage: { size: '1Gi' } },
+});
+
+async function publishedMap(app: string): Promise<ShardMap | undefined> {
+  const cm = await getObj(client, kindInfo('v1', 'ConfigMap'), ns, `${app}-shard-map`);
+  const json = (cm?.['data'] as Record<string, string> | undefined)?.['shard-map.json'];
+  return json ? parseShardMap(json) : undefined;
+}
+
+beforeAll(async () => {
+  await installCrd(kubeconfig());
+  client = await apiClient();
+  await createNamespace(client, ns);
+  op = await startOperator({ SCALABLE_LEASE_NAME: uniqueName('lease-shards') });
+});
+
+afterAll(async () => {
+  await op?.stop('SIGTERM');
+  await deleteNamespace(client, ns);
+  client?.close();
+});
+
+describe('shard map across a change of shards', () => {
+  printLogDirOnFailure();
+
+  it('holds the live ranges when shards grow and lists the new shard without buckets', async () => {
+    await applyAs(client, 'test-user', scalableApp(ns, 'grow', spec(2)));
+    const before = await eventually('the 2-shard map', () => publishedMap('grow'), 120_000);
+    expect(new Set(before.ranges.map((r) => r.shard))).toEqual(new Set([0, 1]));
+
+    await applyAs(client, 'test-user', scalableApp(ns, 'grow', spec(3)));
+    await eventually(
+      'shard 2 created',
+      () => getObj(client, kindInfo('apps/v1', 'StatefulSet'), ns, 'grow-db-2'),
+      120_000,
+    );
+    const after = await eventually('shard 2 listed in the map', async () => {
+      const m = await publishedMap('grow');
+      return m && m.shards.length === 3 ? m : undefined;
+    });
+    expect(after.ranges).toEqual(before.ranges);
+    expect(after.version).toBe(before.version);
+    expect(after.ranges.some((r) => r.shard === 2)).toBe(false);
+  });
+
+  it('assigns every shard its buckets for an app created with them', async () => {
+    await applyAs(client, 'test-user', scalableApp(ns, 'fresh', spec(3)));
+    const map = await eventually('the 3-shard map', () => publishedMap('fresh'), 120_000);
+    expect(new Set(map.ranges.map((r) => r.shard))).toEqual(new Set([0, 1, 2]));
+  });
+});
