@@ -105,7 +105,7 @@ export function computeStatus(
   }
   const url = urlOf(app, observed);
   if (url) fields['url'] = url;
-  const shardMap = app.database ? shardMapStatus(app) : undefined;
+  const shardMap = app.database ? shardMapStatus(app, observed) : undefined;
   if (shardMap) fields['shardMap'] = shardMap;
 
   const failed = outcome.failed;

@@ -9,12 +9,15 @@ import type { ShardMap } from '../../operator/sdk/shard-map.ts';
 import {
   apiClient,
   applyAs,
+  conditionOf,
   createNamespace,
   deleteNamespace,
+  getApp,
   getObj,
   installCrd,
   kindInfo,
   kubeconfig,
+  mergePatch,
   scalableApp,
   startOperator,
 } from './operator-harness.ts';
@@ -69,6 +72,21 @@ describe('shard map across a change of shards', () => {
     expect(after.ranges).toEqual(before.ranges);
     expect(after.version).toBe(before.version);
     expect(after.ranges.some((r) => r.shard === 2)).toBe(false);
+    // kwok runs no Patroni: label each shard's pod primary, as Patroni does.
+    for (const shard of [0, 1, 2]) {
+      const pod = `grow-db-${shard}-0`;
+      await eventually(`pod ${pod}`, () => getObj(client, kindInfo('v1', 'Pod'), ns, pod), 120_000);
+      await mergePatch(client, kindInfo('v1', 'Pod'), ns, pod, {
+        metadata: { labels: { 'scalable.dev/role': 'master' } },
+      });
+    }
+    const db = await eventually('DatabaseReady says why', async () => {
+      const c = conditionOf(await getApp(client, ns, 'grow'), 'DatabaseReady');
+      return c?.['reason'] === 'ReshardingPending' ? c : undefined;
+    });
+    expect(db['message']).toContain('grow-db-2 own no bucket yet');
+    const status = (await getApp(client, ns, 'grow'))?.['status'] as Json;
+    expect((status['shardMap'] as Json)['version']).toBe(before.version);
   });
 
   it('assigns every shard its buckets for an app created with them', async () => {

@@ -14,7 +14,9 @@ import {
   shardMapName,
   shardName,
 } from './names.ts';
-import { shardMapOf } from './shard-map.ts';
+import { SHARD_MAP_KEY, shardMapOf, shardsWithoutBuckets } from './shard-map.ts';
+import { parseShardMap } from '../../sdk/shard-map.ts';
+import type { ShardMap } from '../../sdk/shard-map.ts';
 
 export interface ShardStatus {
   readonly index: number;
@@ -50,11 +52,28 @@ export function shardStatuses(app: AppModel, observed: Observed): ShardStatus[] 
   });
 }
 
-/** status.shardMap: the ConfigMap's name and the map's version (set beside status.database). */
+/** The map app pods read: the live ConfigMap's, else (not created yet) the desired one. */
+export function publishedShardMap(app: AppModel, observed?: Observed): ShardMap | undefined {
+  const cm = observed?.objects.find(
+    (o) => o.kind === 'ConfigMap' && o.metadata.name === shardMapName(app),
+  );
+  const json = (cm?.['data'] as Record<string, string> | undefined)?.[SHARD_MAP_KEY];
+  if (json) {
+    try {
+      return parseShardMap(json);
+    } catch {
+      // fall through to the desired map
+    }
+  }
+  return shardMapOf(app);
+}
+
+/** status.shardMap: the ConfigMap's name and the published map's version. */
 export function shardMapStatus(
   app: AppModel,
+  observed?: Observed,
 ): { version: number; configMapName: string; buckets: number } | undefined {
-  const map = shardMapOf(app);
+  const map = publishedShardMap(app, observed);
   return map
     ? { version: map.version, configMapName: shardMapName(app), buckets: map.buckets }
     : undefined;
@@ -82,23 +101,33 @@ export function databaseReport(app: AppModel, observed: Observed): TierReport {
     };
   }
   const degraded = shards.filter((s) => s.readyReplicas < s.replicas);
+  const published = publishedShardMap(app, observed);
+  const idle = published ? shardsWithoutBuckets(published) : [];
   const cond =
-    degraded.length > 0
+    idle.length > 0
       ? condition(
           'DatabaseReady',
           'True',
-          'ReplicasDegraded',
-          degraded
-            .map(
-              (s) => `${shardName(app, s.index)}: ${s.readyReplicas}/${s.replicas} replicas ready`,
-            )
-            .join('; '),
+          'ReshardingPending',
+          `${idle.map((i) => shardName(app, i)).join(', ')} own no bucket yet: the shard map keeps its ranges until rows are moved (not automated yet)`,
         )
-      : condition(
-          'DatabaseReady',
-          'True',
-          'ShardsReady',
-          `${shards.length} shard(s), each with a primary and its replicas ready`,
-        );
+      : degraded.length > 0
+        ? condition(
+            'DatabaseReady',
+            'True',
+            'ReplicasDegraded',
+            degraded
+              .map(
+                (s) =>
+                  `${shardName(app, s.index)}: ${s.readyReplicas}/${s.replicas} replicas ready`,
+              )
+              .join('; '),
+          )
+        : condition(
+            'DatabaseReady',
+            'True',
+            'ShardsReady',
+            `${shards.length} shard(s), each with a primary and its replicas ready`,
+          );
   return { condition: cond, statusKey: 'database', status };
 }
