@@ -1,6 +1,7 @@
 // `npm start`: the operator against the cluster KUBECONFIG names, or, when none is set (and
 // not in a pod), against the embedded control plane with the examples applied and a live
 // status line per app on stdout. Logs are JSON on stderr.
+import { imagesFromEnv } from './api/images.ts';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Controller } from './runtime/controller.ts';
@@ -40,6 +41,7 @@ async function main(): Promise<void> {
     leaderElection: env('SCALABLE_LEADER_ELECT', 'true') !== 'false',
     leaseNamespace: env('POD_NAMESPACE', 'default'),
     leaseName: env('SCALABLE_LEASE_NAME', 'scalable-operator'),
+    images: imagesFromEnv(process.env),
   });
   const server = await startHttpServer(
     num('SCALABLE_HTTP_PORT', 8080),

@@ -3,6 +3,7 @@
 // wanted -> observe -> status (pure) -> one /status patch -> events.
 // A converged app costs reads from the caches only: no request at all.
 import { toModel } from '../api/model.ts';
+import type { ModelOptions } from '../api/model.ts';
 import type { AppModel } from '../api/model.ts';
 import { validateApp } from '../api/validate.ts';
 import type { FieldError } from '../api/validate.ts';
@@ -107,7 +108,7 @@ export type Plan =
   | { readonly ok: false; readonly errors: readonly FieldError[] };
 
 /** validate -> model -> build -> spec hashes: pure, so computed once per app generation. */
-export function planOf(app: CachedApp): Plan {
+export function planOf(app: CachedApp, options: ModelOptions = {}): Plan {
   const { name, namespace, uid, generation } = app.metadata;
   const validated = validateApp({
     apiVersion: app.apiVersion,
@@ -116,7 +117,7 @@ export function planOf(app: CachedApp): Plan {
     spec: app.spec,
   });
   if (!validated.ok) return { ok: false, errors: validated.errors };
-  const model = toModel(validated.app);
+  const model = toModel(validated.app, options);
   return { ok: true, model, desired: buildAll(model).map(withSpecHash) };
 }
 
@@ -130,7 +131,10 @@ export class Plans {
     string,
     { readonly generation: number | undefined; readonly plan: Plan }
   >();
-  constructor(private readonly capacity = 256) {}
+  constructor(
+    private readonly options: ModelOptions = {},
+    private readonly capacity = 256,
+  ) {}
 
   get(app: CachedApp): Plan {
     const key = app.metadata.uid;
@@ -140,7 +144,7 @@ export class Plans {
       this.entries.set(key, hit);
       return hit.plan;
     }
-    const plan = planOf(app);
+    const plan = planOf(app, this.options);
     this.entries.set(key, { generation: app.metadata.generation, plan });
     if (this.entries.size > this.capacity)
       this.entries.delete(this.entries.keys().next().value as string);

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { APP_LABEL } from '../tiers/meta.ts';
 import { EventRecorder } from '../reconcile/events.ts';
 import { APP_KIND, OWNED_KINDS, POD_KIND, apiVersionOf, pathOf } from '../reconcile/kinds.ts';
+import type { Images } from '../api/images.ts';
 import type { KindInfo } from '../reconcile/kinds.ts';
 import { objectKey, projectApp, projectChild, projectPod } from '../reconcile/project.ts';
 import type { CachedApp, CachedChild, CachedPod } from '../reconcile/project.ts';
@@ -43,6 +44,8 @@ export interface ControllerOptions {
   readonly lease?: { leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number };
   readonly backoff?: BackoffOptions;
   readonly reporters?: Readonly<Record<string, TierReporter>>;
+  /** Images of the tiers the operator runs (Helm values -> SCALABLE_IMAGE_*). */
+  readonly images?: Images;
 }
 
 const appIndex = (labels: Readonly<Record<string, string>> | undefined, namespace: string) => {
@@ -57,7 +60,7 @@ export class Controller {
   private readonly children = new Map<KindInfo, Informer<CachedChild>>();
   private served = new Set<string>(['v1']);
   private readonly recent = new Recent();
-  private readonly plans = new Plans();
+  private readonly plans: Plans;
   private readonly events: EventRecorder;
   private readonly leader: LeaderElector | undefined;
   private leading = false;
@@ -67,6 +70,7 @@ export class Controller {
 
   constructor(private readonly opts: ControllerOptions) {
     const { client, log, metrics } = opts;
+    this.plans = new Plans(opts.images ? { images: opts.images } : {});
     this.queue = new WorkQueue(opts.backoff, (d) => metrics.queueDepth.set(d));
     this.events = new EventRecorder(client, log, opts.identity);
     this.apps = new Informer<CachedApp>({
