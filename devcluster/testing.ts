@@ -38,6 +38,7 @@ export async function eventually<T>(
   what: string,
   fn: () => Promise<T | undefined>,
   timeoutMs = 60_000,
+  everyMs = 250,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
@@ -53,7 +54,7 @@ export async function eventually<T>(
         `timed out after ${timeoutMs / 1000}s waiting for ${what}` +
           (last instanceof Error ? `: ${last.message}` : ''),
       );
-    await sleep(250);
+    await sleep(everyMs);
   }
 }
 

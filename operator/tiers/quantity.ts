@@ -41,3 +41,17 @@ export function parseQuantity(value: string | number): number {
   if (m[4] !== undefined) return n * 10 ** Number(m[4]);
   return n * (DECIMAL[m[3] ?? ''] ?? 1);
 }
+
+/** A tier's `resources` section as a container's requests and limits (CPU limit only if set). */
+export function resourcesOf(r: {
+  readonly requests: { readonly cpu: string | number; readonly memory: string | number };
+  readonly limits: { readonly cpu?: string | number; readonly memory: string | number };
+}) {
+  return {
+    requests: { cpu: quantity(r.requests.cpu), memory: quantity(r.requests.memory) },
+    limits: {
+      ...(r.limits.cpu !== undefined ? { cpu: quantity(r.limits.cpu) } : {}),
+      memory: quantity(r.limits.memory),
+    },
+  };
+}

@@ -15,7 +15,7 @@ import {
   restrictedPodSecurityContext,
   topologySpreadOf,
 } from './pod-security.ts';
-import { quantity } from './quantity.ts';
+import { quantity, resourcesOf } from './quantity.ts';
 
 export const WEB_SERVICE_PORT = 80;
 
@@ -139,18 +139,7 @@ function webDeployment(
               image: web.image,
               ports: [{ name: 'http', containerPort: web.port, protocol: 'TCP' }],
               env: webEnv(app),
-              resources: {
-                requests: {
-                  cpu: quantity(web.resources.requests.cpu),
-                  memory: quantity(web.resources.requests.memory),
-                },
-                limits: {
-                  ...(web.resources.limits.cpu !== undefined
-                    ? { cpu: quantity(web.resources.limits.cpu) }
-                    : {}),
-                  memory: quantity(web.resources.limits.memory),
-                },
-              },
+              resources: resourcesOf(web.resources),
               readinessProbe: {
                 httpGet: {
                   path: web.probes.readinessPath,

@@ -39,6 +39,10 @@ import {
   renderPatroniConfig,
   renderPostBootstrap,
 } from '../../operator/tiers/database/patroni-config.ts';
+import { eventually } from '../../devcluster/testing.ts';
+
+// Shared with the integration tests: poll until fn returns a value.
+export { eventually };
 
 const PG_BIN = `/usr/lib/postgresql/${readdirSync('/usr/lib/postgresql').sort().at(-1)}/bin`;
 const POSTGRES_UID = Number(execFileSync('id', ['-u', 'postgres']).toString());
@@ -78,29 +82,6 @@ export async function freePort(): Promise<number> {
       );
     });
   });
-}
-
-export async function eventually<T>(
-  what: string,
-  fn: () => Promise<T | undefined>,
-  timeoutMs: number,
-  everyMs = 250,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`,
-      );
-    await sleep(everyMs);
-  }
 }
 
 /** One short-lived superuser connection; closed whatever happens. */

@@ -9,7 +9,7 @@ import {
   restrictedPodSecurityContext,
   topologySpreadOf,
 } from '../pod-security.ts';
-import { quantity } from '../quantity.ts';
+import { quantity, resourcesOf } from '../quantity.ts';
 import {
   AUTH_KEYS,
   EXPORTER_PORT,
@@ -146,18 +146,7 @@ function patroniContainer(app: AppModel, db: NonNullable<AppModel['database']>) 
       { name: 'patroni', containerPort: PATRONI_PORT, protocol: 'TCP' },
     ],
     env: patroniEnv(app),
-    resources: {
-      requests: {
-        cpu: quantity(db.resources.requests.cpu),
-        memory: quantity(db.resources.requests.memory),
-      },
-      limits: {
-        ...(db.resources.limits.cpu !== undefined
-          ? { cpu: quantity(db.resources.limits.cpu) }
-          : {}),
-        memory: quantity(db.resources.limits.memory),
-      },
-    },
+    resources: resourcesOf(db.resources),
     // /readiness: 200 on the leader, and on a replica whose Postgres is running.
     readinessProbe: {
       httpGet: { path: '/readiness', port: k8s.IntOrString.fromString('patroni') },
