@@ -3,7 +3,7 @@
 // (Deployment + Service); replicas > 0 is a StatefulSet of replicas + 1 Redis pods and a
 // 3-member Sentinel StatefulSet that promotes a replica when the master fails.
 import type { Chart } from 'cdk8s';
-import { k8s } from 'cdk8s-plus-27';
+import { k8s } from './k8s.ts';
 import type { AppModel } from '../api/model.ts';
 import type { EnvVar } from './app-env.ts';
 import { synth } from './chart.ts';

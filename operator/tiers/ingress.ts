@@ -2,7 +2,7 @@
 // Gateway is named, a Gateway API HTTPRoute with a standard ResponseHeaderModifier filter.
 import { ApiObject } from 'cdk8s';
 import type { Chart } from 'cdk8s';
-import { k8s } from 'cdk8s-plus-27';
+import { k8s } from './k8s.ts';
 import type { AppModel } from '../api/model.ts';
 import { synth } from './chart.ts';
 import type { K8sObject } from './chart.ts';

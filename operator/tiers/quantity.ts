@@ -1,6 +1,6 @@
 // Kubernetes quantities: pass-through for manifests, parsing where a builder must compute
 // (e.g. Redis maxmemory below the container's memory limit).
-import { k8s } from 'cdk8s-plus-27';
+import { k8s } from './k8s.ts';
 
 export function quantity(value: string | number): k8s.Quantity {
   return typeof value === 'number'

@@ -3,7 +3,7 @@
 // NetworkPolicy. Pod Security "restricted" everywhere; the redis image's user is 999.
 import { createHash } from 'node:crypto';
 import type { Chart } from 'cdk8s';
-import { k8s } from 'cdk8s-plus-27';
+import { k8s } from './k8s.ts';
 import type { AppModel } from '../api/model.ts';
 import type { EnvVar } from './app-env.ts';
 import { APP_LABEL, TIER_LABEL, metadataOf } from './meta.ts';

@@ -1,7 +1,7 @@
 // The session store: a Redis of its own (never the cache: cache data is evictable, sessions
 // are not) with an append-only file on a PVC and maxmemory-policy noeviction, so the web
 // tier stays stateless and a restart loses no session.
-import { k8s } from 'cdk8s-plus-27';
+import { k8s } from './k8s.ts';
 import type { AppModel } from '../api/model.ts';
 import type { EnvVar } from './app-env.ts';
 import { synth } from './chart.ts';

@@ -2,7 +2,7 @@
 // Typed L1 constructs (cdk8s-plus-27's k8s imports) rather than L2: under server-side apply
 // every field we send becomes ours, so we send only what the app asked for and our
 // decisions, not a library's defaults (imagePullPolicy: Always, resource limits, HPA behavior).
-import { k8s } from 'cdk8s-plus-27';
+import { k8s } from './k8s.ts';
 import type { Chart } from 'cdk8s';
 import type { AppModel } from '../api/model.ts';
 import { appWiring } from './app-env.ts';

@@ -1,6 +1,6 @@
 // The database tier: per shard a Patroni-managed Postgres StatefulSet with its Services,
 // PDB and Patroni config; shared RBAC, Secrets, NetworkPolicy and the shard map.
-import { k8s } from 'cdk8s-plus-27';
+import { k8s } from '../k8s.ts';
 import type { AppModel } from '../../api/model.ts';
 import { synth } from '../chart.ts';
 import type { K8sObject } from '../chart.ts';

@@ -1,7 +1,7 @@
 // Postgres is reachable only from the app's own pods (the chapter's "private IPs");
 // Patroni's REST API only from the other database pods of the app; metrics from anywhere
 // in the cluster (no data there, and the Prometheus namespace is not known here).
-import { k8s } from 'cdk8s-plus-27';
+import { k8s } from '../k8s.ts';
 import type { Chart } from 'cdk8s';
 import type { AppModel } from '../../api/model.ts';
 import { APP_LABEL, metadataOf, selectorOf } from '../meta.ts';

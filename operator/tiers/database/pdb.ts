@@ -1,6 +1,6 @@
 // One pod of a shard at a time may go during drains: Patroni fails over (or the replica
 // rebuilds) before the next. A single-pod shard is not blocked: drains must finish.
-import { k8s } from 'cdk8s-plus-27';
+import { k8s } from '../k8s.ts';
 import type { Chart } from 'cdk8s';
 import type { AppModel } from '../../api/model.ts';
 import { metadataOf } from '../meta.ts';

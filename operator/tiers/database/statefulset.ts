@@ -1,6 +1,6 @@
 // One StatefulSet per shard: replicasPerShard + 1 pods of Patroni-managed Postgres plus a
 // postgres_exporter sidecar. Patroni decides who is primary; Kubernetes only keeps the pods.
-import { k8s } from 'cdk8s-plus-27';
+import { k8s } from '../k8s.ts';
 import type { Chart } from 'cdk8s';
 import type { AppModel } from '../../api/model.ts';
 import { metadataOf } from '../meta.ts';
