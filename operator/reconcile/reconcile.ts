@@ -15,6 +15,7 @@ import { withTransitions } from '../status/conditions.ts';
 import type { Observed, ObservedObject } from '../status/types.ts';
 import type { K8sObject } from '../tiers/chart.ts';
 import { buildAll } from '../tiers/index.ts';
+import { syncPatroniConfig } from './patroni-dcs.ts';
 import { SHARD_MAP_KEY, holdLiveShardMap } from '../tiers/database/shard-map.ts';
 import { COMPONENT_LABEL } from '../tiers/meta.ts';
 import { generatedKeysOf } from '../tiers/secrets.ts';
@@ -278,6 +279,25 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
   }
 
   const cleanupWrites = await ensureFinalizer(ctx, app, model, 'after');
+
+  // Spec changes Patroni only reads from its own dynamic config (synchronous, memory).
+  try {
+    const updated = await syncPatroniConfig(ctx.client, model);
+    for (const cm of updated)
+      changes.push({
+        action: 'Updated',
+        kind: 'ConfigMap',
+        name: cm,
+        why: 'Patroni dynamic config',
+      });
+  } catch (err) {
+    failed.push({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      name: 'Patroni dynamic config',
+      error: errorText(err),
+    });
+  }
 
   for (const c of changes) {
     log.info(

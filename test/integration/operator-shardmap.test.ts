@@ -95,3 +95,51 @@ describe('shard map across a change of shards', () => {
     expect(new Set(map.ranges.map((r) => r.shard))).toEqual(new Set([0, 1, 2]));
   });
 });
+
+describe('Patroni dynamic config follows the spec', () => {
+  printLogDirOnFailure();
+
+  it('turning synchronous on reaches a running shard through its DCS config', async () => {
+    const db = (synchronous: boolean): Json => ({
+      web: { image: 'ghcr.io/acme/sync:1' },
+      database: { replicasPerShard: 1, synchronous, storage: { size: '1Gi' } },
+    });
+    await applyAs(client, 'test-user', scalableApp(ns, 'sync', db(false)));
+    // What Patroni keeps once bootstrapped: its own ConfigMap, not owned by the app.
+    const live = {
+      ttl: 30,
+      loop_wait: 10,
+      synchronous_mode: false,
+      synchronous_mode_strict: false,
+      postgresql: { parameters: { max_connections: 100 } },
+    };
+    await client.request('POST', `/api/v1/namespaces/${ns}/configmaps`, {
+      verb: 'create',
+      resource: 'configmaps',
+      body: {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: {
+          name: 'sync-db-0-config',
+          namespace: ns,
+          labels: { 'scalable.dev/database': 'sync', 'scalable.dev/cluster': 'sync-db-0' },
+          annotations: { config: JSON.stringify(live) },
+        },
+      },
+    });
+    await applyAs(client, 'test-user', scalableApp(ns, 'sync', db(true)));
+    const config = await eventually(
+      'synchronous_mode in the DCS config',
+      async () => {
+        const cm = await getObj(client, kindInfo('v1', 'ConfigMap'), ns, 'sync-db-0-config');
+        const text = (cm?.['metadata'] as Json | undefined)?.['annotations'] as
+          Record<string, string> | undefined;
+        const parsed = text?.['config'] ? (JSON.parse(text['config']) as Json) : undefined;
+        return parsed?.['synchronous_mode'] === true ? parsed : undefined;
+      },
+      60_000,
+    );
+    expect(config['ttl']).toBe(30);
+    expect(((config['postgresql'] as Json)['parameters'] as Json)['max_connections']).toBe(100);
+  });
+});
