@@ -16,3 +16,4 @@ export { ensureBuilt, isBuilt } from './toolchain.ts';
 export { VERSIONS } from './versions.ts';
 export { ZONES, STORAGE_CLASS } from './manifests.ts';
 export { optionalCrdsWanted } from './options.ts';
+export { kubectl } from './crds.ts';

@@ -2,6 +2,7 @@
 import { AppsV1Api, CoreV1Api, KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, inject } from 'vitest';
+import { kubectl } from './crds.ts';
 
 /** The kubeconfig of the run's cluster (provided by the global setup). */
 export function testKubeconfig(): string {
@@ -9,6 +10,9 @@ export function testKubeconfig(): string {
   if (!path) throw new Error('no devcluster: run through the vitest integration project');
   return path;
 }
+
+/** kubectl against the run's cluster; rejects with kubectl's stderr in the message. */
+export const testKubectl = (...args: string[]) => kubectl(testKubeconfig(), args);
 
 export function clients(kubeconfigPath: string = testKubeconfig()) {
   const kc = new KubeConfig();

@@ -16,8 +16,7 @@ import type { Observed, ObservedObject } from '../status/types.ts';
 import type { K8sObject } from '../tiers/chart.ts';
 import { buildAll } from '../tiers/index.ts';
 import { syncPatroniConfig } from './patroni-dcs.ts';
-import { SHARD_MAP_KEY, holdLiveShardMap } from '../tiers/database/shard-map.ts';
-import { COMPONENT_LABEL } from '../tiers/meta.ts';
+import { SHARD_MAP_KEY, holdLiveShardMap, isShardMapObject } from '../tiers/database/shard-map.ts';
 import { generatedKeysOf } from '../tiers/secrets.ts';
 import { SPEC_HASH_ANNOTATION, hashOf, stableStringify, whyApply, withSpecHash } from './diff.ts';
 import { cleanUpDatabase, hasFinalizer, setFinalizer, wantsFinalizer } from './data-cleanup.ts';
@@ -167,10 +166,14 @@ const keyOfChild = (c: CachedChild): string =>
 
 /** A live shard map keeps its bucket ranges: rows are never routed to a shard that does
  *  not hold them (moving buckets is not automated yet). */
-function holdShardMap(obj: K8sObject, cur: CachedChild | undefined): K8sObject {
-  if (obj.kind !== 'ConfigMap' || obj.metadata.labels?.[COMPONENT_LABEL] !== 'shard-map' || !cur) {
-    return obj;
-  }
+function holdShardMap(
+  obj: K8sObject,
+  live: ReadonlyMap<string, CachedChild>,
+  namespace: string,
+): K8sObject {
+  if (!isShardMapObject(obj)) return obj;
+  const cur = live.get(keyOfObj(obj, namespace));
+  if (!cur) return obj;
   const liveData = (JSON.parse(cur.body) as { data?: Record<string, string> }).data;
   const held = holdLiveShardMap(obj, liveData?.[SHARD_MAP_KEY]);
   return held === obj ? obj : withSpecHash(held);
@@ -215,7 +218,7 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
 
   const cached = ctx.children(namespace, name);
   const live = new Map(cached.map((c) => [keyOfChild(c), c]));
-  const desired = plan.desired.map((o) => holdShardMap(o, live.get(keyOfObj(o, namespace))));
+  const desired = plan.desired.map((o) => holdShardMap(o, live, namespace));
   const fresh = new Map<string, ObservedObject>();
   const changes: Change[] = [];
   const failed: ApplyOutcome['failed'][number][] = [];
@@ -280,9 +283,17 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
 
   const cleanupWrites = await ensureFinalizer(ctx, app, model, 'after');
 
-  // Spec changes Patroni only reads from its own dynamic config (synchronous, memory).
+  // Spec changes Patroni only reads from its own dynamic config (synchronous, memory). It
+  // depends on the spec alone: checked once per generation (again after Recent's TTL), not
+  // on every pod event.
+  const dcsKey = `dcs|${key}`;
+  const generation = String(app.metadata.generation ?? '');
   try {
-    const updated = await syncPatroniConfig(ctx.client, model);
+    const updated =
+      model.database && ctx.recent.get(dcsKey)?.hash !== generation
+        ? await syncPatroniConfig(ctx.client, model)
+        : [];
+    if (model.database) ctx.recent.set(dcsKey, generation, '');
     for (const cm of updated)
       changes.push({
         action: 'Updated',

@@ -2,17 +2,11 @@
 // the examples, so the operator has something to do. Development only.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { binPath, ensureCluster } from '../../devcluster/index.ts';
-import { run } from '../../devcluster/exec.ts';
+import { ensureCluster, kubectl } from '../../devcluster/index.ts';
 
 const REPO = join(import.meta.dirname, '..', '..');
 
-export const kubectl = (kubeconfig: string, args: string[], input?: string) =>
-  run(
-    binPath('kubectl'),
-    [`--kubeconfig=${kubeconfig}`, ...args],
-    input === undefined ? {} : { input },
-  );
+export { kubectl };
 
 /** The CRD (SCALABLE_CRD_FILE overrides the repo's, e.g. while iterating on the schema), Established. */
 export async function installCrd(kubeconfig: string): Promise<void> {

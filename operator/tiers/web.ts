@@ -6,7 +6,7 @@ import { k8s } from './k8s.ts';
 import type { Chart } from 'cdk8s';
 import type { AppModel } from '../api/model.ts';
 import { appWiring } from './app-env.ts';
-import type { EnvVar } from './app-env.ts';
+import type { AppWiring, EnvVar } from './app-env.ts';
 import { synth } from './chart.ts';
 import type { K8sObject } from './chart.ts';
 import { labelsOf, metadataOf, nameOf, selectorOf } from './meta.ts';
@@ -79,10 +79,10 @@ export function buildWeb(app: AppModel): K8sObject[] {
   });
 }
 
-export function webEnv(app: AppModel): EnvVar[] {
+export function webEnv(app: AppModel, wiring: AppWiring = appWiring(app)): EnvVar[] {
   return [
     { name: 'PORT', value: String(app.web.port) },
-    ...appWiring(app).env,
+    ...wiring.env,
     ...app.web.env.map(userEnv),
   ];
 }
@@ -138,7 +138,7 @@ function webDeployment(
               name: 'web',
               image: web.image,
               ports: [{ name: 'http', containerPort: web.port, protocol: 'TCP' }],
-              env: webEnv(app),
+              env: webEnv(app, wiring),
               resources: resourcesOf(web.resources),
               readinessProbe: {
                 httpGet: {

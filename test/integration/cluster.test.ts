@@ -1,7 +1,6 @@
 // The embedded control plane itself: what every other integration suite relies on.
 import type { V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { binPath, STORAGE_CLASS, VERSIONS, ZONES } from '../../devcluster/index.ts';
@@ -10,13 +9,12 @@ import {
   createNamespace,
   eventually,
   printLogDirOnFailure,
-  testKubeconfig,
+  testKubectl,
   uniqueName,
 } from '../../devcluster/testing.ts';
 
 const exec = promisify(execFile);
-const kubectl = (...args: string[]) =>
-  exec(binPath('kubectl'), [`--kubeconfig=${testKubeconfig()}`, ...args]);
+const kubectl = testKubectl;
 
 const APP = 'web';
 const labels = (app: string) => ({ app });
@@ -210,15 +208,3 @@ function isReady(p: V1Pod): boolean {
     (p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True')
   );
 }
-
-describe.skipIf(!existsSync('crds/scalableapps.scalable.dev.yaml'))('ScalableApp CRD', () => {
-  it('installs and becomes Established', async () => {
-    await kubectl('apply', '--server-side', '-f', 'crds/scalableapps.scalable.dev.yaml');
-    await kubectl(
-      'wait',
-      '--for=condition=Established',
-      'crd/scalableapps.scalable.dev',
-      '--timeout=60s',
-    );
-  });
-});

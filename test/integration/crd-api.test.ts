@@ -2,27 +2,22 @@
 // defaulted exactly as `scalable validate` defaults them offline, every invalid input of the
 // offline table is rejected too (CEL rules with the very same message), and transition
 // rules guard updates.
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { promisify } from 'node:util';
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import yaml from 'js-yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { binPath } from '../../devcluster/index.ts';
 import {
   clients,
   eventually,
   printLogDirOnFailure,
-  testKubeconfig,
+  testKubectl,
   uniqueName,
 } from '../../devcluster/testing.ts';
 import { GROUP, PLURAL, VERSION } from '../../operator/api/schema.ts';
 import { validateApp } from '../../operator/api/validate.ts';
 import { INVALID } from '../unit/invalid-cases.ts';
 
-const exec = promisify(execFile);
-const kubectl = (...args: string[]) =>
-  exec(binPath('kubectl'), [`--kubeconfig=${testKubeconfig()}`, ...args]);
+const kubectl = testKubectl;
 
 type Doc = { metadata: { name: string; namespace?: string }; spec: Record<string, unknown> };
 
@@ -139,7 +134,7 @@ describe('the ScalableApp CRD on a real API server', () => {
         );
         return 'accepted';
       } catch (e) {
-        return String((e as { stderr?: string }).stderr);
+        return String((e as Error).message);
       }
     };
     expect(await patch({ shards: 1 })).toContain('shards cannot be decreased');

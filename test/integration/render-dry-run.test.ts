@@ -1,29 +1,28 @@
 // Everything `scalable render` produces for the examples, judged by the API server's own
 // schemas and the upstream CRDs: `kubectl apply --server-side --dry-run=server`.
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
+import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { binPath } from '../../devcluster/index.ts';
+import { kubectl } from '../../devcluster/index.ts';
 import {
   clients,
   printLogDirOnFailure,
   testKubeconfig,
   uniqueName,
 } from '../../devcluster/testing.ts';
+import { runCli } from '../../operator/cli/main.ts';
 
-const exec = promisify(execFile);
-
-function run(
-  cmd: string,
-  args: string[],
-  input?: string,
-): Promise<{ stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(cmd, args, { maxBuffer: 64 << 20 }, (err, stdout, stderr) =>
-      err ? reject(Object.assign(err, { stdout, stderr })) : resolve({ stdout, stderr }),
-    );
-    if (input !== undefined) child.stdin?.end(input);
+/** `scalable render -f <file> -n <ns>`, run in-process. */
+function render(file: string, ns: string): string {
+  let out = '';
+  const code = runCli(['render', '-f', file, '-n', ns], {
+    stdout: (t) => (out += t),
+    stderr: (t) => {
+      throw new Error(t);
+    },
+    readFile: (p) => readFileSync(p, 'utf8'),
   });
+  if (code !== 0) throw new Error(`render exited ${code}`);
+  return out;
 }
 
 let namespace = '';
@@ -39,21 +38,12 @@ describe('rendered objects are accepted by the API server', () => {
   printLogDirOnFailure();
 
   it.each(['minimal', 'full'])('%s example', async (name) => {
-    const { stdout: rendered } = await exec('npx', [
-      'tsx',
-      'operator/cli/bin.ts',
-      'render',
-      '-f',
-      `manifests/examples/${name}.yaml`,
-      '-n',
-      namespace,
-    ]);
+    const rendered = render(`manifests/examples/${name}.yaml`, namespace);
     const kinds = rendered.match(/^kind: .*/gm) ?? [];
     expect(kinds.length).toBeGreaterThan(5);
-    const { stdout } = await run(
-      binPath('kubectl'),
+    const { stdout } = await kubectl(
+      testKubeconfig(),
       [
-        `--kubeconfig=${testKubeconfig()}`,
         'apply',
         '--server-side',
         '--dry-run=server',

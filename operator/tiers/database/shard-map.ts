@@ -3,7 +3,7 @@
 import type { AppModel } from '../../api/model.ts';
 import type { AppWiring, EnvVar } from '../app-env.ts';
 import type { K8sObject } from '../chart.ts';
-import { metadataOf } from '../meta.ts';
+import { COMPONENT_LABEL, metadataOf } from '../meta.ts';
 import { makeShardMap, parseShardMap } from '../../sdk/shard-map.ts';
 import type { ShardMap } from '../../sdk/shard-map.ts';
 import {
@@ -19,6 +19,7 @@ import {
 } from './names.ts';
 
 export const SHARD_MAP_KEY = 'shard-map.json';
+export const SHARD_MAP_COMPONENT = 'shard-map';
 export const SHARD_MAP_MOUNT = '/etc/scalable/shard-map';
 export const SHARD_MAP_VERSION_ANNOTATION = 'scalable.dev/shard-map-version';
 
@@ -68,13 +69,17 @@ export function shardMapConfigMap(app: AppModel, live?: ShardMap): K8sObject[] {
     {
       apiVersion: 'v1',
       kind: 'ConfigMap',
-      metadata: metadataOf(app, 'database', shardMapName(app), 'shard-map', {
+      metadata: metadataOf(app, 'database', shardMapName(app), SHARD_MAP_COMPONENT, {
         annotations: { [SHARD_MAP_VERSION_ANNOTATION]: String(map.version) },
       }),
       data: { [SHARD_MAP_KEY]: JSON.stringify(map, null, 2) + '\n' },
     },
   ];
 }
+
+/** Whether a desired object is the shard-map ConfigMap (the one the reconciler holds). */
+export const isShardMapObject = (obj: K8sObject): boolean =>
+  obj.kind === 'ConfigMap' && obj.metadata.labels?.[COMPONENT_LABEL] === SHARD_MAP_COMPONENT;
 
 /**
  * The shard-map ConfigMap to apply, given the JSON of the live one: the live ranges hold
