@@ -8,7 +8,8 @@ import type { AppModel } from '../api/model.ts';
 import type { KubeClient } from '../runtime/kube-client.ts';
 import { DATABASE_LABEL, patroniStateSelector } from '../tiers/database/names.ts';
 import { TIER_LABEL } from '../tiers/meta.ts';
-import { APP_KIND, kindOf, pathOf } from './kinds.ts';
+import { APP_KIND, PVC_KIND, kindOf, pathOf } from './kinds.ts';
+import type { KindInfo } from './kinds.ts';
 import type { CachedApp, CachedChild, CachedPod } from './project.ts';
 import { deleteObject } from './writes.ts';
 
@@ -45,6 +46,27 @@ const isDatabasePod = (p: CachedPod, app: string): boolean =>
  * One step of the cleanup; true when it is done (the finalizer may go). Pod deletions
  * requeue the app, so "not yet" needs no timer.
  */
+/** Deletes the objects the selector finds that the app does not own (ours go with it). */
+async function deleteUnowned(
+  client: KubeClient,
+  info: KindInfo,
+  namespace: string,
+  labelSelector: string,
+  appUid: string,
+): Promise<void> {
+  const list = await client.request<{ items: Json[] }>('GET', pathOf(info, namespace), {
+    verb: 'list',
+    resource: info.plural,
+    query: { labelSelector },
+  });
+  for (const item of list.items) {
+    const meta = item['metadata'] as Json;
+    const owners = (meta['ownerReferences'] ?? []) as Json[];
+    if (owners.some((o) => o['uid'] === appUid)) continue;
+    await deleteObject(client, info, namespace, String(meta['name']), String(meta['uid']));
+  }
+}
+
 export async function cleanUpDatabase(
   client: KubeClient,
   app: CachedApp,
@@ -64,19 +86,12 @@ export async function cleanUpDatabase(
     if (info) await deleteObject(client, info, namespace, c.metadata.name, c.metadata.uid);
   }
   if (pods.some((p) => isDatabasePod(p, name))) return false;
-  const cm = kindOf('v1', 'ConfigMap');
-  if (!cm) return false;
-  const list = await client.request<{ items: Json[] }>('GET', pathOf(cm, namespace), {
-    verb: 'list',
-    resource: cm.plural,
-    query: { labelSelector: patroniStateSelector({ name } as AppModel) },
-  });
-  for (const item of list.items) {
-    const meta = item['metadata'] as Json;
-    const owners = (meta['ownerReferences'] ?? []) as Json[];
-    // Patroni's own ConfigMaps only: ours (the rendered config) go with the app.
-    if (owners.some((o) => o['uid'] === uid)) continue;
-    await deleteObject(client, cm, namespace, String(meta['name']), String(meta['uid']));
+  // Patroni's state, and the volumes: a StatefulSet's retention policy deletes its PVCs only
+  // once the controller has given them owner references, which it does lazily and can lose
+  // to a conflict when the StatefulSet goes soon after it came (seen in the tests).
+  for (const info of [kindOf('v1', 'ConfigMap'), PVC_KIND]) {
+    if (!info) return false;
+    await deleteUnowned(client, info, namespace, patroniStateSelector({ name } as AppModel), uid);
   }
   return true;
 }
