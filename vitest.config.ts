@@ -12,7 +12,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           sequence: { groupOrder: 0 },
-          include: ['operator/**/*.test.ts', 'test/unit/**/*.test.ts'],
+          include: ['operator/**/*.test.ts', 'sdk/**/*.test.ts', 'test/unit/**/*.test.ts'],
         },
       },
       {

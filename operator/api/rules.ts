@@ -2,7 +2,7 @@
 // x-kubernetes-validations (the API server enforces it) and `scalable validate` evaluates
 // the very same expression offline, so the two can never disagree.
 // Rules that read `oldSelf` are transition rules: only the API server can check them.
-import { OPERATOR_ENV_NAMES } from './env-names.ts';
+import { OPERATOR_ENV_NAMES } from '../../sdk/src/contract/env-names.ts';
 
 export interface CelRule {
   readonly rule: string;

@@ -4,7 +4,7 @@
 // kill -9 failover that loses no acknowledged write. The numbers are printed at the end.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bucketOf } from '../../operator/sdk/index.ts';
+import { bucketOf } from '../../sdk/src/contract/index.ts';
 import {
   PRIMARY_ROLE,
   REPLICA_ROLE,

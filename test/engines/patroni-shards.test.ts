@@ -4,8 +4,8 @@
 // ranges contain the bucket Postgres computes for them in SQL.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseShardMap, shardFor } from '../../operator/sdk/index.ts';
-import type { ShardMap } from '../../operator/sdk/index.ts';
+import { parseShardMap, shardFor } from '../../sdk/src/contract/index.ts';
+import type { ShardMap } from '../../sdk/src/contract/index.ts';
 import { REPLICA_ROLE, appDatabaseName } from '../../operator/tiers/database/names.ts';
 import {
   DCS_CONFIG_ANNOTATION,

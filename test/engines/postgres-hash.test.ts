@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BUCKETS, bucketFunctionSql, bucketOf, bucketSql } from '../../operator/sdk/index.ts';
+import { BUCKETS, bucketFunctionSql, bucketOf, bucketSql } from '../../sdk/src/contract/index.ts';
 
 const PG_BIN = `/usr/lib/postgresql/${readdirSync('/usr/lib/postgresql').sort().at(-1)}/bin`;
 const N = 10_000;

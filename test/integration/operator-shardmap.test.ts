@@ -4,8 +4,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, printLogDirOnFailure, uniqueName } from '../../devcluster/testing.ts';
 import type { KubeClient } from '../../operator/runtime/kube-client.ts';
-import { parseShardMap } from '../../operator/sdk/shard-map.ts';
-import type { ShardMap } from '../../operator/sdk/shard-map.ts';
+import { parseShardMap } from '../../sdk/src/contract/shard-map.ts';
+import type { ShardMap } from '../../sdk/src/contract/shard-map.ts';
 import {
   apiClient,
   applyAs,

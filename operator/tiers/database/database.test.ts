@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { appWiring } from '../app-env.ts';
 import { GENERATED_KEYS_ANNOTATION } from '../secrets.ts';
 import { find, modelOf, spec } from '../test-helpers.ts';
-import { parseShardMap, shardFor } from '../../sdk/index.ts';
+import { parseShardMap, shardFor } from '../../../sdk/src/contract/index.ts';
 import { buildDatabase } from './index.ts';
 import {
   dcsConfigMapName,

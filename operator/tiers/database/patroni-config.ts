@@ -6,7 +6,7 @@
 import yaml from 'js-yaml';
 import type { AppModel } from '../../api/model.ts';
 import { parseQuantity } from '../quantity.ts';
-import { bucketFunctionSql } from '../../sdk/hash.ts';
+import { bucketFunctionSql } from '../../../sdk/src/contract/hash.ts';
 import {
   DATABASE_LABEL,
   MONITOR_USER,

@@ -7,7 +7,7 @@ import {
   shardMapOf,
   shardsWithoutBuckets,
 } from './shard-map.ts';
-import { parseShardMap } from '../../sdk/shard-map.ts';
+import { parseShardMap } from '../../../sdk/src/contract/shard-map.ts';
 
 const mapFor = (shards: number) =>
   shardMapOf(modelOf({ database: { shards, shardKey: 'tenant_id' } }))!;

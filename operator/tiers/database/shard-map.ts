@@ -4,8 +4,8 @@ import type { AppModel } from '../../api/model.ts';
 import type { AppWiring, EnvVar } from '../app-env.ts';
 import type { K8sObject } from '../chart.ts';
 import { COMPONENT_LABEL, metadataOf } from '../meta.ts';
-import { makeShardMap, parseShardMap } from '../../sdk/shard-map.ts';
-import type { ShardMap } from '../../sdk/shard-map.ts';
+import { makeShardMap, parseShardMap } from '../../../sdk/src/contract/shard-map.ts';
+import type { ShardMap } from '../../../sdk/src/contract/shard-map.ts';
 import {
   APP_PASSWORD_KEY,
   POSTGRES_PORT,

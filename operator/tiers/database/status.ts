@@ -15,8 +15,8 @@ import {
   shardName,
 } from './names.ts';
 import { SHARD_MAP_KEY, shardMapOf, shardsWithoutBuckets } from './shard-map.ts';
-import { parseShardMap } from '../../sdk/shard-map.ts';
-import type { ShardMap } from '../../sdk/shard-map.ts';
+import { parseShardMap } from '../../../sdk/src/contract/shard-map.ts';
+import type { ShardMap } from '../../../sdk/src/contract/shard-map.ts';
 
 export interface ShardStatus {
   readonly index: number;

@@ -1,4 +1,5 @@
-// The shard-routing SDK: everything an app needs to route a key to its shard.
+// The contract between the operator and apps: key -> bucket -> shard, the shard map's format
+// and the env names the operator injects. The operator imports the SDK only through here.
 export { BUCKETS, HASH_NAME, bucketFunctionSql, bucketOf, bucketSql, keyText } from './hash.ts';
 export type { ShardKey } from './hash.ts';
 export {
@@ -17,3 +18,5 @@ export type {
   ShardMap,
   ShardMapInput,
 } from './shard-map.ts';
+export { OPERATOR_ENV_NAMES } from './env-names.ts';
+export type { OperatorEnvName } from './env-names.ts';
