@@ -36,7 +36,7 @@ async function main(): Promise<void> {
     identity,
     workers: num('SCALABLE_WORKERS', 16),
     resyncMs: num('SCALABLE_RESYNC_SECONDS', 300) * 1000,
-    rediscoverMs: num('SCALABLE_REDISCOVER_SECONDS', 60) * 1000,
+    discoveryRefreshMs: num('SCALABLE_REDISCOVER_SECONDS', 60) * 1000,
     watchIdleMs: num('SCALABLE_WATCH_IDLE_SECONDS', DEFAULT_WATCH_IDLE_MS / 1000) * 1000,
     leaderElection: env('SCALABLE_LEADER_ELECT', 'true') !== 'false',
     leaseNamespace: env('POD_NAMESPACE', 'default'),

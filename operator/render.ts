@@ -3,7 +3,7 @@ import { toModel } from './api/model.ts';
 import type { ModelOptions } from './api/model.ts';
 import { parseApps } from './api/parse.ts';
 import type { FieldError } from './api/validate.ts';
-import type { K8sObject } from './tiers/chart.ts';
+import type { K8sObject } from './tiers/shared/chart.ts';
 import { buildAll } from './tiers/index.ts';
 
 export type RenderResult =

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { K8sObject } from '../tiers/chart.ts';
+import type { K8sObject } from '../tiers/shared/chart.ts';
 import { SPEC_HASH_ANNOTATION, firstDifference, hashOf, whyApply, withSpecHash } from './diff.ts';
 
 const deploy = (image: string, extra: Record<string, unknown> = {}): K8sObject =>

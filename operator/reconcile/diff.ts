@@ -5,8 +5,8 @@
 // - every field we send has the same value live (so a hand edit of a field we own is
 //   noticed). Fields other managers added are ignored: apply would keep them anyway.
 import { createHash } from 'node:crypto';
-import type { K8sObject } from '../tiers/chart.ts';
-import { parseQuantity } from '../tiers/quantity.ts';
+import type { K8sObject } from '../tiers/shared/chart.ts';
+import { parseQuantity } from '../tiers/shared/quantity.ts';
 
 export const SPEC_HASH_ANNOTATION = 'scalable.dev/spec-hash';
 

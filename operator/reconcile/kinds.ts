@@ -9,8 +9,6 @@ export interface KindInfo {
   readonly plural: string;
   /** Served only when an add-on is installed (KEDA, Prometheus Operator, Gateway API, Traefik). */
   readonly optional: boolean;
-  /** PersistentVolumeClaims hold data: pruned only when the app's deletionPolicy is Delete. */
-  readonly data?: boolean;
 }
 
 const k = (
@@ -19,8 +17,7 @@ const k = (
   kind: string,
   plural: string,
   optional = false,
-  data = false,
-): KindInfo => ({ group, version, kind, plural, optional, ...(data ? { data } : {}) });
+): KindInfo => ({ group, version, kind, plural, optional });
 
 /** Kinds the tiers build (now or soon), in apply order: dependencies first. */
 export const OWNED_KINDS: readonly KindInfo[] = [
@@ -44,15 +41,8 @@ export const OWNED_KINDS: readonly KindInfo[] = [
   k('monitoring.coreos.com', 'v1', 'PrometheusRule', 'prometheusrules', true),
 ];
 
-/** Volumes of StatefulSets: never applied, pruned only under deletionPolicy: Delete. */
-export const PVC_KIND: KindInfo = k(
-  '',
-  'v1',
-  'PersistentVolumeClaim',
-  'persistentvolumeclaims',
-  false,
-  true,
-);
+/** Volumes of StatefulSets: never applied or pruned; deleted only by a tier's data clean-up. */
+export const PVC_KIND: KindInfo = k('', 'v1', 'PersistentVolumeClaim', 'persistentvolumeclaims');
 
 export const POD_KIND: KindInfo = k('', 'v1', 'Pod', 'pods');
 export const LEASE_KIND: KindInfo = k('coordination.k8s.io', 'v1', 'Lease', 'leases');

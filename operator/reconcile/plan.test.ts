@@ -1,22 +1,26 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_IMAGES, imagesFromEnv } from '../api/images.ts';
+import { DEFAULT_IMAGES } from '../api/images.ts';
+import type { Images } from '../api/images.ts';
+import { WARM_UP_SPEC } from '../api/sections.ts';
 import { planOf } from './reconcile.ts';
 
 const app = {
   apiVersion: 'scalable.dev/v1alpha1',
   kind: 'ScalableApp',
   metadata: { name: 'shop', namespace: 'prod', uid: 'u1', resourceVersion: '1', generation: 1 },
-  spec: { web: { image: 'shop:1' }, cache: {} },
+  spec: WARM_UP_SPEC,
 };
 
 describe('planOf', () => {
   it('renders the tiers with the images the operator was installed with', () => {
-    const images = imagesFromEnv({ SCALABLE_IMAGE_REDIS: 'registry.internal/redis:8' });
+    const images = Object.fromEntries(
+      Object.keys(DEFAULT_IMAGES).map((k) => [k, `registry.internal/${k}:1`]),
+    ) as unknown as Images;
     const plan = planOf(app as never, { images });
     expect(plan.ok).toBe(true);
     const text = JSON.stringify(plan.ok ? plan.desired : []);
-    expect(text).toContain('registry.internal/redis:8');
-    expect(text).not.toContain(DEFAULT_IMAGES.redis);
+    for (const image of Object.values(images)) expect(text).toContain(image);
+    for (const image of Object.values(DEFAULT_IMAGES)) expect(text).not.toContain(image);
   });
 
   it('reports an invalid spec with field paths instead of throwing', () => {

@@ -2,7 +2,7 @@
 // so the caches keep identity, the labels we select on, status, and the rest of the object as
 // one compact JSON string (parsed only when its app is reconciled). Secret data is dropped:
 // the operator never needs to read a generated password back.
-import type { ObservedObject } from '../status/types.ts';
+import type { ObservedObject } from '../tiers/shared/report.ts';
 
 export const FIELD_MANAGER = 'scalable-operator';
 
@@ -144,8 +144,17 @@ export function projectPod(obj: Json): CachedPod {
 
 /** The full-looking object the status functions read. */
 export function materialize(c: CachedChild): ObservedObject {
-  const { name, namespace, uid, resourceVersion, generation, labels, annotations, deleting } =
-    c.metadata;
+  const {
+    name,
+    namespace,
+    uid,
+    resourceVersion,
+    generation,
+    labels,
+    annotations,
+    ownerReferences,
+    deleting,
+  } = c.metadata;
   return {
     apiVersion: c.apiVersion,
     kind: c.kind,
@@ -157,6 +166,7 @@ export function materialize(c: CachedChild): ObservedObject {
       ...(generation !== undefined ? { generation } : {}),
       ...(labels ? { labels } : {}),
       ...(annotations ? { annotations } : {}),
+      ...(ownerReferences ? { ownerReferences } : {}),
       ...(deleting ? { deletionTimestamp: 'set' } : {}),
     },
     ...(JSON.parse(c.body) as Json),

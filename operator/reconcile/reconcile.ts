@@ -10,17 +10,17 @@ import type { FieldError } from '../api/validate.ts';
 import type { KubeClient } from '../runtime/kube-client.ts';
 import type { Logger } from '../runtime/log.ts';
 import { computeStatus, invalidSpecStatus } from '../status/compute.ts';
-import type { ApplyOutcome, ComputedStatus, TierReporter } from '../status/compute.ts';
+import type { ApplyOutcome, ComputedStatus } from '../status/compute.ts';
 import { withTransitions } from '../status/conditions.ts';
-import type { Observed, ObservedObject } from '../status/types.ts';
-import type { K8sObject } from '../tiers/chart.ts';
-import { buildAll } from '../tiers/index.ts';
-import { syncPatroniConfig } from './patroni-dcs.ts';
-import { SHARD_MAP_KEY, holdLiveShardMap, isShardMapObject } from '../tiers/database/shard-map.ts';
-import { generatedKeysOf } from '../tiers/secrets.ts';
+import { TIERS, buildAll, tierOf } from '../tiers/index.ts';
+import type { K8sObject } from '../tiers/shared/chart.ts';
+import type { Observed, ObservedObject } from '../tiers/shared/report.ts';
+import { generatedKeysOf } from '../tiers/shared/secrets.ts';
+import type { HookWrite } from '../tiers/tier.ts';
+import { clusterAccess } from './cluster-access.ts';
 import { SPEC_HASH_ANNOTATION, hashOf, stableStringify, whyApply, withSpecHash } from './diff.ts';
-import { cleanUpDatabase, hasFinalizer, setFinalizer, wantsFinalizer } from './data-cleanup.ts';
 import type { EventRecorder } from './events.ts';
+import { finalizerHooks, setFinalizers } from './finalizers.ts';
 import { APP_KIND, kindOf, pathOf } from './kinds.ts';
 import type { KindInfo } from './kinds.ts';
 import { materialize, materializePod, objectKey, olderThan, projectChild } from './project.ts';
@@ -44,7 +44,6 @@ export interface ReconcileContext {
   readonly recent: Recent;
   /** Model and desired objects per app generation (see Plans). */
   readonly plans: Plans;
-  readonly reporters?: Readonly<Record<string, TierReporter>>;
   readonly onWrite?: (kind: string, action: 'created' | 'updated' | 'deleted') => void;
 }
 
@@ -152,31 +151,37 @@ export class Plans {
   }
 }
 
-interface Change {
-  readonly action: 'Created' | 'Updated' | 'Deleted';
-  readonly kind: string;
-  readonly name: string;
-  readonly why?: string;
-}
+type Change = HookWrite;
 
 const keyOfObj = (o: K8sObject, namespace: string): string =>
   objectKey(o.apiVersion, o.kind, o.metadata.namespace ?? namespace, o.metadata.name);
 const keyOfChild = (c: CachedChild): string =>
   objectKey(c.apiVersion, c.kind, c.metadata.namespace, c.metadata.name);
 
-/** A live shard map keeps its bucket ranges: rows are never routed to a shard that does
- *  not hold them (moving buckets is not automated yet). */
-function holdShardMap(
-  obj: K8sObject,
+/** Each tier's adjust hook, given the live objects; re-hashed where it changed something. */
+function adjusted(
+  model: AppModel,
+  desired: readonly K8sObject[],
   live: ReadonlyMap<string, CachedChild>,
-  namespace: string,
-): K8sObject {
-  if (!isShardMapObject(obj)) return obj;
-  const cur = live.get(keyOfObj(obj, namespace));
-  if (!cur) return obj;
-  const liveData = (JSON.parse(cur.body) as { data?: Record<string, string> }).data;
-  const held = holdLiveShardMap(obj, liveData?.[SHARD_MAP_KEY]);
-  return held === obj ? obj : withSpecHash(held);
+): K8sObject[] {
+  const liveOf = (o: K8sObject): ObservedObject | undefined => {
+    const cur = live.get(keyOfObj(o, model.namespace));
+    return cur ? materialize(cur) : undefined;
+  };
+  let out = [...desired];
+  for (const tier of TIERS) {
+    const adjust = tier.hooks?.adjust;
+    if (!adjust) continue;
+    const mine = out.filter((o) => tierOf(o) === tier);
+    if (mine.length === 0) continue;
+    const next = adjust(model, mine, liveOf);
+    const swap = new Map(mine.map((o, i) => [o, next[i] ?? o]));
+    out = out.map((o) => {
+      const n = swap.get(o);
+      return n === undefined || n === o ? o : withSpecHash(n);
+    });
+  }
+  return out;
 }
 
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
@@ -186,19 +191,18 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
   if (!app) return { outcome: 'gone', writes: 0 };
   const { name, namespace, uid } = app.metadata;
   if (app.metadata.deleting) {
-    // Children go with the garbage collector; only deletionPolicy: Delete has work here.
-    if (!hasFinalizer(app)) return { outcome: 'gone', writes: 0 };
-    const done = await cleanUpDatabase(
-      ctx.client,
-      app,
-      ctx.children(namespace, name),
-      ctx.pods(namespace, name),
-    );
-    if (done) {
-      await setFinalizer(ctx.client, app, false);
-      ctx.log.info({ app: key }, 'database data deleted (deletionPolicy: Delete)');
-    }
-    return { outcome: 'gone', writes: done ? 1 : 0 };
+    // Children go with the garbage collector; only a tier's data clean-up has work here.
+    const held = finalizerHooks().filter((f) => app.metadata.finalizers?.includes(f.name));
+    if (held.length === 0) return { outcome: 'gone', writes: 0 };
+    const observed = observe(ctx, app);
+    const done: string[] = [];
+    for (const f of held)
+      if (await f.cleanUp({ name, namespace, uid }, observed, clusterAccess(ctx.client)))
+        done.push(f.name);
+    if (done.length === 0) return { outcome: 'gone', writes: 0 };
+    await setFinalizers(ctx.client, app, { remove: done });
+    ctx.log.info({ app: key, finalizers: done }, 'data deleted (deletionPolicy: Delete)');
+    return { outcome: 'gone', writes: 1 };
   }
   const target = { name, namespace, uid, resourceVersion: app.metadata.resourceVersion };
   const log = ctx.log.child({ app: key });
@@ -214,11 +218,11 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
     return { outcome: 'invalid', writes: wrote ? 1 : 0 };
   }
   const { model } = plan;
-  const finalizerWrites = await ensureFinalizer(ctx, app, model, 'before');
+  const finalizerWrites = await ensureFinalizer(ctx, app, model, plan.desired, 'before');
 
   const cached = ctx.children(namespace, name);
   const live = new Map(cached.map((c) => [keyOfChild(c), c]));
-  const desired = plan.desired.map((o) => holdShardMap(o, live, namespace));
+  const desired = adjusted(model, plan.desired, live);
   const fresh = new Map<string, ObservedObject>();
   const changes: Change[] = [];
   const failed: ApplyOutcome['failed'][number][] = [];
@@ -264,7 +268,7 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
   const pruned = new Set<string>();
   for (const child of cached) {
     const k = keyOfChild(child);
-    if (wanted.has(k) || !mayPrune(child, uid, model)) continue;
+    if (wanted.has(k) || !mayPrune(child, uid)) continue;
     const info = kindOf(child.apiVersion, child.kind);
     if (!info) continue;
     try {
@@ -281,33 +285,27 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
     }
   }
 
-  const cleanupWrites = await ensureFinalizer(ctx, app, model, 'after');
+  const cleanupWrites = await ensureFinalizer(ctx, app, model, desired, 'after');
 
-  // Spec changes Patroni only reads from its own dynamic config (synchronous, memory). It
-  // depends on the spec alone: checked once per generation (again after Recent's TTL), not
-  // on every pod event.
-  const dcsKey = `dcs|${key}`;
+  // State tiers keep outside their objects depends on the spec alone: synced once per
+  // generation (again after Recent's TTL), not on every pod event.
   const generation = String(app.metadata.generation ?? '');
-  try {
-    const updated =
-      model.database && ctx.recent.get(dcsKey)?.hash !== generation
-        ? await syncPatroniConfig(ctx.client, model)
-        : [];
-    if (model.database) ctx.recent.set(dcsKey, generation, '');
-    for (const cm of updated)
-      changes.push({
-        action: 'Updated',
-        kind: 'ConfigMap',
-        name: cm,
-        why: 'Patroni dynamic config',
+  for (const tier of TIERS) {
+    const afterApply = tier.hooks?.afterApply;
+    const memo = `after|${tier.name}|${key}`;
+    if (!afterApply || !desired.some((o) => tierOf(o) === tier)) continue;
+    if (ctx.recent.get(memo)?.hash === generation) continue;
+    try {
+      changes.push(...(await afterApply(model, clusterAccess(ctx.client))));
+      ctx.recent.set(memo, generation, '');
+    } catch (err) {
+      failed.push({
+        apiVersion: '',
+        kind: 'hook',
+        name: `${tier.name} after-apply`,
+        error: errorText(err),
       });
-  } catch (err) {
-    failed.push({
-      apiVersion: 'v1',
-      kind: 'ConfigMap',
-      name: 'Patroni dynamic config',
-      error: errorText(err),
-    });
+    }
   }
 
   for (const c of changes) {
@@ -340,7 +338,7 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
     pods: ctx.pods(namespace, name).map(materializePod),
     missingApis: [...new Set(skipped.map((s) => s.apiVersion))],
   };
-  const status = computeStatus(model, desired, observed, { failed, skipped }, ctx.reporters);
+  const status = computeStatus(model, desired, observed, { failed, skipped });
   const wroteStatus = await writeStatus(ctx, app, status);
   const writes = changes.length + (wroteStatus ? 1 : 0) + finalizerWrites + cleanupWrites;
 
@@ -402,44 +400,57 @@ async function ensureGenerated(
   return { action: 'Created', kind: obj.kind, name: obj.metadata.name };
 }
 
+/** The app's children and pods as the status functions and hooks see them. */
+function observe(ctx: ReconcileContext, app: CachedApp): Observed {
+  const { name, namespace } = app.metadata;
+  return {
+    objects: ctx.children(namespace, name).map(materialize),
+    pods: ctx.pods(namespace, name).map(materializePod),
+    missingApis: [],
+  };
+}
+
 /**
- * The data finalizer follows deletionPolicy: added before anything is applied; dropped
- * after pruning, once a database that was switched off has had its data cleaned up.
+ * Tiers' finalizers follow their `wanted`: added before anything is applied; dropped after
+ * pruning, once a tier that was switched off has had its data cleaned up.
  */
 async function ensureFinalizer(
   ctx: ReconcileContext,
   app: CachedApp,
   model: AppModel,
+  desired: readonly K8sObject[],
   phase: 'before' | 'after',
 ): Promise<number> {
-  const want = wantsFinalizer(model);
-  const has = hasFinalizer(app);
+  const held = new Set(app.metadata.finalizers ?? []);
   if (phase === 'before') {
-    if (!want || has) return 0;
-    await setFinalizer(ctx.client, app, true);
+    const add = finalizerHooks()
+      .filter((f) => f.wanted(model) && !held.has(f.name))
+      .map((f) => f.name);
+    if (add.length === 0) return 0;
+    await setFinalizers(ctx.client, app, { add });
     return 1;
   }
-  if (want || !has) return 0;
-  const { name, namespace } = app.metadata;
-  if (!model.database) {
-    const done = await cleanUpDatabase(
-      ctx.client,
-      app,
-      ctx.children(namespace, name),
-      ctx.pods(namespace, name),
-    );
-    if (!done) return 0;
+  const remove: string[] = [];
+  for (const tier of TIERS) {
+    const f = tier.hooks?.finalizer;
+    if (!f || f.wanted(model) || !held.has(f.name)) continue;
+    const on = desired.some((o) => tierOf(o) === tier);
+    const { name, namespace, uid } = app.metadata;
+    if (
+      on ||
+      (await f.cleanUp({ name, namespace, uid }, observe(ctx, app), clusterAccess(ctx.client)))
+    )
+      remove.push(f.name);
   }
-  await setFinalizer(ctx.client, app, false);
+  if (remove.length === 0) return 0;
+  await setFinalizers(ctx.client, app, { remove });
   return 1;
 }
 
 /** Only what we applied and this app controls; volumes only when the app says Delete. */
-function mayPrune(child: CachedChild, appUid: string, model: AppModel): boolean {
+function mayPrune(child: CachedChild, appUid: string): boolean {
   if (!child.ours || child.metadata.deleting) return false;
   if (!child.metadata.ownerReferences?.some((o) => o.controller && o.uid === appUid)) return false;
-  const info = kindOf(child.apiVersion, child.kind);
-  if (info?.data) return model.database?.deletionPolicy === 'Delete';
   return true;
 }
 

@@ -2,8 +2,8 @@
 // create-once for generated Secrets, delete with a UID precondition.
 import { randomBytes } from 'node:crypto';
 import type { KubeClient } from '../runtime/kube-client.ts';
-import type { K8sObject } from '../tiers/chart.ts';
-import { generatedKeysOf } from '../tiers/secrets.ts';
+import type { K8sObject } from '../tiers/shared/chart.ts';
+import { generatedKeysOf } from '../tiers/shared/secrets.ts';
 import type { KindInfo } from './kinds.ts';
 import { pathOf } from './kinds.ts';
 import { FIELD_MANAGER } from './project.ts';
@@ -54,7 +54,7 @@ export async function deleteObject(
   info: KindInfo,
   namespace: string,
   name: string,
-  uid: string,
+  uid?: string,
 ): Promise<void> {
   try {
     await client.request('DELETE', pathOf(info, namespace, name), {
@@ -64,7 +64,7 @@ export async function deleteObject(
         kind: 'DeleteOptions',
         apiVersion: 'v1',
         propagationPolicy: 'Background',
-        preconditions: { uid },
+        ...(uid ? { preconditions: { uid } } : {}),
       },
     });
   } catch (err) {

@@ -1,7 +1,8 @@
 // The operator process's core: informers feed one keyed queue, workers run reconcile(key)
 // while this instance leads, and shutdown finishes in-flight work before the lease goes.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { APP_LABEL } from '../tiers/meta.ts';
+import { WARM_UP_SPEC } from '../api/sections.ts';
+import { APP_LABEL } from '../tiers/shared/meta.ts';
 import { EventRecorder } from '../reconcile/events.ts';
 import { APP_KIND, OWNED_KINDS, POD_KIND, apiVersionOf, pathOf } from '../reconcile/kinds.ts';
 import type { Images } from '../api/images.ts';
@@ -17,7 +18,6 @@ import {
   reconcile,
 } from '../reconcile/reconcile.ts';
 import type { ReconcileContext } from '../reconcile/reconcile.ts';
-import type { TierReporter } from '../status/compute.ts';
 import { discoverGroupVersions } from './discovery.ts';
 import { Informer } from './informer.ts';
 import type { KubeClient } from './kube-client.ts';
@@ -36,14 +36,13 @@ export interface ControllerOptions {
   /** Every app is reconciled again this often, whatever the events said. */
   readonly resyncMs: number;
   /** Add-ons installed later are found this often. */
-  readonly rediscoverMs: number;
+  readonly discoveryRefreshMs: number;
   readonly watchIdleMs: number;
   readonly leaderElection: boolean;
   readonly leaseNamespace: string;
   readonly leaseName: string;
   readonly lease?: { leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number };
   readonly backoff?: BackoffOptions;
-  readonly reporters?: Readonly<Record<string, TierReporter>>;
   /** Images of the tiers the operator runs (Helm values -> SCALABLE_IMAGE_*). */
   readonly images?: Images;
 }
@@ -189,9 +188,9 @@ export class Controller {
       setInterval(() => this.enqueueAll(), this.opts.resyncMs),
       setInterval(() => {
         this.discover().catch((err: unknown) =>
-          log.debug({ err: String(err) }, 'rediscovery failed'),
+          log.debug({ err: String(err) }, 'discovery refresh failed'),
         );
-      }, this.opts.rediscoverMs),
+      }, this.opts.discoveryRefreshMs),
     );
     for (const t of this.timers) t.unref();
     if (this.leader) this.leader.start();
@@ -210,14 +209,7 @@ export class Controller {
         resourceVersion: '1',
         generation: 1,
       },
-      spec: {
-        web: { image: 'warm-up' },
-        ingress: {},
-        cache: {},
-        sessions: {},
-        database: {},
-        monitoring: {},
-      },
+      spec: WARM_UP_SPEC,
     });
   }
 
@@ -247,7 +239,6 @@ export class Controller {
       served: (info) => this.served.has(apiVersionOf(info)),
       recent: this.recent,
       plans: this.plans,
-      ...(this.opts.reporters ? { reporters: this.opts.reporters } : {}),
       onWrite: (kind, action) => this.opts.metrics.objectWrites.inc({ kind, action }),
     };
   }

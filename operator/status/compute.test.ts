@@ -3,7 +3,7 @@ import { toModel } from '../api/model.ts';
 import { validateApp } from '../api/validate.ts';
 import { buildAll } from '../tiers/index.ts';
 import { computeStatus, invalidSpecStatus } from './compute.ts';
-import type { Observed, ObservedObject } from './types.ts';
+import type { Observed, ObservedObject } from '../tiers/shared/report.ts';
 
 function model(spec: Record<string, unknown>) {
   const v = validateApp({

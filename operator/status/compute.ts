@@ -4,22 +4,11 @@
 import type { AppModel } from '../api/model.ts';
 import type { FieldError } from '../api/validate.ts';
 import { formatError } from '../api/validate.ts';
-import type { K8sObject } from '../tiers/chart.ts';
-import { CACHE_READY, SESSIONS_READY, cacheReport } from '../tiers/cache-status.ts';
-import { databaseReport, shardMapStatus } from '../tiers/database/status.ts';
-import { TIER_LABEL } from '../tiers/meta.ts';
-import { condition } from './conditions.ts';
-import { genericReport } from './generic.ts';
-import { ingressReport, urlOf } from './ingress.ts';
-import { tierConditionType } from './tier-names.ts';
-import type { Observed, TierCondition, TierReport } from './types.ts';
-import { webReport } from './web.ts';
-
-export interface ObjectRef {
-  readonly apiVersion: string;
-  readonly kind: string;
-  readonly name: string;
-}
+import { TIERS, tierOf } from '../tiers/index.ts';
+import type { K8sObject } from '../tiers/shared/chart.ts';
+import { condition } from '../tiers/shared/report.ts';
+import type { Observed, TierCondition } from '../tiers/shared/report.ts';
+import type { ObjectRef, Tier } from '../tiers/tier.ts';
 
 export interface ApplyOutcome {
   /** Objects whose apply or create failed, with the error. */
@@ -35,67 +24,37 @@ export interface ComputedStatus {
   readonly ready: boolean;
 }
 
-export type TierReporter = (app: AppModel, observed: Observed) => TierReport;
-
-const pick =
-  (type: string): TierReporter =>
-  (app, observed) => {
-    const report = cacheReport(app, observed).find((r) => r.condition.type === type);
-    return report ?? { condition: condition(type, 'Unknown', 'NoReport', `no ${type} verdict`) };
-  };
-
-/** Tiers with a status function of their own; the others get the generic one. */
-export const TIER_REPORTERS: Readonly<Record<string, TierReporter>> = {
-  web: webReport,
-  cache: pick(CACHE_READY),
-  sessions: pick(SESSIONS_READY),
-  database: databaseReport,
-};
-
 const refOf = (o: K8sObject): ObjectRef => ({
   apiVersion: o.apiVersion,
   kind: o.kind,
   name: o.metadata.name,
 });
-const tierOf = (o: K8sObject): string => o.metadata.labels?.[TIER_LABEL] ?? 'web';
+const sameRef = (a: ObjectRef, b: ObjectRef): boolean => a.kind === b.kind && a.name === b.name;
 
+/** Each tier with objects to show reports on those the cluster serves, in registry order. */
 export function computeStatus(
   app: AppModel,
   desired: readonly K8sObject[],
   observed: Observed,
   outcome: ApplyOutcome,
-  reporters: Readonly<Record<string, TierReporter>> = TIER_REPORTERS,
+  tiers: readonly Tier[] = TIERS,
 ): ComputedStatus {
-  const tiers = [...new Set(['web', ...desired.map(tierOf)])];
-  const skippedTiers = new Map<string, ObjectRef[]>();
-  for (const s of outcome.skipped) {
-    const obj = desired.find((d) => d.kind === s.kind && d.metadata.name === s.name);
-    const tier = obj ? tierOf(obj) : 'web';
-    skippedTiers.set(tier, [...(skippedTiers.get(tier) ?? []), s]);
-  }
   const fields: Record<string, unknown> = {};
   const tierConditions: TierCondition[] = [];
   let unavailable = false;
   for (const tier of tiers) {
-    const wanted = desired.filter((d) => tierOf(d) === tier).map(refOf);
-    const skipped = skippedTiers.get(tier) ?? [];
-    const present = wanted.filter(
-      (w) => !skipped.some((s) => s.kind === w.kind && s.name === w.name),
-    );
-    const reporter = reporters[tier];
-    const report =
-      reporter !== undefined
-        ? reporter(app, observed)
-        : tier === 'ingress'
-          ? ingressReport(app, observed, present)
-          : genericReport(tier, observed, present);
-    if (report.statusKey && report.status) fields[report.statusKey] = report.status;
+    const mine = desired.filter((o) => tierOf(o, tiers) === tier).map(refOf);
+    if (mine.length === 0) continue;
+    const skipped = outcome.skipped.filter((s) => mine.some((m) => sameRef(m, s)));
+    const present = mine.filter((m) => !skipped.some((s) => sameRef(m, s)));
+    const report = tier.report(app, observed, present);
+    Object.assign(fields, report.fields);
     if (skipped.length > 0 && report.condition.status === 'True') {
       unavailable = true;
       const apis = [...new Set(skipped.map((s) => s.apiVersion))].join(', ');
       tierConditions.push(
         condition(
-          tierConditionType(tier),
+          tier.conditionType,
           'False',
           'APIUnavailable',
           `${apis} not served by this cluster: skipped ${skipped.map((s) => `${s.kind} ${s.name}`).join(', ')}`,
@@ -103,10 +62,6 @@ export function computeStatus(
       );
     } else tierConditions.push(report.condition);
   }
-  const url = urlOf(app, observed);
-  if (url) fields['url'] = url;
-  const shardMap = app.database ? shardMapStatus(app, observed) : undefined;
-  if (shardMap) fields['shardMap'] = shardMap;
 
   const failed = outcome.failed;
   const notReady = tierConditions.filter(

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { condition, withTransitions } from './conditions.ts';
+import { condition } from '../tiers/shared/report.ts';
+import { withTransitions } from './conditions.ts';
 
 describe('withTransitions', () => {
   it('keeps lastTransitionTime while the status stays, moves it when the status moves', () => {

@@ -1,6 +1,6 @@
 // Kubernetes API conventions for conditions: a transition time that moves only when the
 // status moves, and the generation the condition was computed for. Pure.
-import type { ConditionStatus, TierCondition } from './types.ts';
+import type { ConditionStatus, TierCondition } from '../tiers/shared/report.ts';
 
 export interface Condition {
   readonly type: string;
@@ -37,10 +37,3 @@ export function withTransitions(
     };
   });
 }
-
-export const condition = (
-  type: string,
-  status: ConditionStatus,
-  reason: string,
-  message: string,
-): TierCondition => ({ type, status, reason, message });

@@ -1,21 +1,31 @@
-// Every tier's builder, in the order objects are applied. A builder returns nothing when
-// its tier is off; the reconciler prunes what is no longer desired.
+// The tier registry: every tier, in the order its objects are applied (and rendered). The
+// reconciler, the status computation, the CLI and the app wiring iterate this list and name
+// no tier. To add a tier, see tier.ts: one folder, one line here.
 import type { AppModel } from '../api/model.ts';
-import { buildCacheTiers } from './cache.ts';
-import type { K8sObject } from './chart.ts';
-import { buildDatabase } from './database/index.ts';
-import { buildIngress } from './ingress.ts';
-import { buildWeb } from './web.ts';
+import { cacheTier } from './cache/index.ts';
+import { databaseTier } from './database/index.ts';
+import { ingressTier } from './ingress/index.ts';
+import { sessionsTier } from './sessions/index.ts';
+import type { K8sObject } from './shared/chart.ts';
+import { baseWiring, mergeWiring } from './shared/app-wiring.ts';
+import { TIER_LABEL } from './shared/meta.ts';
+import type { AppWiring, Tier } from './tier.ts';
+import { webTier } from './web/index.ts';
 
-export type Builder = (app: AppModel) => K8sObject[];
+export const TIERS: readonly Tier[] = [cacheTier, sessionsTier, databaseTier, webTier, ingressTier];
 
-export const BUILDERS: readonly Builder[] = [
-  buildCacheTiers,
-  buildDatabase,
-  buildWeb,
-  buildIngress,
-];
+/** What every app pod gets: the app's identity, then each tier's part, in registry order. */
+export function appWiring(app: AppModel): AppWiring {
+  return mergeWiring([baseWiring(app), ...TIERS.map((t) => t.wiring?.(app) ?? {})]);
+}
 
 export function buildAll(app: AppModel): K8sObject[] {
-  return BUILDERS.flatMap((build) => build(app));
+  const wiring = appWiring(app);
+  return TIERS.flatMap((t) => t.build(app, wiring));
+}
+
+/** The tier an object belongs to, by its label (objects without one are the web tier's). */
+export function tierOf(obj: K8sObject, tiers: readonly Tier[] = TIERS): Tier | undefined {
+  const name = obj.metadata.labels?.[TIER_LABEL] ?? 'web';
+  return tiers.find((t) => t.name === name);
 }

@@ -26,7 +26,7 @@ import { binPath, ensureCluster } from '../../devcluster/index.ts';
 import type { AppModel } from '../../operator/api/model.ts';
 import { toModel } from '../../operator/api/model.ts';
 import { validateApp } from '../../operator/api/validate.ts';
-import { buildDatabase } from '../../operator/tiers/database/index.ts';
+import { buildDatabase } from '../../operator/tiers/database/build.ts';
 import {
   PRIMARY_ROLE,
   ROLE_LABEL,

@@ -6,9 +6,9 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toModel } from '../../operator/api/model.ts';
 import { validateApp } from '../../operator/api/validate.ts';
-import type { K8sObject } from '../../operator/tiers/chart.ts';
+import type { K8sObject } from '../../operator/tiers/shared/chart.ts';
 import { buildAll } from '../../operator/tiers/index.ts';
-import { parseQuantity } from '../../operator/tiers/quantity.ts';
+import { parseQuantity } from '../../operator/tiers/shared/quantity.ts';
 import {
   Harness,
   PASSWORD,

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { RedisOptions } from 'ioredis';
-import type { K8sObject } from '../../operator/tiers/chart.ts';
+import type { K8sObject } from '../../operator/tiers/shared/chart.ts';
 
 export const PASSWORD = 'engine-test-password-3f9a1c';
 

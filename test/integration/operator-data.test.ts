@@ -3,7 +3,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, printLogDirOnFailure, uniqueName } from '../../devcluster/testing.ts';
-import { DATA_FINALIZER } from '../../operator/reconcile/data-cleanup.ts';
+import { DATA_FINALIZER } from '../../operator/tiers/database/cleanup.ts';
 import type { KubeClient } from '../../operator/runtime/kube-client.ts';
 import {
   apiClient,

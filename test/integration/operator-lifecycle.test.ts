@@ -10,7 +10,7 @@ import type { ScalableAppObject } from '../../operator/api/schema.ts';
 import { LEASE_KIND } from '../../operator/reconcile/kinds.ts';
 import type { KubeClient } from '../../operator/runtime/kube-client.ts';
 import { buildAll } from '../../operator/tiers/index.ts';
-import { generatedKeysOf } from '../../operator/tiers/secrets.ts';
+import { generatedKeysOf } from '../../operator/tiers/shared/secrets.ts';
 import {
   apiClient,
   applyAs,

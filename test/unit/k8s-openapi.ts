@@ -1,6 +1,6 @@
 // Validates a rendered object against the OpenAPI schema of its kind, using the models
 // generated from Kubernetes' and the add-on projects' own schemas (kubernetes-models).
-import type { K8sObject } from '../../operator/tiers/chart.ts';
+import type { K8sObject } from '../../operator/tiers/shared/chart.ts';
 
 type Model = new (data: unknown) => { validate(): void };
 

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { toModel } from '../../operator/api/model.ts';
 import { validateApp } from '../../operator/api/validate.ts';
 import { renderText } from '../../operator/render.ts';
-import type { K8sObject } from '../../operator/tiers/chart.ts';
+import type { K8sObject } from '../../operator/tiers/shared/chart.ts';
 import { buildAll } from '../../operator/tiers/index.ts';
 import { EXAMPLES, VARIANTS, exampleText } from './fixtures.ts';
 import { validateAgainstOpenApi } from './k8s-openapi.ts';

@@ -1,10 +1,10 @@
 import yaml from 'js-yaml';
 import { describe, expect, it } from 'vitest';
-import { appWiring } from '../app-env.ts';
-import { GENERATED_KEYS_ANNOTATION } from '../secrets.ts';
-import { find, modelOf, spec } from '../test-helpers.ts';
+import { appWiring } from '../index.ts';
+import { GENERATED_KEYS_ANNOTATION } from '../shared/secrets.ts';
+import { find, modelOf, spec } from '../shared/test-helpers.ts';
 import { parseShardMap, shardFor } from '../../../sdk/src/contract/index.ts';
-import { buildDatabase } from './index.ts';
+import { buildDatabase } from './build.ts';
 import {
   dcsConfigMapName,
   dcsConfigUpdate,

@@ -1,47 +1,38 @@
-// The database tier: per shard a Patroni-managed Postgres StatefulSet with its Services,
-// PDB and Patroni config; shared RBAC, Secrets, NetworkPolicy and the shard map.
-import { k8s } from '../k8s.ts';
-import type { AppModel } from '../../api/model.ts';
-import { synth } from '../chart.ts';
-import type { K8sObject } from '../chart.ts';
-import { metadataOf } from '../meta.ts';
-import { patroniConfigMapName, shardIndexes } from './names.ts';
-import { databaseNetworkPolicy } from './networkpolicy.ts';
-import {
-  PATRONI_CONFIG_FILE,
-  POST_BOOTSTRAP_FILE,
-  renderPatroniConfig,
-  renderPostBootstrap,
-} from './patroni-config.ts';
-import { shardPdb } from './pdb.ts';
-import { patroniRbac } from './rbac.ts';
-import { databaseSecrets } from './secrets.ts';
-import { shardServices } from './services.ts';
-import { shardMapConfigMap } from './shard-map.ts';
-import { shardStatefulSet } from './statefulset.ts';
+// The database (the chapter's replication, failover and sharding): per shard a Patroni-managed
+// Postgres StatefulSet with -rw/-ro Services, and the shard map apps route by. Its hooks keep
+// what lives outside its objects: the bucket ranges already published, Patroni's dynamic
+// config, and the data clean-up of deletionPolicy: Delete.
+import type { K8sObject } from '../shared/chart.ts';
+import type { Tier } from '../tier.ts';
+import { buildDatabase } from './build.ts';
+import { DATA_FINALIZER, cleanUpDatabase, wantsFinalizer } from './cleanup.ts';
+import { syncPatroniConfig } from './dcs-sync.ts';
+import { SHARD_MAP_KEY, databaseWiring, holdLiveShardMap, isShardMapObject } from './shard-map.ts';
+import { DATABASE_READY, databaseReport } from './status.ts';
 
-export { databaseWiring, shardMapOf } from './shard-map.ts';
-export { databaseReport, shardMapStatus } from './status.ts';
-export { DCS_CONFIG_ANNOTATION, dcsConfigMapName, dcsConfigUpdate } from './patroni-config.ts';
-export { patroniStateSelector } from './names.ts';
-
-export function buildDatabase(app: AppModel): K8sObject[] {
-  if (!app.database) return [];
-  const objects = synth((chart) => {
-    patroniRbac(chart, app);
-    for (const shard of shardIndexes(app)) {
-      new k8s.KubeConfigMap(chart, `patroni-${shard}`, {
-        metadata: metadataOf(app, 'database', patroniConfigMapName(app, shard), 'postgres'),
-        data: {
-          [PATRONI_CONFIG_FILE]: renderPatroniConfig(app, shard),
-          [POST_BOOTSTRAP_FILE]: renderPostBootstrap(app),
-        },
-      });
-      shardServices(chart, app, shard);
-      shardStatefulSet(chart, app, shard);
-      shardPdb(chart, app, shard);
-    }
-    databaseNetworkPolicy(chart, app);
+/** A live shard map keeps its bucket ranges: rows are never routed to a shard that does
+ *  not hold them (moving buckets is not automated yet). */
+function holdShardMap(
+  desired: readonly K8sObject[],
+  live: (obj: K8sObject) => K8sObject | undefined,
+): K8sObject[] {
+  return desired.map((obj) => {
+    if (!isShardMapObject(obj)) return obj;
+    const data = live(obj)?.['data'] as Record<string, string> | undefined;
+    return holdLiveShardMap(obj, data?.[SHARD_MAP_KEY]);
   });
-  return [...databaseSecrets(app), ...shardMapConfigMap(app), ...objects];
 }
+
+export const databaseTier: Tier = {
+  name: 'database',
+  sections: ['database'],
+  conditionType: DATABASE_READY,
+  build: buildDatabase,
+  wiring: databaseWiring,
+  report: databaseReport,
+  hooks: {
+    adjust: (_app, desired, live) => holdShardMap(desired, live),
+    afterApply: syncPatroniConfig,
+    finalizer: { name: DATA_FINALIZER, wanted: wantsFinalizer, cleanUp: cleanUpDatabase },
+  },
+};

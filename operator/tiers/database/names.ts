@@ -1,7 +1,7 @@
 // Names and labels of the database tier, in one place: Services, Patroni's scope and the
 // shard map must agree on them, and Patroni's own label values are a contract too.
 import type { AppModel } from '../../api/model.ts';
-import { labelsOf, nameOf, selectorOf } from '../meta.ts';
+import { labelsOf, nameOf, selectorOf } from '../shared/meta.ts';
 
 export const POSTGRES_PORT = 5432;
 export const PATRONI_PORT = 8008;
@@ -26,7 +26,8 @@ export const REPLICA_ROLE = 'replica';
  * pruning never touches them; with deletionPolicy Delete the reconciler deletes them with
  * the volumes, or a re-created database would find a stale system id and never bootstrap.
  */
-export const patroniStateSelector = (app: AppModel): string => `${DATABASE_LABEL}=${app.name}`;
+export const patroniStateSelector = (app: Pick<AppModel, 'name'>): string =>
+  `${DATABASE_LABEL}=${app.name}`;
 
 /** Keys Patroni stores as ConfigMaps (configmap mode): `<scope>-<key>`. */
 export const PATRONI_CONFIGMAP_KEYS = ['config', 'leader', 'failover', 'sync'] as const;

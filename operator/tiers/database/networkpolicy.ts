@@ -1,10 +1,10 @@
 // Postgres is reachable only from the app's own pods (the chapter's "private IPs");
 // Patroni's REST API only from the other database pods of the app; metrics from anywhere
 // in the cluster (no data there, and the Prometheus namespace is not known here).
-import { k8s } from '../k8s.ts';
+import { k8s } from '../shared/k8s.ts';
 import type { Chart } from 'cdk8s';
 import type { AppModel } from '../../api/model.ts';
-import { APP_LABEL, metadataOf, selectorOf } from '../meta.ts';
+import { APP_LABEL, metadataOf, selectorOf } from '../shared/meta.ts';
 import { EXPORTER_PORT, PATRONI_PORT, POSTGRES_PORT, tierName } from './names.ts';
 
 const tcp = (port: number) => ({ port: k8s.IntOrString.fromNumber(port), protocol: 'TCP' });

@@ -5,7 +5,7 @@
 // one file serves every member of a shard and no password is ever in a ConfigMap.
 import yaml from 'js-yaml';
 import type { AppModel } from '../../api/model.ts';
-import { parseQuantity } from '../quantity.ts';
+import { parseQuantity } from '../shared/quantity.ts';
 import { bucketFunctionSql } from '../../../sdk/src/contract/hash.ts';
 import {
   DATABASE_LABEL,

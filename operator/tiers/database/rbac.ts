@@ -3,10 +3,10 @@
 // after its scopes, and patch only its own pods (role label + status annotation). No
 // Endpoints, no Services, no delete. Verified by the Patroni engine test, which runs
 // Patroni with a token of exactly this ServiceAccount.
-import { k8s } from '../k8s.ts';
+import { k8s } from '../shared/k8s.ts';
 import type { Chart } from 'cdk8s';
 import type { AppModel } from '../../api/model.ts';
-import { metadataOf } from '../meta.ts';
+import { metadataOf } from '../shared/meta.ts';
 import { PATRONI_CONFIGMAP_KEYS, podName, shardIndexes, shardName, tierName } from './names.ts';
 
 export function patroniRules(app: AppModel) {

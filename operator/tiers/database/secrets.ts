@@ -1,8 +1,8 @@
 // Generated passwords, split by reader: <app>-db-auth (superuser, replication, REST API,
 // monitoring) only Postgres pods mount; <app>-db-app (the app role's) is what app pods read.
 import type { AppModel } from '../../api/model.ts';
-import type { K8sObject } from '../chart.ts';
-import { generatedSecret } from '../secrets.ts';
+import type { K8sObject } from '../shared/chart.ts';
+import { generatedSecret } from '../shared/secrets.ts';
 import { APP_PASSWORD_KEY, AUTH_KEYS, appSecretName, authSecretName } from './names.ts';
 
 export function databaseSecrets(app: AppModel): K8sObject[] {

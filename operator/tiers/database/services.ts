@@ -1,9 +1,9 @@
 // Per shard: <app>-db-<i> selects the pod Patroni labels primary, <app>-db-<i>-ro the pods
 // it labels replica, and a headless Service gives the StatefulSet's pods stable DNS.
-import { k8s } from '../k8s.ts';
+import { k8s } from '../shared/k8s.ts';
 import type { Chart } from 'cdk8s';
 import type { AppModel } from '../../api/model.ts';
-import { metadataOf } from '../meta.ts';
+import { metadataOf } from '../shared/meta.ts';
 import {
   PATRONI_PORT,
   POSTGRES_PORT,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { modelOf } from '../test-helpers.ts';
+import { modelOf } from '../shared/test-helpers.ts';
 import {
   heldShardMap,
   holdLiveShardMap,

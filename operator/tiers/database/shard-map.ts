@@ -1,9 +1,9 @@
 // The shard map ConfigMap <app>-shard-map (JSON) and the wiring that hands it and the
 // DATABASE_* env to every app pod. Addresses are Service DNS names, stable across failover.
 import type { AppModel } from '../../api/model.ts';
-import type { AppWiring, EnvVar } from '../app-env.ts';
-import type { K8sObject } from '../chart.ts';
-import { COMPONENT_LABEL, metadataOf } from '../meta.ts';
+import type { AppWiring, EnvVar } from '../tier.ts';
+import type { K8sObject } from '../shared/chart.ts';
+import { COMPONENT_LABEL, metadataOf } from '../shared/meta.ts';
 import { makeShardMap, parseShardMap } from '../../../sdk/src/contract/shard-map.ts';
 import type { ShardMap } from '../../../sdk/src/contract/shard-map.ts';
 import {

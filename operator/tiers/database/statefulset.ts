@@ -1,15 +1,15 @@
 // One StatefulSet per shard: replicasPerShard + 1 pods of Patroni-managed Postgres plus a
 // postgres_exporter sidecar. Patroni decides who is primary; Kubernetes only keeps the pods.
-import { k8s } from '../k8s.ts';
+import { k8s } from '../shared/k8s.ts';
 import type { Chart } from 'cdk8s';
 import type { AppModel } from '../../api/model.ts';
-import { metadataOf } from '../meta.ts';
+import { metadataOf } from '../shared/meta.ts';
 import {
   restrictedContainerSecurityContext,
   restrictedPodSecurityContext,
   topologySpreadOf,
-} from '../pod-security.ts';
-import { quantity, resourcesOf } from '../quantity.ts';
+} from '../shared/pod-security.ts';
+import { quantity, resourcesOf } from '../shared/quantity.ts';
 import {
   AUTH_KEYS,
   EXPORTER_PORT,

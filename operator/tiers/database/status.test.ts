@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Observed, ObservedObject } from '../../status/types.ts';
-import { modelOf } from '../test-helpers.ts';
+import type { Observed, ObservedObject } from '../shared/report.ts';
+import { modelOf } from '../shared/test-helpers.ts';
 import { databaseReport, shardMapStatus } from './status.ts';
 
 const app = modelOf({ database: { shards: 2, replicasPerShard: 2, shardKey: 'customer_id' } });
@@ -41,8 +41,7 @@ describe('databaseReport', () => {
       status: 'True',
       reason: 'ShardsReady',
     });
-    expect(r.statusKey).toBe('database');
-    expect(r.status).toEqual({
+    expect(r.fields?.['database']).toEqual({
       shards: [
         { index: 0, primary: 'shop-db-0-0', readyReplicas: 2, replicas: 2 },
         { index: 1, primary: 'shop-db-1-1', readyReplicas: 2, replicas: 2 },
@@ -60,7 +59,7 @@ describe('databaseReport', () => {
       reason: 'NoPrimary',
       message: 'no ready primary in shop-db-1',
     });
-    expect((r.status as { shards: unknown[] }).shards[1]).toEqual({
+    expect((r.fields?.['database'] as { shards: unknown[] }).shards[1]).toEqual({
       index: 1,
       readyReplicas: 2,
       replicas: 2,

@@ -2,8 +2,8 @@
 // the observed pods. The primary is whichever pod Patroni labelled so, not a StatefulSet
 // ordinal: after a failover it is another pod, and the status says which.
 import type { AppModel } from '../../api/model.ts';
-import { condition } from '../../status/conditions.ts';
-import type { Observed, ObservedObject, TierReport } from '../../status/types.ts';
+import { condition } from '../shared/report.ts';
+import type { Observed, ObservedObject, TierReport } from '../shared/report.ts';
 import {
   DATABASE_LABEL,
   PRIMARY_ROLE,
@@ -84,20 +84,22 @@ export function shardMapStatus(
  * missing replicas keep it True with reason ReplicasDegraded, since the app still works
  * but a failover would lose capacity (or, when synchronous, wait for a standby).
  */
+export const DATABASE_READY = 'DatabaseReady';
+
 export function databaseReport(app: AppModel, observed: Observed): TierReport {
   if (!app.database)
     return {
-      condition: condition('DatabaseReady', 'True', 'Disabled', 'the database tier is off'),
+      condition: condition(DATABASE_READY, 'True', 'Disabled', 'the database tier is off'),
     };
   const shards = shardStatuses(app, observed);
-  const status = { shards };
+  const shardMap = shardMapStatus(app, observed);
+  const fields = { database: { shards }, ...(shardMap ? { shardMap } : {}) };
   const noPrimary = shards.filter((s) => !s.primary);
   if (noPrimary.length > 0) {
     const names = noPrimary.map((s) => shardName(app, s.index)).join(', ');
     return {
-      condition: condition('DatabaseReady', 'False', 'NoPrimary', `no ready primary in ${names}`),
-      statusKey: 'database',
-      status,
+      condition: condition(DATABASE_READY, 'False', 'NoPrimary', `no ready primary in ${names}`),
+      fields,
     };
   }
   const degraded = shards.filter((s) => s.readyReplicas < s.replicas);
@@ -106,14 +108,14 @@ export function databaseReport(app: AppModel, observed: Observed): TierReport {
   const cond =
     idle.length > 0
       ? condition(
-          'DatabaseReady',
+          DATABASE_READY,
           'True',
           'ReshardingPending',
           `${idle.map((i) => shardName(app, i)).join(', ')} own no bucket yet: the shard map keeps its ranges until rows are moved (not automated yet)`,
         )
       : degraded.length > 0
         ? condition(
-            'DatabaseReady',
+            DATABASE_READY,
             'True',
             'ReplicasDegraded',
             degraded
@@ -124,10 +126,10 @@ export function databaseReport(app: AppModel, observed: Observed): TierReport {
               .join('; '),
           )
         : condition(
-            'DatabaseReady',
+            DATABASE_READY,
             'True',
             'ShardsReady',
             `${shards.length} shard(s), each with a primary and its replicas ready`,
           );
-  return { condition: cond, statusKey: 'database', status };
+  return { condition: cond, fields };
 }

@@ -1,0 +1,60 @@
+// The ClusterAccess that tier hooks get (tiers/tier.ts): a few verbs by apiVersion and kind,
+// over the operator's client, limited to the kinds the operator knows (and so holds RBAC for).
+import { ApiError, isNotFound } from '../runtime/kube-client.ts';
+import type { KubeClient } from '../runtime/kube-client.ts';
+import { ConflictError } from '../tiers/tier.ts';
+import type { ClusterAccess } from '../tiers/tier.ts';
+import { kindOf, pathOf } from './kinds.ts';
+import type { KindInfo } from './kinds.ts';
+import { deleteObject } from './writes.ts';
+
+type Json = Record<string, unknown>;
+
+function known(apiVersion: string, kind: string): KindInfo {
+  const info = kindOf(apiVersion, kind);
+  if (!info) throw new Error(`the operator does not manage ${apiVersion} ${kind}`);
+  return info;
+}
+
+export function clusterAccess(client: KubeClient): ClusterAccess {
+  return {
+    async get(apiVersion, kind, namespace, name) {
+      const info = known(apiVersion, kind);
+      try {
+        return await client.request<Json>('GET', pathOf(info, namespace, name), {
+          verb: 'get',
+          resource: info.plural,
+        });
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+    },
+    async list(apiVersion, kind, namespace, labelSelector) {
+      const info = known(apiVersion, kind);
+      const res = await client.request<{ items: Json[] }>('GET', pathOf(info, namespace), {
+        verb: 'list',
+        resource: info.plural,
+        query: { labelSelector },
+      });
+      return res.items;
+    },
+    async mergePatch(apiVersion, kind, namespace, name, body) {
+      const info = known(apiVersion, kind);
+      try {
+        return await client.request<Json>('PATCH', pathOf(info, namespace, name), {
+          verb: 'patch',
+          resource: info.plural,
+          contentType: 'application/merge-patch+json',
+          body,
+        });
+      } catch (err) {
+        if (err instanceof ApiError && err.code === 409) throw new ConflictError(err.message);
+        throw err;
+      }
+    },
+    async delete(apiVersion, kind, namespace, name, uid) {
+      await deleteObject(client, known(apiVersion, kind), namespace, name, uid);
+    },
+  };
+}

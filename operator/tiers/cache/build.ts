@@ -1,0 +1,319 @@
+// The cache tier: a Redis with maxmemory and an eviction policy, no persistence, a generated
+// password, a redis_exporter sidecar and a NetworkPolicy. replicas: 0 is one Redis
+// (Deployment + Service); replicas > 0 is a StatefulSet of replicas + 1 Redis pods and a
+// 3-member Sentinel StatefulSet that promotes a replica when the master fails.
+import type { Chart } from 'cdk8s';
+import { k8s } from '../shared/k8s.ts';
+import type { AppModel } from '../../api/model.ts';
+import type { EnvVar } from '../tier.ts';
+import { synth } from '../shared/chart.ts';
+import type { K8sObject } from '../shared/chart.ts';
+import { labelsOf, metadataOf, nameOf, selectorOf } from '../shared/meta.ts';
+import { restrictedContainerSecurityContext, topologySpreadOf } from '../shared/pod-security.ts';
+import { quantity } from '../shared/quantity.ts';
+import {
+  CONF_DIR,
+  DATA_DIR,
+  EXPORTER_PORT,
+  PRE_STOP_REDIS_SH,
+  REDIS_PORT,
+  SENTINEL_COUNT,
+  SENTINEL_PORT,
+  START_REDIS_SH,
+  START_SENTINEL_SH,
+  cacheRedisConf,
+  masterNameOf,
+  memoryLimitOf,
+  pingCommand,
+  sentinelConf,
+} from '../shared/redis-config.ts';
+import {
+  CONFIG_HASH_ANNOTATION,
+  PASSWORD_KEY,
+  configHashOf,
+  exporterContainer,
+  passwordEnv,
+  podNameEnv,
+  redisContainer,
+  redisNetworkPolicy,
+  redisPodSpec,
+  serviceAccount,
+  svcHost,
+} from '../shared/redis-pod.ts';
+import { generatedSecret } from '../shared/secrets.ts';
+
+type CacheSpec = NonNullable<AppModel['cache']>;
+
+export const SENTINEL_COMPONENT = 'cache-sentinel';
+
+export function cacheNames(app: AppModel) {
+  return {
+    cache: nameOf(app, 'cache'),
+    auth: nameOf(app, 'cache', 'auth'),
+    config: nameOf(app, 'cache', 'config'),
+    headless: nameOf(app, 'cache', 'headless'),
+    sentinel: nameOf(app, 'cache', 'sentinel'),
+    sentinelHeadless: nameOf(app, 'cache', 'sentinel', 'headless'),
+  };
+}
+
+/** host:port of each Sentinel: stable StatefulSet pod names behind a headless Service. */
+export function sentinelAddresses(app: AppModel): string[] {
+  const n = cacheNames(app);
+  return Array.from(
+    { length: SENTINEL_COUNT },
+    (_, i) => `${n.sentinel}-${i}.${svcHost(app, n.sentinelHeadless)}:${SENTINEL_PORT}`,
+  );
+}
+
+/** What the app pods get: REDIS_URL, or the Sentinels and master name; the TTL. */
+export function cacheEnv(app: AppModel): EnvVar[] {
+  const cache = app.cache;
+  if (!cache) return [];
+  const n = cacheNames(app);
+  return [
+    ...(cache.replicas === 0
+      ? [{ name: 'REDIS_URL', value: `redis://${n.cache}:${REDIS_PORT}/0` }]
+      : [
+          { name: 'REDIS_SENTINELS', value: sentinelAddresses(app).join(',') },
+          { name: 'REDIS_MASTER_NAME', value: masterNameOf(app) },
+        ]),
+    passwordEnv('REDIS_PASSWORD', n.auth),
+    { name: 'CACHE_TTL_SECONDS', value: String(cache.defaultTTLSeconds) },
+  ];
+}
+
+/** The ConfigMap's data: exactly what the pods run and the engine tests start. */
+export function cacheConfigData(app: AppModel, cache: CacheSpec): Record<string, string> {
+  return {
+    'redis.conf': cacheRedisConf(cache),
+    'start-redis.sh': START_REDIS_SH,
+    ...(cache.replicas > 0
+      ? {
+          'pre-stop.sh': PRE_STOP_REDIS_SH,
+          'sentinel.conf': sentinelConf(masterNameOf(app)),
+          'start-sentinel.sh': START_SENTINEL_SH,
+        }
+      : {}),
+  };
+}
+
+export function buildCache(app: AppModel): K8sObject[] {
+  const cache = app.cache;
+  if (!cache) return [];
+  const n = cacheNames(app);
+  const data = cacheConfigData(app, cache);
+  const objects = synth((chart) => {
+    serviceAccount(chart, app, 'cache', n.cache);
+    new k8s.KubeConfigMap(chart, 'cache-config', {
+      metadata: metadataOf(app, 'cache', n.config),
+      data,
+    });
+    // Each pod restarts only when the keys it reads change.
+    const pick = (...keys: string[]) =>
+      configHashOf(
+        Object.fromEntries(keys.filter((k) => k in data).map((k) => [k, data[k] ?? ''])),
+      );
+    const hash = pick('redis.conf', 'start-redis.sh', 'pre-stop.sh');
+    if (cache.replicas === 0) standalone(chart, app, cache, hash);
+    else replicated(chart, app, cache, hash, pick('sentinel.conf', 'start-sentinel.sh'));
+    redisNetworkPolicy(
+      chart,
+      app,
+      'cache',
+      n.cache,
+      cache.replicas === 0 ? [REDIS_PORT] : [REDIS_PORT, SENTINEL_PORT],
+    );
+  });
+  return [generatedSecret(app, 'cache', n.auth, [PASSWORD_KEY]), ...objects];
+}
+
+function redisPodTemplate(
+  app: AppModel,
+  cache: CacheSpec,
+  hash: string,
+  env: readonly EnvVar[] = [],
+  preStop?: string,
+): k8s.PodTemplateSpec {
+  const n = cacheNames(app);
+  const memoryLimit = memoryLimitOf(cache.memory);
+  return {
+    metadata: { labels: labelsOf(app, 'cache'), annotations: { [CONFIG_HASH_ANNOTATION]: hash } },
+    spec: redisPodSpec({
+      serviceAccountName: n.cache,
+      configMapName: n.config,
+      containers: [
+        redisContainer({
+          app,
+          secretName: n.auth,
+          memoryLimit,
+          env,
+          ...(preStop ? { preStop } : {}),
+        }),
+        exporterContainer(app, n.auth),
+      ],
+      // A replica may fall back to a disk-based full sync: room for one dataset copy.
+      dataEmptyDir: memoryLimit,
+      spread: topologySpreadOf(app, selectorOf(app, 'cache')),
+    }),
+  };
+}
+
+const redisPorts = (): k8s.ServicePort[] => [
+  { name: 'redis', port: REDIS_PORT, targetPort: k8s.IntOrString.fromString('redis') },
+  { name: 'metrics', port: EXPORTER_PORT, targetPort: k8s.IntOrString.fromString('metrics') },
+];
+
+/** One Redis. Recreate, not a rolling update: two caches behind one Service would serve stale keys. */
+function standalone(chart: Chart, app: AppModel, cache: CacheSpec, hash: string) {
+  const n = cacheNames(app);
+  const selector = selectorOf(app, 'cache');
+  new k8s.KubeDeployment(chart, 'cache-deploy', {
+    metadata: metadataOf(app, 'cache', n.cache),
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: selector },
+      revisionHistoryLimit: 5,
+      strategy: { type: 'Recreate' },
+      template: redisPodTemplate(app, cache, hash),
+    },
+  });
+  new k8s.KubeService(chart, 'cache-svc', {
+    metadata: metadataOf(app, 'cache', n.cache),
+    spec: { type: 'ClusterIP', selector, ports: redisPorts() },
+  });
+}
+
+/** Redis master + replicas and 3 Sentinels; the app finds the master through Sentinel. */
+function replicated(
+  chart: Chart,
+  app: AppModel,
+  cache: CacheSpec,
+  hash: string,
+  sentinelHash: string,
+) {
+  const n = cacheNames(app);
+  const selector = selectorOf(app, 'cache');
+  const discovery: EnvVar[] = [
+    podNameEnv,
+    { name: 'SENTINELS', value: sentinelAddresses(app).join(',') },
+    { name: 'MASTER_NAME', value: masterNameOf(app) },
+    { name: 'SEED_ADDR', value: `${n.cache}-0.${svcHost(app, n.headless)}:${REDIS_PORT}` },
+  ];
+  // Pods resolve each other before they are ready (replication, Sentinel's monitor line).
+  new k8s.KubeService(chart, 'cache-headless', {
+    metadata: metadataOf(app, 'cache', n.headless),
+    spec: { clusterIp: 'None', publishNotReadyAddresses: true, selector, ports: redisPorts() },
+  });
+  new k8s.KubeStatefulSet(chart, 'cache-sts', {
+    metadata: metadataOf(app, 'cache', n.cache),
+    spec: {
+      replicas: cache.replicas + 1,
+      serviceName: n.headless,
+      selector: { matchLabels: selector },
+      // Pod 0 first: it is the master of a fresh set.
+      podManagementPolicy: 'OrderedReady',
+      revisionHistoryLimit: 5,
+      template: redisPodTemplate(
+        app,
+        cache,
+        hash,
+        [
+          ...discovery,
+          { name: 'SELF_ADDR', value: `$(POD_NAME).${svcHost(app, n.headless)}:${REDIS_PORT}` },
+        ],
+        // A master hands over to a replica before it stops (rollouts, drains).
+        'pre-stop.sh',
+      ),
+    },
+  });
+  pdb(chart, app, 'cache-pdb', n.cache, selector);
+  sentinels(chart, app, sentinelHash, discovery);
+}
+
+function sentinels(chart: Chart, app: AppModel, hash: string, discovery: readonly EnvVar[]) {
+  const n = cacheNames(app);
+  const selector = selectorOf(app, 'cache', SENTINEL_COMPONENT);
+  const probe = { exec: { command: pingCommand(SENTINEL_PORT) }, timeoutSeconds: 5 };
+  const ports = [
+    { name: 'sentinel', port: SENTINEL_PORT, targetPort: k8s.IntOrString.fromString('sentinel') },
+  ];
+  new k8s.KubeService(chart, 'sentinel-svc', {
+    metadata: metadataOf(app, 'cache', n.sentinel, SENTINEL_COMPONENT),
+    spec: { type: 'ClusterIP', selector, ports },
+  });
+  new k8s.KubeService(chart, 'sentinel-headless', {
+    metadata: metadataOf(app, 'cache', n.sentinelHeadless, SENTINEL_COMPONENT),
+    spec: { clusterIp: 'None', publishNotReadyAddresses: true, selector, ports },
+  });
+  new k8s.KubeStatefulSet(chart, 'sentinel-sts', {
+    metadata: metadataOf(app, 'cache', n.sentinel, SENTINEL_COMPONENT),
+    spec: {
+      replicas: SENTINEL_COUNT,
+      serviceName: n.sentinelHeadless,
+      selector: { matchLabels: selector },
+      // Sentinels find the master themselves; no reason to start them one by one.
+      podManagementPolicy: 'Parallel',
+      revisionHistoryLimit: 5,
+      template: {
+        metadata: {
+          labels: labelsOf(app, 'cache', SENTINEL_COMPONENT),
+          annotations: { [CONFIG_HASH_ANNOTATION]: hash },
+        },
+        spec: redisPodSpec({
+          serviceAccountName: n.cache,
+          configMapName: n.config,
+          dataEmptyDir: '16Mi',
+          spread: topologySpreadOf(app, selector),
+          containers: [
+            {
+              name: 'sentinel',
+              image: app.images.redis,
+              command: ['sh', `${CONF_DIR}/start-sentinel.sh`],
+              env: [
+                passwordEnv('REDIS_PASSWORD', n.auth),
+                { name: 'CONF_DIR', value: CONF_DIR },
+                { name: 'DATA_DIR', value: DATA_DIR },
+                ...discovery,
+                {
+                  name: 'SELF_ADDR',
+                  value: `$(POD_NAME).${svcHost(app, n.sentinelHeadless)}:${SENTINEL_PORT}`,
+                },
+              ] as k8s.EnvVar[],
+              ports: [{ name: 'sentinel', containerPort: SENTINEL_PORT, protocol: 'TCP' }],
+              resources: {
+                requests: { cpu: quantity('50m'), memory: quantity('64Mi') },
+                limits: { memory: quantity('64Mi') },
+              },
+              // start-sentinel.sh may wait up to a minute for the master's DNS name.
+              startupProbe: { ...probe, periodSeconds: 5, failureThreshold: 30 },
+              readinessProbe: { ...probe, periodSeconds: 5, failureThreshold: 3 },
+              livenessProbe: { ...probe, periodSeconds: 10, failureThreshold: 6 },
+              securityContext: restrictedContainerSecurityContext(),
+              volumeMounts: [
+                { name: 'config', mountPath: CONF_DIR, readOnly: true },
+                { name: 'data', mountPath: DATA_DIR },
+              ],
+            },
+          ],
+        }),
+      },
+    },
+  });
+  // Quorum is 2 of 3: at most one Sentinel may be drained at a time.
+  pdb(chart, app, 'sentinel-pdb', n.sentinel, selector, SENTINEL_COMPONENT);
+}
+
+function pdb(
+  chart: Chart,
+  app: AppModel,
+  id: string,
+  name: string,
+  selector: Record<string, string>,
+  component?: string,
+) {
+  new k8s.KubePodDisruptionBudget(chart, id, {
+    metadata: metadataOf(app, 'cache', name, component),
+    spec: { maxUnavailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: selector } },
+  });
+}

@@ -1,0 +1,14 @@
+// The session store (the chapter's stateless web tier keeps sessions out of its pods): a
+// persistent Redis (AOF, PVC, noeviction) of its own.
+import type { Tier } from '../tier.ts';
+import { buildSessions, sessionsEnv } from './build.ts';
+import { SESSIONS_READY, sessionsReport } from './status.ts';
+
+export const sessionsTier: Tier = {
+  name: 'sessions',
+  sections: ['sessions'],
+  conditionType: SESSIONS_READY,
+  build: buildSessions,
+  wiring: (app) => ({ env: sessionsEnv(app) }),
+  report: sessionsReport,
+};

@@ -1,0 +1,112 @@
+import { describe, expect, it } from 'vitest';
+import { buildSessions, sessionsEnv } from './build.ts';
+import { GENERATED_KEYS_ANNOTATION } from '../shared/secrets.ts';
+import { find, modelOf, spec } from '../shared/test-helpers.ts';
+import type { AppModel } from '../../api/model.ts';
+import { appWiring } from '../index.ts';
+import { webEnv as webEnvWith } from '../web/build.ts';
+
+const webEnv = (app: AppModel) => webEnvWith(app, appWiring(app));
+
+describe('buildSessions', () => {
+  it('renders nothing and hands the app nothing when sessions are left out', () => {
+    const app = modelOf({ cache: {} });
+    expect(buildSessions(app)).toEqual([]);
+    expect(sessionsEnv(app)).toEqual([]);
+    expect(webEnv(app).map((e) => e.name)).not.toContain('SESSION_REDIS_URL');
+  });
+
+  const objects = buildSessions(
+    modelOf({ sessions: { ttlSeconds: 7200, storage: { size: '2Gi', storageClassName: 'fast' } } }),
+  );
+
+  it('renders its own Redis, separate from the cache', () => {
+    expect(objects.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([
+      'Secret/shop-sessions-auth',
+      'ServiceAccount/shop-sessions',
+      'ConfigMap/shop-sessions-config',
+      'Service/shop-sessions',
+      'Service/shop-sessions-headless',
+      'StatefulSet/shop-sessions',
+      'NetworkPolicy/shop-sessions',
+    ]);
+    for (const o of objects) expect(o.metadata.labels?.['scalable.dev/tier']).toBe('sessions');
+    expect(find(objects, 'Secret').metadata.annotations?.[GENERATED_KEYS_ANNOTATION]).toBe(
+      'password',
+    );
+  });
+
+  it('persists every write (appendonly) and never evicts', () => {
+    const conf = (find(objects, 'ConfigMap')['data'] as Record<string, string>)['redis.conf'];
+    expect(conf).toContain('\nappendonly yes\n');
+    expect(conf).toContain('\nappendfsync everysec\n');
+    expect(conf).toContain('\nmaxmemory-policy noeviction\n');
+    expect(conf).toContain(`\nmaxmemory ${256 * 2 ** 20}\n`);
+    expect(conf).not.toMatch(/^requirepass/m);
+  });
+
+  it('keeps the data on a PVC from spec.sessions.storage that outlives the StatefulSet', () => {
+    const sts = spec(find(objects, 'StatefulSet'));
+    expect(sts.replicas).toBe(1);
+    expect(sts.serviceName).toBe('shop-sessions-headless');
+    expect(sts.volumeClaimTemplates).toEqual([
+      {
+        metadata: {
+          name: 'data',
+          labels: expect.objectContaining({ 'scalable.dev/tier': 'sessions' }),
+        },
+        spec: {
+          accessModes: ['ReadWriteOnce'],
+          resources: { requests: { storage: '2Gi' } },
+          storageClassName: 'fast',
+        },
+      },
+    ]);
+    expect(sts.persistentVolumeClaimRetentionPolicy).toEqual({
+      whenDeleted: 'Retain',
+      whenScaled: 'Retain',
+    });
+    // The PVC is the data volume: no emptyDir shadows it.
+    expect(sts.template.spec.volumes.map((v: { name: string }) => v.name)).toEqual(['config']);
+  });
+
+  it('leaves storageClassName to the cluster default when unset', () => {
+    const sts = spec(find(buildSessions(modelOf({ sessions: {} })), 'StatefulSet'));
+    expect(sts.volumeClaimTemplates[0].spec).not.toHaveProperty('storageClassName');
+    expect(sts.volumeClaimTemplates[0].spec.resources.requests.storage).toBe('1Gi');
+  });
+
+  it('runs Redis and the exporter as the redis user, Pod Security restricted', () => {
+    const pod = spec(find(objects, 'StatefulSet')).template.spec;
+    expect(pod.containers.map((c: { name: string }) => c.name)).toEqual(['redis', 'exporter']);
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 999, fsGroup: 999 });
+    const redis = pod.containers[0];
+    expect(redis.env[0]).toEqual({
+      name: 'REDIS_PASSWORD',
+      valueFrom: { secretKeyRef: { name: 'shop-sessions-auth', key: 'password' } },
+    });
+    expect(redis.resources.limits.memory).toBe('384Mi');
+    expect(redis.readinessProbe.exec.command[2]).toContain('redis-cli -p 6379 ping');
+  });
+
+  it("admits only the app's pods", () => {
+    expect(spec(find(objects, 'NetworkPolicy')).ingress).toEqual([
+      {
+        from: [{ podSelector: { matchLabels: { 'scalable.dev/app': 'shop' } } }],
+        ports: [{ port: 6379, protocol: 'TCP' }],
+      },
+    ]);
+  });
+
+  it('hands the app SESSION_REDIS_URL, the password by reference and the TTL', () => {
+    const env = webEnv(modelOf({ sessions: { ttlSeconds: 7200 } }));
+    expect(env.filter((e) => e.name.startsWith('SESSION_'))).toEqual([
+      { name: 'SESSION_REDIS_URL', value: 'redis://shop-sessions:6379/0' },
+      {
+        name: 'SESSION_REDIS_PASSWORD',
+        valueFrom: { secretKeyRef: { name: 'shop-sessions-auth', key: 'password' } },
+      },
+      { name: 'SESSION_TTL_SECONDS', value: '7200' },
+    ]);
+  });
+});

@@ -1,0 +1,250 @@
+// Pure: the text of redis.conf, sentinel.conf and the start scripts the cache and session
+// Redis pods run. The ConfigMaps hold exactly this text, and the engine tests start the real
+// redis-server / redis-sentinel from it, so what is tested is what is deployed.
+//
+// Passwords are in none of it: the scripts read REDIS_PASSWORD from the environment (a
+// secretKeyRef) and hand it to redis-server on stdin, so it is in no ConfigMap, file or argv.
+// Sentinel has to keep its config in a writable file (it rewrites it on failover), so its
+// copy lives in the pod's emptyDir, never in the ConfigMap.
+// Directives checked against the redis.conf / sentinel.conf shipped with Redis 7.0 (the
+// Debian package the engine tests use) and still valid in the Redis 8 image the pods run.
+import type { AppModel } from '../../api/model.ts';
+import { parseQuantity } from './quantity.ts';
+
+export const REDIS_PORT = 6379;
+export const SENTINEL_PORT = 26379;
+export const EXPORTER_PORT = 9121;
+/** Three Sentinels, two must agree that the master is down: one can be lost. */
+export const SENTINEL_COUNT = 3;
+export const SENTINEL_QUORUM = 2;
+/** How long a master may be unreachable before Sentinel calls it down. */
+export const SENTINEL_DOWN_AFTER_MS = 5000;
+export const SENTINEL_FAILOVER_TIMEOUT_MS = 60000;
+
+/** Where the pods mount the ConfigMap and the writable data directory. */
+export const CONF_DIR = '/etc/redis';
+export const DATA_DIR = '/data';
+
+/**
+ * The session store has no memory field in the API yet; a fixed budget with noeviction
+ * makes a full store refuse writes (the app sees an error) instead of being OOM-killed.
+ */
+
+const MI = 2 ** 20;
+
+/**
+ * Container memory limit for a Redis with this maxmemory: maxmemory counts only the
+ * dataset, not allocator fragmentation, client and replica output buffers, the replication
+ * backlog or the process itself. 25% covers fragmentation and buffers, 64Mi the fixed
+ * overhead, so Redis evicts (or refuses writes) before the kernel kills it.
+ */
+export function memoryLimitOf(maxmemory: string | number): string {
+  const bytes = parseQuantity(maxmemory);
+  return `${Math.ceil((bytes * 1.25 + 64 * MI) / MI)}Mi`;
+}
+
+export const maxmemoryBytes = (maxmemory: string | number): number =>
+  Math.floor(parseQuantity(maxmemory));
+
+/** Directives shared by every Redis the operator runs. */
+function baseConf(title: string): string[] {
+  return [
+    `# ${title}. Rendered by scalable-operator; edits are overwritten.`,
+    '# requirepass/masterauth (and replicaof) are added on stdin by start-redis.sh.',
+    // "-::*": IPv6 only where the pod has it.
+    'bind * -::*',
+    // A password is always required and a NetworkPolicy admits only the app's pods.
+    'protected-mode no',
+    `port ${REDIS_PORT}`,
+    `dir ${DATA_DIR}`,
+    'daemonize no',
+    'logfile ""',
+    'tcp-keepalive 60',
+    'timeout 0',
+  ];
+}
+
+/** The cache: maxmemory + eviction policy, nothing written to disk. */
+export function cacheRedisConf(cache: NonNullable<AppModel['cache']>): string {
+  return lines([
+    ...baseConf('Cache Redis: evictable data only, no persistence'),
+    `maxmemory ${maxmemoryBytes(cache.memory)}`,
+    `maxmemory-policy ${cache.evictionPolicy}`,
+    // 10 samples approximate true LRU/LFU closely for little CPU (default 5).
+    'maxmemory-samples 10',
+    'save ""',
+    'appendonly no',
+    // Replication without touching disk: the master streams, an empty replica loads directly.
+    'repl-diskless-sync yes',
+    'repl-diskless-load on-empty-db',
+    'replica-read-only yes',
+    'replica-serve-stale-data yes',
+  ]);
+}
+
+/** The session store: every write goes to the append-only file, nothing is ever evicted. */
+export function sessionsRedisConf(maxmemory: string | number): string {
+  return lines([
+    ...baseConf('Session Redis: persistent, never evicts'),
+    `maxmemory ${maxmemoryBytes(maxmemory)}`,
+    'maxmemory-policy noeviction',
+    'appendonly yes',
+    // At most one second of writes lost on a crash; fsync per write would cap throughput.
+    'appendfsync everysec',
+    // The AOF is the persistence; RDB snapshots would only add fork pauses.
+    'save ""',
+    'aof-use-rdb-preamble yes',
+  ]);
+}
+
+/** Name Sentinel knows the cache master by, handed to the app as REDIS_MASTER_NAME. */
+export const masterNameOf = (app: AppModel): string => `${app.name}-cache`;
+
+/**
+ * sentinel.conf. @MASTER_HOST@/@MASTER_PORT@ are filled in by start-sentinel.sh with the
+ * current master (resolve-hostnames must precede the monitor line, so the monitor line
+ * stays here, in order, with placeholders).
+ */
+export function sentinelConf(masterName: string): string {
+  return lines([
+    '# Redis Sentinel for the cache. Rendered by scalable-operator; edits are overwritten.',
+    '# start-sentinel.sh fills @MASTER_HOST@/@MASTER_PORT@ and appends the passwords and',
+    '# announce-ip, then runs Sentinel on a writable copy in the data directory.',
+    'bind * -::*',
+    'protected-mode no',
+    `port ${SENTINEL_PORT}`,
+    `dir ${DATA_DIR}`,
+    'daemonize no',
+    'logfile ""',
+    // Pod IPs change; stable StatefulSet hostnames don't, so everyone talks in hostnames.
+    'sentinel resolve-hostnames yes',
+    'sentinel announce-hostnames yes',
+    `sentinel monitor ${masterName} @MASTER_HOST@ @MASTER_PORT@ ${SENTINEL_QUORUM}`,
+    `sentinel down-after-milliseconds ${masterName} ${SENTINEL_DOWN_AFTER_MS}`,
+    `sentinel failover-timeout ${masterName} ${SENTINEL_FAILOVER_TIMEOUT_MS}`,
+    `sentinel parallel-syncs ${masterName} 1`,
+    'sentinel deny-scripts-reconfig yes',
+  ]);
+}
+
+// Shell shared by both start scripts: ask the Sentinels (SENTINELS="host:port,...") who the
+// master is. Prints host:port, or nothing when no Sentinel knows (a fresh set).
+const CURRENT_MASTER_SH = `current_master() {
+  for s in $(printf '%s' "\${SENTINELS:-}" | tr ',' ' '); do
+    reply="$(REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 redis-cli -h "\${s%:*}" -p "\${s##*:}" \\
+      sentinel get-master-addr-by-name "$MASTER_NAME" 2>/dev/null)" || continue
+    host="$(printf '%s\\n' "$reply" | sed -n 1p)"
+    port="$(printf '%s\\n' "$reply" | sed -n 2p)"
+    case "$port" in '' | *[!0-9]*) continue ;; esac
+    printf '%s:%s\\n' "$host" "$port"
+    return 0
+  done
+}`;
+
+/**
+ * start-redis.sh. Env: REDIS_PASSWORD, CONF_DIR; with Sentinel also SENTINELS, MASTER_NAME,
+ * SELF_ADDR (this pod's stable host:port) and SEED_ADDR (pod 0, the master of a fresh set).
+ */
+export const START_REDIS_SH = `#!/bin/sh
+# Starts redis-server from $CONF_DIR/redis.conf; the password arrives on stdin, never in argv.
+set -eu
+${CURRENT_MASTER_SH}
+
+announce=""
+role=""
+if [ -n "\${SENTINELS:-}" ]; then
+  # After a failover the Sentinels know the master; on a fresh set nobody does and pod 0 is.
+  master="$(current_master || true)"
+  [ -n "$master" ] || master="$SEED_ADDR"
+  announce="replica-announce-ip \${SELF_ADDR%:*}"
+  if [ "$master" != "$SELF_ADDR" ]; then
+    role="replicaof \${master%:*} \${master##*:}"
+  fi
+  echo "start-redis: master is $master"
+fi
+
+exec redis-server "$CONF_DIR/redis.conf" - <<EOF
+requirepass $REDIS_PASSWORD
+masterauth $REDIS_PASSWORD
+$announce
+$role
+EOF
+`;
+
+/** start-sentinel.sh. Env: as start-redis.sh, plus DATA_DIR (writable). */
+export const START_SENTINEL_SH = `#!/bin/sh
+# Writes a runnable sentinel.conf into $DATA_DIR (Sentinel rewrites it) and starts Sentinel.
+set -eu
+${CURRENT_MASTER_SH}
+
+# Another Sentinel that is up knows the master after a failover; otherwise pod 0 is it.
+master="$(current_master || true)"
+[ -n "$master" ] || master="$SEED_ADDR"
+host="\${master%:*}"
+port="\${master##*:}"
+
+# The monitor line must resolve the master's hostname: wait (bounded) until it answers.
+i=0
+until timeout 2 redis-cli -h "$host" -p "$port" ping >/dev/null 2>&1 || [ "$i" -ge 30 ]; do
+  i=$((i + 1))
+  sleep 2
+done
+
+umask 077
+{
+  sed -e "s/@MASTER_HOST@/$host/" -e "s/@MASTER_PORT@/$port/" "$CONF_DIR/sentinel.conf"
+  printf 'sentinel announce-ip %s\\n' "\${SELF_ADDR%:*}"
+  printf 'sentinel auth-pass %s %s\\n' "$MASTER_NAME" "$REDIS_PASSWORD"
+  # Sentinels use this password for each other as well.
+  printf 'requirepass %s\\n' "$REDIS_PASSWORD"
+} >"$DATA_DIR/sentinel.conf"
+echo "start-sentinel: monitoring $master"
+exec redis-sentinel "$DATA_DIR/sentinel.conf"
+`;
+
+/**
+ * pre-stop.sh (Sentinel mode): a master hands its role to a replica before it stops, so a
+ * rollout or a node drain costs clients a reconnect instead of a failure detection
+ * (down-after-milliseconds) plus an election. Bounded well under the grace period.
+ */
+export const PRE_STOP_REDIS_SH = `#!/bin/sh
+# preStop: if the Sentinels say this pod is the master, ask them to fail over and wait.
+set -u
+${CURRENT_MASTER_SH}
+
+[ "$(current_master || true)" = "$SELF_ADDR" ] || exit 0
+# Hold writes (clients wait, nothing is lost) so the replicas catch up and no write lands
+# here between the promotion and this node's demotion; Sentinel's CLIENT KILL then sends
+# the clients to the new master. The pause lifts itself if no handover happens.
+REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 redis-cli -p "\${SELF_ADDR##*:}" client pause 15000 write >/dev/null 2>&1
+for s in $(printf '%s' "$SENTINELS" | tr ',' ' '); do
+  if REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 redis-cli -h "\${s%:*}" -p "\${s##*:}" \\
+    sentinel failover "$MASTER_NAME" 2>/dev/null | grep -qx OK; then
+    break
+  fi
+done
+i=0
+while [ "$i" -lt 20 ]; do
+  master="$(current_master || true)"
+  if [ -n "$master" ] && [ "$master" != "$SELF_ADDR" ]; then
+    echo "pre-stop: handed over to $master"
+    exit 0
+  fi
+  i=$((i + 1))
+  sleep 1
+done
+REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 redis-cli -p "\${SELF_ADDR##*:}" client unpause >/dev/null 2>&1
+echo "pre-stop: no handover, stopping anyway"
+`;
+
+/**
+ * Readiness/liveness command: PONG with the password from the environment (REDISCLI_AUTH
+ * keeps it out of argv).
+ */
+export const pingCommand = (port: number): string[] => [
+  'sh',
+  '-c',
+  `REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 redis-cli -p ${port} ping | grep -qx PONG`,
+];
+
+const lines = (ls: readonly string[]): string => `${ls.join('\n')}\n`;

@@ -1,0 +1,176 @@
+// Pod pieces shared by the cache and the session Redis: the redis container (started by
+// start-redis.sh from the ConfigMap), the redis_exporter sidecar, volumes, the
+// NetworkPolicy. Pod Security "restricted" everywhere; the redis image's user is 999.
+import { createHash } from 'node:crypto';
+import type { Chart } from 'cdk8s';
+import { k8s } from './k8s.ts';
+import type { AppModel } from '../../api/model.ts';
+import type { EnvVar } from '../tier.ts';
+import { APP_LABEL, TIER_LABEL, metadataOf } from './meta.ts';
+import type { TierName } from './meta.ts';
+import {
+  restrictedContainerSecurityContext,
+  restrictedPodSecurityContext,
+} from './pod-security.ts';
+import { quantity } from './quantity.ts';
+import { CONF_DIR, DATA_DIR, EXPORTER_PORT, REDIS_PORT, pingCommand } from './redis-config.ts';
+
+/** UID of the redis user in the official redis images. */
+export const REDIS_UID = 999;
+export const PASSWORD_KEY = 'password';
+/** Changes with the ConfigMap, so pods restart on a new redis.conf. */
+export const CONFIG_HASH_ANNOTATION = 'scalable.dev/config-hash';
+
+export function configHashOf(data: Readonly<Record<string, string>>): string {
+  const h = createHash('sha256');
+  for (const key of Object.keys(data).sort()) h.update(`${key}\0${data[key]}\0`);
+  return h.digest('hex').slice(0, 16);
+}
+
+export const passwordEnv = (name: string, secretName: string): EnvVar => ({
+  name,
+  valueFrom: { secretKeyRef: { name: secretName, key: PASSWORD_KEY } },
+});
+
+export const podNameEnv: EnvVar = {
+  name: 'POD_NAME',
+  valueFrom: { fieldRef: { fieldPath: 'metadata.name' } },
+};
+
+/** Short in-cluster DNS name that resolves without knowing the cluster domain. */
+export const svcHost = (app: AppModel, service: string): string =>
+  `${service}.${app.namespace}.svc`;
+
+export interface RedisContainerProps {
+  readonly app: AppModel;
+  readonly secretName: string;
+  /** Memory limit (and request): maxmemory plus headroom. */
+  readonly memoryLimit: string;
+  /** Extra env for start-redis.sh (Sentinel discovery). */
+  readonly env?: readonly EnvVar[];
+  /** Script in the ConfigMap to run before the container stops. */
+  readonly preStop?: string;
+}
+
+export function redisContainer(p: RedisContainerProps): k8s.Container {
+  const probe = { exec: { command: pingCommand(REDIS_PORT) }, timeoutSeconds: 5 };
+  return {
+    name: 'redis',
+    image: p.app.images.redis,
+    command: ['sh', `${CONF_DIR}/start-redis.sh`],
+    env: [
+      passwordEnv('REDIS_PASSWORD', p.secretName),
+      { name: 'CONF_DIR', value: CONF_DIR },
+      { name: 'DATA_DIR', value: DATA_DIR },
+      ...(p.env ?? []),
+    ] as k8s.EnvVar[],
+    ports: [{ name: 'redis', containerPort: REDIS_PORT, protocol: 'TCP' }],
+    // Request = limit for memory: Redis's footprint is its dataset, overcommit only hurts.
+    resources: {
+      requests: { cpu: quantity('100m'), memory: quantity(p.memoryLimit) },
+      limits: { memory: quantity(p.memoryLimit) },
+    },
+    // Loading a large append-only file can take minutes: liveness waits for startup.
+    startupProbe: { ...probe, periodSeconds: 5, failureThreshold: 60 },
+    readinessProbe: { ...probe, periodSeconds: 5, failureThreshold: 3 },
+    livenessProbe: { ...probe, periodSeconds: 10, failureThreshold: 6 },
+    ...(p.preStop
+      ? { lifecycle: { preStop: { exec: { command: ['sh', `${CONF_DIR}/${p.preStop}`] } } } }
+      : {}),
+    securityContext: restrictedContainerSecurityContext(),
+    volumeMounts: [
+      { name: 'config', mountPath: CONF_DIR, readOnly: true },
+      { name: 'data', mountPath: DATA_DIR },
+    ],
+  };
+}
+
+/** redis_exporter: Prometheus metrics on :9121, scraping Redis over localhost. */
+export function exporterContainer(app: AppModel, secretName: string): k8s.Container {
+  return {
+    name: 'exporter',
+    image: app.images.redisExporter,
+    env: [
+      { name: 'REDIS_ADDR', value: `redis://localhost:${REDIS_PORT}` },
+      passwordEnv('REDIS_PASSWORD', secretName),
+    ] as k8s.EnvVar[],
+    ports: [{ name: 'metrics', containerPort: EXPORTER_PORT, protocol: 'TCP' }],
+    resources: {
+      requests: { cpu: quantity('10m'), memory: quantity('32Mi') },
+      limits: { memory: quantity('64Mi') },
+    },
+    readinessProbe: {
+      tcpSocket: { port: k8s.IntOrString.fromString('metrics') },
+      periodSeconds: 10,
+    },
+    securityContext: restrictedContainerSecurityContext(),
+  };
+}
+
+export interface RedisPodProps {
+  readonly serviceAccountName: string;
+  readonly containers: k8s.Container[];
+  readonly configMapName: string;
+  /** The data volume when it is not a PVC (cache: nothing persists). */
+  readonly dataEmptyDir?: string;
+  readonly spread?: k8s.TopologySpreadConstraint[] | undefined;
+}
+
+export function redisPodSpec(p: RedisPodProps): k8s.PodSpec {
+  return {
+    serviceAccountName: p.serviceAccountName,
+    automountServiceAccountToken: false,
+    enableServiceLinks: false,
+    securityContext: {
+      ...restrictedPodSecurityContext(REDIS_UID),
+      // Large session volumes: chown only when the root of the volume is wrong.
+      fsGroupChangePolicy: 'OnRootMismatch',
+    },
+    terminationGracePeriodSeconds: 30,
+    ...(p.spread ? { topologySpreadConstraints: p.spread } : {}),
+    containers: p.containers,
+    volumes: [
+      // 0444: the scripts run as `sh script`, nothing needs to execute or write them.
+      { name: 'config', configMap: { name: p.configMapName, defaultMode: 0o444 } },
+      ...(p.dataEmptyDir !== undefined
+        ? [{ name: 'data', emptyDir: { sizeLimit: quantity(p.dataEmptyDir) } }]
+        : []),
+    ],
+  };
+}
+
+/**
+ * Only this app's pods may reach the tier's Redis/Sentinel ports; the metrics port is open
+ * to any pod (Prometheus) only when monitoring is on.
+ */
+export function redisNetworkPolicy(
+  chart: Chart,
+  app: AppModel,
+  tier: TierName,
+  name: string,
+  ports: readonly number[],
+) {
+  new k8s.KubeNetworkPolicy(chart, `${tier}-netpol`, {
+    metadata: metadataOf(app, tier, name),
+    spec: {
+      podSelector: { matchLabels: { [APP_LABEL]: app.name, [TIER_LABEL]: tier } },
+      policyTypes: ['Ingress'],
+      ingress: [
+        {
+          from: [{ podSelector: { matchLabels: { [APP_LABEL]: app.name } } }],
+          ports: ports.map((port) => ({ port: k8s.IntOrString.fromNumber(port), protocol: 'TCP' })),
+        },
+        ...(app.monitoring
+          ? [{ ports: [{ port: k8s.IntOrString.fromNumber(EXPORTER_PORT), protocol: 'TCP' }] }]
+          : []),
+      ],
+    },
+  });
+}
+
+export function serviceAccount(chart: Chart, app: AppModel, tier: TierName, name: string) {
+  new k8s.KubeServiceAccount(chart, `${tier}-sa`, {
+    metadata: metadataOf(app, tier, name),
+    automountServiceAccountToken: false,
+  });
+}

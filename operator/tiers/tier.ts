@@ -1,0 +1,137 @@
+// What a tier is: everything the operator knows about one part of the chapter's architecture
+// (web, cache, database, ...) behind one small interface. The reconciler, the status
+// computation, the CLI and the app wiring only ever iterate the registry (index.ts) and call
+// these members; none of them names a tier.
+//
+// Adding a tier:
+// 1. a folder operator/tiers/<name>/ with build.ts (pure builders), status.ts (its verdict)
+//    and index.ts exporting one `Tier`; tests and golden files beside them;
+// 2. one line in the registry (index.ts), at its place in apply order;
+// 3. its label value in shared/meta.ts's TierName, and the spec sections it renders in
+//    `sections` (a unit test fails when a spec section that renders objects has no tier).
+// Hooks are optional: reach for one only when the state a tier must keep lives outside the
+// objects it builds (see the database tier: shard-map hold, Patroni's config, data clean-up).
+import type { AppModel } from '../api/model.ts';
+import type { SpecSection } from '../api/sections.ts';
+import type { K8sObject } from './shared/chart.ts';
+import type { TierName } from './shared/meta.ts';
+import type { Observed, ObservedObject, TierReport } from './shared/report.ts';
+
+export interface EnvVar {
+  name: string;
+  value?: string;
+  valueFrom?: {
+    secretKeyRef?: { name: string; key: string };
+    configMapKeyRef?: { name: string; key: string };
+    fieldRef?: { fieldPath: string };
+  };
+}
+
+/** What a tier gives every app pod (web and workers). Passwords only via secretKeyRef. */
+export interface AppWiring {
+  readonly env: EnvVar[];
+  readonly volumes: Record<string, unknown>[];
+  readonly volumeMounts: Record<string, unknown>[];
+}
+
+export interface ObjectRef {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly name: string;
+}
+
+/** A write a hook made, for the log line and the app's events ("Updated ConfigMap x"). */
+export interface HookWrite {
+  readonly action: 'Created' | 'Updated' | 'Deleted';
+  readonly kind: string;
+  readonly name: string;
+  readonly why?: string;
+}
+
+/** A write lost to a concurrent change (HTTP 409); the reconcile is retried. */
+export class ConflictError extends Error {
+  override readonly name = 'ConflictError';
+}
+
+/**
+ * The little of the cluster a hook may touch, by apiVersion and kind; the reconciler
+ * implements it over its client (tiers never import the runtime). Reads go to the API
+ * server, not the caches: hooks read objects the operator does not watch.
+ */
+export interface ClusterAccess {
+  /** The object, or undefined when it does not exist. */
+  get(apiVersion: string, kind: string, namespace: string, name: string): Promise<Json | undefined>;
+  list(apiVersion: string, kind: string, namespace: string, labelSelector: string): Promise<Json[]>;
+  /** JSON merge patch; a resourceVersion in the body makes a concurrent change a ConflictError. */
+  mergePatch(
+    apiVersion: string,
+    kind: string,
+    namespace: string,
+    name: string,
+    body: Json,
+  ): Promise<Json>;
+  /** Deletes (background propagation); `uid` guards against deleting a successor. */
+  delete(
+    apiVersion: string,
+    kind: string,
+    namespace: string,
+    name: string,
+    uid?: string,
+  ): Promise<void>;
+}
+
+type Json = Record<string, unknown>;
+
+/** The app as hooks see it when it may be half gone (deletion) or its spec invalid. */
+export interface AppRef {
+  readonly name: string;
+  readonly namespace: string;
+  readonly uid: string;
+}
+
+export interface TierHooks {
+  /**
+   * Before apply: the tier's desired objects given what is live (pure). For state the
+   * cluster holds that a builder cannot know, e.g. bucket ranges already published.
+   */
+  adjust?(
+    app: AppModel,
+    desired: readonly K8sObject[],
+    live: (obj: K8sObject) => ObservedObject | undefined,
+  ): K8sObject[];
+  /**
+   * After apply and prune, once per app generation: state the tier keeps outside its own
+   * objects in step with the spec. Returns the writes it made.
+   */
+  afterApply?(app: AppModel, cluster: ClusterAccess): Promise<readonly HookWrite[]>;
+  /** Data clean-up behind a finalizer on the app. */
+  finalizer?: {
+    readonly name: string;
+    /** Whether the app should hold the finalizer now. */
+    wanted(app: AppModel): boolean;
+    /** One step of the clean-up; true when done and the finalizer may go. */
+    cleanUp(app: AppRef, observed: Observed, cluster: ClusterAccess): Promise<boolean>;
+  };
+}
+
+export interface Tier {
+  /** The value of its objects' scalable.dev/tier label. */
+  readonly name: TierName;
+  /** The spec sections it renders (the registry test checks every section has a tier). */
+  readonly sections: readonly SpecSection[];
+  /** Its condition type, e.g. CacheReady. */
+  readonly conditionType: string;
+  /**
+   * Pure: the tier's objects, or none when it is off (then its objects are pruned).
+   * `wiring` is what app pods get from every tier (index.ts computes it once per build).
+   */
+  build(app: AppModel, wiring: AppWiring): K8sObject[];
+  /** What it hands app pods: env, volumes. */
+  wiring?(app: AppModel): Partial<AppWiring>;
+  /**
+   * Pure: its condition and .status fields. `wanted` are the desired objects the cluster
+   * serves (those of a missing optional API are left out).
+   */
+  report(app: AppModel, observed: Observed, wanted: readonly ObjectRef[]): TierReport;
+  readonly hooks?: TierHooks;
+}

@@ -1,0 +1,213 @@
+// The stateless web tier: ServiceAccount, Deployment, Service, HPA, PDB, NetworkPolicy.
+// Typed L1 constructs (cdk8s-plus-27's k8s imports) rather than L2: under server-side apply
+// every field we send becomes ours, so we send only what the app asked for and our
+// decisions, not a library's defaults (imagePullPolicy: Always, resource limits, HPA behavior).
+import { k8s } from '../shared/k8s.ts';
+import type { Chart } from 'cdk8s';
+import type { AppModel } from '../../api/model.ts';
+import type { AppWiring, EnvVar } from '../tier.ts';
+import { synth } from '../shared/chart.ts';
+import type { K8sObject } from '../shared/chart.ts';
+import { labelsOf, metadataOf, nameOf, selectorOf } from '../shared/meta.ts';
+import {
+  restrictedContainerSecurityContext,
+  restrictedPodSecurityContext,
+  topologySpreadOf,
+} from '../shared/pod-security.ts';
+import { quantity, resourcesOf } from '../shared/quantity.ts';
+
+export const WEB_SERVICE_PORT = 80;
+
+/** Namespaces whose pods may reach the web pods: the usual ingress/gateway controllers. */
+export const DEFAULT_INGRESS_NAMESPACES = [
+  'ingress-nginx',
+  'traefik',
+  'haproxy-controller',
+  'envoy-gateway-system',
+  'kube-system',
+] as const;
+
+export function buildWeb(app: AppModel, wiring: AppWiring): K8sObject[] {
+  return synth((chart) => {
+    const name = nameOf(app, 'web');
+    const selector = selectorOf(app, 'web');
+    const meta = metadataOf(app, 'web', name);
+    new k8s.KubeServiceAccount(chart, 'sa', {
+      metadata: meta,
+      automountServiceAccountToken: false,
+    });
+    webDeployment(chart, app, name, selector, wiring);
+    new k8s.KubeService(chart, 'svc', {
+      metadata: meta,
+      spec: {
+        type: 'ClusterIP',
+        selector,
+        ports: [
+          { name: 'http', port: WEB_SERVICE_PORT, targetPort: k8s.IntOrString.fromString('http') },
+        ],
+      },
+    });
+    const { minReplicas, maxReplicas, targetCPUUtilization } = app.web.autoscaling;
+    new k8s.KubeHorizontalPodAutoscalerV2(chart, 'hpa', {
+      metadata: meta,
+      spec: {
+        scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name },
+        minReplicas,
+        maxReplicas,
+        metrics: [
+          {
+            type: 'Resource',
+            resource: {
+              name: 'cpu',
+              target: { type: 'Utilization', averageUtilization: targetCPUUtilization },
+            },
+          },
+        ],
+      },
+    });
+    // One pod at a time may go during node drains; with a single replica that would block
+    // drains forever, so the budget then allows the disruption.
+    new k8s.KubePodDisruptionBudget(chart, 'pdb', {
+      metadata: meta,
+      spec: {
+        maxUnavailable: k8s.IntOrString.fromNumber(1),
+        selector: { matchLabels: selector },
+      },
+    });
+    webNetworkPolicy(chart, app, name, selector);
+  });
+}
+
+export function webEnv(app: AppModel, wiring: AppWiring): EnvVar[] {
+  return [
+    { name: 'PORT', value: String(app.web.port) },
+    ...wiring.env,
+    ...app.web.env.map(userEnv),
+  ];
+}
+
+function userEnv(e: AppModel['web']['env'][number]): EnvVar {
+  if (e.value !== undefined) return { name: e.name, value: e.value };
+  const from = e.valueFrom;
+  return {
+    name: e.name,
+    valueFrom: from?.secretKeyRef
+      ? { secretKeyRef: { name: from.secretKeyRef.name, key: from.secretKeyRef.key } }
+      : {
+          configMapKeyRef: {
+            name: from?.configMapKeyRef?.name ?? '',
+            key: from?.configMapKeyRef?.key ?? '',
+          },
+        },
+  };
+}
+
+function webDeployment(
+  chart: Chart,
+  app: AppModel,
+  name: string,
+  selector: Record<string, string>,
+  wiring: AppWiring,
+) {
+  const { web } = app;
+  const spread = topologySpreadOf(app, selector);
+  new k8s.KubeDeployment(chart, 'deploy', {
+    metadata: metadataOf(app, 'web', name),
+    spec: {
+      // No replicas: the HorizontalPodAutoscaler owns the count.
+      selector: { matchLabels: selector },
+      revisionHistoryLimit: 5,
+      strategy: {
+        type: 'RollingUpdate',
+        rollingUpdate: {
+          maxUnavailable: k8s.IntOrString.fromNumber(0),
+          maxSurge: k8s.IntOrString.fromString('25%'),
+        },
+      },
+      template: {
+        metadata: { labels: labelsOf(app, 'web') },
+        spec: {
+          serviceAccountName: name,
+          automountServiceAccountToken: false,
+          securityContext: restrictedPodSecurityContext(),
+          enableServiceLinks: false,
+          ...(spread ? { topologySpreadConstraints: spread } : {}),
+          containers: [
+            {
+              name: 'web',
+              image: web.image,
+              ports: [{ name: 'http', containerPort: web.port, protocol: 'TCP' }],
+              env: webEnv(app, wiring),
+              resources: resourcesOf(web.resources),
+              readinessProbe: {
+                httpGet: {
+                  path: web.probes.readinessPath,
+                  port: k8s.IntOrString.fromString('http'),
+                },
+                periodSeconds: 5,
+                failureThreshold: 3,
+              },
+              livenessProbe: {
+                httpGet: {
+                  path: web.probes.livenessPath,
+                  port: k8s.IntOrString.fromString('http'),
+                },
+                initialDelaySeconds: 10,
+                periodSeconds: 10,
+                failureThreshold: 6,
+              },
+              securityContext: restrictedContainerSecurityContext(),
+              volumeMounts: [
+                { name: 'tmp', mountPath: '/tmp' },
+                ...(wiring.volumeMounts as never[]),
+              ],
+            },
+          ],
+          volumes: [
+            { name: 'tmp', emptyDir: { sizeLimit: quantity('256Mi') } },
+            ...(wiring.volumes as never[]),
+          ],
+        },
+      },
+    },
+  });
+}
+
+/** Only the ingress controller and this app's own pods may reach the web pods. */
+function webNetworkPolicy(
+  chart: Chart,
+  app: AppModel,
+  name: string,
+  selector: Record<string, string>,
+) {
+  const controllerNamespaces = [
+    ...DEFAULT_INGRESS_NAMESPACES,
+    ...(app.ingress?.gateway ? [app.ingress.gateway.namespace ?? app.namespace] : []),
+  ];
+  new k8s.KubeNetworkPolicy(chart, 'netpol', {
+    metadata: metadataOf(app, 'web', name),
+    spec: {
+      podSelector: { matchLabels: selector },
+      policyTypes: ['Ingress'],
+      ingress: [
+        {
+          from: [
+            { podSelector: { matchLabels: { 'scalable.dev/app': app.name } } },
+            {
+              namespaceSelector: {
+                matchExpressions: [
+                  {
+                    key: 'kubernetes.io/metadata.name',
+                    operator: 'In',
+                    values: [...new Set(controllerNamespaces)],
+                  },
+                ],
+              },
+            },
+          ],
+          ports: [{ port: k8s.IntOrString.fromString('http'), protocol: 'TCP' }],
+        },
+      ],
+    },
+  });
+}

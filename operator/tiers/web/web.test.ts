@@ -1,0 +1,135 @@
+import { describe, expect, it } from 'vitest';
+import { modelOf, find, spec } from '../shared/test-helpers.ts';
+import type { AppModel } from '../../api/model.ts';
+import { appWiring } from '../index.ts';
+import { buildWeb as buildWebWith } from './build.ts';
+
+const buildWeb = (app: AppModel) => buildWebWith(app, appWiring(app));
+
+describe('buildWeb', () => {
+  const objects = buildWeb(modelOf({}));
+
+  it('renders the web tier objects with deterministic names', () => {
+    expect(objects.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([
+      'ServiceAccount/shop-web',
+      'Deployment/shop-web',
+      'Service/shop-web',
+      'HorizontalPodAutoscaler/shop-web',
+      'PodDisruptionBudget/shop-web',
+      'NetworkPolicy/shop-web',
+    ]);
+    for (const o of objects) expect(o.metadata.namespace).toBe('prod');
+  });
+
+  it('leaves replicas to the HPA and never rolls out below capacity', () => {
+    const d = spec(find(objects, 'Deployment'));
+    expect(d).not.toHaveProperty('replicas');
+    expect(d.strategy).toEqual({
+      type: 'RollingUpdate',
+      rollingUpdate: { maxUnavailable: 0, maxSurge: '25%' },
+    });
+  });
+
+  it('probes, resources, port and env come from the spec', () => {
+    const m = modelOf({
+      web: {
+        image: 'x:2',
+        port: 3000,
+        probes: { readinessPath: '/ready' },
+        resources: { limits: { cpu: '2' } },
+        env: [{ name: 'A', value: 'b' }],
+      },
+    });
+    const c = spec(find(buildWeb(m), 'Deployment')).template.spec.containers[0];
+    expect(c.image).toBe('x:2');
+    expect(c.ports).toEqual([{ name: 'http', containerPort: 3000, protocol: 'TCP' }]);
+    expect(c.readinessProbe.httpGet).toEqual({ path: '/ready', port: 'http' });
+    expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'http' });
+    expect(c.resources).toEqual({
+      requests: { cpu: '250m', memory: '256Mi' },
+      limits: { cpu: '2', memory: '512Mi' },
+    });
+    expect(c.env).toEqual(
+      expect.arrayContaining([
+        { name: 'PORT', value: '3000' },
+        { name: 'A', value: 'b' },
+      ]),
+    );
+  });
+
+  it('hands the CDN base URL and static prefix to the app', () => {
+    const m = modelOf({
+      ingress: { staticAssets: { pathPrefix: '/assets' } },
+      cdn: { baseURL: 'https://cdn.example.com' },
+    });
+    const env = spec(find(buildWeb(m), 'Deployment')).template.spec.containers[0].env;
+    expect(env).toEqual(
+      expect.arrayContaining([
+        { name: 'ASSET_BASE_URL', value: 'https://cdn.example.com' },
+        { name: 'STATIC_PATH_PREFIX', value: '/assets' },
+      ]),
+    );
+  });
+
+  it('autoscales on CPU within the bounds', () => {
+    const hpa = spec(
+      find(
+        buildWeb(
+          modelOf({
+            web: {
+              image: 'x',
+              autoscaling: { minReplicas: 3, maxReplicas: 7, targetCPUUtilization: 55 },
+            },
+          }),
+        ),
+        'HorizontalPodAutoscaler',
+      ),
+    );
+    expect(hpa.scaleTargetRef).toEqual({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      name: 'shop-web',
+    });
+    expect([hpa.minReplicas, hpa.maxReplicas]).toEqual([3, 7]);
+    expect(hpa.metrics[0].resource.target).toEqual({ type: 'Utilization', averageUtilization: 55 });
+  });
+
+  it('spreads over zones and hosts unless told not to', () => {
+    const tsc = spec(find(objects, 'Deployment')).template.spec.topologySpreadConstraints;
+    expect(tsc.map((t: { topologyKey: string }) => t.topologyKey)).toEqual([
+      'topology.kubernetes.io/zone',
+      'kubernetes.io/hostname',
+    ]);
+    const off = spec(
+      find(buildWeb(modelOf({ topology: { spreadAcrossZones: false } })), 'Deployment'),
+    );
+    expect(off.template.spec).not.toHaveProperty('topologySpreadConstraints');
+  });
+
+  it('mounts no service-account token', () => {
+    expect(find(objects, 'ServiceAccount')['automountServiceAccountToken']).toBe(false);
+    expect(spec(find(objects, 'Deployment')).template.spec.automountServiceAccountToken).toBe(
+      false,
+    );
+  });
+
+  it("admits only the app's pods and the ingress controllers", () => {
+    const np = spec(find(objects, 'NetworkPolicy'));
+    expect(np.policyTypes).toEqual(['Ingress']);
+    expect(np.ingress[0].from[0]).toEqual({
+      podSelector: { matchLabels: { 'scalable.dev/app': 'shop' } },
+    });
+    expect(np.ingress[0].from[1].namespaceSelector.matchExpressions[0].values).toContain('traefik');
+    const gw = spec(
+      find(
+        buildWeb(modelOf({ ingress: { gateway: { name: 'g', namespace: 'edge' } } })),
+        'NetworkPolicy',
+      ),
+    );
+    expect(gw.ingress[0].from[1].namespaceSelector.matchExpressions[0].values).toContain('edge');
+  });
+
+  it('keeps at most one pod down during disruptions', () => {
+    expect(spec(find(objects, 'PodDisruptionBudget')).maxUnavailable).toBe(1);
+  });
+});
