@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_IMAGES } from '../api/images.ts';
 import type { Images } from '../api/images.ts';
 import { WARM_UP_SPEC } from '../api/sections.ts';
-import { planOf } from './reconcile.ts';
+import { planOf } from './plans.ts';
 
 const app = {
   apiVersion: 'scalable.dev/v1alpha1',

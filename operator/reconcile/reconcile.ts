@@ -2,50 +2,26 @@
 // read the app -> validate + model -> build -> apply what differs -> prune what is no longer
 // wanted -> observe -> status (pure) -> one /status patch -> events.
 // A converged app costs reads from the caches only: no request at all.
-import { toModel } from '../api/model.ts';
-import type { ModelOptions } from '../api/model.ts';
-import type { AppModel } from '../api/model.ts';
-import { validateApp } from '../api/validate.ts';
-import type { FieldError } from '../api/validate.ts';
-import type { KubeClient } from '../runtime/kube-client.ts';
-import type { Logger } from '../runtime/log.ts';
 import { computeStatus, invalidSpecStatus } from '../status/compute.ts';
 import type { ApplyOutcome, ComputedStatus } from '../status/compute.ts';
 import { withTransitions } from '../status/conditions.ts';
-import { TIERS, buildAll, tierOf } from '../tiers/index.ts';
+import { TIERS, tierOf } from '../tiers/index.ts';
 import type { K8sObject } from '../tiers/shared/chart.ts';
 import type { Observed, ObservedObject } from '../tiers/shared/report.ts';
 import { generatedKeysOf } from '../tiers/shared/secrets.ts';
 import type { HookWrite } from '../tiers/tier.ts';
 import { clusterAccess } from './cluster-access.ts';
-import { SPEC_HASH_ANNOTATION, hashOf, stableStringify, whyApply, withSpecHash } from './diff.ts';
-import type { EventRecorder } from './events.ts';
+import type { ReconcileContext } from './context.ts';
+import { SPEC_HASH_ANNOTATION, hashOf, stableStringify, whyApply } from './diff.ts';
 import { finalizerHooks, setFinalizers } from './finalizers.ts';
+import { adjusted, ensureFinalizer, keyOfObj, observe } from './hooks.ts';
 import { APP_KIND, kindOf, pathOf } from './kinds.ts';
 import type { KindInfo } from './kinds.ts';
 import { materialize, materializePod, objectKey, olderThan, projectChild } from './project.ts';
-import type { CachedApp, CachedChild, CachedPod } from './project.ts';
+import type { CachedApp, CachedChild } from './project.ts';
 import { applyObject, createOnce, deleteObject } from './writes.ts';
 
 type Json = Record<string, unknown>;
-
-/** What the reconciler may read and write; the controller wires it to informers and the API. */
-export interface ReconcileContext {
-  readonly client: KubeClient;
-  readonly log: Logger;
-  readonly events: EventRecorder;
-  readonly getApp: (key: string) => CachedApp | undefined;
-  /** Cached children of one app, every owned kind. */
-  readonly children: (namespace: string, app: string) => readonly CachedChild[];
-  readonly pods: (namespace: string, app: string) => readonly CachedPod[];
-  /** Whether the cluster serves the kind's API. */
-  readonly served: (info: KindInfo) => boolean;
-  /** Our own recent writes, to tell a stale cache from drift (see Recent). */
-  readonly recent: Recent;
-  /** Model and desired objects per app generation (see Plans). */
-  readonly plans: Plans;
-  readonly onWrite?: (kind: string, action: 'created' | 'updated' | 'deleted') => void;
-}
 
 export type Outcome = 'gone' | 'invalid' | 'ready' | 'progressing';
 
@@ -65,124 +41,10 @@ export class ApplyFailedError extends Error {
   override readonly name = 'ApplyFailedError';
 }
 
-/**
- * Our writes of the last few seconds. Informer caches trail the API server by a moment; a
- * reconcile that runs in between must not take the old cached object for drift and write it
- * again. Entries expire quickly: they only bridge that moment.
- */
-export class Recent {
-  private readonly entries = new Map<
-    string,
-    { hash: string; rv: string; at: number; value?: unknown }
-  >();
-  constructor(private readonly ttlMs = 30_000) {}
-
-  set(key: string, hash: string, rv: string, value?: unknown): void {
-    this.entries.set(key, { hash, rv, at: Date.now(), ...(value !== undefined ? { value } : {}) });
-    if (this.entries.size > 50_000) this.sweep();
-  }
-
-  get(key: string): { hash: string; rv: string; value?: unknown } | undefined {
-    const e = this.entries.get(key);
-    if (!e) return undefined;
-    if (Date.now() - e.at > this.ttlMs) {
-      this.entries.delete(key);
-      return undefined;
-    }
-    return e;
-  }
-
-  delete(key: string): void {
-    this.entries.delete(key);
-  }
-
-  private sweep(): void {
-    const now = Date.now();
-    for (const [k, e] of this.entries) if (now - e.at > this.ttlMs) this.entries.delete(k);
-  }
-}
-
-export type Plan =
-  | { readonly ok: true; readonly model: AppModel; readonly desired: readonly K8sObject[] }
-  | { readonly ok: false; readonly errors: readonly FieldError[] };
-
-/** validate -> model -> build -> spec hashes: pure, so computed once per app generation. */
-export function planOf(app: CachedApp, options: ModelOptions = {}): Plan {
-  const { name, namespace, uid, generation } = app.metadata;
-  const validated = validateApp({
-    apiVersion: app.apiVersion,
-    kind: app.kind,
-    metadata: { name, namespace, uid, ...(generation !== undefined ? { generation } : {}) },
-    spec: app.spec,
-  });
-  if (!validated.ok) return { ok: false, errors: validated.errors };
-  const model = toModel(validated.app, options);
-  return { ok: true, model, desired: buildAll(model).map(withSpecHash) };
-}
-
-/**
- * Plans of recently reconciled apps. Pod and status events reconcile an app far more often
- * than its spec changes, and validation (CEL) plus the builders cost milliseconds; an app's
- * spec only changes with its generation. Bounded, so memory does not grow with every app.
- */
-export class Plans {
-  private readonly entries = new Map<
-    string,
-    { readonly generation: number | undefined; readonly plan: Plan }
-  >();
-  constructor(
-    private readonly options: ModelOptions = {},
-    private readonly capacity = 256,
-  ) {}
-
-  get(app: CachedApp): Plan {
-    const key = app.metadata.uid;
-    const hit = this.entries.get(key);
-    if (hit && hit.generation === app.metadata.generation && hit.generation !== undefined) {
-      this.entries.delete(key); // most recently used last
-      this.entries.set(key, hit);
-      return hit.plan;
-    }
-    const plan = planOf(app, this.options);
-    this.entries.set(key, { generation: app.metadata.generation, plan });
-    if (this.entries.size > this.capacity)
-      this.entries.delete(this.entries.keys().next().value as string);
-    return plan;
-  }
-}
-
 type Change = HookWrite;
 
-const keyOfObj = (o: K8sObject, namespace: string): string =>
-  objectKey(o.apiVersion, o.kind, o.metadata.namespace ?? namespace, o.metadata.name);
 const keyOfChild = (c: CachedChild): string =>
   objectKey(c.apiVersion, c.kind, c.metadata.namespace, c.metadata.name);
-
-/** Each tier's adjust hook, given the live objects; re-hashed where it changed something. */
-function adjusted(
-  model: AppModel,
-  desired: readonly K8sObject[],
-  live: ReadonlyMap<string, CachedChild>,
-): K8sObject[] {
-  const liveOf = (o: K8sObject): ObservedObject | undefined => {
-    const cur = live.get(keyOfObj(o, model.namespace));
-    return cur ? materialize(cur) : undefined;
-  };
-  let out = [...desired];
-  for (const tier of TIERS) {
-    const adjust = tier.hooks?.adjust;
-    if (!adjust) continue;
-    const mine = out.filter((o) => tierOf(o) === tier);
-    if (mine.length === 0) continue;
-    const next = adjust(model, mine, liveOf);
-    const swap = new Map(mine.map((o, i) => [o, next[i] ?? o]));
-    out = out.map((o) => {
-      const n = swap.get(o);
-      return n === undefined || n === o ? o : withSpecHash(n);
-    });
-  }
-  return out;
-}
 
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
@@ -398,53 +260,6 @@ async function ensureGenerated(
   ctx.recent.set(key, 'generated', rv);
   fresh.set(key, materialize(projectChild(res, obj.apiVersion, obj.kind)));
   return { action: 'Created', kind: obj.kind, name: obj.metadata.name };
-}
-
-/** The app's children and pods as the status functions and hooks see them. */
-function observe(ctx: ReconcileContext, app: CachedApp): Observed {
-  const { name, namespace } = app.metadata;
-  return {
-    objects: ctx.children(namespace, name).map(materialize),
-    pods: ctx.pods(namespace, name).map(materializePod),
-    missingApis: [],
-  };
-}
-
-/**
- * Tiers' finalizers follow their `wanted`: added before anything is applied; dropped after
- * pruning, once a tier that was switched off has had its data cleaned up.
- */
-async function ensureFinalizer(
-  ctx: ReconcileContext,
-  app: CachedApp,
-  model: AppModel,
-  desired: readonly K8sObject[],
-  phase: 'before' | 'after',
-): Promise<number> {
-  const held = new Set(app.metadata.finalizers ?? []);
-  if (phase === 'before') {
-    const add = finalizerHooks()
-      .filter((f) => f.wanted(model) && !held.has(f.name))
-      .map((f) => f.name);
-    if (add.length === 0) return 0;
-    await setFinalizers(ctx.client, app, { add });
-    return 1;
-  }
-  const remove: string[] = [];
-  for (const tier of TIERS) {
-    const f = tier.hooks?.finalizer;
-    if (!f || f.wanted(model) || !held.has(f.name)) continue;
-    const on = desired.some((o) => tierOf(o) === tier);
-    const { name, namespace, uid } = app.metadata;
-    if (
-      on ||
-      (await f.cleanUp({ name, namespace, uid }, observe(ctx, app), clusterAccess(ctx.client)))
-    )
-      remove.push(f.name);
-  }
-  if (remove.length === 0) return 0;
-  await setFinalizers(ctx.client, app, { remove });
-  return 1;
 }
 
 /** Only what we applied and this app controls; volumes only when the app says Delete. */

@@ -9,15 +9,9 @@ import type { Images } from '../api/images.ts';
 import type { KindInfo } from '../reconcile/kinds.ts';
 import { objectKey, projectApp, projectChild, projectPod } from '../reconcile/project.ts';
 import type { CachedApp, CachedChild, CachedPod } from '../reconcile/project.ts';
-import {
-  ApplyFailedError,
-  Plans,
-  Recent,
-  TerminalError,
-  planOf,
-  reconcile,
-} from '../reconcile/reconcile.ts';
-import type { ReconcileContext } from '../reconcile/reconcile.ts';
+import type { ReconcileContext } from '../reconcile/context.ts';
+import { Plans, Recent, planOf } from '../reconcile/plans.ts';
+import { ApplyFailedError, TerminalError, reconcile } from '../reconcile/reconcile.ts';
 import { discoverGroupVersions } from './discovery.ts';
 import { Informer } from './informer.ts';
 import type { KubeClient } from './kube-client.ts';

@@ -6,9 +6,9 @@
 // Adding a tier:
 // 1. a folder operator/tiers/<name>/ with build.ts (pure builders), status.ts (its verdict)
 //    and index.ts exporting one `Tier`; tests and golden files beside them;
-// 2. one line in the registry (index.ts), at its place in apply order;
-// 3. its label value in shared/meta.ts's TierName, and the spec sections it renders in
-//    `sections` (a unit test fails when a spec section that renders objects has no tier).
+// 2. one line in the registry (index.ts), at its place in apply order.
+// Its `sections` name the spec sections it renders: a unit test fails when a section that
+// renders objects has no tier, or when an object's tier label is not its tier's name.
 // Hooks are optional: reach for one only when the state a tier must keep lives outside the
 // objects it builds (see the database tier: shard-map hold, Patroni's config, data clean-up).
 import type { AppModel } from '../api/model.ts';

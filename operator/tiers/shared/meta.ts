@@ -2,8 +2,8 @@
 import type { AppModel } from '../../api/model.ts';
 import { API_VERSION, KIND } from '../../api/schema.ts';
 
-export type TierName =
-  'web' | 'ingress' | 'cache' | 'sessions' | 'database' | 'queue' | 'monitoring';
+/** A tier's name: the value of its objects' scalable.dev/tier label (tiers/index.ts). */
+export type TierName = string;
 
 export const MANAGED_BY = 'scalable-operator';
 export const APP_LABEL = 'scalable.dev/app';

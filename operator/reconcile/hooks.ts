@@ -1,0 +1,88 @@
+// The reconciler's side of the tier hooks (tiers/tier.ts): adjust desired objects from live
+// ones, and the finalizers of tiers whose data needs a clean-up.
+import type { AppModel } from '../api/model.ts';
+import { TIERS, tierOf } from '../tiers/index.ts';
+import type { K8sObject } from '../tiers/shared/chart.ts';
+import type { Observed, ObservedObject } from '../tiers/shared/report.ts';
+import { clusterAccess } from './cluster-access.ts';
+import { withSpecHash } from './diff.ts';
+import { finalizerHooks, setFinalizers } from './finalizers.ts';
+import { materialize, materializePod, objectKey } from './project.ts';
+import type { CachedApp, CachedChild } from './project.ts';
+import type { ReconcileContext } from './context.ts';
+
+export const keyOfObj = (o: K8sObject, namespace: string): string =>
+  objectKey(o.apiVersion, o.kind, o.metadata.namespace ?? namespace, o.metadata.name);
+
+/** Each tier's adjust hook, given the live objects; re-hashed where it changed something. */
+export function adjusted(
+  model: AppModel,
+  desired: readonly K8sObject[],
+  live: ReadonlyMap<string, CachedChild>,
+): K8sObject[] {
+  const liveOf = (o: K8sObject): ObservedObject | undefined => {
+    const cur = live.get(keyOfObj(o, model.namespace));
+    return cur ? materialize(cur) : undefined;
+  };
+  let out = [...desired];
+  for (const tier of TIERS) {
+    const adjust = tier.hooks?.adjust;
+    if (!adjust) continue;
+    const mine = out.filter((o) => tierOf(o) === tier);
+    if (mine.length === 0) continue;
+    const next = adjust(model, mine, liveOf);
+    const swap = new Map(mine.map((o, i) => [o, next[i] ?? o]));
+    out = out.map((o) => {
+      const n = swap.get(o);
+      return n === undefined || n === o ? o : withSpecHash(n);
+    });
+  }
+  return out;
+}
+
+/** The app's children and pods as the status functions and hooks see them. */
+export function observe(ctx: ReconcileContext, app: CachedApp): Observed {
+  const { name, namespace } = app.metadata;
+  return {
+    objects: ctx.children(namespace, name).map(materialize),
+    pods: ctx.pods(namespace, name).map(materializePod),
+    missingApis: [],
+  };
+}
+
+/**
+ * Tiers' finalizers follow their `wanted`: added before anything is applied; dropped after
+ * pruning, once a tier that was switched off has had its data cleaned up.
+ */
+export async function ensureFinalizer(
+  ctx: ReconcileContext,
+  app: CachedApp,
+  model: AppModel,
+  desired: readonly K8sObject[],
+  phase: 'before' | 'after',
+): Promise<number> {
+  const held = new Set(app.metadata.finalizers ?? []);
+  if (phase === 'before') {
+    const add = finalizerHooks()
+      .filter((f) => f.wanted(model) && !held.has(f.name))
+      .map((f) => f.name);
+    if (add.length === 0) return 0;
+    await setFinalizers(ctx.client, app, { add });
+    return 1;
+  }
+  const remove: string[] = [];
+  for (const tier of TIERS) {
+    const f = tier.hooks?.finalizer;
+    if (!f || f.wanted(model) || !held.has(f.name)) continue;
+    const on = desired.some((o) => tierOf(o) === tier);
+    const { name, namespace, uid } = app.metadata;
+    if (
+      on ||
+      (await f.cleanUp({ name, namespace, uid }, observe(ctx, app), clusterAccess(ctx.client)))
+    )
+      remove.push(f.name);
+  }
+  if (remove.length === 0) return 0;
+  await setFinalizers(ctx.client, app, { remove });
+  return 1;
+}
