@@ -4,6 +4,7 @@ import type { AppModel } from '../api/model.ts';
 import { TIERS, tierOf } from '../tiers/index.ts';
 import type { K8sObject } from '../tiers/shared/chart.ts';
 import type { Observed, ObservedObject } from '../tiers/shared/report.ts';
+import type { HookWrite, ObjectRef, Tier } from '../tiers/tier.ts';
 import { clusterAccess } from './cluster-access.ts';
 import { withSpecHash } from './diff.ts';
 import { finalizerHooks, setFinalizers } from './finalizers.ts';
@@ -85,4 +86,50 @@ export async function ensureFinalizer(
   if (remove.length === 0) return 0;
   await setFinalizers(ctx.client, app, { remove });
   return 1;
+}
+
+const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/**
+ * After apply and prune: each tier's afterApply (state outside its objects that depends on
+ * the spec alone: once per generation, again after Recent's TTL, not on every pod event),
+ * then its step (work it orders over many pod events). Failures are reported, not thrown.
+ */
+export async function runTierHooks(
+  ctx: ReconcileContext,
+  key: string,
+  app: CachedApp,
+  model: AppModel,
+  desired: readonly K8sObject[],
+  observed: Observed,
+): Promise<{ changes: HookWrite[]; failed: (ObjectRef & { error: string })[] }> {
+  const changes: HookWrite[] = [];
+  const failed: (ObjectRef & { error: string })[] = [];
+  const generation = String(app.metadata.generation ?? '');
+  const cluster = clusterAccess(ctx.client);
+  const run = async (tier: Tier, hook: string, fn: () => Promise<readonly HookWrite[]>) => {
+    try {
+      changes.push(...(await fn()));
+      return true;
+    } catch (err) {
+      failed.push({
+        apiVersion: '',
+        kind: 'hook',
+        name: `${tier.name} ${hook}`,
+        error: errorText(err),
+      });
+      return false;
+    }
+  };
+  for (const tier of TIERS) {
+    const hooks = tier.hooks;
+    if (!hooks || !desired.some((o) => tierOf(o) === tier)) continue;
+    const memo = `after|${tier.name}|${key}`;
+    const { afterApply, step } = hooks;
+    if (afterApply && ctx.recent.get(memo)?.hash !== generation)
+      if (await run(tier, 'after-apply', () => afterApply(model, cluster)))
+        ctx.recent.set(memo, generation, '');
+    if (step) await run(tier, 'step', () => step(model, observed, cluster));
+  }
+  return { changes, failed };
 }

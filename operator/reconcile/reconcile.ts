@@ -5,7 +5,6 @@
 import { computeStatus, invalidSpecStatus } from '../status/compute.ts';
 import type { ApplyOutcome, ComputedStatus } from '../status/compute.ts';
 import { withTransitions } from '../status/conditions.ts';
-import { TIERS, tierOf } from '../tiers/index.ts';
 import type { K8sObject } from '../tiers/shared/chart.ts';
 import type { Observed, ObservedObject } from '../tiers/shared/report.ts';
 import { generatedKeysOf } from '../tiers/shared/secrets.ts';
@@ -14,7 +13,7 @@ import { clusterAccess } from './cluster-access.ts';
 import type { ReconcileContext } from './context.ts';
 import { SPEC_HASH_ANNOTATION, hashOf, stableStringify, whyApply } from './diff.ts';
 import { finalizerHooks, setFinalizers } from './finalizers.ts';
-import { adjusted, ensureFinalizer, keyOfObj, observe } from './hooks.ts';
+import { adjusted, ensureFinalizer, keyOfObj, observe, runTierHooks } from './hooks.ts';
 import { APP_KIND, kindOf, pathOf } from './kinds.ts';
 import type { KindInfo } from './kinds.ts';
 import { materialize, materializePod, objectKey, olderThan, projectChild } from './project.ts';
@@ -149,26 +148,20 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
 
   const cleanupWrites = await ensureFinalizer(ctx, app, model, desired, 'after');
 
-  // State tiers keep outside their objects depends on the spec alone: synced once per
-  // generation (again after Recent's TTL), not on every pod event.
-  const generation = String(app.metadata.generation ?? '');
-  for (const tier of TIERS) {
-    const afterApply = tier.hooks?.afterApply;
-    const memo = `after|${tier.name}|${key}`;
-    if (!afterApply || !desired.some((o) => tierOf(o) === tier)) continue;
-    if (ctx.recent.get(memo)?.hash === generation) continue;
-    try {
-      changes.push(...(await afterApply(model, clusterAccess(ctx.client))));
-      ctx.recent.set(memo, generation, '');
-    } catch (err) {
-      failed.push({
-        apiVersion: '',
-        kind: 'hook',
-        name: `${tier.name} after-apply`,
-        error: errorText(err),
-      });
-    }
+  const objects: ObservedObject[] = [];
+  for (const c of cached) {
+    const k = keyOfChild(c);
+    if (!pruned.has(k) && !fresh.has(k)) objects.push(materialize(c));
   }
+  objects.push(...fresh.values());
+  const observed: Observed = {
+    objects,
+    pods: ctx.pods(namespace, name).map(materializePod),
+    missingApis: [...new Set(skipped.map((s) => s.apiVersion))],
+  };
+  const hooked = await runTierHooks(ctx, key, app, model, desired, observed);
+  changes.push(...hooked.changes);
+  failed.push(...hooked.failed);
 
   for (const c of changes) {
     log.info(
@@ -189,17 +182,6 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
     }
   }
 
-  const objects: ObservedObject[] = [];
-  for (const c of cached) {
-    const k = keyOfChild(c);
-    if (!pruned.has(k) && !fresh.has(k)) objects.push(materialize(c));
-  }
-  objects.push(...fresh.values());
-  const observed: Observed = {
-    objects,
-    pods: ctx.pods(namespace, name).map(materializePod),
-    missingApis: [...new Set(skipped.map((s) => s.apiVersion))],
-  };
   const status = computeStatus(model, desired, observed, { failed, skipped });
   const wroteStatus = await writeStatus(ctx, app, status);
   const writes = changes.length + (wroteStatus ? 1 : 0) + finalizerWrites + cleanupWrites;

@@ -104,6 +104,12 @@ export interface TierHooks {
    * objects in step with the spec. Returns the writes it made.
    */
   afterApply?(app: AppModel, cluster: ClusterAccess): Promise<readonly HookWrite[]>;
+  /**
+   * After apply and prune, on every reconcile: one step of work the tier orders itself over
+   * many pod events (e.g. a rolling restart, replica before primary). Decides from `observed`
+   * alone, so it costs nothing when there is nothing to do; idempotent.
+   */
+  step?(app: AppModel, observed: Observed, cluster: ClusterAccess): Promise<readonly HookWrite[]>;
   /** Data clean-up behind a finalizer on the app. */
   finalizer?: {
     readonly name: string;
