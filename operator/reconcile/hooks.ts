@@ -52,37 +52,28 @@ export function observe(ctx: ReconcileContext, app: CachedApp): Observed {
 }
 
 /**
- * Tiers' finalizers follow their `wanted`: added before anything is applied; dropped after
- * pruning, once a tier that was switched off has had its data cleaned up.
+ * Tiers' finalizers follow their `wanted`: added before anything is applied, dropped after
+ * pruning when no longer wanted. Only the app's deletion runs a clean-up (reconcile.ts):
+ * switching a data tier off keeps its data, and the finalizer with it.
  */
 export async function ensureFinalizer(
   ctx: ReconcileContext,
   app: CachedApp,
   model: AppModel,
-  desired: readonly K8sObject[],
   phase: 'before' | 'after',
 ): Promise<number> {
   const held = new Set(app.metadata.finalizers ?? []);
   if (phase === 'before') {
     const add = finalizerHooks()
-      .filter((f) => f.wanted(model) && !held.has(f.name))
+      .filter((f) => f.wanted(model) === true && !held.has(f.name))
       .map((f) => f.name);
     if (add.length === 0) return 0;
     await setFinalizers(ctx.client, app, { add });
     return 1;
   }
-  const remove: string[] = [];
-  for (const tier of TIERS) {
-    const f = tier.hooks?.finalizer;
-    if (!f || f.wanted(model) || !held.has(f.name)) continue;
-    const on = desired.some((o) => tierOf(o) === tier);
-    const { name, namespace, uid } = app.metadata;
-    if (
-      on ||
-      (await f.cleanUp({ name, namespace, uid }, observe(ctx, app), clusterAccess(ctx.client)))
-    )
-      remove.push(f.name);
-  }
+  const remove = finalizerHooks()
+    .filter((f) => f.wanted(model) === false && held.has(f.name))
+    .map((f) => f.name);
   if (remove.length === 0) return 0;
   await setFinalizers(ctx.client, app, { remove });
   return 1;

@@ -79,7 +79,7 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
     return { outcome: 'invalid', writes: wrote ? 1 : 0 };
   }
   const { model } = plan;
-  const finalizerWrites = await ensureFinalizer(ctx, app, model, plan.desired, 'before');
+  const finalizerWrites = await ensureFinalizer(ctx, app, model, 'before');
 
   const cached = ctx.children(namespace, name);
   const live = new Map(cached.map((c) => [keyOfChild(c), c]));
@@ -146,7 +146,7 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
     }
   }
 
-  const cleanupWrites = await ensureFinalizer(ctx, app, model, desired, 'after');
+  const cleanupWrites = await ensureFinalizer(ctx, app, model, 'after');
 
   const objects: ObservedObject[] = [];
   for (const c of cached) {
@@ -182,7 +182,10 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
     }
   }
 
-  const status = computeStatus(model, desired, observed, { failed, skipped });
+  const previous = ((previousStatus(ctx, app)['conditions'] ?? []) as { type?: unknown }[]).map(
+    (c) => String(c.type),
+  );
+  const status = computeStatus(model, desired, observed, { failed, skipped }, previous);
   const wroteStatus = await writeStatus(ctx, app, status);
   const writes = changes.length + (wroteStatus ? 1 : 0) + finalizerWrites + cleanupWrites;
 
@@ -235,6 +238,18 @@ async function ensureGenerated(
   cur: CachedChild | undefined,
   fresh: Map<string, ObservedObject>,
 ): Promise<Change | undefined> {
+  if (cur && !obj.metadata['ownerReferences'] && cur.metadata.ownerReferences?.length) {
+    // A retained Secret created by an older operator with an owner: let go of it, so that
+    // neither pruning nor the garbage collector can take the passwords of retained data.
+    const { namespace, name } = cur.metadata;
+    await ctx.client.request('PATCH', pathOf(info, namespace, name), {
+      verb: 'patch',
+      resource: info.plural,
+      contentType: 'application/merge-patch+json',
+      body: { metadata: { ownerReferences: null } },
+    });
+    return { action: 'Updated', kind: obj.kind, name, why: 'retained: owner reference removed' };
+  }
   if (cur || ctx.recent.get(key)) return undefined;
   const res = await createOnce(ctx.client, info, obj);
   if (!res) return undefined;
@@ -251,19 +266,22 @@ function mayPrune(child: CachedChild, appUid: string): boolean {
   return true;
 }
 
+/** The status last written: ours when the cache has not caught up with it yet. */
+function previousStatus(ctx: ReconcileContext, app: CachedApp): Json {
+  const { name, namespace, resourceVersion } = app.metadata;
+  const mine = ctx.recent.get(`status|${namespace}/${name}`);
+  return (mine && olderThan(resourceVersion, mine.rv) ? mine.value : (app.status ?? {})) as Json;
+}
+
 /** One merge patch of /status, skipped when nothing would change. */
 async function writeStatus(
   ctx: ReconcileContext,
   app: CachedApp,
   computed: ComputedStatus,
 ): Promise<boolean> {
-  const { name, namespace, generation, resourceVersion } = app.metadata;
+  const { name, namespace, generation } = app.metadata;
   const appKey = `status|${namespace}/${name}`;
-  const mine = ctx.recent.get(appKey);
-  // A status we wrote that the cache has not seen yet is the real "previous".
-  const previous = (
-    mine && olderThan(resourceVersion, mine.rv) ? mine.value : (app.status ?? {})
-  ) as Json;
+  const previous = previousStatus(ctx, app);
   const conditions = withTransitions(
     previous['conditions'] as Parameters<typeof withTransitions>[0],
     computed.conditions,

@@ -37,6 +37,8 @@ export function computeStatus(
   desired: readonly K8sObject[],
   observed: Observed,
   outcome: ApplyOutcome,
+  /** Condition types of the status written before: which tiers were there. */
+  previous: readonly string[] = [],
   tiers: readonly Tier[] = TIERS,
 ): ComputedStatus {
   const fields: Record<string, unknown> = {};
@@ -44,7 +46,12 @@ export function computeStatus(
   let unavailable = false;
   for (const tier of tiers) {
     const mine = desired.filter((o) => tierOf(o, tiers) === tier).map(refOf);
-    if (mine.length === 0) continue;
+    if (mine.length === 0) {
+      // Switched off: say what stays, as long as the tier said anything before.
+      const kept = previous.includes(tier.conditionType) ? tier.retained?.(app) : undefined;
+      if (kept) tierConditions.push(condition(tier.conditionType, 'False', 'DataRetained', kept));
+      continue;
+    }
     const skipped = outcome.skipped.filter((s) => mine.some((m) => sameRef(m, s)));
     const present = mine.filter((m) => !skipped.some((s) => sameRef(m, s)));
     const report = tier.report(app, observed, present);
@@ -65,7 +72,7 @@ export function computeStatus(
 
   const failed = outcome.failed;
   const notReady = tierConditions.filter(
-    (c) => c.status !== 'True' && c.reason !== 'APIUnavailable',
+    (c) => c.status !== 'True' && c.reason !== 'APIUnavailable' && c.reason !== 'DataRetained',
   );
   const ready = failed.length === 0 && notReady.length === 0;
   const failMsg = failed

@@ -113,8 +113,11 @@ export interface TierHooks {
   /** Data clean-up behind a finalizer on the app. */
   finalizer?: {
     readonly name: string;
-    /** Whether the app should hold the finalizer now. */
-    wanted(app: AppModel): boolean;
+    /**
+     * Whether the app should hold the finalizer now; undefined keeps what it holds (e.g. a
+     * data section switched off: the data stays, and so does the promise to delete it).
+     */
+    wanted(app: AppModel): boolean | undefined;
     /** One step of the clean-up; true when done and the finalizer may go. */
     cleanUp(app: AppRef, observed: Observed, cluster: ClusterAccess): Promise<boolean>;
   };
@@ -139,5 +142,10 @@ export interface Tier {
    * serves (those of a missing optional API are left out).
    */
   report(app: AppModel, observed: Observed, wanted: readonly ObjectRef[]): TierReport;
+  /**
+   * Pure: when the tier was on and is now off, what it kept (data is never deleted by
+   * switching a tier off) and how to delete it by hand; undefined when it keeps nothing.
+   */
+  retained?(app: AppModel): string | undefined;
   readonly hooks?: TierHooks;
 }

@@ -1,5 +1,7 @@
 // deletionPolicy decides what happens to a database's data when its app goes: Delete takes
-// the volumes and Patroni's state ConfigMaps with it (through a finalizer), Retain keeps both.
+// the volumes, Patroni's state ConfigMaps and the password Secrets with it (through a
+// finalizer), Retain keeps them all, and a re-created app reopens them. Switching the database
+// off never deletes anything, whatever the policy.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, printLogDirOnFailure, uniqueName } from '../../devcluster/testing.ts';
@@ -53,6 +55,12 @@ const configMap = (app: string) =>
   getObj(client, kindInfo('v1', 'ConfigMap'), ns, `${app}-db-0-leader`);
 const pvc = (app: string) =>
   getObj(client, kindInfo('v1', 'PersistentVolumeClaim'), ns, `data-${app}-db-0-0`);
+const secret = (name: string) => getObj(client, kindInfo('v1', 'Secret'), ns, name);
+const condition = async (app: string, type: string) =>
+  (
+    (((await getApp(client, ns, app))?.['status'] as Json | undefined)?.['conditions'] ??
+      []) as Json[]
+  ).find((c) => c['type'] === type);
 const finalizers = async (app: string) =>
   (((await getApp(client, ns, app))?.['metadata'] as Json | undefined)?.['finalizers'] ??
     []) as string[];
@@ -107,6 +115,9 @@ describe('database data and deletionPolicy', () => {
       30_000,
     );
     await eventually('PVC gone', async () => ((await pvc('gone')) ? undefined : true), 120_000);
+    await eventually('Secrets gone', async () =>
+      (await secret('gone-db-auth')) || (await secret('gone-db-app')) ? undefined : true,
+    );
   });
 
   it('Retain: both stay, and no finalizer holds the app', async () => {
@@ -131,5 +142,63 @@ describe('database data and deletionPolicy', () => {
     await sleep(3_000);
     expect(await configMap('kept')).toBeDefined();
     expect(await pvc('kept')).toBeDefined();
+    const auth = await secret('kept-db-auth');
+    expect(auth?.['data']).toBeDefined();
+    expect((auth?.['metadata'] as Json)['ownerReferences']).toBeUndefined();
+
+    // The same app again: it reopens the retained data with the passwords it had.
+    await applyAs(client, 'test-user', scalableApp(ns, 'kept', spec('Retain')));
+    await eventually('StatefulSet again', () =>
+      getObj(client, kindInfo('apps/v1', 'StatefulSet'), ns, 'kept-db-0'),
+    );
+    await sleep(2_000);
+    const again = await secret('kept-db-auth');
+    expect((again?.['metadata'] as Json)['uid']).toBe((auth?.['metadata'] as Json)['uid']);
+    expect(again?.['data']).toEqual(auth?.['data']);
+  });
+
+  it('Delete, then the database section removed: the data stays until the app goes', async () => {
+    await applyAs(client, 'test-user', scalableApp(ns, 'off', spec('Delete')));
+    await eventually('PVC of shard 0', () => pvc('off'), 120_000);
+    await eventually('password Secret', () => secret('off-db-app'));
+    await patroniState('off');
+    await applyAs(client, 'test-user', scalableApp(ns, 'off', { web: spec('Delete')['web'] }));
+    await eventually(
+      'StatefulSet pruned',
+      async () =>
+        (await getObj(client, kindInfo('apps/v1', 'StatefulSet'), ns, 'off-db-0'))
+          ? undefined
+          : true,
+      60_000,
+    );
+    const retained = await eventually('DataRetained', async () => {
+      const c = await condition('off', 'DatabaseReady');
+      return c?.['reason'] === 'DataRetained' ? c : undefined;
+    });
+    expect(String(retained['message'])).toContain('kubectl -n');
+    // Switched off on purpose: not a reason to be not Ready.
+    await eventually('Ready', async () =>
+      (await condition('off', 'Ready'))?.['status'] === 'True' ? true : undefined,
+    );
+    await sleep(3_000);
+    expect(await pvc('off')).toBeDefined();
+    expect(await configMap('off')).toBeDefined();
+    expect(await secret('off-db-auth')).toBeDefined();
+    expect(await secret('off-db-app')).toBeDefined();
+    expect(await finalizers('off')).toContain(DATA_FINALIZER);
+
+    await deleteApp('off');
+    await eventually(
+      'app gone',
+      async () => ((await getApp(client, ns, 'off')) ? undefined : true),
+      120_000,
+    );
+    for (const [what, get] of [
+      ['PVC', () => pvc('off')],
+      ['Patroni state', () => configMap('off')],
+      ['auth Secret', () => secret('off-db-auth')],
+      ['app Secret', () => secret('off-db-app')],
+    ] as const)
+      await eventually(`${what} gone`, async () => ((await get()) ? undefined : true), 120_000);
   });
 });

@@ -70,8 +70,14 @@ describe.each(ALL)('%s', (_name, objects) => {
 });
 
 describe('owner references', () => {
-  it('are set on every object when the app has a UID', () => {
-    for (const o of render(yaml.load(exampleText('full')), 'uid-123')) {
+  it('are set on every object when the app has a UID, but for the retained Secrets', () => {
+    const objects = render(yaml.load(exampleText('full')), 'uid-123');
+    const retained = objects.filter(
+      (o) => o.kind === 'Secret' && o.metadata.name.startsWith('shop-db-'),
+    );
+    expect(retained.map((o) => o.metadata.name)).toEqual(['shop-db-auth', 'shop-db-app']);
+    for (const o of retained) expect(o.metadata['ownerReferences']).toBeUndefined();
+    for (const o of objects.filter((o) => !retained.includes(o))) {
       expect(o.metadata['ownerReferences'], `${o.kind} ${o.metadata.name}`).toEqual([
         expect.objectContaining({
           kind: 'ScalableApp',

@@ -1,19 +1,33 @@
-// deletionPolicy: Delete, the one place a finalizer earns its keep. Volumes go with their
-// StatefulSets (persistentVolumeClaimRetentionPolicy), but the state Patroni keeps in
-// ConfigMaps carries no owner: left behind, a re-created database would find a stale system
-// id and never bootstrap. So an app whose database says Delete holds a finalizer; when the
-// app is deleted (or its database switched off), the operator stops the database pods,
-// deletes Patroni's ConfigMaps, and only then lets go.
+// deletionPolicy: Delete, the one place a finalizer earns its keep, and the only path that
+// deletes a database's data. Nothing else does: volumes outlive their StatefulSets
+// (whenDeleted: Retain), the password Secrets and Patroni's state ConfigMaps carry no owner.
+// So switching the database off keeps everything, and so does Retain when the app goes. An app
+// whose database says Delete holds a finalizer (kept while the section is off); when the app
+// is deleted, the operator stops the database pods, deletes the volumes, Patroni's state and
+// the Secrets, and only then lets go.
 import type { AppModel } from '../../api/model.ts';
 import { TIER_LABEL } from '../shared/meta.ts';
 import type { Observed } from '../shared/report.ts';
 import type { AppRef, ClusterAccess } from '../tier.ts';
-import { DATABASE_LABEL, patroniStateSelector } from './names.ts';
+import { DATABASE_LABEL, appSecretName, authSecretName, patroniStateSelector } from './names.ts';
 
 export const DATA_FINALIZER = 'scalable.dev/database-cleanup';
 
-export const wantsFinalizer = (model: AppModel): boolean =>
-  model.database?.deletionPolicy === 'Delete';
+/** What a switched-off database keeps, and how to delete it by hand (Tier.retained). */
+export function retainedDatabase(app: Pick<AppModel, 'name' | 'namespace'>): string {
+  const selector = patroniStateSelector(app);
+  const secrets = `${authSecretName(app)} ${appSecretName(app)}`;
+  return (
+    `the database is off and its data is kept: volumes and Patroni's state (-l ${selector}), ` +
+    `Secrets ${secrets}. Turn it on again to reopen it, or delete it by hand: ` +
+    `kubectl -n ${app.namespace} delete pvc,configmap -l ${selector}; ` +
+    `kubectl -n ${app.namespace} delete secret ${secrets}`
+  );
+}
+
+/** Delete: hold it; Retain: let go; no database section: keep what the app holds. */
+export const wantsFinalizer = (model: AppModel): boolean | undefined =>
+  model.database ? model.database.deletionPolicy === 'Delete' : undefined;
 
 interface Meta {
   readonly name: string;
@@ -65,5 +79,8 @@ export async function cleanUpDatabase(
   const selector = patroniStateSelector(app);
   await deleteUnowned(cluster, 'v1', 'ConfigMap', app, selector);
   await deleteUnowned(cluster, 'v1', 'PersistentVolumeClaim', app, selector);
+  // By name: the operator does not list Secrets.
+  for (const name of [authSecretName(app), appSecretName(app)])
+    await cluster.delete('v1', 'Secret', app.namespace, name);
   return true;
 }

@@ -78,7 +78,7 @@ describe('buildDatabase', () => {
     ).toHaveLength(2);
   });
 
-  it('claims storage from the spec and keeps it on delete by default', () => {
+  it('claims storage from the spec and never lets a StatefulSet delete it', () => {
     const sts = spec(find(objects, 'StatefulSet', 'shop-db-0'));
     expect(sts.volumeClaimTemplates[0].spec).toEqual({
       accessModes: ['ReadWriteOnce'],
@@ -92,9 +92,10 @@ describe('buildDatabase', () => {
     const del = spec(
       find(buildDatabase(modelOf({ database: { deletionPolicy: 'Delete' } })), 'StatefulSet'),
     );
+    // deletionPolicy: Delete is the app finalizer's job, on the app's deletion only.
     expect(del.persistentVolumeClaimRetentionPolicy).toEqual({
-      whenDeleted: 'Delete',
-      whenScaled: 'Delete',
+      whenDeleted: 'Retain',
+      whenScaled: 'Retain',
     });
     expect(del.volumeClaimTemplates[0].spec).not.toHaveProperty('storageClassName');
   });

@@ -5,7 +5,7 @@
 import type { K8sObject } from '../shared/chart.ts';
 import type { Tier } from '../tier.ts';
 import { buildDatabase } from './build.ts';
-import { DATA_FINALIZER, cleanUpDatabase, wantsFinalizer } from './cleanup.ts';
+import { DATA_FINALIZER, cleanUpDatabase, retainedDatabase, wantsFinalizer } from './cleanup.ts';
 import { syncPatroniConfig } from './dcs-sync.ts';
 import { SHARD_MAP_KEY, databaseWiring, holdLiveShardMap, isShardMapObject } from './shard-map.ts';
 import { DATABASE_READY, databaseReport } from './status.ts';
@@ -30,6 +30,7 @@ export const databaseTier: Tier = {
   build: buildDatabase,
   wiring: databaseWiring,
   report: databaseReport,
+  retained: retainedDatabase,
   hooks: {
     adjust: (_app, desired, live) => holdShardMap(desired, live),
     afterApply: syncPatroniConfig,

@@ -45,9 +45,9 @@ export const podName = (app: AppModel, shard: number, ordinal: number): string =
 /** ServiceAccount, Role, RoleBinding and NetworkPolicy shared by every shard. */
 export const tierName = (app: AppModel): string => nameOf(app, 'db');
 /** Superuser, replication and monitoring passwords: only Postgres pods read them. */
-export const authSecretName = (app: AppModel): string => nameOf(app, 'db', 'auth');
+export const authSecretName = (app: Pick<AppModel, 'name'>): string => nameOf(app, 'db', 'auth');
 /** The application role's password: what app pods read. */
-export const appSecretName = (app: AppModel): string => nameOf(app, 'db', 'app');
+export const appSecretName = (app: Pick<AppModel, 'name'>): string => nameOf(app, 'db', 'app');
 export const shardMapName = (app: AppModel): string => nameOf(app, 'shard-map');
 
 export const AUTH_KEYS = {

@@ -1,5 +1,7 @@
 // Generated passwords, split by reader: <app>-db-auth (superuser, replication, REST API,
 // monitoring) only Postgres pods mount; <app>-db-app (the app role's) is what app pods read.
+// Both are retained (no owner): the data they open outlives the app under Retain, and a
+// re-created app must log in to it with the same passwords.
 import type { AppModel } from '../../api/model.ts';
 import type { K8sObject } from '../shared/chart.ts';
 import { generatedSecret } from '../shared/secrets.ts';
@@ -7,7 +9,14 @@ import { APP_PASSWORD_KEY, AUTH_KEYS, appSecretName, authSecretName } from './na
 
 export function databaseSecrets(app: AppModel): K8sObject[] {
   return [
-    generatedSecret(app, 'database', authSecretName(app), Object.values(AUTH_KEYS), 'postgres'),
-    generatedSecret(app, 'database', appSecretName(app), [APP_PASSWORD_KEY], 'postgres'),
+    generatedSecret(
+      app,
+      'database',
+      authSecretName(app),
+      Object.values(AUTH_KEYS),
+      'postgres',
+      true,
+    ),
+    generatedSecret(app, 'database', appSecretName(app), [APP_PASSWORD_KEY], 'postgres', true),
   ];
 }

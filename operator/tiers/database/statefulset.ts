@@ -93,8 +93,10 @@ export function shardStatefulSet(chart: Chart, app: AppModel, shard: number): vo
       podManagementPolicy: 'Parallel',
       updateStrategy: { type: 'RollingUpdate' },
       persistentVolumeClaimRetentionPolicy: {
-        whenDeleted: db.deletionPolicy,
-        whenScaled: db.deletionPolicy,
+        // Volumes never go with the StatefulSet (a pruned or switched-off database keeps its
+        // data); deletionPolicy: Delete is carried out by the app's finalizer (cleanup.ts).
+        whenDeleted: 'Retain',
+        whenScaled: 'Retain',
       },
       template: {
         metadata: { labels: shardPodLabels(app, shard) },

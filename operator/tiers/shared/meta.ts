@@ -11,7 +11,7 @@ export const TIER_LABEL = 'scalable.dev/tier';
 export const COMPONENT_LABEL = 'app.kubernetes.io/component';
 
 /** Deterministic object name: <app>-<suffix parts>. */
-export const nameOf = (app: AppModel, ...parts: Array<string | number>): string =>
+export const nameOf = (app: Pick<AppModel, 'name'>, ...parts: Array<string | number>): string =>
   [app.name, ...parts].join('-');
 
 /** Labels on every object (and pod) of a tier. */
@@ -69,9 +69,9 @@ export function metadataOf(
   tier: TierName,
   name: string,
   component: string = tier,
-  extra: { annotations?: Record<string, string> } = {},
+  extra: { annotations?: Record<string, string>; owned?: boolean } = {},
 ) {
-  const owners = ownerReferencesOf(app);
+  const owners = extra.owned === false ? undefined : ownerReferencesOf(app);
   return {
     name,
     namespace: app.namespace,
