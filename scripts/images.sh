@@ -24,7 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 prefix="${SCALABLE_IMAGE_PREFIX:-ghcr.io/scalable-dev}"
-version="$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\} *$/\1/p' charts/scalable-operator/Chart.yaml)"
+version="$(sed -n "s/^appVersion: *[\"']\{0,1\}\([^\"']*\)[\"']\{0,1\} *\$/\1/p" charts/scalable-operator/Chart.yaml)"
 [ -n "$version" ] || { echo "images: no appVersion in charts/scalable-operator/Chart.yaml" >&2; exit 1; }
 LOCAL_BASE=scalable-local/debian:trixie
 
@@ -154,7 +154,7 @@ for name in "${ordered[@]}"; do
     --build-arg "BASE=$base" --build-arg "NODE_BASE=$node_base" --build-arg "VERSION=$version" \
     --build-arg "EXTRA_CA_CERTS=$extra_ca" \
     --label "org.opencontainers.image.revision=$revision" \
-    "${tags[@]}" . >/dev/null
+    "${tags[@]}" . 2> >(grep -v -e 'legacy builder is deprecated' -e 'buildx component' -e 'docs.docker.com/go/buildx' -e '^\s*$' >&2) >/dev/null
   size="$(docker image inspect -f '{{.Size}}' "$prefix/$name:$version")"
   log "built $prefix/$name:$version in $((SECONDS - start)) s ($((size / 1000000)) MB)"
 done

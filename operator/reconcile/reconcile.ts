@@ -226,7 +226,15 @@ async function ensureApplied(
   return { action: cur ? 'Updated' : 'Created', kind: obj.kind, name: obj.metadata.name, why };
 }
 
-/** Generated Secrets: created once with random values, never updated. */
+/**
+ * Generated Secrets: created once with random values, never updated. Secrets are not
+ * watched (kinds.ts createOnly), so existence comes from the create itself: 201 Created or
+ * 409 AlreadyExists both mean "it exists", remembered for Recent's TTL so a burst of
+ * reconciles sends one create. Status sees the declared object. Not pruned: without a list
+ * the operator cannot find a Secret it no longer declares; the app's ownerReference removes
+ * it with the app (and a database switched off with Retain keeps its credentials with its
+ * volumes).
+ */
 async function ensureGenerated(
   ctx: ReconcileContext,
   info: KindInfo,
@@ -235,9 +243,18 @@ async function ensureGenerated(
   cur: CachedChild | undefined,
   fresh: Map<string, ObservedObject>,
 ): Promise<Change | undefined> {
-  if (cur || ctx.recent.get(key)) return undefined;
+  const declared = () =>
+    materialize(projectChild(obj as unknown as Json, obj.apiVersion, obj.kind));
+  if (cur || ctx.recent.get(key)) {
+    fresh.set(key, cur ? materialize(cur) : declared());
+    return undefined;
+  }
   const res = await createOnce(ctx.client, info, obj);
-  if (!res) return undefined;
+  if (!res) {
+    ctx.recent.set(key, 'generated', '');
+    fresh.set(key, declared());
+    return undefined;
+  }
   const rv = String((res['metadata'] as Json | undefined)?.['resourceVersion'] ?? '');
   ctx.recent.set(key, 'generated', rv);
   fresh.set(key, materialize(projectChild(res, obj.apiVersion, obj.kind)));
