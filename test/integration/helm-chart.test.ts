@@ -167,7 +167,8 @@ describe('charts/scalable-operator', () => {
   });
 
   describe('helm install on the embedded control plane', () => {
-    const release = uniqueName('scalable-op');
+    // Contains the chart's name, so every object (ServiceAccount, Deployment, roles) is named after it.
+    const release = uniqueName('scalable-operator');
     let sa: string;
     beforeAll(async () => {
       const r = await helm('install', release, OPERATOR_CHART, '-n', ns);
