@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import yaml from 'js-yaml';
 import { renderText } from '../../operator/render.ts';
-import type { K8sObject } from '../../operator/tiers/chart.ts';
+
+/** An object of the render (typed through render.ts, the stable offline entry point). */
+type K8sObject = Extract<ReturnType<typeof renderText>, { ok: true }>['objects'][number];
 
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, '..', '..');
