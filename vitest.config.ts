@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
-// Three layers, one runner: unit (pure, fast), engines (real Redis/Postgres/Patroni
-// on loopback), integration (a real API server started once by the global setup).
+// Four groups, one runner: unit (pure, fast), engines (real Redis/Postgres/Patroni
+// on loopback), integration (a real API server started once by the global setup), images
+// (npm run images once, then every image run with docker as its pod runs it).
 // The groups run one after another: timing-sensitive failover and leader-election tests
 // must not share two cores with each other.
 export default defineConfig({
@@ -33,6 +34,17 @@ export default defineConfig({
           globalSetup: ['devcluster/global-setup.ts'],
           testTimeout: 300_000,
           hookTimeout: 300_000,
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          name: 'images',
+          sequence: { groupOrder: 3 },
+          include: ['test/images/**/*.test.ts'],
+          globalSetup: ['test/images/global-setup.ts'],
+          testTimeout: 180_000,
+          hookTimeout: 1_800_000,
           fileParallelism: false,
         },
       },

@@ -10,13 +10,28 @@ import { DEFAULT_WATCH_IDLE_MS } from './runtime/informer.ts';
 import { KubeClient } from './runtime/kube-client.ts';
 import { createLogger } from './runtime/log.ts';
 import { createMetrics } from './runtime/metrics.ts';
+import { operatorVersion } from './version.ts';
 
 const env = (name: string, dflt: string): string => process.env[name] ?? dflt;
 const num = (name: string, dflt: number): number => Number(env(name, String(dflt)));
 
 async function main(): Promise<void> {
-  const log = createLogger();
+  if (process.argv.includes('--version')) {
+    console.log(`scalable-operator ${operatorVersion()}`);
+    return;
+  }
   const embedded = !process.env['KUBECONFIG'] && !process.env['KUBERNETES_SERVICE_HOST'];
+  // The image sets SCALABLE_EMBEDDED=false: there is no development control plane to start.
+  if (embedded && process.env['SCALABLE_EMBEDDED'] === 'false') {
+    console.error(
+      'scalable-operator: no cluster to manage: KUBECONFIG is not set and this is not a pod ' +
+        '(no KUBERNETES_SERVICE_HOST). Set KUBECONFIG to a kubeconfig file, or run it in a ' +
+        'pod with a service account (helm install charts/scalable-operator).',
+    );
+    process.exitCode = 1;
+    return;
+  }
+  const log = createLogger();
   let kubeconfigPath: string | undefined;
   if (embedded) {
     const { startEmbedded } = await import('./runtime/embedded.ts');

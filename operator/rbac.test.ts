@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { OWNED_KINDS } from './reconcile/kinds.ts';
-import { OPERATOR_RULES, clusterRole } from './rbac.ts';
+import { LEADER_ELECTION_RULES, OPERATOR_RULES, clusterRole } from './rbac.ts';
 
 const allows = (group: string, resource: string, verb: string) =>
   OPERATOR_RULES.some(
@@ -14,17 +14,32 @@ describe('operator RBAC', () => {
     }
   });
   it('lets the operator watch, apply and prune every kind it owns', () => {
-    for (const k of OWNED_KINDS) {
+    for (const k of OWNED_KINDS.filter((o) => !o.createOnly)) {
       for (const verb of ['get', 'list', 'watch', 'create', 'patch', 'delete']) {
         expect(allows(k.group, k.plural, verb), `${verb} ${k.plural}`).toBe(true);
       }
     }
   });
+  it('may create and delete Secrets by name but never read or change one', () => {
+    expect(allows('', 'secrets', 'create')).toBe(true);
+    expect(allows('', 'secrets', 'delete')).toBe(true);
+    for (const verb of ['get', 'list', 'watch', 'patch', 'update', 'deletecollection']) {
+      expect(allows('', 'secrets', verb), `${verb} secrets`).toBe(false);
+    }
+  });
   it('covers status, events, leases and pods', () => {
     expect(allows('scalable.dev', 'scalableapps/status', 'patch')).toBe(true);
     expect(allows('', 'events', 'create')).toBe(true);
-    expect(allows('coordination.k8s.io', 'leases', 'update')).toBe(true);
+    expect(
+      LEADER_ELECTION_RULES.some(
+        (r) => r.resources.includes('leases') && r.verbs.includes('update'),
+      ),
+    ).toBe(true);
     expect(allows('', 'pods', 'watch')).toBe(true);
     expect(clusterRole().kind).toBe('ClusterRole');
+  });
+  it('holds Leases only in its own namespace (the leader-election Role)', () => {
+    expect(allows('coordination.k8s.io', 'leases', 'update')).toBe(false);
+    expect(allows('coordination.k8s.io', 'leases', 'get')).toBe(false);
   });
 });

@@ -1,5 +1,7 @@
-// What the operator may do, written down once (the Helm chart renders it): no wildcards.
-// Children: the verbs apply, prune and watch need, for every kind in OWNED_KINDS.
+// What the operator may do, written down once: no wildcards. The Helm chart's ClusterRole
+// and leader-election Role are generated from this file (`npm run gen:chart`; a unit test
+// fails when charts/ is stale). Children: the verbs apply, prune and watch need, for every
+// kind in OWNED_KINDS.
 import {
   APP_KIND,
   EVENT_KIND,
@@ -39,7 +41,18 @@ export const OPERATOR_RULES: readonly PolicyRule[] = [
     resources: [`${APP_KIND.plural}/status`],
     verbs: ['get', 'patch', 'update'],
   },
-  ...grouped(OWNED_KINDS, [...MANAGE]),
+  ...grouped(
+    OWNED_KINDS.filter((k) => !k.createOnly),
+    [...MANAGE],
+  ),
+  // Generated Secrets: create and delete only. No get, list or watch (the operator never
+  // reads a Secret, so it cannot leak one), no patch (never rewritten). Delete, by name: a
+  // database's password Secrets carry no owner (they must outlive the app under Retain), so
+  // deletionPolicy: Delete has the finalizer delete them with the data.
+  ...grouped(
+    OWNED_KINDS.filter((k) => k.createOnly),
+    ['create', 'delete'],
+  ),
   // The Role the database tier gives Patroni (Kubernetes API as its DCS): RBAC lets us grant
   // only what we hold ourselves (no escalate/bind), so we hold exactly Patroni's needs.
   {
@@ -56,6 +69,14 @@ export const OPERATOR_RULES: readonly PolicyRule[] = [
   { apiGroups: [PVC_KIND.group], resources: [PVC_KIND.plural], verbs: [...WATCH, 'delete'] },
   { apiGroups: [EVENT_KIND.group], resources: [EVENT_KIND.plural], verbs: ['create', 'patch'] },
   { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
+];
+
+/**
+ * Role in the operator's own namespace: its leader-election Lease. Namespaced on purpose:
+ * write access to Leases cluster-wide would reach the node heartbeats (kube-node-lease)
+ * and other controllers' leader elections.
+ */
+export const LEADER_ELECTION_RULES: readonly PolicyRule[] = [
   {
     apiGroups: [LEASE_KIND.group],
     resources: [LEASE_KIND.plural],
@@ -70,5 +91,15 @@ export function clusterRole(name = 'scalable-operator'): Record<string, unknown>
     kind: 'ClusterRole',
     metadata: { name },
     rules: OPERATOR_RULES.map((r) => ({ ...r })),
+  };
+}
+
+/** The leader-election Role, in the namespace the operator runs in. */
+export function leaderElectionRole(name: string, namespace: string): Record<string, unknown> {
+  return {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'Role',
+    metadata: { name, namespace },
+    rules: LEADER_ELECTION_RULES.map((r) => ({ ...r })),
   };
 }

@@ -1,5 +1,9 @@
-// Images of the tiers the operator runs itself. Pinned here, overridable per operator
-// install (Helm values -> env), never per app: a platform team owns these.
+// Images of the tiers the operator runs itself. Overridable per operator install (Helm
+// values -> env), never per app: a platform team owns these.
+//
+// The defaults are the project's own images: images/<name>/Dockerfile, built from Debian
+// trixie packages by `npm run images` and tagged <prefix>/<name>:<appVersion>. IMAGE_TAG is
+// the chart's appVersion and package.json's version (a unit test keeps the three equal).
 export interface Images {
   readonly redis: string;
   readonly redisExporter: string;
@@ -7,20 +11,25 @@ export interface Images {
   readonly postgresExporter: string;
 }
 
+export const IMAGE_PREFIX = 'ghcr.io/scalable-dev';
+export const IMAGE_TAG = '0.1.0';
+
 export const DEFAULT_IMAGES: Images = {
-  redis: 'docker.io/library/redis:8.2.3-alpine',
-  redisExporter: 'docker.io/oliver006/redis_exporter:v1.80.0',
-  // Postgres + Patroni, built from images/patroni/Dockerfile; the tag carries the major.
-  postgres: 'ghcr.io/scalable-dev/postgres-patroni:{version}-4.1.5',
-  postgresExporter: 'quay.io/prometheuscommunity/postgres-exporter:v0.18.1',
+  // redis-server + redis-sentinel + redis-cli, uid 999.
+  redis: `${IMAGE_PREFIX}/redis:${IMAGE_TAG}`,
+  redisExporter: `${IMAGE_PREFIX}/redis-exporter:${IMAGE_TAG}`,
+  // Postgres + Patroni; {version} is database.version (the image is tagged <major>-<tag>;
+  // Debian trixie carries Postgres 17, so that is the major `npm run images` builds).
+  postgres: `${IMAGE_PREFIX}/postgres-patroni:{version}-${IMAGE_TAG}`,
+  postgresExporter: `${IMAGE_PREFIX}/postgres-exporter:${IMAGE_TAG}`,
 };
 
 /** Operator-level overrides from the environment (set by the Helm chart). */
 export function imagesFromEnv(env: Record<string, string | undefined>): Images {
   return {
-    redis: env['SCALABLE_IMAGE_REDIS'] ?? DEFAULT_IMAGES.redis,
-    redisExporter: env['SCALABLE_IMAGE_REDIS_EXPORTER'] ?? DEFAULT_IMAGES.redisExporter,
-    postgres: env['SCALABLE_IMAGE_POSTGRES'] ?? DEFAULT_IMAGES.postgres,
-    postgresExporter: env['SCALABLE_IMAGE_POSTGRES_EXPORTER'] ?? DEFAULT_IMAGES.postgresExporter,
+    redis: env['SCALABLE_IMAGE_REDIS'] || DEFAULT_IMAGES.redis,
+    redisExporter: env['SCALABLE_IMAGE_REDIS_EXPORTER'] || DEFAULT_IMAGES.redisExporter,
+    postgres: env['SCALABLE_IMAGE_POSTGRES'] || DEFAULT_IMAGES.postgres,
+    postgresExporter: env['SCALABLE_IMAGE_POSTGRES_EXPORTER'] || DEFAULT_IMAGES.postgresExporter,
   };
 }

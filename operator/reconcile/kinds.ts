@@ -9,6 +9,13 @@ export interface KindInfo {
   readonly plural: string;
   /** Served only when an add-on is installed (KEDA, Prometheus Operator, Gateway API, Traefik). */
   readonly optional: boolean;
+  /**
+   * Created once and never read back (generated Secrets): no informer, and RBAC grants only
+   * `create`. A cluster-wide list/watch of Secrets would let the operator (or whoever takes
+   * it over) read every Secret of the cluster; create answers 201 or 409 AlreadyExists, which
+   * is all the reconciler needs to know.
+   */
+  readonly createOnly?: boolean;
 }
 
 const k = (
@@ -24,7 +31,7 @@ export const OWNED_KINDS: readonly KindInfo[] = [
   k('', 'v1', 'ServiceAccount', 'serviceaccounts'),
   k('rbac.authorization.k8s.io', 'v1', 'Role', 'roles'),
   k('rbac.authorization.k8s.io', 'v1', 'RoleBinding', 'rolebindings'),
-  k('', 'v1', 'Secret', 'secrets'),
+  { ...k('', 'v1', 'Secret', 'secrets'), createOnly: true },
   k('', 'v1', 'ConfigMap', 'configmaps'),
   k('', 'v1', 'Service', 'services'),
   k('apps', 'v1', 'Deployment', 'deployments'),

@@ -17,19 +17,21 @@ import type { CachedApp } from './project.ts';
 export class Recent {
   private readonly entries = new Map<
     string,
-    { hash: string; rv: string; at: number; value?: unknown }
+    { hash: string; rv: string; until: number; value?: unknown }
   >();
   constructor(private readonly ttlMs = 30_000) {}
 
-  set(key: string, hash: string, rv: string, value?: unknown): void {
-    this.entries.set(key, { hash, rv, at: Date.now(), ...(value !== undefined ? { value } : {}) });
+  /** `ttlMs` overrides the default lifetime for this entry. */
+  set(key: string, hash: string, rv: string, value?: unknown, ttlMs = this.ttlMs): void {
+    const until = Date.now() + ttlMs;
+    this.entries.set(key, { hash, rv, until, ...(value !== undefined ? { value } : {}) });
     if (this.entries.size > 50_000) this.sweep();
   }
 
   get(key: string): { hash: string; rv: string; value?: unknown } | undefined {
     const e = this.entries.get(key);
     if (!e) return undefined;
-    if (Date.now() - e.at > this.ttlMs) {
+    if (Date.now() > e.until) {
       this.entries.delete(key);
       return undefined;
     }
@@ -42,7 +44,7 @@ export class Recent {
 
   private sweep(): void {
     const now = Date.now();
-    for (const [k, e] of this.entries) if (now - e.at > this.ttlMs) this.entries.delete(k);
+    for (const [k, e] of this.entries) if (now > e.until) this.entries.delete(k);
   }
 }
 

@@ -229,7 +229,22 @@ async function ensureApplied(
   return { action: cur ? 'Updated' : 'Created', kind: obj.kind, name: obj.metadata.name, why };
 }
 
-/** Generated Secrets: created once with random values, never updated. */
+/**
+ * Generated Secrets: created once with random values, never updated. Secrets are not
+ * watched (kinds.ts createOnly), so existence comes from the create itself: 201 Created or
+ * 409 AlreadyExists both mean "it exists", remembered for Recent's TTL so a burst of
+ * reconciles sends one create. Status sees the declared object. Not pruned: without a list
+ * the operator cannot find a Secret it no longer declares; the app's ownerReference removes
+ * it with the app (and a database switched off with Retain keeps its credentials with its
+ * volumes).
+ */
+/**
+ * How long a generated Secret counts as known to exist. The operator cannot watch Secrets
+ * (least privilege), so without this every resync would send one create per Secret, answered
+ * 409; a Secret deleted by hand is created again within this time.
+ */
+const GENERATED_MEMO_MS = 10 * 60_000;
+
 async function ensureGenerated(
   ctx: ReconcileContext,
   info: KindInfo,
@@ -238,23 +253,20 @@ async function ensureGenerated(
   cur: CachedChild | undefined,
   fresh: Map<string, ObservedObject>,
 ): Promise<Change | undefined> {
-  if (cur && !obj.metadata['ownerReferences'] && cur.metadata.ownerReferences?.length) {
-    // A retained Secret created by an older operator with an owner: let go of it, so that
-    // neither pruning nor the garbage collector can take the passwords of retained data.
-    const { namespace, name } = cur.metadata;
-    await ctx.client.request('PATCH', pathOf(info, namespace, name), {
-      verb: 'patch',
-      resource: info.plural,
-      contentType: 'application/merge-patch+json',
-      body: { metadata: { ownerReferences: null } },
-    });
-    return { action: 'Updated', kind: obj.kind, name, why: 'retained: owner reference removed' };
+  const declared = () =>
+    materialize(projectChild(obj as unknown as Json, obj.apiVersion, obj.kind));
+  if (cur || ctx.recent.get(key)) {
+    fresh.set(key, cur ? materialize(cur) : declared());
+    return undefined;
   }
-  if (cur || ctx.recent.get(key)) return undefined;
   const res = await createOnce(ctx.client, info, obj);
-  if (!res) return undefined;
+  if (!res) {
+    ctx.recent.set(key, 'generated', '', undefined, GENERATED_MEMO_MS);
+    fresh.set(key, declared());
+    return undefined;
+  }
   const rv = String((res['metadata'] as Json | undefined)?.['resourceVersion'] ?? '');
-  ctx.recent.set(key, 'generated', rv);
+  ctx.recent.set(key, 'generated', rv, undefined, GENERATED_MEMO_MS);
   fresh.set(key, materialize(projectChild(res, obj.apiVersion, obj.kind)));
   return { action: 'Created', kind: obj.kind, name: obj.metadata.name };
 }

@@ -140,6 +140,7 @@ export class Controller {
   private async discover(): Promise<void> {
     this.served = await discoverGroupVersions(this.opts.client);
     for (const info of OWNED_KINDS) {
+      if (info.createOnly) continue; // never listed or watched (kinds.ts)
       if (this.children.has(info) || !this.served.has(apiVersionOf(info))) continue;
       const inf = this.childInformer(info);
       this.children.set(info, inf);

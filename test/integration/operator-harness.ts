@@ -3,7 +3,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import yaml from 'js-yaml';
-import { clusterRole } from '../../operator/rbac.ts';
+import { clusterRole, leaderElectionRole } from '../../operator/rbac.ts';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeClient, isNotFound } from '../../operator/runtime/kube-client.ts';
@@ -196,6 +196,16 @@ export async function rbacKubeconfig(client: KubeClient, name: string): Promise<
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
     subjects: [{ kind: 'ServiceAccount', name, namespace: ns }],
   });
+  // The Lease lives in the operator's namespace (POD_NAMESPACE, default here).
+  const rbacNs = `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}`;
+  await post(`${rbacNs}/roles`, 'roles', leaderElectionRole(name, ns));
+  await post(`${rbacNs}/rolebindings`, 'rolebindings', {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: { name, namespace: ns },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
+    subjects: [{ kind: 'ServiceAccount', name, namespace: ns }],
+  });
   const tr = await post(
     `/api/v1/namespaces/${ns}/serviceaccounts/${name}/token`,
     'serviceaccounts/token',
@@ -229,5 +239,10 @@ export async function deleteRbac(client: KubeClient, name: string): Promise<void
     'clusterrolebindings',
   );
   await del(`/apis/rbac.authorization.k8s.io/v1/clusterroles/${name}`, 'clusterroles');
+  await del(
+    `/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings/${name}`,
+    'rolebindings',
+  );
+  await del(`/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles/${name}`, 'roles');
   await del(`/api/v1/namespaces/default/serviceaccounts/${name}`, 'serviceaccounts');
 }

@@ -69,7 +69,7 @@ describe('buildCache', () => {
     it('starts redis from the ConfigMap with the password from the Secret only', () => {
       const d = find(objects, 'Deployment');
       const redis = container(d, 'redis');
-      expect(redis.image).toBe('docker.io/library/redis:8.2.3-alpine');
+      expect(redis.image).toBe('ghcr.io/scalable-dev/redis:0.1.0');
       expect(redis.command).toEqual(['sh', '/etc/redis/start-redis.sh']);
       expect(redis).not.toHaveProperty('args');
       expect(redis.env[0]).toEqual({
@@ -127,7 +127,7 @@ describe('buildCache', () => {
 
     it('runs redis_exporter beside Redis, with the password by secretKeyRef', () => {
       const exporter = container(find(objects, 'Deployment'), 'exporter');
-      expect(exporter.image).toBe('docker.io/oliver006/redis_exporter:v1.80.0');
+      expect(exporter.image).toBe('ghcr.io/scalable-dev/redis-exporter:0.1.0');
       expect(exporter.ports).toEqual([{ name: 'metrics', containerPort: 9121, protocol: 'TCP' }]);
       expect(exporter.env).toContainEqual({
         name: 'REDIS_PASSWORD',

@@ -66,7 +66,7 @@ describe('buildDatabase', () => {
     expect(pod.securityContext).toMatchObject({ runAsUser: 999, fsGroup: 999, runAsNonRoot: true });
     expect(pod.containers.map((c: { name: string }) => c.name)).toEqual(['postgres', 'exporter']);
     const pg = pod.containers[0];
-    expect(pg.image).toBe('ghcr.io/scalable-dev/postgres-patroni:17-4.1.5');
+    expect(pg.image).toBe('ghcr.io/scalable-dev/postgres-patroni:17-0.1.0');
     expect(pg.args).toEqual(['/etc/patroni/patroni.yml']);
     expect(pg.readinessProbe.httpGet.path).toBe('/readiness');
     expect(pod.containers[1].image).toContain('postgres-exporter');

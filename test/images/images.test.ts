@@ -1,0 +1,325 @@
+// Every image, run as its pod runs it (uid, read-only root filesystem, no capabilities) on
+// what the operator renders: real programs, real configs, answers checked.
+import { randomBytes } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  configMapDir,
+  docker,
+  eventuallyOk,
+  find,
+  image,
+  ipOf,
+  render,
+  restricted,
+  volumeDir,
+} from './docker.ts';
+
+const started: string[] = [];
+afterAll(async () => {
+  if (started.length > 0) await docker(['rm', '-f', ...started]);
+});
+
+const PG_UID = 999;
+const REDIS_UID = 999;
+const name = (what: string) => {
+  const n = `scalable-smoke-${what}-${randomBytes(3).toString('hex')}`;
+  started.push(n);
+  return n;
+};
+
+async function metrics(url: string): Promise<string | undefined> {
+  const res = await fetch(url).catch(() => undefined);
+  return res?.ok ? await res.text() : undefined;
+}
+
+const full = render('manifests/examples/full.yaml');
+
+describe('operator image', () => {
+  it('prints its version', async () => {
+    const r = await docker(['run', '--rm', ...restricted(65532), image('operator'), '--version']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toMatch(/^scalable-operator \d+\.\d+\.\d+/);
+  });
+
+  it('without a cluster exits non-zero and says what to do', async () => {
+    const r = await docker(['run', '--rm', ...restricted(65532), image('operator')]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('no cluster to manage');
+    expect(r.stderr).toContain('KUBECONFIG');
+  });
+
+  it('runs as uid 65532 with tini as PID 1', async () => {
+    const r = await docker([
+      'image',
+      'inspect',
+      '-f',
+      '{{.Config.User}} {{json .Config.Entrypoint}}',
+      image('operator'),
+    ]);
+    expect(r.stdout.trim()).toBe(
+      '65532:65532 ["/usr/bin/tini","--","node","/app/dist/operator/main.js"]',
+    );
+  });
+});
+
+describe('postgres-patroni and postgres-exporter images', () => {
+  const sts = find(full, 'StatefulSet', 'shop-db-0') as unknown as {
+    spec: {
+      template: {
+        spec: {
+          securityContext: { runAsUser: number };
+          containers: {
+            name: string;
+            env: { name: string; value?: string; valueFrom?: unknown }[];
+          }[];
+        };
+      };
+    };
+  };
+  const pod = sts.spec.template.spec;
+
+  it('the pod runs as the uid the image was built for', async () => {
+    expect(pod.securityContext.runAsUser).toBe(PG_UID);
+    const r = await docker(['run', '--rm', '--entrypoint', 'id', image('postgres-patroni'), '-u']);
+    expect(r.stdout.trim()).toBe(String(PG_UID));
+  });
+
+  it('patroni --validate-config accepts the rendered patroni.yml with the pod env', async () => {
+    const config = configMapDir(find(full, 'ConfigMap', 'shop-db-0-patroni'));
+    // The container's env as the kubelet would resolve it: downward API and Secrets filled in.
+    const container = pod.containers.find((c) => c.name === 'postgres')!;
+    const podIp = '10.0.0.7';
+    const env = container.env.flatMap((e) => {
+      const value =
+        e.value !== undefined
+          ? e.value.replaceAll('$(POD_IP)', podIp)
+          : e.name === 'POD_IP' || e.name === 'PATRONI_KUBERNETES_POD_IP'
+            ? podIp
+            : e.name === 'PATRONI_NAME'
+              ? 'shop-db-0-0'
+              : 'a-generated-password';
+      return ['-e', `${e.name}=${value}`];
+    });
+    const r = await docker([
+      'run',
+      '--rm',
+      ...restricted(PG_UID),
+      '-v',
+      `${config}:/etc/patroni:ro`,
+      '-v',
+      `${volumeDir(PG_UID)}:/var/lib/postgresql/data`,
+      '--tmpfs',
+      '/tmp',
+      '--tmpfs',
+      '/var/run/postgresql',
+      ...env,
+      image('postgres-patroni'),
+      '--validate-config',
+      '/etc/patroni/patroni.yml',
+    ]);
+    expect(r.stderr + r.stdout).not.toMatch(/not defined|error|invalid/i);
+    expect(r.code).toBe(0);
+  });
+
+  it('starts Postgres, which answers a query, and postgres-exporter serves its metrics', async () => {
+    const pg = name('pg');
+    const password = randomBytes(12).toString('hex');
+    const script = [
+      'set -e',
+      `printf '%s\\n' "$PGPW" >/tmp/pw`,
+      'initdb -D /var/lib/postgresql/data/pgdata -U postgres --pwfile=/tmp/pw --auth=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 --data-checksums >/dev/null',
+      'exec postgres -D /var/lib/postgresql/data/pgdata -c listen_addresses=127.0.0.1 -c unix_socket_directories=/var/run/postgresql',
+    ].join('\n');
+    const start = await docker([
+      'run',
+      '-d',
+      '--name',
+      pg,
+      ...restricted(PG_UID),
+      '--shm-size',
+      '64m',
+      '-v',
+      `${volumeDir(PG_UID)}:/var/lib/postgresql/data`,
+      '--tmpfs',
+      '/tmp',
+      '--tmpfs',
+      `/var/run/postgresql:uid=${PG_UID},gid=${PG_UID}`,
+      '-e',
+      `PGPW=${password}`,
+      '--entrypoint',
+      'sh',
+      image('postgres-patroni'),
+      '-c',
+      script,
+    ]);
+    expect(start.code, start.stderr).toBe(0);
+    const answer = await eventuallyOk('a query', async () => {
+      const q = await docker([
+        'exec',
+        '-e',
+        `PGPASSWORD=${password}`,
+        pg,
+        'psql',
+        '-h',
+        '127.0.0.1',
+        '-U',
+        'postgres',
+        '-Atc',
+        "select current_setting('server_version_num')::int / 10000, current_user",
+      ]);
+      return q.code === 0 ? q.stdout.trim() : undefined;
+    });
+    expect(answer).toBe('17|postgres');
+
+    const exporter = name('pgexp');
+    const ex = await docker([
+      'run',
+      '-d',
+      '--name',
+      exporter,
+      ...restricted(PG_UID),
+      '--network',
+      `container:${pg}`,
+      '-e',
+      'DATA_SOURCE_URI=127.0.0.1:5432/postgres?sslmode=disable',
+      '-e',
+      'DATA_SOURCE_USER=postgres',
+      '-e',
+      `DATA_SOURCE_PASS=${password}`,
+      image('postgres-exporter'),
+    ]);
+    expect(ex.code, ex.stderr).toBe(0);
+    const ip = await ipOf(pg);
+    const text = await eventuallyOk('pg_up 1', async () => {
+      const t = await metrics(`http://${ip}:9187/metrics`);
+      return t && /^pg_up 1$/m.test(t) ? t : undefined;
+    });
+    expect(text).toMatch(/^pg_up 1$/m);
+  });
+});
+
+describe('redis and redis-exporter images', () => {
+  const cm = find(full, 'ConfigMap', 'shop-cache-config');
+  const password = randomBytes(12).toString('hex');
+
+  it('redis answers PING only with the password given the way the pod gives it; the exporter serves metrics; sentinel starts on the rendered sentinel.conf', async () => {
+    const conf = configMapDir(cm);
+    const redis = name('redis');
+    // As the cache pod: `sh /etc/redis/start-redis.sh`, REDIS_PASSWORD from the Secret.
+    const start = await docker([
+      'run',
+      '-d',
+      '--name',
+      redis,
+      ...restricted(REDIS_UID),
+      '-v',
+      `${conf}:/etc/redis:ro`,
+      '-v',
+      `${volumeDir(REDIS_UID)}:/data`,
+      '-e',
+      `REDIS_PASSWORD=${password}`,
+      '-e',
+      'CONF_DIR=/etc/redis',
+      '-e',
+      'DATA_DIR=/data',
+      image('redis'),
+      'sh',
+      '/etc/redis/start-redis.sh',
+    ]);
+    expect(start.code, start.stderr).toBe(0);
+    const pong = await eventuallyOk('PONG', async () => {
+      const r = await docker([
+        'exec',
+        '-e',
+        `REDISCLI_AUTH=${password}`,
+        redis,
+        'redis-cli',
+        'ping',
+      ]);
+      return r.stdout.trim() === 'PONG' ? r.stdout.trim() : undefined;
+    });
+    expect(pong).toBe('PONG');
+    const noAuth = await docker(['exec', redis, 'redis-cli', 'ping']);
+    expect(noAuth.stdout).toContain('NOAUTH');
+    const wrong = await docker(['exec', '-e', 'REDISCLI_AUTH=wrong', redis, 'redis-cli', 'ping']);
+    expect(wrong.stdout + wrong.stderr).toMatch(/WRONGPASS|invalid/i);
+
+    const exporter = name('redisexp');
+    const ex = await docker([
+      'run',
+      '-d',
+      '--name',
+      exporter,
+      ...restricted(REDIS_UID),
+      '--network',
+      `container:${redis}`,
+      '-e',
+      'REDIS_ADDR=redis://localhost:6379',
+      '-e',
+      `REDIS_PASSWORD=${password}`,
+      image('redis-exporter'),
+    ]);
+    expect(ex.code, ex.stderr).toBe(0);
+    const ip = await ipOf(redis);
+    const text = await eventuallyOk('redis_up 1', async () => {
+      const t = await metrics(`http://${ip}:9121/metrics`);
+      return t && /^redis_up 1$/m.test(t) ? t : undefined;
+    });
+    expect(text).toMatch(/^redis_up 1$/m);
+
+    // Sentinel, as the cache's sentinel pod: start-sentinel.sh writes sentinel.conf into
+    // DATA_DIR from the rendered template and starts redis-sentinel.
+    const sentinel = name('sentinel');
+    // The master name the rendered sentinel.conf monitors.
+    const sentinelConf = (cm as unknown as { data: Record<string, string> }).data['sentinel.conf']!;
+    const master = /^sentinel monitor (\S+) /m.exec(sentinelConf)![1]!;
+    const s = await docker([
+      'run',
+      '-d',
+      '--name',
+      sentinel,
+      ...restricted(REDIS_UID),
+      '--network',
+      `container:${redis}`,
+      '-v',
+      `${conf}:/etc/redis:ro`,
+      '-v',
+      `${volumeDir(REDIS_UID)}:/data`,
+      '-e',
+      `REDIS_PASSWORD=${password}`,
+      '-e',
+      'CONF_DIR=/etc/redis',
+      '-e',
+      'DATA_DIR=/data',
+      '-e',
+      `MASTER_NAME=${master}`,
+      '-e',
+      'SEED_ADDR=127.0.0.1:6379',
+      '-e',
+      'SELF_ADDR=127.0.0.1:26379',
+      '-e',
+      'SENTINELS=127.0.0.1:26379',
+      image('redis'),
+      'sh',
+      '/etc/redis/start-sentinel.sh',
+    ]);
+    expect(s.code, s.stderr).toBe(0);
+    const addr = await eventuallyOk('the master from Sentinel', async () => {
+      const r = await docker([
+        'exec',
+        '-e',
+        `REDISCLI_AUTH=${password}`,
+        sentinel,
+        'redis-cli',
+        '-p',
+        '26379',
+        'sentinel',
+        'get-master-addr-by-name',
+        master,
+      ]);
+      const lines = r.stdout.trim().split('\n');
+      return lines.length === 2 ? lines : undefined;
+    });
+    expect(addr).toEqual(['127.0.0.1', '6379']);
+  });
+});

@@ -1,0 +1,355 @@
+// The Helm charts against the embedded API server: they lint, render objects the server
+// accepts, refuse bad values by name, and an installed operator holds exactly the RBAC of
+// operator/rbac.ts — and none of a sample of rights it must not have.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import yaml from 'js-yaml';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { binPath } from '../../devcluster/index.ts';
+import {
+  createNamespace,
+  printLogDirOnFailure,
+  testKubeconfig,
+  uniqueName,
+} from '../../devcluster/testing.ts';
+import { VERSIONS } from '../../devcluster/versions.ts';
+import { INSTALL_MANIFEST, helmPath, renderInstallManifest } from '../../operator/chart-install.ts';
+import { LEADER_ELECTION_RULES, OPERATOR_RULES } from '../../operator/rbac.ts';
+
+const exec = promisify(execFile);
+const ROOT = join(import.meta.dirname, '..', '..');
+const OPERATOR_CHART = join(ROOT, 'charts/scalable-operator');
+const APP_CHART = join(ROOT, 'charts/scalable-app');
+
+interface Out {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+async function cmd(bin: string, args: readonly string[], input?: string): Promise<Out> {
+  const p = exec(bin, args, { cwd: ROOT, maxBuffer: 64 << 20, timeout: 120_000 });
+  if (input !== undefined) {
+    p.child.stdin?.end(input);
+  }
+  try {
+    const { stdout, stderr } = await p;
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? String(err) };
+  }
+}
+const helm = (...args: string[]) => cmd(helmPath(), ['--kubeconfig', testKubeconfig(), ...args]);
+const kubectl = (args: readonly string[], input?: string) =>
+  cmd(binPath('kubectl'), [`--kubeconfig=${testKubeconfig()}`, ...args], input);
+
+const valuesFile = (values: unknown): string => {
+  const path = join(mkdtempSync(join(tmpdir(), 'scalable-values-')), 'values.yaml');
+  writeFileSync(path, yaml.dump(values));
+  return path;
+};
+
+/** kubectl apply --server-side --dry-run=server of a rendered chart. */
+async function serverAccepts(manifest: string, namespace: string): Promise<Out> {
+  return kubectl(
+    ['apply', '--server-side', '--force-conflicts', '--dry-run=server', '-n', namespace, '-f', '-'],
+    manifest,
+  );
+}
+
+printLogDirOnFailure();
+
+describe('charts/scalable-operator', () => {
+  let ns: string;
+  beforeAll(async () => {
+    ns = uniqueName('helm-op');
+    await createNamespace(ns);
+  });
+
+  it('passes helm lint --strict (both charts)', async () => {
+    for (const chart of [OPERATOR_CHART, APP_CHART]) {
+      const r = await cmd(helmPath(), ['lint', '--strict', chart]);
+      expect(r.stdout + r.stderr, chart).toContain('0 chart(s) failed');
+      expect(r.code).toBe(0);
+    }
+  });
+
+  it(`${INSTALL_MANIFEST} is helm template of the defaults (npm run gen:chart)`, () => {
+    expect(readFileSync(join(ROOT, INSTALL_MANIFEST), 'utf8')).toBe(renderInstallManifest());
+  });
+
+  it('renders, with default and with non-default values, objects the API server accepts', async () => {
+    const nonDefault = valuesFile({
+      image: {
+        repository: 'registry.example.com/platform/operator',
+        tag: '9.9.9',
+        pullPolicy: 'Always',
+      },
+      imagePullSecrets: [{ name: 'regcred' }],
+      images: {
+        prefix: 'registry.example.com/platform',
+        tag: '1.2.3',
+        postgres: 'registry.example.com/pg/patroni:{version}-custom',
+      },
+      replicas: 3,
+      workers: 4,
+      logLevel: 'debug',
+      resources: { requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '256Mi' } },
+      topologySpread: { enabled: false },
+      serviceAccount: { name: 'custom-sa', annotations: { 'example.com/role': 'operator' } },
+      podLabels: { team: 'platform' },
+      nodeSelector: { 'kubernetes.io/os': 'linux' },
+      podDisruptionBudget: { enabled: true, minAvailable: '50%' },
+      metrics: {
+        port: 9090,
+        serviceMonitor: { enabled: true, interval: '15s', labels: { release: 'kps' } },
+      },
+    });
+    for (const extra of [[], ['-f', nonDefault]]) {
+      const t = await helm(
+        'template',
+        'rel',
+        OPERATOR_CHART,
+        '-n',
+        ns,
+        '--include-crds',
+        '--kube-version',
+        VERSIONS.kubernetes,
+        ...extra,
+      );
+      expect(t.code, t.stderr).toBe(0);
+      const applied = await serverAccepts(t.stdout, ns);
+      expect(applied.stderr, `values ${extra.join(' ') || '(defaults)'}`).toBe('');
+      expect(applied.code).toBe(0);
+      if (extra.length > 0) {
+        expect(applied.stdout).toContain(
+          'servicemonitor.monitoring.coreos.com/rel-scalable-operator serverside-applied (server dry run)',
+        );
+        expect(t.stdout).toContain('value: "registry.example.com/platform/redis:1.2.3"');
+        expect(t.stdout).toContain('value: "registry.example.com/pg/patroni:{version}-custom"');
+        expect(t.stdout).toContain('image: registry.example.com/platform/operator:9.9.9');
+      }
+    }
+  });
+
+  it('refuses values that break its schema, naming the value', async () => {
+    const bad = valuesFile({
+      replicas: 'two',
+      logLevel: 'loud',
+      images: { prefix: 'ghcr.io/x', tag: 'a b' },
+    });
+    const r = await helm(
+      'template',
+      'rel',
+      OPERATOR_CHART,
+      '--kube-version',
+      VERSIONS.kubernetes,
+      '-f',
+      bad,
+    );
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("at '/replicas': got string, want integer");
+    expect(r.stderr).toContain("at '/logLevel'");
+    expect(r.stderr).toContain("at '/images/tag'");
+    const unknown = await helm(
+      'template',
+      'rel',
+      OPERATOR_CHART,
+      '--kube-version',
+      VERSIONS.kubernetes,
+      '--set',
+      'replica=2',
+    );
+    expect(unknown.stderr).toContain("additional properties 'replica' not allowed");
+  });
+
+  describe('helm install on the embedded control plane', () => {
+    // Contains the chart's name, so every object (ServiceAccount, Deployment, roles) is named after it.
+    const release = uniqueName('scalable-operator');
+    let sa: string;
+    beforeAll(async () => {
+      const r = await helm('install', release, OPERATOR_CHART, '-n', ns);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain('STATUS: deployed');
+      sa = `system:serviceaccount:${ns}:${release}`;
+    });
+
+    const canI = async (verb: string, resource: string, scope: string[]): Promise<boolean> => {
+      const [res, sub] = resource.split('/');
+      const r = await kubectl([
+        'auth',
+        'can-i',
+        verb,
+        res!,
+        ...(sub ? [`--subresource=${sub}`] : []),
+        ...scope,
+        `--as=${sa}`,
+      ]);
+      const answer = r.stdout.trim();
+      if (answer !== 'yes' && answer !== 'no')
+        throw new Error(`can-i ${verb} ${resource}: ${r.stderr}`);
+      return answer === 'yes';
+    };
+    const qualified = (group: string, resource: string) => {
+      const [res, sub] = resource.split('/');
+      return `${group === '' ? res : `${res}.${group}`}${sub ? `/${sub}` : ''}`;
+    };
+    async function all<T>(items: readonly T[], fn: (t: T) => Promise<void>, width = 6) {
+      const queue = [...items];
+      await Promise.all(
+        Array.from({ length: width }, async () => {
+          for (let t = queue.shift(); t !== undefined; t = queue.shift()) await fn(t);
+        }),
+      );
+    }
+
+    it('its ServiceAccount may do everything operator/rbac.ts lists', async () => {
+      const checks = [
+        ...OPERATOR_RULES.flatMap((r) =>
+          r.apiGroups.flatMap((g) =>
+            r.resources.flatMap((res) =>
+              r.verbs.map((v) => ({ v, res: qualified(g, res), scope: ['--all-namespaces'] })),
+            ),
+          ),
+        ),
+        ...LEADER_ELECTION_RULES.flatMap((r) =>
+          r.apiGroups.flatMap((g) =>
+            r.resources.flatMap((res) =>
+              r.verbs.map((v) => ({ v, res: qualified(g, res), scope: ['-n', ns] })),
+            ),
+          ),
+        ),
+      ];
+      expect(checks.length).toBeGreaterThan(50);
+      const denied: string[] = [];
+      await all(checks, async (c) => {
+        if (!(await canI(c.v, c.res, c.scope))) denied.push(`${c.v} ${c.res} ${c.scope.join(' ')}`);
+      });
+      expect(denied).toEqual([]);
+    });
+
+    it('and none of a sample of rights it must not hold', async () => {
+      const mustNot: [string, string, string[]][] = [
+        ['list', 'secrets', ['--all-namespaces']],
+        ['watch', 'secrets', ['--all-namespaces']],
+        ['get', 'secrets', ['-n', 'kube-system']],
+        ['deletecollection', 'secrets', ['-n', 'default']],
+        ['patch', 'secrets', ['-n', 'default']],
+        ['delete', 'customresourcedefinitions.apiextensions.k8s.io', []],
+        ['create', 'pods/exec', ['--all-namespaces']],
+        ['*', '*', ['--all-namespaces']],
+        ['update', 'leases.coordination.k8s.io', ['-n', 'kube-node-lease']],
+        ['create', 'clusterrolebindings.rbac.authorization.k8s.io', []],
+        ['escalate', 'roles.rbac.authorization.k8s.io', ['--all-namespaces']],
+        ['impersonate', 'serviceaccounts', ['--all-namespaces']],
+      ];
+      const allowed: string[] = [];
+      await all(mustNot, async ([v, res, scope]) => {
+        if (await canI(v, res, scope)) allowed.push(`${v} ${res} ${scope.join(' ')}`);
+      });
+      expect(allowed).toEqual([]);
+    });
+
+    it('helm upgrade and helm uninstall leave the CRD and the users’ apps in place', async () => {
+      const appNs = uniqueName('helm-app');
+      await createNamespace(appNs);
+      const app = await kubectl([
+        'apply',
+        '-n',
+        appNs,
+        '-f',
+        join(ROOT, 'manifests/examples/minimal.yaml'),
+      ]);
+      expect(app.code, app.stderr).toBe(0);
+
+      const up = await helm('upgrade', release, OPERATOR_CHART, '-n', ns, '--set', 'replicas=3');
+      expect(up.code, up.stderr).toBe(0);
+      const replicas = await kubectl([
+        'get',
+        'deployment',
+        release,
+        '-n',
+        ns,
+        '-o',
+        'jsonpath={.spec.replicas}',
+      ]);
+      expect(replicas.stdout).toBe('3');
+
+      const un = await helm('uninstall', release, '-n', ns, '--wait');
+      expect(un.code, un.stderr).toBe(0);
+      const role = await kubectl(['get', 'clusterrole', release]);
+      expect(role.stderr).toContain('NotFound');
+      const crd = await kubectl(['get', 'crd', 'scalableapps.scalable.dev', '-o', 'name']);
+      expect(crd.stdout.trim()).toBe(
+        'customresourcedefinition.apiextensions.k8s.io/scalableapps.scalable.dev',
+      );
+      const still = await kubectl(['get', 'scalableapps', '-n', appNs, '-o', 'name']);
+      expect(still.stdout.trim()).toBe('scalableapp.scalable.dev/hello');
+    });
+  });
+});
+
+describe('charts/scalable-app', () => {
+  const example = (
+    yaml.loadAll(readFileSync(join(ROOT, 'manifests/examples/full.yaml'), 'utf8')) as {
+      kind?: string;
+      metadata: { name: string; namespace?: string };
+      spec: unknown;
+    }[]
+  ).find((d) => d?.kind === 'ScalableApp')!;
+
+  it('renders, from the values of manifests/examples/full.yaml, the same ScalableApp, which the API server accepts', async () => {
+    const ns = uniqueName('helm-app');
+    await createNamespace(ns);
+    const t = await helm(
+      'template',
+      example.metadata.name,
+      APP_CHART,
+      '-n',
+      ns,
+      '--kube-version',
+      VERSIONS.kubernetes,
+      '-f',
+      valuesFile(example.spec),
+    );
+    expect(t.code, t.stderr).toBe(0);
+    const docs = (yaml.loadAll(t.stdout) as Record<string, unknown>[]).filter(Boolean);
+    expect(docs).toHaveLength(1);
+    const app = docs[0] as {
+      apiVersion: string;
+      kind: string;
+      metadata: { name: string; namespace: string };
+      spec: unknown;
+    };
+    expect(app.apiVersion).toBe('scalable.dev/v1alpha1');
+    expect(app.kind).toBe('ScalableApp');
+    expect(app.metadata.name).toBe(example.metadata.name);
+    expect(app.metadata.namespace).toBe(ns);
+    expect(app.spec).toEqual(example.spec);
+    const applied = await serverAccepts(t.stdout, ns);
+    expect(applied.code, applied.stderr).toBe(0);
+  });
+
+  it('refuses a bad app before the API server sees it, naming the field', async () => {
+    const bad = valuesFile({
+      web: { image: 'x' },
+      cache: { evictionPolicy: 'lru' },
+      database: { shard: 2 },
+    });
+    const r = await helm(
+      'template',
+      'bad',
+      APP_CHART,
+      '--kube-version',
+      VERSIONS.kubernetes,
+      '-f',
+      bad,
+    );
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("at '/cache/evictionPolicy': value must be one of 'allkeys-lru'");
+    expect(r.stderr).toContain("at '/database': additional properties 'shard' not allowed");
+  });
+});
