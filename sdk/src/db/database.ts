@@ -54,9 +54,10 @@ const LAG_SQL = `SELECT CASE WHEN NOT pg_is_in_recovery()
 export class Database {
   readonly #map: LiveShardMap;
   readonly #options: DatabaseOptions;
-  readonly #pools = new Map<string, pg.Pool>();
-  /** Replica address -> time before which reads skip it. */
-  readonly #replicaDownUntil = new Map<string, number>();
+  /** One pool per address (host:port). */
+  readonly #byAddress = new Map<string, pg.Pool>();
+  /** Per shard entry of the map in use: its two pools, found without building a key. */
+  #byShard = new WeakMap<ShardAddresses, ShardPools>();
   readonly #unsubscribe: () => void;
   #closed = false;
 
@@ -88,46 +89,59 @@ export class Database {
     text: string,
     params: unknown[] = [],
   ): Promise<QueryResult<R>> {
-    return this.#primary(this.route(key).shard).query<R>(text, params);
+    return this.#pools(this.route(key).shard).primary.query<R>(text, params);
   }
 
-  async read<R extends QueryResultRow = QueryResultRow>(
+  read<R extends QueryResultRow = QueryResultRow>(
     key: ShardKey,
     text: string,
     params: unknown[] = [],
     options: ReadOptions = {},
   ): Promise<QueryResult<R>> {
     const { shard } = this.route(key);
-    const primary = this.#primary(shard);
-    const replicaAddr = address(shard.replicas, shard.port);
-    if (options.primary || (this.#replicaDownUntil.get(replicaAddr) ?? 0) > Date.now())
-      return primary.query<R>(text, params);
+    const pools = this.#pools(shard);
+    if (options.primary || pools.replicaDownUntil > Date.now())
+      return pools.primary.query<R>(text, params);
     const maxLag = options.maxLagSeconds ?? this.#options.replicaMaxLagSeconds;
+    // The hot path: one query on the replica pool, no extra await.
+    const onReplica =
+      maxLag === undefined
+        ? pools.replica.query<R>(text, params)
+        : this.#readIfFresh<R>(pools.replica, maxLag, text, params);
+    return onReplica.then(
+      (result) => result ?? pools.primary.query<R>(text, params),
+      (e: unknown) => {
+        if (!isUnavailable(e)) throw e;
+        pools.replicaDownUntil = Date.now() + (this.#options.replicaRetryMs ?? 1_000);
+        this.#options.onError?.(`replica ${shard.replicas}:${shard.port}`, e as Error);
+        return pools.primary.query<R>(text, params);
+      },
+    );
+  }
+
+  /** The query on one replica connection if its replay lag is within maxLag, else undefined. */
+  async #readIfFresh<R extends QueryResultRow>(
+    replica: pg.Pool,
+    maxLag: number,
+    text: string,
+    params: unknown[],
+  ): Promise<QueryResult<R> | undefined> {
+    const client = await replica.connect();
+    let broken: Error | undefined;
     try {
-      const replica = this.#pool(shard.replicas, shard.port, 'replica');
-      if (maxLag === undefined) return await replica.query<R>(text, params);
-      const client = await replica.connect();
-      let broken: Error | undefined;
-      try {
-        const lag = (await client.query<{ lag: number }>(LAG_SQL)).rows[0]?.lag ?? 0;
-        if (lag <= maxLag) return await client.query<R>(text, params);
-      } catch (e) {
-        broken = e as Error;
-        throw e;
-      } finally {
-        client.release(broken && isUnavailable(broken) ? broken : undefined);
-      }
+      const lag = (await client.query<{ lag: number }>(LAG_SQL)).rows[0]?.lag ?? 0;
+      return lag <= maxLag ? await client.query<R>(text, params) : undefined;
     } catch (e) {
-      if (!isUnavailable(e)) throw e;
-      this.#replicaDownUntil.set(replicaAddr, Date.now() + (this.#options.replicaRetryMs ?? 1_000));
-      this.#options.onError?.(`replica ${replicaAddr}`, e as Error);
+      broken = e as Error;
+      throw e;
+    } finally {
+      client.release(broken && isUnavailable(broken) ? broken : undefined);
     }
-    return primary.query<R>(text, params);
   }
 
   /** BEGIN ... COMMIT on the key's primary; ROLLBACK and rethrow when fn throws. */
   async tx<T>(key: ShardKey, fn: (q: Queryable) => Promise<T>): Promise<T> {
-    const client = await this.#primary(this.route(key).shard).connect();
+    const client = await this.#pools(this.route(key).shard).primary.connect();
     let broken: Error | undefined;
     try {
       await client.query('BEGIN');
@@ -146,7 +160,7 @@ export class Database {
   async forEachShard<T>(fn: (q: Queryable, shard: ShardAddresses) => Promise<T>): Promise<T[]> {
     return Promise.all(
       this.#map.current.shards.map(async (shard) => {
-        const client: PoolClient = await this.#primary(shard).connect();
+        const client: PoolClient = await this.#pools(shard).primary.connect();
         try {
           return await fn(client, shard);
         } finally {
@@ -160,18 +174,27 @@ export class Database {
     if (this.#closed) return;
     this.#closed = true;
     this.#unsubscribe();
-    await Promise.all([...this.#pools.values()].map((p) => p.end()));
-    this.#pools.clear();
+    await Promise.all([...this.#byAddress.values()].map((p) => p.end()));
+    this.#byAddress.clear();
   }
 
-  #primary(shard: ShardAddresses): pg.Pool {
-    return this.#pool(shard.primary, shard.port, 'primary');
+  #pools(shard: ShardAddresses): ShardPools {
+    let pools = this.#byShard.get(shard);
+    if (!pools) {
+      pools = {
+        primary: this.#pool(shard.primary, shard.port, 'primary'),
+        replica: this.#pool(shard.replicas, shard.port, 'replica'),
+        replicaDownUntil: 0,
+      };
+      this.#byShard.set(shard, pools);
+    }
+    return pools;
   }
 
   #pool(host: string, port: number, role: 'primary' | 'replica'): pg.Pool {
     if (this.#closed) throw new Error('database client is closed');
     const key = address(host, port);
-    let pool = this.#pools.get(key);
+    let pool = this.#byAddress.get(key);
     if (!pool) {
       const o = this.#options;
       pool = new pg.Pool({
@@ -189,7 +212,7 @@ export class Database {
       });
       // An idle connection dropped by a failover: the pool replaces it on the next checkout.
       pool.on('error', (e) => o.onError?.(`${role} ${key} idle connection`, e));
-      this.#pools.set(key, pool);
+      this.#byAddress.set(key, pool);
     }
     return pool;
   }
@@ -198,13 +221,21 @@ export class Database {
     const wanted = new Set(
       map.shards.flatMap((s) => [address(s.primary, s.port), address(s.replicas, s.port)]),
     );
-    for (const [key, pool] of this.#pools) {
+    this.#byShard = new WeakMap();
+    for (const [key, pool] of this.#byAddress) {
       if (wanted.has(key)) continue;
-      this.#pools.delete(key);
+      this.#byAddress.delete(key);
       // Checked-out clients finish their query first; pg ends them on release.
       void pool.end().catch((e: Error) => this.#options.onError?.(`ending pool ${key}`, e));
     }
   }
+}
+
+interface ShardPools {
+  readonly primary: pg.Pool;
+  readonly replica: pg.Pool;
+  /** Time before which reads skip a replica pool that just failed. */
+  replicaDownUntil: number;
 }
 
 const address = (host: string, port: number) => `${host}:${port}`;
