@@ -121,6 +121,8 @@ async function main(): Promise<void> {
         CACHE_TTL_SECONDS: '3600',
       },
     });
+    const { db, cache } = sdk;
+    if (!db || !cache) throw new Error('the bench env describes a database and a cache');
     const plain = new pg.Pool({ ...conn, max: 4 });
     const raw = new Redis(`redis://127.0.0.1:${redisPort}/0`);
     const key = (i: number) => `user-${(i * 7919) % ROWS}`;
@@ -128,21 +130,21 @@ async function main(): Promise<void> {
 
     log(`routed point query vs plain pg Pool: ${WARMUP} warm-up + ${N} pairs`);
     const [routed, direct] = await paired(
-      (i) => sdk.db!.read(key(i), SQL, [key(i)]),
+      (i) => db.read(key(i), SQL, [key(i)]),
       (i) => plain.query(SQL, [key(i)]),
     );
 
     log('cache-aside hits vs plain GET');
-    for (let i = 0; i < ROWS; i += 1) await sdk.cache!.set(`v:${i}`, i);
+    for (let i = 0; i < ROWS; i += 1) await cache.set(`v:${i}`, i);
     const [hit, get] = await paired(
-      (i) => sdk.cache!.getOrSet(`v:${(i * 7919) % ROWS}`, () => Promise.reject(new Error('miss'))),
+      (i) => cache.getOrSet(`v:${(i * 7919) % ROWS}`, () => Promise.reject(new Error('miss'))),
       (i) => raw.get(`v:${(i * 7919) % ROWS}`),
     );
 
     // Routing alone (hash + range lookup), no I/O.
     const t0 = performance.now();
     const R = 200_000;
-    for (let i = 0; i < R; i++) sdk.db!.route(key(i));
+    for (let i = 0; i < R; i++) db.route(key(i));
     const routeNs = ((performance.now() - t0) * 1e6) / R;
 
     await sdk.close();

@@ -14,16 +14,16 @@ export function thumbnail(png: Buffer, size = 64): Buffer {
     for (let x = 0; x < w; x++) {
       const x0 = Math.floor((x * src.width) / w);
       const x1 = Math.max(x0 + 1, Math.floor(((x + 1) * src.width) / w));
-      const sum = [0, 0, 0, 0];
+      const sum = new Float64Array(4);
       for (let sy = y0; sy < y1; sy++) {
         for (let sx = x0; sx < x1; sx++) {
           const i = (sy * src.width + sx) * 4;
-          for (let c = 0; c < 4; c++) sum[c]! += src.data[i + c]!;
+          for (let c = 0; c < 4; c++) sum[c] = (sum[c] ?? 0) + (src.data[i + c] ?? 0);
         }
       }
       const n = (y1 - y0) * (x1 - x0);
       const o = (y * w + x) * 4;
-      for (let c = 0; c < 4; c++) out.data[o + c] = Math.round(sum[c]! / n);
+      for (let c = 0; c < 4; c++) out.data[o + c] = Math.round((sum[c] ?? 0) / n);
     }
   }
   return PNG.sync.write(out);

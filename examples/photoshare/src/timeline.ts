@@ -17,7 +17,8 @@ const TIMELINE_SQL = `SELECT photo_id, caption, created_at, thumbnail IS NOT NUL
 export const timelineKey = (userId: string) => `timeline:${userId}`;
 
 async function load(sdk: Scalable, userId: string, primary: boolean): Promise<TimelineEntry[]> {
-  const { rows } = await sdk.db!.read<{
+  if (!sdk.db) throw new Error('photoshare needs spec.database');
+  const { rows } = await sdk.db.read<{
     photo_id: string;
     caption: string;
     created_at: Date;
