@@ -8,7 +8,7 @@ import { toModel } from '../../operator/api/model.ts';
 import type { AppModel } from '../../operator/api/model.ts';
 import { validateApp } from '../../operator/api/validate.ts';
 import { buildAll } from '../../operator/tiers/index.ts';
-import type { K8sObject } from '../../operator/tiers/chart.ts';
+import type { K8sObject } from '../../operator/tiers/shared/chart.ts';
 import { client, configMapData, envOf, freePort, waitFor } from './redis-harness.ts';
 import type { Harness, Instance } from './redis-harness.ts';
 
