@@ -98,7 +98,12 @@ export class Database {
     params: unknown[] = [],
     options: ReadOptions = {},
   ): Promise<QueryResult<R>> {
-    const { shard } = this.route(key);
+    let shard: ShardAddresses;
+    try {
+      shard = this.route(key).shard;
+    } catch (e) {
+      return Promise.reject(e as Error); // a routing error rejects, as every other one does
+    }
     const pools = this.#pools(shard);
     if (options.primary || pools.replicaDownUntil > Date.now())
       return pools.primary.query<R>(text, params);
