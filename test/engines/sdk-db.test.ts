@@ -150,11 +150,20 @@ describe('SDK database router on Patroni shards', () => {
     });
     expect(seen.replica).toBe(true);
 
-    const replica = h.members.find((m) => m.shard === 0 && m !== h.primaryOf(0))!;
+    const primary = await eventually('the primary of shard 0', async () => h.primaryOf(0));
+    const replica = h.members.find((m) => m.shard === 0 && m !== primary)!;
     await sql(replica.pgPort, 'SELECT pg_wal_replay_pause()');
     try {
       const late = keyOn(rendered, 0, 30_000);
       await sdk.db!.write(late, 'INSERT INTO items VALUES ($1, 1)', [late]);
+      // The pause is only a request until replay reaches the next record: wait for it.
+      await eventually('replay to pause on the replica', async () => {
+        const rows = await sql<{ s: string }>(
+          replica.pgPort,
+          'SELECT pg_get_wal_replay_pause_state() AS s',
+        );
+        return rows[0]?.s === 'paused' ? true : undefined;
+      });
       await new Promise((r) => setTimeout(r, 1_500));
       const bounded = await sdk.db!.read<{ replica: boolean; n: number }>(late, q, [late], {
         maxLagSeconds: 0.5,
