@@ -154,9 +154,9 @@ describe('SDK database router on Patroni shards', () => {
     const replica = h.members.find((m) => m.shard === 0 && m !== primary)!;
     await sql(replica.pgPort, 'SELECT pg_wal_replay_pause()');
     try {
-      const late = keyOn(rendered, 0, 30_000);
-      await sdk.db!.write(late, 'INSERT INTO items VALUES ($1, 1)', [late]);
-      // The pause is only a request until replay reaches the next record: wait for it.
+      // The pause is only a request until replay reaches the next record: write one, wait
+      // until replay has stopped, and only then write the row the replica must not see.
+      await sdk.db!.write(key, 'UPDATE items SET n = n WHERE user_id = $1', [key]);
       await eventually('replay to pause on the replica', async () => {
         const rows = await sql<{ s: string }>(
           replica.pgPort,
@@ -164,6 +164,8 @@ describe('SDK database router on Patroni shards', () => {
         );
         return rows[0]?.s === 'paused' ? true : undefined;
       });
+      const late = keyOn(rendered, 0, 30_000);
+      await sdk.db!.write(late, 'INSERT INTO items VALUES ($1, 1)', [late]);
       await new Promise((r) => setTimeout(r, 1_500));
       const bounded = await sdk.db!.read<{ replica: boolean; n: number }>(late, q, [late], {
         maxLagSeconds: 0.5,
