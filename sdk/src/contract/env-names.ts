@@ -1,5 +1,6 @@
 // Every environment variable the operator injects into app pods. The CRD forbids users
-// from setting these (rules.ts), so an app never gets two values for one name.
+// from setting these (rules.ts), so an app never gets two values for one name. The SDK
+// reads only these and APP_ENV_NAMES, so the two sides cannot drift.
 export const OPERATOR_ENV_NAMES = [
   'PORT',
   'SCALABLE_APP',
@@ -20,10 +21,32 @@ export const OPERATOR_ENV_NAMES = [
   'DATABASE_USER',
   'DATABASE_PASSWORD',
   'DATABASE_SHARD_MAP',
-  'QUEUE_REDIS_URL',
-  'QUEUE_REDIS_PASSWORD',
+  // The queue store (issue 12): a URL, or Sentinels and a master name when it has replicas.
+  'QUEUE_URL',
+  'QUEUE_SENTINELS',
+  'QUEUE_MASTER_NAME',
+  'QUEUE_PASSWORD',
+  // Worker pods only: the consumer's stream, group, pod name and dead-letter settings.
   'QUEUE_STREAM',
   'QUEUE_GROUP',
+  'QUEUE_CONSUMER',
+  'QUEUE_DEAD_LETTER_STREAM',
+  'QUEUE_MAX_DELIVERIES',
 ] as const;
 
 export type OperatorEnvName = (typeof OPERATOR_ENV_NAMES)[number];
+
+/**
+ * Tunables the SDK reads that the app's own spec.web.env may set (the operator never
+ * injects them): pool size, the replica-lag bound, the session-cookie secret, worker
+ * concurrency and how long a message may sit with a dead consumer before it is claimed.
+ */
+export const APP_ENV_NAMES = [
+  'DATABASE_POOL_MAX',
+  'DATABASE_REPLICA_MAX_LAG_SECONDS',
+  'SESSION_SECRET',
+  'QUEUE_CONCURRENCY',
+  'QUEUE_CLAIM_IDLE_MS',
+] as const;
+
+export type AppEnvName = (typeof APP_ENV_NAMES)[number];

@@ -8,7 +8,7 @@
 // read as an unsigned big-endian integer, modulo the bucket count, give the bucket.
 // Bigint keys hash their canonical decimal text (int8out == BigInt#toString), so
 // 42, 42n and '42' share a bucket: a key is a key, whatever column type holds it.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /** Fixed bucket count: resharding moves whole buckets, never rehashes keys. */
 export const BUCKETS = 1024;
@@ -32,7 +32,8 @@ export function keyText(key: ShardKey): string {
 export function bucketOf(key: ShardKey, buckets: number = BUCKETS): number {
   if (!Number.isInteger(buckets) || buckets < 1)
     throw new RangeError(`buckets must be a positive integer`);
-  const digest = createHash('sha256').update(keyText(key), 'utf8').digest();
+  // One-shot hash: no Hash object per key (this runs on every routed query).
+  const digest = hash('sha256', keyText(key), 'buffer');
   return digest.readUInt32BE(0) % buckets;
 }
 

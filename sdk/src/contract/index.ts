@@ -18,5 +18,5 @@ export type {
   ShardMap,
   ShardMapInput,
 } from './shard-map.ts';
-export { OPERATOR_ENV_NAMES } from './env-names.ts';
-export type { OperatorEnvName } from './env-names.ts';
+export { APP_ENV_NAMES, OPERATOR_ENV_NAMES } from './env-names.ts';
+export type { AppEnvName, OperatorEnvName } from './env-names.ts';

@@ -1,0 +1,34 @@
+// The schema, created on every shard (each holds its users' rows). Both tables are keyed
+// by user_id, the shard key, so a user's photos live on the same shard as the user.
+import type { Database } from '@scalable-dev/sdk';
+
+export const SCHEMA = `
+CREATE TABLE IF NOT EXISTS users (
+  user_id text PRIMARY KEY,
+  name text NOT NULL,
+  password_hash text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS photos (
+  user_id text NOT NULL REFERENCES users,
+  photo_id text NOT NULL,
+  caption text NOT NULL DEFAULT '',
+  image bytea NOT NULL,
+  thumbnail bytea,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (user_id, photo_id)
+);
+CREATE INDEX IF NOT EXISTS photos_timeline ON photos (user_id, created_at DESC);
+`;
+
+/** Idempotent; every web pod runs it at start. A lock keeps concurrent starts apart. */
+export async function migrate(db: Database): Promise<void> {
+  await db.forEachShard(async (q) => {
+    await q.query('SELECT pg_advisory_lock(7243)');
+    try {
+      await q.query(SCHEMA);
+    } finally {
+      await q.query('SELECT pg_advisory_unlock(7243)');
+    }
+  });
+}

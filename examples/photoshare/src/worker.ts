@@ -1,0 +1,31 @@
+// The thumbnail worker: reads photoshare.thumbnails (QUEUE_STREAM) as group QUEUE_GROUP,
+// makes a thumbnail per photo and stores it. SIGTERM (from the SDK) stops reading and
+// lets the current jobs finish; then the process closes its clients and exits.
+import { connect } from '@scalable-dev/sdk';
+import { thumbnail } from './thumbnail.ts';
+import { refreshTimeline } from './timeline.ts';
+
+const sdk = await connect();
+const { db, queue } = sdk;
+if (!db || !queue) throw new Error('the worker needs spec.database and spec.queue');
+
+const consumer = queue.consume<{ userId: string; photoId: string }>(async ({ payload }) => {
+  const { userId, photoId } = payload;
+  // From the primary: the photo was just written and may not be on a replica yet.
+  const { rows } = await db.read<{ image: Buffer }>(
+    userId,
+    'SELECT image FROM photos WHERE user_id = $1 AND photo_id = $2',
+    [userId, photoId],
+    { primary: true },
+  );
+  if (!rows[0]) return; // deleted meanwhile: nothing to do
+  await db.write(userId, 'UPDATE photos SET thumbnail = $3 WHERE user_id = $1 AND photo_id = $2', [
+    userId,
+    photoId,
+    thumbnail(rows[0].image),
+  ]);
+  await refreshTimeline(sdk, userId);
+});
+console.log(JSON.stringify({ level: 'info', msg: 'photoshare worker started' }));
+await consumer.done;
+await sdk.close();

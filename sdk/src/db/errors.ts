@@ -1,0 +1,36 @@
+// What can go wrong when routing or reaching a shard, told apart so a read can fall back
+// to the primary for exactly the failures that mean "this replica cannot answer now".
+import type { ShardKey } from '../contract/index.ts';
+
+/** The key's bucket is not served by any shard of the map in use: refused, never guessed. */
+export class ShardRoutingError extends Error {
+  override name = 'ShardRoutingError';
+  readonly key: ShardKey;
+  readonly bucket: number;
+  readonly mapVersion: number;
+  constructor(key: ShardKey, bucket: number, mapVersion: number, detail: string) {
+    super(`key ${String(key)} (bucket ${bucket}): ${detail} in shard map v${mapVersion}`);
+    this.key = key;
+    this.bucket = bucket;
+    this.mapVersion = mapVersion;
+  }
+}
+
+// SQLSTATEs that say the server, not the statement, is the problem: connection exceptions
+// (class 08), shutdowns and "cannot connect now" (57P01-57P03, e.g. a replica still starting),
+// and 40001, which on a read-only replica query can only be a recovery conflict.
+const UNAVAILABLE_STATES = /^(08...|57P0[123]|40001)$/;
+const UNAVAILABLE_MESSAGES =
+  /Connection terminated|timeout exceeded when trying to connect|connection error|ECONNREFUSED/;
+
+/** True when an error means the server could not serve the query, not that the query is wrong. */
+export function isUnavailable(e: unknown): boolean {
+  if (!(e instanceof Error)) return false;
+  const code = (e as { code?: unknown }).code;
+  if (typeof code === 'string') {
+    if (/^E[A-Z_]+$/.test(code)) return true; // a socket error: ECONNREFUSED, ETIMEDOUT, ...
+    if (UNAVAILABLE_STATES.test(code)) return true;
+    return false;
+  }
+  return UNAVAILABLE_MESSAGES.test(e.message);
+}

@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import { EnvError, settingsFromEnv } from './env.ts';
+
+describe('settingsFromEnv', () => {
+  it('leaves out every tier the env does not describe', () => {
+    expect(settingsFromEnv({})).toEqual({});
+  });
+
+  it('reads the database, cache, sessions and queue the operator injects, with defaults', () => {
+    const s = settingsFromEnv({
+      SCALABLE_APP: 'shop',
+      DATABASE_SHARD_MAP: '/etc/scalable/shard-map/shard-map.json',
+      DATABASE_NAME: 'shop',
+      DATABASE_USER: 'shop',
+      DATABASE_PASSWORD: 'pw',
+      REDIS_SENTINELS: 'a.svc:26379,b.svc:26379',
+      REDIS_MASTER_NAME: 'shop-cache',
+      REDIS_PASSWORD: 'c',
+      CACHE_TTL_SECONDS: '60',
+      SESSION_REDIS_URL: 'redis://shop-sessions:6379/0',
+      QUEUE_URL: 'redis://shop-queue:6379/0',
+      QUEUE_STREAM: 'jobs',
+      QUEUE_GROUP: 'workers',
+    });
+    expect(s.database).toEqual({
+      shardMapPath: '/etc/scalable/shard-map/shard-map.json',
+      database: 'shop',
+      user: 'shop',
+      password: 'pw',
+      poolMax: 10,
+    });
+    expect(s.cache).toEqual({
+      redis: {
+        kind: 'sentinel',
+        sentinels: [
+          { host: 'a.svc', port: 26379 },
+          { host: 'b.svc', port: 26379 },
+        ],
+        masterName: 'shop-cache',
+        password: 'c',
+      },
+      ttlSeconds: 60,
+    });
+    expect(s.sessions).toEqual({
+      redis: { kind: 'url', url: 'redis://shop-sessions:6379/0' },
+      ttlSeconds: 86_400,
+    });
+    expect(s.queue).toMatchObject({ stream: 'jobs', group: 'workers', maxDeliveries: 5 });
+  });
+
+  it('names the variable when a value is wrong or missing', () => {
+    expect(() => settingsFromEnv({ DATABASE_SHARD_MAP: '/m' })).toThrow(/DATABASE_NAME is not set/);
+    expect(() => settingsFromEnv({ REDIS_URL: 'redis://x', CACHE_TTL_SECONDS: '-1' })).toThrow(
+      EnvError,
+    );
+    expect(() => settingsFromEnv({ REDIS_SENTINELS: 'nohost' })).toThrow(/REDIS_SENTINELS/);
+  });
+});

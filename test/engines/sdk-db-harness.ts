@@ -1,0 +1,110 @@
+// What a pod has around the database that loopback lacks: the kube-proxy behind each
+// Service, and the kubelet's ConfigMap volume. Both are stood in for here, driven by the
+// real objects: a proxy forwards each new connection to a pod the Service's EndpointSlices
+// list (Patroni's role labels decide which), and the shard map is written into a directory
+// the way the kubelet writes ConfigMap volumes (a timestamped dir, an atomic `..data` swap).
+import { mkdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { connect as tcpConnect, createServer } from 'node:net';
+import type { Server, Socket } from 'node:net';
+import { join } from 'node:path';
+import type { Harness } from './patroni-harness.ts';
+
+export interface ServiceProxy {
+  readonly service: string;
+  readonly host: string;
+  readonly port: number;
+  /** Connections accepted so far. */
+  connections: number;
+}
+
+export interface ServiceProxies {
+  add(service: string, host: string, port: number): Promise<ServiceProxy>;
+  close(): Promise<void>;
+}
+
+/** Loopback stand-ins for the namespace's Services, following their EndpointSlices. */
+export function serviceProxies(h: Harness, refreshMs = 300): ServiceProxies {
+  let endpoints = new Map<string, string[]>();
+  const servers: Server[] = [];
+  const sockets = new Set<Socket>();
+  const refresh = () => {
+    try {
+      const slices = JSON.parse(h.kubectl(['-n', h.ns, 'get', 'endpointslices', '-o', 'json'])) as {
+        items: Array<{
+          metadata: { labels?: Record<string, string> };
+          endpoints?: Array<{ targetRef?: { name: string } }>;
+        }>;
+      };
+      const next = new Map<string, string[]>();
+      for (const s of slices.items) {
+        const svc = s.metadata.labels?.['kubernetes.io/service-name'];
+        if (!svc) continue;
+        const pods = (s.endpoints ?? []).flatMap((e) => (e.targetRef ? [e.targetRef.name] : []));
+        next.set(svc, [...(next.get(svc) ?? []), ...pods]);
+      }
+      endpoints = next;
+    } catch {
+      // the API server is busy: keep the last view, as kube-proxy does
+    }
+  };
+  refresh();
+  const timer = setInterval(refresh, refreshMs);
+  let turn = 0;
+  return {
+    async add(service, host, port) {
+      const proxy: ServiceProxy = { service, host, port, connections: 0 };
+      const server = createServer((down) => {
+        proxy.connections++;
+        sockets.add(down);
+        down.on('close', () => sockets.delete(down));
+        const pods = endpoints.get(service) ?? [];
+        const member = h.members.find((m) => m.name === pods[turn++ % Math.max(1, pods.length)]);
+        if (!member) return void down.destroy(); // no endpoints: the connection is refused
+        const up = tcpConnect(member.pgPort, '127.0.0.1');
+        sockets.add(up);
+        up.on('close', () => sockets.delete(up));
+        up.on('error', () => down.destroy());
+        down.on('error', () => up.destroy());
+        up.pipe(down);
+        down.pipe(up);
+        up.on('close', () => down.destroy());
+        down.on('close', () => up.destroy());
+      });
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, resolve);
+      });
+      servers.push(server);
+      return proxy;
+    },
+    async close() {
+      clearInterval(timer);
+      for (const s of sockets) s.destroy();
+      await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+    },
+  };
+}
+
+/** Write files into `dir` as the kubelet updates a ConfigMap volume: all at once, atomically. */
+export function writeConfigMapVolume(dir: string, files: Record<string, string>): void {
+  mkdirSync(dir, { recursive: true });
+  const version = `..${Date.now()}_${Math.random().toString(36).slice(2, 8)}`;
+  mkdirSync(join(dir, version));
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, version, name), text);
+  let old: string | undefined;
+  try {
+    old = readlinkSync(join(dir, '..data'));
+  } catch {
+    old = undefined;
+  }
+  symlinkSync(version, join(dir, '..data_tmp'));
+  renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+  for (const name of Object.keys(files)) {
+    try {
+      symlinkSync(join('..data', name), join(dir, name));
+    } catch {
+      // the per-key link exists already and follows ..data
+    }
+  }
+  if (old) rmSync(join(dir, old), { recursive: true, force: true });
+}

@@ -1,0 +1,262 @@
+// The SDK's database router on real Patroni clusters (2 shards, a primary and a replica
+// each), reached through stand-ins for the rendered Services that follow their
+// EndpointSlices, with the app's env as the operator renders it and the shard map written
+// as the kubelet writes ConfigMap volumes.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ShardRoutingError, bucketOf, connect, parseShardMap } from '../../sdk/src/index.ts';
+import type { Scalable, ShardMap } from '../../sdk/src/index.ts';
+import { buildAll } from '../../operator/tiers/index.ts';
+import { REPLICA_ROLE, appSecretName } from '../../operator/tiers/database/names.ts';
+import { PASSWORDS, eventually, freePort, sql, startDatabase } from './patroni-harness.ts';
+import type { Harness } from './patroni-harness.ts';
+import { serviceProxies, writeConfigMapVolume } from './sdk-db-harness.ts';
+import type { ServiceProxies } from './sdk-db-harness.ts';
+import { podEnv } from './sdk-harness.ts';
+
+let h: Harness;
+let proxies: ServiceProxies;
+let rendered: ShardMap;
+let port: number;
+let mapDir: string;
+let sdk: Scalable;
+/** Shard maps the running client refused, as its onError reported them. */
+const refusals: Error[] = [];
+
+/** The rendered map with each Service name replaced by its loopback stand-in's address. */
+function loopbackMap(over: Partial<ShardMap> = {}, shard1Host = '127.0.1.12'): ShardMap {
+  return {
+    ...rendered,
+    shards: rendered.shards.map((s) => ({
+      ...s,
+      primary: s.index === 1 ? shard1Host : `127.0.1.${10 + 2 * s.index}`,
+      replicas: `127.0.1.${11 + 2 * s.index}`,
+      port,
+    })),
+    ...over,
+  };
+}
+
+const publish = (map: ShardMap) =>
+  writeConfigMapVolume(mapDir, { 'shard-map.json': JSON.stringify(map, null, 2) + '\n' });
+
+/** A key whose bucket the map gives to `shard`. */
+function keyOn(map: ShardMap, shard: number, from = 0): string {
+  for (let i = from; ; i++) {
+    const b = bucketOf(`user-${i}`);
+    if (map.ranges.some((r) => r.shard === shard && b >= r.from && b < r.to)) return `user-${i}`;
+  }
+}
+
+beforeAll(async () => {
+  h = await startDatabase('sdk-db', { shards: 2, replicasPerShard: 1, shardKey: 'user_id' });
+  await eventually(
+    'a primary and a streaming replica in each shard',
+    async () => {
+      const primaries = [h.primaryOf(0), h.primaryOf(1)];
+      if (primaries.some((p) => !p)) return undefined;
+      for (const p of primaries) {
+        const rows = await sql<{ n: string }>(
+          p!.pgPort,
+          "SELECT count(*) AS n FROM pg_stat_replication WHERE state = 'streaming'",
+        );
+        if (rows[0]?.n !== '1') return undefined;
+      }
+      const replicas = h
+        .pods()
+        .filter((p) => p.metadata.labels?.['scalable.dev/role'] === REPLICA_ROLE);
+      return replicas.length === 2 ? true : undefined;
+    },
+    150_000,
+    500,
+  );
+  const cm = JSON.parse(
+    h.kubectl(['-n', h.ns, 'get', 'configmap', 'shop-shard-map', '-o', 'json']),
+  ) as {
+    data: Record<string, string>;
+  };
+  rendered = parseShardMap(cm.data['shard-map.json'] ?? '');
+  port = await freePort();
+  proxies = serviceProxies(h);
+  for (const s of rendered.shards) {
+    await proxies.add(`shop-db-${s.index}`, `127.0.1.${10 + 2 * s.index}`, port);
+    await proxies.add(`shop-db-${s.index}-ro`, `127.0.1.${11 + 2 * s.index}`, port);
+  }
+  mapDir = mkdtempSync(join(tmpdir(), 'sdk-shard-map-'));
+  publish(loopbackMap());
+  const env = podEnv(buildAll(h.app), {
+    secrets: { [appSecretName(h.app)]: PASSWORDS.app },
+    values: { '/etc/scalable/shard-map/shard-map.json': join(mapDir, 'shard-map.json') },
+  });
+  sdk = await connect({
+    env,
+    onError: (where, e) => void (where === 'shard map' && refusals.push(e)),
+  });
+  await sdk.db!.forEachShard((q) =>
+    q.query('CREATE TABLE items (user_id text PRIMARY KEY, n int NOT NULL)'),
+  );
+});
+
+afterAll(async () => {
+  await sdk?.close();
+  await proxies?.close();
+  await h?.stop();
+  if (mapDir) rmSync(mapDir, { recursive: true, force: true });
+});
+
+describe('SDK database router on Patroni shards', () => {
+  it('writes 10,000 keys, each to the shard the SQL bucket function names', async () => {
+    const keys = Array.from({ length: 10_000 }, (_, i) => `user-${i}`);
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (next < keys.length) {
+          const i = next++;
+          await sdk.db!.write(keys[i]!, 'INSERT INTO items VALUES ($1, $2)', [keys[i], i]);
+        }
+      }),
+    );
+    let total = 0;
+    for (const s of rendered.shards) {
+      const inRange = rendered.ranges
+        .filter((r) => r.shard === s.index)
+        .map(
+          (r) => `(scalable_bucket(user_id) >= ${r.from} AND scalable_bucket(user_id) < ${r.to})`,
+        )
+        .join(' OR ');
+      const rows = await sql<{ total: string; misplaced: string }>(
+        h.primaryOf(s.index)!.pgPort,
+        `SELECT count(*) AS total, count(*) FILTER (WHERE NOT (${inRange})) AS misplaced FROM items`,
+        [],
+        'shop',
+      );
+      expect(Number(rows[0]?.misplaced)).toBe(0);
+      expect(Number(rows[0]?.total)).toBeGreaterThan(4_000); // half the buckets each
+      total += Number(rows[0]?.total);
+    }
+    expect(total).toBe(10_000);
+  });
+
+  it('reads from a replica; with an opt-in lag bound, a lagging replica is skipped for the primary', async () => {
+    const key = keyOn(rendered, 0, 20_000);
+    const q =
+      'SELECT pg_is_in_recovery() AS replica, (SELECT count(*) FROM items WHERE user_id = $1)::int AS n';
+    await sdk.db!.write(key, 'INSERT INTO items VALUES ($1, 1)', [key]);
+    const seen = await eventually('the row on the replica', async () => {
+      const r = (await sdk.db!.read<{ replica: boolean; n: number }>(key, q, [key])).rows[0];
+      return r?.n === 1 ? r : undefined;
+    });
+    expect(seen.replica).toBe(true);
+
+    const primary = await eventually('the primary of shard 0', async () => h.primaryOf(0));
+    const replica = h.members.find((m) => m.shard === 0 && m !== primary)!;
+    await sql(replica.pgPort, 'SELECT pg_wal_replay_pause()');
+    try {
+      // The pause is only a request until replay reaches the next record: write one, wait
+      // until replay has stopped, and only then write the row the replica must not see.
+      await sdk.db!.write(key, 'UPDATE items SET n = n WHERE user_id = $1', [key]);
+      await eventually('replay to pause on the replica', async () => {
+        const rows = await sql<{ s: string }>(
+          replica.pgPort,
+          'SELECT pg_get_wal_replay_pause_state() AS s',
+        );
+        return rows[0]?.s === 'paused' ? true : undefined;
+      });
+      const late = keyOn(rendered, 0, 30_000);
+      await sdk.db!.write(late, 'INSERT INTO items VALUES ($1, 1)', [late]);
+      await new Promise((r) => setTimeout(r, 1_500));
+      const bounded = await sdk.db!.read<{ replica: boolean; n: number }>(late, q, [late], {
+        maxLagSeconds: 0.5,
+      });
+      expect(bounded.rows[0]).toEqual({ replica: false, n: 1 });
+      const unbounded = await sdk.db!.read<{ replica: boolean; n: number }>(late, q, [late]);
+      expect(unbounded.rows[0]).toEqual({ replica: true, n: 0 });
+    } finally {
+      await sql(replica.pgPort, 'SELECT pg_wal_replay_resume()');
+    }
+  });
+
+  it('commits a transaction, and rolls it back when the body throws', async () => {
+    const key = keyOn(rendered, 1, 40_000);
+    await sdk.db!.tx(key, async (t) => {
+      await t.query('INSERT INTO items VALUES ($1, 1)', [key]);
+      await t.query('UPDATE items SET n = n + 1 WHERE user_id = $1', [key]);
+    });
+    await expect(
+      sdk.db!.tx(key, async (t) => {
+        await t.query('UPDATE items SET n = 100 WHERE user_id = $1', [key]);
+        throw new Error('changed my mind');
+      }),
+    ).rejects.toThrow('changed my mind');
+    const r = await sdk.db!.read<{ n: number }>(
+      key,
+      'SELECT n FROM items WHERE user_id = $1',
+      [key],
+      {
+        primary: true,
+      },
+    );
+    expect(r.rows[0]?.n).toBe(2);
+  });
+
+  it('follows the shard map file live: a new version is used, an older one and a bad one are refused', async () => {
+    const v = rendered.version;
+    const key1 = keyOn(rendered, 1, 50_000);
+    // Shard 1's primary Service gets a new address (a second stand-in for the same Service).
+    const moved = await proxies.add('shop-db-1', '127.0.1.22', port);
+    publish(loopbackMap({ version: v + 1 }, '127.0.1.22'));
+    await eventually('the running client to take map v+1', async () =>
+      sdk.db!.shardMap.version === v + 1 ? true : undefined,
+    );
+    expect(sdk.db!.route(key1).shard.primary).toBe('127.0.1.22');
+    await sdk.db!.write(key1, 'INSERT INTO items VALUES ($1, 1)', [key1]);
+    expect(moved.connections).toBeGreaterThan(0);
+
+    // An older version is refused: the client keeps routing with v+1.
+    publish(loopbackMap({ version: v }));
+    await eventually('the refusal', async () =>
+      sdk.db!.shardMap.version === v + 1 && refusals.at(-1)?.message.includes('older')
+        ? true
+        : undefined,
+    );
+
+    // A map giving shard 1's buckets to a shard it does not list: those keys get a clear
+    // error, never another shard; keys on shard 0 still work.
+    const dangling = loopbackMap({
+      version: v + 2,
+      ranges: rendered.ranges.map((r) => (r.shard === 1 ? { ...r, shard: 9 } : r)),
+    });
+    publish(dangling);
+    await eventually('map v+2', async () =>
+      sdk.db!.shardMap.version === v + 2 ? true : undefined,
+    );
+    await expect(sdk.db!.read(key1, 'SELECT 1')).rejects.toThrow(ShardRoutingError);
+    await expect(sdk.db!.read(key1, 'SELECT 1')).rejects.toThrow(/unknown shard 9 in shard map v/);
+    const key0 = keyOn(rendered, 0, 60_000);
+    expect((await sdk.db!.read(key0, 'SELECT 1 AS one')).rows[0]).toEqual({ one: 1 });
+
+    publish(loopbackMap({ version: v + 3 }));
+    await eventually('map v+3', async () =>
+      sdk.db!.shardMap.version === v + 3 ? true : undefined,
+    );
+    expect((await sdk.db!.read(key1, 'SELECT 1 AS one')).rows[0]).toEqual({ one: 1 });
+  });
+
+  it('with every replica stopped, reads are served by the primary', async () => {
+    const replicas = h.members.filter((m) => m !== h.primaryOf(m.shard));
+    expect(replicas).toHaveLength(2);
+    for (const m of replicas) h.killMember(m);
+    for (const shard of [0, 1]) {
+      const key = keyOn(rendered, shard, 70_000);
+      await sdk.db!.write(key, 'INSERT INTO items VALUES ($1, 7)', [key]);
+      const r = await sdk.db!.read<{ replica: boolean; n: number }>(
+        key,
+        'SELECT pg_is_in_recovery() AS replica, n FROM items WHERE user_id = $1',
+        [key],
+      );
+      expect(r.rows[0]).toEqual({ replica: false, n: 7 });
+    }
+  });
+});

@@ -1,0 +1,210 @@
+// The sample app, examples/photoshare, run as its image runs it (node src/web.ts and
+// node src/worker.ts on Node 22) against the engine harnesses: Patroni (one shard, a
+// primary and a replica) behind Service stand-ins, the cache and session Redis as
+// rendered, and a queue Redis. Requests go through its HTTP routes; the thumbnail is made
+// by the worker; a login survives a restart of the web process.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PNG } from 'pngjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseShardMap } from '../../sdk/src/index.ts';
+import type { ShardMap } from '../../sdk/src/index.ts';
+import { appSecretName } from '../../operator/tiers/database/names.ts';
+import { solidPng } from '../../examples/photoshare/src/thumbnail.ts';
+import { PASSWORDS, eventually, freePort, sql, startDatabase } from './patroni-harness.ts';
+import type { Harness as PgHarness } from './patroni-harness.ts';
+import { Harness as RedisHarness, PASSWORD, configMapData } from './redis-harness.ts';
+import { serviceProxies, writeConfigMapVolume } from './sdk-db-harness.ts';
+import type { ServiceProxies } from './sdk-db-harness.ts';
+import { podEnv, renderApp, runNode } from './sdk-harness.ts';
+import type { Child } from './sdk-harness.ts';
+
+const WEB = fileURLToPath(new URL('../../examples/photoshare/src/web.ts', import.meta.url));
+const WORKER = fileURLToPath(new URL('../../examples/photoshare/src/worker.ts', import.meta.url));
+
+let pgh: PgHarness;
+const rh = new RedisHarness();
+let proxies: ServiceProxies;
+let mapDir: string;
+let webPort: number;
+let env: Record<string, string>;
+const children: Child[] = [];
+
+function start(file: string, extra: Record<string, string>): Child {
+  const c = runNode(file, { ...env, ...extra });
+  children.push(c);
+  return c;
+}
+
+const startWeb = () => start(WEB, { PORT: String(webPort) });
+
+async function http(
+  method: string,
+  path: string,
+  body?: unknown,
+  cookie?: string,
+): Promise<{ status: number; json: unknown; cookie?: string; bytes: Buffer }> {
+  const res = await fetch(`http://127.0.0.1:${webPort}${path}`, {
+    method,
+    headers: {
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(cookie ? { cookie } : {}),
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const bytes = Buffer.from(await res.arrayBuffer());
+  const setCookie = res.headers.get('set-cookie')?.split(';')[0];
+  const json = res.headers.get('content-type')?.includes('json')
+    ? JSON.parse(bytes.toString())
+    : undefined;
+  return { status: res.status, json, bytes, ...(setCookie ? { cookie: setCookie } : {}) };
+}
+
+beforeAll(async () => {
+  pgh = await startDatabase('sdk-photo', { shards: 1, replicasPerShard: 1, shardKey: 'user_id' });
+  await eventually(
+    'a primary with a streaming replica',
+    async () => {
+      const p = pgh.primaryOf(0);
+      const rows =
+        p &&
+        (await sql<{ n: string }>(
+          p.pgPort,
+          "SELECT count(*) AS n FROM pg_stat_replication WHERE state = 'streaming'",
+        ));
+      return rows?.[0]?.n === '1' ? true : undefined;
+    },
+    150_000,
+    500,
+  );
+  const cm = JSON.parse(
+    pgh.kubectl(['-n', pgh.ns, 'get', 'configmap', 'shop-shard-map', '-o', 'json']),
+  ) as { data: Record<string, string> };
+  const rendered: ShardMap = parseShardMap(cm.data['shard-map.json'] ?? '');
+  const pgPort = await freePort();
+  proxies = serviceProxies(pgh);
+  await proxies.add('shop-db-0', '127.0.1.40', pgPort);
+  await proxies.add('shop-db-0-ro', '127.0.1.41', pgPort);
+  mapDir = mkdtempSync(join(tmpdir(), 'photoshare-map-'));
+  writeConfigMapVolume(mapDir, {
+    'shard-map.json': JSON.stringify({
+      ...rendered,
+      shards: [
+        { ...rendered.shards[0], primary: '127.0.1.40', replicas: '127.0.1.41', port: pgPort },
+      ],
+    }),
+  });
+
+  await rh.init();
+  const { objects } = renderApp(
+    { cache: { memory: '32Mi' }, sessions: {}, database: { shardKey: 'user_id' } },
+    'shop',
+    pgh.ns,
+  );
+  const cache = await rh.start(
+    'cache',
+    'start-redis.sh',
+    configMapData(objects, 'shop-cache-config'),
+  );
+  const sessions = await rh.start(
+    'sessions',
+    'start-redis.sh',
+    configMapData(objects, 'shop-sessions-config'),
+  );
+  // No queue tier yet (issue 12): its store is specified as the session store's config.
+  const queue = await rh.start(
+    'queue',
+    'start-redis.sh',
+    configMapData(objects, 'shop-sessions-config'),
+  );
+  env = {
+    ...podEnv(objects, {
+      secrets: {
+        'shop-cache-auth': PASSWORD,
+        'shop-sessions-auth': PASSWORD,
+        [appSecretName(pgh.app)]: PASSWORDS.app,
+      },
+      values: {
+        'redis://shop-cache:6379/0': `redis://127.0.0.1:${cache.port}/0`,
+        'redis://shop-sessions:6379/0': `redis://127.0.0.1:${sessions.port}/0`,
+        '/etc/scalable/shard-map/shard-map.json': join(mapDir, 'shard-map.json'),
+      },
+    }),
+    SESSION_SECRET: 'photoshare-test-secret',
+    QUEUE_URL: `redis://127.0.0.1:${queue.port}/0`,
+    QUEUE_PASSWORD: PASSWORD,
+  };
+  webPort = await freePort();
+});
+
+afterAll(async () => {
+  for (const c of children) c.proc.kill('SIGKILL');
+  await proxies?.close();
+  await rh.cleanup();
+  await pgh?.stop();
+  if (mapDir) rmSync(mapDir, { recursive: true, force: true });
+});
+
+describe('photoshare on the engine harnesses', () => {
+  it('signs up, posts a photo, gets its thumbnail from the worker, and stays logged in across a web restart', async () => {
+    let web = startWeb();
+    await eventually('the web to answer', async () => {
+      if (web.proc.exitCode !== null) throw new Error(`web exited:\n${web.log()}`);
+      return (await http('GET', '/healthz').catch(() => undefined))?.status === 200
+        ? true
+        : undefined;
+    });
+    start(WORKER, {
+      QUEUE_STREAM: 'photoshare.thumbnails',
+      QUEUE_GROUP: 'thumbnails',
+      QUEUE_CONSUMER: 'photoshare-worker-0',
+      QUEUE_DEAD_LETTER_STREAM: 'photoshare.thumbnails.dead',
+      QUEUE_MAX_DELIVERIES: '3',
+    });
+
+    const signup = await http('POST', '/signup', { name: 'ada', password: 'pw-1' });
+    expect(signup.status).toBe(201);
+    const { userId } = signup.json as { userId: string };
+    const cookie = signup.cookie!;
+    expect(cookie).toMatch(/^connect\.sid=/);
+    expect((await http('GET', '/me', undefined, cookie)).json).toEqual({ userId, name: 'ada' });
+    expect((await http('GET', '/me')).status).toBe(401);
+
+    const post = await http(
+      'POST',
+      '/photos',
+      { caption: 'sunset', png: solidPng(320, 200, [250, 120, 30, 255]).toString('base64') },
+      cookie,
+    );
+    expect(post.status).toBe(201);
+    const { photoId } = post.json as { photoId: string };
+    // The author sees the new photo at once (refreshed from the primary into the cache).
+    const first = (await http('GET', `/users/${userId}/photos`)).json as { photoId: string }[];
+    expect(first.map((p) => p.photoId)).toEqual([photoId]);
+
+    const thumb = await eventually('the worker to make the thumbnail', async () => {
+      const r = await http('GET', `/users/${userId}/photos/${photoId}/thumbnail`);
+      return r.status === 200 ? r.bytes : undefined;
+    });
+    const png = PNG.sync.read(thumb);
+    expect([png.width, png.height]).toEqual([64, 40]);
+    expect([...png.data.subarray(0, 4)]).toEqual([250, 120, 30, 255]);
+    const timeline = (await http('GET', `/users/${userId}/photos`)).json as {
+      thumbnail: boolean;
+    }[];
+    expect(timeline[0]?.thumbnail).toBe(true);
+
+    // Restart the web process: the session lives in Redis, not in the process.
+    web.proc.kill('SIGTERM');
+    await web.exited;
+    web = startWeb();
+    await eventually('the restarted web to answer', async () =>
+      (await http('GET', '/healthz').catch(() => undefined))?.status === 200 ? true : undefined,
+    );
+    expect((await http('GET', '/me', undefined, cookie)).json).toEqual({ userId, name: 'ada' });
+    expect((await http('POST', '/logout', undefined, cookie)).status).toBe(204);
+    expect((await http('GET', '/me', undefined, cookie)).status).toBe(401);
+  });
+});
