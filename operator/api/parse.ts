@@ -9,7 +9,18 @@ export interface ParsedFile {
   readonly errors: readonly FieldError[];
 }
 
-export function parseApps(text: string, source = '<input>'): ParsedFile {
+const nameOf = (doc: unknown): unknown =>
+  ((doc as { metadata?: { name?: unknown } } | undefined)?.metadata ?? {}).name;
+
+/**
+ * `previous`: the versions stored in the cluster (e.g. `kubectl get sapp -o yaml`); each app
+ * is then validated as an update of the one with its name (transition rules included).
+ */
+export function parseApps(
+  text: string,
+  source = '<input>',
+  previous: readonly unknown[] = [],
+): ParsedFile {
   let docs: unknown[];
   try {
     docs = yaml.loadAll(text).filter((d) => d !== null && d !== undefined);
@@ -27,5 +38,6 @@ export function parseApps(text: string, source = '<input>'): ParsedFile {
       errors: [{ path: '', message: `${source}: no ScalableApp in the file` }],
     };
   }
-  return { results: docs.map(validateApp), errors: [] };
+  const before = (doc: unknown) => previous.find((p) => nameOf(p) === nameOf(doc));
+  return { results: docs.map((d) => validateApp(d, before(d))), errors: [] };
 }

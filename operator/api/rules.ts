@@ -1,7 +1,9 @@
 // The one table of cross-field rules. Each rule is CEL: the CRD carries it as
 // x-kubernetes-validations (the API server enforces it) and `scalable validate` evaluates
 // the very same expression offline, so the two can never disagree.
-// Rules that read `oldSelf` are transition rules: only the API server can check them.
+// Rules that read `oldSelf` are transition rules: the API server checks them on every update,
+// and `scalable validate --previous` checks them against the version it is given. Every spec
+// field that feeds an immutable Kubernetes field (volumeClaimTemplates) has one.
 import { OPERATOR_ENV_NAMES } from '../../sdk/src/contract/env-names.ts';
 
 export interface CelRule {
@@ -113,6 +115,17 @@ export const RULES: Readonly<Record<string, readonly CelRule[]>> = {
     },
   ],
   'spec.database.storage': [
+    {
+      rule: 'self.size == oldSelf.size',
+      message: 'storage.size cannot be changed yet: volume expansion is not supported yet',
+    },
+    {
+      rule: 'has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)',
+      message: 'storage.storageClassName is immutable: existing volumes keep their class',
+    },
+  ],
+  // The session store's volume comes from a volumeClaimTemplate, which Kubernetes cannot change.
+  'spec.sessions.storage': [
     {
       rule: 'self.size == oldSelf.size',
       message: 'storage.size cannot be changed yet: volume expansion is not supported yet',

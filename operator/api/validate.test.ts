@@ -120,3 +120,48 @@ describe('parseApps', () => {
     expect(r.results.map((x) => x.ok)).toEqual([true, false]);
   });
 });
+
+describe('transition rules, offline against the stored version', () => {
+  const stored = {
+    apiVersion: 'scalable.dev/v1alpha1',
+    kind: 'ScalableApp',
+    metadata: { name: 'shop' },
+    spec: {
+      web: { image: 'shop:1' },
+      sessions: { storage: { size: '1Gi' } },
+      database: { shards: 2, shardKey: 'user_id', version: '17' },
+    },
+  };
+  const update = (change: (spec: typeof stored.spec) => void) => {
+    const next = structuredClone(stored);
+    change(next.spec);
+    const r = validateApp(next, stored);
+    return r.ok ? [] : r.errors.map((e) => `${e.path}: ${e.message}`);
+  };
+
+  it('accepts what may change and an unchanged spec', () => {
+    expect(update(() => undefined)).toEqual([]);
+    expect(update((s) => (s.database.shards = 3))).toEqual([]);
+  });
+
+  it('refuses what Kubernetes or the data cannot follow, naming the field', () => {
+    expect(update((s) => (s.sessions.storage.size = '2Gi'))).toEqual([
+      'spec.sessions.storage: storage.size cannot be changed yet: volume expansion is not supported yet',
+    ]);
+    expect(update((s) => Object.assign(s.sessions.storage, { storageClassName: 'fast' }))).toEqual([
+      'spec.sessions.storage: storage.storageClassName is immutable: existing volumes keep their class',
+    ]);
+    expect(update((s) => (s.database.shards = 1))).toEqual([
+      'spec.database.shards: shards cannot be decreased: every shard holds data',
+    ]);
+    expect(update((s) => (s.database.version = '18'))).toEqual([
+      'spec.database.version: version is immutable: major upgrades are not supported yet',
+    ]);
+  });
+
+  it('checks no transition rule without a stored version', () => {
+    const next = structuredClone(stored);
+    next.spec.database.shards = 1;
+    expect(validateApp(next).ok).toBe(true);
+  });
+});

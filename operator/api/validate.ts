@@ -38,7 +38,11 @@ const describe = (v: unknown): string => (typeof v === 'string' ? `"${v}"` : JSO
 const NAME_PATTERN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 /** Validate a parsed document; returns the fully defaulted object or every error found. */
-export function validateApp(doc: unknown): Validated {
+/**
+ * `previous`: the version stored in the cluster, when validating an update; then the
+ * transition rules (immutable fields, shards only grow) are checked as the API server does.
+ */
+export function validateApp(doc: unknown, previous?: unknown): Validated {
   if (!isObject(doc)) {
     return fail([{ path: '', message: `a ScalableApp must be a mapping (got ${describe(doc)})` }]);
   }
@@ -55,7 +59,16 @@ export function validateApp(doc: unknown): Validated {
   // CEL rules assume well-typed input, as they do in the API server.
   if (errors.length === 0) {
     const metadata = doc['metadata'] as Json;
-    errors.push(...celErrors({ metadata, spec }));
+    const old = isObject(previous) && isObject(previous['spec']) ? previous : undefined;
+    const oldSpec = old
+      ? (Value.Default(ScalableAppSpec, structuredClone(old['spec'])) as Json)
+      : undefined;
+    errors.push(
+      ...celErrors(
+        { metadata, spec },
+        oldSpec ? { metadata: old?.['metadata'], spec: oldSpec } : undefined,
+      ),
+    );
   }
   if (errors.length > 0) return fail(errors);
   const metadata = doc['metadata'] as ScalableAppObject['metadata'];
@@ -248,20 +261,32 @@ function compiled(expr: string): Program {
   return program;
 }
 
-function evalRule(rule: CelRule, self: CelInput): string | undefined {
-  const result = compiled(rule.rule)({ self });
+function evalRule(rule: CelRule, self: CelInput, oldSelf?: CelInput): string | undefined {
+  const result = compiled(rule.rule)(oldSelf === undefined ? { self } : { self, oldSelf });
   if (result === true) return undefined;
   if (isCelError(result)) return `rule ${rule.rule} could not be evaluated: ${result.message}`;
   const detail = rule.detail === undefined ? undefined : compiled(rule.detail)({ self });
   return typeof detail === 'string' ? `${rule.message} (${detail})` : rule.message;
 }
 
-function celErrors(root: Json): FieldError[] {
+/** Transition rules run only with `previous`, on nodes present in both, as on an update. */
+function celErrors(root: Json, previous?: Json): FieldError[] {
   const out: FieldError[] = [];
   for (const [rulePath, rules] of Object.entries(RULES)) {
-    for (const rule of rules.filter((r) => !isTransitionRule(r))) {
+    for (const rule of rules) {
+      const transition = isTransitionRule(rule);
+      if (transition && !previous) continue;
+      const before = previous
+        ? new Map(nodesAt(previous, rulePath).map((n) => [n.path, n]))
+        : undefined;
       for (const node of nodesAt(root, rulePath)) {
-        const message = evalRule(rule, toCel(node.value));
+        const old = before?.get(node.path);
+        if (transition && !old) continue;
+        const message = evalRule(
+          rule,
+          toCel(node.value),
+          transition && old ? toCel(old.value) : undefined,
+        );
         const path = rule.fieldPath
           ? joinPath(node.path, rule.fieldPath.replace(/^\./, ''))
           : node.path;

@@ -8,7 +8,8 @@ import { renderText } from '../render.ts';
 
 const USAGE = `usage:
   scalable render -f app.yaml [-o yaml|json] [-n namespace]   print every object the operator would create
-  scalable validate -f app.yaml                               check a ScalableApp offline`;
+  scalable validate -f app.yaml [--previous live.yaml]        check a ScalableApp offline; with
+                                                              the stored version, as an update`;
 
 export interface CliIO {
   readonly stdout: (s: string) => void;
@@ -27,6 +28,7 @@ export function runCli(argv: readonly string[], io: CliIO): number {
         file: { type: 'string', short: 'f' },
         output: { type: 'string', short: 'o', default: 'yaml' },
         namespace: { type: 'string', short: 'n' },
+        previous: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -62,7 +64,22 @@ export function runCli(argv: readonly string[], io: CliIO): number {
     return 1;
   };
   if (command === 'validate') {
-    const parsed = parseApps(text, file);
+    let previous: unknown[] = [];
+    if (args.values.previous !== undefined) {
+      try {
+        const docs = yaml.loadAll(io.readFile(args.values.previous)) as unknown[];
+        // `kubectl get -o yaml` of several apps is one List.
+        previous = docs.flatMap((d) =>
+          (d as { kind?: string; items?: unknown[] } | null)?.kind === 'List'
+            ? ((d as { items?: unknown[] }).items ?? [])
+            : [d],
+        );
+      } catch (e) {
+        io.stderr(`${args.values.previous}: ${(e as Error).message}\n`);
+        return 1;
+      }
+    }
+    const parsed = parseApps(text, file, previous);
     const errors = [...parsed.errors, ...parsed.results.flatMap((r) => (r.ok ? [] : r.errors))];
     if (errors.length > 0) return fail(errors);
     io.stdout(

@@ -5,6 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShardRoutingError, bucketOf, connect, parseShardMap } from '../../sdk/src/index.ts';
 import type { Scalable, ShardMap } from '../../sdk/src/index.ts';
@@ -152,20 +153,40 @@ describe('SDK database router on Patroni shards', () => {
 
     const primary = await eventually('the primary of shard 0', async () => h.primaryOf(0));
     const replica = h.members.find((m) => m.shard === 0 && m !== primary)!;
-    await sql(replica.pgPort, 'SELECT pg_wal_replay_pause()');
+    // Lag made the way production gets it: a query on the replica holds a lock that a replayed
+    // record needs, so replay waits (up to max_standby_streaming_delay, 30 s) while WAL keeps
+    // arriving. (pg_wal_replay_pause() is no good here: Patroni resumes a paused replay.)
+    await sdk.db!.write(key, 'CREATE TABLE IF NOT EXISTS lag_gate (x int)', []);
+    await eventually('lag_gate on the replica', async () =>
+      (
+        await sql(replica.pgPort, "SELECT to_regclass('lag_gate') AS t", [], rendered.database)
+      )[0]?.['t']
+        ? true
+        : undefined,
+    );
+    const holder = new pg.Client({
+      host: '127.0.0.1',
+      port: replica.pgPort,
+      user: 'postgres',
+      password: PASSWORDS.superuser,
+      database: rendered.database,
+    });
+    await holder.connect();
     try {
-      // The pause is only a request until replay reaches the next record: write one, wait
-      // until replay has stopped, and only then write the row the replica must not see.
-      await sdk.db!.write(key, 'UPDATE items SET n = n WHERE user_id = $1', [key]);
-      await eventually('replay to pause on the replica', async () => {
-        const rows = await sql<{ s: string }>(
-          replica.pgPort,
-          'SELECT pg_get_wal_replay_pause_state() AS s',
-        );
-        return rows[0]?.s === 'paused' ? true : undefined;
+      await holder.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+      await holder.query('SELECT count(*) FROM lag_gate');
+      await sdk.db!.tx(key, async (t) => {
+        await t.query('LOCK TABLE lag_gate IN ACCESS EXCLUSIVE MODE');
       });
       const late = keyOn(rendered, 0, 30_000);
       await sdk.db!.write(late, 'INSERT INTO items VALUES ($1, 1)', [late]);
+      await eventually('replay to wait behind the lock', async () => {
+        const rows = await sql<{ behind: boolean }>(
+          replica.pgPort,
+          'SELECT pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn() AS behind',
+        );
+        return rows[0]?.behind ? true : undefined;
+      });
       await new Promise((r) => setTimeout(r, 1_500));
       const bounded = await sdk.db!.read<{ replica: boolean; n: number }>(late, q, [late], {
         maxLagSeconds: 0.5,
@@ -174,7 +195,7 @@ describe('SDK database router on Patroni shards', () => {
       const unbounded = await sdk.db!.read<{ replica: boolean; n: number }>(late, q, [late]);
       expect(unbounded.rows[0]).toEqual({ replica: true, n: 0 });
     } finally {
-      await sql(replica.pgPort, 'SELECT pg_wal_replay_resume()');
+      await holder.end();
     }
   });
 

@@ -115,12 +115,16 @@ describe('the ScalableApp CRD on a real API server', () => {
       apiVersion: 'scalable.dev/v1alpha1',
       kind: 'ScalableApp',
       metadata: { name: 'grow' },
-      spec: { web: { image: 'x' }, database: { shards: 2, shardKey: 'tenant_id' } },
+      spec: {
+        web: { image: 'x' },
+        sessions: { storage: { size: '1Gi' } },
+        database: { shards: 2, shardKey: 'tenant_id' },
+      },
     };
     await create(doc).catch((e: { body?: string }) => {
       throw new Error(`create failed: ${e.body ?? String(e)}`);
     });
-    const patch = async (database: Record<string, unknown>) => {
+    const patch = async (database: Record<string, unknown>, section = 'database') => {
       try {
         await kubectl(
           'patch',
@@ -130,7 +134,7 @@ describe('the ScalableApp CRD on a real API server', () => {
           'grow',
           '--type=merge',
           '-p',
-          JSON.stringify({ spec: { database } }),
+          JSON.stringify({ spec: { [section]: database } }),
         );
         return 'accepted';
       } catch (e) {
@@ -142,7 +146,21 @@ describe('the ScalableApp CRD on a real API server', () => {
     expect(await patch({ storage: { size: '50Gi' } })).toContain(
       'storage.size cannot be changed yet',
     );
+    // The session store's volume comes from a volumeClaimTemplate: immutable in Kubernetes.
+    const sessions = (storage: Record<string, unknown>) => patch({ storage }, 'sessions');
+    expect(await sessions({ size: '5Gi' })).toContain('spec.sessions.storage');
+    expect(await sessions({ size: '5Gi' })).toContain('storage.size cannot be changed yet');
+    expect(await sessions({ storageClassName: 'fast' })).toContain(
+      'storage.storageClassName is immutable',
+    );
     expect(await patch({ shards: 3 })).toBe('accepted');
+    // Offline, `scalable validate --previous` says the same, naming the field.
+    const changed = structuredClone(doc);
+    changed.spec.sessions.storage.size = '5Gi';
+    const offline = validateApp(changed, doc);
+    expect(offline.ok ? [] : offline.errors.map((e) => `${e.path}: ${e.message}`)).toEqual([
+      'spec.sessions.storage: storage.size cannot be changed yet: volume expansion is not supported yet',
+    ]);
   });
 
   it('shows the printer columns and the short name', async () => {
