@@ -532,6 +532,22 @@ export const ScalableAppStatus = Type.Object(
           version: int('Version of the shard map; bumped whenever a bucket moves.', { minimum: 1 }),
           configMapName: str('ConfigMap holding the shard map as JSON.'),
           buckets: int('Number of hash buckets.', { minimum: 1 }),
+          ranges: opt(
+            Type.Array(
+              Type.Object(
+                {
+                  from: int('First bucket of the range.', { minimum: 0 }),
+                  to: int('One past the last bucket of the range.', { minimum: 1 }),
+                  shard: int('The shard that holds the rows of these buckets.', { minimum: 0 }),
+                },
+                { description: 'Buckets [from, to) held by one shard.' },
+              ),
+              {
+                description:
+                  'Which shard holds which buckets, as recorded (also on each shard StatefulSet): the map is restored from here if its ConfigMap is lost.',
+              },
+            ),
+          ),
         },
         { description: 'Summary of the shard map.' },
       ),

@@ -4,7 +4,7 @@ import type { AppModel } from '../api/model.ts';
 import { TIERS, tierOf } from '../tiers/index.ts';
 import type { K8sObject } from '../tiers/shared/chart.ts';
 import type { Observed, ObservedObject } from '../tiers/shared/report.ts';
-import type { HookWrite, ObjectRef, Tier } from '../tiers/tier.ts';
+import type { HookWrite, LiveView, ObjectRef, Tier } from '../tiers/tier.ts';
 import { clusterAccess } from './cluster-access.ts';
 import { withSpecHash } from './diff.ts';
 import { finalizerHooks, setFinalizers } from './finalizers.ts';
@@ -20,10 +20,14 @@ export function adjusted(
   model: AppModel,
   desired: readonly K8sObject[],
   live: ReadonlyMap<string, CachedChild>,
+  status: Readonly<Record<string, unknown>>,
 ): K8sObject[] {
-  const liveOf = (o: K8sObject): ObservedObject | undefined => {
-    const cur = live.get(keyOfObj(o, model.namespace));
-    return cur ? materialize(cur) : undefined;
+  const view: LiveView = {
+    object: (o: K8sObject): ObservedObject | undefined => {
+      const cur = live.get(keyOfObj(o, model.namespace));
+      return cur ? materialize(cur) : undefined;
+    },
+    status,
   };
   let out = [...desired];
   for (const tier of TIERS) {
@@ -31,7 +35,7 @@ export function adjusted(
     if (!adjust) continue;
     const mine = out.filter((o) => tierOf(o) === tier);
     if (mine.length === 0) continue;
-    const next = adjust(model, mine, liveOf);
+    const next = adjust(model, mine, view);
     const swap = new Map(mine.map((o, i) => [o, next[i] ?? o]));
     out = out.map((o) => {
       const n = swap.get(o);

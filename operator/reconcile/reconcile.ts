@@ -83,7 +83,7 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
 
   const cached = ctx.children(namespace, name);
   const live = new Map(cached.map((c) => [keyOfChild(c), c]));
-  const desired = adjusted(model, plan.desired, live);
+  const desired = adjusted(model, plan.desired, live, previousStatus(ctx, app));
   const fresh = new Map<string, ObservedObject>();
   const changes: Change[] = [];
   const failed: ApplyOutcome['failed'][number][] = [];

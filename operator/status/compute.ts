@@ -43,6 +43,7 @@ export function computeStatus(
 ): ComputedStatus {
   const fields: Record<string, unknown> = {};
   const tierConditions: TierCondition[] = [];
+  const tierDegraded: { reason: string; message: string }[] = [];
   let unavailable = false;
   for (const tier of tiers) {
     const mine = desired.filter((o) => tierOf(o, tiers) === tier).map(refOf);
@@ -56,6 +57,7 @@ export function computeStatus(
     const present = mine.filter((m) => !skipped.some((s) => sameRef(m, s)));
     const report = tier.report(app, observed, present);
     Object.assign(fields, report.fields);
+    if (report.degraded) tierDegraded.push(report.degraded);
     if (skipped.length > 0 && report.condition.status === 'True') {
       unavailable = true;
       const apis = [...new Set(skipped.map((s) => s.apiVersion))].join(', ');
@@ -117,7 +119,14 @@ export function computeStatus(
             'APIUnavailable',
             unavailableConds.map((c) => c.message).join('; '),
           )
-        : condition('Degraded', 'False', 'AsExpected', 'no failures');
+        : tierDegraded[0]
+          ? condition(
+              'Degraded',
+              'True',
+              tierDegraded[0].reason,
+              tierDegraded.map((d) => d.message).join('; '),
+            )
+          : condition('Degraded', 'False', 'AsExpected', 'no failures');
   return { conditions: [readyCond, progressing, degraded, ...tierConditions], fields, ready };
 }
 

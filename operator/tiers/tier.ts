@@ -89,16 +89,20 @@ export interface AppRef {
   readonly uid: string;
 }
 
+/** What is live, as the adjust hook sees it: the cached objects and the app's last status. */
+export interface LiveView {
+  /** The live counterpart of a desired object (same kind and name). */
+  object(obj: K8sObject): ObservedObject | undefined;
+  /** The app's .status as last written (e.g. a record the tier keeps there). */
+  readonly status: Readonly<Record<string, unknown>>;
+}
+
 export interface TierHooks {
   /**
    * Before apply: the tier's desired objects given what is live (pure). For state the
    * cluster holds that a builder cannot know, e.g. bucket ranges already published.
    */
-  adjust?(
-    app: AppModel,
-    desired: readonly K8sObject[],
-    live: (obj: K8sObject) => ObservedObject | undefined,
-  ): K8sObject[];
+  adjust?(app: AppModel, desired: readonly K8sObject[], live: LiveView): K8sObject[];
   /**
    * After apply and prune, once per app generation: state the tier keeps outside its own
    * objects in step with the spec. Returns the writes it made.

@@ -87,6 +87,30 @@ describe('shard map across a change of shards', () => {
     expect(db['message']).toContain('grow-db-2 own no bucket yet');
     const status = (await getApp(client, ns, 'grow'))?.['status'] as Json;
     expect((status['shardMap'] as Json)['version']).toBe(before.version);
+    expect((status['shardMap'] as Json)['ranges']).toEqual(before.ranges);
+
+    // The published ConfigMap lost: it comes back with the recorded ranges, not a 3-way spread.
+    await client.request('DELETE', `/api/v1/namespaces/${ns}/configmaps/grow-shard-map`, {
+      verb: 'delete',
+      resource: 'configmaps',
+    });
+    const restored = await eventually('the map restored', async () => {
+      const m = await publishedMap('grow');
+      return m && m.shards.length === 3 ? m : undefined;
+    });
+    expect(restored.ranges).toEqual(before.ranges);
+
+    // A hand edit that routes shard 1's buckets to shard 0: not published over; Degraded.
+    const edited = { ...restored, ranges: [{ from: 0, to: restored.buckets, shard: 0 }] };
+    await mergePatch(client, kindInfo('v1', 'ConfigMap'), ns, 'grow-shard-map', {
+      data: { 'shard-map.json': JSON.stringify(edited, null, 2) + '\n' },
+    });
+    const degraded = await eventually('Degraded names the conflict', async () => {
+      const c = conditionOf(await getApp(client, ns, 'grow'), 'Degraded');
+      return c?.['reason'] === 'ShardMapConflict' ? c : undefined;
+    });
+    expect(degraded['message']).toContain('shard 1 -> 0');
+    expect((await publishedMap('grow'))?.ranges).toEqual(edited.ranges);
   });
 
   it('assigns every shard its buckets for an app created with them', async () => {

@@ -81,26 +81,11 @@ export function shardMapConfigMap(app: AppModel, live?: ShardMap): K8sObject[] {
 export const isShardMapObject = (obj: K8sObject): boolean =>
   obj.kind === 'ConfigMap' && obj.metadata.labels?.[COMPONENT_LABEL] === SHARD_MAP_COMPONENT;
 
-/**
- * The shard-map ConfigMap to apply, given the JSON of the live one: the live ranges hold
- * (see heldShardMap). Returns `desired` itself when nothing is held back.
- */
-export function holdLiveShardMap(desired: K8sObject, liveJson: string | undefined): K8sObject {
+/** The shard-map ConfigMap with `map` as its data (and version annotation). */
+export function withShardMap(desired: K8sObject, map: ShardMap): K8sObject {
   const data = desired['data'] as Record<string, string> | undefined;
-  const wanted = data?.[SHARD_MAP_KEY];
-  if (!wanted || !liveJson) return desired;
-  let live: ShardMap;
-  try {
-    live = parseShardMap(liveJson);
-  } catch {
-    return desired; // not ours to keep: a map that does not parse routes nothing
-  }
-  const wantedMap = parseShardMap(wanted);
-  const map = heldShardMap(live, wantedMap);
-  const same =
-    map.version === wantedMap.version &&
-    JSON.stringify(map.ranges) === JSON.stringify(wantedMap.ranges);
-  if (same) return desired;
+  const json = JSON.stringify(map, null, 2) + '\n';
+  if (data?.[SHARD_MAP_KEY] === json) return desired;
   return {
     ...desired,
     metadata: {
@@ -110,8 +95,21 @@ export function holdLiveShardMap(desired: K8sObject, liveJson: string | undefine
         [SHARD_MAP_VERSION_ANNOTATION]: String(map.version),
       },
     },
-    data: { ...data, [SHARD_MAP_KEY]: JSON.stringify(map, null, 2) + '\n' },
+    data: { ...data, [SHARD_MAP_KEY]: json },
   };
+}
+
+/** The map a shard-map ConfigMap holds; undefined when absent or unparsable. */
+export function shardMapIn(
+  cm: { readonly [key: string]: unknown } | undefined,
+): ShardMap | undefined {
+  const json = (cm?.['data'] as Record<string, string> | undefined)?.[SHARD_MAP_KEY];
+  if (!json) return undefined;
+  try {
+    return parseShardMap(json);
+  } catch {
+    return undefined;
+  }
 }
 
 /** DATABASE_* env (shard 0's Services for unsharded apps) and the mounted shard map. */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Observed, ObservedObject } from '../shared/report.ts';
 import { modelOf } from '../shared/test-helpers.ts';
+import { shardMapOf } from './shard-map.ts';
 import { databaseReport, shardMapStatus } from './status.ts';
 
 const app = modelOf({ database: { shards: 2, replicasPerShard: 2, shardKey: 'customer_id' } });
@@ -101,12 +102,50 @@ describe('databaseReport', () => {
 });
 
 describe('shardMapStatus', () => {
-  it('summarises the shard map', () => {
+  it('summarises the shard map, with the recorded ranges', () => {
     expect(shardMapStatus(app)).toEqual({
       version: 2,
       configMapName: 'shop-shard-map',
       buckets: 1024,
+      ranges: [
+        { from: 0, to: 512, shard: 0 },
+        { from: 512, to: 1024, shard: 1 },
+      ],
     });
     expect(shardMapStatus(modelOf({}))).toBeUndefined();
+  });
+
+  it('reports a published map that moves buckets off their shard as Degraded', () => {
+    const recorded = (index: number, ranges: string): ObservedObject => ({
+      apiVersion: 'apps/v1',
+      kind: 'StatefulSet',
+      metadata: {
+        name: `shop-db-${index}`,
+        annotations: {
+          'scalable.dev/bucket-ranges': ranges,
+          'scalable.dev/shard-map-version': '2',
+        },
+      },
+    });
+    const map = (ranges: unknown) => ({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'shop-shard-map' },
+      data: { 'shard-map.json': JSON.stringify({ ...shardMapOf(app), ranges }) },
+    });
+    const shards = [recorded(0, '0-512'), recorded(1, '512-1024')];
+    const ok = databaseReport(app, {
+      objects: [...shards, map(shardMapOf(app)!.ranges)],
+      pods: [],
+      missingApis: [],
+    });
+    expect(ok.degraded).toBeUndefined();
+    const edited = databaseReport(app, {
+      objects: [...shards, map([{ from: 0, to: 1024, shard: 0 }])],
+      pods: [],
+      missingApis: [],
+    });
+    expect(edited.degraded?.reason).toBe('ShardMapConflict');
+    expect(edited.degraded?.message).toContain('512-1024 (shard 1 -> 0)');
   });
 });

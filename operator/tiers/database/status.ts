@@ -14,9 +14,17 @@ import {
   shardMapName,
   shardName,
 } from './names.ts';
-import { SHARD_MAP_KEY, shardMapOf, shardsWithoutBuckets } from './shard-map.ts';
+import { assignmentOnShards, movedBuckets } from './shard-authority.ts';
+import type { Assignment } from './shard-authority.ts';
+import {
+  SHARD_MAP_KEY,
+  SHARD_MAP_VERSION_ANNOTATION,
+  shardMapIn,
+  shardMapOf,
+  shardsWithoutBuckets,
+} from './shard-map.ts';
 import { parseShardMap } from '../../../sdk/src/contract/shard-map.ts';
-import type { ShardMap } from '../../../sdk/src/contract/shard-map.ts';
+import type { BucketRange, ShardMap } from '../../../sdk/src/contract/shard-map.ts';
 
 export interface ShardStatus {
   readonly index: number;
@@ -68,15 +76,51 @@ export function publishedShardMap(app: AppModel, observed?: Observed): ShardMap 
   return shardMapOf(app);
 }
 
-/** status.shardMap: the ConfigMap's name and the published map's version. */
+/** The bucket assignment recorded on the observed shard StatefulSets (shard-authority.ts). */
+export function recordedOnShards(app: AppModel, observed?: Observed): Assignment | undefined {
+  return assignmentOnShards(
+    shardIndexes(app).map((index) => {
+      const sts = observed?.objects.find(
+        (o) => o.kind === 'StatefulSet' && o.metadata.name === shardName(app, index),
+      );
+      return {
+        index,
+        ...(sts?.metadata.annotations ? { annotations: sts.metadata.annotations } : {}),
+      };
+    }),
+    SHARD_MAP_VERSION_ANNOTATION,
+  );
+}
+
+/**
+ * status.shardMap: the ConfigMap's name, the version, and the recorded ranges: a second copy
+ * of the record, which outlives the shards' StatefulSets when the database is switched off.
+ */
 export function shardMapStatus(
   app: AppModel,
   observed?: Observed,
-): { version: number; configMapName: string; buckets: number } | undefined {
+):
+  | { version: number; configMapName: string; buckets: number; ranges: readonly BucketRange[] }
+  | undefined {
   const map = publishedShardMap(app, observed);
-  return map
-    ? { version: map.version, configMapName: shardMapName(app), buckets: map.buckets }
-    : undefined;
+  if (!map) return undefined;
+  const record = recordedOnShards(app, observed) ?? { version: map.version, ranges: map.ranges };
+  return {
+    version: record.version,
+    configMapName: shardMapName(app),
+    buckets: map.buckets,
+    ranges: record.ranges,
+  };
+}
+
+/** Buckets the published map routes away from the shard that holds their rows. */
+export function shardMapConflict(app: AppModel, observed: Observed): string[] {
+  const record = recordedOnShards(app, observed);
+  const cm = observed.objects.find(
+    (o) => o.kind === 'ConfigMap' && o.metadata.name === shardMapName(app),
+  );
+  const published = shardMapIn(cm);
+  return record && published ? movedBuckets(published, record) : [];
 }
 
 /**
@@ -94,12 +138,21 @@ export function databaseReport(app: AppModel, observed: Observed): TierReport {
   const shards = shardStatuses(app, observed);
   const shardMap = shardMapStatus(app, observed);
   const fields = { database: { shards }, ...(shardMap ? { shardMap } : {}) };
+  const moved = shardMapConflict(app, observed);
+  const conflict =
+    moved.length > 0
+      ? {
+          reason: 'ShardMapConflict',
+          message: `${shardMapName(app)} routes buckets away from the shard that holds their rows: ${moved.join(', ')}; the operator does not publish over it: restore the recorded ranges (status.shardMap.ranges) or delete the ConfigMap to have them republished`,
+        }
+      : undefined;
   const noPrimary = shards.filter((s) => !s.primary);
   if (noPrimary.length > 0) {
     const names = noPrimary.map((s) => shardName(app, s.index)).join(', ');
     return {
       condition: condition(DATABASE_READY, 'False', 'NoPrimary', `no ready primary in ${names}`),
       fields,
+      ...(conflict ? { degraded: conflict } : {}),
     };
   }
   const degraded = shards.filter((s) => s.readyReplicas < s.replicas);
@@ -131,5 +184,5 @@ export function databaseReport(app: AppModel, observed: Observed): TierReport {
             'ShardsReady',
             `${shards.length} shard(s), each with a primary and its replicas ready`,
           );
-  return { condition: cond, fields };
+  return { condition: cond, fields, ...(conflict ? { degraded: conflict } : {}) };
 }

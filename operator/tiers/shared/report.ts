@@ -28,6 +28,8 @@ export interface TierReport {
   readonly condition: TierCondition;
   /** Merged into .status, e.g. { cache: {...} } or { database: {...}, shardMap: {...} }. */
   readonly fields?: Readonly<Record<string, unknown>>;
+  /** Something is wrong that does not stop the tier serving: the app's Degraded says so. */
+  readonly degraded?: { readonly reason: string; readonly message: string };
 }
 
 export const condition = (
