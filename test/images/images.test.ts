@@ -34,6 +34,14 @@ async function metrics(url: string): Promise<string | undefined> {
 
 const full = render('manifests/examples/full.yaml');
 
+describe('photoshare image', () => {
+  it('loads the sample app and its SDK as uid 65532, and without its tiers says which is missing', async () => {
+    const r = await docker(['run', '--rm', ...restricted(65532), image('photoshare')]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr + r.stdout).toContain('photoshare needs spec.database');
+  });
+});
+
 describe('operator image', () => {
   it('prints its version', async () => {
     const r = await docker(['run', '--rm', ...restricted(65532), image('operator'), '--version']);
