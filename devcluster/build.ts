@@ -1,11 +1,13 @@
 // `npm run cluster:build`: builds the control plane's binaries into the cache (idempotent).
 import { ensureSeed } from './seed.ts';
-import { ensureBuilt } from './toolchain.ts';
+import { ensureBuilt, ensurePrometheus } from './toolchain.ts';
 
 const start = Date.now();
 const log = (m: string) => console.log(`[cluster:build] ${m}`);
 ensureBuilt(log)
   .then(() => ensureSeed(log))
+  // The monitoring tests' promtool and prometheus (not part of the control plane).
+  .then(() => ensurePrometheus(log))
   .then(
     () => console.log(`[cluster:build] done in ${((Date.now() - start) / 1000).toFixed(0)}s`),
     (err: unknown) => {

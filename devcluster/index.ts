@@ -11,8 +11,16 @@ export {
   type EnsureOptions,
   type MemoryReport,
 } from './cluster.ts';
-export { binPath, cacheRoot, clusterDir, clusterHome, logsRoot, type Binary } from './paths.ts';
-export { ensureBuilt, isBuilt } from './toolchain.ts';
+export {
+  binPath,
+  cacheRoot,
+  clusterDir,
+  clusterHome,
+  logsRoot,
+  prometheusBinPath,
+  type Binary,
+} from './paths.ts';
+export { ensureBuilt, ensurePrometheus, isBuilt, isPrometheusBuilt } from './toolchain.ts';
 export { VERSIONS } from './versions.ts';
 export { ZONES, STORAGE_CLASS } from './manifests.ts';
 export { optionalCrdsWanted } from './options.ts';

@@ -1,7 +1,7 @@
 // Where the embedded control plane keeps its binaries, state and logs: all outside the repo.
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { buildKey, crdKey } from './versions.ts';
+import { buildKey, crdKey, prometheusKey } from './versions.ts';
 
 /** Root of everything cached; SCALABLE_CACHE_DIR overrides ~/.cache/scalable-operator. */
 export function cacheRoot(): string {
@@ -33,6 +33,18 @@ export function binDir(): string {
 
 export function binPath(name: Binary): string {
   return join(binDir(), name);
+}
+
+export const PROMETHEUS_BINARIES = ['promtool', 'prometheus'] as const;
+export type PrometheusBinary = (typeof PROMETHEUS_BINARIES)[number];
+
+/** Folder of the Prometheus build: beside the control plane's, built and cached on its own. */
+export function prometheusDir(): string {
+  return join(cacheRoot(), prometheusKey());
+}
+
+export function prometheusBinPath(name: PrometheusBinary): string {
+  return join(prometheusDir(), 'bin', name);
 }
 
 /** Upstream CRD manifests copied out of the Go module cache, one folder per project. */

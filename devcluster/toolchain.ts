@@ -1,20 +1,23 @@
 // Builds every binary of the control plane from the Go module proxy into the cache, once.
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { run } from './exec.ts';
 import { withLock } from './lock.ts';
 import { kubernetesVersionLdflags, renderGoMod, stagingModules } from './gomod.ts';
 import {
   BINARIES,
+  PROMETHEUS_BINARIES,
   binDir,
   binPath,
   buildDir,
   buildStampPath,
+  prometheusBinPath,
+  prometheusDir,
   stagesPath,
   type Binary,
 } from './paths.ts';
-import { BINARY_VERSIONS, stagingVersion } from './versions.ts';
+import { BINARY_VERSIONS, PROMETHEUS, stagingVersion } from './versions.ts';
 
 export type Log = (message: string) => void;
 
@@ -44,7 +47,7 @@ interface Target {
   name: string;
   version: string;
   /** binary name -> Go package */
-  packages: Partial<Record<Binary, string>>;
+  packages: Partial<Record<string, string>>;
   goMod: () => Promise<string>;
   ldflags: () => Promise<string[]>;
   tags?: string;
@@ -117,18 +120,74 @@ function targets(): Target[] {
   ];
 }
 
+/**
+ * promtool and prometheus at a pinned release, without the service-discovery plugins: every
+ * cloud SDK is behind a build tag (plugins/plugin_*.go), and the tests scrape static targets.
+ */
+function prometheusTarget(): Target {
+  return {
+    name: 'prometheus',
+    version: PROMETHEUS.version,
+    packages: {
+      promtool: `${PROMETHEUS.module}/cmd/promtool`,
+      prometheus: `${PROMETHEUS.module}/cmd/prometheus`,
+    },
+    tags: PROMETHEUS.tags,
+    goMod: async () =>
+      renderGoMod({ module: 'devcluster.local/prometheus', go: GO_DIRECTIVE, require: {} }),
+    ldflags: async () =>
+      Object.entries({ Version: PROMETHEUS.release, Branch: 'HEAD', BuildUser: 'devcluster' }).map(
+        ([k, v]) => `-X github.com/prometheus/common/version.${k}=${v}`,
+      ),
+  };
+}
+
+export const isPrometheusBuilt = (): boolean =>
+  PROMETHEUS_BINARIES.every((b) => existsSync(prometheusBinPath(b)));
+
+/** Builds promtool and prometheus into their own cache folder, once. */
+export async function ensurePrometheus(log: Log = console.log): Promise<void> {
+  if (isPrometheusBuilt()) {
+    log(`prometheus ${PROMETHEUS.release}: up to date`);
+    return;
+  }
+  const root = prometheusDir();
+  await mkdir(root, { recursive: true });
+  await withLock(
+    join(root, 'build.lock'),
+    async () => {
+      if (isPrometheusBuilt()) return;
+      await buildTarget(prometheusTarget(), log, {
+        root,
+        out: (b) => prometheusBinPath(b as (typeof PROMETHEUS_BINARIES)[number]),
+      });
+      await rm(join(root, 'bin.tmp'), { recursive: true, force: true });
+    },
+    3600_000,
+  );
+}
+
 function elapsed(start: number): string {
   return `${((Date.now() - start) / 1000).toFixed(0)}s`;
 }
 
-async function buildTarget(t: Target, log: Log): Promise<void> {
-  const bins = Object.keys(t.packages) as Binary[];
-  if (bins.every((b) => existsSync(binPath(b)))) {
+/** Where a target builds: its wrapper module under root/src, binaries where `out` says. */
+interface Place {
+  readonly root: string;
+  readonly out: (bin: string) => string;
+}
+
+const CONTROL_PLANE: Place = { root: '', out: (b) => binPath(b as Binary) };
+
+async function buildTarget(t: Target, log: Log, place: Place = CONTROL_PLANE): Promise<void> {
+  const bins = Object.keys(t.packages);
+  const root = place.root || buildDir();
+  if (bins.every((b) => existsSync(place.out(b)))) {
     log(`${t.name} ${t.version}: already built`);
     return;
   }
   const start = Date.now();
-  const dir = join(buildDir(), 'src', t.name);
+  const dir = join(root, 'src', t.name);
   await mkdir(dir, { recursive: true });
   await rm(join(dir, 'go.sum'), { force: true });
   await writeFile(join(dir, 'go.mod'), await t.goMod());
@@ -140,7 +199,7 @@ async function buildTarget(t: Target, log: Log): Promise<void> {
   });
   log(`${t.name} ${t.version}: compiling ${bins.join(', ')} (cold: minutes)`);
   const tick = setInterval(() => log(`${t.name}: still compiling (${elapsed(start)})`), 60_000);
-  const tmp = join(buildDir(), 'bin.tmp', t.name);
+  const tmp = join(root, 'bin.tmp', t.name);
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp, { recursive: true });
   try {
@@ -156,8 +215,8 @@ async function buildTarget(t: Target, log: Log): Promise<void> {
       if (t.tags) args.push('-tags', t.tags);
       args.push('-o', join(tmp, bin), t.packages[bin] ?? '');
       await run('go', args, { cwd: dir, env: goEnv() });
-      await mkdir(binDir(), { recursive: true });
-      await rename(join(tmp, bin), binPath(bin));
+      await mkdir(dirname(place.out(bin)), { recursive: true });
+      await rename(join(tmp, bin), place.out(bin));
       log(`${t.name}: ${bin} built (${elapsed(start)})`);
     }
   } finally {

@@ -18,6 +18,19 @@ export const CRD_VERSIONS = {
   traefik: 'v3.7.13',
 } as const;
 
+/**
+ * Prometheus for the monitoring tests (promtool, and a server the engine test runs), kept out
+ * of BINARY_VERSIONS so that pinning it never rebuilds the control plane. The module proxy
+ * publishes Prometheus v3.X.Y as github.com/prometheus/prometheus v0.3XX.Y.
+ */
+export const PROMETHEUS = {
+  module: 'github.com/prometheus/prometheus',
+  version: 'v0.316.0',
+  release: '3.16.0',
+  /** Leaves out every service-discovery plugin (cloud SDKs): the tests use static configs. */
+  tags: 'remove_all_sd',
+} as const;
+
 export const VERSIONS = { ...BINARY_VERSIONS, ...CRD_VERSIONS } as const;
 
 /** Published k8s.io/<staging> modules carry v0.<minor>.<patch> for Kubernetes v1.<minor>.<patch>. */
@@ -33,6 +46,11 @@ const shortHash = (v: unknown) =>
 /** Folder name of a build under the cache: readable, and unique for these binary versions. */
 export function buildKey(versions: Readonly<Record<string, string>> = BINARY_VERSIONS): string {
   return `k8s-${versions['kubernetes'] ?? 'unknown'}-${shortHash(versions)}`;
+}
+
+/** Folder name of the Prometheus build under the cache. */
+export function prometheusKey(p: typeof PROMETHEUS = PROMETHEUS): string {
+  return `prometheus-${p.release}-${shortHash(p)}`;
 }
 
 /** Folder name of one set of upstream CRDs (and the etcd seed holding them) inside a build. */

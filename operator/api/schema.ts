@@ -158,6 +158,27 @@ const Web = Type.Object(
         default: {},
       },
     ),
+    metrics: opt(
+      Type.Object(
+        {
+          port: opt(
+            int(
+              'Port the web container serves Prometheus metrics on. Unset: the web port. A port of its own keeps the app port closed to Prometheus.',
+              { minimum: 1, maximum: 65535 },
+            ),
+          ),
+          path: str('HTTP path of the metrics endpoint.', {
+            pattern: '^/',
+            maxLength: 256,
+            default: '/metrics',
+          }),
+        },
+        {
+          description:
+            "The web pods' own Prometheus metrics, scraped by a PodMonitor when monitoring is on. Unset: not scraped.",
+        },
+      ),
+    ),
   },
   {
     description:

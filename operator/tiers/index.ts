@@ -5,6 +5,7 @@ import type { AppModel } from '../api/model.ts';
 import { cacheTier } from './cache/index.ts';
 import { databaseTier } from './database/index.ts';
 import { ingressTier } from './ingress/index.ts';
+import { monitoringTier } from './monitoring/index.ts';
 import { sessionsTier } from './sessions/index.ts';
 import type { K8sObject } from './shared/chart.ts';
 import { baseWiring, mergeWiring } from './shared/app-wiring.ts';
@@ -12,7 +13,14 @@ import { TIER_LABEL } from './shared/meta.ts';
 import type { AppWiring, Tier } from './tier.ts';
 import { webTier } from './web/index.ts';
 
-export const TIERS: readonly Tier[] = [cacheTier, sessionsTier, databaseTier, webTier, ingressTier];
+export const TIERS: readonly Tier[] = [
+  cacheTier,
+  sessionsTier,
+  databaseTier,
+  webTier,
+  ingressTier,
+  monitoringTier,
+];
 
 /** What every app pod gets: the app's identity, then each tier's part, in registry order. */
 export function appWiring(app: AppModel): AppWiring {

@@ -18,6 +18,17 @@ import { quantity, resourcesOf } from '../shared/quantity.ts';
 
 export const WEB_SERVICE_PORT = 80;
 
+/**
+ * The container port the web pods serve metrics on, by name: a port of its own ('metrics')
+ * when web.metrics.port differs from the app's port, else 'http'. Undefined when unset.
+ */
+export function webMetricsPort(app: AppModel): { name: string; port: number } | undefined {
+  const m = app.web.metrics;
+  if (!m) return undefined;
+  const port = m.port ?? app.web.port;
+  return { name: port === app.web.port ? 'http' : 'metrics', port };
+}
+
 /** Namespaces whose pods may reach the web pods: the usual ingress/gateway controllers. */
 export const DEFAULT_INGRESS_NAMESPACES = [
   'ingress-nginx',
@@ -111,6 +122,7 @@ function webDeployment(
 ) {
   const { web } = app;
   const spread = topologySpreadOf(app, selector);
+  const metrics = webMetricsPort(app);
   new k8s.KubeDeployment(chart, 'deploy', {
     metadata: metadataOf(app, 'web', name),
     spec: {
@@ -136,7 +148,12 @@ function webDeployment(
             {
               name: 'web',
               image: web.image,
-              ports: [{ name: 'http', containerPort: web.port, protocol: 'TCP' }],
+              ports: [
+                { name: 'http', containerPort: web.port, protocol: 'TCP' },
+                ...(metrics && metrics.name !== 'http'
+                  ? [{ name: metrics.name, containerPort: metrics.port, protocol: 'TCP' }]
+                  : []),
+              ],
               env: webEnv(app, wiring),
               resources: resourcesOf(web.resources),
               readinessProbe: {
@@ -180,6 +197,7 @@ function webNetworkPolicy(
   name: string,
   selector: Record<string, string>,
 ) {
+  const metrics = webMetricsPort(app);
   const controllerNamespaces = [
     ...DEFAULT_INGRESS_NAMESPACES,
     ...(app.ingress?.gateway ? [app.ingress.gateway.namespace ?? app.namespace] : []),
@@ -207,6 +225,11 @@ function webNetworkPolicy(
           ],
           ports: [{ port: k8s.IntOrString.fromString('http'), protocol: 'TCP' }],
         },
+        // Prometheus runs in a namespace we don't know: with monitoring on, any pod may
+        // scrape the metrics port (the app port too, when metrics share it).
+        ...(metrics && app.monitoring
+          ? [{ ports: [{ port: k8s.IntOrString.fromString(metrics.name), protocol: 'TCP' }] }]
+          : []),
       ],
     },
   });

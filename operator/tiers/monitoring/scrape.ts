@@ -1,0 +1,94 @@
+// Scrape objects: one PodMonitor per tier that is on. PodMonitors rather than
+// ServiceMonitors: the session store has two Services over one pod (the pod would be scraped
+// twice), a replicated cache has no ClusterIP Service, and replicas of a database shard sit
+// behind no Service that carries their metrics ports. Each endpoint copies the app, tier and
+// (database) shard from the pod's labels onto every series: alerts and dashboard select by them.
+import type { AppModel } from '../../api/model.ts';
+import { SCOPE_LABEL } from '../database/names.ts';
+import type { K8sObject } from '../shared/chart.ts';
+import { APP_LABEL, TIER_LABEL, selectorOf } from '../shared/meta.ts';
+import { webMetricsPort } from '../web/build.ts';
+import { monitoringMetadata } from './meta.ts';
+import { SERIES_LABELS, podLabelMeta, podMonitorName } from './names.ts';
+
+export const SCRAPE_INTERVAL = '30s';
+
+export interface Relabeling {
+  readonly sourceLabels: readonly string[];
+  readonly targetLabel: string;
+  readonly regex?: string;
+  readonly replacement?: string;
+}
+
+export interface PodMetricsEndpoint {
+  /** The container port's name in the pod template. */
+  readonly port: string;
+  readonly path: string;
+  readonly interval: string;
+  readonly relabelings: readonly Relabeling[];
+}
+
+const copy = (label: string, target: string): Relabeling => ({
+  sourceLabels: [podLabelMeta(label)],
+  targetLabel: target,
+});
+
+const TIER_RELABELINGS: readonly Relabeling[] = [
+  copy(APP_LABEL, SERIES_LABELS.app),
+  copy(TIER_LABEL, SERIES_LABELS.tier),
+];
+
+/** The shard number from the Patroni scope label (<app>-db-<i>). */
+const SHARD_RELABELING: Relabeling = {
+  sourceLabels: [podLabelMeta(SCOPE_LABEL)],
+  targetLabel: SERIES_LABELS.shard,
+  regex: '.+-([0-9]+)',
+  replacement: '$1',
+};
+
+function endpoint(port: string, path = '/metrics', extra: Relabeling[] = []): PodMetricsEndpoint {
+  return { port, path, interval: SCRAPE_INTERVAL, relabelings: [...TIER_RELABELINGS, ...extra] };
+}
+
+function podMonitor(
+  app: AppModel,
+  tier: string,
+  selector: Record<string, string>,
+  endpoints: PodMetricsEndpoint[],
+): K8sObject {
+  return {
+    apiVersion: 'monitoring.coreos.com/v1',
+    kind: 'PodMonitor',
+    metadata: monitoringMetadata(app, podMonitorName(app, tier), tier),
+    spec: {
+      selector: { matchLabels: selector },
+      namespaceSelector: { matchNames: [app.namespace] },
+      podMetricsEndpoints: endpoints,
+    },
+  };
+}
+
+export function buildScrapeObjects(app: AppModel): K8sObject[] {
+  const web = webMetricsPort(app);
+  return [
+    ...(web && app.web.metrics
+      ? [podMonitor(app, 'web', selectorOf(app, 'web'), [endpoint(web.name, app.web.metrics.path)])]
+      : []),
+    // The redis_exporter sidecar's port is named 'metrics' in both Redis tiers (redis-pod.ts).
+    ...(app.cache
+      ? [podMonitor(app, 'cache', selectorOf(app, 'cache'), [endpoint('metrics')])]
+      : []),
+    ...(app.sessions
+      ? [podMonitor(app, 'sessions', selectorOf(app, 'sessions'), [endpoint('metrics')])]
+      : []),
+    ...(app.database
+      ? [
+          podMonitor(app, 'database', selectorOf(app, 'database', 'postgres'), [
+            // postgres_exporter, and Patroni's REST API (leader, sync standby, WAL positions).
+            endpoint('metrics', '/metrics', [SHARD_RELABELING]),
+            endpoint('patroni', '/metrics', [SHARD_RELABELING]),
+          ]),
+        ]
+      : []),
+  ];
+}
