@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent setup behind `npm start` and `npm test` (their pre-scripts), so a fresh clone
 # needs nothing else: Debian packages for the real engines, npm packages (Node 22 comes
-# from the npm registry's `node` package), and the embedded control plane's binaries,
-# built once from the Go module proxy into ~/.cache/scalable-operator.
+# from the npm registry's `node` package), and the embedded control plane's binaries (and
+# promtool/prometheus), built once from the Go module proxy into ~/.cache/scalable-operator.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +12,8 @@ command -v redis-sentinel >/dev/null || need_apt+=(redis-sentinel)
 command -v patroni >/dev/null || need_apt+=(patroni)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v openssl >/dev/null || need_apt+=(openssl)
+command -v prometheus-redis-exporter >/dev/null || need_apt+=(prometheus-redis-exporter)
+command -v prometheus-postgres-exporter >/dev/null || need_apt+=(prometheus-postgres-exporter)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "setup: missing Debian packages: ${need_apt[*]}; run: sudo apt-get install -y ${need_apt[*]}" >&2
@@ -21,7 +23,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
   # The Debian packages start their own servers; the tests start theirs on random ports.
-  systemctl disable --now redis-server postgresql >/dev/null 2>&1 || true
+  systemctl disable --now redis-server postgresql prometheus-redis-exporter \
+    prometheus-postgres-exporter >/dev/null 2>&1 || true
 fi
 
 # Install from the lock file when node_modules is missing or older than it. Not `npm ci`:

@@ -7,10 +7,9 @@
 // Test-time changes: scrape and evaluation every second instead of 30 s / 1 m.
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readdirSync } from 'node:fs';
 import yaml from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAll } from '../../operator/tiers/index.ts';
@@ -25,15 +24,7 @@ import {
   selects,
   targetLabels,
 } from '../../operator/tiers/monitoring/test-targets.ts';
-import {
-  Harness,
-  PASSWORD,
-  client,
-  configMapData,
-  envOf,
-  freePort,
-  waitFor,
-} from './redis-harness.ts';
+import { Harness, PASSWORD, client, configMapData, freePort, waitFor } from './redis-harness.ts';
 import type { Instance } from './redis-harness.ts';
 import { promBinary, ruleOf } from './monitoring-fixtures.ts';
 

@@ -63,8 +63,8 @@ export function targetLabels(
     const m = new RegExp(`^(?:${r.regex ?? '(.*)'})$`).exec(value);
     if (!m) continue;
     const out = (r.replacement ?? '$1').replace(/\$(\d+)/g, (_, i: string) => m[Number(i)] ?? '');
-    if (out === '') delete labels[r.targetLabel];
-    else labels[r.targetLabel] = out;
+    labels[r.targetLabel] = out;
   }
-  return labels;
+  // An empty value is no label at all.
+  return Object.fromEntries(Object.entries(labels).filter(([, v]) => v !== ''));
 }
