@@ -107,11 +107,9 @@ describe.each(Object.entries(SHAPES))('monitoring joined with the other tiers (%
           // today (database/networkpolicy.ts); every exporter port is open to Prometheus.
           if (ep.port !== 'patroni')
             expect(
-              admittedFromAnyNamespace(
-                others,
-                pod.labels,
-                ep.port === 'metrics' && port ? port.containerPort : ep.port,
-              ) || admittedFromAnyNamespace(others, pod.labels, ep.port),
+              // By number (Redis, Postgres exporters) or by name (web).
+              admittedFromAnyNamespace(others, pod.labels, port?.containerPort ?? -1) ||
+                admittedFromAnyNamespace(others, pod.labels, ep.port),
               `NetworkPolicy admits ${w.metadata.name}:${ep.port}`,
             ).toBe(true);
         }
