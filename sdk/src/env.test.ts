@@ -46,6 +46,15 @@ describe('settingsFromEnv', () => {
       ttlSeconds: 86_400,
     });
     expect(s.queue).toMatchObject({ stream: 'jobs', group: 'workers', maxDeliveries: 5 });
+    expect(s.queue).not.toHaveProperty('maxLength');
+  });
+
+  it('reads the stream retention (QUEUE_MAX_LENGTH) as the default MAXLEN of enqueue', () => {
+    const s = settingsFromEnv({ QUEUE_URL: 'redis://shop-queue:6379/0', QUEUE_MAX_LENGTH: '5000' });
+    expect(s.queue?.maxLength).toBe(5000);
+    expect(() =>
+      settingsFromEnv({ QUEUE_URL: 'redis://q:6379/0', QUEUE_MAX_LENGTH: 'lots' }),
+    ).toThrow(/QUEUE_MAX_LENGTH must be a positive integer/);
   });
 
   it('names the variable when a value is wrong or missing', () => {

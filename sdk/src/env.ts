@@ -35,6 +35,8 @@ export interface QueueSettings {
   readonly consumer?: string;
   readonly deadLetterStream?: string;
   readonly maxDeliveries: number;
+  /** Default MAXLEN ~ for enqueue (the stream's retention); absent: no trimming. */
+  readonly maxLength?: number;
   readonly concurrency: number;
   readonly claimIdleMs: number;
 }
@@ -185,6 +187,12 @@ export function settingsFromEnv(env: Env): Settings {
             ...optional('consumer', read(env, 'QUEUE_CONSUMER')),
             ...optional('deadLetterStream', read(env, 'QUEUE_DEAD_LETTER_STREAM')),
             maxDeliveries: positive(env, 'QUEUE_MAX_DELIVERIES', 5),
+            ...optional(
+              'maxLength',
+              read(env, 'QUEUE_MAX_LENGTH') === undefined
+                ? undefined
+                : positive(env, 'QUEUE_MAX_LENGTH', 0),
+            ),
             concurrency: positive(env, 'QUEUE_CONCURRENCY', 1),
             claimIdleMs: positive(env, 'QUEUE_CLAIM_IDLE_MS', 30_000),
           },

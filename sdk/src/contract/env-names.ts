@@ -26,6 +26,8 @@ export const OPERATOR_ENV_NAMES = [
   'QUEUE_SENTINELS',
   'QUEUE_MASTER_NAME',
   'QUEUE_PASSWORD',
+  // Every pod that enqueues: trim each stream to about this many entries (XADD MAXLEN ~).
+  'QUEUE_MAX_LENGTH',
   // Worker pods only: the consumer's stream, group, pod name and dead-letter settings.
   'QUEUE_STREAM',
   'QUEUE_GROUP',

@@ -23,9 +23,10 @@ export class Queue {
     this.#onError = onError;
   }
 
-  /** Append a message (JSON) to a stream; returns its id. */
+  /** Append a message (JSON) to a stream; returns its id. Trims to QUEUE_MAX_LENGTH unless told. */
   enqueue(stream: string, payload: unknown, options?: EnqueueOptions): Promise<string> {
-    return enqueue(this.redis, stream, payload, options);
+    const maxLen = options?.maxLen ?? this.#settings.maxLength;
+    return enqueue(this.redis, stream, payload, maxLen === undefined ? {} : { maxLen });
   }
 
   /**
