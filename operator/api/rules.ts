@@ -21,6 +21,31 @@ export interface CelRule {
 
 const reserved = OPERATOR_ENV_NAMES.map((n) => `'${n}'`).join(', ');
 
+const ENV_RULES: readonly CelRule[] = [
+  {
+    rule: 'self.all(e, self.exists_one(f, f.name == e.name))',
+    message: 'env names must be unique',
+  },
+  {
+    rule: `self.all(e, !(e.name in [${reserved}]))`,
+    message: `env must not set the names the operator injects (${OPERATOR_ENV_NAMES.join(', ')})`,
+    reason: 'FieldValueForbidden',
+  },
+];
+const ENV_ITEM_RULES: readonly CelRule[] = [
+  { rule: 'has(self.value) != has(self.valueFrom)', message: 'set exactly one of value and valueFrom' },
+];
+const ENV_VALUE_FROM_RULES: readonly CelRule[] = [
+  {
+    rule: 'has(self.secretKeyRef) != has(self.configMapKeyRef)',
+    message: 'set exactly one of secretKeyRef and configMapKeyRef',
+  },
+];
+
+/** A consumer's stream and group in CEL: both default to its name. */
+const streamOf = (v: string) => `(has(${v}.stream) ? ${v}.stream : ${v}.name)`;
+const groupOf = (v: string) => `(has(${v}.group) ? ${v}.group : ${v}.name)`;
+
 export const RULES: Readonly<Record<string, readonly CelRule[]>> = {
   // Derived names such as <name>-db-12-ro and StatefulSet pod labels must fit in 63 chars,
   // and Services need DNS-1035 names (a letter first).
@@ -51,29 +76,9 @@ export const RULES: Readonly<Record<string, readonly CelRule[]>> = {
       detail: "'got ' + string(self.minReplicas) + ' > ' + string(self.maxReplicas)",
     },
   ],
-  'spec.web.env': [
-    {
-      rule: 'self.all(e, self.exists_one(f, f.name == e.name))',
-      message: 'env names must be unique',
-    },
-    {
-      rule: `self.all(e, !(e.name in [${reserved}]))`,
-      message: `env must not set the names the operator injects (${OPERATOR_ENV_NAMES.join(', ')})`,
-      reason: 'FieldValueForbidden',
-    },
-  ],
-  'spec.web.env[]': [
-    {
-      rule: 'has(self.value) != has(self.valueFrom)',
-      message: 'set exactly one of value and valueFrom',
-    },
-  ],
-  'spec.web.env[].valueFrom': [
-    {
-      rule: 'has(self.secretKeyRef) != has(self.configMapKeyRef)',
-      message: 'set exactly one of secretKeyRef and configMapKeyRef',
-    },
-  ],
+  'spec.web.env': ENV_RULES,
+  'spec.web.env[]': ENV_ITEM_RULES,
+  'spec.web.env[].valueFrom': ENV_VALUE_FROM_RULES,
   'spec.ingress': [
     {
       rule: '!has(self.gateway) || !has(self.className)',
@@ -140,6 +145,12 @@ export const RULES: Readonly<Record<string, readonly CelRule[]>> = {
       rule: 'self.all(c, self.exists_one(d, d.name == c.name))',
       message: 'consumer names must be unique',
     },
+    {
+      // Two Deployments in one group would split its messages between two programs.
+      rule: `self.all(c, self.exists_one(d, ${streamOf('d')} == ${streamOf('c')} && ${groupOf('d')} == ${groupOf('c')}))`,
+      message:
+        'each stream + group must belong to one consumer (stream and group default to the consumer name)',
+    },
   ],
   'spec.queue.consumers[]': [
     {
@@ -148,6 +159,10 @@ export const RULES: Readonly<Record<string, readonly CelRule[]>> = {
       detail: "'got ' + string(self.minReplicas) + ' > ' + string(self.maxReplicas)",
     },
   ],
+  // Workers get the same injected env as web pods, plus their consumer's.
+  'spec.queue.consumers[].env': ENV_RULES,
+  'spec.queue.consumers[].env[]': ENV_ITEM_RULES,
+  'spec.queue.consumers[].env[].valueFrom': ENV_VALUE_FROM_RULES,
 };
 
 export function rulesAt(path: string): readonly CelRule[] {

@@ -383,10 +383,17 @@ const Consumer = Type.Object(
     }),
     image: str('Container image of the worker.', { minLength: 1, maxLength: 512 }),
     stream: opt(
-      str('Redis stream the worker reads. Unset: the consumer name.', {
+      str('Redis stream the worker reads (QUEUE_STREAM). Unset: the consumer name.', {
         maxLength: 128,
         minLength: 1,
+        pattern: '^[A-Za-z0-9._:-]+$',
       }),
+    ),
+    group: opt(
+      str(
+        'Consumer group the workers share (QUEUE_GROUP): each message goes to one worker of the group. Unset: the consumer name.',
+        { maxLength: 128, minLength: 1, pattern: '^[A-Za-z0-9._:-]+$' },
+      ),
     ),
     minReplicas: int('Fewest workers; 0 scales to zero when the stream is empty.', {
       minimum: 0,
@@ -394,31 +401,59 @@ const Consumer = Type.Object(
       default: 0,
     }),
     maxReplicas: int('Most workers.', { minimum: 1, maximum: 1000, default: 10 }),
-    targetBacklog: int('Pending messages per worker that KEDA aims for.', {
+    targetBacklog: int(
+      "Messages not yet read by the group (its lag) per worker that KEDA aims for (the redis-streams trigger's lagCount). Any lag wakes a worker from zero.",
+      { minimum: 1, maximum: 100000, default: 10 },
+    ),
+    maxDeliveries: int(
+      'Deliveries of one message before it goes to the dead-letter stream <stream>:dead (QUEUE_MAX_DELIVERIES).',
+      { minimum: 1, maximum: 100, default: 5 },
+    ),
+    pollingIntervalSeconds: int('How often KEDA checks the backlog.', {
       minimum: 1,
-      maximum: 100000,
-      default: 10,
+      maximum: 3600,
+      default: 30,
     }),
+    cooldownSeconds: int(
+      'How long the backlog must stay empty before KEDA scales the workers back to minReplicas (when that is 0).',
+      { minimum: 0, maximum: 86400, default: 300 },
+    ),
+    terminationGracePeriodSeconds: int(
+      'How long a stopping worker may take to finish the messages it holds before it is killed; unfinished ones stay pending and another worker claims them.',
+      { minimum: 1, maximum: 86400, default: 60 },
+    ),
     env: Env,
     resources: Resources('worker', { cpu: '100m', memory: '128Mi' }, '256Mi'),
   },
-  { description: 'A worker Deployment consuming one stream.' },
+  { description: 'A worker Deployment consuming one stream as one consumer group.' },
 );
 
 const Queue = Type.Object(
   {
     consumers: Type.Array(Consumer, {
-      description: 'Worker Deployments, each scaled on its stream backlog.',
+      description: 'Worker Deployments, each scaled on its consumer group\'s backlog.',
       minItems: 1,
       maxItems: 20,
       'x-kubernetes-list-type': 'map',
       'x-kubernetes-list-map-keys': ['name'],
     }),
+    memory: quantity(
+      'Memory for queued messages (Redis maxmemory, noeviction). When it is full, enqueueing fails instead of dropping messages.',
+      '256Mi',
+    ),
+    maxLength: int(
+      'Stream retention: producers trim each stream to about this many entries (XADD MAXLEN ~, QUEUE_MAX_LENGTH). Trimming drops the oldest entries whether or not they were acknowledged: size it above the worst backlog.',
+      { minimum: 1000, maximum: 100000000, default: 100000 },
+    ),
     storage: Storage('queue', '1Gi'),
+    kedaNamespace: str(
+      "Namespace KEDA runs in; the queue store's NetworkPolicy admits it so KEDA can read the backlog.",
+      { maxLength: 63, pattern: DNS_LABEL_PATTERN, default: 'keda' },
+    ),
   },
   {
     description:
-      'A durable queue (Redis Streams on a persistent Redis) with workers scaled by KEDA, down to zero.',
+      'A durable queue (Redis Streams on a persistent Redis of its own: append-only file, PVC, noeviction) with worker Deployments scaled by KEDA on their backlog, down to zero.',
   },
 );
 
@@ -532,12 +567,15 @@ export const ScalableAppStatus = Type.Object(
     queue: opt(
       Type.Object(
         {
+          replicas: opt(int('Queue store pods that exist.', { minimum: 0 })),
+          readyReplicas: opt(int('Queue store pods that are ready.', { minimum: 0 })),
+          ready: opt(str('Ready over desired queue store pods, e.g. 1/1.')),
           consumers: Type.Array(
             Type.Object(
               {
                 name: str('Consumer name.'),
                 replicas: int('Workers running.', { minimum: 0 }),
-                scaler: str('KEDA or HPA.'),
+                scaler: str('KEDA, or None when KEDA is not installed (fixed replicas).'),
               },
               { description: 'One consumer.' },
             ),

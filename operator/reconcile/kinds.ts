@@ -42,6 +42,7 @@ export const OWNED_KINDS: readonly KindInfo[] = [
   k('networking.k8s.io', 'v1', 'Ingress', 'ingresses'),
   k('gateway.networking.k8s.io', 'v1', 'HTTPRoute', 'httproutes', true),
   k('traefik.io', 'v1alpha1', 'Middleware', 'middlewares', true),
+  k('keda.sh', 'v1alpha1', 'TriggerAuthentication', 'triggerauthentications', true),
   k('keda.sh', 'v1alpha1', 'ScaledObject', 'scaledobjects', true),
   k('monitoring.coreos.com', 'v1', 'ServiceMonitor', 'servicemonitors', true),
   k('monitoring.coreos.com', 'v1', 'PodMonitor', 'podmonitors', true),

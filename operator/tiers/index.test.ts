@@ -15,7 +15,7 @@ const everything = modelOf({
 
 /** Sections the API accepts that render nothing yet (their tiers are open issues). Adding
  *  a tier for one must remove it here: the first test fails until it does. */
-const NOT_BUILT_YET = ['queue'];
+const NOT_BUILT_YET: string[] = [];
 
 describe('the tier registry', () => {
   it('covers every spec section that renders objects, each by exactly one tier', () => {

@@ -6,6 +6,7 @@ import { cacheTier } from './cache/index.ts';
 import { databaseTier } from './database/index.ts';
 import { ingressTier } from './ingress/index.ts';
 import { monitoringTier } from './monitoring/index.ts';
+import { queueTier } from './queue/index.ts';
 import { sessionsTier } from './sessions/index.ts';
 import type { K8sObject } from './shared/chart.ts';
 import { baseWiring, mergeWiring } from './shared/app-wiring.ts';
@@ -17,6 +18,7 @@ export const TIERS: readonly Tier[] = [
   cacheTier,
   sessionsTier,
   databaseTier,
+  queueTier,
   webTier,
   ingressTier,
   monitoringTier,

@@ -83,9 +83,13 @@ export function cacheRedisConf(cache: NonNullable<AppModel['cache']>): string {
 }
 
 /** The session store: every write goes to the append-only file, nothing is ever evicted. */
-export function sessionsRedisConf(maxmemory: string | number): string {
+export const sessionsRedisConf = (maxmemory: string | number): string =>
+  persistentRedisConf(maxmemory, 'Session Redis: persistent, never evicts');
+
+/** A Redis whose data must survive (sessions, queued messages): AOF, noeviction. */
+export function persistentRedisConf(maxmemory: string | number, title: string): string {
   return lines([
-    ...baseConf('Session Redis: persistent, never evicts'),
+    ...baseConf(title),
     `maxmemory ${maxmemoryBytes(maxmemory)}`,
     'maxmemory-policy noeviction',
     'appendonly yes',

@@ -1,0 +1,173 @@
+// Workers: per consumer a Deployment that KEDA scales on its consumer group's lag, down to
+// zero. The Deployment has no `replicas`: the ScaledObject owns the count (KEDA's own HPA
+// between 1 and max, the KEDA operator between 0 and 1). Nothing of ours (no HPA) targets
+// the same Deployment, so nothing fights KEDA over it.
+import { k8s } from '../shared/k8s.ts';
+import type { AppModel } from '../../api/model.ts';
+import type { AppWiring, EnvVar } from '../tier.ts';
+import { synth } from '../shared/chart.ts';
+import type { K8sObject } from '../shared/chart.ts';
+import { COMPONENT_LABEL, labelsOf, metadataOf, nameOf, selectorOf } from '../shared/meta.ts';
+import {
+  restrictedContainerSecurityContext,
+  restrictedPodSecurityContext,
+  topologySpreadOf,
+} from '../shared/pod-security.ts';
+import { quantity, resourcesOf } from '../shared/quantity.ts';
+import { PASSWORD_KEY, podNameEnv } from '../shared/redis-pod.ts';
+import { QUEUE_TIER, queueAddress, queueNames } from './store.ts';
+import type { QueueSpec } from './store.ts';
+
+export type ConsumerSpec = QueueSpec['consumers'][number];
+
+export const KEDA_API_VERSION = 'keda.sh/v1alpha1';
+
+export const workerName = (app: AppModel, c: Pick<ConsumerSpec, 'name'>): string =>
+  nameOf(app, 'worker', c.name);
+export const workerComponent = (c: Pick<ConsumerSpec, 'name'>): string => `worker-${c.name}`;
+export const streamOf = (c: ConsumerSpec): string => c.stream ?? c.name;
+export const groupOf = (c: ConsumerSpec): string => c.group ?? c.name;
+export const deadLetterStreamOf = (c: ConsumerSpec): string => `${streamOf(c)}:dead`;
+
+/** Replicas when no ScaledObject scales the workers (KEDA not installed): at least one. */
+export const fixedReplicasOf = (c: ConsumerSpec): number => Math.max(c.minReplicas, 1);
+
+/** The consumer side, only on this consumer's pods. */
+export function consumerEnv(c: ConsumerSpec): EnvVar[] {
+  return [
+    { name: 'QUEUE_STREAM', value: streamOf(c) },
+    { name: 'QUEUE_GROUP', value: groupOf(c) },
+    // The pod name: unique per worker, so a dead worker's pending messages can be told apart.
+    { name: 'QUEUE_CONSUMER', valueFrom: podNameEnv.valueFrom ?? {} },
+    { name: 'QUEUE_DEAD_LETTER_STREAM', value: deadLetterStreamOf(c) },
+    { name: 'QUEUE_MAX_DELIVERIES', value: String(c.maxDeliveries) },
+  ];
+}
+
+function userEnv(e: ConsumerSpec['env'][number]): EnvVar {
+  if (e.value !== undefined) return { name: e.name, value: e.value };
+  const ref = e.valueFrom?.secretKeyRef ?? e.valueFrom?.configMapKeyRef;
+  const key = { name: ref?.name ?? '', key: ref?.key ?? '' };
+  return {
+    name: e.name,
+    valueFrom: e.valueFrom?.secretKeyRef ? { secretKeyRef: key } : { configMapKeyRef: key },
+  };
+}
+
+export function buildWorkers(app: AppModel, queue: QueueSpec, wiring: AppWiring): K8sObject[] {
+  const n = queueNames(app);
+  return synth((chart) => {
+    for (const c of queue.consumers) {
+      const name = workerName(app, c);
+      const component = workerComponent(c);
+      // Its own identity, without an API token: a worker talks to Redis, never to Kubernetes.
+      new k8s.KubeServiceAccount(chart, `worker-${c.name}-sa`, {
+        metadata: metadataOf(app, QUEUE_TIER, name, component),
+        automountServiceAccountToken: false,
+      });
+      const selector = selectorOf(app, QUEUE_TIER, component);
+      const spread = topologySpreadOf(app, selector);
+      new k8s.KubeDeployment(chart, `worker-${c.name}`, {
+        metadata: metadataOf(app, QUEUE_TIER, name, component),
+        spec: {
+          // No replicas: the ScaledObject owns them (see adjust.ts for a cluster without KEDA).
+          selector: { matchLabels: selector },
+          revisionHistoryLimit: 5,
+          strategy: {
+            type: 'RollingUpdate',
+            rollingUpdate: {
+              maxUnavailable: k8s.IntOrString.fromNumber(0),
+              maxSurge: k8s.IntOrString.fromString('25%'),
+            },
+          },
+          template: {
+            metadata: { labels: labelsOf(app, QUEUE_TIER, component) },
+            spec: {
+              serviceAccountName: name,
+              automountServiceAccountToken: false,
+              securityContext: restrictedPodSecurityContext(),
+              enableServiceLinks: false,
+              // SIGTERM stops reading; this long to finish and ack what the worker holds.
+              terminationGracePeriodSeconds: c.terminationGracePeriodSeconds,
+              ...(spread ? { topologySpreadConstraints: spread } : {}),
+              containers: [
+                {
+                  name: 'worker',
+                  image: c.image,
+                  env: [...wiring.env, ...consumerEnv(c), ...c.env.map(userEnv)] as k8s.EnvVar[],
+                  resources: resourcesOf(c.resources),
+                  securityContext: restrictedContainerSecurityContext(),
+                  volumeMounts: [
+                    { name: 'tmp', mountPath: '/tmp' },
+                    ...(wiring.volumeMounts as never[]),
+                  ],
+                },
+              ],
+              volumes: [
+                { name: 'tmp', emptyDir: { sizeLimit: quantity('256Mi') } },
+                ...(wiring.volumes as never[]),
+              ],
+            },
+          },
+        },
+      });
+    }
+  }).concat(
+    queue.consumers.map((c) => scaledObject(app, c, n.keda)),
+    [triggerAuthentication(app)],
+  );
+}
+
+/** KEDA reads the queue password from the generated Secret; it never appears in the spec. */
+function triggerAuthentication(app: AppModel): K8sObject {
+  const n = queueNames(app);
+  return {
+    apiVersion: KEDA_API_VERSION,
+    kind: 'TriggerAuthentication',
+    metadata: metadataOf(app, QUEUE_TIER, n.keda),
+    spec: { secretTargetRef: [{ parameter: 'password', name: n.auth, key: PASSWORD_KEY }] },
+  };
+}
+
+/**
+ * The redis-streams trigger on the group's lag (entries not yet delivered to it): the
+ * target per worker is targetBacklog, and any lag (> activationLagCount 0) wakes a worker.
+ * Lag, not pending: pending counts only what a worker already read, so at zero workers it
+ * would never grow.
+ */
+function scaledObject(app: AppModel, c: ConsumerSpec, auth: string): K8sObject {
+  const name = workerName(app, c);
+  const meta = metadataOf(app, QUEUE_TIER, name, workerComponent(c), {
+    // KEDA copies our labels onto the HPA it creates; that HPA is KEDA's, not ours.
+    annotations: { 'scaledobject.keda.sh/hpa-excluded-labels': 'app.kubernetes.io/managed-by' },
+  });
+  return {
+    apiVersion: KEDA_API_VERSION,
+    kind: 'ScaledObject',
+    metadata: meta,
+    spec: {
+      scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name },
+      pollingInterval: c.pollingIntervalSeconds,
+      cooldownPeriod: c.cooldownSeconds,
+      minReplicaCount: c.minReplicas,
+      maxReplicaCount: c.maxReplicas,
+      triggers: [
+        {
+          type: 'redis-streams',
+          metadata: {
+            address: queueAddress(app),
+            stream: streamOf(c),
+            consumerGroup: groupOf(c),
+            lagCount: String(c.targetBacklog),
+            activationLagCount: '0',
+          },
+          authenticationRef: { name: auth },
+        },
+      ],
+    },
+  };
+}
+
+/** Is this a worker Deployment of ours? (its component label says worker-<name>) */
+export const isWorker = (o: K8sObject): boolean =>
+  o.kind === 'Deployment' && (o.metadata.labels?.[COMPONENT_LABEL] ?? '').startsWith('worker-');
