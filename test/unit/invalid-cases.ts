@@ -186,6 +186,69 @@ export const INVALID: Array<[string, unknown, string]> = [
     'spec.queue.consumers[0].name: must match',
   ],
   [
+    'duplicate stream + group',
+    base({
+      queue: {
+        consumers: [
+          { name: 'a', image: 'x', stream: 'jobs', group: 'g' },
+          { name: 'b', image: 'y', stream: 'jobs', group: 'g' },
+        ],
+      },
+    }),
+    'spec.queue.consumers: each stream + group must belong to one consumer',
+  ],
+  [
+    'stream + group equal to another consumer by default',
+    base({
+      queue: {
+        consumers: [
+          { name: 'mail', image: 'x' },
+          { name: 'b', image: 'y', stream: 'mail', group: 'mail' },
+        ],
+      },
+    }),
+    'spec.queue.consumers: each stream + group must belong to one consumer',
+  ],
+  [
+    'unknown consumer field',
+    base({ queue: { consumers: [{ name: 'a', image: 'x', replicas: 2 }] } }),
+    'spec.queue.consumers[0].replicas: field not declared in schema',
+  ],
+  [
+    'maxDeliveries zero',
+    base({ queue: { consumers: [{ name: 'a', image: 'x', maxDeliveries: 0 }] } }),
+    'spec.queue.consumers[0].maxDeliveries: must be >= 1',
+  ],
+  [
+    'negative cooldown',
+    base({ queue: { consumers: [{ name: 'a', image: 'x', cooldownSeconds: -1 }] } }),
+    'spec.queue.consumers[0].cooldownSeconds: must be >= 0',
+  ],
+  [
+    'stream retention too small',
+    base({ queue: { maxLength: 10, consumers: [{ name: 'a', image: 'x' }] } }),
+    'spec.queue.maxLength: must be >= 1000',
+  ],
+  [
+    'bad stream name',
+    base({ queue: { consumers: [{ name: 'a', image: 'x', stream: 'a b' }] } }),
+    'spec.queue.consumers[0].stream: must match',
+  ],
+  [
+    'worker env sets an injected name',
+    base({
+      queue: {
+        consumers: [{ name: 'a', image: 'x', env: [{ name: 'QUEUE_STREAM', value: 's' }] }],
+      },
+    }),
+    'spec.queue.consumers[0].env: env must not set the names the operator injects',
+  ],
+  [
+    'bad queue memory',
+    base({ queue: { memory: 'lots', consumers: [{ name: 'a', image: 'x' }] } }),
+    'spec.queue.memory: must be a quantity',
+  ],
+  [
     'bad whenUnsatisfiable',
     base({ topology: { whenUnsatisfiable: 'Never' } }),
     'spec.topology.whenUnsatisfiable: must be one of',

@@ -1,0 +1,223 @@
+import { describe, expect, it } from 'vitest';
+import type { AppModel } from '../../api/model.ts';
+import { appWiring } from '../index.ts';
+import type { K8sObject } from '../shared/chart.ts';
+import { GENERATED_KEYS_ANNOTATION } from '../shared/secrets.ts';
+import { find, modelOf, spec } from '../shared/test-helpers.ts';
+import { webEnv } from '../web/build.ts';
+import { adjustWorkers } from './adjust.ts';
+import { buildQueue } from './index.ts';
+
+const build = (app: AppModel) => buildQueue(app, appWiring(app));
+const names = (objects: readonly K8sObject[]) => objects.map((o) => `${o.kind}/${o.metadata.name}`);
+
+const app = modelOf({
+  cache: {},
+  sessions: {},
+  queue: {
+    maxLength: 50000,
+    consumers: [
+      {
+        name: 'emails',
+        image: 'shop-worker:1',
+        maxReplicas: 20,
+        targetBacklog: 50,
+        maxDeliveries: 3,
+        cooldownSeconds: 120,
+        pollingIntervalSeconds: 5,
+        env: [{ name: 'SMTP_HOST', value: 'smtp' }],
+      },
+      { name: 'thumbs', image: 'shop-worker:1', stream: 'photos', group: 'thumbnailers' },
+    ],
+  },
+});
+const objects = build(app);
+
+describe('buildQueue', () => {
+  it('renders nothing and hands the app nothing when the queue is left out', () => {
+    const off = modelOf({ cache: {} });
+    expect(build(off)).toEqual([]);
+    expect(appWiring(off).env.map((e) => e.name)).not.toContain('QUEUE_URL');
+  });
+
+  it('renders the store, a worker per consumer, its ScaledObject and one TriggerAuthentication', () => {
+    expect(names(objects)).toEqual([
+      'Secret/shop-queue-auth',
+      'ServiceAccount/shop-queue',
+      'ConfigMap/shop-queue-config',
+      'Service/shop-queue',
+      'Service/shop-queue-headless',
+      'StatefulSet/shop-queue',
+      'NetworkPolicy/shop-queue',
+      'ServiceAccount/shop-worker-emails',
+      'Deployment/shop-worker-emails',
+      'ServiceAccount/shop-worker-thumbs',
+      'Deployment/shop-worker-thumbs',
+      'ScaledObject/shop-worker-emails',
+      'ScaledObject/shop-worker-thumbs',
+      'TriggerAuthentication/shop-queue-keda',
+    ]);
+    for (const o of objects) expect(o.metadata.labels?.['scalable.dev/tier']).toBe('queue');
+    expect(find(objects, 'Secret').metadata.annotations?.[GENERATED_KEYS_ANNOTATION]).toBe(
+      'password',
+    );
+  });
+
+  it('keeps every message: append-only file, everysec, noeviction, on a retained PVC', () => {
+    const conf = (find(objects, 'ConfigMap')['data'] as Record<string, string>)['redis.conf'];
+    expect(conf).toContain('\nappendonly yes\n');
+    expect(conf).toContain('\nappendfsync everysec\n');
+    expect(conf).toContain('\nmaxmemory-policy noeviction\n');
+    expect(conf).not.toMatch(/^requirepass/m);
+    const sts = spec(find(objects, 'StatefulSet'));
+    expect(sts.replicas).toBe(1);
+    expect(sts.volumeClaimTemplates[0].spec.resources.requests.storage).toBe('1Gi');
+    expect(sts.persistentVolumeClaimRetentionPolicy).toEqual({
+      whenDeleted: 'Retain',
+      whenScaled: 'Retain',
+    });
+    expect(sts.template.spec.containers.map((c: { name: string }) => c.name)).toEqual([
+      'redis',
+      'exporter',
+    ]);
+  });
+
+  it("admits only the app's pods and KEDA's namespace to Redis", () => {
+    expect(spec(find(objects, 'NetworkPolicy')).ingress).toEqual([
+      {
+        from: [
+          { podSelector: { matchLabels: { 'scalable.dev/app': 'shop' } } },
+          { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'keda' } } },
+        ],
+        ports: [{ port: 6379, protocol: 'TCP' }],
+      },
+    ]);
+  });
+
+  it('gives web pods the producer side, password by reference', () => {
+    const env = webEnv(app, appWiring(app)).filter((e) => e.name.startsWith('QUEUE_'));
+    expect(env).toEqual([
+      { name: 'QUEUE_URL', value: 'redis://shop-queue:6379/0' },
+      {
+        name: 'QUEUE_PASSWORD',
+        valueFrom: { secretKeyRef: { name: 'shop-queue-auth', key: 'password' } },
+      },
+      { name: 'QUEUE_MAX_LENGTH', value: '50000' },
+    ]);
+  });
+
+  const worker = spec(find(objects, 'Deployment', 'shop-worker-emails'));
+  const pod = worker.template.spec;
+  const container = pod.containers[0];
+
+  it('renders workers without replicas (KEDA owns them), Pod Security restricted, no token', () => {
+    expect(worker).not.toHaveProperty('replicas');
+    expect(pod.serviceAccountName).toBe('shop-worker-emails');
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(
+      find(objects, 'ServiceAccount', 'shop-worker-emails')['automountServiceAccountToken'],
+    ).toBe(false);
+    expect(pod.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(container.securityContext).toMatchObject({
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+    });
+    expect(pod.terminationGracePeriodSeconds).toBe(60);
+    expect(
+      pod.topologySpreadConstraints.map((t: { topologyKey: string }) => t.topologyKey),
+    ).toEqual(['topology.kubernetes.io/zone', 'kubernetes.io/hostname']);
+    // Each worker selects only its own pods.
+    expect(worker.selector.matchLabels['app.kubernetes.io/component']).toBe('worker-emails');
+  });
+
+  it('gives workers the app wiring, their consumer env and their own env; passwords by reference', () => {
+    const env = container.env as { name: string; value?: string; valueFrom?: unknown }[];
+    const byName = Object.fromEntries(env.map((e) => [e.name, e]));
+    for (const n of ['SCALABLE_APP', 'REDIS_URL', 'SESSION_REDIS_URL', 'QUEUE_URL', 'SMTP_HOST'])
+      expect(byName).toHaveProperty(n);
+    expect(env.filter((e) => e.name.startsWith('QUEUE_'))).toEqual([
+      { name: 'QUEUE_URL', value: 'redis://shop-queue:6379/0' },
+      {
+        name: 'QUEUE_PASSWORD',
+        valueFrom: { secretKeyRef: { name: 'shop-queue-auth', key: 'password' } },
+      },
+      { name: 'QUEUE_MAX_LENGTH', value: '50000' },
+      { name: 'QUEUE_STREAM', value: 'emails' },
+      { name: 'QUEUE_GROUP', value: 'emails' },
+      { name: 'QUEUE_CONSUMER', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+      { name: 'QUEUE_DEAD_LETTER_STREAM', value: 'emails:dead' },
+      { name: 'QUEUE_MAX_DELIVERIES', value: '3' },
+    ]);
+    for (const e of env.filter((x) => x.name.endsWith('PASSWORD')))
+      expect(e.valueFrom).toHaveProperty('secretKeyRef');
+    const thumbs = spec(find(objects, 'Deployment', 'shop-worker-thumbs')).template.spec
+      .containers[0].env as { name: string; value?: string }[];
+    expect(thumbs.find((e) => e.name === 'QUEUE_STREAM')?.value).toBe('photos');
+    expect(thumbs.find((e) => e.name === 'QUEUE_GROUP')?.value).toBe('thumbnailers');
+  });
+
+  it('scales each worker with KEDA on its group lag; the first message wakes one from zero', () => {
+    const so = find(objects, 'ScaledObject', 'shop-worker-emails');
+    expect(so.apiVersion).toBe('keda.sh/v1alpha1');
+    expect(spec(so)).toEqual({
+      scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'shop-worker-emails' },
+      pollingInterval: 5,
+      cooldownPeriod: 120,
+      minReplicaCount: 0,
+      maxReplicaCount: 20,
+      triggers: [
+        {
+          type: 'redis-streams',
+          metadata: {
+            address: 'shop-queue.prod.svc:6379',
+            stream: 'emails',
+            consumerGroup: 'emails',
+            lagCount: '50',
+            activationLagCount: '0',
+          },
+          authenticationRef: { name: 'shop-queue-keda' },
+        },
+      ],
+    });
+    expect(spec(find(objects, 'TriggerAuthentication'))).toEqual({
+      secretTargetRef: [{ parameter: 'password', name: 'shop-queue-auth', key: 'password' }],
+    });
+  });
+
+  it('builds no HPA of its own that could fight KEDA over a worker', () => {
+    expect(objects.filter((o) => o.kind === 'HorizontalPodAutoscaler')).toEqual([]);
+  });
+});
+
+describe('adjustWorkers (who owns replicas)', () => {
+  const fixed = modelOf({
+    queue: {
+      consumers: [
+        { name: 'a', image: 'w:1', minReplicas: 3, maxReplicas: 5 },
+        { name: 'b', image: 'w:1' },
+      ],
+    },
+  });
+  const desired = build(fixed);
+  const replicasOf = (objs: readonly K8sObject[], name: string) =>
+    spec(find(objs, 'Deployment', name)).replicas;
+
+  it('runs max(minReplicas, 1) workers while no ScaledObject is live (KEDA not installed)', () => {
+    const out = adjustWorkers(fixed, desired, () => undefined);
+    expect(replicasOf(out, 'shop-worker-a')).toBe(3);
+    expect(replicasOf(out, 'shop-worker-b')).toBe(1);
+    // Nothing else changes.
+    expect(out.filter((o) => o.kind !== 'Deployment')).toEqual(
+      desired.filter((o) => o.kind !== 'Deployment'),
+    );
+  });
+
+  it('leaves replicas to KEDA once the ScaledObject is live', () => {
+    const out = adjustWorkers(fixed, desired, (o) => (o.kind === 'ScaledObject' ? o : undefined));
+    expect(out).toEqual(desired);
+    expect(spec(find(out, 'Deployment', 'shop-worker-a'))).not.toHaveProperty('replicas');
+  });
+});
