@@ -159,7 +159,7 @@ describe('buildQueue', () => {
     expect(thumbs.find((e) => e.name === 'QUEUE_GROUP')?.value).toBe('thumbnailers');
   });
 
-  it('scales each worker with KEDA on its group lag; the first message wakes one from zero', () => {
+  it('scales each worker with KEDA on its group lag and pending; the first message wakes one from zero', () => {
     const so = find(objects, 'ScaledObject', 'shop-worker-emails');
     expect(so.apiVersion).toBe('keda.sh/v1alpha1');
     expect(spec(so)).toEqual({
@@ -176,6 +176,17 @@ describe('buildQueue', () => {
             stream: 'emails',
             consumerGroup: 'emails',
             lagCount: '50',
+            activationLagCount: '0',
+          },
+          authenticationRef: { name: 'shop-queue-keda' },
+        },
+        {
+          type: 'redis-streams',
+          metadata: {
+            address: 'shop-queue.prod.svc:6379',
+            stream: 'emails',
+            consumerGroup: 'emails',
+            pendingEntriesCount: '50',
             activationLagCount: '0',
           },
           authenticationRef: { name: 'shop-queue-keda' },

@@ -130,10 +130,11 @@ function triggerAuthentication(app: AppModel): K8sObject {
 }
 
 /**
- * The redis-streams trigger on the group's lag (entries not yet delivered to it): the
- * target per worker is targetBacklog, and any lag (> activationLagCount 0) wakes a worker.
- * Lag, not pending: pending counts only what a worker already read, so at zero workers it
- * would never grow.
+ * Two redis-streams triggers on the consumer group, each targeting targetBacklog per worker:
+ * - lag (entries not yet delivered to the group): it grows with no worker running, so any
+ *   lag (> activationLagCount 0) wakes a worker from zero;
+ * - pending (delivered, not yet acknowledged): keeps the workers up until what they hold is
+ *   acknowledged, so the cooldown starts when the work is done, not when it was read.
  */
 function scaledObject(app: AppModel, c: ConsumerSpec, auth: string): K8sObject {
   const name = workerName(app, c);
@@ -152,19 +153,25 @@ function scaledObject(app: AppModel, c: ConsumerSpec, auth: string): K8sObject {
       minReplicaCount: c.minReplicas,
       maxReplicaCount: c.maxReplicas,
       triggers: [
-        {
-          type: 'redis-streams',
-          metadata: {
-            address: queueAddress(app),
-            stream: streamOf(c),
-            consumerGroup: groupOf(c),
-            lagCount: String(c.targetBacklog),
-            activationLagCount: '0',
-          },
-          authenticationRef: { name: auth },
-        },
+        trigger(app, c, auth, { lagCount: String(c.targetBacklog) }),
+        trigger(app, c, auth, { pendingEntriesCount: String(c.targetBacklog) }),
       ],
     },
+  };
+}
+
+function trigger(app: AppModel, c: ConsumerSpec, auth: string, target: Record<string, string>) {
+  return {
+    type: 'redis-streams',
+    metadata: {
+      address: queueAddress(app),
+      stream: streamOf(c),
+      consumerGroup: groupOf(c),
+      ...target,
+      // The activation threshold of either measure (KEDA names it after lag for both).
+      activationLagCount: '0',
+    },
+    authenticationRef: { name: auth },
   };
 }
 
