@@ -1,7 +1,7 @@
 // Where the embedded control plane keeps its binaries, state and logs: all outside the repo.
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { buildKey, crdKey, prometheusKey } from './versions.ts';
+import { ADDON_BINARY_VERSIONS, buildKey, crdKey, prometheusKey } from './versions.ts';
 
 /** Root of everything cached; SCALABLE_CACHE_DIR overrides ~/.cache/scalable-operator. */
 export function cacheRoot(): string {
@@ -24,6 +24,8 @@ export const BINARIES = [
   'kubectl',
   'kwok',
   'helm',
+  // The KEDA operator, run beside the control plane by the queue tier's integration test.
+  'keda-operator',
 ] as const;
 export type Binary = (typeof BINARIES)[number];
 
@@ -32,7 +34,8 @@ export function binDir(): string {
 }
 
 export function binPath(name: Binary): string {
-  return join(binDir(), name);
+  const addOn = (ADDON_BINARY_VERSIONS as Partial<Record<Binary, string>>)[name];
+  return join(binDir(), addOn === undefined ? name : `${name}-${addOn}`);
 }
 
 export const PROMETHEUS_BINARIES = ['promtool', 'prometheus'] as const;

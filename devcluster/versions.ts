@@ -33,6 +33,12 @@ export const PROMETHEUS = {
 
 export const VERSIONS = { ...BINARY_VERSIONS, ...CRD_VERSIONS } as const;
 
+/**
+ * Add-on binaries, each at the version of its CRDs. Not part of the build key: adding or
+ * bumping one builds only it (its file name carries its version), never Kubernetes again.
+ */
+export const ADDON_BINARY_VERSIONS = { 'keda-operator': CRD_VERSIONS.keda } as const;
+
 /** Published k8s.io/<staging> modules carry v0.<minor>.<patch> for Kubernetes v1.<minor>.<patch>. */
 export function stagingVersion(kubernetes: string): string {
   const match = /^v1\.(\d+)\.(\d+)$/.exec(kubernetes);

@@ -167,8 +167,8 @@ describe('queue store from the rendered ConfigMap', () => {
       await sdk.close();
     }
     expect(deliveries).toEqual([1, 2, 3]);
-    const [[, flat]] = (await redis.xrange('thumbs:dead', '-', '+')) as [string, string[]][];
-    const fields = fieldsOf(flat!);
+    const dead = (await redis.xrange('thumbs:dead', '-', '+')) as [string, string[]][];
+    const fields = fieldsOf(dead[0]![1]);
     expect(JSON.parse(fields['payload']!)).toEqual({ photo: 'broken.png' });
     expect(fields).toMatchObject({
       'original-stream': 'thumbs',

@@ -1,0 +1,237 @@
+// The queue tier with the real KEDA operator: the operator renders the store, the worker and
+// its ScaledObject; KEDA (run outside the cluster, see devcluster/keda.ts) reads the backlog
+// of a real redis-server started from the store's live ConfigMap and password Secret, and
+// scales the worker Deployment 0 -> 1 when messages arrive and back to 0 after the cooldown
+// once they are acknowledged. Pods are kwok's: nothing runs in them, so the test itself plays
+// the worker (XREADGROUP + XACK on the rendered stream and group).
+//
+// Reachability, honestly: the ScaledObject names the store as <app>-queue.<ns>.svc:6379. The
+// redis-server listens on port 6379 of a loopback address of its own (127.x.y.z), and KEDA's
+// private /etc/hosts maps that Service name to it; KEDA dials exactly what was rendered.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startKeda } from '../../devcluster/keda.ts';
+import type { Keda } from '../../devcluster/keda.ts';
+import { eventually, printLogDirOnFailure, uniqueName } from '../../devcluster/testing.ts';
+import type { KubeClient } from '../../operator/runtime/kube-client.ts';
+import {
+  apiClient,
+  conditionOf,
+  createNamespace,
+  deleteNamespace,
+  deleteRbac,
+  getApp,
+  getObj,
+  installCrd,
+  kindInfo,
+  kubeconfig,
+  rbacKubeconfig,
+  scalableApp,
+  startOperator,
+  applyAs,
+} from './operator-harness.ts';
+import type { Json, OperatorProcess } from './operator-harness.ts';
+
+const ns = uniqueName('queue-keda');
+const identity = uniqueName('scalable-operator');
+const NAME = 'shop';
+const WORKER = `${NAME}-worker-thumbs`;
+const POLL_SECONDS = 2;
+const COOLDOWN_SECONDS = 10;
+const host = `127.${1 + Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}.${
+  1 + Math.floor(Math.random() * 250)
+}`;
+let client: KubeClient;
+let op: OperatorProcess;
+let keda: Keda;
+let redisProc: ChildProcess | undefined;
+let redis: Redis;
+let dir = '';
+const timings: Record<string, number> = {};
+
+const deploymentInfo = kindInfo('apps/v1', 'Deployment');
+const scaledObjectInfo = kindInfo('keda.sh/v1alpha1', 'ScaledObject');
+const replicas = async (): Promise<number | undefined> => {
+  const d = await getObj(client, deploymentInfo, ns, WORKER);
+  return (d?.['spec'] as Json | undefined)?.['replicas'] as number | undefined;
+};
+const atReplicas = (want: (n: number) => boolean) => async () => {
+  const n = await replicas();
+  return n !== undefined && want(n) ? n : undefined;
+};
+
+/** The store as the pod runs it: start-redis.sh and redis.conf from the live ConfigMap. */
+async function startStore(): Promise<void> {
+  const cm = await getObj(client, kindInfo('v1', 'ConfigMap'), ns, `${NAME}-queue-config`);
+  const data = cm?.['data'] as Record<string, string>;
+  const secret = await eventually('the generated queue password', async () => {
+    const s = await getObj(client, kindInfo('v1', 'Secret'), ns, `${NAME}-queue-auth`);
+    return (s?.['data'] as Record<string, string> | undefined)?.['password'];
+  });
+  const password = Buffer.from(secret, 'base64').toString('utf8');
+  const conf = join(dir, 'conf');
+  const dataDir = join(dir, 'data');
+  await mkdir(conf, { recursive: true });
+  await mkdir(dataDir, { recursive: true });
+  for (const [k, v] of Object.entries(data)) {
+    // Only the listen address (this test's loopback address) and the data dir change.
+    const text = k.endsWith('.conf')
+      ? v.replace(/^bind .*$/m, `bind ${host}`).replace(/^dir .*$/m, `dir ${dataDir}`)
+      : v;
+    await writeFile(join(conf, k), text);
+  }
+  expect(data['redis.conf']).toMatch(/^port 6379$/m);
+  redisProc = spawn('sh', [join(conf, 'start-redis.sh')], {
+    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', REDIS_PASSWORD: password, CONF_DIR: conf },
+    stdio: 'ignore',
+  });
+  redis = new Redis({ host, port: 6379, password, maxRetriesPerRequest: 1 });
+  redis.on('error', () => undefined);
+  await eventually('the queue store to answer', async () =>
+    (await redis.ping()) === 'PONG' ? true : undefined,
+  );
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'queue-keda-'));
+  await installCrd(kubeconfig());
+  client = await apiClient();
+  await createNamespace(client, ns);
+  // Exactly operator/rbac.ts's ClusterRole: ScaledObjects and TriggerAuthentications included.
+  op = await startOperator({}, await rbacKubeconfig(client, identity));
+  keda = await startKeda({
+    kubeconfig: kubeconfig(),
+    namespaces: [ns],
+    hosts: { [`${NAME}-queue.${ns}.svc`]: host },
+    dir: join(dir, 'keda'),
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await keda?.stop();
+  await op?.stop('SIGTERM');
+  redis?.disconnect();
+  redisProc?.kill('SIGKILL');
+  await deleteNamespace(client, ns);
+  await deleteRbac(client, identity);
+  client?.close();
+  console.log(`[queue-keda] timings (s): ${JSON.stringify(timings)}`);
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('queue workers scaled by the real KEDA operator', () => {
+  printLogDirOnFailure();
+
+  it('renders the store, the worker and its ScaledObject; KEDA takes the replicas over', async () => {
+    await applyAs(
+      client,
+      'test-user',
+      scalableApp(ns, NAME, {
+        web: { image: 'shop:1' },
+        queue: {
+          consumers: [
+            {
+              name: 'thumbs',
+              image: 'shop-worker:1',
+              maxReplicas: 3,
+              targetBacklog: 5,
+              pollingIntervalSeconds: POLL_SECONDS,
+              cooldownSeconds: COOLDOWN_SECONDS,
+            },
+          ],
+        },
+      }),
+    );
+    await eventually('the worker Deployment', () => getObj(client, deploymentInfo, ns, WORKER));
+    await eventually('the ScaledObject', () => getObj(client, scaledObjectInfo, ns, WORKER));
+    await startStore();
+    // KEDA reached the store through the rendered address with the TriggerAuthentication.
+    const so = await eventually(
+      'ScaledObject Ready=True',
+      async () => {
+        const o = await getObj(client, scaledObjectInfo, ns, WORKER);
+        return conditionOf(o, 'Ready')?.['status'] === 'True' ? o : undefined;
+      },
+      120_000,
+    ).catch(async (e: Error) => {
+      throw new Error(`${e.message}\nKEDA log tail:\n${(await keda.log()).slice(-3000)}`);
+    });
+    expect((so['status'] as Json)['hpaName']).toBe(`keda-hpa-${WORKER}`);
+    // The operator leaves `replicas` to KEDA once its ScaledObject is live.
+    await eventually('the operator to give up spec.replicas', async () => {
+      const cur = await getObj(client, deploymentInfo, ns, WORKER);
+      const mine = ((cur?.['metadata'] as Json)['managedFields'] as Json[]).find(
+        (m) => m['manager'] === 'scalable-operator' && m['operation'] === 'Apply',
+      );
+      if (!mine) return undefined;
+      return JSON.stringify(mine['fieldsV1']).includes('"f:replicas"') ? undefined : true;
+    });
+  }, 240_000);
+
+  it('an empty stream: KEDA scales the worker to 0 and the operator does not undo it', async () => {
+    const start = Date.now();
+    await eventually(
+      'the worker at 0 replicas',
+      atReplicas((n) => n === 0),
+      180_000,
+    );
+    timings['idle to 0'] = (Date.now() - start) / 1000;
+    // Several reconciles later (status updates of the ScaledObject trigger them), still 0.
+    await new Promise((r) => setTimeout(r, 3 * POLL_SECONDS * 1000));
+    expect(await replicas()).toBe(0);
+    const app = await eventually('QueueReady=True', async () => {
+      const a = await getApp(client, ns, NAME);
+      return conditionOf(a, 'QueueReady')?.['status'] === 'True' ? a : undefined;
+    });
+    expect((app['status'] as Json)['queue']).toMatchObject({
+      ready: '1/1',
+      consumers: [{ name: 'thumbs', replicas: 0, scaler: 'KEDA' }],
+    });
+  }, 240_000);
+
+  it('the first messages wake a worker (0 -> 1) within the polling interval', async () => {
+    const t0 = Date.now();
+    for (let i = 0; i < 3; i++) await redis.xadd('thumbs', '*', 'payload', JSON.stringify({ i }));
+    await eventually(
+      'the worker at >= 1 replica',
+      atReplicas((n) => n >= 1),
+      120_000,
+      100,
+    );
+    timings['activation 0->1'] = (Date.now() - t0) / 1000;
+    await eventually('a ready worker pod', async () => {
+      const d = await getObj(client, deploymentInfo, ns, WORKER);
+      return ((d?.['status'] as Json | undefined)?.['readyReplicas'] as number) >= 1
+        ? true
+        : undefined;
+    });
+  }, 180_000);
+
+  it('once every message is acknowledged, back to 0 after the cooldown', async () => {
+    // The worker's part: read as the consumer group and acknowledge.
+    await redis.xgroup('CREATE', 'thumbs', 'thumbs', '0').catch(() => undefined);
+    const read = (await redis.xreadgroup('GROUP', 'thumbs', 'w-1', 'STREAMS', 'thumbs', '>')) as [
+      string,
+      [string, string[]][],
+    ][];
+    const ids = read[0]![1].map(([id]) => id);
+    expect(ids).toHaveLength(3);
+    // Delivered but not acknowledged: pending keeps the worker up.
+    await new Promise((r) => setTimeout(r, (COOLDOWN_SECONDS + 3 * POLL_SECONDS) * 1000));
+    expect(await replicas()).toBeGreaterThanOrEqual(1);
+    const t0 = Date.now();
+    await redis.xack('thumbs', 'thumbs', ...ids);
+    await eventually(
+      'the worker back at 0',
+      atReplicas((n) => n === 0),
+      180_000,
+      100,
+    );
+    timings['scale-down after ack'] = (Date.now() - t0) / 1000;
+  }, 240_000);
+});
