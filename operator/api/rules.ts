@@ -33,7 +33,10 @@ const ENV_RULES: readonly CelRule[] = [
   },
 ];
 const ENV_ITEM_RULES: readonly CelRule[] = [
-  { rule: 'has(self.value) != has(self.valueFrom)', message: 'set exactly one of value and valueFrom' },
+  {
+    rule: 'has(self.value) != has(self.valueFrom)',
+    message: 'set exactly one of value and valueFrom',
+  },
 ];
 const ENV_VALUE_FROM_RULES: readonly CelRule[] = [
   {

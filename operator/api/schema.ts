@@ -431,7 +431,7 @@ const Consumer = Type.Object(
 const Queue = Type.Object(
   {
     consumers: Type.Array(Consumer, {
-      description: 'Worker Deployments, each scaled on its consumer group\'s backlog.',
+      description: "Worker Deployments, each scaled on its consumer group's backlog.",
       minItems: 1,
       maxItems: 20,
       'x-kubernetes-list-type': 'map',
