@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { computeStatus } from '../../status/compute.ts';
-import { appWiring, buildAll } from '../index.ts';
+import { appWiring } from '../index.ts';
 import type { K8sObject } from '../shared/chart.ts';
 import type { ObservedObject } from '../shared/report.ts';
 import { modelOf, obj, observed, workload } from '../shared/test-helpers.ts';
@@ -93,33 +92,5 @@ describe('queueReport', () => {
         { name: 'thumbs', replicas: 2, scaler: 'None' },
       ],
     });
-  });
-
-  it('keeps the app Ready and Degraded=APIUnavailable when only KEDA is missing', () => {
-    const all = buildAll(app);
-    const keda = all.filter((o) => o.apiVersion.startsWith('keda.sh/'));
-    const ready = (o: K8sObject): ObservedObject =>
-      o.kind === 'Deployment' || o.kind === 'StatefulSet'
-        ? {
-            ...o,
-            metadata: { ...o.metadata, generation: 1 },
-            status: { observedGeneration: 1, replicas: 2, readyReplicas: 2, updatedReplicas: 2 },
-          }
-        : o;
-    const status = computeStatus(
-      app,
-      all,
-      {
-        objects: all.filter((o) => !keda.includes(o)).map(ready),
-        pods: [],
-        missingApis: ['keda.sh/v1alpha1'],
-      },
-      { failed: [], skipped: refs(keda) },
-    );
-    const byType = Object.fromEntries(status.conditions.map((c) => [c.type, c]));
-    expect(byType['QueueReady']).toMatchObject({ status: 'False', reason: 'APIUnavailable' });
-    expect(byType['QueueReady']?.message).toContain('KEDA');
-    expect(byType['Degraded']).toMatchObject({ status: 'True', reason: 'APIUnavailable' });
-    expect(byType['Ready']?.status).toBe('True');
   });
 });
