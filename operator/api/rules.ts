@@ -143,6 +143,17 @@ export const RULES: Readonly<Record<string, readonly CelRule[]>> = {
       message: 'storage.storageClassName is immutable: existing volumes keep their class',
     },
   ],
+  // The queue store's volumes come from a volumeClaimTemplate, which Kubernetes cannot change.
+  'spec.queue.storage': [
+    {
+      rule: 'self.size == oldSelf.size',
+      message: 'storage.size cannot be changed yet: volume expansion is not supported yet',
+    },
+    {
+      rule: 'has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)',
+      message: 'storage.storageClassName is immutable: existing volumes keep their class',
+    },
+  ],
   'spec.queue.consumers': [
     {
       rule: 'self.all(c, self.exists_one(d, d.name == c.name))',

@@ -446,6 +446,10 @@ const Queue = Type.Object(
       { minimum: 1000, maximum: 100000000, default: 100000 },
     ),
     storage: Storage('queue', '1Gi'),
+    replicas: int(
+      'Redis replicas of the queue store, each with its own volume. More than 0 adds a 3-member Sentinel set that promotes a replica when the master fails (apps and KEDA then find the master through Sentinel).',
+      { minimum: 0, maximum: 5, default: 0 },
+    ),
     kedaNamespace: str(
       "Namespace KEDA runs in; the queue store's NetworkPolicy admits it so KEDA can read the backlog.",
       { maxLength: 63, pattern: DNS_LABEL_PATTERN, default: 'keda' },

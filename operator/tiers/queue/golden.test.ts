@@ -23,4 +23,15 @@ describe('queue tier golden file', () => {
     const text = goldenText(buildQueue(app, appWiring(app)));
     expect(text).toBe(golden(new URL('./golden/queue.yaml', import.meta.url), text));
   });
+
+  it('renders exactly as golden/queue-sentinel.yaml with replicas', () => {
+    const app = {
+      ...modelOf({
+        queue: { replicas: 2, consumers: [{ name: 'emails', image: 'shop-worker:1' }] },
+      }),
+      uid: 'uid-1',
+    };
+    const text = goldenText(buildQueue(app, appWiring(app)));
+    expect(text).toBe(golden(new URL('./golden/queue-sentinel.yaml', import.meta.url), text));
+  });
 });

@@ -203,6 +203,72 @@ describe('buildQueue', () => {
   });
 });
 
+describe('buildQueue with replicas (Sentinel)', () => {
+  const replicated = modelOf({
+    queue: { replicas: 2, consumers: [{ name: 'emails', image: 'w:1' }] },
+  });
+  const objs = build(replicated);
+
+  it('runs replicas + 1 Redis pods, each with its volume, and 3 Sentinels; no Service in front of Redis', () => {
+    expect(names(objs)).toEqual([
+      'Secret/shop-queue-auth',
+      'ServiceAccount/shop-queue',
+      'ConfigMap/shop-queue-config',
+      'Service/shop-queue-headless',
+      'StatefulSet/shop-queue',
+      'PodDisruptionBudget/shop-queue',
+      'Service/shop-queue-sentinel',
+      'Service/shop-queue-sentinel-headless',
+      'StatefulSet/shop-queue-sentinel',
+      'PodDisruptionBudget/shop-queue-sentinel',
+      'NetworkPolicy/shop-queue',
+      'ServiceAccount/shop-worker-emails',
+      'Deployment/shop-worker-emails',
+      'ScaledObject/shop-worker-emails',
+      'TriggerAuthentication/shop-queue-keda',
+    ]);
+    const sts = spec(find(objs, 'StatefulSet', 'shop-queue'));
+    expect(sts.replicas).toBe(3);
+    expect(sts.volumeClaimTemplates).toHaveLength(1);
+    // The same immutable fields as one Redis: switching replicas on keeps pod 0's volume.
+    const single = spec(find(objects, 'StatefulSet', 'shop-queue'));
+    for (const f of ['serviceName', 'podManagementPolicy', 'selector', 'volumeClaimTemplates'])
+      expect(sts[f]).toEqual(single[f]);
+    expect(sts.template.spec.containers[0].lifecycle.preStop.exec.command).toEqual([
+      'sh',
+      '/etc/redis/pre-stop.sh',
+    ]);
+    const conf = find(objs, 'ConfigMap')['data'] as Record<string, string>;
+    expect(conf['sentinel.conf']).toContain('sentinel monitor shop-queue @MASTER_HOST@');
+  });
+
+  it('hands apps and KEDA the Sentinels and the master name instead of a URL', () => {
+    const env = appWiring(replicated).env.filter((e) => e.name.startsWith('QUEUE_'));
+    expect(env.map((e) => e.name)).toEqual([
+      'QUEUE_SENTINELS',
+      'QUEUE_MASTER_NAME',
+      'QUEUE_PASSWORD',
+      'QUEUE_MAX_LENGTH',
+    ]);
+    const sentinels = env[0]?.value ?? '';
+    expect(sentinels.split(',')).toEqual(
+      [0, 1, 2].map((i) => `shop-queue-sentinel-${i}.shop-queue-sentinel-headless.prod.svc:26379`),
+    );
+    expect(env[1]?.value).toBe('shop-queue');
+    const trigger = spec(find(objs, 'ScaledObject')).triggers[0];
+    expect(trigger.type).toBe('redis-sentinel-streams');
+    expect(trigger.metadata).toMatchObject({ addresses: sentinels, sentinelMaster: 'shop-queue' });
+    expect(
+      spec(find(objs, 'TriggerAuthentication')).secretTargetRef.map(
+        (r: { parameter: string }) => r.parameter,
+      ),
+    ).toEqual(['password', 'sentinelPassword']);
+    expect(
+      spec(find(objs, 'NetworkPolicy')).ingress[0].ports.map((p: { port: number }) => p.port),
+    ).toEqual([6379, 26379]);
+  });
+});
+
 describe('adjustWorkers (who owns replicas)', () => {
   const fixed = modelOf({
     queue: {

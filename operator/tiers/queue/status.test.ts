@@ -93,4 +93,35 @@ describe('queueReport', () => {
       ],
     });
   });
+
+  it('with replicas: usable with a master and a Sentinel quorum, Degraded until all are ready', () => {
+    const r3 = modelOf({ queue: { replicas: 2, consumers: [{ name: 'emails', image: 'w:1' }] } });
+    const base = [
+      obj('Secret', 'shop-queue-auth'),
+      workload('Deployment', 'shop-worker-emails', 0, 0),
+      so('shop-worker-emails'),
+    ];
+    const kedaRefs = refs(buildQueue(r3, appWiring(r3)));
+    const noQuorum = queueReport(
+      r3,
+      observed([
+        ...base,
+        workload('StatefulSet', 'shop-queue', 3, 3),
+        workload('StatefulSet', 'shop-queue-sentinel', 3, 1),
+      ]),
+      kedaRefs,
+    );
+    expect(noQuorum.condition).toMatchObject({ status: 'False', reason: 'NoSentinelQuorum' });
+    const degraded = queueReport(
+      r3,
+      observed([
+        ...base,
+        workload('StatefulSet', 'shop-queue', 3, 2),
+        workload('StatefulSet', 'shop-queue-sentinel', 3, 3),
+      ]),
+      kedaRefs,
+    );
+    expect(degraded.condition).toMatchObject({ status: 'True', reason: 'Degraded' });
+    expect(degraded.condition.message).toContain('2/3 queue Redis pods ready, 3/3 Sentinels ready');
+  });
 });

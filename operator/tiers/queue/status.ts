@@ -2,6 +2,7 @@
 // to be usable; workers at zero replicas are fine when KEDA scales them (an empty stream).
 // KEDA missing is said here, naming it, since the workers then run at fixed replicas.
 import type { AppModel } from '../../api/model.ts';
+import { SENTINEL_COUNT, SENTINEL_QUORUM } from '../shared/redis-config.ts';
 import { condition, findObject } from '../shared/report.ts';
 import type { Observed, TierCondition, TierReport } from '../shared/report.ts';
 import { missing, podProblem, ratio, tierStatus, workload } from '../shared/workload-status.ts';
@@ -23,7 +24,9 @@ export function queueReport(
   const n = queueNames(app);
   // The ScaledObjects the cluster serves; none when keda.sh is not installed.
   const keda = wanted.some((w) => w.kind === 'ScaledObject');
-  const store = workload(observed, 'StatefulSet', n.queue, 1);
+  const store = workload(observed, 'StatefulSet', n.queue, queue.replicas + 1);
+  const sentinel =
+    queue.replicas > 0 ? workload(observed, 'StatefulSet', n.sentinel, SENTINEL_COUNT) : undefined;
   const consumers = queue.consumers.map((c) => {
     const d = findObject(observed, 'Deployment', workerName(app, c));
     const s = (d?.status ?? {}) as Json;
@@ -41,16 +44,21 @@ export function queueReport(
   const absent = missing(observed, [
     ['Secret', n.auth],
     ['StatefulSet', n.queue],
+    ...(sentinel ? [['StatefulSet', n.sentinel] as [string, string]] : []),
     ...queue.consumers.map((c) => ['Deployment', workerName(app, c)] as [string, string]),
     ...(keda
       ? queue.consumers.map((c) => ['ScaledObject', workerName(app, c)] as [string, string])
       : []),
   ]);
   if (absent.length > 0) return report('False', 'Creating', `waiting for ${absent.join(', ')}`);
-  const counts = `${ratio(store)} queue Redis pods ready`;
-  if (store.ready < 1) {
+  const counts =
+    `${ratio(store)} queue Redis pods ready` +
+    (sentinel ? `, ${ratio(sentinel)} Sentinels ready (quorum ${SENTINEL_QUORUM})` : '');
+  if (store.ready < 1 || (sentinel && sentinel.ready < SENTINEL_QUORUM)) {
     const problem = podProblem(app, observed, QUEUE_TIER);
     if (problem) return report('False', problem.reason, `${counts}; ${problem.message}`);
+    if (sentinel && store.ready >= 1)
+      return report('False', 'NoSentinelQuorum', `${counts}: no failover and no master discovery`);
     return report('False', 'NotReady', counts);
   }
   const workers = consumers.map((c) => `${c.name}: ${c.replicas}`).join(', ');
@@ -74,7 +82,9 @@ export function queueReport(
         `${counts}; ScaledObject ${workerName(app, c)}: ${String(ready['message'] ?? ready['reason'] ?? 'not ready')}`,
       );
   }
-  if (store.outdated)
+  if (store.ready < store.desired || (sentinel && sentinel.ready < sentinel.desired))
+    return report('True', 'Degraded', `${counts}; workers ${workers}`);
+  if (store.outdated || sentinel?.outdated)
     return report('True', 'Updating', `${counts}; rolling out; workers ${workers}`);
   return report('True', 'Ready', `${counts}; workers ${workers}`);
 }
@@ -83,7 +93,7 @@ export function queueReport(
 export function queueRetained(app: AppModel): string {
   const n = queueNames(app);
   return (
-    `the queue is off; its messages stay on the PersistentVolumeClaim data-${n.queue}-0 ` +
-    `(kubectl delete pvc data-${n.queue}-0 -n ${app.namespace} deletes them)`
+    `the queue is off; its messages stay on the PersistentVolumeClaims data-${n.queue}-<i> ` +
+    `(kubectl delete pvc -n ${app.namespace} -l scalable.dev/app=${app.name},scalable.dev/tier=queue deletes them)`
   );
 }

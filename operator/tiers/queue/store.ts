@@ -1,6 +1,9 @@
 // The queue store: a Redis of its own for Redis Streams (never the cache: cache data is
 // evictable, queued messages are not), with an append-only file on a PVC and noeviction, so a
-// full store refuses new messages instead of dropping queued ones.
+// full store refuses new messages instead of dropping queued ones. replicas: 0 is one Redis;
+// replicas > 0 adds replicas (each with its own volume) and 3 Sentinels that promote one when
+// the master fails. Both are the StatefulSet <app>-queue with the same immutable fields, so
+// switching replicas on keeps pod 0's volume: it is the master of the new set.
 import type { Chart } from 'cdk8s';
 import { k8s } from '../shared/k8s.ts';
 import type { AppModel } from '../../api/model.ts';
@@ -8,13 +11,18 @@ import type { EnvVar } from '../tier.ts';
 import { synth } from '../shared/chart.ts';
 import type { K8sObject } from '../shared/chart.ts';
 import { APP_LABEL, TIER_LABEL, labelsOf, metadataOf, nameOf, selectorOf } from '../shared/meta.ts';
+import { topologySpreadOf } from '../shared/pod-security.ts';
 import { quantity } from '../shared/quantity.ts';
 import {
   EXPORTER_PORT,
+  PRE_STOP_REDIS_SH,
   REDIS_PORT,
+  SENTINEL_PORT,
   START_REDIS_SH,
+  START_SENTINEL_SH,
   memoryLimitOf,
   persistentRedisConf,
+  sentinelConf,
 } from '../shared/redis-config.ts';
 import {
   CONFIG_HASH_ANNOTATION,
@@ -27,11 +35,20 @@ import {
   serviceAccount,
   svcHost,
 } from '../shared/redis-pod.ts';
+import {
+  discoveryEnv,
+  maxOneDown,
+  redisSelfAddr,
+  sentinelAddresses,
+  sentinelSet,
+} from '../shared/redis-sentinel.ts';
+import type { SentinelNames } from '../shared/redis-sentinel.ts';
 import { generatedSecret } from '../shared/secrets.ts';
 
 export type QueueSpec = NonNullable<AppModel['queue']>;
 
 export const QUEUE_TIER = 'queue';
+export const QUEUE_SENTINEL_COMPONENT = 'queue-sentinel';
 
 export function queueNames(app: AppModel) {
   return {
@@ -39,35 +56,74 @@ export function queueNames(app: AppModel) {
     auth: nameOf(app, 'queue', 'auth'),
     config: nameOf(app, 'queue', 'config'),
     headless: nameOf(app, 'queue', 'headless'),
+    sentinel: nameOf(app, 'queue', 'sentinel'),
+    sentinelHeadless: nameOf(app, 'queue', 'sentinel', 'headless'),
     /** The KEDA TriggerAuthentication that hands the scalers the password. */
     keda: nameOf(app, 'queue', 'keda'),
   };
 }
 
-/** host:port of the queue store as pods and KEDA (in its own namespace) reach it. */
-export const queueAddress = (app: AppModel): string =>
-  `${svcHost(app, queueNames(app).queue)}:${REDIS_PORT}`;
+const sentinelNames = (app: AppModel): SentinelNames => {
+  const n = queueNames(app);
+  return { ...n, redis: n.queue, serviceAccount: n.queue };
+};
+
+/** Name Sentinel knows the queue master by (QUEUE_MASTER_NAME). */
+export const queueMasterName = (app: AppModel): string => `${app.name}-queue`;
+
+/** Where pods and KEDA (from its own namespace) reach the store. */
+export type QueueTarget =
+  | { readonly kind: 'url'; readonly address: string }
+  | { readonly kind: 'sentinel'; readonly sentinels: readonly string[]; readonly master: string };
+
+export function queueTarget(app: AppModel, queue: QueueSpec): QueueTarget {
+  return queue.replicas === 0
+    ? { kind: 'url', address: `${svcHost(app, queueNames(app).queue)}:${REDIS_PORT}` }
+    : {
+        kind: 'sentinel',
+        sentinels: sentinelAddresses(app, sentinelNames(app)),
+        master: queueMasterName(app),
+      };
+}
 
 /** The producer side, for every app pod: where the store is, its password, the retention. */
 export function queueEnv(app: AppModel): EnvVar[] {
-  if (!app.queue) return [];
+  const queue = app.queue;
+  if (!queue) return [];
   const n = queueNames(app);
   return [
-    { name: 'QUEUE_URL', value: `redis://${n.queue}:${REDIS_PORT}/0` },
+    // With Sentinel no URL: a Service would send writes to read-only replicas.
+    ...(queue.replicas === 0
+      ? [{ name: 'QUEUE_URL', value: `redis://${n.queue}:${REDIS_PORT}/0` }]
+      : [
+          { name: 'QUEUE_SENTINELS', value: sentinelAddresses(app, sentinelNames(app)).join(',') },
+          { name: 'QUEUE_MASTER_NAME', value: queueMasterName(app) },
+        ]),
     passwordEnv('QUEUE_PASSWORD', n.auth),
-    { name: 'QUEUE_MAX_LENGTH', value: String(app.queue.maxLength) },
+    { name: 'QUEUE_MAX_LENGTH', value: String(queue.maxLength) },
   ];
 }
 
-export const queueConfigData = (queue: QueueSpec): Record<string, string> => ({
+export const queueConfigData = (app: AppModel, queue: QueueSpec): Record<string, string> => ({
   'redis.conf': persistentRedisConf(queue.memory, 'Queue Redis: streams, persistent, never evicts'),
   'start-redis.sh': START_REDIS_SH,
+  ...(queue.replicas > 0
+    ? {
+        'pre-stop.sh': PRE_STOP_REDIS_SH,
+        'sentinel.conf': sentinelConf(queueMasterName(app)),
+        'start-sentinel.sh': START_SENTINEL_SH,
+      }
+    : {}),
 });
 
 export function buildStore(app: AppModel, queue: QueueSpec): K8sObject[] {
   const n = queueNames(app);
-  const data = queueConfigData(queue);
+  const data = queueConfigData(app, queue);
+  const replicated = queue.replicas > 0;
   const selector = selectorOf(app, QUEUE_TIER);
+  // Each pod restarts only when the keys it reads change.
+  const pick = (...keys: string[]) =>
+    configHashOf(Object.fromEntries(keys.filter((k) => k in data).map((k) => [k, data[k] ?? ''])));
   const ports = [
     { name: 'redis', port: REDIS_PORT, targetPort: k8s.IntOrString.fromString('redis') },
     { name: 'metrics', port: EXPORTER_PORT, targetPort: k8s.IntOrString.fromString('metrics') },
@@ -78,35 +134,53 @@ export function buildStore(app: AppModel, queue: QueueSpec): K8sObject[] {
       metadata: metadataOf(app, QUEUE_TIER, n.config),
       data,
     });
-    new k8s.KubeService(chart, 'queue-svc', {
-      metadata: metadataOf(app, QUEUE_TIER, n.queue),
-      spec: { type: 'ClusterIP', selector, ports },
-    });
+    // With Sentinel there is no Service in front of Redis: it would reach replicas too.
+    if (!replicated)
+      new k8s.KubeService(chart, 'queue-svc', {
+        metadata: metadataOf(app, QUEUE_TIER, n.queue),
+        spec: { type: 'ClusterIP', selector, ports },
+      });
     new k8s.KubeService(chart, 'queue-headless', {
       metadata: metadataOf(app, QUEUE_TIER, n.headless),
       spec: { clusterIp: 'None', publishNotReadyAddresses: true, selector, ports },
     });
+    const sn = sentinelNames(app);
+    const redisEnv = replicated
+      ? [...discoveryEnv(app, sn, queueMasterName(app)), redisSelfAddr(app, sn)]
+      : [];
     new k8s.KubeStatefulSet(chart, 'queue-sts', {
       metadata: metadataOf(app, QUEUE_TIER, n.queue),
       spec: {
-        replicas: 1,
+        replicas: queue.replicas + 1,
         serviceName: n.headless,
         selector: { matchLabels: selector },
+        // Pod 0 first: it is the master of a fresh set. Immutable, so the same in both modes.
+        podManagementPolicy: 'OrderedReady',
         revisionHistoryLimit: 5,
-        // Queued messages outlive the StatefulSet: the volume stays when it is deleted.
+        // Queued messages outlive the StatefulSet: the volumes stay when it is deleted.
         persistentVolumeClaimRetentionPolicy: { whenDeleted: 'Retain', whenScaled: 'Retain' },
         template: {
           metadata: {
             labels: labelsOf(app, QUEUE_TIER),
-            annotations: { [CONFIG_HASH_ANNOTATION]: configHashOf(data) },
+            annotations: {
+              [CONFIG_HASH_ANNOTATION]: pick('redis.conf', 'start-redis.sh', 'pre-stop.sh'),
+            },
           },
           spec: redisPodSpec({
             serviceAccountName: n.queue,
             configMapName: n.config,
             containers: [
-              redisContainer({ app, secretName: n.auth, memoryLimit: memoryLimitOf(queue.memory) }),
+              redisContainer({
+                app,
+                secretName: n.auth,
+                memoryLimit: memoryLimitOf(queue.memory),
+                env: redisEnv,
+                // A master hands over to a replica before it stops (rollouts, drains).
+                ...(replicated ? { preStop: 'pre-stop.sh' } : {}),
+              }),
               exporterContainer(app, n.auth),
             ],
+            spread: replicated ? topologySpreadOf(app, selector) : undefined,
           }),
         },
         volumeClaimTemplates: [
@@ -123,6 +197,18 @@ export function buildStore(app: AppModel, queue: QueueSpec): K8sObject[] {
         ],
       },
     });
+    if (replicated) {
+      maxOneDown(chart, app, QUEUE_TIER, 'queue-pdb', n.queue, selector);
+      sentinelSet(
+        chart,
+        app,
+        QUEUE_TIER,
+        QUEUE_SENTINEL_COMPONENT,
+        sn,
+        queueMasterName(app),
+        pick('sentinel.conf', 'start-sentinel.sh'),
+      );
+    }
     storeNetworkPolicy(chart, app, queue, n.queue);
   });
   return [generatedSecret(app, QUEUE_TIER, n.auth, [PASSWORD_KEY]), ...objects];
@@ -133,7 +219,10 @@ export function buildStore(app: AppModel, queue: QueueSpec): K8sObject[] {
  * backlog) may reach Redis; the metrics port is open to any pod only when monitoring is on.
  */
 function storeNetworkPolicy(chart: Chart, app: AppModel, queue: QueueSpec, name: string) {
-  const redis = [{ port: k8s.IntOrString.fromNumber(REDIS_PORT), protocol: 'TCP' }];
+  const redis = (queue.replicas > 0 ? [REDIS_PORT, SENTINEL_PORT] : [REDIS_PORT]).map((port) => ({
+    port: k8s.IntOrString.fromNumber(port),
+    protocol: 'TCP',
+  }));
   new k8s.KubeNetworkPolicy(chart, 'queue-netpol', {
     metadata: metadataOf(app, QUEUE_TIER, name),
     spec: {

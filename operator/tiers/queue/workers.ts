@@ -15,8 +15,8 @@ import {
 } from '../shared/pod-security.ts';
 import { quantity, resourcesOf } from '../shared/quantity.ts';
 import { PASSWORD_KEY, podNameEnv } from '../shared/redis-pod.ts';
-import { QUEUE_TIER, queueAddress, queueNames } from './store.ts';
-import type { QueueSpec } from './store.ts';
+import { QUEUE_TIER, queueNames, queueTarget } from './store.ts';
+import type { QueueSpec, QueueTarget } from './store.ts';
 
 export type ConsumerSpec = QueueSpec['consumers'][number];
 
@@ -113,19 +113,27 @@ export function buildWorkers(app: AppModel, queue: QueueSpec, wiring: AppWiring)
       });
     }
   }).concat(
-    queue.consumers.map((c) => scaledObject(app, c, n.keda)),
-    [triggerAuthentication(app)],
+    queue.consumers.map((c) => scaledObject(app, queue, c, n.keda)),
+    [triggerAuthentication(app, queue)],
   );
 }
 
 /** KEDA reads the queue password from the generated Secret; it never appears in the spec. */
-function triggerAuthentication(app: AppModel): K8sObject {
+function triggerAuthentication(app: AppModel, queue: QueueSpec): K8sObject {
   const n = queueNames(app);
+  // Sentinels ask for the same password as Redis (start-sentinel.sh sets it).
+  const parameters = queue.replicas > 0 ? ['password', 'sentinelPassword'] : ['password'];
   return {
     apiVersion: KEDA_API_VERSION,
     kind: 'TriggerAuthentication',
     metadata: metadataOf(app, QUEUE_TIER, n.keda),
-    spec: { secretTargetRef: [{ parameter: 'password', name: n.auth, key: PASSWORD_KEY }] },
+    spec: {
+      secretTargetRef: parameters.map((parameter) => ({
+        parameter,
+        name: n.auth,
+        key: PASSWORD_KEY,
+      })),
+    },
   };
 }
 
@@ -136,7 +144,7 @@ function triggerAuthentication(app: AppModel): K8sObject {
  * - pending (delivered, not yet acknowledged): keeps the workers up until what they hold is
  *   acknowledged, so the cooldown starts when the work is done, not when it was read.
  */
-function scaledObject(app: AppModel, c: ConsumerSpec, auth: string): K8sObject {
+function scaledObject(app: AppModel, queue: QueueSpec, c: ConsumerSpec, auth: string): K8sObject {
   const name = workerName(app, c);
   const meta = metadataOf(app, QUEUE_TIER, name, workerComponent(c), {
     // KEDA copies our labels onto the HPA it creates; that HPA is KEDA's, not ours.
@@ -153,18 +161,22 @@ function scaledObject(app: AppModel, c: ConsumerSpec, auth: string): K8sObject {
       minReplicaCount: c.minReplicas,
       maxReplicaCount: c.maxReplicas,
       triggers: [
-        trigger(app, c, auth, { lagCount: String(c.targetBacklog) }),
-        trigger(app, c, auth, { pendingEntriesCount: String(c.targetBacklog) }),
+        trigger(queueTarget(app, queue), c, auth, { lagCount: String(c.targetBacklog) }),
+        trigger(queueTarget(app, queue), c, auth, {
+          pendingEntriesCount: String(c.targetBacklog),
+        }),
       ],
     },
   };
 }
 
-function trigger(app: AppModel, c: ConsumerSpec, auth: string, target: Record<string, string>) {
+function trigger(to: QueueTarget, c: ConsumerSpec, auth: string, target: Record<string, string>) {
   return {
-    type: 'redis-streams',
+    type: to.kind === 'url' ? 'redis-streams' : 'redis-sentinel-streams',
     metadata: {
-      address: queueAddress(app),
+      ...(to.kind === 'url'
+        ? { address: to.address }
+        : { addresses: to.sentinels.join(','), sentinelMaster: to.master }),
       stream: streamOf(c),
       consumerGroup: groupOf(c),
       ...target,

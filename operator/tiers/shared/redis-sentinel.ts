@@ -1,0 +1,157 @@
+// A 3-member Sentinel set for a replicated Redis tier: its Services, StatefulSet and PDB, and
+// the discovery env the Redis and Sentinel pods share (start-redis.sh, start-sentinel.sh and
+// pre-stop.sh read it). The queue tier uses it; the cache tier has its own copy of the same
+// objects (cache/build.ts), which can move here without a change to its output.
+import type { Chart } from 'cdk8s';
+import { k8s } from './k8s.ts';
+import type { AppModel } from '../../api/model.ts';
+import type { EnvVar } from '../tier.ts';
+import { labelsOf, metadataOf, selectorOf } from './meta.ts';
+import type { TierName } from './meta.ts';
+import { restrictedContainerSecurityContext, topologySpreadOf } from './pod-security.ts';
+import { quantity } from './quantity.ts';
+import {
+  CONF_DIR,
+  DATA_DIR,
+  REDIS_PORT,
+  SENTINEL_COUNT,
+  SENTINEL_PORT,
+  pingCommand,
+} from './redis-config.ts';
+import {
+  CONFIG_HASH_ANNOTATION,
+  passwordEnv,
+  podNameEnv,
+  redisPodSpec,
+  svcHost,
+} from './redis-pod.ts';
+
+export interface SentinelNames {
+  /** The Redis StatefulSet and its headless Service. */
+  readonly redis: string;
+  readonly headless: string;
+  readonly sentinel: string;
+  readonly sentinelHeadless: string;
+  readonly auth: string;
+  readonly config: string;
+  readonly serviceAccount: string;
+}
+
+/** host:port of each Sentinel: stable StatefulSet pod names behind a headless Service. */
+export function sentinelAddresses(app: AppModel, n: SentinelNames): string[] {
+  return Array.from(
+    { length: SENTINEL_COUNT },
+    (_, i) => `${n.sentinel}-${i}.${svcHost(app, n.sentinelHeadless)}:${SENTINEL_PORT}`,
+  );
+}
+
+/** What every Redis and Sentinel pod of the set needs to find the current master. */
+export function discoveryEnv(app: AppModel, n: SentinelNames, masterName: string): EnvVar[] {
+  return [
+    podNameEnv,
+    { name: 'SENTINELS', value: sentinelAddresses(app, n).join(',') },
+    { name: 'MASTER_NAME', value: masterName },
+    { name: 'SEED_ADDR', value: `${n.redis}-0.${svcHost(app, n.headless)}:${REDIS_PORT}` },
+  ];
+}
+
+/** This Redis pod's own stable address, as Sentinel and the replicas know it. */
+export const redisSelfAddr = (app: AppModel, n: SentinelNames): EnvVar => ({
+  name: 'SELF_ADDR',
+  value: `$(POD_NAME).${svcHost(app, n.headless)}:${REDIS_PORT}`,
+});
+
+export function sentinelSet(
+  chart: Chart,
+  app: AppModel,
+  tier: TierName,
+  component: string,
+  n: SentinelNames,
+  masterName: string,
+  hash: string,
+) {
+  const selector = selectorOf(app, tier, component);
+  const probe = { exec: { command: pingCommand(SENTINEL_PORT) }, timeoutSeconds: 5 };
+  const ports = [
+    { name: 'sentinel', port: SENTINEL_PORT, targetPort: k8s.IntOrString.fromString('sentinel') },
+  ];
+  new k8s.KubeService(chart, `${component}-svc`, {
+    metadata: metadataOf(app, tier, n.sentinel, component),
+    spec: { type: 'ClusterIP', selector, ports },
+  });
+  new k8s.KubeService(chart, `${component}-headless`, {
+    metadata: metadataOf(app, tier, n.sentinelHeadless, component),
+    spec: { clusterIp: 'None', publishNotReadyAddresses: true, selector, ports },
+  });
+  new k8s.KubeStatefulSet(chart, `${component}-sts`, {
+    metadata: metadataOf(app, tier, n.sentinel, component),
+    spec: {
+      replicas: SENTINEL_COUNT,
+      serviceName: n.sentinelHeadless,
+      selector: { matchLabels: selector },
+      // Sentinels find the master themselves; no reason to start them one by one.
+      podManagementPolicy: 'Parallel',
+      revisionHistoryLimit: 5,
+      template: {
+        metadata: {
+          labels: labelsOf(app, tier, component),
+          annotations: { [CONFIG_HASH_ANNOTATION]: hash },
+        },
+        spec: redisPodSpec({
+          serviceAccountName: n.serviceAccount,
+          configMapName: n.config,
+          dataEmptyDir: '16Mi',
+          spread: topologySpreadOf(app, selector),
+          containers: [
+            {
+              name: 'sentinel',
+              image: app.images.redis,
+              command: ['sh', `${CONF_DIR}/start-sentinel.sh`],
+              env: [
+                passwordEnv('REDIS_PASSWORD', n.auth),
+                { name: 'CONF_DIR', value: CONF_DIR },
+                { name: 'DATA_DIR', value: DATA_DIR },
+                ...discoveryEnv(app, n, masterName),
+                {
+                  name: 'SELF_ADDR',
+                  value: `$(POD_NAME).${svcHost(app, n.sentinelHeadless)}:${SENTINEL_PORT}`,
+                },
+              ] as k8s.EnvVar[],
+              ports: [{ name: 'sentinel', containerPort: SENTINEL_PORT, protocol: 'TCP' }],
+              resources: {
+                requests: { cpu: quantity('50m'), memory: quantity('64Mi') },
+                limits: { memory: quantity('64Mi') },
+              },
+              // start-sentinel.sh may wait up to a minute for the master's DNS name.
+              startupProbe: { ...probe, periodSeconds: 5, failureThreshold: 30 },
+              readinessProbe: { ...probe, periodSeconds: 5, failureThreshold: 3 },
+              livenessProbe: { ...probe, periodSeconds: 10, failureThreshold: 6 },
+              securityContext: restrictedContainerSecurityContext(),
+              volumeMounts: [
+                { name: 'config', mountPath: CONF_DIR, readOnly: true },
+                { name: 'data', mountPath: DATA_DIR },
+              ],
+            },
+          ],
+        }),
+      },
+    },
+  });
+  // Quorum is 2 of 3: at most one Sentinel may be drained at a time.
+  maxOneDown(chart, app, tier, `${component}-pdb`, n.sentinel, selector, component);
+}
+
+export function maxOneDown(
+  chart: Chart,
+  app: AppModel,
+  tier: TierName,
+  id: string,
+  name: string,
+  selector: Record<string, string>,
+  component?: string,
+) {
+  new k8s.KubePodDisruptionBudget(chart, id, {
+    metadata: metadataOf(app, tier, name, component),
+    spec: { maxUnavailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: selector } },
+  });
+}
