@@ -18,7 +18,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startKeda } from '../../devcluster/keda.ts';
 import type { Keda } from '../../devcluster/keda.ts';
 import { eventually, printLogDirOnFailure, uniqueName } from '../../devcluster/testing.ts';
+import { toModel } from '../../operator/api/model.ts';
+import { validateApp } from '../../operator/api/validate.ts';
+import { pathOf } from '../../operator/reconcile/kinds.ts';
 import type { KubeClient } from '../../operator/runtime/kube-client.ts';
+import { buildAll } from '../../operator/tiers/index.ts';
+import { TIER_LABEL } from '../../operator/tiers/shared/meta.ts';
 import {
   apiClient,
   conditionOf,
@@ -113,11 +118,23 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  // KEDA holds a finalizer on its ScaledObjects: it must see them go before it stops.
+  await deleteNamespace(client, ns);
+  await eventually(
+    'the ScaledObjects to go',
+    async () => {
+      const list = await client.request<Json>('GET', pathOf(scaledObjectInfo, ns), {
+        verb: 'list',
+        resource: scaledObjectInfo.plural,
+      });
+      return ((list['items'] as Json[]) ?? []).length === 0 ? true : undefined;
+    },
+    60_000,
+  ).catch((e: Error) => console.error(e.message));
   await keda?.stop();
   await op?.stop('SIGTERM');
   redis?.disconnect();
   redisProc?.kill('SIGKILL');
-  await deleteNamespace(client, ns);
   await deleteRbac(client, identity);
   client?.close();
   console.log(`[queue-keda] timings (s): ${JSON.stringify(timings)}`);
@@ -126,6 +143,35 @@ afterAll(async () => {
 
 describe('queue workers scaled by the real KEDA operator', () => {
   printLogDirOnFailure();
+
+  it.each([0, 2])(
+    'the rendered queue objects (replicas %i) pass a server-side dry run against the KEDA CRDs',
+    async (queueReplicas) => {
+      const v = validateApp(
+        scalableApp(ns, 'dry', {
+          web: { image: 'shop:1' },
+          queue: { replicas: queueReplicas, consumers: [{ name: 'a', image: 'w:1' }] },
+        }),
+      );
+      if (!v.ok) throw new Error(JSON.stringify(v.errors));
+      const objs = buildAll(toModel(v.app)).filter(
+        (o) => o.metadata.labels?.[TIER_LABEL] === 'queue',
+      );
+      expect(objs.map((o) => o.kind)).toEqual(
+        expect.arrayContaining(['ScaledObject', 'TriggerAuthentication']),
+      );
+      for (const o of objs) {
+        const info = kindInfo(o.apiVersion, o.kind);
+        await client.request('PATCH', pathOf(info, ns, o.metadata.name), {
+          verb: 'apply',
+          resource: info.plural,
+          query: { fieldManager: 'dry-run', force: true, dryRun: 'All' },
+          contentType: 'application/apply-patch+yaml',
+          body: o,
+        });
+      }
+    },
+  );
 
   it('renders the store, the worker and its ScaledObject; KEDA takes the replicas over', async () => {
     await applyAs(
