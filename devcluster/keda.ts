@@ -34,6 +34,7 @@ export interface Keda {
 export async function startKeda(o: KedaOptions): Promise<Keda> {
   const certDir = join(o.dir, 'certs');
   await mkdir(certDir, { recursive: true });
+  await mkdir(join(o.dir, 'pki'), { recursive: true });
   const pki = await generateCerts(join(o.dir, 'pki'));
   await copyFile(pki.caCert, join(certDir, 'ca.crt'));
   await copyFile(pki.serverCert, join(certDir, 'tls.crt'));

@@ -143,6 +143,8 @@ function triggerAuthentication(app: AppModel, queue: QueueSpec): K8sObject {
  *   lag (> activationLagCount 0) wakes a worker from zero;
  * - pending (delivered, not yet acknowledged): keeps the workers up until what they hold is
  *   acknowledged, so the cooldown starts when the work is done, not when it was read.
+ *   It errors while the group does not exist, and KEDA never scales to zero on an error: the
+ *   first worker (the first apply runs one) creates the group when it starts (the SDK does).
  */
 function scaledObject(app: AppModel, queue: QueueSpec, c: ConsumerSpec, auth: string): K8sObject {
   const name = workerName(app, c);
