@@ -1,0 +1,159 @@
+// The replicated queue store as rendered (queue.replicas > 0): its Redis pods and Sentinels
+// started by the ConfigMap's scripts with the env the StatefulSets render (pod DNS names
+// mapped to loopback ports), and the SDK on the worker env (QUEUE_SENTINELS): messages
+// replicated before the master dies are all on the promoted replica, and the queue goes on.
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect } from '../../sdk/src/index.ts';
+import type { Scalable } from '../../sdk/src/index.ts';
+import {
+  Harness,
+  PASSWORD,
+  client,
+  configMapData,
+  envOf,
+  freePort,
+  waitFor,
+} from './redis-harness.ts';
+import type { Instance } from './redis-harness.ts';
+import { podEnv, renderApp } from './sdk-harness.ts';
+
+const REPLICAS = 2;
+const { objects } = renderApp({
+  queue: { replicas: REPLICAS, consumers: [{ name: 'thumbs', image: 'w:1' }] },
+});
+const h = new Harness();
+const loopback = new Map<string, string>();
+const redis: Instance[] = [];
+const sentinels: Instance[] = [];
+let sdk: Scalable;
+let master = '';
+
+const valueOf = (env: ReturnType<typeof envOf>, name: string) => {
+  const v = env.find((e) => e.name === name)?.value;
+  if (v === undefined) throw new Error(`no ${name}`);
+  return v;
+};
+const toLoopback = (addr: string) => loopback.get(addr) ?? addr;
+const portOf = (addr: string) => Number(addr.slice(addr.lastIndexOf(':') + 1));
+
+async function masterPort(): Promise<number> {
+  const c = client(sentinels[0]!.port);
+  try {
+    const [host, port] = (await c.call('SENTINEL', 'get-master-addr-by-name', master)) as string[];
+    return portOf(toLoopback(`${host}:${port}`));
+  } finally {
+    c.disconnect();
+  }
+}
+
+beforeAll(async () => {
+  await h.init();
+  const data = configMapData(objects, 'shop-queue-config');
+  const redisEnv = envOf(objects, 'StatefulSet', 'shop-queue');
+  const sentinelEnv = envOf(objects, 'StatefulSet', 'shop-queue-sentinel');
+  master = valueOf(redisEnv, 'MASTER_NAME');
+  for (let i = 0; i <= REPLICAS; i++)
+    loopback.set(
+      valueOf(redisEnv, 'SELF_ADDR').replace('$(POD_NAME)', `shop-queue-${i}`),
+      `127.0.0.1:${await freePort()}`,
+    );
+  for (let i = 0; i < 3; i++)
+    loopback.set(
+      valueOf(sentinelEnv, 'SELF_ADDR').replace('$(POD_NAME)', `shop-queue-sentinel-${i}`),
+      `127.0.0.1:${await freePort()}`,
+    );
+  const podEnvOf = (env: ReturnType<typeof envOf>, pod: string) => ({
+    MASTER_NAME: master,
+    SENTINELS: valueOf(env, 'SENTINELS').split(',').map(toLoopback).join(','),
+    SEED_ADDR: toLoopback(valueOf(env, 'SEED_ADDR')),
+    SELF_ADDR: toLoopback(valueOf(env, 'SELF_ADDR').replace('$(POD_NAME)', pod)),
+  });
+  // OrderedReady: pod 0 (the seed master) first, then the replicas, then the Sentinels.
+  for (let i = 0; i <= REPLICAS; i++) {
+    const env = podEnvOf(redisEnv, `shop-queue-${i}`);
+    redis.push(
+      await h.start(`queue-${i}`, 'start-redis.sh', data, env, { port: portOf(env.SELF_ADDR) }),
+    );
+  }
+  for (let i = 0; i < 3; i++) {
+    const env = podEnvOf(sentinelEnv, `shop-queue-sentinel-${i}`);
+    sentinels.push(
+      await h.start(`sentinel-${i}`, 'start-sentinel.sh', data, env, {
+        port: portOf(env.SELF_ADDR),
+      }),
+    );
+  }
+  for (const s of sentinels) {
+    const c = client(s.port);
+    await waitFor(`${s.name} to see ${REPLICAS} replicas`, 30_000, async () => {
+      const seen = (await c.call('SENTINEL', 'replicas', master)) as unknown[];
+      return seen.length === REPLICAS;
+    });
+    c.disconnect();
+  }
+  const env = podEnv(
+    objects,
+    { secrets: { 'shop-queue-auth': PASSWORD } },
+    'Deployment',
+    'shop-worker-thumbs',
+  );
+  sdk = await connect({
+    env: {
+      ...env,
+      QUEUE_SENTINELS: (env['QUEUE_SENTINELS'] ?? '').split(',').map(toLoopback).join(','),
+      QUEUE_CONSUMER: 'worker-0',
+    },
+    // Sentinel answers with pod DNS names; map them as a NAT would.
+    redis: {
+      natMap: Object.fromEntries(
+        [...loopback].map(([pod, lo]) => [pod, { host: '127.0.0.1', port: portOf(lo) }]),
+      ),
+    },
+    onError: () => undefined,
+  });
+}, 180_000);
+
+afterAll(async () => {
+  await sdk?.close();
+  await h.cleanup();
+});
+
+describe('replicated queue store from the rendered StatefulSets', () => {
+  it('hands workers the Sentinels and the master name, not a URL', () => {
+    expect(sdk.settings.queue?.redis.kind).toBe('sentinel');
+    expect(master).toBe('shop-queue');
+  });
+
+  it('keeps every replicated message across kill -9 of the master and goes on after the failover', async () => {
+    const q = sdk.queue!;
+    for (let n = 0; n < 100; n++) await q.enqueue('thumbs', { n });
+    const oldPort = await masterPort();
+    const old = redis.find((r) => r.port === oldPort)!;
+    const m: Redis = client(oldPort);
+    // Replication is asynchronous: wait until both replicas hold every message, then crash.
+    expect(await m.call('WAIT', String(REPLICAS), '5000')).toBe(REPLICAS);
+    m.disconnect();
+    const t0 = Date.now();
+    await h.kill(old);
+    await waitFor('a new master', 60_000, async () => (await masterPort()) !== oldPort, 250);
+    const failoverSeconds = (Date.now() - t0) / 1000;
+    await waitFor(
+      'the SDK to write to the new master',
+      30_000,
+      async () => {
+        await q.enqueue('thumbs', { n: 100 });
+        return true;
+      },
+      500,
+    );
+    const handled = new Set<number>();
+    const consumer = q.consume<{ n: number }>(async (msg) => {
+      handled.add(msg.payload.n);
+    });
+    await waitFor('all 101 handled', 30_000, async () => handled.size === 101);
+    await consumer.stop();
+    console.log(`[queue-sentinel] kill -9 of the master -> new master in ${failoverSeconds}s`);
+    expect([...handled].sort((a, b) => a - b)).toEqual(Array.from({ length: 101 }, (_, i) => i));
+  }, 120_000);
+});
