@@ -7,13 +7,13 @@
 // field over (down to zero after its cooldown) once the ScaledObject is seen.
 import type { AppModel } from '../../api/model.ts';
 import type { K8sObject } from '../shared/chart.ts';
-import type { ObservedObject } from '../shared/report.ts';
+import type { LiveView } from '../tier.ts';
 import { fixedReplicasOf, isWorker } from './workers.ts';
 
 export function adjustWorkers(
   app: AppModel,
   desired: readonly K8sObject[],
-  live: (obj: K8sObject) => ObservedObject | undefined,
+  live: LiveView,
 ): K8sObject[] {
   const consumers = app.queue?.consumers ?? [];
   return desired.map((o) => {
@@ -21,7 +21,7 @@ export function adjustWorkers(
     const scaler = desired.find(
       (s) => s.kind === 'ScaledObject' && s.metadata.name === o.metadata.name,
     );
-    if (scaler && live(scaler)) return o;
+    if (scaler && live.object(scaler)) return o;
     const c = consumers.find((x) => o.metadata.name.endsWith(`-worker-${x.name}`));
     if (!c) return o;
     const spec = o['spec'] as Record<string, unknown>;

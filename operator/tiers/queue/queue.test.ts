@@ -283,7 +283,7 @@ describe('adjustWorkers (who owns replicas)', () => {
     spec(find(objs, 'Deployment', name)).replicas;
 
   it('runs max(minReplicas, 1) workers while no ScaledObject is live (KEDA not installed)', () => {
-    const out = adjustWorkers(fixed, desired, () => undefined);
+    const out = adjustWorkers(fixed, desired, { object: () => undefined, status: {} });
     expect(replicasOf(out, 'shop-worker-a')).toBe(3);
     expect(replicasOf(out, 'shop-worker-b')).toBe(1);
     // Nothing else changes.
@@ -293,7 +293,10 @@ describe('adjustWorkers (who owns replicas)', () => {
   });
 
   it('leaves replicas to KEDA once the ScaledObject is live', () => {
-    const out = adjustWorkers(fixed, desired, (o) => (o.kind === 'ScaledObject' ? o : undefined));
+    const out = adjustWorkers(fixed, desired, {
+      object: (o) => (o.kind === 'ScaledObject' ? o : undefined),
+      status: {},
+    });
     expect(out).toEqual(desired);
     expect(spec(find(out, 'Deployment', 'shop-worker-a'))).not.toHaveProperty('replicas');
   });
