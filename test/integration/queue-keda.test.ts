@@ -283,4 +283,9 @@ describe('queue workers scaled by the real KEDA operator', () => {
     );
     timings['scale-down after ack'] = (Date.now() - t0) / 1000;
   }, 240_000);
+
+  it('the operator needed no permission beyond its ClusterRole (TriggerAuthentication included)', () => {
+    expect(op.logs()).toContain('TriggerAuthentication');
+    expect(op.logs()).not.toMatch(/ 403 |forbidden/i);
+  });
 });
