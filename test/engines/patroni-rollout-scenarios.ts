@@ -252,5 +252,9 @@ function replicasOf(h: Harness): number {
 function databaseSpec(app: AppModel): Record<string, unknown> {
   const db = app.database;
   if (!db) throw new Error('no database');
-  return { replicasPerShard: db.replicasPerShard, deletionPolicy: db.deletionPolicy };
+  return {
+    replicasPerShard: db.replicasPerShard,
+    deletionPolicy: db.deletionPolicy,
+    synchronous: db.synchronous,
+  };
 }

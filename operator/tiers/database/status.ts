@@ -121,6 +121,9 @@ export function shardMapConflict(app: AppModel, observed: Observed): string[] {
  * DatabaseReady: True when every shard has a ready primary (writes work everywhere);
  * missing replicas keep it True with reason ReplicasDegraded, since the app still works
  * but a failover would lose capacity (or, when synchronous, wait for a standby).
+ * False, most urgent first: MultiplePrimaries (two writers), MajorVersionMismatch (a data
+ * directory refused before Postgres started), NoPrimary, RollingUpdate (a shard rolls or
+ * waits for a switchover before a scale-down: Progressing, not Ready).
  */
 export const DATABASE_READY = 'DatabaseReady';
 
