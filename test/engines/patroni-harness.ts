@@ -278,8 +278,16 @@ export async function startDatabase(
       if (!proc || !running(m)) return;
       const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
       proc.kill('SIGTERM');
-      const killed = sleep(graceMs).then(() => killMember(m));
-      await Promise.race([exited, killed]);
+      // The grace timer ends with the process: a late kill would hit the member's next
+      // Patroni (m.proc) and its postmaster.
+      const grace = new AbortController();
+      const late = sleep(graceMs, undefined, { signal: grace.signal }).then(
+        () => killMember(m),
+        () => undefined,
+      );
+      await Promise.race([exited, late]);
+      grace.abort();
+      await exited;
     },
     async isReady(m) {
       try {
