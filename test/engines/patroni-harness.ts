@@ -27,7 +27,10 @@ import type { AppModel } from '../../operator/api/model.ts';
 import { toModel } from '../../operator/api/model.ts';
 import { validateApp } from '../../operator/api/validate.ts';
 import { buildDatabase } from '../../operator/tiers/database/build.ts';
-import { dataVersionScript } from '../../operator/tiers/database/statefulset.ts';
+import {
+  REWIND_PASSWORD_ENV,
+  dataVersionScript,
+} from '../../operator/tiers/database/statefulset.ts';
 import {
   PRIMARY_ROLE,
   ROLE_LABEL,
@@ -207,6 +210,7 @@ export async function startDatabase(
       PATRONI_POSTGRESQL_PGPASS: `${m.dataDir}.pgpass`,
       [ENV.superuserPassword]: PASSWORDS.superuser,
       [ENV.replicationPassword]: PASSWORDS.replication,
+      [REWIND_PASSWORD_ENV]: PASSWORDS.superuser,
       [ENV.restapiUsername]: 'patroni',
       [ENV.restapiPassword]: PASSWORDS.restapi,
       [ENV.appPassword]: PASSWORDS.app,

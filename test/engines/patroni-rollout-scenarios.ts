@@ -178,30 +178,46 @@ export async function rollout(h: Harness, cluster: ClusterAccess): Promise<Outco
   });
 }
 
-/** Moves the primary to `to` through the same DCS request the operator uses. */
+/**
+ * Moves the primary to `to` through the same DCS request the operator uses. In synchronous
+ * mode Patroni switches over only to the synchronous standby, so it hops through that one
+ * until `to` is (which one Patroni picks after a hop is its choice).
+ */
 export async function switchTo(h: Harness, to: Member): Promise<void> {
-  const from = h.primaryOf(0);
-  if (!from || from === to) return;
-  h.kubectl(
-    ['apply', '--server-side', '--field-manager=test', '-f', '-'],
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'ConfigMap',
-      metadata: {
-        name: 'shop-db-0-failover',
-        namespace: h.ns,
-        labels: { 'scalable.dev/database': 'shop', 'scalable.dev/cluster': 'shop-db-0' },
-        annotations: { leader: from.name, member: to.name },
-      },
-    }),
-  );
-  await eventually(
-    `${to.name} primary`,
-    async () => (h.primaryOf(0) === to ? true : undefined),
-    90_000,
-    500,
-  );
-  await settled(h);
+  for (let hop = 0; hop < 8; hop++) {
+    const from = h.primaryOf(0);
+    if (from === to) return settled(h).then(() => undefined);
+    if (!from) throw new Error('no primary');
+    let member = to.name;
+    if (h.app.database?.synchronous) {
+      const sync = JSON.parse(
+        h.kubectl(['-n', h.ns, 'get', 'configmap', 'shop-db-0-sync', '-o', 'json']),
+      ) as { metadata: { annotations?: Record<string, string> } };
+      const standbys = (sync.metadata.annotations?.['sync_standby'] ?? '').split(',');
+      member = standbys.includes(to.name) ? to.name : (standbys[0] ?? to.name);
+    }
+    h.kubectl(
+      ['apply', '--server-side', '--field-manager=test', '--force-conflicts', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: {
+          name: 'shop-db-0-failover',
+          namespace: h.ns,
+          labels: { 'scalable.dev/database': 'shop', 'scalable.dev/cluster': 'shop-db-0' },
+          annotations: { leader: from.name, member },
+        },
+      }),
+    );
+    await eventually(
+      `${member} primary`,
+      async () => (h.primaryOf(0)?.name === member ? true : undefined),
+      90_000,
+      500,
+    );
+    await settled(h);
+  }
+  throw new Error(`could not move the primary to ${to.name}`);
 }
 
 export interface ScaleDownOutcome extends Outcome {

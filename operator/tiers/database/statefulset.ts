@@ -36,6 +36,8 @@ import {
   binDir,
 } from './patroni-config.ts';
 
+export const REWIND_PASSWORD_ENV = 'PATRONI_REWIND_PASSWORD';
+
 /** The first word of the check's message; the status recognises it. */
 export const MAJOR_VERSION_MISMATCH = 'MajorVersionMismatch';
 
@@ -75,6 +77,9 @@ function patroniEnv(app: AppModel) {
     { name: ENV.restapiConnect, value: `$(POD_IP):${PATRONI_PORT}` },
     secretEnv(ENV.superuserPassword, auth, AUTH_KEYS.superuser),
     secretEnv(ENV.replicationPassword, auth, AUTH_KEYS.replication),
+    // The rewind user is the superuser (patroni.yml): without its password Patroni cannot
+    // check a returning member against the new leader after a switchover, nor pg_rewind it.
+    secretEnv(REWIND_PASSWORD_ENV, auth, AUTH_KEYS.superuser),
     { name: ENV.restapiUsername, value: RESTAPI_USER },
     secretEnv(ENV.restapiPassword, auth, AUTH_KEYS.restapi),
     // Read once by post-bootstrap.sh on the first primary.
