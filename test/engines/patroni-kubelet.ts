@@ -156,7 +156,7 @@ export function applyStatefulSet(app: AppModel, h: Harness, desired: ObservedObj
     h.kubectl(['-n', h.ns, 'get', 'statefulset', shardName(app, 0), '-o', 'json']),
   ) as ObservedObject;
   const adjust = databaseTier.hooks?.adjust;
-  const [obj] = adjust ? adjust(app, [desired], () => live) : [desired];
+  const [obj] = adjust ? adjust(app, [desired], { object: () => live, status: {} }) : [desired];
   h.kubectl(['apply', '--server-side', '--force-conflicts', '-f', '-'], JSON.stringify(obj));
 }
 
