@@ -36,6 +36,8 @@ describe('operator RBAC', () => {
       ),
     ).toBe(true);
     expect(allows('', 'pods', 'watch')).toBe(true);
+    // The database tier restarts Postgres pods itself (OnDelete rollouts).
+    expect(allows('', 'pods', 'delete')).toBe(true);
     expect(clusterRole().kind).toBe('ClusterRole');
   });
   it('holds Leases only in its own namespace (the leader-election Role)', () => {

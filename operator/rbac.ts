@@ -61,10 +61,11 @@ export const OPERATOR_RULES: readonly PolicyRule[] = [
     verbs: [...WATCH, 'create', 'update', 'patch', 'delete'],
   },
   { apiGroups: [''], resources: ['configmaps'], verbs: ['update'] },
+  // delete: the database tier restarts Postgres pods itself, replicas before the primary.
   {
     apiGroups: [POD_KIND.group],
     resources: [POD_KIND.plural],
-    verbs: [...WATCH, 'update', 'patch'],
+    verbs: [...WATCH, 'update', 'patch', 'delete'],
   },
   { apiGroups: [PVC_KIND.group], resources: [PVC_KIND.plural], verbs: [...WATCH, 'delete'] },
   { apiGroups: [EVENT_KIND.group], resources: [EVENT_KIND.plural], verbs: ['create', 'patch'] },

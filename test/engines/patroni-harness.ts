@@ -3,7 +3,7 @@
 // + Postgres processes on loopback take the pods' names, so Patroni labels those pods and
 // the rendered Services follow. Patroni authenticates with a token of the rendered
 // ServiceAccount, so the rendered Role is exactly what it gets.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import {
   chownSync,
@@ -27,6 +27,10 @@ import type { AppModel } from '../../operator/api/model.ts';
 import { toModel } from '../../operator/api/model.ts';
 import { validateApp } from '../../operator/api/validate.ts';
 import { buildDatabase } from '../../operator/tiers/database/build.ts';
+import {
+  REWIND_PASSWORD_ENV,
+  dataVersionScript,
+} from '../../operator/tiers/database/statefulset.ts';
 import {
   PRIMARY_ROLE,
   ROLE_LABEL,
@@ -66,7 +70,13 @@ export interface Member {
   readonly dataDir: string;
   readonly log: string;
   proc?: ChildProcess;
+  /** The data-version check's message when it refused to start this member. */
+  refused?: string;
 }
+
+/** Whether the member's Patroni process is running. */
+export const running = (m: Member): boolean =>
+  m.proc !== undefined && m.proc.exitCode === null && m.proc.signalCode === null;
 
 export interface PodJson {
   metadata: { name: string; labels?: Record<string, string> };
@@ -124,6 +134,8 @@ export interface Harness {
   readonly app: AppModel;
   readonly ns: string;
   readonly dir: string;
+  /** Admin kubeconfig of the embedded control plane. */
+  readonly kubeconfig: string;
   readonly members: readonly Member[];
   kubectl(args: string[], input?: string): string;
   pods(): PodJson[];
@@ -132,7 +144,15 @@ export interface Harness {
   primaryOf(shard: number): Member | undefined;
   /** Pods backing a Service, by its EndpointSlices. */
   endpointsOf(service: string): string[];
+  /**
+   * As the pod starts: the rendered data-version check (the init container's script), then
+   * Patroni unless the check refused (then `refused` holds its message).
+   */
   startMember(m: Member): void;
+  /** As the kubelet stops a container: SIGTERM, then SIGKILL after the grace period. */
+  stopMember(m: Member, graceMs?: number): Promise<void>;
+  /** Patroni's /readiness, the pod's readiness probe. */
+  isReady(m: Member): Promise<boolean>;
   /** kill -9 of Patroni and of its postmaster: a crashed node, no clean hand-over. */
   killMember(m: Member): void;
   stop(): Promise<void>;
@@ -161,6 +181,16 @@ export async function startDatabase(
   const patroniKubeconfig = join(dir, 'kubeconfig');
 
   function startMember(m: Member): void {
+    // The init container: same script, this host's paths.
+    const check = spawnSync('sh', ['-c', dataVersionScript()], {
+      env: { PATH: '/usr/bin:/bin', PGDATA: m.dataDir, PG_BIN },
+      encoding: 'utf8',
+    });
+    if (check.status !== 0) {
+      m.refused = check.stderr.trim();
+      return;
+    }
+    delete m.refused;
     const out = openSync(m.log, 'a');
     // Exactly what the pod's env carries (statefulset.ts), with loopback addresses and
     // this host's paths; everything else comes from the rendered patroni.yml.
@@ -180,6 +210,7 @@ export async function startDatabase(
       PATRONI_POSTGRESQL_PGPASS: `${m.dataDir}.pgpass`,
       [ENV.superuserPassword]: PASSWORDS.superuser,
       [ENV.replicationPassword]: PASSWORDS.replication,
+      [REWIND_PASSWORD_ENV]: PASSWORDS.superuser,
       [ENV.restapiUsername]: 'patroni',
       [ENV.restapiPassword]: PASSWORDS.restapi,
       [ENV.appPassword]: PASSWORDS.app,
@@ -214,6 +245,7 @@ export async function startDatabase(
     app,
     ns,
     dir,
+    kubeconfig,
     members,
     kubectl,
     pods,
@@ -245,6 +277,32 @@ export async function startDatabase(
         .sort();
     },
     startMember,
+    async stopMember(m, graceMs = 60_000) {
+      const proc = m.proc;
+      if (!proc || !running(m)) return;
+      const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+      proc.kill('SIGTERM');
+      // The grace timer ends with the process: a late kill would hit the member's next
+      // Patroni (m.proc) and its postmaster.
+      const grace = new AbortController();
+      const late = sleep(graceMs, undefined, { signal: grace.signal }).then(
+        () => killMember(m),
+        () => undefined,
+      );
+      await Promise.race([exited, late]);
+      grace.abort();
+      await exited;
+    },
+    async isReady(m) {
+      try {
+        const res = await fetch(`http://127.0.0.1:${m.restPort}/readiness`, {
+          signal: AbortSignal.timeout(1000),
+        });
+        return res.status === 200;
+      } catch {
+        return false;
+      }
+    },
     killMember,
     async stop() {
       for (const m of members) killMember(m);

@@ -100,6 +100,29 @@ describe('buildDatabase', () => {
     expect(del.volumeClaimTemplates[0].spec).not.toHaveProperty('storageClassName');
   });
 
+  it('leaves restarts to the operator, with time for a clean Postgres shutdown', () => {
+    const sts = spec(find(objects, 'StatefulSet', 'shop-db-0'));
+    expect(sts.updateStrategy).toEqual({ type: 'OnDelete' });
+    expect(sts.template.spec.terminationGracePeriodSeconds).toBe(300);
+  });
+
+  it('checks the data directory major before Postgres starts', () => {
+    const pod = spec(find(objects, 'StatefulSet', 'shop-db-0')).template.spec;
+    expect(pod.initContainers).toHaveLength(1);
+    const check = pod.initContainers[0];
+    expect(check).toMatchObject({
+      name: 'check-data-version',
+      image: pod.containers[0].image,
+      command: ['sh', '-c', expect.stringContaining('PG_VERSION')],
+      terminationMessagePolicy: 'FallbackToLogsOnError',
+      volumeMounts: [{ name: 'data', mountPath: '/var/lib/postgresql/data', readOnly: true }],
+    });
+    expect(check.env).toEqual([
+      { name: 'PGDATA', value: '/var/lib/postgresql/data/pgdata' },
+      { name: 'PG_BIN', value: '/usr/lib/postgresql/17/bin' },
+    ]);
+  });
+
   it('passes every password by secretKeyRef and none by value', () => {
     const env = spec(find(objects, 'StatefulSet', 'shop-db-0')).template.spec.containers.flatMap(
       (c: { env: unknown[] }) => c.env,
@@ -113,6 +136,7 @@ describe('buildDatabase', () => {
       'DATA_SOURCE_PASS',
       'PATRONI_REPLICATION_PASSWORD',
       'PATRONI_RESTAPI_PASSWORD',
+      'PATRONI_REWIND_PASSWORD',
       'PATRONI_SUPERUSER_PASSWORD',
       'SCALABLE_APP_PASSWORD',
       'SCALABLE_MONITOR_PASSWORD',

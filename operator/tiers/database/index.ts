@@ -1,13 +1,16 @@
 // The database (the chapter's replication, failover and sharding): per shard a Patroni-managed
 // Postgres StatefulSet with -rw/-ro Services, and the shard map apps route by. Its hooks keep
 // what lives outside its objects: the bucket ranges already published, Patroni's dynamic
-// config, and the data clean-up of deletionPolicy: Delete.
+// config, the data clean-up of deletionPolicy: Delete, and rollouts and scale-downs in an
+// order that moves the primary once, by a switchover (rollout.ts).
 import type { Tier } from '../tier.ts';
 import { buildDatabase } from './build.ts';
 import { DATA_FINALIZER, cleanUpDatabase, retainedDatabase, wantsFinalizer } from './cleanup.ts';
 import { syncPatroniConfig } from './dcs-sync.ts';
 import { holdShardMap } from './shard-hold.ts';
 import { databaseWiring } from './shard-map.ts';
+import { holdReplicas } from './rollout.ts';
+import { stepRollouts } from './rollout-step.ts';
 import { DATABASE_READY, databaseReport } from './status.ts';
 
 export const databaseTier: Tier = {
@@ -19,8 +22,12 @@ export const databaseTier: Tier = {
   report: databaseReport,
   retained: retainedDatabase,
   hooks: {
-    adjust: holdShardMap,
+    adjust: (app, desired, live) =>
+      holdShardMap(app, desired, live).map((o) =>
+        o.kind === 'StatefulSet' ? holdReplicas(o, live.object(o)) : o,
+      ),
     afterApply: syncPatroniConfig,
+    step: stepRollouts,
     finalizer: { name: DATA_FINALIZER, wanted: wantsFinalizer, cleanUp: cleanUpDatabase },
   },
 };

@@ -26,7 +26,20 @@ import {
   shardSelector,
   tierName,
 } from './names.ts';
-import { DATA_MOUNT, ENV, PATRONI_CONFIG_FILE, POD_LAYOUT, SOCKET_DIR } from './patroni-config.ts';
+import {
+  DATA_DIR,
+  DATA_MOUNT,
+  ENV,
+  PATRONI_CONFIG_FILE,
+  POD_LAYOUT,
+  SOCKET_DIR,
+  binDir,
+} from './patroni-config.ts';
+
+export const REWIND_PASSWORD_ENV = 'PATRONI_REWIND_PASSWORD';
+
+/** The first word of the check's message; the status recognises it. */
+export const MAJOR_VERSION_MISMATCH = 'MajorVersionMismatch';
 
 /** The official image runs Postgres as uid/gid 999 (user postgres). */
 export const POSTGRES_UID = 999;
@@ -36,6 +49,19 @@ const secretEnv = (name: string, secret: string, key: string) => ({
   name,
   valueFrom: { secretKeyRef: { name: secret, key } },
 });
+
+/**
+ * On SIGTERM Patroni stops Postgres with a shutdown checkpoint, which writes every dirty
+ * buffer (up to shared_buffers, a quarter of the memory limit) and waits for replicas to
+ * receive the last WAL. A kill before it ends means crash recovery on the next start and,
+ * for a primary, a failover instead of a clean hand-over. 30 s is too short for a few GiB
+ * of dirty buffers on a slow volume; 300 s (as Zalando's postgres-operator) covers it and
+ * costs nothing when shutdown is quick: the kubelet stops waiting once the process exits.
+ */
+export const SHUTDOWN_GRACE_SECONDS = 300;
+
+/** The init container that refuses a data directory of another major version. */
+export const DATA_VERSION_CHECK = 'check-data-version';
 
 export function postgresImage(app: AppModel): string {
   return app.images.postgres.replace('{version}', app.database?.version ?? '');
@@ -51,6 +77,9 @@ function patroniEnv(app: AppModel) {
     { name: ENV.restapiConnect, value: `$(POD_IP):${PATRONI_PORT}` },
     secretEnv(ENV.superuserPassword, auth, AUTH_KEYS.superuser),
     secretEnv(ENV.replicationPassword, auth, AUTH_KEYS.replication),
+    // The rewind user is the superuser (patroni.yml): without its password Patroni cannot
+    // check a returning member against the new leader after a switchover, nor pg_rewind it.
+    secretEnv(REWIND_PASSWORD_ENV, auth, AUTH_KEYS.superuser),
     { name: ENV.restapiUsername, value: RESTAPI_USER },
     secretEnv(ENV.restapiPassword, auth, AUTH_KEYS.restapi),
     // Read once by post-bootstrap.sh on the first primary.
@@ -91,7 +120,9 @@ export function shardStatefulSet(chart: Chart, app: AppModel, shard: number): vo
       selector: { matchLabels: selector },
       // Patroni orders bootstrap itself (replicas wait for a leader), so start pods together.
       podManagementPolicy: 'Parallel',
-      updateStrategy: { type: 'RollingUpdate' },
+      // The operator restarts pods itself, replicas first and the primary after a
+      // switchover (rollout.ts); the controller's ordinal order ignores where the primary is.
+      updateStrategy: { type: 'OnDelete' },
       persistentVolumeClaimRetentionPolicy: {
         // Volumes never go with the StatefulSet (a pruned or switched-off database keeps its
         // data); deletionPolicy: Delete is carried out by the app's finalizer (cleanup.ts).
@@ -106,9 +137,10 @@ export function shardStatefulSet(chart: Chart, app: AppModel, shard: number): vo
           automountServiceAccountToken: true,
           securityContext: restrictedPodSecurityContext(POSTGRES_UID),
           enableServiceLinks: false,
-          terminationGracePeriodSeconds: 30,
+          terminationGracePeriodSeconds: SHUTDOWN_GRACE_SECONDS,
           affinity: antiAffinity(selector),
           ...(spread ? { topologySpreadConstraints: spread } : {}),
+          initContainers: [dataVersionCheck(app, db)],
           containers: [patroniContainer(app, db), exporterContainer(app)],
           volumes: [
             {
@@ -135,6 +167,45 @@ export function shardStatefulSet(chart: Chart, app: AppModel, shard: number): vo
       ],
     },
   });
+}
+
+/**
+ * Postgres refuses a data directory of another major, and Patroni then restarts it in a
+ * loop whose reason is buried in its log. This check runs first and fails with one line
+ * (the termination message, FallbackToLogsOnError) that the status turns into
+ * MajorVersionMismatch. The image's major comes from its postgres binary, not the spec,
+ * so an image override is checked too. An empty volume (first start) passes.
+ */
+function dataVersionCheck(app: AppModel, db: NonNullable<AppModel['database']>) {
+  return {
+    name: DATA_VERSION_CHECK,
+    image: postgresImage(app),
+    command: ['sh', '-c', dataVersionScript()],
+    env: [
+      { name: 'PGDATA', value: DATA_DIR },
+      { name: 'PG_BIN', value: binDir(db.version) },
+    ],
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+    resources: {
+      requests: { cpu: quantity('10m'), memory: quantity('16Mi') },
+      limits: { memory: quantity('64Mi') },
+    },
+    securityContext: restrictedContainerSecurityContext(),
+    volumeMounts: [{ name: 'data', mountPath: DATA_MOUNT, readOnly: true }],
+  };
+}
+
+/** The check's shell script; the engine tests run it against real data directories. */
+export function dataVersionScript(): string {
+  return [
+    'set -eu',
+    '[ -f "$PGDATA/PG_VERSION" ] || exit 0',
+    'data=$(cat "$PGDATA/PG_VERSION")',
+    'image=$("$PG_BIN/postgres" -V 2>/dev/null | sed -n \'s/^postgres (PostgreSQL) \\([0-9]*\\).*/\\1/p\') || true',
+    '[ "$data" = "$image" ] && exit 0',
+    `echo "${MAJOR_VERSION_MISMATCH}: the data directory was initialised by PostgreSQL $data, this image runs PostgreSQL \${image:-(none at $PG_BIN)}; Postgres was not started and the data is untouched. Run the image of PostgreSQL $data (database.version), or upgrade the data with pg_upgrade first." >&2`,
+    'exit 1',
+  ].join('\n');
 }
 
 function patroniContainer(app: AppModel, db: NonNullable<AppModel['database']>) {

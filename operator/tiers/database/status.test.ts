@@ -93,6 +93,103 @@ describe('databaseReport', () => {
     expect(r.condition.reason).toBe('NoPrimary');
   });
 
+  // StatefulSets of both shards, their controller on revision `rev`.
+  const sets = (rev: string, replicas = 3): ObservedObject[] =>
+    [0, 1].map((i) => ({
+      apiVersion: 'apps/v1',
+      kind: 'StatefulSet',
+      metadata: { name: `shop-db-${i}`, generation: 2 },
+      spec: { replicas },
+      status: { observedGeneration: 2, updateRevision: rev },
+    }));
+  const onRevision = (pods: ObservedObject[], rev: string, except?: string) =>
+    pods.map((p) =>
+      p.metadata.name === except
+        ? p
+        : {
+            ...p,
+            metadata: {
+              ...p.metadata,
+              labels: { ...p.metadata.labels, 'controller-revision-hash': rev },
+            },
+          },
+    );
+
+  it('is not ready while a shard rolls, and says what comes next', () => {
+    const pods = onRevision(healthy, 'v2', 'shop-db-0-2');
+    const r = databaseReport(app, { objects: sets('v2'), pods, missingApis: [] });
+    expect(r.condition).toMatchObject({
+      status: 'False',
+      reason: 'RollingUpdate',
+      message:
+        'shop-db-0: next: restart shop-db-0-2 (replica on an old revision (1 of 3 pods to update))',
+    });
+    const done = databaseReport(app, {
+      objects: sets('v2'),
+      pods: onRevision(healthy, 'v2'),
+      missingApis: [],
+    });
+    expect(done.condition.reason).toBe('ShardsReady');
+  });
+
+  it('is not ready while a scale-down waits for the primary to move', () => {
+    const pods = healthy.map((p) =>
+      p.metadata.name === 'shop-db-1-1'
+        ? pod('shop-db-1-1', 1, 'replica')
+        : p.metadata.name === 'shop-db-1-2'
+          ? pod('shop-db-1-2', 1, 'master')
+          : p,
+    );
+    const small = modelOf({
+      database: { shards: 2, replicasPerShard: 1, shardKey: 'customer_id' },
+    });
+    const r = databaseReport(small, {
+      objects: sets('v1'),
+      pods: onRevision(pods, 'v1'),
+      missingApis: [],
+    });
+    expect(r.condition).toMatchObject({ status: 'False', reason: 'RollingUpdate' });
+    expect(r.condition.message).toContain(
+      'shop-db-1: next: switchover from shop-db-1-2 (scale-down to 2 would remove the primary shop-db-1-2)',
+    );
+  });
+
+  it('is never ready with two pods labelled primary in a shard', () => {
+    const pods = healthy.map((p) =>
+      p.metadata.name === 'shop-db-1-2' ? pod('shop-db-1-2', 1, 'master') : p,
+    );
+    expect(databaseReport(app, observed(pods)).condition).toMatchObject({
+      status: 'False',
+      reason: 'MultiplePrimaries',
+      message: 'more than one pod labelled primary in shop-db-1: shop-db-1-1, shop-db-1-2',
+    });
+  });
+
+  it('turns the data-version check of a refused data directory into MajorVersionMismatch', () => {
+    const message =
+      'MajorVersionMismatch: the data directory was initialised by PostgreSQL 16, this image runs PostgreSQL 17; Postgres was not started';
+    const refused: ObservedObject = {
+      ...pod('shop-db-0-0', 0, undefined, false),
+      status: {
+        conditions: [{ type: 'Ready', status: 'False' }],
+        initContainerStatuses: [
+          {
+            name: 'check-data-version',
+            state: { waiting: { reason: 'CrashLoopBackOff' } },
+            lastState: { terminated: { exitCode: 1, message: `${message}\n` } },
+          },
+        ],
+      },
+    };
+    const pods = [refused, ...healthy.filter((p) => p.metadata.name !== 'shop-db-0-0')];
+    expect(databaseReport(app, observed(pods)).condition).toEqual({
+      type: 'DatabaseReady',
+      status: 'False',
+      reason: 'MajorVersionMismatch',
+      message: `shop-db-0-0: ${message}`,
+    });
+  });
+
   it('reports Disabled when the tier is off', () => {
     expect(databaseReport(modelOf({}), observed([])).condition).toMatchObject({
       status: 'True',

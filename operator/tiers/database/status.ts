@@ -23,6 +23,8 @@ import {
   shardMapOf,
   shardsWithoutBuckets,
 } from './shard-map.ts';
+import { isReadyPod, planShard, shardPods, shardView } from './rollout.ts';
+import { DATA_VERSION_CHECK, MAJOR_VERSION_MISMATCH } from './statefulset.ts';
 import { parseShardMap } from '../../../sdk/src/contract/shard-map.ts';
 import type { BucketRange, ShardMap } from '../../../sdk/src/contract/shard-map.ts';
 
@@ -35,14 +37,6 @@ export interface ShardStatus {
   readonly replicas: number;
 }
 
-const isReady = (pod: ObservedObject): boolean => {
-  const conditions = (pod.status?.['conditions'] ?? []) as Array<{
-    type?: string;
-    status?: string;
-  }>;
-  return conditions.some((c) => c.type === 'Ready' && c.status === 'True');
-};
-
 export function shardStatuses(app: AppModel, observed: Observed): ShardStatus[] {
   const replicas = app.database?.replicasPerShard ?? 0;
   return shardIndexes(app).map((index) => {
@@ -51,7 +45,7 @@ export function shardStatuses(app: AppModel, observed: Observed): ShardStatus[] 
       (p) =>
         p.metadata.labels?.[DATABASE_LABEL] === app.name &&
         p.metadata.labels?.[SCOPE_LABEL] === scope &&
-        isReady(p),
+        isReadyPod(p),
     );
     const role = (p: ObservedObject) => p.metadata.labels?.[ROLE_LABEL];
     const primary = pods.find((p) => role(p) === PRIMARY_ROLE)?.metadata.name;
@@ -127,8 +121,62 @@ export function shardMapConflict(app: AppModel, observed: Observed): string[] {
  * DatabaseReady: True when every shard has a ready primary (writes work everywhere);
  * missing replicas keep it True with reason ReplicasDegraded, since the app still works
  * but a failover would lose capacity (or, when synchronous, wait for a standby).
+ * False, most urgent first: MultiplePrimaries (two writers), MajorVersionMismatch (a data
+ * directory refused before Postgres started), NoPrimary, RollingUpdate (a shard rolls or
+ * waits for a switchover before a scale-down: Progressing, not Ready).
  */
 export const DATABASE_READY = 'DatabaseReady';
+
+type ContainerStatus = {
+  name?: string;
+  state?: { terminated?: { message?: string } };
+  lastState?: { terminated?: { message?: string } };
+};
+
+/** The data-version check's message, when it refused this pod's data directory. */
+function versionMismatchOf(pod: ObservedObject): string | undefined {
+  const statuses = (pod.status?.['initContainerStatuses'] ?? []) as ContainerStatus[];
+  const check = statuses.find((c) => c.name === DATA_VERSION_CHECK);
+  const message = (check?.state?.terminated ?? check?.lastState?.terminated)?.message?.trim();
+  return message?.startsWith(MAJOR_VERSION_MISMATCH) ? message : undefined;
+}
+
+/** Shards with more than one pod labelled primary: never Ready (two writers, split brain). */
+function multiplePrimaries(app: AppModel, observed: Observed): string[] {
+  return shardIndexes(app).flatMap((i) => {
+    const primaries = shardPods(app, i, observed.pods).filter(
+      (p) =>
+        p.metadata.labels?.[ROLE_LABEL] === PRIMARY_ROLE &&
+        (p.metadata as { deletionTimestamp?: string }).deletionTimestamp === undefined,
+    );
+    return primaries.length > 1
+      ? [`${shardName(app, i)}: ${primaries.map((p) => p.metadata.name).join(', ')}`]
+      : [];
+  });
+}
+
+/** What each rolling (or scaling-down) shard waits for or does next. */
+function rollouts(app: AppModel, observed: Observed): string[] {
+  return shardIndexes(app).flatMap((i) => {
+    const sts = observed.objects.find(
+      (o) => o.kind === 'StatefulSet' && o.metadata.name === shardName(app, i),
+    );
+    const plan = planShard(shardView(app, i, sts, observed.pods));
+    if (!plan.busy) return [];
+    const a = plan.action;
+    const next =
+      a.type === 'deletePod'
+        ? `next: restart ${a.pod} (${a.why})`
+        : a.type === 'switchover'
+          ? `next: switchover from ${a.from} (${a.why})`
+          : a.type === 'scaleDown'
+            ? `next: scale down to ${a.replicas} pods (${a.why})`
+            : a.type === 'wait'
+              ? a.why
+              : '';
+    return [`${shardName(app, i)}: ${next}`];
+  });
+}
 
 export function databaseReport(app: AppModel, observed: Observed): TierReport {
   if (!app.database)
@@ -146,15 +194,28 @@ export function databaseReport(app: AppModel, observed: Observed): TierReport {
           message: `${shardMapName(app)} routes buckets away from the shard that holds their rows: ${moved.join(', ')}; the operator does not publish over it: restore the recorded ranges (status.shardMap.ranges) or delete the ConfigMap to have them republished`,
         }
       : undefined;
+  const not = (reason: string, message: string): TierReport => ({
+    condition: condition(DATABASE_READY, 'False', reason, message),
+    fields,
+    ...(conflict ? { degraded: conflict } : {}),
+  });
+  const split = multiplePrimaries(app, observed);
+  if (split.length > 0)
+    return not('MultiplePrimaries', `more than one pod labelled primary in ${split.join('; ')}`);
+  const mismatch = observed.pods
+    .filter((p) => p.metadata.labels?.[DATABASE_LABEL] === app.name)
+    .flatMap((p) => {
+      const m = versionMismatchOf(p);
+      return m ? [`${p.metadata.name}: ${m}`] : [];
+    });
+  if (mismatch.length > 0) return not(MAJOR_VERSION_MISMATCH, mismatch.join('; '));
   const noPrimary = shards.filter((s) => !s.primary);
   if (noPrimary.length > 0) {
     const names = noPrimary.map((s) => shardName(app, s.index)).join(', ');
-    return {
-      condition: condition(DATABASE_READY, 'False', 'NoPrimary', `no ready primary in ${names}`),
-      fields,
-      ...(conflict ? { degraded: conflict } : {}),
-    };
+    return not('NoPrimary', `no ready primary in ${names}`);
   }
+  const rolling = rollouts(app, observed);
+  if (rolling.length > 0) return not('RollingUpdate', rolling.join('; '));
   const degraded = shards.filter((s) => s.readyReplicas < s.replicas);
   const published = publishedShardMap(app, observed);
   const idle = published ? shardsWithoutBuckets(published) : [];

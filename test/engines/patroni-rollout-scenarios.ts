@@ -1,0 +1,276 @@
+// The two database-rollout scenarios, on the engine harness with real Patroni: shared by the
+// engine test (which asserts what happened) and `npm run bench:rollout` (which records the
+// timings in BENCHMARKS.md). Each returns what it observed; neither asserts.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import type { AppModel } from '../../operator/api/model.ts';
+import { buildDatabase } from '../../operator/tiers/database/build.ts';
+import { PRIMARY_ROLE, REPLICA_ROLE, ROLE_LABEL } from '../../operator/tiers/database/names.ts';
+import { planShard, shardView } from '../../operator/tiers/database/rollout.ts';
+import type { ClusterAccess } from '../../operator/tiers/tier.ts';
+import { PASSWORDS, appModel, eventually, sql } from './patroni-harness.ts';
+import type { Harness, Member } from './patroni-harness.ts';
+import { applyStatefulSet, drive, longestGap, observe, startWriter } from './patroni-kubelet.ts';
+import type { TimedWrite } from './patroni-kubelet.ts';
+
+export const TABLE = 'rollout_writes';
+
+export interface Outcome {
+  readonly writes: readonly TimedWrite[];
+  readonly switchovers: number;
+  /** Promotions seen by Postgres: timeline increments on the final primary. */
+  readonly promotions: number;
+  /** Every primary the shard had, in order, sampled while it ran. */
+  readonly primaries: readonly string[];
+  readonly acked: number;
+  /** Acknowledged writes missing on the final primary afterwards. */
+  readonly lost: number;
+  readonly writeErrors: number;
+  /** Longest time without an acknowledged write over the whole scenario (ms). */
+  readonly maxWriteGapMs: number;
+  readonly durationMs: number;
+}
+
+export async function connectMember(m: Member): Promise<pg.Client> {
+  const c = new pg.Client({
+    host: '127.0.0.1',
+    port: m.pgPort,
+    user: 'postgres',
+    password: PASSWORDS.superuser,
+    connectionTimeoutMillis: 1000,
+    query_timeout: 5000,
+  });
+  c.on('error', () => undefined);
+  await c.connect();
+  return c;
+}
+
+export async function timeline(m: Member): Promise<number> {
+  const rows = await sql<{ tli: string }>(
+    m.pgPort,
+    'SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) AS tli',
+  );
+  return parseInt(rows[0]?.tli ?? '0', 16);
+}
+
+/** A primary and every replica labelled and streaming, table created. */
+export async function settled(h: Harness, app: AppModel = h.app): Promise<Member> {
+  const perShard = (app.database?.replicasPerShard ?? 0) + 1;
+  const p = await eventually(
+    `a primary and ${perShard - 1} replicas labelled and streaming`,
+    async () => {
+      const roles = h.pods().map((x) => x.metadata.labels?.[ROLE_LABEL]);
+      const primary = h.primaryOf(0);
+      if (!primary || roles.filter((r) => r === REPLICA_ROLE).length !== perShard - 1) return;
+      const rows = await sql(
+        primary.pgPort,
+        "SELECT 1 FROM pg_stat_replication WHERE state = 'streaming'",
+      ).catch(() => []);
+      return rows.length === perShard - 1 ? primary : undefined;
+    },
+    180_000,
+    500,
+  );
+  await sql(p.pgPort, `CREATE TABLE IF NOT EXISTS ${TABLE} (id bigint PRIMARY KEY)`);
+  return p;
+}
+
+/** The planner is idle and every member ready: the shard is where the spec wants it. */
+async function arrived(h: Harness, app: AppModel): Promise<boolean> {
+  const o = await observe(h);
+  const sts = o.objects.find((x) => x.kind === 'StatefulSet');
+  const view = shardView(app, 0, sts, o.pods);
+  const ready = view.members.filter((m) => m.ordinal < (view.liveReplicas ?? 0));
+  return (
+    !planShard(view).busy &&
+    view.updateRevision !== undefined &&
+    ready.length === view.liveReplicas &&
+    ready.every((m) => m.ready && m.revision === view.updateRevision)
+  );
+}
+
+/** Runs `body` with a writer on and the primary sampled; counts what it cost. */
+async function measured(
+  h: Harness,
+  app: AppModel,
+  body: () => Promise<TimedWrite[]>,
+): Promise<Omit<Outcome, 'primaries'> & { primaries: string[] }> {
+  const primary = await settled(h);
+  const before = await timeline(primary);
+  const max = await sql<{ id: string }>(
+    primary.pgPort,
+    `SELECT coalesce(max(id), 0) AS id FROM ${TABLE}`,
+  );
+  const writer = startWriter(h, TABLE, connectMember, Number(max[0]?.id) + 1);
+  const primaries: string[] = [];
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      const p = h
+        .pods()
+        .filter((x) => x.metadata.labels?.[ROLE_LABEL] === PRIMARY_ROLE)
+        .map((x) => x.metadata.name)
+        .join('+');
+      if (p && primaries.at(-1) !== p) primaries.push(p);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  })();
+  const t0 = performance.now();
+  await eventually('a first acknowledged write', async () =>
+    writer.acked.length > 0 ? true : undefined,
+  );
+  const writes = await body();
+  // Keep writing a moment on the final primary, then stop.
+  await eventually(
+    'writes after the change',
+    async () => (writer.ackedAt.some((t) => t > performance.now() - 500) ? true : undefined),
+    60_000,
+    100,
+  );
+  await writer.stop();
+  const t1 = performance.now();
+  sampling = false;
+  await sampler;
+  const final = await settled(h, app);
+  const rows = await sql<{ n: string }>(
+    final.pgPort,
+    `SELECT count(*) AS n FROM ${TABLE} WHERE id = ANY($1::bigint[])`,
+    [writer.acked],
+  );
+  return {
+    writes,
+    switchovers: writes.filter((w) => w.kind === 'ConfigMap').length,
+    promotions: (await timeline(final)) - before,
+    primaries,
+    acked: writer.acked.length,
+    lost: writer.acked.length - Number(rows[0]?.n),
+    writeErrors: writer.errors,
+    maxWriteGapMs: Math.round(longestGap(writer.ackedAt, t0, t1)),
+    durationMs: Math.round(t1 - t0),
+  };
+}
+
+/** A pod template change (what a new image would be): the operator rolls the shard. */
+export async function rollout(h: Harness, cluster: ClusterAccess): Promise<Outcome> {
+  return measured(h, h.app, async () => {
+    h.kubectl([
+      '-n',
+      h.ns,
+      'patch',
+      'statefulset',
+      'shop-db-0',
+      '--type=merge',
+      '-p',
+      JSON.stringify({
+        spec: { template: { metadata: { annotations: { 'bench/rollout': String(Date.now()) } } } },
+      }),
+    ]);
+    await eventually('the StatefulSet on a new revision', async () => {
+      const o = await observe(h);
+      const view = shardView(h.app, 0, o.objects[0], o.pods);
+      return view.updateRevision !== undefined &&
+        view.members.some((m) => m.revision !== view.updateRevision)
+        ? true
+        : undefined;
+    });
+    return drive(h.app, h, cluster, () => arrived(h, h.app));
+  });
+}
+
+/**
+ * Moves the primary to `to` through the same DCS request the operator uses. In synchronous
+ * mode Patroni switches over only to the synchronous standby, so it hops through that one
+ * until `to` is (which one Patroni picks after a hop is its choice).
+ */
+export async function switchTo(h: Harness, to: Member): Promise<void> {
+  for (let hop = 0; hop < 8; hop++) {
+    const from = h.primaryOf(0);
+    if (from === to) return settled(h).then(() => undefined);
+    if (!from) throw new Error('no primary');
+    let member = to.name;
+    if (h.app.database?.synchronous) {
+      const sync = JSON.parse(
+        h.kubectl(['-n', h.ns, 'get', 'configmap', 'shop-db-0-sync', '-o', 'json']),
+      ) as { metadata: { annotations?: Record<string, string> } };
+      const standbys = (sync.metadata.annotations?.['sync_standby'] ?? '').split(',');
+      member = standbys.includes(to.name) ? to.name : (standbys[0] ?? to.name);
+    }
+    h.kubectl(
+      ['apply', '--server-side', '--field-manager=test', '--force-conflicts', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: {
+          name: 'shop-db-0-failover',
+          namespace: h.ns,
+          labels: { 'scalable.dev/database': 'shop', 'scalable.dev/cluster': 'shop-db-0' },
+          annotations: { leader: from.name, member },
+        },
+      }),
+    );
+    await eventually(
+      `${member} primary`,
+      async () => (h.primaryOf(0)?.name === member ? true : undefined),
+      90_000,
+      500,
+    );
+    await settled(h);
+  }
+  throw new Error(`could not move the primary to ${to.name}`);
+}
+
+export interface ScaleDownOutcome extends Outcome {
+  /** spec.replicas right after the lowered spec was applied (held until the switchover). */
+  readonly heldReplicas: number;
+  readonly finalReplicas: number;
+  /** The removed ordinal's PVC and data directory still exist. */
+  readonly pvcKept: boolean;
+  readonly dataDirKept: boolean;
+}
+
+/** replicasPerShard 2 -> 1 while the primary holds ordinal 2, the one that goes. */
+export async function scaleDown(h: Harness, cluster: ClusterAccess): Promise<ScaleDownOutcome> {
+  const last = h.members.find((m) => m.name === 'shop-db-0-2');
+  if (!last) throw new Error('no member shop-db-0-2');
+  await switchTo(h, last);
+  const lowered = appModel(h.ns, { ...databaseSpec(h.app), replicasPerShard: 1 });
+  let heldReplicas = -1;
+  const out = await measured(h, lowered, async () => {
+    const sts = buildDatabase(lowered).find((o) => o.kind === 'StatefulSet');
+    if (!sts) throw new Error('no StatefulSet');
+    applyStatefulSet(lowered, h, sts);
+    heldReplicas = replicasOf(h);
+    return drive(lowered, h, cluster, async () =>
+      replicasOf(h) === 2 && !h.pods().some((p) => p.metadata.name === last.name)
+        ? arrived(h, lowered)
+        : false,
+    );
+  });
+  const pvcs = JSON.parse(h.kubectl(['-n', h.ns, 'get', 'pvc', '-o', 'json'])) as {
+    items: Array<{ metadata: { name: string } }>;
+  };
+  return {
+    ...out,
+    heldReplicas,
+    finalReplicas: replicasOf(h),
+    pvcKept: pvcs.items.some((p) => p.metadata.name === 'data-shop-db-0-2'),
+    dataDirKept: existsSync(join(last.dataDir, 'PG_VERSION')),
+  };
+}
+
+function replicasOf(h: Harness): number {
+  return Number(
+    h.kubectl(['-n', h.ns, 'get', 'statefulset', 'shop-db-0', '-o', 'jsonpath={.spec.replicas}']),
+  );
+}
+
+function databaseSpec(app: AppModel): Record<string, unknown> {
+  const db = app.database;
+  if (!db) throw new Error('no database');
+  return {
+    replicasPerShard: db.replicasPerShard,
+    deletionPolicy: db.deletionPolicy,
+    synchronous: db.synchronous,
+  };
+}

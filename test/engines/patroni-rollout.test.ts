@@ -1,0 +1,74 @@
+// Rollouts and scale-downs of a 3-pod shard driven by the database tier's step hook, on the
+// engine harness: real Patroni + Postgres on loopback, the embedded control plane's API as
+// the DCS, kwok pods, and a kubelet stand-in that stops and starts a member's Patroni as its
+// pod is deleted and re-created (patroni-kubelet.ts). A writer writes all along.
+// Timings are printed here and recorded by `npm run bench:rollout`, never asserted.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDatabase } from './patroni-harness.ts';
+import type { Harness } from './patroni-harness.ts';
+import { operatorAccess, startKubelet } from './patroni-kubelet.ts';
+import type { Kubelet } from './patroni-kubelet.ts';
+import { rollout, scaleDown, settled } from './patroni-rollout-scenarios.ts';
+import type { ClusterAccess } from '../../operator/tiers/tier.ts';
+
+describe('database rollouts driven by the operator: one shard, primary + 2 replicas', () => {
+  let h: Harness;
+  let kubelet: Kubelet;
+  let cluster: ClusterAccess;
+  const numbers: Record<string, unknown> = {};
+
+  beforeAll(async () => {
+    // deletionPolicy Delete: a scale-down must keep the volume even then (whenScaled Retain).
+    h = await startDatabase('pg-roll', { replicasPerShard: 2, deletionPolicy: 'Delete' });
+    await settled(h);
+    cluster = await operatorAccess(h);
+    kubelet = startKubelet(h);
+  });
+
+  afterAll(async () => {
+    await kubelet?.stop();
+    await h?.stop();
+    console.log(`[patroni-rollout] measured: ${JSON.stringify(numbers)}`);
+  });
+
+  it('rolls replicas first, then one switchover, then the old primary: no failover, no write lost', async () => {
+    const out = await rollout(h, cluster);
+    numbers['rollout'] = {
+      ...out,
+      writes: out.writes.map((w) => `${w.action} ${w.kind} ${w.name}`),
+    };
+    const deleted = out.writes.filter((w) => w.kind === 'Pod').map((w) => w.name);
+    expect(deleted).toHaveLength(3);
+    expect(new Set(deleted).size).toBe(3);
+    expect(out.switchovers).toBe(1);
+    // The switchover comes after both replicas, before the old primary.
+    expect(out.writes.map((w) => w.kind)).toEqual(['Pod', 'Pod', 'ConfigMap', 'Pod']);
+    expect(out.writes[3]?.name).toBe(out.primaries[0]);
+    // Each promotion starts a timeline: exactly one, the switchover; so no failover.
+    expect(out.promotions).toBe(1);
+    expect(out.primaries).toHaveLength(2);
+    expect(out.acked).toBeGreaterThan(0);
+    expect(out.lost).toBe(0);
+  }, 400_000);
+
+  it('lowering replicasPerShard with the primary on the highest ordinal: switchover first, no write lost, volume kept', async () => {
+    const out = await scaleDown(h, cluster);
+    numbers['scaleDown'] = {
+      ...out,
+      writes: out.writes.map((w) => `${w.action} ${w.kind} ${w.name}`),
+    };
+    expect(out.primaries[0]).toBe('shop-db-0-2');
+    expect(out.heldReplicas).toBe(3); // the apply did not remove the primary's pod
+    expect(out.writes.map((w) => `${w.action} ${w.kind}`)).toEqual([
+      expect.stringMatching(/^(Created|Updated) ConfigMap$/),
+      'Updated StatefulSet',
+    ]);
+    expect(out.finalReplicas).toBe(2);
+    expect(out.promotions).toBe(1);
+    expect(out.primaries).toHaveLength(2);
+    expect(out.primaries[1]).not.toBe('shop-db-0-2');
+    expect(out.lost).toBe(0);
+    expect(out.pvcKept).toBe(true);
+    expect(out.dataDirKept).toBe(true);
+  }, 400_000);
+});
