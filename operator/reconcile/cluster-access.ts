@@ -53,6 +53,19 @@ export function clusterAccess(client: KubeClient): ClusterAccess {
         throw err;
       }
     },
+    async create(apiVersion, kind, namespace, body) {
+      const info = known(apiVersion, kind);
+      try {
+        return await client.request<Json>('POST', pathOf(info, namespace), {
+          verb: 'create',
+          resource: info.plural,
+          body,
+        });
+      } catch (err) {
+        if (err instanceof ApiError && err.code === 409) throw new ConflictError(err.message);
+        throw err;
+      }
+    },
     async delete(apiVersion, kind, namespace, name, uid) {
       await deleteObject(client, known(apiVersion, kind), namespace, name, uid);
     },

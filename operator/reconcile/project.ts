@@ -52,6 +52,8 @@ export interface CachedPod {
   };
   /** The scheduler's message when the pod is unschedulable. */
   readonly unschedulable?: string;
+  /** Init containers that stopped with a termination message (e.g. a refused data directory). */
+  readonly initFailures?: readonly { readonly container: string; readonly message: string }[];
 }
 
 const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -126,6 +128,17 @@ export function projectPod(obj: Json): CachedPod {
   const sched = conditions.find(
     (c) => c['type'] === 'PodScheduled' && c['reason'] === 'Unschedulable',
   );
+  const inits = Array.isArray(status['initContainerStatuses'])
+    ? (status['initContainerStatuses'] as Json[])
+    : [];
+  const initFailures = inits.flatMap((c) => {
+    const t = (((c['state'] ?? {}) as Json)['terminated'] ??
+      ((c['lastState'] ?? {}) as Json)['terminated']) as Json | undefined;
+    const message = t?.['message'];
+    return t && t['exitCode'] !== 0 && typeof message === 'string' && message !== ''
+      ? [{ container: String(c['name'] ?? ''), message }]
+      : [];
+  });
   return {
     metadata: {
       name: m.name,
@@ -139,6 +152,7 @@ export function projectPod(obj: Json): CachedPod {
     ready: conditions.some((c) => c['type'] === 'Ready' && c['status'] === 'True'),
     ...(waiting ? { waiting } : {}),
     ...(sched ? { unschedulable: String(sched['message'] ?? 'unschedulable') } : {}),
+    ...(initFailures.length > 0 ? { initFailures } : {}),
   };
 }
 
@@ -207,6 +221,14 @@ export function materializePod(p: CachedPod): ObservedObject {
                 },
               },
             ],
+          }
+        : {}),
+      ...(p.initFailures
+        ? {
+            initContainerStatuses: p.initFailures.map((f) => ({
+              name: f.container,
+              state: { terminated: { exitCode: 1, message: f.message } },
+            })),
           }
         : {}),
     },

@@ -72,10 +72,9 @@ export interface ClusterAccess {
   ): Promise<Json>;
   /**
    * Creates an object the operator does not own (e.g. Patroni's `<scope>-failover` ConfigMap,
-   * which exists only after a first switchover); a 409 is a ConflictError. Optional until
-   * the reconciler's ClusterAccess implements it; hooks that need it say so when missing.
+   * which exists only after a first switchover); a 409 is a ConflictError.
    */
-  create?(apiVersion: string, kind: string, namespace: string, body: Json): Promise<Json>;
+  create(apiVersion: string, kind: string, namespace: string, body: Json): Promise<Json>;
   /** Deletes (background propagation); `uid` guards against deleting a successor. */
   delete(
     apiVersion: string,

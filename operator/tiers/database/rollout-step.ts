@@ -87,8 +87,6 @@ async function requestSwitchover(
     });
     return [{ action: 'Updated', kind: 'ConfigMap', name, why }];
   }
-  if (!cluster.create)
-    throw new Error(`${name} does not exist and this ClusterAccess cannot create it`);
   await cluster.create('v1', 'ConfigMap', app.namespace, {
     apiVersion: 'v1',
     kind: 'ConfigMap',
