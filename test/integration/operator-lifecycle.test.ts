@@ -220,7 +220,13 @@ describe('operator lifecycle', () => {
   });
 
   it('needed no permission beyond its ClusterRole', () => {
-    expect(op.logs()).not.toMatch(/ 403 |forbidden/i);
+    // The operator watches every namespace: another test file's namespace that is being
+    // deleted answers 403 "being terminated", which is no RBAC denial.
+    const denials = op
+      .logs()
+      .split('\n')
+      .filter((l) => / 403 |forbidden/i.test(l) && !/because it is being terminated/.test(l));
+    expect(denials).toEqual([]);
   });
 
   it('releases the lease on SIGTERM', async () => {
