@@ -9,22 +9,17 @@ import type { EnvVar } from '../tier.ts';
 import { synth } from '../shared/chart.ts';
 import type { K8sObject } from '../shared/chart.ts';
 import { labelsOf, metadataOf, nameOf, selectorOf } from '../shared/meta.ts';
-import { restrictedContainerSecurityContext, topologySpreadOf } from '../shared/pod-security.ts';
-import { quantity } from '../shared/quantity.ts';
+import { topologySpreadOf } from '../shared/pod-security.ts';
 import {
-  CONF_DIR,
-  DATA_DIR,
   EXPORTER_PORT,
   PRE_STOP_REDIS_SH,
   REDIS_PORT,
-  SENTINEL_COUNT,
   SENTINEL_PORT,
   START_REDIS_SH,
   START_SENTINEL_SH,
   cacheRedisConf,
   masterNameOf,
   memoryLimitOf,
-  pingCommand,
   sentinelConf,
 } from '../shared/redis-config.ts';
 import {
@@ -33,14 +28,19 @@ import {
   configHashOf,
   exporterContainer,
   passwordEnv,
-  podNameEnv,
   redisContainer,
   redisNetworkPolicy,
   redisPodSpec,
   serviceAccount,
-  svcHost,
 } from '../shared/redis-pod.ts';
 import { generatedSecret } from '../shared/secrets.ts';
+import {
+  discoveryEnv,
+  redisSelfAddr,
+  sentinelSet,
+  sentinelAddresses as sharedSentinelAddresses,
+} from '../shared/redis-sentinel.ts';
+import type { SentinelNames } from '../shared/redis-sentinel.ts';
 
 type CacheSpec = NonNullable<AppModel['cache']>;
 
@@ -57,14 +57,15 @@ export function cacheNames(app: AppModel) {
   };
 }
 
-/** host:port of each Sentinel: stable StatefulSet pod names behind a headless Service. */
-export function sentinelAddresses(app: AppModel): string[] {
+/** The cache's Redis and Sentinel names, as the shared Sentinel set wants them. */
+function sentinelNames(app: AppModel): SentinelNames {
   const n = cacheNames(app);
-  return Array.from(
-    { length: SENTINEL_COUNT },
-    (_, i) => `${n.sentinel}-${i}.${svcHost(app, n.sentinelHeadless)}:${SENTINEL_PORT}`,
-  );
+  return { ...n, redis: n.cache, serviceAccount: n.cache };
 }
+
+/** host:port of each Sentinel: stable StatefulSet pod names behind a headless Service. */
+export const sentinelAddresses = (app: AppModel): string[] =>
+  sharedSentinelAddresses(app, sentinelNames(app));
 
 /** What the app pods get: REDIS_URL, or the Sentinels and master name; the TTL. */
 export function cacheEnv(app: AppModel): EnvVar[] {
@@ -194,12 +195,8 @@ function replicated(
 ) {
   const n = cacheNames(app);
   const selector = selectorOf(app, 'cache');
-  const discovery: EnvVar[] = [
-    podNameEnv,
-    { name: 'SENTINELS', value: sentinelAddresses(app).join(',') },
-    { name: 'MASTER_NAME', value: masterNameOf(app) },
-    { name: 'SEED_ADDR', value: `${n.cache}-0.${svcHost(app, n.headless)}:${REDIS_PORT}` },
-  ];
+  const set = sentinelNames(app);
+  const discovery = discoveryEnv(app, set, masterNameOf(app));
   // Pods resolve each other before they are ready (replication, Sentinel's monitor line).
   new k8s.KubeService(chart, 'cache-headless', {
     metadata: metadataOf(app, 'cache', n.headless),
@@ -218,90 +215,14 @@ function replicated(
         app,
         cache,
         hash,
-        [
-          ...discovery,
-          { name: 'SELF_ADDR', value: `$(POD_NAME).${svcHost(app, n.headless)}:${REDIS_PORT}` },
-        ],
+        [...discovery, redisSelfAddr(app, set)],
         // A master hands over to a replica before it stops (rollouts, drains).
         'pre-stop.sh',
       ),
     },
   });
   pdb(chart, app, 'cache-pdb', n.cache, selector);
-  sentinels(chart, app, sentinelHash, discovery);
-}
-
-function sentinels(chart: Chart, app: AppModel, hash: string, discovery: readonly EnvVar[]) {
-  const n = cacheNames(app);
-  const selector = selectorOf(app, 'cache', SENTINEL_COMPONENT);
-  const probe = { exec: { command: pingCommand(SENTINEL_PORT) }, timeoutSeconds: 5 };
-  const ports = [
-    { name: 'sentinel', port: SENTINEL_PORT, targetPort: k8s.IntOrString.fromString('sentinel') },
-  ];
-  new k8s.KubeService(chart, 'sentinel-svc', {
-    metadata: metadataOf(app, 'cache', n.sentinel, SENTINEL_COMPONENT),
-    spec: { type: 'ClusterIP', selector, ports },
-  });
-  new k8s.KubeService(chart, 'sentinel-headless', {
-    metadata: metadataOf(app, 'cache', n.sentinelHeadless, SENTINEL_COMPONENT),
-    spec: { clusterIp: 'None', publishNotReadyAddresses: true, selector, ports },
-  });
-  new k8s.KubeStatefulSet(chart, 'sentinel-sts', {
-    metadata: metadataOf(app, 'cache', n.sentinel, SENTINEL_COMPONENT),
-    spec: {
-      replicas: SENTINEL_COUNT,
-      serviceName: n.sentinelHeadless,
-      selector: { matchLabels: selector },
-      // Sentinels find the master themselves; no reason to start them one by one.
-      podManagementPolicy: 'Parallel',
-      revisionHistoryLimit: 5,
-      template: {
-        metadata: {
-          labels: labelsOf(app, 'cache', SENTINEL_COMPONENT),
-          annotations: { [CONFIG_HASH_ANNOTATION]: hash },
-        },
-        spec: redisPodSpec({
-          serviceAccountName: n.cache,
-          configMapName: n.config,
-          dataEmptyDir: '16Mi',
-          spread: topologySpreadOf(app, selector),
-          containers: [
-            {
-              name: 'sentinel',
-              image: app.images.redis,
-              command: ['sh', `${CONF_DIR}/start-sentinel.sh`],
-              env: [
-                passwordEnv('REDIS_PASSWORD', n.auth),
-                { name: 'CONF_DIR', value: CONF_DIR },
-                { name: 'DATA_DIR', value: DATA_DIR },
-                ...discovery,
-                {
-                  name: 'SELF_ADDR',
-                  value: `$(POD_NAME).${svcHost(app, n.sentinelHeadless)}:${SENTINEL_PORT}`,
-                },
-              ] as k8s.EnvVar[],
-              ports: [{ name: 'sentinel', containerPort: SENTINEL_PORT, protocol: 'TCP' }],
-              resources: {
-                requests: { cpu: quantity('50m'), memory: quantity('64Mi') },
-                limits: { memory: quantity('64Mi') },
-              },
-              // start-sentinel.sh may wait up to a minute for the master's DNS name.
-              startupProbe: { ...probe, periodSeconds: 5, failureThreshold: 30 },
-              readinessProbe: { ...probe, periodSeconds: 5, failureThreshold: 3 },
-              livenessProbe: { ...probe, periodSeconds: 10, failureThreshold: 6 },
-              securityContext: restrictedContainerSecurityContext(),
-              volumeMounts: [
-                { name: 'config', mountPath: CONF_DIR, readOnly: true },
-                { name: 'data', mountPath: DATA_DIR },
-              ],
-            },
-          ],
-        }),
-      },
-    },
-  });
-  // Quorum is 2 of 3: at most one Sentinel may be drained at a time.
-  pdb(chart, app, 'sentinel-pdb', n.sentinel, selector, SENTINEL_COMPONENT);
+  sentinelSet(chart, app, 'cache', SENTINEL_COMPONENT, set, masterNameOf(app), sentinelHash);
 }
 
 function pdb(

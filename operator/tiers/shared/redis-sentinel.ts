@@ -1,7 +1,6 @@
 // A 3-member Sentinel set for a replicated Redis tier: its Services, StatefulSet and PDB, and
 // the discovery env the Redis and Sentinel pods share (start-redis.sh, start-sentinel.sh and
-// pre-stop.sh read it). The queue tier uses it; the cache tier has its own copy of the same
-// objects (cache/build.ts), which can move here without a change to its output.
+// pre-stop.sh read it). The cache and the queue tiers use it.
 import type { Chart } from 'cdk8s';
 import { k8s } from './k8s.ts';
 import type { AppModel } from '../../api/model.ts';
