@@ -211,6 +211,7 @@ export class Controller {
   private setLeading(leading: boolean): void {
     this.leading = leading;
     this.opts.metrics.leader.set(leading ? 1 : 0);
+    if (!leading) this.opts.metrics.appReady.reset();
     if (leading) this.enqueueAll();
   }
 
@@ -255,6 +256,9 @@ export class Controller {
         const result = await reconcile(key, ctx);
         this.queue.forget(key);
         metrics.reconciles.inc({ result: result.outcome });
+        const [namespace = '', name = ''] = key.split('/');
+        if (result.outcome === 'gone') metrics.appReady.remove({ namespace, name });
+        else metrics.appReady.set({ namespace, name }, result.outcome === 'ready' ? 1 : 0);
       } catch (err) {
         const reason =
           err instanceof ApplyFailedError
@@ -264,6 +268,8 @@ export class Controller {
               : 'error';
         metrics.reconciles.inc({ result: 'error' });
         metrics.reconcileErrors.inc({ reason });
+        const [namespace = '', name = ''] = key.split('/');
+        metrics.appReady.set({ namespace, name }, 0);
         if (err instanceof TerminalError) {
           this.queue.forget(key);
           log.error({ app: key, err: err.message }, 'reconcile failed for good');

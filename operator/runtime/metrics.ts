@@ -12,6 +12,7 @@ export interface Metrics {
   readonly leader: Gauge;
   readonly watchRestarts: Counter<'resource' | 'cause'>;
   readonly objectWrites: Counter<'kind' | 'action'>;
+  readonly appReady: Gauge<'namespace' | 'name'>;
 }
 
 export function createMetrics(): Metrics {
@@ -64,6 +65,14 @@ export function createMetrics(): Metrics {
       name: 'scalable_object_writes_total',
       help: 'Objects created, updated or deleted by the reconciler.',
       labelNames: ['kind', 'action'],
+      registers,
+    }),
+    // What the monitoring tier's ScalableAppNotReady alert reads. Only the leader reports:
+    // a follower's values would be stale, so they are cleared when leadership goes.
+    appReady: new Gauge({
+      name: 'scalable_app_ready',
+      help: '1 while the ScalableApp is Ready, as of its last reconcile by this leader.',
+      labelNames: ['namespace', 'name'],
       registers,
     }),
   };

@@ -116,6 +116,14 @@ describe('operator lifecycle', () => {
     const status = app['status'] as Json;
     expect(status['web']).toMatchObject({ readyReplicas: 2, ready: '2/2' });
     expect(status['url']).toBe('http://shop.example.com');
+    // What the monitoring tier's ScalableAppNotReady alert reads.
+    expect(
+      await eventually('scalable_app_ready 1', async () =>
+        (await op.metric('scalable_app_ready', { namespace: ns, name: 'shop' })) === 1
+          ? true
+          : undefined,
+      ),
+    ).toBe(true);
     const types = (status['conditions'] as Json[]).map((c) => c['type']);
     expect(types).toEqual(
       expect.arrayContaining([
