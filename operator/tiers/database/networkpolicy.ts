@@ -1,6 +1,9 @@
 // Postgres is reachable only from the app's own pods (the chapter's "private IPs");
 // Patroni's REST API only from the other database pods of the app; metrics from anywhere
-// in the cluster (no data there, and the Prometheus namespace is not known here).
+// in the cluster (no data there, and the Prometheus namespace is not known here). With
+// monitoring on, Patroni's port too, for its /metrics (leader, sync standby, lag): its GET
+// endpoints show topology, never data or passwords, and every method that changes anything
+// needs the REST API password.
 import { k8s } from '../shared/k8s.ts';
 import type { Chart } from 'cdk8s';
 import type { AppModel } from '../../api/model.ts';
@@ -22,7 +25,10 @@ export function databaseNetworkPolicy(chart: Chart, app: AppModel): void {
           ports: [tcp(POSTGRES_PORT)],
         },
         { from: [{ podSelector: { matchLabels: dbPods } }], ports: [tcp(PATRONI_PORT)] },
-        { from: [{ namespaceSelector: {} }], ports: [tcp(EXPORTER_PORT)] },
+        {
+          from: [{ namespaceSelector: {} }],
+          ports: [tcp(EXPORTER_PORT), ...(app.monitoring ? [tcp(PATRONI_PORT)] : [])],
+        },
       ],
     },
   });

@@ -103,15 +103,13 @@ describe.each(Object.entries(SHAPES))('monitoring joined with the other tiers (%
             if (tier === 'database')
               expect(labels?.[SERIES_LABELS.shard]).toBe(/-db-(\d+)-\d+$/.exec(name)?.[1]);
           }
-          // Patroni's REST API (port 'patroni') is admitted only from the database pods
-          // today (database/networkpolicy.ts); every exporter port is open to Prometheus.
-          if (ep.port !== 'patroni')
-            expect(
-              // By number (Redis, Postgres exporters) or by name (web).
-              admittedFromAnyNamespace(others, pod.labels, port?.containerPort ?? -1) ||
-                admittedFromAnyNamespace(others, pod.labels, ep.port),
-              `NetworkPolicy admits ${w.metadata.name}:${ep.port}`,
-            ).toBe(true);
+          // Every scraped port is open to Prometheus, Patroni's too while monitoring is on.
+          expect(
+            // By number (Redis, Postgres exporters, Patroni) or by name (web).
+            admittedFromAnyNamespace(others, pod.labels, port?.containerPort ?? -1) ||
+              admittedFromAnyNamespace(others, pod.labels, ep.port),
+            `NetworkPolicy admits ${w.metadata.name}:${ep.port}`,
+          ).toBe(true);
         }
       }
     },
