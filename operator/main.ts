@@ -84,6 +84,12 @@ async function main(): Promise<void> {
     await server.close();
     log.info('stopped');
     log.flush();
+    // Kept for a fast restart (npm start reuses it in seconds); say so, it holds ~1 GiB.
+    if (embedded)
+      console.log(
+        '[operator] the embedded control plane is still running (about 1 GiB): ' +
+          '`npm start` reuses it; `npm run cluster:down` stops it',
+      );
     process.exit(0);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
