@@ -30,12 +30,19 @@ export const everything: AppModel = modelOf({
   cache: { replicas: 2 },
   sessions: {},
   database: { shards: 2, replicasPerShard: 1, synchronous: true, shardKey: 'id' },
+  queue: { consumers: [{ name: 'orders', image: 'w:1', maxReplicas: 8 }] },
   monitoring: { prometheusRelease: 'kube-prometheus-stack' },
 });
 
 /** Another app in the same namespace: its failures must never fire shop's alerts. */
 export const other: AppModel = modelOf(
-  { cache: {}, sessions: {}, database: {}, monitoring: {} },
+  {
+    cache: {},
+    sessions: {},
+    database: {},
+    queue: { consumers: [{ name: 'orders', image: 'w:1', maxReplicas: 8 }] },
+    monitoring: {},
+  },
   'other',
 );
 

@@ -7,6 +7,7 @@ import type { AppModel } from '../../api/model.ts';
 import { patroniConfig } from '../database/patroni-config.ts';
 import { tierName as databaseName } from '../database/names.ts';
 import { cacheNames } from '../cache/build.ts';
+import { deadLetterStreamOf, groupOf, streamOf, workerName } from '../queue/workers.ts';
 import { nameOf } from '../shared/meta.ts';
 import { SENTINEL_QUORUM } from '../shared/redis-config.ts';
 import { RUNBOOK_BASE, SERIES_LABELS } from './names.ts';
@@ -47,6 +48,8 @@ interface AlertSpec {
   readonly description: string;
   /** Operator-wide: no app labels, so every app's copy is one alert to Alertmanager. */
   readonly global?: boolean;
+  /** Labels beyond severity, app and tier (the queue's consumer). */
+  readonly labels?: Readonly<Record<string, string>>;
 }
 
 function rule(app: AppModel, a: AlertSpec): AlertRule {
@@ -58,6 +61,7 @@ function rule(app: AppModel, a: AlertSpec): AlertRule {
       severity: a.severity,
       ...(a.global ? {} : { namespace: app.namespace, [SERIES_LABELS.app]: app.name }),
       [SERIES_LABELS.tier]: a.tier,
+      ...a.labels,
     },
     annotations: {
       summary: a.summary,
@@ -262,6 +266,60 @@ function databaseAlerts(app: AppModel, db: NonNullable<AppModel['database']>): A
   ];
 }
 
+/** KEDA names the HorizontalPodAutoscaler it creates for a ScaledObject keda-hpa-<name>. */
+export const kedaHpaName = (scaledObject: string): string => `keda-hpa-${scaledObject}`;
+
+/** Per consumer: its group's lag, its dead-letter stream, its workers against maxReplicas. */
+function queueAlerts(app: AppModel, queue: NonNullable<AppModel['queue']>): AlertSpec[] {
+  const where = `${app.namespace}/${app.name}`;
+  return queue.consumers.flatMap((c): AlertSpec[] => {
+    const workers = workerName(app, c);
+    const stream = streamOf(c);
+    const group = groupOf(c);
+    const dead = deadLetterStreamOf(c);
+    const labels = { consumer: c.name };
+    const lag = tierSeries(app, 'queue', { stream, group });
+    const by = `${BY_TIER}, stream, group`;
+    const deadLen = `max by (${BY_TIER}, stream) (redis_stream_length${tierSeries(app, 'queue', { stream: dead })}`;
+    const hpa = kedaHpaName(workers);
+    return [
+      {
+        alert: 'ScalableQueueLagGrowing',
+        tier: 'queue',
+        labels,
+        // Lag: entries not yet delivered to the group (redis_exporter >= 1.52 on Redis 7).
+        expr: `max by (${by}) (deriv(redis_stream_group_lag${lag}[5m])) > 0`,
+        for: '10m',
+        severity: 'warning',
+        summary: `${where}: queue consumer ${c.name} falls behind on stream ${stream}`,
+        description: `The lag of consumer group ${group} on stream ${stream} (consumer ${c.name}, workers ${workers}) of app ${where} has grown for 10 minutes: the workers do not keep up (maxReplicas ${c.maxReplicas}) or none is running.`,
+      },
+      {
+        alert: 'ScalableQueueDeadLetters',
+        tier: 'queue',
+        labels,
+        // Longer than 10 minutes ago, or there and non-empty where it was absent then.
+        expr: `${deadLen})
+> (${deadLen} offset 10m) or ${deadLen}) * 0)`,
+        for: '0m',
+        severity: 'warning',
+        summary: `${where}: messages of consumer ${c.name} go to the dead-letter stream ${dead}`,
+        description: `The dead-letter stream ${dead} of app ${where} grew in the last 10 minutes: workers ${workers} (consumer ${c.name}) failed messages ${c.maxDeliveries} times each. They stay there until someone looks.`,
+      },
+      {
+        alert: 'ScalableQueueWorkersAtMax',
+        tier: 'queue',
+        labels,
+        expr: `max(kube_horizontalpodautoscaler_status_current_replicas${nsSeries(app, { horizontalpodautoscaler: hpa })}) >= ${c.maxReplicas}`,
+        for: '15m',
+        severity: 'warning',
+        summary: `${where}: workers of consumer ${c.name} pinned at maxReplicas (${c.maxReplicas})`,
+        description: `KEDA has run the workers ${workers} (consumer ${c.name}, stream ${stream}) of app ${where} at their maximum of ${c.maxReplicas} replicas for 15 minutes: the backlog needs more workers than the queue may scale to.`,
+      },
+    ];
+  });
+}
+
 /** The operator's own health as it touches this app (metrics of operator/runtime/metrics.ts). */
 function operatorAlerts(app: AppModel): AlertSpec[] {
   const where = `${app.namespace}/${app.name}`;
@@ -300,6 +358,7 @@ export function alertGroups(app: AppModel): AlertGroup[] {
     ['cache', app.cache ? cacheAlerts(app, app.cache) : []],
     ['sessions', app.sessions ? sessionsAlerts(app, app.sessions) : []],
     ['database', app.database ? databaseAlerts(app, app.database) : []],
+    ['queue', app.queue ? queueAlerts(app, app.queue) : []],
     ['operator', operatorAlerts(app)],
   ];
   return groups

@@ -9,6 +9,8 @@ import { monitoringMetadata } from './meta.ts';
 import { DASHBOARD_LABEL, SERIES_LABELS, dashboardName } from './names.ts';
 import { BY_SHARD, nsSeries, tierSeries } from './promql.ts';
 import { RECORD } from './recording.ts';
+import { kedaHpaName } from './alerts.ts';
+import { workerName } from '../queue/workers.ts';
 
 export interface Query {
   readonly expr: string;
@@ -163,12 +165,66 @@ function databaseRow(app: AppModel): Row {
   };
 }
 
+/** Lag, pending and dead letters per stream and group; each consumer's workers vs maxReplicas. */
+function queueRow(app: AppModel, queue: NonNullable<AppModel['queue']>): Row {
+  const s = tierSeries(app, 'queue');
+  const hpas = queue.consumers.map((c) => kedaHpaName(workerName(app, c))).join('|');
+  const hpa = nsSeries(app, { horizontalpodautoscaler: `~${hpas}` });
+  return {
+    title: 'Queue',
+    panels: [
+      {
+        title: 'Consumer group lag (not yet delivered)',
+        unit: 'short',
+        queries: [
+          q(`max by (stream, group) (redis_stream_group_lag${s})`, '{{stream}} / {{group}}'),
+        ],
+      },
+      {
+        title: 'Pending (delivered, not acknowledged)',
+        unit: 'short',
+        queries: [
+          q(
+            `max by (stream, group) (redis_stream_group_messages_pending${s})`,
+            '{{stream}} / {{group}}',
+          ),
+        ],
+      },
+      {
+        title: 'Workers vs maxReplicas',
+        unit: 'short',
+        queries: [
+          q(
+            `max by (horizontalpodautoscaler) (kube_horizontalpodautoscaler_status_current_replicas${hpa})`,
+            'workers {{horizontalpodautoscaler}}',
+          ),
+          q(
+            `max by (horizontalpodautoscaler) (kube_horizontalpodautoscaler_spec_max_replicas${hpa})`,
+            'max {{horizontalpodautoscaler}}',
+          ),
+        ],
+      },
+      {
+        title: 'Dead letters',
+        unit: 'short',
+        queries: [
+          q(
+            `max by (stream) (redis_stream_length${tierSeries(app, 'queue', { stream: '~.+:dead' })})`,
+            '{{stream}}',
+          ),
+        ],
+      },
+    ],
+  };
+}
+
 export function dashboardRows(app: AppModel): Row[] {
   return [
     webRow(app),
     ...(app.cache ? [redisRow(app, 'cache', 'Cache')] : []),
     ...(app.sessions ? [redisRow(app, 'sessions', 'Sessions')] : []),
     ...(app.database ? [databaseRow(app)] : []),
+    ...(app.queue && app.queue.consumers.length > 0 ? [queueRow(app, app.queue)] : []),
   ];
 }
 

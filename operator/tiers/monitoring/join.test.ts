@@ -18,12 +18,20 @@ const SHAPES: Record<string, AppModel> = {
     cache: { replicas: 2 },
     sessions: {},
     database: { shards: 2, replicasPerShard: 1, synchronous: true, shardKey: 'id' },
+    queue: {
+      replicas: 1,
+      consumers: [
+        { name: 'orders', image: 'w:1' },
+        { name: 'audit', image: 'w:1', stream: 'orders', group: 'audit' },
+      ],
+    },
     monitoring: { prometheusRelease: 'kps' },
   }),
   standalone: modelOf({
     web: { image: 'shop:1', metrics: { path: '/prom' } },
     cache: {},
     database: {},
+    queue: { consumers: [{ name: 'mail', image: 'w:1', stream: 'mail.out', group: 'senders' }] },
     monitoring: {},
   }),
 };
@@ -68,11 +76,11 @@ describe.each(Object.entries(SHAPES))('monitoring joined with the other tiers (%
   it('has one PodMonitor per tier that serves metrics', () => {
     const tiers = monitors.map((m) => m.metadata.labels?.['app.kubernetes.io/component']);
     expect(tiers).toEqual(
-      ['web', 'cache', app.sessions ? 'sessions' : undefined, 'database'].filter(Boolean),
+      ['web', 'cache', app.sessions ? 'sessions' : undefined, 'queue', 'database'].filter(Boolean),
     );
   });
 
-  it.each(['web', 'cache', 'sessions', 'database'])(
+  it.each(['web', 'cache', 'sessions', 'queue', 'database'])(
     'the %s PodMonitor selects exactly its tier and a port every selected pod declares',
     (tier) => {
       const monitor = monitors.find(
@@ -87,8 +95,8 @@ describe.each(Object.entries(SHAPES))('monitoring joined with the other tiers (%
       for (const w of selected) {
         const pod = podTemplateOf(w);
         expect(pod.labels[TIER_LABEL], `${w.kind} ${w.metadata.name}`).toBe(tier);
-        // Sentinels have no exporter: they are not selected.
-        expect(w.metadata.name).not.toMatch(/sentinel/);
+        // Sentinels have no exporter, workers are the app's: they are not selected.
+        expect(w.metadata.name).not.toMatch(/sentinel|worker/);
         for (const ep of endpointsOf(monitor)) {
           const port = pod.containers.flatMap((c) => c.ports ?? []).find((p) => p.name === ep.port);
           expect(port, `${w.metadata.name} declares port ${ep.port}`).toBeDefined();
@@ -125,6 +133,12 @@ describe.each(Object.entries(SHAPES))('monitoring joined with the other tiers (%
     for (const [, kind, name] of exprs.matchAll(
       /(deployment|horizontalpodautoscaler|statefulset)="([^"]+)"/g,
     )) {
+      // KEDA's HPA of a ScaledObject of ours: keda-hpa-<ScaledObject>.
+      const keda = /^keda-hpa-(.+)$/.exec(name ?? '')?.[1];
+      if (kind === 'horizontalpodautoscaler' && keda) {
+        expect(has('ScaledObject', keda), `ScaledObject ${keda}`).toBe(true);
+        continue;
+      }
       const k =
         {
           deployment: 'Deployment',
@@ -144,5 +158,25 @@ describe.each(Object.entries(SHAPES))('monitoring joined with the other tiers (%
       );
     expect(claims.length).toBeGreaterThan(0);
     for (const c of claims) expect(c).toMatch(new RegExp(`^(?:${pvc})$`));
+  });
+
+  it("the streams in the queue alerts are the ones the store's exporter reports", () => {
+    const exprs = alertGroups(app)
+      .flatMap((g) => g.rules)
+      .filter((r) => r.labels[SERIES_LABELS.tier] === 'queue')
+      .map((r) => r.expr)
+      .join('\n');
+    const store = workloads(others).find(
+      (w) => w.kind === 'StatefulSet' && w.metadata.name === `${app.name}-queue`,
+    );
+    if (!store) throw new Error('no queue store');
+    const exporter = podTemplateOf(store).containers.find((c) => c.name === 'exporter') as
+      { env?: Array<{ name: string; value?: string }> } | undefined;
+    const checked = (
+      exporter?.env?.find((e) => e.name === 'REDIS_EXPORTER_CHECK_SINGLE_STREAMS')?.value ?? ''
+    ).split(',');
+    const inAlerts = [...new Set([...exprs.matchAll(/stream="([^"]+)"/g)].map((m) => m[1]))];
+    expect(inAlerts.length).toBeGreaterThan(0);
+    expect(inAlerts.sort()).toEqual([...checked].sort());
   });
 });

@@ -17,6 +17,7 @@ const full = modelOf({
   cache: { replicas: 1 },
   sessions: {},
   database: { shards: 2, synchronous: true, shardKey: 'id' },
+  queue: { consumers: [{ name: 'orders', image: 'w:1' }] },
   monitoring: { prometheusRelease: 'kube-prometheus-stack' },
 });
 const alertNames = (m = full) => alertGroups(m).flatMap((g) => g.rules.map((r) => r.alert));
@@ -33,6 +34,7 @@ describe('buildMonitoring', () => {
       'PodMonitor/shop-web-metrics',
       'PodMonitor/shop-cache-metrics',
       'PodMonitor/shop-sessions-metrics',
+      'PodMonitor/shop-queue-metrics',
       'PodMonitor/shop-database-metrics',
       'PrometheusRule/shop-rules',
       'ConfigMap/shop-dashboard',
@@ -85,12 +87,40 @@ describe('alerts', () => {
       'ScalableDatabaseNoSyncStandby',
       'ScalableDatabaseVolumeFull',
       'ScalableDatabaseConnectionsNearMax',
+      'ScalableQueueLagGrowing',
+      'ScalableQueueDeadLetters',
+      'ScalableQueueWorkersAtMax',
       'ScalableOperatorReconcileErrors',
       'ScalableAppNotReady',
     ]);
     const small = alertNames(modelOf({ cache: {}, monitoring: {} }));
     expect(small).not.toContain('ScalableCacheSentinelQuorumLost');
     expect(small).not.toContain('ScalableDatabaseNoPrimary');
+    expect(small).not.toContain('ScalableQueueLagGrowing');
+    // Per consumer, each naming it.
+    const two = alertGroups(
+      modelOf({
+        queue: {
+          consumers: [
+            { name: 'orders', image: 'w:1' },
+            { name: 'mail', image: 'w:1', maxReplicas: 3 },
+          ],
+        },
+        monitoring: {},
+      }),
+    )
+      .flatMap((g) => g.rules)
+      .filter((r) => r.labels['scalable_tier'] === 'queue');
+    expect(two.map((r) => `${r.alert} ${r.labels['consumer']}`)).toEqual([
+      'ScalableQueueLagGrowing orders',
+      'ScalableQueueDeadLetters orders',
+      'ScalableQueueWorkersAtMax orders',
+      'ScalableQueueLagGrowing mail',
+      'ScalableQueueDeadLetters mail',
+      'ScalableQueueWorkersAtMax mail',
+    ]);
+    expect(two.at(-1)?.expr).toMatch(/"keda-hpa-shop-worker-mail"\}\) >= 3$/);
+    for (const r of two) expect(r.annotations.description).toContain(r.labels['consumer']);
     expect(alertNames(modelOf({ database: {}, monitoring: {} }))).not.toContain(
       'ScalableDatabaseNoSyncStandby',
     );
@@ -128,6 +158,7 @@ describe('dashboard', () => {
       'Cache',
       'Sessions',
       'Database',
+      'Queue',
     ]);
     expect(dashboardRows(full)[0]?.panels.map((p) => p.title)).toContain('Latency');
     const bare = dashboardRows(modelOf({ monitoring: {} }));

@@ -74,12 +74,16 @@ export function buildScrapeObjects(app: AppModel): K8sObject[] {
     ...(web && app.web.metrics
       ? [podMonitor(app, 'web', selectorOf(app, 'web'), [endpoint(web.name, app.web.metrics.path)])]
       : []),
-    // The redis_exporter sidecar's port is named 'metrics' in both Redis tiers (redis-pod.ts).
+    // The redis_exporter sidecar's port is named 'metrics' in every Redis tier (redis-pod.ts).
     ...(app.cache
       ? [podMonitor(app, 'cache', selectorOf(app, 'cache'), [endpoint('metrics')])]
       : []),
     ...(app.sessions
       ? [podMonitor(app, 'sessions', selectorOf(app, 'sessions'), [endpoint('metrics')])]
+      : []),
+    // The queue store's pods only (component queue): not its Sentinels, not the workers.
+    ...(app.queue
+      ? [podMonitor(app, 'queue', selectorOf(app, 'queue'), [endpoint('metrics')])]
       : []),
     ...(app.database
       ? [

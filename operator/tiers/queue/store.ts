@@ -44,6 +44,7 @@ import {
 } from '../shared/redis-sentinel.ts';
 import type { SentinelNames } from '../shared/redis-sentinel.ts';
 import { generatedSecret } from '../shared/secrets.ts';
+import { streamsOf } from './streams.ts';
 
 export type QueueSpec = NonNullable<AppModel['queue']>;
 
@@ -116,6 +117,18 @@ export const queueConfigData = (app: AppModel, queue: QueueSpec): Record<string,
     : {}),
 });
 
+/**
+ * redis_exporter's --check-single-streams (the same env in 1.45 and the image's release):
+ * stream length per stream, pending and (Redis 7, exporter >= 1.52) lag per group. A stream
+ * that does not exist yet (a dead-letter stream, usually) is skipped with an error log line.
+ */
+export const exporterStreamsEnv = (queue: QueueSpec): EnvVar[] => {
+  const streams = streamsOf(queue.consumers);
+  return streams.length > 0
+    ? [{ name: 'REDIS_EXPORTER_CHECK_SINGLE_STREAMS', value: streams.join(',') }]
+    : [];
+};
+
 export function buildStore(app: AppModel, queue: QueueSpec): K8sObject[] {
   const n = queueNames(app);
   const data = queueConfigData(app, queue);
@@ -178,7 +191,9 @@ export function buildStore(app: AppModel, queue: QueueSpec): K8sObject[] {
                 // A master hands over to a replica before it stops (rollouts, drains).
                 ...(replicated ? { preStop: 'pre-stop.sh' } : {}),
               }),
-              exporterContainer(app, n.auth),
+              // The consumers' streams and dead-letter streams, by name (no SCAN): lag,
+              // pending and length per stream and group for the monitoring tier's alerts.
+              exporterContainer(app, n.auth, exporterStreamsEnv(queue)),
             ],
             spread: replicated ? topologySpreadOf(app, selector) : undefined,
           }),

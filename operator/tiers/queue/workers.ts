@@ -17,17 +17,17 @@ import { quantity, resourcesOf } from '../shared/quantity.ts';
 import { PASSWORD_KEY, podNameEnv } from '../shared/redis-pod.ts';
 import { QUEUE_TIER, queueNames, queueTarget } from './store.ts';
 import type { QueueSpec, QueueTarget } from './store.ts';
+import { deadLetterStreamOf, groupOf, streamOf } from './streams.ts';
+import type { ConsumerSpec } from './streams.ts';
 
-export type ConsumerSpec = QueueSpec['consumers'][number];
+export type { ConsumerSpec };
+export { deadLetterStreamOf, groupOf, streamOf };
 
 export const KEDA_API_VERSION = 'keda.sh/v1alpha1';
 
 export const workerName = (app: AppModel, c: Pick<ConsumerSpec, 'name'>): string =>
   nameOf(app, 'worker', c.name);
 export const workerComponent = (c: Pick<ConsumerSpec, 'name'>): string => `worker-${c.name}`;
-export const streamOf = (c: ConsumerSpec): string => c.stream ?? c.name;
-export const groupOf = (c: ConsumerSpec): string => c.group ?? c.name;
-export const deadLetterStreamOf = (c: ConsumerSpec): string => `${streamOf(c)}:dead`;
 
 /** Replicas when no ScaledObject scales the workers (KEDA not installed): at least one. */
 export const fixedReplicasOf = (c: ConsumerSpec): number => Math.max(c.minReplicas, 1);

@@ -86,13 +86,18 @@ export function redisContainer(p: RedisContainerProps): k8s.Container {
 }
 
 /** redis_exporter: Prometheus metrics on :9121, scraping Redis over localhost. */
-export function exporterContainer(app: AppModel, secretName: string): k8s.Container {
+export function exporterContainer(
+  app: AppModel,
+  secretName: string,
+  extraEnv: readonly EnvVar[] = [],
+): k8s.Container {
   return {
     name: 'exporter',
     image: app.images.redisExporter,
     env: [
       { name: 'REDIS_ADDR', value: `redis://localhost:${REDIS_PORT}` },
       passwordEnv('REDIS_PASSWORD', secretName),
+      ...extraEnv,
     ] as k8s.EnvVar[],
     ports: [{ name: 'metrics', containerPort: EXPORTER_PORT, protocol: 'TCP' }],
     resources: {
