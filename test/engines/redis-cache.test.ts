@@ -52,7 +52,7 @@ const VALUE = 'x'.repeat(10_000);
 const keys = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}:${i}`);
 
 /**
- * 150 "hot" keys read 30 times each, then left alone for 2 s (LRU's clock ticks once a
+ * 150 "hot" keys read 100 times each, then left alone for 2 s (LRU's clock ticks once a
  * second); then 150 "cold" keys written once; then new keys until Redis has evicted 100.
  * LRU must evict the old hot keys first, LFU must keep every hot key.
  */
@@ -60,7 +60,9 @@ async function evictionRun(c: Redis) {
   const hot = keys('hot', 150);
   const cold = keys('cold', 150);
   await hot.reduce((p, k) => p.set(k, VALUE), c.pipeline()).exec();
-  for (let round = 0; round < 30; round++)
+  // LFU's counter grows logarithmically and at random (lfu-log-factor 10): 100 reads lift
+  // it well clear of a new key's 5, where 30 left some hot keys one step above it.
+  for (let round = 0; round < 100; round++)
     await hot.reduce((p, k) => p.get(k), c.pipeline()).exec();
   await sleep(2100);
   await cold.reduce((p, k) => p.set(k, VALUE), c.pipeline()).exec();
@@ -106,8 +108,9 @@ describe('cache Redis from the rendered ConfigMap', () => {
     expect(await c.config('GET', 'maxmemory-policy')).toEqual(['maxmemory-policy', 'allkeys-lfu']);
     const r = await evictionRun(c);
     console.log('allkeys-lfu', r);
-    // Same workload, opposite outcome: the frequently read keys survive although older.
-    expect(r.hotLeft).toBeGreaterThanOrEqual(148);
+    // Same workload, opposite outcome: the frequently read keys survive although older
+    // (eviction samples 5 keys at random: a hot key may still lose now and then).
+    expect(r.hotLeft).toBeGreaterThanOrEqual(145);
     expect(r.evicted).toBeGreaterThanOrEqual(100);
     await h.kill(inst);
   });
