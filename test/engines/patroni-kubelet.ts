@@ -185,6 +185,9 @@ export async function drive(
     for (const w of await step(app, h, cluster)) writes.push({ ...w, at: performance.now() });
     await sleep(everyMs);
   }
+  // The reconcile the last pod event brings: nothing left to do, so the app lets go of the
+  // operator-wide rollout gate (another app's scenario in this process may roll next).
+  for (const w of await step(app, h, cluster)) writes.push({ ...w, at: performance.now() });
   return writes;
 }
 

@@ -15,6 +15,8 @@ import type { ClusterAccess, HookWrite } from '../tier.ts';
 import { DATABASE_LABEL, SCOPE_LABEL, shardIndexes, shardName } from './names.ts';
 import { chooseCandidate, planShard, sameAction, shardView } from './rollout.ts';
 import type { RolloutAction } from './rollout.ts';
+import { rolloutGate } from './rollout-gate.ts';
+import type { RolloutGate } from './rollout-gate.ts';
 
 type Json = Record<string, unknown>;
 
@@ -125,13 +127,23 @@ export async function stepRollouts(
   app: AppModel,
   observed: Observed,
   cluster: ClusterAccess,
+  gate: RolloutGate = rolloutGate,
 ): Promise<HookWrite[]> {
   if (!app.database) return [];
-  const writes: HookWrite[] = [];
-  for (const shard of shardIndexes(app)) {
+  const appKey = `${app.namespace}/${app.name}`;
+  const planned = shardIndexes(app).map((shard) => {
     const scope = shardName(app, shard);
     const sts = observed.objects.find((o) => o.kind === 'StatefulSet' && o.metadata.name === scope);
-    const cached = planShard(shardView(app, shard, sts, observed.pods)).action;
+    return { shard, scope, cached: planShard(shardView(app, shard, sts, observed.pods)).action };
+  });
+  if (!planned.some((p) => acts(p.cached))) {
+    gate.leave(appKey);
+    return [];
+  }
+  // One app rolls at a time (rollout-gate.ts); this one waits for a later reconcile.
+  if (!gate.tryEnter(appKey)) return [];
+  const writes: HookWrite[] = [];
+  for (const { shard, scope, cached } of planned) {
     if (!acts(cached)) continue;
     // The informer cache can lag a pod event: act only when the API server's view agrees.
     const fresh = planShard(await freshView(app, shard, cluster)).action;
