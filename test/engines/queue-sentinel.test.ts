@@ -132,7 +132,13 @@ describe('replicated queue store from the rendered StatefulSets', () => {
     const old = redis.find((r) => r.port === oldPort)!;
     const m: Redis = client(oldPort);
     // Replication is asynchronous: wait until both replicas hold every message, then crash.
-    expect(await m.call('WAIT', String(REPLICAS), '5000')).toBe(REPLICAS);
+    // (A replica may still be in its first full sync: WAIT again until both acknowledge.)
+    await waitFor(
+      'both replicas to hold every message',
+      60_000,
+      async () => Number(await m.call('WAIT', String(REPLICAS), '1000')) === REPLICAS,
+      250,
+    );
     m.disconnect();
     const t0 = Date.now();
     await h.kill(old);
