@@ -44,27 +44,16 @@ export function shardMapOf(app: AppModel): ShardMap | undefined {
   });
 }
 
-/**
- * The map to publish, given the one already live. Buckets never move on their own: the rows
- * of a moved bucket would then be looked up on a shard that does not hold them. So once a map
- * is live its ranges and version stay; shards added since are listed with their addresses
- * and own no bucket until a resharding copies their buckets over (not automated yet).
- */
-export function heldShardMap(live: ShardMap | undefined, desired: ShardMap): ShardMap {
-  if (!live || live.buckets !== desired.buckets) return desired;
-  return { ...desired, version: live.version, ranges: live.ranges };
-}
-
 /** Shards of the map that own no bucket: they wait for a resharding. */
 export function shardsWithoutBuckets(map: ShardMap): number[] {
   const owners = new Set(map.ranges.map((r) => r.shard));
   return map.shards.map((s) => s.index).filter((i) => !owners.has(i));
 }
 
-export function shardMapConfigMap(app: AppModel, live?: ShardMap): K8sObject[] {
-  const desired = shardMapOf(app);
-  if (!desired) return [];
-  const map = heldShardMap(live, desired);
+/** The map for the spec as it stands; shard-hold.ts replaces it with the recorded one. */
+export function shardMapConfigMap(app: AppModel): K8sObject[] {
+  const map = shardMapOf(app);
+  if (!map) return [];
   return [
     {
       apiVersion: 'v1',
