@@ -10,6 +10,7 @@ import {
   DNS_LABEL_PATTERN,
   ENV_NAME_PATTERN,
   bool,
+  image,
   int,
   opt,
   quantity,
@@ -111,10 +112,7 @@ const Storage = (what: string, size: string) =>
 
 const Web = Type.Object(
   {
-    image: str('Container image of the stateless web tier, e.g. ghcr.io/acme/shop:1.4.2.', {
-      minLength: 1,
-      maxLength: 512,
-    }),
+    image: image('Container image of the stateless web tier, e.g. ghcr.io/acme/shop:1.4.2.'),
     port: int('Port the web container listens on (handed to the app as PORT).', {
       minimum: 1,
       maximum: 65535,
@@ -381,7 +379,7 @@ const Consumer = Type.Object(
       pattern: DNS_LABEL_PATTERN,
       maxLength: 20,
     }),
-    image: str('Container image of the worker.', { minLength: 1, maxLength: 512 }),
+    image: image('Container image of the worker.'),
     stream: opt(
       str('Redis stream the worker reads (QUEUE_STREAM). Unset: the consumer name.', {
         maxLength: 128,
