@@ -127,11 +127,12 @@ const Web = Type.Object(
           maxLength: 256,
           default: '/healthz',
         }),
-        livenessPath: str('HTTP path the liveness probe GETs.', {
-          pattern: '^/',
-          maxLength: 256,
-          default: '/healthz',
-        }),
+        livenessPath: opt(
+          str(
+            'HTTP path the liveness probe GETs; it restarts the container after a minute of failures. Unset: liveness only checks that the port accepts connections, so a slow dependency takes pods out of rotation (readiness) without restarting them.',
+            { pattern: '^/', maxLength: 256 },
+          ),
+        ),
       },
       { description: 'Health checks of the web container.', default: {} },
     ),
