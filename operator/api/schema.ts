@@ -356,6 +356,10 @@ const Database = Type.Object(
       'Synchronous replication: a commit waits for a replica, so failover loses no acknowledged write.',
       false,
     ),
+    failoverSeconds: int(
+      "The primary's leader lease (Patroni ttl): a primary that dies is replaced about this long after its last renewal. Every member also acts every failoverSeconds/10 s (loop_wait), so a shorter lease costs the API server more requests. Patroni's floor is 20.",
+      { minimum: 20, maximum: 300, default: 20 },
+    ),
     shardKey: opt(
       str(
         'Name of the key the app shards by (e.g. customer_id), recorded in the shard map. Required when shards > 1.',

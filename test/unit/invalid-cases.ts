@@ -117,6 +117,11 @@ export const INVALID: Array<[string, unknown, string]> = [
     'spec.database: synchronous replication needs replicasPerShard >= 1',
   ],
   [
+    'failover lease under Patroni floor',
+    base({ database: { failoverSeconds: 10 } }),
+    'spec.database.failoverSeconds: must be >= 20',
+  ],
+  [
     'bad deletion policy',
     base({ database: { deletionPolicy: 'Purge' } }),
     'spec.database.deletionPolicy: must be one of',
