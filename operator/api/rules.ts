@@ -68,7 +68,7 @@ const CPU_MAX = atMost('512', 'no node has more cores');
 const MEMORY_MAX = atMost('4Ti', 'no node has more memory');
 const STORAGE_MAX = atMost('64Ti', 'the largest volumes cloud providers offer');
 const REDIS_MEMORY = [
-  atLeast('16Mi', 'Redis needs some memory for its own structures before any data'),
+  atLeast('4Mi', 'Redis itself takes about 1 MiB, less leaves no room for data'),
   atMost('1Ti', 'a single Redis this large takes hours to resync a replica'),
 ];
 

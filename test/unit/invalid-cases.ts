@@ -12,6 +12,36 @@ export const appDoc = (
 
 const base = appDoc;
 
+// Valid edge cases, accepted offline and by the API server alike: every quantity at its
+// floor or ceiling, integer quantities, an image by digest.
+export const VALID_EDGES: Array<[string, unknown]> = [
+  [
+    'quantities at their floors and ceilings',
+    base(
+      {
+        web: {
+          image: `ghcr.io/acme/shop:1.4.2@sha256:${'a'.repeat(64)}`,
+          resources: { requests: { cpu: '1m', memory: '6Mi' }, limits: { memory: 16 * 2 ** 20 } },
+        },
+        cache: { memory: '1Ti' },
+        sessions: { memory: 16 * 2 ** 20, storage: { size: '64Mi' } },
+        database: {
+          storage: { size: '64Ti' },
+          resources: {
+            requests: { cpu: '50m', memory: '256Mi' },
+            limits: { cpu: '512', memory: '0.25Gi' },
+          },
+        },
+      },
+      { name: 'edges' },
+    ),
+  ],
+  [
+    'a quantity in another unit',
+    base({ database: { storage: { size: '1024Mi' } } }, { name: 'units' }),
+  ],
+];
+
 // Each invalid input and the field path its error must name.
 export const INVALID: Array<[string, unknown, string]> = [
   ['no web', { ...base({}), spec: {} }, 'spec.web: Required value'],
@@ -257,12 +287,12 @@ export const INVALID: Array<[string, unknown, string]> = [
   [
     'negative cache memory',
     base({ cache: { memory: '-5Gi' } }),
-    'spec.cache.memory: must be at least 16Mi',
+    'spec.cache.memory: must be at least 4Mi',
   ],
   [
     'cache memory too small',
     base({ cache: { memory: '1Mi' } }),
-    'spec.cache.memory: must be at least 16Mi',
+    'spec.cache.memory: must be at least 4Mi',
   ],
   [
     'cache memory too large',
@@ -272,7 +302,7 @@ export const INVALID: Array<[string, unknown, string]> = [
   [
     'session memory as a negative integer',
     base({ sessions: { memory: -5 } }),
-    'spec.sessions.memory: must be at least 16Mi',
+    'spec.sessions.memory: must be at least 4Mi',
   ],
   [
     'zero web CPU request',
