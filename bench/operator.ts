@@ -2,11 +2,13 @@
 // plane (or the cluster SCALABLE_CACHE_DIR's devcluster runs), printed as a table and written
 // to BENCHMARKS.md (its own section; other benchmarks keep theirs).
 //   convergence  N apps created at once until every child is applied, against the floor:
-//                `kubectl apply --server-side` of the same rendered objects in the same run
+//                `kubectl apply --server-side` of the same rendered objects; PAIRS pairs, the
+//                two alternating which goes first, each in a fresh namespace; median ratio
 //   idle         mutating requests in IDLE seconds with the N apps converged
 //   drift        a child deleted -> recreated, p50/p99 over TRIALS
 //   memory       operator RSS with MEM apps
-// Sizes: BENCH_APPS (200), BENCH_MEMORY_APPS (1000), BENCH_IDLE_SECONDS (60), BENCH_DRIFT_TRIALS (50).
+// Sizes: BENCH_APPS (200), BENCH_PAIRS (5), BENCH_MEMORY_APPS (1000), BENCH_IDLE_SECONDS (60),
+// BENCH_DRIFT_TRIALS (50).
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
@@ -34,6 +36,7 @@ const N = int('BENCH_APPS', 200);
 const MEM = Math.max(N, int('BENCH_MEMORY_APPS', 1000));
 const IDLE_S = int('BENCH_IDLE_SECONDS', 60);
 const TRIALS = int('BENCH_DRIFT_TRIALS', 50);
+const PAIRS = Math.max(1, int('BENCH_PAIRS', 5));
 const REPO = join(import.meta.dirname, '..');
 const log = (m: string) => console.log(`[bench] ${m}`);
 const execFileP = promisify(execFile);
@@ -187,25 +190,6 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const notes: string[] = [];
 
-  // 1. The floor: kubectl applies the same rendered objects, one request per object.
-  const floorNs = `bench-floor-${stamp}`;
-  await createNamespace(client, floorNs);
-  const dir = mkdtempSync(join(tmpdir(), 'bench-operator-'));
-  const file = join(dir, 'objects.json');
-  const items = Array.from({ length: N }, (_, i) => rendered(floorNs, i)).flat();
-  writeFileSync(file, JSON.stringify({ apiVersion: 'v1', kind: 'List', items }));
-  log(
-    `floor: kubectl apply --server-side of ${items.length} objects (${N} apps x ${OBJECTS_PER_APP})`,
-  );
-  const f0 = performance.now();
-  await kubectl(kc, ['apply', '--server-side', '--field-manager=bench-floor', '-f', file]);
-  const floorMs = performance.now() - f0;
-  log(`floor: ${(floorMs / 1000).toFixed(2)} s`);
-  await deleteNamespace(client, floorNs, true);
-
-  // 2. Convergence: the operator creates the same objects for N apps created at once.
-  const ns = `bench-op-${stamp}`;
-  await createNamespace(client, ns);
   // As it runs in production: compiled JavaScript, no tsx (which keeps sources in memory).
   const outDir = join(REPO, 'node_modules', '.cache', 'operator-dist');
   log('compiling the operator (tsc -p tsconfig.build.json)');
@@ -223,25 +207,81 @@ async function main(): Promise<void> {
     { LOG_LEVEL: 'warn', SCALABLE_LEASE_NAME: `bench-${stamp}`, NODE_OPTIONS: NODE_FLAGS },
     join(outDir, 'operator', 'main.js'),
   );
+  let ns = '';
   try {
     const created = () => op.metric('scalable_object_writes_total', { action: 'created' });
-    const c0 = performance.now();
-    await createApps(client, ns, 0, N);
-    await waitFor(
-      'all children applied',
-      600_000,
-      async () => (await created()) >= N * OBJECTS_PER_APP,
-    );
-    const convergeMs = performance.now() - c0;
-    const ratio = convergeMs / floorMs;
+    const dir = mkdtempSync(join(tmpdir(), 'bench-operator-'));
+
+    // 1. The floor: kubectl applies the same rendered objects, one request per object.
+    const floorRun = async (k: number): Promise<number> => {
+      const floorNs = `bench-floor-${stamp}-${k}`;
+      await createNamespace(client, floorNs);
+      const file = join(dir, `objects-${k}.json`);
+      const items = Array.from({ length: N }, (_, i) => rendered(floorNs, i)).flat();
+      writeFileSync(file, JSON.stringify({ apiVersion: 'v1', kind: 'List', items }));
+      const f0 = performance.now();
+      await kubectl(kc, ['apply', '--server-side', '--field-manager=bench-floor', '-f', file]);
+      const ms = performance.now() - f0;
+      log(`pair ${k + 1}: floor ${(ms / 1000).toFixed(2)} s for ${items.length} objects`);
+      await deleteNamespace(client, floorNs, true);
+      return ms;
+    };
+    // 2. Convergence: the operator creates the same objects for N apps created at once.
+    const operatorRun = async (k: number): Promise<{ ms: number; ns: string; c0: number }> => {
+      const runNs = `bench-op-${stamp}-${k}`;
+      await createNamespace(client, runNs);
+      const before = await created();
+      const c0 = performance.now();
+      await createApps(client, runNs, 0, N);
+      await waitFor(
+        'all children applied',
+        600_000,
+        async () => (await created()) >= before + N * OBJECTS_PER_APP,
+      );
+      const ms = performance.now() - c0;
+      log(`pair ${k + 1}: operator ${(ms / 1000).toFixed(2)} s`);
+      return { ms, ns: runNs, c0 };
+    };
+    // Pairs, alternating which side goes first: the load of this shared machine drifts, and
+    // one pair says little (ratios of single runs ranged 0.58-1.64). The last pair's apps stay
+    // for the measures below; the others are deleted and the operator left to settle.
+    const pairs: Array<{ floorMs: number; convergeMs: number }> = [];
+    let c0 = 0;
+    for (let k = 0; k < PAIRS; k++) {
+      let floorMs = 0;
+      let run = { ms: 0, ns: '', c0: 0 };
+      if (k % 2 === 0) {
+        floorMs = await floorRun(k);
+        run = await operatorRun(k);
+      } else {
+        run = await operatorRun(k);
+        floorMs = await floorRun(k);
+      }
+      pairs.push({ floorMs, convergeMs: run.ms });
+      if (k < PAIRS - 1) {
+        await deleteNamespace(client, run.ns, true);
+        await waitQuiet(op, 5_000, 120_000);
+      } else {
+        ns = run.ns;
+        c0 = run.c0;
+      }
+    }
+    const ratios = pairs.map((x) => x.convergeMs / x.floorMs).sort((a, b) => a - b);
+    const mid = (xs: number[]) => {
+      const s = [...xs].sort((a, b) => a - b);
+      const m = Math.floor(s.length / 2);
+      return s.length % 2 ? (s[m] ?? NaN) : ((s[m - 1] ?? NaN) + (s[m] ?? NaN)) / 2;
+    };
+    const ratio = mid(ratios);
+    const secs = (xs: number[]) => `${(mid(xs) / 1000).toFixed(2)} s`;
     log(
-      `operator: ${(convergeMs / 1000).toFixed(2)} s for ${N * OBJECTS_PER_APP} objects (ratio ${ratio.toFixed(2)})`,
+      `convergence: ratios ${ratios.map((r) => r.toFixed(2)).join(', ')}, median ${ratio.toFixed(2)}`,
     );
     rows.push({
-      what: `convergence: ${N} apps created at once -> ${N * OBJECTS_PER_APP} children applied`,
-      value: `${(convergeMs / 1000).toFixed(2)} s vs kubectl floor ${(floorMs / 1000).toFixed(2)} s = ratio ${ratio.toFixed(2)}`,
-      goal: 'ratio <= 1.3',
-      met: ratio <= 1.3,
+      what: `convergence: ${N} apps created at once -> ${N * OBJECTS_PER_APP} children applied (${PAIRS} pairs with the kubectl floor, alternating which goes first)`,
+      value: `median ratio ${ratio.toFixed(2)} (range ${ratios[0]?.toFixed(2)}–${ratios.at(-1)?.toFixed(2)}; per pair ${pairs.map((x) => (x.convergeMs / x.floorMs).toFixed(2)).join(', ')}); operator median ${secs(pairs.map((x) => x.convergeMs))}, floor median ${secs(pairs.map((x) => x.floorMs))}`,
+      goal: 'median ratio <= 1.2',
+      met: ratio <= 1.2,
     });
     const r0 = performance.now();
     await waitFor(
@@ -355,8 +395,8 @@ async function main(): Promise<void> {
       rows.push({
         what: `memory: operator RSS with ${MEM} apps (${MEM * OBJECTS_PER_APP} children and their pods cached)`,
         value: `${mib(settled)} settled (V8 heap ${mib(heap)} used of ${mib(heapTotal)}); ${mib(peak)} right after creating ${MEM - N} apps; ${mib(rssAtN)} with ${N} apps`,
-        goal: '<= 150 MiB',
-        met: settled <= 150 * 2 ** 20,
+        goal: '<= 120 MiB',
+        met: settled <= 120 * 2 ** 20,
       });
       const floor = await moduleFloor(outDir);
       notes.push(
@@ -367,7 +407,7 @@ async function main(): Promise<void> {
       rows.push({
         what: `memory: operator RSS with ${MEM} apps`,
         value: `not measured: ${err instanceof Error ? err.message : String(err)}${exit !== null ? ` (operator exited: ${exit})` : ''}`,
-        goal: '<= 150 MiB',
+        goal: '<= 120 MiB',
         met: undefined,
       });
       console.error(op.logs().split('\n').slice(-20).join('\n'));
@@ -400,7 +440,7 @@ async function main(): Promise<void> {
     '',
     ...notes.map((n) => `- ${n}`),
     '- Idle counts every create/update/patch/apply/delete the operator sent, by its own request counter; Lease renewals (every 2 s, as client-go) are shown apart.',
-    '- Floor: one `kubectl apply --server-side -f` of the same rendered objects (no owner references), into an empty namespace, in the same run.',
+    `- Floor: one \`kubectl apply --server-side -f\` of the same rendered objects (no owner references), into an empty namespace; ${PAIRS} floor runs paired with ${PAIRS} operator runs, each pair alternating which goes first, every run in a fresh namespace (the previous pair's deleted and the operator quiet first).`,
     '<!-- /bench:operator -->',
   ].join('\n');
   const path = join(REPO, 'BENCHMARKS.md');

@@ -1,6 +1,6 @@
 // `npm run cluster:build`: builds the control plane's binaries into the cache (idempotent).
 import { ensureSeed } from './seed.ts';
-import { ensureBuilt, ensurePrometheus } from './toolchain.ts';
+import { ensureBuilt, ensureKubeScore, ensurePrometheus } from './toolchain.ts';
 
 const start = Date.now();
 const log = (m: string) => console.log(`[cluster:build] ${m}`);
@@ -8,6 +8,8 @@ ensureBuilt(log)
   .then(() => ensureSeed(log))
   // The monitoring tests' promtool and prometheus (not part of the control plane).
   .then(() => ensurePrometheus(log))
+  // The manifest linter of `npm run lint`.
+  .then(() => ensureKubeScore(log))
   .then(
     () => console.log(`[cluster:build] done in ${((Date.now() - start) / 1000).toFixed(0)}s`),
     (err: unknown) => {

@@ -17,10 +17,18 @@ export {
   clusterDir,
   clusterHome,
   logsRoot,
+  kubeScoreBinPath,
   prometheusBinPath,
   type Binary,
 } from './paths.ts';
-export { ensureBuilt, ensurePrometheus, isBuilt, isPrometheusBuilt } from './toolchain.ts';
+export {
+  ensureBuilt,
+  ensureKubeScore,
+  ensurePrometheus,
+  isBuilt,
+  isKubeScoreBuilt,
+  isPrometheusBuilt,
+} from './toolchain.ts';
 export { VERSIONS } from './versions.ts';
 export { ZONES, STORAGE_CLASS } from './manifests.ts';
 export { optionalCrdsWanted } from './options.ts';

@@ -1,7 +1,13 @@
 // Where the embedded control plane keeps its binaries, state and logs: all outside the repo.
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { ADDON_BINARY_VERSIONS, buildKey, crdKey, prometheusKey } from './versions.ts';
+import {
+  ADDON_BINARY_VERSIONS,
+  buildKey,
+  crdKey,
+  kubeScoreKey,
+  prometheusKey,
+} from './versions.ts';
 
 /** Root of everything cached; SCALABLE_CACHE_DIR overrides ~/.cache/scalable-operator. */
 export function cacheRoot(): string {
@@ -48,6 +54,15 @@ export function prometheusDir(): string {
 
 export function prometheusBinPath(name: PrometheusBinary): string {
   return join(prometheusDir(), 'bin', name);
+}
+
+/** Folder of the kube-score build, cached on its own like Prometheus. */
+export function kubeScoreDir(): string {
+  return join(cacheRoot(), kubeScoreKey());
+}
+
+export function kubeScoreBinPath(): string {
+  return join(kubeScoreDir(), 'bin', 'kube-score');
 }
 
 /** Upstream CRD manifests copied out of the Go module cache, one folder per project. */

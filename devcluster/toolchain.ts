@@ -18,12 +18,20 @@ import {
   binPath,
   buildDir,
   buildStampPath,
+  kubeScoreBinPath,
+  kubeScoreDir,
   prometheusBinPath,
   prometheusDir,
   stagesPath,
   type Binary,
 } from './paths.ts';
-import { ADDON_BINARY_VERSIONS, BINARY_VERSIONS, PROMETHEUS, stagingVersion } from './versions.ts';
+import {
+  ADDON_BINARY_VERSIONS,
+  BINARY_VERSIONS,
+  KUBE_SCORE,
+  PROMETHEUS,
+  stagingVersion,
+} from './versions.ts';
 
 export type Log = (message: string) => void;
 
@@ -203,6 +211,39 @@ export async function ensurePrometheus(log: Log = console.log): Promise<void> {
         root,
         out: (b) => prometheusBinPath(b as (typeof PROMETHEUS_BINARIES)[number]),
       });
+      await rm(join(root, 'bin.tmp'), { recursive: true, force: true });
+    },
+    3600_000,
+  );
+}
+
+/** kube-score: one small package (k8s.io/api, apimachinery, yaml), no build tags. */
+function kubeScoreTarget(): Target {
+  return {
+    name: 'kube-score',
+    version: KUBE_SCORE.version,
+    packages: { 'kube-score': `${KUBE_SCORE.module}/cmd/kube-score` },
+    goMod: async () =>
+      renderGoMod({ module: 'devcluster.local/kube-score', go: GO_DIRECTIVE, require: {} }),
+    ldflags: async () => [`-X main.version=${KUBE_SCORE.version}`],
+  };
+}
+
+export const isKubeScoreBuilt = (): boolean => existsSync(kubeScoreBinPath());
+
+/** Builds kube-score into its own cache folder, once. */
+export async function ensureKubeScore(log: Log = console.log): Promise<void> {
+  if (isKubeScoreBuilt()) {
+    log(`kube-score ${KUBE_SCORE.version}: up to date`);
+    return;
+  }
+  const root = kubeScoreDir();
+  await mkdir(root, { recursive: true });
+  await withLock(
+    join(root, 'build.lock'),
+    async () => {
+      if (isKubeScoreBuilt()) return;
+      await buildTarget(kubeScoreTarget(), log, { root, out: () => kubeScoreBinPath() });
       await rm(join(root, 'bin.tmp'), { recursive: true, force: true });
     },
     3600_000,

@@ -31,6 +31,15 @@ export const PROMETHEUS = {
   tags: 'remove_all_sd',
 } as const;
 
+/**
+ * kube-score, the manifest linter `npm run lint` runs on the rendered examples; like
+ * Prometheus, built and cached on its own so that pinning it never rebuilds the control plane.
+ */
+export const KUBE_SCORE = {
+  module: 'github.com/zegl/kube-score',
+  version: 'v1.20.0',
+} as const;
+
 export const VERSIONS = { ...BINARY_VERSIONS, ...CRD_VERSIONS } as const;
 
 /**
@@ -57,6 +66,11 @@ export function buildKey(versions: Readonly<Record<string, string>> = BINARY_VER
 /** Folder name of the Prometheus build under the cache. */
 export function prometheusKey(p: typeof PROMETHEUS = PROMETHEUS): string {
   return `prometheus-${p.release}-${shortHash(p)}`;
+}
+
+/** Folder name of the kube-score build under the cache. */
+export function kubeScoreKey(k: typeof KUBE_SCORE = KUBE_SCORE): string {
+  return `kube-score-${k.version}-${shortHash(k)}`;
 }
 
 /** Folder name of one set of upstream CRDs (and the etcd seed holding them) inside a build. */

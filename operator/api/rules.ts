@@ -49,7 +49,90 @@ const ENV_VALUE_FROM_RULES: readonly CelRule[] = [
 const streamOf = (v: string) => `(has(${v}.stream) ? ${v}.stream : ${v}.name)`;
 const groupOf = (v: string) => `(has(${v}.group) ? ${v}.group : ${v}.name)`;
 
-export const RULES: Readonly<Record<string, readonly CelRule[]>> = {
+// Quantities: the schema checks their shape only, so every quantity field gets a floor its
+// engine can start with (which also rules out zero and negative values) and a sane ceiling.
+// CEL's quantity() is the API server's quantity library; validate.ts provides it offline.
+// string(self): a quantity field is int-or-string.
+const q = (self: string) => `quantity(string(${self}))`;
+const atLeast = (min: string, why: string): CelRule => ({
+  rule: `${q('self')}.compareTo(quantity('${min}')) >= 0`,
+  message: `must be at least ${min}: ${why}`,
+  detail: "'got ' + string(self)",
+});
+const atMost = (max: string, why: string): CelRule => ({
+  rule: `${q('self')}.compareTo(quantity('${max}')) <= 0`,
+  message: `must be at most ${max}: ${why}`,
+  detail: "'got ' + string(self)",
+});
+const CPU_MAX = atMost('512', 'no node has more cores');
+const MEMORY_MAX = atMost('4Ti', 'no node has more memory');
+const STORAGE_MAX = atMost('64Ti', 'the largest volumes cloud providers offer');
+const REDIS_MEMORY = [
+  atLeast('4Mi', 'Redis itself takes about 1 MiB, less leaves no room for data'),
+  atMost('1Ti', 'a single Redis this large takes hours to resync a replica'),
+];
+
+/** A `resources` section: floors per tier, requests within limits (else the pod is refused). */
+function resourceRules(
+  path: string,
+  floors: { readonly cpu: string; readonly memory: string; readonly why: string },
+): Record<string, readonly CelRule[]> {
+  const cpu = [atLeast(floors.cpu, floors.why), CPU_MAX];
+  const memory = [atLeast(floors.memory, floors.why), MEMORY_MAX];
+  return {
+    [path]: [
+      {
+        rule: `${q('self.requests.memory')}.compareTo(${q('self.limits.memory')}) <= 0`,
+        message: 'requests.memory must be <= limits.memory',
+      },
+      {
+        rule: `!has(self.limits.cpu) || ${q('self.requests.cpu')}.compareTo(${q('self.limits.cpu')}) <= 0`,
+        message: 'requests.cpu must be <= limits.cpu',
+      },
+    ],
+    [`${path}.requests.cpu`]: cpu,
+    [`${path}.requests.memory`]: memory,
+    [`${path}.limits.cpu`]: cpu,
+    [`${path}.limits.memory`]: memory,
+  };
+}
+
+const APP_FLOORS = { cpu: '1m', memory: '6Mi', why: 'the container runtime refuses less' };
+const QUANTITY_RULES: Readonly<Record<string, readonly CelRule[]>> = {
+  ...resourceRules('spec.web.resources', APP_FLOORS),
+  ...resourceRules('spec.queue.consumers[].resources', APP_FLOORS),
+  ...resourceRules('spec.database.resources', {
+    cpu: '50m',
+    memory: '256Mi',
+    why: 'Postgres and Patroni need this much to start',
+  }),
+  'spec.cache.memory': REDIS_MEMORY,
+  'spec.sessions.memory': REDIS_MEMORY,
+  'spec.queue.memory': REDIS_MEMORY,
+  'spec.database.storage.size': [
+    atLeast('1Gi', 'Postgres keeps up to 1 GB of WAL (max_wal_size) besides the data'),
+    STORAGE_MAX,
+  ],
+  'spec.sessions.storage.size': [
+    atLeast('64Mi', 'the append-only file needs room to be rewritten'),
+    STORAGE_MAX,
+  ],
+  'spec.queue.storage.size': [
+    atLeast('64Mi', 'the append-only file needs room to be rewritten'),
+    STORAGE_MAX,
+  ],
+};
+
+/** Rules of both tables at one path. */
+const merged = (
+  ...tables: ReadonlyArray<Readonly<Record<string, readonly CelRule[]>>>
+): Record<string, readonly CelRule[]> => {
+  const out: Record<string, CelRule[]> = {};
+  for (const t of tables) for (const [k, v] of Object.entries(t)) (out[k] ??= []).push(...v);
+  return out;
+};
+
+export const RULES: Readonly<Record<string, readonly CelRule[]>> = merged(QUANTITY_RULES, {
   // Derived names such as <name>-db-12-ro and StatefulSet pod labels must fit in 63 chars,
   // and Services need DNS-1035 names (a letter first).
   '': [
@@ -177,7 +260,7 @@ export const RULES: Readonly<Record<string, readonly CelRule[]>> = {
   'spec.queue.consumers[].env': ENV_RULES,
   'spec.queue.consumers[].env[]': ENV_ITEM_RULES,
   'spec.queue.consumers[].env[].valueFrom': ENV_VALUE_FROM_RULES,
-};
+});
 
 export function rulesAt(path: string): readonly CelRule[] {
   return RULES[path] ?? [];

@@ -10,6 +10,7 @@ import {
   DNS_LABEL_PATTERN,
   ENV_NAME_PATTERN,
   bool,
+  image,
   int,
   opt,
   quantity,
@@ -111,10 +112,7 @@ const Storage = (what: string, size: string) =>
 
 const Web = Type.Object(
   {
-    image: str('Container image of the stateless web tier, e.g. ghcr.io/acme/shop:1.4.2.', {
-      minLength: 1,
-      maxLength: 512,
-    }),
+    image: image('Container image of the stateless web tier, e.g. ghcr.io/acme/shop:1.4.2.'),
     port: int('Port the web container listens on (handed to the app as PORT).', {
       minimum: 1,
       maximum: 65535,
@@ -129,11 +127,12 @@ const Web = Type.Object(
           maxLength: 256,
           default: '/healthz',
         }),
-        livenessPath: str('HTTP path the liveness probe GETs.', {
-          pattern: '^/',
-          maxLength: 256,
-          default: '/healthz',
-        }),
+        livenessPath: opt(
+          str(
+            'HTTP path the liveness probe GETs; it restarts the container after a minute of failures. Unset: liveness only checks that the port accepts connections, so a slow dependency takes pods out of rotation (readiness) without restarting them.',
+            { pattern: '^/', maxLength: 256 },
+          ),
+        ),
       },
       { description: 'Health checks of the web container.', default: {} },
     ),
@@ -357,6 +356,10 @@ const Database = Type.Object(
       'Synchronous replication: a commit waits for a replica, so failover loses no acknowledged write.',
       false,
     ),
+    failoverSeconds: int(
+      "The primary's leader lease (Patroni ttl): a primary that dies is replaced about this long after its last renewal. Every member also acts every failoverSeconds/10 s (loop_wait), so a shorter lease costs the API server more requests. Patroni's floor is 20.",
+      { minimum: 20, maximum: 300, default: 20 },
+    ),
     shardKey: opt(
       str(
         'Name of the key the app shards by (e.g. customer_id), recorded in the shard map. Required when shards > 1.',
@@ -381,7 +384,7 @@ const Consumer = Type.Object(
       pattern: DNS_LABEL_PATTERN,
       maxLength: 20,
     }),
-    image: str('Container image of the worker.', { minLength: 1, maxLength: 512 }),
+    image: image('Container image of the worker.'),
     stream: opt(
       str('Redis stream the worker reads (QUEUE_STREAM). Unset: the consumer name.', {
         maxLength: 128,

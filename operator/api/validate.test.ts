@@ -18,7 +18,7 @@ describe('defaulting', () => {
       port: 8080,
       env: [],
       resources: { requests: { cpu: '250m', memory: '256Mi' }, limits: { memory: '512Mi' } },
-      probes: { readinessPath: '/healthz', livenessPath: '/healthz' },
+      probes: { readinessPath: '/healthz' },
       autoscaling: { minReplicas: 2, maxReplicas: 10, targetCPUUtilization: 70 },
     });
     expect(r.app.spec.topology).toEqual({

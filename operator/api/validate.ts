@@ -4,6 +4,8 @@ import { celEnv, celError, isCelError, parse, plan } from '@bufbuild/cel';
 import type { CelInput, CelResult } from '@bufbuild/cel';
 import type { TSchema } from 'typebox';
 import Value from 'typebox/value';
+import { IMAGE_PATTERN } from './fields.ts';
+import { QUANTITY_FUNCS } from './quantity.ts';
 import { RULES, isTransitionRule } from './rules.ts';
 import type { CelRule } from './rules.ts';
 import { API_VERSION, KIND, ScalableAppSpec } from './schema.ts';
@@ -175,6 +177,11 @@ function schemaErrorsOf(schema: TSchema, value: unknown, base: string): FieldErr
         path: pointerToPath(base, e.instancePath),
         message: `must be a quantity such as 256Mi, 1Gi or 500m (got ${describe(got)})`,
       };
+    } else if (e.keyword === 'pattern' && isImageError(e)) {
+      err = {
+        path: pointerToPath(base, e.instancePath),
+        message: `must be an OCI image reference such as ghcr.io/acme/shop:1.4.2 (got ${describe(got)})`,
+      };
     } else if (e.keyword === 'required') {
       const missing = (e.params as { requiredProperties: string[] }).requiredProperties;
       for (const m of missing) {
@@ -204,6 +211,9 @@ function schemaErrorsOf(schema: TSchema, value: unknown, base: string): FieldErr
 function isQuantityError(e: { params: unknown }): boolean {
   return String((e.params as { pattern?: string }).pattern ?? '').includes('[KMGTPE]i');
 }
+
+const isImageError = (e: { params: unknown }): boolean =>
+  (e.params as { pattern?: string }).pattern === IMAGE_PATTERN;
 
 function pushOnce(out: FieldError[], seen: Set<string>, err: FieldError): void {
   const key = `${err.path}\u0000${err.message}`;
@@ -243,12 +253,14 @@ function nodesAt(root: unknown, rulePath: string): Array<{ path: string; value: 
 
 type Program = (bindings: Record<string, CelInput>) => CelResult;
 const programs = new Map<string, Program>();
+/** The standard library plus Kubernetes' quantity functions, as in the API server. */
+const env = celEnv({ funcs: [...QUANTITY_FUNCS] });
 
 /** Parse and plan each expression once: the operator validates every app it reconciles. */
 function compiled(expr: string): Program {
   let program = programs.get(expr);
   if (!program) {
-    const planned = plan(celEnv(), parse(expr)) as Program;
+    const planned = plan(env, parse(expr)) as Program;
     program = (bindings) => {
       try {
         return planned(bindings);

@@ -1,5 +1,5 @@
 // /metrics, /healthz, /readyz on one small HTTP server.
-import http from 'node:http';
+import { http } from './node-http.ts';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 

@@ -2,7 +2,8 @@
 // @kubernetes/client-node APIs are typed per kind; the reconciler works on plain JSON of any
 // kind and needs control over watches (410, stalls) and a count of every request it makes.
 import https from 'node:https';
-import http from 'node:http';
+import type * as Http from 'node:http';
+import { http } from './node-http.ts';
 import { createInterface } from 'node:readline';
 import { loadConnection } from './kubeconfig.ts';
 import type { Connection } from './kubeconfig.ts';
@@ -68,8 +69,8 @@ export const MUTATING_VERBS: ReadonlySet<Verb> = new Set([
 
 export class KubeClient {
   private readonly server: URL;
-  private readonly agent: https.Agent | http.Agent;
-  private readonly watchAgent: https.Agent | http.Agent;
+  private readonly agent: https.Agent | Http.Agent;
+  private readonly watchAgent: https.Agent | Http.Agent;
   private readonly observers: RequestObserver[] = [];
 
   private constructor(private readonly conn: Connection) {
@@ -208,7 +209,7 @@ export class KubeClient {
     const done = new Promise<Error | null>((resolve) => {
       let finished = false;
       let idleTimer: NodeJS.Timeout | undefined;
-      let req: http.ClientRequest | undefined;
+      let req: Http.ClientRequest | undefined;
       const finish = (err: Error | null) => {
         if (finished) return;
         finished = true;

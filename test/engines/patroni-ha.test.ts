@@ -11,6 +11,7 @@ import {
   ROLE_LABEL,
   appDatabaseName,
 } from '../../operator/tiers/database/names.ts';
+import { recordForBench } from './bench-record.ts';
 import { PASSWORDS, eventually, sql, startDatabase } from './patroni-harness.ts';
 import type { Harness, Member } from './patroni-harness.ts';
 
@@ -41,6 +42,7 @@ describe('Patroni HA: one shard, primary + 2 replicas, synchronous, Kubernetes A
   afterAll(async () => {
     await h?.stop();
     console.log(`[patroni-ha] measured: ${JSON.stringify(numbers)}`);
+    recordForBench('patroni-ha', numbers);
   });
 
   it('bootstraps one primary and two streaming replicas and labels their pods', async () => {

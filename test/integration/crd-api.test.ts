@@ -15,7 +15,7 @@ import {
 } from '../../devcluster/testing.ts';
 import { GROUP, PLURAL, VERSION } from '../../operator/api/schema.ts';
 import { validateApp } from '../../operator/api/validate.ts';
-import { INVALID } from '../unit/invalid-cases.ts';
+import { INVALID, VALID_EDGES } from '../unit/invalid-cases.ts';
 
 const kubectl = testKubectl;
 
@@ -91,6 +91,15 @@ describe('the ScalableApp CRD on a real API server', () => {
       expect(created.spec).toEqual(offline.app.spec);
     },
   );
+
+  it.each(VALID_EDGES)('accepts %s as the offline path does', async (_name, doc) => {
+    const created = (await create(doc as Doc).catch((e: { body?: string }) => {
+      throw new Error(`rejected: ${e.body ?? String(e)}`);
+    })) as Doc;
+    const offline = validateApp(doc);
+    if (!offline.ok) throw new Error(JSON.stringify(offline.errors));
+    expect(created.spec).toEqual(offline.app.spec);
+  });
 
   // Envelope checks (kind, apiVersion, names) belong to kubectl and the API machinery.
   const specCases = INVALID.filter(

@@ -12,6 +12,36 @@ export const appDoc = (
 
 const base = appDoc;
 
+// Valid edge cases, accepted offline and by the API server alike: every quantity at its
+// floor or ceiling, integer quantities, an image by digest.
+export const VALID_EDGES: Array<[string, unknown]> = [
+  [
+    'quantities at their floors and ceilings',
+    base(
+      {
+        web: {
+          image: `ghcr.io/acme/shop:1.4.2@sha256:${'a'.repeat(64)}`,
+          resources: { requests: { cpu: '1m', memory: '6Mi' }, limits: { memory: 16 * 2 ** 20 } },
+        },
+        cache: { memory: '1Ti' },
+        sessions: { memory: 16 * 2 ** 20, storage: { size: '64Mi' } },
+        database: {
+          storage: { size: '64Ti' },
+          resources: {
+            requests: { cpu: '50m', memory: '256Mi' },
+            limits: { cpu: '512', memory: '0.25Gi' },
+          },
+        },
+      },
+      { name: 'edges' },
+    ),
+  ],
+  [
+    'a quantity in another unit',
+    base({ database: { storage: { size: '1024Mi' } } }, { name: 'units' }),
+  ],
+];
+
 // Each invalid input and the field path its error must name.
 export const INVALID: Array<[string, unknown, string]> = [
   ['no web', { ...base({}), spec: {} }, 'spec.web: Required value'],
@@ -115,6 +145,11 @@ export const INVALID: Array<[string, unknown, string]> = [
     'sync without replicas',
     base({ database: { synchronous: true, replicasPerShard: 0 } }),
     'spec.database: synchronous replication needs replicasPerShard >= 1',
+  ],
+  [
+    'failover lease under Patroni floor',
+    base({ database: { failoverSeconds: 10 } }),
+    'spec.database.failoverSeconds: must be >= 20',
   ],
   [
     'bad deletion policy',
@@ -247,6 +282,95 @@ export const INVALID: Array<[string, unknown, string]> = [
     'bad queue memory',
     base({ queue: { memory: 'lots', consumers: [{ name: 'a', image: 'x' }] } }),
     'spec.queue.memory: must be a quantity',
+  ],
+  // Quantities: a floor the engine starts with, a ceiling, requests within limits.
+  [
+    'negative cache memory',
+    base({ cache: { memory: '-5Gi' } }),
+    'spec.cache.memory: must be at least 4Mi',
+  ],
+  [
+    'cache memory too small',
+    base({ cache: { memory: '1Mi' } }),
+    'spec.cache.memory: must be at least 4Mi',
+  ],
+  [
+    'cache memory too large',
+    base({ cache: { memory: '2Ti' } }),
+    'spec.cache.memory: must be at most 1Ti',
+  ],
+  [
+    'session memory as a negative integer',
+    base({ sessions: { memory: -5 } }),
+    'spec.sessions.memory: must be at least 4Mi',
+  ],
+  [
+    'zero web CPU request',
+    base({ web: { image: 'x', resources: { requests: { cpu: '0' } } } }),
+    'spec.web.resources.requests.cpu: must be at least 1m',
+  ],
+  [
+    'web CPU limit too large',
+    base({ web: { image: 'x', resources: { limits: { cpu: '1000' } } } }),
+    'spec.web.resources.limits.cpu: must be at most 512',
+  ],
+  [
+    'web memory request above its limit',
+    base({
+      web: { image: 'x', resources: { requests: { memory: '1Gi' }, limits: { memory: '512Mi' } } },
+    }),
+    'spec.web.resources: requests.memory must be <= limits.memory',
+  ],
+  [
+    'web CPU request above its limit',
+    base({ web: { image: 'x', resources: { requests: { cpu: '2' }, limits: { cpu: '500m' } } } }),
+    'spec.web.resources: requests.cpu must be <= limits.cpu',
+  ],
+  [
+    'Postgres memory too small to start',
+    base({ database: { resources: { requests: { memory: '64Mi' }, limits: { memory: '64Mi' } } } }),
+    'spec.database.resources.limits.memory: must be at least 256Mi',
+  ],
+  [
+    'negative database storage',
+    base({ database: { storage: { size: '-10Gi' } } }),
+    'spec.database.storage.size: must be at least 1Gi',
+  ],
+  [
+    'database storage too large',
+    base({ database: { storage: { size: '1Pi' } } }),
+    'spec.database.storage.size: must be at most 64Ti',
+  ],
+  [
+    'session storage too small',
+    base({ sessions: { storage: { size: '1Mi' } } }),
+    'spec.sessions.storage.size: must be at least 64Mi',
+  ],
+  [
+    'worker memory limit too small',
+    base({
+      queue: {
+        consumers: [{ name: 'a', image: 'x', resources: { limits: { memory: '1Mi' } } }],
+      },
+    }),
+    'spec.queue.consumers[0].resources.limits.memory: must be at least 6Mi',
+  ],
+  // Images: an OCI reference, not any string.
+  ['blank image', base({ web: { image: ' ' } }), 'spec.web.image: must be an OCI image reference'],
+  [
+    'image with a URL scheme',
+    base({ web: { image: 'https://ghcr.io/acme/shop:1' } }),
+    'spec.web.image: must be an OCI image reference',
+  ],
+  [
+    'image with two tags',
+    base({ web: { image: 'shop:1:2' } }),
+    'spec.web.image: must be an OCI image reference',
+  ],
+  [
+    'upper-case worker image',
+    base({ queue: { consumers: [{ name: 'a', image: 'Worker:latest' }] } }),
+    'spec.queue.consumers[0].image: must be an OCI image reference',
   ],
   [
     'bad whenUnsatisfiable',

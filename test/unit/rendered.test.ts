@@ -57,6 +57,66 @@ describe.each(ALL)('%s', (_name, objects) => {
     }
   });
 
+  it('every container requests ephemeral storage', () => {
+    for (const o of objects) {
+      for (const spec of podSpecsOf(o)) {
+        const containers = [...(spec.initContainers ?? []), ...(spec.containers ?? [])];
+        for (const c of containers) {
+          expect(
+            c.resources?.requests?.['ephemeral-storage'],
+            `${o.kind}/${o.metadata.name} ${c.name}`,
+          ).toBeTruthy();
+        }
+      }
+    }
+  });
+
+  it('no container restarts on the very check that takes it out of rotation', () => {
+    for (const o of objects) {
+      for (const spec of podSpecsOf(o)) {
+        for (const c of spec.containers ?? []) {
+          if (!c.livenessProbe || !c.readinessProbe) continue;
+          const handler = (p: Record<string, unknown>) =>
+            JSON.stringify([p['httpGet'], p['tcpSocket'], p['exec']]);
+          expect(handler(c.livenessProbe), `${o.kind}/${o.metadata.name} ${c.name}`).not.toBe(
+            handler(c.readinessProbe),
+          );
+        }
+      }
+    }
+  });
+
+  it('data tiers may send only to DNS, their own pods and (Patroni) the API server', () => {
+    const policies = objects.filter(
+      (o) =>
+        o.kind === 'NetworkPolicy' &&
+        ['database', 'cache', 'sessions', 'queue'].includes(
+          o.metadata.labels?.['scalable.dev/tier'] ?? '',
+        ),
+    );
+    for (const np of policies) {
+      const spec = np['spec'] as {
+        policyTypes: string[];
+        podSelector: { matchLabels: Record<string, string> };
+        egress: Array<{ to?: Array<{ podSelector?: unknown }>; ports?: Array<{ port: number }> }>;
+      };
+      const name = `NetworkPolicy ${np.metadata.name}`;
+      expect(spec.policyTypes, name).toContain('Egress');
+      for (const rule of spec.egress) {
+        // Never "anywhere on any port"; a rule without `to` is DNS or the API server by port.
+        expect(rule.ports?.length, name).toBeGreaterThan(0);
+        if (rule.to === undefined) {
+          const ports = (rule.ports ?? []).map((p) => p.port);
+          const allowed =
+            np.metadata.labels?.['scalable.dev/tier'] === 'database' ? [53, 443, 6443] : [53];
+          for (const port of ports) expect(allowed, name).toContain(port);
+        } else {
+          expect(rule.to, name).toEqual([{ podSelector: spec.podSelector }]);
+        }
+      }
+    }
+  });
+
   it('puts no secret material in ConfigMaps, args or literal env', () => {
     const text = JSON.stringify(objects.filter((o) => o.kind !== 'Secret'));
     expect(text).not.toMatch(/password"\s*:\s*"[^"]+"/i);

@@ -148,6 +148,8 @@ function redisPodTemplate(
           app,
           secretName: n.auth,
           memoryLimit,
+          // The data emptyDir below.
+          ephemeralStorage: memoryLimit,
           env,
           ...(preStop ? { preStop } : {}),
         }),

@@ -89,21 +89,28 @@ describe('buildCache', () => {
     it('sets the memory limit to maxmemory + 25% + 64Mi, request = limit', () => {
       const redis = container(find(objects, 'Deployment'), 'redis');
       expect(redis.resources).toEqual({
-        requests: { cpu: '100m', memory: '384Mi' },
+        // Ephemeral storage: the data emptyDir, sized like the memory limit.
+        requests: { cpu: '100m', memory: '384Mi', 'ephemeral-storage': '384Mi' },
         limits: { memory: '384Mi' },
       });
       expect(data(objects)['redis.conf']).toContain(`maxmemory ${256 * 2 ** 20}\n`);
     });
 
-    it('probes with redis-cli ping and the password from the environment', () => {
+    it('is ready on redis-cli ping (password from the environment), alive while it listens', () => {
       const redis = container(find(objects, 'Deployment'), 'redis');
-      for (const p of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
-        expect(redis[p].exec.command).toEqual([
-          'sh',
-          '-c',
-          'REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 redis-cli -p 6379 ping | grep -qx PONG',
-        ]);
+      expect(redis.readinessProbe.exec.command).toEqual([
+        'sh',
+        '-c',
+        'REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 redis-cli -p 6379 ping | grep -qx PONG',
+      ]);
+      // A busy Redis (loading, a slow command) leaves rotation but is not restarted.
+      for (const p of ['startupProbe', 'livenessProbe']) {
+        expect(redis[p].exec).toBeUndefined();
+        expect(redis[p].tcpSocket).toEqual({ port: 'redis' });
       }
+      expect(
+        redis.livenessProbe.periodSeconds * redis.livenessProbe.failureThreshold,
+      ).toBeGreaterThan(redis.readinessProbe.periodSeconds * redis.readinessProbe.failureThreshold);
     });
 
     it('meets Pod Security restricted as the redis user, with a writable /data only', () => {

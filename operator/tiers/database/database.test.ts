@@ -8,6 +8,7 @@ import { buildDatabase } from './build.ts';
 import {
   dcsConfigMapName,
   dcsConfigUpdate,
+  timingsOf,
   patroniConfig,
   renderPatroniConfig,
   renderPostBootstrap,
@@ -294,7 +295,10 @@ describe('Patroni configuration', () => {
 
 describe('dcsConfigUpdate', () => {
   const live = JSON.stringify({
-    ttl: 30,
+    ttl: 20,
+    loop_wait: 2,
+    retry_timeout: 9,
+    maximum_lag_on_failover: 1048576,
     synchronous_mode: false,
     synchronous_mode_strict: false,
     postgresql: {
@@ -315,7 +319,10 @@ describe('dcsConfigUpdate', () => {
       live,
     );
     expect(JSON.parse(next ?? '{}')).toEqual({
-      ttl: 30,
+      ttl: 20,
+      loop_wait: 2,
+      retry_timeout: 9,
+      maximum_lag_on_failover: 1048576,
       synchronous_mode: true,
       synchronous_mode_strict: false,
       postgresql: {
@@ -323,5 +330,29 @@ describe('dcsConfigUpdate', () => {
       },
     });
     expect(dcsConfigMapName(sharded, 1)).toBe('shop-db-1-config');
+  });
+
+  it('moves the lease and the loop to failoverSeconds on a live cluster', () => {
+    const next = dcsConfigUpdate(modelOf({ database: { failoverSeconds: 30 } }), 0, live);
+    expect(JSON.parse(next ?? '{}')).toMatchObject({ ttl: 30, loop_wait: 3, retry_timeout: 13 });
+  });
+});
+
+describe('timingsOf', () => {
+  it("keeps Patroni's rule loop_wait + 2 x retry_timeout <= ttl and its floors", () => {
+    for (let s = 20; s <= 300; s++) {
+      const t = timingsOf(s);
+      expect(t.ttl).toBe(s);
+      expect(t.loop_wait + 2 * t.retry_timeout, `failoverSeconds ${s}`).toBeLessThanOrEqual(t.ttl);
+      expect(t.loop_wait).toBeGreaterThanOrEqual(1);
+      expect(t.retry_timeout).toBeGreaterThanOrEqual(3);
+    }
+    // The default: a 20 s lease renewed every 2 s, 9 s of API-server retries.
+    expect(timingsOf(20)).toEqual({ ttl: 20, loop_wait: 2, retry_timeout: 9 });
+  });
+
+  it('renders the timings into bootstrap.dcs', () => {
+    const dcs = patroniConfig(modelOf({ database: { failoverSeconds: 60 } }), 0).bootstrap.dcs;
+    expect(dcs).toMatchObject({ ttl: 60, loop_wait: 6, retry_timeout: 27 });
   });
 });

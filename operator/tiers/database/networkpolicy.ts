@@ -1,3 +1,5 @@
+// Egress: DNS, the other database pods (replication, Patroni's REST API) and the API server
+// (Patroni's leader lock and member keys live there).
 // Postgres is reachable only from the app's own pods (the chapter's "private IPs");
 // Patroni's REST API only from the other database pods of the app; metrics from anywhere
 // in the cluster (no data there, and the Prometheus namespace is not known here). With
@@ -7,6 +9,7 @@
 import { k8s } from '../shared/k8s.ts';
 import type { Chart } from 'cdk8s';
 import type { AppModel } from '../../api/model.ts';
+import { dataTierEgress } from '../shared/egress.ts';
 import { APP_LABEL, metadataOf, selectorOf } from '../shared/meta.ts';
 import { EXPORTER_PORT, PATRONI_PORT, POSTGRES_PORT, tierName } from './names.ts';
 
@@ -18,7 +21,7 @@ export function databaseNetworkPolicy(chart: Chart, app: AppModel): void {
     metadata: metadataOf(app, 'database', tierName(app), 'postgres'),
     spec: {
       podSelector: { matchLabels: dbPods },
-      policyTypes: ['Ingress'],
+      policyTypes: ['Ingress', 'Egress'],
       ingress: [
         {
           from: [{ podSelector: { matchLabels: { [APP_LABEL]: app.name } } }],
@@ -30,6 +33,11 @@ export function databaseNetworkPolicy(chart: Chart, app: AppModel): void {
           ports: [tcp(EXPORTER_PORT), ...(app.monitoring ? [tcp(PATRONI_PORT)] : [])],
         },
       ],
+      egress: dataTierEgress({
+        peers: dbPods,
+        peerPorts: [POSTGRES_PORT, PATRONI_PORT],
+        apiServer: true,
+      }),
     },
   });
 }

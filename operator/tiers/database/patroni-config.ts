@@ -63,6 +63,26 @@ function memoryParameters(app: AppModel): Record<string, string> {
   };
 }
 
+/**
+ * Patroni's three timings from the lease, within its rule loop_wait + 2 x retry_timeout <= ttl
+ * (Patroni shortens loop_wait, then retry_timeout, when it is broken):
+ * - ttl: the leader lock's lease; a dead primary is replaced once it expires, so kill -9 ->
+ *   new primary is about ttl - (time since the last renewal) + up to loop_wait;
+ * - loop_wait: a tenth of it: how often each member runs its loop (the primary renews the
+ *   lock, every member reads and may patch its pod), the API-server cost of a short lease;
+ * - retry_timeout: the rest, halved: how long a primary keeps trying to reach the API server
+ *   before it demotes itself, so a blip of the API server does not demote a healthy primary.
+ */
+export function timingsOf(failoverSeconds: number): {
+  ttl: number;
+  loop_wait: number;
+  retry_timeout: number;
+} {
+  const ttl = Math.max(20, Math.round(failoverSeconds));
+  const loopWait = Math.max(1, Math.floor(ttl / 10));
+  return { ttl, loop_wait: loopWait, retry_timeout: Math.floor((ttl - loopWait) / 2) };
+}
+
 export function patroniConfig(app: AppModel, shard: number, layout: PodLayout = POD_LAYOUT) {
   const db = app.database;
   if (!db) throw new Error('patroniConfig: the database tier is off');
@@ -87,9 +107,7 @@ export function patroniConfig(app: AppModel, shard: number, layout: PodLayout = 
     },
     bootstrap: {
       dcs: {
-        ttl: 30,
-        loop_wait: 10,
-        retry_timeout: 10,
+        ...timingsOf(db.failoverSeconds),
         // A replica more than 1 MiB behind is never promoted (async mode).
         maximum_lag_on_failover: 1048576,
         synchronous_mode: db.synchronous,
@@ -196,7 +214,7 @@ const obj = (v: unknown): Json =>
 
 /**
  * The new value of the `config` annotation when the live dynamic config disagrees with the
- * spec (synchronous mode, memory parameters), else undefined. Other keys, including ones
+ * spec (synchronous mode, timings, memory parameters), else undefined. Other keys, including ones
  * an admin set with patronictl, are kept as they are.
  */
 export function dcsConfigUpdate(
@@ -215,15 +233,18 @@ export function dcsConfigUpdate(
   const pg = obj(current['postgresql']);
   const params = obj(pg['parameters']);
   const memory = memoryParameters(app);
+  const timings = timingsOf(app.database.failoverSeconds);
   const next = {
     ...current,
     synchronous_mode: want.synchronous_mode,
     synchronous_mode_strict: want.synchronous_mode_strict,
+    ...timings,
     postgresql: { ...pg, parameters: { ...params, ...memory } },
   };
   const same =
     current['synchronous_mode'] === next.synchronous_mode &&
     current['synchronous_mode_strict'] === next.synchronous_mode_strict &&
+    Object.entries(timings).every(([k, v]) => current[k] === v) &&
     Object.entries(memory).every(([k, v]) => params[k] === v);
   return same ? undefined : JSON.stringify(next);
 }

@@ -9,7 +9,7 @@ import {
   restrictedPodSecurityContext,
   topologySpreadOf,
 } from '../shared/pod-security.ts';
-import { quantity, resourcesOf } from '../shared/quantity.ts';
+import { ephemeralStorage, quantity, resourcesOf } from '../shared/quantity.ts';
 import {
   AUTH_KEYS,
   EXPORTER_PORT,
@@ -187,7 +187,7 @@ function dataVersionCheck(app: AppModel, db: NonNullable<AppModel['database']>) 
     ],
     terminationMessagePolicy: 'FallbackToLogsOnError',
     resources: {
-      requests: { cpu: quantity('10m'), memory: quantity('16Mi') },
+      requests: { cpu: quantity('10m'), memory: quantity('16Mi'), ...ephemeralStorage('16Mi') },
       limits: { memory: quantity('64Mi') },
     },
     securityContext: restrictedContainerSecurityContext(),
@@ -219,7 +219,8 @@ function patroniContainer(app: AppModel, db: NonNullable<AppModel['database']>) 
       { name: 'patroni', containerPort: PATRONI_PORT, protocol: 'TCP' },
     ],
     env: patroniEnv(app),
-    resources: resourcesOf(db.resources),
+    // /tmp (up to 64Mi), logs and the writable layer; the data is on its volume.
+    resources: resourcesOf(db.resources, '256Mi'),
     // /readiness: 200 on the leader, and on a replica whose Postgres is running.
     readinessProbe: {
       httpGet: { path: '/readiness', port: k8s.IntOrString.fromString('patroni') },
@@ -255,7 +256,7 @@ function exporterContainer(app: AppModel) {
       secretEnv('DATA_SOURCE_PASS', authSecretName(app), AUTH_KEYS.monitor),
     ],
     resources: {
-      requests: { cpu: quantity('10m'), memory: quantity('32Mi') },
+      requests: { cpu: quantity('10m'), memory: quantity('32Mi'), ...ephemeralStorage('16Mi') },
       limits: { memory: quantity('128Mi') },
     },
     readinessProbe: {

@@ -12,6 +12,7 @@ import { synth } from '../shared/chart.ts';
 import type { K8sObject } from '../shared/chart.ts';
 import { APP_LABEL, TIER_LABEL, labelsOf, metadataOf, nameOf, selectorOf } from '../shared/meta.ts';
 import { topologySpreadOf } from '../shared/pod-security.ts';
+import { dataTierEgress } from '../shared/egress.ts';
 import { quantity } from '../shared/quantity.ts';
 import {
   EXPORTER_PORT,
@@ -234,15 +235,17 @@ export function buildStore(app: AppModel, queue: QueueSpec): K8sObject[] {
  * backlog) may reach Redis; the metrics port is open to any pod only when monitoring is on.
  */
 function storeNetworkPolicy(chart: Chart, app: AppModel, queue: QueueSpec, name: string) {
-  const redis = (queue.replicas > 0 ? [REDIS_PORT, SENTINEL_PORT] : [REDIS_PORT]).map((port) => ({
+  const ports = queue.replicas > 0 ? [REDIS_PORT, SENTINEL_PORT] : [REDIS_PORT];
+  const redis = ports.map((port) => ({
     port: k8s.IntOrString.fromNumber(port),
     protocol: 'TCP',
   }));
+  const pods = { [APP_LABEL]: app.name, [TIER_LABEL]: QUEUE_TIER };
   new k8s.KubeNetworkPolicy(chart, 'queue-netpol', {
     metadata: metadataOf(app, QUEUE_TIER, name),
     spec: {
-      podSelector: { matchLabels: { [APP_LABEL]: app.name, [TIER_LABEL]: QUEUE_TIER } },
-      policyTypes: ['Ingress'],
+      podSelector: { matchLabels: pods },
+      policyTypes: ['Ingress', 'Egress'],
       ingress: [
         {
           from: [
@@ -259,6 +262,8 @@ function storeNetworkPolicy(chart: Chart, app: AppModel, queue: QueueSpec, name:
           ? [{ ports: [{ port: k8s.IntOrString.fromNumber(EXPORTER_PORT), protocol: 'TCP' }] }]
           : []),
       ],
+      // DNS and its own pods: replicas and Sentinels (see redisNetworkPolicy).
+      egress: dataTierEgress({ peers: pods, peerPorts: ports }),
     },
   });
 }

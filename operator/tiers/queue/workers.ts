@@ -95,7 +95,8 @@ export function buildWorkers(app: AppModel, queue: QueueSpec, wiring: AppWiring)
                   name: 'worker',
                   image: c.image,
                   env: [...wiring.env, ...consumerEnv(c), ...c.env.map(userEnv)] as k8s.EnvVar[],
-                  resources: resourcesOf(c.resources),
+                  // /tmp (up to 256Mi) and logs.
+                  resources: resourcesOf(c.resources, '256Mi'),
                   securityContext: restrictedContainerSecurityContext(),
                   volumeMounts: [
                     { name: 'tmp', mountPath: '/tmp' },

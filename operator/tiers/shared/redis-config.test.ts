@@ -69,9 +69,10 @@ describe('sentinelConf', () => {
     expect(at('sentinel resolve-hostnames')).toBeLessThan(at('sentinel monitor'));
     expect(at('sentinel monitor')).toBeLessThan(at('sentinel down-after-milliseconds'));
   });
-  it('needs 2 of 3 Sentinels to agree and calls a master down after 5 s', () => {
+  it('needs 2 of 3 Sentinels to agree and calls a master down after 2 s', () => {
     expect(conf).toContain('sentinel monitor shop-cache @MASTER_HOST@ @MASTER_PORT@ 2\n');
-    expect(conf).toContain('sentinel down-after-milliseconds shop-cache 5000\n');
+    expect(conf).toContain('sentinel down-after-milliseconds shop-cache 2000\n');
+    expect(conf).toContain('sentinel failover-timeout shop-cache 10000\n');
     expect(directives(conf)).not.toContain('requirepass');
   });
 });

@@ -17,9 +17,18 @@ export const EXPORTER_PORT = 9121;
 /** Three Sentinels, two must agree that the master is down: one can be lost. */
 export const SENTINEL_COUNT = 3;
 export const SENTINEL_QUORUM = 2;
-/** How long a master may be unreachable before Sentinel calls it down. */
-export const SENTINEL_DOWN_AFTER_MS = 5000;
-export const SENTINEL_FAILOVER_TIMEOUT_MS = 60000;
+/**
+ * How long a master may be unreachable before Sentinel calls it down: after kill -9 the
+ * promotion follows about 1 s later, and ioredis writes again right after (BENCHMARKS.md,
+ * bench:failover). Shorter risks failing over a master that only stalled (a fork for a
+ * rewrite of a large dataset, a slow command) and so dropping its unreplicated writes.
+ */
+export const SENTINEL_DOWN_AFTER_MS = 2000;
+/**
+ * Bounds a failover's steps (an unanswered promotion, replicas reconfiguring); twice it is the
+ * wait before Sentinel tries the same master again, two minutes with Redis's 60 s example.
+ */
+export const SENTINEL_FAILOVER_TIMEOUT_MS = 10000;
 
 /** Where the pods mount the ConfigMap and the writable data directory. */
 export const CONF_DIR = '/etc/redis';

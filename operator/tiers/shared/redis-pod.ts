@@ -6,13 +6,14 @@ import type { Chart } from 'cdk8s';
 import { k8s } from './k8s.ts';
 import type { AppModel } from '../../api/model.ts';
 import type { EnvVar } from '../tier.ts';
+import { dataTierEgress } from './egress.ts';
 import { APP_LABEL, TIER_LABEL, metadataOf } from './meta.ts';
 import type { TierName } from './meta.ts';
 import {
   restrictedContainerSecurityContext,
   restrictedPodSecurityContext,
 } from './pod-security.ts';
-import { quantity } from './quantity.ts';
+import { ephemeralStorage, quantity } from './quantity.ts';
 import { CONF_DIR, DATA_DIR, EXPORTER_PORT, REDIS_PORT, pingCommand } from './redis-config.ts';
 
 /** UID of the redis user in the official redis images. */
@@ -50,10 +51,16 @@ export interface RedisContainerProps {
   readonly env?: readonly EnvVar[];
   /** Script in the ConfigMap to run before the container stops. */
   readonly preStop?: string;
+  /** Ephemeral storage to request: the data emptyDir's size when there is no volume. */
+  readonly ephemeralStorage?: string;
 }
 
 export function redisContainer(p: RedisContainerProps): k8s.Container {
-  const probe = { exec: { command: pingCommand(REDIS_PORT) }, timeoutSeconds: 5 };
+  const ping = { exec: { command: pingCommand(REDIS_PORT) }, timeoutSeconds: 5 };
+  // Liveness asks only whether the process still accepts connections: a Redis that is busy
+  // (loading its append-only file, a slow command) leaves rotation through readiness and is
+  // not killed, which would only start the load again.
+  const alive = { tcpSocket: { port: k8s.IntOrString.fromString('redis') }, timeoutSeconds: 5 };
   return {
     name: 'redis',
     image: p.app.images.redis,
@@ -67,13 +74,17 @@ export function redisContainer(p: RedisContainerProps): k8s.Container {
     ports: [{ name: 'redis', containerPort: REDIS_PORT, protocol: 'TCP' }],
     // Request = limit for memory: Redis's footprint is its dataset, overcommit only hurts.
     resources: {
-      requests: { cpu: quantity('100m'), memory: quantity(p.memoryLimit) },
+      requests: {
+        cpu: quantity('100m'),
+        memory: quantity(p.memoryLimit),
+        ...ephemeralStorage(p.ephemeralStorage ?? '64Mi'),
+      },
       limits: { memory: quantity(p.memoryLimit) },
     },
-    // Loading a large append-only file can take minutes: liveness waits for startup.
-    startupProbe: { ...probe, periodSeconds: 5, failureThreshold: 60 },
-    readinessProbe: { ...probe, periodSeconds: 5, failureThreshold: 3 },
-    livenessProbe: { ...probe, periodSeconds: 10, failureThreshold: 6 },
+    // start-redis.sh may wait for Sentinel before Redis listens: liveness waits for startup.
+    startupProbe: { ...alive, periodSeconds: 5, failureThreshold: 60 },
+    readinessProbe: { ...ping, periodSeconds: 5, failureThreshold: 3 },
+    livenessProbe: { ...alive, periodSeconds: 10, failureThreshold: 6 },
     ...(p.preStop
       ? { lifecycle: { preStop: { exec: { command: ['sh', `${CONF_DIR}/${p.preStop}`] } } } }
       : {}),
@@ -101,7 +112,7 @@ export function exporterContainer(
     ] as k8s.EnvVar[],
     ports: [{ name: 'metrics', containerPort: EXPORTER_PORT, protocol: 'TCP' }],
     resources: {
-      requests: { cpu: quantity('10m'), memory: quantity('32Mi') },
+      requests: { cpu: quantity('10m'), memory: quantity('32Mi'), ...ephemeralStorage('16Mi') },
       limits: { memory: quantity('64Mi') },
     },
     readinessProbe: {
@@ -146,7 +157,8 @@ export function redisPodSpec(p: RedisPodProps): k8s.PodSpec {
 
 /**
  * Only this app's pods may reach the tier's Redis/Sentinel ports; the metrics port is open
- * to any pod (Prometheus) only when monitoring is on.
+ * to any pod (Prometheus) only when monitoring is on. Egress: DNS and the tier's own pods on
+ * the same ports (replicas sync from the master, Sentinels talk to Redis and to each other).
  */
 export function redisNetworkPolicy(
   chart: Chart,
@@ -155,11 +167,12 @@ export function redisNetworkPolicy(
   name: string,
   ports: readonly number[],
 ) {
+  const pods = { [APP_LABEL]: app.name, [TIER_LABEL]: tier };
   new k8s.KubeNetworkPolicy(chart, `${tier}-netpol`, {
     metadata: metadataOf(app, tier, name),
     spec: {
-      podSelector: { matchLabels: { [APP_LABEL]: app.name, [TIER_LABEL]: tier } },
-      policyTypes: ['Ingress'],
+      podSelector: { matchLabels: pods },
+      policyTypes: ['Ingress', 'Egress'],
       ingress: [
         {
           from: [{ podSelector: { matchLabels: { [APP_LABEL]: app.name } } }],
@@ -169,6 +182,7 @@ export function redisNetworkPolicy(
           ? [{ ports: [{ port: k8s.IntOrString.fromNumber(EXPORTER_PORT), protocol: 'TCP' }] }]
           : []),
       ],
+      egress: dataTierEgress({ peers: pods, peerPorts: ports }),
     },
   });
 }

@@ -8,7 +8,7 @@ import type { EnvVar } from '../tier.ts';
 import { labelsOf, metadataOf, selectorOf } from './meta.ts';
 import type { TierName } from './meta.ts';
 import { restrictedContainerSecurityContext, topologySpreadOf } from './pod-security.ts';
-import { quantity } from './quantity.ts';
+import { ephemeralStorage, quantity } from './quantity.ts';
 import {
   CONF_DIR,
   DATA_DIR,
@@ -70,7 +70,12 @@ export function sentinelSet(
   hash: string,
 ) {
   const selector = selectorOf(app, tier, component);
-  const probe = { exec: { command: pingCommand(SENTINEL_PORT) }, timeoutSeconds: 5 };
+  const ping = { exec: { command: pingCommand(SENTINEL_PORT) }, timeoutSeconds: 5 };
+  // Liveness: the process accepts connections; a Sentinel busy in a failover is not killed.
+  const alive = {
+    tcpSocket: { port: k8s.IntOrString.fromString('sentinel') },
+    timeoutSeconds: 5,
+  };
   const ports = [
     { name: 'sentinel', port: SENTINEL_PORT, targetPort: k8s.IntOrString.fromString('sentinel') },
   ];
@@ -118,13 +123,18 @@ export function sentinelSet(
               ] as k8s.EnvVar[],
               ports: [{ name: 'sentinel', containerPort: SENTINEL_PORT, protocol: 'TCP' }],
               resources: {
-                requests: { cpu: quantity('50m'), memory: quantity('64Mi') },
+                // Its config file and logs (the data emptyDir holds up to 16Mi).
+                requests: {
+                  cpu: quantity('50m'),
+                  memory: quantity('64Mi'),
+                  ...ephemeralStorage('32Mi'),
+                },
                 limits: { memory: quantity('64Mi') },
               },
               // start-sentinel.sh may wait up to a minute for the master's DNS name.
-              startupProbe: { ...probe, periodSeconds: 5, failureThreshold: 30 },
-              readinessProbe: { ...probe, periodSeconds: 5, failureThreshold: 3 },
-              livenessProbe: { ...probe, periodSeconds: 10, failureThreshold: 6 },
+              startupProbe: { ...alive, periodSeconds: 5, failureThreshold: 30 },
+              readinessProbe: { ...ping, periodSeconds: 5, failureThreshold: 3 },
+              livenessProbe: { ...alive, periodSeconds: 10, failureThreshold: 6 },
               securityContext: restrictedContainerSecurityContext(),
               volumeMounts: [
                 { name: 'config', mountPath: CONF_DIR, readOnly: true },

@@ -155,7 +155,8 @@ function webDeployment(
                   : []),
               ],
               env: webEnv(app, wiring),
-              resources: resourcesOf(web.resources),
+              // /tmp (up to 256Mi) and logs.
+              resources: resourcesOf(web.resources, '256Mi'),
               readinessProbe: {
                 httpGet: {
                   path: web.probes.readinessPath,
@@ -164,11 +165,18 @@ function webDeployment(
                 periodSeconds: 5,
                 failureThreshold: 3,
               },
+              // Readiness takes a slow pod out of rotation within 15 s; liveness restarts it
+              // only after a minute, and without livenessPath only when the process no
+              // longer accepts connections (a slow dependency must not restart every pod).
               livenessProbe: {
-                httpGet: {
-                  path: web.probes.livenessPath,
-                  port: k8s.IntOrString.fromString('http'),
-                },
+                ...(web.probes.livenessPath === undefined
+                  ? { tcpSocket: { port: k8s.IntOrString.fromString('http') } }
+                  : {
+                      httpGet: {
+                        path: web.probes.livenessPath,
+                        port: k8s.IntOrString.fromString('http'),
+                      },
+                    }),
                 initialDelaySeconds: 10,
                 periodSeconds: 10,
                 failureThreshold: 6,

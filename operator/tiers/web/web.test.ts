@@ -44,9 +44,14 @@ describe('buildWeb', () => {
     expect(c.image).toBe('x:2');
     expect(c.ports).toEqual([{ name: 'http', containerPort: 3000, protocol: 'TCP' }]);
     expect(c.readinessProbe.httpGet).toEqual({ path: '/ready', port: 'http' });
-    expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'http' });
+    // No livenessPath: liveness only asks whether the port accepts connections.
+    expect(c.livenessProbe.httpGet).toBeUndefined();
+    expect(c.livenessProbe.tcpSocket).toEqual({ port: 'http' });
+    expect(c.livenessProbe.periodSeconds * c.livenessProbe.failureThreshold).toBeGreaterThan(
+      c.readinessProbe.periodSeconds * c.readinessProbe.failureThreshold,
+    );
     expect(c.resources).toEqual({
-      requests: { cpu: '250m', memory: '256Mi' },
+      requests: { cpu: '250m', memory: '256Mi', 'ephemeral-storage': '256Mi' },
       limits: { cpu: '2', memory: '512Mi' },
     });
     expect(c.env).toEqual(
@@ -55,6 +60,13 @@ describe('buildWeb', () => {
         { name: 'A', value: 'b' },
       ]),
     );
+  });
+
+  it('GETs livenessPath when one is set', () => {
+    const m = modelOf({ web: { image: 'x:2', probes: { livenessPath: '/livez' } } });
+    const c = spec(find(buildWeb(m), 'Deployment')).template.spec.containers[0];
+    expect(c.livenessProbe.httpGet).toEqual({ path: '/livez', port: 'http' });
+    expect(c.readinessProbe.httpGet).toEqual({ path: '/healthz', port: 'http' });
   });
 
   it('hands the CDN base URL and static prefix to the app', () => {
