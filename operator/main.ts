@@ -60,6 +60,7 @@ async function main(): Promise<void> {
     discoveryRefreshMs: settings.discoveryRefreshMs,
     watchIdleMs: settings.watchIdleMs,
     leaderElection: settings.leaderElection,
+    ...(settings.watchNamespaces ? { watchNamespaces: settings.watchNamespaces } : {}),
     leaseNamespace: settings.leaseNamespace,
     leaseName: settings.leaseName,
     lease: settings.lease,
@@ -69,7 +70,10 @@ async function main(): Promise<void> {
     healthy: () => true,
     notReady: () => controller.notReady(),
   });
-  log.info({ identity, port: server.port }, 'serving /metrics, /healthz, /readyz');
+  log.info(
+    { identity, port: server.port, namespaces: settings.watchNamespaces ?? 'all' },
+    'serving /metrics, /healthz, /readyz',
+  );
 
   let stoppingSince = 0;
   const shutdown = async (signal: string) => {

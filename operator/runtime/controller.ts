@@ -13,7 +13,7 @@ import type { ReconcileContext } from '../reconcile/context.ts';
 import { Plans, Recent, planOf } from '../reconcile/plans.ts';
 import { ApplyFailedError, TerminalError, reconcile } from '../reconcile/reconcile.ts';
 import { discoverGroupVersions } from './discovery.ts';
-import { Informer } from './informer.ts';
+import { InformerSet } from './informer-set.ts';
 import type { KubeClient } from './kube-client.ts';
 import { LEASE_DEFAULTS, LeaderElector } from './leader.ts';
 import type { Logger } from './log.ts';
@@ -33,6 +33,8 @@ export interface ControllerOptions {
   readonly discoveryRefreshMs: number;
   readonly watchIdleMs: number;
   readonly leaderElection: boolean;
+  /** Namespaces to watch (the operator holds Roles there); undefined: all namespaces. */
+  readonly watchNamespaces?: readonly string[];
   readonly leaseNamespace: string;
   readonly leaseName: string;
   readonly lease?: { leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number };
@@ -48,9 +50,9 @@ const appIndex = (labels: Readonly<Record<string, string>> | undefined, namespac
 
 export class Controller {
   readonly queue: WorkQueue;
-  private readonly apps: Informer<CachedApp>;
-  private readonly pods: Informer<CachedPod>;
-  private readonly children = new Map<KindInfo, Informer<CachedChild>>();
+  private readonly apps: InformerSet<CachedApp>;
+  private readonly pods: InformerSet<CachedPod>;
+  private readonly children = new Map<KindInfo, InformerSet<CachedChild>>();
   private served = new Set<string>(['v1']);
   private readonly recent = new Recent();
   private readonly plans: Plans;
@@ -66,10 +68,10 @@ export class Controller {
     this.plans = new Plans(opts.images ? { images: opts.images } : {});
     this.queue = new WorkQueue(opts.backoff, (d) => metrics.queueDepth.set(d));
     this.events = new EventRecorder(client, log, opts.identity);
-    this.apps = new Informer<CachedApp>({
+    const namespaces = opts.watchNamespaces;
+    this.apps = new InformerSet<CachedApp>(namespaces, (ns) => pathOf(APP_KIND, ns), {
       client,
       log,
-      path: pathOf(APP_KIND),
       resource: APP_KIND.plural,
       project: projectApp,
       onChange: (_t, app) => {
@@ -81,10 +83,9 @@ export class Controller {
       idleMs: opts.watchIdleMs,
       onRestart: (cause) => metrics.watchRestarts.inc({ resource: APP_KIND.plural, cause }),
     });
-    this.pods = new Informer<CachedPod>({
+    this.pods = new InformerSet<CachedPod>(namespaces, (ns) => pathOf(POD_KIND, ns), {
       client,
       log,
-      path: pathOf(POD_KIND),
       resource: POD_KIND.plural,
       labelSelector: APP_LABEL,
       project: projectPod,
@@ -113,13 +114,13 @@ export class Controller {
     return this.leading;
   }
 
-  private childInformer(info: KindInfo): Informer<CachedChild> {
+  private childInformer(info: KindInfo): InformerSet<CachedChild> {
     const { client, log, metrics } = this.opts;
     const apiVersion = apiVersionOf(info);
-    return new Informer<CachedChild>({
+    const namespaces = this.opts.watchNamespaces;
+    return new InformerSet<CachedChild>(namespaces, (ns) => pathOf(info, ns), {
       client,
       log,
-      path: pathOf(info),
       resource: info.plural,
       labelSelector: APP_LABEL,
       project: (obj) => projectChild(obj, apiVersion, info.kind),
