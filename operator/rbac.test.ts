@@ -58,7 +58,9 @@ describe('operator RBAC', () => {
     expect(OPERATOR_RULES.some((r) => r.resources.includes('endpoints'))).toBe(false);
   });
   it('holds every right it grants Patroni, and holds for granting only what Patroni needs', () => {
-    const patroni = patroniRules(modelOf({ web: { image: 'x' }, database: { shards: 2, shardKey: 'tenant' } }));
+    const patroni = patroniRules(
+      modelOf({ web: { image: 'x' }, database: { shards: 2, shardKey: 'tenant' } }),
+    );
     for (const r of patroni)
       for (const res of r.resources)
         for (const verb of r.verbs)

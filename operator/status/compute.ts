@@ -17,8 +17,11 @@ import type { ObjectRef, Tier } from '../tiers/tier.ts';
 export interface ApplyOutcome {
   /** Objects whose apply or create failed, with the error. */
   readonly failed: readonly (ObjectRef & { readonly error: string })[];
-  /** Objects skipped because their API is not served by the cluster. */
-  readonly skipped: readonly ObjectRef[];
+  /**
+   * Objects skipped because the cluster does not serve their kind, or refused to list it;
+   * `why` says which (default: not served).
+   */
+  readonly skipped: readonly (ObjectRef & { readonly why?: string })[];
 }
 
 export interface ComputedStatus {
@@ -62,13 +65,18 @@ export function computeStatus(
     Object.assign(fields, report.fields);
     if (report.degraded) tierDegraded.push(report.degraded);
     if (skipped.length > 0 && report.condition.status === 'True') {
-      const apis = [...new Set(skipped.map((s) => s.apiVersion))].join(', ');
+      tierConditions.push(
+        condition(tier.conditionType, 'False', 'APIUnavailable', skippedMessage(skipped)),
+      );
+    } else if (skipped.length > 0 && report.condition.reason === 'APIUnavailable') {
+      // The tier's own words (what to install) after exactly which kinds were skipped and why:
+      // an API group may be served with only some of its kinds, or refused to the operator.
       tierConditions.push(
         condition(
           tier.conditionType,
           'False',
           'APIUnavailable',
-          `${apis} not served by this cluster: skipped ${skipped.map((s) => `${s.kind} ${s.name}`).join(', ')}`,
+          `${skippedMessage(skipped)}; ${report.condition.message}`,
         ),
       );
     } else tierConditions.push(report.condition);
@@ -134,6 +142,16 @@ export function computeStatus(
             )
           : condition('Degraded', 'False', 'AsExpected', 'no failures');
   return { conditions: [readyCond, progressing, degraded, ...tierConditions], fields, ready };
+}
+
+/** "<api> <why>: skipped <kind> <name>, ..." per reason, the API named in each. */
+function skippedMessage(skipped: ApplyOutcome['skipped']): string {
+  const byWhy = new Map<string, string[]>();
+  for (const s of skipped) {
+    const why = `${s.apiVersion} ${s.kind}: ${s.why ?? 'not served by this cluster'}`;
+    byWhy.set(why, [...(byWhy.get(why) ?? []), s.name]);
+  }
+  return [...byWhy].map(([why, names]) => `${why}: skipped ${names.join(', ')}`).join('; ');
 }
 
 /** Status of an app the operator cannot act on: terminal until the spec changes. */

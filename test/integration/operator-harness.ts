@@ -3,7 +3,13 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import yaml from 'js-yaml';
-import { clusterRole, leaderElectionRole, namespacedRole } from '../../operator/rbac.ts';
+import {
+  OPERATOR_RULES,
+  clusterRole,
+  leaderElectionRole,
+  namespacedRole,
+} from '../../operator/rbac.ts';
+import type { PolicyRule } from '../../operator/rbac.ts';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeClient, isNotFound } from '../../operator/runtime/kube-client.ts';
@@ -185,6 +191,8 @@ export async function rbacKubeconfig(
   lease = 'scalable-operator',
   /** Watch-namespaces mode: the rules as a Role in each of these, nothing cluster-wide. */
   watchNamespaces?: readonly string[],
+  /** The operator's rules (default operator/rbac.ts's): a test may withhold some. */
+  rules: readonly PolicyRule[] = OPERATOR_RULES,
 ): Promise<string> {
   const ns = 'default';
   const post = (path: string, resource: string, body: Json) =>
@@ -196,11 +204,10 @@ export async function rbacKubeconfig(
   });
   const subjects = [{ kind: 'ServiceAccount', name, namespace: ns }];
   if (watchNamespaces === undefined) {
-    await post(
-      '/apis/rbac.authorization.k8s.io/v1/clusterroles',
-      'clusterroles',
-      clusterRole(name),
-    );
+    await post('/apis/rbac.authorization.k8s.io/v1/clusterroles', 'clusterroles', {
+      ...clusterRole(name),
+      rules,
+    });
     await post('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', 'clusterrolebindings', {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'ClusterRoleBinding',
@@ -211,7 +218,7 @@ export async function rbacKubeconfig(
   } else {
     for (const watched of watchNamespaces) {
       const path = `/apis/rbac.authorization.k8s.io/v1/namespaces/${watched}`;
-      await post(`${path}/roles`, 'roles', namespacedRole(name, watched));
+      await post(`${path}/roles`, 'roles', { ...namespacedRole(name, watched), rules });
       await post(`${path}/rolebindings`, 'rolebindings', {
         apiVersion: 'rbac.authorization.k8s.io/v1',
         kind: 'RoleBinding',
