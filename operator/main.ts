@@ -44,7 +44,10 @@ async function main(): Promise<void> {
     kubeconfigPath = await startEmbedded((m) => console.log(`[devcluster] ${m}`));
     console.log(`[operator] embedded control plane: KUBECONFIG=${kubeconfigPath}`);
   }
-  const client = await KubeClient.load(kubeconfigPath);
+  const client = await KubeClient.load(kubeconfigPath, {
+    qps: settings.apiQps,
+    burst: settings.apiBurst,
+  });
   const metrics = createMetrics();
   client.onRequest((verb, resource, code) =>
     metrics.apiRequests.inc({ verb, resource, code: String(code) }),
@@ -65,6 +68,15 @@ async function main(): Promise<void> {
     leaseName: settings.leaseName,
     lease: settings.lease,
     images: settings.images,
+    reconcileConcurrency: settings.reconcileConcurrency,
+    onLostLeadership: () => {
+      // As controller-runtime does: a replacement starts clean; this process's caches, queue
+      // and in-flight work (cancelled already) belong to a term that is over.
+      log.error('leadership lost: exiting');
+      log.flush();
+      process.exitCode = 1;
+      setTimeout(() => process.exit(1), 100);
+    },
   });
   const server = await startHttpServer(settings.httpPort, settings.httpHost, metrics.registry, {
     healthy: () => true,

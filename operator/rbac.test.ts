@@ -17,7 +17,7 @@ describe('operator RBAC', () => {
   });
   it('lets the operator watch, apply and prune every kind it owns', () => {
     for (const k of OWNED_KINDS.filter((o) => !o.createOnly)) {
-      for (const verb of ['get', 'list', 'watch', 'create', 'patch', 'delete']) {
+      for (const verb of ['list', 'watch', 'create', 'patch', 'delete']) {
         expect(allows(k.group, k.plural, verb), `${verb} ${k.plural}`).toBe(true);
       }
     }
@@ -72,5 +72,13 @@ describe('operator RBAC', () => {
             patroni.some((r) => r.resources.includes(res) && r.verbs.includes(verb)),
             `${verb} ${res} is held for Patroni`,
           ).toBe(true);
+  });
+  it('reads children through its caches: get only where a hook reads one object fresh', () => {
+    const gets = OPERATOR_RULES.filter(
+      (r) => r.verbs.includes('get') && !GRANT_ONLY_RULES.includes(r),
+    ).flatMap((r) => r.resources);
+    expect(gets.sort()).toEqual(['configmaps', 'statefulsets']);
+    expect(OPERATOR_RULES.some((r) => r.apiGroups.includes('events.k8s.io'))).toBe(false);
+    expect(OPERATOR_RULES.some((r) => r.resources.includes('servicemonitors'))).toBe(false);
   });
 });

@@ -19,8 +19,13 @@ export interface PolicyRule {
   readonly verbs: readonly string[];
 }
 
-const WATCH = ['get', 'list', 'watch'] as const;
-/** apply is a PATCH (create when absent); prune is a DELETE. */
+/**
+ * Informers list and watch; apply is a PATCH (and needs create when the object is absent);
+ * prune is a DELETE. No get: the reconciler reads children from its caches, never one by one
+ * (the exceptions are listed below). Minimal as measured: `npm run rbac:audit` lists which
+ * of these rights the integration suite's ServiceAccount-bound operators used.
+ */
+const WATCH = ['list', 'watch'] as const;
 const MANAGE = [...WATCH, 'create', 'patch', 'delete'] as const;
 
 function grouped(kinds: readonly KindInfo[], verbs: readonly string[]): PolicyRule[] {
@@ -42,18 +47,15 @@ function grouped(kinds: readonly KindInfo[], verbs: readonly string[]): PolicyRu
  */
 export const GRANT_ONLY_RULES: readonly PolicyRule[] = [
   { apiGroups: [''], resources: ['configmaps'], verbs: ['update'] },
-  { apiGroups: [POD_KIND.group], resources: [POD_KIND.plural], verbs: ['update', 'patch'] },
+  { apiGroups: [POD_KIND.group], resources: [POD_KIND.plural], verbs: ['get', 'update', 'patch'] },
 ];
 
 /** ClusterRole rules: the operator watches apps in every namespace. */
 export const OPERATOR_RULES: readonly PolicyRule[] = [
   // patch: the data finalizer (deletionPolicy: Delete) on the app itself.
   { apiGroups: [APP_KIND.group], resources: [APP_KIND.plural], verbs: [...WATCH, 'patch'] },
-  {
-    apiGroups: [APP_KIND.group],
-    resources: [`${APP_KIND.plural}/status`],
-    verbs: ['get', 'patch', 'update'],
-  },
+  // One merge patch per status change.
+  { apiGroups: [APP_KIND.group], resources: [`${APP_KIND.plural}/status`], verbs: ['patch'] },
   ...grouped(
     OWNED_KINDS.filter((k) => !k.createOnly),
     [...MANAGE],
@@ -66,11 +68,15 @@ export const OPERATOR_RULES: readonly PolicyRule[] = [
     OWNED_KINDS.filter((k) => k.createOnly),
     ['create', 'delete'],
   ),
+  // get: the database tier's hooks read Patroni's ConfigMaps and a shard's StatefulSet fresh
+  // from the API server (tiers/database/rollout-step.ts, dcs-sync.ts).
+  { apiGroups: [''], resources: ['configmaps'], verbs: ['get'] },
+  { apiGroups: ['apps'], resources: ['statefulsets'], verbs: ['get'] },
   // delete: the database tier restarts Postgres pods itself, replicas before the primary.
   { apiGroups: [POD_KIND.group], resources: [POD_KIND.plural], verbs: [...WATCH, 'delete'] },
-  { apiGroups: [PVC_KIND.group], resources: [PVC_KIND.plural], verbs: [...WATCH, 'delete'] },
-  { apiGroups: [EVENT_KIND.group], resources: [EVENT_KIND.plural], verbs: ['create', 'patch'] },
-  { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
+  // Volumes: listed and deleted only by the data clean-up of deletionPolicy: Delete.
+  { apiGroups: [PVC_KIND.group], resources: [PVC_KIND.plural], verbs: ['list', 'delete'] },
+  { apiGroups: [EVENT_KIND.group], resources: [EVENT_KIND.plural], verbs: ['create'] },
   ...GRANT_ONLY_RULES,
 ];
 

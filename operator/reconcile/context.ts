@@ -29,6 +29,8 @@ export interface ReconcileContext {
    * kinds some app needs are watched) and remembers the app to reconcile when it syncs.
    */
   readonly access: (info: KindInfo, appKey: string) => KindAccess;
+  /** Writes one reconcile may have in flight at once. */
+  readonly concurrency: number;
   /** Our own recent writes, to tell a stale cache from drift (see Recent). */
   readonly recent: Recent;
   /** Model and desired objects per app generation (see Plans). */

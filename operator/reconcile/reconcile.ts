@@ -18,6 +18,7 @@ import { APP_KIND, kindOf, pathOf } from './kinds.ts';
 import type { KindInfo } from './kinds.ts';
 import { materialize, materializePod, objectKey, olderThan, projectChild } from './project.ts';
 import type { CachedApp, CachedChild } from './project.ts';
+import { mapLimit } from './map-limit.ts';
 import { applyObject, createOnce, deleteObject } from './writes.ts';
 
 type Json = Record<string, unknown>;
@@ -106,38 +107,36 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
     desired.filter((o) => o.kind === 'RoleBinding'),
   ];
   for (const wave of waves)
-    await Promise.all(
-      wave.map(async (obj) => {
-        const ref = { apiVersion: obj.apiVersion, kind: obj.kind, name: obj.metadata.name };
-        const info = kindOf(obj.apiVersion, obj.kind);
-        if (!info) {
-          failed.push({
-            ...ref,
-            error: `the operator does not manage ${obj.apiVersion} ${obj.kind}`,
-          });
-          return;
-        }
-        const reach = access.get(info) ?? ctx.access(info, key);
-        if (reach.state !== 'ready') {
-          skipped.push({
-            ...ref,
-            why: reach.state === 'unavailable' ? reach.why : 'cache syncing',
-          });
-          return;
-        }
-        const k = keyOfObj(obj, namespace);
-        const cur = live.get(k);
-        try {
-          const change =
-            generatedKeysOf(obj).length > 0
-              ? await ensureGenerated(ctx, info, obj, k, cur, fresh)
-              : await ensureApplied(ctx, info, obj, k, cur, fresh);
-          if (change) changes.push(change);
-        } catch (err) {
-          failed.push({ ...ref, error: errorText(err) });
-        }
-      }),
-    );
+    await mapLimit(wave, ctx.concurrency, async (obj) => {
+      const ref = { apiVersion: obj.apiVersion, kind: obj.kind, name: obj.metadata.name };
+      const info = kindOf(obj.apiVersion, obj.kind);
+      if (!info) {
+        failed.push({
+          ...ref,
+          error: `the operator does not manage ${obj.apiVersion} ${obj.kind}`,
+        });
+        return;
+      }
+      const reach = access.get(info) ?? ctx.access(info, key);
+      if (reach.state !== 'ready') {
+        skipped.push({
+          ...ref,
+          why: reach.state === 'unavailable' ? reach.why : 'cache syncing',
+        });
+        return;
+      }
+      const k = keyOfObj(obj, namespace);
+      const cur = live.get(k);
+      try {
+        const change =
+          generatedKeysOf(obj).length > 0
+            ? await ensureGenerated(ctx, info, obj, k, cur, fresh)
+            : await ensureApplied(ctx, info, obj, k, cur, fresh);
+        if (change) changes.push(change);
+      } catch (err) {
+        failed.push({ ...ref, error: errorText(err) });
+      }
+    });
 
   const wanted = new Set(desired.map((o) => keyOfObj(o, namespace)));
   const pruned = new Set<string>();

@@ -41,6 +41,13 @@ export interface ControllerOptions {
   readonly leaseName: string;
   readonly lease?: { leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number };
   readonly backoff?: BackoffOptions;
+  /** Writes one reconcile may have in flight at once (default 8). */
+  readonly reconcileConcurrency?: number;
+  /**
+   * The lease could not be renewed in time. In-flight reconciles are already cancelled; main
+   * exits non-zero so the replacement starts with clean caches and queue.
+   */
+  readonly onLostLeadership?: () => void;
   /** Images of the tiers the operator runs (Helm values -> SCALABLE_IMAGE_*). */
   readonly images?: Images;
 }
@@ -71,6 +78,10 @@ export class Controller {
   private readonly events: EventRecorder;
   private readonly leader: LeaderElector | undefined;
   private leading = false;
+  /** Aborted when leadership ends: every request of a reconcile carries its signal. */
+  private term = new AbortController();
+  /** Aborted when leadership ends for good (lost, or shutting down). */
+  private readonly ended = new AbortController();
   private stopping = false;
   private workers: Promise<void>[] = [];
   private timers: NodeJS.Timeout[] = [];
@@ -79,7 +90,8 @@ export class Controller {
     const { client, log, metrics } = opts;
     this.plans = new Plans(opts.images ? { images: opts.images } : {});
     this.queue = new WorkQueue(opts.backoff, (d) => metrics.queueDepth.set(d));
-    this.events = new EventRecorder(client, log, opts.identity);
+    // Events are writes too: none once this process's (only) term as leader is over.
+    this.events = new EventRecorder(client.withSignal(this.ended.signal), log, opts.identity);
     const namespaces = opts.watchNamespaces;
     this.apps = new InformerSet<CachedApp>(namespaces, (ns) => pathOf(APP_KIND, ns), {
       client,
@@ -117,7 +129,10 @@ export class Controller {
         ...(opts.lease ?? LEASE_DEFAULTS),
         log,
         onStartedLeading: () => this.setLeading(true),
-        onStoppedLeading: () => this.setLeading(false),
+        onStoppedLeading: (lost) => {
+          this.setLeading(false);
+          if (lost) opts.onLostLeadership?.();
+        },
       });
     }
   }
@@ -295,6 +310,11 @@ export class Controller {
   }
 
   private setLeading(leading: boolean): void {
+    if (leading) this.term = new AbortController();
+    else {
+      this.term.abort(new Error('leadership ended'));
+      this.ended.abort(new Error('leadership ended'));
+    }
     this.leading = leading;
     this.opts.metrics.leader.set(leading ? 1 : 0);
     if (!leading) this.opts.metrics.appReady.reset();
@@ -308,7 +328,8 @@ export class Controller {
 
   private context(): ReconcileContext {
     return {
-      client: this.opts.client,
+      // A former leader's reconciles must not go on writing: their requests end with the term.
+      client: this.opts.client.withSignal(this.term.signal),
       log: this.opts.log,
       events: this.events,
       getApp: (key) => this.apps.get(key),
@@ -320,6 +341,7 @@ export class Controller {
       },
       pods: (namespace, app) => this.pods.byIndex(`${namespace}/${app}`),
       access: (info, appKey) => this.access(info, appKey),
+      concurrency: this.opts.reconcileConcurrency ?? 8,
       recent: this.recent,
       plans: this.plans,
       onWrite: (kind, action) => this.opts.metrics.objectWrites.inc({ kind, action }),
@@ -328,10 +350,10 @@ export class Controller {
 
   private async work(): Promise<void> {
     const { log, metrics } = this.opts;
-    const ctx = this.context();
     for (;;) {
       const key = await this.queue.get();
       if (key === undefined) return;
+      const ctx = this.context();
       // Followers drop work: becoming leader enqueues every app anyway.
       if (!this.leading) {
         this.queue.forget(key);

@@ -13,7 +13,7 @@ const problemsOf = (env: Record<string, string>): readonly string[] => {
 };
 
 describe('parseSettings', () => {
-  it('gives client-go-like defaults when nothing is set', () => {
+  it('gives the defaults when nothing is set', () => {
     const s = parseSettings({});
     expect(s).toMatchObject({
       workers: 16,
@@ -26,8 +26,8 @@ describe('parseSettings', () => {
       lease: { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 },
       httpPort: 8080,
       httpHost: '0.0.0.0',
-      apiQps: 5,
-      apiBurst: 10,
+      apiQps: 20,
+      apiBurst: 30,
       watchNamespaces: undefined,
       images: DEFAULT_IMAGES,
     });

@@ -14,6 +14,7 @@ import type { PolicyRule } from '../../operator/rbac.ts';
 export interface AuditEvent {
   readonly verb: string;
   readonly user: { readonly username: string };
+  readonly requestReceivedTimestamp?: string;
   readonly objectRef?: {
     readonly apiGroup?: string;
     readonly resource?: string;
