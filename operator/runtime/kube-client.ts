@@ -199,9 +199,11 @@ export class KubeClient {
   ): Promise<T> {
     // One deadline over the whole request: waiting for a token and for Retry-After included.
     const deadline = AbortSignal.any(
-      [AbortSignal.timeout(options.timeoutMs ?? 30_000), this.signal, options.signal].filter(
-        (s): s is AbortSignal => s !== undefined,
-      ),
+      [
+        AbortSignal.timeout(Math.ceil(options.timeoutMs ?? 30_000)),
+        this.signal,
+        options.signal,
+      ].filter((s): s is AbortSignal => s !== undefined),
     );
     for (let attempt = 1; ; attempt++) {
       try {

@@ -102,7 +102,8 @@ export class LeaderElector {
   private attemptDeadlineMs(now: number): number {
     const { renewDeadlineMs, retryPeriodMs } = this.opts;
     if (!this.leading) return Math.max(retryPeriodMs, 1_000);
-    return Math.max(1, this.lastRenew + renewDeadlineMs - now);
+    // Whole milliseconds: AbortSignal.timeout takes an integer.
+    return Math.max(1, Math.floor(this.lastRenew + renewDeadlineMs - now));
   }
 
   private path(name?: string): string {
