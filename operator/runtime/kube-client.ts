@@ -242,7 +242,8 @@ export class KubeClient {
     const signal = deadline;
     if (signal.aborted) {
       this.observe(verb, options.resource, 0);
-      throw new Error(`${METHOD[verb]} ${url.pathname}: aborted before it was sent`);
+      const why = signal.reason instanceof Error ? signal.reason.message : String(signal.reason);
+      throw new Error(`${METHOD[verb]} ${url.pathname}: aborted before it was sent (${why})`);
     }
     return new Promise<T>((resolve, reject) => {
       const req = this.transport().request(
