@@ -68,6 +68,7 @@ async function main(): Promise<void> {
     leaseName: settings.leaseName,
     lease: settings.lease,
     images: settings.images,
+    network: settings.network,
     reconcileConcurrency: settings.reconcileConcurrency,
     onLostLeadership: () => {
       // As controller-runtime does: a replacement starts clean; this process's caches, queue

@@ -6,6 +6,7 @@ import { APP_LABEL } from '../tiers/shared/meta.ts';
 import { EventRecorder } from '../reconcile/events.ts';
 import { APP_KIND, OWNED_KINDS, POD_KIND, apiVersionOf, pathOf } from '../reconcile/kinds.ts';
 import type { Images } from '../api/images.ts';
+import type { NetworkDefaults } from '../api/model.ts';
 import type { KindInfo } from '../reconcile/kinds.ts';
 import { objectKey, projectApp, projectChild, projectPod } from '../reconcile/project.ts';
 import type { CachedApp, CachedChild, CachedPod } from '../reconcile/project.ts';
@@ -50,6 +51,8 @@ export interface ControllerOptions {
   readonly onLostLeadership?: () => void;
   /** Images of the tiers the operator runs (Helm values -> SCALABLE_IMAGE_*). */
   readonly images?: Images;
+  /** Operator-wide network defaults (SCALABLE_INGRESS_NAMESPACES, ...). */
+  readonly network?: NetworkDefaults;
 }
 
 /** One child kind's cache, started when some app first needs the kind. */
@@ -88,7 +91,10 @@ export class Controller {
 
   constructor(private readonly opts: ControllerOptions) {
     const { client, log, metrics } = opts;
-    this.plans = new Plans(opts.images ? { images: opts.images } : {});
+    this.plans = new Plans({
+      ...(opts.images ? { images: opts.images } : {}),
+      ...(opts.network ? { network: opts.network } : {}),
+    });
     this.queue = new WorkQueue(opts.backoff, (d) => metrics.queueDepth.set(d));
     // Events are writes too: none once this process's (only) term as leader is over.
     this.events = new EventRecorder(client.withSignal(this.ended.signal), log, opts.identity);

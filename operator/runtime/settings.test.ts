@@ -44,6 +44,7 @@ describe('parseSettings', () => {
       SCALABLE_API_QPS: '2.5',
       SCALABLE_API_BURST: '5',
       SCALABLE_IMAGE_REDIS: 'registry.local/redis:8',
+      SCALABLE_INGRESS_NAMESPACES: 'istio-ingress,contour',
     });
     expect(s).toMatchObject({
       workers: 4,
@@ -55,6 +56,10 @@ describe('parseSettings', () => {
       apiQps: 2.5,
       apiBurst: 5,
       images: { ...DEFAULT_IMAGES, redis: 'registry.local/redis:8' },
+      network: {
+        ingressNamespaces: ['istio-ingress', 'contour'],
+        monitoringNamespaces: ['monitoring'],
+      },
     });
   });
 
@@ -72,6 +77,7 @@ describe('parseSettings', () => {
     ['SCALABLE_API_QPS', '-1', 'number from 0.1'],
     ['SCALABLE_API_BURST', 'many', 'whole number'],
     ['SCALABLE_IMAGE_POSTGRES', 'a b', 'image reference'],
+    ['SCALABLE_MONITORING_NAMESPACES', 'Prom', 'namespace names'],
   ])('%s=%j is an error naming the variable', (name, value, says) => {
     const problems = problemsOf({ [name]: value });
     expect(problems).toHaveLength(1);

@@ -5,6 +5,8 @@
 // Pure: takes the environment, returns the settings or every problem at once.
 import { DEFAULT_IMAGES } from '../api/images.ts';
 import type { Images } from '../api/images.ts';
+import { DEFAULT_NETWORK } from '../api/model.ts';
+import type { NetworkDefaults } from '../api/model.ts';
 
 export interface LeaseTiming {
   readonly leaseDurationMs: number;
@@ -39,6 +41,8 @@ export interface Settings {
   readonly apiBurst: number;
   /** Writes one reconcile may have in flight at once. */
   readonly reconcileConcurrency: number;
+  /** Who may reach web pods (ingress controllers) and metrics ports (Prometheus). */
+  readonly network: NetworkDefaults;
 }
 
 export class SettingsError extends Error {
@@ -201,6 +205,12 @@ export function parseSettings(env: Env): Settings {
     apiQps: r.number('SCALABLE_API_QPS', 20, 0.1, 10_000),
     apiBurst: r.int('SCALABLE_API_BURST', 30, 1, 10_000),
     reconcileConcurrency: r.int('SCALABLE_RECONCILE_CONCURRENCY', 8, 1, 64),
+    network: {
+      ingressNamespaces:
+        r.namespaces('SCALABLE_INGRESS_NAMESPACES') ?? DEFAULT_NETWORK.ingressNamespaces,
+      monitoringNamespaces:
+        r.namespaces('SCALABLE_MONITORING_NAMESPACES') ?? DEFAULT_NETWORK.monitoringNamespaces,
+    },
   };
   if (r.problems.length > 0) throw new SettingsError(r.problems);
   return settings;
