@@ -4,6 +4,10 @@
 //   convergence  N apps created at once until every child is applied, against the floor:
 //                `kubectl apply --server-side` of the same rendered objects; PAIRS pairs, the
 //                two alternating which goes first, each in a fresh namespace; median ratio
+//   API rate     the operator's requests per second meanwhile, against its client-side limit
+//                (SCALABLE_API_QPS / SCALABLE_API_BURST, passed through)
+//   API rate     the operator's requests per second meanwhile, against its client-side limit
+//                (SCALABLE_API_QPS / SCALABLE_API_BURST, passed through)
 //   idle         mutating requests in IDLE seconds with the N apps converged
 //   drift        a child deleted -> recreated, p50/p99 over TRIALS
 //   memory       operator RSS with MEM apps
@@ -21,6 +25,7 @@ import { validateApp } from '../operator/api/validate.ts';
 import { APP_KIND, pathOf } from '../operator/reconcile/kinds.ts';
 import { installCrd, kubectl } from '../operator/runtime/embedded.ts';
 import { KubeClient } from '../operator/runtime/kube-client.ts';
+import { parseSettings } from '../operator/runtime/settings.ts';
 import { buildAll } from '../operator/tiers/index.ts';
 import {
   mutatingRequests,
@@ -61,6 +66,45 @@ async function moduleFloor(outDir: string) {
     ]),
   };
 }
+const { apiQps: QPS, apiBurst: BURST } = parseSettings(process.env);
+/** Requests per second are judged over windows this long (a burst may exceed QPS briefly). */
+const RATE_WINDOW_S = 5;
+
+/** Samples the operator's request counter (Lease renewals apart: their own client) each second. */
+function sampleRequests(op: OperatorProcess): { stop: () => Promise<Array<[number, number]>> } {
+  const samples: Array<[number, number]> = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const text = await op.metrics().catch(() => '');
+      const all = sumMetric(text, 'scalable_api_requests_total');
+      const leases = sumMetric(text, 'scalable_api_requests_total', { resource: 'leases' });
+      if (text) samples.push([performance.now(), all - leases]);
+      await sleep(1_000);
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return samples;
+    },
+  };
+}
+
+/** Average rate and the highest rate over any RATE_WINDOW_S window of the samples. */
+function rates(samples: ReadonlyArray<[number, number]>): { avg: number; max: number } {
+  const first = samples[0];
+  const last = samples.at(-1);
+  if (!first || !last || last[0] === first[0]) return { avg: 0, max: 0 };
+  let max = 0;
+  for (const [t, n] of samples) {
+    const later = samples.find(([u]) => u >= t + RATE_WINDOW_S * 1000);
+    if (later) max = Math.max(max, (later[1] - n) / ((later[0] - t) / 1000));
+  }
+  return { avg: (last[1] - first[1]) / ((last[0] - first[0]) / 1000), max };
+}
+
 const NODE_FLAGS = process.env['BENCH_NODE_OPTIONS'] ?? '--max-semi-space-size=2';
 
 // One web pod per app: the devcluster's three kwok nodes hold 330 pods in all.
@@ -204,7 +248,13 @@ async function main(): Promise<void> {
     kc,
     // A small young generation: the operator allocates little per event, and V8's default
     // 16 MiB semi-spaces would show up as resident memory (recommended for the chart too).
-    { LOG_LEVEL: 'warn', SCALABLE_LEASE_NAME: `bench-${stamp}`, NODE_OPTIONS: NODE_FLAGS },
+    {
+      LOG_LEVEL: 'warn',
+      SCALABLE_LEASE_NAME: `bench-${stamp}`,
+      NODE_OPTIONS: NODE_FLAGS,
+      SCALABLE_API_QPS: String(QPS),
+      SCALABLE_API_BURST: String(BURST),
+    },
     join(outDir, 'operator', 'main.js'),
   );
   let ns = '';
@@ -231,6 +281,7 @@ async function main(): Promise<void> {
       const runNs = `bench-op-${stamp}-${k}`;
       await createNamespace(client, runNs);
       const before = await created();
+      const sampler = sampleRequests(op);
       const c0 = performance.now();
       await createApps(client, runNs, 0, N);
       await waitFor(
@@ -239,6 +290,7 @@ async function main(): Promise<void> {
         async () => (await created()) >= before + N * OBJECTS_PER_APP,
       );
       const ms = performance.now() - c0;
+      apiRates.push(rates(await sampler.stop()));
       log(`pair ${k + 1}: operator ${(ms / 1000).toFixed(2)} s`);
       return { ms, ns: runNs, c0 };
     };
@@ -246,6 +298,7 @@ async function main(): Promise<void> {
     // one pair says little (ratios of single runs ranged 0.58-1.64). The last pair's apps stay
     // for the measures below; the others are deleted and the operator left to settle.
     const pairs: Array<{ floorMs: number; convergeMs: number }> = [];
+    const apiRates: Array<{ avg: number; max: number }> = [];
     let c0 = 0;
     for (let k = 0; k < PAIRS; k++) {
       let floorMs = 0;
@@ -273,6 +326,16 @@ async function main(): Promise<void> {
       return s.length % 2 ? (s[m] ?? NaN) : ((s[m - 1] ?? NaN) + (s[m] ?? NaN)) / 2;
     };
     const ratio = mid(ratios);
+    // A full bucket lets `burst` through at once, then QPS: no window may carry more.
+    const bound = QPS + BURST / RATE_WINDOW_S;
+    const maxRate = Math.max(...apiRates.map((r) => r.max));
+    const avgRate = apiRates.reduce((a, r) => a + r.avg, 0) / Math.max(1, apiRates.length);
+    rows.push({
+      what: `API rate while converging ${N} apps, ${PAIRS} runs (client-side limit QPS ${QPS}, burst ${BURST})`,
+      value: `${avgRate.toFixed(1)} req/s on average, at most ${maxRate.toFixed(1)} req/s over any ${RATE_WINDOW_S} s`,
+      goal: `<= ${bound.toFixed(0)} req/s per ${RATE_WINDOW_S} s (QPS + burst/${RATE_WINDOW_S})`,
+      met: maxRate <= bound,
+    });
     const secs = (xs: number[]) => `${(mid(xs) / 1000).toFixed(2)} s`;
     log(
       `convergence: ratios ${ratios.map((r) => r.toFixed(2)).join(', ')}, median ${ratio.toFixed(2)}`,

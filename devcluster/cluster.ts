@@ -5,6 +5,7 @@ import { cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { certPaths, generateCerts, readClientTls } from './certs.ts';
 import {
+  AUDIT_POLICY,
   apiserverArgs,
   controllerManagerArgs,
   etcdArgs,
@@ -185,12 +186,15 @@ async function startCluster(optionalCrds: boolean, log: Log): Promise<ClusterHan
     controllerManager: controllerManager ?? 0,
     scheduler: scheduler ?? 0,
   };
+  const auditPolicy = join(dir, 'audit-policy.yaml');
   const layout: Layout = {
     certs: certPaths(dir),
     etcdData: join(dir, 'etcd'),
     kubeconfig: join(dir, 'kubeconfig'),
     kwokStages: stagesPath(),
+    audit: { policy: auditPolicy, log: join(logDir, 'kube-apiserver-audit.log') },
   };
+  await writeFile(auditPolicy, AUDIT_POLICY);
   const server = `https://127.0.0.1:${ports.apiserver}`;
   const state: ClusterState = {
     buildKey: buildKey(),

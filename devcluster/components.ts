@@ -14,7 +14,24 @@ export interface Layout {
   etcdData: string;
   kubeconfig: string;
   kwokStages: string;
+  /** The API server's audit policy and log (optional: the seed run has none). */
+  audit?: { policy: string; log: string };
 }
+
+/**
+ * Audit only what ServiceAccounts of the default namespace do (the operator's RBAC-bound test
+ * identities live there), at Metadata level: enough to tell which rules of the operator's
+ * ClusterRole an integration run exercised (test/integration/rbac-audit.ts), small enough to
+ * leave on. Everything else (controllers, kwok, the admin user) is not logged.
+ */
+export const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    userGroups: ['system:serviceaccounts:default']
+  - level: None
+`;
 
 export const SERVICE_CIDR = '10.96.0.0/16';
 export const SA_ISSUER = 'https://kubernetes.default.svc.cluster.local';
@@ -71,6 +88,15 @@ export function apiserverArgs(ports: Ports, layout: Layout): string[] {
     '--endpoint-reconciler-type=none',
     '--profiling=false',
     '--v=0',
+    ...(layout.audit
+      ? [
+          `--audit-policy-file=${layout.audit.policy}`,
+          `--audit-log-path=${layout.audit.log}`,
+          '--audit-log-format=json',
+          '--audit-log-maxsize=200',
+          '--audit-log-maxbackup=1',
+        ]
+      : []),
   ];
 }
 

@@ -2,14 +2,15 @@
 // from what the operator needs (`npm run gen:chart` writes them; test/unit/chart-files.test.ts
 // fails when one is stale):
 // - scalable-operator's CRD: byte for byte the file `npm run gen:crd` writes into crds/;
-// - scalable-operator's ClusterRole and leader-election Role: the rules of operator/rbac.ts;
+// - scalable-operator's ClusterRole (or, with watchNamespaces, a Role per namespace) and
+//   leader-election Role: the rules of operator/rbac.ts;
 // - scalable-app's values.schema.json: the CRD's spec schema as JSON Schema, closed
 //   (additionalProperties: false), so `helm install` rejects an unknown or mistyped field
 //   by its path before the API server sees it.
 import yaml from 'js-yaml';
 import { crdYaml } from './api/crd-file.ts';
 import { buildCrd } from './api/crd.ts';
-import { LEADER_ELECTION_RULES, OPERATOR_RULES } from './rbac.ts';
+import { OPERATOR_RULES, leaderElectionRules } from './rbac.ts';
 import type { PolicyRule } from './rbac.ts';
 
 type Json = Record<string, unknown>;
@@ -21,13 +22,16 @@ const rulesYaml = (rules: readonly PolicyRule[]): string =>
     rules.map((r) => ({
       apiGroups: [...r.apiGroups],
       resources: [...r.resources],
+      ...(r.resourceNames ? { resourceNames: [...r.resourceNames] } : {}),
       verbs: [...r.verbs],
     })),
     { lineWidth: -1, flowLevel: 2 },
   );
 
+/** Cluster scope by default; with watchNamespaces, the same rules as a Role in each of them. */
 function clusterRoleTemplate(): string {
   return `{{- /* ${GENERATED} */}}
+{{- if not .Values.watchNamespaces }}
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata:
@@ -35,7 +39,20 @@ metadata:
   labels:
     {{- include "scalable-operator.labels" . | nindent 4 }}
 rules:
-${rulesYaml(OPERATOR_RULES)}`;
+${rulesYaml(OPERATOR_RULES)}{{- else }}
+{{- range $ns := .Values.watchNamespaces }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: {{ include "scalable-operator.fullname" $ }}
+  namespace: {{ $ns }}
+  labels:
+    {{- include "scalable-operator.labels" $ | nindent 4 }}
+rules:
+${rulesYaml(OPERATOR_RULES)}{{- end }}
+{{- end }}
+`;
 }
 
 function leaderElectionRoleTemplate(): string {
@@ -48,7 +65,7 @@ metadata:
   labels:
     {{- include "scalable-operator.labels" . | nindent 4 }}
 rules:
-${rulesYaml(LEADER_ELECTION_RULES)}`;
+${rulesYaml(leaderElectionRules('{{ include "scalable-operator.fullname" . }}'))}`;
 }
 
 /** OpenAPI v3 (structural, Kubernetes flavour) -> JSON Schema draft-07 with closed objects. */

@@ -1,28 +1,34 @@
 // `npm start`: the operator against the cluster KUBECONFIG names, or, when none is set (and
 // not in a pod), against the embedded control plane with the examples applied and a live
 // status line per app on stdout. Logs are JSON on stderr.
-import { imagesFromEnv } from './api/images.ts';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Controller } from './runtime/controller.ts';
 import { startHttpServer } from './runtime/http.ts';
-import { DEFAULT_WATCH_IDLE_MS } from './runtime/informer.ts';
 import { KubeClient } from './runtime/kube-client.ts';
 import { createLogger } from './runtime/log.ts';
 import { createMetrics } from './runtime/metrics.ts';
+import { SettingsError, parseSettings } from './runtime/settings.ts';
+import type { Settings } from './runtime/settings.ts';
 import { operatorVersion } from './version.ts';
-
-const env = (name: string, dflt: string): string => process.env[name] ?? dflt;
-const num = (name: string, dflt: number): number => Number(env(name, String(dflt)));
 
 async function main(): Promise<void> {
   if (process.argv.includes('--version')) {
     console.log(`scalable-operator ${operatorVersion()}`);
     return;
   }
+  let settings: Settings;
+  try {
+    settings = parseSettings(process.env);
+  } catch (err) {
+    if (!(err instanceof SettingsError)) throw err;
+    console.error(`scalable-operator: ${err.message}`);
+    process.exitCode = 2;
+    return;
+  }
   const embedded = !process.env['KUBECONFIG'] && !process.env['KUBERNETES_SERVICE_HOST'];
   // The image sets SCALABLE_EMBEDDED=false: there is no development control plane to start.
-  if (embedded && process.env['SCALABLE_EMBEDDED'] === 'false') {
+  if (embedded && !settings.embeddedAllowed) {
     console.error(
       'scalable-operator: no cluster to manage: KUBECONFIG is not set and this is not a pod ' +
         '(no KUBERNETES_SERVICE_HOST). Set KUBECONFIG to a kubeconfig file, or run it in a ' +
@@ -38,7 +44,10 @@ async function main(): Promise<void> {
     kubeconfigPath = await startEmbedded((m) => console.log(`[devcluster] ${m}`));
     console.log(`[operator] embedded control plane: KUBECONFIG=${kubeconfigPath}`);
   }
-  const client = await KubeClient.load(kubeconfigPath);
+  const client = await KubeClient.load(kubeconfigPath, {
+    qps: settings.apiQps,
+    burst: settings.apiBurst,
+  });
   const metrics = createMetrics();
   client.onRequest((verb, resource, code) =>
     metrics.apiRequests.inc({ verb, resource, code: String(code) }),
@@ -49,25 +58,35 @@ async function main(): Promise<void> {
     log,
     metrics,
     identity,
-    workers: num('SCALABLE_WORKERS', 16),
-    resyncMs: num('SCALABLE_RESYNC_SECONDS', 300) * 1000,
-    discoveryRefreshMs: num('SCALABLE_REDISCOVER_SECONDS', 60) * 1000,
-    watchIdleMs: num('SCALABLE_WATCH_IDLE_SECONDS', DEFAULT_WATCH_IDLE_MS / 1000) * 1000,
-    leaderElection: env('SCALABLE_LEADER_ELECT', 'true') !== 'false',
-    leaseNamespace: env('POD_NAMESPACE', 'default'),
-    leaseName: env('SCALABLE_LEASE_NAME', 'scalable-operator'),
-    images: imagesFromEnv(process.env),
-  });
-  const server = await startHttpServer(
-    num('SCALABLE_HTTP_PORT', 8080),
-    env('SCALABLE_HTTP_HOST', '0.0.0.0'),
-    metrics.registry,
-    {
-      healthy: () => true,
-      notReady: () => controller.notReady(),
+    workers: settings.workers,
+    resyncMs: settings.resyncMs,
+    discoveryRefreshMs: settings.discoveryRefreshMs,
+    watchIdleMs: settings.watchIdleMs,
+    leaderElection: settings.leaderElection,
+    ...(settings.watchNamespaces ? { watchNamespaces: settings.watchNamespaces } : {}),
+    leaseNamespace: settings.leaseNamespace,
+    leaseName: settings.leaseName,
+    lease: settings.lease,
+    images: settings.images,
+    network: settings.network,
+    reconcileConcurrency: settings.reconcileConcurrency,
+    onLostLeadership: () => {
+      // As controller-runtime does: a replacement starts clean; this process's caches, queue
+      // and in-flight work (cancelled already) belong to a term that is over.
+      log.error('leadership lost: exiting');
+      log.flush();
+      process.exitCode = 1;
+      setTimeout(() => process.exit(1), 100);
     },
+  });
+  const server = await startHttpServer(settings.httpPort, settings.httpHost, metrics.registry, {
+    healthy: () => true,
+    notReady: () => controller.notReady(),
+  });
+  log.info(
+    { identity, port: server.port, namespaces: settings.watchNamespaces ?? 'all' },
+    'serving /metrics, /healthz, /readyz',
   );
-  log.info({ identity, port: server.port }, 'serving /metrics, /healthz, /readyz');
 
   let stoppingSince = 0;
   const shutdown = async (signal: string) => {
@@ -96,7 +115,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
   await controller.start();
-  if (embedded || process.env['SCALABLE_STATUS_LINES'] === 'true') printStatusLines(controller);
+  if (embedded || settings.statusLines) printStatusLines(controller);
 }
 
 /** One line per app whenever its summary changes. */

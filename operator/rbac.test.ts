@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { OWNED_KINDS } from './reconcile/kinds.ts';
-import { LEADER_ELECTION_RULES, OPERATOR_RULES, clusterRole } from './rbac.ts';
+import { patroniRules } from './tiers/database/rbac.ts';
+import { modelOf } from './tiers/shared/test-helpers.ts';
+import { GRANT_ONLY_RULES, OPERATOR_RULES, clusterRole, leaderElectionRules } from './rbac.ts';
 
 const allows = (group: string, resource: string, verb: string) =>
   OPERATOR_RULES.some(
@@ -15,7 +17,7 @@ describe('operator RBAC', () => {
   });
   it('lets the operator watch, apply and prune every kind it owns', () => {
     for (const k of OWNED_KINDS.filter((o) => !o.createOnly)) {
-      for (const verb of ['get', 'list', 'watch', 'create', 'patch', 'delete']) {
+      for (const verb of ['list', 'watch', 'create', 'patch', 'delete']) {
         expect(allows(k.group, k.plural, verb), `${verb} ${k.plural}`).toBe(true);
       }
     }
@@ -31,7 +33,7 @@ describe('operator RBAC', () => {
     expect(allows('scalable.dev', 'scalableapps/status', 'patch')).toBe(true);
     expect(allows('', 'events', 'create')).toBe(true);
     expect(
-      LEADER_ELECTION_RULES.some(
+      leaderElectionRules('op').some(
         (r) => r.resources.includes('leases') && r.verbs.includes('update'),
       ),
     ).toBe(true);
@@ -43,5 +45,40 @@ describe('operator RBAC', () => {
   it('holds Leases only in its own namespace (the leader-election Role)', () => {
     expect(allows('coordination.k8s.io', 'leases', 'update')).toBe(false);
     expect(allows('coordination.k8s.io', 'leases', 'get')).toBe(false);
+  });
+  it('reads and writes only its own Lease by name; create alone cannot be named', () => {
+    const rules = leaderElectionRules('op');
+    for (const r of rules) {
+      if (r.verbs.some((v) => v !== 'create')) expect(r.resourceNames).toEqual(['op']);
+      else expect(r.resourceNames).toBeUndefined();
+    }
+    expect(rules.flatMap((r) => r.verbs).sort()).toEqual(['create', 'get', 'update']);
+  });
+  it('holds nothing on Endpoints (Patroni runs in ConfigMap mode)', () => {
+    expect(OPERATOR_RULES.some((r) => r.resources.includes('endpoints'))).toBe(false);
+  });
+  it('holds every right it grants Patroni, and holds for granting only what Patroni needs', () => {
+    const patroni = patroniRules(
+      modelOf({ web: { image: 'x' }, database: { shards: 2, shardKey: 'tenant' } }),
+    );
+    for (const r of patroni)
+      for (const res of r.resources)
+        for (const verb of r.verbs)
+          expect(allows(r.apiGroups[0] ?? '', res, verb), `${verb} ${res}`).toBe(true);
+    for (const g of GRANT_ONLY_RULES)
+      for (const res of g.resources)
+        for (const verb of g.verbs)
+          expect(
+            patroni.some((r) => r.resources.includes(res) && r.verbs.includes(verb)),
+            `${verb} ${res} is held for Patroni`,
+          ).toBe(true);
+  });
+  it('reads children through its caches: get only where a hook reads one object fresh', () => {
+    const gets = OPERATOR_RULES.filter(
+      (r) => r.verbs.includes('get') && !GRANT_ONLY_RULES.includes(r),
+    ).flatMap((r) => r.resources);
+    expect(gets.sort()).toEqual(['configmaps', 'statefulsets']);
+    expect(OPERATOR_RULES.some((r) => r.apiGroups.includes('events.k8s.io'))).toBe(false);
+    expect(OPERATOR_RULES.some((r) => r.resources.includes('servicemonitors'))).toBe(false);
   });
 });

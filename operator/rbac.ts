@@ -15,11 +15,17 @@ import type { KindInfo } from './reconcile/kinds.ts';
 export interface PolicyRule {
   readonly apiGroups: readonly string[];
   readonly resources: readonly string[];
+  readonly resourceNames?: readonly string[];
   readonly verbs: readonly string[];
 }
 
-const WATCH = ['get', 'list', 'watch'] as const;
-/** apply is a PATCH (create when absent); prune is a DELETE. */
+/**
+ * Informers list and watch; apply is a PATCH (and needs create when the object is absent);
+ * prune is a DELETE. No get: the reconciler reads children from its caches, never one by one
+ * (the exceptions are listed below). Minimal as measured: `npm run rbac:audit` lists which
+ * of these rights the integration suite's ServiceAccount-bound operators used.
+ */
+const WATCH = ['list', 'watch'] as const;
 const MANAGE = [...WATCH, 'create', 'patch', 'delete'] as const;
 
 function grouped(kinds: readonly KindInfo[], verbs: readonly string[]): PolicyRule[] {
@@ -32,15 +38,24 @@ function grouped(kinds: readonly KindInfo[], verbs: readonly string[]): PolicyRu
   }));
 }
 
+/**
+ * Held only to be granted: the Role the database tier gives Patroni (Kubernetes API as its
+ * DCS, ConfigMap mode, so no Endpoints; tiers/database/rbac.ts). RBAC lets a subject grant
+ * only what it holds itself (no escalate/bind), so the operator holds exactly Patroni's needs
+ * beyond its own; it never uses these itself (the audit check, test/integration/rbac-audit.ts,
+ * tells these apart).
+ */
+export const GRANT_ONLY_RULES: readonly PolicyRule[] = [
+  { apiGroups: [''], resources: ['configmaps'], verbs: ['update'] },
+  { apiGroups: [POD_KIND.group], resources: [POD_KIND.plural], verbs: ['get', 'update', 'patch'] },
+];
+
 /** ClusterRole rules: the operator watches apps in every namespace. */
 export const OPERATOR_RULES: readonly PolicyRule[] = [
   // patch: the data finalizer (deletionPolicy: Delete) on the app itself.
   { apiGroups: [APP_KIND.group], resources: [APP_KIND.plural], verbs: [...WATCH, 'patch'] },
-  {
-    apiGroups: [APP_KIND.group],
-    resources: [`${APP_KIND.plural}/status`],
-    verbs: ['get', 'patch', 'update'],
-  },
+  // One merge patch per status change.
+  { apiGroups: [APP_KIND.group], resources: [`${APP_KIND.plural}/status`], verbs: ['patch'] },
   ...grouped(
     OWNED_KINDS.filter((k) => !k.createOnly),
     [...MANAGE],
@@ -53,37 +68,36 @@ export const OPERATOR_RULES: readonly PolicyRule[] = [
     OWNED_KINDS.filter((k) => k.createOnly),
     ['create', 'delete'],
   ),
-  // The Role the database tier gives Patroni (Kubernetes API as its DCS): RBAC lets us grant
-  // only what we hold ourselves (no escalate/bind), so we hold exactly Patroni's needs.
-  {
-    apiGroups: [''],
-    resources: ['endpoints'],
-    verbs: [...WATCH, 'create', 'update', 'patch', 'delete'],
-  },
-  { apiGroups: [''], resources: ['configmaps'], verbs: ['update'] },
+  // get: the database tier's hooks read Patroni's ConfigMaps and a shard's StatefulSet fresh
+  // from the API server (tiers/database/rollout-step.ts, dcs-sync.ts).
+  { apiGroups: [''], resources: ['configmaps'], verbs: ['get'] },
+  { apiGroups: ['apps'], resources: ['statefulsets'], verbs: ['get'] },
   // delete: the database tier restarts Postgres pods itself, replicas before the primary.
-  {
-    apiGroups: [POD_KIND.group],
-    resources: [POD_KIND.plural],
-    verbs: [...WATCH, 'update', 'patch', 'delete'],
-  },
-  { apiGroups: [PVC_KIND.group], resources: [PVC_KIND.plural], verbs: [...WATCH, 'delete'] },
-  { apiGroups: [EVENT_KIND.group], resources: [EVENT_KIND.plural], verbs: ['create', 'patch'] },
-  { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
+  { apiGroups: [POD_KIND.group], resources: [POD_KIND.plural], verbs: [...WATCH, 'delete'] },
+  // Volumes: listed and deleted only by the data clean-up of deletionPolicy: Delete.
+  { apiGroups: [PVC_KIND.group], resources: [PVC_KIND.plural], verbs: ['list', 'delete'] },
+  { apiGroups: [EVENT_KIND.group], resources: [EVENT_KIND.plural], verbs: ['create'] },
+  ...GRANT_ONLY_RULES,
 ];
 
 /**
- * Role in the operator's own namespace: its leader-election Lease. Namespaced on purpose:
- * write access to Leases cluster-wide would reach the node heartbeats (kube-node-lease)
- * and other controllers' leader elections.
+ * Role in the operator's own namespace: its leader-election Lease, and only that one by
+ * name. Namespaced on purpose: write access to Leases cluster-wide would reach the node
+ * heartbeats (kube-node-lease) and other controllers' leader elections. `create` cannot be
+ * limited by name (RBAC does not know the name before the object exists); a created Lease of
+ * another name is still not readable or writable afterwards.
  */
-export const LEADER_ELECTION_RULES: readonly PolicyRule[] = [
-  {
-    apiGroups: [LEASE_KIND.group],
-    resources: [LEASE_KIND.plural],
-    verbs: ['get', 'create', 'update'],
-  },
-];
+export function leaderElectionRules(leaseName: string): readonly PolicyRule[] {
+  return [
+    { apiGroups: [LEASE_KIND.group], resources: [LEASE_KIND.plural], verbs: ['create'] },
+    {
+      apiGroups: [LEASE_KIND.group],
+      resources: [LEASE_KIND.plural],
+      resourceNames: [leaseName],
+      verbs: ['get', 'update'],
+    },
+  ];
+}
 
 /** As a ClusterRole object (the chart adds its labels). */
 export function clusterRole(name = 'scalable-operator'): Record<string, unknown> {
@@ -95,12 +109,29 @@ export function clusterRole(name = 'scalable-operator'): Record<string, unknown>
   };
 }
 
-/** The leader-election Role, in the namespace the operator runs in. */
-export function leaderElectionRole(name: string, namespace: string): Record<string, unknown> {
+/**
+ * Watch-namespaces mode (SCALABLE_WATCH_NAMESPACES): the same rules as a Role in each
+ * watched namespace, and no cluster-wide grant at all.
+ */
+export function namespacedRole(name: string, namespace: string): Record<string, unknown> {
   return {
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'Role',
     metadata: { name, namespace },
-    rules: LEADER_ELECTION_RULES.map((r) => ({ ...r })),
+    rules: OPERATOR_RULES.map((r) => ({ ...r })),
+  };
+}
+
+/** The leader-election Role, in the namespace the operator runs in. */
+export function leaderElectionRole(
+  name: string,
+  namespace: string,
+  leaseName: string,
+): Record<string, unknown> {
+  return {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'Role',
+    metadata: { name, namespace },
+    rules: leaderElectionRules(leaseName).map((r) => ({ ...r })),
   };
 }

@@ -23,13 +23,3 @@ export const DEFAULT_IMAGES: Images = {
   postgres: `${IMAGE_PREFIX}/postgres-patroni:{version}-${IMAGE_TAG}`,
   postgresExporter: `${IMAGE_PREFIX}/postgres-exporter:${IMAGE_TAG}`,
 };
-
-/** Operator-level overrides from the environment (set by the Helm chart). */
-export function imagesFromEnv(env: Record<string, string | undefined>): Images {
-  return {
-    redis: env['SCALABLE_IMAGE_REDIS'] || DEFAULT_IMAGES.redis,
-    redisExporter: env['SCALABLE_IMAGE_REDIS_EXPORTER'] || DEFAULT_IMAGES.redisExporter,
-    postgres: env['SCALABLE_IMAGE_POSTGRES'] || DEFAULT_IMAGES.postgres,
-    postgresExporter: env['SCALABLE_IMAGE_POSTGRES_EXPORTER'] || DEFAULT_IMAGES.postgresExporter,
-  };
-}

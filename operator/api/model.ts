@@ -27,10 +27,34 @@ export interface AppModel {
   readonly monitoring?: NonNullable<Spec['monitoring']>;
   readonly topology: Spec['topology'];
   readonly images: Images;
+  readonly network: NetworkDefaults;
 }
+
+/**
+ * Operator-wide network defaults (Helm values -> SCALABLE_* env), never per app today:
+ * who may reach an app's web pods (the ingress controllers' namespaces) and its metrics
+ * ports (Prometheus's namespaces).
+ */
+export interface NetworkDefaults {
+  readonly ingressNamespaces: readonly string[];
+  readonly monitoringNamespaces: readonly string[];
+}
+
+/** The usual ingress and gateway controllers' namespaces, and the usual Prometheus one. */
+export const DEFAULT_NETWORK: NetworkDefaults = {
+  ingressNamespaces: [
+    'ingress-nginx',
+    'traefik',
+    'haproxy-controller',
+    'envoy-gateway-system',
+    'kube-system',
+  ],
+  monitoringNamespaces: ['monitoring'],
+};
 
 export interface ModelOptions {
   readonly images?: Images;
+  readonly network?: NetworkDefaults;
   /** Namespace for apps that name none (kubectl's default). */
   readonly defaultNamespace?: string;
 }
@@ -52,6 +76,7 @@ export function toModel(app: ScalableAppObject, options: ModelOptions = {}): App
     ...(s.monitoring && s.monitoring.enabled ? { monitoring: s.monitoring } : {}),
     topology: s.topology,
     images: options.images ?? DEFAULT_IMAGES,
+    network: options.network ?? DEFAULT_NETWORK,
   });
 }
 

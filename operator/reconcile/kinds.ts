@@ -44,7 +44,6 @@ export const OWNED_KINDS: readonly KindInfo[] = [
   k('traefik.io', 'v1alpha1', 'Middleware', 'middlewares', true),
   k('keda.sh', 'v1alpha1', 'TriggerAuthentication', 'triggerauthentications', true),
   k('keda.sh', 'v1alpha1', 'ScaledObject', 'scaledobjects', true),
-  k('monitoring.coreos.com', 'v1', 'ServiceMonitor', 'servicemonitors', true),
   k('monitoring.coreos.com', 'v1', 'PodMonitor', 'podmonitors', true),
   k('monitoring.coreos.com', 'v1', 'PrometheusRule', 'prometheusrules', true),
 ];

@@ -10,7 +10,7 @@ import type { Observed, ObservedObject } from '../tiers/shared/report.ts';
 import { generatedKeysOf } from '../tiers/shared/secrets.ts';
 import type { HookWrite } from '../tiers/tier.ts';
 import { clusterAccess } from './cluster-access.ts';
-import type { ReconcileContext } from './context.ts';
+import type { KindAccess, ReconcileContext } from './context.ts';
 import { SPEC_HASH_ANNOTATION, hashOf, stableStringify, whyApply } from './diff.ts';
 import { finalizerHooks, setFinalizers } from './finalizers.ts';
 import { adjusted, ensureFinalizer, keyOfObj, observe, runTierHooks } from './hooks.ts';
@@ -18,11 +18,13 @@ import { APP_KIND, kindOf, pathOf } from './kinds.ts';
 import type { KindInfo } from './kinds.ts';
 import { materialize, materializePod, objectKey, olderThan, projectChild } from './project.ts';
 import type { CachedApp, CachedChild } from './project.ts';
+import { mapLimit } from './map-limit.ts';
 import { applyObject, createOnce, deleteObject } from './writes.ts';
 
 type Json = Record<string, unknown>;
 
-export type Outcome = 'gone' | 'invalid' | 'ready' | 'progressing';
+/** waiting: a cache the desired objects need is still syncing; nothing was written. */
+export type Outcome = 'gone' | 'invalid' | 'ready' | 'progressing' | 'waiting';
 
 export interface ReconcileResult {
   readonly outcome: Outcome;
@@ -83,6 +85,15 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
 
   const cached = ctx.children(namespace, name);
   const live = new Map(cached.map((c) => [keyOfChild(c), c]));
+  // Caches first: acting on a kind whose cache is still filling would re-apply what exists and
+  // miss what to prune. Only this app waits (it is queued again when the cache syncs).
+  const access = new Map<KindInfo, KindAccess>();
+  for (const obj of plan.desired) {
+    const info = kindOf(obj.apiVersion, obj.kind);
+    if (info && !access.has(info)) access.set(info, ctx.access(info, key));
+  }
+  if ([...access.values()].some((a) => a.state === 'syncing'))
+    return { outcome: 'waiting', writes: finalizerWrites };
   const desired = adjusted(model, plan.desired, live, previousStatus(ctx, app));
   const fresh = new Map<string, ObservedObject>();
   const changes: Change[] = [];
@@ -96,34 +107,36 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
     desired.filter((o) => o.kind === 'RoleBinding'),
   ];
   for (const wave of waves)
-    await Promise.all(
-      wave.map(async (obj) => {
-        const ref = { apiVersion: obj.apiVersion, kind: obj.kind, name: obj.metadata.name };
-        const info = kindOf(obj.apiVersion, obj.kind);
-        if (!info) {
-          failed.push({
-            ...ref,
-            error: `the operator does not manage ${obj.apiVersion} ${obj.kind}`,
-          });
-          return;
-        }
-        if (!ctx.served(info)) {
-          skipped.push(ref);
-          return;
-        }
-        const k = keyOfObj(obj, namespace);
-        const cur = live.get(k);
-        try {
-          const change =
-            generatedKeysOf(obj).length > 0
-              ? await ensureGenerated(ctx, info, obj, k, cur, fresh)
-              : await ensureApplied(ctx, info, obj, k, cur, fresh);
-          if (change) changes.push(change);
-        } catch (err) {
-          failed.push({ ...ref, error: errorText(err) });
-        }
-      }),
-    );
+    await mapLimit(wave, ctx.concurrency, async (obj) => {
+      const ref = { apiVersion: obj.apiVersion, kind: obj.kind, name: obj.metadata.name };
+      const info = kindOf(obj.apiVersion, obj.kind);
+      if (!info) {
+        failed.push({
+          ...ref,
+          error: `the operator does not manage ${obj.apiVersion} ${obj.kind}`,
+        });
+        return;
+      }
+      const reach = access.get(info) ?? ctx.access(info, key);
+      if (reach.state !== 'ready') {
+        skipped.push({
+          ...ref,
+          why: reach.state === 'unavailable' ? reach.why : 'cache syncing',
+        });
+        return;
+      }
+      const k = keyOfObj(obj, namespace);
+      const cur = live.get(k);
+      try {
+        const change =
+          generatedKeysOf(obj).length > 0
+            ? await ensureGenerated(ctx, info, obj, k, cur, fresh)
+            : await ensureApplied(ctx, info, obj, k, cur, fresh);
+        if (change) changes.push(change);
+      } catch (err) {
+        failed.push({ ...ref, error: errorText(err) });
+      }
+    });
 
   const wanted = new Set(desired.map((o) => keyOfObj(o, namespace)));
   const pruned = new Set<string>();

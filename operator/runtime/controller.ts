@@ -6,14 +6,17 @@ import { APP_LABEL } from '../tiers/shared/meta.ts';
 import { EventRecorder } from '../reconcile/events.ts';
 import { APP_KIND, OWNED_KINDS, POD_KIND, apiVersionOf, pathOf } from '../reconcile/kinds.ts';
 import type { Images } from '../api/images.ts';
+import type { NetworkDefaults } from '../api/model.ts';
 import type { KindInfo } from '../reconcile/kinds.ts';
 import { objectKey, projectApp, projectChild, projectPod } from '../reconcile/project.ts';
 import type { CachedApp, CachedChild, CachedPod } from '../reconcile/project.ts';
 import type { ReconcileContext } from '../reconcile/context.ts';
 import { Plans, Recent, planOf } from '../reconcile/plans.ts';
 import { ApplyFailedError, TerminalError, reconcile } from '../reconcile/reconcile.ts';
-import { discoverGroupVersions } from './discovery.ts';
-import { Informer } from './informer.ts';
+import type { KindAccess } from '../reconcile/context.ts';
+import { discoverResources, resourceKey } from './discovery.ts';
+import { InformerSet } from './informer-set.ts';
+import { ApiError } from './kube-client.ts';
 import type { KubeClient } from './kube-client.ts';
 import { LEASE_DEFAULTS, LeaderElector } from './leader.ts';
 import type { Logger } from './log.ts';
@@ -33,12 +36,32 @@ export interface ControllerOptions {
   readonly discoveryRefreshMs: number;
   readonly watchIdleMs: number;
   readonly leaderElection: boolean;
+  /** Namespaces to watch (the operator holds Roles there); undefined: all namespaces. */
+  readonly watchNamespaces?: readonly string[];
   readonly leaseNamespace: string;
   readonly leaseName: string;
   readonly lease?: { leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number };
   readonly backoff?: BackoffOptions;
+  /** Writes one reconcile may have in flight at once (default 8). */
+  readonly reconcileConcurrency?: number;
+  /**
+   * The lease could not be renewed in time. In-flight reconciles are already cancelled; main
+   * exits non-zero so the replacement starts with clean caches and queue.
+   */
+  readonly onLostLeadership?: () => void;
   /** Images of the tiers the operator runs (Helm values -> SCALABLE_IMAGE_*). */
   readonly images?: Images;
+  /** Operator-wide network defaults (SCALABLE_INGRESS_NAMESPACES, ...). */
+  readonly network?: NetworkDefaults;
+}
+
+/** One child kind's cache, started when some app first needs the kind. */
+interface KindCache {
+  readonly informer: InformerSet<CachedChild>;
+  /** Why its last list failed for good (403 / 404); cleared when it syncs. */
+  refused: string | undefined;
+  /** Apps to reconcile again when it syncs (or is refused). */
+  readonly waiting: Set<string>;
 }
 
 const appIndex = (labels: Readonly<Record<string, string>> | undefined, namespace: string) => {
@@ -48,28 +71,37 @@ const appIndex = (labels: Readonly<Record<string, string>> | undefined, namespac
 
 export class Controller {
   readonly queue: WorkQueue;
-  private readonly apps: Informer<CachedApp>;
-  private readonly pods: Informer<CachedPod>;
-  private readonly children = new Map<KindInfo, Informer<CachedChild>>();
-  private served = new Set<string>(['v1']);
+  private readonly apps: InformerSet<CachedApp>;
+  private readonly pods: InformerSet<CachedPod>;
+  private readonly children = new Map<KindInfo, KindCache>();
+  /** Served resources (discovery.ts resourceKey); undefined until the first discovery. */
+  private served = new Set<string>();
   private readonly recent = new Recent();
   private readonly plans: Plans;
   private readonly events: EventRecorder;
   private readonly leader: LeaderElector | undefined;
   private leading = false;
+  /** Aborted when leadership ends: every request of a reconcile carries its signal. */
+  private term = new AbortController();
+  /** Aborted when leadership ends for good (lost, or shutting down). */
+  private readonly ended = new AbortController();
   private stopping = false;
   private workers: Promise<void>[] = [];
   private timers: NodeJS.Timeout[] = [];
 
   constructor(private readonly opts: ControllerOptions) {
     const { client, log, metrics } = opts;
-    this.plans = new Plans(opts.images ? { images: opts.images } : {});
+    this.plans = new Plans({
+      ...(opts.images ? { images: opts.images } : {}),
+      ...(opts.network ? { network: opts.network } : {}),
+    });
     this.queue = new WorkQueue(opts.backoff, (d) => metrics.queueDepth.set(d));
-    this.events = new EventRecorder(client, log, opts.identity);
-    this.apps = new Informer<CachedApp>({
+    // Events are writes too: none once this process's (only) term as leader is over.
+    this.events = new EventRecorder(client.withSignal(this.ended.signal), log, opts.identity);
+    const namespaces = opts.watchNamespaces;
+    this.apps = new InformerSet<CachedApp>(namespaces, (ns) => pathOf(APP_KIND, ns), {
       client,
       log,
-      path: pathOf(APP_KIND),
       resource: APP_KIND.plural,
       project: projectApp,
       onChange: (_t, app) => {
@@ -81,10 +113,9 @@ export class Controller {
       idleMs: opts.watchIdleMs,
       onRestart: (cause) => metrics.watchRestarts.inc({ resource: APP_KIND.plural, cause }),
     });
-    this.pods = new Informer<CachedPod>({
+    this.pods = new InformerSet<CachedPod>(namespaces, (ns) => pathOf(POD_KIND, ns), {
       client,
       log,
-      path: pathOf(POD_KIND),
       resource: POD_KIND.plural,
       labelSelector: APP_LABEL,
       project: projectPod,
@@ -104,7 +135,10 @@ export class Controller {
         ...(opts.lease ?? LEASE_DEFAULTS),
         log,
         onStartedLeading: () => this.setLeading(true),
-        onStoppedLeading: () => this.setLeading(false),
+        onStoppedLeading: (lost) => {
+          this.setLeading(false);
+          if (lost) opts.onLostLeadership?.();
+        },
       });
     }
   }
@@ -113,13 +147,16 @@ export class Controller {
     return this.leading;
   }
 
-  private childInformer(info: KindInfo): Informer<CachedChild> {
+  private childInformer(
+    info: KindInfo,
+    onListError: (err: unknown) => void,
+  ): InformerSet<CachedChild> {
     const { client, log, metrics } = this.opts;
     const apiVersion = apiVersionOf(info);
-    return new Informer<CachedChild>({
+    const namespaces = this.opts.watchNamespaces;
+    return new InformerSet<CachedChild>(namespaces, (ns) => pathOf(info, ns), {
       client,
       log,
-      path: pathOf(info),
       resource: info.plural,
       labelSelector: APP_LABEL,
       project: (obj) => projectChild(obj, apiVersion, info.kind),
@@ -134,28 +171,99 @@ export class Controller {
       },
       idleMs: this.opts.watchIdleMs,
       onRestart: (cause) => metrics.watchRestarts.inc({ resource: info.plural, cause }),
+      onListError,
     });
   }
 
+  /** The kind's cache, started on first call. */
+  private cacheOf(info: KindInfo): KindCache {
+    const existing = this.children.get(info);
+    if (existing) return existing;
+    const requeue = (c: KindCache) => {
+      for (const key of c.waiting) this.queue.add(key);
+      c.waiting.clear();
+    };
+    const cache: KindCache = {
+      informer: this.childInformer(info, (err) => {
+        if (!(err instanceof ApiError) || (err.code !== 403 && err.code !== 404)) return;
+        const why =
+          err.code === 403
+            ? `listing ${info.plural} was refused (403 Forbidden): the operator's RBAC lacks list/watch on it`
+            : `listing ${info.plural} found no such resource (404 Not Found)`;
+        if (cache.refused === why) return;
+        cache.refused = why;
+        this.opts.log.warn({ kind: info.kind, api: apiVersionOf(info), why }, 'kind unavailable');
+        requeue(cache);
+      }),
+      refused: undefined,
+      waiting: new Set(),
+    };
+    this.children.set(info, cache);
+    cache.informer.start();
+    void cache.informer.whenSynced().then(() => {
+      cache.refused = undefined;
+      requeue(cache);
+    });
+    return cache;
+  }
+
+  /** What a reconcile may do with a kind now (see KindAccess). */
+  private access(info: KindInfo, appKey: string): KindAccess {
+    if (!this.served.has(resourceKey(info)))
+      return { state: 'unavailable', why: 'not served by this cluster' };
+    if (info.createOnly) return { state: 'ready' }; // never listed or watched (kinds.ts)
+    const cache = this.cacheOf(info);
+    if (cache.informer.synced) return { state: 'ready' };
+    // Refused kinds are retried too: the app comes back when its cache syncs after all.
+    cache.waiting.add(appKey);
+    return cache.refused ? { state: 'unavailable', why: cache.refused } : { state: 'syncing' };
+  }
+
+  /**
+   * Served resources, per resource. Core kinds' caches start at once (every cluster serves
+   * them); an optional kind's only when an app needs it (access) or when objects of ours of
+   * that kind exist (so they can still be pruned after a restart).
+   */
   private async discover(): Promise<void> {
-    this.served = await discoverGroupVersions(this.opts.client);
+    const before = this.served;
+    this.served = await discoverResources(this.opts.client, OWNED_KINDS);
+    const added = [...this.served].filter((k) => !before.has(k));
     for (const info of OWNED_KINDS) {
-      if (info.createOnly) continue; // never listed or watched (kinds.ts)
-      if (this.children.has(info) || !this.served.has(apiVersionOf(info))) continue;
-      const inf = this.childInformer(info);
-      this.children.set(info, inf);
-      inf.start();
-      if (info.optional)
-        this.opts.log.info({ api: apiVersionOf(info), kind: info.kind }, 'optional API served');
+      if (info.createOnly || this.children.has(info) || !this.served.has(resourceKey(info)))
+        continue;
+      if (!info.optional || (await this.holdsObjects(info))) this.cacheOf(info);
+    }
+    // Apps that skipped objects of a kind served now apply them without waiting for a resync.
+    if (before.size > 0 && added.length > 0) {
+      this.opts.log.info({ resources: added }, 'newly served resources');
+      this.enqueueAll();
     }
   }
 
-  /** Whether every cache has listed once (the /readyz answer). */
+  /** Whether any object of ours of this kind exists where we watch (one small list). */
+  private async holdsObjects(info: KindInfo): Promise<boolean> {
+    const namespaces = this.opts.watchNamespaces ?? [undefined];
+    for (const ns of namespaces) {
+      try {
+        const page = await this.opts.client.request<{ items?: unknown[] }>(
+          'GET',
+          pathOf(info, ns),
+          { verb: 'list', resource: info.plural, query: { labelSelector: APP_LABEL, limit: 1 } },
+        );
+        if ((page.items ?? []).length > 0) return true;
+      } catch {
+        // A refused or failing list: its cache would fail the same way; an app that needs
+        // the kind starts it and says why.
+      }
+    }
+    return false;
+  }
+
+  /** Apps and pods listed once (the /readyz answer); child kinds never hold it back. */
   notReady(): string | undefined {
     if (this.stopping) return 'shutting down';
-    const all = [this.apps, this.pods, ...this.children.values()];
-    const pending = all.filter((i) => !i.synced).length;
-    return pending === 0 && this.children.size > 0 ? undefined : `${pending} caches not synced`;
+    const pending = [this.apps, this.pods].filter((i) => !i.synced).length;
+    return pending === 0 ? undefined : `${pending} caches not synced`;
   }
 
   async start(): Promise<void> {
@@ -172,11 +280,10 @@ export class Controller {
     this.warmUp();
     this.apps.start();
     this.pods.start();
-    await Promise.all([
-      this.apps.whenSynced(),
-      this.pods.whenSynced(),
-      ...[...this.children.values()].map((i) => i.whenSynced()),
-    ]);
+    // Workers wait for apps and pods only: a reconcile that needs a child kind whose cache is
+    // still filling waits for it alone (access), and a kind that cannot be listed holds back
+    // only the tiers that need it.
+    await Promise.all([this.apps.whenSynced(), this.pods.whenSynced()]);
     log.info({ apps: this.apps.size, kinds: this.children.size }, 'caches synced');
     for (let i = 0; i < this.opts.workers; i++) this.workers.push(this.work());
     this.timers.push(
@@ -209,6 +316,11 @@ export class Controller {
   }
 
   private setLeading(leading: boolean): void {
+    if (leading) this.term = new AbortController();
+    else {
+      this.term.abort(new Error('leadership ended'));
+      this.ended.abort(new Error('leadership ended'));
+    }
     this.leading = leading;
     this.opts.metrics.leader.set(leading ? 1 : 0);
     if (!leading) this.opts.metrics.appReady.reset();
@@ -222,17 +334,20 @@ export class Controller {
 
   private context(): ReconcileContext {
     return {
-      client: this.opts.client,
+      // A former leader's reconciles must not go on writing: their requests end with the term.
+      client: this.opts.client.withSignal(this.term.signal),
       log: this.opts.log,
       events: this.events,
       getApp: (key) => this.apps.get(key),
       children: (namespace, app) => {
         const out: CachedChild[] = [];
-        for (const inf of this.children.values()) out.push(...inf.byIndex(`${namespace}/${app}`));
+        for (const c of this.children.values())
+          out.push(...c.informer.byIndex(`${namespace}/${app}`));
         return out;
       },
       pods: (namespace, app) => this.pods.byIndex(`${namespace}/${app}`),
-      served: (info) => this.served.has(apiVersionOf(info)),
+      access: (info, appKey) => this.access(info, appKey),
+      concurrency: this.opts.reconcileConcurrency ?? 8,
       recent: this.recent,
       plans: this.plans,
       onWrite: (kind, action) => this.opts.metrics.objectWrites.inc({ kind, action }),
@@ -241,10 +356,10 @@ export class Controller {
 
   private async work(): Promise<void> {
     const { log, metrics } = this.opts;
-    const ctx = this.context();
     for (;;) {
       const key = await this.queue.get();
       if (key === undefined) return;
+      const ctx = this.context();
       // Followers drop work: becoming leader enqueues every app anyway.
       if (!this.leading) {
         this.queue.forget(key);
@@ -258,7 +373,8 @@ export class Controller {
         metrics.reconciles.inc({ result: result.outcome });
         const [namespace = '', name = ''] = key.split('/');
         if (result.outcome === 'gone') metrics.appReady.remove({ namespace, name });
-        else metrics.appReady.set({ namespace, name }, result.outcome === 'ready' ? 1 : 0);
+        else if (result.outcome !== 'waiting')
+          metrics.appReady.set({ namespace, name }, result.outcome === 'ready' ? 1 : 0);
       } catch (err) {
         const reason =
           err instanceof ApplyFailedError
@@ -298,7 +414,7 @@ export class Controller {
     await Promise.all([
       this.apps.stop(),
       this.pods.stop(),
-      ...[...this.children.values()].map((i) => i.stop()),
+      ...[...this.children.values()].map((c) => c.informer.stop()),
     ]);
     this.opts.client.close();
   }

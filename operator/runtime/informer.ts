@@ -36,6 +36,8 @@ export interface InformerOptions<T> {
   readonly idleMs?: number;
   readonly pageSize?: number;
   readonly onRestart?: (cause: 'gone' | 'stalled' | 'error' | 'closed') => void;
+  /** A list failed (e.g. 403 Forbidden, 404 Not Found); the informer keeps retrying. */
+  readonly onListError?: (err: unknown) => void;
 }
 
 interface Entry<T> {
@@ -213,6 +215,7 @@ export class Informer<T> {
         needList = true;
         const msg = err instanceof Error ? err.message : String(err);
         log.warn({ resource, err: msg, failures }, 'list failed');
+        this.opts.onListError?.(err);
         if (err instanceof ApiError && err.code === 410) failures = 0;
       }
       await sleep(Math.min(30_000, 250 * 2 ** Math.min(failures, 7)));

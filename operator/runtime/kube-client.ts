@@ -5,7 +5,9 @@ import https from 'node:https';
 import type * as Http from 'node:http';
 import { http } from './node-http.ts';
 import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConnection } from './kubeconfig.ts';
+import { TokenBucket, retryAfterMs } from './rate-limit.ts';
 import type { Connection } from './kubeconfig.ts';
 
 export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'apply' | 'delete';
@@ -18,6 +20,8 @@ export class ApiError extends Error {
     readonly code: number,
     readonly reason: string,
     message: string,
+    /** 429: how long the server asked us to wait (Retry-After). */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
     this.name = 'ApiError';
@@ -34,7 +38,10 @@ export interface RequestOptions {
   readonly query?: Record<string, string | number | boolean | undefined>;
   readonly body?: unknown;
   readonly contentType?: string;
+  /** Hard deadline of the whole request (default 30 s), not a socket idle timeout. */
   readonly timeoutMs?: number;
+  /** Aborts the request (e.g. leadership lost). */
+  readonly signal?: AbortSignal;
 }
 
 export interface WatchEvent {
@@ -67,14 +74,44 @@ export const MUTATING_VERBS: ReadonlySet<Verb> = new Set([
   'delete',
 ]);
 
+interface Shared {
+  readonly agent: https.Agent | Http.Agent;
+  readonly watchAgent: https.Agent | Http.Agent;
+  readonly observers: RequestObserver[];
+  readonly bucket: TokenBucket | undefined;
+}
+
+/** Client-side rate limit (client-go's token bucket); none when undefined. */
+export interface RateLimit {
+  readonly qps: number;
+  readonly burst: number;
+}
+
+/** Attempts of a request the server answered 429 (it did not act on it): client-go's 10. */
+const MAX_429_ATTEMPTS = 10;
+
 export class KubeClient {
   private readonly server: URL;
   private readonly agent: https.Agent | Http.Agent;
   private readonly watchAgent: https.Agent | Http.Agent;
-  private readonly observers: RequestObserver[] = [];
+  private readonly observers: RequestObserver[];
+  private readonly bucket: TokenBucket | undefined;
 
-  private constructor(private readonly conn: Connection) {
+  private constructor(
+    private readonly conn: Connection,
+    private readonly limit: RateLimit | undefined,
+    shared?: Shared,
+    /** Aborts every request of this view (withSignal). */
+    private readonly signal?: AbortSignal,
+  ) {
     this.server = new URL(conn.server);
+    this.observers = shared?.observers ?? [];
+    this.bucket = shared ? shared.bucket : limit && new TokenBucket(limit.qps, limit.burst);
+    if (shared) {
+      this.agent = shared.agent;
+      this.watchAgent = shared.watchAgent;
+      return;
+    }
     const tls: https.AgentOptions = {
       ...(conn.ca ? { ca: conn.ca } : {}),
       ...(conn.cert ? { cert: conn.cert } : {}),
@@ -92,13 +129,41 @@ export class KubeClient {
     this.watchAgent = make(Infinity);
   }
 
-  static fromConnection(conn: Connection): KubeClient {
-    return new KubeClient(conn);
+  static fromConnection(conn: Connection, limit?: RateLimit): KubeClient {
+    return new KubeClient(conn, limit);
+  }
+
+  /**
+   * A client with connections of its own (same credentials and observers): leader election
+   * uses one, so a pool busy or stuck with reconcile traffic cannot delay a lease renewal.
+   */
+  dedicated(): KubeClient {
+    const own = new KubeClient(this.conn, this.limit);
+    own.observers.push(...this.observers);
+    return own;
+  }
+
+  /** The same connections; every request also ends when `signal` aborts. */
+  withSignal(signal: AbortSignal): KubeClient {
+    const shared = {
+      agent: this.agent,
+      watchAgent: this.watchAgent,
+      observers: this.observers,
+      bucket: this.bucket,
+    };
+    const both = this.signal ? AbortSignal.any([this.signal, signal]) : signal;
+    return new KubeClient(this.conn, this.limit, shared, both);
   }
 
   /** From a kubeconfig path, else KUBECONFIG, else in-cluster, else ~/.kube/config. */
-  static async load(kubeconfigPath?: string): Promise<KubeClient> {
-    return new KubeClient(await loadConnection(kubeconfigPath));
+  static async load(kubeconfigPath?: string, limit?: RateLimit): Promise<KubeClient> {
+    return new KubeClient(await loadConnection(kubeconfigPath), limit);
+  }
+
+  /** Waits for a token of the rate limit (none: at once). */
+  private async throttle(signal?: AbortSignal): Promise<void> {
+    const wait = this.bucket?.reserve() ?? 0;
+    if (wait > 0) await sleep(wait, undefined, signal ? { signal } : {});
   }
 
   onRequest(observer: RequestObserver): void {
@@ -133,6 +198,35 @@ export class KubeClient {
     path: string,
     options: RequestOptions,
   ): Promise<T> {
+    // One deadline over the whole request: waiting for a token and for Retry-After included.
+    const deadline = AbortSignal.any(
+      [
+        AbortSignal.timeout(Math.ceil(options.timeoutMs ?? 30_000)),
+        this.signal,
+        options.signal,
+      ].filter((s): s is AbortSignal => s !== undefined),
+    );
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.throttle(deadline);
+        return await this.once<T>(method, path, options, deadline);
+      } catch (err) {
+        // 429: the server did not act on it; wait as long as it asks, then send it again.
+        if (!(err instanceof ApiError) || err.code !== 429 || attempt >= MAX_429_ATTEMPTS)
+          throw err;
+        await sleep(err.retryAfterMs ?? 1_000, undefined, { signal: deadline }).catch(() => {
+          throw err;
+        });
+      }
+    }
+  }
+
+  private async once<T>(
+    method: string | undefined,
+    path: string,
+    options: RequestOptions,
+    deadline: AbortSignal,
+  ): Promise<T> {
     const url = this.url(path, options.query);
     const body = options.body === undefined ? undefined : JSON.stringify(options.body);
     const headers: Record<string, string> = {
@@ -144,6 +238,14 @@ export class KubeClient {
       headers['Content-Length'] = String(Buffer.byteLength(body));
     }
     const verb = options.verb;
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    // A hard deadline: the socket timeout alone never fires on a connection that trickles.
+    const signal = deadline;
+    if (signal.aborted) {
+      this.observe(verb, options.resource, 0);
+      const why = signal.reason instanceof Error ? signal.reason.message : String(signal.reason);
+      throw new Error(`${METHOD[verb]} ${url.pathname}: aborted before it was sent (${why})`);
+    }
     return new Promise<T>((resolve, reject) => {
       const req = this.transport().request(
         url,
@@ -151,7 +253,8 @@ export class KubeClient {
           method: method ?? METHOD[verb],
           headers,
           agent: this.agent,
-          timeout: options.timeoutMs ?? 30_000,
+          timeout: timeoutMs,
+          signal,
         },
         (res) => {
           const chunks: Buffer[] = [];
@@ -171,11 +274,13 @@ export class KubeClient {
               parsed = { message: text };
             }
             if (code >= 400) {
+              const retryAfter = res.headers['retry-after'];
               reject(
                 new ApiError(
                   code,
                   String(parsed['reason'] ?? res.statusMessage ?? ''),
                   `${METHOD[verb]} ${url.pathname}: ${code} ${String(parsed['message'] ?? text)}`,
+                  code === 429 ? retryAfterMs(retryAfter) : undefined,
                 ),
               );
             } else resolve(parsed as T);
@@ -185,7 +290,10 @@ export class KubeClient {
       req.on('timeout', () => req.destroy(new Error(`${METHOD[verb]} ${url.pathname}: timed out`)));
       req.on('error', (err) => {
         this.observe(verb, options.resource, 0);
-        reject(err);
+        const why = signal.reason instanceof Error ? signal.reason.message : String(signal.reason);
+        reject(
+          signal.aborted ? new Error(`${METHOD[verb]} ${url.pathname}: aborted (${why})`) : err,
+        );
       });
       if (body !== undefined) req.write(body);
       req.end();
@@ -226,8 +334,8 @@ export class KubeClient {
         idleTimer.unref();
       };
       abortFn = () => finish(null);
-      this.authHeaders().then(
-        (headers) => {
+      Promise.all([this.authHeaders(), this.throttle()]).then(
+        ([headers]) => {
           if (finished) return;
           arm();
           req = this.transport().request(

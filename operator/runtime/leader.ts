@@ -3,9 +3,16 @@
 // - a candidate takes the lease when it is free or when its record has not changed for a
 //   whole lease duration *as observed locally* (no trust in other machines' clocks);
 // - the leader renews every retry period; when it could not renew for the renew deadline it
-//   stops leading (and keeps competing, so an API server outage costs no restart);
+//   stops leading for good: the process exits and its replacement starts clean (as
+//   controller-runtime does), since in-flight work of a former leader must not go on writing;
+// - every request has a hard deadline (AbortController): a renewal never outlives the renew
+//   deadline, so the leader gives up before anyone may take over (renew deadline < lease);
+// - time is measured on the monotonic clock (performance.now): a wall-clock step (NTP) can
+//   neither extend a lease nor expire one early;
+// - its own connections (KubeClient.dedicated): reconcile traffic cannot delay a renewal;
 // - optimistic concurrency (resourceVersion) makes two candidates never both win;
 // - release on shutdown hands over at once.
+import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LEASE_KIND, pathOf } from '../reconcile/kinds.ts';
 import type { KubeClient } from './kube-client.ts';
@@ -20,7 +27,8 @@ export interface LeaderOptions {
   readonly renewDeadlineMs: number;
   readonly retryPeriodMs: number;
   readonly onStartedLeading: () => void;
-  readonly onStoppedLeading: () => void;
+  /** lost: the lease could not be renewed in time (else: released on shutdown). */
+  readonly onStoppedLeading: (lost: boolean) => void;
   readonly log: Logger;
 }
 
@@ -54,11 +62,16 @@ export class LeaderElector {
   private lastRenew = 0;
   private loop: Promise<void> | undefined;
   private lease: Lease | undefined;
+  private readonly client: KubeClient;
+  /** Ends the attempt in flight on stop(). */
+  private readonly stopping = new AbortController();
 
   constructor(
-    private readonly client: KubeClient,
+    client: KubeClient,
     private readonly opts: LeaderOptions,
-  ) {}
+  ) {
+    this.client = client.dedicated();
+  }
 
   get isLeader(): boolean {
     return this.leading;
@@ -73,14 +86,24 @@ export class LeaderElector {
   /** Stop competing; a leader releases the lease so a standby takes over at once. */
   async stop(): Promise<void> {
     this.running = false;
+    this.stopping.abort(new Error('stopping'));
     await this.loop;
     if (this.leading) {
       this.leading = false;
       await this.release().catch((err: unknown) =>
         this.opts.log.warn({ err: String(err) }, 'could not release the lease'),
       );
-      this.opts.onStoppedLeading();
+      this.opts.onStoppedLeading(false);
     }
+    this.client.close();
+  }
+
+  /** How long the attempt starting now may take: a leader's ends at its renew deadline. */
+  private attemptDeadlineMs(now: number): number {
+    const { renewDeadlineMs, retryPeriodMs } = this.opts;
+    if (!this.leading) return Math.max(retryPeriodMs, 1_000);
+    // Whole milliseconds: AbortSignal.timeout takes an integer.
+    return Math.max(1, Math.floor(this.lastRenew + renewDeadlineMs - now));
   }
 
   private path(name?: string): string {
@@ -91,31 +114,43 @@ export class LeaderElector {
     const { log, retryPeriodMs, renewDeadlineMs } = this.opts;
     while (this.running) {
       let ok = false;
+      const started = performance.now();
+      const deadline = AbortSignal.any([
+        AbortSignal.timeout(this.attemptDeadlineMs(started)),
+        this.stopping.signal,
+      ]);
       try {
-        ok = await this.tryAcquireOrRenew();
+        ok = await this.tryAcquireOrRenew(started, deadline);
       } catch (err) {
         log.debug({ err: String(err) }, 'lease request failed');
       }
       if (!this.running) break;
-      const now = Date.now();
+      const now = performance.now();
       if (ok) {
-        this.lastRenew = now;
+        // Renewed as of when the attempt started: the others observed the record no earlier.
+        this.lastRenew = started;
         if (!this.leading) {
           this.leading = true;
           log.info({ identity: this.opts.identity, lease: this.opts.name }, 'became leader');
           this.opts.onStartedLeading();
         }
-      } else if (this.leading && now - this.lastRenew > renewDeadlineMs) {
+      } else if (this.leading && now - this.lastRenew >= renewDeadlineMs) {
         this.leading = false;
-        log.warn({ identity: this.opts.identity }, 'lost the lease: stopped leading');
-        this.opts.onStoppedLeading();
+        this.running = false;
+        log.error(
+          { identity: this.opts.identity, sinceRenewMs: Math.round(now - this.lastRenew) },
+          'lost the lease: could not renew it within the renew deadline',
+        );
+        this.opts.onStoppedLeading(true);
+        break;
       }
       // Candidates spread their attempts a little, as client-go's jitter does.
       await sleep(this.leading ? retryPeriodMs : retryPeriodMs * (1 + Math.random() * 0.2));
     }
   }
 
-  private async tryAcquireOrRenew(): Promise<boolean> {
+  private async tryAcquireOrRenew(started: number, signal: AbortSignal): Promise<boolean> {
+    // Wall-clock time only for the record others read; every comparison is monotonic.
     const now = new Date();
     const { identity, leaseDurationMs } = this.opts;
     const desired = (old: LeaseSpec | undefined): LeaseSpec => {
@@ -134,6 +169,7 @@ export class LeaderElector {
         verb: 'get',
         resource: 'leases',
         timeoutMs: 5_000,
+        signal,
       });
     } catch (err) {
       if (!isNotFound(err)) throw err;
@@ -142,6 +178,7 @@ export class LeaderElector {
           verb: 'create',
           resource: 'leases',
           timeoutMs: 5_000,
+          signal,
           body: {
             apiVersion: 'coordination.k8s.io/v1',
             kind: 'Lease',
@@ -149,7 +186,7 @@ export class LeaderElector {
             spec: desired(undefined),
           },
         });
-        this.observe(this.lease.spec, now.getTime());
+        this.observe(this.lease.spec, started);
         return true;
       } catch (e) {
         if (isConflict(e)) return false;
@@ -157,18 +194,19 @@ export class LeaderElector {
       }
     }
     const spec = lease.spec ?? {};
-    this.observe(spec, now.getTime());
+    this.observe(spec, started);
     const heldByOther = !!spec.holderIdentity && spec.holderIdentity !== identity;
     const ttl = (spec.leaseDurationSeconds ?? leaseDurationMs / 1000) * 1000;
-    if (heldByOther && this.observedAt + ttl > now.getTime()) return false;
+    if (heldByOther && this.observedAt + ttl > performance.now()) return false;
     try {
       this.lease = await this.client.request<Lease>('PUT', this.path(this.opts.name), {
         verb: 'update',
         resource: 'leases',
         timeoutMs: 5_000,
+        signal,
         body: { ...lease, spec: desired(spec) },
       });
-      this.observe(this.lease.spec, now.getTime());
+      this.observe(this.lease.spec, started);
       if (heldByOther)
         this.opts.log.info({ previous: spec.holderIdentity }, 'took over an expired lease');
       return true;
@@ -178,6 +216,7 @@ export class LeaderElector {
     }
   }
 
+  /** at: performance.now() when the record was read. */
   private observe(spec: LeaseSpec | undefined, at: number): void {
     const record = JSON.stringify(spec ?? {});
     if (record !== this.observedRecord) {

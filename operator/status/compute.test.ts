@@ -67,7 +67,7 @@ describe('computeStatus', () => {
     expect(cond(s, 'Degraded')).toMatchObject({ status: 'True', reason: 'ApplyFailed' });
   });
 
-  it('says which optional API is missing, without blocking Ready', () => {
+  it('is not Ready when an API a tier the spec asks for needs is missing, and names it', () => {
     const traefik = model({ web: { image: 'x' }, ingress: { className: 'traefik' } });
     const d = buildAll(traefik);
     const mw = d.find((o) => o.kind === 'Middleware')!;
@@ -81,9 +81,40 @@ describe('computeStatus', () => {
         skipped: [{ apiVersion: mw.apiVersion, kind: mw.kind, name: mw.metadata.name }],
       },
     );
+    expect(s.ready).toBe(false);
     expect(cond(s, 'IngressReady')).toMatchObject({ status: 'False', reason: 'APIUnavailable' });
+    expect(cond(s, 'IngressReady')?.message).toContain('traefik.io/v1alpha1');
     expect(cond(s, 'Degraded')).toMatchObject({ status: 'True', reason: 'APIUnavailable' });
-    expect(cond(s, 'Ready')?.status).toBe('True');
+    expect(cond(s, 'Ready')).toMatchObject({ status: 'False', reason: 'APIUnavailable' });
+    expect(cond(s, 'Progressing')).toMatchObject({ status: 'False', reason: 'APIUnavailable' });
+  });
+
+  it('is not Ready with ingress.gateway on a cluster without the Gateway API', () => {
+    const gw = model({
+      web: { image: 'x' },
+      ingress: { host: 'shop.example.com', gateway: { name: 'public', namespace: 'infra' } },
+    });
+    const d = buildAll(gw);
+    const routes = d.filter((o) => o.apiVersion.startsWith('gateway.networking.k8s.io/'));
+    expect(routes.length).toBeGreaterThan(0);
+    const observed = observedAll(gw, 2);
+    const s = computeStatus(
+      gw,
+      d,
+      { ...observed, objects: observed.objects.filter((o) => !routes.includes(o)) },
+      {
+        failed: [],
+        skipped: routes.map((o) => ({
+          apiVersion: o.apiVersion,
+          kind: o.kind,
+          name: o.metadata.name,
+        })),
+      },
+    );
+    expect(cond(s, 'Ready')).toMatchObject({ status: 'False', reason: 'APIUnavailable' });
+    expect(cond(s, 'Ready')?.message).toContain('IngressReady');
+    expect(cond(s, 'Ready')?.message).toContain('gateway.networking.k8s.io/v1');
+    expect(cond(s, 'WebReady')?.status).toBe('True');
   });
 
   it('reports an invalid spec with the field path', () => {

@@ -1,6 +1,10 @@
 // Status as a pure function of the model, the desired objects, what the reconcile did and
 // what it observed: tier conditions, then Ready / Progressing / Degraded over them.
-// Never Ready after a failed apply.
+// Never Ready after a failed apply, and never Ready while a tier the spec asks for is not
+// serving: an optional API that is missing (Gateway API for ingress.gateway, KEDA for queue
+// workers, the Prometheus Operator for monitoring) makes that tier APIUnavailable, naming the
+// API, and Ready False with it, so `kubectl wait --for=condition=Ready` does not pass on a
+// half-served spec. Tiers the spec does not ask for build nothing and say nothing.
 import type { AppModel } from '../api/model.ts';
 import type { FieldError } from '../api/validate.ts';
 import { formatError } from '../api/validate.ts';
@@ -13,8 +17,11 @@ import type { ObjectRef, Tier } from '../tiers/tier.ts';
 export interface ApplyOutcome {
   /** Objects whose apply or create failed, with the error. */
   readonly failed: readonly (ObjectRef & { readonly error: string })[];
-  /** Objects skipped because their API is not served by the cluster. */
-  readonly skipped: readonly ObjectRef[];
+  /**
+   * Objects skipped because the cluster does not serve their kind, or refused to list it;
+   * `why` says which (default: not served).
+   */
+  readonly skipped: readonly (ObjectRef & { readonly why?: string })[];
 }
 
 export interface ComputedStatus {
@@ -44,7 +51,6 @@ export function computeStatus(
   const fields: Record<string, unknown> = {};
   const tierConditions: TierCondition[] = [];
   const tierDegraded: { reason: string; message: string }[] = [];
-  let unavailable = false;
   for (const tier of tiers) {
     const mine = desired.filter((o) => tierOf(o, tiers) === tier).map(refOf);
     if (mine.length === 0) {
@@ -59,56 +65,64 @@ export function computeStatus(
     Object.assign(fields, report.fields);
     if (report.degraded) tierDegraded.push(report.degraded);
     if (skipped.length > 0 && report.condition.status === 'True') {
-      unavailable = true;
-      const apis = [...new Set(skipped.map((s) => s.apiVersion))].join(', ');
+      tierConditions.push(
+        condition(tier.conditionType, 'False', 'APIUnavailable', skippedMessage(skipped)),
+      );
+    } else if (skipped.length > 0 && report.condition.reason === 'APIUnavailable') {
+      // The tier's own words (what to install) after exactly which kinds were skipped and why:
+      // an API group may be served with only some of its kinds, or refused to the operator.
       tierConditions.push(
         condition(
           tier.conditionType,
           'False',
           'APIUnavailable',
-          `${apis} not served by this cluster: skipped ${skipped.map((s) => `${s.kind} ${s.name}`).join(', ')}`,
+          `${skippedMessage(skipped)}; ${report.condition.message}`,
         ),
       );
     } else tierConditions.push(report.condition);
   }
 
   const failed = outcome.failed;
-  const notReady = tierConditions.filter(
-    (c) => c.status !== 'True' && c.reason !== 'APIUnavailable' && c.reason !== 'DataRetained',
-  );
+  const notReady = tierConditions.filter((c) => c.status !== 'True' && c.reason !== 'DataRetained');
+  const unavailableConds = notReady.filter((c) => c.reason === 'APIUnavailable');
+  // Nothing the operator can do moves these: installing the API does.
+  const waiting = notReady.filter((c) => c.reason !== 'APIUnavailable');
   const ready = failed.length === 0 && notReady.length === 0;
   const failMsg = failed
     .slice(0, 5)
     .map((f) => `${f.kind} ${f.name}: ${f.error}`)
     .join('; ');
-  const first = notReady[0];
+  const first = waiting[0];
   const readyCond = ready
-    ? condition(
-        'Ready',
-        'True',
-        'AllTiersReady',
-        unavailable ? 'ready; some optional APIs are missing' : 'every tier is ready',
-      )
+    ? condition('Ready', 'True', 'AllTiersReady', 'every tier is ready')
     : failed.length > 0
       ? condition('Ready', 'False', 'ApplyFailed', failMsg)
-      : condition(
-          'Ready',
-          'False',
-          `${first?.type.replace(/Ready$/, '') ?? 'Tier'}NotReady`,
-          first?.message ?? '',
-        );
+      : first
+        ? condition('Ready', 'False', `${first.type.replace(/Ready$/, '')}NotReady`, first.message)
+        : condition(
+            'Ready',
+            'False',
+            'APIUnavailable',
+            unavailableConds.map((c) => `${c.type}: ${c.message}`).join('; '),
+          );
   const progressing =
     failed.length > 0
       ? condition('Progressing', 'False', 'ApplyFailed', failMsg)
       : ready
         ? condition('Progressing', 'False', 'Stable', 'every object is applied and ready')
-        : condition(
-            'Progressing',
-            'True',
-            'Reconciling',
-            notReady.map((c) => c.type).join(', ') + ' not ready yet',
-          );
-  const unavailableConds = tierConditions.filter((c) => c.reason === 'APIUnavailable');
+        : waiting.length === 0
+          ? condition(
+              'Progressing',
+              'False',
+              'APIUnavailable',
+              'every object the cluster can serve is applied; waiting for an API to be installed',
+            )
+          : condition(
+              'Progressing',
+              'True',
+              'Reconciling',
+              waiting.map((c) => c.type).join(', ') + ' not ready yet',
+            );
   const degraded =
     failed.length > 0
       ? condition('Degraded', 'True', 'ApplyFailed', failMsg)
@@ -128,6 +142,16 @@ export function computeStatus(
             )
           : condition('Degraded', 'False', 'AsExpected', 'no failures');
   return { conditions: [readyCond, progressing, degraded, ...tierConditions], fields, ready };
+}
+
+/** "<api> <why>: skipped <kind> <name>, ..." per reason, the API named in each. */
+function skippedMessage(skipped: ApplyOutcome['skipped']): string {
+  const byWhy = new Map<string, string[]>();
+  for (const s of skipped) {
+    const why = `${s.apiVersion} ${s.kind}: ${s.why ?? 'not served by this cluster'}`;
+    byWhy.set(why, [...(byWhy.get(why) ?? []), s.name]);
+  }
+  return [...byWhy].map(([why, names]) => `${why}: skipped ${names.join(', ')}`).join('; ');
 }
 
 /** Status of an app the operator cannot act on: terminal until the spec changes. */

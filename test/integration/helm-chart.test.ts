@@ -17,7 +17,7 @@ import {
 } from '../../devcluster/testing.ts';
 import { VERSIONS } from '../../devcluster/versions.ts';
 import { INSTALL_MANIFEST, helmPath, renderInstallManifest } from '../../operator/chart-install.ts';
-import { LEADER_ELECTION_RULES, OPERATOR_RULES } from '../../operator/rbac.ts';
+import { OPERATOR_RULES, leaderElectionRules } from '../../operator/rbac.ts';
 
 const exec = promisify(execFile);
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -177,13 +177,18 @@ describe('charts/scalable-operator', () => {
       sa = `system:serviceaccount:${ns}:${release}`;
     });
 
-    const canI = async (verb: string, resource: string, scope: string[]): Promise<boolean> => {
+    const canI = async (
+      verb: string,
+      resource: string,
+      scope: string[],
+      name?: string,
+    ): Promise<boolean> => {
       const [res, sub] = resource.split('/');
       const r = await kubectl([
         'auth',
         'can-i',
         verb,
-        res!,
+        name ? `${res!}/${name}` : res!,
         ...(sub ? [`--subresource=${sub}`] : []),
         ...scope,
         `--as=${sa}`,
@@ -207,7 +212,7 @@ describe('charts/scalable-operator', () => {
     }
 
     it('its ServiceAccount may do everything operator/rbac.ts lists', async () => {
-      const checks = [
+      const checks: { v: string; res: string; scope: string[]; name?: string }[] = [
         ...OPERATOR_RULES.flatMap((r) =>
           r.apiGroups.flatMap((g) =>
             r.resources.flatMap((res) =>
@@ -215,10 +220,18 @@ describe('charts/scalable-operator', () => {
             ),
           ),
         ),
-        ...LEADER_ELECTION_RULES.flatMap((r) =>
+        // The Lease by name (release = the chart's fullname): get/update are limited to it.
+        ...leaderElectionRules(release).flatMap((r) =>
           r.apiGroups.flatMap((g) =>
             r.resources.flatMap((res) =>
-              r.verbs.map((v) => ({ v, res: qualified(g, res), scope: ['-n', ns] })),
+              r.verbs.flatMap((v) =>
+                (r.resourceNames ?? [undefined]).map((name) => ({
+                  v,
+                  res: qualified(g, res),
+                  scope: ['-n', ns],
+                  ...(name ? { name } : {}),
+                })),
+              ),
             ),
           ),
         ),
@@ -226,13 +239,14 @@ describe('charts/scalable-operator', () => {
       expect(checks.length).toBeGreaterThan(50);
       const denied: string[] = [];
       await all(checks, async (c) => {
-        if (!(await canI(c.v, c.res, c.scope))) denied.push(`${c.v} ${c.res} ${c.scope.join(' ')}`);
+        if (!(await canI(c.v, c.res, c.scope, c.name)))
+          denied.push(`${c.v} ${c.res}${c.name ? `/${c.name}` : ''} ${c.scope.join(' ')}`);
       });
       expect(denied).toEqual([]);
     });
 
     it('and none of a sample of rights it must not hold', async () => {
-      const mustNot: [string, string, string[]][] = [
+      const mustNot: [string, string, string[], string?][] = [
         ['list', 'secrets', ['--all-namespaces']],
         ['watch', 'secrets', ['--all-namespaces']],
         ['get', 'secrets', ['-n', 'kube-system']],
@@ -242,13 +256,17 @@ describe('charts/scalable-operator', () => {
         ['create', 'pods/exec', ['--all-namespaces']],
         ['*', '*', ['--all-namespaces']],
         ['update', 'leases.coordination.k8s.io', ['-n', 'kube-node-lease']],
+        // Only its own Lease: not another controller's in the same namespace.
+        ['update', 'leases.coordination.k8s.io', ['-n', ns], 'another-controller'],
+        ['get', 'endpoints', ['--all-namespaces']],
         ['create', 'clusterrolebindings.rbac.authorization.k8s.io', []],
         ['escalate', 'roles.rbac.authorization.k8s.io', ['--all-namespaces']],
         ['impersonate', 'serviceaccounts', ['--all-namespaces']],
       ];
       const allowed: string[] = [];
-      await all(mustNot, async ([v, res, scope]) => {
-        if (await canI(v, res, scope)) allowed.push(`${v} ${res} ${scope.join(' ')}`);
+      await all(mustNot, async ([v, res, scope, name]) => {
+        if (await canI(v, res, scope, name))
+          allowed.push(`${v} ${res} ${name ?? ''} ${scope.join(' ')}`);
       });
       expect(allowed).toEqual([]);
     });

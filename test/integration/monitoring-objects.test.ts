@@ -97,9 +97,10 @@ describe('monitoring objects', () => {
   });
 
   it('the operator creates them and reports MonitoringReady', async () => {
+    const lease = uniqueName('lease-monitoring');
     op = await startOperator(
-      { SCALABLE_LEASE_NAME: uniqueName('lease-monitoring') },
-      await rbacKubeconfig(client, identity),
+      { SCALABLE_LEASE_NAME: lease },
+      await rbacKubeconfig(client, identity, lease),
     );
     await applyAs(
       client,

@@ -80,9 +80,10 @@ beforeAll(async () => {
   await installCrd(kubeconfig());
   client = await apiClient();
   await createNamespace(client, ns);
+  const lease = uniqueName('lease-data');
   op = await startOperator(
-    { SCALABLE_LEASE_NAME: uniqueName('lease-data') },
-    await rbacKubeconfig(client, identity),
+    { SCALABLE_LEASE_NAME: lease },
+    await rbacKubeconfig(client, identity, lease),
   );
 });
 

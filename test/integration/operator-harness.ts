@@ -3,7 +3,13 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import yaml from 'js-yaml';
-import { clusterRole, leaderElectionRole } from '../../operator/rbac.ts';
+import {
+  OPERATOR_RULES,
+  clusterRole,
+  leaderElectionRole,
+  namespacedRole,
+} from '../../operator/rbac.ts';
+import type { PolicyRule } from '../../operator/rbac.ts';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeClient, isNotFound } from '../../operator/runtime/kube-client.ts';
@@ -178,33 +184,60 @@ export async function restartApiServer(downMs: number): Promise<void> {
  * A kubeconfig for a ServiceAccount bound to exactly the ClusterRole of operator/rbac.ts: an
  * operator started with it proves the RBAC written down is enough (and nothing is a wildcard).
  */
-export async function rbacKubeconfig(client: KubeClient, name: string): Promise<string> {
+export async function rbacKubeconfig(
+  client: KubeClient,
+  name: string,
+  /** SCALABLE_LEASE_NAME of the operator: its Role reaches that Lease only. */
+  lease = 'scalable-operator',
+  /** Watch-namespaces mode: the rules as a Role in each of these, nothing cluster-wide. */
+  watchNamespaces?: readonly string[],
+  /** The operator's rules (default operator/rbac.ts's): a test may withhold some. */
+  rules: readonly PolicyRule[] = OPERATOR_RULES,
+): Promise<string> {
   const ns = 'default';
   const post = (path: string, resource: string, body: Json) =>
     client.request<Json>('POST', path, { verb: 'create', resource, body });
-  const role = clusterRole(name);
-  await post('/apis/rbac.authorization.k8s.io/v1/clusterroles', 'clusterroles', role);
   await post(`/api/v1/namespaces/${ns}/serviceaccounts`, 'serviceaccounts', {
     apiVersion: 'v1',
     kind: 'ServiceAccount',
     metadata: { name, namespace: ns },
   });
-  await post('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', 'clusterrolebindings', {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'ClusterRoleBinding',
-    metadata: { name },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
-    subjects: [{ kind: 'ServiceAccount', name, namespace: ns }],
-  });
+  const subjects = [{ kind: 'ServiceAccount', name, namespace: ns }];
+  if (watchNamespaces === undefined) {
+    await post('/apis/rbac.authorization.k8s.io/v1/clusterroles', 'clusterroles', {
+      ...clusterRole(name),
+      rules,
+    });
+    await post('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', 'clusterrolebindings', {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
+      subjects,
+    });
+  } else {
+    for (const watched of watchNamespaces) {
+      const path = `/apis/rbac.authorization.k8s.io/v1/namespaces/${watched}`;
+      await post(`${path}/roles`, 'roles', { ...namespacedRole(name, watched), rules });
+      await post(`${path}/rolebindings`, 'rolebindings', {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'RoleBinding',
+        metadata: { name, namespace: watched },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
+        subjects,
+      });
+    }
+  }
   // The Lease lives in the operator's namespace (POD_NAMESPACE, default here).
   const rbacNs = `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}`;
-  await post(`${rbacNs}/roles`, 'roles', leaderElectionRole(name, ns));
+  const leaseRole = `${name}-lease`;
+  await post(`${rbacNs}/roles`, 'roles', leaderElectionRole(leaseRole, ns, lease));
   await post(`${rbacNs}/rolebindings`, 'rolebindings', {
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'RoleBinding',
-    metadata: { name, namespace: ns },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
-    subjects: [{ kind: 'ServiceAccount', name, namespace: ns }],
+    metadata: { name: leaseRole, namespace: ns },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: leaseRole },
+    subjects,
   });
   const tr = await post(
     `/api/v1/namespaces/${ns}/serviceaccounts/${name}/token`,
@@ -240,9 +273,9 @@ export async function deleteRbac(client: KubeClient, name: string): Promise<void
   );
   await del(`/apis/rbac.authorization.k8s.io/v1/clusterroles/${name}`, 'clusterroles');
   await del(
-    `/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings/${name}`,
+    `/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings/${name}-lease`,
     'rolebindings',
   );
-  await del(`/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles/${name}`, 'roles');
+  await del(`/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles/${name}-lease`, 'roles');
   await del(`/api/v1/namespaces/default/serviceaccounts/${name}`, 'serviceaccounts');
 }

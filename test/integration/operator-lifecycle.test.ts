@@ -86,7 +86,10 @@ beforeAll(async () => {
   client = await apiClient();
   await createNamespace(client, ns);
   // The operator runs as a ServiceAccount holding exactly operator/rbac.ts's ClusterRole.
-  op = await startOperator({ SCALABLE_LEASE_NAME: lease }, await rbacKubeconfig(client, identity));
+  op = await startOperator(
+    { SCALABLE_LEASE_NAME: lease },
+    await rbacKubeconfig(client, identity, lease),
+  );
 });
 
 afterAll(async () => {

@@ -70,7 +70,14 @@ beforeAll(async () => {
   await installCrd(kubeconfig());
   client = await apiClient();
   await createNamespace(client, ns);
-  op = await startOperator({ SCALABLE_LEASE_NAME: uniqueName('lease-res') });
+  // A leader that cannot renew for the renew deadline exits (a replacement starts clean):
+  // timings longer than the API server restart below, as an operator would configure them
+  // for a control plane known to restart slowly.
+  op = await startOperator({
+    SCALABLE_LEASE_NAME: uniqueName('lease-res'),
+    SCALABLE_LEASE_DURATION_SECONDS: '90',
+    SCALABLE_LEASE_RENEW_DEADLINE_SECONDS: '60',
+  });
 });
 
 afterAll(async () => {

@@ -1,5 +1,6 @@
 // The queue tier's report inside the app's status when only KEDA is missing: the tier says
-// APIUnavailable naming KEDA, the app stays Ready and says Degraded. (Here, not beside the
+// APIUnavailable naming KEDA, and the app is not Ready (the spec asks for scaled workers;
+// they run at fixed replicas) and says Degraded. (Here, not beside the
 // tier: tiers may not import the status computation.)
 import { describe, expect, it } from 'vitest';
 import { computeStatus } from '../../operator/status/compute.ts';
@@ -20,7 +21,7 @@ const refs = (objs: readonly K8sObject[]) =>
   objs.map((o) => ({ apiVersion: o.apiVersion, kind: o.kind, name: o.metadata.name }));
 
 describe('an app with a queue on a cluster without KEDA', () => {
-  it('keeps the app Ready and Degraded=APIUnavailable when only KEDA is missing', () => {
+  it('makes the app not Ready, Degraded=APIUnavailable, when only KEDA is missing', () => {
     const all = buildAll(app);
     const keda = all.filter((o) => o.apiVersion.startsWith('keda.sh/'));
     const ready = (o: K8sObject): ObservedObject =>
@@ -45,6 +46,7 @@ describe('an app with a queue on a cluster without KEDA', () => {
     expect(byType['QueueReady']).toMatchObject({ status: 'False', reason: 'APIUnavailable' });
     expect(byType['QueueReady']?.message).toContain('KEDA');
     expect(byType['Degraded']).toMatchObject({ status: 'True', reason: 'APIUnavailable' });
-    expect(byType['Ready']?.status).toBe('True');
+    expect(byType['Ready']).toMatchObject({ status: 'False', reason: 'APIUnavailable' });
+    expect(byType['Ready']?.message).toContain('QueueReady');
   });
 });

@@ -29,15 +29,6 @@ export function webMetricsPort(app: AppModel): { name: string; port: number } | 
   return { name: port === app.web.port ? 'http' : 'metrics', port };
 }
 
-/** Namespaces whose pods may reach the web pods: the usual ingress/gateway controllers. */
-export const DEFAULT_INGRESS_NAMESPACES = [
-  'ingress-nginx',
-  'traefik',
-  'haproxy-controller',
-  'envoy-gateway-system',
-  'kube-system',
-] as const;
-
 export function buildWeb(app: AppModel, wiring: AppWiring): K8sObject[] {
   return synth((chart) => {
     const name = nameOf(app, 'web');
@@ -198,7 +189,10 @@ function webDeployment(
   });
 }
 
-/** Only the ingress controller and this app's own pods may reach the web pods. */
+/**
+ * Only the ingress controllers (the operator-wide list, plus the Gateway's namespace) and
+ * this app's own pods may reach the web port; Prometheus the metrics port.
+ */
 function webNetworkPolicy(
   chart: Chart,
   app: AppModel,
@@ -207,7 +201,7 @@ function webNetworkPolicy(
 ) {
   const metrics = webMetricsPort(app);
   const controllerNamespaces = [
-    ...DEFAULT_INGRESS_NAMESPACES,
+    ...app.network.ingressNamespaces,
     ...(app.ingress?.gateway ? [app.ingress.gateway.namespace ?? app.namespace] : []),
   ];
   new k8s.KubeNetworkPolicy(chart, 'netpol', {
@@ -233,10 +227,32 @@ function webNetworkPolicy(
           ],
           ports: [{ port: k8s.IntOrString.fromString('http'), protocol: 'TCP' }],
         },
-        // Prometheus runs in a namespace we don't know: with monitoring on, any pod may
-        // scrape the metrics port (the app port too, when metrics share it).
+        // With monitoring on, the PodMonitor's Prometheus runs in a namespace we don't know:
+        // any pod may scrape the metrics port (the app port too, when metrics share it), as
+        // for every other tier's exporters. Without it, a Prometheus of the platform's own
+        // may: the operator-wide monitoring namespaces.
         ...(metrics && app.monitoring
           ? [{ ports: [{ port: k8s.IntOrString.fromString(metrics.name), protocol: 'TCP' }] }]
+          : []),
+        ...(metrics && !app.monitoring
+          ? [
+              {
+                from: [
+                  {
+                    namespaceSelector: {
+                      matchExpressions: [
+                        {
+                          key: 'kubernetes.io/metadata.name',
+                          operator: 'In',
+                          values: [...new Set(app.network.monitoringNamespaces)],
+                        },
+                      ],
+                    },
+                  },
+                ],
+                ports: [{ port: k8s.IntOrString.fromString(metrics.name), protocol: 'TCP' }],
+              },
+            ]
           : []),
       ],
     },

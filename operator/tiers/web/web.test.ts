@@ -141,6 +141,35 @@ describe('buildWeb', () => {
     expect(gw.ingress[0].from[1].namespaceSelector.matchExpressions[0].values).toContain('edge');
   });
 
+  it('takes the controllers and Prometheus namespaces from the operator-wide defaults', () => {
+    const app = modelOf({ web: { image: 'x', metrics: { port: 9464 } } });
+    const own = {
+      ...app,
+      network: { ingressNamespaces: ['istio-ingress'], monitoringNamespaces: ['obs'] },
+    };
+    const np = spec(find(buildWeb(own), 'NetworkPolicy'));
+    expect(np.ingress[0].from[1].namespaceSelector.matchExpressions[0].values).toEqual([
+      'istio-ingress',
+    ]);
+    // Monitoring off: a Prometheus of the platform's own, by namespace, on the metrics port.
+    expect(np.ingress[1]).toEqual({
+      from: [
+        {
+          namespaceSelector: {
+            matchExpressions: [
+              { key: 'kubernetes.io/metadata.name', operator: 'In', values: ['obs'] },
+            ],
+          },
+        },
+      ],
+      ports: [{ port: 'metrics', protocol: 'TCP' }],
+    });
+    const dflt = spec(find(buildWeb(app), 'NetworkPolicy'));
+    expect(dflt.ingress[1].from[0].namespaceSelector.matchExpressions[0].values).toEqual([
+      'monitoring',
+    ]);
+  });
+
   it('keeps at most one pod down during disruptions', () => {
     expect(spec(find(objects, 'PodDisruptionBudget')).maxUnavailable).toBe(1);
   });

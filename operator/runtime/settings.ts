@@ -1,0 +1,217 @@
+// Every SCALABLE_* setting of the operator process, parsed and bounded once at start. A value
+// that is set but wrong (empty, not a number, out of range, not a name) is an error naming the
+// variable: main.ts exits non-zero before touching the cluster, instead of running with 0
+// workers or a resync that fires every millisecond (what `Number("")` and `Number("x")` gave).
+// Pure: takes the environment, returns the settings or every problem at once.
+import { DEFAULT_IMAGES } from '../api/images.ts';
+import type { Images } from '../api/images.ts';
+import { DEFAULT_NETWORK } from '../api/model.ts';
+import type { NetworkDefaults } from '../api/model.ts';
+
+export interface LeaseTiming {
+  readonly leaseDurationMs: number;
+  readonly renewDeadlineMs: number;
+  readonly retryPeriodMs: number;
+}
+
+export interface Settings {
+  readonly workers: number;
+  readonly resyncMs: number;
+  readonly discoveryRefreshMs: number;
+  readonly watchIdleMs: number;
+  readonly leaderElection: boolean;
+  readonly leaseName: string;
+  /** Where the Lease lives: the operator's own namespace (POD_NAMESPACE). */
+  readonly leaseNamespace: string;
+  readonly lease: LeaseTiming;
+  readonly httpPort: number;
+  readonly httpHost: string;
+  readonly statusLines: boolean;
+  /** False in the image: never start a development control plane. */
+  readonly embeddedAllowed: boolean;
+  readonly images: Images;
+  /** Namespaces to watch (Roles there); undefined: every namespace (ClusterRole). */
+  readonly watchNamespaces: readonly string[] | undefined;
+  /**
+   * Client-side rate limit of API requests: client-go's token bucket, with controller-runtime's
+   * defaults (QPS 20, burst 30) rather than client-go's 5 / 10, at which a burst of 200 new
+   * apps would take minutes.
+   */
+  readonly apiQps: number;
+  readonly apiBurst: number;
+  /** Writes one reconcile may have in flight at once. */
+  readonly reconcileConcurrency: number;
+  /** Who may reach web pods (ingress controllers) and metrics ports (Prometheus). */
+  readonly network: NetworkDefaults;
+}
+
+export class SettingsError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid settings:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+    this.name = 'SettingsError';
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** Reads one variable at a time, collecting problems instead of throwing at the first. */
+class Reader {
+  readonly problems: string[] = [];
+  constructor(private readonly env: Env) {}
+
+  private raw(name: string): string | undefined {
+    const v = this.env[name];
+    if (v === undefined) return undefined;
+    if (v.trim() === '') {
+      this.problems.push(`${name}: must not be empty (unset it for the default)`);
+      return undefined;
+    }
+    return v.trim();
+  }
+
+  int(name: string, dflt: number, min: number, max: number): number {
+    const v = this.raw(name);
+    if (v === undefined) return dflt;
+    if (!/^[0-9]+$/.test(v)) {
+      this.problems.push(`${name}: must be a whole number from ${min} to ${max} (got "${v}")`);
+      return dflt;
+    }
+    const n = Number(v);
+    if (n < min || n > max) {
+      this.problems.push(`${name}: must be from ${min} to ${max} (got ${v})`);
+      return dflt;
+    }
+    return n;
+  }
+
+  number(name: string, dflt: number, min: number, max: number): number {
+    const v = this.raw(name);
+    if (v === undefined) return dflt;
+    const n = /^[0-9]+(\.[0-9]+)?$/.test(v) ? Number(v) : NaN;
+    if (!Number.isFinite(n) || n < min || n > max) {
+      this.problems.push(`${name}: must be a number from ${min} to ${max} (got "${v}")`);
+      return dflt;
+    }
+    return n;
+  }
+
+  bool(name: string, dflt: boolean): boolean {
+    const v = this.raw(name);
+    if (v === undefined) return dflt;
+    if (v === 'true') return true;
+    if (v === 'false') return false;
+    this.problems.push(`${name}: must be true or false (got "${v}")`);
+    return dflt;
+  }
+
+  name(name: string, dflt: string, pattern: RegExp, max: number, what: string): string {
+    const v = this.raw(name);
+    if (v === undefined) return dflt;
+    if (v.length > max || !pattern.test(v)) {
+      this.problems.push(`${name}: must be ${what} (got "${v}")`);
+      return dflt;
+    }
+    return v;
+  }
+
+  text(name: string, dflt: string, check: (v: string) => boolean, what: string): string {
+    const v = this.raw(name);
+    if (v === undefined) return dflt;
+    if (!check(v)) {
+      this.problems.push(`${name}: must be ${what} (got "${v}")`);
+      return dflt;
+    }
+    return v;
+  }
+
+  namespaces(name: string): readonly string[] | undefined {
+    const v = this.raw(name);
+    if (v === undefined) return undefined;
+    const list = v.split(',').map((s) => s.trim());
+    const bad = list.filter((s) => s.length > 63 || !DNS_LABEL.test(s));
+    if (bad.length > 0) {
+      this.problems.push(
+        `${name}: must be a comma-separated list of namespace names (bad: ${bad.map((b) => `"${b}"`).join(', ')})`,
+      );
+      return undefined;
+    }
+    return [...new Set(list)];
+  }
+}
+
+const imageRef = (v: string): boolean => !/\s/.test(v) && v.length <= 512;
+
+export function parseSettings(env: Env): Settings {
+  const r = new Reader(env);
+  const seconds = (name: string, dflt: number, min: number, max: number) =>
+    r.int(name, dflt, min, max) * 1000;
+  const image = (name: string, dflt: string) =>
+    r.text(name, dflt, imageRef, 'an image reference without spaces');
+  const lease: LeaseTiming = {
+    leaseDurationMs: seconds('SCALABLE_LEASE_DURATION_SECONDS', 15, 2, 300),
+    renewDeadlineMs: seconds('SCALABLE_LEASE_RENEW_DEADLINE_SECONDS', 10, 1, 299),
+    retryPeriodMs: seconds('SCALABLE_LEASE_RETRY_SECONDS', 2, 1, 60),
+  };
+  // client-go's rules: the leader gives up before anyone may take over, and retries in time.
+  if (lease.renewDeadlineMs >= lease.leaseDurationMs)
+    r.problems.push(
+      'SCALABLE_LEASE_RENEW_DEADLINE_SECONDS: must be less than SCALABLE_LEASE_DURATION_SECONDS',
+    );
+  if (lease.retryPeriodMs >= lease.renewDeadlineMs)
+    r.problems.push(
+      'SCALABLE_LEASE_RETRY_SECONDS: must be less than SCALABLE_LEASE_RENEW_DEADLINE_SECONDS',
+    );
+  const settings: Settings = {
+    workers: r.int('SCALABLE_WORKERS', 16, 1, 256),
+    resyncMs: seconds('SCALABLE_RESYNC_SECONDS', 300, 10, 86_400),
+    discoveryRefreshMs: seconds('SCALABLE_REDISCOVER_SECONDS', 60, 5, 86_400),
+    // Longer than the server's watch timeout (120-180 s), or healthy watches count as stalled.
+    watchIdleMs: seconds('SCALABLE_WATCH_IDLE_SECONDS', 200, 30, 3_600),
+    leaderElection: r.bool('SCALABLE_LEADER_ELECT', true),
+    leaseName: r.name(
+      'SCALABLE_LEASE_NAME',
+      'scalable-operator',
+      DNS_SUBDOMAIN,
+      253,
+      'a DNS subdomain name (lower case, digits, - and .)',
+    ),
+    leaseNamespace: r.name(
+      'POD_NAMESPACE',
+      'default',
+      DNS_LABEL,
+      63,
+      'a namespace name (lower case, digits and -)',
+    ),
+    lease,
+    httpPort: r.int('SCALABLE_HTTP_PORT', 8080, 1, 65_535),
+    httpHost: r.text(
+      'SCALABLE_HTTP_HOST',
+      '0.0.0.0',
+      (v) => /^[A-Za-z0-9.:[\]-]+$/.test(v),
+      'an IP address or host name',
+    ),
+    statusLines: r.bool('SCALABLE_STATUS_LINES', false),
+    embeddedAllowed: r.bool('SCALABLE_EMBEDDED', true),
+    images: {
+      redis: image('SCALABLE_IMAGE_REDIS', DEFAULT_IMAGES.redis),
+      redisExporter: image('SCALABLE_IMAGE_REDIS_EXPORTER', DEFAULT_IMAGES.redisExporter),
+      postgres: image('SCALABLE_IMAGE_POSTGRES', DEFAULT_IMAGES.postgres),
+      postgresExporter: image('SCALABLE_IMAGE_POSTGRES_EXPORTER', DEFAULT_IMAGES.postgresExporter),
+    },
+    watchNamespaces: r.namespaces('SCALABLE_WATCH_NAMESPACES'),
+    apiQps: r.number('SCALABLE_API_QPS', 20, 0.1, 10_000),
+    apiBurst: r.int('SCALABLE_API_BURST', 30, 1, 10_000),
+    reconcileConcurrency: r.int('SCALABLE_RECONCILE_CONCURRENCY', 8, 1, 64),
+    network: {
+      ingressNamespaces:
+        r.namespaces('SCALABLE_INGRESS_NAMESPACES') ?? DEFAULT_NETWORK.ingressNamespaces,
+      monitoringNamespaces:
+        r.namespaces('SCALABLE_MONITORING_NAMESPACES') ?? DEFAULT_NETWORK.monitoringNamespaces,
+    },
+  };
+  if (r.problems.length > 0) throw new SettingsError(r.problems);
+  return settings;
+}

@@ -1,0 +1,139 @@
+// The leader's API connection stalls (a proxy that forwards nothing, as in a partition): it
+// cannot renew within the renew deadline (10 s, every request under a hard deadline), so it
+// cancels its in-flight work and exits non-zero before its lease (15 s) can expire; the other
+// replica takes over; the API server's audit log shows no write of the stalled one after the
+// stall began (it ran as a ServiceAccount of its own, so its requests are told apart).
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import yaml from 'js-yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readState } from '../../devcluster/cluster.ts';
+import { eventually, printLogDirOnFailure, uniqueName } from '../../devcluster/testing.ts';
+import { LEASE_KIND } from '../../operator/reconcile/kinds.ts';
+import type { KubeClient } from '../../operator/runtime/kube-client.ts';
+import {
+  apiClient,
+  applyAs,
+  createNamespace,
+  deleteNamespace,
+  deleteRbac,
+  getApp,
+  getObj,
+  installCrd,
+  kubeconfig,
+  rbacKubeconfig,
+  scalableApp,
+  startOperator,
+} from './operator-harness.ts';
+import type { Json, OperatorProcess } from './operator-harness.ts';
+import { parseAuditLog } from './rbac-audit.ts';
+import { startStallProxy } from './stall-proxy.ts';
+import type { StallProxy } from './stall-proxy.ts';
+
+const ns = uniqueName('op-stall');
+const lease = uniqueName('lease-stall');
+const idA = uniqueName('scalable-operator-a');
+const idB = uniqueName('scalable-operator-b');
+let client: KubeClient;
+let proxy: StallProxy;
+let a: OperatorProcess;
+let b: OperatorProcess;
+
+const MUTATING = new Set(['create', 'update', 'patch', 'delete', 'deletecollection']);
+
+/** The same kubeconfig, through the proxy. */
+function viaProxy(path: string, port: number): string {
+  const doc = yaml.load(readFileSync(path, 'utf8')) as Json;
+  const cluster = ((doc['clusters'] as Json[])[0] as Json)['cluster'] as Json;
+  cluster['server'] = `https://127.0.0.1:${port}`;
+  const out = `${path}.proxied`;
+  writeFileSync(out, yaml.dump(doc), { mode: 0o600 });
+  return out;
+}
+
+const observedGeneration = async (name: string): Promise<unknown> =>
+  ((await getApp(client, ns, name))?.['status'] as Json | undefined)?.['observedGeneration'];
+
+beforeAll(async () => {
+  await installCrd(kubeconfig());
+  client = await apiClient();
+  await createNamespace(client, ns);
+});
+
+afterAll(async () => {
+  await Promise.all([a?.stop('SIGKILL'), b?.stop('SIGKILL')]);
+  await proxy?.close();
+  await deleteRbac(client, idA);
+  await deleteRbac(client, idB);
+  await deleteNamespace(client, ns);
+  client?.close();
+});
+
+describe('leader with a stalled API connection', () => {
+  printLogDirOnFailure();
+
+  it('exits non-zero without writing after the stall; the other replica takes over', async () => {
+    const admin = yaml.load(readFileSync(kubeconfig(), 'utf8')) as Json;
+    const server = new URL(
+      String((((admin['clusters'] as Json[])[0] as Json)['cluster'] as Json)['server']),
+    );
+    proxy = await startStallProxy({ host: server.hostname, port: Number(server.port) });
+    a = await startOperator(
+      { SCALABLE_LEASE_NAME: lease },
+      viaProxy(await rbacKubeconfig(client, idA, lease), proxy.port),
+    );
+    await eventually(
+      'a leads',
+      async () => ((await a.metric('scalable_leader')) === 1 ? true : undefined),
+      30_000,
+    );
+    b = await startOperator(
+      { SCALABLE_LEASE_NAME: lease },
+      await rbacKubeconfig(client, idB, lease),
+    );
+    await applyAs(client, 'test-user', scalableApp(ns, 'one', { web: { image: 'a:1' } }));
+    await eventually('one reconciled by a', async () =>
+      (await observedGeneration('one')) === 1 ? true : undefined,
+    );
+    expect(await b.metric('scalable_reconcile_total')).toBe(0);
+
+    const stalledAt = new Date();
+    proxy.stall();
+    // Work for whoever leads: a's watches are stalled, so only b can pick this up.
+    await applyAs(client, 'test-user', scalableApp(ns, 'one', { web: { image: 'a:2' } }));
+    const code = await Promise.race([
+      a.exited,
+      new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 30_000)),
+    ]);
+    const exitedAt = new Date();
+    expect(code).toBe(1);
+    expect(a.logs()).toContain('lost the lease');
+    // It gave up within the renew deadline (10 s) of its last renewal (every 2 s).
+    expect(exitedAt.getTime() - stalledAt.getTime()).toBeLessThan(15_000);
+
+    await eventually(
+      'b leads',
+      async () => ((await b.metric('scalable_leader')) === 1 ? true : undefined),
+      30_000,
+    );
+    proxy.heal();
+    await eventually(
+      'one at generation 2 (b)',
+      async () => ((await observedGeneration('one')) === 2 ? true : undefined),
+      60_000,
+    );
+    const l = await getObj(client, LEASE_KIND, 'default', lease);
+    expect((l?.['spec'] as Json)['holderIdentity']).toMatch(new RegExp(`_${b.pid}_`));
+
+    // The API server's record: a wrote before the stall, and nothing from the stall on.
+    const state = await readState();
+    const events = parseAuditLog(
+      readFileSync(join(state!.logDir, 'kube-apiserver-audit.log'), 'utf8'),
+    ).filter((e) => e.user.username === `system:serviceaccount:default:${idA}`);
+    const writes = events.filter((e) => MUTATING.has(e.verb));
+    expect(writes.length).toBeGreaterThan(0);
+    const late = writes.filter((e) => new Date(e.requestReceivedTimestamp ?? 0) >= stalledAt);
+    expect(late.map((e) => `${e.verb} ${e.objectRef?.resource ?? ''}`)).toEqual([]);
+    expect(proxy.forwardedSinceStall()).toBe(0);
+  });
+});

@@ -1,0 +1,91 @@
+// Watch-namespaces mode: the operator runs as a ServiceAccount that holds operator/rbac.ts's
+// rules only as a Role in one namespace (no ClusterRole at all) and SCALABLE_WATCH_NAMESPACES
+// names that namespace. An app there converges to Ready; an app in another namespace is left
+// alone (no objects, no status), and the operator never hits a 403 doing either.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually, printLogDirOnFailure, uniqueName } from '../../devcluster/testing.ts';
+import type { KubeClient } from '../../operator/runtime/kube-client.ts';
+import {
+  apiClient,
+  applyAs,
+  conditionOf,
+  createNamespace,
+  deleteNamespace,
+  deleteRbac,
+  getApp,
+  getObj,
+  installCrd,
+  kindInfo,
+  kubeconfig,
+  rbacKubeconfig,
+  scalableApp,
+  startOperator,
+} from './operator-harness.ts';
+import type { Json, OperatorProcess } from './operator-harness.ts';
+
+const watched = uniqueName('op-ns-in');
+const outside = uniqueName('op-ns-out');
+const lease = uniqueName('lease-ns');
+const identity = uniqueName('scalable-operator-ns');
+let client: KubeClient;
+let op: OperatorProcess;
+
+const spec: Json = {
+  web: { image: 'ghcr.io/acme/shop:1' },
+  ingress: { host: 'shop.example.com' },
+  cache: {},
+};
+
+beforeAll(async () => {
+  await installCrd(kubeconfig());
+  client = await apiClient();
+  await createNamespace(client, watched);
+  await createNamespace(client, outside);
+  op = await startOperator(
+    { SCALABLE_LEASE_NAME: lease, SCALABLE_WATCH_NAMESPACES: watched },
+    await rbacKubeconfig(client, identity, lease, [watched]),
+  );
+});
+
+afterAll(async () => {
+  await op?.stop('SIGTERM');
+  await deleteRbac(client, identity);
+  await deleteNamespace(client, watched);
+  await deleteNamespace(client, outside);
+  client?.close();
+});
+
+describe('watch-namespaces mode', () => {
+  printLogDirOnFailure();
+
+  it('reconciles an app in a watched namespace with Roles only, and ignores one outside', async () => {
+    await applyAs(client, 'test-user', scalableApp(outside, 'shop', spec));
+    await applyAs(client, 'test-user', scalableApp(watched, 'shop', spec));
+    const ready = await eventually(
+      'the watched app Ready',
+      async () => {
+        const app = await getApp(client, watched, 'shop');
+        return conditionOf(app, 'Ready')?.['status'] === 'True' ? app : undefined;
+      },
+      120_000,
+    );
+    expect((ready['status'] as Json)['observedGeneration']).toBe(1);
+    for (const [apiVersion, kind, name] of [
+      ['apps/v1', 'Deployment', 'shop-web'],
+      ['networking.k8s.io/v1', 'Ingress', 'shop-web'],
+      ['apps/v1', 'Deployment', 'shop-cache'],
+    ] as const) {
+      const info = kindInfo(apiVersion, kind);
+      expect(await getObj(client, info, watched, name), `${kind} in ${watched}`).toBeDefined();
+    }
+    // A few resyncs' worth of time for a mistake to show: nothing happens outside.
+    await sleep(5_000);
+    expect(await getObj(client, kindInfo('apps/v1', 'Deployment'), outside, 'shop-web')).toBe(
+      undefined,
+    );
+    expect((await getApp(client, outside, 'shop'))?.['status']).toBeUndefined();
+    expect(op.logs()).not.toMatch(/\b403\b|forbidden/i);
+    expect(op.child.exitCode).toBeNull();
+  });
+});
