@@ -22,6 +22,7 @@ const rulesYaml = (rules: readonly PolicyRule[]): string =>
       apiGroups: [...r.apiGroups],
       resources: [...r.resources],
       verbs: [...r.verbs],
+      ...(r.resourceNames ? { resourceNames: [...r.resourceNames] } : {}),
     })),
     { lineWidth: -1, flowLevel: 2 },
   );

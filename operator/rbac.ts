@@ -11,11 +11,13 @@ import {
   PVC_KIND,
 } from './reconcile/kinds.ts';
 import type { KindInfo } from './reconcile/kinds.ts';
+import { CA_SECRET_NAME } from './reconcile/certificates.ts';
 
 export interface PolicyRule {
   readonly apiGroups: readonly string[];
   readonly resources: readonly string[];
   readonly verbs: readonly string[];
+  readonly resourceNames?: readonly string[];
 }
 
 const WATCH = ['get', 'list', 'watch'] as const;
@@ -46,12 +48,14 @@ export const OPERATOR_RULES: readonly PolicyRule[] = [
     [...MANAGE],
   ),
   // Generated Secrets: create and delete only. No get, list or watch (the operator never
-  // reads a Secret, so it cannot leak one), no patch (never rewritten). Delete, by name: a
-  // database's password Secrets carry no owner (they must outlive the app under Retain), so
-  // deletionPolicy: Delete has the finalizer delete them with the data.
+  // reads a Secret, so it cannot leak one), no patch (its answer would be the whole
+  // Secret). Delete, by name: a database's password Secrets carry no owner (they must
+  // outlive the app under Retain), so deletionPolicy: Delete has the finalizer delete them
+  // with the data. Update: a renewed TLS certificate replaces its Secret whole (PUT), and a
+  // PUT answers with what was sent, so it reads nothing (reconcile/certificates.ts).
   ...grouped(
     OWNED_KINDS.filter((k) => k.createOnly),
-    ['create', 'delete'],
+    ['create', 'update', 'delete'],
   ),
   // The Role the database tier gives Patroni (Kubernetes API as its DCS): RBAC lets us grant
   // only what we hold ourselves (no escalate/bind), so we hold exactly Patroni's needs.
@@ -73,7 +77,7 @@ export const OPERATOR_RULES: readonly PolicyRule[] = [
 ];
 
 /**
- * Role in the operator's own namespace: its leader-election Lease. Namespaced on purpose:
+ * Role in the operator's own namespace: its leader-election Lease and its CA Secret. Namespaced on purpose:
  * write access to Leases cluster-wide would reach the node heartbeats (kube-node-lease)
  * and other controllers' leader elections.
  */
@@ -83,6 +87,15 @@ export const LEADER_ELECTION_RULES: readonly PolicyRule[] = [
     resources: [LEASE_KIND.plural],
     verbs: ['get', 'create', 'update'],
   },
+  // The operator's CA (reconcile/certificates.ts): read and replace that one Secret by name;
+  // create cannot be limited to a name, so it is limited to this namespace.
+  {
+    apiGroups: [''],
+    resources: ['secrets'],
+    verbs: ['get', 'update'],
+    resourceNames: [CA_SECRET_NAME],
+  },
+  { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
 ];
 
 /** As a ClusterRole object (the chart adds its labels). */

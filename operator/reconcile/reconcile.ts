@@ -8,6 +8,8 @@ import { withTransitions } from '../status/conditions.ts';
 import type { K8sObject } from '../tiers/shared/chart.ts';
 import type { Observed, ObservedObject } from '../tiers/shared/report.ts';
 import { generatedKeysOf } from '../tiers/shared/secrets.ts';
+import { TLS_PUBLIC_ANNOTATION, tlsDnsNamesOf } from '../tiers/shared/tls/objects.ts';
+import { issueInto, issueReason, publicKeyOf } from './certificates.ts';
 import type { HookWrite } from '../tiers/tier.ts';
 import { clusterAccess } from './cluster-access.ts';
 import type { ReconcileContext } from './context.ts';
@@ -91,9 +93,11 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
 
   // RoleBindings wait for their Roles: binding a Role the API server cannot find yet fails
   // its escalation check. Everything else goes in parallel.
+  // Issued TLS Secrets wait for the ConfigMaps that record their public half.
+  const issued = (o: K8sObject) => tlsDnsNamesOf(o).length > 0;
   const waves = [
-    desired.filter((o) => o.kind !== 'RoleBinding'),
-    desired.filter((o) => o.kind === 'RoleBinding'),
+    desired.filter((o) => o.kind !== 'RoleBinding' && !issued(o)),
+    desired.filter((o) => o.kind === 'RoleBinding' || issued(o)),
   ];
   for (const wave of waves)
     await Promise.all(
@@ -114,8 +118,9 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
         const k = keyOfObj(obj, namespace);
         const cur = live.get(k);
         try {
-          const change =
-            generatedKeysOf(obj).length > 0
+          const change = issued(obj)
+            ? await ensureIssued(ctx, obj, k, namespace, live, fresh)
+            : generatedKeysOf(obj).length > 0
               ? await ensureGenerated(ctx, info, obj, k, cur, fresh)
               : await ensureApplied(ctx, info, obj, k, cur, fresh);
           if (change) changes.push(change);
@@ -269,6 +274,48 @@ async function ensureGenerated(
   ctx.recent.set(key, 'generated', rv, undefined, GENERATED_MEMO_MS);
   fresh.set(key, materialize(projectChild(res, obj.apiVersion, obj.kind)));
   return { action: 'Created', kind: obj.kind, name: obj.metadata.name };
+}
+
+/** How long an issued certificate is trusted over a cache that has not seen its record. */
+const ISSUED_MEMO_MS = 10 * 60_000;
+
+/**
+ * TLS Secrets (shared/tls/objects.ts): issued when the public ConfigMap, as cached, shows
+ * no certificate, another CA's, other names, or one two thirds through its life. Like
+ * generated Secrets they are never read back; Recent remembers an issue until the cache
+ * has the new record, so a burst of reconciles issues once.
+ */
+async function ensureIssued(
+  ctx: ReconcileContext,
+  obj: K8sObject,
+  key: string,
+  namespace: string,
+  live: ReadonlyMap<string, CachedChild>,
+  fresh: Map<string, ObservedObject>,
+): Promise<Change | undefined> {
+  const declared = () =>
+    materialize(projectChild(obj as unknown as Json, obj.apiVersion, obj.kind));
+  const publicKey = publicKeyOf(obj, namespace);
+  const record = live.get(publicKey);
+  if (!record && !fresh.has(publicKey)) {
+    throw new Error(
+      `its ConfigMap ${obj.metadata.annotations?.[TLS_PUBLIC_ANNOTATION]} is not there yet`,
+    );
+  }
+  const ca = await ctx.certificateAuthority();
+  const why = issueReason(obj, record, ca.cert, new Date());
+  if (why === undefined || ctx.recent.get(key)) {
+    fresh.set(key, declared());
+    return undefined;
+  }
+  const { secret, created } = await issueInto(
+    { client: ctx.client, ca: ctx.certificateAuthority, now: () => new Date() },
+    obj,
+    namespace,
+  );
+  ctx.recent.set(key, 'issued', '', undefined, ISSUED_MEMO_MS);
+  fresh.set(key, secret);
+  return { action: created ? 'Created' : 'Updated', kind: obj.kind, name: obj.metadata.name, why };
 }
 
 /** Only what we applied and this app controls; volumes only when the app says Delete. */

@@ -11,6 +11,8 @@ import { objectKey, projectApp, projectChild, projectPod } from '../reconcile/pr
 import type { CachedApp, CachedChild, CachedPod } from '../reconcile/project.ts';
 import type { ReconcileContext } from '../reconcile/context.ts';
 import { Plans, Recent, planOf } from '../reconcile/plans.ts';
+import { caLoader } from '../reconcile/certificates.ts';
+import type { KeyPair } from '../tiers/shared/tls/x509.ts';
 import { ApplyFailedError, TerminalError, reconcile } from '../reconcile/reconcile.ts';
 import { discoverGroupVersions } from './discovery.ts';
 import { Informer } from './informer.ts';
@@ -54,6 +56,7 @@ export class Controller {
   private served = new Set<string>(['v1']);
   private readonly recent = new Recent();
   private readonly plans: Plans;
+  private readonly ca: () => Promise<KeyPair>;
   private readonly events: EventRecorder;
   private readonly leader: LeaderElector | undefined;
   private leading = false;
@@ -64,6 +67,8 @@ export class Controller {
   constructor(private readonly opts: ControllerOptions) {
     const { client, log, metrics } = opts;
     this.plans = new Plans(opts.images ? { images: opts.images } : {});
+    // The CA lives beside the leader-election Lease, in the operator's own namespace.
+    this.ca = caLoader(opts.client, opts.leaseNamespace);
     this.queue = new WorkQueue(opts.backoff, (d) => metrics.queueDepth.set(d));
     this.events = new EventRecorder(client, log, opts.identity);
     this.apps = new Informer<CachedApp>({
@@ -235,6 +240,7 @@ export class Controller {
       served: (info) => this.served.has(apiVersionOf(info)),
       recent: this.recent,
       plans: this.plans,
+      certificateAuthority: this.ca,
       onWrite: (kind, action) => this.opts.metrics.objectWrites.inc({ kind, action }),
     };
   }

@@ -177,13 +177,18 @@ describe('charts/scalable-operator', () => {
       sa = `system:serviceaccount:${ns}:${release}`;
     });
 
-    const canI = async (verb: string, resource: string, scope: string[]): Promise<boolean> => {
+    const canI = async (
+      verb: string,
+      resource: string,
+      scope: string[],
+      name?: string,
+    ): Promise<boolean> => {
       const [res, sub] = resource.split('/');
       const r = await kubectl([
         'auth',
         'can-i',
         verb,
-        res!,
+        name ? `${res!}/${name}` : res!,
         ...(sub ? [`--subresource=${sub}`] : []),
         ...scope,
         `--as=${sa}`,
@@ -218,7 +223,14 @@ describe('charts/scalable-operator', () => {
         ...LEADER_ELECTION_RULES.flatMap((r) =>
           r.apiGroups.flatMap((g) =>
             r.resources.flatMap((res) =>
-              r.verbs.map((v) => ({ v, res: qualified(g, res), scope: ['-n', ns] })),
+              r.verbs.flatMap((v) =>
+                (r.resourceNames ?? [undefined]).map((name) => ({
+                  v,
+                  res: qualified(g, res),
+                  scope: ['-n', ns],
+                  name,
+                })),
+              ),
             ),
           ),
         ),
@@ -226,7 +238,9 @@ describe('charts/scalable-operator', () => {
       expect(checks.length).toBeGreaterThan(50);
       const denied: string[] = [];
       await all(checks, async (c) => {
-        if (!(await canI(c.v, c.res, c.scope))) denied.push(`${c.v} ${c.res} ${c.scope.join(' ')}`);
+        const name = 'name' in c ? c.name : undefined;
+        if (!(await canI(c.v, c.res, c.scope, name)))
+          denied.push(`${c.v} ${c.res} ${name ?? ''} ${c.scope.join(' ')}`);
       });
       expect(denied).toEqual([]);
     });
@@ -238,6 +252,9 @@ describe('charts/scalable-operator', () => {
         ['get', 'secrets', ['-n', 'kube-system']],
         ['deletecollection', 'secrets', ['-n', 'default']],
         ['patch', 'secrets', ['-n', 'default']],
+        // The CA Secret's Role names one Secret: any other in its namespace stays unreadable.
+        ['get', 'secrets', ['-n', ns]],
+        ['list', 'secrets', ['-n', ns]],
         ['delete', 'customresourcedefinitions.apiextensions.k8s.io', []],
         ['create', 'pods/exec', ['--all-namespaces']],
         ['*', '*', ['--all-namespaces']],
