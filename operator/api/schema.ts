@@ -368,6 +368,10 @@ const Database = Type.Object(
       ['Retain', 'Delete'] as const,
       'Retain',
     ),
+    tls: bool(
+      'TLS for every TCP connection to Postgres (clients, replication, Patroni REST API), with certificates from the operator. false gives up encryption and server authentication in transit: only for networks that encrypt elsewhere (e.g. a service mesh).',
+      true,
+    ),
   },
   {
     description:

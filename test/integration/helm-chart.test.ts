@@ -216,7 +216,12 @@ describe('charts/scalable-operator', () => {
         ...OPERATOR_RULES.flatMap((r) =>
           r.apiGroups.flatMap((g) =>
             r.resources.flatMap((res) =>
-              r.verbs.map((v) => ({ v, res: qualified(g, res), scope: ['--all-namespaces'] })),
+              r.verbs.map((v) => ({
+                v,
+                res: qualified(g, res),
+                scope: ['--all-namespaces'],
+                name: undefined as string | undefined,
+              })),
             ),
           ),
         ),
@@ -238,9 +243,8 @@ describe('charts/scalable-operator', () => {
       expect(checks.length).toBeGreaterThan(50);
       const denied: string[] = [];
       await all(checks, async (c) => {
-        const name = 'name' in c ? c.name : undefined;
-        if (!(await canI(c.v, c.res, c.scope, name)))
-          denied.push(`${c.v} ${c.res} ${name ?? ''} ${c.scope.join(' ')}`);
+        if (!(await canI(c.v, c.res, c.scope, c.name)))
+          denied.push(`${c.v} ${c.res} ${c.name ?? ''} ${c.scope.join(' ')}`);
       });
       expect(denied).toEqual([]);
     });

@@ -5,7 +5,15 @@ import type { AppModel } from '../../api/model.ts';
 import { synth } from '../shared/chart.ts';
 import type { K8sObject } from '../shared/chart.ts';
 import { metadataOf } from '../shared/meta.ts';
-import { patroniConfigMapName, shardIndexes } from './names.ts';
+import { LOCALHOST, serverTlsObjects, serviceDnsNames } from '../shared/tls/objects.ts';
+import {
+  headlessServiceName,
+  patroniConfigMapName,
+  replicaServiceName,
+  shardIndexes,
+  shardName,
+  tlsCommonName,
+} from './names.ts';
 import { databaseNetworkPolicy } from './networkpolicy.ts';
 import {
   PATRONI_CONFIG_FILE,
@@ -19,6 +27,24 @@ import { databaseSecrets } from './secrets.ts';
 import { shardServices } from './services.ts';
 import { shardMapConfigMap } from './shard-map.ts';
 import { shardStatefulSet } from './statefulset.ts';
+
+/** What a shard's certificate names: its Services, its pods, the tier's common name, loopback. */
+export function shardDnsNames(app: AppModel, shard: number): string[] {
+  return [
+    ...serviceDnsNames(app, shardName(app, shard)),
+    ...serviceDnsNames(app, replicaServiceName(app, shard)),
+    ...serviceDnsNames(app, headlessServiceName(app, shard), true),
+    tlsCommonName(app),
+    LOCALHOST,
+  ];
+}
+
+function shardTls(app: AppModel): K8sObject[] {
+  if (!app.database?.tls) return [];
+  return shardIndexes(app).flatMap((shard) =>
+    serverTlsObjects(app, 'database', shardName(app, shard), shardDnsNames(app, shard), 'postgres'),
+  );
+}
 
 export function buildDatabase(app: AppModel): K8sObject[] {
   if (!app.database) return [];
@@ -38,5 +64,5 @@ export function buildDatabase(app: AppModel): K8sObject[] {
     }
     databaseNetworkPolicy(chart, app);
   });
-  return [...databaseSecrets(app), ...shardMapConfigMap(app), ...objects];
+  return [...databaseSecrets(app), ...shardTls(app), ...shardMapConfigMap(app), ...objects];
 }

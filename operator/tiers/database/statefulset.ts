@@ -10,6 +10,7 @@ import {
   topologySpreadOf,
 } from '../shared/pod-security.ts';
 import { quantity, resourcesOf } from '../shared/quantity.ts';
+import { CA_FILE, serverTlsMounts, serverTlsVolumes } from '../shared/tls/objects.ts';
 import {
   AUTH_KEYS,
   EXPORTER_PORT,
@@ -67,14 +68,18 @@ export function postgresImage(app: AppModel): string {
   return app.images.postgres.replace('{version}', app.database?.version ?? '');
 }
 
-function patroniEnv(app: AppModel) {
+function patroniEnv(app: AppModel, shard: number) {
   const auth = authSecretName(app);
+  // With TLS, members reach each other's REST API by a name the certificate carries.
+  const restHost = app.database?.tls
+    ? `$(${ENV.name}).${headlessServiceName(app, shard)}.${app.namespace}.svc`
+    : '$(POD_IP)';
   return [
     { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
     { name: ENV.name, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     { name: ENV.podIp, value: '$(POD_IP)' },
     { name: ENV.postgresConnect, value: `$(POD_IP):${POSTGRES_PORT}` },
-    { name: ENV.restapiConnect, value: `$(POD_IP):${PATRONI_PORT}` },
+    { name: ENV.restapiConnect, value: `${restHost}:${PATRONI_PORT}` },
     secretEnv(ENV.superuserPassword, auth, AUTH_KEYS.superuser),
     secretEnv(ENV.replicationPassword, auth, AUTH_KEYS.replication),
     // The rewind user is the superuser (patroni.yml): without its password Patroni cannot
@@ -141,8 +146,9 @@ export function shardStatefulSet(chart: Chart, app: AppModel, shard: number): vo
           affinity: antiAffinity(selector),
           ...(spread ? { topologySpreadConstraints: spread } : {}),
           initContainers: [dataVersionCheck(app, db)],
-          containers: [patroniContainer(app, db), exporterContainer(app)],
+          containers: [patroniContainer(app, db, shard), exporterContainer(app)],
           volumes: [
+            ...(db.tls ? serverTlsVolumes(name) : []),
             {
               name: 'config',
               configMap: { name: patroniConfigMapName(app, shard), defaultMode: 0o555 },
@@ -208,7 +214,9 @@ export function dataVersionScript(): string {
   ].join('\n');
 }
 
-function patroniContainer(app: AppModel, db: NonNullable<AppModel['database']>) {
+function patroniContainer(app: AppModel, db: NonNullable<AppModel['database']>, shard: number) {
+  // The kubelet's HTTPS probes do not verify the certificate; they only need the scheme.
+  const scheme = db.tls ? { scheme: 'HTTPS' } : {};
   return {
     name: 'postgres',
     image: postgresImage(app),
@@ -218,17 +226,17 @@ function patroniContainer(app: AppModel, db: NonNullable<AppModel['database']>) 
       { name: 'postgresql', containerPort: POSTGRES_PORT, protocol: 'TCP' },
       { name: 'patroni', containerPort: PATRONI_PORT, protocol: 'TCP' },
     ],
-    env: patroniEnv(app),
+    env: patroniEnv(app, shard),
     resources: resourcesOf(db.resources),
     // /readiness: 200 on the leader, and on a replica whose Postgres is running.
     readinessProbe: {
-      httpGet: { path: '/readiness', port: k8s.IntOrString.fromString('patroni') },
+      httpGet: { path: '/readiness', port: k8s.IntOrString.fromString('patroni'), ...scheme },
       periodSeconds: 5,
       failureThreshold: 3,
     },
     // /liveness: Patroni's loop is alive. Generous: a restart during recovery costs more.
     livenessProbe: {
-      httpGet: { path: '/liveness', port: k8s.IntOrString.fromString('patroni') },
+      httpGet: { path: '/liveness', port: k8s.IntOrString.fromString('patroni'), ...scheme },
       initialDelaySeconds: 30,
       periodSeconds: 10,
       failureThreshold: 6,
@@ -240,8 +248,15 @@ function patroniContainer(app: AppModel, db: NonNullable<AppModel['database']>) 
       { name: 'tmp', mountPath: '/tmp' },
       { name: 'socket', mountPath: SOCKET_DIR },
       { name: 'shm', mountPath: '/dev/shm' },
+      ...(db.tls ? serverTlsMounts : []),
     ],
   };
+}
+
+/** lib/pq's URI: with TLS, verify the server as `localhost` (its certificate names it). */
+export function exporterDataSource(app: AppModel, caFile = CA_FILE): string {
+  const ssl = app.database?.tls ? `sslmode=verify-full&sslrootcert=${caFile}` : 'sslmode=disable';
+  return `localhost:${POSTGRES_PORT}/postgres?${ssl}`;
 }
 
 function exporterContainer(app: AppModel) {
@@ -250,7 +265,7 @@ function exporterContainer(app: AppModel) {
     image: app.images.postgresExporter,
     ports: [{ name: 'metrics', containerPort: EXPORTER_PORT, protocol: 'TCP' }],
     env: [
-      { name: 'DATA_SOURCE_URI', value: `localhost:${POSTGRES_PORT}/postgres?sslmode=disable` },
+      { name: 'DATA_SOURCE_URI', value: exporterDataSource(app) },
       { name: 'DATA_SOURCE_USER', value: MONITOR_USER },
       secretEnv('DATA_SOURCE_PASS', authSecretName(app), AUTH_KEYS.monitor),
     ],
@@ -263,5 +278,8 @@ function exporterContainer(app: AppModel) {
       periodSeconds: 10,
     },
     securityContext: restrictedContainerSecurityContext(),
+    ...(app.database?.tls
+      ? { volumeMounts: serverTlsMounts.filter((m) => m.name === 'tls-ca') }
+      : {}),
   };
 }
