@@ -11,7 +11,7 @@ import {
   ROLE_LABEL,
   appDatabaseName,
 } from '../../operator/tiers/database/names.ts';
-import { PASSWORDS, eventually, sql, startDatabase } from './patroni-harness.ts';
+import { PASSWORDS, eventually, sql, startDatabase, sslOf } from './patroni-harness.ts';
 import type { Harness, Member } from './patroni-harness.ts';
 
 describe('Patroni HA: one shard, primary + 2 replicas, synchronous, Kubernetes API as DCS', () => {
@@ -21,6 +21,7 @@ describe('Patroni HA: one shard, primary + 2 replicas, synchronous, Kubernetes A
     const c = new pg.Client({
       host: '127.0.0.1',
       port: m.pgPort,
+      ...sslOf(m.pgPort),
       user: 'postgres',
       password: PASSWORDS.superuser,
     });
@@ -80,6 +81,7 @@ describe('Patroni HA: one shard, primary + 2 replicas, synchronous, Kubernetes A
     const c = new pg.Client({
       host: '127.0.0.1',
       port: p.pgPort,
+      ...sslOf(p.pgPort),
       user: db,
       password: PASSWORDS.app,
       database: db,

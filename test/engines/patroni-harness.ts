@@ -17,7 +17,9 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
+import type { ConnectionOptions } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -36,6 +38,7 @@ import {
   ROLE_LABEL,
   podName,
   shardIndexes,
+  shardName,
   tierName,
 } from '../../operator/tiers/database/names.ts';
 import {
@@ -44,6 +47,13 @@ import {
   renderPostBootstrap,
 } from '../../operator/tiers/database/patroni-config.ts';
 import { eventually } from '../../devcluster/testing.ts';
+import {
+  TLS_FILES,
+  tlsDnsNamesOf,
+  tlsSecretName,
+} from '../../operator/tiers/shared/tls/objects.ts';
+import { issueCa, issueServerCert } from '../../operator/tiers/shared/tls/x509.ts';
+import type { KeyPair } from '../../operator/tiers/shared/tls/x509.ts';
 
 // Shared with the integration tests: poll until fn returns a value.
 export { eventually };
@@ -94,6 +104,30 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * The engine tests' CA, standing in for the operator's (the reconciler issues in a cluster;
+ * here the harness issues from the same module into the files the pods would mount).
+ */
+export const TEST_CA: KeyPair = await issueCa('engine-test CA', new Date());
+
+/** Ports of members started with `tls: false`: their clients connect in plain. */
+const plainPorts = new Set<number>();
+
+/**
+ * What a client sets to connect to a member with TLS, verifying as the sidecars do: the
+ * CA, and the name `localhost` (which every server certificate carries). Undefined for a
+ * member of a database with `tls: false`.
+ */
+export function sslFor(port: number): ConnectionOptions | undefined {
+  return plainPorts.has(port) ? undefined : { ca: TEST_CA.cert, servername: 'localhost' };
+}
+
+/** `{ ssl }` for a pg client config, or nothing for a plain member. */
+export const sslOf = (port: number): { ssl?: ConnectionOptions } => {
+  const ssl = sslFor(port);
+  return ssl ? { ssl } : {};
+};
+
 /** One short-lived superuser connection; closed whatever happens. */
 export async function sql<R extends pg.QueryResultRow>(
   port: number,
@@ -101,12 +135,14 @@ export async function sql<R extends pg.QueryResultRow>(
   params: unknown[] = [],
   database = 'postgres',
 ) {
+  const ssl = sslFor(port);
   const c = new pg.Client({
     host: '127.0.0.1',
     port,
     user: 'postgres',
     password: PASSWORDS.superuser,
     database,
+    ...(ssl ? { ssl } : {}),
     connectionTimeoutMillis: 1000,
     query_timeout: 5000,
   });
@@ -137,6 +173,8 @@ export interface Harness {
   /** Admin kubeconfig of the embedded control plane. */
   readonly kubeconfig: string;
   readonly members: readonly Member[];
+  /** The CA file clients verify against (as an app pod mounts it). */
+  readonly caFile: string;
   kubectl(args: string[], input?: string): string;
   pods(): PodJson[];
   roleOf(pod: string): string | undefined;
@@ -158,10 +196,14 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-/** Apply the rendered database tier in a fresh namespace and start one Patroni per pod. */
+/**
+ * Apply the rendered database tier in a fresh namespace and start one Patroni per pod.
+ * `tlsNames`: extra names (e.g. the loopback IPs of Service stand-ins) the certificates carry.
+ */
 export async function startDatabase(
   prefix: string,
   database: Record<string, unknown>,
+  tlsNames: readonly string[] = [],
 ): Promise<Harness> {
   const ns = `${prefix}-${Date.now().toString(36)}`;
   const app = appModel(ns, database);
@@ -179,6 +221,8 @@ export async function startDatabase(
   const perShard = (app.database?.replicasPerShard ?? 0) + 1;
   const shards = shardIndexes(app);
   const patroniKubeconfig = join(dir, 'kubeconfig');
+  const tls = app.database?.tls ?? false;
+  const caFile = join(dir, 'ca', TLS_FILES.ca);
 
   function startMember(m: Member): void {
     // The init container: same script, this host's paths.
@@ -202,7 +246,8 @@ export async function startDatabase(
       [ENV.name]: m.name,
       [ENV.podIp]: '127.0.0.1',
       [ENV.postgresConnect]: `127.0.0.1:${m.pgPort}`,
-      [ENV.restapiConnect]: `127.0.0.1:${m.restPort}`,
+      // With TLS, members verify each other's REST API by name: localhost is in every cert.
+      [ENV.restapiConnect]: `${tls ? 'localhost' : '127.0.0.1'}:${m.restPort}`,
       PATRONI_POSTGRESQL_LISTEN: `127.0.0.1:${m.pgPort}`,
       PATRONI_RESTAPI_LISTEN: `127.0.0.1:${m.restPort}`,
       PATRONI_POSTGRESQL_DATA_DIR: m.dataDir,
@@ -247,6 +292,7 @@ export async function startDatabase(
     dir,
     kubeconfig,
     members,
+    caFile,
     kubectl,
     pods,
     roleOf: (pod) => pods().find((p) => p.metadata.name === pod)?.metadata.labels?.[ROLE_LABEL],
@@ -294,14 +340,29 @@ export async function startDatabase(
       await exited;
     },
     async isReady(m) {
-      try {
-        const res = await fetch(`http://127.0.0.1:${m.restPort}/readiness`, {
-          signal: AbortSignal.timeout(1000),
-        });
-        return res.status === 200;
-      } catch {
-        return false;
+      if (!tls) {
+        try {
+          const res = await fetch(`http://127.0.0.1:${m.restPort}/readiness`, {
+            signal: AbortSignal.timeout(1000),
+          });
+          return res.status === 200;
+        } catch {
+          return false;
+        }
       }
+      // As the kubelet's HTTPS probe: encrypted, the certificate not checked.
+      return new Promise<boolean>((resolve) => {
+        const req = httpsRequest(
+          { host: '127.0.0.1', port: m.restPort, path: '/readiness', rejectUnauthorized: false },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode === 200);
+          },
+        );
+        req.setTimeout(1000, () => req.destroy());
+        req.on('error', () => resolve(false));
+        req.end();
+      });
     },
     killMember,
     async stop() {
@@ -356,10 +417,39 @@ export async function startDatabase(
     mkdirSync(join(dir, 'data'), { mode: 0o700 });
     const owned = ['', 'kubeconfig', 'data'];
     // Each shard's ConfigMap files, as the pod mounts them (configDir is the only change).
+    // The CA as app pods and members mount it, and per shard the key pair issued for the
+    // names the rendered Secret declares (as the reconciler issues it), 0600 for Postgres.
+    mkdirSync(join(dir, 'ca'));
+    writeFileSync(caFile, TEST_CA.cert);
+    owned.push('ca', 'ca/ca.crt');
+    const rendered = buildDatabase(app);
     for (const shard of shards) {
       const configDir = join(dir, `shard-${shard}`);
+      const tlsDir = join(dir, `tls-${shard}`);
       mkdirSync(configDir);
-      writeFileSync(join(configDir, 'patroni.yml'), renderPatroniConfig(app, shard, { configDir }));
+      if (tls) {
+        const declared = rendered.find(
+          (o) => o.kind === 'Secret' && o.metadata.name === tlsSecretName(shardName(app, shard)),
+        );
+        if (!declared) throw new Error(`no TLS Secret rendered for shard ${shard}`);
+        const pair = await issueServerCert(
+          TEST_CA,
+          [...tlsDnsNamesOf(declared), '127.0.0.1', ...tlsNames],
+          new Date(),
+        );
+        mkdirSync(tlsDir);
+        writeFileSync(join(tlsDir, TLS_FILES.cert), pair.cert);
+        writeFileSync(join(tlsDir, TLS_FILES.key), pair.key, { mode: 0o600 });
+        owned.push(
+          `tls-${shard}`,
+          `tls-${shard}/${TLS_FILES.cert}`,
+          `tls-${shard}/${TLS_FILES.key}`,
+        );
+      }
+      writeFileSync(
+        join(configDir, 'patroni.yml'),
+        renderPatroniConfig(app, shard, { configDir, tlsDir, caDir: join(dir, 'ca') }),
+      );
       writeFileSync(join(configDir, 'post-bootstrap.sh'), renderPostBootstrap(app), {
         mode: 0o755,
       });
@@ -380,6 +470,7 @@ export async function startDatabase(
       }
     }
     for (const f of owned) chownSync(join(dir, f), POSTGRES_UID, POSTGRES_GID);
+    if (!tls) for (const m of members) plainPorts.add(m.pgPort);
     for (const m of members) startMember(m);
   } catch (e) {
     await harness.stop();

@@ -11,7 +11,7 @@ import { ShardRoutingError, bucketOf, connect, parseShardMap } from '../../sdk/s
 import type { Scalable, ShardMap } from '../../sdk/src/index.ts';
 import { buildAll } from '../../operator/tiers/index.ts';
 import { REPLICA_ROLE, appSecretName } from '../../operator/tiers/database/names.ts';
-import { PASSWORDS, eventually, freePort, sql, startDatabase } from './patroni-harness.ts';
+import { PASSWORDS, eventually, freePort, sql, startDatabase, sslOf } from './patroni-harness.ts';
 import type { Harness } from './patroni-harness.ts';
 import { serviceProxies, writeConfigMapVolume } from './sdk-db-harness.ts';
 import type { ServiceProxies } from './sdk-db-harness.ts';
@@ -167,6 +167,7 @@ describe('SDK database router on Patroni shards', () => {
     const holder = new pg.Client({
       host: '127.0.0.1',
       port: replica.pgPort,
+      ...sslOf(replica.pgPort),
       user: 'postgres',
       password: PASSWORDS.superuser,
       database: rendered.database,

@@ -60,6 +60,15 @@ describe('x509', () => {
     );
   });
 
+  it('puts IP addresses in IP SANs', async () => {
+    const ca = await issueCa('test CA', now);
+    const s = await issueServerCert(ca, ['localhost', '127.0.1.10'], now);
+    const c = new X509Certificate(s.cert);
+    expect(c.checkIP('127.0.1.10')).toBe('127.0.1.10');
+    expect(c.checkIP('127.0.1.11')).toBeUndefined();
+    expect(certInfo(s.cert)?.dnsNames).toEqual(['localhost', '127.0.1.10']);
+  });
+
   it('refuses to issue for no name', async () => {
     const ca = await issueCa('test CA', now);
     await expect(issueServerCert(ca, [], now)).rejects.toThrow(/no DNS names/);

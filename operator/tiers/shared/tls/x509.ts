@@ -3,6 +3,7 @@
 // WebCrypto; node:crypto's X509Certificate reads them back (names, dates, issuer check).
 // No I/O: the caller decides where keys live (see ca-store.ts in reconcile/).
 import { X509Certificate as NodeX509, createPrivateKey, webcrypto } from 'node:crypto';
+import { isIP } from 'node:net';
 // @peculiar/x509 resolves its algorithms through tsyringe, which needs the Reflect metadata
 // polyfill loaded first (the library's documented requirement).
 import 'reflect-metadata';
@@ -65,7 +66,10 @@ export async function issueCa(commonName: string, now: Date): Promise<KeyPair> {
   return { cert: cert.toString('pem'), key: await pkcs8(keys.privateKey) };
 }
 
-/** A server certificate for `dnsNames` (the first is the subject's CN), signed by `ca`. */
+/**
+ * A server certificate for `dnsNames` (the first is the subject's CN), signed by `ca`. An
+ * entry that is an IP address becomes an IP SAN (the engine tests connect by loopback IP).
+ */
 export async function issueServerCert(
   ca: KeyPair,
   dnsNames: readonly string[],
@@ -93,7 +97,7 @@ export async function issueServerCert(
           false,
         ),
         new x509.SubjectAlternativeNameExtension(
-          dnsNames.map((value) => ({ type: 'dns' as const, value })),
+          dnsNames.map((value) => ({ type: isIP(value) ? ('ip' as const) : ('dns' as const), value })),
           false,
         ),
         await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey, false, crypto),
@@ -119,8 +123,8 @@ export function certInfo(pem: string | undefined): CertInfo | undefined {
     const c = new NodeX509(pem);
     const dnsNames = (c.subjectAltName ?? '')
       .split(', ')
-      .filter((s) => s.startsWith('DNS:'))
-      .map((s) => s.slice(4));
+      .filter((s) => s.startsWith('DNS:') || s.startsWith('IP Address:'))
+      .map((s) => s.slice(s.indexOf(':') + 1));
     return {
       dnsNames,
       notBefore: new Date(c.validFrom),
