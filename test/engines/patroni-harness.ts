@@ -32,6 +32,7 @@ import { buildDatabase } from '../../operator/tiers/database/build.ts';
 import {
   REWIND_PASSWORD_ENV,
   dataVersionScript,
+  patroniEntrypoint,
 } from '../../operator/tiers/database/statefulset.ts';
 import {
   PRIMARY_ROLE,
@@ -109,6 +110,9 @@ export async function freePort(): Promise<number> {
  * here the harness issues from the same module into the files the pods would mount).
  */
 export const TEST_CA: KeyPair = await issueCa('engine-test CA', new Date());
+
+/** The entrypoint's certificate check, every second here (30 s in a pod). */
+export const TLS_RELOAD_TEST_SECONDS = 1;
 
 /** Ports of members started with `tls: false`: their clients connect in plain. */
 const plainPorts = new Set<number>();
@@ -261,13 +265,37 @@ export async function startDatabase(
       [ENV.appPassword]: PASSWORDS.app,
       [ENV.monitorPassword]: PASSWORDS.monitor,
     };
-    m.proc = spawn(PATRONI, [join(dir, `shard-${m.shard}`, 'patroni.yml')], {
-      cwd: dir,
-      env,
-      uid: POSTGRES_UID,
-      gid: POSTGRES_GID,
-      stdio: ['ignore', out, out],
-    });
+    const configFile = join(dir, `shard-${m.shard}`, 'patroni.yml');
+    // With TLS, the container's rendered entrypoint (Patroni + certificate reload loop), in
+    // a process group of its own so that a kill -9 takes the whole container down.
+    m.proc = tls
+      ? spawn(
+          'sh',
+          [
+            '-c',
+            patroniEntrypoint(
+              configFile,
+              join(dir, `tls-${m.shard}`, TLS_FILES.cert),
+              PATRONI,
+              TLS_RELOAD_TEST_SECONDS,
+            ),
+          ],
+          {
+            cwd: dir,
+            env,
+            uid: POSTGRES_UID,
+            gid: POSTGRES_GID,
+            stdio: ['ignore', out, out],
+            detached: true,
+          },
+        )
+      : spawn(PATRONI, [configFile], {
+          cwd: dir,
+          env,
+          uid: POSTGRES_UID,
+          gid: POSTGRES_GID,
+          stdio: ['ignore', out, out],
+        });
     closeSync(out);
   }
 
@@ -276,6 +304,14 @@ export async function startDatabase(
     const postmaster = existsSync(pidFile)
       ? Number(readFileSync(pidFile, 'utf8').split('\n')[0])
       : undefined;
+    const pid = m.proc?.pid;
+    if (tls && pid !== undefined && running(m)) {
+      try {
+        process.kill(-pid, 'SIGKILL'); // the entrypoint's group: shell, Patroni, reload loop
+      } catch {
+        // already gone
+      }
+    }
     m.proc?.kill('SIGKILL');
     if (postmaster) {
       try {

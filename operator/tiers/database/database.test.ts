@@ -68,7 +68,10 @@ describe('buildDatabase', () => {
     expect(pod.containers.map((c: { name: string }) => c.name)).toEqual(['postgres', 'exporter']);
     const pg = pod.containers[0];
     expect(pg.image).toBe('ghcr.io/scalable-dev/postgres-patroni:17-0.1.0');
-    expect(pg.args).toEqual(['/etc/patroni/patroni.yml']);
+    // With TLS (the default) a shell runs Patroni and reloads it on a renewed certificate.
+    expect(pg.command).toEqual(['sh', '-c']);
+    expect(pg.args[0]).toContain('"patroni" "/etc/patroni/patroni.yml" &');
+    expect(pg.args[0]).toContain('cksum < "/etc/scalable/tls/tls.crt"');
     expect(pg.readinessProbe.httpGet.path).toBe('/readiness');
     expect(pod.containers[1].image).toContain('postgres-exporter');
     expect(
@@ -330,6 +333,9 @@ describe('TLS (on by default)', () => {
       expect(line).toMatch(/^host /);
     expect(buildDatabase(plain).some((o) => o.metadata.name.endsWith('-tls'))).toBe(false);
     expect(appWiring(plain).env.some((e) => e.name === 'DATABASE_SSLMODE')).toBe(false);
+    const pg = spec(find(buildDatabase(plain), 'StatefulSet', 'shop-db-0')).template.spec
+      .containers[0];
+    expect([pg.command, pg.args]).toEqual([['patroni'], ['/etc/patroni/patroni.yml']]);
   });
 });
 

@@ -10,7 +10,7 @@ import {
   topologySpreadOf,
 } from '../shared/pod-security.ts';
 import { quantity, resourcesOf } from '../shared/quantity.ts';
-import { CA_FILE, serverTlsMounts, serverTlsVolumes } from '../shared/tls/objects.ts';
+import { CA_FILE, TLS_FILES, serverTlsMounts, serverTlsVolumes } from '../shared/tls/objects.ts';
 import {
   AUTH_KEYS,
   EXPORTER_PORT,
@@ -214,14 +214,48 @@ export function dataVersionScript(): string {
   ].join('\n');
 }
 
+/** How often the entrypoint looks for a renewed certificate (the kubelet syncs ~1 min). */
+export const TLS_RELOAD_SECONDS = 30;
+
+/**
+ * The container's entrypoint with TLS: Patroni, plus a loop that sends it SIGHUP when the
+ * certificate file changes (the kubelet swaps a renewed Secret in). On SIGHUP Patroni
+ * reloads Postgres, which re-reads ssl_cert_file and ssl_key_file, and its REST API's
+ * certificate: rotation without a restart; connections already open keep their session.
+ * SIGTERM is passed on, and the shell exits with Patroni's status once Patroni has.
+ */
+export function patroniEntrypoint(
+  configFile: string,
+  certFile: string,
+  patroni = 'patroni',
+  everySeconds: number = TLS_RELOAD_SECONDS,
+): string {
+  const sum = `cksum < "${certFile}" 2>/dev/null`;
+  return [
+    'set -u',
+    `"${patroni}" "${configFile}" &`,
+    'pid=$!',
+    'trap \'kill -TERM "$pid" 2>/dev/null\' TERM INT',
+    `(last=$(${sum}); while sleep ${everySeconds} && kill -0 "$pid" 2>/dev/null; do now=$(${sum}); if [ "$now" != "$last" ]; then last=$now; kill -HUP "$pid"; fi; done) &`,
+    'status=0',
+    'while kill -0 "$pid" 2>/dev/null; do wait "$pid"; status=$?; done',
+    'exit "$status"',
+  ].join('\n');
+}
+
 function patroniContainer(app: AppModel, db: NonNullable<AppModel['database']>, shard: number) {
   // The kubelet's HTTPS probes do not verify the certificate; they only need the scheme.
   const scheme = db.tls ? { scheme: 'HTTPS' } : {};
+  const configFile = `${POD_LAYOUT.configDir}/${PATRONI_CONFIG_FILE}`;
   return {
     name: 'postgres',
     image: postgresImage(app),
-    command: ['patroni'],
-    args: [`${POD_LAYOUT.configDir}/${PATRONI_CONFIG_FILE}`],
+    ...(db.tls
+      ? {
+          command: ['sh', '-c'],
+          args: [patroniEntrypoint(configFile, `${POD_LAYOUT.tlsDir}/${TLS_FILES.cert}`)],
+        }
+      : { command: ['patroni'], args: [configFile] }),
     ports: [
       { name: 'postgresql', containerPort: POSTGRES_PORT, protocol: 'TCP' },
       { name: 'patroni', containerPort: PATRONI_PORT, protocol: 'TCP' },

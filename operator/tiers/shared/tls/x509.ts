@@ -97,7 +97,10 @@ export async function issueServerCert(
           false,
         ),
         new x509.SubjectAlternativeNameExtension(
-          dnsNames.map((value) => ({ type: isIP(value) ? ('ip' as const) : ('dns' as const), value })),
+          dnsNames.map((value) => ({
+            type: isIP(value) ? ('ip' as const) : ('dns' as const),
+            value,
+          })),
           false,
         ),
         await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey, false, crypto),
