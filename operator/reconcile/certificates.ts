@@ -149,7 +149,7 @@ export async function issueInto(
   ctx: IssueContext,
   obj: K8sObject,
   namespace: string,
-): Promise<{ secret: ObservedObject; created: boolean }> {
+): Promise<{ secret: ObservedObject; created: boolean; recordVersion: string }> {
   const ca = await ctx.ca();
   const pair = await issueServerCert(ca, tlsDnsNamesOf(obj), ctx.now());
   const ns = obj.metadata.namespace ?? namespace;
@@ -179,7 +179,7 @@ export async function issueInto(
   }
   const publicName = obj.metadata.annotations?.[TLS_PUBLIC_ANNOTATION];
   if (!publicName) throw new Error(`Secret ${obj.metadata.name} names no public ConfigMap`);
-  await ctx.client.request('PATCH', pathOf(CONFIGMAPS, ns, publicName), {
+  const record = await ctx.client.request<Json>('PATCH', pathOf(CONFIGMAPS, ns, publicName), {
     verb: 'apply',
     resource: 'configmaps',
     query: { fieldManager: CERT_FIELD_MANAGER, force: true },
@@ -194,5 +194,6 @@ export async function issueInto(
   return {
     secret: materialize(projectChild(obj as unknown as Json, obj.apiVersion, obj.kind)),
     created,
+    recordVersion: String((record['metadata'] as Json | undefined)?.['resourceVersion'] ?? ''),
   };
 }

@@ -282,8 +282,8 @@ const ISSUED_MEMO_MS = 10 * 60_000;
 /**
  * TLS Secrets (shared/tls/objects.ts): issued when the public ConfigMap, as cached, shows
  * no certificate, another CA's, other names, or one two thirds through its life. Like
- * generated Secrets they are never read back; Recent remembers an issue until the cache
- * has the new record, so a burst of reconciles issues once.
+ * generated Secrets they are never read back. Recent remembers the record's resourceVersion
+ * after an issue: while the cache holds an older record, nothing is issued again.
  */
 async function ensureIssued(
   ctx: ReconcileContext,
@@ -302,18 +302,20 @@ async function ensureIssued(
       `its ConfigMap ${obj.metadata.annotations?.[TLS_PUBLIC_ANNOTATION]} is not there yet`,
     );
   }
+  const mine = ctx.recent.get(key);
+  const stale = mine && (!record || olderThan(record.metadata.resourceVersion, mine.rv));
   const ca = await ctx.certificateAuthority();
-  const why = issueReason(obj, record, ca.cert, new Date());
-  if (why === undefined || ctx.recent.get(key)) {
+  const why = stale ? undefined : issueReason(obj, record, ca.cert, new Date());
+  if (why === undefined) {
     fresh.set(key, declared());
     return undefined;
   }
-  const { secret, created } = await issueInto(
+  const { secret, created, recordVersion } = await issueInto(
     { client: ctx.client, ca: ctx.certificateAuthority, now: () => new Date() },
     obj,
     namespace,
   );
-  ctx.recent.set(key, 'issued', '', undefined, ISSUED_MEMO_MS);
+  ctx.recent.set(key, 'issued', recordVersion, undefined, ISSUED_MEMO_MS);
   fresh.set(key, secret);
   return { action: created ? 'Created' : 'Updated', kind: obj.kind, name: obj.metadata.name, why };
 }
