@@ -8,7 +8,11 @@ import { withTransitions } from '../status/conditions.ts';
 import type { K8sObject } from '../tiers/shared/chart.ts';
 import type { Observed, ObservedObject } from '../tiers/shared/report.ts';
 import { generatedKeysOf } from '../tiers/shared/secrets.ts';
-import { TLS_PUBLIC_ANNOTATION, tlsDnsNamesOf } from '../tiers/shared/tls/objects.ts';
+import {
+  TLS_PUBLIC_ANNOTATION,
+  TLS_UNLESS_SERVED_ANNOTATION,
+  tlsDnsNamesOf,
+} from '../tiers/shared/tls/objects.ts';
 import { issueInto, issueReason, publicKeyOf } from './certificates.ts';
 import type { HookWrite } from '../tiers/tier.ts';
 import { clusterAccess } from './cluster-access.ts';
@@ -295,6 +299,13 @@ async function ensureIssued(
 ): Promise<Change | undefined> {
   const declared = () =>
     materialize(projectChild(obj as unknown as Json, obj.apiVersion, obj.kind));
+  // cert-manager served: its Certificate fills this Secret; the operator issues nothing.
+  const by = obj.metadata.annotations?.[TLS_UNLESS_SERVED_ANNOTATION];
+  const certificates = by ? kindOf(by, 'Certificate') : undefined;
+  if (certificates && ctx.served(certificates)) {
+    fresh.set(key, declared());
+    return undefined;
+  }
   const publicKey = publicKeyOf(obj, namespace);
   const record = live.get(publicKey);
   if (!record && !fresh.has(publicKey)) {

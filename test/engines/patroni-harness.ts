@@ -147,7 +147,8 @@ export async function sql<R extends pg.QueryResultRow>(
     password: PASSWORDS.superuser,
     database,
     ...(ssl ? { ssl } : {}),
-    connectionTimeoutMillis: 1000,
+    // A TLS handshake adds a round trip and a signature: 1 s timed out on a loaded machine.
+    connectionTimeoutMillis: 3000,
     query_timeout: 5000,
   });
   c.on('error', () => undefined);

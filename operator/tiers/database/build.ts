@@ -5,6 +5,7 @@ import type { AppModel } from '../../api/model.ts';
 import { synth } from '../shared/chart.ts';
 import type { K8sObject } from '../shared/chart.ts';
 import { metadataOf } from '../shared/meta.ts';
+import { appCaObjects, serverCertificate } from '../shared/tls/cert-manager.ts';
 import { LOCALHOST, serverTlsObjects, serviceDnsNames } from '../shared/tls/objects.ts';
 import {
   headlessServiceName,
@@ -39,11 +40,22 @@ export function shardDnsNames(app: AppModel, shard: number): string[] {
   ];
 }
 
+/** Per shard the Secret (and its record) to issue into, and cert-manager's way to fill it. */
 function shardTls(app: AppModel): K8sObject[] {
-  if (!app.database?.tls) return [];
-  return shardIndexes(app).flatMap((shard) =>
-    serverTlsObjects(app, 'database', shardName(app, shard), shardDnsNames(app, shard), 'postgres'),
-  );
+  const db = app.database;
+  if (!db?.tls) return [];
+  const issuer = db.certificateIssuer;
+  return [
+    ...(issuer ? [] : appCaObjects(app, 'database', 'postgres')),
+    ...shardIndexes(app).flatMap((shard) => {
+      const base = shardName(app, shard);
+      const names = shardDnsNames(app, shard);
+      return [
+        ...serverTlsObjects(app, 'database', base, names, 'postgres'),
+        serverCertificate(app, 'database', base, names, issuer, 'postgres'),
+      ];
+    }),
+  ];
 }
 
 export function buildDatabase(app: AppModel): K8sObject[] {

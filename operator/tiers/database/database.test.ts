@@ -35,7 +35,15 @@ describe('buildDatabase', () => {
     expect(objects.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([
       'Secret/shop-db-auth',
       'Secret/shop-db-app',
-      ...[0, 1].flatMap((i) => [`Secret/shop-db-${i}-tls`, `ConfigMap/shop-db-${i}-tls-public`]),
+      // The app's own CA for cert-manager, then per shard the Secret, its record, its Certificate.
+      'Issuer/shop-tls-selfsigned',
+      'Certificate/shop-tls-ca',
+      'Issuer/shop-tls-ca',
+      ...[0, 1].flatMap((i) => [
+        `Secret/shop-db-${i}-tls`,
+        `ConfigMap/shop-db-${i}-tls-public`,
+        `Certificate/shop-db-${i}`,
+      ]),
       'ConfigMap/shop-shard-map',
       'ServiceAccount/shop-db',
       'Role/shop-db',
@@ -247,7 +255,7 @@ describe('buildDatabase', () => {
       { name: 'shard-map', configMap: { name: 'shop-shard-map' } },
       {
         name: 'database-ca',
-        configMap: { name: 'shop-db-0-tls-public', items: [{ key: 'ca.crt', path: 'ca.crt' }] },
+        secret: { secretName: 'shop-db-0-tls', items: [{ key: 'ca.crt', path: 'ca.crt' }] },
       },
     ]);
     expect(env['DATABASE_SSLMODE']?.value).toBe('verify-full');
@@ -326,12 +334,59 @@ describe('TLS (on by default)', () => {
     );
   });
 
+  it('renders cert-manager Certificates into the same Secrets, from the app CA by default', () => {
+    const cert = find(objects, 'Certificate', 'shop-db-1');
+    const names = find(objects, 'Secret', 'shop-db-1-tls').metadata.annotations?.[
+      'scalable.dev/tls-dns-names'
+    ];
+    expect(spec(cert)).toMatchObject({
+      secretName: 'shop-db-1-tls',
+      dnsNames: names?.split(','),
+      duration: '2160h',
+      renewBefore: '720h',
+      privateKey: { algorithm: 'ECDSA', size: 256, rotationPolicy: 'Always' },
+      issuerRef: { name: 'shop-tls-ca', kind: 'Issuer', group: 'cert-manager.io' },
+    });
+    expect(spec(find(objects, 'Certificate', 'shop-tls-ca'))).toMatchObject({
+      isCA: true,
+      secretName: 'shop-tls-ca',
+      issuerRef: { name: 'shop-tls-selfsigned' },
+    });
+    expect(spec(find(objects, 'Issuer', 'shop-tls-ca'))).toEqual({
+      ca: { secretName: 'shop-tls-ca' },
+    });
+    // The operator issues into the Secret only while cert-manager is not served.
+    expect(
+      find(objects, 'Secret', 'shop-db-1-tls').metadata.annotations?.[
+        'scalable.dev/tls-unless-served'
+      ],
+    ).toBe('cert-manager.io/v1');
+  });
+
+  it('a named issuer replaces the app CA', () => {
+    const named = modelOf({
+      web: { image: 'shop:1' },
+      database: { certificateIssuer: { name: 'corp-ca', kind: 'ClusterIssuer' } },
+    });
+    const out = buildDatabase(named);
+    expect(out.filter((o) => o.kind === 'Issuer')).toEqual([]);
+    expect(spec(find(out, 'Certificate', 'shop-db-0')).issuerRef).toEqual({
+      name: 'corp-ca',
+      kind: 'ClusterIssuer',
+      group: 'cert-manager.io',
+    });
+  });
+
   it('tls: false renders the plain configuration and no certificate', () => {
     const c = config(plain);
     expect(c.postgresql.parameters).not.toHaveProperty('ssl');
     for (const line of c.postgresql.pg_hba.filter((l) => !l.startsWith('local ')))
       expect(line).toMatch(/^host /);
-    expect(buildDatabase(plain).some((o) => o.metadata.name.endsWith('-tls'))).toBe(false);
+    expect(
+      buildDatabase(plain).some(
+        (o) => o.metadata.name.includes('-tls') || o.apiVersion === 'cert-manager.io/v1',
+      ),
+    ).toBe(false);
     expect(appWiring(plain).env.some((e) => e.name === 'DATABASE_SSLMODE')).toBe(false);
     const pg = spec(find(buildDatabase(plain), 'StatefulSet', 'shop-db-0')).template.spec
       .containers[0];

@@ -5,7 +5,7 @@
 // (database) shard from the pod's labels onto every series: alerts and dashboard select by them.
 import type { AppModel } from '../../api/model.ts';
 import { SCOPE_LABEL, shardName, tlsCommonName } from '../database/names.ts';
-import { TLS_FILES, tlsPublicName } from '../shared/tls/objects.ts';
+import { TLS_FILES, tlsSecretName } from '../shared/tls/objects.ts';
 import type { K8sObject } from '../shared/chart.ts';
 import { APP_LABEL, TIER_LABEL, selectorOf } from '../shared/meta.ts';
 import { webMetricsPort } from '../web/build.ts';
@@ -29,7 +29,7 @@ export interface PodMetricsEndpoint {
   readonly relabelings: readonly Relabeling[];
   readonly scheme?: 'https';
   readonly tlsConfig?: {
-    readonly ca: { readonly configMap: { readonly name: string; readonly key: string } };
+    readonly ca: { readonly secret: { readonly name: string; readonly key: string } };
     readonly serverName: string;
   };
 }
@@ -58,7 +58,7 @@ function endpoint(port: string, path = '/metrics', extra: Relabeling[] = []): Po
 
 /**
  * Patroni's REST API speaks HTTPS when the database has TLS: Prometheus verifies it against
- * the operator's CA (shard 0's public ConfigMap; one CA signs every shard) by the name
+ * the CA (shard 0's Secret, its ca.crt only; one CA signs every shard) by the name
  * every shard's certificate carries, since it scrapes pods by IP.
  */
 function patroniEndpoint(app: AppModel): PodMetricsEndpoint {
@@ -68,7 +68,7 @@ function patroniEndpoint(app: AppModel): PodMetricsEndpoint {
     ...plain,
     scheme: 'https',
     tlsConfig: {
-      ca: { configMap: { name: tlsPublicName(shardName(app, 0)), key: TLS_FILES.ca } },
+      ca: { secret: { name: tlsSecretName(shardName(app, 0)), key: TLS_FILES.ca } },
       serverName: tlsCommonName(app),
     },
   };

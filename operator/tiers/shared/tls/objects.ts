@@ -1,10 +1,11 @@
-// What a data tier declares to get TLS: a Secret for its server key and certificate, and a
-// ConfigMap for the public half (the CA certificate and the server certificate). Builders
-// stay pure: the Secret is declared without data and the reconciler issues into it
-// (reconcile/certificates.ts), as it fills generated passwords. The public half lives in a
-// ConfigMap because a certificate is not a secret: the operator, which may not read
-// Secrets, reads it back to decide renewal, and app pods mount the CA from it (as every pod
-// mounts the cluster's own CA from the kube-root-ca.crt ConfigMap).
+// What a data tier declares to get TLS: a Secret for its server key pair and the CA
+// (tls.crt, tls.key, ca.crt: the layout cert-manager writes too), and a ConfigMap recording
+// the public half. Builders stay pure: the Secret is declared without data and the
+// reconciler issues into it (reconcile/certificates.ts), as it fills generated passwords,
+// unless cert-manager is served (then a Certificate fills it: cert-manager.ts). The record
+// exists because the operator may not read Secrets: a certificate is not a secret, so it
+// reads the ConfigMap to decide renewal. Pods mount the CA from the Secret, one key only
+// (items: ca.crt), so the same volumes serve whoever issued.
 import type { AppModel } from '../../../api/model.ts';
 import type { K8sObject } from '../chart.ts';
 import { metadataOf } from '../meta.ts';
@@ -14,6 +15,8 @@ import type { TierName } from '../meta.ts';
 export const TLS_DNS_NAMES_ANNOTATION = 'scalable.dev/tls-dns-names';
 /** On the declared Secret: the ConfigMap that receives the public half. */
 export const TLS_PUBLIC_ANNOTATION = 'scalable.dev/tls-public';
+/** On the declared Secret: the API whose Certificate fills it when served (cert-manager). */
+export const TLS_UNLESS_SERVED_ANNOTATION = 'scalable.dev/tls-unless-served';
 
 /** File names inside both objects (cert-manager's and kubernetes.io/tls's). */
 export const TLS_FILES = { cert: 'tls.crt', key: 'tls.key', ca: 'ca.crt' } as const;
@@ -62,6 +65,7 @@ export function serverTlsObjects(
         annotations: {
           [TLS_DNS_NAMES_ANNOTATION]: dnsNames.join(','),
           [TLS_PUBLIC_ANNOTATION]: tlsPublicName(base),
+          [TLS_UNLESS_SERVED_ANNOTATION]: 'cert-manager.io/v1',
         },
       }),
       type: 'Opaque',
@@ -87,7 +91,7 @@ export function serverTlsVolumes(base: string) {
       name: 'tls',
       secret: { secretName: tlsSecretName(base), defaultMode: 0o640 },
     },
-    { name: 'tls-ca', configMap: { name: tlsPublicName(base), items: [caItem] } },
+    { name: 'tls-ca', secret: { secretName: tlsSecretName(base), items: [caItem] } },
   ];
 }
 
@@ -98,10 +102,10 @@ export const serverTlsMounts = [
   { name: 'tls-ca', mountPath: CA_DIR, readOnly: true },
 ];
 
-/** What an app pod gets: the CA only, from the public ConfigMap (volume name per tier). */
+/** What an app pod gets: the CA only, one key of the server's Secret (volume name per tier). */
 export function caWiring(volume: string, base: string) {
   return {
-    volumes: [{ name: volume, configMap: { name: tlsPublicName(base), items: [caItem] } }],
+    volumes: [{ name: volume, secret: { secretName: tlsSecretName(base), items: [caItem] } }],
     volumeMounts: [{ name: volume, mountPath: `${CA_DIR}/${volume}`, readOnly: true }],
   };
 }
