@@ -1,10 +1,15 @@
-// The operator issues the database's certificates against a real API server, holding only
-// the RBAC of operator/rbac.ts: its CA in a Secret of its own namespace, per shard a server
-// key pair in a Secret it never reads back, and the public half in a ConfigMap it watches.
-// A record two thirds through its life is renewed in place (update, same Secret).
+// The database's certificates against a real API server, the operator holding only the RBAC
+// of operator/rbac.ts. Without cert-manager it issues them itself: its CA in a Secret of its
+// own namespace, per shard a server key pair in a Secret it never reads back, the public half
+// in a ConfigMap it watches; a record two thirds through its life is renewed in place. With
+// cert-manager's CRDs (the upstream ones, from its Go module) the Certificates and Issuers
+// it renders are accepted by the API server, and it issues nothing itself.
+import { join } from 'node:path';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { kubectl as kubectlAs } from '../../devcluster/crds.ts';
 import { eventually, printLogDirOnFailure, uniqueName } from '../../devcluster/testing.ts';
+import { downloadModule } from '../../devcluster/toolchain.ts';
 import { CA_SECRET_NAME } from '../../operator/reconcile/certificates.ts';
 import type { KubeClient } from '../../operator/runtime/kube-client.ts';
 import { issueServerCert } from '../../operator/tiers/shared/tls/x509.ts';
@@ -14,6 +19,7 @@ import {
   createNamespace,
   deleteNamespace,
   deleteRbac,
+  getApp,
   getObj,
   installCrd,
   kindInfo,
@@ -48,8 +54,19 @@ beforeAll(async () => {
   );
 });
 
+/** cert-manager's own CRDs for the kinds the operator renders (pinned here, not in devcluster). */
+const CERT_MANAGER = 'github.com/cert-manager/cert-manager@v1.19.1';
+let certManagerCrds: string[] = [];
+
 afterAll(async () => {
   await op?.stop('SIGTERM');
+  if (certManagerCrds.length > 0)
+    await kubectlAs(kubeconfig(), [
+      'delete',
+      '--ignore-not-found',
+      '--wait=true',
+      ...certManagerCrds.flatMap((f) => ['-f', f]),
+    ]);
   await deleteNamespace(client, ns);
   await deleteRbac(client, identity);
   client?.close();
@@ -167,5 +184,64 @@ describe('certificates the operator issues (no cert-manager)', () => {
     );
     expect(await secret(ns, 'plain-db-0-tls')).toBeUndefined();
     expect(await configMap('plain-db-0-tls-public')).toBeUndefined();
+  });
+});
+
+describe('with cert-manager served', () => {
+  printLogDirOnFailure();
+
+  it('the API server accepts the Certificates and Issuers, and the operator issues nothing', async () => {
+    const dir = (await downloadModule(CERT_MANAGER)).Dir ?? '';
+    certManagerCrds = ['certificates', 'issuers'].map((k) =>
+      join(dir, 'deploy/crds', `cert-manager.io_${k}.yaml`),
+    );
+    await kubectlAs(kubeconfig(), [
+      'apply',
+      '--server-side',
+      ...certManagerCrds.flatMap((f) => ['-f', f]),
+    ]);
+    await kubectlAs(kubeconfig(), [
+      'wait',
+      '--for=condition=Established',
+      'crd/certificates.cert-manager.io',
+      'crd/issuers.cert-manager.io',
+      '--timeout=120s',
+    ]);
+    // A fresh operator discovers the API at start.
+    await op.stop('SIGTERM');
+    op = await startOperator(
+      { SCALABLE_LEASE_NAME: uniqueName('lease-tls-cm') },
+      await rbacKubeconfig(client, `${identity}-cm`),
+    );
+    await applyAs(
+      client,
+      'test-user',
+      scalableApp(ns, 'cm', {
+        web: { image: 'ghcr.io/acme/cm:1' },
+        database: { shards: 1, replicasPerShard: 0 },
+      }),
+    );
+    const certificate = await eventually('Certificate cm-db-0', () =>
+      getObj(client, kindInfo('cert-manager.io/v1', 'Certificate'), ns, 'cm-db-0'),
+    );
+    expect(certificate['spec']).toMatchObject({
+      secretName: 'cm-db-0-tls',
+      issuerRef: { name: 'cm-tls-ca', kind: 'Issuer' },
+    });
+    for (const name of ['cm-tls-selfsigned', 'cm-tls-ca'])
+      expect(
+        await getObj(client, kindInfo('cert-manager.io/v1', 'Issuer'), ns, name),
+      ).toBeDefined();
+    expect(
+      await getObj(client, kindInfo('cert-manager.io/v1', 'Certificate'), ns, 'cm-tls-ca'),
+    ).toBeDefined();
+    // The operator left the Secret to cert-manager (not running here: nothing fills it).
+    // A status is written once every object of the reconcile, issued Secrets last, is done.
+    await eventually('a status on app cm', async () => {
+      const status = (await getApp(client, ns, 'cm'))?.['status'] as Json | undefined;
+      return status?.['observedGeneration'] ? true : undefined;
+    });
+    expect(await secret(ns, 'cm-db-0-tls')).toBeUndefined();
+    await deleteRbac(client, `${identity}-cm`);
   });
 });
