@@ -4,12 +4,9 @@
 // in a ConfigMap it watches; a record two thirds through its life is renewed in place. With
 // cert-manager's CRDs (the upstream ones, from its Go module) the Certificates and Issuers
 // it renders are accepted by the API server, and it issues nothing itself.
-import { join } from 'node:path';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { kubectl as kubectlAs } from '../../devcluster/crds.ts';
 import { eventually, printLogDirOnFailure, uniqueName } from '../../devcluster/testing.ts';
-import { downloadModule } from '../../devcluster/toolchain.ts';
 import { CA_SECRET_NAME } from '../../operator/reconcile/certificates.ts';
 import type { KubeClient } from '../../operator/runtime/kube-client.ts';
 import { issueServerCert } from '../../operator/tiers/shared/tls/x509.ts';
@@ -28,6 +25,7 @@ import {
   scalableApp,
   startOperator,
 } from './operator-harness.ts';
+import { installCertManagerCrds, removeCertManagerCrds } from './cert-manager.ts';
 import type { Json, OperatorProcess } from './operator-harness.ts';
 
 const ns = uniqueName('op-tls');
@@ -54,19 +52,11 @@ beforeAll(async () => {
   );
 });
 
-/** cert-manager's own CRDs for the kinds the operator renders (pinned here, not in devcluster). */
-const CERT_MANAGER = 'github.com/cert-manager/cert-manager@v1.19.1';
-let certManagerCrds: string[] = [];
+let certManagerInstalled = false;
 
 afterAll(async () => {
   await op?.stop('SIGTERM');
-  if (certManagerCrds.length > 0)
-    await kubectlAs(kubeconfig(), [
-      'delete',
-      '--ignore-not-found',
-      '--wait=true',
-      ...certManagerCrds.flatMap((f) => ['-f', f]),
-    ]);
+  if (certManagerInstalled) await removeCertManagerCrds();
   await deleteNamespace(client, ns);
   await deleteRbac(client, identity);
   client?.close();
@@ -191,22 +181,8 @@ describe('with cert-manager served', () => {
   printLogDirOnFailure();
 
   it('the API server accepts the Certificates and Issuers, and the operator issues nothing', async () => {
-    const dir = (await downloadModule(CERT_MANAGER)).Dir ?? '';
-    certManagerCrds = ['certificates', 'issuers'].map((k) =>
-      join(dir, 'deploy/crds', `cert-manager.io_${k}.yaml`),
-    );
-    await kubectlAs(kubeconfig(), [
-      'apply',
-      '--server-side',
-      ...certManagerCrds.flatMap((f) => ['-f', f]),
-    ]);
-    await kubectlAs(kubeconfig(), [
-      'wait',
-      '--for=condition=Established',
-      'crd/certificates.cert-manager.io',
-      'crd/issuers.cert-manager.io',
-      '--timeout=120s',
-    ]);
+    certManagerInstalled = true;
+    await installCertManagerCrds();
     // A fresh operator discovers the API at start.
     await op.stop('SIGTERM');
     op = await startOperator(
