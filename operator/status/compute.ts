@@ -6,6 +6,7 @@ import type { FieldError } from '../api/validate.ts';
 import { formatError } from '../api/validate.ts';
 import { TIERS, tierOf } from '../tiers/index.ts';
 import type { K8sObject } from '../tiers/shared/chart.ts';
+import { IF_SERVED_ANNOTATION } from '../tiers/shared/meta.ts';
 import { condition } from '../tiers/shared/report.ts';
 import type { Observed, TierCondition } from '../tiers/shared/report.ts';
 import type { ObjectRef, Tier } from '../tiers/tier.ts';
@@ -55,18 +56,25 @@ export function computeStatus(
     }
     const skipped = outcome.skipped.filter((s) => mine.some((m) => sameRef(m, s)));
     const present = mine.filter((m) => !skipped.some((s) => sameRef(m, s)));
+    // Skipped objects that have a fallback (IF_SERVED_ANNOTATION) leave nothing missing.
+    const missing = skipped.filter(
+      (s) =>
+        !desired.some(
+          (o) => sameRef(refOf(o), s) && o.metadata.annotations?.[IF_SERVED_ANNOTATION] === 'true',
+        ),
+    );
     const report = tier.report(app, observed, present);
     Object.assign(fields, report.fields);
     if (report.degraded) tierDegraded.push(report.degraded);
-    if (skipped.length > 0 && report.condition.status === 'True') {
+    if (missing.length > 0 && report.condition.status === 'True') {
       unavailable = true;
-      const apis = [...new Set(skipped.map((s) => s.apiVersion))].join(', ');
+      const apis = [...new Set(missing.map((s) => s.apiVersion))].join(', ');
       tierConditions.push(
         condition(
           tier.conditionType,
           'False',
           'APIUnavailable',
-          `${apis} not served by this cluster: skipped ${skipped.map((s) => `${s.kind} ${s.name}`).join(', ')}`,
+          `${apis} not served by this cluster: skipped ${missing.map((s) => `${s.kind} ${s.name}`).join(', ')}`,
         ),
       );
     } else tierConditions.push(report.condition);

@@ -53,6 +53,7 @@ import {
   tlsDnsNamesOf,
   tlsSecretName,
 } from '../../operator/tiers/shared/tls/objects.ts';
+import { IF_SERVED_ANNOTATION } from '../../operator/tiers/shared/meta.ts';
 import { issueCa, issueServerCert } from '../../operator/tiers/shared/tls/x509.ts';
 import type { KeyPair } from '../../operator/tiers/shared/tls/x509.ts';
 
@@ -420,7 +421,15 @@ export async function startDatabase(
     kubectl(['create', 'namespace', ns]);
     kubectl(
       ['apply', '--server-side', '-f', '-'],
-      JSON.stringify({ apiVersion: 'v1', kind: 'List', items: buildDatabase(app) }),
+      // Without cert-manager, as the operator applies them: its Certificates and Issuers are
+      // skipped (the harness issues into the Secrets' files itself, below).
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'List',
+        items: buildDatabase(app).filter(
+          (o) => o.metadata.annotations?.[IF_SERVED_ANNOTATION] !== 'true',
+        ),
+      }),
     );
     await eventually(
       'the StatefulSet pods (kwok)',

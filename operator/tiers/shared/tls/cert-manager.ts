@@ -6,7 +6,7 @@
 // rather than per namespace: two apps in one namespace never share a CA or fight over it.
 import type { AppModel } from '../../../api/model.ts';
 import type { K8sObject } from '../chart.ts';
-import { metadataOf, nameOf } from '../meta.ts';
+import { IF_SERVED_ANNOTATION, metadataOf, nameOf } from '../meta.ts';
 import type { TierName } from '../meta.ts';
 import { SERVER_VALIDITY_DAYS } from './x509.ts';
 import { tlsSecretName } from './objects.ts';
@@ -22,6 +22,10 @@ export const selfSignedIssuerName = (app: Pick<AppModel, 'name'>): string =>
   nameOf(app, 'tls', 'selfsigned');
 export const caIssuerName = (app: Pick<AppModel, 'name'>): string => nameOf(app, 'tls', 'ca');
 
+/** Without cert-manager the operator issues into the same Secrets: nothing is missing. */
+const meta = (app: AppModel, tier: TierName, name: string, component: string) =>
+  metadataOf(app, tier, name, component, { annotations: { [IF_SERVED_ANNOTATION]: 'true' } });
+
 const privateKey = { algorithm: 'ECDSA', size: 256, encoding: 'PKCS8', rotationPolicy: 'Always' };
 
 /** The app's own CA: a self-signed Issuer, the CA Certificate it signs, a CA Issuer. */
@@ -31,13 +35,13 @@ export function appCaObjects(app: AppModel, tier: TierName, component: string): 
     {
       apiVersion: CERT_MANAGER_API,
       kind: 'Issuer',
-      metadata: metadataOf(app, tier, selfSignedIssuerName(app), component),
+      metadata: meta(app, tier, selfSignedIssuerName(app), component),
       spec: { selfSigned: {} },
     },
     {
       apiVersion: CERT_MANAGER_API,
       kind: 'Certificate',
-      metadata: metadataOf(app, tier, ca, component),
+      metadata: meta(app, tier, ca, component),
       spec: {
         isCA: true,
         commonName: `${app.name} CA`,
@@ -50,7 +54,7 @@ export function appCaObjects(app: AppModel, tier: TierName, component: string): 
     {
       apiVersion: CERT_MANAGER_API,
       kind: 'Issuer',
-      metadata: metadataOf(app, tier, ca, component),
+      metadata: meta(app, tier, ca, component),
       spec: { ca: { secretName: ca } },
     },
   ];
@@ -69,7 +73,7 @@ export function serverCertificate(
   return {
     apiVersion: CERT_MANAGER_API,
     kind: 'Certificate',
-    metadata: metadataOf(app, tier, base, component),
+    metadata: meta(app, tier, base, component),
     spec: {
       secretName: tlsSecretName(base),
       commonName: dnsNames[0],
