@@ -24,6 +24,7 @@ const rulesYaml = (rules: readonly PolicyRule[]): string =>
       resources: [...r.resources],
       ...(r.resourceNames ? { resourceNames: [...r.resourceNames] } : {}),
       verbs: [...r.verbs],
+      ...(r.resourceNames ? { resourceNames: [...r.resourceNames] } : {}),
     })),
     { lineWidth: -1, flowLevel: 2 },
   );

@@ -22,10 +22,12 @@ describe('operator RBAC', () => {
       }
     }
   });
-  it('may create and delete Secrets by name but never read or change one', () => {
+  it('may create, replace and delete Secrets by name but never read one', () => {
     expect(allows('', 'secrets', 'create')).toBe(true);
     expect(allows('', 'secrets', 'delete')).toBe(true);
-    for (const verb of ['get', 'list', 'watch', 'patch', 'update', 'deletecollection']) {
+    // A renewed certificate replaces its Secret whole (PUT answers with what was sent).
+    expect(allows('', 'secrets', 'update')).toBe(true);
+    for (const verb of ['get', 'list', 'watch', 'patch', 'deletecollection']) {
       expect(allows('', 'secrets', verb), `${verb} secrets`).toBe(false);
     }
   });
@@ -42,12 +44,22 @@ describe('operator RBAC', () => {
     expect(allows('', 'pods', 'delete')).toBe(true);
     expect(clusterRole().kind).toBe('ClusterRole');
   });
+  it('reads exactly one Secret, its CA, and only in its own namespace', () => {
+    const reads = leaderElectionRules('op').filter(
+      (r) =>
+        r.resources.includes('secrets') &&
+        r.verbs.some((v) => ['get', 'list', 'watch'].includes(v)),
+    );
+    expect(reads.map((r) => [r.verbs, r.resourceNames])).toEqual([
+      [['get', 'update'], ['scalable-operator-ca']],
+    ]);
+  });
   it('holds Leases only in its own namespace (the leader-election Role)', () => {
     expect(allows('coordination.k8s.io', 'leases', 'update')).toBe(false);
     expect(allows('coordination.k8s.io', 'leases', 'get')).toBe(false);
   });
   it('reads and writes only its own Lease by name; create alone cannot be named', () => {
-    const rules = leaderElectionRules('op');
+    const rules = leaderElectionRules('op').filter((r) => r.resources.includes('leases'));
     for (const r of rules) {
       if (r.verbs.some((v) => v !== 'create')) expect(r.resourceNames).toEqual(['op']);
       else expect(r.resourceNames).toBeUndefined();

@@ -11,6 +11,7 @@ import {
   PVC_KIND,
 } from './reconcile/kinds.ts';
 import type { KindInfo } from './reconcile/kinds.ts';
+import { CA_SECRET_NAME } from './reconcile/certificates.ts';
 
 export interface PolicyRule {
   readonly apiGroups: readonly string[];
@@ -61,12 +62,14 @@ export const OPERATOR_RULES: readonly PolicyRule[] = [
     [...MANAGE],
   ),
   // Generated Secrets: create and delete only. No get, list or watch (the operator never
-  // reads a Secret, so it cannot leak one), no patch (never rewritten). Delete, by name: a
-  // database's password Secrets carry no owner (they must outlive the app under Retain), so
-  // deletionPolicy: Delete has the finalizer delete them with the data.
+  // reads a Secret, so it cannot leak one), no patch (its answer would be the whole
+  // Secret). Delete, by name: a database's password Secrets carry no owner (they must
+  // outlive the app under Retain), so deletionPolicy: Delete has the finalizer delete them
+  // with the data. Update: a renewed TLS certificate replaces its Secret whole (PUT), and a
+  // PUT answers with what was sent, so it reads nothing (reconcile/certificates.ts).
   ...grouped(
     OWNED_KINDS.filter((k) => k.createOnly),
-    ['create', 'delete'],
+    ['create', 'update', 'delete'],
   ),
   // get: the database tier's hooks read Patroni's ConfigMaps and a shard's StatefulSet fresh
   // from the API server (tiers/database/rollout-step.ts, dcs-sync.ts).
@@ -81,11 +84,12 @@ export const OPERATOR_RULES: readonly PolicyRule[] = [
 ];
 
 /**
- * Role in the operator's own namespace: its leader-election Lease, and only that one by
- * name. Namespaced on purpose: write access to Leases cluster-wide would reach the node
- * heartbeats (kube-node-lease) and other controllers' leader elections. `create` cannot be
- * limited by name (RBAC does not know the name before the object exists); a created Lease of
- * another name is still not readable or writable afterwards.
+ * Role in the operator's own namespace: its leader-election Lease, only that one by name, and
+ * its CA Secret, only that one by name. Namespaced on purpose: write access to Leases
+ * cluster-wide would reach the node heartbeats (kube-node-lease) and other controllers' leader
+ * elections. `create` cannot be limited by name (RBAC does not know the name before the object
+ * exists); a created Lease or Secret of another name is still not readable or writable
+ * afterwards.
  */
 export function leaderElectionRules(leaseName: string): readonly PolicyRule[] {
   return [
@@ -94,6 +98,14 @@ export function leaderElectionRules(leaseName: string): readonly PolicyRule[] {
       apiGroups: [LEASE_KIND.group],
       resources: [LEASE_KIND.plural],
       resourceNames: [leaseName],
+      verbs: ['get', 'update'],
+    },
+    // The operator's CA (reconcile/certificates.ts): read and replace that one Secret.
+    { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
+    {
+      apiGroups: [''],
+      resources: ['secrets'],
+      resourceNames: [CA_SECRET_NAME],
       verbs: ['get', 'update'],
     },
   ];

@@ -187,6 +187,11 @@ export const RULES: Readonly<Record<string, readonly CelRule[]>> = merged(QUANTI
       message: 'synchronous replication needs replicasPerShard >= 1',
     },
     {
+      rule: 'self.tls || !has(self.certificateIssuer)',
+      message: 'certificateIssuer needs tls: true',
+      fieldPath: '.certificateIssuer',
+    },
+    {
       rule: 'self.shards == 1 || has(self.shardKey)',
       message: 'shardKey is required when shards > 1',
       detail: "'got shards ' + string(self.shards)",

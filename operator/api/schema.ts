@@ -371,6 +371,29 @@ const Database = Type.Object(
       ['Retain', 'Delete'] as const,
       'Retain',
     ),
+    tls: bool(
+      'TLS for every TCP connection to Postgres (clients, replication, Patroni REST API), with certificates from the operator. false gives up encryption and server authentication in transit: only for networks that encrypt elsewhere (e.g. a service mesh).',
+      true,
+    ),
+    certificateIssuer: opt(
+      Type.Object(
+        {
+          name: str('Name of the cert-manager Issuer or ClusterIssuer.', {
+            maxLength: NAME_MAX,
+            minLength: 1,
+          }),
+          kind: strEnum(
+            "Issuer (in the app's namespace) or ClusterIssuer.",
+            ['Issuer', 'ClusterIssuer'] as const,
+            'Issuer',
+          ),
+        },
+        {
+          description:
+            "When cert-manager (cert-manager.io/v1) is served: the issuer of the database's certificates. It must put ca.crt in the Secrets it writes (a CA or Vault issuer does). Unset: a self-signed CA Issuer of the app's own. Without cert-manager the operator issues the certificates itself and this is unused.",
+        },
+      ),
+    ),
   },
   {
     description:

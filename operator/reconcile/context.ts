@@ -2,6 +2,7 @@
 import type { KubeClient } from '../runtime/kube-client.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { EventRecorder } from './events.ts';
+import type { KeyPair } from '../tiers/shared/tls/x509.ts';
 import type { KindInfo } from './kinds.ts';
 import type { Plans, Recent } from './plans.ts';
 import type { CachedApp, CachedChild, CachedPod } from './project.ts';
@@ -35,5 +36,7 @@ export interface ReconcileContext {
   readonly recent: Recent;
   /** Model and desired objects per app generation (see Plans). */
   readonly plans: Plans;
+  /** The operator's CA (certificates.ts caLoader), for the TLS Secrets tiers declare. */
+  readonly certificateAuthority: () => Promise<KeyPair>;
   readonly onWrite?: (kind: string, action: 'created' | 'updated' | 'deleted') => void;
 }

@@ -7,7 +7,7 @@ export interface KindInfo {
   readonly version: string;
   readonly kind: string;
   readonly plural: string;
-  /** Served only when an add-on is installed (KEDA, Prometheus Operator, Gateway API, Traefik). */
+  /** Served only when an add-on is installed (KEDA, Prometheus Operator, Gateway API, Traefik, cert-manager). */
   readonly optional: boolean;
   /**
    * Created once and never read back (generated Secrets): no informer, and RBAC grants only
@@ -31,6 +31,9 @@ export const OWNED_KINDS: readonly KindInfo[] = [
   k('', 'v1', 'ServiceAccount', 'serviceaccounts'),
   k('rbac.authorization.k8s.io', 'v1', 'Role', 'roles'),
   k('rbac.authorization.k8s.io', 'v1', 'RoleBinding', 'rolebindings'),
+  // cert-manager: a CA Issuer before the Certificates it signs (shared/tls/cert-manager.ts).
+  k('cert-manager.io', 'v1', 'Issuer', 'issuers', true),
+  k('cert-manager.io', 'v1', 'Certificate', 'certificates', true),
   { ...k('', 'v1', 'Secret', 'secrets'), createOnly: true },
   k('', 'v1', 'ConfigMap', 'configmaps'),
   k('', 'v1', 'Service', 'services'),

@@ -8,6 +8,12 @@ import { withTransitions } from '../status/conditions.ts';
 import type { K8sObject } from '../tiers/shared/chart.ts';
 import type { Observed, ObservedObject } from '../tiers/shared/report.ts';
 import { generatedKeysOf } from '../tiers/shared/secrets.ts';
+import {
+  TLS_PUBLIC_ANNOTATION,
+  TLS_UNLESS_SERVED_ANNOTATION,
+  tlsDnsNamesOf,
+} from '../tiers/shared/tls/objects.ts';
+import { issueInto, issueReason, publicKeyOf } from './certificates.ts';
 import type { HookWrite } from '../tiers/tier.ts';
 import { clusterAccess } from './cluster-access.ts';
 import type { KindAccess, ReconcileContext } from './context.ts';
@@ -102,9 +108,11 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
 
   // RoleBindings wait for their Roles: binding a Role the API server cannot find yet fails
   // its escalation check. Everything else goes in parallel.
+  // Issued TLS Secrets wait for the ConfigMaps that record their public half.
+  const issued = (o: K8sObject) => tlsDnsNamesOf(o).length > 0;
   const waves = [
-    desired.filter((o) => o.kind !== 'RoleBinding'),
-    desired.filter((o) => o.kind === 'RoleBinding'),
+    desired.filter((o) => o.kind !== 'RoleBinding' && !issued(o)),
+    desired.filter((o) => o.kind === 'RoleBinding' || issued(o)),
   ];
   for (const wave of waves)
     await mapLimit(wave, ctx.concurrency, async (obj) => {
@@ -128,8 +136,9 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
       const k = keyOfObj(obj, namespace);
       const cur = live.get(k);
       try {
-        const change =
-          generatedKeysOf(obj).length > 0
+        const change = issued(obj)
+          ? await ensureIssued(ctx, key, obj, k, namespace, live, fresh)
+          : generatedKeysOf(obj).length > 0
             ? await ensureGenerated(ctx, info, obj, k, cur, fresh)
             : await ensureApplied(ctx, info, obj, k, cur, fresh);
         if (change) changes.push(change);
@@ -282,6 +291,59 @@ async function ensureGenerated(
   ctx.recent.set(key, 'generated', rv, undefined, GENERATED_MEMO_MS);
   fresh.set(key, materialize(projectChild(res, obj.apiVersion, obj.kind)));
   return { action: 'Created', kind: obj.kind, name: obj.metadata.name };
+}
+
+/** How long an issued certificate is trusted over a cache that has not seen its record. */
+const ISSUED_MEMO_MS = 10 * 60_000;
+
+/**
+ * TLS Secrets (shared/tls/objects.ts): issued when the public ConfigMap, as cached, shows
+ * no certificate, another CA's, other names, or one two thirds through its life. Like
+ * generated Secrets they are never read back. Recent remembers the record's resourceVersion
+ * after an issue: while the cache holds an older record, nothing is issued again.
+ */
+async function ensureIssued(
+  ctx: ReconcileContext,
+  appKey: string,
+  obj: K8sObject,
+  key: string,
+  namespace: string,
+  live: ReadonlyMap<string, CachedChild>,
+  fresh: Map<string, ObservedObject>,
+): Promise<Change | undefined> {
+  const declared = () =>
+    materialize(projectChild(obj as unknown as Json, obj.apiVersion, obj.kind));
+  // cert-manager served: its Certificate fills this Secret; the operator issues nothing.
+  const by = obj.metadata.annotations?.[TLS_UNLESS_SERVED_ANNOTATION];
+  const certificates = by ? kindOf(by, 'Certificate') : undefined;
+  // Served means cert-manager's: even while that kind's cache still syncs, issue nothing.
+  if (certificates && ctx.access(certificates, appKey).state !== 'unavailable') {
+    fresh.set(key, declared());
+    return undefined;
+  }
+  const publicKey = publicKeyOf(obj, namespace);
+  const record = live.get(publicKey);
+  if (!record && !fresh.has(publicKey)) {
+    throw new Error(
+      `its ConfigMap ${obj.metadata.annotations?.[TLS_PUBLIC_ANNOTATION]} is not there yet`,
+    );
+  }
+  const mine = ctx.recent.get(key);
+  const stale = mine && (!record || olderThan(record.metadata.resourceVersion, mine.rv));
+  const ca = await ctx.certificateAuthority();
+  const why = stale ? undefined : issueReason(obj, record, ca.cert, new Date());
+  if (why === undefined) {
+    fresh.set(key, declared());
+    return undefined;
+  }
+  const { secret, created, recordVersion } = await issueInto(
+    { client: ctx.client, ca: ctx.certificateAuthority, now: () => new Date() },
+    obj,
+    namespace,
+  );
+  ctx.recent.set(key, 'issued', recordVersion, undefined, ISSUED_MEMO_MS);
+  fresh.set(key, secret);
+  return { action: created ? 'Created' : 'Updated', kind: obj.kind, name: obj.metadata.name, why };
 }
 
 /** Only what we applied and this app controls; volumes only when the app says Delete. */

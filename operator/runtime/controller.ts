@@ -12,6 +12,8 @@ import { objectKey, projectApp, projectChild, projectPod } from '../reconcile/pr
 import type { CachedApp, CachedChild, CachedPod } from '../reconcile/project.ts';
 import type { ReconcileContext } from '../reconcile/context.ts';
 import { Plans, Recent, planOf } from '../reconcile/plans.ts';
+import { caLoader } from '../reconcile/certificates.ts';
+import type { KeyPair } from '../tiers/shared/tls/x509.ts';
 import { ApplyFailedError, TerminalError, reconcile } from '../reconcile/reconcile.ts';
 import type { KindAccess } from '../reconcile/context.ts';
 import { discoverResources, resourceKey } from './discovery.ts';
@@ -78,6 +80,7 @@ export class Controller {
   private served = new Set<string>();
   private readonly recent = new Recent();
   private readonly plans: Plans;
+  private readonly ca: () => Promise<KeyPair>;
   private readonly events: EventRecorder;
   private readonly leader: LeaderElector | undefined;
   private leading = false;
@@ -95,6 +98,8 @@ export class Controller {
       ...(opts.images ? { images: opts.images } : {}),
       ...(opts.network ? { network: opts.network } : {}),
     });
+    // The CA lives beside the leader-election Lease, in the operator's own namespace.
+    this.ca = caLoader(opts.client, opts.leaseNamespace);
     this.queue = new WorkQueue(opts.backoff, (d) => metrics.queueDepth.set(d));
     // Events are writes too: none once this process's (only) term as leader is over.
     this.events = new EventRecorder(client.withSignal(this.ended.signal), log, opts.identity);
@@ -350,6 +355,7 @@ export class Controller {
       concurrency: this.opts.reconcileConcurrency ?? 8,
       recent: this.recent,
       plans: this.plans,
+      certificateAuthority: this.ca,
       onWrite: (kind, action) => this.opts.metrics.objectWrites.inc({ kind, action }),
     };
   }

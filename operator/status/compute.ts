@@ -10,6 +10,7 @@ import type { FieldError } from '../api/validate.ts';
 import { formatError } from '../api/validate.ts';
 import { TIERS, tierOf } from '../tiers/index.ts';
 import type { K8sObject } from '../tiers/shared/chart.ts';
+import { IF_SERVED_ANNOTATION } from '../tiers/shared/meta.ts';
 import { condition } from '../tiers/shared/report.ts';
 import type { Observed, TierCondition } from '../tiers/shared/report.ts';
 import type { ObjectRef, Tier } from '../tiers/tier.ts';
@@ -61,14 +62,21 @@ export function computeStatus(
     }
     const skipped = outcome.skipped.filter((s) => mine.some((m) => sameRef(m, s)));
     const present = mine.filter((m) => !skipped.some((s) => sameRef(m, s)));
+    // Skipped objects that have a fallback (IF_SERVED_ANNOTATION) leave nothing missing.
+    const missing = skipped.filter(
+      (s) =>
+        !desired.some(
+          (o) => sameRef(refOf(o), s) && o.metadata.annotations?.[IF_SERVED_ANNOTATION] === 'true',
+        ),
+    );
     const report = tier.report(app, observed, present);
     Object.assign(fields, report.fields);
     if (report.degraded) tierDegraded.push(report.degraded);
-    if (skipped.length > 0 && report.condition.status === 'True') {
+    if (missing.length > 0 && report.condition.status === 'True') {
       tierConditions.push(
-        condition(tier.conditionType, 'False', 'APIUnavailable', skippedMessage(skipped)),
+        condition(tier.conditionType, 'False', 'APIUnavailable', skippedMessage(missing)),
       );
-    } else if (skipped.length > 0 && report.condition.reason === 'APIUnavailable') {
+    } else if (missing.length > 0 && report.condition.reason === 'APIUnavailable') {
       // The tier's own words (what to install) after exactly which kinds were skipped and why:
       // an API group may be served with only some of its kinds, or refused to the operator.
       tierConditions.push(
@@ -76,7 +84,7 @@ export function computeStatus(
           tier.conditionType,
           'False',
           'APIUnavailable',
-          `${skippedMessage(skipped)}; ${report.condition.message}`,
+          `${skippedMessage(missing)}; ${report.condition.message}`,
         ),
       );
     } else tierConditions.push(report.condition);

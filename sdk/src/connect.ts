@@ -4,6 +4,7 @@ import type { PoolConfig } from 'pg';
 import type { RedisOptions } from 'ioredis';
 import { Cache } from './cache.ts';
 import { Database } from './db/database.ts';
+import { pgSsl } from './db/tls.ts';
 import { LiveShardMap } from './db/live-shard-map.ts';
 import { settingsFromEnv } from './env.ts';
 import type { Env, Settings } from './env.ts';
@@ -14,7 +15,7 @@ import { Sessions } from './sessions.ts';
 export interface ConnectOptions {
   /** Defaults to process.env. */
   readonly env?: Env;
-  /** Extra pg settings for every pool (the slot for TLS: `ssl`). */
+  /** Extra pg settings for every pool (TLS comes from the env: DATABASE_SSLMODE). */
   readonly pg?: Partial<PoolConfig>;
   /** Extra ioredis settings for the cache and queue clients (e.g. `natMap`). */
   readonly redis?: RedisOptions;
@@ -45,6 +46,7 @@ export async function connect(options: ConnectOptions = {}): Promise<Scalable> {
     let db: Database | undefined;
     if (settings.database) {
       const d = settings.database;
+      const ssl = pgSsl(d.tls);
       const map = new LiveShardMap(d.shardMapPath, {
         ...(options.shardMapPollMs ? { pollMs: options.shardMapPollMs } : {}),
         onRefused: (e) => onError('shard map', e),
@@ -57,7 +59,8 @@ export async function connect(options: ConnectOptions = {}): Promise<Scalable> {
         ...(d.replicaMaxLagSeconds === undefined
           ? {}
           : { replicaMaxLagSeconds: d.replicaMaxLagSeconds }),
-        ...(options.pg ? { pool: options.pg } : {}),
+        // TLS from the env (DATABASE_SSLMODE); options.pg may still override `ssl`.
+        pool: { ...(ssl ? { ssl } : {}), ...options.pg },
         onError,
       });
       const database = db;

@@ -57,6 +57,27 @@ describe('settingsFromEnv', () => {
     ).toThrow(/QUEUE_MAX_LENGTH must be a positive integer/);
   });
 
+  it('reads the database TLS mode and CA file, and refuses a verifying mode without a CA', () => {
+    const db = { DATABASE_SHARD_MAP: '/m', DATABASE_NAME: 'shop', DATABASE_USER: 'shop' };
+    expect(settingsFromEnv(db).database).not.toHaveProperty('tls');
+    expect(
+      settingsFromEnv({
+        ...db,
+        DATABASE_SSLMODE: 'verify-full',
+        DATABASE_SSLROOTCERT: '/etc/scalable/ca/database-ca/ca.crt',
+      }).database?.tls,
+    ).toEqual({ mode: 'verify-full', caFile: '/etc/scalable/ca/database-ca/ca.crt' });
+    expect(settingsFromEnv({ ...db, DATABASE_SSLMODE: 'disable' }).database).not.toHaveProperty(
+      'tls',
+    );
+    expect(() => settingsFromEnv({ ...db, DATABASE_SSLMODE: 'verify-full' })).toThrow(
+      /DATABASE_SSLROOTCERT is not set/,
+    );
+    expect(() => settingsFromEnv({ ...db, DATABASE_SSLMODE: 'prefer' })).toThrow(
+      /DATABASE_SSLMODE must be one of/,
+    );
+  });
+
   it('names the variable when a value is wrong or missing', () => {
     expect(() => settingsFromEnv({ DATABASE_SHARD_MAP: '/m' })).toThrow(/DATABASE_NAME is not set/);
     expect(() => settingsFromEnv({ REDIS_URL: 'redis://x', CACHE_TTL_SECONDS: '-1' })).toThrow(

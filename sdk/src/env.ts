@@ -25,6 +25,17 @@ export interface DatabaseSettings {
   readonly poolMax: number;
   /** Opt-in: reads go to the primary while a replica lags more than this. */
   readonly replicaMaxLagSeconds?: number;
+  /** TLS as libpq's sslmode names it; absent: plain (the database's `tls: false`). */
+  readonly tls?: TlsSettings;
+}
+
+export const SSL_MODES = ['disable', 'require', 'verify-ca', 'verify-full'] as const;
+export type SslMode = (typeof SSL_MODES)[number];
+
+export interface TlsSettings {
+  readonly mode: SslMode;
+  /** The CA certificate file (verify-ca and verify-full). */
+  readonly caFile?: string;
 }
 
 export interface QueueSettings {
@@ -82,6 +93,18 @@ function positive(
   return n;
 }
 
+/** DATABASE_SSLMODE and DATABASE_SSLROOTCERT; verifying modes need the CA file. */
+function databaseTls(env: Env): TlsSettings | undefined {
+  const mode = read(env, 'DATABASE_SSLMODE');
+  if (mode === undefined || mode === 'disable') return undefined;
+  if (!(SSL_MODES as readonly string[]).includes(mode))
+    throw new EnvError(`DATABASE_SSLMODE must be one of ${SSL_MODES.join(', ')} (got "${mode}")`);
+  const caFile = read(env, 'DATABASE_SSLROOTCERT');
+  if (mode !== 'require' && caFile === undefined)
+    throw new EnvError(`DATABASE_SSLROOTCERT is not set (DATABASE_SSLMODE is ${mode})`);
+  return { mode: mode as SslMode, ...(caFile === undefined ? {} : { caFile }) };
+}
+
 /** "host:port,host:port" as the operator renders Sentinel addresses. */
 export function parseHostPorts(name: string, text: string): { host: string; port: number }[] {
   return text.split(',').map((part) => {
@@ -136,6 +159,7 @@ export function settingsFromEnv(env: Env): Settings {
     master: 'QUEUE_MASTER_NAME',
   });
   const lag = read(env, 'DATABASE_REPLICA_MAX_LAG_SECONDS');
+  const dbTls = shardMapPath === undefined ? undefined : databaseTls(env);
   const app = read(env, 'SCALABLE_APP');
   const secret = read(env, 'SESSION_SECRET');
   const optional = <K extends string, V>(key: K, v: V | undefined) =>
@@ -158,6 +182,7 @@ export function settingsFromEnv(env: Env): Settings {
                 ? undefined
                 : positive(env, 'DATABASE_REPLICA_MAX_LAG_SECONDS', 0, false),
             ),
+            ...optional('tls', dbTls),
           },
     ),
     ...optional(

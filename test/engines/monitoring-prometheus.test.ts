@@ -31,7 +31,9 @@ import { promBinary, ruleOf } from './monitoring-fixtures.ts';
 const app = modelOf({
   cache: { memory: '32Mi' },
   sessions: { memory: '32Mi' },
-  database: {},
+  // This test is about scrapes and rules against a bare Postgres; the exporter's TLS
+  // connection (sslmode=verify-full) is exercised in postgres-tls.test.ts.
+  database: { tls: false },
   monitoring: {},
 });
 const objects = buildAll(app);

@@ -12,7 +12,7 @@ import {
   appDatabaseName,
 } from '../../operator/tiers/database/names.ts';
 import { recordForBench } from './bench-record.ts';
-import { PASSWORDS, eventually, sql, startDatabase } from './patroni-harness.ts';
+import { PASSWORDS, eventually, sql, startDatabase, sslOf } from './patroni-harness.ts';
 import type { Harness, Member } from './patroni-harness.ts';
 
 describe('Patroni HA: one shard, primary + 2 replicas, synchronous, Kubernetes API as DCS', () => {
@@ -22,6 +22,7 @@ describe('Patroni HA: one shard, primary + 2 replicas, synchronous, Kubernetes A
     const c = new pg.Client({
       host: '127.0.0.1',
       port: m.pgPort,
+      ...sslOf(m.pgPort),
       user: 'postgres',
       password: PASSWORDS.superuser,
     });
@@ -82,6 +83,7 @@ describe('Patroni HA: one shard, primary + 2 replicas, synchronous, Kubernetes A
     const c = new pg.Client({
       host: '127.0.0.1',
       port: p.pgPort,
+      ...sslOf(p.pgPort),
       user: db,
       password: PASSWORDS.app,
       database: db,

@@ -17,7 +17,9 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
+import type { ConnectionOptions } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -30,12 +32,14 @@ import { buildDatabase } from '../../operator/tiers/database/build.ts';
 import {
   REWIND_PASSWORD_ENV,
   dataVersionScript,
+  patroniEntrypoint,
 } from '../../operator/tiers/database/statefulset.ts';
 import {
   PRIMARY_ROLE,
   ROLE_LABEL,
   podName,
   shardIndexes,
+  shardName,
   tierName,
 } from '../../operator/tiers/database/names.ts';
 import {
@@ -44,6 +48,14 @@ import {
   renderPostBootstrap,
 } from '../../operator/tiers/database/patroni-config.ts';
 import { eventually } from '../../devcluster/testing.ts';
+import {
+  TLS_FILES,
+  tlsDnsNamesOf,
+  tlsSecretName,
+} from '../../operator/tiers/shared/tls/objects.ts';
+import { IF_SERVED_ANNOTATION } from '../../operator/tiers/shared/meta.ts';
+import { issueCa, issueServerCert } from '../../operator/tiers/shared/tls/x509.ts';
+import type { KeyPair } from '../../operator/tiers/shared/tls/x509.ts';
 
 // Shared with the integration tests: poll until fn returns a value.
 export { eventually };
@@ -94,6 +106,33 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * The engine tests' CA, standing in for the operator's (the reconciler issues in a cluster;
+ * here the harness issues from the same module into the files the pods would mount).
+ */
+export const TEST_CA: KeyPair = await issueCa('engine-test CA', new Date());
+
+/** The entrypoint's certificate check, every second here (30 s in a pod). */
+export const TLS_RELOAD_TEST_SECONDS = 1;
+
+/** Ports of members started with `tls: false`: their clients connect in plain. */
+const plainPorts = new Set<number>();
+
+/**
+ * What a client sets to connect to a member with TLS, verifying as the sidecars do: the
+ * CA, and the name `localhost` (which every server certificate carries). Undefined for a
+ * member of a database with `tls: false`.
+ */
+export function sslFor(port: number): ConnectionOptions | undefined {
+  return plainPorts.has(port) ? undefined : { ca: TEST_CA.cert, servername: 'localhost' };
+}
+
+/** `{ ssl }` for a pg client config, or nothing for a plain member. */
+export const sslOf = (port: number): { ssl?: ConnectionOptions } => {
+  const ssl = sslFor(port);
+  return ssl ? { ssl } : {};
+};
+
 /** One short-lived superuser connection; closed whatever happens. */
 export async function sql<R extends pg.QueryResultRow>(
   port: number,
@@ -101,13 +140,16 @@ export async function sql<R extends pg.QueryResultRow>(
   params: unknown[] = [],
   database = 'postgres',
 ) {
+  const ssl = sslFor(port);
   const c = new pg.Client({
     host: '127.0.0.1',
     port,
     user: 'postgres',
     password: PASSWORDS.superuser,
     database,
-    connectionTimeoutMillis: 1000,
+    ...(ssl ? { ssl } : {}),
+    // A TLS handshake adds a round trip and a signature: 1 s timed out on a loaded machine.
+    connectionTimeoutMillis: 3000,
     query_timeout: 5000,
   });
   c.on('error', () => undefined);
@@ -137,6 +179,8 @@ export interface Harness {
   /** Admin kubeconfig of the embedded control plane. */
   readonly kubeconfig: string;
   readonly members: readonly Member[];
+  /** The CA file clients verify against (as an app pod mounts it). */
+  readonly caFile: string;
   kubectl(args: string[], input?: string): string;
   pods(): PodJson[];
   roleOf(pod: string): string | undefined;
@@ -158,10 +202,14 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-/** Apply the rendered database tier in a fresh namespace and start one Patroni per pod. */
+/**
+ * Apply the rendered database tier in a fresh namespace and start one Patroni per pod.
+ * `tlsNames`: extra names (e.g. the loopback IPs of Service stand-ins) the certificates carry.
+ */
 export async function startDatabase(
   prefix: string,
   database: Record<string, unknown>,
+  tlsNames: readonly string[] = [],
 ): Promise<Harness> {
   const ns = `${prefix}-${Date.now().toString(36)}`;
   const app = appModel(ns, database);
@@ -179,6 +227,8 @@ export async function startDatabase(
   const perShard = (app.database?.replicasPerShard ?? 0) + 1;
   const shards = shardIndexes(app);
   const patroniKubeconfig = join(dir, 'kubeconfig');
+  const tls = app.database?.tls ?? false;
+  const caFile = join(dir, 'ca', TLS_FILES.ca);
 
   function startMember(m: Member): void {
     // The init container: same script, this host's paths.
@@ -202,7 +252,8 @@ export async function startDatabase(
       [ENV.name]: m.name,
       [ENV.podIp]: '127.0.0.1',
       [ENV.postgresConnect]: `127.0.0.1:${m.pgPort}`,
-      [ENV.restapiConnect]: `127.0.0.1:${m.restPort}`,
+      // With TLS, members verify each other's REST API by name: localhost is in every cert.
+      [ENV.restapiConnect]: `${tls ? 'localhost' : '127.0.0.1'}:${m.restPort}`,
       PATRONI_POSTGRESQL_LISTEN: `127.0.0.1:${m.pgPort}`,
       PATRONI_RESTAPI_LISTEN: `127.0.0.1:${m.restPort}`,
       PATRONI_POSTGRESQL_DATA_DIR: m.dataDir,
@@ -216,13 +267,37 @@ export async function startDatabase(
       [ENV.appPassword]: PASSWORDS.app,
       [ENV.monitorPassword]: PASSWORDS.monitor,
     };
-    m.proc = spawn(PATRONI, [join(dir, `shard-${m.shard}`, 'patroni.yml')], {
-      cwd: dir,
-      env,
-      uid: POSTGRES_UID,
-      gid: POSTGRES_GID,
-      stdio: ['ignore', out, out],
-    });
+    const configFile = join(dir, `shard-${m.shard}`, 'patroni.yml');
+    // With TLS, the container's rendered entrypoint (Patroni + certificate reload loop), in
+    // a process group of its own so that a kill -9 takes the whole container down.
+    m.proc = tls
+      ? spawn(
+          'sh',
+          [
+            '-c',
+            patroniEntrypoint(
+              configFile,
+              join(dir, `tls-${m.shard}`, TLS_FILES.cert),
+              PATRONI,
+              TLS_RELOAD_TEST_SECONDS,
+            ),
+          ],
+          {
+            cwd: dir,
+            env,
+            uid: POSTGRES_UID,
+            gid: POSTGRES_GID,
+            stdio: ['ignore', out, out],
+            detached: true,
+          },
+        )
+      : spawn(PATRONI, [configFile], {
+          cwd: dir,
+          env,
+          uid: POSTGRES_UID,
+          gid: POSTGRES_GID,
+          stdio: ['ignore', out, out],
+        });
     closeSync(out);
   }
 
@@ -231,6 +306,14 @@ export async function startDatabase(
     const postmaster = existsSync(pidFile)
       ? Number(readFileSync(pidFile, 'utf8').split('\n')[0])
       : undefined;
+    const pid = m.proc?.pid;
+    if (tls && pid !== undefined && running(m)) {
+      try {
+        process.kill(-pid, 'SIGKILL'); // the entrypoint's group: shell, Patroni, reload loop
+      } catch {
+        // already gone
+      }
+    }
     m.proc?.kill('SIGKILL');
     if (postmaster) {
       try {
@@ -247,6 +330,7 @@ export async function startDatabase(
     dir,
     kubeconfig,
     members,
+    caFile,
     kubectl,
     pods,
     roleOf: (pod) => pods().find((p) => p.metadata.name === pod)?.metadata.labels?.[ROLE_LABEL],
@@ -294,14 +378,29 @@ export async function startDatabase(
       await exited;
     },
     async isReady(m) {
-      try {
-        const res = await fetch(`http://127.0.0.1:${m.restPort}/readiness`, {
-          signal: AbortSignal.timeout(1000),
-        });
-        return res.status === 200;
-      } catch {
-        return false;
+      if (!tls) {
+        try {
+          const res = await fetch(`http://127.0.0.1:${m.restPort}/readiness`, {
+            signal: AbortSignal.timeout(1000),
+          });
+          return res.status === 200;
+        } catch {
+          return false;
+        }
       }
+      // As the kubelet's HTTPS probe: encrypted, the certificate not checked.
+      return new Promise<boolean>((resolve) => {
+        const req = httpsRequest(
+          { host: '127.0.0.1', port: m.restPort, path: '/readiness', rejectUnauthorized: false },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode === 200);
+          },
+        );
+        req.setTimeout(1000, () => req.destroy());
+        req.on('error', () => resolve(false));
+        req.end();
+      });
     },
     killMember,
     async stop() {
@@ -322,7 +421,15 @@ export async function startDatabase(
     kubectl(['create', 'namespace', ns]);
     kubectl(
       ['apply', '--server-side', '-f', '-'],
-      JSON.stringify({ apiVersion: 'v1', kind: 'List', items: buildDatabase(app) }),
+      // Without cert-manager, as the operator applies them: its Certificates and Issuers are
+      // skipped (the harness issues into the Secrets' files itself, below).
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'List',
+        items: buildDatabase(app).filter(
+          (o) => o.metadata.annotations?.[IF_SERVED_ANNOTATION] !== 'true',
+        ),
+      }),
     );
     await eventually(
       'the StatefulSet pods (kwok)',
@@ -356,10 +463,39 @@ export async function startDatabase(
     mkdirSync(join(dir, 'data'), { mode: 0o700 });
     const owned = ['', 'kubeconfig', 'data'];
     // Each shard's ConfigMap files, as the pod mounts them (configDir is the only change).
+    // The CA as app pods and members mount it, and per shard the key pair issued for the
+    // names the rendered Secret declares (as the reconciler issues it), 0600 for Postgres.
+    mkdirSync(join(dir, 'ca'));
+    writeFileSync(caFile, TEST_CA.cert);
+    owned.push('ca', 'ca/ca.crt');
+    const rendered = buildDatabase(app);
     for (const shard of shards) {
       const configDir = join(dir, `shard-${shard}`);
+      const tlsDir = join(dir, `tls-${shard}`);
       mkdirSync(configDir);
-      writeFileSync(join(configDir, 'patroni.yml'), renderPatroniConfig(app, shard, { configDir }));
+      if (tls) {
+        const declared = rendered.find(
+          (o) => o.kind === 'Secret' && o.metadata.name === tlsSecretName(shardName(app, shard)),
+        );
+        if (!declared) throw new Error(`no TLS Secret rendered for shard ${shard}`);
+        const pair = await issueServerCert(
+          TEST_CA,
+          [...tlsDnsNamesOf(declared), '127.0.0.1', ...tlsNames],
+          new Date(),
+        );
+        mkdirSync(tlsDir);
+        writeFileSync(join(tlsDir, TLS_FILES.cert), pair.cert);
+        writeFileSync(join(tlsDir, TLS_FILES.key), pair.key, { mode: 0o600 });
+        owned.push(
+          `tls-${shard}`,
+          `tls-${shard}/${TLS_FILES.cert}`,
+          `tls-${shard}/${TLS_FILES.key}`,
+        );
+      }
+      writeFileSync(
+        join(configDir, 'patroni.yml'),
+        renderPatroniConfig(app, shard, { configDir, tlsDir, caDir: join(dir, 'ca') }),
+      );
       writeFileSync(join(configDir, 'post-bootstrap.sh'), renderPostBootstrap(app), {
         mode: 0o755,
       });
@@ -380,6 +516,7 @@ export async function startDatabase(
       }
     }
     for (const f of owned) chownSync(join(dir, f), POSTGRES_UID, POSTGRES_GID);
+    if (!tls) for (const m of members) plainPorts.add(m.pgPort);
     for (const m of members) startMember(m);
   } catch (e) {
     await harness.stop();

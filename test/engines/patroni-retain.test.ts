@@ -6,7 +6,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appDatabaseName } from '../../operator/tiers/database/names.ts';
-import { PASSWORDS, eventually, running, startDatabase } from './patroni-harness.ts';
+import { PASSWORDS, eventually, running, startDatabase, sslOf } from './patroni-harness.ts';
 import type { Harness } from './patroni-harness.ts';
 
 let h: Harness;
@@ -24,6 +24,7 @@ async function asApp<T>(port: number, fn: (c: pg.Client) => Promise<T>): Promise
   const c = new pg.Client({
     host: '127.0.0.1',
     port,
+    ...sslOf(port),
     user: db,
     password: PASSWORDS.app,
     database: db,

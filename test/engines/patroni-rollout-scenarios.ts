@@ -9,7 +9,7 @@ import { buildDatabase } from '../../operator/tiers/database/build.ts';
 import { PRIMARY_ROLE, REPLICA_ROLE, ROLE_LABEL } from '../../operator/tiers/database/names.ts';
 import { planShard, shardView } from '../../operator/tiers/database/rollout.ts';
 import type { ClusterAccess } from '../../operator/tiers/tier.ts';
-import { PASSWORDS, appModel, eventually, sql } from './patroni-harness.ts';
+import { PASSWORDS, appModel, eventually, sql, sslOf } from './patroni-harness.ts';
 import type { Harness, Member } from './patroni-harness.ts';
 import { applyStatefulSet, drive, longestGap, observe, startWriter } from './patroni-kubelet.ts';
 import type { TimedWrite } from './patroni-kubelet.ts';
@@ -36,6 +36,7 @@ export async function connectMember(m: Member): Promise<pg.Client> {
   const c = new pg.Client({
     host: '127.0.0.1',
     port: m.pgPort,
+    ...sslOf(m.pgPort),
     user: 'postgres',
     password: PASSWORDS.superuser,
     connectionTimeoutMillis: 1000,

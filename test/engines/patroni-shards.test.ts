@@ -12,7 +12,7 @@ import {
   dcsConfigMapName,
   dcsConfigUpdate,
 } from '../../operator/tiers/database/patroni-config.ts';
-import { PASSWORDS, appModel, eventually, sql, startDatabase } from './patroni-harness.ts';
+import { PASSWORDS, appModel, eventually, sql, startDatabase, sslOf } from './patroni-harness.ts';
 import type { Harness, Member } from './patroni-harness.ts';
 
 describe('Patroni shards: two Patroni clusters, keys routed by the shard map', () => {
@@ -80,6 +80,7 @@ describe('Patroni shards: two Patroni clusters, keys routed by the shard map', (
         const c = new pg.Client({
           host: '127.0.0.1',
           port: primaryOf(s.index).pgPort,
+          ...sslOf(primaryOf(s.index).pgPort),
           user: db,
           password: PASSWORDS.app,
           database: db,

@@ -11,7 +11,7 @@ import { ShardRoutingError, bucketOf, connect, parseShardMap } from '../../sdk/s
 import type { Scalable, ShardMap } from '../../sdk/src/index.ts';
 import { buildAll } from '../../operator/tiers/index.ts';
 import { REPLICA_ROLE, appSecretName } from '../../operator/tiers/database/names.ts';
-import { PASSWORDS, eventually, freePort, sql, startDatabase } from './patroni-harness.ts';
+import { PASSWORDS, eventually, freePort, sql, startDatabase, sslOf } from './patroni-harness.ts';
 import type { Harness } from './patroni-harness.ts';
 import { serviceProxies, writeConfigMapVolume } from './sdk-db-harness.ts';
 import type { ServiceProxies } from './sdk-db-harness.ts';
@@ -52,7 +52,15 @@ function keyOn(map: ShardMap, shard: number, from = 0): string {
 }
 
 beforeAll(async () => {
-  h = await startDatabase('sdk-db', { shards: 2, replicasPerShard: 1, shardKey: 'user_id' });
+  // The Service stand-ins' loopback IPs are in the certificates: the SDK verifies
+  // (verify-full, as rendered) the address it connects to.
+  h = await startDatabase('sdk-db', { shards: 2, replicasPerShard: 1, shardKey: 'user_id' }, [
+    '127.0.1.10',
+    '127.0.1.11',
+    '127.0.1.12',
+    '127.0.1.13',
+    '127.0.1.22',
+  ]);
   await eventually(
     'a primary and a streaming replica in each shard',
     async () => {
@@ -89,8 +97,12 @@ beforeAll(async () => {
   publish(loopbackMap());
   const env = podEnv(buildAll(h.app), {
     secrets: { [appSecretName(h.app)]: PASSWORDS.app },
-    values: { '/etc/scalable/shard-map/shard-map.json': join(mapDir, 'shard-map.json') },
+    values: {
+      '/etc/scalable/shard-map/shard-map.json': join(mapDir, 'shard-map.json'),
+      '/etc/scalable/ca/database-ca/ca.crt': h.caFile,
+    },
   });
+  expect(env['DATABASE_SSLMODE']).toBe('verify-full');
   sdk = await connect({
     env,
     onError: (where, e) => void (where === 'shard map' && refusals.push(e)),
@@ -167,6 +179,7 @@ describe('SDK database router on Patroni shards', () => {
     const holder = new pg.Client({
       host: '127.0.0.1',
       port: replica.pgPort,
+      ...sslOf(replica.pgPort),
       user: 'postgres',
       password: PASSWORDS.superuser,
       database: rendered.database,

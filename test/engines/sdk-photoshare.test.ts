@@ -63,7 +63,10 @@ async function http(
 }
 
 beforeAll(async () => {
-  pgh = await startDatabase('sdk-photo', { shards: 1, replicasPerShard: 1, shardKey: 'user_id' });
+  pgh = await startDatabase('sdk-photo', { shards: 1, replicasPerShard: 1, shardKey: 'user_id' }, [
+    '127.0.1.40',
+    '127.0.1.41',
+  ]);
   await eventually(
     'a primary with a streaming replica',
     async () => {
@@ -130,6 +133,7 @@ beforeAll(async () => {
         'redis://shop-cache:6379/0': `redis://127.0.0.1:${cache.port}/0`,
         'redis://shop-sessions:6379/0': `redis://127.0.0.1:${sessions.port}/0`,
         '/etc/scalable/shard-map/shard-map.json': join(mapDir, 'shard-map.json'),
+        '/etc/scalable/ca/database-ca/ca.crt': pgh.caFile,
       },
     }),
     SESSION_SECRET: 'photoshare-test-secret',

@@ -100,7 +100,7 @@ describe('postgres-patroni and postgres-exporter images', () => {
     const env = container.env.flatMap((e) => {
       const value =
         e.value !== undefined
-          ? e.value.replaceAll('$(POD_IP)', podIp)
+          ? e.value.replaceAll('$(POD_IP)', podIp).replaceAll('$(PATRONI_NAME)', 'shop-db-0-0')
           : e.name === 'POD_IP' || e.name === 'PATRONI_KUBERNETES_POD_IP'
             ? podIp
             : e.name === 'PATRONI_NAME'

@@ -177,26 +177,45 @@ describe('charts/scalable-operator', () => {
       sa = `system:serviceaccount:${ns}:${release}`;
     });
 
+    /**
+     * A SubjectAccessReview for the release's ServiceAccount (what `kubectl auth can-i --as`
+     * asks, but kubectl cannot name a resource whose API is not served, e.g. cert-manager's).
+     * `resource` is `<plural>[.<group>][/<subresource>]`; scope as kubectl's flags.
+     */
     const canI = async (
       verb: string,
       resource: string,
       scope: string[],
       name?: string,
     ): Promise<boolean> => {
-      const [res, sub] = resource.split('/');
-      const r = await kubectl([
-        'auth',
-        'can-i',
-        verb,
-        name ? `${res!}/${name}` : res!,
-        ...(sub ? [`--subresource=${sub}`] : []),
-        ...scope,
-        `--as=${sa}`,
-      ]);
-      const answer = r.stdout.trim();
-      if (answer !== 'yes' && answer !== 'no')
-        throw new Error(`can-i ${verb} ${resource}: ${r.stderr}`);
-      return answer === 'yes';
+      const [qualifiedRes, sub] = resource.split('/');
+      const dot = qualifiedRes!.indexOf('.');
+      const res = dot < 0 ? qualifiedRes! : qualifiedRes!.slice(0, dot);
+      const group = dot < 0 ? '' : qualifiedRes!.slice(dot + 1);
+      const namespace = scope[0] === '-n' ? scope[1] : undefined;
+      const review = {
+        apiVersion: 'authorization.k8s.io/v1',
+        kind: 'SubjectAccessReview',
+        spec: {
+          user: sa,
+          groups: [
+            'system:serviceaccounts',
+            `system:serviceaccounts:${ns}`,
+            'system:authenticated',
+          ],
+          resourceAttributes: {
+            verb,
+            group,
+            resource: res,
+            ...(sub ? { subresource: sub } : {}),
+            ...(namespace ? { namespace } : {}),
+            ...(name ? { name } : {}),
+          },
+        },
+      };
+      const r = await kubectl(['create', '-o', 'json', '-f', '-'], JSON.stringify(review));
+      if (r.code !== 0) throw new Error(`can-i ${verb} ${resource}: ${r.stderr}`);
+      return (JSON.parse(r.stdout) as { status?: { allowed?: boolean } }).status?.allowed === true;
     };
     const qualified = (group: string, resource: string) => {
       const [res, sub] = resource.split('/');
@@ -216,7 +235,12 @@ describe('charts/scalable-operator', () => {
         ...OPERATOR_RULES.flatMap((r) =>
           r.apiGroups.flatMap((g) =>
             r.resources.flatMap((res) =>
-              r.verbs.map((v) => ({ v, res: qualified(g, res), scope: ['--all-namespaces'] })),
+              r.verbs.map((v) => ({
+                v,
+                res: qualified(g, res),
+                scope: ['--all-namespaces'],
+                name: undefined as string | undefined,
+              })),
             ),
           ),
         ),
@@ -252,6 +276,9 @@ describe('charts/scalable-operator', () => {
         ['get', 'secrets', ['-n', 'kube-system']],
         ['deletecollection', 'secrets', ['-n', 'default']],
         ['patch', 'secrets', ['-n', 'default']],
+        // The CA Secret's Role names one Secret: any other in its namespace stays unreadable.
+        ['get', 'secrets', ['-n', ns]],
+        ['list', 'secrets', ['-n', ns]],
         ['delete', 'customresourcedefinitions.apiextensions.k8s.io', []],
         ['create', 'pods/exec', ['--all-namespaces']],
         ['*', '*', ['--all-namespaces']],

@@ -1,7 +1,7 @@
 // Everything `scalable render` produces for the examples, judged by the API server's own
-// schemas and the upstream CRDs: `kubectl apply --server-side --dry-run=server`.
+// schemas and the upstream CRDs (cert-manager's applied here): `kubectl apply --server-side --dry-run=server`.
 import { readFileSync } from 'node:fs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kubectl } from '../../devcluster/index.ts';
 import {
   clients,
@@ -10,6 +10,7 @@ import {
   uniqueName,
 } from '../../devcluster/testing.ts';
 import { runCli } from '../../operator/cli/main.ts';
+import { installCertManagerCrds, removeCertManagerCrds } from './cert-manager.ts';
 
 /** `scalable render -f <file> -n <ns>`, run in-process. */
 function render(file: string, ns: string): string {
@@ -32,6 +33,12 @@ beforeAll(async () => {
   const { core } = clients();
   await core.createNamespace({ body: { metadata: { name: namespace } } });
   await core.createNamespace({ body: { metadata: { name: 'shop' } } }).catch(() => undefined);
+  // The database's Certificates and Issuers, judged by cert-manager's own schemas.
+  await installCertManagerCrds();
+});
+
+afterAll(async () => {
+  await removeCertManagerCrds();
 });
 
 describe('rendered objects are accepted by the API server', () => {

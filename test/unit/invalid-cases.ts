@@ -142,6 +142,16 @@ export const INVALID: Array<[string, unknown, string]> = [
     'spec.database: shardKey is required when shards > 1 (got shards 4)',
   ],
   [
+    'certificate issuer with tls off',
+    base({ database: { tls: false, certificateIssuer: { name: 'corp-ca' } } }),
+    'spec.database.certificateIssuer: certificateIssuer needs tls: true',
+  ],
+  [
+    'certificate issuer of an unknown kind',
+    base({ database: { certificateIssuer: { name: 'corp-ca', kind: 'Vault' } } }),
+    'spec.database.certificateIssuer.kind: must be one of',
+  ],
+  [
     'sync without replicas',
     base({ database: { synchronous: true, replicasPerShard: 0 } }),
     'spec.database: synchronous replication needs replicasPerShard >= 1',

@@ -16,6 +16,7 @@ function moduleFor(apiVersion: string): string {
     'keda.sh': '@kubernetes-models/keda',
     'monitoring.coreos.com': '@kubernetes-models/prometheus-operator',
     'traefik.io': '@kubernetes-models/traefik',
+    'cert-manager.io': '@kubernetes-models/cert-manager',
   };
   const pkg = addOns[group!] ?? 'kubernetes-models';
   return `${pkg}/${group}/${version}`;

@@ -5,7 +5,16 @@ import type { AppModel } from '../../api/model.ts';
 import { synth } from '../shared/chart.ts';
 import type { K8sObject } from '../shared/chart.ts';
 import { metadataOf } from '../shared/meta.ts';
-import { patroniConfigMapName, shardIndexes } from './names.ts';
+import { appCaObjects, serverCertificate } from '../shared/tls/cert-manager.ts';
+import { LOCALHOST, serverTlsObjects, serviceDnsNames } from '../shared/tls/objects.ts';
+import {
+  headlessServiceName,
+  patroniConfigMapName,
+  replicaServiceName,
+  shardIndexes,
+  shardName,
+  tlsCommonName,
+} from './names.ts';
 import { databaseNetworkPolicy } from './networkpolicy.ts';
 import {
   PATRONI_CONFIG_FILE,
@@ -19,6 +28,35 @@ import { databaseSecrets } from './secrets.ts';
 import { shardServices } from './services.ts';
 import { shardMapConfigMap } from './shard-map.ts';
 import { shardStatefulSet } from './statefulset.ts';
+
+/** What a shard's certificate names: its Services, its pods, the tier's common name, loopback. */
+export function shardDnsNames(app: AppModel, shard: number): string[] {
+  return [
+    ...serviceDnsNames(app, shardName(app, shard)),
+    ...serviceDnsNames(app, replicaServiceName(app, shard)),
+    ...serviceDnsNames(app, headlessServiceName(app, shard), true),
+    tlsCommonName(app),
+    LOCALHOST,
+  ];
+}
+
+/** Per shard the Secret (and its record) to issue into, and cert-manager's way to fill it. */
+function shardTls(app: AppModel): K8sObject[] {
+  const db = app.database;
+  if (!db?.tls) return [];
+  const issuer = db.certificateIssuer;
+  return [
+    ...(issuer ? [] : appCaObjects(app, 'database', 'postgres')),
+    ...shardIndexes(app).flatMap((shard) => {
+      const base = shardName(app, shard);
+      const names = shardDnsNames(app, shard);
+      return [
+        ...serverTlsObjects(app, 'database', base, names, 'postgres'),
+        serverCertificate(app, 'database', base, names, issuer, 'postgres'),
+      ];
+    }),
+  ];
+}
 
 export function buildDatabase(app: AppModel): K8sObject[] {
   if (!app.database) return [];
@@ -38,5 +76,5 @@ export function buildDatabase(app: AppModel): K8sObject[] {
     }
     databaseNetworkPolicy(chart, app);
   });
-  return [...databaseSecrets(app), ...shardMapConfigMap(app), ...objects];
+  return [...databaseSecrets(app), ...shardTls(app), ...shardMapConfigMap(app), ...objects];
 }

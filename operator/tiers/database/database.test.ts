@@ -36,6 +36,15 @@ describe('buildDatabase', () => {
     expect(objects.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([
       'Secret/shop-db-auth',
       'Secret/shop-db-app',
+      // The app's own CA for cert-manager, then per shard the Secret, its record, its Certificate.
+      'Issuer/shop-tls-selfsigned',
+      'Certificate/shop-tls-ca',
+      'Issuer/shop-tls-ca',
+      ...[0, 1].flatMap((i) => [
+        `Secret/shop-db-${i}-tls`,
+        `ConfigMap/shop-db-${i}-tls-public`,
+        `Certificate/shop-db-${i}`,
+      ]),
       'ConfigMap/shop-shard-map',
       'ServiceAccount/shop-db',
       'Role/shop-db',
@@ -68,7 +77,10 @@ describe('buildDatabase', () => {
     expect(pod.containers.map((c: { name: string }) => c.name)).toEqual(['postgres', 'exporter']);
     const pg = pod.containers[0];
     expect(pg.image).toBe('ghcr.io/scalable-dev/postgres-patroni:17-0.1.0');
-    expect(pg.args).toEqual(['/etc/patroni/patroni.yml']);
+    // With TLS (the default) a shell runs Patroni and reloads it on a renewed certificate.
+    expect(pg.command).toEqual(['sh', '-c']);
+    expect(pg.args[0]).toContain('"patroni" "/etc/patroni/patroni.yml" &');
+    expect(pg.args[0]).toContain('cksum < "/etc/scalable/tls/tls.crt"');
     expect(pg.readinessProbe.httpGet.path).toBe('/readiness');
     expect(pod.containers[1].image).toContain('postgres-exporter');
     expect(
@@ -240,8 +252,146 @@ describe('buildDatabase', () => {
       secretKeyRef: { name: 'shop-db-app', key: 'password' },
     });
     expect(env['DATABASE_SHARD_MAP']?.value).toBe('/etc/scalable/shard-map/shard-map.json');
-    expect(w.volumes).toEqual([{ name: 'shard-map', configMap: { name: 'shop-shard-map' } }]);
+    expect(w.volumes).toEqual([
+      { name: 'shard-map', configMap: { name: 'shop-shard-map' } },
+      {
+        name: 'database-ca',
+        secret: { secretName: 'shop-db-0-tls', items: [{ key: 'ca.crt', path: 'ca.crt' }] },
+      },
+    ]);
+    expect(env['DATABASE_SSLMODE']?.value).toBe('verify-full');
+    expect(env['DATABASE_SSLROOTCERT']?.value).toBe('/etc/scalable/ca/database-ca/ca.crt');
+    expect(w.volumeMounts).toContainEqual({
+      name: 'database-ca',
+      mountPath: '/etc/scalable/ca/database-ca',
+      readOnly: true,
+    });
     expect(appWiring(modelOf({})).env.some((e) => e.name.startsWith('DATABASE_'))).toBe(false);
+  });
+});
+
+describe('TLS (on by default)', () => {
+  const plain = modelOf({ web: { image: 'shop:1' }, database: { tls: false } });
+  const config = (app: typeof sharded) =>
+    yaml.load(renderPatroniConfig(app, 0)) as ReturnType<typeof patroniConfig>;
+
+  it('declares per shard a Secret to issue into, naming its Services, pods and loopback', () => {
+    const secret = find(objects, 'Secret', 'shop-db-1-tls');
+    expect(secret.metadata.annotations?.['scalable.dev/tls-public']).toBe('shop-db-1-tls-public');
+    expect(secret.metadata.annotations?.['scalable.dev/tls-dns-names']?.split(',')).toEqual([
+      'shop-db-1.prod.svc',
+      'shop-db-1.prod.svc.cluster.local',
+      'shop-db-1-ro.prod.svc',
+      'shop-db-1-ro.prod.svc.cluster.local',
+      'shop-db-1-hl.prod.svc',
+      '*.shop-db-1-hl.prod.svc',
+      'shop-db-1-hl.prod.svc.cluster.local',
+      '*.shop-db-1-hl.prod.svc.cluster.local',
+      'shop-db.prod.svc',
+      'localhost',
+    ]);
+    // Declared without data: the reconciler issues; an offline render holds no key.
+    expect(secret['data']).toBeUndefined();
+  });
+
+  it('Postgres serves TLS and admits TCP only over it; replication verifies the CA', () => {
+    const c = config(sharded);
+    expect(c.postgresql.parameters).toMatchObject({
+      ssl: 'on',
+      ssl_cert_file: '/etc/scalable/tls/tls.crt',
+      ssl_key_file: '/etc/scalable/tls/tls.key',
+      ssl_ca_file: '/etc/scalable/ca/ca.crt',
+    });
+    const tcp = c.postgresql.pg_hba.filter((l) => !l.startsWith('local '));
+    expect(tcp.length).toBe(4);
+    for (const line of tcp) expect(line).toMatch(/^hostssl /);
+    expect(c.postgresql.authentication.replication).toMatchObject({
+      sslmode: 'verify-ca',
+      sslrootcert: '/etc/scalable/ca/ca.crt',
+    });
+    expect(c.postgresql.authentication.rewind).toMatchObject({ sslmode: 'verify-ca' });
+    expect(c.restapi).toMatchObject({ certfile: '/etc/scalable/tls/tls.crt' });
+    expect(c.ctl).toEqual({ cacert: '/etc/scalable/ca/ca.crt' });
+  });
+
+  it('the pods mount the key pair, probe over HTTPS, and the exporter verifies the server', () => {
+    const pod = spec(find(objects, 'StatefulSet', 'shop-db-0')).template.spec;
+    expect(pod.volumes).toContainEqual({
+      name: 'tls',
+      secret: { secretName: 'shop-db-0-tls', defaultMode: 0o640 },
+    });
+    const [pg, exporter] = pod.containers;
+    expect(pg.readinessProbe.httpGet.scheme).toBe('HTTPS');
+    expect(pg.livenessProbe.httpGet.scheme).toBe('HTTPS');
+    const env = Object.fromEntries(
+      pg.env.map((e: { name: string; value?: string }) => [e.name, e.value]),
+    );
+    expect(env['PATRONI_RESTAPI_CONNECT_ADDRESS']).toBe(
+      '$(PATRONI_NAME).shop-db-0-hl.prod.svc:8008',
+    );
+    const uri = exporter.env.find((e: { name: string }) => e.name === 'DATA_SOURCE_URI').value;
+    expect(uri).toBe(
+      'localhost:5432/postgres?sslmode=verify-full&sslrootcert=/etc/scalable/ca/ca.crt',
+    );
+  });
+
+  it('renders cert-manager Certificates into the same Secrets, from the app CA by default', () => {
+    const cert = find(objects, 'Certificate', 'shop-db-1');
+    const names = find(objects, 'Secret', 'shop-db-1-tls').metadata.annotations?.[
+      'scalable.dev/tls-dns-names'
+    ];
+    expect(spec(cert)).toMatchObject({
+      secretName: 'shop-db-1-tls',
+      dnsNames: names?.split(','),
+      duration: '2160h',
+      renewBefore: '720h',
+      privateKey: { algorithm: 'ECDSA', size: 256, rotationPolicy: 'Always' },
+      issuerRef: { name: 'shop-tls-ca', kind: 'Issuer', group: 'cert-manager.io' },
+    });
+    expect(spec(find(objects, 'Certificate', 'shop-tls-ca'))).toMatchObject({
+      isCA: true,
+      secretName: 'shop-tls-ca',
+      issuerRef: { name: 'shop-tls-selfsigned' },
+    });
+    expect(spec(find(objects, 'Issuer', 'shop-tls-ca'))).toEqual({
+      ca: { secretName: 'shop-tls-ca' },
+    });
+    // The operator issues into the Secret only while cert-manager is not served.
+    expect(
+      find(objects, 'Secret', 'shop-db-1-tls').metadata.annotations?.[
+        'scalable.dev/tls-unless-served'
+      ],
+    ).toBe('cert-manager.io/v1');
+  });
+
+  it('a named issuer replaces the app CA', () => {
+    const named = modelOf({
+      web: { image: 'shop:1' },
+      database: { certificateIssuer: { name: 'corp-ca', kind: 'ClusterIssuer' } },
+    });
+    const out = buildDatabase(named);
+    expect(out.filter((o) => o.kind === 'Issuer')).toEqual([]);
+    expect(spec(find(out, 'Certificate', 'shop-db-0')).issuerRef).toEqual({
+      name: 'corp-ca',
+      kind: 'ClusterIssuer',
+      group: 'cert-manager.io',
+    });
+  });
+
+  it('tls: false renders the plain configuration and no certificate', () => {
+    const c = config(plain);
+    expect(c.postgresql.parameters).not.toHaveProperty('ssl');
+    for (const line of c.postgresql.pg_hba.filter((l) => !l.startsWith('local ')))
+      expect(line).toMatch(/^host /);
+    expect(
+      buildDatabase(plain).some(
+        (o) => o.metadata.name.includes('-tls') || o.apiVersion === 'cert-manager.io/v1',
+      ),
+    ).toBe(false);
+    expect(appWiring(plain).env.some((e) => e.name === 'DATABASE_SSLMODE')).toBe(false);
+    const pg = spec(find(buildDatabase(plain), 'StatefulSet', 'shop-db-0')).template.spec
+      .containers[0];
+    expect([pg.command, pg.args]).toEqual([['patroni'], ['/etc/patroni/patroni.yml']]);
   });
 });
 

@@ -49,6 +49,11 @@ export const authSecretName = (app: Pick<AppModel, 'name'>): string => nameOf(ap
 /** The application role's password: what app pods read. */
 export const appSecretName = (app: Pick<AppModel, 'name'>): string => nameOf(app, 'db', 'app');
 export const shardMapName = (app: AppModel): string => nameOf(app, 'shard-map');
+/**
+ * One name every shard's certificate carries besides its Services': scrapers of Patroni's
+ * REST API (any shard's pod, by IP) verify against it. Not a Service.
+ */
+export const tlsCommonName = (app: AppModel): string => `${tierName(app)}.${app.namespace}.svc`;
 
 export const AUTH_KEYS = {
   superuser: 'superuser-password',

@@ -6,6 +6,7 @@
 import yaml from 'js-yaml';
 import type { AppModel } from '../../api/model.ts';
 import { parseQuantity } from '../shared/quantity.ts';
+import { CA_DIR, SERVER_TLS_DIR, TLS_FILES } from '../shared/tls/objects.ts';
 import { bucketFunctionSql } from '../../../sdk/src/contract/hash.ts';
 import {
   DATABASE_LABEL,
@@ -29,9 +30,17 @@ export const POST_BOOTSTRAP_FILE = 'post-bootstrap.sh';
 export interface PodLayout {
   /** Mount point of the ConfigMap holding patroni.yml and post-bootstrap.sh. */
   readonly configDir: string;
+  /** Mount point of the server key pair (tls.crt, tls.key). */
+  readonly tlsDir: string;
+  /** Mount point of the CA certificate (ca.crt). */
+  readonly caDir: string;
 }
 
-export const POD_LAYOUT: PodLayout = { configDir: '/etc/patroni' };
+export const POD_LAYOUT: PodLayout = {
+  configDir: '/etc/patroni',
+  tlsDir: SERVER_TLS_DIR,
+  caDir: CA_DIR,
+};
 /** The PVC is mounted one level up: a fresh volume's lost+found must not be in PGDATA. */
 export const DATA_MOUNT = '/var/lib/postgresql/data';
 export const DATA_DIR = `${DATA_MOUNT}/pgdata`;
@@ -83,13 +92,40 @@ export function timingsOf(failoverSeconds: number): {
   return { ttl, loop_wait: loopWait, retry_timeout: Math.floor((ttl - loopWait) / 2) };
 }
 
+/**
+ * TLS: Postgres serves it (ssl=on) and pg_hba admits TCP only over it (hostssl; a plain
+ * connection finds no line and is refused). Replication and pg_rewind verify the primary
+ * against the CA (verify-ca: members connect by pod IP, which no certificate names; the CA
+ * signs only this operator's servers and the peer must still know the password). Patroni's
+ * REST API serves HTTPS, and members verify each other by name (connect address is the
+ * pod's DNS name under the headless Service, covered by the certificate's wildcard).
+ */
+function tlsParts(app: AppModel, layout: PodLayout) {
+  if (!app.database?.tls) return undefined;
+  const cert = `${layout.tlsDir}/${TLS_FILES.cert}`;
+  const key = `${layout.tlsDir}/${TLS_FILES.key}`;
+  const ca = `${layout.caDir}/${TLS_FILES.ca}`;
+  const verifyCa = { sslmode: 'verify-ca', sslrootcert: ca };
+  return {
+    parameters: { ssl: 'on', ssl_cert_file: cert, ssl_key_file: key, ssl_ca_file: ca },
+    restapi: { certfile: cert, keyfile: key },
+    ctl: { cacert: ca },
+    replication: verifyCa,
+    rewind: verifyCa,
+    hba: 'hostssl',
+  };
+}
+
 export function patroniConfig(app: AppModel, shard: number, layout: PodLayout = POD_LAYOUT) {
   const db = app.database;
   if (!db) throw new Error('patroniConfig: the database tier is off');
+  const tls = tlsParts(app, layout);
+  const hba = tls?.hba ?? 'host';
   return {
     scope: shardName(app, shard),
     log: { level: 'INFO' },
-    restapi: { listen: `0.0.0.0:${PATRONI_PORT}` },
+    restapi: { listen: `0.0.0.0:${PATRONI_PORT}`, ...tls?.restapi },
+    ...(tls ? { ctl: tls.ctl } : {}),
     kubernetes: {
       namespace: app.namespace,
       labels: { [DATABASE_LABEL]: app.name },
@@ -140,19 +176,19 @@ export function patroniConfig(app: AppModel, shard: number, layout: PodLayout = 
       pgpass: '/tmp/pgpass',
       authentication: {
         superuser: { username: SUPERUSER },
-        replication: { username: REPLICATION_USER },
-        rewind: { username: SUPERUSER },
+        replication: { username: REPLICATION_USER, ...tls?.replication },
+        rewind: { username: SUPERUSER, ...tls?.rewind },
       },
-      parameters: { unix_socket_directories: SOCKET_DIR },
+      parameters: { unix_socket_directories: SOCKET_DIR, ...tls?.parameters },
       // New replicas clone at once instead of waiting for a spread checkpoint (minutes).
       basebackup: [{ checkpoint: 'fast' }],
       // Password auth everywhere; who may connect at all is the NetworkPolicy's job.
       pg_hba: [
         'local all all scram-sha-256',
-        `host replication ${REPLICATION_USER} 0.0.0.0/0 scram-sha-256`,
-        `host replication ${REPLICATION_USER} ::/0 scram-sha-256`,
-        'host all all 0.0.0.0/0 scram-sha-256',
-        'host all all ::/0 scram-sha-256',
+        `${hba} replication ${REPLICATION_USER} 0.0.0.0/0 scram-sha-256`,
+        `${hba} replication ${REPLICATION_USER} ::/0 scram-sha-256`,
+        `${hba} all all 0.0.0.0/0 scram-sha-256`,
+        `${hba} all all ::/0 scram-sha-256`,
       ],
     },
     // No /dev/watchdog in a restricted pod; fencing is the leader key's TTL.

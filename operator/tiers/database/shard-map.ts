@@ -4,6 +4,7 @@ import type { AppModel } from '../../api/model.ts';
 import type { AppWiring, EnvVar } from '../tier.ts';
 import type { K8sObject } from '../shared/chart.ts';
 import { COMPONENT_LABEL, metadataOf } from '../shared/meta.ts';
+import { caFileOf, caWiring } from '../shared/tls/objects.ts';
 import { makeShardMap, parseShardMap } from '../../../sdk/src/contract/shard-map.ts';
 import type { ShardMap } from '../../../sdk/src/contract/shard-map.ts';
 import {
@@ -101,6 +102,9 @@ export function shardMapIn(
   }
 }
 
+/** The app pod's volume (and directory under /etc/scalable/ca) holding the database CA. */
+const CA_VOLUME = 'database-ca';
+
 /** DATABASE_* env (shard 0's Services for unsharded apps) and the mounted shard map. */
 export function databaseWiring(app: AppModel): Partial<AppWiring> {
   if (!app.database) return {};
@@ -116,10 +120,24 @@ export function databaseWiring(app: AppModel): Partial<AppWiring> {
     },
     { name: 'DATABASE_SHARD_MAP', value: `${SHARD_MAP_MOUNT}/${SHARD_MAP_KEY}` },
   ];
+  // Every shard's certificate comes from the operator's one CA: shard 0's copy serves all.
+  const tls = app.database.tls ? caWiring(CA_VOLUME, shardName(app, 0)) : undefined;
+  if (tls) {
+    env.push(
+      { name: 'DATABASE_SSLMODE', value: 'verify-full' },
+      { name: 'DATABASE_SSLROOTCERT', value: caFileOf(CA_VOLUME) },
+    );
+  }
   return {
     env,
     // A directory mount (not subPath), so a new map version reaches running pods.
-    volumes: [{ name: 'shard-map', configMap: { name: shardMapName(app) } }],
-    volumeMounts: [{ name: 'shard-map', mountPath: SHARD_MAP_MOUNT, readOnly: true }],
+    volumes: [
+      { name: 'shard-map', configMap: { name: shardMapName(app) } },
+      ...(tls?.volumes ?? []),
+    ],
+    volumeMounts: [
+      { name: 'shard-map', mountPath: SHARD_MAP_MOUNT, readOnly: true },
+      ...(tls?.volumeMounts ?? []),
+    ],
   };
 }

@@ -10,6 +10,7 @@ import {
   topologySpreadOf,
 } from '../shared/pod-security.ts';
 import { ephemeralStorage, quantity, resourcesOf } from '../shared/quantity.ts';
+import { CA_FILE, TLS_FILES, serverTlsMounts, serverTlsVolumes } from '../shared/tls/objects.ts';
 import {
   AUTH_KEYS,
   EXPORTER_PORT,
@@ -67,14 +68,18 @@ export function postgresImage(app: AppModel): string {
   return app.images.postgres.replace('{version}', app.database?.version ?? '');
 }
 
-function patroniEnv(app: AppModel) {
+function patroniEnv(app: AppModel, shard: number) {
   const auth = authSecretName(app);
+  // With TLS, members reach each other's REST API by a name the certificate carries.
+  const restHost = app.database?.tls
+    ? `$(${ENV.name}).${headlessServiceName(app, shard)}.${app.namespace}.svc`
+    : '$(POD_IP)';
   return [
     { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
     { name: ENV.name, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     { name: ENV.podIp, value: '$(POD_IP)' },
     { name: ENV.postgresConnect, value: `$(POD_IP):${POSTGRES_PORT}` },
-    { name: ENV.restapiConnect, value: `$(POD_IP):${PATRONI_PORT}` },
+    { name: ENV.restapiConnect, value: `${restHost}:${PATRONI_PORT}` },
     secretEnv(ENV.superuserPassword, auth, AUTH_KEYS.superuser),
     secretEnv(ENV.replicationPassword, auth, AUTH_KEYS.replication),
     // The rewind user is the superuser (patroni.yml): without its password Patroni cannot
@@ -141,8 +146,9 @@ export function shardStatefulSet(chart: Chart, app: AppModel, shard: number): vo
           affinity: antiAffinity(selector),
           ...(spread ? { topologySpreadConstraints: spread } : {}),
           initContainers: [dataVersionCheck(app, db)],
-          containers: [patroniContainer(app, db), exporterContainer(app)],
+          containers: [patroniContainer(app, db, shard), exporterContainer(app)],
           volumes: [
+            ...(db.tls ? serverTlsVolumes(name) : []),
             {
               name: 'config',
               configMap: { name: patroniConfigMapName(app, shard), defaultMode: 0o555 },
@@ -208,28 +214,64 @@ export function dataVersionScript(): string {
   ].join('\n');
 }
 
-function patroniContainer(app: AppModel, db: NonNullable<AppModel['database']>) {
+/** How often the entrypoint looks for a renewed certificate (the kubelet syncs ~1 min). */
+export const TLS_RELOAD_SECONDS = 30;
+
+/**
+ * The container's entrypoint with TLS: Patroni, plus a loop that sends it SIGHUP when the
+ * certificate file changes (the kubelet swaps a renewed Secret in). On SIGHUP Patroni
+ * reloads Postgres, which re-reads ssl_cert_file and ssl_key_file, and its REST API's
+ * certificate: rotation without a restart; connections already open keep their session.
+ * SIGTERM is passed on, and the shell exits with Patroni's status once Patroni has.
+ */
+export function patroniEntrypoint(
+  configFile: string,
+  certFile: string,
+  patroni = 'patroni',
+  everySeconds: number = TLS_RELOAD_SECONDS,
+): string {
+  const sum = `cksum < "${certFile}" 2>/dev/null`;
+  return [
+    'set -u',
+    `"${patroni}" "${configFile}" &`,
+    'pid=$!',
+    'trap \'kill -TERM "$pid" 2>/dev/null\' TERM INT',
+    `(last=$(${sum}); while sleep ${everySeconds} && kill -0 "$pid" 2>/dev/null; do now=$(${sum}); if [ "$now" != "$last" ]; then last=$now; kill -HUP "$pid"; fi; done) &`,
+    'status=0',
+    'while kill -0 "$pid" 2>/dev/null; do wait "$pid"; status=$?; done',
+    'exit "$status"',
+  ].join('\n');
+}
+
+function patroniContainer(app: AppModel, db: NonNullable<AppModel['database']>, shard: number) {
+  // The kubelet's HTTPS probes do not verify the certificate; they only need the scheme.
+  const scheme = db.tls ? { scheme: 'HTTPS' } : {};
+  const configFile = `${POD_LAYOUT.configDir}/${PATRONI_CONFIG_FILE}`;
   return {
     name: 'postgres',
     image: postgresImage(app),
-    command: ['patroni'],
-    args: [`${POD_LAYOUT.configDir}/${PATRONI_CONFIG_FILE}`],
+    ...(db.tls
+      ? {
+          command: ['sh', '-c'],
+          args: [patroniEntrypoint(configFile, `${POD_LAYOUT.tlsDir}/${TLS_FILES.cert}`)],
+        }
+      : { command: ['patroni'], args: [configFile] }),
     ports: [
       { name: 'postgresql', containerPort: POSTGRES_PORT, protocol: 'TCP' },
       { name: 'patroni', containerPort: PATRONI_PORT, protocol: 'TCP' },
     ],
-    env: patroniEnv(app),
+    env: patroniEnv(app, shard),
     // /tmp (up to 64Mi), logs and the writable layer; the data is on its volume.
     resources: resourcesOf(db.resources, '256Mi'),
     // /readiness: 200 on the leader, and on a replica whose Postgres is running.
     readinessProbe: {
-      httpGet: { path: '/readiness', port: k8s.IntOrString.fromString('patroni') },
+      httpGet: { path: '/readiness', port: k8s.IntOrString.fromString('patroni'), ...scheme },
       periodSeconds: 5,
       failureThreshold: 3,
     },
     // /liveness: Patroni's loop is alive. Generous: a restart during recovery costs more.
     livenessProbe: {
-      httpGet: { path: '/liveness', port: k8s.IntOrString.fromString('patroni') },
+      httpGet: { path: '/liveness', port: k8s.IntOrString.fromString('patroni'), ...scheme },
       initialDelaySeconds: 30,
       periodSeconds: 10,
       failureThreshold: 6,
@@ -241,8 +283,15 @@ function patroniContainer(app: AppModel, db: NonNullable<AppModel['database']>) 
       { name: 'tmp', mountPath: '/tmp' },
       { name: 'socket', mountPath: SOCKET_DIR },
       { name: 'shm', mountPath: '/dev/shm' },
+      ...(db.tls ? serverTlsMounts : []),
     ],
   };
+}
+
+/** lib/pq's URI: with TLS, verify the server as `localhost` (its certificate names it). */
+export function exporterDataSource(app: AppModel, caFile = CA_FILE): string {
+  const ssl = app.database?.tls ? `sslmode=verify-full&sslrootcert=${caFile}` : 'sslmode=disable';
+  return `localhost:${POSTGRES_PORT}/postgres?${ssl}`;
 }
 
 function exporterContainer(app: AppModel) {
@@ -251,7 +300,7 @@ function exporterContainer(app: AppModel) {
     image: app.images.postgresExporter,
     ports: [{ name: 'metrics', containerPort: EXPORTER_PORT, protocol: 'TCP' }],
     env: [
-      { name: 'DATA_SOURCE_URI', value: `localhost:${POSTGRES_PORT}/postgres?sslmode=disable` },
+      { name: 'DATA_SOURCE_URI', value: exporterDataSource(app) },
       { name: 'DATA_SOURCE_USER', value: MONITOR_USER },
       secretEnv('DATA_SOURCE_PASS', authSecretName(app), AUTH_KEYS.monitor),
     ],
@@ -264,5 +313,8 @@ function exporterContainer(app: AppModel) {
       periodSeconds: 10,
     },
     securityContext: restrictedContainerSecurityContext(),
+    ...(app.database?.tls
+      ? { volumeMounts: serverTlsMounts.filter((m) => m.name === 'tls-ca') }
+      : {}),
   };
 }

@@ -4,7 +4,8 @@
 // behind no Service that carries their metrics ports. Each endpoint copies the app, tier and
 // (database) shard from the pod's labels onto every series: alerts and dashboard select by them.
 import type { AppModel } from '../../api/model.ts';
-import { SCOPE_LABEL } from '../database/names.ts';
+import { SCOPE_LABEL, shardName, tlsCommonName } from '../database/names.ts';
+import { TLS_FILES, tlsSecretName } from '../shared/tls/objects.ts';
 import type { K8sObject } from '../shared/chart.ts';
 import { APP_LABEL, TIER_LABEL, selectorOf } from '../shared/meta.ts';
 import { webMetricsPort } from '../web/build.ts';
@@ -26,6 +27,11 @@ export interface PodMetricsEndpoint {
   readonly path: string;
   readonly interval: string;
   readonly relabelings: readonly Relabeling[];
+  readonly scheme?: 'https';
+  readonly tlsConfig?: {
+    readonly ca: { readonly secret: { readonly name: string; readonly key: string } };
+    readonly serverName: string;
+  };
 }
 
 const copy = (label: string, target: string): Relabeling => ({
@@ -48,6 +54,24 @@ const SHARD_RELABELING: Relabeling = {
 
 function endpoint(port: string, path = '/metrics', extra: Relabeling[] = []): PodMetricsEndpoint {
   return { port, path, interval: SCRAPE_INTERVAL, relabelings: [...TIER_RELABELINGS, ...extra] };
+}
+
+/**
+ * Patroni's REST API speaks HTTPS when the database has TLS: Prometheus verifies it against
+ * the CA (shard 0's Secret, its ca.crt only; one CA signs every shard) by the name
+ * every shard's certificate carries, since it scrapes pods by IP.
+ */
+function patroniEndpoint(app: AppModel): PodMetricsEndpoint {
+  const plain = endpoint('patroni', '/metrics', [SHARD_RELABELING]);
+  if (!app.database?.tls) return plain;
+  return {
+    ...plain,
+    scheme: 'https',
+    tlsConfig: {
+      ca: { secret: { name: tlsSecretName(shardName(app, 0)), key: TLS_FILES.ca } },
+      serverName: tlsCommonName(app),
+    },
+  };
 }
 
 function podMonitor(
@@ -90,7 +114,7 @@ export function buildScrapeObjects(app: AppModel): K8sObject[] {
           podMonitor(app, 'database', selectorOf(app, 'database', 'postgres'), [
             // postgres_exporter, and Patroni's REST API (leader, sync standby, WAL positions).
             endpoint('metrics', '/metrics', [SHARD_RELABELING]),
-            endpoint('patroni', '/metrics', [SHARD_RELABELING]),
+            patroniEndpoint(app),
           ]),
         ]
       : []),

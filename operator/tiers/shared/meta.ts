@@ -9,6 +9,12 @@ export const MANAGED_BY = 'scalable-operator';
 export const APP_LABEL = 'scalable.dev/app';
 export const TIER_LABEL = 'scalable.dev/tier';
 export const COMPONENT_LABEL = 'app.kubernetes.io/component';
+/**
+ * On an object of an optional API that has a fallback (cert-manager's Certificates: the
+ * operator issues itself): when the API is not served the object is skipped without making
+ * its tier APIUnavailable.
+ */
+export const IF_SERVED_ANNOTATION = 'scalable.dev/if-served';
 
 /** Deterministic object name: <app>-<suffix parts>. */
 export const nameOf = (app: Pick<AppModel, 'name'>, ...parts: Array<string | number>): string =>

@@ -21,6 +21,9 @@ export const OPERATOR_ENV_NAMES = [
   'DATABASE_USER',
   'DATABASE_PASSWORD',
   'DATABASE_SHARD_MAP',
+  // TLS (issue 18): libpq's sslmode (verify-full) and the CA file it verifies against.
+  'DATABASE_SSLMODE',
+  'DATABASE_SSLROOTCERT',
   // The queue store (issue 12): a URL, or Sentinels and a master name when it has replicas.
   'QUEUE_URL',
   'QUEUE_SENTINELS',

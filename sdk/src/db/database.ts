@@ -38,7 +38,7 @@ export interface DatabaseOptions {
   readonly password?: string;
   readonly poolMax: number;
   readonly replicaMaxLagSeconds?: number;
-  /** Extra pg pool settings for every pool (e.g. `ssl` once the TLS settings exist). */
+  /** Extra pg pool settings for every pool (e.g. `ssl`, from sslmode: db/tls.ts). */
   readonly pool?: Partial<PoolConfig>;
   /** How long a replica that failed is skipped before it is tried again. */
   readonly replicaRetryMs?: number;

@@ -1,0 +1,172 @@
+// Certificates, as PEM text in and out: an ECDSA P-256 CA, server certificates it signs for a
+// list of DNS names, and the renewal rule. @peculiar/x509 builds and signs them on Node's
+// WebCrypto; node:crypto's X509Certificate reads them back (names, dates, issuer check).
+// No I/O: the caller decides where keys live (see ca-store.ts in reconcile/).
+import { X509Certificate as NodeX509, createPrivateKey, webcrypto } from 'node:crypto';
+import { isIP } from 'node:net';
+// @peculiar/x509 resolves its algorithms through tsyringe, which needs the Reflect metadata
+// polyfill loaded first (the library's documented requirement).
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+
+type CryptoKey = webcrypto.CryptoKey;
+const crypto = webcrypto;
+const EC: webcrypto.EcKeyGenParams = { name: 'ECDSA', namedCurve: 'P-256' };
+const SIGN: webcrypto.EcdsaParams = { name: 'ECDSA', hash: 'SHA-256' };
+const DAY = 86_400_000;
+
+/** A certificate and its private key (PKCS#8), both PEM. */
+export interface KeyPair {
+  readonly cert: string;
+  readonly key: string;
+}
+
+/** Ten years: a CA rotation means every client re-trusts, so it is rare and deliberate. */
+export const CA_VALIDITY_DAYS = 3650;
+/** 90 days (as Let's Encrypt), renewed once two thirds are gone: 30 days of slack. */
+export const SERVER_VALIDITY_DAYS = 90;
+export const RENEW_AFTER_FRACTION = 2 / 3;
+/** Clocks differ between the operator and the pods: certificates start an hour early. */
+const BACKDATE_MS = 3_600_000;
+
+async function keyPair(): Promise<webcrypto.CryptoKeyPair> {
+  return crypto.subtle.generateKey(EC, true, ['sign', 'verify']);
+}
+
+async function pkcs8(key: CryptoKey): Promise<string> {
+  return x509.PemConverter.encode(await crypto.subtle.exportKey('pkcs8', key), 'PRIVATE KEY');
+}
+
+async function importKey(pem: string): Promise<CryptoKey> {
+  const der = createPrivateKey(pem).export({ type: 'pkcs8', format: 'der' });
+  return crypto.subtle.importKey('pkcs8', der, EC, false, ['sign']);
+}
+
+/** A self-signed CA (pathLen 0: it signs server certificates, never another CA). */
+export async function issueCa(commonName: string, now: Date): Promise<KeyPair> {
+  const keys = await keyPair();
+  const cert = await x509.X509CertificateGenerator.createSelfSigned(
+    {
+      name: `CN=${commonName}`,
+      notBefore: new Date(now.getTime() - BACKDATE_MS),
+      notAfter: new Date(now.getTime() + CA_VALIDITY_DAYS * DAY),
+      keys,
+      signingAlgorithm: SIGN,
+      extensions: [
+        new x509.BasicConstraintsExtension(true, 0, true),
+        new x509.KeyUsagesExtension(
+          x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
+          true,
+        ),
+        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey, false, crypto),
+      ],
+    },
+    crypto,
+  );
+  return { cert: cert.toString('pem'), key: await pkcs8(keys.privateKey) };
+}
+
+/**
+ * A server certificate for `dnsNames` (the first is the subject's CN), signed by `ca`. An
+ * entry that is an IP address becomes an IP SAN (the engine tests connect by loopback IP).
+ */
+export async function issueServerCert(
+  ca: KeyPair,
+  dnsNames: readonly string[],
+  now: Date,
+): Promise<KeyPair> {
+  if (dnsNames.length === 0) throw new Error('issueServerCert: no DNS names');
+  const caCert = new x509.X509Certificate(ca.cert);
+  const keys = await keyPair();
+  const cert = await x509.X509CertificateGenerator.create(
+    {
+      subject: `CN=${dnsNames[0]}`,
+      issuer: caCert.subject,
+      notBefore: new Date(now.getTime() - BACKDATE_MS),
+      notAfter: new Date(now.getTime() + SERVER_VALIDITY_DAYS * DAY),
+      publicKey: keys.publicKey,
+      signingKey: await importKey(ca.key),
+      signingAlgorithm: SIGN,
+      extensions: [
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+        // serverAuth and clientAuth: Redis replicas and Sentinels present the same
+        // certificate when they connect to their peers (tls-auth-clients).
+        new x509.ExtendedKeyUsageExtension(
+          [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth],
+          false,
+        ),
+        new x509.SubjectAlternativeNameExtension(
+          dnsNames.map((value) => ({
+            type: isIP(value) ? ('ip' as const) : ('dns' as const),
+            value,
+          })),
+          false,
+        ),
+        await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey, false, crypto),
+      ],
+    },
+    crypto,
+  );
+  return { cert: cert.toString('pem'), key: await pkcs8(keys.privateKey) };
+}
+
+/** What the renewal rule needs to know about a certificate. */
+export interface CertInfo {
+  readonly dnsNames: readonly string[];
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  readonly serial: string;
+}
+
+/** Reads a PEM certificate; undefined when it is not one. */
+export function certInfo(pem: string | undefined): CertInfo | undefined {
+  if (!pem) return undefined;
+  try {
+    const c = new NodeX509(pem);
+    const dnsNames = (c.subjectAltName ?? '')
+      .split(', ')
+      .filter((s) => s.startsWith('DNS:') || s.startsWith('IP Address:'))
+      .map((s) => s.slice(s.indexOf(':') + 1));
+    return {
+      dnsNames,
+      notBefore: new Date(c.validFrom),
+      notAfter: new Date(c.validTo),
+      serial: c.serialNumber,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `cert` was signed by the CA certificate `caPem`. */
+export function signedBy(cert: string, caPem: string): boolean {
+  try {
+    const ca = new NodeX509(caPem);
+    const c = new NodeX509(cert);
+    return c.checkIssued(ca) && c.verify(ca.publicKey);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Why a (new) certificate is needed, or undefined when the current one serves: none yet,
+ * other names, another CA, or two thirds of its life gone.
+ */
+export function renewalReason(
+  current: string | undefined,
+  caPem: string,
+  dnsNames: readonly string[],
+  now: Date,
+): string | undefined {
+  const info = certInfo(current);
+  if (!info || !current) return 'no certificate yet';
+  const want = [...dnsNames].sort().join(',');
+  if ([...info.dnsNames].sort().join(',') !== want) return 'the DNS names changed';
+  if (!signedBy(current, caPem)) return 'the CA changed';
+  const life = info.notAfter.getTime() - info.notBefore.getTime();
+  const renewAt = info.notBefore.getTime() + life * RENEW_AFTER_FRACTION;
+  if (now.getTime() >= renewAt) return `it expires ${info.notAfter.toISOString()}`;
+  return undefined;
+}

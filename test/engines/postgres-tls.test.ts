@@ -1,0 +1,311 @@
+// TLS on Postgres and Patroni, with the real programs running the rendered configuration
+// (patroni-harness.ts): one shard, primary + replica. Who is refused (no CA, a wrong name,
+// plain TCP, plain HTTP), that replication runs over TLS, that the exporter verifies the
+// server as rendered (sslmode=verify-full), and a certificate rotation that an open
+// connection survives. Then `tls: false`: the plain configuration, for the opt-out.
+import { execFileSync, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appDatabaseName } from '../../operator/tiers/database/names.ts';
+import { exporterDataSource } from '../../operator/tiers/database/statefulset.ts';
+import { TLS_FILES } from '../../operator/tiers/shared/tls/objects.ts';
+import { certInfo, issueServerCert } from '../../operator/tiers/shared/tls/x509.ts';
+import {
+  PASSWORDS,
+  TEST_CA,
+  TLS_RELOAD_TEST_SECONDS,
+  eventually,
+  freePort,
+  sql,
+  startDatabase,
+} from './patroni-harness.ts';
+import type { Harness, Member } from './patroni-harness.ts';
+
+const numbers: Record<string, number> = {};
+
+/** A client of the app role, as the SDK connects: the options decide the TLS part. */
+async function appClient(h: Harness, m: Member, ssl: pg.ClientConfig['ssl']): Promise<pg.Client> {
+  const db = appDatabaseName(h.app);
+  const c = new pg.Client({
+    host: '127.0.0.1',
+    port: m.pgPort,
+    user: db,
+    password: PASSWORDS.app,
+    database: db,
+    ssl,
+    connectionTimeoutMillis: 2000,
+  });
+  c.on('error', () => undefined);
+  await c.connect();
+  return c;
+}
+
+/** The error a connection attempt ends with (the test fails if it succeeds). */
+async function refusal(h: Harness, m: Member, ssl: pg.ClientConfig['ssl']): Promise<string> {
+  try {
+    const c = await appClient(h, m, ssl);
+    await c.end();
+  } catch (e) {
+    return `${(e as { code?: string }).code ?? ''} ${(e as Error).message}`;
+  }
+  throw new Error('the connection was accepted');
+}
+
+/** The serial of the certificate a Postgres server presents (openssl's STARTTLS). */
+function servedSerial(port: number): string {
+  const out = execFileSync(
+    'openssl',
+    [
+      's_client',
+      '-starttls',
+      'postgres',
+      '-connect',
+      `127.0.0.1:${port}`,
+      '-servername',
+      'localhost',
+    ],
+    { input: '', stdio: 'pipe', timeout: 10_000 },
+  ).toString();
+  const pem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(out)?.[0];
+  const serial = certInfo(pem)?.serial;
+  if (!serial) throw new Error(`no certificate from 127.0.0.1:${port}`);
+  return serial;
+}
+
+/** The serial of the certificate Patroni's REST API presents, verified by name. */
+function restSerial(m: Member): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect(
+      { host: '127.0.0.1', port: m.restPort, servername: 'localhost', ca: TEST_CA.cert },
+      () => {
+        resolve(s.getPeerCertificate().serialNumber);
+        s.end();
+      },
+    );
+    s.on('error', reject);
+  });
+}
+
+function restGet(m: Member, path: string, ca?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      {
+        host: '127.0.0.1',
+        port: m.restPort,
+        path,
+        servername: 'localhost',
+        ...(ca ? { ca } : {}),
+        timeout: 2000,
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('Postgres with TLS (the default): rendered config, real Patroni and Postgres', () => {
+  let h: Harness;
+  let primary: Member;
+  let replica: Member;
+  const exporters: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    h = await startDatabase('pg-tls', { replicasPerShard: 1 });
+    primary = await eventually(
+      'a primary with a streaming replica',
+      async () => {
+        const p = h.primaryOf(0);
+        if (!p) return undefined;
+        const rows = await sql<{ n: string }>(
+          p.pgPort,
+          "SELECT count(*) AS n FROM pg_stat_replication WHERE state = 'streaming'",
+        );
+        return rows[0]?.n === '1' ? p : undefined;
+      },
+      120_000,
+      500,
+    );
+    replica = h.members.find((m) => m !== primary)!;
+  });
+
+  afterAll(async () => {
+    for (const e of exporters) e.kill('SIGKILL');
+    await h?.stop();
+    console.log(`[postgres-tls] measured: ${JSON.stringify(numbers)}`);
+  });
+
+  it('replicates over TLS', async () => {
+    const rows = await sql<{ ssl: boolean; version: string }>(
+      primary.pgPort,
+      'SELECT s.ssl, s.version FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)',
+    );
+    expect(rows).toEqual([{ ssl: true, version: expect.stringMatching(/^TLSv1\.[23]$/) }]);
+  });
+
+  it('accepts a client that verifies the CA and a name the certificate carries', async () => {
+    for (const servername of ['localhost', `shop-db-0.${h.ns}.svc`, `shop-db-0-ro.${h.ns}.svc`]) {
+      const c = await appClient(h, primary, { ca: TEST_CA.cert, servername });
+      const [row] = (await c.query('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()'))
+        .rows as Array<{ ssl: boolean }>;
+      expect(row?.ssl).toBe(true);
+      await c.end();
+    }
+  });
+
+  it('refuses a client without the CA, with a wrong name, or in plain TCP', async () => {
+    // No CA: the server's chain is not trusted.
+    expect(await refusal(h, primary, { servername: 'localhost' })).toMatch(
+      /self-signed|unable to get local issuer|UNABLE_TO_VERIFY|SELF_SIGNED/i,
+    );
+    // The right CA, a name the certificate does not carry (another shard, another namespace).
+    for (const servername of [`shop-db-1.${h.ns}.svc`, 'shop-db-0.other.svc']) {
+      expect(await refusal(h, primary, { ca: TEST_CA.cert, servername })).toMatch(
+        /ERR_TLS_CERT_ALTNAME_INVALID/,
+      );
+    }
+    // Plain TCP: pg_hba.conf has no line for it.
+    expect(await refusal(h, primary, false)).toMatch(/no pg_hba\.conf entry.*no encryption/);
+    expect(await refusal(h, replica, false)).toMatch(/no pg_hba\.conf entry.*no encryption/);
+  });
+
+  it('the exporter connects with the rendered data source (sslmode=verify-full)', async () => {
+    const port = await freePort();
+    const uri = exporterDataSource(h.app, h.caFile).replace(':5432/', `:${primary.pgPort}/`);
+    expect(uri).toContain('sslmode=verify-full');
+    const proc = spawn('prometheus-postgres-exporter', [`--web.listen-address=127.0.0.1:${port}`], {
+      env: {
+        PATH: '/usr/bin:/bin',
+        DATA_SOURCE_URI: uri,
+        DATA_SOURCE_USER: 'monitor',
+        DATA_SOURCE_PASS: PASSWORDS.monitor,
+      },
+      stdio: 'ignore',
+    });
+    exporters.push(proc);
+    const up = await eventually(
+      'pg_up from the exporter',
+      async () => {
+        try {
+          const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+          return /^pg_up 1$/m.test(text) ? true : undefined;
+        } catch {
+          return undefined;
+        }
+      },
+      30_000,
+      500,
+    );
+    expect(up).toBe(true);
+    const rows = await sql<{ ssl: boolean }>(
+      primary.pgPort,
+      "SELECT s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.usename = 'monitor'",
+    );
+    expect(rows.length).toBeGreaterThan(0);
+    for (const r of rows) expect(r.ssl).toBe(true);
+  });
+
+  it("serves Patroni's REST API over HTTPS only, verifiable by name", async () => {
+    const ok = await restGet(primary, '/patroni', TEST_CA.cert);
+    expect(ok.status).toBe(200);
+    expect(JSON.parse(ok.body)).toMatchObject({ state: 'running', role: 'master' });
+    await expect(restGet(primary, '/patroni')).rejects.toThrow(/self-signed|issuer|verify/i);
+    // Plain HTTP on the same port gets no HTTP answer.
+    const plain = await fetch(`http://127.0.0.1:${primary.restPort}/patroni`, {
+      signal: AbortSignal.timeout(2000),
+    }).then(
+      (r) => r.status,
+      () => 'refused',
+    );
+    expect(plain).not.toBe(200);
+  });
+
+  it('rotates the certificate without a restart: an open connection keeps its session', async () => {
+    const before = servedSerial(primary.pgPort);
+    const restBefore = await restSerial(primary);
+    const app = await appClient(h, primary, { ca: TEST_CA.cert, servername: 'localhost' });
+    const pid = (await app.query('SELECT pg_backend_pid() AS pid')).rows[0] as { pid: number };
+    const postmasterStart = await sql<{ t: string }>(
+      primary.pgPort,
+      'SELECT pg_postmaster_start_time()::text AS t',
+    );
+
+    // A renewed key pair, swapped in as the kubelet updates a Secret volume: new files,
+    // then one rename.
+    const tlsDir = join(h.dir, 'tls-0');
+    const current = certInfo(readFileSync(join(tlsDir, TLS_FILES.cert), 'utf8'))!;
+    const renewed = await issueServerCert(TEST_CA, [...current.dnsNames], new Date());
+    writeFileSync(join(tlsDir, 'next.crt'), renewed.cert);
+    writeFileSync(join(tlsDir, 'next.key'), renewed.key, { mode: 0o600 });
+    execFileSync('chown', [
+      'postgres:postgres',
+      join(tlsDir, 'next.crt'),
+      join(tlsDir, 'next.key'),
+    ]);
+    const t0 = Date.now();
+    renameSync(join(tlsDir, 'next.key'), join(tlsDir, TLS_FILES.key));
+    renameSync(join(tlsDir, 'next.crt'), join(tlsDir, TLS_FILES.cert));
+
+    const after = await eventually(
+      'Postgres serving the renewed certificate',
+      async () => {
+        const s = servedSerial(primary.pgPort);
+        return s !== before ? s : undefined;
+      },
+      30_000,
+      250,
+    );
+    numbers['rotationSeconds'] = (Date.now() - t0) / 1000;
+    numbers['reloadCheckSeconds'] = TLS_RELOAD_TEST_SECONDS;
+    expect(after).toBe(certInfo(renewed.cert)!.serial);
+    // Patroni reloaded its REST API's certificate on the same SIGHUP.
+    await eventually(
+      'the REST API serving the renewed certificate',
+      async () => ((await restSerial(primary)) !== restBefore ? true : undefined),
+      30_000,
+      250,
+    );
+    // The open connection kept its backend (no reconnect) and still works over TLS.
+    const still = (await app.query('SELECT pg_backend_pid() AS pid')).rows[0] as { pid: number };
+    expect(still.pid).toBe(pid.pid);
+    await app.end();
+    // Postgres was reloaded, not restarted; the replica still streams.
+    expect(
+      await sql<{ t: string }>(primary.pgPort, 'SELECT pg_postmaster_start_time()::text AS t'),
+    ).toEqual(postmasterStart);
+    const streaming = await sql<{ n: string }>(
+      primary.pgPort,
+      "SELECT count(*) AS n FROM pg_stat_replication WHERE state = 'streaming'",
+    );
+    expect(streaming[0]?.n).toBe('1');
+  });
+});
+
+describe('Postgres with tls: false (the opt-out)', () => {
+  let h: Harness;
+  let m: Member;
+
+  beforeAll(async () => {
+    h = await startDatabase('pg-plain', { replicasPerShard: 0, tls: false });
+    m = await eventually('a primary', async () => h.primaryOf(0), 120_000, 500);
+  });
+  afterAll(async () => h?.stop());
+
+  it('accepts plain TCP and offers no TLS', async () => {
+    const c = await appClient(h, m, false);
+    expect((await c.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    await c.end();
+    expect(await refusal(h, m, { ca: TEST_CA.cert, servername: 'localhost' })).toMatch(
+      /does not support SSL/,
+    );
+  });
+});
