@@ -50,7 +50,7 @@ export default defineConfig({
         },
       },
       {
-        // kind: real nodes, the chart and every tier as running pods (test/e2e/README.md).
+        // kind: real nodes, the chart and every tier as running pods (README, "End to end on kind").
         test: {
           name: 'e2e',
           sequence: { groupOrder: 4 },

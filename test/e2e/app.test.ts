@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { Watch, KubeConfig } from '@kubernetes/client-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { appVersion, IMAGE_PREFIX } from './support/images.ts';
+import { helm } from './support/kube.ts';
 import {
   apply,
   cloneWebPod,
@@ -20,9 +21,12 @@ import {
   pods,
   sleeperPod,
   waitAppReady,
+  appCondition,
   type List,
+  type Meta,
   type Pod,
 } from './support/kube.ts';
+import { OPERATOR_NAMESPACE, RELEASE } from './support/cluster.ts';
 import { record } from './support/results.ts';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -498,6 +502,142 @@ describe('a ScalableApp with every tier on kind', () => {
     ] as const) {
       const seen = await probe(ns, pod);
       for (const t of targets) expect(seen[t], `${t} from ${ns}/${pod}`).not.toBe('open');
+    }
+  });
+
+  const operatorPods = async (): Promise<Pod[]> =>
+    (await pods(OPERATOR_NAMESPACE, 'app.kubernetes.io/name=scalable-operator')).filter(
+      (p) => !p.metadata.deletionTimestamp,
+    );
+
+  /** The operator pod holding the leader Lease, if any. */
+  const leader = async (): Promise<string | undefined> => {
+    const leases = await getJson<List<{ spec: { holderIdentity?: string } }>>([
+      'get',
+      'leases',
+      '-n',
+      OPERATOR_NAMESPACE,
+    ]);
+    const names = (await operatorPods()).map((p) => p.metadata.name);
+    const holders = leases.items.map((l) => l.spec.holderIdentity ?? '');
+    return names.find((n) => holders.some((h) => h.includes(n)));
+  };
+
+  it('operator: killing the leader pod -> the other replica takes over and a spec change is still applied', async () => {
+    const old = await eventually('an operator leader', leader, 120_000, 1000);
+    const deletedAt = Date.now();
+    await kubectl(['delete', 'pod', old, '-n', OPERATOR_NAMESPACE, '--wait=false']);
+    const next = await eventually(
+      `a leader other than ${old}`,
+      async () => {
+        const l = await leader();
+        return l && l !== old ? l : undefined;
+      },
+      180_000,
+      500,
+    );
+    record({
+      name: 'failover: operator leader deleted -> other replica leads',
+      value: seconds(Date.now() - deletedAt),
+      note: `${old} -> ${next}`,
+    });
+    const app = shopApp([{ name: 'E2E_ROLLOUT', value: 'after-leader-change' }]);
+    app.spec.web.autoscaling.maxReplicas = 5;
+    await apply(app);
+    await eventually(
+      'the HPA raised to 5 by the new leader',
+      async () => {
+        const hpa = await getJson<{ spec: { maxReplicas: number } }>([
+          'get',
+          'hpa',
+          `${APP}-web`,
+          '-n',
+          NS,
+        ]);
+        return hpa.spec.maxReplicas === 5 ? true : undefined;
+      },
+      180_000,
+      1000,
+    );
+    await waitAppReady(NS, APP);
+  });
+
+  it('operator: helm upgrade keeps the app Ready throughout', async () => {
+    const seen: string[] = [];
+    let stop = false;
+    const watcher = (async () => {
+      while (!stop) {
+        const c = await appCondition(NS, APP, 'Ready').catch(() => undefined);
+        seen.push(c?.status ?? 'unknown');
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    })();
+    const start = Date.now();
+    try {
+      await helm([
+        'upgrade',
+        RELEASE,
+        join(root, 'charts', 'scalable-operator'),
+        '--namespace',
+        OPERATOR_NAMESPACE,
+        '--reuse-values',
+        '--set',
+        'logLevel=debug',
+        '--wait',
+        '--timeout',
+        '5m',
+      ]);
+      // The new operator pods reconcile the app again once they lead.
+      await eventually('a leader among the upgraded pods', leader, 180_000, 1000);
+      await new Promise((r) => setTimeout(r, 15_000));
+    } finally {
+      stop = true;
+      await watcher;
+    }
+    record({ name: 'case: helm upgrade (operator rolled)', value: seconds(Date.now() - start) });
+    expect(seen.length).toBeGreaterThan(5);
+    expect(
+      seen.filter((s) => s !== 'True'),
+      `Ready statuses seen during the upgrade: ${seen.join(',')}`,
+    ).toEqual([]);
+  });
+
+  it('operator: deleting the ScalableApp removes its objects and keeps the database volumes (Retain)', async () => {
+    const pvcsBefore = (await getJson<List<{ metadata: Meta }>>(['get', 'pvc', '-n', NS])).items
+      .map((p) => p.metadata.name)
+      .filter((n) => n.startsWith(`data-${APP}-db-`));
+    expect(pvcsBefore.length, 'database PVCs (2 shards x 2 pods)').toBe(4);
+    await kubectl(['delete', 'scalableapp', APP, '-n', NS, '--timeout=300s']);
+    await eventually(
+      'no workloads, Services or ConfigMaps of the app left',
+      async () => {
+        const left = (
+          await kubectl([
+            'get',
+            'deployments,statefulsets,services,configmaps,hpa,networkpolicies',
+            '-n',
+            NS,
+            '-l',
+            `scalable.dev/app=${APP}`,
+            '-o',
+            'name',
+          ])
+        ).trim();
+        if (left === '') return true;
+        throw new Error(`still there: ${left.split('\n').join(', ')}`);
+      },
+      300_000,
+      2000,
+    );
+    const pvcsAfter = await getJson<List<{ metadata: Meta; status: { phase?: string } }>>([
+      'get',
+      'pvc',
+      '-n',
+      NS,
+    ]);
+    for (const name of pvcsBefore) {
+      const pvc = pvcsAfter.items.find((p) => p.metadata.name === name);
+      expect(pvc?.status.phase, `PVC ${name} after the app is deleted`).toBe('Bound');
     }
   });
 });

@@ -44,11 +44,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   process.env[RESULTS_ENV] = results;
   const keep = process.env['E2E_KEEP'] === '1';
 
-  await timed('phase: binaries', () => ensureKindBinaries(log));
+  const choice = nodeImageChoice();
+  await timed('phase: binaries', () => ensureKindBinaries(log, choice.kind === 'local'));
   await timed('phase: images', async () =>
     execFileSync('bash', [join(root, 'scripts', 'images.sh')], { cwd: root, stdio: 'inherit' }),
   );
-  const choice = nodeImageChoice();
   const nodeImage =
     choice.kind === 'local'
       ? await timed('phase: node image', () => ensureNodeImage(log))

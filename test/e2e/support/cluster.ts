@@ -83,7 +83,10 @@ export async function createCluster(
     ],
     { inheritStderr: true },
   );
-  return { name, kubeconfig, workDir };
+  const cluster = { name, kubeconfig, workDir };
+  // kind --wait covers the control plane; the workers join a little later.
+  await kubectl(cluster, ['wait', '--for=condition=Ready', 'nodes', '--all', '--timeout=300s']);
+  return cluster;
 }
 
 /** An existing cluster (E2E_KEEP=1 left it): its kubeconfig written afresh. */

@@ -20,6 +20,11 @@ export async function kubectl(args: readonly string[], input?: string): Promise<
   return stdout;
 }
 
+export async function helm(args: readonly string[]): Promise<string> {
+  const { stdout } = await run(binPath('helm'), ['--kubeconfig', kubeconfig(), ...args]);
+  return stdout;
+}
+
 export async function getJson<T = Record<string, unknown>>(args: readonly string[]): Promise<T> {
   return JSON.parse(await kubectl([...args, '-o', 'json'])) as T;
 }

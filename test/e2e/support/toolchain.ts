@@ -185,12 +185,20 @@ function binaryVersion(): string {
   return kubernetesNodeTarget().version;
 }
 
-/** Everything the kind node image and cluster need; returns how long it took. */
-export async function ensureKindBinaries(log: Log): Promise<void> {
+/**
+ * Everything the kind cluster needs: with `nodeImage` false (a stock or given node image) only
+ * kind itself besides the devcluster's kubectl and helm.
+ */
+export async function ensureKindBinaries(log: Log, nodeImage = true): Promise<void> {
   await ensureBuilt(log);
-  await buildTarget(kubernetesNodeTarget(), log);
   await mkdir(join(kindDir(), 'bin'), { recursive: true });
   const place = { root: kindDir(), out: kindBin };
+  if (!nodeImage) {
+    const [kind] = targets();
+    if (kind) await buildTarget(kind, log, place);
+    return;
+  }
+  await buildTarget(kubernetesNodeTarget(), log);
   for (const t of targets()) await buildTarget(t, log, place);
   await buildPause(log);
 }
