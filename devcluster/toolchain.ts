@@ -61,7 +61,8 @@ export interface Target {
   /**
    * A wrapper main package (file name -> text) written beside go.mod: the module's own main
    * with imports left out (e.g. cloud plugins). Its modules are resolved with `go get` of
-   * these specs and `go mod tidy`; the packages then name the wrapper itself (".").
+   * these module@version requirements and `go mod tidy`; the packages then name the wrapper
+   * itself (".").
    */
   sources?: () => Promise<{ files: Readonly<Record<string, string>>; get: readonly string[] }>;
   /** Extra environment (e.g. CGO_ENABLED=1 for a C-backed build). */
@@ -269,8 +270,13 @@ export async function buildTarget(
   if (sources) {
     for (const [file, text] of Object.entries(sources.files))
       await writeFile(join(dir, file), text);
-    log(`${t.name} ${t.version}: resolving modules (go get, go mod tidy)`);
-    await run(...go(['get', ...sources.get]), { cwd: dir, env });
+    log(`${t.name} ${t.version}: resolving modules (go mod tidy)`);
+    // A require, not `go get`: go get would also fetch what the module's own root package
+    // imports (e.g. flannel's cloud backends), which the wrapper leaves out.
+    await run(...go(['mod', 'edit', ...sources.get.map((m) => `-require=${m}`)]), {
+      cwd: dir,
+      env,
+    });
     await run(...go(['mod', 'tidy']), { cwd: dir, env });
   } else {
     log(`${t.name} ${t.version}: resolving modules (go get -tool)`);
