@@ -1,6 +1,6 @@
 // vitest global setup of the e2e project: one kind cluster per run, shared by every case in
 // its own namespace. Builds or reuses the binaries and the node image, creates the cluster
-// (1 control plane + 3 workers in zones a/b/c, flannel + kube-network-policies +
+// (1 control plane + 3 workers in zones a/b/c, flannel + kube-router's firewall +
 // local-path), loads our images, installs the operator chart with helm. Afterwards: logs
 // exported when a test failed, the cluster deleted unless E2E_KEEP=1.
 import { execFileSync } from 'node:child_process';

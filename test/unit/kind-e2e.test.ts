@@ -3,7 +3,7 @@ import yaml from 'js-yaml';
 import { describe, expect, it } from 'vitest';
 import {
   flannelManifest,
-  netpolManifest,
+  kubeRouterManifest,
   POD_SUBNET,
   storageManifest,
 } from '../e2e/support/addons.ts';
@@ -52,13 +52,47 @@ describe('kind e2e add-ons', () => {
     expect(ds).toContain('/etc/cni/net.d/10-flannel.conflist');
   });
 
-  it('kube-network-policies: our image', () => {
-    const out = netpolManifest(
-      'kind: DaemonSet\nspec: {template: {spec: {containers: [{name: a, image: registry.k8s.io/networking/kube-network-policies:v0.7.0}]}}}\n',
-      'v0.8.0',
-    );
-    expect(out).toContain('image: scalable-e2e/kube-network-policies:v0.8.0');
-    expect(out).not.toContain('registry.k8s.io');
+  it('kube-router: the firewall alone, in-cluster credentials, no CNI installer, our image', () => {
+    const upstream = `kind: ConfigMap
+metadata: {name: kube-router-cfg}
+---
+kind: DaemonSet
+spec:
+  template:
+    spec:
+      serviceAccountName: kube-router
+      initContainers: [{name: install-cni, image: docker.io/cloudnativelabs/kube-router}]
+      containers:
+      - name: kube-router
+        image: docker.io/cloudnativelabs/kube-router
+        args: [--run-router=true, --run-firewall=true]
+        env: [{name: NODE_NAME}, {name: KUBE_ROUTER_CNI_CONF_FILE, value: x}]
+        volumeMounts: [{name: lib-modules}, {name: kubeconfig}, {name: xtables-lock}, {name: cni-conf-dir}]
+      volumes: [{name: lib-modules}, {name: kubeconfig}, {name: xtables-lock}, {name: cni-conf-dir}, {name: host-opt}]
+---
+kind: ClusterRole
+metadata: {name: kube-router}
+`;
+    const docs = yaml.loadAll(kubeRouterManifest(upstream, 'v2.1.0')) as {
+      kind: string;
+      spec?: {
+        template: { spec: Record<string, unknown> & { containers: Record<string, unknown>[] } };
+      };
+    }[];
+    expect(docs.map((d) => d.kind)).toEqual(['DaemonSet', 'ClusterRole']);
+    const pod = docs[0]?.spec?.template.spec;
+    expect(pod?.['initContainers']).toBeUndefined();
+    expect(pod?.['volumes']).toEqual([{ name: 'lib-modules' }, { name: 'xtables-lock' }]);
+    expect(pod?.containers[0]).toMatchObject({
+      image: 'scalable-e2e/kube-router:v2.1.0',
+      args: expect.arrayContaining([
+        '--run-router=false',
+        '--run-firewall=true',
+        '--run-service-proxy=false',
+      ]),
+      env: [{ name: 'NODE_NAME' }],
+      volumeMounts: [{ name: 'lib-modules' }, { name: 'xtables-lock' }],
+    });
   });
 
   it("storage: kind's manifest text with our provisioner and helper images", () => {

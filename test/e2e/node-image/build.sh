@@ -4,7 +4,7 @@
 #   1. a base image: kind's images/base (its files from the kind module zip) on a Debian trixie
 #      base, with our containerd 2.x + crictl and Debian's runc and CNI plugins;
 #   2. component images (kube-apiserver, ..., etcd, coredns, pause) and the add-on images
-#      (flannel, kube-network-policies, local-path-provisioner, a helper), each FROM the Debian
+#      (flannel, kube-router, local-path-provisioner, a helper), each FROM the Debian
 #      base with its binary copied in, tagged as kubeadm and the manifests name them;
 #   3. the node: the base plus the Kubernetes binaries in /usr/bin, /kind/version, the add-on
 #      manifests kind applies (/kind/manifests/default-{cni,storage}.yaml), every image
@@ -12,10 +12,12 @@
 # Called by test/e2e/support/node-image.ts, which passes everything in the environment below
 # and skips the call when the image with that content key already exists.
 set -euo pipefail
+# The classic builder, said explicitly (no deprecation notice per image).
+export DOCKER_BUILDKIT=0
 here="$(cd "$(dirname "$0")" && pwd)"
 : "${BASE:?}" "${KIND_BIN:?}" "${K8S_BIN:?}" "${KIND_FILES:?}" "${MANIFESTS:?}" "${OUT:?}"
 : "${K8S_VERSION:?}" "${ETCD_TAG:?}" "${COREDNS_VERSION:?}" "${PAUSE_VERSION:?}"
-: "${FLANNEL_IMAGE:?}" "${NETPOL_IMAGE:?}" "${LOCAL_PATH_IMAGE:?}" "${HELPER_IMAGE:?}"
+: "${FLANNEL_IMAGE:?}" "${KUBE_ROUTER_IMAGE:?}" "${LOCAL_PATH_IMAGE:?}" "${HELPER_IMAGE:?}"
 key="${OUT##*:}"
 log() { echo "node-image: $*" >&2; }
 t0=$SECONDS
@@ -86,8 +88,8 @@ log "base $base_tag (FROM $BASE)"
 docker build -q --build-arg "BASE=$BASE" -t "$base_tag" "$ctx/base" >/dev/null
 
 # --- 2. component and add-on images ----------------------------------------------------------
-# A Debian with the network tools kube-proxy, flannel and the policy agent call (iptables-nft,
-# nft, conntrack, ip), shared by the three.
+# A Debian with the network tools kube-proxy, flannel and kube-router call (iptables-nft, nft,
+# ipset, conntrack, ip), shared by the three.
 netbase="scalable-e2e/netbase:$key"
 printf 'ARG BASE\nFROM $BASE\nRUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iptables nftables conntrack ipset iproute2 kmod >/dev/null && rm -rf /var/lib/apt/lists/*\n' |
   docker build -q --build-arg "BASE=$BASE" -t "$netbase" - >/dev/null
@@ -115,7 +117,7 @@ image "$reg/kube-proxy:$K8S_VERSION" "$netbase" "$K8S_BIN/kube-proxy" /usr/local
 image "$reg/etcd:$ETCD_TAG" "$BASE" "$K8S_BIN/etcd" /usr/local/bin/etcd
 image "$reg/coredns/coredns:$COREDNS_VERSION" "$BASE" "$KIND_BIN/coredns" /coredns entrypoint
 image "$reg/pause:$PAUSE_VERSION" scratch "$KIND_BIN/pause" /pause entrypoint
-image "$NETPOL_IMAGE" "$netbase" "$KIND_BIN/netpol" /bin/netpol
+image "$KUBE_ROUTER_IMAGE" "$netbase" "$KIND_BIN/kube-router" /usr/local/bin/kube-router entrypoint
 image "$LOCAL_PATH_IMAGE" "$BASE" "$KIND_BIN/local-path-provisioner" /usr/local/bin/local-path-provisioner entrypoint
 # flannel: flanneld where upstream's image has it, and the CNI plugin the initContainer copies.
 d="$(mktemp -d "$ctx/img.XXXXXX")"

@@ -5,7 +5,7 @@ import yaml from 'js-yaml';
 
 export const ADDON_IMAGES = {
   flannel: 'scalable-e2e/flannel',
-  netpol: 'scalable-e2e/kube-network-policies',
+  kubeRouter: 'scalable-e2e/kube-router',
   localPath: 'scalable-e2e/local-path-provisioner',
   helper: 'scalable-e2e/debian',
 } as const;
@@ -70,17 +70,51 @@ export function flannelManifest(upstream: string, tag: string): string {
   return dump(docs);
 }
 
-/** kube-network-policies' DaemonSet (NetworkPolicy through nftables + nfqueue), our image. */
-export function netpolManifest(upstream: string, tag: string): string {
-  const docs = load(upstream).map((doc) => {
-    if (doc.kind === 'DaemonSet') {
-      for (const c of containersOf(doc)) {
-        c.image = `${ADDON_IMAGES.netpol}:${tag}`;
+interface Volume {
+  name: string;
+}
+interface PodSpecDoc {
+  initContainers?: Container[];
+  containers: (Container & {
+    env?: { name: string }[];
+    volumeMounts?: Volume[];
+    resources?: unknown;
+  })[];
+  volumes?: Volume[];
+}
+
+/** Volumes kube-router's firewall keeps: the modules it may load and the iptables lock. */
+const KUBE_ROUTER_VOLUMES = ['lib-modules', 'xtables-lock'];
+
+/**
+ * kube-router as NetworkPolicy enforcer only (iptables + ipset; flannel routes, kube-proxy
+ * serves Services), from its kubeadm manifest: its RBAC as is; the DaemonSet without its CNI
+ * installer and host kubeconfig (the in-cluster ServiceAccount instead), our image.
+ */
+export function kubeRouterManifest(upstream: string, tag: string): string {
+  const docs = load(upstream)
+    .filter((doc) => doc.kind !== 'ConfigMap')
+    .map((doc) => {
+      if (doc.kind !== 'DaemonSet') return doc;
+      const spec = (doc as unknown as { spec: { template: { spec: PodSpecDoc } } }).spec.template
+        .spec;
+      delete spec.initContainers;
+      spec.volumes = (spec.volumes ?? []).filter((v) => KUBE_ROUTER_VOLUMES.includes(v.name));
+      for (const c of spec.containers) {
+        c.image = `${ADDON_IMAGES.kubeRouter}:${tag}`;
         c.imagePullPolicy = 'IfNotPresent';
+        c.args = [
+          '--run-router=false',
+          '--run-firewall=true',
+          '--run-service-proxy=false',
+          '--health-port=20244',
+        ];
+        c.env = (c.env ?? []).filter((e) => e.name !== 'KUBE_ROUTER_CNI_CONF_FILE');
+        c.volumeMounts = (c.volumeMounts ?? []).filter((m) => KUBE_ROUTER_VOLUMES.includes(m.name));
+        c.resources = { requests: { cpu: '50m', memory: '64Mi' } };
       }
-    }
-    return doc;
-  });
+      return doc;
+    });
   return dump(docs);
 }
 

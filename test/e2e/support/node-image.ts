@@ -9,7 +9,7 @@ import { run } from '../../../devcluster/exec.ts';
 import { binPath } from '../../../devcluster/paths.ts';
 import { downloadModule } from '../../../devcluster/toolchain.ts';
 import { BINARY_VERSIONS } from '../../../devcluster/versions.ts';
-import { ADDON_IMAGES, flannelManifest, netpolManifest, storageManifest } from './addons.ts';
+import { ADDON_IMAGES, flannelManifest, kubeRouterManifest, storageManifest } from './addons.ts';
 import { kindBin } from './toolchain.ts';
 import { KIND_VERSIONS as V } from './versions.ts';
 
@@ -46,14 +46,17 @@ interface Manifests {
 }
 
 async function renderManifests(): Promise<Manifests> {
-  const [flannel, netpol, storage] = await Promise.all([
+  const [flannel, kubeRouter, storage] = await Promise.all([
     moduleFile(`github.com/flannel-io/flannel@${V.flannel}`, 'Documentation/kube-flannel.yml'),
-    moduleFile(`sigs.k8s.io/kube-network-policies@${V.kubeNetworkPolicies}`, 'install.yaml'),
+    moduleFile(
+      `github.com/cloudnativelabs/kube-router/v2@${V.kubeRouter}`,
+      'daemonset/kubeadm-kuberouter.yaml',
+    ),
     moduleFile(`sigs.k8s.io/kind@${V.kind}`, 'pkg/build/nodeimage/const_storage.go'),
   ]);
   return {
     cni:
-      flannelManifest(flannel, V.flannel) + '---\n' + netpolManifest(netpol, V.kubeNetworkPolicies),
+      flannelManifest(flannel, V.flannel) + '---\n' + kubeRouterManifest(kubeRouter, V.kubeRouter),
     storage: storageManifest(storage, V.localPath, HELPER_TAG),
   };
 }
@@ -128,7 +131,7 @@ export async function ensureNodeImage(log: (m: string) => void): Promise<string>
         COREDNS_VERSION: V.coredns,
         PAUSE_VERSION: V.pause,
         FLANNEL_IMAGE: `${ADDON_IMAGES.flannel}:${V.flannel}`,
-        NETPOL_IMAGE: `${ADDON_IMAGES.netpol}:${V.kubeNetworkPolicies}`,
+        KUBE_ROUTER_IMAGE: `${ADDON_IMAGES.kubeRouter}:${V.kubeRouter}`,
         LOCAL_PATH_IMAGE: `${ADDON_IMAGES.localPath}:${V.localPath}`,
         HELPER_IMAGE: `${ADDON_IMAGES.helper}:${HELPER_TAG}`,
       },

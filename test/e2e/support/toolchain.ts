@@ -131,11 +131,13 @@ function targets(): Target[] {
       ldflags: noFlags,
     },
     {
-      name: 'kube-network-policies',
-      version: V.kubeNetworkPolicies,
-      packages: { netpol: 'sigs.k8s.io/kube-network-policies/cmd' },
-      goMod: wrapper('kube-network-policies'),
-      ldflags: noFlags,
+      name: 'kube-router',
+      version: V.kubeRouter,
+      packages: { 'kube-router': 'github.com/cloudnativelabs/kube-router/v2/cmd/kube-router' },
+      goMod: wrapper('kube-router'),
+      ldflags: async () => [
+        `-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=${V.kubeRouter}`,
+      ],
     },
     {
       name: 'local-path-provisioner',
@@ -156,7 +158,7 @@ export const KIND_BINARIES = [
   'coredns',
   'flanneld',
   'flannel',
-  'netpol',
+  'kube-router',
   'local-path-provisioner',
   'pause',
 ] as const;

@@ -16,8 +16,12 @@ export const KIND_VERSIONS = {
   flannel: 'v0.28.10',
   /** The flannel CNI meta plugin (github.com/flannel-io/cni-plugin is not on the proxy). */
   cniPlugins: 'v0.9.1',
-  /** NetworkPolicy enforcement beside flannel: what kindnet itself runs. */
-  kubeNetworkPolicies: 'v0.8.0',
+  /**
+   * NetworkPolicy enforcement beside flannel: kube-router's firewall alone (iptables + ipset).
+   * Not kube-network-policies (what kindnet runs): it needs the nftables `queue` expression,
+   * which some kernels (this VM's) lack (`nft ... queue` -> ENOENT).
+   */
+  kubeRouter: 'v2.1.0',
   /** The dynamic provisioner kind ships. */
   localPath: 'v0.0.30',
 } as const;
