@@ -564,12 +564,17 @@ describe('a ScalableApp with every tier on kind', () => {
   });
 
   it('operator: helm upgrade keeps the app Ready throughout', async () => {
+    await waitAppReady(NS, APP);
     const seen: string[] = [];
     let stop = false;
     const watcher = (async () => {
       while (!stop) {
         const c = await appCondition(NS, APP, 'Ready').catch(() => undefined);
-        seen.push(c?.status ?? 'unknown');
+        seen.push(
+          c?.status === 'True'
+            ? 'True'
+            : `${c?.status ?? 'unknown'} (${c?.reason ?? ''}: ${c?.message ?? ''})`,
+        );
         await new Promise((r) => setTimeout(r, 1000));
       }
     })();
@@ -599,7 +604,7 @@ describe('a ScalableApp with every tier on kind', () => {
     expect(seen.length).toBeGreaterThan(5);
     expect(
       seen.filter((s) => s !== 'True'),
-      `Ready statuses seen during the upgrade: ${seen.join(',')}`,
+      `Ready statuses seen during the upgrade: ${seen.join(', ')}`,
     ).toEqual([]);
   });
 

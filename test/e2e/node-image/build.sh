@@ -12,8 +12,6 @@
 # Called by test/e2e/support/node-image.ts, which passes everything in the environment below
 # and skips the call when the image with that content key already exists.
 set -euo pipefail
-# The classic builder, said explicitly (no deprecation notice per image).
-export DOCKER_BUILDKIT=0
 here="$(cd "$(dirname "$0")" && pwd)"
 : "${BASE:?}" "${KIND_BIN:?}" "${K8S_BIN:?}" "${KIND_FILES:?}" "${MANIFESTS:?}" "${OUT:?}"
 : "${K8S_VERSION:?}" "${ETCD_TAG:?}" "${COREDNS_VERSION:?}" "${PAUSE_VERSION:?}"
@@ -24,6 +22,15 @@ t0=$SECONDS
 
 ctx="$(mktemp -d /var/tmp/scalable-kind-node.XXXXXX)"
 cid=""
+# Runs a command with its stderr shown only on failure (the classic builder's deprecation
+# notice, containerd's cgroup v1 notice on every ctr call).
+quiet() {
+  "$@" 2>"$ctx/quiet.err" || {
+    cat "$ctx/quiet.err" >&2
+    return 1
+  }
+}
+dbuild() { quiet docker build "$@"; }
 cleanup() {
   [ -n "$cid" ] && docker rm -f -v "$cid" >/dev/null 2>&1 || true
   rm -rf "$ctx"
@@ -85,14 +92,14 @@ STOPSIGNAL SIGRTMIN+3
 ENTRYPOINT [ "/usr/local/bin/entrypoint", "/sbin/init" ]
 DOCKERFILE
 log "base $base_tag (FROM $BASE)"
-docker build -q --build-arg "BASE=$BASE" -t "$base_tag" "$ctx/base" >/dev/null
+dbuild -q --build-arg "BASE=$BASE" -t "$base_tag" "$ctx/base" >/dev/null
 
 # --- 2. component and add-on images ----------------------------------------------------------
 # A Debian with the network tools kube-proxy, flannel and kube-router call (iptables-nft, nft,
 # ipset, conntrack, ip), shared by the three.
 netbase="scalable-e2e/netbase:$key"
 printf 'ARG BASE\nFROM $BASE\nRUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iptables nftables conntrack ipset iproute2 kmod >/dev/null && rm -rf /var/lib/apt/lists/*\n' |
-  docker build -q --build-arg "BASE=$BASE" -t "$netbase" - >/dev/null
+  dbuild -q --build-arg "BASE=$BASE" -t "$netbase" - >/dev/null
 
 # image <tag> <from> <binary source> <path in image> [entrypoint]
 image() {
@@ -105,7 +112,7 @@ image() {
     [ -n "${5:-}" ] && echo "ENTRYPOINT [\"$dest\"]"
     true
   } >"$d/Dockerfile"
-  docker build -q -t "$tag" "$d" >/dev/null
+  dbuild -q -t "$tag" "$d" >/dev/null
   images+=("$tag")
 }
 images=()
@@ -123,7 +130,7 @@ image "$LOCAL_PATH_IMAGE" "$BASE" "$KIND_BIN/local-path-provisioner" /usr/local/
 d="$(mktemp -d "$ctx/img.XXXXXX")"
 cp "$KIND_BIN/flanneld" "$KIND_BIN/flannel" "$d/"
 printf 'FROM %s\nCOPY flanneld /opt/bin/flanneld\nCOPY flannel /flannel\nENTRYPOINT ["/opt/bin/flanneld"]\n' "$netbase" >"$d/Dockerfile"
-docker build -q -t "$FLANNEL_IMAGE" "$d" >/dev/null
+dbuild -q -t "$FLANNEL_IMAGE" "$d" >/dev/null
 images+=("$FLANNEL_IMAGE")
 docker tag "$BASE" "$HELPER_IMAGE"
 images+=("$HELPER_IMAGE")
@@ -146,11 +153,11 @@ done
 docker exec "$cid" bash -c 'nohup containerd >/tmp/containerd.log 2>&1 &'
 for _ in $(seq 1 60); do docker exec "$cid" ctr version >/dev/null 2>&1 && break; sleep 1; done
 docker save "${images[@]}" |
-  docker exec -i "$cid" ctr -n k8s.io images import --all-platforms --no-unpack --digests - >/dev/null
+  quiet docker exec -i "$cid" ctr -n k8s.io images import --all-platforms --no-unpack --digests - >/dev/null
 for i in "${images[@]}"; do
   full="$i"
   [[ "$i" == */*/* || "$i" == registry.k8s.io/* ]] || full="docker.io/$i"
-  docker exec "$cid" ctr -n k8s.io images label "$full" io.cri-containerd.pinned=pinned >/dev/null
+  quiet docker exec "$cid" ctr -n k8s.io images label "$full" io.cri-containerd.pinned=pinned >/dev/null
 done
 docker exec "$cid" bash -c 'pkill containerd; for _ in $(seq 1 30); do pgrep containerd >/dev/null || exit 0; sleep 1; done'
 docker commit \

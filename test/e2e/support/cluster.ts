@@ -98,8 +98,22 @@ export async function attachCluster(name: string, workDir: string): Promise<Kind
   return { name, kubeconfig, workDir };
 }
 
+/** Loads images into the workers only: the control plane is tainted, no app pod runs there. */
 export async function loadImages(c: KindCluster, images: readonly string[]): Promise<void> {
-  await run(kindBin('kind'), ['load', 'docker-image', '--name', c.name, ...images]);
+  const { stdout } = await kind(['get', 'nodes', '--name', c.name]);
+  const workers = stdout
+    .split('\n')
+    .map((n) => n.trim())
+    .filter((n) => n !== '' && !n.endsWith('-control-plane'));
+  await run(kindBin('kind'), [
+    'load',
+    'docker-image',
+    '--name',
+    c.name,
+    '--nodes',
+    workers.join(','),
+    ...images,
+  ]);
 }
 
 export async function exportLogs(c: KindCluster, dir: string): Promise<void> {

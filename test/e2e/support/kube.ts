@@ -100,19 +100,31 @@ export async function appCondition(
   return sapp.status?.conditions?.find((c) => c.type === type);
 }
 
+/**
+ * Waits until the operator has seen the app's latest spec and says Ready=True with nothing
+ * left in progress (Progressing=False): a rollout it started is over.
+ */
 export async function waitAppReady(
   namespace: string,
   app: string,
   timeoutMs = 900_000,
 ): Promise<void> {
-  let last: Condition | undefined;
   await eventually(
-    `ScalableApp ${namespace}/${app} Ready=True`,
+    `ScalableApp ${namespace}/${app} Ready=True, Progressing=False at its latest generation`,
     async () => {
-      last = await appCondition(namespace, app, 'Ready');
-      if (last?.status === 'True') return true;
+      const sapp = await getJson<{
+        metadata: { generation?: number };
+        status?: { observedGeneration?: number; conditions?: Condition[] };
+      }>(['get', 'scalableapp', app, '-n', namespace]);
+      const cond = (t: string) => sapp.status?.conditions?.find((c) => c.type === t);
+      const ready = cond('Ready');
+      const progressing = cond('Progressing');
+      const seen = sapp.status?.observedGeneration ?? 0;
+      const want = sapp.metadata.generation ?? 0;
+      if (seen >= want && ready?.status === 'True' && progressing?.status === 'False') return true;
       throw new Error(
-        `Ready is ${last ? `${last.status} (${last.reason}: ${last.message})` : 'not set'}`,
+        `generation ${want}, observed ${seen}; Ready ${ready ? `${ready.status} (${ready.reason}: ${ready.message})` : 'not set'}; ` +
+          `Progressing ${progressing ? `${progressing.status} (${progressing.reason})` : 'not set'}`,
       );
     },
     timeoutMs,
