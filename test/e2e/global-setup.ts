@@ -22,7 +22,7 @@ import {
   RELEASE,
 } from './support/cluster.ts';
 import { ensureNodeImage, nodeImageChoice } from './support/node-image.ts';
-import { projectImages } from './support/images.ts';
+import { imageValues, projectImages } from './support/images.ts';
 import { RESULTS_ENV, record, table, timed, type Timing } from './support/results.ts';
 import { ensureKindBinaries } from './support/toolchain.ts';
 
@@ -78,6 +78,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
       '--namespace',
       OPERATOR_NAMESPACE,
       '--create-namespace',
+      ...imageValues(),
       '--wait',
       '--timeout',
       '5m',

@@ -2,7 +2,23 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-export const IMAGE_PREFIX = process.env['SCALABLE_IMAGE_PREFIX'] ?? 'ghcr.io/scalable-dev';
+export const DEFAULT_PREFIX = 'ghcr.io/scalable-dev';
+/**
+ * SCALABLE_IMAGE_PREFIX (as for `npm run images`): a private prefix keeps a run's images from
+ * being retagged by another build on the same Docker daemon while the suite runs.
+ */
+export const IMAGE_PREFIX = process.env['SCALABLE_IMAGE_PREFIX'] || DEFAULT_PREFIX;
+
+/** helm --set flags that point the chart at the images under IMAGE_PREFIX. */
+export function imageValues(): string[] {
+  if (IMAGE_PREFIX === DEFAULT_PREFIX) return [];
+  return [
+    '--set',
+    `image.repository=${IMAGE_PREFIX}/operator`,
+    '--set',
+    `images.prefix=${IMAGE_PREFIX}`,
+  ];
+}
 
 export function appVersion(root: string): string {
   const chart = readFileSync(join(root, 'charts', 'scalable-operator', 'Chart.yaml'), 'utf8');
