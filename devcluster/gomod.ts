@@ -7,8 +7,6 @@ export interface GoModSpec {
   go: string;
   require: Readonly<Record<string, string>>;
   replace?: Readonly<Record<string, string>>;
-  /** Directives copied verbatim (e.g. a dependency's own replace/exclude lines). */
-  directives?: readonly string[];
 }
 
 export function renderGoMod(spec: GoModSpec): string {
@@ -18,7 +16,6 @@ export function renderGoMod(spec: GoModSpec): string {
   const rep = Object.entries(spec.replace ?? {});
   if (rep.length > 0)
     lines.push('replace (', ...rep.map(([m, v]) => `\t${m} => ${m} ${v}`), ')', '');
-  if (spec.directives?.length) lines.push(...spec.directives, '');
   return lines.join('\n');
 }
 
@@ -51,16 +48,5 @@ export function kubernetesVersionLdflags(version: string, buildDate: string): st
   };
   return ['k8s.io/component-base/version', 'k8s.io/client-go/pkg/version'].flatMap((pkg) =>
     Object.entries(values).map(([k, v]) => `-X ${pkg}.${k}=${v}`),
-  );
-}
-
-/**
- * The one-line replace and exclude directives of a module's go.mod. Go applies them only in
- * the main module, so a wrapper that builds the module as a dependency copies them to get
- * the same dependency graph as the module's own build (KEDA pins a fork this way).
- */
-export function pinningDirectives(goMod: string): string[] {
-  return [...goMod.matchAll(/^(?:replace|exclude)\s+\S+\s+v\S+(?:\s+=>\s+\S+\s+v\S+)?\s*$/gm)].map(
-    (m) => m[0].trim(),
   );
 }

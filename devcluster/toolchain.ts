@@ -1,15 +1,16 @@
 // Builds every binary of the control plane from the Go module proxy into the cache, once.
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { run } from './exec.ts';
-import { withLock } from './lock.ts';
 import {
-  kubernetesVersionLdflags,
-  pinningDirectives,
-  renderGoMod,
-  stagingModules,
-} from './gomod.ts';
+  KEPT_CONSTANTS_FILE,
+  KEPT_CONSTANTS_NAME,
+  droppedScalerFiles,
+  trimScalersBuilder,
+} from './keda-trim.ts';
+import { withLock } from './lock.ts';
+import { kubernetesVersionLdflags, renderGoMod, stagingModules } from './gomod.ts';
 import {
   BINARIES,
   PROMETHEUS_BINARIES,
@@ -53,7 +54,10 @@ export interface Target {
   version: string;
   /** binary name -> Go package */
   packages: Partial<Record<string, string>>;
-  goMod: () => Promise<string>;
+  /** Either a wrapper module that requires the command's module ... */
+  goMod?: () => Promise<string>;
+  /** ... or a prepared copy of the module itself, built as the main module. */
+  sourceTree?: (dir: string) => Promise<void>;
   ldflags: () => Promise<string[]>;
   tags?: string;
   /** Compile at the lowest priority: a big build that must not starve tests beside it. */
@@ -164,27 +168,36 @@ function targets(): Target[] {
     },
     {
       // Only the operator (it alone scales 0 <-> 1); KEDA's metrics adapter feeds the HPA
-      // between 1 and max, which the tests do not need. Every scaler is compiled in.
+      // between 1 and max, which the tests do not need. Only the scalers we render are
+      // compiled in (keda-trim.ts), built in a trimmed copy of the module, whose own go.mod
+      // (with its replace directives) then governs the build exactly as upstream's does.
       name: 'keda',
       version: ADDON_BINARY_VERSIONS['keda-operator'],
-      packages: { 'keda-operator': 'github.com/kedacore/keda/v2/cmd/operator' },
+      packages: { 'keda-operator': './cmd/operator' },
       nice: true,
-      goMod: async () => {
-        const v = ADDON_BINARY_VERSIONS['keda-operator'];
-        const info = await downloadModule(`github.com/kedacore/keda/v2@${v}`);
-        if (!info.GoMod) throw new Error('no go.mod for github.com/kedacore/keda/v2');
-        return renderGoMod({
-          module: 'devcluster.local/keda',
-          go: GO_DIRECTIVE,
-          require: {},
-          directives: pinningDirectives(await readFile(info.GoMod, 'utf8')),
-        });
-      },
+      sourceTree: trimmedKedaTree,
       ldflags: async () => [
         `-X github.com/kedacore/keda/v2/version.Version=${ADDON_BINARY_VERSIONS['keda-operator']}`,
       ],
     },
   ];
+}
+
+async function trimmedKedaTree(dir: string): Promise<void> {
+  const info = await downloadModule(
+    `github.com/kedacore/keda/v2@${ADDON_BINARY_VERSIONS['keda-operator']}`,
+  );
+  if (!info.Dir) throw new Error('go mod download gave no directory for KEDA');
+  // The module cache is read-only; the copy must not be.
+  await run('cp', ['-r', '--no-preserve=mode', info.Dir, dir]);
+  const builder = join(dir, 'pkg', 'scaling', 'scalers_builder.go');
+  await writeFile(builder, trimScalersBuilder(await readFile(builder, 'utf8')));
+  const scalers = join(dir, 'pkg', 'scalers');
+  const files = (await readdir(scalers, { withFileTypes: true }))
+    .filter((e) => e.isFile())
+    .map((e) => e.name);
+  await Promise.all(droppedScalerFiles(files).map((f) => rm(join(scalers, f))));
+  await writeFile(join(scalers, KEPT_CONSTANTS_NAME), KEPT_CONSTANTS_FILE);
 }
 
 /**
@@ -259,29 +272,39 @@ export async function buildTarget(
   }
   const start = Date.now();
   const dir = join(root, 'src', t.name);
-  await mkdir(dir, { recursive: true });
-  await rm(join(dir, 'go.sum'), { force: true });
-  await writeFile(join(dir, 'go.mod'), await t.goMod());
   const pkgs = Object.values(t.packages);
   const env = { ...goEnv(), ...t.env };
   const go = (args: string[]): [string, string[]] =>
     t.nice ? ['nice', ['-n', '19', 'go', ...args]] : ['go', args];
-  const sources = await t.sources?.();
-  if (sources) {
-    for (const [file, text] of Object.entries(sources.files))
-      await writeFile(join(dir, file), text);
-    log(`${t.name} ${t.version}: resolving modules (go mod tidy)`);
-    // A require, not `go get`: go get would also fetch what the module's own root package
-    // imports (e.g. flannel's cloud backends), which the wrapper leaves out.
-    await run(...go(['mod', 'edit', ...sources.get.map((m) => `-require=${m}`)]), {
-      cwd: dir,
-      env,
-    });
-    await run(...go(['mod', 'tidy']), { cwd: dir, env });
-  } else {
-    log(`${t.name} ${t.version}: resolving modules (go get -tool)`);
-    await run(...go(['get', '-tool', ...pkgs.map((p) => `${p}@${t.version}`)]), { cwd: dir, env });
-  }
+  if (t.sourceTree) {
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dirname(dir), { recursive: true });
+    log(`${t.name} ${t.version}: preparing its source tree`);
+    await t.sourceTree(dir);
+  } else if (t.goMod) {
+    await mkdir(dir, { recursive: true });
+    await rm(join(dir, 'go.sum'), { force: true });
+    await writeFile(join(dir, 'go.mod'), await t.goMod());
+    const sources = await t.sources?.();
+    if (sources) {
+      for (const [file, text] of Object.entries(sources.files))
+        await writeFile(join(dir, file), text);
+      log(`${t.name} ${t.version}: resolving modules (go mod tidy)`);
+      // A require, not `go get`: go get would also fetch what the module's own root package
+      // imports (e.g. flannel's cloud backends), which the wrapper leaves out.
+      await run(...go(['mod', 'edit', ...sources.get.map((m) => `-require=${m}`)]), {
+        cwd: dir,
+        env,
+      });
+      await run(...go(['mod', 'tidy']), { cwd: dir, env });
+    } else {
+      log(`${t.name} ${t.version}: resolving modules (go get -tool)`);
+      await run(...go(['get', '-tool', ...pkgs.map((p) => `${p}@${t.version}`)]), {
+        cwd: dir,
+        env,
+      });
+    }
+  } else throw new Error(`${t.name}: neither a wrapper go.mod nor a source tree`);
   log(`${t.name} ${t.version}: compiling ${bins.join(', ')} (cold: minutes)`);
   const tick = setInterval(() => log(`${t.name}: still compiling (${elapsed(start)})`), 60_000);
   const tmp = join(root, 'bin.tmp', t.name);
