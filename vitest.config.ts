@@ -1,8 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
-// Four groups, one runner: unit (pure, fast), engines (real Redis/Postgres/Patroni
+// Five groups, one runner: unit (pure, fast), engines (real Redis/Postgres/Patroni
 // on loopback), integration (a real API server started once by the global setup), images
-// (npm run images once, then every image run with docker as its pod runs it).
+// (npm run images once, then every image run with docker as its pod runs it), e2e (a kind
+// cluster: the chart and every tier as real pods).
 // The groups run one after another: timing-sensitive failover and leader-election tests
 // must not share two cores with each other.
 export default defineConfig({
@@ -45,6 +46,18 @@ export default defineConfig({
           globalSetup: ['test/images/global-setup.ts'],
           testTimeout: 180_000,
           hookTimeout: 1_800_000,
+          fileParallelism: false,
+        },
+      },
+      {
+        // kind: real nodes, the chart and every tier as running pods (README, "End to end on kind").
+        test: {
+          name: 'e2e',
+          sequence: { groupOrder: 4 },
+          include: ['test/e2e/**/*.test.ts'],
+          globalSetup: ['test/e2e/global-setup.ts'],
+          testTimeout: 900_000,
+          hookTimeout: 3_600_000,
           fileParallelism: false,
         },
       },

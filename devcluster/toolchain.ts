@@ -46,7 +46,7 @@ interface ModuleInfo {
 }
 
 // GOTOOLCHAIN=local: never fetch another Go; GOFLAGS keeps the user's (e.g. -buildvcs=false).
-function goEnv(): NodeJS.ProcessEnv {
+export function goEnv(): NodeJS.ProcessEnv {
   return { ...process.env, GOTOOLCHAIN: 'local', GO111MODULE: 'on', CGO_ENABLED: '0' };
 }
 
@@ -57,7 +57,7 @@ export async function downloadModule(spec: string): Promise<ModuleInfo> {
   return info;
 }
 
-interface Target {
+export interface Target {
   name: string;
   version: string;
   /** binary name -> Go package */
@@ -70,9 +70,64 @@ interface Target {
   tags?: string;
   /** Compile at the lowest priority: a big build that must not starve tests beside it. */
   nice?: boolean;
+  /**
+   * A wrapper main package (file name -> text) written beside go.mod: the module's own main
+   * with imports left out (e.g. cloud plugins). Its modules are resolved with `go get` of
+   * these module@version requirements and `go mod tidy`; the packages then name the wrapper
+   * itself (".").
+   */
+  sources?: () => Promise<{ files: Readonly<Record<string, string>>; get: readonly string[] }>;
+  /** Extra environment (e.g. CGO_ENABLED=1 for a C-backed build). */
+  env?: Readonly<Record<string, string>>;
 }
 
-const GO_DIRECTIVE = '1.26.0';
+export const GO_DIRECTIVE = '1.26.0';
+
+const KUBERNETES_TAGS = 'selinux,notest';
+
+async function kubernetesGoMod(): Promise<string> {
+  const k8s = BINARY_VERSIONS.kubernetes;
+  const info = await downloadModule(`k8s.io/kubernetes@${k8s}`);
+  if (!info.GoMod) throw new Error('no go.mod for k8s.io/kubernetes');
+  const staging = stagingModules(await readFile(info.GoMod, 'utf8'));
+  const published = stagingVersion(k8s);
+  return renderGoMod({
+    module: 'devcluster.local/kubernetes',
+    go: GO_DIRECTIVE,
+    require: { 'k8s.io/kubernetes': k8s },
+    replace: Object.fromEntries(staging.map((m) => [m, published])),
+  });
+}
+
+async function kubernetesLdflags(): Promise<string[]> {
+  const k8s = BINARY_VERSIONS.kubernetes;
+  const info = await downloadModule(`k8s.io/kubernetes@${k8s}`);
+  const time = info.Info
+    ? (JSON.parse(await readFile(info.Info, 'utf8')) as { Time?: string }).Time
+    : undefined;
+  return kubernetesVersionLdflags(k8s, time ?? '1970-01-01T00:00:00Z');
+}
+
+/**
+ * The node's Kubernetes binaries (kind e2e), from the same wrapper module, version and flags
+ * as the control plane's, into the same bin folder: the shared packages come from the build
+ * cache, so one Kubernetes version is compiled once. Not part of BINARIES: only the kind
+ * e2e suite asks for them (ensureNodeBinaries).
+ */
+export function kubernetesNodeTarget(): Target {
+  return {
+    name: 'kubernetes',
+    version: BINARY_VERSIONS.kubernetes,
+    packages: {
+      kubelet: 'k8s.io/kubernetes/cmd/kubelet',
+      kubeadm: 'k8s.io/kubernetes/cmd/kubeadm',
+      'kube-proxy': 'k8s.io/kubernetes/cmd/kube-proxy',
+    },
+    tags: KUBERNETES_TAGS,
+    goMod: kubernetesGoMod,
+    ldflags: kubernetesLdflags,
+  };
+}
 
 function targets(): Target[] {
   const k8s = BINARY_VERSIONS.kubernetes;
@@ -115,26 +170,9 @@ function targets(): Target[] {
         'kube-scheduler': 'k8s.io/kubernetes/cmd/kube-scheduler',
         kubectl: 'k8s.io/kubernetes/cmd/kubectl',
       },
-      tags: 'selinux,notest',
-      goMod: async () => {
-        const info = await downloadModule(`k8s.io/kubernetes@${k8s}`);
-        if (!info.GoMod) throw new Error('no go.mod for k8s.io/kubernetes');
-        const staging = stagingModules(await readFile(info.GoMod, 'utf8'));
-        const published = stagingVersion(k8s);
-        return renderGoMod({
-          module: 'devcluster.local/kubernetes',
-          go: GO_DIRECTIVE,
-          require: { 'k8s.io/kubernetes': k8s },
-          replace: Object.fromEntries(staging.map((m) => [m, published])),
-        });
-      },
-      ldflags: async () => {
-        const info = await downloadModule(`k8s.io/kubernetes@${k8s}`);
-        const time = info.Info
-          ? (JSON.parse(await readFile(info.Info, 'utf8')) as { Time?: string }).Time
-          : undefined;
-        return kubernetesVersionLdflags(k8s, time ?? '1970-01-01T00:00:00Z');
-      },
+      tags: KUBERNETES_TAGS,
+      goMod: kubernetesGoMod,
+      ldflags: kubernetesLdflags,
     },
     {
       // Only the operator (it alone scales 0 <-> 1); KEDA's metrics adapter feeds the HPA
@@ -255,14 +293,18 @@ function elapsed(start: number): string {
 }
 
 /** Where a target builds: its wrapper module under root/src, binaries where `out` says. */
-interface Place {
+export interface Place {
   readonly root: string;
   readonly out: (bin: string) => string;
 }
 
 const CONTROL_PLANE: Place = { root: '', out: (b) => binPath(b as Binary) };
 
-async function buildTarget(t: Target, log: Log, place: Place = CONTROL_PLANE): Promise<void> {
+export async function buildTarget(
+  t: Target,
+  log: Log,
+  place: Place = CONTROL_PLANE,
+): Promise<void> {
   const bins = Object.keys(t.packages);
   const root = place.root || buildDir();
   if (bins.every((b) => existsSync(place.out(b)))) {
@@ -272,6 +314,7 @@ async function buildTarget(t: Target, log: Log, place: Place = CONTROL_PLANE): P
   const start = Date.now();
   const dir = join(root, 'src', t.name);
   const pkgs = Object.values(t.packages);
+  const env = { ...goEnv(), ...t.env };
   const go = (args: string[]): [string, string[]] =>
     t.nice ? ['nice', ['-n', '19', 'go', ...args]] : ['go', args];
   if (t.sourceTree) {
@@ -283,11 +326,25 @@ async function buildTarget(t: Target, log: Log, place: Place = CONTROL_PLANE): P
     await mkdir(dir, { recursive: true });
     await rm(join(dir, 'go.sum'), { force: true });
     await writeFile(join(dir, 'go.mod'), await t.goMod());
-    log(`${t.name} ${t.version}: resolving modules (go get -tool)`);
-    await run(...go(['get', '-tool', ...pkgs.map((p) => `${p}@${t.version}`)]), {
-      cwd: dir,
-      env: goEnv(),
-    });
+    const sources = await t.sources?.();
+    if (sources) {
+      for (const [file, text] of Object.entries(sources.files))
+        await writeFile(join(dir, file), text);
+      log(`${t.name} ${t.version}: resolving modules (go mod tidy)`);
+      // A require, not `go get`: go get would also fetch what the module's own root package
+      // imports (e.g. flannel's cloud backends), which the wrapper leaves out.
+      await run(...go(['mod', 'edit', ...sources.get.map((m) => `-require=${m}`)]), {
+        cwd: dir,
+        env,
+      });
+      await run(...go(['mod', 'tidy']), { cwd: dir, env });
+    } else {
+      log(`${t.name} ${t.version}: resolving modules (go get -tool)`);
+      await run(...go(['get', '-tool', ...pkgs.map((p) => `${p}@${t.version}`)]), {
+        cwd: dir,
+        env,
+      });
+    }
   } else throw new Error(`${t.name}: neither a wrapper go.mod nor a source tree`);
   log(`${t.name} ${t.version}: compiling ${bins.join(', ')} (cold: minutes)`);
   const tick = setInterval(() => log(`${t.name}: still compiling (${elapsed(start)})`), 60_000);
@@ -306,7 +363,7 @@ async function buildTarget(t: Target, log: Log, place: Place = CONTROL_PLANE): P
       ];
       if (t.tags) args.push('-tags', t.tags);
       args.push('-o', join(tmp, bin), t.packages[bin] ?? '');
-      await run(...go(args), { cwd: dir, env: goEnv() });
+      await run(...go(args), { cwd: dir, env });
       await mkdir(dirname(place.out(bin)), { recursive: true });
       await rename(join(tmp, bin), place.out(bin));
       log(`${t.name}: ${bin} built (${elapsed(start)})`);

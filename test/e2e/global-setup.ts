@@ -1,0 +1,118 @@
+// vitest global setup of the e2e project: one kind cluster per run, shared by every case in
+// its own namespace. Builds or reuses the binaries and the node image, creates the cluster
+// (1 control plane + 3 workers in zones a/b/c, flannel + kube-router's firewall +
+// local-path), loads our images, installs the operator chart with helm. Afterwards: logs
+// exported when a test failed, the cluster deleted unless E2E_KEEP=1.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type {} from 'vitest';
+import type { TestProject } from 'vitest/node';
+import { cacheRoot } from '../../devcluster/paths.ts';
+import {
+  attachCluster,
+  clusterExists,
+  createCluster,
+  deleteCluster,
+  exportLogs,
+  helm,
+  loadImages,
+  memorySampler,
+  OPERATOR_NAMESPACE,
+  RELEASE,
+} from './support/cluster.ts';
+import { ensureNodeImage, nodeImageChoice } from './support/node-image.ts';
+import { imageValues, projectImages } from './support/images.ts';
+import { RESULTS_ENV, record, table, timed, type Timing } from './support/results.ts';
+import { ensureKindBinaries } from './support/toolchain.ts';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    kubeconfig: string;
+    e2eCluster: string;
+  }
+}
+
+export const CLUSTER_NAME = process.env['E2E_CLUSTER_NAME'] ?? 'scalable-e2e';
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const log = (m: string) => console.log(`[e2e] ${m}`);
+  const root = join(import.meta.dirname, '..', '..');
+  const workDir = join(cacheRoot(), 'e2e', CLUSTER_NAME);
+  mkdirSync(workDir, { recursive: true });
+  const results = join(workDir, `results-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`);
+  process.env[RESULTS_ENV] = results;
+  const keep = process.env['E2E_KEEP'] === '1';
+
+  const choice = nodeImageChoice();
+  await timed('phase: binaries', () => ensureKindBinaries(log, choice.kind === 'local'));
+  await timed('phase: images', async () =>
+    execFileSync('bash', [join(root, 'scripts', 'images.sh')], { cwd: root, stdio: 'inherit' }),
+  );
+  const nodeImage =
+    choice.kind === 'local'
+      ? await timed('phase: node image', () => ensureNodeImage(log))
+      : choice.kind === 'given'
+        ? choice.image
+        : undefined;
+
+  const exists = await clusterExists(CLUSTER_NAME);
+  const reuse = exists && keep;
+  if (exists && !reuse) await deleteCluster(CLUSTER_NAME);
+  const cluster = reuse
+    ? await attachCluster(CLUSTER_NAME, workDir)
+    : await timed('phase: cluster create', () =>
+        createCluster(CLUSTER_NAME, workDir, nodeImage, choice.kind === 'local'),
+      );
+  if (reuse) log(`reusing the kept cluster ${CLUSTER_NAME} (E2E_KEEP=1)`);
+  const memory = memorySampler(CLUSTER_NAME);
+
+  const images = projectImages(root);
+  await timed('phase: kind load', () => loadImages(cluster, images), `${images.length} images`);
+  await timed('phase: helm install', async () => {
+    await helm(cluster, [
+      'upgrade',
+      '--install',
+      RELEASE,
+      join(root, 'charts', 'scalable-operator'),
+      '--namespace',
+      OPERATOR_NAMESPACE,
+      '--create-namespace',
+      ...imageValues(),
+      '--wait',
+      '--timeout',
+      '5m',
+    ]);
+  });
+
+  process.env['SCALABLE_TEST_KUBECONFIG'] = cluster.kubeconfig;
+  project.provide('kubeconfig', cluster.kubeconfig);
+  project.provide('e2eCluster', CLUSTER_NAME);
+  log(`cluster ${CLUSTER_NAME} ready; kubeconfig ${cluster.kubeconfig}`);
+
+  return async () => {
+    const peak = await memory.stop();
+    record({ name: 'cluster peak memory (docker stats, 4 nodes)', value: peak, unit: 'MiB' });
+    let failed = 0;
+    try {
+      failed = project.vitest.state.getCountOfFailedTests();
+    } catch {
+      failed = 1; // unknown: keep the logs
+    }
+    if (failed > 0) {
+      const dir = join(workDir, 'logs');
+      rmSync(dir, { recursive: true, force: true });
+      await exportLogs(cluster, dir).then(
+        () => log(`tests failed: cluster logs exported to ${dir}`),
+        (err: unknown) => log(`kind export logs failed: ${String(err)}`),
+      );
+    }
+    if (keep) log(`E2E_KEEP=1: cluster ${CLUSTER_NAME} kept (kubeconfig ${cluster.kubeconfig})`);
+    else await timed('phase: cluster delete', () => deleteCluster(CLUSTER_NAME));
+    const lines = readFileSync(results, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Timing);
+    log(`results (${results}):\n${table(lines)}`);
+  };
+}

@@ -1,0 +1,244 @@
+// What the e2e cases do in the cluster: kubectl with the run's kubeconfig, JSON reads, client
+// pods cloned from an app's web pod, commands and scripts run in pods.
+import { inject } from 'vitest';
+import { binPath } from '../../../devcluster/paths.ts';
+import { run } from '../../../devcluster/exec.ts';
+import { eventually } from '../../../devcluster/testing.ts';
+
+export { eventually };
+
+export function kubeconfig(): string {
+  const path = inject('kubeconfig') ?? process.env['SCALABLE_TEST_KUBECONFIG'];
+  if (!path) throw new Error('no kind cluster: run through the vitest e2e project');
+  return path;
+}
+
+export async function kubectl(args: readonly string[], input?: string): Promise<string> {
+  const { stdout } = await run(binPath('kubectl'), ['--kubeconfig', kubeconfig(), ...args], {
+    ...(input === undefined ? {} : { input }),
+  });
+  return stdout;
+}
+
+export async function helm(args: readonly string[]): Promise<string> {
+  const { stdout } = await run(binPath('helm'), ['--kubeconfig', kubeconfig(), ...args]);
+  return stdout;
+}
+
+export async function getJson<T = Record<string, unknown>>(args: readonly string[]): Promise<T> {
+  return JSON.parse(await kubectl([...args, '-o', 'json'])) as T;
+}
+
+export interface Meta {
+  name: string;
+  namespace?: string;
+  labels?: Record<string, string>;
+  deletionTimestamp?: string;
+  uid?: string;
+}
+export interface Condition {
+  type: string;
+  status: string;
+  reason?: string;
+  message?: string;
+}
+export interface Pod {
+  metadata: Meta;
+  spec: { nodeName?: string; containers: { name: string }[] };
+  status: { phase?: string; podIP?: string; conditions?: Condition[] };
+}
+export interface List<T> {
+  items: T[];
+}
+
+export const podReady = (p: Pod): boolean =>
+  !p.metadata.deletionTimestamp &&
+  p.status.phase === 'Running' &&
+  (p.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+
+export async function pods(namespace: string, selector: string): Promise<Pod[]> {
+  return (await getJson<List<Pod>>(['get', 'pods', '-n', namespace, '-l', selector])).items;
+}
+
+/** node name -> topology.kubernetes.io/zone */
+export async function nodeZones(): Promise<Map<string, string>> {
+  const nodes = await getJson<List<{ metadata: Meta }>>(['get', 'nodes']);
+  return new Map(
+    nodes.items.map((n) => [
+      n.metadata.name,
+      n.metadata.labels?.['topology.kubernetes.io/zone'] ?? '',
+    ]),
+  );
+}
+
+export async function createNamespace(name: string): Promise<void> {
+  await kubectl(['create', 'namespace', name]);
+  await eventually(`the default ServiceAccount in ${name}`, async () =>
+    (await kubectl(['get', 'serviceaccount', 'default', '-n', name, '--ignore-not-found'])).trim()
+      ? true
+      : undefined,
+  );
+}
+
+export async function apply(doc: unknown): Promise<void> {
+  await kubectl(['apply', '--server-side', '--force-conflicts', '-f', '-'], JSON.stringify(doc));
+}
+
+/** A condition of a ScalableApp, or undefined. */
+export async function appCondition(
+  namespace: string,
+  app: string,
+  type: string,
+): Promise<Condition | undefined> {
+  const sapp = await getJson<{ status?: { conditions?: Condition[] } }>([
+    'get',
+    'scalableapp',
+    app,
+    '-n',
+    namespace,
+  ]);
+  return sapp.status?.conditions?.find((c) => c.type === type);
+}
+
+/**
+ * Waits until the operator has seen the app's latest spec and says Ready=True with nothing
+ * left in progress (Progressing=False): a rollout it started is over.
+ */
+export async function waitAppReady(
+  namespace: string,
+  app: string,
+  timeoutMs = 900_000,
+): Promise<void> {
+  await eventually(
+    `ScalableApp ${namespace}/${app} Ready=True, Progressing=False at its latest generation`,
+    async () => {
+      const sapp = await getJson<{
+        metadata: { generation?: number };
+        status?: { observedGeneration?: number; conditions?: Condition[] };
+      }>(['get', 'scalableapp', app, '-n', namespace]);
+      const cond = (t: string) => sapp.status?.conditions?.find((c) => c.type === t);
+      const ready = cond('Ready');
+      const progressing = cond('Progressing');
+      const seen = sapp.status?.observedGeneration ?? 0;
+      const want = sapp.metadata.generation ?? 0;
+      if (seen >= want && ready?.status === 'True' && progressing?.status === 'False') return true;
+      throw new Error(
+        `generation ${want}, observed ${seen}; Ready ${ready ? `${ready.status} (${ready.reason}: ${ready.message})` : 'not set'}; ` +
+          `Progressing ${progressing ? `${progressing.status} (${progressing.reason})` : 'not set'}`,
+      );
+    },
+    timeoutMs,
+    3000,
+  );
+}
+
+interface Deployment {
+  spec: {
+    template: {
+      metadata: { labels: Record<string, string> };
+      spec: Record<string, unknown> & { containers: Record<string, unknown>[] };
+    };
+  };
+}
+
+/**
+ * A pod that gets exactly what the app's web pods get (env, secrets, volumes, service
+ * account, security context) from the same image, but does nothing (`sleep`) and is not behind
+ * the web Service. `labels` decide which NetworkPolicies see it as one of the app's pods.
+ */
+export async function cloneWebPod(
+  namespace: string,
+  app: string,
+  name: string,
+  labels: Record<string, string>,
+): Promise<void> {
+  const dep = await getJson<Deployment>(['get', 'deployment', `${app}-web`, '-n', namespace]);
+  const spec = dep.spec.template.spec;
+  const [web] = spec.containers;
+  // The web container without what makes it a server (probes, ports, preStop).
+  const container = Object.fromEntries(
+    Object.entries(web ?? {}).filter(
+      ([k]) =>
+        !['livenessProbe', 'readinessProbe', 'startupProbe', 'lifecycle', 'ports'].includes(k),
+    ),
+  );
+  await apply({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace, labels: { 'e2e.scalable.dev/client': 'true', ...labels } },
+    spec: {
+      ...spec,
+      affinity: undefined,
+      topologySpreadConstraints: undefined,
+      terminationGracePeriodSeconds: 1,
+      containers: [
+        {
+          ...container,
+          name: 'client',
+          command: ['node', '-e', 'setInterval(() => {}, 1 << 30)'],
+          resources: {},
+        },
+      ],
+    },
+  });
+  await waitPodReady(namespace, name);
+}
+
+/** A bare pod from the given image that only sleeps (no app env, no app labels unless given). */
+export async function sleeperPod(
+  namespace: string,
+  name: string,
+  image: string,
+  labels: Record<string, string> = {},
+): Promise<void> {
+  await apply({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace, labels: { 'e2e.scalable.dev/client': 'true', ...labels } },
+    spec: {
+      terminationGracePeriodSeconds: 1,
+      securityContext: {
+        runAsNonRoot: true,
+        runAsUser: 65532,
+        seccompProfile: { type: 'RuntimeDefault' },
+      },
+      containers: [
+        {
+          name: 'client',
+          image,
+          imagePullPolicy: 'IfNotPresent',
+          command: ['node', '-e', 'setInterval(() => {}, 1 << 30)'],
+          securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+        },
+      ],
+    },
+  });
+  await waitPodReady(namespace, name);
+}
+
+export async function waitPodReady(
+  namespace: string,
+  name: string,
+  timeoutMs = 300_000,
+): Promise<void> {
+  await eventually(
+    `pod ${namespace}/${name} Ready`,
+    async () => {
+      const p = await getJson<Pod>(['get', 'pod', name, '-n', namespace]);
+      if (podReady(p)) return true;
+      throw new Error(
+        `phase ${p.status.phase ?? '?'}, conditions ${JSON.stringify(p.status.conditions ?? [])}`,
+      );
+    },
+    timeoutMs,
+    1000,
+  );
+}
+
+/** Runs an ES module in a pod's node (cwd /app: the image's node_modules resolve); stdout. */
+export async function nodeScript(namespace: string, pod: string, script: string): Promise<string> {
+  return kubectl(
+    ['exec', '-i', '-n', namespace, pod, '--', 'node', '--input-type=module', '-'],
+    script,
+  );
+}

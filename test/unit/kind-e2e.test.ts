@@ -1,0 +1,139 @@
+// The pure parts of the kind e2e harness: add-on manifests, cluster config, node image switch.
+import yaml from 'js-yaml';
+import { describe, expect, it } from 'vitest';
+import {
+  flannelManifest,
+  kubeRouterManifest,
+  POD_SUBNET,
+  storageManifest,
+} from '../e2e/support/addons.ts';
+import { kindConfig } from '../e2e/support/cluster.ts';
+import { nodeImageChoice } from '../e2e/support/node-image.ts';
+
+const FLANNEL = `---
+kind: ConfigMap
+apiVersion: v1
+metadata: {name: kube-flannel-cfg, namespace: kube-flannel}
+data:
+  cni-conf.json: |
+    {"name": "cbr0", "cniVersion": "1.0.0", "plugins": [{"type": "flannel"}]}
+  net-conf.json: |
+    {"Network": "10.244.0.0/16", "EnableNFTables": false, "Backend": {"Type": "vxlan"}}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: kube-flannel-ds, namespace: kube-flannel}
+spec:
+  template:
+    spec:
+      initContainers:
+      - {name: install-cni-plugin, image: ghcr.io/flannel-io/flannel-cni-plugin:v1, command: [cp], args: [-f, /flannel, /opt/cni/bin/flannel]}
+      - {name: install-cni, image: ghcr.io/flannel-io/flannel:v0.28.10, command: [/opt/bin/install-conf]}
+      containers:
+      - {name: kube-flannel, image: ghcr.io/flannel-io/flannel:v0.28.10}
+`;
+
+type Docs = { kind: string; data?: Record<string, string>; spec?: unknown }[];
+
+describe('kind e2e add-ons', () => {
+  it('flannel: host-gw on the pod subnet, CNI config 0.3.1, our image everywhere, cp instead of install-conf', () => {
+    const docs = yaml.loadAll(flannelManifest(FLANNEL, 'v0.28.10')) as Docs;
+    const cm = docs.find((d) => d.kind === 'ConfigMap');
+    expect(JSON.parse(cm?.data?.['net-conf.json'] ?? '')).toEqual({
+      Network: POD_SUBNET,
+      EnableNFTables: false,
+      Backend: { Type: 'host-gw' },
+    });
+    expect(JSON.parse(cm?.data?.['cni-conf.json'] ?? '')).toMatchObject({ cniVersion: '0.3.1' });
+    const ds = JSON.stringify(docs.find((d) => d.kind === 'DaemonSet'));
+    expect(ds).not.toContain('ghcr.io');
+    expect(ds.match(/scalable-e2e\/flannel:v0\.28\.10/g)).toHaveLength(3);
+    expect(ds).not.toContain('install-conf');
+    expect(ds).toContain('/etc/cni/net.d/10-flannel.conflist');
+  });
+
+  it('kube-router: the firewall alone, in-cluster credentials, no CNI installer, our image', () => {
+    const upstream = `kind: ConfigMap
+metadata: {name: kube-router-cfg}
+---
+kind: DaemonSet
+spec:
+  template:
+    spec:
+      serviceAccountName: kube-router
+      initContainers: [{name: install-cni, image: docker.io/cloudnativelabs/kube-router}]
+      containers:
+      - name: kube-router
+        image: docker.io/cloudnativelabs/kube-router
+        args: [--run-router=true, --run-firewall=true]
+        env: [{name: NODE_NAME}, {name: KUBE_ROUTER_CNI_CONF_FILE, value: x}]
+        volumeMounts: [{name: lib-modules}, {name: kubeconfig}, {name: xtables-lock}, {name: cni-conf-dir}]
+      volumes: [{name: lib-modules}, {name: kubeconfig}, {name: xtables-lock}, {name: cni-conf-dir}, {name: host-opt}]
+---
+kind: ClusterRole
+metadata: {name: kube-router}
+`;
+    const docs = yaml.loadAll(kubeRouterManifest(upstream, 'v2.1.0')) as {
+      kind: string;
+      spec?: {
+        template: { spec: Record<string, unknown> & { containers: Record<string, unknown>[] } };
+      };
+    }[];
+    expect(docs.map((d) => d.kind)).toEqual(['DaemonSet', 'ClusterRole']);
+    const pod = docs[0]?.spec?.template.spec;
+    expect(pod?.['initContainers']).toBeUndefined();
+    expect(pod?.['volumes']).toEqual([{ name: 'lib-modules' }, { name: 'xtables-lock' }]);
+    expect(pod?.containers[0]).toMatchObject({
+      image: 'scalable-e2e/kube-router:v2.1.0',
+      args: expect.arrayContaining([
+        '--run-router=false',
+        '--run-firewall=true',
+        '--run-service-proxy=false',
+      ]),
+      env: [{ name: 'NODE_NAME' }],
+      volumeMounts: [{ name: 'lib-modules' }, { name: 'xtables-lock' }],
+    });
+  });
+
+  it("storage: kind's manifest text with our provisioner and helper images", () => {
+    const go =
+      'package x\nconst defaultStorageManifest = `\nkind: Deployment\nimage: ` + storageProvisionerImage + `\nargs: [--helper-image, ` + storageHelperImage + `]\n`\n';
+    expect(storageManifest(go, 'v0.0.30', 'trixie')).toBe(
+      '\nkind: Deployment\nimage: scalable-e2e/local-path-provisioner:v0.0.30\nargs: [--helper-image, scalable-e2e/debian:trixie]\n',
+    );
+    expect(() => storageManifest('package x', 'v', 't')).toThrow(/defaultStorageManifest/);
+  });
+});
+
+describe('kind e2e cluster config', () => {
+  it('one control plane and three workers in zones a, b, c; cgroup v1 allowed; etcd tag only for our node image', () => {
+    const local = yaml.load(kindConfig('scalable-e2e/kind-node:x', true)) as {
+      nodes: { role: string; image?: string; labels?: Record<string, string> }[];
+      kubeadmConfigPatches: string[];
+      networking: { podSubnet: string };
+    };
+    expect(local.nodes.map((n) => [n.role, n.labels?.['topology.kubernetes.io/zone']])).toEqual([
+      ['control-plane', undefined],
+      ['worker', 'zone-a'],
+      ['worker', 'zone-b'],
+      ['worker', 'zone-c'],
+    ]);
+    expect(local.nodes.every((n) => n.image === 'scalable-e2e/kind-node:x')).toBe(true);
+    expect(local.networking.podSubnet).toBe(POD_SUBNET);
+    expect(local.kubeadmConfigPatches.join('\n')).toMatch(/failCgroupV1: false/);
+    expect(local.kubeadmConfigPatches.join('\n')).toMatch(/imageTag: "3\.6\.\d+-0"/);
+    const stock = yaml.load(kindConfig(undefined, false)) as typeof local;
+    expect(stock.nodes.some((n) => n.image)).toBe(false);
+    expect(stock.kubeadmConfigPatches.join('\n')).not.toMatch(/imageTag/);
+  });
+
+  it('E2E_NODE_IMAGE: unset builds ours, "stock" is kind\'s default, anything else is used as is', () => {
+    expect(nodeImageChoice({})).toEqual({ kind: 'local' });
+    expect(nodeImageChoice({ E2E_NODE_IMAGE: ' ' })).toEqual({ kind: 'local' });
+    expect(nodeImageChoice({ E2E_NODE_IMAGE: 'stock' })).toEqual({ kind: 'stock' });
+    expect(nodeImageChoice({ E2E_NODE_IMAGE: 'kindest/node:v1.36.0' })).toEqual({
+      kind: 'given',
+      image: 'kindest/node:v1.36.0',
+    });
+  });
+});
