@@ -77,8 +77,9 @@ function sampleRequests(op: OperatorProcess): { stop: () => Promise<Array<[numbe
   const loop = (async () => {
     while (running) {
       const text = await op.metrics().catch(() => '');
-      const all = sumMetric(text, 'scalable_api_requests_total');
-      const leases = sumMetric(text, 'scalable_api_requests_total', { resource: 'leases' });
+      // Counted as requests leave the limiter: completions bunch up behind a slow server.
+      const all = sumMetric(text, 'scalable_api_requests_sent_total');
+      const leases = sumMetric(text, 'scalable_api_requests_sent_total', { resource: 'leases' });
       if (text) samples.push([performance.now(), all - leases]);
       await sleep(1_000);
     }

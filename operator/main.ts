@@ -52,6 +52,7 @@ async function main(): Promise<void> {
   client.onRequest((verb, resource, code) =>
     metrics.apiRequests.inc({ verb, resource, code: String(code) }),
   );
+  client.onSend((_verb, resource) => metrics.apiRequestsSent.inc({ resource }));
   const identity = `${hostname()}_${process.pid}_${randomBytes(3).toString('hex')}`;
   const controller = new Controller({
     client,

@@ -78,8 +78,12 @@ interface Shared {
   readonly agent: https.Agent | Http.Agent;
   readonly watchAgent: https.Agent | Http.Agent;
   readonly observers: RequestObserver[];
+  readonly sendObservers: SendObserver[];
   readonly bucket: TokenBucket | undefined;
 }
+
+/** Called when a request leaves (after the rate limiter): what the limit governs. */
+export type SendObserver = (verb: Verb, resource: string) => void;
 
 /** Client-side rate limit (client-go's token bucket); none when undefined. */
 export interface RateLimit {
@@ -95,6 +99,7 @@ export class KubeClient {
   private readonly agent: https.Agent | Http.Agent;
   private readonly watchAgent: https.Agent | Http.Agent;
   private readonly observers: RequestObserver[];
+  private readonly sendObservers: SendObserver[];
   private readonly bucket: TokenBucket | undefined;
 
   private constructor(
@@ -106,6 +111,7 @@ export class KubeClient {
   ) {
     this.server = new URL(conn.server);
     this.observers = shared?.observers ?? [];
+    this.sendObservers = shared?.sendObservers ?? [];
     this.bucket = shared ? shared.bucket : limit && new TokenBucket(limit.qps, limit.burst);
     if (shared) {
       this.agent = shared.agent;
@@ -140,6 +146,7 @@ export class KubeClient {
   dedicated(): KubeClient {
     const own = new KubeClient(this.conn, this.limit);
     own.observers.push(...this.observers);
+    own.sendObservers.push(...this.sendObservers);
     return own;
   }
 
@@ -149,6 +156,7 @@ export class KubeClient {
       agent: this.agent,
       watchAgent: this.watchAgent,
       observers: this.observers,
+      sendObservers: this.sendObservers,
       bucket: this.bucket,
     };
     const both = this.signal ? AbortSignal.any([this.signal, signal]) : signal;
@@ -168,6 +176,10 @@ export class KubeClient {
 
   onRequest(observer: RequestObserver): void {
     this.observers.push(observer);
+  }
+
+  onSend(observer: SendObserver): void {
+    this.sendObservers.push(observer);
   }
 
   private observe(verb: Verb, resource: string, code: number): void {
@@ -297,6 +309,7 @@ export class KubeClient {
       });
       if (body !== undefined) req.write(body);
       req.end();
+      for (const o of this.sendObservers) o(verb, options.resource);
     });
   }
 
@@ -378,6 +391,7 @@ export class KubeClient {
             finish(err);
           });
           req.end();
+          for (const o of this.sendObservers) o('watch', resource);
         },
         (err: unknown) => finish(err instanceof Error ? err : new Error(String(err))),
       );

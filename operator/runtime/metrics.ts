@@ -9,6 +9,7 @@ export interface Metrics {
   readonly reconcileDuration: Histogram;
   readonly queueDepth: Gauge;
   readonly apiRequests: Counter<'verb' | 'resource' | 'code'>;
+  readonly apiRequestsSent: Counter<'resource'>;
   readonly leader: Gauge;
   readonly watchRestarts: Counter<'resource' | 'cause'>;
   readonly objectWrites: Counter<'kind' | 'action'>;
@@ -48,6 +49,12 @@ export function createMetrics(): Metrics {
       name: 'scalable_api_requests_total',
       help: 'Requests to the Kubernetes API by verb, resource and HTTP code (0: no answer).',
       labelNames: ['verb', 'resource', 'code'],
+      registers,
+    }),
+    apiRequestsSent: new Counter({
+      name: 'scalable_api_requests_sent_total',
+      help: 'Requests sent to the Kubernetes API (counted as they leave the rate limiter).',
+      labelNames: ['resource'],
       registers,
     }),
     leader: new Gauge({

@@ -88,4 +88,38 @@ describe('watch-namespaces mode', () => {
     expect(op.logs()).not.toMatch(/\b403\b|forbidden/i);
     expect(op.child.exitCode).toBeNull();
   });
+
+  it('prunes what the spec drops and serves a Gateway route, still with Roles only', async () => {
+    // Cache off, an HTTPRoute instead of the Ingresses: prune (delete) and apply of a
+    // Gateway API kind, through the same Role; then the route goes too.
+    await applyAs(
+      client,
+      'test-user',
+      scalableApp(watched, 'shop', {
+        web: spec['web'],
+        ingress: { host: 'shop.example.com', gateway: { name: 'public', namespace: watched } },
+      }),
+    );
+    const route = kindInfo('gateway.networking.k8s.io/v1', 'HTTPRoute');
+    await eventually(
+      'HTTPRoute created, cache and Ingress pruned',
+      async () =>
+        (await getObj(client, route, watched, 'shop-web')) &&
+        !(await getObj(client, kindInfo('apps/v1', 'Deployment'), watched, 'shop-cache')) &&
+        !(await getObj(client, kindInfo('networking.k8s.io/v1', 'Ingress'), watched, 'shop-web'))
+          ? true
+          : undefined,
+      90_000,
+    );
+    await applyAs(client, 'test-user', scalableApp(watched, 'shop', { web: spec['web'] }));
+    await eventually(
+      'HTTPRoute pruned',
+      async () => ((await getObj(client, route, watched, 'shop-web')) ? undefined : true),
+      90_000,
+    );
+    expect(
+      await getObj(client, kindInfo('apps/v1', 'Deployment'), watched, 'shop-web'),
+    ).toBeDefined();
+    expect(op.logs()).not.toMatch(/\b403\b|forbidden/i);
+  });
 });

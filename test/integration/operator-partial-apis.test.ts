@@ -6,9 +6,11 @@
 //   PrometheusRule) is not Ready, MonitoringReady=APIUnavailable naming the kinds.
 // - list/watch on traefik.io Middlewares withheld (403): an app with a traefik Ingress is not
 //   Ready, IngressReady says the list was refused; its web tier is served regardless.
-// The upstream CRDs are put back afterwards for the suites that follow.
+// The removed CRDs are put back afterwards for the suites that follow.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { setOptionalCrds } from '../../devcluster/crds.ts';
+import { join } from 'node:path';
+import { waitEstablished } from '../../devcluster/crds.ts';
+import { crdDir } from '../../devcluster/paths.ts';
 import { eventually, printLogDirOnFailure, uniqueName } from '../../devcluster/testing.ts';
 import { OPERATOR_RULES } from '../../operator/rbac.ts';
 import type { KubeClient } from '../../operator/runtime/kube-client.ts';
@@ -78,7 +80,15 @@ afterAll(async () => {
   await deleteRbac(client, identity);
   await deleteNamespace(client, ns);
   client?.close();
-  await setOptionalCrds(kubeconfig(), true, () => undefined);
+  // Only the group this file removed (re-applying every upstream CRD costs minutes).
+  await kubectl(kubeconfig(), [
+    'apply',
+    '--server-side',
+    '--force-conflicts',
+    '-f',
+    join(crdDir(), 'prometheus-operator'),
+  ]);
+  await waitEstablished(kubeconfig());
 });
 
 describe('partial optional APIs and a refused list', () => {
