@@ -136,6 +136,20 @@ describe('Postgres with TLS (the default): rendered config, real Patroni and Pos
       500,
     );
     replica = h.members.find((m) => m !== primary)!;
+    // Streaming starts before the replica's Postgres accepts connections (and pg_basebackup's
+    // WAL stream may still be listed): wait until the replica is ready and streams alone.
+    await eventually(
+      'the replica ready, one streaming walsender',
+      async () => {
+        const rows = await sql<{ n: string }>(
+          primary.pgPort,
+          'SELECT count(*) AS n FROM pg_stat_replication',
+        );
+        return rows[0]?.n === '1' && (await h.isReady(replica)) ? true : undefined;
+      },
+      60_000,
+      500,
+    );
   });
 
   afterAll(async () => {
