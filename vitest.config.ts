@@ -5,7 +5,9 @@ import { defineConfig } from 'vitest/config';
 // (npm run images once, then every image run with docker as its pod runs it), e2e (a kind
 // cluster: the chart and every tier as real pods).
 // The groups run one after another: timing-sensitive failover and leader-election tests
-// must not share two cores with each other.
+// must not share two cores with each other. `npm test` runs e2e in a second vitest run:
+// vitest starts every selected project's global setup before any test, and the kind
+// cluster (4 nodes, ~3.7 GiB) must not run beside the engine and integration tests.
 export default defineConfig({
   test: {
     reporters: ['default', './test/reporters/summary.ts'],
