@@ -46,9 +46,11 @@ beforeAll(async () => {
   await installCrd(kubeconfig());
   client = await apiClient();
   await createNamespace(client, ns);
+  // The operator's Role reaches its own Lease only, by name.
+  const lease = uniqueName('lease-tls');
   op = await startOperator(
-    { SCALABLE_LEASE_NAME: uniqueName('lease-tls') },
-    await rbacKubeconfig(client, identity),
+    { SCALABLE_LEASE_NAME: lease },
+    await rbacKubeconfig(client, identity, lease),
   );
 });
 
@@ -185,9 +187,10 @@ describe('with cert-manager served', () => {
     await installCertManagerCrds();
     // A fresh operator discovers the API at start.
     await op.stop('SIGTERM');
+    const lease = uniqueName('lease-tls-cm');
     op = await startOperator(
-      { SCALABLE_LEASE_NAME: uniqueName('lease-tls-cm') },
-      await rbacKubeconfig(client, `${identity}-cm`),
+      { SCALABLE_LEASE_NAME: lease },
+      await rbacKubeconfig(client, `${identity}-cm`, lease),
     );
     await applyAs(
       client,
