@@ -45,6 +45,13 @@ const ENV_VALUE_FROM_RULES: readonly CelRule[] = [
   },
 ];
 
+// Label keys as Kubernetes validates them ([prefix/]name); a schema cannot constrain map keys.
+const LABEL_KEYS: CelRule = {
+  rule: "!has(self.matchLabels) || self.matchLabels.all(k, k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$') && k.size() <= 317)",
+  message: 'matchLabels keys must be label keys such as app or example.com/tier',
+  fieldPath: '.matchLabels',
+};
+
 /** A consumer's stream and group in CEL: both default to its name. */
 const streamOf = (v: string) => `(has(${v}.stream) ? ${v}.stream : ${v}.name)`;
 const groupOf = (v: string) => `(has(${v}.group) ? ${v}.group : ${v}.name)`;
@@ -160,6 +167,34 @@ export const RULES: Readonly<Record<string, readonly CelRule[]>> = merged(QUANTI
       rule: 'self.minReplicas <= self.maxReplicas',
       message: 'minReplicas must be <= maxReplicas',
       detail: "'got ' + string(self.minReplicas) + ' > ' + string(self.maxReplicas)",
+    },
+  ],
+  'spec.web.allowFrom[]': [
+    {
+      rule: 'has(self.ipBlock) != (has(self.namespaceSelector) || has(self.podSelector))',
+      message:
+        'set ipBlock alone, or namespaceSelector and/or podSelector (a NetworkPolicy peer cannot mix them)',
+    },
+  ],
+  'spec.web.allowFrom[].namespaceSelector': [LABEL_KEYS],
+  'spec.web.allowFrom[].podSelector': [LABEL_KEYS],
+  'spec.web.allowFrom[].ipBlock': [
+    {
+      rule: 'isCIDR(self.cidr)',
+      message: 'cidr must be a CIDR such as 10.0.0.0/8 or 2001:db8::/32',
+      fieldPath: '.cidr',
+      detail: "'got ' + self.cidr",
+    },
+    {
+      rule: '!has(self.except) || self.except.all(e, isCIDR(e))',
+      message: 'except must hold CIDRs such as 10.1.0.0/16',
+      fieldPath: '.except',
+    },
+    {
+      // NetworkPolicy validation's own rule: each exception a strict subset of cidr.
+      rule: '!has(self.except) || !isCIDR(self.cidr) || self.except.all(e, !isCIDR(e) || (cidr(self.cidr).containsCIDR(cidr(e)) && cidr(e).prefixLength() > cidr(self.cidr).prefixLength()))',
+      message: 'each of except must be a strict subset of cidr',
+      fieldPath: '.except',
     },
   ],
   'spec.web.env': ENV_RULES,

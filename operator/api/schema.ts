@@ -110,6 +110,66 @@ const Storage = (what: string, size: string) =>
     { description: `Persistent volumes of the ${what}.`, default: {} },
   );
 
+// Label selectors as NetworkPolicy peers take them: label values' shape here, keys by a
+// rule (rules.ts), since a CRD schema cannot constrain map keys.
+const MatchLabels = (what: string) =>
+  Type.Object(
+    {
+      matchLabels: opt(
+        Type.Record(
+          Type.String(),
+          str('Label value.', {
+            maxLength: 63,
+            pattern: '^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$',
+          }),
+          {
+            description: `Labels the ${what} must all carry. Empty: every ${what}.`,
+            maxProperties: 16,
+          },
+        ),
+      ),
+    },
+    { description: `Selects ${what}s by label.` },
+  );
+
+const CIDR_MAX = 43; // the longest IPv6 prefix: 39 characters, a slash and 3 digits
+
+const AllowFrom = Type.Array(
+  Type.Object(
+    {
+      namespaceSelector: opt(MatchLabels('namespace')),
+      podSelector: opt(
+        MatchLabels("pod (in the app's namespace, or with namespaceSelector in those namespaces)"),
+      ),
+      ipBlock: opt(
+        Type.Object(
+          {
+            cidr: str('Addresses admitted, as a CIDR, e.g. 10.0.0.0/8 or 2001:db8::/32.', {
+              maxLength: CIDR_MAX,
+            }),
+            except: opt(
+              Type.Array(str('A CIDR within cidr.', { maxLength: CIDR_MAX }), {
+                description: 'Ranges within cidr that are not admitted.',
+                maxItems: 16,
+              }),
+            ),
+          },
+          { description: 'Admit addresses (e.g. a load balancer outside the cluster).' },
+        ),
+      ),
+    },
+    {
+      description:
+        'One NetworkPolicy peer: namespaceSelector, podSelector, both (those pods in those namespaces), or ipBlock alone.',
+    },
+  ),
+  {
+    description:
+      "Who may reach the web port (the ingress path), replacing the operator-wide ingress-controller namespaces (Helm networkPolicy.ingressNamespaces). The app's own pods, the Gateway's namespace (ingress.gateway) and Prometheus on the metrics port are admitted either way. Unset: the operator-wide list. Empty: no one else.",
+    maxItems: 32,
+  },
+);
+
 const Web = Type.Object(
   {
     image: image('Container image of the stateless web tier, e.g. ghcr.io/acme/shop:1.4.2.'),
@@ -157,6 +217,7 @@ const Web = Type.Object(
         default: {},
       },
     ),
+    allowFrom: opt(AllowFrom),
     metrics: opt(
       Type.Object(
         {

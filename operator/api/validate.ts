@@ -5,6 +5,7 @@ import type { CelInput, CelResult } from '@bufbuild/cel';
 import type { TSchema } from 'typebox';
 import Value from 'typebox/value';
 import { IMAGE_PATTERN } from './fields.ts';
+import { CIDR_FUNCS } from './cidr.ts';
 import { QUANTITY_FUNCS } from './quantity.ts';
 import { RULES, isTransitionRule } from './rules.ts';
 import type { CelRule } from './rules.ts';
@@ -253,8 +254,8 @@ function nodesAt(root: unknown, rulePath: string): Array<{ path: string; value: 
 
 type Program = (bindings: Record<string, CelInput>) => CelResult;
 const programs = new Map<string, Program>();
-/** The standard library plus Kubernetes' quantity functions, as in the API server. */
-const env = celEnv({ funcs: [...QUANTITY_FUNCS] });
+/** The standard library plus Kubernetes' quantity and CIDR functions, as in the API server. */
+const env = celEnv({ funcs: [...QUANTITY_FUNCS, ...CIDR_FUNCS] });
 
 /** Parse and plan each expression once: the operator validates every app it reconciles. */
 function compiled(expr: string): Program {

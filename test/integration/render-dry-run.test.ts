@@ -1,6 +1,8 @@
 // Everything `scalable render` produces for the examples, judged by the API server's own
 // schemas and the upstream CRDs (cert-manager's applied here): `kubectl apply --server-side --dry-run=server`.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kubectl } from '../../devcluster/index.ts';
 import {
@@ -63,5 +65,44 @@ describe('rendered objects are accepted by the API server', () => {
     // One line per object, each "(server dry run)".
     expect(stdout.trim().split('\n')).toHaveLength(kinds.length);
     expect(stdout).not.toMatch(/error/i);
+  });
+
+  it('web NetworkPolicy with every kind of web.allowFrom peer', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'allow-from-')), 'app.yaml');
+    writeFileSync(
+      file,
+      `apiVersion: scalable.dev/v1alpha1
+kind: ScalableApp
+metadata: { name: peers }
+spec:
+  web:
+    image: ghcr.io/acme/shop:1.4.2
+    allowFrom:
+      - namespaceSelector: { matchLabels: { example.com/role: ingress } }
+      - podSelector: { matchLabels: { app: edge } }
+      - namespaceSelector: {}
+        podSelector: { matchLabels: { app: alb } }
+      - ipBlock: { cidr: 10.0.0.0/8, except: [10.1.0.0/16] }
+      - ipBlock: { cidr: 2001:db8::/32 }
+`,
+    );
+    const rendered = render(file, namespace);
+    const policy = rendered.split(/^---$/m).find((d) => /^kind: NetworkPolicy$/m.test(d));
+    expect(policy).toMatch(/except:\n\s+- 10\.1\.0\.0\/16/);
+    const { stdout } = await kubectl(
+      testKubeconfig(),
+      [
+        'apply',
+        '--server-side',
+        '--dry-run=server',
+        '--field-manager=scalable-operator',
+        '-f',
+        '-',
+      ],
+      policy ?? '',
+    );
+    expect(stdout).toMatch(
+      /networkpolicy.networking.k8s.io\/peers-web serverside-applied \(server dry run\)/,
+    );
   });
 });

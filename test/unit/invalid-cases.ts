@@ -40,6 +40,26 @@ export const VALID_EDGES: Array<[string, unknown]> = [
     'a quantity in another unit',
     base({ database: { storage: { size: '1024Mi' } } }, { name: 'units' }),
   ],
+  [
+    'every kind of allowFrom peer',
+    base(
+      {
+        web: {
+          image: 'x',
+          allowFrom: [
+            { namespaceSelector: { matchLabels: { 'example.com/role': 'ingress' } } },
+            { podSelector: { matchLabels: { app: 'gateway' } } },
+            { namespaceSelector: { matchLabels: {} }, podSelector: { matchLabels: { a: 'b' } } },
+            { ipBlock: { cidr: '10.0.0.0/8', except: ['10.1.0.0/16', '10.2.3.4/32'] } },
+            { ipBlock: { cidr: '2001:db8::/32', except: ['2001:db8:1::/48'] } },
+            { namespaceSelector: {} },
+          ],
+        },
+      },
+      { name: 'peers' },
+    ),
+  ],
+  ['an empty allowFrom', base({ web: { image: 'x', allowFrom: [] } }, { name: 'nopeers' })],
 ];
 
 // Each invalid input and the field path its error must name.
@@ -417,6 +437,81 @@ export const INVALID: Array<[string, unknown, string]> = [
     'bad namespace',
     base({}, { name: 'shop', namespace: 'Prod' }),
     'metadata.namespace: must be a lower-case RFC 1123 label',
+  ],
+  [
+    'allowFrom peer mixing ipBlock and a selector',
+    base({
+      web: { image: 'x', allowFrom: [{ ipBlock: { cidr: '10.0.0.0/8' }, namespaceSelector: {} }] },
+    }),
+    'spec.web.allowFrom[0]: set ipBlock alone, or namespaceSelector and/or podSelector',
+  ],
+  [
+    'empty allowFrom peer',
+    base({ web: { image: 'x', allowFrom: [{}] } }),
+    'spec.web.allowFrom[0]: set ipBlock alone',
+  ],
+  [
+    'allowFrom prefix too long',
+    base({ web: { image: 'x', allowFrom: [{ ipBlock: { cidr: '10.0.0.0/33' } }] } }),
+    'spec.web.allowFrom[0].ipBlock.cidr: cidr must be a CIDR such as 10.0.0.0/8 or 2001:db8::/32 (got 10.0.0.0/33)',
+  ],
+  [
+    'allowFrom address without prefix',
+    base({ web: { image: 'x', allowFrom: [{ ipBlock: { cidr: '10.0.0.1' } }] } }),
+    'spec.web.allowFrom[0].ipBlock.cidr: cidr must be a CIDR',
+  ],
+  [
+    'allowFrom IPv4 with leading zeros',
+    base({ web: { image: 'x', allowFrom: [{ ipBlock: { cidr: '10.0.0.01/32' } }] } }),
+    'spec.web.allowFrom[0].ipBlock.cidr: cidr must be a CIDR',
+  ],
+  [
+    'allowFrom except not a CIDR',
+    base({
+      web: { image: 'x', allowFrom: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['10.1.0.0'] } }] },
+    }),
+    'spec.web.allowFrom[0].ipBlock.except: except must hold CIDRs',
+  ],
+  [
+    'allowFrom except outside cidr',
+    base({
+      web: {
+        image: 'x',
+        allowFrom: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['192.168.0.0/16'] } }],
+      },
+    }),
+    'spec.web.allowFrom[0].ipBlock.except: each of except must be a strict subset of cidr',
+  ],
+  [
+    'allowFrom except equal to cidr',
+    base({
+      web: { image: 'x', allowFrom: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['10.0.0.0/8'] } }] },
+    }),
+    'spec.web.allowFrom[0].ipBlock.except: each of except must be a strict subset of cidr',
+  ],
+  [
+    'allowFrom except of the other family',
+    base({
+      web: {
+        image: 'x',
+        allowFrom: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['2001:db8::/32'] } }],
+      },
+    }),
+    'spec.web.allowFrom[0].ipBlock.except: each of except must be a strict subset of cidr',
+  ],
+  [
+    'allowFrom bad label key',
+    base({
+      web: { image: 'x', allowFrom: [{ namespaceSelector: { matchLabels: { 'bad key': 'x' } } }] },
+    }),
+    'spec.web.allowFrom[0].namespaceSelector.matchLabels: matchLabels keys must be label keys',
+  ],
+  [
+    'allowFrom bad label value',
+    base({
+      web: { image: 'x', allowFrom: [{ podSelector: { matchLabels: { app: 'no spaces' } } }] },
+    }),
+    'spec.web.allowFrom[0].podSelector.matchLabels.app: must match',
   ],
   ['spec not a mapping', { ...base({}), spec: 'web' }, 'spec: Required value'],
 ];

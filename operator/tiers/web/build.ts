@@ -189,9 +189,42 @@ function webDeployment(
   });
 }
 
+type Peer = k8s.NetworkPolicyPeer;
+
+/** The namespaces (by name) as one NetworkPolicy peer. */
+const namespacesPeer = (names: readonly string[]): Peer => ({
+  namespaceSelector: {
+    matchExpressions: [
+      { key: 'kubernetes.io/metadata.name', operator: 'In', values: [...new Set(names)] },
+    ],
+  },
+});
+
+/** web.allowFrom's entries as NetworkPolicy peers (rules.ts guarantees each is one kind). */
+function allowFromPeers(entries: NonNullable<AppModel['web']['allowFrom']>): Peer[] {
+  return entries.map((e) =>
+    e.ipBlock
+      ? {
+          ipBlock: {
+            cidr: e.ipBlock.cidr,
+            ...(e.ipBlock.except?.length ? { except: [...e.ipBlock.except] } : {}),
+          },
+        }
+      : {
+          ...(e.namespaceSelector
+            ? { namespaceSelector: { matchLabels: { ...e.namespaceSelector.matchLabels } } }
+            : {}),
+          ...(e.podSelector
+            ? { podSelector: { matchLabels: { ...e.podSelector.matchLabels } } }
+            : {}),
+        },
+  );
+}
+
 /**
- * Only the ingress controllers (the operator-wide list, plus the Gateway's namespace) and
- * this app's own pods may reach the web port; Prometheus the metrics port.
+ * Only the ingress path (web.allowFrom, else the operator-wide ingress-controller
+ * namespaces; plus the Gateway's namespace) and this app's own pods may reach the web port;
+ * Prometheus the metrics port.
  */
 function webNetworkPolicy(
   chart: Chart,
@@ -200,9 +233,13 @@ function webNetworkPolicy(
   selector: Record<string, string>,
 ) {
   const metrics = webMetricsPort(app);
-  const controllerNamespaces = [
-    ...app.network.ingressNamespaces,
-    ...(app.ingress?.gateway ? [app.ingress.gateway.namespace ?? app.namespace] : []),
+  const gateway = app.ingress?.gateway ? [app.ingress.gateway.namespace ?? app.namespace] : [];
+  const allowFrom = app.web.allowFrom;
+  // An empty namespace list would be an invalid In selector: leave the peer out instead.
+  const namespaces = allowFrom ? gateway : [...app.network.ingressNamespaces, ...gateway];
+  const ingressPath = [
+    ...(allowFrom ? allowFromPeers(allowFrom) : []),
+    ...(namespaces.length > 0 ? [namespacesPeer(namespaces)] : []),
   ];
   new k8s.KubeNetworkPolicy(chart, 'netpol', {
     metadata: metadataOf(app, 'web', name),
@@ -213,17 +250,7 @@ function webNetworkPolicy(
         {
           from: [
             { podSelector: { matchLabels: { 'scalable.dev/app': app.name } } },
-            {
-              namespaceSelector: {
-                matchExpressions: [
-                  {
-                    key: 'kubernetes.io/metadata.name',
-                    operator: 'In',
-                    values: [...new Set(controllerNamespaces)],
-                  },
-                ],
-              },
-            },
+            ...ingressPath,
           ],
           ports: [{ port: k8s.IntOrString.fromString('http'), protocol: 'TCP' }],
         },
@@ -237,19 +264,7 @@ function webNetworkPolicy(
         ...(metrics && !app.monitoring
           ? [
               {
-                from: [
-                  {
-                    namespaceSelector: {
-                      matchExpressions: [
-                        {
-                          key: 'kubernetes.io/metadata.name',
-                          operator: 'In',
-                          values: [...new Set(app.network.monitoringNamespaces)],
-                        },
-                      ],
-                    },
-                  },
-                ],
+                from: [namespacesPeer(app.network.monitoringNamespaces)],
                 ports: [{ port: k8s.IntOrString.fromString(metrics.name), protocol: 'TCP' }],
               },
             ]

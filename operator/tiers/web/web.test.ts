@@ -170,6 +170,65 @@ describe('buildWeb', () => {
     ]);
   });
 
+  it('admits web.allowFrom instead of the operator-wide controllers', () => {
+    const allowFrom = [
+      { namespaceSelector: { matchLabels: { 'example.com/role': 'ingress' } } },
+      { podSelector: { matchLabels: { app: 'edge-proxy' } } },
+      {
+        namespaceSelector: { matchLabels: { team: 'lb' } },
+        podSelector: { matchLabels: { app: 'alb' } },
+      },
+      { ipBlock: { cidr: '10.0.0.0/8', except: ['10.1.0.0/16'] } },
+      { ipBlock: { cidr: '2001:db8::/32' } },
+    ];
+    const app = modelOf({ web: { image: 'x', metrics: { port: 9464 }, allowFrom } });
+    const np = spec(find(buildWeb(app), 'NetworkPolicy'));
+    expect(np.ingress[0]).toEqual({
+      from: [
+        { podSelector: { matchLabels: { 'scalable.dev/app': 'shop' } } },
+        { namespaceSelector: { matchLabels: { 'example.com/role': 'ingress' } } },
+        { podSelector: { matchLabels: { app: 'edge-proxy' } } },
+        {
+          namespaceSelector: { matchLabels: { team: 'lb' } },
+          podSelector: { matchLabels: { app: 'alb' } },
+        },
+        { ipBlock: { cidr: '10.0.0.0/8', except: ['10.1.0.0/16'] } },
+        { ipBlock: { cidr: '2001:db8::/32' } },
+      ],
+      ports: [{ port: 'http', protocol: 'TCP' }],
+    });
+    // The metrics rule is the one the operator-wide monitoring namespaces give.
+    expect(np.ingress[1].from[0].namespaceSelector.matchExpressions[0].values).toEqual([
+      'monitoring',
+    ]);
+    expect(np.ingress).toHaveLength(2);
+  });
+
+  it('still admits the Gateway namespace with web.allowFrom, and only own pods when empty', () => {
+    const gw = modelOf({
+      web: { image: 'x', allowFrom: [{ namespaceSelector: {} }] },
+      ingress: { gateway: { name: 'g', namespace: 'edge' } },
+    });
+    expect(spec(find(buildWeb(gw), 'NetworkPolicy')).ingress[0].from).toEqual([
+      { podSelector: { matchLabels: { 'scalable.dev/app': 'shop' } } },
+      { namespaceSelector: { matchLabels: {} } },
+      {
+        namespaceSelector: {
+          matchExpressions: [
+            { key: 'kubernetes.io/metadata.name', operator: 'In', values: ['edge'] },
+          ],
+        },
+      },
+    ]);
+    const none = modelOf({ web: { image: 'x', allowFrom: [] } });
+    expect(spec(find(buildWeb(none), 'NetworkPolicy')).ingress).toEqual([
+      {
+        from: [{ podSelector: { matchLabels: { 'scalable.dev/app': 'shop' } } }],
+        ports: [{ port: 'http', protocol: 'TCP' }],
+      },
+    ]);
+  });
+
   it('keeps at most one pod down during disruptions', () => {
     expect(spec(find(objects, 'PodDisruptionBudget')).maxUnavailable).toBe(1);
   });
