@@ -21,7 +21,8 @@ import {
   pods,
   sleeperPod,
   waitAppReady,
-  appCondition,
+  appConditions,
+  readyAsServed,
   type List,
   type Meta,
   type Pod,
@@ -569,9 +570,10 @@ describe('a ScalableApp with every tier on kind', () => {
     let stop = false;
     const watcher = (async () => {
       while (!stop) {
-        const c = await appCondition(NS, APP, 'Ready').catch(() => undefined);
+        const conds = await appConditions(NS, APP).catch(() => []);
+        const c = conds.find((x) => x.type === 'Ready');
         seen.push(
-          c?.status === 'True'
+          readyAsServed(conds)
             ? 'True'
             : `${c?.status ?? 'unknown'} (${c?.reason ?? ''}: ${c?.message ?? ''})`,
         );

@@ -101,8 +101,43 @@ export async function appCondition(
 }
 
 /**
- * Waits until the operator has seen the app's latest spec and says Ready=True with nothing
- * left in progress (Progressing=False): a rollout it started is over.
+ * Ready as far as this cluster can serve the app. The kind cluster runs no KEDA (the queue
+ * case is still to come), and the operator is honest about it: Ready=False with reason
+ * APIUnavailable, QueueReady naming keda.sh, every other tier True. Anything else is not ready.
+ */
+export function readyAsServed(conditions: readonly Condition[]): boolean {
+  const ready = conditions.find((c) => c.type === 'Ready');
+  if (ready?.status === 'True') return true;
+  if (ready?.reason !== 'APIUnavailable') return false;
+  const tiers = conditions.filter((c) => c.type !== 'Ready' && c.type.endsWith('Ready'));
+  return (
+    tiers.length > 0 &&
+    tiers.every(
+      (c) =>
+        c.status === 'True' ||
+        (c.type === 'QueueReady' &&
+          c.reason === 'APIUnavailable' &&
+          (c.message ?? '').includes('keda.sh')),
+    )
+  );
+}
+
+/** Every condition of a ScalableApp (none when it has no status yet). */
+export async function appConditions(namespace: string, app: string): Promise<Condition[]> {
+  const sapp = await getJson<{ status?: { conditions?: Condition[] } }>([
+    'get',
+    'scalableapp',
+    app,
+    '-n',
+    namespace,
+  ]);
+  return sapp.status?.conditions ?? [];
+}
+
+/**
+ * Waits until the operator has seen the app's latest spec, is ready as far as this cluster
+ * serves it (readyAsServed), with nothing left in progress (Progressing=False): a rollout it
+ * started is over.
  */
 export async function waitAppReady(
   namespace: string,
@@ -110,7 +145,7 @@ export async function waitAppReady(
   timeoutMs = 900_000,
 ): Promise<void> {
   await eventually(
-    `ScalableApp ${namespace}/${app} Ready=True, Progressing=False at its latest generation`,
+    `ScalableApp ${namespace}/${app} ready as served, Progressing=False at its latest generation`,
     async () => {
       const sapp = await getJson<{
         metadata: { generation?: number };
@@ -121,7 +156,8 @@ export async function waitAppReady(
       const progressing = cond('Progressing');
       const seen = sapp.status?.observedGeneration ?? 0;
       const want = sapp.metadata.generation ?? 0;
-      if (seen >= want && ready?.status === 'True' && progressing?.status === 'False') return true;
+      const conditions = sapp.status?.conditions ?? [];
+      if (seen >= want && readyAsServed(conditions) && progressing?.status === 'False') return true;
       throw new Error(
         `generation ${want}, observed ${seen}; Ready ${ready ? `${ready.status} (${ready.reason}: ${ready.message})` : 'not set'}; ` +
           `Progressing ${progressing ? `${progressing.status} (${progressing.reason})` : 'not set'}`,
