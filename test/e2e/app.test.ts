@@ -180,9 +180,14 @@ describe('a ScalableApp with every tier on kind', () => {
       (p) => !p.metadata.deletionTimestamp,
     );
 
+  // TLS as the web pods get it (DATABASE_SSLMODE=verify-full, the CA at DATABASE_SSLROOTCERT):
+  // node-postgres verifies the certificate against the host name it dials.
   const pgConfig = (host: string) =>
     `{ host: ${JSON.stringify(host)}, port: 5432, user: process.env.DATABASE_USER,
        password: process.env.DATABASE_PASSWORD, database: process.env.DATABASE_NAME,
+       ssl: process.env.DATABASE_SSLROOTCERT
+         ? { ca: process.getBuiltinModule('node:fs').readFileSync(process.env.DATABASE_SSLROOTCERT, 'utf8') }
+         : undefined,
        connectionTimeoutMillis: 3000, query_timeout: 5000 }`;
 
   const sql = async (host: string, query: string): Promise<unknown[]> =>
