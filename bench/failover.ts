@@ -9,8 +9,9 @@
 //             at the default lease (loop_wait 2 s) and at loop_wait 10 s (the old default)
 // The engine tests assert correctness (no acknowledged write lost, a new primary); they hand
 // their times to this script through SCALABLE_BENCH_OUT. BENCH_FAILOVER_TRIALS (3) runs.
+import { writeBenchSection } from './benchmarks-file.ts';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -206,11 +207,7 @@ async function main(): Promise<void> {
     '- Sentinel: a master is called down after down-after-milliseconds without an answer; then the Sentinels elect a leader, which promotes a replica; ioredis asks the Sentinels again on its next retry.',
     '<!-- /bench:failover -->',
   ].join('\n');
-  const path = join(REPO, 'BENCHMARKS.md');
-  const old = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmarks\n';
-  const re = /<!-- bench:failover -->[\s\S]*<!-- \/bench:failover -->/;
-  writeFileSync(path, re.test(old) ? old.replace(re, section) : `${old.trimEnd()}\n\n${section}\n`);
-  log(`wrote ${path}`);
+  log(`wrote ${writeBenchSection('failover', section)}`);
 }
 
 main().then(

@@ -13,8 +13,9 @@
 //   memory       operator RSS with MEM apps
 // Sizes: BENCH_APPS (200), BENCH_PAIRS (5), BENCH_MEMORY_APPS (1000), BENCH_IDLE_SECONDS (60),
 // BENCH_DRIFT_TRIALS (50).
+import { writeBenchSection } from './benchmarks-file.ts';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -507,13 +508,7 @@ async function main(): Promise<void> {
     `- Floor: one \`kubectl apply --server-side -f\` of the same rendered objects (no owner references), into an empty namespace; ${PAIRS} floor runs paired with ${PAIRS} operator runs, each pair alternating which goes first, every run in a fresh namespace (the previous pair's deleted and the operator quiet first).`,
     '<!-- /bench:operator -->',
   ].join('\n');
-  const path = join(REPO, 'BENCHMARKS.md');
-  const old = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmarks\n';
-  const next = /<!-- bench:operator -->[\s\S]*<!-- \/bench:operator -->/.test(old)
-    ? old.replace(/<!-- bench:operator -->[\s\S]*<!-- \/bench:operator -->/, section)
-    : `${old.trimEnd()}\n\n${section}\n`;
-  writeFileSync(path, next);
-  log(`wrote ${path}`);
+  log(`wrote ${writeBenchSection('operator', section)}`);
 }
 
 main().catch((err: unknown) => {

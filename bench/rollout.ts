@@ -5,16 +5,14 @@
 //   rollout     a pod template change on a 3-pod shard: replicas, switchover, old primary
 //   scale-down  replicasPerShard 2 -> 1 with the primary on ordinal 2
 // Per mode (async, synchronous) BENCH_ROLLOUT_TRIALS (2) fresh shards.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeBenchSection } from './benchmarks-file.ts';
 import { cpus, release, totalmem } from 'node:os';
-import { join } from 'node:path';
 import { startDatabase } from '../test/engines/patroni-harness.ts';
 import { operatorAccess, startKubelet } from '../test/engines/patroni-kubelet.ts';
 import { rollout, scaleDown, settled } from '../test/engines/patroni-rollout-scenarios.ts';
 import type { Outcome } from '../test/engines/patroni-rollout-scenarios.ts';
 
 const TRIALS = Number(process.env['BENCH_ROLLOUT_TRIALS'] ?? 2);
-const REPO = join(import.meta.dirname, '..');
 const log = (m: string) => console.log(`[bench] ${m}`);
 
 interface Trial {
@@ -85,11 +83,7 @@ async function main(): Promise<void> {
     "- Duration: from the first write to the shard settled on the new spec; it includes the replicas' restarts, each up to a Patroni loop until ready.",
     '<!-- /bench:rollout -->',
   ].join('\n');
-  const path = join(REPO, 'BENCHMARKS.md');
-  const old = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmarks\n';
-  const re = /<!-- bench:rollout -->[\s\S]*<!-- \/bench:rollout -->/;
-  writeFileSync(path, re.test(old) ? old.replace(re, section) : `${old.trimEnd()}\n\n${section}\n`);
-  log(`wrote ${path}`);
+  log(`wrote ${writeBenchSection('rollout', section)}`);
 }
 
 main().then(

@@ -5,16 +5,9 @@
 //   (which side goes first flips every iteration), one at a time.
 // - Cache-aside hit: sdk.cache.getOrSet on a cached key against a plain ioredis GET.
 // Prints a table and writes its section of BENCHMARKS.md (other sections are kept).
+import { writeBenchSection } from './benchmarks-file.ts';
 import { execFileSync, spawn } from 'node:child_process';
-import {
-  chownSync,
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { chownSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +16,6 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { connect, makeShardMap } from '../sdk/src/index.ts';
 
-const REPO = new URL('..', import.meta.url).pathname;
 const N = Number(process.env['BENCH_SDK_N'] ?? 20_000);
 const WARMUP = 2_000;
 const ROWS = 10_000;
@@ -199,14 +191,7 @@ async function main(): Promise<void> {
       '- Hit: `sdk.cache.getOrSet(key, loader)` on a cached key (GET + JSON.parse, single-flight bookkeeping); plain: ioredis `get` of the same key.',
       '<!-- /bench:sdk -->',
     ].join('\n');
-    const path = join(REPO, 'BENCHMARKS.md');
-    const old = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmarks\n';
-    const re = /<!-- bench:sdk -->[\s\S]*<!-- \/bench:sdk -->/;
-    writeFileSync(
-      path,
-      re.test(old) ? old.replace(re, section) : `${old.trimEnd()}\n\n${section}\n`,
-    );
-    log(`wrote ${path}`);
+    log(`wrote ${writeBenchSection('sdk', section)}`);
   } finally {
     redis.kill('SIGKILL');
     if (pgStarted) asPostgres(`${PG_BIN}/pg_ctl`, ['stop', '-m', 'immediate', '-D', data]);
