@@ -59,7 +59,17 @@ function shopApp(extraWebEnv: { name: string; value: string }[] = []) {
       sessions: { ttlSeconds: 86400 },
       database: { shards: 2, replicasPerShard: 1, synchronous: true, shardKey: 'user_id' },
       queue: {
-        consumers: [{ name: 'thumbnails', image, stream: 'shop.thumbnails', maxReplicas: 2 }],
+        consumers: [
+          {
+            name: 'thumbnails',
+            image,
+            stream: 'shop.thumbnails',
+            maxReplicas: 2,
+            // Short, so the case sees KEDA wake the worker and put it back to sleep.
+            pollingIntervalSeconds: 2,
+            cooldownSeconds: 20,
+          },
+        ],
       },
     },
   };
@@ -472,6 +482,98 @@ describe('a ScalableApp with every tier on kind', () => {
       name: 'failover: Redis cache master deleted -> client writes to the new master',
       value: seconds(took),
       note: `${podName} -> ${promoted?.host.split('.')[0] ?? '?'}`,
+    });
+  });
+
+  it('queue: a message wakes a worker from zero with the real KEDA; the worker acknowledges it; back to zero after the cooldown', async () => {
+    const worker = `${APP}-worker-thumbnails`;
+    const deployment = async () =>
+      getJson<{ spec: { replicas?: number }; status: { readyReplicas?: number } }>([
+        'get',
+        'deployment',
+        worker,
+        '-n',
+        NS,
+      ]);
+    const scaled = await getJson<{
+      status?: { conditions?: { type: string; status: string }[] };
+    }>(['get', 'scaledobject', worker, '-n', NS]);
+    expect(scaled.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
+    const queueReady = (await appConditions(NS, APP)).find((c) => c.type === 'QueueReady');
+    expect(queueReady?.status).toBe('True');
+    // Nothing in the stream: KEDA holds the workers at zero.
+    await eventually(
+      `${worker} at 0 replicas`,
+      async () => ((await deployment()).spec.replicas === 0 ? true : undefined),
+      180_000,
+      2000,
+    );
+    const workerPods = `scalable.dev/app=${APP},app.kubernetes.io/component=worker-thumbnails`;
+    await eventually(
+      'no worker pods left',
+      async () => ((await pods(NS, workerPods)).length === 0 ? true : undefined),
+      120_000,
+      2000,
+    );
+
+    // One message through the SDK, from a pod with only the web env.
+    const start = Date.now();
+    const id = await nodeScript(
+      NS,
+      CLIENT,
+      `import { connect } from '@scalable-dev/sdk';
+       const sdk = await connect();
+       console.log(await sdk.queue.enqueue('shop.thumbnails', { userId: 'e2e-queue', photoId: 'missing' }));
+       await sdk.close();`,
+    );
+    expect(id.trim()).toMatch(/^\d+-\d+$/);
+    await eventually(
+      `a ready ${worker} pod`,
+      async () => (((await deployment()).status.readyReplicas ?? 0) >= 1 ? true : undefined),
+      300_000,
+      1000,
+    );
+    const woke = Date.now();
+    record({
+      name: 'case: queue message -> worker pod ready (from zero, KEDA)',
+      value: seconds(woke - start),
+    });
+
+    // The group read and acknowledged it (the worker finds no such photo and is done with it).
+    const groupState = () =>
+      nodeScript(
+        NS,
+        CLIENT,
+        `import { Redis } from 'ioredis';
+         const r = new Redis(process.env.QUEUE_URL, { password: process.env.QUEUE_PASSWORD, maxRetriesPerRequest: 1 });
+         const groups = await r.xinfo('GROUPS', 'shop.thumbnails');
+         const g = groups.map((flat) => Object.fromEntries(flat.reduce((a, v, i) => (i % 2 ? a : [...a, [v, flat[i + 1]]]), [])));
+         console.log(JSON.stringify(g.map((x) => ({ name: x.name, pending: x.pending, lag: x.lag }))));
+         r.disconnect();`,
+      ).then((out) => JSON.parse(out) as { name: string; pending: number; lag: number }[]);
+    const done = await eventually(
+      'the thumbnails group to acknowledge the message',
+      async () => {
+        const groups = await groupState();
+        const g = groups.find((x) => x.name === 'thumbnails');
+        return g && g.pending === 0 && g.lag === 0 ? g : undefined;
+      },
+      120_000,
+      1000,
+    );
+    expect(done).toEqual({ name: 'thumbnails', pending: 0, lag: 0 });
+    record({ name: 'case: queue message -> acknowledged', value: seconds(Date.now() - start) });
+
+    // Empty again: after the cooldown KEDA scales the workers back to zero.
+    await eventually(
+      `${worker} back at 0 replicas`,
+      async () => ((await deployment()).spec.replicas === 0 ? true : undefined),
+      180_000,
+      2000,
+    );
+    record({
+      name: 'case: queue idle -> workers at zero (cooldown 20 s)',
+      value: seconds(Date.now() - woke),
     });
   });
 

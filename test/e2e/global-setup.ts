@@ -1,7 +1,7 @@
 // vitest global setup of the e2e project: one kind cluster per run, shared by every case in
 // its own namespace. Builds or reuses the binaries and the node image, creates the cluster
 // (1 control plane + 3 workers in zones a/b/c, flannel + kube-router's firewall +
-// local-path), loads our images, installs the operator chart with helm. Afterwards: logs
+// local-path), loads our images, installs KEDA's operator and then ours (the chart, with helm). Afterwards: logs
 // exported when a test failed, the cluster deleted unless E2E_KEEP=1.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
@@ -21,7 +21,8 @@ import {
   OPERATOR_NAMESPACE,
   RELEASE,
 } from './support/cluster.ts';
-import { ensureNodeImage, nodeImageChoice } from './support/node-image.ts';
+import { buildKedaImage, installKeda } from './support/keda.ts';
+import { debianBase, ensureNodeImage, nodeImageChoice } from './support/node-image.ts';
 import { imageValues, projectImages } from './support/images.ts';
 import { RESULTS_ENV, record, table, timed, type Timing } from './support/results.ts';
 import { ensureKindBinaries } from './support/toolchain.ts';
@@ -67,8 +68,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   if (reuse) log(`reusing the kept cluster ${CLUSTER_NAME} (E2E_KEEP=1)`);
   const memory = memorySampler(CLUSTER_NAME);
 
-  const images = projectImages(root);
+  const keda = await timed('phase: keda image', async () => buildKedaImage(await debianBase()));
+  const images = [...projectImages(root), keda];
   await timed('phase: kind load', () => loadImages(cluster, images), `${images.length} images`);
+  // Before the operator, which discovers keda.sh when it starts.
+  await timed('phase: keda install', () => installKeda(cluster));
   await timed('phase: helm install', async () => {
     await helm(cluster, [
       'upgrade',

@@ -101,25 +101,11 @@ export async function appCondition(
 }
 
 /**
- * Ready as far as this cluster can serve the app. The kind cluster runs no KEDA (the queue
- * case is still to come), and the operator is honest about it: Ready=False with reason
- * APIUnavailable, QueueReady naming keda.sh, every other tier True. Anything else is not ready.
+ * Ready as this cluster serves the app: the e2e cluster runs KEDA (the queue's scaler) and
+ * every API the app asks for, so nothing less than Ready=True will do.
  */
 export function readyAsServed(conditions: readonly Condition[]): boolean {
-  const ready = conditions.find((c) => c.type === 'Ready');
-  if (ready?.status === 'True') return true;
-  if (ready?.reason !== 'APIUnavailable') return false;
-  const tiers = conditions.filter((c) => c.type !== 'Ready' && c.type.endsWith('Ready'));
-  return (
-    tiers.length > 0 &&
-    tiers.every(
-      (c) =>
-        c.status === 'True' ||
-        (c.type === 'QueueReady' &&
-          c.reason === 'APIUnavailable' &&
-          (c.message ?? '').includes('keda.sh')),
-    )
-  );
+  return conditions.find((c) => c.type === 'Ready')?.status === 'True';
 }
 
 /** Every condition of a ScalableApp (none when it has no status yet). */
