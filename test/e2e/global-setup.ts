@@ -50,6 +50,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   await timed('phase: images', async () =>
     execFileSync('bash', [join(root, 'scripts', 'images.sh')], { cwd: root, stdio: 'inherit' }),
   );
+  const keda = await timed('phase: keda image', async () => buildKedaImage(await debianBase()));
   const nodeImage =
     choice.kind === 'local'
       ? await timed('phase: node image', () => ensureNodeImage(log))
@@ -68,26 +69,39 @@ export default async function setup(project: TestProject): Promise<() => Promise
   if (reuse) log(`reusing the kept cluster ${CLUSTER_NAME} (E2E_KEEP=1)`);
   const memory = memorySampler(CLUSTER_NAME);
 
-  const keda = await timed('phase: keda image', async () => buildKedaImage(await debianBase()));
   const images = [...projectImages(root), keda];
-  await timed('phase: kind load', () => loadImages(cluster, images), `${images.length} images`);
-  // Before the operator, which discovers keda.sh when it starts.
-  await timed('phase: keda install', () => installKeda(cluster));
-  await timed('phase: helm install', async () => {
-    await helm(cluster, [
-      'upgrade',
-      '--install',
-      RELEASE,
-      join(root, 'charts', 'scalable-operator'),
-      '--namespace',
-      OPERATOR_NAMESPACE,
-      '--create-namespace',
-      ...imageValues(),
-      '--wait',
-      '--timeout',
-      '5m',
-    ]);
-  });
+  try {
+    await timed('phase: kind load', () => loadImages(cluster, images), `${images.length} images`);
+    // Before the operator, which discovers keda.sh when it starts.
+    await timed('phase: keda install', () => installKeda(cluster));
+    await timed('phase: helm install', async () => {
+      await helm(cluster, [
+        'upgrade',
+        '--install',
+        RELEASE,
+        join(root, 'charts', 'scalable-operator'),
+        '--namespace',
+        OPERATOR_NAMESPACE,
+        '--create-namespace',
+        ...imageValues(),
+        '--wait',
+        '--timeout',
+        '5m',
+      ]);
+    });
+  } catch (err) {
+    // No teardown runs for a setup that threw: stop the sampler (its timer would keep vitest
+    // alive), keep the evidence, and do not leave a cluster behind.
+    await memory.stop();
+    const dir = join(workDir, 'logs');
+    rmSync(dir, { recursive: true, force: true });
+    await exportLogs(cluster, dir).then(
+      () => log(`setup failed: cluster logs exported to ${dir}`),
+      (e: unknown) => log(`kind export logs failed: ${String(e)}`),
+    );
+    if (!keep) await deleteCluster(CLUSTER_NAME);
+    throw err;
+  }
 
   process.env['SCALABLE_TEST_KUBECONFIG'] = cluster.kubeconfig;
   project.provide('kubeconfig', cluster.kubeconfig);

@@ -4,7 +4,7 @@
 // config/rbac, config/manager) with only the image, the pull policy and the flags changed.
 // Only the operator runs: it alone scales a worker 0 <-> 1; its metrics adapter (for the HPA
 // between 1 and max) is not built here, as in the devcluster.
-import { copyFile, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
@@ -117,12 +117,13 @@ export async function buildKedaImage(base: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'keda-image-'));
   try {
     await copyFile(binPath('keda-operator'), join(dir, 'keda'));
+    await chmod(join(dir, 'keda'), 0o555); // the classic builder has no COPY --chmod
     await writeFile(
       join(dir, 'Dockerfile'),
       [
         'ARG BASE',
         'FROM ${BASE}',
-        'COPY --chmod=0555 keda /keda',
+        'COPY keda /keda',
         'USER 65532:65532',
         'ENTRYPOINT ["/keda"]',
         '',
