@@ -9,6 +9,35 @@ import { adjustWorkers } from './adjust.ts';
 import { buildQueue } from './index.ts';
 
 const build = (app: AppModel) => buildQueue(app, appWiring(app));
+
+interface Selector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: { key: string; operator: string; values?: string[] }[];
+}
+/** A label selector as the API server evaluates it (only the operators we render). */
+const selects = (s: Selector, labels: Record<string, string>): boolean =>
+  Object.entries(s.matchLabels ?? {}).every(([k, v]) => labels[k] === v) &&
+  (s.matchExpressions ?? []).every((e) => {
+    if (e.operator === 'In') return (e.values ?? []).includes(labels[e.key] ?? '');
+    throw new Error(`operator ${e.operator} not evaluated here`);
+  });
+/** Pod-template labels of every workload, by workload name. */
+const podLabels = (objs: readonly K8sObject[]) =>
+  objs
+    .filter((o) => o.kind === 'Deployment' || o.kind === 'StatefulSet')
+    .map((o) => ({
+      name: o.metadata.name,
+      labels: (spec(o) as { template: { metadata: { labels: Record<string, string> } } }).template
+        .metadata.labels,
+    }));
+/** Names of the workloads whose pods the tier's NetworkPolicy selects. */
+const policed = (objs: readonly K8sObject[]) => {
+  const selector = spec(find(objs, 'NetworkPolicy')).podSelector as Selector;
+  return podLabels(objs)
+    .filter((w) => selects(selector, w.labels))
+    .map((w) => w.name)
+    .sort();
+};
 const names = (objects: readonly K8sObject[]) => objects.map((o) => `${o.kind}/${o.metadata.name}`);
 
 const app = modelOf({
@@ -92,6 +121,10 @@ describe('buildQueue', () => {
         ports: [{ port: 6379, protocol: 'TCP' }],
       },
     ]);
+  });
+
+  it('polices the store only: workers are not held to its egress (they need the database and the other tiers)', () => {
+    expect(policed(objects)).toEqual(['shop-queue']);
   });
 
   it('gives web pods the producer side, password by reference', () => {
@@ -208,6 +241,10 @@ describe('buildQueue with replicas (Sentinel)', () => {
     queue: { replicas: 2, consumers: [{ name: 'emails', image: 'w:1' }] },
   });
   const objs = build(replicated);
+
+  it('polices the store and its Sentinels, not the workers', () => {
+    expect(policed(objs)).toEqual(['shop-queue', 'shop-queue-sentinel']);
+  });
 
   it('runs replicas + 1 Redis pods, each with its volume, and 3 Sentinels; no Service in front of Redis', () => {
     expect(names(objs)).toEqual([

@@ -10,7 +10,15 @@ import type { AppModel } from '../../api/model.ts';
 import type { EnvVar } from '../tier.ts';
 import { synth } from '../shared/chart.ts';
 import type { K8sObject } from '../shared/chart.ts';
-import { APP_LABEL, TIER_LABEL, labelsOf, metadataOf, nameOf, selectorOf } from '../shared/meta.ts';
+import {
+  APP_LABEL,
+  COMPONENT_LABEL,
+  TIER_LABEL,
+  labelsOf,
+  metadataOf,
+  nameOf,
+  selectorOf,
+} from '../shared/meta.ts';
 import { topologySpreadOf } from '../shared/pod-security.ts';
 import { dataTierEgress } from '../shared/egress.ts';
 import { quantity } from '../shared/quantity.ts';
@@ -244,7 +252,14 @@ function storeNetworkPolicy(chart: Chart, app: AppModel, queue: QueueSpec, name:
   new k8s.KubeNetworkPolicy(chart, 'queue-netpol', {
     metadata: metadataOf(app, QUEUE_TIER, name),
     spec: {
-      podSelector: { matchLabels: pods },
+      // The store and its Sentinels only: worker pods share the tier label, and this policy's
+      // egress would cut them off from the database and the other tiers they use.
+      podSelector: {
+        matchLabels: pods,
+        matchExpressions: [
+          { key: COMPONENT_LABEL, operator: 'In', values: [QUEUE_TIER, QUEUE_SENTINEL_COMPONENT] },
+        ],
+      },
       policyTypes: ['Ingress', 'Egress'],
       ingress: [
         {

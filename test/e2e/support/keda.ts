@@ -139,8 +139,14 @@ export async function buildKedaImage(base: string): Promise<string> {
 /** Installs KEDA (after its image is loaded) and waits for its operator to be available. */
 export async function installKeda(c: KindCluster): Promise<void> {
   const docs = kedaManifest(await kedaSources(), KEDA_IMAGE);
-  const text = docs.map((d) => yaml.dump(d, { lineWidth: -1, noRefs: true })).join('---\n');
-  await kubectl(c, ['apply', '--server-side', '-f', '-'], text);
+  const apply = (part: Doc[]) =>
+    kubectl(
+      c,
+      ['apply', '--server-side', '-f', '-'],
+      part.map((d) => yaml.dump(d, { lineWidth: -1, noRefs: true })).join('---\n'),
+    );
+  // The Deployment last: started before its certificates exist, KEDA exits and restarts.
+  await apply(docs.filter((d) => d.kind !== 'Deployment'));
   const pki = await mkdtemp(join(tmpdir(), 'keda-pki-'));
   try {
     const certs = await generateCerts(pki);
@@ -162,6 +168,7 @@ export async function installKeda(c: KindCluster): Promise<void> {
   } finally {
     await rm(pki, { recursive: true, force: true });
   }
+  await apply(docs.filter((d) => d.kind === 'Deployment'));
   await kubectl(c, [
     'rollout',
     'status',
