@@ -8,7 +8,9 @@ import {
   storageManifest,
 } from '../e2e/support/addons.ts';
 import { kindConfig } from '../e2e/support/cluster.ts';
+import { KEDA_NAMESPACE, kedaManifest } from '../e2e/support/keda.ts';
 import { nodeImageChoice } from '../e2e/support/node-image.ts';
+import { restrictedViolations } from './pod-security.ts';
 
 const FLANNEL = `---
 kind: ConfigMap
@@ -135,5 +137,90 @@ describe('kind e2e cluster config', () => {
       kind: 'given',
       image: 'kindest/node:v1.36.0',
     });
+  });
+});
+
+// Shaped like KEDA v2.21's config/manager/manager.yaml and config/rbac/role.yaml.
+const KEDA_MANAGER = `---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: keda-operator, namespace: keda}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: keda-operator}}
+  template:
+    metadata: {labels: {app: keda-operator}}
+    spec:
+      securityContext: {runAsNonRoot: true}
+      serviceAccountName: keda-operator
+      containers:
+        - name: keda-operator
+          image: ghcr.io/kedacore/keda:latest
+          command: [/keda]
+          args: [--leader-elect, --enable-cert-rotation=true]
+          imagePullPolicy: Always
+          securityContext:
+            runAsNonRoot: true
+            capabilities: {drop: [ALL]}
+            allowPrivilegeEscalation: false
+            readOnlyRootFilesystem: true
+            seccompProfile: {type: RuntimeDefault}
+          volumeMounts: [{mountPath: /certs, name: certificates, readOnly: true}]
+      volumes: [{name: certificates, secret: {secretName: kedaorg-certs, optional: true}}]
+`;
+const KEDA_ROLE = `---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: keda-operator}
+rules: [{apiGroups: [''], resources: [secrets], verbs: [get, list, watch]}]
+`;
+const KEDA_CRD = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: scaledobjects.keda.sh}
+`;
+
+describe('kind e2e KEDA', () => {
+  type Doc = {
+    kind: string;
+    metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+    spec?: { template: { spec: Parameters<typeof restrictedViolations>[0] } };
+    subjects?: unknown[];
+  };
+  const docs = kedaManifest(
+    { crds: [KEDA_CRD], role: KEDA_ROLE, manager: KEDA_MANAGER },
+    'scalable-e2e/keda-operator:v2.21.0',
+  ) as unknown as Doc[];
+
+  it("installs KEDA's own CRDs, ClusterRole and Deployment in a restricted namespace, the Deployment last", () => {
+    expect(docs.map((d) => `${d.kind}/${d.metadata.name}`)).toEqual([
+      `Namespace/${KEDA_NAMESPACE}`,
+      'CustomResourceDefinition/scaledobjects.keda.sh',
+      'ServiceAccount/keda-operator',
+      'ClusterRole/keda-operator',
+      'ClusterRoleBinding/keda-operator',
+      'Deployment/keda-operator',
+    ]);
+    expect(docs[0]?.metadata.labels).toEqual({
+      'pod-security.kubernetes.io/enforce': 'restricted',
+    });
+    expect(docs[4]?.subjects).toEqual([
+      { kind: 'ServiceAccount', name: 'keda-operator', namespace: KEDA_NAMESPACE },
+    ]);
+  });
+
+  it('runs our image, never pulled, one replica without leader election or self-rotated certificates; restricted', () => {
+    const pod = docs.at(-1)?.spec?.template.spec;
+    const c = (pod?.containers ?? [])[0] as Record<string, unknown>;
+    expect(c['image']).toBe('scalable-e2e/keda-operator:v2.21.0');
+    expect(c['imagePullPolicy']).toBe('IfNotPresent');
+    expect(c['args']).toEqual(
+      expect.arrayContaining([
+        '--leader-elect=false',
+        '--enable-cert-rotation=false',
+        '--cert-dir=/certs',
+      ]),
+    );
+    expect(c['args']).not.toContain('--leader-elect');
+    expect(restrictedViolations(pod as Parameters<typeof restrictedViolations>[0])).toEqual([]);
   });
 });

@@ -139,5 +139,29 @@ export async function ensureNodeImage(log: (m: string) => void): Promise<string>
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+  await pruneNodeImages(tag, log);
   return tag;
+}
+
+/**
+ * Removes the node images of earlier content keys (about 1 GB each): a change of version or
+ * manifest would otherwise leave one behind per build. One still used by a kept cluster's
+ * containers is refused by Docker and stays.
+ */
+export async function pruneNodeImages(keep: string, log: (m: string) => void): Promise<void> {
+  const repo = keep.slice(0, keep.lastIndexOf(':'));
+  const { stdout } = await run('docker', [
+    'image',
+    'ls',
+    repo,
+    '--format',
+    '{{.Repository}}:{{.Tag}}',
+  ]);
+  for (const old of stdout.split('\n').map((l) => l.trim())) {
+    if (old === '' || old === keep) continue;
+    await run('docker', ['image', 'rm', old]).then(
+      () => log(`node image ${old}: removed (superseded by ${keep})`),
+      () => log(`node image ${old}: kept (still in use)`),
+    );
+  }
 }
