@@ -202,6 +202,16 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
+export interface HarnessOptions {
+  /**
+   * Patroni authenticates as this ServiceAccount of the `default` namespace, bound to the
+   * rendered Role, instead of the rendered ServiceAccount: the devcluster's API server audits
+   * default's ServiceAccounts (devcluster/components.ts AUDIT_POLICY), so its requests can be
+   * counted exactly (bench:failover's API cost).
+   */
+  readonly auditedIdentity?: string;
+}
+
 /**
  * Apply the rendered database tier in a fresh namespace and start one Patroni per pod.
  * `tlsNames`: extra names (e.g. the loopback IPs of Service stand-ins) the certificates carry.
@@ -210,6 +220,7 @@ export async function startDatabase(
   prefix: string,
   database: Record<string, unknown>,
   tlsNames: readonly string[] = [],
+  opts: HarnessOptions = {},
 ): Promise<Harness> {
   const ns = `${prefix}-${Date.now().toString(36)}`;
   const app = appModel(ns, database);
@@ -408,6 +419,8 @@ export async function startDatabase(
       await sleep(500);
       try {
         kubectl(['delete', 'namespace', ns, '--wait=false']);
+        if (opts.auditedIdentity)
+          kubectl(['-n', 'default', 'delete', 'serviceaccount', opts.auditedIdentity]);
       } catch {
         // the cluster may be gone already
       }
@@ -440,8 +453,26 @@ export async function startDatabase(
       60_000,
     );
 
-    // A kubeconfig for Patroni holding a token of the rendered ServiceAccount only.
-    const token = kubectl(['-n', ns, 'create', 'token', tierName(app), '--duration=1h']).trim();
+    // A kubeconfig for Patroni holding a token of the rendered ServiceAccount only (or of an
+    // audited stand-in bound to the same Role: the same rights).
+    const audited = opts.auditedIdentity;
+    if (audited) {
+      kubectl(['-n', 'default', 'create', 'serviceaccount', audited]);
+      kubectl([
+        '-n',
+        ns,
+        'create',
+        'rolebinding',
+        `${tierName(app)}-audited`,
+        `--role=${tierName(app)}`,
+        `--serviceaccount=default:${audited}`,
+      ]);
+    }
+    const token = (
+      audited
+        ? kubectl(['-n', 'default', 'create', 'token', audited, '--duration=1h'])
+        : kubectl(['-n', ns, 'create', 'token', tierName(app), '--duration=1h'])
+    ).trim();
     const admin = JSON.parse(kubectl(['config', 'view', '--raw', '-o', 'json'])) as {
       clusters: Array<{ cluster: { server: string; 'certificate-authority-data': string } }>;
     };
