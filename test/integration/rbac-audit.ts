@@ -70,19 +70,18 @@ function verbsOf(e: AuditEvent): string[] {
   return e.verb === 'patch' && e.responseStatus?.code === 201 ? ['patch', 'create'] : [e.verb];
 }
 
-/** Events of the users `user` matches, received in [since, until] (ISO times compare as text). */
+/** Events of the users `user` matches, received in [since, until]. */
 export function eventsOf(
   events: readonly AuditEvent[],
   user: RegExp | string,
   since?: Date,
   until?: Date,
 ): AuditEvent[] {
-  const from = since?.toISOString();
-  const to = until?.toISOString();
   return events.filter((e) => {
     const who = typeof user === 'string' ? e.user.username === user : user.test(e.user.username);
-    const at = e.requestReceivedTimestamp ?? '';
-    return who && (!from || at >= from) && (!to || at <= to);
+    // Microseconds in the log: Date.parse keeps the milliseconds.
+    const at = Date.parse(e.requestReceivedTimestamp ?? '');
+    return who && (!since || at >= since.getTime()) && (!until || at <= until.getTime());
   });
 }
 
@@ -127,7 +126,7 @@ export function ruleUse(
             ...(r.namespace !== undefined ? { namespace: r.namespace } : {}),
             ...(r.resourceNames ? { resourceNames: r.resourceNames } : {}),
             uses: covered.length,
-            grantOnly: r.namespace === undefined && granted.has(key),
+            grantOnly: granted.has(key),
           };
         }),
       ),

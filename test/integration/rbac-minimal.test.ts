@@ -1,11 +1,13 @@
-// The cluster-wide RBAC of operator/rbac.ts is minimal and sufficient: one operator, bound
-// to exactly those rules (ClusterRole) and its leader-election Role, is driven through every
-// path that needs a right: every tier on, a certificate renewal, a database rollout (the
-// operator deletes the outdated pod itself), every tier and feature switched off again
-// (prunes), the app deleted with deletionPolicy Delete (data clean-up), and cert-manager's
-// kinds created and pruned. Then the API server's audit log, filtered to this operator's
-// ServiceAccount and this file's time window, must show every (group, resource, verb) of
-// its own rules used at least once, and no request refused (403).
+// operator/rbac.ts's rules are sufficient and minimal, in both modes: an operator bound to
+// exactly those rules (a ClusterRole, or in watch-namespaces mode a Role in the watched
+// namespace) and its leader-election Role is driven through every path that needs a right:
+// every tier on, a certificate renewal, a database rollout (the operator deletes the outdated
+// pod itself), every tier and feature switched off again (prunes), the app deleted with
+// deletionPolicy Delete (data clean-up), and cert-manager's kinds created and pruned. Then
+// the API server's audit log, filtered to that operator's ServiceAccount and the time since
+// its describe began, must show every (group, resource, verb) of its own rules used at least
+// once (in the Role's namespace, by the Role's resourceNames), and no request refused (403).
+// Rights held only to grant them to Patroni (GRANT_ONLY_RULES) are exempt.
 import { X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
@@ -44,17 +46,8 @@ import {
   serviceAccountUser,
 } from './rbac-audit.ts';
 
-const ns = uniqueName('rbac-min');
-/** The operator's own namespace (POD_NAMESPACE): a fresh one, so it creates its CA there. */
-const home = uniqueName('rbac-min-op');
-const identity = uniqueName('scalable-operator-min');
-const lease = uniqueName('lease-min');
 const DAY = 86_400_000;
 let client: KubeClient;
-let op: OperatorProcess | undefined;
-let operatorKubeconfig: string;
-let since: Date;
-let certManagerInstalled = false;
 
 const web = { image: 'ghcr.io/acme/shop:1' };
 const database = {
@@ -93,16 +86,21 @@ const info = {
 };
 type Kind = keyof typeof info;
 
-async function names(kind: Kind, namespace = ns): Promise<string[]> {
+/** Objects of the test's apps (shop, cm): in namespaced mode the operator's Role is there too. */
+async function names(kind: Kind, namespace: string): Promise<string[]> {
   const list = await client.request<{ items: Json[] }>('GET', pathOf(info[kind], namespace), {
     verb: 'list',
     resource: info[kind].plural,
   });
-  return list.items.map((o) => String((o['metadata'] as Json)['name']));
+  return list.items
+    .map((o) => String((o['metadata'] as Json)['name']))
+    .filter((n) => /^(shop|cm)-/.test(n));
 }
 
-const present = async (kind: Kind) => ((await names(kind)).length > 0 ? true : undefined);
-const absent = async (kind: Kind) => ((await names(kind)).length === 0 ? true : undefined);
+const present = async (kind: Kind, ns: string) =>
+  (await names(kind, ns)).length > 0 ? true : undefined;
+const absent = async (kind: Kind, ns: string) =>
+  (await names(kind, ns)).length === 0 ? true : undefined;
 const decoded = (s: Json | undefined, key: string): string =>
   Buffer.from(String(((s?.['data'] ?? {}) as Json)[key] ?? ''), 'base64').toString('utf8');
 const uidOf = (o: Json | undefined) => (o?.['metadata'] as Json | undefined)?.['uid'];
@@ -111,191 +109,219 @@ const isReady = (pod: Json | undefined) =>
     (c) => c['type'] === 'Ready' && c['status'] === 'True',
   );
 
-async function start(): Promise<void> {
-  op = await startOperator({ SCALABLE_LEASE_NAME: lease, POD_NAMESPACE: home }, operatorKubeconfig);
-}
-
 beforeAll(async () => {
   await installCrd(kubeconfig());
   client = await apiClient();
-  // The audit log's clock is this machine's; a second of slack for its rounding.
-  since = new Date(Date.now() - 1_000);
-  await createNamespace(client, ns);
-  await createNamespace(client, home);
-  operatorKubeconfig = await rbacKubeconfig(
-    client,
-    identity,
-    lease,
-    undefined,
-    OPERATOR_RULES,
-    home,
-  );
-  await start();
 });
 
-afterAll(async () => {
-  await op?.stop('SIGTERM');
-  if (certManagerInstalled) await removeCertManagerCrds();
-  await deleteNamespace(client, ns);
-  await deleteNamespace(client, home);
-  await deleteRbac(client, identity);
-  client?.close();
-});
+afterAll(() => client?.close());
 
-describe('the cluster-mode RBAC is minimal and sufficient', () => {
-  printLogDirOnFailure();
+/**
+ * cluster: the rules as a ClusterRole. namespaced: SCALABLE_WATCH_NAMESPACES names the app's
+ * namespace and the same rules are a Role there, nothing cluster-wide.
+ */
+for (const mode of ['cluster', 'namespaced'] as const)
+  describe(`${mode} mode: operator/rbac.ts's rules are sufficient and minimal`, () => {
+    printLogDirOnFailure();
+    const ns = uniqueName(`rbac-${mode}`);
+    // The operator's own namespace (POD_NAMESPACE): a fresh one, so it creates its CA there.
+    const home = uniqueName(`rbac-${mode}-op`);
+    const identity = uniqueName(`scalable-operator-${mode}`);
+    const lease = uniqueName(`lease-${mode}`);
+    const watched = mode === 'namespaced' ? [ns] : undefined;
+    let op: OperatorProcess | undefined;
+    let operatorKubeconfig = '';
+    let since = new Date();
+    let certManagerInstalled = false;
 
-  it('builds every tier, renews a certificate and rolls the database', async () => {
-    await applyAs(client, 'test-user', scalableApp(ns, 'shop', everyTier));
-    for (const kind of [
-      'middleware',
-      'scaledObject',
-      'triggerAuth',
-      'podMonitor',
-      'prometheusRule',
-    ] as const)
-      await eventually(`a ${kind} in ${ns}`, () => present(kind), 120_000);
-    const tls = await eventually('Secret shop-db-0-tls with a key pair', async () => {
-      const s = await getObj(client, info.secret, ns, 'shop-db-0-tls');
-      return decoded(s, 'tls.key') ? s : undefined;
-    });
-    expect(await getObj(client, info.secret, home, CA_SECRET_NAME)).toBeDefined();
+    const start = async () => {
+      op = await startOperator(
+        {
+          SCALABLE_LEASE_NAME: lease,
+          POD_NAMESPACE: home,
+          ...(watched ? { SCALABLE_WATCH_NAMESPACES: watched.join(',') } : {}),
+        },
+        operatorKubeconfig,
+      );
+    };
 
-    // Renewal (Secret update): the record shows a certificate issued 61 days ago (of 90),
-    // standing in for time passing, as operator-tls.test.ts does.
-    const ca = await getObj(client, info.secret, home, CA_SECRET_NAME);
-    const pair = { cert: decoded(ca, 'tls.crt'), key: decoded(ca, 'tls.key') };
-    const dnsNames = String(
-      ((tls['metadata'] as Json)['annotations'] as Json)['scalable.dev/tls-dns-names'],
-    ).split(',');
-    const aged = await issueServerCert(pair, dnsNames, new Date(Date.now() - 61 * DAY));
-    const oldSerial = new X509Certificate(decoded(tls, 'tls.crt')).serialNumber;
-    await applyAs(client, 'clock', {
-      apiVersion: 'v1',
-      kind: 'ConfigMap',
-      metadata: { name: 'shop-db-0-tls-public', namespace: ns },
-      data: { 'tls.crt': aged.cert, 'ca.crt': pair.cert },
-    });
-    await eventually('a renewed certificate in shop-db-0-tls', async () => {
-      const s = await getObj(client, info.secret, ns, 'shop-db-0-tls');
-      const serial = new X509Certificate(decoded(s, 'tls.crt')).serialNumber;
-      return serial !== oldSerial && serial !== new X509Certificate(aged.cert).serialNumber
-        ? true
-        : undefined;
+    beforeAll(async () => {
+      // The audit log's times are this machine's clock, to the microsecond.
+      since = new Date();
+      await createNamespace(client, ns);
+      await createNamespace(client, home);
+      operatorKubeconfig = await rbacKubeconfig(
+        client,
+        identity,
+        lease,
+        watched,
+        OPERATOR_RULES,
+        home,
+      );
+      await start();
     });
 
-    // Rollout: the shard's only pod, labelled primary as Patroni labels its leader, is on an
-    // old revision once the resources change; with OnDelete only the operator replaces it.
-    const pod = await eventually(
-      'pod shop-db-0-0 ready',
-      async () => {
-        const p = await getObj(client, info.pod, ns, 'shop-db-0-0');
-        return isReady(p) ? p : undefined;
-      },
-      120_000,
-    );
-    await mergePatch(
-      client,
-      info.pod,
-      ns,
-      'shop-db-0-0',
-      {
-        metadata: { labels: { [ROLE_LABEL]: PRIMARY_ROLE } },
-      },
-      'patroni',
-    );
-    await applyAs(
-      client,
-      'test-user',
-      scalableApp(ns, 'shop', {
-        ...everyTier,
-        database: { ...database, resources: { requests: { cpu: '600m' } } },
-      }),
-    );
-    await eventually(
-      'shop-db-0-0 replaced by the operator',
-      async () => {
-        const p = await getObj(client, info.pod, ns, 'shop-db-0-0');
-        return p && uidOf(p) !== uidOf(pod) ? true : undefined;
-      },
-      120_000,
-    );
-  });
-
-  it('prunes what the spec drops: every optional kind, the database, then the route', async () => {
-    await applyAs(
-      client,
-      'test-user',
-      scalableApp(ns, 'shop', {
-        web,
-        ingress: { host: 'shop.example.com', gateway: { name: 'public', namespace: ns } },
-      }),
-    );
-    await eventually('an HTTPRoute', () => present('httpRoute'), 90_000);
-    for (const kind of [
-      'middleware',
-      'scaledObject',
-      'triggerAuth',
-      'podMonitor',
-      'prometheusRule',
-      'ingress',
-      'statefulSet',
-      'role',
-    ] as const)
-      await eventually(`no ${kind} left in ${ns}`, () => absent(kind), 90_000);
-    await applyAs(client, 'test-user', scalableApp(ns, 'shop', { web }));
-    await eventually('the HTTPRoute pruned', () => absent('httpRoute'), 90_000);
-  });
-
-  it('deletionPolicy Delete: deleting the app deletes its volumes, state and Secrets', async () => {
-    await client.request('DELETE', pathOf(APP_KIND, ns, 'shop'), {
-      verb: 'delete',
-      resource: 'scalableapps',
+    afterAll(async () => {
+      await op?.stop('SIGTERM');
+      if (certManagerInstalled) await removeCertManagerCrds();
+      await deleteNamespace(client, ns);
+      await deleteNamespace(client, home);
+      await deleteRbac(client, identity);
     });
-    await eventually(
-      'app gone',
-      async () => ((await getApp(client, ns, 'shop')) ? undefined : true),
-      120_000,
-    );
-    await eventually(
-      'the database volume gone',
-      async () => ((await getObj(client, info.pvc, ns, 'data-shop-db-0-0')) ? undefined : true),
-      60_000,
-    );
-    for (const name of ['shop-db-auth', 'shop-db-app'])
-      expect(await getObj(client, info.secret, ns, name), name).toBeUndefined();
-  });
 
-  it('with cert-manager served: creates its Certificates and Issuers, and prunes them', async () => {
-    certManagerInstalled = true;
-    await installCertManagerCrds();
-    // Discovery runs at start: the same identity, a fresh process.
-    await op?.stop('SIGTERM');
-    await start();
-    await applyAs(client, 'test-user', scalableApp(ns, 'cm', { web, database }));
-    await eventually('a Certificate', () => present('certificate'), 90_000);
-    await eventually('an Issuer', () => present('issuer'), 30_000);
-    await applyAs(
-      client,
-      'test-user',
-      scalableApp(ns, 'cm', { web, database: { ...database, tls: false } }),
-    );
-    await eventually('no Certificate left', () => absent('certificate'), 90_000);
-    await eventually('no Issuer left', () => absent('issuer'), 30_000);
-  });
+    it('builds every tier, renews a certificate and rolls the database', async () => {
+      await applyAs(client, 'test-user', scalableApp(ns, 'shop', everyTier));
+      for (const kind of [
+        'middleware',
+        'scaledObject',
+        'triggerAuth',
+        'podMonitor',
+        'prometheusRule',
+      ] as const)
+        await eventually(`a ${kind} in ${ns}`, () => present(kind, ns), 120_000);
+      const tls = await eventually('Secret shop-db-0-tls with a key pair', async () => {
+        const s = await getObj(client, info.secret, ns, 'shop-db-0-tls');
+        return decoded(s, 'tls.key') ? s : undefined;
+      });
+      const ca = await getObj(client, info.secret, home, CA_SECRET_NAME);
+      expect(ca).toBeDefined();
 
-  it('the audit log: every right of its own used, none refused', async () => {
-    await op?.stop('SIGTERM');
-    const logDir = inject('devclusterLogDir') ?? process.env['SCALABLE_TEST_LOG_DIR'] ?? '';
-    const mine = eventsOf(readAuditLog(logDir), serviceAccountUser(identity), since);
-    expect(mine.length).toBeGreaterThan(0);
-    expect(refused(mine).map(describeRequest)).toEqual([]);
-    const use = ruleUse(
-      mine,
-      [...OPERATOR_RULES, ...leaderElectionRules(lease).map((r) => ({ ...r, namespace: home }))],
-      GRANT_ONLY_RULES,
-    );
-    const unused = use.filter((u) => u.uses === 0 && !u.grantOnly).map(describePair);
-    expect(unused).toEqual([]);
+      // Renewal (a Secret update): the record shows a certificate issued 61 days ago (of
+      // 90), standing in for time passing, as operator-tls.test.ts does.
+      const pair = { cert: decoded(ca, 'tls.crt'), key: decoded(ca, 'tls.key') };
+      const dnsNames = String(
+        ((tls['metadata'] as Json)['annotations'] as Json)['scalable.dev/tls-dns-names'],
+      ).split(',');
+      const aged = await issueServerCert(pair, dnsNames, new Date(Date.now() - 61 * DAY));
+      const oldSerial = new X509Certificate(decoded(tls, 'tls.crt')).serialNumber;
+      await applyAs(client, 'clock', {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: 'shop-db-0-tls-public', namespace: ns },
+        data: { 'tls.crt': aged.cert, 'ca.crt': pair.cert },
+      });
+      await eventually('a renewed certificate in shop-db-0-tls', async () => {
+        const s = await getObj(client, info.secret, ns, 'shop-db-0-tls');
+        const serial = new X509Certificate(decoded(s, 'tls.crt')).serialNumber;
+        return serial !== oldSerial && serial !== new X509Certificate(aged.cert).serialNumber
+          ? true
+          : undefined;
+      });
+
+      // A rollout: the shard's only pod, labelled primary as Patroni labels its leader, is
+      // on an old revision once the resources change. The StatefulSet is OnDelete, so only
+      // the operator replaces the pod (it reads the StatefulSet fresh, then deletes the pod).
+      const pod = await eventually(
+        'pod shop-db-0-0 ready',
+        async () => {
+          const p = await getObj(client, info.pod, ns, 'shop-db-0-0');
+          return isReady(p) ? p : undefined;
+        },
+        120_000,
+      );
+      await mergePatch(
+        client,
+        info.pod,
+        ns,
+        'shop-db-0-0',
+        { metadata: { labels: { [ROLE_LABEL]: PRIMARY_ROLE } } },
+        'patroni',
+      );
+      await applyAs(
+        client,
+        'test-user',
+        scalableApp(ns, 'shop', {
+          ...everyTier,
+          database: { ...database, resources: { requests: { cpu: '600m' } } },
+        }),
+      );
+      await eventually(
+        'shop-db-0-0 replaced by the operator',
+        async () => {
+          const p = await getObj(client, info.pod, ns, 'shop-db-0-0');
+          return p && uidOf(p) !== uidOf(pod) ? true : undefined;
+        },
+        120_000,
+      );
+    });
+
+    it('prunes what the spec drops: every optional kind, the database, then the route', async () => {
+      await applyAs(
+        client,
+        'test-user',
+        scalableApp(ns, 'shop', {
+          web,
+          ingress: { host: 'shop.example.com', gateway: { name: 'public', namespace: ns } },
+        }),
+      );
+      await eventually('an HTTPRoute', () => present('httpRoute', ns), 90_000);
+      for (const kind of [
+        'middleware',
+        'scaledObject',
+        'triggerAuth',
+        'podMonitor',
+        'prometheusRule',
+        'ingress',
+        'statefulSet',
+        'role',
+      ] as const)
+        await eventually(`no ${kind} left in ${ns}`, () => absent(kind, ns), 90_000);
+      await applyAs(client, 'test-user', scalableApp(ns, 'shop', { web }));
+      await eventually('the HTTPRoute pruned', () => absent('httpRoute', ns), 90_000);
+    });
+
+    it('deletionPolicy Delete: deleting the app deletes its volume and Secrets', async () => {
+      await client.request('DELETE', pathOf(APP_KIND, ns, 'shop'), {
+        verb: 'delete',
+        resource: 'scalableapps',
+      });
+      await eventually(
+        'app gone',
+        async () => ((await getApp(client, ns, 'shop')) ? undefined : true),
+        120_000,
+      );
+      await eventually(
+        'the database volume gone',
+        async () => ((await getObj(client, info.pvc, ns, 'data-shop-db-0-0')) ? undefined : true),
+        60_000,
+      );
+      for (const name of ['shop-db-auth', 'shop-db-app'])
+        expect(await getObj(client, info.secret, ns, name), name).toBeUndefined();
+    });
+
+    it('with cert-manager served: creates its Certificates and Issuers, and prunes them', async () => {
+      certManagerInstalled = true;
+      await installCertManagerCrds();
+      // Discovery runs at start: the same identity, a fresh process.
+      await op?.stop('SIGTERM');
+      await start();
+      await applyAs(client, 'test-user', scalableApp(ns, 'cm', { web, database }));
+      await eventually('a Certificate', () => present('certificate', ns), 90_000);
+      await eventually('an Issuer', () => present('issuer', ns), 30_000);
+      await applyAs(
+        client,
+        'test-user',
+        scalableApp(ns, 'cm', { web, database: { ...database, tls: false } }),
+      );
+      await eventually('no Certificate left', () => absent('certificate', ns), 90_000);
+      await eventually('no Issuer left', () => absent('issuer', ns), 30_000);
+    });
+
+    it('the audit log: every right of its own used, none refused', async () => {
+      await op?.stop('SIGTERM');
+      const logDir = inject('devclusterLogDir') ?? process.env['SCALABLE_TEST_LOG_DIR'] ?? '';
+      const mine = eventsOf(readAuditLog(logDir), serviceAccountUser(identity), since);
+      const bound = [
+        ...OPERATOR_RULES.map((r) => ({ ...r, ...(watched ? { namespace: ns } : {}) })),
+        ...leaderElectionRules(lease).map((r) => ({ ...r, namespace: home })),
+      ];
+      const use = ruleUse(mine, bound, GRANT_ONLY_RULES);
+      console.log(
+        `[rbac-minimal] ${mode}: ${mine.length} audited requests, ${use.length} rights, ` +
+          `fewest uses ${Math.min(...use.filter((u) => !u.grantOnly).map((u) => u.uses))}`,
+      );
+      expect(mine.length).toBeGreaterThan(0);
+      expect(refused(mine).map(describeRequest)).toEqual([]);
+      expect(use.filter((u) => u.uses === 0 && !u.grantOnly).map(describePair)).toEqual([]);
+    });
   });
-});
