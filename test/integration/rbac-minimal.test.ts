@@ -185,6 +185,13 @@ for (const mode of ['cluster', 'namespaced'] as const)
       });
       const ca = await getObj(client, info.secret, home, CA_SECRET_NAME);
       expect(ca).toBeDefined();
+      // The record is written after the Secret: age it only once the operator wrote it.
+      await eventually('the record of shop-db-0-tls', async () => {
+        const record = await getObj(client, info.configMap, ns, 'shop-db-0-tls-public');
+        return ((record?.['data'] ?? {}) as Json)['tls.crt'] === decoded(tls, 'tls.crt')
+          ? true
+          : undefined;
+      });
 
       // Renewal (a Secret update): the record shows a certificate issued 61 days ago (of
       // 90), standing in for time passing, as operator-tls.test.ts does.
