@@ -6,8 +6,7 @@
 // namespace or its own. (test/integration/rbac-minimal.test.ts drives this mode through every
 // right too.)
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { eventually, printLogDirOnFailure, uniqueName } from '../../devcluster/testing.ts';
 import type { KubeClient } from '../../operator/runtime/kube-client.ts';
 import {

@@ -9,8 +9,7 @@
 // once (in the Role's namespace, by the Role's resourceNames), and no request refused (403).
 // Rights held only to grant them to Patroni (GRANT_ONLY_RULES) are exempt.
 import { X509Certificate } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { eventually, printLogDirOnFailure, uniqueName } from '../../devcluster/testing.ts';
 import { CA_SECRET_NAME } from '../../operator/reconcile/certificates.ts';
 import { APP_KIND, pathOf } from '../../operator/reconcile/kinds.ts';
