@@ -7,7 +7,8 @@
 // right; the script reports it for a whole run:
 //
 //   npm run rbac:audit [audit.log]    (default: the running devcluster's log)
-// Prints a table, exits 1 when a pair of the operator's own rules was never used.
+// Prints a table and the refused requests per operator, exits 1 when a pair of the
+// operator's own rules was never used.
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { GRANT_ONLY_RULES, OPERATOR_RULES, leaderElectionRules } from '../../operator/rbac.ts';
@@ -184,16 +185,28 @@ async function main(): Promise<void> {
       `${(u.group || "''").padEnd(26)} ${u.resource.padEnd(26)} ${u.verb.padEnd(7)} ${String(u.uses).padStart(5)}${u.resourceNames ? `  (named ${u.resourceNames.join(',')})` : ''}${u.grantOnly ? '  (held to grant it to Patroni)' : ''}`,
     );
   const unused = use.filter((u) => u.uses === 0 && !u.grantOnly);
-  const denied = refused(operators);
   console.log(
     unused.length === 0
       ? 'every right the operator holds for itself was used'
       : `never used: ${unused.map(describePair).join(', ')}`,
   );
-  console.log(
-    `refused (403): ${denied.length === 0 ? 'none' : denied.map(describeRequest).join('; ')}`,
+  // Not a failure here: some suites withhold a right on purpose (operator-partial-apis) or
+  // remove an operator's RBAC before stopping it, and a namespace being deleted answers 403
+  // to creates in it (admission, not RBAC). rbac-minimal.test.ts asserts none at all.
+  const count = (events: readonly AuditEvent[]) => {
+    const by = new Map<string, number>();
+    for (const e of events) by.set(e.user.username, (by.get(e.user.username) ?? 0) + 1);
+    return by.size === 0 ? 'none' : [...by].map(([u, n]) => `${n} by ${u}`).join(', ');
+  };
+  const denied = refused(operators);
+  const byRbac = denied.filter(
+    (e) => e.annotations?.['authorization.k8s.io/decision'] === 'forbid',
   );
-  if (unused.length > 0 || denied.length > 0) process.exitCode = 1;
+  console.log(`refused by RBAC (403): ${count(byRbac)}`);
+  console.log(
+    `other 403 (RBAC allowed; e.g. a namespace being deleted): ${count(denied.filter((e) => !byRbac.includes(e)))}`,
+  );
+  if (unused.length > 0) process.exitCode = 1;
 }
 
 if (process.argv[1] === import.meta.filename) await main();
