@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { OWNED_KINDS } from './reconcile/kinds.ts';
 import { patroniRules } from './tiers/database/rbac.ts';
+import { buildAll } from './tiers/index.ts';
 import { modelOf } from './tiers/shared/test-helpers.ts';
 import { GRANT_ONLY_RULES, OPERATOR_RULES, clusterRole, leaderElectionRules } from './rbac.ts';
 
@@ -17,10 +18,32 @@ describe('operator RBAC', () => {
   });
   it('lets the operator watch, apply and prune every kind it owns', () => {
     for (const k of OWNED_KINDS.filter((o) => !o.createOnly)) {
-      for (const verb of ['list', 'watch', 'create', 'patch', 'delete']) {
+      for (const verb of ['list', 'watch', 'create', 'patch']) {
         expect(allows(k.group, k.plural, verb), `${verb} ${k.plural}`).toBe(true);
       }
+      expect(allows(k.group, k.plural, 'delete'), `delete ${k.plural}`).toBe(!k.neverPruned);
     }
+  });
+  it('never deletes an HPA: every app, minimal or full, always wants exactly its web HPA', () => {
+    const never = OWNED_KINDS.filter((k) => k.neverPruned).map((k) => k.kind);
+    expect(never).toEqual(['HorizontalPodAutoscaler']);
+    for (const app of [
+      modelOf({ web: { image: 'x' } }),
+      modelOf({
+        web: { image: 'x' },
+        ingress: { host: 'a.example.com' },
+        cache: {},
+        sessions: {},
+        database: { shards: 2, shardKey: 'tenant' },
+        queue: { consumers: [{ name: 'mail', image: 'w' }] },
+        monitoring: {},
+      }),
+    ])
+      expect(
+        buildAll(app)
+          .filter((o) => o.kind === 'HorizontalPodAutoscaler')
+          .map((o) => o.metadata.name),
+      ).toEqual([`${app.name}-web`]);
   });
   it('may create, replace and delete Secrets by name but never read one', () => {
     expect(allows('', 'secrets', 'create')).toBe(true);
@@ -51,7 +74,7 @@ describe('operator RBAC', () => {
         r.verbs.some((v) => ['get', 'list', 'watch'].includes(v)),
     );
     expect(reads.map((r) => [r.verbs, r.resourceNames])).toEqual([
-      [['get', 'update'], ['scalable-operator-ca']],
+      [['get'], ['scalable-operator-ca']],
     ]);
   });
   it('holds Leases only in its own namespace (the leader-election Role)', () => {

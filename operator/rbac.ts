@@ -23,8 +23,10 @@ export interface PolicyRule {
 /**
  * Informers list and watch; apply is a PATCH (and needs create when the object is absent);
  * prune is a DELETE. No get: the reconciler reads children from its caches, never one by one
- * (the exceptions are listed below). Minimal as measured: `npm run rbac:audit` lists which
- * of these rights the integration suite's ServiceAccount-bound operators used.
+ * (the exceptions are listed below). Minimal as measured: test/integration/rbac-minimal.test.ts
+ * drives one operator bound to exactly these rules through every right and asserts from the
+ * API server's audit log that each was used and none refused; `npm run rbac:audit` lists
+ * which rights a whole integration run's ServiceAccount-bound operators used.
  */
 const WATCH = ['list', 'watch'] as const;
 const MANAGE = [...WATCH, 'create', 'patch', 'delete'] as const;
@@ -58,8 +60,14 @@ export const OPERATOR_RULES: readonly PolicyRule[] = [
   // One merge patch per status change.
   { apiGroups: [APP_KIND.group], resources: [`${APP_KIND.plural}/status`], verbs: ['patch'] },
   ...grouped(
-    OWNED_KINDS.filter((k) => !k.createOnly),
+    OWNED_KINDS.filter((k) => !k.createOnly && !k.neverPruned),
     [...MANAGE],
+  ),
+  // The web tier's HPA is wanted for as long as its app exists: never pruned, so no delete
+  // (kinds.ts neverPruned; the audit test found delete unused).
+  ...grouped(
+    OWNED_KINDS.filter((k) => !k.createOnly && k.neverPruned),
+    [...WATCH, 'create', 'patch'],
   ),
   // Generated Secrets: create and delete only. No get, list or watch (the operator never
   // reads a Secret, so it cannot leak one), no patch (its answer would be the whole
@@ -100,13 +108,14 @@ export function leaderElectionRules(leaseName: string): readonly PolicyRule[] {
       resourceNames: [leaseName],
       verbs: ['get', 'update'],
     },
-    // The operator's CA (reconcile/certificates.ts): read and replace that one Secret.
+    // The operator's CA (reconcile/certificates.ts): created once, then read; never
+    // replaced (nothing rotates it), so no update.
     { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
     {
       apiGroups: [''],
       resources: ['secrets'],
       resourceNames: [CA_SECRET_NAME],
-      verbs: ['get', 'update'],
+      verbs: ['get'],
     },
   ];
 }

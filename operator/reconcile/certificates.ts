@@ -2,7 +2,7 @@
 //
 // Where keys live, and why there (least privilege):
 // - The CA key pair is one Secret, scalable-operator-ca, in the operator's own namespace.
-//   Only the operator reads it: a namespaced Role grants get/update on that one name
+//   Only the operator reads it: a namespaced Role grants get on that one name
 //   (resourceNames) and create in that namespace (create cannot be limited by name). The
 //   cluster-wide role still has no get, list or watch on Secrets.
 // - Each server key pair is a Secret the tier declares (shared/tls/objects.ts), written

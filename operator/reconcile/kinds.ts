@@ -16,6 +16,11 @@ export interface KindInfo {
    * is all the reconciler needs to know.
    */
   readonly createOnly?: boolean;
+  /**
+   * Never pruned, so RBAC grants no `delete`: while its app exists the app always wants its
+   * one object of this kind, which goes with the app (ownerReference, garbage collector).
+   */
+  readonly neverPruned?: boolean;
 }
 
 const k = (
@@ -39,7 +44,11 @@ export const OWNED_KINDS: readonly KindInfo[] = [
   k('', 'v1', 'Service', 'services'),
   k('apps', 'v1', 'Deployment', 'deployments'),
   k('apps', 'v1', 'StatefulSet', 'statefulsets'),
-  k('autoscaling', 'v2', 'HorizontalPodAutoscaler', 'horizontalpodautoscalers'),
+  // The web tier's one HPA, <app>-web: web is required and always autoscaled.
+  {
+    ...k('autoscaling', 'v2', 'HorizontalPodAutoscaler', 'horizontalpodautoscalers'),
+    neverPruned: true,
+  },
   k('policy', 'v1', 'PodDisruptionBudget', 'poddisruptionbudgets'),
   k('networking.k8s.io', 'v1', 'NetworkPolicy', 'networkpolicies'),
   k('networking.k8s.io', 'v1', 'Ingress', 'ingresses'),

@@ -153,7 +153,8 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
     const k = keyOfChild(child);
     if (wanted.has(k) || !mayPrune(child, uid)) continue;
     const info = kindOf(child.apiVersion, child.kind);
-    if (!info) continue;
+    // neverPruned: no such object can be unwanted, and RBAC holds no delete for it.
+    if (!info || info.neverPruned) continue;
     try {
       await deleteObject(ctx.client, info, namespace, child.metadata.name, child.metadata.uid);
       pruned.add(k);

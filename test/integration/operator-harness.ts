@@ -193,7 +193,10 @@ export async function rbacKubeconfig(
   watchNamespaces?: readonly string[],
   /** The operator's rules (default operator/rbac.ts's): a test may withhold some. */
   rules: readonly PolicyRule[] = OPERATOR_RULES,
+  /** POD_NAMESPACE of the operator: its Lease and CA Secret (the Role) live there. */
+  operatorNamespace = 'default',
 ): Promise<string> {
+  // The ServiceAccount stays in default: the devcluster audits that namespace's accounts.
   const ns = 'default';
   const post = (path: string, resource: string, body: Json) =>
     client.request<Json>('POST', path, { verb: 'create', resource, body });
@@ -228,14 +231,14 @@ export async function rbacKubeconfig(
       });
     }
   }
-  // The Lease lives in the operator's namespace (POD_NAMESPACE, default here).
-  const rbacNs = `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}`;
+  // The Lease lives in the operator's namespace (POD_NAMESPACE, default unless given).
+  const rbacNs = `/apis/rbac.authorization.k8s.io/v1/namespaces/${operatorNamespace}`;
   const leaseRole = `${name}-lease`;
-  await post(`${rbacNs}/roles`, 'roles', leaderElectionRole(leaseRole, ns, lease));
+  await post(`${rbacNs}/roles`, 'roles', leaderElectionRole(leaseRole, operatorNamespace, lease));
   await post(`${rbacNs}/rolebindings`, 'rolebindings', {
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'RoleBinding',
-    metadata: { name: leaseRole, namespace: ns },
+    metadata: { name: leaseRole, namespace: operatorNamespace },
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: leaseRole },
     subjects,
   });

@@ -1,9 +1,12 @@
 // Watch-namespaces mode: the operator runs as a ServiceAccount that holds operator/rbac.ts's
 // rules only as a Role in one namespace (no ClusterRole at all) and SCALABLE_WATCH_NAMESPACES
 // names that namespace. An app there converges to Ready; an app in another namespace is left
-// alone (no objects, no status), and the operator never hits a 403 doing either.
+// alone (no objects, no status), and the operator never hits a 403 doing either: the API
+// server's audit log shows every request of its ServiceAccount allowed, each in the watched
+// namespace or its own. (test/integration/rbac-minimal.test.ts drives this mode through every
+// right too.)
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { eventually, printLogDirOnFailure, uniqueName } from '../../devcluster/testing.ts';
 import type { KubeClient } from '../../operator/runtime/kube-client.ts';
 import {
@@ -23,6 +26,13 @@ import {
   startOperator,
 } from './operator-harness.ts';
 import type { Json, OperatorProcess } from './operator-harness.ts';
+import {
+  describeRequest,
+  eventsOf,
+  readAuditLog,
+  refused,
+  serviceAccountUser,
+} from './rbac-audit.ts';
 
 const watched = uniqueName('op-ns-in');
 const outside = uniqueName('op-ns-out');
@@ -30,6 +40,7 @@ const lease = uniqueName('lease-ns');
 const identity = uniqueName('scalable-operator-ns');
 let client: KubeClient;
 let op: OperatorProcess;
+let since = new Date();
 
 const spec: Json = {
   web: { image: 'ghcr.io/acme/shop:1' },
@@ -38,6 +49,7 @@ const spec: Json = {
 };
 
 beforeAll(async () => {
+  since = new Date();
   await installCrd(kubeconfig());
   client = await apiClient();
   await createNamespace(client, watched);
@@ -121,5 +133,21 @@ describe('watch-namespaces mode', () => {
       await getObj(client, kindInfo('apps/v1', 'Deployment'), watched, 'shop-web'),
     ).toBeDefined();
     expect(op.logs()).not.toMatch(/\b403\b|forbidden/i);
+  });
+
+  it('the audit log: every request of the operator allowed, in its namespaces only', async () => {
+    const logDir = inject('devclusterLogDir') ?? process.env['SCALABLE_TEST_LOG_DIR'] ?? '';
+    const mine = eventsOf(readAuditLog(logDir), serviceAccountUser(identity), since);
+    expect(mine.length).toBeGreaterThan(0);
+    expect(refused(mine).map(describeRequest)).toEqual([]);
+    // Roles only: no request for a resource outside the watched namespace and its own
+    // (default, its Lease and CA). Discovery has no object and is left out.
+    const elsewhere = mine.filter(
+      (e) =>
+        e.objectRef?.resource &&
+        e.objectRef.namespace !== watched &&
+        e.objectRef.namespace !== 'default',
+    );
+    expect(elsewhere.map(describeRequest)).toEqual([]);
   });
 });

@@ -1,0 +1,333 @@
+// operator/rbac.ts's rules are sufficient and minimal, in both modes: an operator bound to
+// exactly those rules (a ClusterRole, or in watch-namespaces mode a Role in the watched
+// namespace) and its leader-election Role is driven through every path that needs a right:
+// every tier on, a certificate renewal, a database rollout (the operator deletes the outdated
+// pod itself), every tier and feature switched off again (prunes), the app deleted with
+// deletionPolicy Delete (data clean-up), and cert-manager's kinds created and pruned. Then
+// the API server's audit log, filtered to that operator's ServiceAccount and the time since
+// its describe began, must show every (group, resource, verb) of its own rules used at least
+// once (in the Role's namespace, by the Role's resourceNames), and no request refused (403).
+// Rights held only to grant them to Patroni (GRANT_ONLY_RULES) are exempt.
+import { X509Certificate } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { eventually, printLogDirOnFailure, uniqueName } from '../../devcluster/testing.ts';
+import { CA_SECRET_NAME } from '../../operator/reconcile/certificates.ts';
+import { APP_KIND, pathOf } from '../../operator/reconcile/kinds.ts';
+import type { KubeClient } from '../../operator/runtime/kube-client.ts';
+import { GRANT_ONLY_RULES, OPERATOR_RULES, leaderElectionRules } from '../../operator/rbac.ts';
+import { PRIMARY_ROLE, ROLE_LABEL } from '../../operator/tiers/database/names.ts';
+import { issueServerCert } from '../../operator/tiers/shared/tls/x509.ts';
+import { installCertManagerCrds, removeCertManagerCrds } from './cert-manager.ts';
+import {
+  apiClient,
+  applyAs,
+  createNamespace,
+  deleteNamespace,
+  deleteRbac,
+  getApp,
+  getObj,
+  installCrd,
+  kindInfo,
+  kubeconfig,
+  mergePatch,
+  rbacKubeconfig,
+  scalableApp,
+  startOperator,
+} from './operator-harness.ts';
+import type { Json, OperatorProcess } from './operator-harness.ts';
+import {
+  describePair,
+  describeRequest,
+  eventsOf,
+  readAuditLog,
+  refused,
+  ruleUse,
+  serviceAccountUser,
+} from './rbac-audit.ts';
+
+const DAY = 86_400_000;
+let client: KubeClient;
+
+const web = { image: 'ghcr.io/acme/shop:1' };
+const database = {
+  shards: 1,
+  replicasPerShard: 0,
+  deletionPolicy: 'Delete',
+  storage: { size: '1Gi' },
+};
+const everyTier: Json = {
+  web,
+  // traefik: the static path's Cache-Control comes from a Middleware.
+  ingress: { host: 'shop.example.com', className: 'traefik' },
+  cache: {},
+  sessions: {},
+  database,
+  queue: { consumers: [{ name: 'mail', image: 'ghcr.io/acme/shop-worker:1' }] },
+  monitoring: {},
+};
+
+const info = {
+  middleware: kindInfo('traefik.io/v1alpha1', 'Middleware'),
+  scaledObject: kindInfo('keda.sh/v1alpha1', 'ScaledObject'),
+  triggerAuth: kindInfo('keda.sh/v1alpha1', 'TriggerAuthentication'),
+  podMonitor: kindInfo('monitoring.coreos.com/v1', 'PodMonitor'),
+  prometheusRule: kindInfo('monitoring.coreos.com/v1', 'PrometheusRule'),
+  httpRoute: kindInfo('gateway.networking.k8s.io/v1', 'HTTPRoute'),
+  ingress: kindInfo('networking.k8s.io/v1', 'Ingress'),
+  statefulSet: kindInfo('apps/v1', 'StatefulSet'),
+  role: kindInfo('rbac.authorization.k8s.io/v1', 'Role'),
+  pod: kindInfo('v1', 'Pod'),
+  pvc: kindInfo('v1', 'PersistentVolumeClaim'),
+  secret: kindInfo('v1', 'Secret'),
+  configMap: kindInfo('v1', 'ConfigMap'),
+  certificate: kindInfo('cert-manager.io/v1', 'Certificate'),
+  issuer: kindInfo('cert-manager.io/v1', 'Issuer'),
+};
+type Kind = keyof typeof info;
+
+/** Objects of the test's apps (shop, cm): in namespaced mode the operator's Role is there too. */
+async function names(kind: Kind, namespace: string): Promise<string[]> {
+  const list = await client.request<{ items: Json[] }>('GET', pathOf(info[kind], namespace), {
+    verb: 'list',
+    resource: info[kind].plural,
+  });
+  return list.items
+    .map((o) => String((o['metadata'] as Json)['name']))
+    .filter((n) => /^(shop|cm)-/.test(n));
+}
+
+const present = async (kind: Kind, ns: string) =>
+  (await names(kind, ns)).length > 0 ? true : undefined;
+const absent = async (kind: Kind, ns: string) =>
+  (await names(kind, ns)).length === 0 ? true : undefined;
+const decoded = (s: Json | undefined, key: string): string =>
+  Buffer.from(String(((s?.['data'] ?? {}) as Json)[key] ?? ''), 'base64').toString('utf8');
+const uidOf = (o: Json | undefined) => (o?.['metadata'] as Json | undefined)?.['uid'];
+const isReady = (pod: Json | undefined) =>
+  (((pod?.['status'] as Json | undefined)?.['conditions'] ?? []) as Json[]).some(
+    (c) => c['type'] === 'Ready' && c['status'] === 'True',
+  );
+
+beforeAll(async () => {
+  await installCrd(kubeconfig());
+  client = await apiClient();
+});
+
+afterAll(() => client?.close());
+
+/**
+ * cluster: the rules as a ClusterRole. namespaced: SCALABLE_WATCH_NAMESPACES names the app's
+ * namespace and the same rules are a Role there, nothing cluster-wide.
+ */
+for (const mode of ['cluster', 'namespaced'] as const)
+  describe(`${mode} mode: operator/rbac.ts's rules are sufficient and minimal`, () => {
+    printLogDirOnFailure();
+    const ns = uniqueName(`rbac-${mode}`);
+    // The operator's own namespace (POD_NAMESPACE): a fresh one, so it creates its CA there.
+    const home = uniqueName(`rbac-${mode}-op`);
+    const identity = uniqueName(`scalable-operator-${mode}`);
+    const lease = uniqueName(`lease-${mode}`);
+    const watched = mode === 'namespaced' ? [ns] : undefined;
+    let op: OperatorProcess | undefined;
+    let operatorKubeconfig = '';
+    let since = new Date();
+    let certManagerInstalled = false;
+
+    const start = async () => {
+      op = await startOperator(
+        {
+          SCALABLE_LEASE_NAME: lease,
+          POD_NAMESPACE: home,
+          ...(watched ? { SCALABLE_WATCH_NAMESPACES: watched.join(',') } : {}),
+        },
+        operatorKubeconfig,
+      );
+    };
+
+    beforeAll(async () => {
+      // The audit log's times are this machine's clock, to the microsecond.
+      since = new Date();
+      await createNamespace(client, ns);
+      await createNamespace(client, home);
+      operatorKubeconfig = await rbacKubeconfig(
+        client,
+        identity,
+        lease,
+        watched,
+        OPERATOR_RULES,
+        home,
+      );
+      await start();
+    });
+
+    afterAll(async () => {
+      await op?.stop('SIGTERM');
+      if (certManagerInstalled) await removeCertManagerCrds();
+      await deleteNamespace(client, ns);
+      await deleteNamespace(client, home);
+      await deleteRbac(client, identity);
+    });
+
+    it('builds every tier, renews a certificate and rolls the database', async () => {
+      await applyAs(client, 'test-user', scalableApp(ns, 'shop', everyTier));
+      for (const kind of [
+        'middleware',
+        'scaledObject',
+        'triggerAuth',
+        'podMonitor',
+        'prometheusRule',
+      ] as const)
+        await eventually(`a ${kind} in ${ns}`, () => present(kind, ns), 120_000);
+      const tls = await eventually('Secret shop-db-0-tls with a key pair', async () => {
+        const s = await getObj(client, info.secret, ns, 'shop-db-0-tls');
+        return decoded(s, 'tls.key') ? s : undefined;
+      });
+      const ca = await getObj(client, info.secret, home, CA_SECRET_NAME);
+      expect(ca).toBeDefined();
+      // The record is written after the Secret: age it only once the operator wrote it.
+      await eventually('the record of shop-db-0-tls', async () => {
+        const record = await getObj(client, info.configMap, ns, 'shop-db-0-tls-public');
+        return ((record?.['data'] ?? {}) as Json)['tls.crt'] === decoded(tls, 'tls.crt')
+          ? true
+          : undefined;
+      });
+
+      // Renewal (a Secret update): the record shows a certificate issued 61 days ago (of
+      // 90), standing in for time passing, as operator-tls.test.ts does.
+      const pair = { cert: decoded(ca, 'tls.crt'), key: decoded(ca, 'tls.key') };
+      const dnsNames = String(
+        ((tls['metadata'] as Json)['annotations'] as Json)['scalable.dev/tls-dns-names'],
+      ).split(',');
+      const aged = await issueServerCert(pair, dnsNames, new Date(Date.now() - 61 * DAY));
+      const oldSerial = new X509Certificate(decoded(tls, 'tls.crt')).serialNumber;
+      await applyAs(client, 'clock', {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: 'shop-db-0-tls-public', namespace: ns },
+        data: { 'tls.crt': aged.cert, 'ca.crt': pair.cert },
+      });
+      await eventually('a renewed certificate in shop-db-0-tls', async () => {
+        const s = await getObj(client, info.secret, ns, 'shop-db-0-tls');
+        const serial = new X509Certificate(decoded(s, 'tls.crt')).serialNumber;
+        return serial !== oldSerial && serial !== new X509Certificate(aged.cert).serialNumber
+          ? true
+          : undefined;
+      });
+
+      // A rollout: the shard's only pod, labelled primary as Patroni labels its leader, is
+      // on an old revision once the resources change. The StatefulSet is OnDelete, so only
+      // the operator replaces the pod (it reads the StatefulSet fresh, then deletes the pod).
+      const pod = await eventually(
+        'pod shop-db-0-0 ready',
+        async () => {
+          const p = await getObj(client, info.pod, ns, 'shop-db-0-0');
+          return isReady(p) ? p : undefined;
+        },
+        120_000,
+      );
+      await mergePatch(
+        client,
+        info.pod,
+        ns,
+        'shop-db-0-0',
+        { metadata: { labels: { [ROLE_LABEL]: PRIMARY_ROLE } } },
+        'patroni',
+      );
+      await applyAs(
+        client,
+        'test-user',
+        scalableApp(ns, 'shop', {
+          ...everyTier,
+          database: { ...database, resources: { requests: { cpu: '600m' } } },
+        }),
+      );
+      await eventually(
+        'shop-db-0-0 replaced by the operator',
+        async () => {
+          const p = await getObj(client, info.pod, ns, 'shop-db-0-0');
+          return p && uidOf(p) !== uidOf(pod) ? true : undefined;
+        },
+        120_000,
+      );
+    });
+
+    it('prunes what the spec drops: every optional kind, the database, then the route', async () => {
+      await applyAs(
+        client,
+        'test-user',
+        scalableApp(ns, 'shop', {
+          web,
+          ingress: { host: 'shop.example.com', gateway: { name: 'public', namespace: ns } },
+        }),
+      );
+      await eventually('an HTTPRoute', () => present('httpRoute', ns), 90_000);
+      for (const kind of [
+        'middleware',
+        'scaledObject',
+        'triggerAuth',
+        'podMonitor',
+        'prometheusRule',
+        'ingress',
+        'statefulSet',
+        'role',
+      ] as const)
+        await eventually(`no ${kind} left in ${ns}`, () => absent(kind, ns), 90_000);
+      await applyAs(client, 'test-user', scalableApp(ns, 'shop', { web }));
+      await eventually('the HTTPRoute pruned', () => absent('httpRoute', ns), 90_000);
+    });
+
+    it('deletionPolicy Delete: deleting the app deletes its volume and Secrets', async () => {
+      await client.request('DELETE', pathOf(APP_KIND, ns, 'shop'), {
+        verb: 'delete',
+        resource: 'scalableapps',
+      });
+      await eventually(
+        'app gone',
+        async () => ((await getApp(client, ns, 'shop')) ? undefined : true),
+        120_000,
+      );
+      await eventually(
+        'the database volume gone',
+        async () => ((await getObj(client, info.pvc, ns, 'data-shop-db-0-0')) ? undefined : true),
+        60_000,
+      );
+      for (const name of ['shop-db-auth', 'shop-db-app'])
+        expect(await getObj(client, info.secret, ns, name), name).toBeUndefined();
+    });
+
+    it('with cert-manager served: creates its Certificates and Issuers, and prunes them', async () => {
+      certManagerInstalled = true;
+      await installCertManagerCrds();
+      // Discovery runs at start: the same identity, a fresh process.
+      await op?.stop('SIGTERM');
+      await start();
+      await applyAs(client, 'test-user', scalableApp(ns, 'cm', { web, database }));
+      await eventually('a Certificate', () => present('certificate', ns), 90_000);
+      await eventually('an Issuer', () => present('issuer', ns), 30_000);
+      await applyAs(
+        client,
+        'test-user',
+        scalableApp(ns, 'cm', { web, database: { ...database, tls: false } }),
+      );
+      await eventually('no Certificate left', () => absent('certificate', ns), 90_000);
+      await eventually('no Issuer left', () => absent('issuer', ns), 30_000);
+    });
+
+    it('the audit log: every right of its own used, none refused', async () => {
+      await op?.stop('SIGTERM');
+      const logDir = inject('devclusterLogDir') ?? process.env['SCALABLE_TEST_LOG_DIR'] ?? '';
+      const mine = eventsOf(readAuditLog(logDir), serviceAccountUser(identity), since);
+      const bound = [
+        ...OPERATOR_RULES.map((r) => ({ ...r, ...(watched ? { namespace: ns } : {}) })),
+        ...leaderElectionRules(lease).map((r) => ({ ...r, namespace: home })),
+      ];
+      const use = ruleUse(mine, bound, GRANT_ONLY_RULES);
+      console.log(
+        `[rbac-minimal] ${mode}: ${mine.length} audited requests, ${use.length} rights, ` +
+          `fewest uses ${Math.min(...use.filter((u) => !u.grantOnly).map((u) => u.uses))}`,
+      );
+      expect(mine.length).toBeGreaterThan(0);
+      expect(refused(mine).map(describeRequest)).toEqual([]);
+      expect(use.filter((u) => u.uses === 0 && !u.grantOnly).map(describePair)).toEqual([]);
+    });
+  });
