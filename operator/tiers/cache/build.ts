@@ -146,7 +146,13 @@ export function buildCache(app: AppModel): K8sObject[] {
     );
   });
   const tls = cache.tls
-    ? redisTlsObjects(app, 'cache', n.cache, [n.cache, n.sentinel], [n.headless, n.sentinelHeadless])
+    ? redisTlsObjects(
+        app,
+        'cache',
+        n.cache,
+        [n.cache, n.sentinel],
+        [n.headless, n.sentinelHeadless],
+      )
     : [];
   return [generatedSecret(app, 'cache', n.auth, [PASSWORD_KEY]), ...tls, ...objects];
 }
