@@ -23,7 +23,8 @@ describe('cache-aside on the standalone cache', () => {
     sdk = await connect({
       env: podEnv(objects, {
         secrets: { 'shop-cache-auth': PASSWORD },
-        values: { 'redis://shop-cache:6379/0': `redis://127.0.0.1:${inst.port}/0` },
+        values: { 'rediss://shop-cache.prod.svc:6379/0': `rediss://127.0.0.1:${inst.port}/0` },
+        caFile: h.caFile,
       }),
     });
   });

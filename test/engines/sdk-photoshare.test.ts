@@ -130,14 +130,16 @@ beforeAll(async () => {
         [appSecretName(pgh.app)]: PASSWORDS.app,
       },
       values: {
-        'redis://shop-cache:6379/0': `redis://127.0.0.1:${cache.port}/0`,
-        'redis://shop-sessions:6379/0': `redis://127.0.0.1:${sessions.port}/0`,
+        'rediss://shop-cache.prod.svc:6379/0': `rediss://127.0.0.1:${cache.port}/0`,
+        'rediss://shop-sessions.prod.svc:6379/0': `rediss://127.0.0.1:${sessions.port}/0`,
         '/etc/scalable/shard-map/shard-map.json': join(mapDir, 'shard-map.json'),
         '/etc/scalable/ca/database-ca/ca.crt': pgh.caFile,
       },
+      caFile: rh.caFile,
     }),
     SESSION_SECRET: 'photoshare-test-secret',
-    QUEUE_URL: `redis://127.0.0.1:${queue.port}/0`,
+    QUEUE_URL: `rediss://127.0.0.1:${queue.port}/0`,
+    QUEUE_SSLROOTCERT: rh.caFile,
     QUEUE_PASSWORD: PASSWORD,
   };
   webPort = await freePort();
