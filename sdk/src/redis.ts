@@ -3,6 +3,7 @@
 // verified against the CA, by the name connected to: the URL's host, each Sentinel's, and
 // the master's as the Sentinels announce it (the operator's certificates carry them all).
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import { Redis } from 'ioredis';
 import type { RedisOptions } from 'ioredis';
@@ -15,14 +16,19 @@ export function redisTls(target: RedisTarget): ConnectionOptions | undefined {
   return { rejectUnauthorized: true, ...(caFile ? { ca: readFileSync(caFile, 'utf8') } : {}) };
 }
 
+/** SNI and the name checked: the host, unless it is an IP (no SNI then; its IP SAN is checked). */
+export const serverName = (url: string): { servername?: string } => {
+  const host = new URL(url).hostname;
+  return isIP(host) ? {} : { servername: host };
+};
+
 export function redisClient(target: RedisTarget, extra: RedisOptions = {}): Redis {
   const password = target.password === undefined ? {} : { password: target.password };
   const tls = redisTls(target);
   if (target.kind === 'url') {
-    const servername = new URL(target.url).hostname;
     return new Redis(target.url, {
       ...password,
-      ...(tls ? { tls: { ...tls, servername } } : {}),
+      ...(tls ? { tls: { ...tls, ...serverName(target.url) } } : {}),
       ...extra,
     });
   }

@@ -7,6 +7,7 @@ import type { SessionOptions } from 'express-session';
 import type { RequestHandler } from 'express';
 import { createClient } from 'redis';
 import type { RedisClientType } from 'redis';
+import { serverName } from './redis.ts';
 
 export interface SessionsOptions {
   /** rediss:// for TLS: the server is verified by the URL's host against `ca`. */
@@ -45,7 +46,7 @@ export class Sessions {
             socket: {
               tls: true as const,
               rejectUnauthorized: true,
-              servername: new URL(options.url).hostname,
+              ...serverName(options.url),
               ...(options.ca === undefined ? {} : { ca: options.ca }),
             },
           }
