@@ -87,7 +87,7 @@ describe('cache-aside through Sentinel (cache.replicas: 1)', () => {
 
   beforeAll(async () => {
     cache = await startReplicatedCache(h, objects, 1);
-    const env = podEnv(objects, { secrets: { 'shop-cache-auth': PASSWORD } });
+    const env = podEnv(objects, { secrets: { 'shop-cache-auth': PASSWORD }, caFile: h.caFile });
     sdk = await connect({
       env: {
         ...env,
