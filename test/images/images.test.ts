@@ -317,7 +317,6 @@ describe('redis and redis-exporter images', () => {
       ...restricted(REDIS_UID),
       '--network',
       `container:${redis}`,
-      '-e',
       ...tls,
       '-e',
       'REDIS_ADDR=rediss://localhost:6379',
