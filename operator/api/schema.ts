@@ -369,6 +369,10 @@ const Cache = Type.Object(
       'Redis replicas. More than 0 adds a 3-member Sentinel set that promotes a replica when the master fails.',
       { minimum: 0, maximum: 5, default: 0 },
     ),
+    tls: bool(
+      'TLS only for the cache (Redis tls-port, the plain port closed; replication and Sentinel over TLS too), with certificates from the operator; clients get rediss:// and the CA. false gives up encryption and server authentication in transit: only for networks that encrypt elsewhere (e.g. a service mesh).',
+      true,
+    ),
   },
   {
     description:
@@ -389,6 +393,10 @@ const Sessions = Type.Object(
       default: 86400,
     }),
     storage: Storage('session store', '1Gi'),
+    tls: bool(
+      'TLS only for the session store (Redis tls-port, the plain port closed), with certificates from the operator; clients get rediss:// and the CA. false gives up encryption and server authentication in transit: only for networks that encrypt elsewhere (e.g. a service mesh).',
+      true,
+    ),
   },
   {
     description:
@@ -540,6 +548,10 @@ const Queue = Type.Object(
     kedaNamespace: str(
       "Namespace KEDA runs in; the queue store's NetworkPolicy admits it so KEDA can read the backlog.",
       { maxLength: 63, pattern: DNS_LABEL_PATTERN, default: 'keda' },
+    ),
+    tls: bool(
+      'TLS only for the queue store (Redis tls-port, the plain port closed; replication, Sentinel and the KEDA scalers over TLS too), with certificates from the operator; clients get rediss:// and the CA. false gives up encryption and server authentication in transit: only for networks that encrypt elsewhere (e.g. a service mesh).',
+      true,
     ),
   },
   {

@@ -42,6 +42,7 @@ describe('defaulting', () => {
       evictionPolicy: 'allkeys-lru',
       defaultTTLSeconds: 300,
       replicas: 0,
+      tls: true,
     });
     expect(r.app.spec.database).toMatchObject({
       enabled: true,
@@ -56,6 +57,7 @@ describe('defaulting', () => {
       store: 'redis',
       ttlSeconds: 86400,
       storage: { size: '1Gi' },
+      tls: true,
     });
     expect(r.app.spec.monitoring).toEqual({ enabled: true, alerts: true, dashboards: true });
     expect(r.app.spec.ingress).toEqual({

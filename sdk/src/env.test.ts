@@ -78,6 +78,27 @@ describe('settingsFromEnv', () => {
     );
   });
 
+  it('reads Redis TLS: rediss:// URLs, or Sentinels with a CA; refuses a CA for a plain URL', () => {
+    const s = settingsFromEnv({
+      REDIS_SENTINELS: 'a.svc:26379',
+      REDIS_MASTER_NAME: 'shop-cache',
+      REDIS_SSLROOTCERT: '/etc/scalable/ca/cache-ca/ca.crt',
+      SESSION_REDIS_URL: 'rediss://shop-sessions.prod.svc:6379/0',
+      SESSION_REDIS_SSLROOTCERT: '/etc/scalable/ca/sessions-ca/ca.crt',
+      QUEUE_URL: 'rediss://shop-queue.prod.svc:6379/0',
+    });
+    expect(s.cache?.redis.tls).toEqual({ caFile: '/etc/scalable/ca/cache-ca/ca.crt' });
+    expect(s.sessions?.redis.tls).toEqual({ caFile: '/etc/scalable/ca/sessions-ca/ca.crt' });
+    // rediss:// without a CA file: TLS verified against the system's CAs.
+    expect(s.queue?.redis.tls).toEqual({});
+    expect(settingsFromEnv({ QUEUE_URL: 'redis://q:6379/0' }).queue?.redis).not.toHaveProperty(
+      'tls',
+    );
+    expect(() =>
+      settingsFromEnv({ QUEUE_URL: 'redis://q:6379/0', QUEUE_SSLROOTCERT: '/ca.crt' }),
+    ).toThrow(/QUEUE_SSLROOTCERT is set but QUEUE_URL is not a rediss:\/\/ URL/);
+  });
+
   it('names the variable when a value is wrong or missing', () => {
     expect(() => settingsFromEnv({ DATABASE_SHARD_MAP: '/m' })).toThrow(/DATABASE_NAME is not set/);
     expect(() => settingsFromEnv({ REDIS_URL: 'redis://x', CACHE_TTL_SECONDS: '-1' })).toThrow(

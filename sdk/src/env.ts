@@ -5,15 +5,29 @@ import type { AppEnvName, OperatorEnvName } from './contract/index.ts';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
-/** A Redis reached by URL, or through Sentinels that name the current master. */
+/**
+ * A Redis reached by URL, or through Sentinels that name the current master. `tls`: connect
+ * over TLS and verify the server (chain and name), against `caFile` when given.
+ */
 export type RedisTarget =
-  | { readonly kind: 'url'; readonly url: string; readonly password?: string }
+  | {
+      readonly kind: 'url';
+      readonly url: string;
+      readonly password?: string;
+      readonly tls?: RedisTls;
+    }
   | {
       readonly kind: 'sentinel';
       readonly sentinels: readonly { host: string; port: number }[];
       readonly masterName: string;
       readonly password?: string;
+      readonly tls?: RedisTls;
     };
+
+export interface RedisTls {
+  /** The CA certificate file (PEM); absent: the system's CAs. */
+  readonly caFile?: string;
+}
 
 export interface DatabaseSettings {
   /** Path of the mounted shard map; absent only for apps without a database tier. */
@@ -122,18 +136,29 @@ function redisTarget(
     password: OperatorEnvName;
     sentinels?: OperatorEnvName;
     master?: OperatorEnvName;
+    ca: OperatorEnvName;
   },
 ): RedisTarget | undefined {
   const password = read(env, names.password);
   const url = read(env, names.url);
   const sentinels = names.sentinels && read(env, names.sentinels);
-  if (url) return { kind: 'url', url, ...(password ? { password } : {}) };
+  const caFile = read(env, names.ca);
+  const ca = caFile === undefined ? {} : { caFile };
+  if (url) {
+    // The scheme says TLS; a CA for a plain URL would be silently unused.
+    const tls = /^rediss:\/\//i.test(url);
+    if (!tls && caFile !== undefined)
+      throw new EnvError(`${names.ca} is set but ${names.url} is not a rediss:// URL`);
+    return { kind: 'url', url, ...(password ? { password } : {}), ...(tls ? { tls: ca } : {}) };
+  }
   if (sentinels && names.sentinels && names.master) {
     return {
       kind: 'sentinel',
       sentinels: parseHostPorts(names.sentinels, sentinels),
       masterName: required(env, names.master, `${names.sentinels} is set`),
       ...(password ? { password } : {}),
+      // Sentinel addresses carry no scheme: the operator hands a CA exactly when it is TLS.
+      ...(caFile === undefined ? {} : { tls: ca }),
     };
   }
   return undefined;
@@ -147,16 +172,19 @@ export function settingsFromEnv(env: Env): Settings {
     password: 'REDIS_PASSWORD',
     sentinels: 'REDIS_SENTINELS',
     master: 'REDIS_MASTER_NAME',
+    ca: 'REDIS_SSLROOTCERT',
   });
   const sessionRedis = redisTarget(env, {
     url: 'SESSION_REDIS_URL',
     password: 'SESSION_REDIS_PASSWORD',
+    ca: 'SESSION_REDIS_SSLROOTCERT',
   });
   const queueRedis = redisTarget(env, {
     url: 'QUEUE_URL',
     password: 'QUEUE_PASSWORD',
     sentinels: 'QUEUE_SENTINELS',
     master: 'QUEUE_MASTER_NAME',
+    ca: 'QUEUE_SSLROOTCERT',
   });
   const lag = read(env, 'DATABASE_REPLICA_MAX_LAG_SECONDS');
   const dbTls = shardMapPath === undefined ? undefined : databaseTls(env);

@@ -1,17 +1,43 @@
 // One ioredis client from a RedisTarget: by URL, or through the Sentinels (which the
-// operator protects with the same password as the Redis they watch).
+// operator protects with the same password as the Redis they watch). With TLS the server is
+// verified against the CA, by the name connected to: the URL's host, each Sentinel's, and
+// the master's as the Sentinels announce it (the operator's certificates carry them all).
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import type { ConnectionOptions } from 'node:tls';
 import { Redis } from 'ioredis';
 import type { RedisOptions } from 'ioredis';
 import type { RedisTarget } from './env.ts';
 
+/** node:tls options for a target with TLS (the CA read once), or undefined for plain TCP. */
+export function redisTls(target: RedisTarget): ConnectionOptions | undefined {
+  if (!target.tls) return undefined;
+  const caFile = target.tls.caFile;
+  return { rejectUnauthorized: true, ...(caFile ? { ca: readFileSync(caFile, 'utf8') } : {}) };
+}
+
+/** SNI and the name checked: the host, unless it is an IP (no SNI then; its IP SAN is checked). */
+export const serverName = (url: string): { servername?: string } => {
+  const host = new URL(url).hostname;
+  return isIP(host) ? {} : { servername: host };
+};
+
 export function redisClient(target: RedisTarget, extra: RedisOptions = {}): Redis {
   const password = target.password === undefined ? {} : { password: target.password };
-  if (target.kind === 'url') return new Redis(target.url, { ...password, ...extra });
+  const tls = redisTls(target);
+  if (target.kind === 'url') {
+    return new Redis(target.url, {
+      ...password,
+      ...(tls ? { tls: { ...tls, ...serverName(target.url) } } : {}),
+      ...extra,
+    });
+  }
   return new Redis({
     sentinels: target.sentinels.map((s) => ({ host: s.host, port: s.port })),
     name: target.masterName,
     ...password,
     ...(target.password === undefined ? {} : { sentinelPassword: target.password }),
+    ...(tls ? { tls, sentinelTLS: tls, enableTLSForSentinelMode: true } : {}),
     ...extra,
   });
 }

@@ -7,10 +7,14 @@ import type { SessionOptions } from 'express-session';
 import type { RequestHandler } from 'express';
 import { createClient } from 'redis';
 import type { RedisClientType } from 'redis';
+import { serverName } from './redis.ts';
 
 export interface SessionsOptions {
+  /** rediss:// for TLS: the server is verified by the URL's host against `ca`. */
   readonly url: string;
   readonly password?: string;
+  /** The CA (PEM) a rediss:// server is verified against; absent: the system's CAs. */
+  readonly ca?: string;
   readonly ttlSeconds: number;
   readonly secret?: string;
   readonly prefix?: string;
@@ -33,9 +37,20 @@ export class Sessions {
   }
 
   static async open(options: SessionsOptions): Promise<Sessions> {
+    const tls = /^rediss:\/\//i.test(options.url);
     const client: RedisClientType = createClient({
       url: options.url,
       ...(options.password === undefined ? {} : { password: options.password }),
+      ...(tls
+        ? {
+            socket: {
+              tls: true as const,
+              rejectUnauthorized: true,
+              ...serverName(options.url),
+              ...(options.ca === undefined ? {} : { ca: options.ca }),
+            },
+          }
+        : {}),
     });
     client.on('error', (e: Error) => options.onError?.('session store', e));
     await client.connect();

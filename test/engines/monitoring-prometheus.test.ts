@@ -100,6 +100,10 @@ async function startRedisTier(
     // The sidecar's env (REDIS_ADDR, REDIS_PASSWORD from the Secret), on loopback ports.
     REDIS_ADDR: swapPort(env['REDIS_ADDR'] ?? '', inst.port),
     REDIS_PASSWORD: PASSWORD,
+    // TLS (the default): rediss://localhost, verified against the mounted CA.
+    ...(env['REDIS_EXPORTER_TLS_CA_CERT_FILE']
+      ? { REDIS_EXPORTER_TLS_CA_CERT_FILE: redis.caFile }
+      : {}),
     REDIS_EXPORTER_WEB_LISTEN_ADDRESS: `127.0.0.1:${exporterPort}`,
   });
   return [inst, exporterPort];

@@ -94,7 +94,7 @@ beforeAll(async () => {
   }
   const env = podEnv(
     objects,
-    { secrets: { 'shop-queue-auth': PASSWORD } },
+    { secrets: { 'shop-queue-auth': PASSWORD }, caFile: h.caFile },
     'Deployment',
     'shop-worker-thumbs',
   );

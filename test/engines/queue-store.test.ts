@@ -27,7 +27,8 @@ function workerEnv(pod: string, extra: Record<string, string> = {}): Record<stri
     objects,
     {
       secrets: { 'shop-queue-auth': PASSWORD },
-      values: { 'redis://shop-queue:6379/0': `redis://127.0.0.1:${store.port}/0` },
+      values: { 'rediss://shop-queue.prod.svc:6379/0': `rediss://127.0.0.1:${store.port}/0` },
+      caFile: h.caFile,
     },
     'Deployment',
     'shop-worker-thumbs',

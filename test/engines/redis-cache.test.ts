@@ -17,6 +17,7 @@ import {
   envOf,
   info,
   sleep,
+  tlsOptions,
   waitFor,
 } from './redis-harness.ts';
 
@@ -140,7 +141,7 @@ describe('cache Redis from the rendered ConfigMap', () => {
     const { objects, data } = render({});
     const env = envOf(objects, 'Deployment', 'shop-web');
     const url = env.find((e) => e.name === 'REDIS_URL')?.value ?? '';
-    expect(url).toBe('redis://shop-cache:6379/0');
+    expect(url).toBe('rediss://shop-cache.prod.svc:6379/0');
     expect(env.find((e) => e.name === 'REDIS_PASSWORD')?.valueFrom?.secretKeyRef).toEqual({
       name: 'shop-cache-auth',
       key: 'password',
@@ -148,17 +149,20 @@ describe('cache Redis from the rendered ConfigMap', () => {
     const inst = await h.start('auth', 'start-redis.sh', data);
 
     // The app's URL, pointed at loopback; no password: refused.
-    const loopbackUrl = url.replace('shop-cache:6379', `127.0.0.1:${inst.port}`);
+    const loopbackUrl = url.replace('shop-cache.prod.svc:6379', `127.0.0.1:${inst.port}`);
+    const tls = tlsOptions();
     const anonymous = track(
-      new Redis(loopbackUrl, { maxRetriesPerRequest: 0, retryStrategy: () => null }),
+      new Redis(loopbackUrl, { tls, maxRetriesPerRequest: 0, retryStrategy: () => null }),
     );
     anonymous.on('error', () => undefined);
     await expect(anonymous.set('k', 'v')).rejects.toThrow(/NOAUTH/);
-    const wrong = track(new Redis(loopbackUrl, { password: 'guess', retryStrategy: () => null }));
+    const wrong = track(
+      new Redis(loopbackUrl, { tls, password: 'guess', retryStrategy: () => null }),
+    );
     wrong.on('error', () => undefined);
     await expect(wrong.ping()).rejects.toThrow(/WRONGPASS|invalid password/);
     // The same URL with the Secret's password (what the app does): accepted.
-    const app = track(new Redis(loopbackUrl, { password: PASSWORD }));
+    const app = track(new Redis(loopbackUrl, { tls, password: PASSWORD }));
     expect(await app.set('k', 'v')).toBe('OK');
 
     // The pod's probe command (port adapted to loopback) passes with the Secret's password
@@ -168,7 +172,7 @@ describe('cache Redis from the rendered ConfigMap', () => {
         probeCmd[0] ?? 'sh',
         [probeCmd[1] ?? '-c', (probeCmd[2] ?? '').replace('-p 6379', `-p ${inst.port}`)],
         {
-          env: { PATH: process.env['PATH'], REDIS_PASSWORD: password },
+          env: { PATH: process.env['PATH'], REDIS_PASSWORD: password, TLS_CA_FILE: h.caFile },
         },
       ).status;
     const probeCmd: string[] = redisContainer(objects).readinessProbe.exec.command;

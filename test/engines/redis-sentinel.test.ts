@@ -17,6 +17,7 @@ import {
   freePort,
   info,
   sleep,
+  tlsOptions,
   waitFor,
 } from './redis-harness.ts';
 import type { Instance } from './redis-harness.ts';
@@ -141,8 +142,14 @@ function appClient(): Redis {
   const ref = webEnv.find((e) => e.name === 'REDIS_PASSWORD')?.valueFrom?.secretKeyRef;
   expect(ref).toEqual({ name: 'shop-cache-auth', key: 'password' });
   expect(webEnv.find((e) => e.name === 'REDIS_URL')).toBeUndefined();
+  // TLS (the default): the CA file the app mounts; Sentinels and the master both verified.
+  expect(valueOf(webEnv, 'REDIS_SSLROOTCERT')).toBe('/etc/scalable/ca/cache-ca/ca.crt');
+  const tls = tlsOptions();
   const password = PASSWORD; // the value of that Secret key
   const c = new Redis({
+    tls,
+    sentinelTLS: tls,
+    enableTLSForSentinelMode: true,
     sentinels: valueOf(webEnv, 'REDIS_SENTINELS')
       .split(',')
       .map(toLoopback)
@@ -170,6 +177,7 @@ describe('replicated cache with Sentinel, from the rendered ConfigMap', () => {
         host: '127.0.0.1',
         port: sentinels[0]?.port,
         password: undefined,
+        tls: tlsOptions(),
         maxRetriesPerRequest: 0,
         retryStrategy: () => null,
       }),

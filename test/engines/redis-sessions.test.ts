@@ -45,7 +45,7 @@ async function countSessions(inst: Instance, ks: string[]) {
 describe('session Redis from the rendered ConfigMap', () => {
   it('hands the app the URL, the password by secretKeyRef and the TTL', () => {
     expect(webEnv.find((e) => e.name === 'SESSION_REDIS_URL')?.value).toBe(
-      'redis://shop-sessions:6379/0',
+      'rediss://shop-sessions.prod.svc:6379/0',
     );
     expect(
       webEnv.find((e) => e.name === 'SESSION_REDIS_PASSWORD')?.valueFrom?.secretKeyRef,

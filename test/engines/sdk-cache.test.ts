@@ -23,7 +23,8 @@ describe('cache-aside on the standalone cache', () => {
     sdk = await connect({
       env: podEnv(objects, {
         secrets: { 'shop-cache-auth': PASSWORD },
-        values: { 'redis://shop-cache:6379/0': `redis://127.0.0.1:${inst.port}/0` },
+        values: { 'rediss://shop-cache.prod.svc:6379/0': `rediss://127.0.0.1:${inst.port}/0` },
+        caFile: h.caFile,
       }),
     });
   });
@@ -86,7 +87,7 @@ describe('cache-aside through Sentinel (cache.replicas: 1)', () => {
 
   beforeAll(async () => {
     cache = await startReplicatedCache(h, objects, 1);
-    const env = podEnv(objects, { secrets: { 'shop-cache-auth': PASSWORD } });
+    const env = podEnv(objects, { secrets: { 'shop-cache-auth': PASSWORD }, caFile: h.caFile });
     sdk = await connect({
       env: {
         ...env,

@@ -33,6 +33,8 @@ export interface EnvMapping {
   readonly secrets: Readonly<Record<string, string>>;
   /** Exact rendered value -> loopback value (URLs, paths). */
   readonly values?: Readonly<Record<string, string>>;
+  /** Every other mounted CA file (/etc/scalable/ca/...) -> this one (the Redis harness's). */
+  readonly caFile?: string;
 }
 
 /** The web pod's env as a plain record, mapped to loopback. Every secretKeyRef must resolve. */
@@ -44,7 +46,10 @@ export function podEnv(
 ): Record<string, string> {
   const out: Record<string, string> = {};
   for (const e of envOf(objects, kind, name)) {
-    if (e.value !== undefined) out[e.name] = mapping.values?.[e.value] ?? e.value;
+    if (e.value !== undefined)
+      out[e.name] =
+        mapping.values?.[e.value] ??
+        (mapping.caFile && e.value.startsWith('/etc/scalable/ca/') ? mapping.caFile : e.value);
     else if (e.valueFrom?.secretKeyRef) {
       const v = mapping.secrets[e.valueFrom.secretKeyRef.name];
       if (v === undefined)

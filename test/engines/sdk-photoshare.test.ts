@@ -130,14 +130,16 @@ beforeAll(async () => {
         [appSecretName(pgh.app)]: PASSWORDS.app,
       },
       values: {
-        'redis://shop-cache:6379/0': `redis://127.0.0.1:${cache.port}/0`,
-        'redis://shop-sessions:6379/0': `redis://127.0.0.1:${sessions.port}/0`,
+        [`rediss://shop-cache.${pgh.ns}.svc:6379/0`]: `rediss://127.0.0.1:${cache.port}/0`,
+        [`rediss://shop-sessions.${pgh.ns}.svc:6379/0`]: `rediss://127.0.0.1:${sessions.port}/0`,
         '/etc/scalable/shard-map/shard-map.json': join(mapDir, 'shard-map.json'),
         '/etc/scalable/ca/database-ca/ca.crt': pgh.caFile,
       },
+      caFile: rh.caFile,
     }),
     SESSION_SECRET: 'photoshare-test-secret',
-    QUEUE_URL: `redis://127.0.0.1:${queue.port}/0`,
+    QUEUE_URL: `rediss://127.0.0.1:${queue.port}/0`,
+    QUEUE_SSLROOTCERT: rh.caFile,
     QUEUE_PASSWORD: PASSWORD,
   };
   webPort = await freePort();
@@ -195,10 +197,14 @@ describe('photoshare on the engine harnesses', () => {
     const png = PNG.sync.read(thumb);
     expect([png.width, png.height]).toEqual([64, 40]);
     expect([...png.data.subarray(0, 4)]).toEqual([250, 120, 30, 255]);
-    const timeline = (await http('GET', `/users/${userId}/photos`)).json as {
-      thumbnail: boolean;
-    }[];
-    expect(timeline[0]?.thumbnail).toBe(true);
+    // The worker stores the thumbnail, then refreshes the cached timeline: the second step
+    // lands a moment after the first is visible (the worker's own cache round trip).
+    await eventually('the cached timeline to show the thumbnail', async () => {
+      const timeline = (await http('GET', `/users/${userId}/photos`)).json as {
+        thumbnail: boolean;
+      }[];
+      return timeline[0]?.thumbnail === true ? true : undefined;
+    });
 
     // Restart the web process: the session lives in Redis, not in the process.
     web.proc.kill('SIGTERM');

@@ -25,7 +25,8 @@ const children: Child[] = [];
 function workerEnv(consumer: string, stream: string, extra: Record<string, string> = {}) {
   const env: Partial<Record<OperatorEnvName, string>> = {
     SCALABLE_APP: 'shop',
-    QUEUE_URL: `redis://127.0.0.1:${store.port}/0`,
+    QUEUE_URL: `rediss://127.0.0.1:${store.port}/0`,
+    QUEUE_SSLROOTCERT: h.caFile,
     QUEUE_PASSWORD: PASSWORD,
     QUEUE_STREAM: stream,
     QUEUE_GROUP: 'thumbnails',

@@ -1,7 +1,11 @@
 // Every image, run as its pod runs it (uid, read-only root filesystem, no capabilities) on
 // what the operator renders: real programs, real configs, answers checked.
 import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { issueCa, issueServerCert } from '../../operator/tiers/shared/tls/x509.ts';
 import {
   configMapDir,
   docker,
@@ -206,12 +210,44 @@ describe('postgres-patroni and postgres-exporter images', () => {
   });
 });
 
+/**
+ * What a Redis pod mounts with TLS (the default): its key pair at /etc/scalable/tls and the
+ * CA at /etc/scalable/ca, issued here by the operator's x509 module for localhost.
+ */
+async function tlsMounts(): Promise<string[]> {
+  const now = new Date();
+  const ca = await issueCa('images CA', now);
+  const pair = await issueServerCert(ca, ['localhost', '127.0.0.1'], now);
+  const root = mkdtempSync(join(tmpdir(), 'scalable-tls-'));
+  const files: Record<string, Record<string, string>> = {
+    tls: { 'tls.crt': pair.cert, 'tls.key': pair.key, 'ca.crt': ca.cert },
+    ca: { 'ca.crt': ca.cert },
+  };
+  for (const [sub, fs] of Object.entries(files)) {
+    mkdirSync(join(root, sub));
+    chmodSync(join(root, sub), 0o755);
+    // World-readable only in this throwaway directory (the pod's is 0640, group fsGroup).
+    for (const [f, text] of Object.entries(fs))
+      writeFileSync(join(root, sub, f), text, { mode: 0o644 });
+  }
+  return [
+    '-v',
+    `${join(root, 'tls')}:/etc/scalable/tls:ro`,
+    '-v',
+    `${join(root, 'ca')}:/etc/scalable/ca:ro`,
+    '-e',
+    'TLS_CA_FILE=/etc/scalable/ca/ca.crt',
+  ];
+}
+const CLI_TLS = ['--tls', '--cacert', '/etc/scalable/ca/ca.crt'];
+
 describe('redis and redis-exporter images', () => {
   const cm = find(full, 'ConfigMap', 'shop-cache-config');
   const password = randomBytes(12).toString('hex');
 
-  it('redis answers PING only with the password given the way the pod gives it; the exporter serves metrics; sentinel starts on the rendered sentinel.conf', async () => {
+  it('redis answers PING over TLS only with the password given the way the pod gives it; the exporter serves metrics over TLS; sentinel starts on the rendered sentinel.conf', async () => {
     const conf = configMapDir(cm);
+    const tls = await tlsMounts();
     const redis = name('redis');
     // As the cache pod: `sh /etc/redis/start-redis.sh`, REDIS_PASSWORD from the Secret.
     const start = await docker([
@@ -224,6 +260,7 @@ describe('redis and redis-exporter images', () => {
       `${conf}:/etc/redis:ro`,
       '-v',
       `${volumeDir(REDIS_UID)}:/data`,
+      ...tls,
       '-e',
       `REDIS_PASSWORD=${password}`,
       '-e',
@@ -242,15 +279,34 @@ describe('redis and redis-exporter images', () => {
         `REDISCLI_AUTH=${password}`,
         redis,
         'redis-cli',
+        ...CLI_TLS,
         'ping',
       ]);
       return r.stdout.trim() === 'PONG' ? r.stdout.trim() : undefined;
     });
     expect(pong).toBe('PONG');
-    const noAuth = await docker(['exec', redis, 'redis-cli', 'ping']);
+    const noAuth = await docker(['exec', redis, 'redis-cli', ...CLI_TLS, 'ping']);
     expect(noAuth.stdout).toContain('NOAUTH');
-    const wrong = await docker(['exec', '-e', 'REDISCLI_AUTH=wrong', redis, 'redis-cli', 'ping']);
+    const wrong = await docker([
+      'exec',
+      '-e',
+      'REDISCLI_AUTH=wrong',
+      redis,
+      'redis-cli',
+      ...CLI_TLS,
+      'ping',
+    ]);
     expect(wrong.stdout + wrong.stderr).toMatch(/WRONGPASS|invalid/i);
+    // TLS only: a plain connection gets no answer.
+    const plain = await docker([
+      'exec',
+      '-e',
+      `REDISCLI_AUTH=${password}`,
+      redis,
+      'redis-cli',
+      'ping',
+    ]);
+    expect(plain.stdout).not.toContain('PONG');
 
     const exporter = name('redisexp');
     const ex = await docker([
@@ -261,8 +317,11 @@ describe('redis and redis-exporter images', () => {
       ...restricted(REDIS_UID),
       '--network',
       `container:${redis}`,
+      ...tls,
       '-e',
-      'REDIS_ADDR=redis://localhost:6379',
+      'REDIS_ADDR=rediss://localhost:6379',
+      '-e',
+      'REDIS_EXPORTER_TLS_CA_CERT_FILE=/etc/scalable/ca/ca.crt',
       '-e',
       `REDIS_PASSWORD=${password}`,
       image('redis-exporter'),
@@ -293,6 +352,7 @@ describe('redis and redis-exporter images', () => {
       `${conf}:/etc/redis:ro`,
       '-v',
       `${volumeDir(REDIS_UID)}:/data`,
+      ...tls,
       '-e',
       `REDIS_PASSWORD=${password}`,
       '-e',
@@ -319,6 +379,7 @@ describe('redis and redis-exporter images', () => {
         `REDISCLI_AUTH=${password}`,
         sentinel,
         'redis-cli',
+        ...CLI_TLS,
         '-p',
         '26379',
         'sentinel',

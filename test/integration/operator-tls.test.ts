@@ -158,6 +158,55 @@ describe('certificates the operator issues (no cert-manager)', () => {
     expect(dataOf(record)['ca.crt']).toBe(ca.cert);
   });
 
+  it('issues a certificate per Redis tier for its Services, pods and Sentinels; the app gets rediss:// and the CAs', async () => {
+    await applyAs(
+      client,
+      'test-user',
+      scalableApp(ns, 'rd', {
+        web: { image: 'ghcr.io/acme/rd:1' },
+        cache: { replicas: 1 },
+        sessions: {},
+        queue: { consumers: [{ name: 'a', image: 'ghcr.io/acme/rd-worker:1' }] },
+      }),
+    );
+    const caCert = decoded(await secret('default', CA_SECRET_NAME), 'tls.crt');
+    const ca = new X509Certificate(caCert);
+    const hosts: Record<string, string[]> = {
+      'rd-cache': [
+        `rd-cache-0.rd-cache-headless.${ns}.svc`,
+        `rd-cache-sentinel.${ns}.svc`,
+        `rd-cache-sentinel-2.rd-cache-sentinel-headless.${ns}.svc`,
+        'localhost',
+      ],
+      'rd-sessions': [`rd-sessions.${ns}.svc`, `rd-sessions-0.rd-sessions-headless.${ns}.svc`],
+      'rd-queue': [`rd-queue.${ns}.svc`, `rd-queue-0.rd-queue-headless.${ns}.svc.cluster.local`],
+    };
+    for (const [base, names] of Object.entries(hosts)) {
+      const s = await eventually(`Secret ${base}-tls with a key pair`, async () => {
+        const x = await secret(ns, `${base}-tls`);
+        return decoded(x, 'tls.key') ? x : undefined;
+      });
+      const cert = new X509Certificate(decoded(s, 'tls.crt'));
+      expect(cert.checkIssued(ca) && cert.verify(ca.publicKey)).toBe(true);
+      expect(decoded(s, 'ca.crt')).toBe(caCert);
+      for (const n of names) expect(cert.checkHost(n), `${base}: ${n}`).toBeDefined();
+      expect(cert.checkHost(`rd-db-0.${ns}.svc`)).toBeUndefined();
+    }
+    const web = JSON.stringify(
+      await eventually('Deployment rd-web', () =>
+        getObj(client, kindInfo('apps/v1', 'Deployment'), ns, 'rd-web'),
+      ),
+    );
+    expect(web).toContain(
+      '{"name":"REDIS_SSLROOTCERT","value":"/etc/scalable/ca/cache-ca/ca.crt"}',
+    );
+    expect(web).toContain(
+      `{"name":"SESSION_REDIS_URL","value":"rediss://rd-sessions.${ns}.svc:6379/0"}`,
+    );
+    expect(web).toContain(`{"name":"QUEUE_URL","value":"rediss://rd-queue.${ns}.svc:6379/0"}`);
+    expect(web).toContain('"secretName":"rd-queue-tls"');
+  });
+
   it('tls: false renders no certificate and hands the app no TLS settings', async () => {
     await applyAs(
       client,
@@ -221,6 +270,32 @@ describe('with cert-manager served', () => {
       return status?.['observedGeneration'] ? true : undefined;
     });
     expect(await secret(ns, 'cm-db-0-tls')).toBeUndefined();
+    // The Redis tiers' Certificates, from the app's CA Issuer (declared by the cache tier
+    // when the database has no TLS of its own).
+    await applyAs(
+      client,
+      'test-user',
+      scalableApp(ns, 'cmr', {
+        web: { image: 'ghcr.io/acme/cmr:1' },
+        database: { shards: 1, replicasPerShard: 0, tls: false },
+        cache: { replicas: 1 },
+        sessions: {},
+      }),
+    );
+    for (const tier of ['cache', 'sessions']) {
+      const c = await eventually(`Certificate cmr-${tier}`, () =>
+        getObj(client, kindInfo('cert-manager.io/v1', 'Certificate'), ns, `cmr-${tier}`),
+      );
+      expect(c['spec']).toMatchObject({
+        secretName: `cmr-${tier}-tls`,
+        issuerRef: { name: 'cmr-tls-ca', kind: 'Issuer' },
+      });
+    }
+    const issuer = await eventually('Issuer cmr-tls-ca', () =>
+      getObj(client, kindInfo('cert-manager.io/v1', 'Issuer'), ns, 'cmr-tls-ca'),
+    );
+    expect(((issuer['metadata'] as Json)['labels'] as Json)['scalable.dev/tier']).toBe('cache');
+    expect(await secret(ns, 'cmr-cache-tls')).toBeUndefined();
     await deleteRbac(client, `${identity}-cm`);
   });
 });

@@ -8,6 +8,8 @@
 // Reachability, honestly: the ScaledObject names the store as <app>-queue.<ns>.svc:6379. The
 // redis-server listens on port 6379 of a loopback address of its own (127.x.y.z), and KEDA's
 // private /etc/hosts maps that Service name to it; KEDA dials exactly what was rendered.
+// TLS (the default): the store serves the key pair the operator issued into its Secret, and
+// KEDA verifies it by that Service name against the CA its TriggerAuthentication hands it.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
@@ -79,23 +81,54 @@ async function startStore(): Promise<void> {
     return (s?.['data'] as Record<string, string> | undefined)?.['password'];
   });
   const password = Buffer.from(secret, 'base64').toString('utf8');
+  // The pod's mounts: the issued key pair (/etc/scalable/tls) and its CA (/etc/scalable/ca).
+  const tls = await eventually('the issued queue key pair', async () => {
+    const s = await getObj(client, kindInfo('v1', 'Secret'), ns, `${NAME}-queue-tls`);
+    const d = (s?.['data'] ?? {}) as Record<string, string>;
+    return d['tls.key'] ? d : undefined;
+  });
+  for (const [sub, keys] of [
+    ['tls', ['tls.crt', 'tls.key', 'ca.crt']],
+    ['ca', ['ca.crt']],
+  ] as const) {
+    await mkdir(join(dir, sub), { recursive: true });
+    for (const k of keys)
+      await writeFile(join(dir, sub, k), Buffer.from(tls[k] ?? '', 'base64'), { mode: 0o600 });
+  }
+  const ca = Buffer.from(tls['ca.crt'] ?? '', 'base64').toString('utf8');
   const conf = join(dir, 'conf');
   const dataDir = join(dir, 'data');
   await mkdir(conf, { recursive: true });
   await mkdir(dataDir, { recursive: true });
   for (const [k, v] of Object.entries(data)) {
-    // Only the listen address (this test's loopback address) and the data dir change.
+    // Only the listen address (this test's loopback address), the data dir and the mount
+    // points of the TLS files change.
     const text = k.endsWith('.conf')
-      ? v.replace(/^bind .*$/m, `bind ${host}`).replace(/^dir .*$/m, `dir ${dataDir}`)
+      ? v
+          .replace(/^bind .*$/m, `bind ${host}`)
+          .replace(/^dir .*$/m, `dir ${dataDir}`)
+          .replaceAll('/etc/scalable/tls', join(dir, 'tls'))
+          .replaceAll('/etc/scalable/ca', join(dir, 'ca'))
       : v;
     await writeFile(join(conf, k), text);
   }
-  expect(data['redis.conf']).toMatch(/^port 6379$/m);
+  expect(data['redis.conf']).toMatch(/^port 0\ntls-port 6379$/m);
   redisProc = spawn('sh', [join(conf, 'start-redis.sh')], {
-    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', REDIS_PASSWORD: password, CONF_DIR: conf },
+    env: {
+      PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+      REDIS_PASSWORD: password,
+      CONF_DIR: conf,
+      TLS_CA_FILE: join(dir, 'ca', 'ca.crt'),
+    },
     stdio: 'ignore',
   });
-  redis = new Redis({ host, port: 6379, password, maxRetriesPerRequest: 1 });
+  redis = new Redis({
+    host,
+    port: 6379,
+    password,
+    maxRetriesPerRequest: 1,
+    tls: { ca, servername: `${NAME}-queue.${ns}.svc` },
+  });
   redis.on('error', () => undefined);
   await eventually('the queue store to answer', async () =>
     (await redis.ping()) === 'PONG' ? true : undefined,
@@ -154,8 +187,11 @@ describe('queue workers scaled by the real KEDA operator', () => {
         }),
       );
       if (!v.ok) throw new Error(JSON.stringify(v.errors));
+      // cert-manager's kinds are not served here (operator-tls.test.ts dry-runs them).
       const objs = buildAll(toModel(v.app)).filter(
-        (o) => o.metadata.labels?.[TIER_LABEL] === 'queue',
+        (o) =>
+          o.metadata.labels?.[TIER_LABEL] === 'queue' &&
+          !o.apiVersion.startsWith('cert-manager.io/'),
       );
       expect(objs.map((o) => o.kind)).toEqual(
         expect.arrayContaining(['ScaledObject', 'TriggerAuthentication']),

@@ -70,6 +70,12 @@ export const INVALID: Array<[string, unknown, string]> = [
   ['port too high', base({ web: { image: 'x', port: 70000 } }), 'spec.web.port: must be <= 65535'],
   ['port zero', base({ web: { image: 'x', port: 0 } }), 'spec.web.port: must be >= 1'],
   ['port as string', base({ web: { image: 'x', port: '80' } }), 'spec.web.port: must be integer'],
+  ['queue tls as string', base({ queue: { tls: 'no' } }), 'spec.queue.tls: must be boolean'],
+  [
+    'reserved Redis CA env',
+    base({ web: { image: 'x', env: [{ name: 'REDIS_SSLROOTCERT', value: '/ca.crt' }] } }),
+    'spec.web.env: env must not set the names the operator injects',
+  ],
   [
     'unknown field',
     base({ web: { image: 'x', replicas: 3 } }),

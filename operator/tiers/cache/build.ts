@@ -5,7 +5,7 @@
 import type { Chart } from 'cdk8s';
 import { k8s } from '../shared/k8s.ts';
 import type { AppModel } from '../../api/model.ts';
-import type { EnvVar } from '../tier.ts';
+import type { AppWiring, EnvVar } from '../tier.ts';
 import { synth } from '../shared/chart.ts';
 import type { K8sObject } from '../shared/chart.ts';
 import { labelsOf, metadataOf, nameOf, selectorOf } from '../shared/meta.ts';
@@ -31,8 +31,11 @@ import {
   redisContainer,
   redisNetworkPolicy,
   redisPodSpec,
+  redisTlsObjects,
   serviceAccount,
+  svcHost,
 } from '../shared/redis-pod.ts';
+import { caFileOf, caWiring } from '../shared/tls/objects.ts';
 import { generatedSecret } from '../shared/secrets.ts';
 import {
   discoveryEnv,
@@ -67,21 +70,37 @@ function sentinelNames(app: AppModel): SentinelNames {
 export const sentinelAddresses = (app: AppModel): string[] =>
   sharedSentinelAddresses(app, sentinelNames(app));
 
-/** What the app pods get: REDIS_URL, or the Sentinels and master name; the TTL. */
+/** The app pod's volume (and directory under /etc/scalable/ca) holding the cache's CA. */
+const CA_VOLUME = 'cache-ca';
+
+/**
+ * What the app pods get: REDIS_URL, or the Sentinels and master name; the TTL. With TLS a
+ * rediss:// URL by the name the certificate carries, and REDIS_SSLROOTCERT (the CA file).
+ */
 export function cacheEnv(app: AppModel): EnvVar[] {
   const cache = app.cache;
   if (!cache) return [];
   const n = cacheNames(app);
+  const url = cache.tls
+    ? `rediss://${svcHost(app, n.cache)}:${REDIS_PORT}/0`
+    : `redis://${n.cache}:${REDIS_PORT}/0`;
   return [
     ...(cache.replicas === 0
-      ? [{ name: 'REDIS_URL', value: `redis://${n.cache}:${REDIS_PORT}/0` }]
+      ? [{ name: 'REDIS_URL', value: url }]
       : [
           { name: 'REDIS_SENTINELS', value: sentinelAddresses(app).join(',') },
           { name: 'REDIS_MASTER_NAME', value: masterNameOf(app) },
         ]),
     passwordEnv('REDIS_PASSWORD', n.auth),
+    ...(cache.tls ? [{ name: 'REDIS_SSLROOTCERT', value: caFileOf(CA_VOLUME) }] : []),
     { name: 'CACHE_TTL_SECONDS', value: String(cache.defaultTTLSeconds) },
   ];
+}
+
+/** The env above and, with TLS, the CA mounted from the cache's certificate Secret. */
+export function cacheWiring(app: AppModel): Partial<AppWiring> {
+  const tls = app.cache?.tls ? caWiring(CA_VOLUME, cacheNames(app).cache) : undefined;
+  return { env: cacheEnv(app), ...(tls ?? {}) };
 }
 
 /** The ConfigMap's data: exactly what the pods run and the engine tests start. */
@@ -92,7 +111,7 @@ export function cacheConfigData(app: AppModel, cache: CacheSpec): Record<string,
     ...(cache.replicas > 0
       ? {
           'pre-stop.sh': PRE_STOP_REDIS_SH,
-          'sentinel.conf': sentinelConf(masterNameOf(app)),
+          'sentinel.conf': sentinelConf(masterNameOf(app), cache.tls),
           'start-sentinel.sh': START_SENTINEL_SH,
         }
       : {}),
@@ -126,7 +145,16 @@ export function buildCache(app: AppModel): K8sObject[] {
       cache.replicas === 0 ? [REDIS_PORT] : [REDIS_PORT, SENTINEL_PORT],
     );
   });
-  return [generatedSecret(app, 'cache', n.auth, [PASSWORD_KEY]), ...objects];
+  const tls = cache.tls
+    ? redisTlsObjects(
+        app,
+        'cache',
+        n.cache,
+        [n.cache, n.sentinel],
+        [n.headless, n.sentinelHeadless],
+      )
+    : [];
+  return [generatedSecret(app, 'cache', n.auth, [PASSWORD_KEY]), ...tls, ...objects];
 }
 
 function redisPodTemplate(
@@ -152,12 +180,14 @@ function redisPodTemplate(
           ephemeralStorage: memoryLimit,
           env,
           ...(preStop ? { preStop } : {}),
+          tls: cache.tls,
         }),
-        exporterContainer(app, n.auth),
+        exporterContainer(app, n.auth, [], cache.tls),
       ],
       // A replica may fall back to a disk-based full sync: room for one dataset copy.
       dataEmptyDir: memoryLimit,
       spread: topologySpreadOf(app, selectorOf(app, 'cache')),
+      tlsBase: cache.tls ? n.cache : undefined,
     }),
   };
 }
@@ -224,7 +254,16 @@ function replicated(
     },
   });
   pdb(chart, app, 'cache-pdb', n.cache, selector);
-  sentinelSet(chart, app, 'cache', SENTINEL_COMPONENT, set, masterNameOf(app), sentinelHash);
+  sentinelSet(
+    chart,
+    app,
+    'cache',
+    SENTINEL_COMPONENT,
+    set,
+    masterNameOf(app),
+    sentinelHash,
+    cache.tls ? n.cache : undefined,
+  );
 }
 
 function pdb(

@@ -36,6 +36,12 @@ describe('buildCache', () => {
     it('renders the Secret, ServiceAccount, ConfigMap, Deployment, Service and NetworkPolicy', () => {
       expect(kinds(objects)).toEqual([
         'Secret/shop-cache-auth',
+        'Issuer/shop-tls-selfsigned',
+        'Certificate/shop-tls-ca',
+        'Issuer/shop-tls-ca',
+        'Secret/shop-cache-tls',
+        'ConfigMap/shop-cache-tls-public',
+        'Certificate/shop-cache',
         'ServiceAccount/shop-cache',
         'ConfigMap/shop-cache-config',
         'Deployment/shop-cache',
@@ -101,7 +107,7 @@ describe('buildCache', () => {
       expect(redis.readinessProbe.exec.command).toEqual([
         'sh',
         '-c',
-        'REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 redis-cli -p 6379 ping | grep -qx PONG',
+        'REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 redis-cli ${TLS_CA_FILE:+--tls --cacert "$TLS_CA_FILE"} -p 6379 ping | grep -qx PONG',
       ]);
       // A busy Redis (loading, a slow command) leaves rotation but is not restarted.
       for (const p of ['startupProbe', 'livenessProbe']) {
@@ -166,13 +172,17 @@ describe('buildCache', () => {
     it('hands the app REDIS_URL without a password, the password by reference, and the TTL', () => {
       const env = webEnv(modelOf({ cache: { defaultTTLSeconds: 60 } }));
       expect(env.filter((e) => /^(REDIS|CACHE)_/.test(e.name))).toEqual([
-        { name: 'REDIS_URL', value: 'redis://shop-cache:6379/0' },
+        { name: 'REDIS_URL', value: 'rediss://shop-cache.prod.svc:6379/0' },
         {
           name: 'REDIS_PASSWORD',
           valueFrom: { secretKeyRef: { name: 'shop-cache-auth', key: 'password' } },
         },
+        { name: 'REDIS_SSLROOTCERT', value: '/etc/scalable/ca/cache-ca/ca.crt' },
         { name: 'CACHE_TTL_SECONDS', value: '60' },
       ]);
+      const plain = webEnv(modelOf({ cache: { defaultTTLSeconds: 60, tls: false } }));
+      expect(plain.find((e) => e.name === 'REDIS_URL')?.value).toBe('redis://shop-cache:6379/0');
+      expect(envNames(plain)).not.toContain('REDIS_SSLROOTCERT');
     });
   });
 
@@ -246,6 +256,12 @@ describe('buildCache', () => {
     it('renders a Redis StatefulSet, a Sentinel StatefulSet, their Services and PDBs', () => {
       expect(kinds(objects)).toEqual([
         'Secret/shop-cache-auth',
+        'Issuer/shop-tls-selfsigned',
+        'Certificate/shop-tls-ca',
+        'Issuer/shop-tls-ca',
+        'Secret/shop-cache-tls',
+        'ConfigMap/shop-cache-tls-public',
+        'Certificate/shop-cache',
         'ServiceAccount/shop-cache',
         'ConfigMap/shop-cache-config',
         'Service/shop-cache-headless',
@@ -273,7 +289,9 @@ describe('buildCache', () => {
       expect(spec(sts).podManagementPolicy).toBe('Parallel');
       const c = container(sts, 'sentinel');
       expect(c.command).toEqual(['sh', '/etc/redis/start-sentinel.sh']);
-      expect(c.readinessProbe.exec.command[2]).toContain('redis-cli -p 26379 ping');
+      expect(c.readinessProbe.exec.command[2]).toContain(
+        'redis-cli ${TLS_CA_FILE:+--tls --cacert "$TLS_CA_FILE"} -p 26379 ping',
+      );
       expect(data(objects)['sentinel.conf']).toContain(
         'sentinel monitor shop-cache @MASTER_HOST@ @MASTER_PORT@ 2\n',
       );
@@ -327,6 +345,7 @@ describe('buildCache', () => {
           name: 'REDIS_PASSWORD',
           valueFrom: { secretKeyRef: { name: 'shop-cache-auth', key: 'password' } },
         },
+        { name: 'REDIS_SSLROOTCERT', value: '/etc/scalable/ca/cache-ca/ca.crt' },
         { name: 'CACHE_TTL_SECONDS', value: '300' },
       ]);
     });
@@ -342,6 +361,74 @@ describe('buildCache', () => {
         { port: 6379, protocol: 'TCP' },
         { port: 26379, protocol: 'TCP' },
       ]);
+    });
+  });
+
+  describe('TLS (the default)', () => {
+    const app = modelOf({ cache: { replicas: 1 } });
+    const objects = buildCache(app);
+
+    it('issues one certificate for every name clients and peers use, from the app CA', () => {
+      const names = spec(find(objects, 'Certificate', 'shop-cache')).dnsNames as string[];
+      for (const n of [
+        'shop-cache.prod.svc',
+        '*.shop-cache-headless.prod.svc',
+        'shop-cache-sentinel.prod.svc',
+        '*.shop-cache-sentinel-headless.prod.svc',
+        'localhost',
+      ])
+        expect(names).toContain(n);
+      expect(find(objects, 'Secret', 'shop-cache-tls').metadata.annotations).toMatchObject({
+        'scalable.dev/tls-dns-names': names.join(','),
+      });
+    });
+
+    it('mounts the key pair into Redis and Sentinel, the CA into the exporter', () => {
+      for (const [name, c] of [
+        ['shop-cache', 'redis'],
+        ['shop-cache-sentinel', 'sentinel'],
+      ] as const) {
+        const sts = find(objects, 'StatefulSet', name);
+        expect(podOf(sts).volumes).toContainEqual({
+          name: 'tls',
+          secret: { secretName: 'shop-cache-tls', defaultMode: 0o640 },
+        });
+        const ct = container(sts, c);
+        expect(ct.env).toContainEqual({ name: 'TLS_CA_FILE', value: '/etc/scalable/ca/ca.crt' });
+        expect(ct.volumeMounts).toContainEqual({
+          name: 'tls',
+          mountPath: '/etc/scalable/tls',
+          readOnly: true,
+        });
+      }
+      const exporter = container(find(objects, 'StatefulSet', 'shop-cache'), 'exporter');
+      expect(exporter.env).toContainEqual({ name: 'REDIS_ADDR', value: 'rediss://localhost:6379' });
+      expect(exporter.env).toContainEqual({
+        name: 'REDIS_EXPORTER_TLS_CA_CERT_FILE',
+        value: '/etc/scalable/ca/ca.crt',
+      });
+      expect(data(objects)['sentinel.conf']).toContain('\ntls-port 26379\n');
+    });
+
+    it('gives app pods the CA from the cache Secret (ca.crt only)', () => {
+      const w = appWiring(app);
+      expect(w.volumes).toContainEqual({
+        name: 'cache-ca',
+        secret: { secretName: 'shop-cache-tls', items: [{ key: 'ca.crt', path: 'ca.crt' }] },
+      });
+    });
+
+    it('renders none of it with tls: false', () => {
+      const plain = buildCache(modelOf({ cache: { replicas: 1, tls: false } }));
+      expect(kinds(plain).filter((k) => /tls|Certificate|Issuer/.test(k))).toEqual([]);
+      expect(JSON.stringify(plain)).not.toContain('"name":"TLS_CA_FILE"');
+      expect(data(plain)['redis.conf']).toContain('\nport 6379\n');
+    });
+
+    it('leaves the app CA objects to the database when it uses them', () => {
+      const both = buildCache(modelOf({ cache: {}, database: {} }));
+      expect(kinds(both)).not.toContain('Issuer/shop-tls-ca');
+      expect(kinds(both)).toContain('Certificate/shop-cache');
     });
   });
 });

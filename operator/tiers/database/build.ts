@@ -5,7 +5,7 @@ import type { AppModel } from '../../api/model.ts';
 import { synth } from '../shared/chart.ts';
 import type { K8sObject } from '../shared/chart.ts';
 import { metadataOf } from '../shared/meta.ts';
-import { appCaObjects, serverCertificate } from '../shared/tls/cert-manager.ts';
+import { appCaObjects, appCaOwner, serverCertificate } from '../shared/tls/cert-manager.ts';
 import { LOCALHOST, serverTlsObjects, serviceDnsNames } from '../shared/tls/objects.ts';
 import {
   headlessServiceName,
@@ -46,7 +46,7 @@ function shardTls(app: AppModel): K8sObject[] {
   if (!db?.tls) return [];
   const issuer = db.certificateIssuer;
   return [
-    ...(issuer ? [] : appCaObjects(app, 'database', 'postgres')),
+    ...(appCaOwner(app) === 'database' ? appCaObjects(app, 'database', 'postgres') : []),
     ...shardIndexes(app).flatMap((shard) => {
       const base = shardName(app, shard);
       const names = shardDnsNames(app, shard);

@@ -6,7 +6,7 @@ import type { K8sObject } from '../shared/chart.ts';
 import type { AppWiring, Tier } from '../tier.ts';
 import { adjustWorkers } from './adjust.ts';
 import { QUEUE_READY, queueReport, queueRetained } from './status.ts';
-import { buildStore, queueEnv } from './store.ts';
+import { buildStore, queueWiring } from './store.ts';
 import { buildWorkers } from './workers.ts';
 
 export function buildQueue(app: AppModel, wiring: AppWiring): K8sObject[] {
@@ -20,7 +20,7 @@ export const queueTier: Tier = {
   sections: ['queue'],
   conditionType: QUEUE_READY,
   build: buildQueue,
-  wiring: (app) => ({ env: queueEnv(app) }),
+  wiring: queueWiring,
   report: queueReport,
   retained: queueRetained,
   hooks: { adjust: adjustWorkers },

@@ -72,6 +72,10 @@ describe('buildQueue', () => {
   it('renders the store, a worker per consumer, its ScaledObject and one TriggerAuthentication', () => {
     expect(names(objects)).toEqual([
       'Secret/shop-queue-auth',
+      // The app CA's objects come with the cache here (the first tier with TLS).
+      'Secret/shop-queue-tls',
+      'ConfigMap/shop-queue-tls-public',
+      'Certificate/shop-queue',
       'ServiceAccount/shop-queue',
       'ConfigMap/shop-queue-config',
       'Service/shop-queue',
@@ -87,13 +91,15 @@ describe('buildQueue', () => {
       'TriggerAuthentication/shop-queue-keda',
     ]);
     for (const o of objects) expect(o.metadata.labels?.['scalable.dev/tier']).toBe('queue');
-    expect(find(objects, 'Secret').metadata.annotations?.[GENERATED_KEYS_ANNOTATION]).toBe(
-      'password',
-    );
+    expect(
+      find(objects, 'Secret', 'shop-queue-auth').metadata.annotations?.[GENERATED_KEYS_ANNOTATION],
+    ).toBe('password');
   });
 
   it('keeps every message: append-only file, everysec, noeviction, on a retained PVC', () => {
-    const conf = (find(objects, 'ConfigMap')['data'] as Record<string, string>)['redis.conf'];
+    const conf = (
+      find(objects, 'ConfigMap', 'shop-queue-config')['data'] as Record<string, string>
+    )['redis.conf'];
     expect(conf).toContain('\nappendonly yes\n');
     expect(conf).toContain('\nappendfsync everysec\n');
     expect(conf).toContain('\nmaxmemory-policy noeviction\n');
@@ -130,11 +136,12 @@ describe('buildQueue', () => {
   it('gives web pods the producer side, password by reference', () => {
     const env = webEnv(app, appWiring(app)).filter((e) => e.name.startsWith('QUEUE_'));
     expect(env).toEqual([
-      { name: 'QUEUE_URL', value: 'redis://shop-queue:6379/0' },
+      { name: 'QUEUE_URL', value: 'rediss://shop-queue.prod.svc:6379/0' },
       {
         name: 'QUEUE_PASSWORD',
         valueFrom: { secretKeyRef: { name: 'shop-queue-auth', key: 'password' } },
       },
+      { name: 'QUEUE_SSLROOTCERT', value: '/etc/scalable/ca/queue-ca/ca.crt' },
       { name: 'QUEUE_MAX_LENGTH', value: '50000' },
     ]);
   });
@@ -172,11 +179,12 @@ describe('buildQueue', () => {
     for (const n of ['SCALABLE_APP', 'REDIS_URL', 'SESSION_REDIS_URL', 'QUEUE_URL', 'SMTP_HOST'])
       expect(byName).toHaveProperty(n);
     expect(env.filter((e) => e.name.startsWith('QUEUE_'))).toEqual([
-      { name: 'QUEUE_URL', value: 'redis://shop-queue:6379/0' },
+      { name: 'QUEUE_URL', value: 'rediss://shop-queue.prod.svc:6379/0' },
       {
         name: 'QUEUE_PASSWORD',
         valueFrom: { secretKeyRef: { name: 'shop-queue-auth', key: 'password' } },
       },
+      { name: 'QUEUE_SSLROOTCERT', value: '/etc/scalable/ca/queue-ca/ca.crt' },
       { name: 'QUEUE_MAX_LENGTH', value: '50000' },
       { name: 'QUEUE_STREAM', value: 'emails' },
       { name: 'QUEUE_GROUP', value: 'emails' },
@@ -186,6 +194,13 @@ describe('buildQueue', () => {
     ]);
     for (const e of env.filter((x) => x.name.endsWith('PASSWORD')))
       expect(e.valueFrom).toHaveProperty('secretKeyRef');
+    // The CAs the workers verify the cache, session store and queue against.
+    expect(pod.volumes.map((v: { name: string }) => v.name)).toEqual([
+      'tmp',
+      'cache-ca',
+      'sessions-ca',
+      'queue-ca',
+    ]);
     const thumbs = spec(find(objects, 'Deployment', 'shop-worker-thumbs')).template.spec
       .containers[0].env as { name: string; value?: string }[];
     expect(thumbs.find((e) => e.name === 'QUEUE_STREAM')?.value).toBe('photos');
@@ -210,6 +225,7 @@ describe('buildQueue', () => {
             consumerGroup: 'emails',
             lagCount: '50',
             activationLagCount: '0',
+            enableTLS: 'true',
           },
           authenticationRef: { name: 'shop-queue-keda' },
         },
@@ -221,14 +237,27 @@ describe('buildQueue', () => {
             consumerGroup: 'emails',
             pendingEntriesCount: '50',
             activationLagCount: '0',
+            enableTLS: 'true',
           },
           authenticationRef: { name: 'shop-queue-keda' },
         },
       ],
     });
     expect(spec(find(objects, 'TriggerAuthentication'))).toEqual({
-      secretTargetRef: [{ parameter: 'password', name: 'shop-queue-auth', key: 'password' }],
+      secretTargetRef: [
+        { parameter: 'password', name: 'shop-queue-auth', key: 'password' },
+        // KEDA verifies the store against the CA (PEM) from its certificate Secret.
+        { parameter: 'ca', name: 'shop-queue-tls', key: 'ca.crt' },
+      ],
     });
+    const plain = build(
+      modelOf({ queue: { tls: false, consumers: [{ name: 'a', image: 'w:1' }] } }),
+    );
+    expect(spec(find(plain, 'TriggerAuthentication')).secretTargetRef).toEqual([
+      { parameter: 'password', name: 'shop-queue-auth', key: 'password' },
+    ]);
+    expect(spec(find(plain, 'ScaledObject')).triggers[0].metadata).not.toHaveProperty('enableTLS');
+    expect(names(plain).filter((n) => /tls|Certificate|Issuer/.test(n))).toEqual([]);
   });
 
   it('builds no HPA of its own that could fight KEDA over a worker', () => {
@@ -249,6 +278,12 @@ describe('buildQueue with replicas (Sentinel)', () => {
   it('runs replicas + 1 Redis pods, each with its volume, and 3 Sentinels; no Service in front of Redis', () => {
     expect(names(objs)).toEqual([
       'Secret/shop-queue-auth',
+      'Issuer/shop-tls-selfsigned',
+      'Certificate/shop-tls-ca',
+      'Issuer/shop-tls-ca',
+      'Secret/shop-queue-tls',
+      'ConfigMap/shop-queue-tls-public',
+      'Certificate/shop-queue',
       'ServiceAccount/shop-queue',
       'ConfigMap/shop-queue-config',
       'Service/shop-queue-headless',
@@ -275,7 +310,8 @@ describe('buildQueue with replicas (Sentinel)', () => {
       'sh',
       '/etc/redis/pre-stop.sh',
     ]);
-    const conf = find(objs, 'ConfigMap')['data'] as Record<string, string>;
+    const conf = find(objs, 'ConfigMap', 'shop-queue-config')['data'] as Record<string, string>;
+    expect(conf['sentinel.conf']).toContain('\ntls-port 26379\n');
     expect(conf['sentinel.conf']).toContain('sentinel monitor shop-queue @MASTER_HOST@');
   });
 
@@ -285,6 +321,7 @@ describe('buildQueue with replicas (Sentinel)', () => {
       'QUEUE_SENTINELS',
       'QUEUE_MASTER_NAME',
       'QUEUE_PASSWORD',
+      'QUEUE_SSLROOTCERT',
       'QUEUE_MAX_LENGTH',
     ]);
     const sentinels = env[0]?.value ?? '';
@@ -299,7 +336,7 @@ describe('buildQueue with replicas (Sentinel)', () => {
       spec(find(objs, 'TriggerAuthentication')).secretTargetRef.map(
         (r: { parameter: string }) => r.parameter,
       ),
-    ).toEqual(['password', 'sentinelPassword']);
+    ).toEqual(['password', 'sentinelPassword', 'ca']);
     expect(
       spec(find(objs, 'NetworkPolicy')).ingress[0].ports.map((p: { port: number }) => p.port),
     ).toEqual([6379, 26379]);

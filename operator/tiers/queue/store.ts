@@ -7,7 +7,7 @@
 import type { Chart } from 'cdk8s';
 import { k8s } from '../shared/k8s.ts';
 import type { AppModel } from '../../api/model.ts';
-import type { EnvVar } from '../tier.ts';
+import type { AppWiring, EnvVar } from '../tier.ts';
 import { synth } from '../shared/chart.ts';
 import type { K8sObject } from '../shared/chart.ts';
 import {
@@ -41,9 +41,11 @@ import {
   passwordEnv,
   redisContainer,
   redisPodSpec,
+  redisTlsObjects,
   serviceAccount,
   svcHost,
 } from '../shared/redis-pod.ts';
+import { caFileOf, caWiring, tlsSecretName } from '../shared/tls/objects.ts';
 import {
   discoveryEnv,
   maxOneDown,
@@ -96,31 +98,55 @@ export function queueTarget(app: AppModel, queue: QueueSpec): QueueTarget {
       };
 }
 
-/** The producer side, for every app pod: where the store is, its password, the retention. */
+/** The app pod's volume (and directory under /etc/scalable/ca) holding the store's CA. */
+const CA_VOLUME = 'queue-ca';
+
+/** The Secret whose ca.crt verifies the store (app pods and KEDA's TriggerAuthentication). */
+export const queueTlsSecretName = (app: AppModel): string => tlsSecretName(queueNames(app).queue);
+
+/**
+ * The producer side, for every app pod: where the store is, its password, the retention.
+ * With TLS a rediss:// URL by the name the certificate carries (with Sentinel: TLS to the
+ * Sentinels and the master alike), and QUEUE_SSLROOTCERT (the CA file).
+ */
 export function queueEnv(app: AppModel): EnvVar[] {
   const queue = app.queue;
   if (!queue) return [];
   const n = queueNames(app);
+  const url = queue.tls
+    ? `rediss://${svcHost(app, n.queue)}:${REDIS_PORT}/0`
+    : `redis://${n.queue}:${REDIS_PORT}/0`;
   return [
     // With Sentinel no URL: a Service would send writes to read-only replicas.
     ...(queue.replicas === 0
-      ? [{ name: 'QUEUE_URL', value: `redis://${n.queue}:${REDIS_PORT}/0` }]
+      ? [{ name: 'QUEUE_URL', value: url }]
       : [
           { name: 'QUEUE_SENTINELS', value: sentinelAddresses(app, sentinelNames(app)).join(',') },
           { name: 'QUEUE_MASTER_NAME', value: queueMasterName(app) },
         ]),
     passwordEnv('QUEUE_PASSWORD', n.auth),
+    ...(queue.tls ? [{ name: 'QUEUE_SSLROOTCERT', value: caFileOf(CA_VOLUME) }] : []),
     { name: 'QUEUE_MAX_LENGTH', value: String(queue.maxLength) },
   ];
 }
 
+/** The env above and, with TLS, the CA mounted from the store's certificate Secret. */
+export function queueWiring(app: AppModel): Partial<AppWiring> {
+  const tls = app.queue?.tls ? caWiring(CA_VOLUME, queueNames(app).queue) : undefined;
+  return { env: queueEnv(app), ...(tls ?? {}) };
+}
+
 export const queueConfigData = (app: AppModel, queue: QueueSpec): Record<string, string> => ({
-  'redis.conf': persistentRedisConf(queue.memory, 'Queue Redis: streams, persistent, never evicts'),
+  'redis.conf': persistentRedisConf(
+    queue.memory,
+    'Queue Redis: streams, persistent, never evicts',
+    queue.tls,
+  ),
   'start-redis.sh': START_REDIS_SH,
   ...(queue.replicas > 0
     ? {
         'pre-stop.sh': PRE_STOP_REDIS_SH,
-        'sentinel.conf': sentinelConf(queueMasterName(app)),
+        'sentinel.conf': sentinelConf(queueMasterName(app), queue.tls),
         'start-sentinel.sh': START_SENTINEL_SH,
       }
     : {}),
@@ -199,12 +225,14 @@ export function buildStore(app: AppModel, queue: QueueSpec): K8sObject[] {
                 env: redisEnv,
                 // A master hands over to a replica before it stops (rollouts, drains).
                 ...(replicated ? { preStop: 'pre-stop.sh' } : {}),
+                tls: queue.tls,
               }),
               // The consumers' streams and dead-letter streams, by name (no SCAN): lag,
               // pending and length per stream and group for the monitoring tier's alerts.
-              exporterContainer(app, n.auth, exporterStreamsEnv(queue)),
+              exporterContainer(app, n.auth, exporterStreamsEnv(queue), queue.tls),
             ],
             spread: replicated ? topologySpreadOf(app, selector) : undefined,
+            tlsBase: queue.tls ? n.queue : undefined,
           }),
         },
         volumeClaimTemplates: [
@@ -231,11 +259,21 @@ export function buildStore(app: AppModel, queue: QueueSpec): K8sObject[] {
         sn,
         queueMasterName(app),
         pick('sentinel.conf', 'start-sentinel.sh'),
+        queue.tls ? n.queue : undefined,
       );
     }
     storeNetworkPolicy(chart, app, queue, n.queue);
   });
-  return [generatedSecret(app, QUEUE_TIER, n.auth, [PASSWORD_KEY]), ...objects];
+  const tls = queue.tls
+    ? redisTlsObjects(
+        app,
+        QUEUE_TIER,
+        n.queue,
+        [n.queue, n.sentinel],
+        [n.headless, n.sentinelHeadless],
+      )
+    : [];
+  return [generatedSecret(app, QUEUE_TIER, n.auth, [PASSWORD_KEY]), ...tls, ...objects];
 }
 
 /**

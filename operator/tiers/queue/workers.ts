@@ -15,7 +15,8 @@ import {
 } from '../shared/pod-security.ts';
 import { quantity, resourcesOf } from '../shared/quantity.ts';
 import { PASSWORD_KEY, podNameEnv } from '../shared/redis-pod.ts';
-import { QUEUE_TIER, queueNames, queueTarget } from './store.ts';
+import { QUEUE_TIER, queueNames, queueTarget, queueTlsSecretName } from './store.ts';
+import { TLS_FILES } from '../shared/tls/objects.ts';
 import type { QueueSpec, QueueTarget } from './store.ts';
 import { deadLetterStreamOf, groupOf, streamOf } from './streams.ts';
 import type { ConsumerSpec } from './streams.ts';
@@ -119,7 +120,11 @@ export function buildWorkers(app: AppModel, queue: QueueSpec, wiring: AppWiring)
   );
 }
 
-/** KEDA reads the queue password from the generated Secret; it never appears in the spec. */
+/**
+ * KEDA reads the queue password from the generated Secret; it never appears in the spec.
+ * With TLS also the CA (PEM) from the store's certificate Secret, which its scalers verify
+ * the server against (the name they dial, as the app does: the certificate carries it).
+ */
 function triggerAuthentication(app: AppModel, queue: QueueSpec): K8sObject {
   const n = queueNames(app);
   // Sentinels ask for the same password as Redis (start-sentinel.sh sets it).
@@ -129,11 +134,12 @@ function triggerAuthentication(app: AppModel, queue: QueueSpec): K8sObject {
     kind: 'TriggerAuthentication',
     metadata: metadataOf(app, QUEUE_TIER, n.keda),
     spec: {
-      secretTargetRef: parameters.map((parameter) => ({
-        parameter,
-        name: n.auth,
-        key: PASSWORD_KEY,
-      })),
+      secretTargetRef: [
+        ...parameters.map((parameter) => ({ parameter, name: n.auth, key: PASSWORD_KEY })),
+        ...(queue.tls
+          ? [{ parameter: 'ca', name: queueTlsSecretName(app), key: TLS_FILES.ca }]
+          : []),
+      ],
     },
   };
 }
@@ -164,8 +170,10 @@ function scaledObject(app: AppModel, queue: QueueSpec, c: ConsumerSpec, auth: st
       minReplicaCount: c.minReplicas,
       maxReplicaCount: c.maxReplicas,
       triggers: [
-        trigger(queueTarget(app, queue), c, auth, { lagCount: String(c.targetBacklog) }),
-        trigger(queueTarget(app, queue), c, auth, {
+        trigger(queueTarget(app, queue), c, auth, queue.tls, {
+          lagCount: String(c.targetBacklog),
+        }),
+        trigger(queueTarget(app, queue), c, auth, queue.tls, {
           pendingEntriesCount: String(c.targetBacklog),
         }),
       ],
@@ -173,7 +181,18 @@ function scaledObject(app: AppModel, queue: QueueSpec, c: ConsumerSpec, auth: st
   };
 }
 
-function trigger(to: QueueTarget, c: ConsumerSpec, auth: string, target: Record<string, string>) {
+/**
+ * One trigger. TLS is switched on here (enableTLS) rather than in the TriggerAuthentication
+ * (`tls: enable`): an auth parameter can only come from a Secret key, and the flag is no
+ * secret. KEDA refuses a trigger that sets it in both places.
+ */
+function trigger(
+  to: QueueTarget,
+  c: ConsumerSpec,
+  auth: string,
+  tls: boolean,
+  target: Record<string, string>,
+) {
   return {
     type: to.kind === 'url' ? 'redis-streams' : 'redis-sentinel-streams',
     metadata: {
@@ -185,6 +204,7 @@ function trigger(to: QueueTarget, c: ConsumerSpec, auth: string, target: Record<
       ...target,
       // The activation threshold of either measure (KEDA names it after lag for both).
       activationLagCount: '0',
+      ...(tls ? { enableTLS: 'true' } : {}),
     },
     authenticationRef: { name: auth },
   };

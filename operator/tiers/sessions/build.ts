@@ -3,7 +3,7 @@
 // tier stays stateless and a restart loses no session.
 import { k8s } from '../shared/k8s.ts';
 import type { AppModel } from '../../api/model.ts';
-import type { EnvVar } from '../tier.ts';
+import type { AppWiring, EnvVar } from '../tier.ts';
 import { synth } from '../shared/chart.ts';
 import type { K8sObject } from '../shared/chart.ts';
 import { labelsOf, metadataOf, nameOf, selectorOf } from '../shared/meta.ts';
@@ -24,8 +24,11 @@ import {
   redisContainer,
   redisNetworkPolicy,
   redisPodSpec,
+  redisTlsObjects,
   serviceAccount,
+  svcHost,
 } from '../shared/redis-pod.ts';
+import { caFileOf, caWiring } from '../shared/tls/objects.ts';
 import { generatedSecret } from '../shared/secrets.ts';
 
 export function sessionsNames(app: AppModel) {
@@ -37,20 +40,37 @@ export function sessionsNames(app: AppModel) {
   };
 }
 
+/** The app pod's volume (and directory under /etc/scalable/ca) holding the store's CA. */
+const CA_VOLUME = 'sessions-ca';
+
+/** With TLS a rediss:// URL by the name the certificate carries, and the CA file. */
 export function sessionsEnv(app: AppModel): EnvVar[] {
-  if (!app.sessions) return [];
+  const sessions = app.sessions;
+  if (!sessions) return [];
   const n = sessionsNames(app);
   return [
-    { name: 'SESSION_REDIS_URL', value: `redis://${n.sessions}:${REDIS_PORT}/0` },
+    {
+      name: 'SESSION_REDIS_URL',
+      value: sessions.tls
+        ? `rediss://${svcHost(app, n.sessions)}:${REDIS_PORT}/0`
+        : `redis://${n.sessions}:${REDIS_PORT}/0`,
+    },
     passwordEnv('SESSION_REDIS_PASSWORD', n.auth),
-    { name: 'SESSION_TTL_SECONDS', value: String(app.sessions.ttlSeconds) },
+    ...(sessions.tls ? [{ name: 'SESSION_REDIS_SSLROOTCERT', value: caFileOf(CA_VOLUME) }] : []),
+    { name: 'SESSION_TTL_SECONDS', value: String(sessions.ttlSeconds) },
   ];
+}
+
+/** The env above and, with TLS, the CA mounted from the store's certificate Secret. */
+export function sessionsWiring(app: AppModel): Partial<AppWiring> {
+  const tls = app.sessions?.tls ? caWiring(CA_VOLUME, sessionsNames(app).sessions) : undefined;
+  return { env: sessionsEnv(app), ...(tls ?? {}) };
 }
 
 export const sessionsConfigData = (
   sessions: NonNullable<AppModel['sessions']>,
 ): Record<string, string> => ({
-  'redis.conf': sessionsRedisConf(sessions.memory),
+  'redis.conf': sessionsRedisConf(sessions.memory, sessions.tls),
   'start-redis.sh': START_REDIS_SH,
 });
 
@@ -100,9 +120,11 @@ export function buildSessions(app: AppModel): K8sObject[] {
                 app,
                 secretName: n.auth,
                 memoryLimit: memoryLimitOf(sessions.memory),
+                tls: sessions.tls,
               }),
-              exporterContainer(app, n.auth),
+              exporterContainer(app, n.auth, [], sessions.tls),
             ],
+            tlsBase: sessions.tls ? n.sessions : undefined,
           }),
         },
         volumeClaimTemplates: [
@@ -121,5 +143,8 @@ export function buildSessions(app: AppModel): K8sObject[] {
     });
     redisNetworkPolicy(chart, app, 'sessions', n.sessions, [REDIS_PORT]);
   });
-  return [generatedSecret(app, 'sessions', n.auth, [PASSWORD_KEY]), ...objects];
+  const tls = sessions.tls
+    ? redisTlsObjects(app, 'sessions', n.sessions, [n.sessions], [n.headless])
+    : [];
+  return [generatedSecret(app, 'sessions', n.auth, [PASSWORD_KEY]), ...tls, ...objects];
 }

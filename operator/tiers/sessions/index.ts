@@ -1,7 +1,7 @@
 // The session store (the chapter's stateless web tier keeps sessions out of its pods): a
 // persistent Redis (AOF, PVC, noeviction) of its own.
 import type { Tier } from '../tier.ts';
-import { buildSessions, sessionsEnv } from './build.ts';
+import { buildSessions, sessionsWiring } from './build.ts';
 import { SESSIONS_READY, sessionsReport } from './status.ts';
 
 export const sessionsTier: Tier = {
@@ -9,6 +9,6 @@ export const sessionsTier: Tier = {
   sections: ['sessions'],
   conditionType: SESSIONS_READY,
   build: buildSessions,
-  wiring: (app) => ({ env: sessionsEnv(app) }),
+  wiring: sessionsWiring,
   report: sessionsReport,
 };

@@ -23,6 +23,12 @@ describe('buildSessions', () => {
   it('renders its own Redis, separate from the cache', () => {
     expect(objects.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([
       'Secret/shop-sessions-auth',
+      'Issuer/shop-tls-selfsigned',
+      'Certificate/shop-tls-ca',
+      'Issuer/shop-tls-ca',
+      'Secret/shop-sessions-tls',
+      'ConfigMap/shop-sessions-tls-public',
+      'Certificate/shop-sessions',
       'ServiceAccount/shop-sessions',
       'ConfigMap/shop-sessions-config',
       'Service/shop-sessions',
@@ -31,13 +37,17 @@ describe('buildSessions', () => {
       'NetworkPolicy/shop-sessions',
     ]);
     for (const o of objects) expect(o.metadata.labels?.['scalable.dev/tier']).toBe('sessions');
-    expect(find(objects, 'Secret').metadata.annotations?.[GENERATED_KEYS_ANNOTATION]).toBe(
-      'password',
-    );
+    expect(
+      find(objects, 'Secret', 'shop-sessions-auth').metadata.annotations?.[
+        GENERATED_KEYS_ANNOTATION
+      ],
+    ).toBe('password');
   });
 
   it('persists every write (appendonly) and never evicts', () => {
-    const conf = (find(objects, 'ConfigMap')['data'] as Record<string, string>)['redis.conf'];
+    const conf = (
+      find(objects, 'ConfigMap', 'shop-sessions-config')['data'] as Record<string, string>
+    )['redis.conf'];
     expect(conf).toContain('\nappendonly yes\n');
     expect(conf).toContain('\nappendfsync everysec\n');
     expect(conf).toContain('\nmaxmemory-policy noeviction\n');
@@ -67,7 +77,11 @@ describe('buildSessions', () => {
       whenScaled: 'Retain',
     });
     // The PVC is the data volume: no emptyDir shadows it.
-    expect(sts.template.spec.volumes.map((v: { name: string }) => v.name)).toEqual(['config']);
+    expect(sts.template.spec.volumes.map((v: { name: string }) => v.name)).toEqual([
+      'config',
+      'tls',
+      'tls-ca',
+    ]);
   });
 
   it('leaves storageClassName to the cluster default when unset', () => {
@@ -86,7 +100,10 @@ describe('buildSessions', () => {
       valueFrom: { secretKeyRef: { name: 'shop-sessions-auth', key: 'password' } },
     });
     expect(redis.resources.limits.memory).toBe('384Mi');
-    expect(redis.readinessProbe.exec.command[2]).toContain('redis-cli -p 6379 ping');
+    expect(redis.readinessProbe.exec.command[2]).toContain(
+      'redis-cli ${TLS_CA_FILE:+--tls --cacert "$TLS_CA_FILE"} -p 6379 ping',
+    );
+    expect(redis.env).toContainEqual({ name: 'TLS_CA_FILE', value: '/etc/scalable/ca/ca.crt' });
   });
 
   it("admits only the app's pods", () => {
@@ -101,12 +118,28 @@ describe('buildSessions', () => {
   it('hands the app SESSION_REDIS_URL, the password by reference and the TTL', () => {
     const env = webEnv(modelOf({ sessions: { ttlSeconds: 7200 } }));
     expect(env.filter((e) => e.name.startsWith('SESSION_'))).toEqual([
-      { name: 'SESSION_REDIS_URL', value: 'redis://shop-sessions:6379/0' },
+      { name: 'SESSION_REDIS_URL', value: 'rediss://shop-sessions.prod.svc:6379/0' },
       {
         name: 'SESSION_REDIS_PASSWORD',
         valueFrom: { secretKeyRef: { name: 'shop-sessions-auth', key: 'password' } },
       },
+      { name: 'SESSION_REDIS_SSLROOTCERT', value: '/etc/scalable/ca/sessions-ca/ca.crt' },
       { name: 'SESSION_TTL_SECONDS', value: '7200' },
     ]);
+    const plain = webEnv(modelOf({ sessions: { tls: false } }));
+    expect(plain.find((e) => e.name === 'SESSION_REDIS_URL')?.value).toBe(
+      'redis://shop-sessions:6379/0',
+    );
+    expect(plain.map((e) => e.name)).not.toContain('SESSION_REDIS_SSLROOTCERT');
+  });
+
+  it('with tls: false serves plain TCP and declares no certificate', () => {
+    const plain = buildSessions(modelOf({ sessions: { tls: false } }));
+    expect(plain.map((o) => o.kind)).not.toContain('Certificate');
+    const conf = (
+      find(plain, 'ConfigMap', 'shop-sessions-config')['data'] as Record<string, string>
+    )['redis.conf'];
+    expect(conf).toContain('\nport 6379\n');
+    expect(conf).not.toMatch(/^tls-/m);
   });
 });

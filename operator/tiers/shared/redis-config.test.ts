@@ -38,8 +38,22 @@ describe('cacheRedisConf', () => {
     expect(conf).toContain('\nmaxmemory-policy allkeys-lru\n');
     expect(conf).toContain('\nsave ""\n');
     expect(conf).toContain('\nappendonly no\n');
-    expect(conf).toContain('\nport 6379\n');
     expect(conf).toContain('\ndir /data\n');
+  });
+
+  it('serves TLS only on 6379 by default, with the mounted key pair, and replicates over TLS', () => {
+    expect(conf).toContain('\nport 0\ntls-port 6379\n');
+    expect(conf).toContain('\ntls-cert-file /etc/scalable/tls/tls.crt\n');
+    expect(conf).toContain('\ntls-key-file /etc/scalable/tls/tls.key\n');
+    expect(conf).toContain('\ntls-ca-cert-file /etc/scalable/ca/ca.crt\n');
+    expect(conf).toContain('\ntls-auth-clients no\n');
+    expect(conf).toContain('\ntls-replication yes\n');
+  });
+
+  it('serves plain TCP on 6379 with tls: false, and nothing of TLS', () => {
+    const plain = cacheRedisConf({ ...cache, tls: false });
+    expect(plain).toContain('\nport 6379\n');
+    expect(plain).not.toMatch(/^tls-/m);
   });
 
   it('holds no password and no directive twice', () => {
@@ -52,7 +66,7 @@ describe('cacheRedisConf', () => {
 
 describe('sessionsRedisConf', () => {
   it('appends every write and never evicts', () => {
-    const conf = sessionsRedisConf('128Mi');
+    const conf = sessionsRedisConf('128Mi', true);
     expect(conf).toContain('\nappendonly yes\n');
     expect(conf).toContain('\nmaxmemory-policy noeviction\n');
     expect(conf).toContain(`\nmaxmemory ${128 * 2 ** 20}\n`);
@@ -61,7 +75,13 @@ describe('sessionsRedisConf', () => {
 });
 
 describe('sentinelConf', () => {
-  const conf = sentinelConf('shop-cache');
+  const conf = sentinelConf('shop-cache', true);
+  it('serves TLS only on 26379 and reaches Redis over TLS', () => {
+    expect(conf).toContain('\nport 0\ntls-port 26379\n');
+    expect(conf).toContain('\ntls-replication yes\n');
+    expect(sentinelConf('shop-cache', false)).toContain('\nport 26379\n');
+    expect(sentinelConf('shop-cache', false)).not.toMatch(/^tls-/m);
+  });
   it('resolves hostnames before the monitor line needs them', () => {
     const lines = conf.split('\n');
     const at = (prefix: string) => lines.findIndex((l) => l.startsWith(prefix));

@@ -10,6 +10,7 @@
 // Debian package the engine tests use) and still valid in the Redis 8 image the pods run.
 import type { AppModel } from '../../api/model.ts';
 import { parseQuantity } from './quantity.ts';
+import { CA_FILE, SERVER_TLS_DIR, TLS_FILES } from './tls/objects.ts';
 
 export const REDIS_PORT = 6379;
 export const SENTINEL_PORT = 26379;
@@ -55,8 +56,27 @@ export function memoryLimitOf(maxmemory: string | number): string {
 export const maxmemoryBytes = (maxmemory: string | number): number =>
   Math.floor(parseQuantity(maxmemory));
 
+/**
+ * The port lines: with TLS the same port number serves TLS only (`port 0` closes the plain
+ * one), so Services, NetworkPolicies and probes keep their ports. The server presents the
+ * mounted certificate; clients need none (the password authenticates them); replicas and
+ * Sentinels reach their peers over TLS too and verify them against the CA.
+ */
+export function portConf(port: number, tls: boolean): string[] {
+  if (!tls) return [`port ${port}`];
+  return [
+    'port 0',
+    `tls-port ${port}`,
+    `tls-cert-file ${SERVER_TLS_DIR}/${TLS_FILES.cert}`,
+    `tls-key-file ${SERVER_TLS_DIR}/${TLS_FILES.key}`,
+    `tls-ca-cert-file ${CA_FILE}`,
+    'tls-auth-clients no',
+    'tls-replication yes',
+  ];
+}
+
 /** Directives shared by every Redis the operator runs. */
-function baseConf(title: string): string[] {
+function baseConf(title: string, tls: boolean): string[] {
   return [
     `# ${title}. Rendered by scalable-operator; edits are overwritten.`,
     '# requirepass/masterauth (and replicaof) are added on stdin by start-redis.sh.',
@@ -64,7 +84,7 @@ function baseConf(title: string): string[] {
     'bind * -::*',
     // A password is always required and a NetworkPolicy admits only the app's pods.
     'protected-mode no',
-    `port ${REDIS_PORT}`,
+    ...portConf(REDIS_PORT, tls),
     `dir ${DATA_DIR}`,
     'daemonize no',
     'logfile ""',
@@ -76,7 +96,7 @@ function baseConf(title: string): string[] {
 /** The cache: maxmemory + eviction policy, nothing written to disk. */
 export function cacheRedisConf(cache: NonNullable<AppModel['cache']>): string {
   return lines([
-    ...baseConf('Cache Redis: evictable data only, no persistence'),
+    ...baseConf('Cache Redis: evictable data only, no persistence', cache.tls),
     `maxmemory ${maxmemoryBytes(cache.memory)}`,
     `maxmemory-policy ${cache.evictionPolicy}`,
     // 10 samples approximate true LRU/LFU closely for little CPU (default 5).
@@ -92,13 +112,17 @@ export function cacheRedisConf(cache: NonNullable<AppModel['cache']>): string {
 }
 
 /** The session store: every write goes to the append-only file, nothing is ever evicted. */
-export const sessionsRedisConf = (maxmemory: string | number): string =>
-  persistentRedisConf(maxmemory, 'Session Redis: persistent, never evicts');
+export const sessionsRedisConf = (maxmemory: string | number, tls: boolean): string =>
+  persistentRedisConf(maxmemory, 'Session Redis: persistent, never evicts', tls);
 
 /** A Redis whose data must survive (sessions, queued messages): AOF, noeviction. */
-export function persistentRedisConf(maxmemory: string | number, title: string): string {
+export function persistentRedisConf(
+  maxmemory: string | number,
+  title: string,
+  tls: boolean,
+): string {
   return lines([
-    ...baseConf(title),
+    ...baseConf(title, tls),
     `maxmemory ${maxmemoryBytes(maxmemory)}`,
     'maxmemory-policy noeviction',
     'appendonly yes',
@@ -118,14 +142,15 @@ export const masterNameOf = (app: AppModel): string => `${app.name}-cache`;
  * current master (resolve-hostnames must precede the monitor line, so the monitor line
  * stays here, in order, with placeholders).
  */
-export function sentinelConf(masterName: string): string {
+export function sentinelConf(masterName: string, tls: boolean): string {
   return lines([
     '# Redis Sentinel for the cache. Rendered by scalable-operator; edits are overwritten.',
     '# start-sentinel.sh fills @MASTER_HOST@/@MASTER_PORT@ and appends the passwords and',
     '# announce-ip, then runs Sentinel on a writable copy in the data directory.',
     'bind * -::*',
     'protected-mode no',
-    `port ${SENTINEL_PORT}`,
+    // With TLS, tls-replication makes Sentinel reach the Redis it watches over TLS too.
+    ...portConf(SENTINEL_PORT, tls),
     `dir ${DATA_DIR}`,
     'daemonize no',
     'logfile ""',
@@ -140,11 +165,13 @@ export function sentinelConf(masterName: string): string {
   ]);
 }
 
-// Shell shared by both start scripts: ask the Sentinels (SENTINELS="host:port,...") who the
-// master is. Prints host:port, or nothing when no Sentinel knows (a fresh set).
-const CURRENT_MASTER_SH = `current_master() {
+// Shell shared by the scripts: redis-cli, over TLS verified against the CA when the pod has
+// TLS_CA_FILE; and current_master, which asks the Sentinels (SENTINELS="host:port,...") who
+// the master is. Prints host:port, or nothing when no Sentinel knows (a fresh set).
+const CURRENT_MASTER_SH = `cli="redis-cli\${TLS_CA_FILE:+ --tls --cacert $TLS_CA_FILE}"
+current_master() {
   for s in $(printf '%s' "\${SENTINELS:-}" | tr ',' ' '); do
-    reply="$(REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 redis-cli -h "\${s%:*}" -p "\${s##*:}" \\
+    reply="$(REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 $cli -h "\${s%:*}" -p "\${s##*:}" \\
       sentinel get-master-addr-by-name "$MASTER_NAME" 2>/dev/null)" || continue
     host="$(printf '%s\\n' "$reply" | sed -n 1p)"
     port="$(printf '%s\\n' "$reply" | sed -n 2p)"
@@ -176,6 +203,28 @@ if [ -n "\${SENTINELS:-}" ]; then
   echo "start-redis: master is $master"
 fi
 
+# TLS: Redis 7 re-reads its certificate only on CONFIG SET, so a background loop re-applies
+# the configured paths when the kubelet swaps a renewed Secret in (every TLS_RELOAD_SECONDS).
+# Open connections keep their session; new ones get the new certificate. $$ is Redis's pid
+# once the exec below has run: the loop ends with it.
+port="$(sed -n 's/^tls-port //p' "$CONF_DIR/redis.conf")"
+cert="$(sed -n 's/^tls-cert-file //p' "$CONF_DIR/redis.conf")"
+key="$(sed -n 's/^tls-key-file //p' "$CONF_DIR/redis.conf")"
+if [ -n "$cert" ]; then
+  (
+    last="$(cksum <"$cert" 2>/dev/null || true)"
+    while sleep "\${TLS_RELOAD_SECONDS:-30}" && kill -0 $$ 2>/dev/null; do
+      now="$(cksum <"$cert" 2>/dev/null || true)"
+      [ "$now" != "$last" ] || continue
+      if REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 $cli -p "$port" \\
+        config set tls-cert-file "$cert" tls-key-file "$key" 2>&1 | grep -qx OK; then
+        last="$now"
+        echo "start-redis: reloaded the renewed certificate"
+      fi
+    done
+  ) &
+fi
+
 exec redis-server "$CONF_DIR/redis.conf" - <<EOF
 requirepass $REDIS_PASSWORD
 masterauth $REDIS_PASSWORD
@@ -198,7 +247,7 @@ port="\${master##*:}"
 
 # The monitor line must resolve the master's hostname: wait (bounded) until it answers.
 i=0
-until timeout 2 redis-cli -h "$host" -p "$port" ping >/dev/null 2>&1 || [ "$i" -ge 30 ]; do
+until timeout 2 $cli -h "$host" -p "$port" ping >/dev/null 2>&1 || [ "$i" -ge 30 ]; do
   i=$((i + 1))
   sleep 2
 done
@@ -212,7 +261,32 @@ umask 077
   printf 'requirepass %s\\n' "$REDIS_PASSWORD"
 } >"$DATA_DIR/sentinel.conf"
 echo "start-sentinel: monitoring $master"
-exec redis-sentinel "$DATA_DIR/sentinel.conf"
+cert="$(sed -n 's/^tls-cert-file //p' "$DATA_DIR/sentinel.conf")"
+[ -n "$cert" ] || exec redis-sentinel "$DATA_DIR/sentinel.conf"
+
+# TLS: Sentinel cannot reload its certificate (no CONFIG SET), so when the kubelet swaps a
+# renewed Secret in, Sentinel restarts in place from the file it keeps its state in (a few
+# milliseconds; clients reconnect). Each pod sees the new file at its own time.
+trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; exit 0' TERM INT
+while :; do
+  last="$(cksum <"$cert" 2>/dev/null || true)"
+  redis-sentinel "$DATA_DIR/sentinel.conf" &
+  pid=$!
+  renewed=""
+  while [ -z "$renewed" ] && kill -0 "$pid" 2>/dev/null; do
+    sleep "\${TLS_RELOAD_SECONDS:-30}" &
+    wait $!
+    if [ "$(cksum <"$cert" 2>/dev/null || true)" != "$last" ]; then
+      renewed=1
+      echo "start-sentinel: certificate renewed, restarting Sentinel"
+      kill -TERM "$pid" 2>/dev/null || true
+    fi
+  done
+  status=0
+  wait "$pid" || status=$?
+  # Sentinel exited by itself: so does the container (the kubelet restarts it).
+  [ -n "$renewed" ] || exit "$status"
+done
 `;
 
 /**
@@ -229,9 +303,9 @@ ${CURRENT_MASTER_SH}
 # Hold writes (clients wait, nothing is lost) so the replicas catch up and no write lands
 # here between the promotion and this node's demotion; Sentinel's CLIENT KILL then sends
 # the clients to the new master. The pause lifts itself if no handover happens.
-REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 redis-cli -p "\${SELF_ADDR##*:}" client pause 15000 write >/dev/null 2>&1
+REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 $cli -p "\${SELF_ADDR##*:}" client pause 15000 write >/dev/null 2>&1
 for s in $(printf '%s' "$SENTINELS" | tr ',' ' '); do
-  if REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 redis-cli -h "\${s%:*}" -p "\${s##*:}" \\
+  if REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 $cli -h "\${s%:*}" -p "\${s##*:}" \\
     sentinel failover "$MASTER_NAME" 2>/dev/null | grep -qx OK; then
     break
   fi
@@ -246,18 +320,18 @@ while [ "$i" -lt 20 ]; do
   i=$((i + 1))
   sleep 1
 done
-REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 redis-cli -p "\${SELF_ADDR##*:}" client unpause >/dev/null 2>&1
+REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 $cli -p "\${SELF_ADDR##*:}" client unpause >/dev/null 2>&1
 echo "pre-stop: no handover, stopping anyway"
 `;
 
 /**
- * Readiness/liveness command: PONG with the password from the environment (REDISCLI_AUTH
- * keeps it out of argv).
+ * Readiness command: PONG with the password from the environment (REDISCLI_AUTH keeps it out
+ * of argv), over TLS verified against the CA when the container has TLS_CA_FILE.
  */
 export const pingCommand = (port: number): string[] => [
   'sh',
   '-c',
-  `REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 redis-cli -p ${port} ping | grep -qx PONG`,
+  `REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 redis-cli \${TLS_CA_FILE:+--tls --cacert "$TLS_CA_FILE"} -p ${port} ping | grep -qx PONG`,
 ];
 
 const lines = (ls: readonly string[]): string => `${ls.join('\n')}\n`;

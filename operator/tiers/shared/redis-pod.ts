@@ -15,6 +15,16 @@ import {
 } from './pod-security.ts';
 import { ephemeralStorage, quantity } from './quantity.ts';
 import { CONF_DIR, DATA_DIR, EXPORTER_PORT, REDIS_PORT, pingCommand } from './redis-config.ts';
+import type { K8sObject } from './chart.ts';
+import { appCaObjects, appCaOwner, serverCertificate } from './tls/cert-manager.ts';
+import {
+  CA_FILE,
+  LOCALHOST,
+  serverTlsMounts,
+  serverTlsObjects,
+  serverTlsVolumes,
+  serviceDnsNames,
+} from './tls/objects.ts';
 
 /** UID of the redis user in the official redis images. */
 export const REDIS_UID = 999;
@@ -53,6 +63,35 @@ export interface RedisContainerProps {
   readonly preStop?: string;
   /** Ephemeral storage to request: the data emptyDir's size when there is no volume. */
   readonly ephemeralStorage?: string;
+  /** TLS only (redis.conf has tls-port): mount the key pair, hand the scripts the CA. */
+  readonly tls?: boolean;
+}
+
+/** What redis-cli in the scripts and probes verifies the server against (redis-config.ts). */
+export const tlsCaEnv: EnvVar = { name: 'TLS_CA_FILE', value: CA_FILE };
+
+/**
+ * A Redis tier's certificate: one server key pair for every name a client or a peer uses
+ * (its Services, its pods behind the headless Services, where Sentinel announces them by
+ * hostname, and loopback for the exporter), issued by the operator or by cert-manager.
+ */
+export function redisTlsObjects(
+  app: AppModel,
+  tier: TierName,
+  base: string,
+  services: readonly string[],
+  headless: readonly string[],
+): K8sObject[] {
+  const names = [
+    ...services.flatMap((svc) => serviceDnsNames(app, svc)),
+    ...headless.flatMap((svc) => serviceDnsNames(app, svc, true)),
+    LOCALHOST,
+  ];
+  return [
+    ...(appCaOwner(app) === tier ? appCaObjects(app, tier, tier) : []),
+    ...serverTlsObjects(app, tier, base, names),
+    serverCertificate(app, tier, base, names, undefined, tier),
+  ];
 }
 
 export function redisContainer(p: RedisContainerProps): k8s.Container {
@@ -69,6 +108,7 @@ export function redisContainer(p: RedisContainerProps): k8s.Container {
       passwordEnv('REDIS_PASSWORD', p.secretName),
       { name: 'CONF_DIR', value: CONF_DIR },
       { name: 'DATA_DIR', value: DATA_DIR },
+      ...(p.tls ? [tlsCaEnv] : []),
       ...(p.env ?? []),
     ] as k8s.EnvVar[],
     ports: [{ name: 'redis', containerPort: REDIS_PORT, protocol: 'TCP' }],
@@ -92,22 +132,28 @@ export function redisContainer(p: RedisContainerProps): k8s.Container {
     volumeMounts: [
       { name: 'config', mountPath: CONF_DIR, readOnly: true },
       { name: 'data', mountPath: DATA_DIR },
+      ...(p.tls ? serverTlsMounts : []),
     ],
   };
 }
 
-/** redis_exporter: Prometheus metrics on :9121, scraping Redis over localhost. */
+/**
+ * redis_exporter: Prometheus metrics on :9121, scraping Redis over localhost; with TLS as
+ * rediss://localhost, verified against the CA (the certificate names localhost).
+ */
 export function exporterContainer(
   app: AppModel,
   secretName: string,
   extraEnv: readonly EnvVar[] = [],
+  tls = false,
 ): k8s.Container {
   return {
     name: 'exporter',
     image: app.images.redisExporter,
     env: [
-      { name: 'REDIS_ADDR', value: `redis://localhost:${REDIS_PORT}` },
+      { name: 'REDIS_ADDR', value: `${tls ? 'rediss' : 'redis'}://localhost:${REDIS_PORT}` },
       passwordEnv('REDIS_PASSWORD', secretName),
+      ...(tls ? [{ name: 'REDIS_EXPORTER_TLS_CA_CERT_FILE', value: CA_FILE }] : []),
       ...extraEnv,
     ] as k8s.EnvVar[],
     ports: [{ name: 'metrics', containerPort: EXPORTER_PORT, protocol: 'TCP' }],
@@ -120,6 +166,7 @@ export function exporterContainer(
       periodSeconds: 10,
     },
     securityContext: restrictedContainerSecurityContext(),
+    ...(tls ? { volumeMounts: serverTlsMounts.filter((m) => m.name === 'tls-ca') } : {}),
   };
 }
 
@@ -130,6 +177,8 @@ export interface RedisPodProps {
   /** The data volume when it is not a PVC (cache: nothing persists). */
   readonly dataEmptyDir?: string;
   readonly spread?: k8s.TopologySpreadConstraint[] | undefined;
+  /** The base name of the tier's TLS Secret (redisTlsObjects), when it has TLS. */
+  readonly tlsBase?: string | undefined;
 }
 
 export function redisPodSpec(p: RedisPodProps): k8s.PodSpec {
@@ -151,6 +200,7 @@ export function redisPodSpec(p: RedisPodProps): k8s.PodSpec {
       ...(p.dataEmptyDir !== undefined
         ? [{ name: 'data', emptyDir: { sizeLimit: quantity(p.dataEmptyDir) } }]
         : []),
+      ...(p.tlsBase !== undefined ? serverTlsVolumes(p.tlsBase) : []),
     ],
   };
 }

@@ -23,7 +23,9 @@ import {
   podNameEnv,
   redisPodSpec,
   svcHost,
+  tlsCaEnv,
 } from './redis-pod.ts';
+import { serverTlsMounts } from './tls/objects.ts';
 
 export interface SentinelNames {
   /** The Redis StatefulSet and its headless Service. */
@@ -68,6 +70,8 @@ export function sentinelSet(
   n: SentinelNames,
   masterName: string,
   hash: string,
+  /** The tier's TLS Secret base name when it has TLS: Sentinel serves the same key pair. */
+  tlsBase?: string,
 ) {
   const selector = selectorOf(app, tier, component);
   const ping = { exec: { command: pingCommand(SENTINEL_PORT) }, timeoutSeconds: 5 };
@@ -106,6 +110,7 @@ export function sentinelSet(
           configMapName: n.config,
           dataEmptyDir: '16Mi',
           spread: topologySpreadOf(app, selector),
+          tlsBase,
           containers: [
             {
               name: 'sentinel',
@@ -115,6 +120,7 @@ export function sentinelSet(
                 passwordEnv('REDIS_PASSWORD', n.auth),
                 { name: 'CONF_DIR', value: CONF_DIR },
                 { name: 'DATA_DIR', value: DATA_DIR },
+                ...(tlsBase !== undefined ? [tlsCaEnv] : []),
                 ...discoveryEnv(app, n, masterName),
                 {
                   name: 'SELF_ADDR',
@@ -139,6 +145,7 @@ export function sentinelSet(
               volumeMounts: [
                 { name: 'config', mountPath: CONF_DIR, readOnly: true },
                 { name: 'data', mountPath: DATA_DIR },
+                ...(tlsBase !== undefined ? serverTlsMounts : []),
               ],
             },
           ],

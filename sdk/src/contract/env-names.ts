@@ -24,6 +24,11 @@ export const OPERATOR_ENV_NAMES = [
   // TLS (issue 18): libpq's sslmode (verify-full) and the CA file it verifies against.
   'DATABASE_SSLMODE',
   'DATABASE_SSLROOTCERT',
+  // Redis TLS (issue 18): the CA file each Redis tier's certificate is verified against; its
+  // URL is rediss:// (with Sentinel, the CA alone says TLS: Sentinels and master alike).
+  'REDIS_SSLROOTCERT',
+  'SESSION_REDIS_SSLROOTCERT',
+  'QUEUE_SSLROOTCERT',
   // The queue store (issue 12): a URL, or Sentinels and a master name when it has replicas.
   'QUEUE_URL',
   'QUEUE_SENTINELS',

@@ -22,6 +22,19 @@ export const selfSignedIssuerName = (app: Pick<AppModel, 'name'>): string =>
   nameOf(app, 'tls', 'selfsigned');
 export const caIssuerName = (app: Pick<AppModel, 'name'>): string => nameOf(app, 'tls', 'ca');
 
+/**
+ * The tier that declares the app's CA objects: each is one object per app, and every tier
+ * with TLS but no Issuer of the user's signs from it. The first of those tiers, in a fixed
+ * order, so exactly one declares them while any needs them.
+ */
+export function appCaOwner(app: AppModel): TierName | undefined {
+  if (app.database?.tls && !app.database.certificateIssuer) return 'database';
+  if (app.cache?.tls) return 'cache';
+  if (app.sessions?.tls) return 'sessions';
+  if (app.queue?.tls) return 'queue';
+  return undefined;
+}
+
 /** Without cert-manager the operator issues into the same Secrets: nothing is missing. */
 const meta = (app: AppModel, tier: TierName, name: string, component: string) =>
   metadataOf(app, tier, name, component, { annotations: { [IF_SERVED_ANNOTATION]: 'true' } });
