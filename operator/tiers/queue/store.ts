@@ -287,17 +287,15 @@ function storeNetworkPolicy(chart: Chart, app: AppModel, queue: QueueSpec, name:
     protocol: 'TCP',
   }));
   const pods = { [APP_LABEL]: app.name, [TIER_LABEL]: QUEUE_TIER };
+  // The store and its Sentinels only: worker pods share the tier label, and this policy's
+  // egress would cut them off from the database and the other tiers they use.
+  const storePods = [
+    { key: COMPONENT_LABEL, operator: 'In', values: [QUEUE_TIER, QUEUE_SENTINEL_COMPONENT] },
+  ];
   new k8s.KubeNetworkPolicy(chart, 'queue-netpol', {
     metadata: metadataOf(app, QUEUE_TIER, name),
     spec: {
-      // The store and its Sentinels only: worker pods share the tier label, and this policy's
-      // egress would cut them off from the database and the other tiers they use.
-      podSelector: {
-        matchLabels: pods,
-        matchExpressions: [
-          { key: COMPONENT_LABEL, operator: 'In', values: [QUEUE_TIER, QUEUE_SENTINEL_COMPONENT] },
-        ],
-      },
+      podSelector: { matchLabels: pods, matchExpressions: storePods },
       policyTypes: ['Ingress', 'Egress'],
       ingress: [
         {
@@ -316,7 +314,7 @@ function storeNetworkPolicy(chart: Chart, app: AppModel, queue: QueueSpec, name:
           : []),
       ],
       // DNS and its own pods: replicas and Sentinels (see redisNetworkPolicy).
-      egress: dataTierEgress({ peers: pods, peerPorts: ports }),
+      egress: dataTierEgress({ peers: pods, peerExpressions: storePods, peerPorts: ports }),
     },
   });
 }

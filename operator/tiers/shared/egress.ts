@@ -12,6 +12,8 @@ export const API_SERVER_PORTS = [443, 6443] as const;
 export interface EgressProps {
   /** Labels of the pods this tier replicates with (its own pods). */
   readonly peers: Readonly<Record<string, string>>;
+  /** Narrows `peers` (e.g. to some components of the tier). */
+  readonly peerExpressions?: readonly k8s.LabelSelectorRequirement[];
   readonly peerPorts: readonly number[];
   /** Patroni keeps its leader lock in the API server. */
   readonly apiServer?: boolean;
@@ -21,7 +23,14 @@ export function dataTierEgress(p: EgressProps): k8s.NetworkPolicyEgressRule[] {
   return [
     { ports: [port(53, 'UDP'), port(53)] },
     {
-      to: [{ podSelector: { matchLabels: { ...p.peers } } }],
+      to: [
+        {
+          podSelector: {
+            matchLabels: { ...p.peers },
+            ...(p.peerExpressions ? { matchExpressions: [...p.peerExpressions] } : {}),
+          },
+        },
+      ],
       ports: p.peerPorts.map((n) => port(n)),
     },
     ...(p.apiServer ? [{ ports: API_SERVER_PORTS.map((n) => port(n)) }] : []),
