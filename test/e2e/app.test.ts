@@ -372,11 +372,16 @@ describe('a ScalableApp with every tier on kind', () => {
   });
 
   const redisScript = (body: string) =>
-    `import { Redis } from 'ioredis';
+    `import { readFileSync } from 'node:fs';
+     import { Redis } from 'ioredis';
      const password = process.env.REDIS_PASSWORD;
      const sentinels = process.env.REDIS_SENTINELS.split(',').map((s) => { const i = s.lastIndexOf(':'); return { host: s.slice(0, i), port: Number(s.slice(i + 1)) }; });
-     const cache = () => new Redis({ sentinels, name: process.env.REDIS_MASTER_NAME, password, sentinelPassword: password, connectTimeout: 3000, maxRetriesPerRequest: 1, lazyConnect: false });
-     const sessions = () => { const u = new URL(process.env.SESSION_REDIS_URL); return new Redis({ host: u.hostname, port: Number(u.port || 6379), password: process.env.SESSION_REDIS_PASSWORD, connectTimeout: 3000, maxRetriesPerRequest: 1 }); };
+     // TLS as the web pods' env says: Sentinels and the master verified against the tier's CA.
+     const ca = readFileSync(process.env.REDIS_SSLROOTCERT);
+     const tls = { tls: { ca }, sentinelTLS: { ca }, enableTLSForSentinelMode: true };
+     const cache = () => new Redis({ sentinels, name: process.env.REDIS_MASTER_NAME, password, sentinelPassword: password, ...tls, connectTimeout: 3000, maxRetriesPerRequest: 1, lazyConnect: false });
+     const sentinel = (i) => new Redis({ host: sentinels[i].host, port: sentinels[i].port, password, tls: { ca }, connectTimeout: 3000 });
+     const sessions = () => { const u = new URL(process.env.SESSION_REDIS_URL); return new Redis({ host: u.hostname, port: Number(u.port || 6379), password: process.env.SESSION_REDIS_PASSWORD, tls: { ca: readFileSync(process.env.SESSION_REDIS_SSLROOTCERT), servername: u.hostname }, connectTimeout: 3000, maxRetriesPerRequest: 1 }); };
      ${body}`;
 
   it('cache: a pod with only the web env reaches the cache with its password; maxmemory-policy as asked', async () => {
@@ -388,15 +393,31 @@ describe('a ScalableApp with every tier on kind', () => {
         await r.set('e2e:k', 'v', 'EX', 60);
         const v = await r.get('e2e:k');
         const policy = await r.config('GET', 'maxmemory-policy');
-        const anon = new Redis({ sentinels, name: process.env.REDIS_MASTER_NAME, sentinelPassword: password, connectTimeout: 3000, maxRetriesPerRequest: 1 });
+        const anon = new Redis({ sentinels, name: process.env.REDIS_MASTER_NAME, sentinelPassword: password, ...tls, connectTimeout: 3000, maxRetriesPerRequest: 1 });
         const denied = await anon.get('e2e:k').then(() => 'allowed', (e) => String(e.message));
-        anon.disconnect(); r.disconnect();
-        console.log(JSON.stringify({ v, policy, denied }));`),
+        // A plain-TCP client: the Sentinel's port speaks TLS only, so PING gets no answer.
+        const plain = new Redis({ host: sentinels[0].host, port: sentinels[0].port, password, connectTimeout: 3000, maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true });
+        plain.on('error', () => {});
+        const plainAnswer = await Promise.race([
+          plain.connect().then(() => plain.ping()).then((p) => String(p), (e) => 'refused: ' + e.message),
+          new Promise((res) => setTimeout(() => res('no answer'), 5000)),
+        ]);
+        plain.disconnect(); anon.disconnect(); r.disconnect();
+        console.log(JSON.stringify({ v, policy, denied, urls: [process.env.SESSION_REDIS_URL, process.env.QUEUE_URL], plainAnswer }));`),
     );
-    const got = JSON.parse(out) as { v: string; policy: string[]; denied: string };
+    const got = JSON.parse(out) as {
+      v: string;
+      policy: string[];
+      denied: string;
+      urls: string[];
+      plainAnswer: string;
+    };
     expect(got.v).toBe('v');
     expect(got.policy).toEqual(['maxmemory-policy', 'allkeys-lfu']);
     expect(got.denied, 'a client without the password').toMatch(/NOAUTH|WRONGPASS|Authentication/i);
+    // Encryption in transit: every Redis URL the app gets says TLS, and plain TCP gets no PONG.
+    for (const url of got.urls) expect(url).toMatch(/^rediss:\/\//);
+    expect(got.plainAnswer).not.toBe('PONG');
   });
 
   it('sessions: a session written before the sessions pod is deleted is read after it comes back (PVC)', async () => {
@@ -441,7 +462,7 @@ describe('a ScalableApp with every tier on kind', () => {
         NS,
         CLIENT,
         redisScript(`
-        const s = new Redis({ host: sentinels[0].host, port: sentinels[0].port, password, connectTimeout: 3000 });
+        const s = sentinel(0);
         console.log(JSON.stringify(await s.call('SENTINEL', 'get-master-addr-by-name', process.env.REDIS_MASTER_NAME))); s.disconnect();`),
       ),
     ) as [string, string];
@@ -462,7 +483,7 @@ describe('a ScalableApp with every tier on kind', () => {
         try {
           await r.set('e2e:after-failover', '1');
           const info = await r.info('replication');
-          const s = new Redis({ host: sentinels[1].host, port: sentinels[1].port, password, connectTimeout: 3000 });
+          const s = sentinel(1);
           const [host] = await s.call('SENTINEL', 'get-master-addr-by-name', process.env.REDIS_MASTER_NAME);
           s.disconnect();
           if (host !== old && /role:master/.test(info)) { result = { host }; r.disconnect(); break; }
@@ -544,8 +565,10 @@ describe('a ScalableApp with every tier on kind', () => {
       nodeScript(
         NS,
         CLIENT,
-        `import { Redis } from 'ioredis';
-         const r = new Redis(process.env.QUEUE_URL, { password: process.env.QUEUE_PASSWORD, maxRetriesPerRequest: 1 });
+        `import { readFileSync } from 'node:fs';
+         import { Redis } from 'ioredis';
+         const u = new URL(process.env.QUEUE_URL);
+         const r = new Redis(process.env.QUEUE_URL, { password: process.env.QUEUE_PASSWORD, tls: { ca: readFileSync(process.env.QUEUE_SSLROOTCERT), servername: u.hostname }, maxRetriesPerRequest: 1 });
          const groups = await r.xinfo('GROUPS', 'shop.thumbnails');
          const g = groups.map((flat) => Object.fromEntries(flat.reduce((a, v, i) => (i % 2 ? a : [...a, [v, flat[i + 1]]]), [])));
          console.log(JSON.stringify(g.map((x) => ({ name: x.name, pending: x.pending, lag: x.lag }))));
