@@ -30,9 +30,9 @@ const podLabels = (objs: readonly K8sObject[]) =>
       labels: (spec(o) as { template: { metadata: { labels: Record<string, string> } } }).template
         .metadata.labels,
     }));
-/** Names of the workloads whose pods the tier's NetworkPolicy selects. */
+/** Names of the workloads whose pods the store's NetworkPolicy selects. */
 const policed = (objs: readonly K8sObject[]) => {
-  const selector = spec(find(objs, 'NetworkPolicy')).podSelector as Selector;
+  const selector = spec(find(objs, 'NetworkPolicy', 'shop-queue')).podSelector as Selector;
   return podLabels(objs)
     .filter((w) => selects(selector, w.labels))
     .map((w) => w.name)
@@ -83,8 +83,10 @@ describe('buildQueue', () => {
       'StatefulSet/shop-queue',
       'NetworkPolicy/shop-queue',
       'ServiceAccount/shop-worker-emails',
+      'NetworkPolicy/shop-worker-emails',
       'Deployment/shop-worker-emails',
       'ServiceAccount/shop-worker-thumbs',
+      'NetworkPolicy/shop-worker-thumbs',
       'Deployment/shop-worker-thumbs',
       'ScaledObject/shop-worker-emails',
       'ScaledObject/shop-worker-thumbs',
@@ -131,6 +133,18 @@ describe('buildQueue', () => {
 
   it('polices the store only: workers are not held to its egress (they need the database and the other tiers)', () => {
     expect(policed(objects)).toEqual(['shop-queue']);
+  });
+
+  it('gives each worker a NetworkPolicy that admits no traffic in and leaves egress open', () => {
+    for (const name of ['shop-worker-emails', 'shop-worker-thumbs']) {
+      const np = spec(find(objects, 'NetworkPolicy', name));
+      const pods = spec(find(objects, 'Deployment', name)) as {
+        template: { metadata: { labels: Record<string, string> } };
+      };
+      expect(selects(np.podSelector as Selector, pods.template.metadata.labels)).toBe(true);
+      expect(np.policyTypes).toEqual(['Ingress']);
+      expect(np.ingress).toBeUndefined();
+    }
   });
 
   it('gives web pods the producer side, password by reference', () => {
@@ -295,6 +309,7 @@ describe('buildQueue with replicas (Sentinel)', () => {
       'PodDisruptionBudget/shop-queue-sentinel',
       'NetworkPolicy/shop-queue',
       'ServiceAccount/shop-worker-emails',
+      'NetworkPolicy/shop-worker-emails',
       'Deployment/shop-worker-emails',
       'ScaledObject/shop-worker-emails',
       'TriggerAuthentication/shop-queue-keda',

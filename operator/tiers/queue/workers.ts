@@ -68,6 +68,12 @@ export function buildWorkers(app: AppModel, queue: QueueSpec, wiring: AppWiring)
       });
       const selector = selectorOf(app, QUEUE_TIER, component);
       const spread = topologySpreadOf(app, selector);
+      // A worker serves nothing: no traffic in. Its egress stays open, as the web tier's does:
+      // a job may call anything (mail, object storage, other services of the user's).
+      new k8s.KubeNetworkPolicy(chart, `worker-${c.name}-netpol`, {
+        metadata: metadataOf(app, QUEUE_TIER, name, component),
+        spec: { podSelector: { matchLabels: selector }, policyTypes: ['Ingress'] },
+      });
       new k8s.KubeDeployment(chart, `worker-${c.name}`, {
         metadata: metadataOf(app, QUEUE_TIER, name, component),
         spec: {
