@@ -53,6 +53,11 @@ export class Recent {
     this.entries.delete(key);
   }
 
+  /** Entries held, expired ones not yet swept included. */
+  get size(): number {
+    return this.entries.size;
+  }
+
   private sweep(): void {
     const now = Date.now();
     for (const [k, e] of this.entries) if (now > e.until) this.entries.delete(k);
