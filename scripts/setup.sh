@@ -14,6 +14,8 @@ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v prometheus-redis-exporter >/dev/null || need_apt+=(prometheus-redis-exporter)
 command -v prometheus-postgres-exporter >/dev/null || need_apt+=(prometheus-postgres-exporter)
+# jemalloc: the operator image preloads it; bench:operator does too when it is here.
+ldconfig -p 2>/dev/null | grep -q libjemalloc.so.2 || need_apt+=(libjemalloc2)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "setup: missing Debian packages: ${need_apt[*]}; run: sudo apt-get install -y ${need_apt[*]}" >&2

@@ -19,13 +19,24 @@ export class Recent {
     string,
     { hash: string; rv: string; until: number; value?: unknown }
   >();
+  private nextSweep = 0;
   constructor(private readonly ttlMs = 30_000) {}
 
   /** `ttlMs` overrides the default lifetime for this entry. */
   set(key: string, hash: string, rv: string, value?: unknown, ttlMs = this.ttlMs): void {
-    const until = Date.now() + ttlMs;
-    this.entries.set(key, { hash, rv, until, ...(value !== undefined ? { value } : {}) });
-    if (this.entries.size > 50_000) this.sweep();
+    const now = Date.now();
+    this.entries.set(key, {
+      hash,
+      rv,
+      until: now + ttlMs,
+      ...(value !== undefined ? { value } : {}),
+    });
+    // Swept once per lifetime: an entry never read again (every write of every app, statuses
+    // included) would otherwise stay, and the memo would grow with the apps, not the writes.
+    if (now >= this.nextSweep) {
+      this.nextSweep = now + this.ttlMs;
+      this.sweep();
+    }
   }
 
   get(key: string): { hash: string; rv: string; value?: unknown } | undefined {
@@ -40,6 +51,11 @@ export class Recent {
 
   delete(key: string): void {
     this.entries.delete(key);
+  }
+
+  /** Entries held, expired ones not yet swept included. */
+  get size(): number {
+    return this.entries.size;
   }
 
   private sweep(): void {

@@ -4,10 +4,18 @@
 // No I/O: the caller decides where keys live (see ca-store.ts in reconcile/).
 import { X509Certificate as NodeX509, createPrivateKey, webcrypto } from 'node:crypto';
 import { isIP } from 'node:net';
-// @peculiar/x509 resolves its algorithms through tsyringe, which needs the Reflect metadata
-// polyfill loaded first (the library's documented requirement).
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
+
+/**
+ * @peculiar/x509 (with its ASN.1 schemas and tsyringe, ~20 MiB of RSS) is loaded on first
+ * issue, not with the builders: reading certificates back needs only node:crypto, and an
+ * operator whose apps use no TLS never issues one.
+ */
+let library: Promise<typeof X509> | undefined;
+const x509lib = (): Promise<typeof X509> =>
+  // tsyringe, which resolves its algorithms, needs the Reflect metadata polyfill loaded first
+  // (the library's documented requirement).
+  (library ??= import('reflect-metadata').then(() => import('@peculiar/x509')));
 
 type CryptoKey = webcrypto.CryptoKey;
 const crypto = webcrypto;
@@ -33,7 +41,7 @@ async function keyPair(): Promise<webcrypto.CryptoKeyPair> {
   return crypto.subtle.generateKey(EC, true, ['sign', 'verify']);
 }
 
-async function pkcs8(key: CryptoKey): Promise<string> {
+async function pkcs8(x509: typeof X509, key: CryptoKey): Promise<string> {
   return x509.PemConverter.encode(await crypto.subtle.exportKey('pkcs8', key), 'PRIVATE KEY');
 }
 
@@ -44,6 +52,7 @@ async function importKey(pem: string): Promise<CryptoKey> {
 
 /** A self-signed CA (pathLen 0: it signs server certificates, never another CA). */
 export async function issueCa(commonName: string, now: Date): Promise<KeyPair> {
+  const x509 = await x509lib();
   const keys = await keyPair();
   const cert = await x509.X509CertificateGenerator.createSelfSigned(
     {
@@ -63,7 +72,7 @@ export async function issueCa(commonName: string, now: Date): Promise<KeyPair> {
     },
     crypto,
   );
-  return { cert: cert.toString('pem'), key: await pkcs8(keys.privateKey) };
+  return { cert: cert.toString('pem'), key: await pkcs8(x509, keys.privateKey) };
 }
 
 /**
@@ -76,6 +85,7 @@ export async function issueServerCert(
   now: Date,
 ): Promise<KeyPair> {
   if (dnsNames.length === 0) throw new Error('issueServerCert: no DNS names');
+  const x509 = await x509lib();
   const caCert = new x509.X509Certificate(ca.cert);
   const keys = await keyPair();
   const cert = await x509.X509CertificateGenerator.create(
@@ -108,7 +118,7 @@ export async function issueServerCert(
     },
     crypto,
   );
-  return { cert: cert.toString('pem'), key: await pkcs8(keys.privateKey) };
+  return { cert: cert.toString('pem'), key: await pkcs8(x509, keys.privateKey) };
 }
 
 /** What the renewal rule needs to know about a certificate. */
