@@ -323,6 +323,13 @@ describe('queue workers scaled by the real KEDA operator', () => {
 
   it('the operator needed no permission beyond its ClusterRole (TriggerAuthentication included)', () => {
     expect(op.logs()).toContain('TriggerAuthentication');
-    expect(op.logs()).not.toMatch(/ 403 |forbidden/i);
+    // This operator watches every namespace: creating an event in another suite's namespace
+    // while it is being deleted is refused by admission (403 "being terminated"), which says
+    // nothing about its rights; any other 403 does.
+    const refused = op
+      .logs()
+      .split('\n')
+      .filter((l) => / 403 |forbidden/i.test(l) && !/because it is being terminated/.test(l));
+    expect(refused).toEqual([]);
   });
 });
