@@ -216,6 +216,8 @@ describe('a ScalableApp with every tier on kind', () => {
     ) as unknown[];
 
   it('database: Patroni elects one primary per shard; -rw reaches it, -ro a replica; a row written via -rw is read via -ro', async () => {
+    // After the web rollout: every tier ready again (a cold run once caught a replica restarting).
+    await waitAppReady(NS, APP);
     for (const shard of [0, 1]) {
       const primaries = await eventually(`one primary in shard ${shard}`, async () => {
         const p = await primaryOf(shard);
