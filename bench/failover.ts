@@ -23,6 +23,7 @@ import {
 } from '../operator/tiers/shared/redis-config.ts';
 import { REPLICA_ROLE, ROLE_LABEL } from '../operator/tiers/database/names.ts';
 import { eventually, startDatabase } from '../test/engines/patroni-harness.ts';
+import { eventsOf, readAuditLog, serviceAccountUser } from '../test/integration/rbac-audit.ts';
 
 const TRIALS = Number(process.env['BENCH_FAILOVER_TRIALS'] ?? 3);
 const WINDOW_S = Number(process.env['BENCH_FAILOVER_WINDOW_S'] ?? 30);
@@ -49,34 +50,15 @@ function runEngineTests(out: string): void {
   if (r.status !== 0) throw new Error('the failover engine tests failed; see above');
 }
 
-/** One request of Patroni's, from the API server's audit log (ResponseComplete stage). */
-interface AuditEvent {
-  readonly auditID: string;
-  readonly stage: string;
-  readonly verb: string;
-  readonly user: { readonly username: string };
-  readonly requestReceivedTimestamp: string;
-  readonly objectRef?: { readonly resource?: string };
-}
-
-/** The devcluster's audit log (it audits the `default` namespace's ServiceAccounts). */
-async function auditLogPath(): Promise<string> {
+/** Requests `username` made that the API server received in the window, by verb and resource. */
+async function requestsBy(username: string, from: Date, to: Date): Promise<Map<string, number>> {
   const state = await readState();
   if (!state) throw new Error('no running devcluster');
-  return join(state.logDir, 'kube-apiserver-audit.log');
-}
-
-/** Requests `username` made that the API server received in [from, to), by verb and resource. */
-function requestsBy(file: string, username: string, from: Date, to: Date): Map<string, number> {
   const seen = new Set<string>();
   const counts = new Map<string, number>();
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (!line.includes(username)) continue;
-    const e = JSON.parse(line) as AuditEvent;
-    if (e.user.username !== username || seen.has(e.auditID)) continue;
-    const at = new Date(e.requestReceivedTimestamp);
-    if (at < from || at >= to) continue;
-    seen.add(e.auditID); // a watch is audited at ResponseStarted and ResponseComplete
+  for (const e of eventsOf(readAuditLog(state.logDir), username, from, to)) {
+    if (e.auditID !== undefined && seen.has(e.auditID)) continue;
+    if (e.auditID !== undefined) seen.add(e.auditID);
     const key = `${e.verb} ${e.objectRef?.resource ?? '?'}`;
     counts.set(key, (counts.get(key) ?? 0) + 1);
   }
@@ -98,7 +80,7 @@ interface ApiCost {
  */
 async function apiCost(lease: number): Promise<ApiCost> {
   const identity = `patroni-bench-${lease}-${process.pid}`;
-  const username = `system:serviceaccount:default:${identity}`;
+  const username = serviceAccountUser(identity);
   const h = await startDatabase('bench-api', { replicasPerShard: 2, failoverSeconds: lease }, [], {
     auditedIdentity: identity,
   });
@@ -118,7 +100,7 @@ async function apiCost(lease: number): Promise<ApiCost> {
     await sleep(WINDOW_S * 1000);
     const to = new Date();
     await sleep(2_000); // the audit backend writes in batches
-    const counts = requestsBy(await auditLogPath(), username, from, to);
+    const counts = await requestsBy(username, from, to);
     const total = [...counts.values()].reduce((a, b) => a + b, 0);
     const writes = [...counts]
       .filter(([k]) => /^(create|update|patch|delete) /.test(k))

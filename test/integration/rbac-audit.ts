@@ -15,6 +15,8 @@ import { GRANT_ONLY_RULES, OPERATOR_RULES, leaderElectionRules } from '../../ope
 import type { PolicyRule } from '../../operator/rbac.ts';
 
 export interface AuditEvent {
+  /** One per request; a watch is audited twice under it (ResponseStarted, ResponseComplete). */
+  readonly auditID?: string;
   readonly verb: string;
   readonly user: { readonly username: string };
   readonly requestURI?: string;

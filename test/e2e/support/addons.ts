@@ -13,7 +13,10 @@ export const ADDON_IMAGES = {
 /** kind's default pod subnet; flannel's Network must equal it. */
 export const POD_SUBNET = '10.244.0.0/16';
 
-type Doc = Record<string, unknown> & { kind?: string; metadata?: { name?: string } };
+export type Doc = Record<string, unknown> & {
+  kind?: string;
+  metadata?: Record<string, unknown> & { name?: string };
+};
 interface Container {
   name: string;
   image?: string;
@@ -25,7 +28,8 @@ interface PodTemplateOwner {
   spec: { template: { spec: { initContainers?: Container[]; containers: Container[] } } };
 }
 
-const load = (text: string): Doc[] =>
+/** The objects of a multi-document YAML text. */
+export const load = (text: string): Doc[] =>
   yaml.loadAll(text).filter((d): d is Doc => typeof d === 'object' && d !== null);
 const dump = (docs: readonly Doc[]): string =>
   docs.map((d) => yaml.dump(d, { lineWidth: -1, noRefs: true })).join('---\n');

@@ -13,6 +13,7 @@ import { run } from '../../../devcluster/exec.ts';
 import { binPath } from '../../../devcluster/paths.ts';
 import { downloadModule } from '../../../devcluster/toolchain.ts';
 import { ADDON_BINARY_VERSIONS } from '../../../devcluster/versions.ts';
+import { load, type Doc } from './addons.ts';
 import { kubectl, type KindCluster } from './cluster.ts';
 
 export const KEDA_NAMESPACE = 'keda';
@@ -21,7 +22,6 @@ export const KEDA_IMAGE = `scalable-e2e/keda-operator:${KEDA_VERSION}`;
 /** The Secret the upstream Deployment mounts at /certs (optional there; its gRPC server needs it). */
 const CERT_SECRET = 'kedaorg-certs';
 
-type Doc = Record<string, unknown> & { kind?: string; metadata?: Record<string, unknown> };
 interface Container {
   name: string;
   image?: string;
@@ -29,9 +29,6 @@ interface Container {
   args?: string[];
   env?: { name: string; value?: string }[];
 }
-
-const load = (text: string): Doc[] =>
-  yaml.loadAll(text).filter((d): d is Doc => typeof d === 'object' && d !== null);
 
 export interface KedaSources {
   /** Every file of config/crd/bases (KEDA's controllers watch each of these kinds). */
