@@ -16,7 +16,7 @@ import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readState } from '../devcluster/index.ts';
-import { timingsOf } from '../operator/tiers/database/patroni-config.ts';
+import { timingsOf } from '../operator/tiers/database/lease-break.ts';
 import {
   SENTINEL_DOWN_AFTER_MS,
   SENTINEL_FAILOVER_TIMEOUT_MS,

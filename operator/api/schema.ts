@@ -426,8 +426,8 @@ const Database = Type.Object(
       false,
     ),
     failoverSeconds: int(
-      "The primary's leader lease (Patroni ttl): a primary that dies is replaced about this long after its last renewal. Every member also acts every failoverSeconds/10 s (loop_wait), so a shorter lease costs the API server more requests. Patroni's floor is 20.",
-      { minimum: 20, maximum: 300, default: 20 },
+      "Time from a primary's death (kill -9, a lost node) to a new primary taking writes. From 20 s up it is Patroni's leader lease (ttl); below, Patroni keeps its 20 s floor and the operator releases the lease of a primary that has not renewed it for loop_wait + retry_timeout + 1 s (6 s at 10), by when a primary cut off from the API server has demoted itself. Members act every max(1, failoverSeconds/10) s (loop_wait), so a shorter time costs the API server more requests, and a primary demotes itself sooner when the API server does not answer (retry_timeout).",
+      { minimum: 10, maximum: 300, default: 10 },
     ),
     shardKey: opt(
       str(

@@ -14,6 +14,7 @@ export interface Metrics {
   readonly watchRestarts: Counter<'resource' | 'cause'>;
   readonly objectWrites: Counter<'kind' | 'action'>;
   readonly appReady: Gauge<'namespace' | 'name'>;
+  readonly databaseLockReleases: Counter<'namespace' | 'app'>;
 }
 
 export function createMetrics(): Metrics {
@@ -72,6 +73,12 @@ export function createMetrics(): Metrics {
       name: 'scalable_object_writes_total',
       help: 'Objects created, updated or deleted by the reconciler.',
       labelNames: ['kind', 'action'],
+      registers,
+    }),
+    databaseLockReleases: new Counter({
+      name: 'scalable_database_lock_releases_total',
+      help: 'Patroni leader locks released by the operator because the primary stopped renewing (fast failover).',
+      labelNames: ['namespace', 'app'],
       registers,
     }),
     // What the monitoring tier's ScalableAppNotReady alert reads. Only the leader reports:

@@ -1,7 +1,9 @@
 // One shard, primary + 2 replicas, synchronous: real Patroni running the configuration the
 // builder renders, with the embedded control plane's API server as its DCS (see
 // patroni-harness.ts). Bootstrap, replication, Services following the role labels, and a
-// kill -9 failover that loses no acknowledged write. The numbers are printed at the end.
+// kill -9 failover that loses no acknowledged write, with the operator's LeaseWatch running
+// as the operator runs it (fast failover: the default failoverSeconds 10 is below Patroni's
+// 20 s lease floor). The numbers are printed at the end.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bucketOf } from '../../sdk/src/contract/index.ts';
@@ -11,6 +13,11 @@ import {
   ROLE_LABEL,
   appDatabaseName,
 } from '../../operator/tiers/database/names.ts';
+import { releaseAfterSeconds } from '../../operator/tiers/database/lease-break.ts';
+import type { LeaderRecord } from '../../operator/tiers/database/lease-break.ts';
+import { KubeClient } from '../../operator/runtime/kube-client.ts';
+import { createLogger } from '../../operator/runtime/log.ts';
+import { LeaseWatch } from '../../operator/runtime/lease-watch.ts';
 import { recordForBench } from './bench-record.ts';
 import { PASSWORDS, eventually, sql, startDatabase, sslOf } from './patroni-harness.ts';
 import type { Harness, Member } from './patroni-harness.ts';
@@ -36,11 +43,44 @@ describe('Patroni HA: one shard, primary + 2 replicas, synchronous, Kubernetes A
     return p;
   };
 
+  /** Locks the operator's LeaseWatch released, in order. */
+  const released: LeaderRecord[] = [];
+  let watch: LeaseWatch | undefined;
+  let client: KubeClient | undefined;
+  const leaderKey = async () => {
+    const cm = JSON.parse(
+      h.kubectl(['-n', h.ns, 'get', 'configmap', 'shop-db-0-leader', '-o', 'json']),
+    ) as { metadata: { resourceVersion: string; annotations?: Record<string, string> } };
+    return { rv: cm.metadata.resourceVersion, leader: cm.metadata.annotations?.['leader'] };
+  };
+  const timeline = async (m: Member) =>
+    (
+      await sql<{ tli: string }>(
+        m.pgPort,
+        'SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) AS tli',
+      )
+    )[0]?.tli;
+
   beforeAll(async () => {
     h = await startDatabase('pg-ha', { replicasPerShard: 2, synchronous: true });
+    // As the operator's controller builds it (runtime/controller.ts), leading all along.
+    client = await KubeClient.load(h.kubeconfig);
+    const after = releaseAfterSeconds(h.app.database?.failoverSeconds ?? 0);
+    if (after === undefined) throw new Error('the default failoverSeconds needs no LeaseWatch');
+    watch = new LeaseWatch({
+      client,
+      watchNamespaces: [h.ns],
+      log: createLogger('warn'),
+      releaseAfterMs: () => after * 1000,
+      writer: () => client,
+      onRelease: (r) => released.push(r),
+    });
+    watch.start();
   });
 
   afterAll(async () => {
+    await watch?.stop();
+    client?.close();
     await h?.stop();
     console.log(`[patroni-ha] measured: ${JSON.stringify(numbers)}`);
     recordForBench('patroni-ha', numbers);
@@ -156,6 +196,66 @@ describe('Patroni HA: one shard, primary + 2 replicas, synchronous, Kubernetes A
     }
   });
 
+  it('a released lock of a live primary is taken back by it: no promotion, writes go on', async () => {
+    // Healthy so far: bootstrap, replication and writes never looked silent to the watch.
+    expect(released).toEqual([]);
+    const p = primary();
+    const before = await timeline(p);
+    const writer = await open(p);
+    let id = 2000;
+    let writing = true;
+    const acked: number[] = [];
+    const loop = (async () => {
+      while (writing) {
+        await writer.query('INSERT INTO t (id) VALUES ($1)', [++id]).then(
+          () => acked.push(id),
+          () => undefined,
+        );
+      }
+    })();
+    // What the LeaseWatch sends, as if it had judged this live primary silent (a false alarm).
+    const key = await leaderKey();
+    expect(key.leader).toBe(p.name);
+    h.kubectl([
+      '-n',
+      h.ns,
+      'patch',
+      'configmap',
+      'shop-db-0-leader',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ metadata: { resourceVersion: key.rv, annotations: { leader: null } } }),
+    ]);
+    const back = await eventually(
+      'the lock held again',
+      async () => {
+        const k = await leaderKey();
+        return k.leader ? k.leader : undefined;
+      },
+      30_000,
+      200,
+    );
+    const n = acked.length;
+    await eventually('writes after the false alarm', async () =>
+      acked.length > n + 10 ? true : undefined,
+    );
+    writing = false;
+    await loop;
+    await writer.end();
+    // The replicas saw a primary still answering and did not race: same primary, same timeline.
+    expect(back).toBe(p.name);
+    expect(h.primaryOf(0)?.name).toBe(p.name);
+    expect(await timeline(p)).toBe(before);
+    const rows = await sql<{ n: string }>(
+      p.pgPort,
+      'SELECT count(*) AS n FROM t WHERE id = ANY($1::bigint[])',
+      [acked],
+    );
+    expect(Number(rows[0]?.n)).toBe(acked.length);
+    await sql(p.pgPort, 'DELETE FROM t WHERE id > 2000');
+    expect(released).toEqual([]);
+  }, 120_000);
+
   it('fails over when the primary is killed: a replica is promoted, labels move, no acknowledged write is lost', async () => {
     const old = primary();
     const survivors = h.members.filter((m) => m !== old);
@@ -212,6 +312,8 @@ describe('Patroni HA: one shard, primary + 2 replicas, synchronous, Kubernetes A
       100,
     );
     numbers['failoverSeconds'] = (Date.now() - killedAt) / 1000;
+    // The operator's watch released the dead primary's lock (its lease had 20 s to run).
+    expect(released.map((r) => `${r.name} ${r.leader}`)).toEqual([`shop-db-0-leader ${old.name}`]);
 
     const count = await sql<{ n: string; acked: string }>(
       promoted.pgPort,

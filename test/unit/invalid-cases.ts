@@ -183,9 +183,9 @@ export const INVALID: Array<[string, unknown, string]> = [
     'spec.database: synchronous replication needs replicasPerShard >= 1',
   ],
   [
-    'failover lease under Patroni floor',
-    base({ database: { failoverSeconds: 10 } }),
-    'spec.database.failoverSeconds: must be >= 20',
+    'failover faster than the operator can release a lease safely',
+    base({ database: { failoverSeconds: 9 } }),
+    'spec.database.failoverSeconds: must be >= 10',
   ],
   [
     'bad deletion policy',

@@ -8,11 +8,11 @@ import { buildDatabase } from './build.ts';
 import {
   dcsConfigMapName,
   dcsConfigUpdate,
-  timingsOf,
   patroniConfig,
   renderPatroniConfig,
   renderPostBootstrap,
 } from './patroni-config.ts';
+import { MIN_FAILOVER_SECONDS, releaseAfterSeconds, timingsOf } from './lease-break.ts';
 import { appDatabaseName } from './names.ts';
 
 const sharded = modelOf({
@@ -446,8 +446,8 @@ describe('Patroni configuration', () => {
 describe('dcsConfigUpdate', () => {
   const live = JSON.stringify({
     ttl: 20,
-    loop_wait: 2,
-    retry_timeout: 9,
+    loop_wait: 1,
+    retry_timeout: 4,
     maximum_lag_on_failover: 1048576,
     synchronous_mode: false,
     synchronous_mode_strict: false,
@@ -470,8 +470,8 @@ describe('dcsConfigUpdate', () => {
     );
     expect(JSON.parse(next ?? '{}')).toEqual({
       ttl: 20,
-      loop_wait: 2,
-      retry_timeout: 9,
+      loop_wait: 1,
+      retry_timeout: 4,
       maximum_lag_on_failover: 1048576,
       synchronous_mode: true,
       synchronous_mode_strict: false,
@@ -490,15 +490,31 @@ describe('dcsConfigUpdate', () => {
 
 describe('timingsOf', () => {
   it("keeps Patroni's rule loop_wait + 2 x retry_timeout <= ttl and its floors", () => {
-    for (let s = 20; s <= 300; s++) {
+    for (let s = MIN_FAILOVER_SECONDS; s <= 300; s++) {
       const t = timingsOf(s);
-      expect(t.ttl).toBe(s);
+      expect(t.ttl).toBe(Math.max(20, s));
       expect(t.loop_wait + 2 * t.retry_timeout, `failoverSeconds ${s}`).toBeLessThanOrEqual(t.ttl);
       expect(t.loop_wait).toBeGreaterThanOrEqual(1);
       expect(t.retry_timeout).toBeGreaterThanOrEqual(3);
     }
-    // The default: a 20 s lease renewed every 2 s, 9 s of API-server retries.
+    // The default: Patroni's 20 s floor for the lease, renewed every second, 4 s of retries.
+    expect(timingsOf(10)).toEqual({ ttl: 20, loop_wait: 1, retry_timeout: 4 });
     expect(timingsOf(20)).toEqual({ ttl: 20, loop_wait: 2, retry_timeout: 9 });
+  });
+
+  it('releases a silent lease only after a cut-off primary has demoted itself, in time', () => {
+    for (let s = MIN_FAILOVER_SECONDS; s < 20; s++) {
+      const t = timingsOf(s);
+      const after = releaseAfterSeconds(s);
+      // A primary that cannot renew demotes itself loop_wait + retry_timeout after its last
+      // renewal; the operator waits longer than that, and leaves 4 s for the promotion.
+      expect(after, `failoverSeconds ${s}`).toBeGreaterThan(t.loop_wait + t.retry_timeout);
+      expect(after! + 4, `failoverSeconds ${s}`).toBeLessThanOrEqual(s);
+    }
+    expect(releaseAfterSeconds(10)).toBe(6);
+    // From 20 s up Patroni's own lease does it.
+    expect(releaseAfterSeconds(20)).toBeUndefined();
+    expect(releaseAfterSeconds(300)).toBeUndefined();
   });
 
   it('renders the timings into bootstrap.dcs', () => {

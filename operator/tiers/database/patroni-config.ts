@@ -6,6 +6,7 @@
 import yaml from 'js-yaml';
 import type { AppModel } from '../../api/model.ts';
 import { parseQuantity } from '../shared/quantity.ts';
+import { timingsOf } from './lease-break.ts';
 import { CA_DIR, SERVER_TLS_DIR, TLS_FILES } from '../shared/tls/objects.ts';
 import { bucketFunctionSql } from '../../../sdk/src/contract/hash.ts';
 import {
@@ -70,26 +71,6 @@ function memoryParameters(app: AppModel): Record<string, string> {
     shared_buffers: `${Math.max(16, Math.floor(limit / 4 / MiB))}MB`,
     effective_cache_size: `${Math.max(32, Math.floor((limit * 3) / 4 / MiB))}MB`,
   };
-}
-
-/**
- * Patroni's three timings from the lease, within its rule loop_wait + 2 x retry_timeout <= ttl
- * (Patroni shortens loop_wait, then retry_timeout, when it is broken):
- * - ttl: the leader lock's lease; a dead primary is replaced once it expires, so kill -9 ->
- *   new primary is about ttl - (time since the last renewal) + up to loop_wait;
- * - loop_wait: a tenth of it: how often each member runs its loop (the primary renews the
- *   lock, every member reads and may patch its pod), the API-server cost of a short lease;
- * - retry_timeout: the rest, halved: how long a primary keeps trying to reach the API server
- *   before it demotes itself, so a blip of the API server does not demote a healthy primary.
- */
-export function timingsOf(failoverSeconds: number): {
-  ttl: number;
-  loop_wait: number;
-  retry_timeout: number;
-} {
-  const ttl = Math.max(20, Math.round(failoverSeconds));
-  const loopWait = Math.max(1, Math.floor(ttl / 10));
-  return { ttl, loop_wait: loopWait, retry_timeout: Math.floor((ttl - loopWait) / 2) };
 }
 
 /**
