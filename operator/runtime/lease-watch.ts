@@ -5,12 +5,20 @@
 // primary at once, and is no evidence against any). Before releasing, a fresh read from the
 // API server must still show the version judged silent, and the release carries it as a
 // precondition: a renewal in between wins.
+//
+// Then fencing: a primary that died with its node keeps its role label (only its own Patroni
+// changes it) and looks Ready until the node controller notices, tens of seconds later, so
+// the primary Service would still send connections to it. Once another member holds the lock
+// this watch released, the silent one is not the primary by the DCS's word: if its pod still
+// carries the primary label, the watch deletes it (that uid only). A terminating pod leaves
+// the Service at once; its volume stays, and it comes back as a replica. A false alarm never
+// gets here: the live primary takes its own lock back.
 import { ConflictError } from '../tiers/tier.ts';
 import type { ClusterAccess } from '../tiers/tier.ts';
 import { clusterAccess } from '../reconcile/cluster-access.ts';
 import { kindOf, pathOf } from '../reconcile/kinds.ts';
 import type { EventRecorder, EventTarget } from '../reconcile/events.ts';
-import { DATABASE_LABEL } from '../tiers/database/names.ts';
+import { DATABASE_LABEL, PRIMARY_ROLE, ROLE_LABEL } from '../tiers/database/names.ts';
 import { isSilent, leaderRecordOf, releasePatch } from '../tiers/database/lease-break.ts';
 import type { LeaderRecord } from '../tiers/database/lease-break.ts';
 import { InformerSet } from './informer-set.ts';
@@ -35,6 +43,10 @@ export interface LeaseWatchOptions {
   /** The client to write with while this instance leads; undefined otherwise. */
   readonly writer: () => KubeClient | undefined;
   readonly onRelease?: (record: LeaderRecord) => void;
+  /** A silent primary's pod deleted after another member took the lock (pod name). */
+  readonly onFence?: (record: LeaderRecord, pod: string) => void;
+  /** How long after a release a takeover is awaited for fencing (default 120 s). */
+  readonly fenceWithinMs?: number;
   readonly tickMs?: number;
   readonly watchIdleMs?: number;
   readonly now?: () => number;
@@ -45,6 +57,11 @@ export class LeaseWatch {
   /** Per leader key: the version last seen and when (monotonic ms). */
   private readonly seen = new Map<string, { rv: string; at: number }>();
   private readonly inFlight = new Set<string>();
+  /** Locks this watch released, by key: whom from, when, and that pod's uid then. */
+  private readonly released = new Map<
+    string,
+    { record: LeaderRecord; at: number; uid: string | undefined }
+  >();
   private timer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
 
@@ -92,46 +109,108 @@ export class LeaseWatch {
     return this.informer.synced;
   }
 
-  /** Releases every silent lock; at most one attempt per key at a time. */
+  /** Releases every silent lock and fences taken-over ones; one attempt per key at a time. */
   tick(): void {
     if (!this.informer.synced) return;
     const writer = this.opts.writer();
     if (!writer) return;
     const now = this.now();
     for (const r of this.informer.list()) {
-      if (r.leader === undefined || r.app === undefined) continue;
+      if (r.app === undefined) continue;
       const key = `${r.namespace}/${r.name}`;
       const seen = this.seen.get(key);
       if (!seen || seen.rv !== r.resourceVersion || this.inFlight.has(key)) continue;
-      if (!isSilent(r, seen.at, now, this.opts.releaseAfterMs(r.namespace, r.app))) continue;
+      const fence = this.fenceDue(key, r, now);
+      if (
+        fence === undefined &&
+        !isSilent(r, seen.at, now, this.opts.releaseAfterMs(r.namespace, r.app))
+      )
+        continue;
       this.inFlight.add(key);
-      void this.release(clusterAccess(writer), r, now - seen.at)
+      const access = clusterAccess(writer);
+      const work =
+        fence !== undefined
+          ? this.fence(access, fence.record, fence.uid)
+          : this.release(access, r, now - seen.at).then((uid) => {
+              if (uid !== false) this.released.set(key, { record: r, at: this.now(), uid });
+            });
+      void work
         .catch((err: unknown) =>
-          this.opts.log.warn({ key, err: String(err) }, 'could not release a silent leader lock'),
+          this.opts.log.warn({ key, err: String(err) }, 'could not release or fence a leader'),
         )
         .finally(() => this.inFlight.delete(key));
     }
   }
 
-  private async release(access: ClusterAccess, r: LeaderRecord, silentMs: number): Promise<void> {
-    const fresh = await access.get('v1', 'ConfigMap', r.namespace, r.name);
-    const now = fresh ? leaderRecordOf(fresh) : undefined;
-    if (!now || now.resourceVersion !== r.resourceVersion || now.leader !== r.leader) return;
-    try {
-      await access.mergePatch('v1', 'ConfigMap', r.namespace, r.name, releasePatch(r));
-    } catch (err) {
-      if (err instanceof ConflictError) return; // renewed in between: alive after all
-      throw err;
+  /** The release to fence now: another member holds the lock this watch released. */
+  private fenceDue(key: string, r: LeaderRecord, now: number) {
+    const done = this.released.get(key);
+    if (!done) return undefined;
+    if (now - done.at > (this.opts.fenceWithinMs ?? 120_000) || r.leader === done.record.leader) {
+      this.released.delete(key); // no takeover in time, or the primary took its lock back
+      return undefined;
     }
-    const message = `${r.scope ?? r.name}: primary ${r.leader} did not renew its leader lock for ${(silentMs / 1000).toFixed(1)} s; lock released so that a replica takes over`;
-    this.opts.log.warn({ key: `${r.namespace}/${r.name}`, leader: r.leader, silentMs }, message);
+    if (r.leader === undefined) return undefined; // the race is still on
+    this.released.delete(key);
+    return done.uid === undefined ? undefined : done;
+  }
+
+  /** The pod of `member` while it carries the primary label: its uid. */
+  private async primaryPodUid(access: ClusterAccess, r: LeaderRecord, member: string) {
+    const pods = await access.list(
+      'v1',
+      'Pod',
+      r.namespace,
+      `${DATABASE_LABEL}=${r.app ?? ''},${ROLE_LABEL}=${PRIMARY_ROLE}`,
+    );
+    const pod = pods.find((p) => (p['metadata'] as { name?: string } | undefined)?.name === member);
+    return (pod?.['metadata'] as { uid?: string } | undefined)?.uid;
+  }
+
+  private async fence(access: ClusterAccess, r: LeaderRecord, uid: string | undefined) {
+    const member = r.leader;
+    if (!member || uid === undefined) return;
+    if ((await this.primaryPodUid(access, r, member)) !== uid) return; // relabelled or replaced
+    await access.delete('v1', 'Pod', r.namespace, member, uid);
+    const message = `${r.scope ?? r.name}: pod ${member} still labelled primary after another member took over; deleted so that the primary Service stops sending it connections (its volume is kept; it comes back as a replica)`;
+    this.opts.log.warn({ key: `${r.namespace}/${r.name}`, pod: member }, message);
+    this.emit(r, 'PrimaryFenced', message);
+    this.opts.onFence?.(r, member);
+  }
+
+  private emit(r: LeaderRecord, reason: string, message: string): void {
     const app = r.app ?? r.name;
     this.opts.events?.emit(
       this.opts.targetOf?.(r.namespace, app) ?? { namespace: r.namespace, name: app },
       'Warning',
-      'PrimaryLockReleased',
+      reason,
       message,
     );
+  }
+
+  /**
+   * Releases the lock if the API server still has the version judged silent; gives the
+   * silent primary's pod uid (undefined if it carries no primary label), false if not released.
+   */
+  private async release(
+    access: ClusterAccess,
+    r: LeaderRecord,
+    silentMs: number,
+  ): Promise<string | undefined | false> {
+    const fresh = await access.get('v1', 'ConfigMap', r.namespace, r.name);
+    const now = fresh ? leaderRecordOf(fresh) : undefined;
+    if (!now || now.resourceVersion !== r.resourceVersion || now.leader !== r.leader) return false;
+    const uid = r.leader ? await this.primaryPodUid(access, r, r.leader) : undefined;
+    try {
+      await access.mergePatch('v1', 'ConfigMap', r.namespace, r.name, releasePatch(r));
+    } catch (err) {
+      if (err instanceof ConflictError) return false; // renewed in between: alive after all
+      throw err;
+    }
+    const message = `${r.scope ?? r.name}: primary ${r.leader} did not renew its leader lock for ${(silentMs / 1000).toFixed(1)} s; lock released so that a replica takes over`;
+    this.opts.log.warn({ key: `${r.namespace}/${r.name}`, leader: r.leader, silentMs }, message);
+    this.emit(r, 'PrimaryLockReleased', message);
     this.opts.onRelease?.(r);
+    return uid;
   }
 }

@@ -45,6 +45,8 @@ describe('Patroni HA: one shard, primary + 2 replicas, synchronous, Kubernetes A
 
   /** Locks the operator's LeaseWatch released, in order. */
   const released: LeaderRecord[] = [];
+  /** Pods of silent primaries it deleted after a takeover. */
+  const fenced: string[] = [];
   let watch: LeaseWatch | undefined;
   let client: KubeClient | undefined;
   const leaderKey = async () => {
@@ -74,6 +76,7 @@ describe('Patroni HA: one shard, primary + 2 replicas, synchronous, Kubernetes A
       releaseAfterMs: () => after * 1000,
       writer: () => client,
       onRelease: (r) => released.push(r),
+      onFence: (_r, pod) => fenced.push(pod),
     });
     watch.start();
   });
@@ -199,6 +202,7 @@ describe('Patroni HA: one shard, primary + 2 replicas, synchronous, Kubernetes A
   it('a released lock of a live primary is taken back by it: no promotion, writes go on', async () => {
     // Healthy so far: bootstrap, replication and writes never looked silent to the watch.
     expect(released).toEqual([]);
+    expect(fenced).toEqual([]);
     const p = primary();
     const before = await timeline(p);
     const writer = await open(p);
@@ -254,6 +258,7 @@ describe('Patroni HA: one shard, primary + 2 replicas, synchronous, Kubernetes A
     expect(Number(rows[0]?.n)).toBe(acked.length);
     await sql(p.pgPort, 'DELETE FROM t WHERE id > 2000');
     expect(released).toEqual([]);
+    expect(fenced).toEqual([]);
   }, 120_000);
 
   it('fails over when the primary is killed: a replica is promoted, labels move, no acknowledged write is lost', async () => {
@@ -329,6 +334,22 @@ describe('Patroni HA: one shard, primary + 2 replicas, synchronous, Kubernetes A
       async () => (h.roleOf(promoted.name) === PRIMARY_ROLE ? true : undefined),
       30_000,
     );
+
+    // The dead primary's pod kept its primary label (only its own Patroni changes it): the
+    // watch deleted it once the replica held the lock, so the primary Service has only the
+    // new primary before the old one is back (the StatefulSet re-creates the pod).
+    await eventually('the dead primary fenced', async () => (fenced.length > 0 ? true : undefined));
+    expect(fenced).toEqual([old.name]);
+    await eventually(
+      'the primary Service on the new primary alone',
+      async () =>
+        JSON.stringify(h.endpointsOf('shop-db-0')) === JSON.stringify([promoted.name])
+          ? true
+          : undefined,
+      30_000,
+      500,
+    );
+    numbers['serviceOnNewPrimarySeconds'] = (Date.now() - killedAt) / 1000;
 
     // The kubelet would restart the crashed container: the old primary rejoins as a
     // replica (pg_rewind) and relabels its pod, so only the new primary backs the Service.
