@@ -29,6 +29,7 @@ import {
 } from './support/kube.ts';
 import { OPERATOR_NAMESPACE, RELEASE } from './support/cluster.ts';
 import { record } from './support/results.ts';
+import { run } from '../../devcluster/exec.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const NS = 'e2e-shop';
@@ -740,6 +741,162 @@ describe('a ScalableApp with every tier on kind', () => {
       seen.filter((s) => s !== 'True'),
       `Ready statuses seen during the upgrade: ${seen.join(', ')}`,
     ).toEqual([]);
+  });
+
+  it('database: the node under a primary frozen (docker pause) -> the operator releases its lock and fences its pod, the replica takes the writes, none acknowledged is lost', async () => {
+    await waitAppReady(NS, APP);
+    const nodeOf = async (ns: string, pod: string) =>
+      (await getJson<Pod>(['get', 'pod', pod, '-n', ns])).spec.nodeName ?? '';
+    // The operator leader and the writer stay on a node that keeps running.
+    const opLeader = await eventually('an operator leader', leader, 120_000, 1000);
+    const safeNode = await nodeOf(OPERATOR_NAMESPACE, opLeader);
+    const pick = async () => {
+      for (const shard of [0, 1]) {
+        const [p] = await primaryOf(shard);
+        if (p && p.spec.nodeName !== safeNode) return { shard, pod: p };
+      }
+      return undefined;
+    };
+    let target = await pick();
+    if (!target) {
+      // Both primaries share the leader's node: move shard 0's to its replica (elsewhere, as
+      // the pods spread over zones) through Patroni's DCS, as a rollout's switchover does.
+      const [p] = await primaryOf(0);
+      const replica = (await pods(NS, `scalable.dev/cluster=${APP}-db-0`)).find(
+        (x) => x.metadata.name !== p?.metadata.name,
+      );
+      if (!p || !replica) throw new Error('shard 0 has no primary and replica');
+      await apply({
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: {
+          name: `${APP}-db-0-failover`,
+          namespace: NS,
+          labels: { 'scalable.dev/database': APP, 'scalable.dev/cluster': `${APP}-db-0` },
+          annotations: { leader: p.metadata.name, member: replica.metadata.name },
+        },
+      });
+      target = await eventually('shard 0 primary moved off the leader node', pick, 120_000, 1000);
+      await waitAppReady(NS, APP);
+    }
+    const { shard, pod: old } = target;
+    const frozenNode = old.spec.nodeName ?? '';
+    const host = `${APP}-db-${shard}.${NS}.svc`;
+    const WRITER = 'shop-writer';
+    await cloneWebPod(NS, APP, WRITER, { 'scalable.dev/app': APP }, { nodeName: safeNode });
+    await nodeScript(
+      NS,
+      WRITER,
+      `import pg from 'pg';
+       const c = new pg.Client(${pgConfig(host)});
+       await c.connect();
+       await c.query('DROP TABLE IF EXISTS e2e_freeze; CREATE TABLE e2e_freeze (id int PRIMARY KEY)');
+       await c.end();`,
+    );
+    // 800 inserts through the primary Service, each retried on a fresh connection until
+    // acknowledged; the longest gap between acknowledgements is the outage (epoch ms: the
+    // nodes share the host's clock).
+    const writer = nodeScript(
+      NS,
+      WRITER,
+      `import pg from 'pg';
+       const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+       let client, last = Date.now(), gap = { ms: 0, from: 0, to: 0 }, failures = 0, acked = 0;
+       for (let i = 1; i <= 800; ) {
+         try {
+           if (!client) { client = new pg.Client(${pgConfig(host)}); client.on('error', () => {}); await client.connect(); }
+           await client.query('INSERT INTO e2e_freeze (id) VALUES ($1) ON CONFLICT (id) DO NOTHING', [i]);
+           const now = Date.now();
+           if (now - last > gap.ms) gap = { ms: now - last, from: last, to: now };
+           last = now; acked++; i++;
+           await sleep(20);
+         } catch {
+           failures++;
+           try { await client?.end(); } catch {}
+           client = undefined;
+           await sleep(250);
+         }
+       }
+       await client?.end();
+       console.log(JSON.stringify({ acked, gap, failures }));`,
+    );
+    await eventually(
+      '200 writes before the node is frozen',
+      async () => {
+        const out = await nodeScript(
+          NS,
+          WRITER,
+          `import pg from 'pg';
+           const c = new pg.Client(${pgConfig(host)});
+           await c.connect();
+           const r = await c.query('SELECT count(*)::int AS n FROM e2e_freeze');
+           await c.end();
+           console.log(r.rows[0].n);`,
+        );
+        return Number(out) >= 200 ? true : undefined;
+      },
+      120_000,
+      500,
+    );
+    const frozenAt = Date.now();
+    await run('docker', ['pause', frozenNode]);
+    let result: { acked: number; gap: { ms: number; from: number; to: number }; failures: number };
+    try {
+      const promoted = await eventually(
+        'the replica labelled primary',
+        async () => {
+          const p = (await primaryOf(shard)).find((x) => x.metadata.name !== old.metadata.name);
+          return p;
+        },
+        120_000,
+        250,
+      );
+      record({
+        name: 'failover: node frozen under the primary -> replica labelled primary',
+        value: seconds(Date.now() - frozenAt),
+        note: `${old.metadata.name} on ${frozenNode} -> ${promoted.metadata.name}`,
+      });
+      result = JSON.parse(await writer) as typeof result;
+    } finally {
+      await run('docker', ['unpause', frozenNode]);
+    }
+    record({
+      name: 'failover: node frozen under the primary -> first acknowledged write via the Service',
+      value: seconds(result.gap.to - frozenAt),
+      note: `longest pause ${seconds(result.gap.ms)} s, ${result.failures} failed attempts retried`,
+    });
+    expect(result.acked).toBe(800);
+    // The operator did it (Patroni's own lease runs 20 s), and told the app's events.
+    const reasons = (
+      await getJson<List<{ reason: string }>>([
+        'get',
+        'events',
+        '-n',
+        NS,
+        '--field-selector',
+        `involvedObject.name=${APP}`,
+      ])
+    ).items.map((e) => e.reason);
+    expect(reasons).toContain('PrimaryLockReleased');
+    expect(reasons).toContain('PrimaryFenced');
+    // Every acknowledged row is on the new primary; the old one comes back as its replica.
+    const [count] = (await sql(
+      host,
+      'SELECT count(*)::int AS n, min(id) AS lo, max(id) AS hi FROM e2e_freeze',
+    )) as { n: number; lo: number; hi: number }[];
+    expect(count, 'rows on the new primary').toEqual({ n: 800, lo: 1, hi: 800 });
+    await eventually(
+      `shard ${shard} back to a primary and a streaming replica`,
+      async () => {
+        const all = (await pods(NS, `scalable.dev/cluster=${APP}-db-${shard}`)).filter(podReady);
+        const roles = all.map((p) => p.metadata.labels?.['scalable.dev/role']).sort();
+        return JSON.stringify(roles) === '["master","replica"]' ? true : undefined;
+      },
+      300_000,
+      2000,
+    );
+    await kubectl(['delete', 'pod', WRITER, '-n', NS, '--wait=false']);
+    await waitAppReady(NS, APP);
   });
 
   it('operator: deleting the ScalableApp removes its objects and keeps the database volumes (Retain)', async () => {

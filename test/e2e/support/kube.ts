@@ -173,6 +173,7 @@ export async function cloneWebPod(
   app: string,
   name: string,
   labels: Record<string, string>,
+  opts: { nodeName?: string } = {},
 ): Promise<void> {
   const dep = await getJson<Deployment>(['get', 'deployment', `${app}-web`, '-n', namespace]);
   const spec = dep.spec.template.spec;
@@ -192,6 +193,7 @@ export async function cloneWebPod(
       ...spec,
       affinity: undefined,
       topologySpreadConstraints: undefined,
+      ...(opts.nodeName ? { nodeName: opts.nodeName } : {}),
       terminationGracePeriodSeconds: 1,
       containers: [
         {
