@@ -141,4 +141,55 @@ describe("the operator releases a silent primary's leader lock (fast failover)",
     expect(await holder('slow')).toBe('slow-db-0-0');
     expect(await holder('ghost')).toBe('ghost-db-0-0');
   }, 120_000);
+
+  it("fences the silent primary's pod once the replica holds the lock, and only then", async () => {
+    const POD = kindInfo('v1', 'Pod');
+    const uidOf = async (name: string) =>
+      ((await getObj(client, POD, ns, name))?.['metadata'] as Json | undefined)?.['uid'];
+    // kwok runs the StatefulSet's pods; label them as Patroni would.
+    for (const [pod, role] of [
+      ['fast-db-0-0', 'master'],
+      ['fast-db-0-1', 'replica'],
+    ] as const) {
+      await eventually(`pod ${pod}`, () => getObj(client, POD, ns, pod), 120_000);
+      await mergePatch(client, POD, ns, pod, {
+        metadata: { labels: { 'scalable.dev/role': role } },
+      });
+    }
+    const before = await uidOf('fast-db-0-0');
+    const take = (member: string) =>
+      mergePatch(client, CM, ns, 'fast-db-0-leader', {
+        metadata: { annotations: { leader: member, renewTime: new Date().toISOString() } },
+      });
+
+    // A false alarm first: released, then taken back by the same member: no fencing.
+    await take('fast-db-0-0');
+    await eventually('released', async () => ((await holder('fast')) ? undefined : true));
+    await take('fast-db-0-0');
+    const renewal = renewing('fast');
+    await sleep(4000);
+    expect(await uidOf('fast-db-0-0')).toBe(before);
+
+    // Now it dies: released again, and the replica takes the lock.
+    await renewal.stop();
+    await eventually('released again', async () => ((await holder('fast')) ? undefined : true));
+    await take('fast-db-0-1');
+    await eventually('the stale primary pod replaced', async () => {
+      const uid = await uidOf('fast-db-0-0');
+      return uid !== undefined && uid !== before ? true : undefined;
+    });
+    const reasons = (
+      await client.request<{ items: Json[] }>('GET', `/api/v1/namespaces/${ns}/events`, {
+        verb: 'list',
+        resource: 'events',
+        query: { fieldSelector: 'involvedObject.name=fast' },
+      })
+    ).items.map((e) => e['reason']);
+    expect(reasons.filter((r) => r === 'PrimaryFenced')).toHaveLength(1);
+    expect(
+      await op.metric('scalable_database_lock_releases_total', { namespace: ns, app: 'fast' }),
+    ).toBe(3);
+    // The replica, now primary, is left alone.
+    expect(await holder('fast')).toBe('fast-db-0-1');
+  }, 120_000);
 });
