@@ -40,6 +40,13 @@ if (((0x$capbnd >> 24 & 1) == 0)); then
   args+=(--add-runtime "nosysres-runc=$here/runtime/runc-nosysres" --default-runtime nosysres-runc)
 fi
 
+# A dockerd that died leaves its pid file behind, and a new one refuses to start over it.
+pidfile=/var/run/docker.pid
+if [ -f "$pidfile" ] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+  echo "dockerd.sh: removing the stale $pidfile (pid $(cat "$pidfile") is not running)" >&2
+  rm -f "$pidfile"
+fi
+
 log="${DOCKERD_LOG:-/var/log/scalable-dockerd.log}"
 echo "dockerd.sh: starting dockerd (log: $log)" >&2
 nohup setsid dockerd "${args[@]}" >>"$log" 2>&1 </dev/null &
