@@ -4,6 +4,7 @@
 // kill -9 failover that loses no acknowledged write, with the operator's LeaseWatch running
 // as the operator runs it (fast failover: the default failoverSeconds 10 is below Patroni's
 // 20 s lease floor). The numbers are printed at the end.
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bucketOf } from '../../sdk/src/contract/index.ts';
@@ -209,43 +210,62 @@ describe('Patroni HA: one shard, primary + 2 replicas, synchronous, Kubernetes A
     let id = 2000;
     let writing = true;
     const acked: number[] = [];
+    // A failed INSERT waits a moment: a broken client rejects at once, and a loop of
+    // immediate rejections would never let a timer run again.
     const loop = (async () => {
       while (writing) {
-        await writer.query('INSERT INTO t (id) VALUES ($1)', [++id]).then(
-          () => acked.push(id),
-          () => undefined,
+        const n = ++id;
+        const ok = await writer.query('INSERT INTO t (id) VALUES ($1)', [n]).then(
+          () => true,
+          () => false,
         );
+        if (ok) acked.push(n);
+        else await sleep(100);
       }
     })();
-    // What the LeaseWatch sends, as if it had judged this live primary silent (a false alarm).
-    const key = await leaderKey();
-    expect(key.leader).toBe(p.name);
-    h.kubectl([
-      '-n',
-      h.ns,
-      'patch',
-      'configmap',
-      'shop-db-0-leader',
-      '--type=merge',
-      '-p',
-      JSON.stringify({ metadata: { resourceVersion: key.rv, annotations: { leader: null } } }),
-    ]);
-    const back = await eventually(
-      'the lock held again',
-      async () => {
-        const k = await leaderKey();
-        return k.leader ? k.leader : undefined;
-      },
-      30_000,
-      200,
-    );
-    const n = acked.length;
-    await eventually('writes after the false alarm', async () =>
-      acked.length > n + 10 ? true : undefined,
-    );
-    writing = false;
-    await loop;
-    await writer.end();
+    let back: string;
+    try {
+      // What the LeaseWatch sends, as if it had judged this live primary silent (a false
+      // alarm), on the version it read: a renewal in between (every second) means read again.
+      for (let attempt = 1; ; attempt++) {
+        const key = await leaderKey();
+        expect(key.leader).toBe(p.name);
+        try {
+          h.kubectl([
+            '-n',
+            h.ns,
+            'patch',
+            'configmap',
+            'shop-db-0-leader',
+            '--type=merge',
+            '-p',
+            JSON.stringify({
+              metadata: { resourceVersion: key.rv, annotations: { leader: null } },
+            }),
+          ]);
+          break;
+        } catch (err) {
+          if (attempt >= 20 || !/the object has been modified/.test(String(err))) throw err;
+        }
+      }
+      back = await eventually(
+        'the lock held again',
+        async () => {
+          const k = await leaderKey();
+          return k.leader ? k.leader : undefined;
+        },
+        30_000,
+        200,
+      );
+      const n = acked.length;
+      await eventually('writes after the false alarm', async () =>
+        acked.length > n + 10 ? true : undefined,
+      );
+    } finally {
+      writing = false;
+      await loop;
+      await writer.end().catch(() => undefined);
+    }
     // The replicas saw a primary still answering and did not race: same primary, same timeline.
     expect(back).toBe(p.name);
     expect(h.primaryOf(0)?.name).toBe(p.name);
