@@ -1,8 +1,10 @@
-// Leader election on a coordination.k8s.io/v1 Lease, with client-go's algorithm and defaults
-// (lease 15 s, renew deadline 10 s, retry 2 s):
+// Leader election on a coordination.k8s.io/v1 Lease, with client-go's algorithm (timings from
+// settings.ts: lease 30 s, renew deadline 20 s, retry 2 s, longer than client-go's for a loaded
+// node; see LEASE_DEFAULT_SECONDS):
 // - a candidate takes the lease when it is free or when its record has not changed for a
 //   whole lease duration *as observed locally* (no trust in other machines' clocks);
-// - the leader renews every retry period; when it could not renew for the renew deadline it
+// - the leader renews every retry period, with one update of the record it last wrote
+//   (client-go's fast path; a conflict falls back to reading the lease); when it could not renew for the renew deadline it
 //   stops leading for good: the process exits and its replacement starts clean (as
 //   controller-runtime does), since in-flight work of a former leader must not go on writing;
 // - every request has a hard deadline (AbortController): a renewal never outlives the renew
@@ -11,7 +13,9 @@
 //   neither extend a lease nor expire one early;
 // - its own connections (KubeClient.dedicated): reconcile traffic cannot delay a renewal;
 // - optimistic concurrency (resourceVersion) makes two candidates never both win;
-// - release on shutdown hands over at once.
+// - release on shutdown hands over at once;
+// - a slow attempt (> 1 s) or an event-loop stall before it (> 1 s) is logged as a warning,
+//   so a lost lease can be told apart: a slow API server or a starved process.
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { IntervalHistogram } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -33,11 +37,7 @@ export interface LeaderOptions {
   readonly log: Logger;
 }
 
-export const LEASE_DEFAULTS = {
-  leaseDurationMs: 15_000,
-  renewDeadlineMs: 10_000,
-  retryPeriodMs: 2_000,
-};
+export { LEASE_DEFAULTS } from './settings.ts';
 
 interface LeaseSpec {
   holderIdentity?: string;

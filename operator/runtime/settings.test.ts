@@ -23,7 +23,7 @@ describe('parseSettings', () => {
       leaderElection: true,
       leaseName: 'scalable-operator',
       leaseNamespace: 'default',
-      lease: { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 },
+      lease: { leaseDurationMs: 30_000, renewDeadlineMs: 20_000, retryPeriodMs: 2_000 },
       httpPort: 8080,
       httpHost: '0.0.0.0',
       apiQps: 20,
@@ -94,10 +94,10 @@ describe('parseSettings', () => {
   });
 
   it('keeps the lease timings in the order leader election needs', () => {
-    expect(problemsOf({ SCALABLE_LEASE_RENEW_DEADLINE_SECONDS: '20' })).toEqual([
+    expect(problemsOf({ SCALABLE_LEASE_RENEW_DEADLINE_SECONDS: '30' })).toEqual([
       'SCALABLE_LEASE_RENEW_DEADLINE_SECONDS: must be less than SCALABLE_LEASE_DURATION_SECONDS',
     ]);
-    expect(problemsOf({ SCALABLE_LEASE_RETRY_SECONDS: '10' })).toEqual([
+    expect(problemsOf({ SCALABLE_LEASE_RETRY_SECONDS: '20' })).toEqual([
       'SCALABLE_LEASE_RETRY_SECONDS: must be less than SCALABLE_LEASE_RENEW_DEADLINE_SECONDS',
     ]);
   });
