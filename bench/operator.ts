@@ -557,7 +557,7 @@ async function main(): Promise<void> {
     const lease = leaseTrouble(op.logs());
     const lost = op.logs().includes('lost the lease');
     rows.push({
-      what: 'event loop: longest stall per phase (nodejs_eventloop_lag_max_seconds, 1 s samples); slow Lease attempts (> 1 s, leader warnings)',
+      what: 'event loop: longest stall per phase (nodejs_eventloop_lag_max_seconds, 1 s samples: a lower bound, the other scrapes reset it too); slow Lease attempts (> 1 s or after a stall > 1 s, the leader’s own warnings)',
       value: `${[...lagMax].map(([p, v]) => `${p} ${(v * 1000).toFixed(0)} ms`).join(', ')}; ${lease.slow} slow Lease attempts (longest ${lease.worstMs} ms, longest stall before one ${lease.worstStallMs} ms)${lost ? '; LOST THE LEASE' : ''}`,
       goal: `lease kept (renew deadline ${RENEW_S} s)`,
       met: !lost,
