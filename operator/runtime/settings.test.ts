@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_IMAGES } from '../api/images.ts';
-import { SettingsError, parseSettings } from './settings.ts';
+import { LEASE_DEFAULTS, SettingsError, parseSettings } from './settings.ts';
 
 const problemsOf = (env: Record<string, string>): readonly string[] => {
   try {
@@ -91,6 +91,15 @@ describe('parseSettings', () => {
       'SCALABLE_WORKERS',
       'SCALABLE_RESYNC_SECONDS',
     ]);
+  });
+
+  it('takes the lease defaults from one place, in the order leader election needs', () => {
+    const { lease } = parseSettings({});
+    expect(lease).toEqual(LEASE_DEFAULTS);
+    // The leader gives up before a standby may take over, with a retry period to spare, and
+    // several attempts (with client-go's 20 % jitter) fit in the renew deadline.
+    expect(lease.renewDeadlineMs + lease.retryPeriodMs).toBeLessThan(lease.leaseDurationMs);
+    expect(lease.retryPeriodMs * 1.2 * 5).toBeLessThanOrEqual(lease.renewDeadlineMs);
   });
 
   it('keeps the lease timings in the order leader election needs', () => {
