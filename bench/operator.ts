@@ -6,10 +6,11 @@
 //                two alternating which goes first, each in a fresh namespace; median ratio
 //   API rate     the operator's requests per second meanwhile, against its client-side limit
 //                (SCALABLE_API_QPS / SCALABLE_API_BURST, passed through)
-//   API rate     the operator's requests per second meanwhile, against its client-side limit
-//                (SCALABLE_API_QPS / SCALABLE_API_BURST, passed through)
 //   idle         mutating requests in IDLE seconds with the N apps converged
 //   drift        a child deleted -> recreated, p50/p99 over TRIALS
+//   event loop   the operator's longest event-loop stall per phase (prom-client's
+//                nodejs_eventloop_lag_max_seconds, sampled each second) and its slow Lease
+//                attempts (the leader's warnings): starvation vs. a slow API server
 //   memory       operator RSS with MEM apps, run as the chart and image run it (NODE_OPTIONS
 //                from the chart's values, jemalloc preloaded)
 // Sizes: BENCH_APPS (200), BENCH_PAIRS (5), BENCH_MEMORY_APPS (1000), BENCH_IDLE_SECONDS (60),
@@ -69,7 +70,8 @@ async function moduleFloor(outDir: string) {
     ]),
   };
 }
-const { apiQps: QPS, apiBurst: BURST } = parseSettings(process.env);
+const { apiQps: QPS, apiBurst: BURST, lease: LEASE } = parseSettings(process.env);
+const RENEW_S = LEASE.renewDeadlineMs / 1000;
 /** Requests per second are judged over windows this long (a burst may exceed QPS briefly). */
 const RATE_WINDOW_S = 5;
 
@@ -94,6 +96,56 @@ function sampleRequests(op: OperatorProcess): { stop: () => Promise<Array<[numbe
       return samples;
     },
   };
+}
+
+/**
+ * The operator's event-loop lag, sampled each second for the whole run and tagged with the
+ * phase running then: prom-client resets its delay histogram at each scrape, so the max of a
+ * sample is the longest stall since the previous scrape (any scrape, the rate sampler's too).
+ */
+function sampleLag(op: OperatorProcess) {
+  const maxByPhase = new Map<string, number>();
+  let phase = 'start';
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const text = await op.metrics().catch(() => '');
+      if (text) {
+        const max = sumMetric(text, 'nodejs_eventloop_lag_max_seconds');
+        maxByPhase.set(phase, Math.max(maxByPhase.get(phase) ?? 0, max));
+      }
+      await sleep(1_000);
+    }
+  })();
+  return {
+    phase: (p: string) => {
+      phase = p;
+    },
+    stop: async () => {
+      running = false;
+      await loop;
+      return maxByPhase;
+    },
+  };
+}
+
+/** The leader's 'slow lease attempt' and 'lost the lease' lines (JSON logs, level warn+). */
+function leaseTrouble(logs: string): { slow: number; worstMs: number; worstStallMs: number } {
+  let slow = 0;
+  let worstMs = 0;
+  let worstStallMs = 0;
+  for (const line of logs.split('\n')) {
+    if (!line.includes('"slow lease attempt"')) continue;
+    try {
+      const rec = JSON.parse(line) as { attemptMs?: number; eventLoopStallMs?: number };
+      slow++;
+      worstMs = Math.max(worstMs, rec.attemptMs ?? 0);
+      worstStallMs = Math.max(worstStallMs, rec.eventLoopStallMs ?? 0);
+    } catch {
+      // Not a log record (the harness's own lines).
+    }
+  }
+  return { slow, worstMs, worstStallMs };
 }
 
 /** Average rate and the highest rate over any RATE_WINDOW_S window of the samples. */
@@ -277,6 +329,7 @@ async function main(): Promise<void> {
     join(outDir, 'operator', 'main.js'),
   );
   let ns = '';
+  const lag = sampleLag(op);
   try {
     const created = () => op.metric('scalable_object_writes_total', { action: 'created' });
     const dir = mkdtempSync(join(tmpdir(), 'bench-operator-'));
@@ -298,6 +351,7 @@ async function main(): Promise<void> {
     // 2. Convergence: the operator creates the same objects for N apps created at once.
     const operatorRun = async (k: number): Promise<{ ms: number; ns: string; c0: number }> => {
       const runNs = `bench-op-${stamp}-${k}`;
+      lag.phase('convergence');
       await createNamespace(client, runNs);
       const before = await created();
       const sampler = sampleRequests(op);
@@ -309,6 +363,7 @@ async function main(): Promise<void> {
         async () => (await created()) >= before + N * OBJECTS_PER_APP,
       );
       const ms = performance.now() - c0;
+      lag.phase('between runs');
       apiRates.push(rates(await sampler.stop()));
       log(`pair ${k + 1}: operator ${(ms / 1000).toFixed(2)} s`);
       return { ms, ns: runNs, c0 };
@@ -388,6 +443,7 @@ async function main(): Promise<void> {
     });
     const rec0 = sumMetric(text0, 'scalable_reconcile_total');
     log(`idle: watching ${IDLE_S} s`);
+    lag.phase('idle');
     await sleep(IDLE_S * 1000);
     const text1 = await op.metrics();
     const idleWrites = (await mutatingRequests(op, 'leases')) - m0;
@@ -404,6 +460,7 @@ async function main(): Promise<void> {
     const rssAtN = rss(op.pid);
 
     // 4. Drift repair: a child deleted by hand comes back.
+    lag.phase('drift');
     const svcPath = `/api/v1/namespaces/${ns}/services`;
     const added = new Map<string, number>();
     const watch = client.watch(
@@ -443,6 +500,7 @@ async function main(): Promise<void> {
     try {
       if (MEM > N) {
         log(`memory: adding ${MEM - N} apps`);
+        lag.phase(`adding ${MEM - N} apps`);
         const before = await created();
         await createApps(client, ns, N, MEM);
         await waitFor(
@@ -461,6 +519,7 @@ async function main(): Promise<void> {
       // Right after the burst V8 still holds the garbage of 800 creations; its memory reducer
       // hands pages back once the process is idle. Report the settled value and the peak.
       // Every sample reads the heap with the RSS, so the lowest one carries its own breakdown.
+      lag.phase('settling');
       const sample = async () => {
         const t = await op.metrics();
         return { rss: rss(op.pid), ...heapOf(t) };
@@ -494,6 +553,15 @@ async function main(): Promise<void> {
       console.error(op.logs().split('\n').slice(-20).join('\n'));
     }
   } finally {
+    const lagMax = await lag.stop();
+    const lease = leaseTrouble(op.logs());
+    const lost = op.logs().includes('lost the lease');
+    rows.push({
+      what: 'event loop: longest stall per phase (nodejs_eventloop_lag_max_seconds, 1 s samples: a lower bound, the other scrapes reset it too); slow Lease attempts (> 1 s or after a stall > 1 s, the leader’s own warnings)',
+      value: `${[...lagMax].map(([p, v]) => `${p} ${(v * 1000).toFixed(0)} ms`).join(', ')}; ${lease.slow} slow Lease attempts (longest ${lease.worstMs} ms, longest stall before one ${lease.worstStallMs} ms)${lost ? '; LOST THE LEASE' : ''}`,
+      goal: `lease kept (renew deadline ${RENEW_S} s)`,
+      met: !lost,
+    });
     await op.stop('SIGTERM');
     // Waited for: the garbage collector's backlog would slow whatever runs next.
     await deleteNamespace(client, ns, true);

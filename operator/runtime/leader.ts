@@ -1,8 +1,10 @@
-// Leader election on a coordination.k8s.io/v1 Lease, with client-go's algorithm and defaults
-// (lease 15 s, renew deadline 10 s, retry 2 s):
+// Leader election on a coordination.k8s.io/v1 Lease, with client-go's algorithm (timings from
+// settings.ts: lease 30 s, renew deadline 20 s, retry 2 s, longer than client-go's for a loaded
+// node; see LEASE_DEFAULT_SECONDS):
 // - a candidate takes the lease when it is free or when its record has not changed for a
 //   whole lease duration *as observed locally* (no trust in other machines' clocks);
-// - the leader renews every retry period; when it could not renew for the renew deadline it
+// - the leader renews every retry period, with one update of the record it last wrote
+//   (client-go's fast path; a conflict falls back to reading the lease); when it could not renew for the renew deadline it
 //   stops leading for good: the process exits and its replacement starts clean (as
 //   controller-runtime does), since in-flight work of a former leader must not go on writing;
 // - every request has a hard deadline (AbortController): a renewal never outlives the renew
@@ -11,8 +13,11 @@
 //   neither extend a lease nor expire one early;
 // - its own connections (KubeClient.dedicated): reconcile traffic cannot delay a renewal;
 // - optimistic concurrency (resourceVersion) makes two candidates never both win;
-// - release on shutdown hands over at once.
-import { performance } from 'node:perf_hooks';
+// - release on shutdown hands over at once;
+// - a slow attempt (> 1 s) or an event-loop stall before it (> 1 s) is logged as a warning,
+//   so a lost lease can be told apart: a slow API server or a starved process.
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import type { IntervalHistogram } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LEASE_KIND, pathOf } from '../reconcile/kinds.ts';
 import type { KubeClient } from './kube-client.ts';
@@ -32,11 +37,7 @@ export interface LeaderOptions {
   readonly log: Logger;
 }
 
-export const LEASE_DEFAULTS = {
-  leaseDurationMs: 15_000,
-  renewDeadlineMs: 10_000,
-  retryPeriodMs: 2_000,
-};
+export { LEASE_DEFAULTS } from './settings.ts';
 
 interface LeaseSpec {
   holderIdentity?: string;
@@ -65,6 +66,8 @@ export class LeaderElector {
   private readonly client: KubeClient;
   /** Ends the attempt in flight on stop(). */
   private readonly stopping = new AbortController();
+  /** The longest event-loop stall between attempts: tells a starved process from a slow server. */
+  private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 20 });
 
   constructor(
     client: KubeClient,
@@ -80,6 +83,7 @@ export class LeaderElector {
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.loopDelay.enable();
     this.loop = this.run();
   }
 
@@ -88,6 +92,7 @@ export class LeaderElector {
     this.running = false;
     this.stopping.abort(new Error('stopping'));
     await this.loop;
+    this.loopDelay.disable();
     if (this.leading) {
       this.leading = false;
       await this.release().catch((err: unknown) =>
@@ -126,6 +131,7 @@ export class LeaderElector {
       }
       if (!this.running) break;
       const now = performance.now();
+      this.reportSlow(ok, now - started);
       if (ok) {
         // Renewed as of when the attempt started: the others observed the record no earlier.
         this.lastRenew = started;
@@ -138,7 +144,11 @@ export class LeaderElector {
         this.leading = false;
         this.running = false;
         log.error(
-          { identity: this.opts.identity, sinceRenewMs: Math.round(now - this.lastRenew) },
+          {
+            identity: this.opts.identity,
+            sinceRenewMs: Math.round(now - this.lastRenew),
+            attemptMs: Math.round(now - started),
+          },
           'lost the lease: could not renew it within the renew deadline',
         );
         this.opts.onStoppedLeading(true);
@@ -149,10 +159,49 @@ export class LeaderElector {
     }
   }
 
+  /**
+   * A warning for an attempt that took over a second or came after a stall of the event loop
+   * over a second: a lost lease is then explained by the log (server latency vs. starvation).
+   */
+  private reportSlow(ok: boolean, attemptMs: number): void {
+    const stallMs = this.loopDelay.max / 1e6;
+    this.loopDelay.reset();
+    if (attemptMs < 1_000 && stallMs < 1_000) return;
+    this.opts.log.warn(
+      {
+        ok,
+        leading: this.leading,
+        attemptMs: Math.round(attemptMs),
+        eventLoopStallMs: Math.round(stallMs),
+      },
+      'slow lease attempt',
+    );
+  }
+
   private async tryAcquireOrRenew(started: number, signal: AbortSignal): Promise<boolean> {
     // Wall-clock time only for the record others read; every comparison is monotonic.
     const now = new Date();
     const { identity, leaseDurationMs } = this.opts;
+    // A leader first updates the record it wrote last (one request, as client-go does since
+    // 1.24): a renewal under a loaded server costs one round trip instead of two. A conflict
+    // (someone else wrote) or any error falls back to reading the lease.
+    const held = this.lease;
+    if (this.leading && held?.spec?.holderIdentity === identity) {
+      try {
+        this.lease = await this.client.request<Lease>('PUT', this.path(this.opts.name), {
+          verb: 'update',
+          resource: 'leases',
+          timeoutMs: 5_000,
+          signal,
+          body: { ...held, spec: { ...held.spec, renewTime: microTime(now) } },
+        });
+        this.observe(this.lease.spec, started);
+        return true;
+      } catch (err) {
+        if (signal.aborted) throw err;
+        this.opts.log.debug({ err: String(err) }, 'optimistic renewal failed; reading the lease');
+      }
+    }
     const desired = (old: LeaseSpec | undefined): LeaseSpec => {
       const mine = old?.holderIdentity === identity;
       return {

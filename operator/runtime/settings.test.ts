@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_IMAGES } from '../api/images.ts';
-import { SettingsError, parseSettings } from './settings.ts';
+import { LEASE_DEFAULTS, SettingsError, parseSettings } from './settings.ts';
 
 const problemsOf = (env: Record<string, string>): readonly string[] => {
   try {
@@ -23,11 +23,11 @@ describe('parseSettings', () => {
       leaderElection: true,
       leaseName: 'scalable-operator',
       leaseNamespace: 'default',
-      lease: { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 },
+      lease: { leaseDurationMs: 30_000, renewDeadlineMs: 20_000, retryPeriodMs: 2_000 },
       httpPort: 8080,
       httpHost: '0.0.0.0',
-      apiQps: 20,
-      apiBurst: 30,
+      apiQps: 100,
+      apiBurst: 200,
       watchNamespaces: undefined,
       images: DEFAULT_IMAGES,
     });
@@ -93,11 +93,20 @@ describe('parseSettings', () => {
     ]);
   });
 
+  it('takes the lease defaults from one place, in the order leader election needs', () => {
+    const { lease } = parseSettings({});
+    expect(lease).toEqual(LEASE_DEFAULTS);
+    // The leader gives up before a standby may take over, with a retry period to spare, and
+    // several attempts (with client-go's 20 % jitter) fit in the renew deadline.
+    expect(lease.renewDeadlineMs + lease.retryPeriodMs).toBeLessThan(lease.leaseDurationMs);
+    expect(lease.retryPeriodMs * 1.2 * 5).toBeLessThanOrEqual(lease.renewDeadlineMs);
+  });
+
   it('keeps the lease timings in the order leader election needs', () => {
-    expect(problemsOf({ SCALABLE_LEASE_RENEW_DEADLINE_SECONDS: '20' })).toEqual([
+    expect(problemsOf({ SCALABLE_LEASE_RENEW_DEADLINE_SECONDS: '30' })).toEqual([
       'SCALABLE_LEASE_RENEW_DEADLINE_SECONDS: must be less than SCALABLE_LEASE_DURATION_SECONDS',
     ]);
-    expect(problemsOf({ SCALABLE_LEASE_RETRY_SECONDS: '10' })).toEqual([
+    expect(problemsOf({ SCALABLE_LEASE_RETRY_SECONDS: '20' })).toEqual([
       'SCALABLE_LEASE_RETRY_SECONDS: must be less than SCALABLE_LEASE_RENEW_DEADLINE_SECONDS',
     ]);
   });

@@ -1,5 +1,5 @@
 // The leader's API connection stalls (a proxy that forwards nothing, as in a partition): it
-// cannot renew within the renew deadline (10 s, every request under a hard deadline), so it
+// cannot renew within the renew deadline (10 s here, every request under a hard deadline), so it
 // cancels its in-flight work and exits non-zero before its lease (15 s) can expire; the other
 // replica takes over; the API server's audit log shows no write of the stalled one after the
 // stall began (it ran as a ServiceAccount of its own, so its requests are told apart).
@@ -38,6 +38,13 @@ let client: KubeClient;
 let proxy: StallProxy;
 let a: OperatorProcess;
 let b: OperatorProcess;
+
+// client-go's timings, shorter than the operator's defaults: the mechanism, in less time.
+const TIMING = {
+  SCALABLE_LEASE_DURATION_SECONDS: '15',
+  SCALABLE_LEASE_RENEW_DEADLINE_SECONDS: '10',
+  SCALABLE_LEASE_RETRY_SECONDS: '2',
+};
 
 const MUTATING = new Set(['create', 'update', 'patch', 'delete', 'deletecollection']);
 
@@ -79,7 +86,7 @@ describe('leader with a stalled API connection', () => {
     );
     proxy = await startStallProxy({ host: server.hostname, port: Number(server.port) });
     a = await startOperator(
-      { SCALABLE_LEASE_NAME: lease },
+      { SCALABLE_LEASE_NAME: lease, ...TIMING },
       viaProxy(await rbacKubeconfig(client, idA, lease), proxy.port),
     );
     await eventually(
@@ -88,7 +95,7 @@ describe('leader with a stalled API connection', () => {
       30_000,
     );
     b = await startOperator(
-      { SCALABLE_LEASE_NAME: lease },
+      { SCALABLE_LEASE_NAME: lease, ...TIMING },
       await rbacKubeconfig(client, idB, lease),
     );
     await applyAs(client, 'test-user', scalableApp(ns, 'one', { web: { image: 'a:1' } }));
