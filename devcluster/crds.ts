@@ -1,5 +1,6 @@
 // The upstream CRDs (KEDA, Prometheus Operator, Gateway API, Traefik), copied out of their Go
 // modules' zips into the cache and applied to or removed from a running API server.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
@@ -71,14 +72,36 @@ export function kubectl(kubeconfig: string, args: string[], input?: string) {
   return run(binPath('kubectl'), [`--kubeconfig=${kubeconfig}`, ...args], { input });
 }
 
-export async function waitEstablished(kubeconfig: string): Promise<void> {
-  await kubectl(kubeconfig, [
-    'wait',
-    '--for=condition=Established',
-    'crd',
-    '--all',
-    '--timeout=120s',
-  ]);
+/**
+ * Until every CRD (or the named ones) is Established. Polled, not `kubectl wait
+ * --for=condition=Established`: that fails at once on a CRD whose status.conditions is still
+ * null (a fresh CRD the API server's controller has not looked at yet).
+ */
+export async function waitEstablished(
+  kubeconfig: string,
+  names: readonly string[] = [],
+  timeoutMs = 120_000,
+): Promise<void> {
+  type Crd = {
+    metadata: { name: string };
+    status?: { conditions?: { type: string; status: string }[] | null };
+  };
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { stdout } = await kubectl(kubeconfig, ['get', 'crd', ...names, '-o', 'json']);
+    const parsed = JSON.parse(stdout) as { items?: Crd[] } & Partial<Crd>;
+    const crds: Crd[] = parsed.items ?? [parsed as Crd];
+    const pending = crds.filter(
+      (c) =>
+        !(c.status?.conditions ?? []).some((x) => x.type === 'Established' && x.status === 'True'),
+    );
+    if (pending.length === 0) return;
+    if (Date.now() > deadline)
+      throw new Error(
+        `CRDs not Established in ${timeoutMs / 1000} s: ${pending.map((c) => c.metadata.name).join(', ')}`,
+      );
+    await sleep(250);
+  }
 }
 
 export async function setOptionalCrds(

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureCluster, kubectl } from '../../devcluster/index.ts';
+import { waitEstablished } from '../../devcluster/crds.ts';
 
 const REPO = join(import.meta.dirname, '..', '..');
 
@@ -13,12 +14,7 @@ export async function installCrd(kubeconfig: string): Promise<void> {
   const file =
     process.env['SCALABLE_CRD_FILE'] ?? join(REPO, 'crds', 'scalableapps.scalable.dev.yaml');
   await kubectl(kubeconfig, ['apply', '--server-side', '--force-conflicts', '-f', file]);
-  await kubectl(kubeconfig, [
-    'wait',
-    '--for=condition=Established',
-    'crd/scalableapps.scalable.dev',
-    '--timeout=60s',
-  ]);
+  await waitEstablished(kubeconfig, ['scalableapps.scalable.dev'], 60_000);
 }
 
 /** Namespaces the examples name, then the examples themselves. */
