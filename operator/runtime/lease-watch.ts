@@ -17,6 +17,7 @@ import { ConflictError } from '../tiers/tier.ts';
 import type { ClusterAccess } from '../tiers/tier.ts';
 import { clusterAccess } from '../reconcile/cluster-access.ts';
 import { kindOf, pathOf } from '../reconcile/kinds.ts';
+import type { KindInfo } from '../reconcile/kinds.ts';
 import type { EventRecorder, EventTarget } from '../reconcile/events.ts';
 import { DATABASE_LABEL, PRIMARY_ROLE, ROLE_LABEL } from '../tiers/database/names.ts';
 import { isSilent, leaderRecordOf, releasePatch } from '../tiers/database/lease-break.ts';
@@ -25,8 +26,12 @@ import { InformerSet } from './informer-set.ts';
 import type { KubeClient } from './kube-client.ts';
 import type { Logger } from './log.ts';
 
-const CONFIG_MAP = kindOf('v1', 'ConfigMap');
-if (!CONFIG_MAP) throw new Error('ConfigMap is not a known kind');
+function configMapKind(): KindInfo {
+  const info = kindOf('v1', 'ConfigMap');
+  if (!info) throw new Error('ConfigMap is not a known kind');
+  return info;
+}
+const CONFIG_MAP = configMapKind();
 
 export interface LeaseWatchOptions {
   readonly client: KubeClient;
@@ -69,7 +74,7 @@ export class LeaseWatch {
     this.now = opts.now ?? (() => performance.now());
     this.informer = new InformerSet<LeaderRecord>(
       opts.watchNamespaces,
-      (ns) => pathOf(CONFIG_MAP!, ns),
+      (ns) => pathOf(CONFIG_MAP, ns),
       {
         client: opts.client,
         log: opts.log,
