@@ -81,9 +81,10 @@ describe('Patroni HA: one shard, primary + 2 replicas, synchronous, Kubernetes A
     watch.start();
   });
 
-  afterAll(async (_ctx, suite) => {
+  afterAll(async ({}, suite) => {
     await watch?.stop();
     client?.close();
+    await h?.stop(suite);
     await h?.stop(suite);
     console.log(`[patroni-ha] measured: ${JSON.stringify(numbers)}`);
     recordForBench('patroni-ha', numbers);

@@ -15,7 +15,7 @@ beforeAll(async () => {
   h = await startDatabase('retain', { replicasPerShard: 1, storage: { size: '1Gi' } });
 });
 
-afterAll(async (_ctx, suite) => {
+afterAll(async ({}, suite) => {
   await h?.stop(suite);
 });
 

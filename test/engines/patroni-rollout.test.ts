@@ -25,7 +25,7 @@ describe('database rollouts driven by the operator: one shard, primary + 2 repli
     kubelet = startKubelet(h);
   });
 
-  afterAll(async (_ctx, suite) => {
+  afterAll(async ({}, suite) => {
     await kubelet?.stop();
     await h?.stop(suite);
     console.log(`[patroni-rollout] measured: ${JSON.stringify(numbers)}`);

@@ -33,7 +33,7 @@ describe('Patroni shards: two Patroni clusters, keys routed by the shard map', (
     map = parseShardMap(cm.data['shard-map.json'] ?? '');
   });
 
-  afterAll(async (_ctx, suite) => {
+  afterAll(async ({}, suite) => {
     await h?.stop(suite);
   });
 

@@ -112,7 +112,7 @@ beforeAll(async () => {
   );
 });
 
-afterAll(async (_ctx, suite) => {
+afterAll(async ({}, suite) => {
   await sdk?.close();
   await proxies?.close();
   await h?.stop(suite);

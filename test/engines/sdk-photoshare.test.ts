@@ -145,7 +145,7 @@ beforeAll(async () => {
   webPort = await freePort();
 });
 
-afterAll(async (_ctx, suite) => {
+afterAll(async ({}, suite) => {
   for (const c of children) c.proc.kill('SIGKILL');
   await proxies?.close();
   await rh.cleanup();
