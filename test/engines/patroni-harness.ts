@@ -379,10 +379,9 @@ export async function startDatabase(
    */
   function endContainer(m: Member): void {
     for (const postmaster of postmastersOf(m.dataDir)) {
-      appendFileSync(
-        m.log,
-        `[kubelet stand-in] ${new Date().toISOString()} container ended: SIGKILL to the postmaster ${postmaster} Patroni left running\n`,
-      );
+      const line = `container of ${m.name} ended: SIGKILL to the postmaster ${postmaster} Patroni left running`;
+      appendFileSync(m.log, `[kubelet stand-in] ${new Date().toISOString()} ${line}\n`);
+      console.warn(`[${prefix}] ${line}`);
       killPid(postmaster);
     }
   }
