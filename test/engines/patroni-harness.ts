@@ -162,7 +162,7 @@ export async function sql<R extends pg.QueryResultRow>(
 }
 
 /** Postmasters serving `dataDir` (`postgres -D dataDir`), by their command lines. */
-function postmastersOf(dataDir: string): number[] {
+export function postmastersOf(dataDir: string): number[] {
   const found: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
