@@ -219,7 +219,10 @@ export interface Harness {
    * Patroni unless the check refused (then `refused` holds its message).
    */
   startMember(m: Member): void;
-  /** As the kubelet stops a container: SIGTERM, then SIGKILL after the grace period. */
+  /**
+   * As the kubelet stops a container: SIGTERM, then SIGKILL after the grace period; once
+   * Patroni has exited, whatever it left running dies with the container (endContainer).
+   */
   stopMember(m: Member, graceMs?: number): Promise<void>;
   /** Patroni's /readiness, the pod's readiness probe. */
   isReady(m: Member): Promise<boolean>;
