@@ -85,7 +85,6 @@ describe('Patroni HA: one shard, primary + 2 replicas, synchronous, Kubernetes A
     await watch?.stop();
     client?.close();
     await h?.stop(suite);
-    await h?.stop(suite);
     console.log(`[patroni-ha] measured: ${JSON.stringify(numbers)}`);
     recordForBench('patroni-ha', numbers);
   });
