@@ -14,8 +14,12 @@ export default tseslint.config(
   },
   {
     // Tests may assert presence with `!`: a wrong guess fails the test, which is the point.
+    // Vitest's hooks take the fixtures first, destructured: `afterAll(({}, suite) => ...)`.
     files: ['**/*.test.ts', 'test/**/*.ts'],
-    rules: { '@typescript-eslint/no-non-null-assertion': 'off' },
+    rules: {
+      '@typescript-eslint/no-non-null-assertion': 'off',
+      'no-empty-pattern': ['error', { allowObjectPatternsAsParameters: true }],
+    },
   },
   {
     files: ['**/*.cjs'],

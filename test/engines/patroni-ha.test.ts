@@ -82,10 +82,10 @@ describe('Patroni HA: one shard, primary + 2 replicas, synchronous, Kubernetes A
     watch.start();
   });
 
-  afterAll(async () => {
+  afterAll(async ({}, suite) => {
     await watch?.stop();
     client?.close();
-    await h?.stop();
+    await h?.stop(suite);
     console.log(`[patroni-ha] measured: ${JSON.stringify(numbers)}`);
     recordForBench('patroni-ha', numbers);
   });

@@ -6,9 +6,9 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import {
+  appendFileSync,
   chownSync,
   closeSync,
-  existsSync,
   mkdirSync,
   mkdtempSync,
   openSync,
@@ -161,6 +161,32 @@ export async function sql<R extends pg.QueryResultRow>(
   }
 }
 
+/** Postmasters serving `dataDir` (`postgres -D dataDir`), by their command lines. */
+export function postmastersOf(dataDir: string): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let args: string[];
+    try {
+      args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue; // exited meanwhile
+    }
+    const d = args.indexOf('-D');
+    if (args[0]?.endsWith('/postgres') && d > 0 && args[d + 1] === dataDir)
+      found.push(Number(entry));
+  }
+  return found;
+}
+
+function killPid(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
 export function appModel(namespace: string, database: Record<string, unknown>): AppModel {
   const r = validateApp({
     apiVersion: 'scalable.dev/v1alpha1',
@@ -193,13 +219,36 @@ export interface Harness {
    * Patroni unless the check refused (then `refused` holds its message).
    */
   startMember(m: Member): void;
-  /** As the kubelet stops a container: SIGTERM, then SIGKILL after the grace period. */
+  /**
+   * As the kubelet stops a container: SIGTERM, then SIGKILL after the grace period; once
+   * Patroni has exited, whatever it left running dies with the container (endContainer).
+   */
   stopMember(m: Member, graceMs?: number): Promise<void>;
   /** Patroni's /readiness, the pod's readiness probe. */
   isReady(m: Member): Promise<boolean>;
   /** kill -9 of Patroni and of its postmaster: a crashed node, no clean hand-over. */
   killMember(m: Member): void;
-  stop(): Promise<void>;
+  /**
+   * Kills every member and deletes the namespace; the member logs are kept (and where is
+   * printed) when `outcome` (afterAll's suite) has a failure, or SCALABLE_KEEP_ENGINE_LOGS=1.
+   */
+  stop(outcome?: TaskOutcome): Promise<void>;
+}
+
+/** What of a vitest task (afterAll's suite, a test) tells whether it failed. */
+export interface TaskOutcome {
+  readonly name?: string;
+  readonly result?: { readonly state?: string; readonly errors?: readonly unknown[] };
+  readonly tasks?: readonly TaskOutcome[];
+}
+
+/** Whether the task, a hook of it, or any task inside it failed. */
+export function failedIn(task: TaskOutcome): boolean {
+  return (
+    task.result?.state === 'fail' ||
+    (task.result?.errors?.length ?? 0) > 0 ||
+    (task.tasks ?? []).some(failedIn)
+  );
 }
 
 export interface HarnessOptions {
@@ -313,10 +362,6 @@ export async function startDatabase(
   }
 
   function killMember(m: Member): void {
-    const pidFile = join(m.dataDir, 'postmaster.pid');
-    const postmaster = existsSync(pidFile)
-      ? Number(readFileSync(pidFile, 'utf8').split('\n')[0])
-      : undefined;
     const pid = m.proc?.pid;
     if (tls && pid !== undefined && running(m)) {
       try {
@@ -326,12 +371,21 @@ export async function startDatabase(
       }
     }
     m.proc?.kill('SIGKILL');
-    if (postmaster) {
-      try {
-        process.kill(postmaster, 'SIGKILL');
-      } catch {
-        // already gone
-      }
+    for (const postmaster of postmastersOf(m.dataDir)) killPid(postmaster);
+  }
+
+  /**
+   * A container ends with its main process: the runtime kills whatever is left in its PID
+   * namespace. Here that is a postmaster Patroni left behind: SIGTERM while Patroni (3.0)
+   * restarts Postgres after a demotion makes it exit with the new postmaster running, which
+   * without this kept streaming from the primary with no Patroni and no pod.
+   */
+  function endContainer(m: Member): void {
+    for (const postmaster of postmastersOf(m.dataDir)) {
+      const line = `container of ${m.name} ended: SIGKILL to the postmaster ${postmaster} Patroni left running`;
+      appendFileSync(m.log, `[kubelet stand-in] ${new Date().toISOString()} ${line}\n`);
+      console.warn(`[${prefix}] ${line}`);
+      killPid(postmaster);
     }
   }
 
@@ -387,6 +441,7 @@ export async function startDatabase(
       await Promise.race([exited, late]);
       grace.abort();
       await exited;
+      endContainer(m);
     },
     async isReady(m) {
       if (!tls) {
@@ -414,7 +469,7 @@ export async function startDatabase(
       });
     },
     killMember,
-    async stop() {
+    async stop(outcome) {
       for (const m of members) killMember(m);
       await sleep(500);
       try {
@@ -424,8 +479,11 @@ export async function startDatabase(
       } catch {
         // the cluster may be gone already
       }
-      // SCALABLE_KEEP_ENGINE_LOGS=1 keeps the member logs for a post-mortem.
-      if (process.env['SCALABLE_KEEP_ENGINE_LOGS']) console.log(`[${prefix}] logs kept in ${dir}`);
+      // A failure keeps the member logs (Patroni, Postgres) for a post-mortem: in CI too.
+      if (outcome && failedIn(outcome))
+        console.error(`[${prefix}] a test failed: member logs kept in ${dir}`);
+      else if (process.env['SCALABLE_KEEP_ENGINE_LOGS'])
+        console.log(`[${prefix}] logs kept in ${dir}`);
       else rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -550,7 +608,7 @@ export async function startDatabase(
     if (!tls) for (const m of members) plainPorts.add(m.pgPort);
     for (const m of members) startMember(m);
   } catch (e) {
-    await harness.stop();
+    await harness.stop({ name: 'startDatabase', result: { state: 'fail' } });
     throw e;
   }
   return harness;

@@ -15,8 +15,8 @@ beforeAll(async () => {
   h = await startDatabase('retain', { replicasPerShard: 1, storage: { size: '1Gi' } });
 });
 
-afterAll(async () => {
-  await h?.stop();
+afterAll(async ({}, suite) => {
+  await h?.stop(suite);
 });
 
 async function asApp<T>(port: number, fn: (c: pg.Client) => Promise<T>): Promise<T> {

@@ -25,9 +25,9 @@ describe('database rollouts driven by the operator: one shard, primary + 2 repli
     kubelet = startKubelet(h);
   });
 
-  afterAll(async () => {
+  afterAll(async ({}, suite) => {
     await kubelet?.stop();
-    await h?.stop();
+    await h?.stop(suite);
     console.log(`[patroni-rollout] measured: ${JSON.stringify(numbers)}`);
   });
 

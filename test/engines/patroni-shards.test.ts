@@ -33,8 +33,8 @@ describe('Patroni shards: two Patroni clusters, keys routed by the shard map', (
     map = parseShardMap(cm.data['shard-map.json'] ?? '');
   });
 
-  afterAll(async () => {
-    await h?.stop();
+  afterAll(async ({}, suite) => {
+    await h?.stop(suite);
   });
 
   it('elects a primary per shard, and each primary Service selects only its own', async () => {

@@ -152,9 +152,9 @@ describe('Postgres with TLS (the default): rendered config, real Patroni and Pos
     );
   });
 
-  afterAll(async () => {
+  afterAll(async ({}, suite) => {
     for (const e of exporters) e.kill('SIGKILL');
-    await h?.stop();
+    await h?.stop(suite);
     console.log(`[postgres-tls] measured: ${JSON.stringify(numbers)}`);
   });
 
@@ -312,7 +312,7 @@ describe('Postgres with tls: false (the opt-out)', () => {
     h = await startDatabase('pg-plain', { replicasPerShard: 0, tls: false });
     m = await eventually('a primary', async () => h.primaryOf(0), 120_000, 500);
   });
-  afterAll(async () => h?.stop());
+  afterAll(async ({}, suite) => h?.stop(suite));
 
   it('accepts plain TCP and offers no TLS', async () => {
     const c = await appClient(h, m, false);

@@ -112,10 +112,10 @@ beforeAll(async () => {
   );
 });
 
-afterAll(async () => {
+afterAll(async ({}, suite) => {
   await sdk?.close();
   await proxies?.close();
-  await h?.stop();
+  await h?.stop(suite);
   if (mapDir) rmSync(mapDir, { recursive: true, force: true });
 });
 

@@ -145,11 +145,11 @@ beforeAll(async () => {
   webPort = await freePort();
 });
 
-afterAll(async () => {
+afterAll(async ({}, suite) => {
   for (const c of children) c.proc.kill('SIGKILL');
   await proxies?.close();
   await rh.cleanup();
-  await pgh?.stop();
+  await pgh?.stop(suite);
   if (mapDir) rmSync(mapDir, { recursive: true, force: true });
 });
 

@@ -22,6 +22,8 @@ type Json = Record<string, unknown>;
 
 export const failoverConfigMapName = (scope: string): string => `${scope}-failover`;
 export const syncConfigMapName = (scope: string): string => `${scope}-sync`;
+/** Patroni's leader lock: annotation `leader` names the member holding it. */
+export const leaderConfigMapName = (scope: string): string => `${scope}-leader`;
 
 const annotationsOf = (o: Json | undefined): Record<string, string> =>
   ((o?.['metadata'] as Json | undefined)?.['annotations'] ?? {}) as Record<string, string>;
@@ -77,6 +79,11 @@ async function requestSwitchover(
   const cm = await cluster.get('v1', 'ConfigMap', app.namespace, name);
   const pending = annotationsOf(cm);
   if (pending['leader'] || pending['member']) return []; // Patroni has not taken it up yet
+  // Patroni moves the leader lock, and clears the request, before the pods' role labels
+  // follow: labels still naming the old primary would make a second, stale request (seen
+  // in the engine test under load; Patroni drops it, but it is a write for nothing).
+  const lock = await cluster.get('v1', 'ConfigMap', app.namespace, leaderConfigMapName(scope));
+  if (annotationsOf(lock)['leader'] !== action.from) return [];
   const member = chooseCandidate(action.candidates, await syncStandbys(app, scope, cluster));
   if (!member) return []; // no synchronous standby among the candidates yet
   const annotations = { leader: action.from, member };

@@ -1,0 +1,104 @@
+import { describe, expect, it } from 'vitest';
+import type { ObservedObject } from '../shared/report.ts';
+import { modelOf } from '../shared/test-helpers.ts';
+import type { ClusterAccess } from '../tier.ts';
+import { RolloutGate } from './rollout-gate.ts';
+import { stepRollouts } from './rollout-step.ts';
+
+type Json = Record<string, unknown>;
+
+function pod(ordinal: number, role: 'master' | 'replica'): ObservedObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: `shop-db-0-${ordinal}`,
+      uid: `uid-${ordinal}`,
+      labels: {
+        'scalable.dev/database': 'shop',
+        'scalable.dev/cluster': 'shop-db-0',
+        'controller-revision-hash': 'rev',
+        'scalable.dev/role': role,
+      },
+    },
+    status: { conditions: [{ type: 'Ready', status: 'True' }] },
+  };
+}
+
+const sts: ObservedObject = {
+  apiVersion: 'apps/v1',
+  kind: 'StatefulSet',
+  metadata: { name: 'shop-db-0', generation: 1 },
+  spec: { replicas: 3 },
+  status: { observedGeneration: 1, updateRevision: 'rev' },
+};
+
+/** An API server holding the shard's StatefulSet, pods and Patroni's ConfigMaps. */
+function fakeCluster(pods: ObservedObject[], configMaps: Record<string, Json>) {
+  const writes: string[] = [];
+  const cluster: ClusterAccess = {
+    async get(_v, kind, _ns, name) {
+      if (kind === 'StatefulSet') return sts as unknown as Json;
+      const annotations = configMaps[name];
+      return annotations ? { metadata: { name, annotations } } : undefined;
+    },
+    async list() {
+      return pods as unknown as Json[];
+    },
+    async mergePatch(_v, kind, _ns, name, body) {
+      writes.push(`patch ${kind} ${name} ${JSON.stringify(body)}`);
+      return body;
+    },
+    async create(_v, kind, _ns, body) {
+      const meta = body['metadata'] as { name: string; annotations: Json };
+      writes.push(`create ${kind} ${meta.name} ${JSON.stringify(meta.annotations)}`);
+      return body;
+    },
+    async delete(_v, kind, _ns, name) {
+      writes.push(`delete ${kind} ${name}`);
+    },
+  };
+  return { cluster, writes };
+}
+
+describe('stepRollouts: the switchover before a scale-down', () => {
+  // replicasPerShard 2 -> 1 with the primary labelled on ordinal 2, the one that goes.
+  const app = modelOf({ database: { replicasPerShard: 1 } });
+  const pods = [pod(0, 'replica'), pod(1, 'replica'), pod(2, 'master')];
+  const step = (configMaps: Record<string, Json>) => {
+    const { cluster, writes } = fakeCluster(pods, configMaps);
+    return stepRollouts(
+      app,
+      { objects: [sts], pods, missingApis: [] },
+      cluster,
+      new RolloutGate(),
+    ).then((out) => ({ out, writes }));
+  };
+
+  it('asks Patroni to switch over when its leader lock names the labelled primary', async () => {
+    const { out, writes } = await step({ 'shop-db-0-leader': { leader: 'shop-db-0-2' } });
+    expect(writes).toEqual([
+      'create ConfigMap shop-db-0-failover {"leader":"shop-db-0-2","member":"shop-db-0-0"}',
+    ]);
+    expect(out.map((w) => `${w.action} ${w.kind}`)).toEqual(['Created ConfigMap']);
+  });
+
+  it('asks nothing while the labels lag a switchover Patroni has already made', async () => {
+    // The request was consumed (annotations cleared) and the lock moved to shop-db-0-0, but
+    // shop-db-0-2 is still labelled primary: a request now would be a second one.
+    const { out, writes } = await step({
+      'shop-db-0-leader': { leader: 'shop-db-0-0' },
+      'shop-db-0-failover': {},
+    });
+    expect(writes).toEqual([]);
+    expect(out).toEqual([]);
+  });
+
+  it('asks nothing while a request is pending', async () => {
+    const { writes } = await step({
+      'shop-db-0-leader': { leader: 'shop-db-0-2' },
+      'shop-db-0-failover': { leader: 'shop-db-0-2', member: 'shop-db-0-0' },
+    });
+    expect(writes).toEqual([]);
+  });
+});
