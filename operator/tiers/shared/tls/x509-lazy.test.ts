@@ -28,5 +28,6 @@ describe('@peculiar/x509', () => {
       after: 'function',
       pem: '-----BEGIN CERTIFICATE-----',
     });
-  });
+    // A fresh Node compiling the operator with tsx: seconds on a loaded machine.
+  }, 60_000);
 });
