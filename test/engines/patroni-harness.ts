@@ -380,12 +380,27 @@ export async function startDatabase(
    * restarts Postgres after a demotion makes it exit with the new postmaster running, which
    * without this kept streaming from the primary with no Patroni and no pod.
    */
-  function endContainer(m: Member): void {
-    for (const postmaster of postmastersOf(m.dataDir)) {
-      const line = `container of ${m.name} ended: SIGKILL to the postmaster ${postmaster} Patroni left running`;
-      appendFileSync(m.log, `[kubelet stand-in] ${new Date().toISOString()} ${line}\n`);
-      console.warn(`[${prefix}] ${line}`);
-      killPid(postmaster);
+  async function endContainer(m: Member, pid: number | undefined): Promise<void> {
+    // The rest of the entrypoint's process group first (TLS: the shell may end before the
+    // Patroni it stopped), so that nothing is left to start a postmaster; then postmasters,
+    // until none shows up for a few scans (one being spawned as Patroni died appears late).
+    if (tls && pid !== undefined) {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // the group is gone
+      }
+    }
+    for (let quiet = 0; quiet < 3;) {
+      const left = postmastersOf(m.dataDir);
+      quiet = left.length === 0 ? quiet + 1 : 0;
+      for (const postmaster of left) {
+        const line = `container of ${m.name} ended: SIGKILL to the postmaster ${postmaster} Patroni left running`;
+        appendFileSync(m.log, `[kubelet stand-in] ${new Date().toISOString()} ${line}\n`);
+        console.warn(`[${prefix}] ${line}`);
+        killPid(postmaster);
+      }
+      await sleep(100);
     }
   }
 
@@ -441,7 +456,7 @@ export async function startDatabase(
       await Promise.race([exited, late]);
       grace.abort();
       await exited;
-      endContainer(m);
+      await endContainer(m, proc.pid);
     },
     async isReady(m) {
       if (!tls) {
