@@ -185,23 +185,6 @@ export class LeaderElector {
     // A leader first updates the record it wrote last (one request, as client-go does since
     // 1.24): a renewal under a loaded server costs one round trip instead of two. A conflict
     // (someone else wrote) or any error falls back to reading the lease.
-    const held = this.lease;
-    if (this.leading && held?.spec?.holderIdentity === identity) {
-      try {
-        this.lease = await this.client.request<Lease>('PUT', this.path(this.opts.name), {
-          verb: 'update',
-          resource: 'leases',
-          timeoutMs: 5_000,
-          signal,
-          body: { ...held, spec: { ...held.spec, renewTime: microTime(now) } },
-        });
-        this.observe(this.lease.spec, started);
-        return true;
-      } catch (err) {
-        if (signal.aborted) throw err;
-        this.opts.log.debug({ err: String(err) }, 'optimistic renewal failed; reading the lease');
-      }
-    }
     const desired = (old: LeaseSpec | undefined): LeaseSpec => {
       const mine = old?.holderIdentity === identity;
       return {
@@ -212,6 +195,27 @@ export class LeaderElector {
         leaseTransitions: (old?.leaseTransitions ?? 0) + (mine || !old?.holderIdentity ? 0 : 1),
       };
     };
+    /** Writes `spec` over `lease` (its resourceVersion the precondition) and observes it. */
+    const update = async (lease: Lease, spec: LeaseSpec): Promise<void> => {
+      this.lease = await this.client.request<Lease>('PUT', this.path(this.opts.name), {
+        verb: 'update',
+        resource: 'leases',
+        timeoutMs: 5_000,
+        signal,
+        body: { ...lease, spec },
+      });
+      this.observe(this.lease.spec, started);
+    };
+    const held = this.lease;
+    if (this.leading && held?.spec?.holderIdentity === identity) {
+      try {
+        await update(held, desired(held.spec));
+        return true;
+      } catch (err) {
+        if (signal.aborted) throw err;
+        this.opts.log.debug({ err: String(err) }, 'optimistic renewal failed; reading the lease');
+      }
+    }
     let lease: Lease;
     try {
       lease = await this.client.request<Lease>('GET', this.path(this.opts.name), {
@@ -248,14 +252,7 @@ export class LeaderElector {
     const ttl = (spec.leaseDurationSeconds ?? leaseDurationMs / 1000) * 1000;
     if (heldByOther && this.observedAt + ttl > performance.now()) return false;
     try {
-      this.lease = await this.client.request<Lease>('PUT', this.path(this.opts.name), {
-        verb: 'update',
-        resource: 'leases',
-        timeoutMs: 5_000,
-        signal,
-        body: { ...lease, spec: desired(spec) },
-      });
-      this.observe(this.lease.spec, started);
+      await update(lease, desired(spec));
       if (heldByOther)
         this.opts.log.info({ previous: spec.holderIdentity }, 'took over an expired lease');
       return true;

@@ -62,11 +62,11 @@ export class LeaseWatch {
   /** Per leader key: the version last seen and when (monotonic ms). */
   private readonly seen = new Map<string, { rv: string; at: number }>();
   private readonly inFlight = new Set<string>();
-  /** Locks this watch released, by key: whom from, when, and that pod's uid then. */
-  private readonly released = new Map<
-    string,
-    { record: LeaderRecord; at: number; uid: string | undefined }
-  >();
+  /**
+   * Locks this watch released whose holder's pod carried the primary label, by key: the
+   * record released, when, and that pod's uid then (what fencing may delete).
+   */
+  private readonly released = new Map<string, { record: LeaderRecord; at: number; uid: string }>();
   private timer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
 
@@ -124,7 +124,7 @@ export class LeaseWatch {
       if (r.app === undefined) continue;
       const key = `${r.namespace}/${r.name}`;
       const seen = this.seen.get(key);
-      if (!seen || seen.rv !== r.resourceVersion || this.inFlight.has(key)) continue;
+      if (!seen || this.inFlight.has(key)) continue;
       const fence = this.fenceDue(key, r, now);
       if (
         fence === undefined &&
@@ -137,7 +137,7 @@ export class LeaseWatch {
         fence !== undefined
           ? this.fence(access, fence.record, fence.uid)
           : this.release(access, r, now - seen.at).then((uid) => {
-              if (uid !== false) this.released.set(key, { record: r, at: this.now(), uid });
+              if (uid !== undefined) this.released.set(key, { record: r, at: this.now(), uid });
             });
       void work
         .catch((err: unknown) =>
@@ -157,7 +157,7 @@ export class LeaseWatch {
     }
     if (r.leader === undefined) return undefined; // the race is still on
     this.released.delete(key);
-    return done.uid === undefined ? undefined : done;
+    return done;
   }
 
   /** The pod of `member` while it carries the primary label: its uid. */
@@ -172,9 +172,9 @@ export class LeaseWatch {
     return (pod?.['metadata'] as { uid?: string } | undefined)?.uid;
   }
 
-  private async fence(access: ClusterAccess, r: LeaderRecord, uid: string | undefined) {
+  private async fence(access: ClusterAccess, r: LeaderRecord, uid: string) {
     const member = r.leader;
-    if (!member || uid === undefined) return;
+    if (!member) return;
     if ((await this.primaryPodUid(access, r, member)) !== uid) return; // relabelled or replaced
     await access.delete('v1', 'Pod', r.namespace, member, uid);
     const message = `${r.scope ?? r.name}: pod ${member} still labelled primary after another member took over; deleted so that the primary Service stops sending it connections (its volume is kept; it comes back as a replica)`;
@@ -195,21 +195,22 @@ export class LeaseWatch {
 
   /**
    * Releases the lock if the API server still has the version judged silent; gives the
-   * silent primary's pod uid (undefined if it carries no primary label), false if not released.
+   * silent primary's pod uid when released and that pod carries the primary label.
    */
   private async release(
     access: ClusterAccess,
     r: LeaderRecord,
     silentMs: number,
-  ): Promise<string | undefined | false> {
+  ): Promise<string | undefined> {
     const fresh = await access.get('v1', 'ConfigMap', r.namespace, r.name);
     const now = fresh ? leaderRecordOf(fresh) : undefined;
-    if (!now || now.resourceVersion !== r.resourceVersion || now.leader !== r.leader) return false;
+    if (!now || now.resourceVersion !== r.resourceVersion || now.leader !== r.leader)
+      return undefined;
     const uid = r.leader ? await this.primaryPodUid(access, r, r.leader) : undefined;
     try {
       await access.mergePatch('v1', 'ConfigMap', r.namespace, r.name, releasePatch(r));
     } catch (err) {
-      if (err instanceof ConflictError) return false; // renewed in between: alive after all
+      if (err instanceof ConflictError) return undefined; // renewed in between: alive after all
       throw err;
     }
     const message = `${r.scope ?? r.name}: primary ${r.leader} did not renew its leader lock for ${(silentMs / 1000).toFixed(1)} s; lock released so that a replica takes over`;

@@ -201,11 +201,11 @@ describe('a ScalableApp with every tier on kind', () => {
          : undefined,
        connectionTimeoutMillis: 3000, query_timeout: 5000 }`;
 
-  const sql = async (host: string, query: string): Promise<unknown[]> =>
+  const sql = async (host: string, query: string, pod = CLIENT): Promise<unknown[]> =>
     JSON.parse(
       await nodeScript(
         NS,
-        CLIENT,
+        pod,
         `import pg from 'pg';
          const c = new pg.Client(${pgConfig(host)});
          await c.connect();
@@ -215,6 +215,50 @@ describe('a ScalableApp with every tier on kind', () => {
          console.log(JSON.stringify((Array.isArray(r) ? r.at(-1) : r).rows));`,
       ),
     ) as unknown[];
+
+  interface WriterResult {
+    acked: number;
+    /** The longest time between two acknowledgements (epoch ms: nodes share the host's clock). */
+    gap: { ms: number; from: number; to: number };
+    failures: number;
+  }
+  /**
+   * `count` single-row inserts into `table` through `host`, from `pod`, each retried on a
+   * fresh connection until acknowledged (ON CONFLICT: a commit whose acknowledgement was lost
+   * is not an error on retry).
+   */
+  const writeRows = async (
+    host: string,
+    table: string,
+    count: number,
+    pod = CLIENT,
+  ): Promise<WriterResult> =>
+    JSON.parse(
+      await nodeScript(
+        NS,
+        pod,
+        `import pg from 'pg';
+         const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+         let client, last = Date.now(), gap = { ms: 0, from: 0, to: 0 }, failures = 0, acked = 0;
+         for (let i = 1; i <= ${count}; ) {
+           try {
+             if (!client) { client = new pg.Client(${pgConfig(host)}); client.on('error', () => {}); await client.connect(); }
+             await client.query('INSERT INTO ${table} (id) VALUES ($1) ON CONFLICT (id) DO NOTHING', [i]);
+             const now = Date.now();
+             if (now - last > gap.ms) gap = { ms: now - last, from: last, to: now };
+             last = now; acked++; i++;
+             await sleep(20);
+           } catch {
+             failures++;
+             try { await client?.end(); } catch {}
+             client = undefined;
+             await sleep(250);
+           }
+         }
+         await client?.end();
+         console.log(JSON.stringify({ acked, gap, failures }));`,
+      ),
+    ) as WriterResult;
 
   it('database: Patroni elects one primary per shard; -rw reaches it, -ro a replica; a row written via -rw is read via -ro', async () => {
     // After the web rollout: every tier ready again (a cold run once caught a replica restarting).
@@ -286,31 +330,8 @@ describe('a ScalableApp with every tier on kind', () => {
       host,
       'DROP TABLE IF EXISTS e2e_writes; CREATE TABLE e2e_writes (id int PRIMARY KEY)',
     );
-    // The writer: 1,000 inserts, each retried on a fresh connection until acknowledged
-    // (ON CONFLICT: a commit whose acknowledgement was lost is not an error on retry).
-    const writer = nodeScript(
-      NS,
-      CLIENT,
-      `import pg from 'pg';
-       const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-       let client, lastAck = Date.now(), maxGap = 0, failures = 0, acked = 0;
-       for (let i = 1; i <= 1000; ) {
-         try {
-           if (!client) { client = new pg.Client(${pgConfig(host)}); client.on('error', () => {}); await client.connect(); }
-           await client.query('INSERT INTO e2e_writes (id) VALUES ($1) ON CONFLICT (id) DO NOTHING', [i]);
-           const now = Date.now(); maxGap = Math.max(maxGap, now - lastAck); lastAck = now;
-           acked++; i++;
-           await sleep(20);
-         } catch {
-           failures++;
-           try { await client?.end(); } catch {}
-           client = undefined;
-           await sleep(250);
-         }
-       }
-       await client?.end();
-       console.log(JSON.stringify({ acked, maxGapMs: maxGap, failures }));`,
-    );
+    // The writer: 1,000 inserts, each retried until acknowledged.
+    const writer = writeRows(host, 'e2e_writes', 1000);
     await eventually(
       '200 writes before the primary is deleted',
       async () => {
@@ -338,14 +359,10 @@ describe('a ScalableApp with every tier on kind', () => {
       value: seconds(Date.now() - deletedAt),
       note: `${old.metadata.name} -> ${promoted.metadata.name}`,
     });
-    const result = JSON.parse(await writer) as {
-      acked: number;
-      maxGapMs: number;
-      failures: number;
-    };
+    const result = await writer;
     record({
       name: 'failover: Postgres longest pause between acknowledged writes',
-      value: seconds(result.maxGapMs),
+      value: seconds(result.gap.ms),
       note: `${result.failures} failed attempts retried`,
     });
     expect(result.acked).toBe(1000);
@@ -784,63 +801,28 @@ describe('a ScalableApp with every tier on kind', () => {
     const host = `${APP}-db-${shard}.${NS}.svc`;
     const WRITER = 'shop-writer';
     await cloneWebPod(NS, APP, WRITER, { 'scalable.dev/app': APP }, { nodeName: safeNode });
-    await nodeScript(
-      NS,
+    await sql(
+      host,
+      'DROP TABLE IF EXISTS e2e_freeze; CREATE TABLE e2e_freeze (id int PRIMARY KEY)',
       WRITER,
-      `import pg from 'pg';
-       const c = new pg.Client(${pgConfig(host)});
-       await c.connect();
-       await c.query('DROP TABLE IF EXISTS e2e_freeze; CREATE TABLE e2e_freeze (id int PRIMARY KEY)');
-       await c.end();`,
     );
-    // 800 inserts through the primary Service, each retried on a fresh connection until
-    // acknowledged; the longest gap between acknowledgements is the outage (epoch ms: the
-    // nodes share the host's clock).
-    const writer = nodeScript(
-      NS,
-      WRITER,
-      `import pg from 'pg';
-       const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-       let client, last = Date.now(), gap = { ms: 0, from: 0, to: 0 }, failures = 0, acked = 0;
-       for (let i = 1; i <= 800; ) {
-         try {
-           if (!client) { client = new pg.Client(${pgConfig(host)}); client.on('error', () => {}); await client.connect(); }
-           await client.query('INSERT INTO e2e_freeze (id) VALUES ($1) ON CONFLICT (id) DO NOTHING', [i]);
-           const now = Date.now();
-           if (now - last > gap.ms) gap = { ms: now - last, from: last, to: now };
-           last = now; acked++; i++;
-           await sleep(20);
-         } catch {
-           failures++;
-           try { await client?.end(); } catch {}
-           client = undefined;
-           await sleep(250);
-         }
-       }
-       await client?.end();
-       console.log(JSON.stringify({ acked, gap, failures }));`,
-    );
+    // 800 inserts through the primary Service from a node that keeps running; the longest gap
+    // between acknowledgements is the outage.
+    const writer = writeRows(host, 'e2e_freeze', 800, WRITER);
     await eventually(
       '200 writes before the node is frozen',
       async () => {
-        const out = await nodeScript(
-          NS,
-          WRITER,
-          `import pg from 'pg';
-           const c = new pg.Client(${pgConfig(host)});
-           await c.connect();
-           const r = await c.query('SELECT count(*)::int AS n FROM e2e_freeze');
-           await c.end();
-           console.log(r.rows[0].n);`,
-        );
-        return Number(out) >= 200 ? true : undefined;
+        const [row] = (await sql(host, 'SELECT count(*)::int AS n FROM e2e_freeze', WRITER)) as {
+          n: number;
+        }[];
+        return (row?.n ?? 0) >= 200 ? true : undefined;
       },
       120_000,
       500,
     );
     const frozenAt = Date.now();
     await run('docker', ['pause', frozenNode]);
-    let result: { acked: number; gap: { ms: number; from: number; to: number }; failures: number };
+    let result: WriterResult;
     try {
       const promoted = await eventually(
         'the replica labelled primary',
@@ -856,7 +838,7 @@ describe('a ScalableApp with every tier on kind', () => {
         value: seconds(Date.now() - frozenAt),
         note: `${old.metadata.name} on ${frozenNode} -> ${promoted.metadata.name}`,
       });
-      result = JSON.parse(await writer) as typeof result;
+      result = await writer;
     } finally {
       await run('docker', ['unpause', frozenNode]);
     }

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, postmastersOf, sql, startDatabase } from './patroni-harness.ts';
 import type { Harness } from './patroni-harness.ts';
-import { settled } from './patroni-rollout-scenarios.ts';
+import { requestSwitchover, settled } from './patroni-rollout-scenarios.ts';
 
 describe('a member stopped in the middle of its demotion', () => {
   let h: Harness;
@@ -23,19 +23,7 @@ describe('a member stopped in the middle of its demotion', () => {
     const replica = h.members.find((m) => m !== primary);
     if (!replica) throw new Error('no replica');
     // A switchover through Patroni's DCS, as the operator requests it.
-    h.kubectl(
-      ['apply', '--server-side', '--field-manager=test', '--force-conflicts', '-f', '-'],
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'ConfigMap',
-        metadata: {
-          name: 'shop-db-0-failover',
-          namespace: h.ns,
-          labels: { 'scalable.dev/database': 'shop', 'scalable.dev/cluster': 'shop-db-0' },
-          annotations: { leader: primary.name, member: replica.name },
-        },
-      }),
-    );
+    requestSwitchover(h, primary.name, replica.name);
     // The old primary's Postgres stops for the demotion; Patroni starts it again as a replica.
     await eventually(
       `${primary.name}'s Postgres stopped for the demotion`,

@@ -360,15 +360,17 @@ describe('Patroni HA: one shard, primary + 2 replicas, synchronous, Kubernetes A
     // new primary before the old one is back (the StatefulSet re-creates the pod).
     await eventually('the dead primary fenced', async () => (fenced.length > 0 ? true : undefined));
     expect(fenced).toEqual([old.name]);
-    await eventually(
-      'the primary Service on the new primary alone',
-      async () =>
-        JSON.stringify(h.endpointsOf('shop-db-0')) === JSON.stringify([promoted.name])
-          ? true
-          : undefined,
-      30_000,
-      500,
-    );
+    const serviceOnPromoted = (what: string) =>
+      eventually(
+        what,
+        async () =>
+          JSON.stringify(h.endpointsOf('shop-db-0')) === JSON.stringify([promoted.name])
+            ? true
+            : undefined,
+        30_000,
+        500,
+      );
+    await serviceOnPromoted('the primary Service on the new primary alone');
     numbers['serviceOnNewPrimarySeconds'] = (Date.now() - killedAt) / 1000;
 
     // The kubelet would restart the crashed container: the old primary rejoins as a
@@ -381,15 +383,7 @@ describe('Patroni HA: one shard, primary + 2 replicas, synchronous, Kubernetes A
       500,
     );
     expect(h.primaryOf(0)?.name).toBe(promoted.name);
-    await eventually(
-      'the primary Service on the new primary',
-      async () =>
-        JSON.stringify(h.endpointsOf('shop-db-0')) === JSON.stringify([promoted.name])
-          ? true
-          : undefined,
-      30_000,
-      500,
-    );
+    await serviceOnPromoted('the primary Service on the new primary');
     await eventually(
       'acknowledged rows on the rejoined node',
       async () => {

@@ -187,6 +187,23 @@ export async function rollout(h: Harness, cluster: ClusterAccess): Promise<Outco
   });
 }
 
+/** A switchover request in Patroni's DCS (`shop-db-0-failover`), as the operator writes it. */
+export function requestSwitchover(h: Harness, leader: string, member: string): void {
+  h.kubectl(
+    ['apply', '--server-side', '--field-manager=test', '--force-conflicts', '-f', '-'],
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: {
+        name: 'shop-db-0-failover',
+        namespace: h.ns,
+        labels: { 'scalable.dev/database': 'shop', 'scalable.dev/cluster': 'shop-db-0' },
+        annotations: { leader, member },
+      },
+    }),
+  );
+}
+
 /**
  * Moves the primary to `to` through the same DCS request the operator uses. In synchronous
  * mode Patroni switches over only to the synchronous standby, so it hops through that one
@@ -205,19 +222,7 @@ export async function switchTo(h: Harness, to: Member): Promise<void> {
       const standbys = (sync.metadata.annotations?.['sync_standby'] ?? '').split(',');
       member = standbys.includes(to.name) ? to.name : (standbys[0] ?? to.name);
     }
-    h.kubectl(
-      ['apply', '--server-side', '--field-manager=test', '--force-conflicts', '-f', '-'],
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'ConfigMap',
-        metadata: {
-          name: 'shop-db-0-failover',
-          namespace: h.ns,
-          labels: { 'scalable.dev/database': 'shop', 'scalable.dev/cluster': 'shop-db-0' },
-          annotations: { leader: from.name, member },
-        },
-      }),
-    );
+    requestSwitchover(h, from.name, member);
     await eventually(
       `${member} primary`,
       async () => (h.primaryOf(0)?.name === member ? true : undefined),
