@@ -50,25 +50,25 @@ const REPO = join(import.meta.dirname, '..');
 const log = (m: string) => console.log(`[bench] ${m}`);
 const execFileP = promisify(execFile);
 
-/** RSS of a fresh Node process after importing `modules` (compiled JavaScript). */
-async function rssAfterImport(modules: readonly string[]): Promise<number> {
-  const script = `for (const m of ${JSON.stringify(modules)}) await import(m); console.log(process.memoryUsage().rss);`;
-  const { stdout } = await execFileP(process.execPath, ['--input-type=module', '-e', script]);
+/** RSS of a fresh Node process that has loaded nothing. */
+async function nodeAloneRss(): Promise<number> {
+  const script = 'console.log(process.memoryUsage().rss)';
+  const { stdout } = await execFileP(process.execPath, ['-e', script]);
   return Number(stdout.trim());
 }
 
-/** What the operator's code costs before it caches anything. */
-async function moduleFloor(outDir: string) {
-  const mod = (...p: string[]) => join(outDir, 'operator', ...p);
-  return {
-    node: await rssAfterImport([]),
-    builders: await rssAfterImport([mod('tiers', 'index.js')]),
-    operator: await rssAfterImport([
-      mod('tiers', 'index.js'),
-      mod('reconcile', 'reconcile.js'),
-      mod('runtime', 'controller.js'),
-    ]),
+/** The operator as the image runs it: `npm run bundle`'s command, written to outFile. */
+async function bundleOperator(outFile: string): Promise<void> {
+  const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as {
+    scripts: Record<string, string>;
   };
+  const target = '--outfile=dist/operator/main.js';
+  const command = pkg.scripts['bundle'];
+  if (!command?.includes(target)) throw new Error(`package.json's bundle script lacks ${target}`);
+  await execFileP('sh', ['-c', command.replace(target, `--outfile=${outFile}`)], {
+    cwd: REPO,
+    env: { ...process.env, PATH: `${join(REPO, 'node_modules', '.bin')}:${process.env['PATH']}` },
+  });
 }
 const { apiQps: QPS, apiBurst: BURST, lease: LEASE } = parseSettings(process.env);
 const RENEW_S = LEASE.renewDeadlineMs / 1000;
@@ -274,10 +274,15 @@ async function waitQuiet(op: OperatorProcess, quietMs: number, timeoutMs: number
   }
 }
 
-const rss = (pid: number): number => {
-  const kb = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+const statusBytes = (pid: number, field: string): number => {
+  const kb = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(
+    readFileSync(`/proc/${pid}/status`, 'utf8'),
+  )?.[1];
   return Number(kb ?? 0) * 1024;
 };
+const rss = (pid: number): number => statusBytes(pid, 'VmRSS');
+/** The part of RSS that is mapped files: the node binary's code and data, shared libraries. */
+const rssFile = (pid: number): number => statusBytes(pid, 'RssFile');
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
 
 /** The operator's V8 heap as prom-client's default metrics report it. */
@@ -306,16 +311,10 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const notes: string[] = [];
 
-  // As it runs in production: compiled JavaScript, no tsx (which keeps sources in memory).
-  const outDir = join(REPO, 'node_modules', '.cache', 'operator-dist');
-  log('compiling the operator (tsc -p tsconfig.build.json)');
-  await execFileP(process.execPath, [
-    join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'),
-    '-p',
-    join(REPO, 'tsconfig.build.json'),
-    '--outDir',
-    outDir,
-  ]);
+  // As it runs in production: one bundle, no tsx (which keeps sources in memory).
+  const entry = join(REPO, 'node_modules', '.cache', 'operator-bundle', 'operator', 'main.js');
+  log('bundling the operator (npm run bundle)');
+  await bundleOperator(entry);
   const op: OperatorProcess = await startOperatorProcess(
     kc,
     {
@@ -326,8 +325,11 @@ async function main(): Promise<void> {
       SCALABLE_API_QPS: String(QPS),
       SCALABLE_API_BURST: String(BURST),
     },
-    join(outDir, 'operator', 'main.js'),
+    entry,
   );
+  // The floor: the operator ready (caches synced) before this run's apps exist.
+  await sleep(5_000);
+  const floor = { node: await nodeAloneRss(), operator: rss(op.pid) };
   let ns = '';
   const lag = sampleLag(op);
   try {
@@ -522,7 +524,7 @@ async function main(): Promise<void> {
       lag.phase('settling');
       const sample = async () => {
         const t = await op.metrics();
-        return { rss: rss(op.pid), ...heapOf(t) };
+        return { rss: rss(op.pid), file: rssFile(op.pid), ...heapOf(t) };
       };
       const first = await sample();
       const peak = first.rss;
@@ -534,13 +536,12 @@ async function main(): Promise<void> {
       }
       rows.push({
         what: `memory: operator RSS with ${MEM} apps (${MEM * OBJECTS_PER_APP} children and their pods cached)`,
-        value: `${mib(settled.rss)} settled (V8 heap ${mib(settled.used)} used of ${mib(settled.total)}, code ${mib(settled.code)}; external ${mib(settled.external)}); ${mib(peak)} right after creating ${MEM - N} apps; ${mib(rssAtN)} with ${N} apps`,
+        value: `${mib(settled.rss)} settled (files mapped ${mib(settled.file)}: the node binary and libraries; V8 heap ${mib(settled.used)} used of ${mib(settled.total)}, code ${mib(settled.code)}; external ${mib(settled.external)}); ${mib(peak)} right after creating ${MEM - N} apps; ${mib(rssAtN)} with ${N} apps`,
         goal: '<= 120 MiB',
         met: settled.rss <= 120 * 2 ** 20,
       });
-      const floor = await moduleFloor(outDir);
       notes.push(
-        `Memory floor, measured by importing the compiled modules in a fresh Node: Node alone ${mib(floor.node)} RSS; with the builders ${mib(floor.builders)}; with the whole reconciler and runtime ${mib(floor.operator)}, before any app is cached.`,
+        `Memory floor: Node alone ${mib(floor.node)} RSS; the operator ready with no app of this run ${mib(floor.operator)}.`,
       );
     } catch (err) {
       const exit = op.child.exitCode ?? op.child.signalCode;
@@ -583,7 +584,7 @@ async function main(): Promise<void> {
     '## Operator (`npm run bench:operator`)',
     '',
     `Run ${new Date().toISOString()} on ${machine}.`,
-    `Each app: web + ingress = ${OBJECTS_PER_APP} children. Operator compiled (tsc), run with \`NODE_OPTIONS=${NODE_FLAGS}\` (the chart's \`nodeOptions\`)${PRELOAD ? ` and \`LD_PRELOAD=${PRELOAD}\` (jemalloc, as the image)` : ', glibc malloc (no jemalloc here: the image preloads it)'}, 16 workers; operator and control plane share the machine.`,
+    `Each app: web + ingress = ${OBJECTS_PER_APP} children. Operator bundled (\`npm run bundle\`, as the image), run with \`NODE_OPTIONS=${NODE_FLAGS}\` (the chart's \`nodeOptions\`)${PRELOAD ? ` and \`LD_PRELOAD=${PRELOAD}\` (jemalloc, as the image)` : ', glibc malloc (no jemalloc here: the image preloads it)'}, 16 workers; operator and control plane share the machine.`,
     '',
     table,
     '',

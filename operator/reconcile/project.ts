@@ -34,7 +34,8 @@ export interface CachedChild {
   readonly ours: boolean;
   /** Everything but metadata and status, as JSON. */
   readonly body: string;
-  readonly status?: Json;
+  /** As JSON too: a status as objects (conditions, timestamps) costs twice its text. */
+  readonly status?: string;
 }
 
 export interface CachedPod {
@@ -102,7 +103,7 @@ export function projectChild(obj: Json, apiVersion?: string, kind?: string): Cac
     metadata: metaOf(obj),
     ours: appliedByUs(obj),
     body: JSON.stringify(rest),
-    ...(isObj(obj['status']) ? { status: obj['status'] } : {}),
+    ...(isObj(obj['status']) ? { status: JSON.stringify(obj['status']) } : {}),
   };
 }
 
@@ -184,7 +185,7 @@ export function materialize(c: CachedChild): ObservedObject {
       ...(deleting ? { deletionTimestamp: 'set' } : {}),
     },
     ...(JSON.parse(c.body) as Json),
-    ...(c.status ? { status: c.status } : {}),
+    ...(c.status ? { status: JSON.parse(c.status) as Json } : {}),
   };
 }
 

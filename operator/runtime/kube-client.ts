@@ -3,6 +3,7 @@
 // kind and needs control over watches (410, stalls) and a count of every request it makes.
 import https from 'node:https';
 import type * as Http from 'node:http';
+import { deadline } from './deadline.ts';
 import { http } from './node-http.ts';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -211,25 +212,23 @@ export class KubeClient {
     options: RequestOptions,
   ): Promise<T> {
     // One deadline over the whole request: waiting for a token and for Retry-After included.
-    const deadline = AbortSignal.any(
-      [
-        AbortSignal.timeout(Math.ceil(options.timeoutMs ?? 30_000)),
-        this.signal,
-        options.signal,
-      ].filter((s): s is AbortSignal => s !== undefined),
-    );
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.throttle(deadline);
-        return await this.once<T>(method, path, options, deadline);
-      } catch (err) {
-        // 429: the server did not act on it; wait as long as it asks, then send it again.
-        if (!(err instanceof ApiError) || err.code !== 429 || attempt >= MAX_429_ATTEMPTS)
-          throw err;
-        await sleep(err.retryAfterMs ?? 1_000, undefined, { signal: deadline }).catch(() => {
-          throw err;
-        });
+    const limit = deadline(Math.ceil(options.timeoutMs ?? 30_000), [this.signal, options.signal]);
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.throttle(limit.signal);
+          return await this.once<T>(method, path, options, limit.signal);
+        } catch (err) {
+          // 429: the server did not act on it; wait as long as it asks, then send it again.
+          if (!(err instanceof ApiError) || err.code !== 429 || attempt >= MAX_429_ATTEMPTS)
+            throw err;
+          await sleep(err.retryAfterMs ?? 1_000, undefined, { signal: limit.signal }).catch(() => {
+            throw err;
+          });
+        }
       }
+    } finally {
+      limit.dispose();
     }
   }
 
