@@ -99,7 +99,8 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     stoppingSince = Date.now();
-    log.info({ signal }, 'shutting down: finishing in-flight reconciles');
+    // Warn: a stop is rare and worth seeing at the usual production level too.
+    log.warn({ signal }, 'shutting down: finishing in-flight reconciles');
     await controller.stop();
     await server.close();
     log.info('stopped');

@@ -12,9 +12,11 @@ type Handler = (req: http.IncomingMessage, res: http.ServerResponse, n: number) 
 const servers: http.Server[] = [];
 const clients: KubeClient[] = [];
 
-async function serve(
-  handler: Handler,
-): Promise<{ client: (limit?: { qps: number; burst: number }) => KubeClient; arrivals: number[] }> {
+async function serve(handler: Handler): Promise<{
+  client: (limit?: { qps: number; burst: number }, idleSocketMs?: number) => KubeClient;
+  arrivals: number[];
+  open: () => number;
+}> {
   const arrivals: number[] = [];
   const server = http.createServer((req, res) => {
     arrivals.push(performance.now());
@@ -22,11 +24,21 @@ async function serve(
   });
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  let open = 0;
+  server.on('connection', (socket) => {
+    open += 1;
+    socket.on('close', () => (open -= 1));
+  });
   const { port } = server.address() as AddressInfo;
   return {
     arrivals,
-    client: (limit) => {
-      const c = KubeClient.fromConnection({ server: `http://127.0.0.1:${port}` }, limit);
+    open: () => open,
+    client: (limit, idleSocketMs) => {
+      const c = KubeClient.fromConnection(
+        { server: `http://127.0.0.1:${port}` },
+        limit,
+        idleSocketMs,
+      );
       clients.push(c);
       return c;
     },
@@ -47,6 +59,22 @@ afterEach(async () => {
 });
 
 describe('KubeClient', () => {
+  it('closes pooled connections left idle after a burst', async () => {
+    const { client, open } = await serve((_req, res) => setTimeout(() => ok(res), 100));
+    const c = client(undefined, 300);
+    await Promise.all(
+      Array.from({ length: 8 }, () =>
+        c.request('GET', '/api/v1/pods', { verb: 'list', resource: 'pods' }),
+      ),
+    );
+    expect(open()).toBe(8);
+    await new Promise((r) => setTimeout(r, 800));
+    expect(open()).toBe(0);
+    // The pool opens connections again for the next request.
+    await c.request('GET', '/api/v1/pods', { verb: 'list', resource: 'pods' });
+    expect(open()).toBe(1);
+  });
+
   it('sends a request answered 429 again after its Retry-After', async () => {
     const { client, arrivals } = await serve((_req, res, n) => {
       if (n === 1) {

@@ -26,8 +26,8 @@ describe('parseSettings', () => {
       lease: { leaseDurationMs: 30_000, renewDeadlineMs: 20_000, retryPeriodMs: 2_000 },
       httpPort: 8080,
       httpHost: '0.0.0.0',
-      apiQps: 100,
-      apiBurst: 200,
+      apiQps: 200,
+      apiBurst: 400,
       watchNamespaces: undefined,
       images: DEFAULT_IMAGES,
     });
