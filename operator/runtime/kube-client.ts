@@ -131,16 +131,16 @@ export class KubeClient {
       ...(conn.tlsServerName ? { servername: conn.tlsServerName } : {}),
     };
     const secure = this.server.protocol === 'https:';
-    const make = (maxSockets: number, idle: { timeout?: number }) =>
-      secure
-        ? new https.Agent({ ...tls, keepAlive: true, maxSockets, ...idle })
-        : new http.Agent({ keepAlive: true, maxSockets, ...idle });
+    const make = (maxSockets: number, timeout?: number) => {
+      const pool = { keepAlive: true, maxSockets, ...(timeout ? { timeout } : {}) };
+      return secure ? new https.Agent({ ...tls, ...pool }) : new http.Agent(pool);
+    };
     // A burst opens up to 64 TLS connections, each with OpenSSL's buffers; kept forever they
     // stay in a quiet operator's memory. Free sockets idle for 30 s close (the agent reuses
     // the most recently freed first, so the few a steady load needs stay warm).
-    this.agent = make(64, { timeout: idleSocketMs });
+    this.agent = make(64, idleSocketMs);
     // One socket per watch: they are long-lived and must not starve ordinary requests.
-    this.watchAgent = make(Infinity, {});
+    this.watchAgent = make(Infinity);
   }
 
   static fromConnection(conn: Connection, limit?: RateLimit, idleSocketMs?: number): KubeClient {
@@ -219,23 +219,23 @@ export class KubeClient {
     options: RequestOptions,
   ): Promise<T> {
     // One deadline over the whole request: waiting for a token and for Retry-After included.
-    const limit = deadline(Math.ceil(options.timeoutMs ?? 30_000), [this.signal, options.signal]);
+    const ends = deadline(Math.ceil(options.timeoutMs ?? 30_000), [this.signal, options.signal]);
     try {
       for (let attempt = 1; ; attempt++) {
         try {
-          await this.throttle(limit.signal);
-          return await this.once<T>(method, path, options, limit.signal);
+          await this.throttle(ends.signal);
+          return await this.once<T>(method, path, options, ends.signal);
         } catch (err) {
           // 429: the server did not act on it; wait as long as it asks, then send it again.
           if (!(err instanceof ApiError) || err.code !== 429 || attempt >= MAX_429_ATTEMPTS)
             throw err;
-          await sleep(err.retryAfterMs ?? 1_000, undefined, { signal: limit.signal }).catch(() => {
+          await sleep(err.retryAfterMs ?? 1_000, undefined, { signal: ends.signal }).catch(() => {
             throw err;
           });
         }
       }
     } finally {
-      limit.dispose();
+      ends.dispose();
     }
   }
 
