@@ -23,3 +23,14 @@ export const DEFAULT_IMAGES: Images = {
   postgres: `${IMAGE_PREFIX}/postgres-patroni:{version}-${IMAGE_TAG}`,
   postgresExporter: `${IMAGE_PREFIX}/postgres-exporter:${IMAGE_TAG}`,
 };
+
+/**
+ * Images chosen per image by `pick`, given its key and the operator's environment variable
+ * for it (the chart's deployment sets them; runtime/settings.ts reads them).
+ */
+export const imagesOf = (pick: (key: keyof Images, env: string) => string): Images => ({
+  redis: pick('redis', 'SCALABLE_IMAGE_REDIS'),
+  redisExporter: pick('redisExporter', 'SCALABLE_IMAGE_REDIS_EXPORTER'),
+  postgres: pick('postgres', 'SCALABLE_IMAGE_POSTGRES'),
+  postgresExporter: pick('postgresExporter', 'SCALABLE_IMAGE_POSTGRES_EXPORTER'),
+});

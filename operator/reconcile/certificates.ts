@@ -10,7 +10,7 @@
 //   `update` lets the operator replace a Secret it can name but never read one.
 // - The public half (CA and server certificate) goes to a ConfigMap, which the operator
 //   watches anyway: renewal is decided from it (x509.ts renewalReason), no Secret is read.
-import type { KubeClient } from '../runtime/kube-client.ts';
+import type { KubeApi } from '../ports/kube-api.ts';
 import type { K8sObject } from '../tiers/shared/chart.ts';
 import type { ObservedObject } from '../tiers/shared/report.ts';
 import { TLS_FILES, TLS_PUBLIC_ANNOTATION, tlsDnsNamesOf } from '../tiers/shared/tls/objects.ts';
@@ -46,7 +46,7 @@ const code = (err: unknown): number | undefined => (err as { code?: number }).co
  * replica created it first: read that one). Memoized; a failed load is retried next call.
  */
 export function caLoader(
-  client: KubeClient,
+  client: KubeApi,
   namespace: string,
   now: () => Date = () => new Date(),
 ): () => Promise<KeyPair> {
@@ -103,7 +103,7 @@ export function caLoader(
 }
 
 export interface IssueContext {
-  readonly client: KubeClient;
+  readonly client: KubeApi;
   readonly ca: () => Promise<KeyPair>;
   readonly now: () => Date;
 }

@@ -1,9 +1,9 @@
 // The ClusterAccess that tier hooks get (tiers/tier.ts): a few verbs by apiVersion and kind,
 // over the operator's client, limited to the kinds the operator knows (and so holds RBAC for).
-import { ApiError, isNotFound } from '../runtime/kube-client.ts';
-import type { KubeClient } from '../runtime/kube-client.ts';
-import { ConflictError } from '../tiers/tier.ts';
-import type { ClusterAccess } from '../tiers/tier.ts';
+import { ApiError, isNotFound } from '../ports/kube-api.ts';
+import type { KubeApi } from '../ports/kube-api.ts';
+import { ConflictError } from '../ports/cluster-access.ts';
+import type { ClusterAccess } from '../ports/cluster-access.ts';
 import { kindOf, pathOf } from './kinds.ts';
 import type { KindInfo } from './kinds.ts';
 import { deleteObject } from './writes.ts';
@@ -16,7 +16,7 @@ function known(apiVersion: string, kind: string): KindInfo {
   return info;
 }
 
-export function clusterAccess(client: KubeClient): ClusterAccess {
+export function clusterAccess(client: KubeApi): ClusterAccess {
   return {
     async get(apiVersion, kind, namespace, name) {
       const info = known(apiVersion, kind);

@@ -1,6 +1,6 @@
 // What the reconciler may read and write; the controller wires it to informers and the API.
-import type { KubeClient } from '../runtime/kube-client.ts';
-import type { Logger } from '../runtime/log.ts';
+import type { KubeApi } from '../ports/kube-api.ts';
+import type { Logger } from '../ports/log.ts';
 import type { EventRecorder } from './events.ts';
 import type { KeyPair } from '../tiers/shared/tls/x509.ts';
 import type { KindInfo } from './kinds.ts';
@@ -18,7 +18,7 @@ export type KindAccess =
   | { readonly state: 'unavailable'; readonly why: string };
 
 export interface ReconcileContext {
-  readonly client: KubeClient;
+  readonly client: KubeApi;
   readonly log: Logger;
   readonly events: EventRecorder;
   readonly getApp: (key: string) => CachedApp | undefined;

@@ -1,25 +1,19 @@
 // Kubernetes Events on the ScalableApp, for `kubectl describe`: what the operator created,
 // updated or deleted, and what went wrong. Repeats of the same event within a window are
 // dropped so that a retrying error cannot flood the API server.
-import type { KubeClient } from '../runtime/kube-client.ts';
-import type { Logger } from '../runtime/log.ts';
+import type { KubeApi } from '../ports/kube-api.ts';
+import type { Logger } from '../ports/log.ts';
 import { API_VERSION, KIND } from '../api/schema.ts';
 import { EVENT_KIND, pathOf } from './kinds.ts';
+import type { EventSink, EventTarget, EventType } from '../tiers/watch.ts';
 
-export interface EventTarget {
-  readonly name: string;
-  readonly namespace: string;
-  readonly uid?: string;
-  readonly resourceVersion?: string;
-}
+export type { EventTarget, EventType } from '../tiers/watch.ts';
 
-export type EventType = 'Normal' | 'Warning';
-
-export class EventRecorder {
+export class EventRecorder implements EventSink {
   private readonly recent = new Map<string, number>();
 
   constructor(
-    private readonly client: KubeClient,
+    private readonly client: KubeApi,
     private readonly log: Logger,
     private readonly instance: string,
     private readonly dedupMs = 10 * 60_000,

@@ -1,5 +1,5 @@
 // Finalizers on the app, one per tier whose data clean-up needs one (Tier.hooks.finalizer).
-import type { KubeClient } from '../runtime/kube-client.ts';
+import type { KubeApi } from '../ports/kube-api.ts';
 import { TIERS } from '../tiers/index.ts';
 import type { TierHooks } from '../tiers/tier.ts';
 import { APP_KIND, pathOf } from './kinds.ts';
@@ -12,7 +12,7 @@ export const finalizerHooks = (): FinalizerHook[] =>
 
 /** Adds and removes finalizers; the resourceVersion makes a concurrent change conflict. */
 export async function setFinalizers(
-  client: KubeClient,
+  client: KubeApi,
   app: CachedApp,
   change: { readonly add?: readonly string[]; readonly remove?: readonly string[] },
 ): Promise<void> {

@@ -1,7 +1,7 @@
 // Every write the reconciler makes to a child: server-side apply with one field manager,
 // create-once for generated Secrets, delete with a UID precondition.
 import { randomBytes } from 'node:crypto';
-import type { KubeClient } from '../runtime/kube-client.ts';
+import type { KubeApi } from '../ports/kube-api.ts';
 import type { K8sObject } from '../tiers/shared/chart.ts';
 import { generatedKeysOf } from '../tiers/shared/secrets.ts';
 import type { KindInfo } from './kinds.ts';
@@ -11,7 +11,7 @@ import { FIELD_MANAGER } from './project.ts';
 type Json = Record<string, unknown>;
 
 /** Server-side apply; force takes over fields a hand edit claimed (the operator is the owner). */
-export function applyObject(client: KubeClient, info: KindInfo, obj: K8sObject): Promise<Json> {
+export function applyObject(client: KubeApi, info: KindInfo, obj: K8sObject): Promise<Json> {
   return client.request<Json>('PATCH', pathOf(info, obj.metadata.namespace, obj.metadata.name), {
     verb: 'apply',
     resource: info.plural,
@@ -32,7 +32,7 @@ export function withGeneratedValues(obj: K8sObject): K8sObject {
 
 /** Creates a generated Secret; false when it already exists (it is never overwritten). */
 export async function createOnce(
-  client: KubeClient,
+  client: KubeApi,
   info: KindInfo,
   obj: K8sObject,
 ): Promise<Json | undefined> {
@@ -50,7 +50,7 @@ export async function createOnce(
 }
 
 export async function deleteObject(
-  client: KubeClient,
+  client: KubeApi,
   info: KindInfo,
   namespace: string,
   name: string,

@@ -21,8 +21,10 @@ import { InformerSet } from './informer-set.ts';
 import { ApiError } from './kube-client.ts';
 import type { KubeClient } from './kube-client.ts';
 import { LEASE_DEFAULTS, LeaderElector } from './leader.ts';
-import { LeaseWatch } from './lease-watch.ts';
-import { failoverSecondsOf, releaseAfterSeconds } from '../tiers/database/lease-break.ts';
+import { TIERS } from '../tiers/index.ts';
+import type { Watch, WatchPorts } from '../tiers/watch.ts';
+import { clusterAccess } from '../reconcile/cluster-access.ts';
+import { cacheOpener } from './tier-watches.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
 import { WorkQueue } from './queue.ts';
@@ -85,8 +87,8 @@ export class Controller {
   private readonly ca: () => Promise<KeyPair>;
   private readonly events: EventRecorder;
   private readonly leader: LeaderElector | undefined;
-  /** Fast failover: releases the leader lock of a Patroni primary that went silent. */
-  private readonly leaseWatch: LeaseWatch;
+  /** Tiers' own long-lived watches (Tier.watches), created once, run on every replica. */
+  private readonly tierWatches: readonly Watch[];
   private leading = false;
   /** Aborted when leadership ends: every request of a reconcile carries its signal. */
   private term = new AbortController();
@@ -136,28 +138,21 @@ export class Controller {
       idleMs: opts.watchIdleMs,
       onRestart: (cause) => metrics.watchRestarts.inc({ resource: POD_KIND.plural, cause }),
     });
-    this.leaseWatch = new LeaseWatch({
-      client,
-      watchNamespaces: namespaces,
-      log,
-      events: this.events,
-      watchIdleMs: opts.watchIdleMs,
-      releaseAfterMs: (ns, name) => {
-        const app = this.apps.get(`${ns}/${name}`);
-        if (!app || app.metadata.deleting) return undefined;
-        const seconds = failoverSecondsOf(app.spec);
-        const after = seconds === undefined ? undefined : releaseAfterSeconds(seconds);
-        return after === undefined ? undefined : after * 1000;
-      },
-      targetOf: (ns, name) => {
-        const app = this.apps.get(`${ns}/${name}`);
-        return app ? { namespace: ns, name, uid: app.metadata.uid } : undefined;
-      },
+    const ports: WatchPorts = {
+      cache: cacheOpener({ client, namespaces, log, idleMs: opts.watchIdleMs }),
       // Writes end with the term, as a reconcile's do.
-      writer: () => (this.leading ? client.withSignal(this.term.signal) : undefined),
-      onRelease: (r) =>
-        metrics.databaseLockReleases.inc({ namespace: r.namespace, app: r.app ?? '' }),
-    });
+      writer: () => (this.leading ? clusterAccess(client.withSignal(this.term.signal)) : undefined),
+      events: this.events,
+      app: (ns, name) => {
+        const app = this.apps.get(`${ns}/${name}`);
+        return app
+          ? { uid: app.metadata.uid, spec: app.spec, deleting: app.metadata.deleting === true }
+          : undefined;
+      },
+      log,
+      registry: metrics.registry,
+    };
+    this.tierWatches = TIERS.flatMap((t) => (t.watches ?? []).map((w) => w.create(ports)));
     if (opts.leaderElection) {
       this.leader = new LeaderElector(client, {
         namespace: opts.leaseNamespace,
@@ -311,7 +306,7 @@ export class Controller {
     this.warmUp();
     this.apps.start();
     this.pods.start();
-    this.leaseWatch.start();
+    for (const w of this.tierWatches) w.start();
     // Workers wait for apps and pods only: a reconcile that needs a child kind whose cache is
     // still filling waits for it alone (access), and a kind that cannot be listed holds back
     // only the tiers that need it.
@@ -447,7 +442,7 @@ export class Controller {
     await Promise.all([
       this.apps.stop(),
       this.pods.stop(),
-      this.leaseWatch.stop(),
+      ...this.tierWatches.map((w) => w.stop()),
       ...[...this.children.values()].map((c) => c.informer.stop()),
     ]);
     this.opts.client.close();

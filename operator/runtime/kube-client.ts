@@ -10,40 +10,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConnection } from './kubeconfig.ts';
 import { TokenBucket, retryAfterMs } from './rate-limit.ts';
 import type { Connection } from './kubeconfig.ts';
+import { ApiError } from '../ports/kube-api.ts';
+import type { KubeApi, RequestOptions, Verb } from '../ports/kube-api.ts';
 
-export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'apply' | 'delete';
+export { ApiError, isConflict, isNotFound } from '../ports/kube-api.ts';
+export type { RequestOptions, Verb } from '../ports/kube-api.ts';
 
 /** Called once per request with its outcome; feeds the api_requests_total metric. */
 export type RequestObserver = (verb: Verb, resource: string, code: number) => void;
-
-export class ApiError extends Error {
-  constructor(
-    readonly code: number,
-    readonly reason: string,
-    message: string,
-    /** 429: how long the server asked us to wait (Retry-After). */
-    readonly retryAfterMs?: number,
-  ) {
-    super(message);
-    this.name = 'ApiError';
-  }
-}
-
-export const isNotFound = (e: unknown): boolean => e instanceof ApiError && e.code === 404;
-export const isConflict = (e: unknown): boolean => e instanceof ApiError && e.code === 409;
-
-export interface RequestOptions {
-  readonly verb: Verb;
-  /** Resource name for metrics, e.g. deployments or scalableapps/status. */
-  readonly resource: string;
-  readonly query?: Record<string, string | number | boolean | undefined>;
-  readonly body?: unknown;
-  readonly contentType?: string;
-  /** Hard deadline of the whole request (default 30 s), not a socket idle timeout. */
-  readonly timeoutMs?: number;
-  /** Aborts the request (e.g. leadership lost). */
-  readonly signal?: AbortSignal;
-}
 
 export interface WatchEvent {
   readonly type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
@@ -98,7 +72,7 @@ export interface RateLimit {
 /** Attempts of a request the server answered 429 (it did not act on it): client-go's 10. */
 const MAX_429_ATTEMPTS = 10;
 
-export class KubeClient {
+export class KubeClient implements KubeApi {
   private readonly server: URL;
   private readonly agent: https.Agent | Http.Agent;
   private readonly watchAgent: https.Agent | Http.Agent;

@@ -1,7 +1,7 @@
 // Structured JSON logs (pino). Messages follow the Kubernetes style: "Created Deployment shop-web".
 // Values of Secrets never reach a log line: the reconciler logs names, never data.
 import { pino } from 'pino';
-import type { Logger } from 'pino';
+import type { Logger } from '../ports/log.ts';
 
 export type { Logger };
 

@@ -1,5 +1,6 @@
 // The operator's own /metrics (prom-client): reconciles, errors, durations, queue depth,
-// API requests by verb and resource, leadership. One registry per operator instance.
+// API requests by verb and resource, leadership. One registry per operator instance; tiers'
+// watches declare their own metrics in it (tiers/watch.ts).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export interface Metrics {
@@ -14,7 +15,6 @@ export interface Metrics {
   readonly watchRestarts: Counter<'resource' | 'cause'>;
   readonly objectWrites: Counter<'kind' | 'action'>;
   readonly appReady: Gauge<'namespace' | 'name'>;
-  readonly databaseLockReleases: Counter<'namespace' | 'app'>;
 }
 
 export function createMetrics(): Metrics {
@@ -73,12 +73,6 @@ export function createMetrics(): Metrics {
       name: 'scalable_object_writes_total',
       help: 'Objects created, updated or deleted by the reconciler.',
       labelNames: ['kind', 'action'],
-      registers,
-    }),
-    databaseLockReleases: new Counter({
-      name: 'scalable_database_lock_releases_total',
-      help: 'Patroni leader locks released by the operator because the primary stopped renewing (fast failover).',
-      labelNames: ['namespace', 'app'],
       registers,
     }),
     // What the monitoring tier's ScalableAppNotReady alert reads. Only the leader reports:

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_IMAGES } from '../api/images.ts';
+import { DEFAULT_IMAGES, imagesOf } from '../api/images.ts';
 import { LEASE_DEFAULTS, SettingsError, parseSettings } from './settings.ts';
 
 const problemsOf = (env: Record<string, string>): readonly string[] => {
@@ -43,7 +43,7 @@ describe('parseSettings', () => {
       SCALABLE_WATCH_NAMESPACES: 'shop, blog,shop',
       SCALABLE_API_QPS: '2.5',
       SCALABLE_API_BURST: '5',
-      SCALABLE_IMAGE_REDIS: 'registry.local/redis:8',
+      SCALABLE_IMAGE_POSTGRES_EXPORTER: 'registry.local/exporter:8',
       SCALABLE_INGRESS_NAMESPACES: 'istio-ingress,contour',
     });
     expect(s).toMatchObject({
@@ -55,12 +55,19 @@ describe('parseSettings', () => {
       watchNamespaces: ['shop', 'blog'],
       apiQps: 2.5,
       apiBurst: 5,
-      images: { ...DEFAULT_IMAGES, redis: 'registry.local/redis:8' },
+      images: { ...DEFAULT_IMAGES, postgresExporter: 'registry.local/exporter:8' },
       network: {
         ingressNamespaces: ['istio-ingress', 'contour'],
         monitoringNamespaces: ['monitoring'],
       },
     });
+  });
+
+  it('reads one variable per image', () => {
+    const env: Record<string, string> = {};
+    imagesOf((key, name) => (env[name] = `registry.local/${key}:9`));
+    expect(Object.keys(env)).toHaveLength(Object.keys(DEFAULT_IMAGES).length);
+    expect(parseSettings(env).images).toEqual(imagesOf((key) => `registry.local/${key}:9`));
   });
 
   it.each([

@@ -3,7 +3,7 @@
 // variable: main.ts exits non-zero before touching the cluster, instead of running with 0
 // workers or a resync that fires every millisecond (what `Number("")` and `Number("x")` gave).
 // Pure: takes the environment, returns the settings or every problem at once.
-import { DEFAULT_IMAGES } from '../api/images.ts';
+import { DEFAULT_IMAGES, imagesOf } from '../api/images.ts';
 import type { Images } from '../api/images.ts';
 import { DEFAULT_NETWORK } from '../api/model.ts';
 import type { NetworkDefaults } from '../api/model.ts';
@@ -228,12 +228,7 @@ export function parseSettings(env: Env): Settings {
     ),
     statusLines: r.bool('SCALABLE_STATUS_LINES', false),
     embeddedAllowed: r.bool('SCALABLE_EMBEDDED', true),
-    images: {
-      redis: image('SCALABLE_IMAGE_REDIS', DEFAULT_IMAGES.redis),
-      redisExporter: image('SCALABLE_IMAGE_REDIS_EXPORTER', DEFAULT_IMAGES.redisExporter),
-      postgres: image('SCALABLE_IMAGE_POSTGRES', DEFAULT_IMAGES.postgres),
-      postgresExporter: image('SCALABLE_IMAGE_POSTGRES_EXPORTER', DEFAULT_IMAGES.postgresExporter),
-    },
+    images: imagesOf((key, env) => image(env, DEFAULT_IMAGES[key])),
     watchNamespaces: r.namespaces('SCALABLE_WATCH_NAMESPACES'),
     apiQps: r.number('SCALABLE_API_QPS', 200, 0.1, 10_000),
     apiBurst: r.int('SCALABLE_API_BURST', 400, 1, 10_000),

@@ -11,11 +11,18 @@
 // renders objects has no tier, or when an object's tier label is not its tier's name.
 // Hooks are optional: reach for one only when the state a tier must keep lives outside the
 // objects it builds (see the database tier: shard-map hold, Patroni's config, data clean-up).
+// A tier that must act on events between reconciles owns a watch (watch.ts; the database
+// tier's lease watch), and declares its own metrics there.
 import type { AppModel } from '../api/model.ts';
 import type { SpecSection } from '../api/sections.ts';
 import type { K8sObject } from './shared/chart.ts';
 import type { TierName } from './shared/meta.ts';
 import type { Observed, ObservedObject, TierReport } from './shared/report.ts';
+import type { ClusterAccess } from '../ports/cluster-access.ts';
+import type { TierWatch } from './watch.ts';
+
+export { ConflictError } from '../ports/cluster-access.ts';
+export type { ClusterAccess } from '../ports/cluster-access.ts';
 
 export interface EnvVar {
   name: string;
@@ -47,45 +54,6 @@ export interface HookWrite {
   readonly name: string;
   readonly why?: string;
 }
-
-/** A write lost to a concurrent change (HTTP 409); the reconcile is retried. */
-export class ConflictError extends Error {
-  override readonly name = 'ConflictError';
-}
-
-/**
- * The little of the cluster a hook may touch, by apiVersion and kind; the reconciler
- * implements it over its client (tiers never import the runtime). Reads go to the API
- * server, not the caches: hooks read objects the operator does not watch.
- */
-export interface ClusterAccess {
-  /** The object, or undefined when it does not exist. */
-  get(apiVersion: string, kind: string, namespace: string, name: string): Promise<Json | undefined>;
-  list(apiVersion: string, kind: string, namespace: string, labelSelector: string): Promise<Json[]>;
-  /** JSON merge patch; a resourceVersion in the body makes a concurrent change a ConflictError. */
-  mergePatch(
-    apiVersion: string,
-    kind: string,
-    namespace: string,
-    name: string,
-    body: Json,
-  ): Promise<Json>;
-  /**
-   * Creates an object the operator does not own (e.g. Patroni's `<scope>-failover` ConfigMap,
-   * which exists only after a first switchover); a 409 is a ConflictError.
-   */
-  create(apiVersion: string, kind: string, namespace: string, body: Json): Promise<Json>;
-  /** Deletes (background propagation); `uid` guards against deleting a successor. */
-  delete(
-    apiVersion: string,
-    kind: string,
-    namespace: string,
-    name: string,
-    uid?: string,
-  ): Promise<void>;
-}
-
-type Json = Record<string, unknown>;
 
 /** The app as hooks see it when it may be half gone (deletion) or its spec invalid. */
 export interface AppRef {
@@ -157,4 +125,6 @@ export interface Tier {
    */
   retained?(app: AppModel): string | undefined;
   readonly hooks?: TierHooks;
+  /** Long-lived watches the runtime runs for this tier (see watch.ts). */
+  readonly watches?: readonly TierWatch[];
 }

@@ -18,7 +18,9 @@ import { releaseAfterSeconds } from '../../operator/tiers/database/lease-break.t
 import type { LeaderRecord } from '../../operator/tiers/database/lease-break.ts';
 import { KubeClient } from '../../operator/runtime/kube-client.ts';
 import { createLogger } from '../../operator/runtime/log.ts';
-import { LeaseWatch } from '../../operator/runtime/lease-watch.ts';
+import { LeaseWatch } from '../../operator/tiers/database/lease-watch.ts';
+import { cacheOpener } from '../../operator/runtime/tier-watches.ts';
+import { clusterAccess } from '../../operator/reconcile/cluster-access.ts';
 import { recordForBench } from './bench-record.ts';
 import { PASSWORDS, eventually, sql, startDatabase, sslOf } from './patroni-harness.ts';
 import type { Harness, Member } from './patroni-harness.ts';
@@ -67,15 +69,16 @@ describe('Patroni HA: one shard, primary + 2 replicas, synchronous, Kubernetes A
   beforeAll(async () => {
     h = await startDatabase('pg-ha', { replicasPerShard: 2, synchronous: true });
     // As the operator's controller builds it (runtime/controller.ts), leading all along.
-    client = await KubeClient.load(h.kubeconfig);
+    const c = await KubeClient.load(h.kubeconfig);
+    client = c;
     const after = releaseAfterSeconds(h.app.database?.failoverSeconds ?? 0);
     if (after === undefined) throw new Error('the default failoverSeconds needs no LeaseWatch');
+    const log = createLogger('warn');
     watch = new LeaseWatch({
-      client,
-      watchNamespaces: [h.ns],
-      log: createLogger('warn'),
+      cache: cacheOpener({ client: c, namespaces: [h.ns], log }),
+      log,
       releaseAfterMs: () => after * 1000,
-      writer: () => client,
+      writer: () => clusterAccess(c),
       onRelease: (r) => released.push(r),
       onFence: (_r, pod) => fenced.push(pod),
     });

@@ -1,4 +1,4 @@
-// Fast failover through the whole operator (runtime/lease-watch.ts wired in the controller):
+// Fast failover through the whole operator (tiers/database/lease-watch.ts, a Tier watch):
 // kwok runs no Patroni, so the test renews a shard's leader lock as a primary's Patroni
 // does (an annotation patch every loop_wait) and then stops, as a dead primary does. The
 // operator must leave a renewing lock alone, release a silent one only after the app's

@@ -2,11 +2,13 @@
 // Postgres StatefulSet with -rw/-ro Services, and the shard map apps route by. Its hooks keep
 // what lives outside its objects: the bucket ranges already published, Patroni's dynamic
 // config, the data clean-up of deletionPolicy: Delete, and rollouts and scale-downs in an
-// order that moves the primary once, by a switchover (rollout.ts).
+// order that moves the primary once, by a switchover (rollout.ts). Its watch releases the
+// leader lock of a primary that went silent (fast failover, lease-watch.ts).
 import type { Tier } from '../tier.ts';
 import { buildDatabase } from './build.ts';
 import { DATA_FINALIZER, cleanUpDatabase, retainedDatabase, wantsFinalizer } from './cleanup.ts';
 import { syncPatroniConfig } from './dcs-sync.ts';
+import { leaseWatch } from './lease-watch.ts';
 import { holdShardMap } from './shard-hold.ts';
 import { databaseWiring } from './shard-map.ts';
 import { holdReplicas } from './rollout.ts';
@@ -30,4 +32,5 @@ export const databaseTier: Tier = {
     step: stepRollouts,
     finalizer: { name: DATA_FINALIZER, wanted: wantsFinalizer, cleanUp: cleanUpDatabase },
   },
+  watches: [leaseWatch],
 };

@@ -1,4 +1,4 @@
-// Fast failover (tiers/database/lease-break.ts): watches Patroni's leader keys and, while
+// Fast failover (lease-break.ts): watches Patroni's leader keys and, while
 // this instance leads, releases the lock of a primary that has stopped renewing it. Only
 // observations of this process count: a record's clock starts when this process saw it
 // change, and starts again whenever the watch restarts (an API-server outage silences every
@@ -13,31 +13,26 @@
 // carries the primary label, the watch deletes it (that uid only). A terminating pod leaves
 // the Service at once; its volume stays, and it comes back as a replica. A false alarm never
 // gets here: the live primary takes its own lock back.
-import { ConflictError } from '../tiers/tier.ts';
-import type { ClusterAccess } from '../tiers/tier.ts';
-import { clusterAccess } from '../reconcile/cluster-access.ts';
-import { kindOf, pathOf } from '../reconcile/kinds.ts';
-import type { KindInfo } from '../reconcile/kinds.ts';
-import type { EventRecorder, EventTarget } from '../reconcile/events.ts';
-import { DATABASE_LABEL, PRIMARY_ROLE, ROLE_LABEL } from '../tiers/database/names.ts';
-import { isSilent, leaderRecordOf, releasePatch } from '../tiers/database/lease-break.ts';
-import type { LeaderRecord } from '../tiers/database/lease-break.ts';
-import { InformerSet } from './informer-set.ts';
-import type { KubeClient } from './kube-client.ts';
-import type { Logger } from './log.ts';
-
-function configMapKind(): KindInfo {
-  const info = kindOf('v1', 'ConfigMap');
-  if (!info) throw new Error('ConfigMap is not a known kind');
-  return info;
-}
-const CONFIG_MAP = configMapKind();
+import { Counter } from 'prom-client';
+import type { Logger } from '../../ports/log.ts';
+import { ConflictError } from '../tier.ts';
+import type { ClusterAccess } from '../tier.ts';
+import type { CacheSpec, EventSink, EventTarget, TierWatch, WatchedCache } from '../watch.ts';
+import { DATABASE_LABEL, PRIMARY_ROLE, ROLE_LABEL } from './names.ts';
+import {
+  failoverSecondsOf,
+  isSilent,
+  leaderRecordOf,
+  releaseAfterSeconds,
+  releasePatch,
+} from './lease-break.ts';
+import type { LeaderRecord } from './lease-break.ts';
 
 export interface LeaseWatchOptions {
-  readonly client: KubeClient;
-  readonly watchNamespaces: readonly string[] | undefined;
+  /** Opens the cache of Patroni's ConfigMaps (WatchPorts.cache). */
+  readonly cache: <T>(spec: CacheSpec<T>) => WatchedCache<T>;
   readonly log: Logger;
-  readonly events?: EventRecorder;
+  readonly events?: EventSink;
   /** The app an event about a shard goes to (its uid, for kubectl describe). */
   readonly targetOf?: (namespace: string, app: string) => EventTarget | undefined;
   /**
@@ -45,20 +40,19 @@ export interface LeaseWatchOptions {
    * not act (failoverSeconds >= 20, no such app, the app being deleted).
    */
   readonly releaseAfterMs: (namespace: string, app: string) => number | undefined;
-  /** The client to write with while this instance leads; undefined otherwise. */
-  readonly writer: () => KubeClient | undefined;
+  /** What to write with while this instance leads; undefined otherwise. */
+  readonly writer: () => ClusterAccess | undefined;
   readonly onRelease?: (record: LeaderRecord) => void;
   /** A silent primary's pod deleted after another member took the lock (pod name). */
   readonly onFence?: (record: LeaderRecord, pod: string) => void;
   /** How long after a release a takeover is awaited for fencing (default 120 s). */
   readonly fenceWithinMs?: number;
   readonly tickMs?: number;
-  readonly watchIdleMs?: number;
   readonly now?: () => number;
 }
 
 export class LeaseWatch {
-  private readonly informer: InformerSet<LeaderRecord>;
+  private readonly informer: WatchedCache<LeaderRecord>;
   /** Per leader key: the version last seen and when (monotonic ms). */
   private readonly seen = new Map<string, { rv: string; at: number }>();
   private readonly inFlight = new Set<string>();
@@ -72,26 +66,21 @@ export class LeaseWatch {
 
   constructor(private readonly opts: LeaseWatchOptions) {
     this.now = opts.now ?? (() => performance.now());
-    this.informer = new InformerSet<LeaderRecord>(
-      opts.watchNamespaces,
-      (ns) => pathOf(CONFIG_MAP, ns),
-      {
-        client: opts.client,
-        log: opts.log,
-        resource: 'configmaps (Patroni)',
-        labelSelector: DATABASE_LABEL,
-        project: leaderRecordOf,
-        onChange: (type, r) => {
-          const key = `${r.namespace}/${r.name}`;
-          if (type === 'delete') this.seen.delete(key);
-          else if (this.seen.get(key)?.rv !== r.resourceVersion)
-            this.seen.set(key, { rv: r.resourceVersion, at: this.now() });
-        },
-        // Silence seen through a broken watch proves nothing: every clock starts again.
-        onRestart: () => this.restartClocks(),
-        ...(opts.watchIdleMs !== undefined ? { idleMs: opts.watchIdleMs } : {}),
+    this.informer = opts.cache({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      resource: 'configmaps (Patroni)',
+      labelSelector: DATABASE_LABEL,
+      project: leaderRecordOf,
+      onChange: (type, r) => {
+        const key = `${r.namespace}/${r.name}`;
+        if (type === 'delete') this.seen.delete(key);
+        else if (this.seen.get(key)?.rv !== r.resourceVersion)
+          this.seen.set(key, { rv: r.resourceVersion, at: this.now() });
       },
-    );
+      // Silence seen through a broken watch proves nothing: every clock starts again.
+      onRestart: () => this.restartClocks(),
+    });
   }
 
   private restartClocks(): void {
@@ -117,8 +106,8 @@ export class LeaseWatch {
   /** Releases every silent lock and fences taken-over ones; one attempt per key at a time. */
   tick(): void {
     if (!this.informer.synced) return;
-    const writer = this.opts.writer();
-    if (!writer) return;
+    const access = this.opts.writer();
+    if (!access) return;
     const now = this.now();
     for (const r of this.informer.list()) {
       if (r.app === undefined) continue;
@@ -132,7 +121,6 @@ export class LeaseWatch {
       )
         continue;
       this.inFlight.add(key);
-      const access = clusterAccess(writer);
       const work =
         fence !== undefined
           ? this.fence(access, fence.record, fence.uid)
@@ -220,3 +208,37 @@ export class LeaseWatch {
     return uid;
   }
 }
+
+/**
+ * The database tier's watch (Tier.watches): the operator's fast failover, for apps in its
+ * cache that are not being deleted, with the metric scalable_database_lock_releases_total.
+ */
+export const leaseWatch: TierWatch = {
+  name: 'patroni-leader-locks',
+  create(ports) {
+    const releases = new Counter({
+      name: 'scalable_database_lock_releases_total',
+      help: 'Patroni leader locks released by the operator because the primary stopped renewing (fast failover).',
+      labelNames: ['namespace', 'app'],
+      registers: [ports.registry],
+    });
+    return new LeaseWatch({
+      cache: ports.cache,
+      log: ports.log,
+      events: ports.events,
+      releaseAfterMs: (ns, name) => {
+        const app = ports.app(ns, name);
+        if (!app || app.deleting) return undefined;
+        const seconds = failoverSecondsOf(app.spec);
+        const after = seconds === undefined ? undefined : releaseAfterSeconds(seconds);
+        return after === undefined ? undefined : after * 1000;
+      },
+      targetOf: (ns, name): EventTarget | undefined => {
+        const app = ports.app(ns, name);
+        return app ? { namespace: ns, name, uid: app.uid } : undefined;
+      },
+      writer: ports.writer,
+      onRelease: (r) => releases.inc({ namespace: r.namespace, app: r.app ?? '' }),
+    });
+  },
+};

@@ -1,0 +1,42 @@
+// The cluster port of tiers: what a tier's hooks and watches may do to the cluster
+// (tiers/tier.ts, tiers/watch.ts).
+
+/** A write lost to a concurrent change (HTTP 409); the reconcile is retried. */
+export class ConflictError extends Error {
+  override readonly name = 'ConflictError';
+}
+
+/**
+ * The little of the cluster a hook may touch, by apiVersion and kind; the reconciler
+ * implements it over its client (reconcile/cluster-access.ts), so tiers never import the
+ * runtime. Reads go to the API server, not the caches: hooks read objects the operator does
+ * not watch.
+ */
+export interface ClusterAccess {
+  /** The object, or undefined when it does not exist. */
+  get(apiVersion: string, kind: string, namespace: string, name: string): Promise<Json | undefined>;
+  list(apiVersion: string, kind: string, namespace: string, labelSelector: string): Promise<Json[]>;
+  /** JSON merge patch; a resourceVersion in the body makes a concurrent change a ConflictError. */
+  mergePatch(
+    apiVersion: string,
+    kind: string,
+    namespace: string,
+    name: string,
+    body: Json,
+  ): Promise<Json>;
+  /**
+   * Creates an object the operator does not own (e.g. Patroni's `<scope>-failover` ConfigMap,
+   * which exists only after a first switchover); a 409 is a ConflictError.
+   */
+  create(apiVersion: string, kind: string, namespace: string, body: Json): Promise<Json>;
+  /** Deletes (background propagation); `uid` guards against deleting a successor. */
+  delete(
+    apiVersion: string,
+    kind: string,
+    namespace: string,
+    name: string,
+    uid?: string,
+  ): Promise<void>;
+}
+
+type Json = Record<string, unknown>;
