@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
-// Five groups, one runner: unit (pure, fast), engines (real Redis/Postgres/Patroni
-// on loopback), integration (a real API server started once by the global setup), images
+// Five groups, one runner: unit (pure, fast), engines (real Redis/Postgres/Patroni from the
+// project's images, on loopback), integration (a real API server started once by the global setup), images
 // (npm run images once, then every image run with docker as its pod runs it), e2e (a kind
 // cluster: the chart and every tier as real pods).
 // The groups run one after another: timing-sensitive failover and leader-election tests
@@ -24,6 +24,8 @@ export default defineConfig({
           name: 'engines',
           sequence: { groupOrder: 1 },
           include: ['test/engines/**/*.test.ts'],
+          // Builds the engine images (postgres-patroni, redis, the exporters) the tests run.
+          globalSetup: ['test/engines/global-setup.ts'],
           testTimeout: 180_000,
           hookTimeout: 180_000,
           fileParallelism: false,

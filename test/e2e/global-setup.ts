@@ -24,6 +24,7 @@ import {
 import { buildKedaImage, installKeda } from './support/keda.ts';
 import { debianBase, ensureNodeImage, nodeImageChoice } from './support/node-image.ts';
 import { imageValues, projectImages } from './support/images.ts';
+import { buildImages } from '../images/build.ts';
 import { RESULTS_ENV, record, table, timed, type Timing } from './support/results.ts';
 import { ensureKindBinaries } from './support/toolchain.ts';
 
@@ -47,9 +48,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
 
   const choice = nodeImageChoice();
   await timed('phase: binaries', () => ensureKindBinaries(log, choice.kind === 'local'));
-  await timed('phase: images', async () =>
-    execFileSync('bash', [join(root, 'scripts', 'images.sh')], { cwd: root, stdio: 'inherit' }),
-  );
+  await timed('phase: images', async () => buildImages());
   const keda = await timed('phase: keda image', async () => buildKedaImage(await debianBase()));
   const nodeImage =
     choice.kind === 'local'

@@ -1,13 +1,13 @@
 // A real Prometheus (built by the devcluster) scrapes a real redis-server (cache and session
-// store, started from their rendered ConfigMaps) through Debian's redis_exporter and a real
-// Postgres through Debian's postgres_exporter, on loopback. Its configuration is the rendered
+// store, started from their rendered ConfigMaps) through the redis-exporter image and a real
+// Postgres (the postgres-patroni image) through the postgres-exporter image, on loopback. Its configuration is the rendered
 // PodMonitors translated to static configs (each pod's target labels as the Prometheus
 // Operator would set them) and its rules the rendered PrometheusRule. Healthy, nothing fires;
 // with the cache's Redis master stopped, ScalableCacheNoMaster goes pending, then firing.
 // Test-time changes: scrape and evaluation every second instead of 30 s / 1 m.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { chownSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
@@ -27,6 +27,8 @@ import {
 import { Harness, PASSWORD, client, configMapData, freePort, waitFor } from './redis-harness.ts';
 import type { Instance } from './redis-harness.ts';
 import { promBinary, ruleOf } from './monitoring-fixtures.ts';
+import { ENGINE_IMAGES, ENGINE_UID, startContainer } from './containers.ts';
+import type { Container } from './containers.ts';
 
 const app = modelOf({
   cache: { memory: '32Mi' },
@@ -38,27 +40,32 @@ const app = modelOf({
 });
 const objects = buildAll(app);
 const MONITOR_PASSWORD = 'monitor-engine-password';
-const PG_BIN = `/usr/lib/postgresql/${readdirSync('/usr/lib/postgresql').sort().at(-1)}/bin`;
-const uid = (flag: string) => Number(execFileSync('id', [flag, 'postgres']).toString());
 
 const redis = new Harness();
 const procs: ChildProcess[] = [];
+const containers: Container[] = [];
 const logs = new Map<string, string>();
 let root = '';
 let cacheRedis: Instance | undefined;
 let promUrl = '';
 
-function start(
+/** A sidecar as its pod runs it: the image's entrypoint, the rendered env. */
+function startImage(
   name: string,
-  cmd: string,
+  image: string,
   args: string[],
   env: Record<string, string>,
-  asPostgres = false,
-) {
+  mounts: string[] = [],
+): Container {
+  const c = startContainer({ image, name, args, env, readOnlyMounts: mounts });
+  containers.push(c);
+  return c;
+}
+
+function start(name: string, cmd: string, args: string[], env: Record<string, string>) {
   const p = spawn(cmd, args, {
     env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
-    ...(asPostgres ? { uid: uid('-u'), gid: uid('-g') } : {}),
   });
   logs.set(name, '');
   const log = (d: Buffer) => logs.set(name, (logs.get(name) ?? '') + d.toString());
@@ -96,59 +103,56 @@ async function startRedisTier(
     workload,
     'exporter',
   );
-  start(`${tier}-exporter`, 'prometheus-redis-exporter', [], {
-    // The sidecar's env (REDIS_ADDR, REDIS_PASSWORD from the Secret), on loopback ports.
-    REDIS_ADDR: swapPort(env['REDIS_ADDR'] ?? '', inst.port),
-    REDIS_PASSWORD: PASSWORD,
-    // TLS (the default): rediss://localhost, verified against the mounted CA.
-    ...(env['REDIS_EXPORTER_TLS_CA_CERT_FILE']
-      ? { REDIS_EXPORTER_TLS_CA_CERT_FILE: redis.caFile }
-      : {}),
-    REDIS_EXPORTER_WEB_LISTEN_ADDRESS: `127.0.0.1:${exporterPort}`,
-  });
+  startImage(
+    `${tier}-exporter`,
+    ENGINE_IMAGES.redisExporter,
+    [],
+    {
+      // The sidecar's env (REDIS_ADDR, REDIS_PASSWORD from the Secret), on loopback ports.
+      REDIS_ADDR: swapPort(env['REDIS_ADDR'] ?? '', inst.port),
+      REDIS_PASSWORD: PASSWORD,
+      // TLS (the default): rediss://localhost, verified against the mounted CA.
+      ...(env['REDIS_EXPORTER_TLS_CA_CERT_FILE']
+        ? { REDIS_EXPORTER_TLS_CA_CERT_FILE: redis.caFile }
+        : {}),
+      REDIS_EXPORTER_WEB_LISTEN_ADDRESS: `127.0.0.1:${exporterPort}`,
+    },
+    [redis.caFile],
+  );
   return [inst, exporterPort];
 }
 
+/** A bare Postgres of the postgres-patroni image (initdb, then the postmaster as pid 1). */
 async function startPostgres(): Promise<number> {
   const data = join(root, 'pg');
   const socket = join(root, 'socket');
-  for (const d of [data, socket]) execFileSync('mkdir', ['-p', d]);
-  chownSync(root, uid('-u'), uid('-g'));
-  for (const d of [data, socket]) chownSync(d, uid('-u'), uid('-g'));
-  execFileSync(`${PG_BIN}/initdb`, ['-D', data, '-U', 'postgres', '--auth=trust'], {
-    uid: uid('-u'),
-    gid: uid('-g'),
-    stdio: 'pipe',
-  });
+  for (const d of [data, socket]) mkdirSync(d);
+  for (const d of [root, data, socket]) chownSync(d, ENGINE_UID, ENGINE_UID);
   const port = await freePort();
-  start(
-    'postgres',
-    `${PG_BIN}/postgres`,
-    ['-D', data, '-p', String(port), '-h', '127.0.0.1', '-k', socket],
-    {},
-    true,
-  );
+  const pg = startContainer({
+    image: ENGINE_IMAGES.postgres,
+    name: 'monitoring-postgres',
+    entrypoint: 'sh',
+    args: [
+      '-c',
+      `initdb -D ${data} -U postgres --auth=trust >/dev/null && exec postgres -D ${data} -p ${port} -h 127.0.0.1 -k ${socket}`,
+    ],
+    mounts: [root],
+  });
+  containers.push(pg);
   await waitFor('postgres to accept connections', 60_000, async () => {
-    try {
-      execFileSync(`${PG_BIN}/pg_isready`, ['-h', '127.0.0.1', '-p', String(port)], {
-        stdio: 'pipe',
-      });
-      return true;
-    } catch {
-      return false;
-    }
+    if (!pg.running) throw new Error(`postgres exited:\n${pg.output}`);
+    return pg.exec(['pg_isready', '-h', '127.0.0.1', '-p', String(port)]).status === 0;
   });
-  // The rendered post-bootstrap script creates the monitoring role postgres_exporter uses.
+  // The rendered post-bootstrap script creates the monitoring role postgres_exporter uses;
+  // Patroni runs it in the same container, with the image's psql.
   const script = join(root, 'post-bootstrap.sh');
-  writeFileSync(script, renderPostBootstrap(app));
-  execFileSync('sh', [script, `postgresql://postgres@127.0.0.1:${port}/postgres`], {
-    env: {
-      PATH: process.env['PATH'] ?? '',
-      [ENV.appPassword]: 'app-password',
-      [ENV.monitorPassword]: MONITOR_PASSWORD,
-    },
-    stdio: 'pipe',
+  writeFileSync(script, renderPostBootstrap(app), { mode: 0o755 });
+  const boot = pg.exec(['sh', script, `postgresql://postgres@127.0.0.1:${port}/postgres`], {
+    [ENV.appPassword]: 'app-password',
+    [ENV.monitorPassword]: MONITOR_PASSWORD,
   });
+  if (boot.status !== 0) throw new Error(`post-bootstrap failed: ${boot.stderr}`);
   return port;
 }
 
@@ -203,9 +207,9 @@ beforeAll(async () => {
   const pgPort = await startPostgres();
   const pgExporterPort = await freePort();
   const pgEnv = renderedEnv('StatefulSet', 'shop-db-0', 'exporter');
-  start(
+  startImage(
     'postgres-exporter',
-    'prometheus-postgres-exporter',
+    ENGINE_IMAGES.postgresExporter,
     [`--web.listen-address=127.0.0.1:${pgExporterPort}`],
     {
       DATA_SOURCE_URI: (pgEnv['DATA_SOURCE_URI'] ?? '')
@@ -274,6 +278,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const p of procs) p.kill('SIGKILL');
+  for (const c of containers) c.kill();
+  await Promise.all(containers.map((c) => c.exited));
   await redis.cleanup();
   if (root) rmSync(root, { recursive: true, force: true });
 });

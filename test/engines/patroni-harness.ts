@@ -1,17 +1,16 @@
-// Runs the database tier for real, minus the containers: the rendered objects are applied
-// to the embedded control plane (kwok runs the StatefulSet pods as fakes) and real Patroni
-// + Postgres processes on loopback take the pods' names, so Patroni labels those pods and
-// the rendered Services follow. Patroni authenticates with a token of the rendered
-// ServiceAccount, so the rendered Role is exactly what it gets.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+// Runs the database tier for real: the rendered objects are applied to the embedded control
+// plane (kwok runs the StatefulSet pods as fakes) and containers of the postgres-patroni
+// image (Patroni and Postgres as the pod runs them, containers.ts) on loopback take the
+// pods' names, so Patroni labels those pods and the rendered Services follow. Patroni
+// authenticates with a token of the rendered ServiceAccount, so the rendered Role is exactly
+// what it gets.
+import { execFileSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import {
   appendFileSync,
   chownSync,
-  closeSync,
   mkdirSync,
   mkdtempSync,
-  openSync,
   readdirSync,
   readFileSync,
   rmSync,
@@ -44,6 +43,8 @@ import {
 } from '../../operator/tiers/database/names.ts';
 import {
   ENV,
+  SOCKET_DIR,
+  binDir,
   renderPatroniConfig,
   renderPostBootstrap,
 } from '../../operator/tiers/database/patroni-config.ts';
@@ -56,15 +57,10 @@ import {
 import { IF_SERVED_ANNOTATION } from '../../operator/tiers/shared/meta.ts';
 import { issueCa, issueServerCert } from '../../operator/tiers/shared/tls/x509.ts';
 import type { KeyPair } from '../../operator/tiers/shared/tls/x509.ts';
+import { Container, ENGINE_IMAGES, ENGINE_UID, startContainer } from './containers.ts';
 
 // Shared with the integration tests: poll until fn returns a value.
 export { eventually };
-
-const PG_BIN = `/usr/lib/postgresql/${readdirSync('/usr/lib/postgresql').sort().at(-1)}/bin`;
-const POSTGRES_UID = Number(execFileSync('id', ['-u', 'postgres']).toString());
-const POSTGRES_GID = Number(execFileSync('id', ['-g', 'postgres']).toString());
-/** Debian's patroni by default; SCALABLE_PATRONI_BIN runs another (e.g. the image's 4.x from a venv). */
-const PATRONI = process.env['SCALABLE_PATRONI_BIN'] ?? 'patroni';
 
 export const PASSWORDS = {
   superuser: 'su-secret',
@@ -80,13 +76,19 @@ export interface Member {
   readonly pgPort: number;
   readonly restPort: number;
   readonly dataDir: string;
+  /** The container's output (Patroni's and Postgres's logs), kept when a test fails. */
   readonly log: string;
+  /** The member's pod: its containers (the data-version check, then Patroni). */
+  container?: Container;
+  /** The container's docker client: it exits when the container has ended. */
   proc?: ChildProcess;
   /** The data-version check's message when it refused to start this member. */
   refused?: string;
+  /** Patroni's processes stopped by pauseMember, for resumeMember. */
+  paused?: number[];
 }
 
-/** Whether the member's Patroni process is running. */
+/** Whether the member's container (with Patroni in it) is running. */
 export const running = (m: Member): boolean =>
   m.proc !== undefined && m.proc.exitCode === null && m.proc.signalCode === null;
 
@@ -215,19 +217,28 @@ export interface Harness {
   /** Pods backing a Service, by its EndpointSlices. */
   endpointsOf(service: string): string[];
   /**
-   * As the pod starts: the rendered data-version check (the init container's script), then
-   * Patroni unless the check refused (then `refused` holds its message).
+   * As the pod starts: the rendered data-version check (the init container), then Patroni
+   * unless the check refused (then, once the container has ended, `refused` holds its
+   * message). `running(m)` is true from this call on, as for a pod that is initialising.
    */
   startMember(m: Member): void;
   /**
-   * As the kubelet stops a container: SIGTERM, then SIGKILL after the grace period; once
-   * Patroni has exited, whatever it left running dies with the container (endContainer).
+   * As the kubelet stops a container: SIGTERM to its main process, then SIGKILL after the
+   * grace period; whatever Patroni left running dies with the container.
    */
   stopMember(m: Member, graceMs?: number): Promise<void>;
   /** Patroni's /readiness, the pod's readiness probe. */
   isReady(m: Member): Promise<boolean>;
-  /** kill -9 of Patroni and of its postmaster: a crashed node, no clean hand-over. */
+  /** kill -9 of every process of the member, Patroni and Postgres: a crashed node. */
   killMember(m: Member): void;
+  /**
+   * SIGSTOP to Patroni's processes alone (a stalled Patroni: starved of CPU, a long GC
+   * pause): Postgres keeps serving, nothing renews the leader lock, the REST API does not
+   * answer. Resolves with the stopped pids once the container runs (a no-op when it ended).
+   */
+  pauseMember(m: Member): Promise<number[]>;
+  /** SIGCONT to the processes pauseMember stopped. */
+  resumeMember(m: Member): void;
   /**
    * Kills every member and deletes the namespace; the member logs are kept (and where is
    * printed) when `outcome` (afterAll's suite) has a failure, or SCALABLE_KEEP_ENGINE_LOGS=1.
@@ -291,22 +302,12 @@ export async function startDatabase(
   const caFile = join(dir, 'ca', TLS_FILES.ca);
 
   function startMember(m: Member): void {
-    // The init container: same script, this host's paths.
-    const check = spawnSync('sh', ['-c', dataVersionScript()], {
-      env: { PATH: '/usr/bin:/bin', PGDATA: m.dataDir, PG_BIN },
-      encoding: 'utf8',
-    });
-    if (check.status !== 0) {
-      m.refused = check.stderr.trim();
-      return;
-    }
     delete m.refused;
-    const out = openSync(m.log, 'a');
-    // Exactly what the pod's env carries (statefulset.ts), with loopback addresses and
-    // this host's paths; everything else comes from the rendered patroni.yml.
+    delete m.paused;
+    const version = app.database?.version ?? '';
+    // Exactly what the pod's env carries (statefulset.ts), with loopback addresses and the
+    // harness's paths; everything else comes from the rendered patroni.yml.
     const env = {
-      PATH: '/usr/bin:/bin',
-      HOME: dir,
       KUBECONFIG: patroniKubeconfig,
       PATRONI_KUBERNETES_CONTEXT: 'patroni',
       [ENV.name]: m.name,
@@ -317,7 +318,6 @@ export async function startDatabase(
       PATRONI_POSTGRESQL_LISTEN: `127.0.0.1:${m.pgPort}`,
       PATRONI_RESTAPI_LISTEN: `127.0.0.1:${m.restPort}`,
       PATRONI_POSTGRESQL_DATA_DIR: m.dataDir,
-      PATRONI_POSTGRESQL_BIN_DIR: PG_BIN,
       PATRONI_POSTGRESQL_PGPASS: `${m.dataDir}.pgpass`,
       [ENV.superuserPassword]: PASSWORDS.superuser,
       [ENV.replicationPassword]: PASSWORDS.replication,
@@ -328,74 +328,72 @@ export async function startDatabase(
       [ENV.monitorPassword]: PASSWORDS.monitor,
     };
     const configFile = join(dir, `shard-${m.shard}`, 'patroni.yml');
-    // With TLS, the container's rendered entrypoint (Patroni + certificate reload loop), in
-    // a process group of its own so that a kill -9 takes the whole container down.
-    m.proc = tls
-      ? spawn(
-          'sh',
-          [
-            '-c',
-            patroniEntrypoint(
-              configFile,
-              join(dir, `tls-${m.shard}`, TLS_FILES.cert),
-              PATRONI,
-              TLS_RELOAD_TEST_SECONDS,
-            ),
-          ],
-          {
-            cwd: dir,
-            env,
-            uid: POSTGRES_UID,
-            gid: POSTGRES_GID,
-            stdio: ['ignore', out, out],
-            detached: true,
-          },
-        )
-      : spawn(PATRONI, [configFile], {
-          cwd: dir,
-          env,
-          uid: POSTGRES_UID,
-          gid: POSTGRES_GID,
-          stdio: ['ignore', out, out],
-        });
-    closeSync(out);
+    const image = ENGINE_IMAGES.postgres;
+    const container = startContainer(
+      {
+        image,
+        name: `${ns}-${m.name}`,
+        // The container's command as rendered: with TLS the entrypoint script (Patroni and
+        // the certificate reload loop, the shell as pid 1), else Patroni as pid 1.
+        ...(tls
+          ? {
+              entrypoint: 'sh',
+              args: [
+                '-c',
+                patroniEntrypoint(
+                  configFile,
+                  join(dir, `tls-${m.shard}`, TLS_FILES.cert),
+                  'patroni',
+                  TLS_RELOAD_TEST_SECONDS,
+                ),
+              ],
+            }
+          : { entrypoint: 'patroni', args: [configFile] }),
+        env,
+        mounts: [dir],
+        tmpfs: [SOCKET_DIR],
+        shmSize: '256m',
+        workdir: dir,
+      },
+      {
+        log: m.log,
+        // The init container: the same script, the data mounted read-only.
+        init: {
+          image,
+          name: `${ns}-${m.name}-check`,
+          entrypoint: 'sh',
+          args: ['-c', dataVersionScript()],
+          env: { PGDATA: m.dataDir, PG_BIN: binDir(version) },
+          readOnlyMounts: [dir],
+        },
+        onRefused: (message) => (m.refused = message),
+      },
+    );
+    m.container = container;
+    m.proc = container.proc;
   }
 
+  /** Patroni's processes: python running the patroni script (not the entrypoint's shell). */
+  const isPatroni = (argv: readonly string[]): boolean =>
+    /python/.test(argv[0] ?? '') && (argv[1] ?? '').endsWith('/patroni');
+
   function killMember(m: Member): void {
-    const pid = m.proc?.pid;
-    if (tls && pid !== undefined && running(m)) {
-      try {
-        process.kill(-pid, 'SIGKILL'); // the entrypoint's group: shell, Patroni, reload loop
-      } catch {
-        // already gone
-      }
-    }
-    m.proc?.kill('SIGKILL');
+    m.container?.kill();
+    // Its postmaster is in the container; a data directory has no other.
     for (const postmaster of postmastersOf(m.dataDir)) killPid(postmaster);
   }
 
   /**
-   * A container ends with its main process: the runtime kills whatever is left in its PID
-   * namespace. Here that is a postmaster Patroni left behind: SIGTERM while Patroni (3.0)
-   * restarts Postgres after a demotion makes it exit with the new postmaster running, which
-   * without this kept streaming from the primary with no Patroni and no pod.
+   * The container has ended, and with its main process every other process in it (the
+   * kernel ends a PID namespace with its init). A postmaster of the member's data directory
+   * still running would be one outside any container: say so, and end it.
    */
-  async function endContainer(m: Member, pid: number | undefined): Promise<void> {
-    // The rest of the entrypoint's process group first (TLS: the shell may end before the
-    // Patroni it stopped), so that nothing is left to start a postmaster; then postmasters,
-    // until none shows up for a few scans (one being spawned as Patroni died appears late).
-    if (tls && pid !== undefined) {
-      try {
-        process.kill(-pid, 'SIGKILL');
-      } catch {
-        // the group is gone
-      }
-    }
+  async function endContainer(m: Member): Promise<void> {
     for (let quiet = 0; quiet < 3;) {
       const left = postmastersOf(m.dataDir);
       quiet = left.length === 0 ? quiet + 1 : 0;
       for (const postmaster of left) {
-        const line = `container of ${m.name} ended: SIGKILL to the postmaster ${postmaster} Patroni left running`;
+        const line = `container of ${m.name} ended: SIGKILL to the postmaster ${postmaster} left running`;
         appendFileSync(m.log, `[kubelet stand-in] ${new Date().toISOString()} ${line}\n`);
         console.warn(`[${prefix}] ${line}`);
         killPid(postmaster);
@@ -442,21 +440,20 @@ export async function startDatabase(
     },
     startMember,
     async stopMember(m, graceMs = 60_000) {
-      const proc = m.proc;
-      if (!proc || !running(m)) return;
-      const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-      proc.kill('SIGTERM');
-      // The grace timer ends with the process: a late kill would hit the member's next
-      // Patroni (m.proc) and its postmaster.
+      const container = m.container;
+      if (!container || !running(m)) return;
+      // The runtime signals the main process once it runs (not an init container).
+      if ((await container.started()) !== undefined) container.signal('SIGTERM');
+      // The grace timer ends with the container: a late kill would hit the member's next one.
       const grace = new AbortController();
       const late = sleep(graceMs, undefined, { signal: grace.signal }).then(
-        () => killMember(m),
+        () => container.kill(),
         () => undefined,
       );
-      await Promise.race([exited, late]);
+      await Promise.race([container.exited, late]);
       grace.abort();
-      await exited;
-      await endContainer(m, proc.pid);
+      await container.exited;
+      await endContainer(m);
     },
     async isReady(m) {
       if (!tls) {
@@ -484,9 +481,36 @@ export async function startDatabase(
       });
     },
     killMember,
+    async pauseMember(m) {
+      const container = m.container;
+      if (!container || (await container.started()) === undefined) return [];
+      // Patroni in a pod without TLS is pid 1 and forks its worker (it acts as init): both.
+      const stopped = await eventually(
+        `${m.name}'s Patroni processes`,
+        async () => {
+          const pids = container.signalWhere(isPatroni, 'SIGSTOP');
+          return pids.length > 0 || !container.running ? pids : undefined;
+        },
+        30_000,
+        100,
+      );
+      m.paused = [...(m.paused ?? []), ...stopped];
+      return stopped;
+    },
+    resumeMember(m) {
+      for (const pid of m.paused ?? []) {
+        try {
+          process.kill(pid, 'SIGCONT');
+        } catch {
+          // ended meanwhile (a kill or a stop)
+        }
+      }
+      delete m.paused;
+    },
     async stop(outcome) {
       for (const m of members) killMember(m);
-      await sleep(500);
+      // Each container has ended (and its docker client with it) before its files go.
+      await Promise.race([Promise.all(members.map((m) => m.container?.exited)), sleep(30_000)]);
       try {
         kubectl(['delete', 'namespace', ns, '--wait=false']);
         if (opts.auditedIdentity)
@@ -619,7 +643,7 @@ export async function startDatabase(
         });
       }
     }
-    for (const f of owned) chownSync(join(dir, f), POSTGRES_UID, POSTGRES_GID);
+    for (const f of owned) chownSync(join(dir, f), ENGINE_UID, ENGINE_UID);
     if (!tls) for (const m of members) plainPorts.add(m.pgPort);
     for (const m of members) startMember(m);
   } catch (e) {

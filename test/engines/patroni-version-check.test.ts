@@ -1,7 +1,7 @@
 // The data-version check the database pods run before Postgres (an init container), run
-// here with the real script against a real data directory made by this host's initdb.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { chownSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+// here as one (the postgres-patroni image, the data mounted read-only) with the real script
+// against a real data directory made by the image's initdb.
+import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,41 +11,40 @@ import {
   DATA_VERSION_CHECK,
   dataVersionScript,
 } from '../../operator/tiers/database/statefulset.ts';
-
-const MAJOR = readdirSync('/usr/lib/postgresql').sort().at(-1) ?? '';
-const PG_BIN = `/usr/lib/postgresql/${MAJOR}/bin`;
-const uid = Number(execFileSync('id', ['-u', 'postgres']).toString());
-const gid = Number(execFileSync('id', ['-g', 'postgres']).toString());
+import { binDir } from '../../operator/tiers/database/patroni-config.ts';
+import { ENGINE_IMAGES, ENGINE_UID, PG_MAJOR as MAJOR, runOnce } from './containers.ts';
 
 describe('data-version check before Postgres starts', () => {
   let dir: string;
   let pgdata: string;
-  const check = () =>
-    spawnSync('sh', ['-c', dataVersionScript()], {
-      env: { PATH: '/usr/bin:/bin', PGDATA: pgdata, PG_BIN },
-      encoding: 'utf8',
-      uid,
-      gid,
+  /** The init container as rendered: the script, PGDATA and PG_BIN, the data read-only. */
+  const check = (data = pgdata) =>
+    runOnce({
+      image: ENGINE_IMAGES.postgres,
+      name: 'pg-version-check',
+      entrypoint: 'sh',
+      args: ['-c', dataVersionScript()],
+      env: { PGDATA: data, PG_BIN: binDir(MAJOR) },
+      readOnlyMounts: [dir],
     });
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'pg-version-'));
-    chownSync(dir, uid, gid);
+    chownSync(dir, ENGINE_UID, ENGINE_UID);
     pgdata = join(dir, 'pgdata');
-    execFileSync(join(PG_BIN, 'initdb'), ['-D', pgdata, '-A', 'trust', '-U', 'postgres'], {
-      uid,
-      gid,
-      stdio: 'ignore',
+    const init = runOnce({
+      image: ENGINE_IMAGES.postgres,
+      name: 'pg-version-initdb',
+      entrypoint: 'initdb',
+      args: ['-D', pgdata, '-A', 'trust', '-U', 'postgres'],
+      mounts: [dir],
     });
+    if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr}`);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('passes a fresh volume and a data directory of the image major', () => {
-    expect(
-      spawnSync('sh', ['-c', dataVersionScript()], {
-        env: { PATH: '/usr/bin:/bin', PGDATA: join(dir, 'empty'), PG_BIN },
-      }).status,
-    ).toBe(0);
+    expect(check(join(dir, 'empty')).status).toBe(0);
     const r = check();
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);

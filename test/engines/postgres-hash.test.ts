@@ -1,21 +1,19 @@
 // The shard hash in TypeScript equals the one in a real Postgres, key for key: 10,000
 // random text keys (multi-byte included) and 10,000 random bigints, through both the SQL
 // expression the shard map publishes and the IMMUTABLE function the bootstrap creates.
-import { execFileSync } from 'node:child_process';
+// Postgres is the postgres-patroni image's.
 import { randomBytes, randomInt } from 'node:crypto';
-import { chownSync, mkdtempSync, rmSync, readdirSync } from 'node:fs';
+import { chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUCKETS, bucketFunctionSql, bucketOf, bucketSql } from '../../sdk/src/contract/index.ts';
+import { ENGINE_IMAGES, ENGINE_UID, startContainer } from './containers.ts';
+import type { Container } from './containers.ts';
 
-const PG_BIN = `/usr/lib/postgresql/${readdirSync('/usr/lib/postgresql').sort().at(-1)}/bin`;
 const N = 10_000;
-
-const asPostgres = (cmd: string, args: string[]) =>
-  execFileSync('runuser', ['-u', 'postgres', '--', cmd, ...args], { stdio: 'pipe' });
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -49,40 +47,26 @@ const randomBigint = (): bigint => randomBytes(8).readBigInt64BE(0);
 
 describe('shard hash: TypeScript == Postgres', () => {
   let dir = '';
-  let started = false;
+  let server: Container | undefined;
   let client: pg.Client;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'pg-hash-'));
-    chownSync(dir, Number(execFileSync('id', ['-u', 'postgres']).toString()), 0);
+    chownSync(dir, ENGINE_UID, ENGINE_UID);
     const data = join(dir, 'data');
-    asPostgres(`${PG_BIN}/initdb`, [
-      '-D',
-      data,
-      '-E',
-      'UTF8',
-      '--locale=C.UTF-8',
-      '-A',
-      'trust',
-      '-U',
-      'postgres',
-    ]);
     const port = await freePort();
-    // pg_ctl detaches the server and stops it reliably; runuser would not forward signals.
-    asPostgres(`${PG_BIN}/pg_ctl`, [
-      'start',
-      '-w',
-      '-t',
-      '30',
-      '-D',
-      data,
-      '-l',
-      join(dir, 'log'),
-      '-o',
-      `-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=${dir}`,
-    ]);
-    started = true;
-    const deadline = Date.now() + 30_000;
+    // initdb, then the postmaster as the container's main process.
+    server = startContainer({
+      image: ENGINE_IMAGES.postgres,
+      name: 'pg-hash',
+      entrypoint: 'sh',
+      args: [
+        '-c',
+        `initdb -D ${data} -E UTF8 --locale=C.UTF-8 -A trust -U postgres >/dev/null && exec postgres -D ${data} -p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=${dir}`,
+      ],
+      mounts: [dir],
+    });
+    const deadline = Date.now() + 60_000;
     for (;;) {
       client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });
       try {
@@ -90,6 +74,7 @@ describe('shard hash: TypeScript == Postgres', () => {
         break;
       } catch (e) {
         await client.end().catch(() => undefined);
+        if (!server.running) throw new Error(`postgres exited:\n${server.output}`);
         if (Date.now() > deadline) throw e;
         await new Promise((r) => setTimeout(r, 200));
       }
@@ -99,17 +84,7 @@ describe('shard hash: TypeScript == Postgres', () => {
 
   afterAll(async () => {
     await client?.end().catch(() => undefined);
-    if (started)
-      asPostgres(`${PG_BIN}/pg_ctl`, [
-        'stop',
-        '-m',
-        'immediate',
-        '-w',
-        '-t',
-        '30',
-        '-D',
-        join(dir, 'data'),
-      ]);
+    await server?.remove();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 

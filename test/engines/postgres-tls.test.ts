@@ -3,9 +3,8 @@
 // plain TCP, plain HTTP), that replication runs over TLS, that the exporter verifies the
 // server as rendered (sslmode=verify-full), and a certificate rotation that an open
 // connection survives. Then `tls: false`: the plain configuration, for the opt-out.
-import { execFileSync, spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chownSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
@@ -25,6 +24,8 @@ import {
   startDatabase,
 } from './patroni-harness.ts';
 import type { Harness, Member } from './patroni-harness.ts';
+import { ENGINE_IMAGES, ENGINE_UID, startContainer } from './containers.ts';
+import type { Container } from './containers.ts';
 
 const numbers: Record<string, number> = {};
 
@@ -117,7 +118,7 @@ describe('Postgres with TLS (the default): rendered config, real Patroni and Pos
   let h: Harness;
   let primary: Member;
   let replica: Member;
-  const exporters: ChildProcess[] = [];
+  const exporters: Container[] = [];
 
   beforeAll(async () => {
     h = await startDatabase('pg-tls', { replicasPerShard: 1 });
@@ -153,7 +154,7 @@ describe('Postgres with TLS (the default): rendered config, real Patroni and Pos
   });
 
   afterAll(async ({}, suite) => {
-    for (const e of exporters) e.kill('SIGKILL');
+    for (const e of exporters) await e.remove();
     await h?.stop(suite);
     console.log(`[postgres-tls] measured: ${JSON.stringify(numbers)}`);
   });
@@ -196,16 +197,20 @@ describe('Postgres with TLS (the default): rendered config, real Patroni and Pos
     const port = await freePort();
     const uri = exporterDataSource(h.app, h.caFile).replace(':5432/', `:${primary.pgPort}/`);
     expect(uri).toContain('sslmode=verify-full');
-    const proc = spawn('prometheus-postgres-exporter', [`--web.listen-address=127.0.0.1:${port}`], {
-      env: {
-        PATH: '/usr/bin:/bin',
-        DATA_SOURCE_URI: uri,
-        DATA_SOURCE_USER: 'monitor',
-        DATA_SOURCE_PASS: PASSWORDS.monitor,
-      },
-      stdio: 'ignore',
-    });
-    exporters.push(proc);
+    // The sidecar: the postgres-exporter image, its rendered env, the CA mounted.
+    exporters.push(
+      startContainer({
+        image: ENGINE_IMAGES.postgresExporter,
+        name: 'pg-tls-exporter',
+        args: [`--web.listen-address=127.0.0.1:${port}`],
+        env: {
+          DATA_SOURCE_URI: uri,
+          DATA_SOURCE_USER: 'monitor',
+          DATA_SOURCE_PASS: PASSWORDS.monitor,
+        },
+        readOnlyMounts: [h.caFile],
+      }),
+    );
     const up = await eventually(
       'pg_up from the exporter',
       async () => {
@@ -231,7 +236,8 @@ describe('Postgres with TLS (the default): rendered config, real Patroni and Pos
   it("serves Patroni's REST API over HTTPS only, verifiable by name", async () => {
     const ok = await restGet(primary, '/patroni', TEST_CA.cert);
     expect(ok.status).toBe(200);
-    expect(JSON.parse(ok.body)).toMatchObject({ state: 'running', role: 'master' });
+    // Patroni 4 names the leader's role `primary` (3.x said `master`).
+    expect(JSON.parse(ok.body)).toMatchObject({ state: 'running', role: 'primary' });
     await expect(restGet(primary, '/patroni')).rejects.toThrow(/self-signed|issuer|verify/i);
     // Plain HTTP on the same port gets no HTTP answer.
     const plain = await fetch(`http://127.0.0.1:${primary.restPort}/patroni`, {
@@ -260,11 +266,7 @@ describe('Postgres with TLS (the default): rendered config, real Patroni and Pos
     const renewed = await issueServerCert(TEST_CA, [...current.dnsNames], new Date());
     writeFileSync(join(tlsDir, 'next.crt'), renewed.cert);
     writeFileSync(join(tlsDir, 'next.key'), renewed.key, { mode: 0o600 });
-    execFileSync('chown', [
-      'postgres:postgres',
-      join(tlsDir, 'next.crt'),
-      join(tlsDir, 'next.key'),
-    ]);
+    for (const f of ['next.crt', 'next.key']) chownSync(join(tlsDir, f), ENGINE_UID, ENGINE_UID);
     const t0 = Date.now();
     renameSync(join(tlsDir, 'next.key'), join(tlsDir, TLS_FILES.key));
     renameSync(join(tlsDir, 'next.crt'), join(tlsDir, TLS_FILES.cert));

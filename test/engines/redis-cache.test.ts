@@ -1,6 +1,5 @@
 // The cache Redis as rendered (replicas: 0): eviction order under allkeys-lru and
 // allkeys-lfu, TTL expiry with the app's CACHE_TTL_SECONDS, and password enforcement.
-import { spawnSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -165,22 +164,24 @@ describe('cache Redis from the rendered ConfigMap', () => {
     const app = track(new Redis(loopbackUrl, { tls, password: PASSWORD }));
     expect(await app.set('k', 'v')).toBe('OK');
 
-    // The pod's probe command (port adapted to loopback) passes with the Secret's password
-    // in the environment and fails with a wrong one.
+    // The pod's probe command (port adapted to loopback), run in the container as the
+    // kubelet runs an exec probe, passes with the Secret's password in the environment and
+    // fails with a wrong one.
     const probe = (password: string) =>
-      spawnSync(
-        probeCmd[0] ?? 'sh',
-        [probeCmd[1] ?? '-c', (probeCmd[2] ?? '').replace('-p 6379', `-p ${inst.port}`)],
-        {
-          env: { PATH: process.env['PATH'], REDIS_PASSWORD: password, TLS_CA_FILE: h.caFile },
-        },
+      inst.container.exec(
+        [
+          probeCmd[0] ?? 'sh',
+          probeCmd[1] ?? '-c',
+          (probeCmd[2] ?? '').replace('-p 6379', `-p ${inst.port}`),
+        ],
+        { REDIS_PASSWORD: password, TLS_CA_FILE: h.caFile },
       ).status;
     const probeCmd: string[] = redisContainer(objects).readinessProbe.exec.command;
     expect(probe(PASSWORD)).toBe(0);
     expect(probe('guess')).not.toBe(0);
 
     // The password reached redis-server on stdin: it is not in its command line.
-    const cmdline = await readFile(`/proc/${inst.proc.pid}/cmdline`, 'utf8');
+    const cmdline = await readFile(`/proc/${await inst.container.started()}/cmdline`, 'utf8');
     expect(cmdline).toContain('redis-server');
     expect(cmdline).not.toContain(PASSWORD);
     await h.kill(inst);

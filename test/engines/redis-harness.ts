@@ -1,12 +1,11 @@
-// Runs the real redis-server / redis-sentinel (Debian packages) on loopback from the
-// ConfigMap data the builders render: start-redis.sh / start-sentinel.sh and redis.conf /
-// sentinel.conf exactly as rendered, except for what loopback needs (see loopbackConf).
-// With TLS (the default) the pods' mounted key pair and CA are files under the harness's
-// temp dir: a CA and a server certificate for localhost and 127.0.0.1 issued by the
-// operator's own x509 module, as the reconciler issues them.
-import { spawn } from 'node:child_process';
+// Runs redis-server / redis-sentinel from the project's redis image (containers.ts) on
+// loopback from the ConfigMap data the builders render: start-redis.sh / start-sentinel.sh
+// and redis.conf / sentinel.conf exactly as rendered, except for what loopback needs (see
+// loopbackConf). With TLS (the default) the pods' mounted key pair and CA are files under
+// the harness's temp dir: a CA and a server certificate for localhost and 127.0.0.1 issued
+// by the operator's own x509 module, as the reconciler issues them.
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { chown, mkdtemp, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +16,8 @@ import type { K8sObject } from '../../operator/tiers/shared/chart.ts';
 import { CA_DIR, SERVER_TLS_DIR, TLS_FILES } from '../../operator/tiers/shared/tls/objects.ts';
 import { issueCa, issueServerCert } from '../../operator/tiers/shared/tls/x509.ts';
 import type { KeyPair } from '../../operator/tiers/shared/tls/x509.ts';
+import { ENGINE_IMAGES, ENGINE_UID, runOnceAsync, startContainer } from './containers.ts';
+import type { Container } from './containers.ts';
 
 export const PASSWORD = 'engine-test-password-3f9a1c';
 
@@ -86,12 +87,18 @@ export interface Instance {
   readonly name: string;
   readonly port: number;
   readonly dataDir: string;
+  /** The pod's container (redis image): its main process is the start script's exec. */
+  readonly container: Container;
+  /** The container's docker client: it exits when the container has ended. */
   proc: ChildProcess;
   log: string;
 }
 
+/** Files the harness writes, owned by the pods' uid as the kubelet's fsGroup makes them. */
+const own = (path: string) => chown(path, ENGINE_UID, ENGINE_UID);
+
 export class Harness {
-  private readonly procs = new Set<ChildProcess>();
+  private readonly containers = new Set<Container>();
   private root = '';
   /** The CA the servers' certificates are signed by (PEM), and its file. */
   ca: KeyPair | undefined;
@@ -99,11 +106,13 @@ export class Harness {
 
   async init(): Promise<void> {
     this.root = await mkdtemp(join(tmpdir(), 'scalable-redis-'));
+    await own(this.root);
     this.ca = await issueCa('engine-test CA', new Date());
     tlsCa = this.ca.cert;
     this.caFile = join(this.root, 'ca', TLS_FILES.ca);
     await mkdir(join(this.root, 'ca'), { recursive: true });
     await writeFile(this.caFile, this.ca.cert);
+    await Promise.all([own(join(this.root, 'ca')), own(this.caFile)]);
     await this.issueServerCert();
   }
 
@@ -120,6 +129,7 @@ export class Harness {
     await writeFile(join(next, TLS_FILES.cert), pair.cert);
     await writeFile(join(next, TLS_FILES.key), pair.key, { mode: 0o600 });
     await writeFile(join(next, TLS_FILES.ca), this.ca.cert);
+    for (const f of ['', TLS_FILES.cert, TLS_FILES.key, TLS_FILES.ca]) await own(join(next, f));
     await rm(join(this.root, 'tls'), { recursive: true, force: true });
     await rename(next, join(this.root, 'tls'));
     return pair.cert;
@@ -129,11 +139,13 @@ export class Harness {
   async confDir(name: string, data: Record<string, string>, port: number, dataDir: string) {
     const dir = join(this.root, name, 'conf');
     await mkdir(dir, { recursive: true });
+    await Promise.all([own(join(this.root, name)), own(dir)]);
     for (const [key, text] of Object.entries(data)) {
       await writeFile(
         join(dir, key),
         key.endsWith('.conf') ? loopbackConf(text, port, dataDir, this.root) : text,
       );
+      await own(join(dir, key));
     }
     return dir;
   }
@@ -157,29 +169,39 @@ export class Harness {
     const port = opts.port ?? (await freePort());
     const dataDir = opts.dataDir ?? join(this.root, name, 'data');
     await mkdir(dataDir, { recursive: true });
+    await own(dataDir);
     const confDir = await this.confDir(name, data, port, dataDir);
     if (servesTls(data)) tlsPorts.add(port);
-    const proc = spawn('sh', [join(confDir, script)], {
+    // The pod's command (sh start-*.sh from the ConfigMap) and env (the password from the
+    // Secret, the dirs, Sentinel discovery with loopback addresses).
+    const container = startContainer({
+      image: ENGINE_IMAGES.redis,
+      name: `redis-${name}`,
+      entrypoint: 'sh',
+      args: [join(confDir, script)],
       env: {
-        PATH: process.env['PATH'] ?? '/usr/bin:/bin',
         REDIS_PASSWORD: PASSWORD,
         CONF_DIR: confDir,
         DATA_DIR: dataDir,
         ...this.tlsEnv(data),
         ...env,
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      // Its own process group: a kill reaches what the script started (Sentinel under TLS
-      // runs as its child; the certificate-reload loop beside Redis).
-      detached: true,
+      mounts: [this.root],
     });
-    const inst: Instance = { name, port, dataDir, proc, log: '' };
-    proc.stdout?.on('data', (d: Buffer) => (inst.log += d.toString()));
-    proc.stderr?.on('data', (d: Buffer) => (inst.log += d.toString()));
-    this.procs.add(proc);
-    proc.on('exit', () => this.procs.delete(proc));
+    const inst: Instance = {
+      name,
+      port,
+      dataDir,
+      container,
+      proc: container.proc,
+      get log() {
+        return container.output;
+      },
+    };
+    this.containers.add(container);
+    void container.exited.then(() => this.containers.delete(container));
     await waitFor(`${name} to answer PING`, 90_000, async () => {
-      if (proc.exitCode !== null) throw new Error(`${name} exited:\n${inst.log}`);
+      if (!container.running) throw new Error(`${name} exited:\n${inst.log}`);
       return (await ping(port)) === 'PONG';
     });
     return inst;
@@ -193,46 +215,38 @@ export class Harness {
     env: Record<string, string>,
   ): Promise<{ code: number | null; out: string }> {
     const confDir = await this.confDir(`${name}-${script}`, data, 0, this.root);
-    const proc = spawn('sh', [join(confDir, script)], {
-      env: {
-        PATH: process.env['PATH'] ?? '/usr/bin:/bin',
-        REDIS_PASSWORD: PASSWORD,
-        ...this.tlsEnv(data),
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    // The kubelet runs a hook inside the pod's container; a fresh container of the same
+    // image, on the same network, is the same to the script.
+    const r = await runOnceAsync({
+      image: ENGINE_IMAGES.redis,
+      name: `redis-${name}-${script}`,
+      entrypoint: 'sh',
+      args: [join(confDir, script)],
+      env: { REDIS_PASSWORD: PASSWORD, ...this.tlsEnv(data), ...env },
+      mounts: [this.root],
     });
-    this.procs.add(proc);
-    let out = '';
-    proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-    proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-    const code = await new Promise<number | null>((resolve) => proc.on('exit', resolve));
-    this.procs.delete(proc);
-    return { code, out };
+    return { code: r.status, out: r.stdout };
   }
 
-  /** SIGKILL: the crash a node loss or OOM kill looks like. */
+  /**
+   * A signal to the container's main process, as the runtime sends it, and wait until the
+   * container has ended (the rest of it ends with its main process). SIGKILL (the default)
+   * kills every process in it at once: the crash a node loss or OOM kill looks like.
+   */
   async kill(inst: Instance, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    if (inst.proc.exitCode !== null || inst.proc.signalCode !== null) return;
-    const exited = new Promise((r) => inst.proc.once('exit', r));
-    killGroup(inst.proc, signal);
-    await exited;
+    const c = inst.container;
+    if (!c.running) return;
+    if (signal === 'SIGKILL') c.kill();
+    else if ((await c.started()) !== undefined) c.signal(signal);
+    await c.exited;
   }
 
   async cleanup(): Promise<void> {
-    for (const p of this.procs) killGroup(p, 'SIGKILL');
-    this.procs.clear();
+    const all = [...this.containers];
+    for (const c of all) c.kill();
+    await Promise.all(all.map((c) => c.exited));
+    this.containers.clear();
     if (this.root) await rm(this.root, { recursive: true, force: true });
-  }
-}
-
-/** The signal to the process's whole group (spawned detached), or the process alone. */
-function killGroup(proc: ChildProcess, signal: NodeJS.Signals): void {
-  try {
-    if (proc.pid !== undefined) process.kill(-proc.pid, signal);
-    else proc.kill(signal);
-  } catch {
-    proc.kill(signal);
   }
 }
 
