@@ -29,6 +29,8 @@ import {
 } from '../operator/tiers/shared/redis-config.ts';
 import { REPLICA_ROLE, ROLE_LABEL } from '../operator/tiers/database/names.ts';
 import { eventually, startDatabase } from '../test/engines/patroni-harness.ts';
+import { ENGINE_IMAGE_NAMES, engineVersions } from '../test/engines/containers.ts';
+import { buildImages } from '../test/images/build.ts';
 import { eventsOf, readAuditLog, serviceAccountUser } from '../test/integration/rbac-audit.ts';
 
 const TRIALS = Number(process.env['BENCH_FAILOVER_TRIALS'] ?? 3);
@@ -135,6 +137,8 @@ const range = (xs: number[]) => `${Math.min(...xs)}–${Math.max(...xs)}`;
 const s2 = (ms: number) => Number((ms / 1000).toFixed(2));
 
 async function main(): Promise<void> {
+  buildImages(ENGINE_IMAGE_NAMES);
+  const v = engineVersions();
   const loads: number[] = [];
   const records: Record_[] = [];
   for (let i = 0; i < TRIALS; i++) {
@@ -207,7 +211,7 @@ async function main(): Promise<void> {
     '<!-- bench:failover -->',
     '## Failover (`npm run bench:failover`)',
     '',
-    `Run ${new Date().toISOString()} on ${machine}; ${TRIALS} runs of the failover engine tests (load average after each: ${loads.map((l) => l.toFixed(1)).join(', ')}). Real Patroni (Debian 3.0.2) and Postgres, Redis 7.0 and Sentinel, on loopback; the embedded control plane as Patroni's DCS.`,
+    `Run ${new Date().toISOString()} on ${machine}; ${TRIALS} runs of the failover engine tests (load average after each: ${loads.map((l) => l.toFixed(1)).join(', ')}). Patroni ${v.patroni} and Postgres ${v.postgres} (the postgres-patroni image), Redis and Sentinel ${v.redis} (the redis image), on loopback; the embedded control plane as Patroni's DCS.`,
     '',
     table,
     '',

@@ -7,6 +7,9 @@
 // Per mode (async, synchronous) BENCH_ROLLOUT_TRIALS (2) fresh shards.
 import { writeBenchSection } from './benchmarks-file.ts';
 import { cpus, release, totalmem } from 'node:os';
+import { DEFAULT_FAILOVER_SECONDS, timingsOf } from '../operator/tiers/database/lease-break.ts';
+import { buildImages } from '../test/images/build.ts';
+import { ENGINE_IMAGE_NAMES, engineVersions } from '../test/engines/containers.ts';
 import { startDatabase } from '../test/engines/patroni-harness.ts';
 import { operatorAccess, startKubelet } from '../test/engines/patroni-kubelet.ts';
 import { rollout, scaleDown, settled } from '../test/engines/patroni-rollout-scenarios.ts';
@@ -43,6 +46,9 @@ const span = (xs: number[]) => {
 const sec = (ms: number) => Number((ms / 1000).toFixed(2));
 
 async function main(): Promise<void> {
+  buildImages(ENGINE_IMAGE_NAMES);
+  const v = engineVersions();
+  const t = timingsOf(DEFAULT_FAILOVER_SECONDS);
   const trials: Trial[] = [];
   for (const synchronous of [false, true])
     for (let i = 0; i < TRIALS; i++) {
@@ -74,7 +80,7 @@ async function main(): Promise<void> {
     '## Database rollout and scale-down (`npm run bench:rollout`)',
     '',
     `Run ${new Date().toISOString()} on ${machine}; ${TRIALS} fresh shard(s) per replication mode, ranges over them.`,
-    "Real Patroni (Debian 3.0.2, `ttl` 30 s, `loop_wait` 10 s) and Postgres on loopback, the embedded control plane as DCS, kwok pods; the database tier's step hook runs every 500 ms (the operator runs it on every pod event) and a kubelet stand-in stops (SIGTERM) and restarts a member's Patroni as its pod is deleted and re-created. One writer commits single-row INSERTs back to back through the pod labelled primary (what the primary Service selects), reconnecting on any error.",
+    `Patroni ${v.patroni} and Postgres ${v.postgres} (the postgres-patroni image, \`ttl\` ${t.ttl} s, \`loop_wait\` ${t.loop_wait} s) on loopback, the embedded control plane as DCS, kwok pods; the database tier's step hook runs every 500 ms (the operator runs it on every pod event) and a kubelet stand-in stops (SIGTERM) and restarts a member's container as its pod is deleted and re-created. One writer commits single-row INSERTs back to back through the pod labelled primary (what the primary Service selects), reconnecting on any error.`,
     '',
     table,
     '',

@@ -6,8 +6,7 @@
 // - Cache-aside hit: sdk.cache.getOrSet on a cached key against a plain ioredis GET.
 // Prints a table and writes its section of BENCHMARKS.md (other sections are kept).
 import { writeBenchSection } from './benchmarks-file.ts';
-import { execFileSync, spawn } from 'node:child_process';
-import { chownSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -15,11 +14,19 @@ import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { connect, makeShardMap } from '../sdk/src/index.ts';
+import { buildImages } from '../test/images/build.ts';
+import {
+  ENGINE_IMAGES,
+  ENGINE_IMAGE_NAMES,
+  ENGINE_UID,
+  engineVersions,
+  startContainer,
+} from '../test/engines/containers.ts';
+import type { Container } from '../test/engines/containers.ts';
 
 const N = Number(process.env['BENCH_SDK_N'] ?? 20_000);
 const WARMUP = 2_000;
 const ROWS = 10_000;
-const PG_BIN = `/usr/lib/postgresql/${readdirSync('/usr/lib/postgresql').sort().at(-1)}/bin`;
 const log = (m: string) => console.error(`[bench:sdk] ${m}`);
 
 async function freePort(): Promise<number> {
@@ -30,9 +37,6 @@ async function freePort(): Promise<number> {
     });
   });
 }
-
-const asPostgres = (cmd: string, args: string[]) =>
-  execFileSync('runuser', ['-u', 'postgres', '--', cmd, ...args], { stdio: 'pipe' });
 
 function quantile(sorted: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
@@ -66,29 +70,53 @@ async function paired(
   return [ta.sort((x, y) => x - y), tb.sort((x, y) => x - y)];
 }
 
+/** A client once the server accepts connections (initdb runs first). */
+async function connected(conn: pg.ClientConfig, server: Container): Promise<pg.Client> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const c = new pg.Client(conn);
+    try {
+      await c.connect();
+      return c;
+    } catch (e) {
+      await c.end().catch(() => undefined);
+      if (!server.running) throw new Error(`postgres exited:\n${server.output}`);
+      if (Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
 async function main(): Promise<void> {
+  buildImages(ENGINE_IMAGE_NAMES);
+  const versions = engineVersions();
   const dir = mkdtempSync(join(tmpdir(), 'bench-sdk-'));
-  chownSync(dir, Number(execFileSync('id', ['-u', 'postgres']).toString()), 0);
+  chownSync(dir, ENGINE_UID, ENGINE_UID);
   const data = join(dir, 'data');
   const pgPort = await freePort();
   const redisPort = await freePort();
-  let pgStarted = false;
-  const redis = spawn(
-    'redis-server',
-    ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    { stdio: 'ignore' },
-  );
+  // The project's images, on loopback (host network), as the engine tests run them.
+  const redis = startContainer({
+    image: ENGINE_IMAGES.redis,
+    name: 'bench-sdk-redis',
+    entrypoint: 'redis-server',
+    args: ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+  });
+  const postgres = startContainer({
+    image: ENGINE_IMAGES.postgres,
+    name: 'bench-sdk-postgres',
+    entrypoint: 'sh',
+    args: [
+      '-c',
+      `initdb -D ${data} -A trust -U postgres >/dev/null && exec postgres -D ${data} -p ${pgPort} -c listen_addresses=127.0.0.1 -c unix_socket_directories=${dir}`,
+    ],
+    mounts: [dir],
+  });
+  const servers: Container[] = [redis, postgres];
   try {
     log('starting Postgres and Redis on loopback');
-    asPostgres(`${PG_BIN}/initdb`, ['-D', data, '-A', 'trust', '-U', 'postgres']);
-    asPostgres(`${PG_BIN}/pg_ctl`, [
-      ...['start', '-w', '-t', '30', '-D', data, '-l', join(dir, 'log'), '-o'],
-      `-p ${pgPort} -c listen_addresses=127.0.0.1 -c unix_socket_directories=${dir}`,
-    ]);
-    pgStarted = true;
     const conn = { host: '127.0.0.1', port: pgPort, user: 'postgres', database: 'postgres' };
-    const setup = new pg.Client(conn);
-    await setup.connect();
+    const setup = await connected(conn, postgres);
     await setup.query('CREATE TABLE kv (k text PRIMARY KEY, v int NOT NULL)');
     await setup.query(
       `INSERT INTO kv SELECT 'user-' || i, i FROM generate_series(0, ${ROWS - 1}) AS i`,
@@ -182,7 +210,7 @@ async function main(): Promise<void> {
       '<!-- bench:sdk -->',
       '## SDK (`npm run bench:sdk`)',
       '',
-      `Run ${new Date().toISOString()} on ${machine}; Postgres and Redis on loopback, same machine.`,
+      `Run ${new Date().toISOString()} on ${machine}; Postgres ${versions.postgres} and Redis ${versions.redis} (the project's images) on loopback, same machine.`,
       `${N} pairs after ${WARMUP} warm-up pairs, one call at a time, the two sides alternating (which goes first flips each pair); a table of ${ROWS} rows, keys spread over it.`,
       '',
       table,
@@ -193,8 +221,7 @@ async function main(): Promise<void> {
     ].join('\n');
     log(`wrote ${writeBenchSection('sdk', section)}`);
   } finally {
-    redis.kill('SIGKILL');
-    if (pgStarted) asPostgres(`${PG_BIN}/pg_ctl`, ['stop', '-m', 'immediate', '-D', data]);
+    await Promise.all(servers.map((c) => c.remove()));
     rmSync(dir, { recursive: true, force: true });
   }
 }

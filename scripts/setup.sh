@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # Idempotent setup behind `npm start` and `npm test` (their pre-scripts), so a fresh clone
-# needs nothing else: Debian packages for the real engines, npm packages (Node 22 comes
-# from the npm registry's `node` package), and the embedded control plane's binaries (and
+# needs nothing else: a few Debian packages, npm packages (Node 22 comes from the npm
+# registry's `node` package), and the embedded control plane's binaries (and
 # promtool/prometheus), built once from the Go module proxy into ~/.cache/scalable-operator.
+# The engine tests run Patroni, Postgres, Redis and the exporters from the project's images
+# (the engines project's global setup builds them; scripts/images.sh starts dockerd).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
+# redis-server: the integration test of the queue's KEDA scaler (test/integration/queue-keda)
+# runs one on a loopback address of its own, beside the control plane.
 command -v redis-server >/dev/null || need_apt+=(redis-server)
-command -v redis-sentinel >/dev/null || need_apt+=(redis-sentinel)
-command -v patroni >/dev/null || need_apt+=(patroni)
-ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
+# openssl: the devcluster's PKI, and the TLS engine tests read served certificates with it.
 command -v openssl >/dev/null || need_apt+=(openssl)
-command -v prometheus-redis-exporter >/dev/null || need_apt+=(prometheus-redis-exporter)
-command -v prometheus-postgres-exporter >/dev/null || need_apt+=(prometheus-postgres-exporter)
 # jemalloc: the operator image preloads it; bench:operator does too when it is here.
 ldconfig -p 2>/dev/null | grep -q libjemalloc.so.2 || need_apt+=(libjemalloc2)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -24,9 +24,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
-  # The Debian packages start their own servers; the tests start theirs on random ports.
-  systemctl disable --now redis-server postgresql prometheus-redis-exporter \
-    prometheus-postgres-exporter >/dev/null 2>&1 || true
+  # The Debian package starts its own server; the tests start theirs on their own addresses.
+  systemctl disable --now redis-server >/dev/null 2>&1 || true
 fi
 
 # Install from the lock file when node_modules is missing or older than it. Not `npm ci`:

@@ -3,7 +3,6 @@
 // (1 control plane + 3 workers in zones a/b/c, flannel + kube-router's firewall +
 // local-path), loads our images, installs KEDA's operator and then ours (the chart, with helm). Afterwards: logs
 // exported when a test failed, the cluster deleted unless E2E_KEEP=1.
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type {} from 'vitest';

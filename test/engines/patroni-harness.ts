@@ -57,7 +57,8 @@ import {
 import { IF_SERVED_ANNOTATION } from '../../operator/tiers/shared/meta.ts';
 import { issueCa, issueServerCert } from '../../operator/tiers/shared/tls/x509.ts';
 import type { KeyPair } from '../../operator/tiers/shared/tls/x509.ts';
-import { Container, ENGINE_IMAGES, ENGINE_UID, startContainer } from './containers.ts';
+import { ENGINE_IMAGES, ENGINE_UID, startContainer } from './containers.ts';
+import type { Container } from './containers.ts';
 
 // Shared with the integration tests: poll until fn returns a value.
 export { eventually };
