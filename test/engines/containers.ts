@@ -106,7 +106,8 @@ function runArgs(spec: ContainerSpec, name: string, extra: readonly string[] = [
     '--tmpfs=/tmp:mode=1777',
     ...extra,
   ];
-  for (const t of spec.tmpfs ?? []) a.push(`--tmpfs=${t}:mode=1777`);
+  // Owned by the pod's uid as fsGroup makes an emptyDir (docker keeps the image dir's mode).
+  for (const t of spec.tmpfs ?? []) a.push(`--tmpfs=${t}:uid=${ENGINE_UID},gid=${ENGINE_UID}`);
   for (const m of spec.mounts ?? []) a.push('-v', `${m}:${m}`);
   for (const m of spec.readOnlyMounts ?? []) a.push('-v', `${m}:${m}:ro`);
   for (const k of Object.keys(spec.env ?? {})) a.push('-e', k);
