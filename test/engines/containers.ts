@@ -160,6 +160,11 @@ function innerPid(pid: number): number | undefined {
   return last === undefined ? undefined : Number(last);
 }
 
+/** A process's state letter (/proc/<pid>/stat: R, S, D, T when stopped...), if it runs. */
+export function stateOf(pid: number): string | undefined {
+  return /^\d+ \(.*\) (\S)/s.exec(readText(`/proc/${pid}/stat`) ?? '')?.[1];
+}
+
 /** A process's argv, or undefined once it has exited. */
 export function argvOf(pid: number): string[] | undefined {
   return readText(`/proc/${pid}/cmdline`)

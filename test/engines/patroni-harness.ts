@@ -57,7 +57,7 @@ import {
 import { IF_SERVED_ANNOTATION } from '../../operator/tiers/shared/meta.ts';
 import { issueCa, issueServerCert } from '../../operator/tiers/shared/tls/x509.ts';
 import type { KeyPair } from '../../operator/tiers/shared/tls/x509.ts';
-import { ENGINE_IMAGES, ENGINE_UID, startContainer } from './containers.ts';
+import { ENGINE_IMAGES, ENGINE_UID, startContainer, stateOf } from './containers.ts';
 import type { Container } from './containers.ts';
 
 // Shared with the integration tests: poll until fn returns a value.
@@ -496,6 +496,14 @@ export async function startDatabase(
         100,
       );
       m.paused = [...(m.paused ?? []), ...stopped];
+      // A signal is delivered asynchronously: resolve once each one has stopped (or ended).
+      await eventually(
+        `${m.name}'s Patroni stopped`,
+        async () =>
+          stopped.every((p) => [undefined, 'T'].includes(stateOf(p))) ? true : undefined,
+        10_000,
+        20,
+      );
       return stopped;
     },
     resumeMember(m) {
