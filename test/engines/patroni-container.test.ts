@@ -1,9 +1,10 @@
 // The engine harness stops a member as the kubelet stops its container, and a container
-// ends with its main process: nothing of it may outlive Patroni. Patroni 3.0 stopped by
-// SIGTERM while it restarts Postgres after a demotion exits with the new postmaster running;
-// in a pod the runtime kills that one, and the harness must too, or the member keeps
-// streaming from the new primary with no Patroni and no pod (the patroni-rollout scale-down
-// hung on exactly that: two replication rows where one replica was left).
+// ends with its main process: nothing of it may outlive Patroni. Patroni (3.0 did) stopped
+// by SIGTERM while it restarts Postgres after a demotion can exit with the new postmaster
+// running; in a pod the runtime ends that one with the container, and so does the harness's
+// container, or the member keeps streaming from the new primary with no Patroni and no pod
+// (the patroni-rollout scale-down hung on exactly that: two replication rows where one
+// replica was left).
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, postmastersOf, running, sql, startDatabase } from './patroni-harness.ts';
