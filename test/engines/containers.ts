@@ -13,7 +13,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { getPriority, setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { clusterHome } from '../../devcluster/paths.ts';
@@ -230,6 +230,7 @@ export class Container {
     if (out !== undefined) closeSync(out);
     this.proc.stdout?.on('data', (d: Buffer) => (this.output += d.toString()));
     this.proc.stderr?.on('data', (d: Buffer) => (this.output += d.toString()));
+    this.inheritNiceness();
     this.exited = new Promise((resolve) =>
       this.proc.once('exit', (code) => {
         // In the same tick as exitCode is set: whoever sees it ended sees why.
@@ -238,6 +239,32 @@ export class Container {
         resolve(code);
       }),
     );
+  }
+
+  /**
+   * The test's niceness for the container's processes, as a child process inherits it (the
+   * runtime starts them at 0): `nice -n 5 npx vitest` stays polite to the rest of the machine,
+   * and the engines do not outrun the test's own clients on a busy one. Processes forked
+   * later (Patroni's postmaster, Postgres backends) inherit it from their parent.
+   */
+  private inheritNiceness(): void {
+    const nice = getPriority();
+    if (nice <= 0) return;
+    const renice = () => {
+      for (const pid of this.pids()) {
+        try {
+          if (getPriority(pid) < nice) setPriority(pid, nice);
+        } catch {
+          // ended meanwhile
+        }
+      }
+    };
+    // Once its main process runs, and again after its first children have started.
+    void this.started()
+      .then(renice)
+      .then(() => sleep(2000))
+      .then(renice)
+      .catch(() => undefined);
   }
 
   get running(): boolean {
