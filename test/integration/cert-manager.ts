@@ -3,7 +3,7 @@
 // that the other test files see a cluster without cert-manager (the operator then issues
 // certificates itself). Not in devcluster's optional CRDs for that reason.
 import { join } from 'node:path';
-import { kubectl } from '../../devcluster/crds.ts';
+import { kubectl, waitEstablished } from '../../devcluster/crds.ts';
 import { testKubeconfig } from '../../devcluster/testing.ts';
 import { downloadModule } from '../../devcluster/toolchain.ts';
 
@@ -19,12 +19,10 @@ async function crdFiles(): Promise<string[]> {
 export async function installCertManagerCrds(): Promise<void> {
   const files = await crdFiles();
   await kubectl(testKubeconfig(), ['apply', '--server-side', ...files.flatMap((f) => ['-f', f])]);
-  await kubectl(testKubeconfig(), [
-    'wait',
-    '--for=condition=Established',
-    'crd/certificates.cert-manager.io',
-    'crd/issuers.cert-manager.io',
-    '--timeout=120s',
+  // Polled: `kubectl wait` fails at once on a CRD the API server has not looked at yet.
+  await waitEstablished(testKubeconfig(), [
+    'certificates.cert-manager.io',
+    'issuers.cert-manager.io',
   ]);
 }
 
