@@ -1,5 +1,6 @@
 // Imports run one way (DESIGN.md): api <- tiers <- reconcile/status <- runtime <- main, with
-// cli beside runtime, and ports/ (the client and log interfaces) under all of them; the SDK's
+// cli beside runtime, engines/ (what several tiers run) between tiers/shared/ and the tiers
+// that use them, and ports/ (the client and log interfaces) under all of them; the SDK's
 // contract depends on nothing of the operator. The runtime, the reconciler and the status
 // computation name no tier: they reach tiers through the registry (tiers/index.ts) and the
 // Tier interface (tiers/tier.ts, tiers/watch.ts). Type-only imports count: a circle of types
@@ -35,7 +36,23 @@ module.exports = {
         'the runtime, reconciler and status reach tiers only through the registry and the ' +
         'Tier interface (tiers/*.ts) and tiers/shared/.',
       from: { path: '^operator/(runtime|reconcile|status)/', pathNot: '\\.test\\.ts$' },
-      to: { path: '^operator/tiers/(?!shared/)[^/]+/' },
+      to: { path: '^operator/(tiers/(?!shared/)[^/]+/|engines/)' },
+    },
+    {
+      name: 'engines-serve-tiers',
+      severity: 'error',
+      comment:
+        'An engine (operator/engines/<e>/) is what several tiers run; it builds on tiers/shared/ ' +
+        'and the Tier interface, never on one tier, and never talks to the cluster.',
+      from: { path: '^operator/engines/' },
+      to: { path: '^operator/(tiers/(?!shared/)[^/]+/|reconcile/|status/|runtime/|cli/)' },
+    },
+    {
+      name: 'shared-below-engines',
+      severity: 'error',
+      comment: 'tiers/shared/ holds what every tier uses; an engine serves some tiers only.',
+      from: { path: '^operator/tiers/shared/' },
+      to: { path: '^operator/(engines|tiers/(?!shared/)[^/]+)/' },
     },
     {
       name: 'tiers-build-on-api-only',

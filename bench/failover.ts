@@ -26,7 +26,7 @@ import {
 import {
   SENTINEL_DOWN_AFTER_MS,
   SENTINEL_FAILOVER_TIMEOUT_MS,
-} from '../operator/tiers/shared/redis-config.ts';
+} from '../operator/engines/redis/config.ts';
 import { REPLICA_ROLE, ROLE_LABEL } from '../operator/tiers/database/names.ts';
 import { eventually, startDatabase } from '../test/engines/patroni-harness.ts';
 import { ENGINE_IMAGE_NAMES, engineVersions } from '../test/engines/containers.ts';

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { clusterHome } from '../../devcluster/paths.ts';
 import { POSTGRES_UID } from '../../operator/tiers/database/statefulset.ts';
-import { REDIS_UID } from '../../operator/tiers/shared/redis-pod.ts';
+import { REDIS_UID } from '../../operator/engines/redis/pod.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toModel } from '../../operator/api/model.ts';
 import { validateApp } from '../../operator/api/validate.ts';
 import { buildAll } from '../../operator/tiers/index.ts';
-import { SENTINEL_DOWN_AFTER_MS } from '../../operator/tiers/shared/redis-config.ts';
+import { SENTINEL_DOWN_AFTER_MS } from '../../operator/engines/redis/config.ts';
 import {
   Harness,
   PASSWORD,

@@ -21,7 +21,7 @@ import {
   masterNameOf,
   memoryLimitOf,
   sentinelConf,
-} from '../shared/redis-config.ts';
+} from '../../engines/redis/config.ts';
 import {
   CONFIG_HASH_ANNOTATION,
   PASSWORD_KEY,
@@ -34,7 +34,7 @@ import {
   redisTlsObjects,
   serviceAccount,
   svcHost,
-} from '../shared/redis-pod.ts';
+} from '../../engines/redis/pod.ts';
 import { caFileOf, caWiring } from '../shared/tls/objects.ts';
 import { generatedSecret } from '../shared/secrets.ts';
 import {
@@ -42,8 +42,8 @@ import {
   redisSelfAddr,
   sentinelSet,
   sentinelAddresses as sharedSentinelAddresses,
-} from '../shared/redis-sentinel.ts';
-import type { SentinelNames } from '../shared/redis-sentinel.ts';
+} from '../../engines/redis/sentinel.ts';
+import type { SentinelNames } from '../../engines/redis/sentinel.ts';
 
 type CacheSpec = NonNullable<AppModel['cache']>;
 

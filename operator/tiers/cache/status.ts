@@ -2,7 +2,7 @@
 // cache Redis (+ Sentinels). Status True means "usable": a replicated cache that lost a
 // replica but still has a master and a Sentinel quorum is True with reason Degraded.
 import type { AppModel } from '../../api/model.ts';
-import { SENTINEL_COUNT, SENTINEL_QUORUM } from '../shared/redis-config.ts';
+import { SENTINEL_COUNT, SENTINEL_QUORUM } from '../../engines/redis/config.ts';
 import { condition } from '../shared/report.ts';
 import type { Observed, TierCondition, TierReport } from '../shared/report.ts';
 import { missing, podProblem, ratio, tierStatus, workload } from '../shared/workload-status.ts';

@@ -9,7 +9,7 @@ import { tierName as databaseName } from '../database/names.ts';
 import { cacheNames } from '../cache/build.ts';
 import { deadLetterStreamOf, groupOf, streamOf, workerName } from '../queue/workers.ts';
 import { nameOf } from '../shared/meta.ts';
-import { SENTINEL_QUORUM } from '../shared/redis-config.ts';
+import { SENTINEL_QUORUM } from '../../engines/redis/config.ts';
 import { RUNBOOK_BASE, SERIES_LABELS } from './names.ts';
 import { BY_SHARD, BY_TIER, nsSeries, selector, tierSeries } from './promql.ts';
 import { RECORD } from './recording.ts';

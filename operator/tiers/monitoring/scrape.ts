@@ -98,7 +98,7 @@ export function buildScrapeObjects(app: AppModel): K8sObject[] {
     ...(web && app.web.metrics
       ? [podMonitor(app, 'web', selectorOf(app, 'web'), [endpoint(web.name, app.web.metrics.path)])]
       : []),
-    // The redis_exporter sidecar's port is named 'metrics' in every Redis tier (redis-pod.ts).
+    // The redis_exporter sidecar's port is named 'metrics' in every Redis tier (engines/redis/pod.ts).
     ...(app.cache
       ? [podMonitor(app, 'cache', selectorOf(app, 'cache'), [endpoint('metrics')])]
       : []),

@@ -2,7 +2,7 @@
 // to be usable; workers at zero replicas are fine when KEDA scales them (an empty stream).
 // KEDA missing is said here, naming it, since the workers then run at fixed replicas.
 import type { AppModel } from '../../api/model.ts';
-import { SENTINEL_COUNT, SENTINEL_QUORUM } from '../shared/redis-config.ts';
+import { SENTINEL_COUNT, SENTINEL_QUORUM } from '../../engines/redis/config.ts';
 import { condition, findObject } from '../shared/report.ts';
 import type { Observed, TierCondition, TierReport } from '../shared/report.ts';
 import { missing, podProblem, ratio, tierStatus, workload } from '../shared/workload-status.ts';

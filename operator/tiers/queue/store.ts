@@ -32,7 +32,7 @@ import {
   memoryLimitOf,
   persistentRedisConf,
   sentinelConf,
-} from '../shared/redis-config.ts';
+} from '../../engines/redis/config.ts';
 import {
   CONFIG_HASH_ANNOTATION,
   PASSWORD_KEY,
@@ -44,7 +44,7 @@ import {
   redisTlsObjects,
   serviceAccount,
   svcHost,
-} from '../shared/redis-pod.ts';
+} from '../../engines/redis/pod.ts';
 import { caFileOf, caWiring, tlsSecretName } from '../shared/tls/objects.ts';
 import {
   discoveryEnv,
@@ -52,8 +52,8 @@ import {
   redisSelfAddr,
   sentinelAddresses,
   sentinelSet,
-} from '../shared/redis-sentinel.ts';
-import type { SentinelNames } from '../shared/redis-sentinel.ts';
+} from '../../engines/redis/sentinel.ts';
+import type { SentinelNames } from '../../engines/redis/sentinel.ts';
 import { generatedSecret } from '../shared/secrets.ts';
 import { streamsOf } from './streams.ts';
 

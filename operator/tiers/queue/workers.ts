@@ -14,7 +14,7 @@ import {
   topologySpreadOf,
 } from '../shared/pod-security.ts';
 import { quantity, resourcesOf } from '../shared/quantity.ts';
-import { PASSWORD_KEY, podNameEnv } from '../shared/redis-pod.ts';
+import { PASSWORD_KEY, podNameEnv } from '../../engines/redis/pod.ts';
 import { QUEUE_TIER, queueNames, queueTarget, queueTlsSecretName } from './store.ts';
 import { TLS_FILES } from '../shared/tls/objects.ts';
 import type { QueueSpec, QueueTarget } from './store.ts';

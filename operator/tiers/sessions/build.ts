@@ -14,7 +14,7 @@ import {
   START_REDIS_SH,
   memoryLimitOf,
   sessionsRedisConf,
-} from '../shared/redis-config.ts';
+} from '../../engines/redis/config.ts';
 import {
   CONFIG_HASH_ANNOTATION,
   PASSWORD_KEY,
@@ -27,7 +27,7 @@ import {
   redisTlsObjects,
   serviceAccount,
   svcHost,
-} from '../shared/redis-pod.ts';
+} from '../../engines/redis/pod.ts';
 import { caFileOf, caWiring } from '../shared/tls/objects.ts';
 import { generatedSecret } from '../shared/secrets.ts';
 

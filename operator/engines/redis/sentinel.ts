@@ -2,13 +2,16 @@
 // the discovery env the Redis and Sentinel pods share (start-redis.sh, start-sentinel.sh and
 // pre-stop.sh read it). The cache and the queue tiers use it.
 import type { Chart } from 'cdk8s';
-import { k8s } from './k8s.ts';
+import { k8s } from '../../tiers/shared/k8s.ts';
 import type { AppModel } from '../../api/model.ts';
-import type { EnvVar } from '../tier.ts';
-import { labelsOf, metadataOf, selectorOf } from './meta.ts';
-import type { TierName } from './meta.ts';
-import { restrictedContainerSecurityContext, topologySpreadOf } from './pod-security.ts';
-import { ephemeralStorage, quantity } from './quantity.ts';
+import type { EnvVar } from '../../tiers/tier.ts';
+import { labelsOf, metadataOf, selectorOf } from '../../tiers/shared/meta.ts';
+import type { TierName } from '../../tiers/shared/meta.ts';
+import {
+  restrictedContainerSecurityContext,
+  topologySpreadOf,
+} from '../../tiers/shared/pod-security.ts';
+import { ephemeralStorage, quantity } from '../../tiers/shared/quantity.ts';
 import {
   CONF_DIR,
   DATA_DIR,
@@ -16,7 +19,7 @@ import {
   SENTINEL_COUNT,
   SENTINEL_PORT,
   pingCommand,
-} from './redis-config.ts';
+} from './config.ts';
 import {
   CONFIG_HASH_ANNOTATION,
   passwordEnv,
@@ -24,8 +27,8 @@ import {
   redisPodSpec,
   svcHost,
   tlsCaEnv,
-} from './redis-pod.ts';
-import { serverTlsMounts } from './tls/objects.ts';
+} from './pod.ts';
+import { serverTlsMounts } from '../../tiers/shared/tls/objects.ts';
 
 export interface SentinelNames {
   /** The Redis StatefulSet and its headless Service. */

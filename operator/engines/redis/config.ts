@@ -9,8 +9,8 @@
 // Directives checked against the redis.conf / sentinel.conf shipped with Redis 7.0 (the
 // Debian package the engine tests use) and still valid in the Redis 8 image the pods run.
 import type { AppModel } from '../../api/model.ts';
-import { parseQuantity } from './quantity.ts';
-import { CA_FILE, SERVER_TLS_DIR, TLS_FILES } from './tls/objects.ts';
+import { parseQuantity } from '../../tiers/shared/quantity.ts';
+import { CA_FILE, SERVER_TLS_DIR, TLS_FILES } from '../../tiers/shared/tls/objects.ts';
 
 export const REDIS_PORT = 6379;
 export const SENTINEL_PORT = 26379;

@@ -8,8 +8,8 @@ import {
   memoryLimitOf,
   sentinelConf,
   sessionsRedisConf,
-} from './redis-config.ts';
-import { modelOf } from './test-helpers.ts';
+} from './config.ts';
+import { modelOf } from '../../tiers/shared/test-helpers.ts';
 
 const directives = (conf: string) =>
   conf

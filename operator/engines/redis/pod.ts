@@ -3,20 +3,24 @@
 // NetworkPolicy. Pod Security "restricted" everywhere; the redis image's user is 999.
 import { createHash } from 'node:crypto';
 import type { Chart } from 'cdk8s';
-import { k8s } from './k8s.ts';
+import { k8s } from '../../tiers/shared/k8s.ts';
 import type { AppModel } from '../../api/model.ts';
-import type { EnvVar } from '../tier.ts';
-import { dataTierEgress } from './egress.ts';
-import { APP_LABEL, TIER_LABEL, metadataOf } from './meta.ts';
-import type { TierName } from './meta.ts';
+import type { EnvVar } from '../../tiers/tier.ts';
+import { dataTierEgress } from '../../tiers/shared/egress.ts';
+import { APP_LABEL, TIER_LABEL, metadataOf } from '../../tiers/shared/meta.ts';
+import type { TierName } from '../../tiers/shared/meta.ts';
 import {
   restrictedContainerSecurityContext,
   restrictedPodSecurityContext,
-} from './pod-security.ts';
-import { ephemeralStorage, quantity } from './quantity.ts';
-import { CONF_DIR, DATA_DIR, EXPORTER_PORT, REDIS_PORT, pingCommand } from './redis-config.ts';
-import type { K8sObject } from './chart.ts';
-import { appCaObjects, appCaOwner, serverCertificate } from './tls/cert-manager.ts';
+} from '../../tiers/shared/pod-security.ts';
+import { ephemeralStorage, quantity } from '../../tiers/shared/quantity.ts';
+import { CONF_DIR, DATA_DIR, EXPORTER_PORT, REDIS_PORT, pingCommand } from './config.ts';
+import type { K8sObject } from '../../tiers/shared/chart.ts';
+import {
+  appCaObjects,
+  appCaOwner,
+  serverCertificate,
+} from '../../tiers/shared/tls/cert-manager.ts';
 import {
   CA_FILE,
   LOCALHOST,
@@ -24,7 +28,7 @@ import {
   serverTlsObjects,
   serverTlsVolumes,
   serviceDnsNames,
-} from './tls/objects.ts';
+} from '../../tiers/shared/tls/objects.ts';
 
 /** UID of the redis user in the official redis images. */
 export const REDIS_UID = 999;
@@ -67,7 +71,7 @@ export interface RedisContainerProps {
   readonly tls?: boolean;
 }
 
-/** What redis-cli in the scripts and probes verifies the server against (redis-config.ts). */
+/** What redis-cli in the scripts and probes verifies the server against (config.ts). */
 export const tlsCaEnv: EnvVar = { name: 'TLS_CA_FILE', value: CA_FILE };
 
 /**
