@@ -75,19 +75,26 @@ export function portConf(port: number, tls: boolean): string[] {
   ];
 }
 
+/** How every Redis and Sentinel the operator runs listens and runs in its pod. */
+function serverConf(port: number, tls: boolean): string[] {
+  return [
+    // "-::*": IPv6 only where the pod has it.
+    'bind * -::*',
+    // A password is always required and a NetworkPolicy admits only the app's pods.
+    'protected-mode no',
+    ...portConf(port, tls),
+    `dir ${DATA_DIR}`,
+    'daemonize no',
+    'logfile ""',
+  ];
+}
+
 /** Directives shared by every Redis the operator runs. */
 function baseConf(title: string, tls: boolean): string[] {
   return [
     `# ${title}. Rendered by scalable-operator; edits are overwritten.`,
     '# requirepass/masterauth (and replicaof) are added on stdin by start-redis.sh.',
-    // "-::*": IPv6 only where the pod has it.
-    'bind * -::*',
-    // A password is always required and a NetworkPolicy admits only the app's pods.
-    'protected-mode no',
-    ...portConf(REDIS_PORT, tls),
-    `dir ${DATA_DIR}`,
-    'daemonize no',
-    'logfile ""',
+    ...serverConf(REDIS_PORT, tls),
     'tcp-keepalive 60',
     'timeout 0',
   ];
@@ -147,13 +154,8 @@ export function sentinelConf(masterName: string, tls: boolean): string {
     '# Redis Sentinel for the cache. Rendered by scalable-operator; edits are overwritten.',
     '# start-sentinel.sh fills @MASTER_HOST@/@MASTER_PORT@ and appends the passwords and',
     '# announce-ip, then runs Sentinel on a writable copy in the data directory.',
-    'bind * -::*',
-    'protected-mode no',
     // With TLS, tls-replication makes Sentinel reach the Redis it watches over TLS too.
-    ...portConf(SENTINEL_PORT, tls),
-    `dir ${DATA_DIR}`,
-    'daemonize no',
-    'logfile ""',
+    ...serverConf(SENTINEL_PORT, tls),
     // Pod IPs change; stable StatefulSet hostnames don't, so everyone talks in hostnames.
     'sentinel resolve-hostnames yes',
     'sentinel announce-hostnames yes',

@@ -42,6 +42,19 @@ export function configHashOf(data: Readonly<Record<string, string>>): string {
   return h.digest('hex').slice(0, 16);
 }
 
+/** The ConfigMap keys each pod reads: it restarts only when they change. */
+const REDIS_KEYS = ['redis.conf', 'start-redis.sh', 'pre-stop.sh'];
+const SENTINEL_KEYS = ['sentinel.conf', 'start-sentinel.sh'];
+
+const hashOfKeys = (data: Readonly<Record<string, string>>, keys: readonly string[]) =>
+  configHashOf(Object.fromEntries(keys.filter((k) => k in data).map((k) => [k, data[k] ?? ''])));
+
+/** The config hash of the Redis pods, and of the Sentinel pods. */
+export const redisConfigHash = (data: Readonly<Record<string, string>>): string =>
+  hashOfKeys(data, REDIS_KEYS);
+export const sentinelConfigHash = (data: Readonly<Record<string, string>>): string =>
+  hashOfKeys(data, SENTINEL_KEYS);
+
 export const passwordEnv = (name: string, secretName: string): EnvVar => ({
   name,
   valueFrom: { secretKeyRef: { name: secretName, key: PASSWORD_KEY } },

@@ -25,21 +25,16 @@ import {
   passwordEnv,
   podNameEnv,
   redisPodSpec,
+  sentinelConfigHash,
   svcHost,
   tlsCaEnv,
 } from './pod.ts';
 import { serverTlsMounts } from '../../tiers/shared/tls/objects.ts';
+import type { ReplicatedRedisNames } from './names.ts';
+import type { RedisTier } from './store.ts';
 
-export interface SentinelNames {
-  /** The Redis StatefulSet and its headless Service. */
-  readonly redis: string;
-  readonly headless: string;
-  readonly sentinel: string;
-  readonly sentinelHeadless: string;
-  readonly auth: string;
-  readonly config: string;
-  readonly serviceAccount: string;
-}
+/** The Redis StatefulSet and headless Service a Sentinel set watches, and its own. */
+export type SentinelNames = ReplicatedRedisNames;
 
 /** host:port of each Sentinel: stable StatefulSet pod names behind a headless Service. */
 export function sentinelAddresses(app: AppModel, n: SentinelNames): string[] {
@@ -59,23 +54,32 @@ export function discoveryEnv(app: AppModel, n: SentinelNames, masterName: string
   ];
 }
 
-/** This Redis pod's own stable address, as Sentinel and the replicas know it. */
-export const redisSelfAddr = (app: AppModel, n: SentinelNames): EnvVar => ({
-  name: 'SELF_ADDR',
-  value: `$(POD_NAME).${svcHost(app, n.headless)}:${REDIS_PORT}`,
-});
-
-export function sentinelSet(
-  chart: Chart,
+/** A Redis pod's env: how to find the master, and its own stable address (as Sentinel and
+ * the replicas know it). */
+export const redisDiscoveryEnv = (
   app: AppModel,
-  tier: TierName,
-  component: string,
   n: SentinelNames,
   masterName: string,
-  hash: string,
-  /** The tier's TLS Secret base name when it has TLS: Sentinel serves the same key pair. */
-  tlsBase?: string,
+): EnvVar[] => [
+  ...discoveryEnv(app, n, masterName),
+  { name: 'SELF_ADDR', value: `$(POD_NAME).${svcHost(app, n.headless)}:${REDIS_PORT}` },
+];
+
+/**
+ * Redis master + replicas watched by 3 Sentinels: the Redis pods' PDB, and the Sentinel
+ * set (restarted when its keys of the tier's ConfigMap change; with TLS it serves the tier's
+ * key pair).
+ */
+export function sentinelReplication(
+  chart: Chart,
+  t: RedisTier & { readonly names: SentinelNames },
+  component: string,
+  masterName: string,
 ) {
+  const { app, tier, names: n } = t;
+  maxOneDown(chart, app, tier, `${tier}-pdb`, n.redis, selectorOf(app, tier));
+  const hash = sentinelConfigHash(t.data);
+  const tlsBase = t.tls ? n.redis : undefined;
   const selector = selectorOf(app, tier, component);
   const ping = { exec: { command: pingCommand(SENTINEL_PORT) }, timeoutSeconds: 5 };
   // Liveness: the process accepts connections; a Sentinel busy in a failover is not killed.
@@ -109,7 +113,7 @@ export function sentinelSet(
           annotations: { [CONFIG_HASH_ANNOTATION]: hash },
         },
         spec: redisPodSpec({
-          serviceAccountName: n.serviceAccount,
+          serviceAccountName: n.redis,
           configMapName: n.config,
           dataEmptyDir: '16Mi',
           spread: topologySpreadOf(app, selector),
@@ -160,7 +164,7 @@ export function sentinelSet(
   maxOneDown(chart, app, tier, `${component}-pdb`, n.sentinel, selector, component);
 }
 
-export function maxOneDown(
+function maxOneDown(
   chart: Chart,
   app: AppModel,
   tier: TierName,

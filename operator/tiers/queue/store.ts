@@ -8,20 +8,17 @@ import type { Chart } from 'cdk8s';
 import { k8s } from '../shared/k8s.ts';
 import type { AppModel } from '../../api/model.ts';
 import type { AppWiring, EnvVar } from '../tier.ts';
-import { synth } from '../shared/chart.ts';
 import type { K8sObject } from '../shared/chart.ts';
 import {
   APP_LABEL,
   COMPONENT_LABEL,
   TIER_LABEL,
-  labelsOf,
   metadataOf,
   nameOf,
   selectorOf,
 } from '../shared/meta.ts';
 import { topologySpreadOf } from '../shared/pod-security.ts';
 import { dataTierEgress } from '../shared/egress.ts';
-import { quantity } from '../shared/quantity.ts';
 import {
   EXPORTER_PORT,
   PRE_STOP_REDIS_SH,
@@ -33,28 +30,17 @@ import {
   persistentRedisConf,
   sentinelConf,
 } from '../../engines/redis/config.ts';
+import { svcHost } from '../../engines/redis/pod.ts';
+import { redisObjects, redisSet } from '../../engines/redis/store.ts';
+import { clientEnv, clientWiring } from '../../engines/redis/client.ts';
+import type { RedisClient } from '../../engines/redis/client.ts';
+import { replicatedRedisNames } from '../../engines/redis/names.ts';
 import {
-  CONFIG_HASH_ANNOTATION,
-  PASSWORD_KEY,
-  configHashOf,
-  exporterContainer,
-  passwordEnv,
-  redisContainer,
-  redisPodSpec,
-  redisTlsObjects,
-  serviceAccount,
-  svcHost,
-} from '../../engines/redis/pod.ts';
-import { caFileOf, caWiring, tlsSecretName } from '../shared/tls/objects.ts';
-import {
-  discoveryEnv,
-  maxOneDown,
-  redisSelfAddr,
+  redisDiscoveryEnv,
   sentinelAddresses,
-  sentinelSet,
+  sentinelReplication,
 } from '../../engines/redis/sentinel.ts';
-import type { SentinelNames } from '../../engines/redis/sentinel.ts';
-import { generatedSecret } from '../shared/secrets.ts';
+import { tlsSecretName } from '../shared/tls/objects.ts';
 import { streamsOf } from './streams.ts';
 
 export type QueueSpec = NonNullable<AppModel['queue']>;
@@ -63,22 +49,14 @@ export const QUEUE_TIER = 'queue';
 export const QUEUE_SENTINEL_COMPONENT = 'queue-sentinel';
 
 export function queueNames(app: AppModel) {
+  const n = replicatedRedisNames(app, QUEUE_TIER);
   return {
-    queue: nameOf(app, 'queue'),
-    auth: nameOf(app, 'queue', 'auth'),
-    config: nameOf(app, 'queue', 'config'),
-    headless: nameOf(app, 'queue', 'headless'),
-    sentinel: nameOf(app, 'queue', 'sentinel'),
-    sentinelHeadless: nameOf(app, 'queue', 'sentinel', 'headless'),
+    ...n,
+    queue: n.redis,
     /** The KEDA TriggerAuthentication that hands the scalers the password. */
     keda: nameOf(app, 'queue', 'keda'),
   };
 }
-
-const sentinelNames = (app: AppModel): SentinelNames => {
-  const n = queueNames(app);
-  return { ...n, redis: n.queue, serviceAccount: n.queue };
-};
 
 /** Name Sentinel knows the queue master by (QUEUE_MASTER_NAME). */
 export const queueMasterName = (app: AppModel): string => `${app.name}-queue`;
@@ -93,48 +71,38 @@ export function queueTarget(app: AppModel, queue: QueueSpec): QueueTarget {
     ? { kind: 'url', address: `${svcHost(app, queueNames(app).queue)}:${REDIS_PORT}` }
     : {
         kind: 'sentinel',
-        sentinels: sentinelAddresses(app, sentinelNames(app)),
+        sentinels: sentinelAddresses(app, queueNames(app)),
         master: queueMasterName(app),
       };
 }
 
-/** The app pod's volume (and directory under /etc/scalable/ca) holding the store's CA. */
-const CA_VOLUME = 'queue-ca';
-
 /** The Secret whose ca.crt verifies the store (app pods and KEDA's TriggerAuthentication). */
 export const queueTlsSecretName = (app: AppModel): string => tlsSecretName(queueNames(app).queue);
+
+function client(app: AppModel, queue: QueueSpec): RedisClient {
+  const common = {
+    prefix: 'QUEUE',
+    tls: queue.tls,
+    caVolume: 'queue-ca',
+    env: [{ name: 'QUEUE_MAX_LENGTH', value: String(queue.maxLength) }],
+  };
+  // With Sentinel no URL: a Service would send writes to read-only replicas.
+  return queue.replicas > 0
+    ? { ...common, names: queueNames(app), master: queueMasterName(app) }
+    : { ...common, names: queueNames(app) };
+}
 
 /**
  * The producer side, for every app pod: where the store is, its password, the retention.
  * With TLS a rediss:// URL by the name the certificate carries (with Sentinel: TLS to the
  * Sentinels and the master alike), and QUEUE_SSLROOTCERT (the CA file).
  */
-export function queueEnv(app: AppModel): EnvVar[] {
-  const queue = app.queue;
-  if (!queue) return [];
-  const n = queueNames(app);
-  const url = queue.tls
-    ? `rediss://${svcHost(app, n.queue)}:${REDIS_PORT}/0`
-    : `redis://${n.queue}:${REDIS_PORT}/0`;
-  return [
-    // With Sentinel no URL: a Service would send writes to read-only replicas.
-    ...(queue.replicas === 0
-      ? [{ name: 'QUEUE_URL', value: url }]
-      : [
-          { name: 'QUEUE_SENTINELS', value: sentinelAddresses(app, sentinelNames(app)).join(',') },
-          { name: 'QUEUE_MASTER_NAME', value: queueMasterName(app) },
-        ]),
-    passwordEnv('QUEUE_PASSWORD', n.auth),
-    ...(queue.tls ? [{ name: 'QUEUE_SSLROOTCERT', value: caFileOf(CA_VOLUME) }] : []),
-    { name: 'QUEUE_MAX_LENGTH', value: String(queue.maxLength) },
-  ];
-}
+export const queueEnv = (app: AppModel): EnvVar[] =>
+  app.queue ? clientEnv(app, client(app, app.queue)) : [];
 
 /** The env above and, with TLS, the CA mounted from the store's certificate Secret. */
-export function queueWiring(app: AppModel): Partial<AppWiring> {
-  const tls = app.queue?.tls ? caWiring(CA_VOLUME, queueNames(app).queue) : undefined;
-  return { env: queueEnv(app), ...(tls ?? {}) };
-}
+export const queueWiring = (app: AppModel): Partial<AppWiring> =>
+  clientWiring(app, app.queue && client(app, app.queue));
 
 export const queueConfigData = (app: AppModel, queue: QueueSpec): Record<string, string> => ({
   'redis.conf': persistentRedisConf(
@@ -167,113 +135,31 @@ export const exporterStreamsEnv = (queue: QueueSpec): EnvVar[] => {
 export function buildStore(app: AppModel, queue: QueueSpec): K8sObject[] {
   const n = queueNames(app);
   const data = queueConfigData(app, queue);
+  const t = { app, tier: QUEUE_TIER, names: n, data, tls: queue.tls } as const;
   const replicated = queue.replicas > 0;
-  const selector = selectorOf(app, QUEUE_TIER);
-  // Each pod restarts only when the keys it reads change.
-  const pick = (...keys: string[]) =>
-    configHashOf(Object.fromEntries(keys.filter((k) => k in data).map((k) => [k, data[k] ?? ''])));
-  const ports = [
-    { name: 'redis', port: REDIS_PORT, targetPort: k8s.IntOrString.fromString('redis') },
-    { name: 'metrics', port: EXPORTER_PORT, targetPort: k8s.IntOrString.fromString('metrics') },
-  ];
-  const objects = synth((chart) => {
-    serviceAccount(chart, app, QUEUE_TIER, n.queue);
-    new k8s.KubeConfigMap(chart, 'queue-config', {
-      metadata: metadataOf(app, QUEUE_TIER, n.config),
-      data,
-    });
-    // With Sentinel there is no Service in front of Redis: it would reach replicas too.
-    if (!replicated)
-      new k8s.KubeService(chart, 'queue-svc', {
-        metadata: metadataOf(app, QUEUE_TIER, n.queue),
-        spec: { type: 'ClusterIP', selector, ports },
-      });
-    new k8s.KubeService(chart, 'queue-headless', {
-      metadata: metadataOf(app, QUEUE_TIER, n.headless),
-      spec: { clusterIp: 'None', publishNotReadyAddresses: true, selector, ports },
-    });
-    const sn = sentinelNames(app);
-    const redisEnv = replicated
-      ? [...discoveryEnv(app, sn, queueMasterName(app)), redisSelfAddr(app, sn)]
-      : [];
-    new k8s.KubeStatefulSet(chart, 'queue-sts', {
-      metadata: metadataOf(app, QUEUE_TIER, n.queue),
-      spec: {
-        replicas: queue.replicas + 1,
-        serviceName: n.headless,
-        selector: { matchLabels: selector },
-        // Pod 0 first: it is the master of a fresh set. Immutable, so the same in both modes.
-        podManagementPolicy: 'OrderedReady',
-        revisionHistoryLimit: 5,
-        // Queued messages outlive the StatefulSet: the volumes stay when it is deleted.
-        persistentVolumeClaimRetentionPolicy: { whenDeleted: 'Retain', whenScaled: 'Retain' },
-        template: {
-          metadata: {
-            labels: labelsOf(app, QUEUE_TIER),
-            annotations: {
-              [CONFIG_HASH_ANNOTATION]: pick('redis.conf', 'start-redis.sh', 'pre-stop.sh'),
-            },
-          },
-          spec: redisPodSpec({
-            serviceAccountName: n.queue,
-            configMapName: n.config,
-            containers: [
-              redisContainer({
-                app,
-                secretName: n.auth,
-                memoryLimit: memoryLimitOf(queue.memory),
-                env: redisEnv,
-                // A master hands over to a replica before it stops (rollouts, drains).
-                ...(replicated ? { preStop: 'pre-stop.sh' } : {}),
-                tls: queue.tls,
-              }),
-              // The consumers' streams and dead-letter streams, by name (no SCAN): lag,
-              // pending and length per stream and group for the monitoring tier's alerts.
-              exporterContainer(app, n.auth, exporterStreamsEnv(queue), queue.tls),
-            ],
-            spread: replicated ? topologySpreadOf(app, selector) : undefined,
-            tlsBase: queue.tls ? n.queue : undefined,
-          }),
-        },
-        volumeClaimTemplates: [
-          {
-            metadata: { name: 'data', labels: labelsOf(app, QUEUE_TIER) },
-            spec: {
-              accessModes: ['ReadWriteOnce'],
-              resources: { requests: { storage: quantity(queue.storage.size) } },
-              ...(queue.storage.storageClassName !== undefined
-                ? { storageClassName: queue.storage.storageClassName }
-                : {}),
-            },
-          },
-        ],
+  return redisObjects(t, (chart) => {
+    redisSet(chart, t, {
+      replicas: queue.replicas + 1,
+      // With Sentinel there is no Service in front of Redis: it would reach replicas too.
+      service: !replicated,
+      // Pod 0 first: it is the master of a fresh set. Immutable, so the same in both modes.
+      orderedReady: true,
+      // Queued messages outlive the StatefulSet.
+      storage: queue.storage,
+      pod: {
+        memoryLimit: memoryLimitOf(queue.memory),
+        env: replicated ? redisDiscoveryEnv(app, n, queueMasterName(app)) : [],
+        // A master hands over to a replica before it stops (rollouts, drains).
+        preStop: replicated ? 'pre-stop.sh' : undefined,
+        // The consumers' streams and dead-letter streams, by name (no SCAN): lag, pending
+        // and length per stream and group for the monitoring tier's alerts.
+        exporterEnv: exporterStreamsEnv(queue),
+        spread: replicated ? topologySpreadOf(app, selectorOf(app, QUEUE_TIER)) : undefined,
       },
     });
-    if (replicated) {
-      maxOneDown(chart, app, QUEUE_TIER, 'queue-pdb', n.queue, selector);
-      sentinelSet(
-        chart,
-        app,
-        QUEUE_TIER,
-        QUEUE_SENTINEL_COMPONENT,
-        sn,
-        queueMasterName(app),
-        pick('sentinel.conf', 'start-sentinel.sh'),
-        queue.tls ? n.queue : undefined,
-      );
-    }
+    if (replicated) sentinelReplication(chart, t, QUEUE_SENTINEL_COMPONENT, queueMasterName(app));
     storeNetworkPolicy(chart, app, queue, n.queue);
   });
-  const tls = queue.tls
-    ? redisTlsObjects(
-        app,
-        QUEUE_TIER,
-        n.queue,
-        [n.queue, n.sentinel],
-        [n.headless, n.sentinelHeadless],
-      )
-    : [];
-  return [generatedSecret(app, QUEUE_TIER, n.auth, [PASSWORD_KEY]), ...tls, ...objects];
 }
 
 /**
