@@ -2,8 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  // k8s-l1.ts: cdk8s's generated code, cut by `npm run gen:k8s`.
-  { ignores: ['node_modules/', 'dist/', 'coverage/', 'operator/tiers/shared/k8s-l1.ts'] },
+  { ignores: ['node_modules/', 'dist/', 'coverage/'] },
   js.configs.recommended,
   ...tseslint.configs.strict,
   {
