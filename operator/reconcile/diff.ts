@@ -6,6 +6,7 @@
 //   noticed). Fields other managers added are ignored: apply would keep them anyway.
 import { createHash } from 'node:crypto';
 import type { K8sObject } from '../tiers/shared/chart.ts';
+import { withAnnotations } from '../tiers/shared/meta.ts';
 import { parseQuantity } from '../tiers/shared/quantity.ts';
 
 export const SPEC_HASH_ANNOTATION = 'scalable.dev/spec-hash';
@@ -32,14 +33,7 @@ export const hashOf = (value: unknown): string =>
 
 /** The object as it will be applied: with the hash of its own content as an annotation. */
 export function withSpecHash(obj: K8sObject): K8sObject {
-  const hash = hashOf(obj);
-  return {
-    ...obj,
-    metadata: {
-      ...obj.metadata,
-      annotations: { ...obj.metadata.annotations, [SPEC_HASH_ANNOTATION]: hash },
-    },
-  };
+  return withAnnotations(obj, { [SPEC_HASH_ANNOTATION]: hashOf(obj) });
 }
 
 const QUANTITY = /^[+-]?(\d+(\.\d*)?|\.\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?$/;

@@ -7,10 +7,9 @@ import { webEnv as webEnvWith } from '../web/build.ts';
 const webEnv = (app: AppModel) => webEnvWith(app, appWiring(app));
 import { buildCache, cacheEnv, sentinelAddresses } from './build.ts';
 import { GENERATED_KEYS_ANNOTATION } from '../shared/secrets.ts';
-import { find, modelOf, spec } from '../shared/test-helpers.ts';
+import { APP_CA, find, kindNames, modelOf, spec, tlsNames } from '../shared/test-helpers.ts';
 import type { K8sObject } from '../shared/chart.ts';
 
-const kinds = (objects: readonly K8sObject[]) => objects.map((o) => `${o.kind}/${o.metadata.name}`);
 const data = (objects: readonly K8sObject[]) =>
   find(objects, 'ConfigMap', 'shop-cache-config')['data'] as Record<string, string>;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -34,14 +33,10 @@ describe('buildCache', () => {
     const objects = buildCache(modelOf({ cache: {} }));
 
     it('renders the Secret, ServiceAccount, ConfigMap, Deployment, Service and NetworkPolicy', () => {
-      expect(kinds(objects)).toEqual([
+      expect(kindNames(objects)).toEqual([
         'Secret/shop-cache-auth',
-        'Issuer/shop-tls-selfsigned',
-        'Certificate/shop-tls-ca',
-        'Issuer/shop-tls-ca',
-        'Secret/shop-cache-tls',
-        'ConfigMap/shop-cache-tls-public',
-        'Certificate/shop-cache',
+        ...APP_CA,
+        ...tlsNames('shop-cache'),
         'ServiceAccount/shop-cache',
         'ConfigMap/shop-cache-config',
         'Deployment/shop-cache',
@@ -254,14 +249,10 @@ describe('buildCache', () => {
     const objects = buildCache(app);
 
     it('renders a Redis StatefulSet, a Sentinel StatefulSet, their Services and PDBs', () => {
-      expect(kinds(objects)).toEqual([
+      expect(kindNames(objects)).toEqual([
         'Secret/shop-cache-auth',
-        'Issuer/shop-tls-selfsigned',
-        'Certificate/shop-tls-ca',
-        'Issuer/shop-tls-ca',
-        'Secret/shop-cache-tls',
-        'ConfigMap/shop-cache-tls-public',
-        'Certificate/shop-cache',
+        ...APP_CA,
+        ...tlsNames('shop-cache'),
         'ServiceAccount/shop-cache',
         'ConfigMap/shop-cache-config',
         'Service/shop-cache-headless',
@@ -420,15 +411,15 @@ describe('buildCache', () => {
 
     it('renders none of it with tls: false', () => {
       const plain = buildCache(modelOf({ cache: { replicas: 1, tls: false } }));
-      expect(kinds(plain).filter((k) => /tls|Certificate|Issuer/.test(k))).toEqual([]);
+      expect(kindNames(plain).filter((k) => /tls|Certificate|Issuer/.test(k))).toEqual([]);
       expect(JSON.stringify(plain)).not.toContain('"name":"TLS_CA_FILE"');
       expect(data(plain)['redis.conf']).toContain('\nport 6379\n');
     });
 
     it('leaves the app CA objects to the database when it uses them', () => {
       const both = buildCache(modelOf({ cache: {}, database: {} }));
-      expect(kinds(both)).not.toContain('Issuer/shop-tls-ca');
-      expect(kinds(both)).toContain('Certificate/shop-cache');
+      expect(kindNames(both)).not.toContain('Issuer/shop-tls-ca');
+      expect(kindNames(both)).toContain('Certificate/shop-cache');
     });
   });
 });

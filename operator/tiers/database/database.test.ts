@@ -2,7 +2,7 @@ import yaml from 'js-yaml';
 import { describe, expect, it } from 'vitest';
 import { appWiring } from '../index.ts';
 import { GENERATED_KEYS_ANNOTATION } from '../shared/secrets.ts';
-import { find, modelOf, spec } from '../shared/test-helpers.ts';
+import { APP_CA, find, kindNames, modelOf, spec } from '../shared/test-helpers.ts';
 import { parseShardMap, shardFor } from '../../../sdk/src/contract/index.ts';
 import { buildDatabase } from './build.ts';
 import {
@@ -33,13 +33,11 @@ describe('buildDatabase', () => {
   });
 
   it('renders shared objects once and per-shard objects per shard', () => {
-    expect(objects.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([
+    expect(kindNames(objects)).toEqual([
       'Secret/shop-db-auth',
       'Secret/shop-db-app',
       // The app's own CA for cert-manager, then per shard the Secret, its record, its Certificate.
-      'Issuer/shop-tls-selfsigned',
-      'Certificate/shop-tls-ca',
-      'Issuer/shop-tls-ca',
+      ...APP_CA,
       ...[0, 1].flatMap((i) => [
         `Secret/shop-db-${i}-tls`,
         `ConfigMap/shop-db-${i}-tls-public`,

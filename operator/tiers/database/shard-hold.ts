@@ -5,6 +5,7 @@
 import type { AppModel } from '../../api/model.ts';
 import type { K8sObject } from '../shared/chart.ts';
 import type { LiveView } from '../tier.ts';
+import { withAnnotations } from '../shared/meta.ts';
 import { shardIndexes, shardName } from './names.ts';
 import {
   BUCKET_RANGES_ANNOTATION,
@@ -64,16 +65,9 @@ export function holdShardMap(
       (i) => o.kind === 'StatefulSet' && o.metadata.name === shardName(app, i),
     );
     if (index === undefined) return o;
-    return {
-      ...o,
-      metadata: {
-        ...o.metadata,
-        annotations: {
-          ...o.metadata.annotations,
-          [BUCKET_RANGES_ANNOTATION]: formatShardRanges(map.ranges, index),
-          [SHARD_MAP_VERSION_ANNOTATION]: String(map.version),
-        },
-      },
-    };
+    return withAnnotations(o, {
+      [BUCKET_RANGES_ANNOTATION]: formatShardRanges(map.ranges, index),
+      [SHARD_MAP_VERSION_ANNOTATION]: String(map.version),
+    });
   });
 }

@@ -3,7 +3,7 @@
 import type { AppModel } from '../../api/model.ts';
 import type { AppWiring, EnvVar } from '../tier.ts';
 import type { K8sObject } from '../shared/chart.ts';
-import { COMPONENT_LABEL, metadataOf } from '../shared/meta.ts';
+import { COMPONENT_LABEL, metadataOf, withAnnotations } from '../shared/meta.ts';
 import { caFileOf, caWiring } from '../shared/tls/objects.ts';
 import { makeShardMap, parseShardMap } from '../../../sdk/src/contract/shard-map.ts';
 import type { ShardMap } from '../../../sdk/src/contract/shard-map.ts';
@@ -77,14 +77,7 @@ export function withShardMap(desired: K8sObject, map: ShardMap): K8sObject {
   const json = JSON.stringify(map, null, 2) + '\n';
   if (data?.[SHARD_MAP_KEY] === json) return desired;
   return {
-    ...desired,
-    metadata: {
-      ...desired.metadata,
-      annotations: {
-        ...desired.metadata.annotations,
-        [SHARD_MAP_VERSION_ANNOTATION]: String(map.version),
-      },
-    },
+    ...withAnnotations(desired, { [SHARD_MAP_VERSION_ANNOTATION]: String(map.version) }),
     data: { ...data, [SHARD_MAP_KEY]: json },
   };
 }

@@ -3,7 +3,7 @@ import type { AppModel } from '../../api/model.ts';
 import { appWiring } from '../index.ts';
 import type { K8sObject } from '../shared/chart.ts';
 import { GENERATED_KEYS_ANNOTATION } from '../shared/secrets.ts';
-import { find, modelOf, spec } from '../shared/test-helpers.ts';
+import { APP_CA, find, kindNames, modelOf, spec, tlsNames } from '../shared/test-helpers.ts';
 import { webEnv } from '../web/build.ts';
 import { adjustWorkers } from './adjust.ts';
 import { buildQueue } from './index.ts';
@@ -38,7 +38,6 @@ const policed = (objs: readonly K8sObject[]) => {
     .map((w) => w.name)
     .sort();
 };
-const names = (objects: readonly K8sObject[]) => objects.map((o) => `${o.kind}/${o.metadata.name}`);
 
 const app = modelOf({
   cache: {},
@@ -70,12 +69,10 @@ describe('buildQueue', () => {
   });
 
   it('renders the store, a worker per consumer, its ScaledObject and one TriggerAuthentication', () => {
-    expect(names(objects)).toEqual([
+    expect(kindNames(objects)).toEqual([
       'Secret/shop-queue-auth',
       // The app CA's objects come with the cache here (the first tier with TLS).
-      'Secret/shop-queue-tls',
-      'ConfigMap/shop-queue-tls-public',
-      'Certificate/shop-queue',
+      ...tlsNames('shop-queue'),
       'ServiceAccount/shop-queue',
       'ConfigMap/shop-queue-config',
       'Service/shop-queue',
@@ -271,7 +268,7 @@ describe('buildQueue', () => {
       { parameter: 'password', name: 'shop-queue-auth', key: 'password' },
     ]);
     expect(spec(find(plain, 'ScaledObject')).triggers[0].metadata).not.toHaveProperty('enableTLS');
-    expect(names(plain).filter((n) => /tls|Certificate|Issuer/.test(n))).toEqual([]);
+    expect(kindNames(plain).filter((n) => /tls|Certificate|Issuer/.test(n))).toEqual([]);
   });
 
   it('builds no HPA of its own that could fight KEDA over a worker', () => {
@@ -290,14 +287,10 @@ describe('buildQueue with replicas (Sentinel)', () => {
   });
 
   it('runs replicas + 1 Redis pods, each with its volume, and 3 Sentinels; no Service in front of Redis', () => {
-    expect(names(objs)).toEqual([
+    expect(kindNames(objs)).toEqual([
       'Secret/shop-queue-auth',
-      'Issuer/shop-tls-selfsigned',
-      'Certificate/shop-tls-ca',
-      'Issuer/shop-tls-ca',
-      'Secret/shop-queue-tls',
-      'ConfigMap/shop-queue-tls-public',
-      'Certificate/shop-queue',
+      ...APP_CA,
+      ...tlsNames('shop-queue'),
       'ServiceAccount/shop-queue',
       'ConfigMap/shop-queue-config',
       'Service/shop-queue-headless',

@@ -7,13 +7,9 @@ import type { AppModel } from '../../api/model.ts';
 import type { AppWiring, EnvVar } from '../tier.ts';
 import { synth } from '../shared/chart.ts';
 import type { K8sObject } from '../shared/chart.ts';
-import { COMPONENT_LABEL, labelsOf, metadataOf, nameOf, selectorOf } from '../shared/meta.ts';
-import {
-  restrictedContainerSecurityContext,
-  restrictedPodSecurityContext,
-  topologySpreadOf,
-} from '../shared/pod-security.ts';
-import { quantity, resourcesOf } from '../shared/quantity.ts';
+import { COMPONENT_LABEL, metadataOf, nameOf, selectorOf } from '../shared/meta.ts';
+import { resourcesOf } from '../shared/quantity.ts';
+import { appDeployment } from '../shared/app-pod.ts';
 import { PASSWORD_KEY, podNameEnv } from '../../engines/redis/pod.ts';
 import { QUEUE_TIER, queueNames, queueTarget, queueTlsSecretName } from './store.ts';
 import { TLS_FILES } from '../shared/tls/objects.ts';
@@ -67,56 +63,28 @@ export function buildWorkers(app: AppModel, queue: QueueSpec, wiring: AppWiring)
         automountServiceAccountToken: false,
       });
       const selector = selectorOf(app, QUEUE_TIER, component);
-      const spread = topologySpreadOf(app, selector);
       // A worker serves nothing: no traffic in. Its egress stays open, as the web tier's does:
       // a job may call anything (mail, object storage, other services of the user's).
       new k8s.KubeNetworkPolicy(chart, `worker-${c.name}-netpol`, {
         metadata: metadataOf(app, QUEUE_TIER, name, component),
         spec: { podSelector: { matchLabels: selector }, policyTypes: ['Ingress'] },
       });
-      new k8s.KubeDeployment(chart, `worker-${c.name}`, {
-        metadata: metadataOf(app, QUEUE_TIER, name, component),
-        spec: {
-          // No replicas: the ScaledObject owns them (see adjust.ts for a cluster without KEDA).
-          selector: { matchLabels: selector },
-          revisionHistoryLimit: 5,
-          strategy: {
-            type: 'RollingUpdate',
-            rollingUpdate: {
-              maxUnavailable: k8s.IntOrString.fromNumber(0),
-              maxSurge: k8s.IntOrString.fromString('25%'),
-            },
-          },
-          template: {
-            metadata: { labels: labelsOf(app, QUEUE_TIER, component) },
-            spec: {
-              serviceAccountName: name,
-              automountServiceAccountToken: false,
-              securityContext: restrictedPodSecurityContext(),
-              enableServiceLinks: false,
-              // SIGTERM stops reading; this long to finish and ack what the worker holds.
-              terminationGracePeriodSeconds: c.terminationGracePeriodSeconds,
-              ...(spread ? { topologySpreadConstraints: spread } : {}),
-              containers: [
-                {
-                  name: 'worker',
-                  image: c.image,
-                  env: [...wiring.env, ...consumerEnv(c), ...c.env.map(userEnv)] as k8s.EnvVar[],
-                  // /tmp (up to 256Mi) and logs.
-                  resources: resourcesOf(c.resources, '256Mi'),
-                  securityContext: restrictedContainerSecurityContext(),
-                  volumeMounts: [
-                    { name: 'tmp', mountPath: '/tmp' },
-                    ...(wiring.volumeMounts as never[]),
-                  ],
-                },
-              ],
-              volumes: [
-                { name: 'tmp', emptyDir: { sizeLimit: quantity('256Mi') } },
-                ...(wiring.volumes as never[]),
-              ],
-            },
-          },
+      // No replicas: the ScaledObject owns them (see adjust.ts for a cluster without KEDA).
+      appDeployment(chart, `worker-${c.name}`, {
+        app,
+        tier: QUEUE_TIER,
+        component,
+        name,
+        selector,
+        wiring,
+        // SIGTERM stops reading; this long to finish and ack what the worker holds.
+        terminationGracePeriodSeconds: c.terminationGracePeriodSeconds,
+        container: {
+          name: 'worker',
+          image: c.image,
+          env: [...wiring.env, ...consumerEnv(c), ...c.env.map(userEnv)] as k8s.EnvVar[],
+          // /tmp (up to 256Mi) and logs.
+          resources: resourcesOf(c.resources, '256Mi'),
         },
       });
     }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildSessions, sessionsEnv } from './build.ts';
 import { GENERATED_KEYS_ANNOTATION } from '../shared/secrets.ts';
-import { find, modelOf, spec } from '../shared/test-helpers.ts';
+import { APP_CA, find, kindNames, modelOf, spec, tlsNames } from '../shared/test-helpers.ts';
 import type { AppModel } from '../../api/model.ts';
 import { appWiring } from '../index.ts';
 import { webEnv as webEnvWith } from '../web/build.ts';
@@ -21,14 +21,10 @@ describe('buildSessions', () => {
   );
 
   it('renders its own Redis, separate from the cache', () => {
-    expect(objects.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([
+    expect(kindNames(objects)).toEqual([
       'Secret/shop-sessions-auth',
-      'Issuer/shop-tls-selfsigned',
-      'Certificate/shop-tls-ca',
-      'Issuer/shop-tls-ca',
-      'Secret/shop-sessions-tls',
-      'ConfigMap/shop-sessions-tls-public',
-      'Certificate/shop-sessions',
+      ...APP_CA,
+      ...tlsNames('shop-sessions'),
       'ServiceAccount/shop-sessions',
       'ConfigMap/shop-sessions-config',
       'Service/shop-sessions',

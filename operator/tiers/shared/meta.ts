@@ -1,6 +1,7 @@
 // Names, labels and owner references shared by every tier's objects.
 import type { AppModel } from '../../api/model.ts';
 import { API_VERSION, KIND } from '../../api/schema.ts';
+import type { K8sObject } from './chart.ts';
 
 /** A tier's name: the value of its objects' scalable.dev/tier label (tiers/index.ts). */
 export type TierName = string;
@@ -88,3 +89,12 @@ export function metadataOf(
     ...(owners ? { ownerReferences: owners } : {}),
   };
 }
+
+/** A copy of the object with these annotations added (or replaced). */
+export const withAnnotations = <T extends K8sObject>(
+  obj: T,
+  annotations: Readonly<Record<string, string>>,
+): T => ({
+  ...obj,
+  metadata: { ...obj.metadata, annotations: { ...obj.metadata.annotations, ...annotations } },
+});

@@ -34,6 +34,24 @@ export function find(objects: readonly K8sObject[], kind: string, name?: string)
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const spec = (o: K8sObject): any => o['spec'];
 
+/** "Kind/name" of each object, in order. */
+export const kindNames = (objects: readonly K8sObject[]): string[] =>
+  objects.map((o) => `${o.kind}/${o.metadata.name}`);
+
+/** The app's own CA for cert-manager (app "shop"), rendered by the first tier with TLS. */
+export const APP_CA = [
+  'Issuer/shop-tls-selfsigned',
+  'Certificate/shop-tls-ca',
+  'Issuer/shop-tls-ca',
+] as const;
+
+/** A server's key pair: its Secret, the public half for clients, its cert-manager Certificate. */
+export const tlsNames = (base: string): string[] => [
+  `Secret/${base}-tls`,
+  `ConfigMap/${base}-tls-public`,
+  `Certificate/${base}`,
+];
+
 // Observed children and pods for the status tests.
 export const obj = (
   kind: string,

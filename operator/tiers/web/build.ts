@@ -8,13 +8,9 @@ import type { AppModel } from '../../api/model.ts';
 import type { AppWiring, EnvVar } from '../tier.ts';
 import { synth } from '../shared/chart.ts';
 import type { K8sObject } from '../shared/chart.ts';
-import { labelsOf, metadataOf, nameOf, selectorOf } from '../shared/meta.ts';
-import {
-  restrictedContainerSecurityContext,
-  restrictedPodSecurityContext,
-  topologySpreadOf,
-} from '../shared/pod-security.ts';
-import { quantity, resourcesOf } from '../shared/quantity.ts';
+import { metadataOf, nameOf, selectorOf } from '../shared/meta.ts';
+import { resourcesOf } from '../shared/quantity.ts';
+import { appDeployment } from '../shared/app-pod.ts';
 
 export const WEB_SERVICE_PORT = 80;
 
@@ -112,78 +108,49 @@ function webDeployment(
   wiring: AppWiring,
 ) {
   const { web } = app;
-  const spread = topologySpreadOf(app, selector);
   const metrics = webMetricsPort(app);
-  new k8s.KubeDeployment(chart, 'deploy', {
-    metadata: metadataOf(app, 'web', name),
-    spec: {
-      // No replicas: the HorizontalPodAutoscaler owns the count.
-      selector: { matchLabels: selector },
-      revisionHistoryLimit: 5,
-      strategy: {
-        type: 'RollingUpdate',
-        rollingUpdate: {
-          maxUnavailable: k8s.IntOrString.fromNumber(0),
-          maxSurge: k8s.IntOrString.fromString('25%'),
+  // No replicas: the HorizontalPodAutoscaler owns the count.
+  appDeployment(chart, 'deploy', {
+    app,
+    tier: 'web',
+    name,
+    selector,
+    wiring,
+    container: {
+      name: 'web',
+      image: web.image,
+      ports: [
+        { name: 'http', containerPort: web.port, protocol: 'TCP' },
+        ...(metrics && metrics.name !== 'http'
+          ? [{ name: metrics.name, containerPort: metrics.port, protocol: 'TCP' }]
+          : []),
+      ],
+      env: webEnv(app, wiring),
+      // /tmp (up to 256Mi) and logs.
+      resources: resourcesOf(web.resources, '256Mi'),
+      readinessProbe: {
+        httpGet: {
+          path: web.probes.readinessPath,
+          port: k8s.IntOrString.fromString('http'),
         },
+        periodSeconds: 5,
+        failureThreshold: 3,
       },
-      template: {
-        metadata: { labels: labelsOf(app, 'web') },
-        spec: {
-          serviceAccountName: name,
-          automountServiceAccountToken: false,
-          securityContext: restrictedPodSecurityContext(),
-          enableServiceLinks: false,
-          ...(spread ? { topologySpreadConstraints: spread } : {}),
-          containers: [
-            {
-              name: 'web',
-              image: web.image,
-              ports: [
-                { name: 'http', containerPort: web.port, protocol: 'TCP' },
-                ...(metrics && metrics.name !== 'http'
-                  ? [{ name: metrics.name, containerPort: metrics.port, protocol: 'TCP' }]
-                  : []),
-              ],
-              env: webEnv(app, wiring),
-              // /tmp (up to 256Mi) and logs.
-              resources: resourcesOf(web.resources, '256Mi'),
-              readinessProbe: {
-                httpGet: {
-                  path: web.probes.readinessPath,
-                  port: k8s.IntOrString.fromString('http'),
-                },
-                periodSeconds: 5,
-                failureThreshold: 3,
+      // Readiness takes a slow pod out of rotation within 15 s; liveness restarts it
+      // only after a minute, and without livenessPath only when the process no
+      // longer accepts connections (a slow dependency must not restart every pod).
+      livenessProbe: {
+        ...(web.probes.livenessPath === undefined
+          ? { tcpSocket: { port: k8s.IntOrString.fromString('http') } }
+          : {
+              httpGet: {
+                path: web.probes.livenessPath,
+                port: k8s.IntOrString.fromString('http'),
               },
-              // Readiness takes a slow pod out of rotation within 15 s; liveness restarts it
-              // only after a minute, and without livenessPath only when the process no
-              // longer accepts connections (a slow dependency must not restart every pod).
-              livenessProbe: {
-                ...(web.probes.livenessPath === undefined
-                  ? { tcpSocket: { port: k8s.IntOrString.fromString('http') } }
-                  : {
-                      httpGet: {
-                        path: web.probes.livenessPath,
-                        port: k8s.IntOrString.fromString('http'),
-                      },
-                    }),
-                initialDelaySeconds: 10,
-                periodSeconds: 10,
-                failureThreshold: 6,
-              },
-              securityContext: restrictedContainerSecurityContext(),
-              volumeMounts: [
-                { name: 'tmp', mountPath: '/tmp' },
-                ...(wiring.volumeMounts as never[]),
-              ],
-            },
-          ],
-          volumes: [
-            { name: 'tmp', emptyDir: { sizeLimit: quantity('256Mi') } },
-            ...(wiring.volumes as never[]),
-          ],
-        },
+            }),
+        initialDelaySeconds: 10,
+        periodSeconds: 10,
+        failureThreshold: 6,
       },
     },
   });

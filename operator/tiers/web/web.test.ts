@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { modelOf, find, spec } from '../shared/test-helpers.ts';
+import { find, kindNames, modelOf, spec } from '../shared/test-helpers.ts';
 import type { AppModel } from '../../api/model.ts';
 import { appWiring } from '../index.ts';
 import { buildWeb as buildWebWith } from './build.ts';
@@ -10,7 +10,7 @@ describe('buildWeb', () => {
   const objects = buildWeb(modelOf({}));
 
   it('renders the web tier objects with deterministic names', () => {
-    expect(objects.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([
+    expect(kindNames(objects)).toEqual([
       'ServiceAccount/shop-web',
       'Deployment/shop-web',
       'Service/shop-web',
