@@ -288,6 +288,31 @@ describe('Patroni HA: one shard, primary + 2 replicas, synchronous, Kubernetes A
     const old = primary();
     const survivors = h.members.filter((m) => m !== old);
 
+    // Patroni promotes only the standby its /sync key names. The lock taken back in the test
+    // before dropped the synchronous standby, and the primary names one again a loop later:
+    // killed in between, it leaves no member Patroni may promote (by design: none is known to
+    // hold every acknowledged write; seen under load, the shard then stays without a primary).
+    // The crash staged here is of a settled shard: /sync names a standby that streams in sync.
+    const syncStandby = await eventually(
+      'a synchronous standby named in /sync and streaming in sync',
+      async () => {
+        const cm = JSON.parse(
+          h.kubectl(['-n', h.ns, 'get', 'configmap', 'shop-db-0-sync', '-o', 'json']),
+        ) as { metadata: { annotations?: Record<string, string> } };
+        const named = cm.metadata.annotations?.['sync_standby'];
+        if (cm.metadata.annotations?.['leader'] !== old.name || !named) return undefined;
+        const streaming = await sql<{ name: string }>(
+          old.pgPort,
+          "SELECT application_name AS name FROM pg_stat_replication WHERE sync_state = 'sync'",
+        );
+        return streaming.some((r) => r.name === named)
+          ? survivors.find((m) => m.name === named)
+          : undefined;
+      },
+      60_000,
+      250,
+    );
+
     // 1,000 single-row commits; every id whose INSERT returned is acknowledged.
     const writer = await open(old);
     const acked: number[] = [];
@@ -340,6 +365,8 @@ describe('Patroni HA: one shard, primary + 2 replicas, synchronous, Kubernetes A
       100,
     );
     numbers['failoverSeconds'] = (Date.now() - killedAt) / 1000;
+    // Synchronous: the standby /sync named, the one that confirmed every acknowledged commit.
+    expect(promoted.name).toBe(syncStandby?.name);
     // The operator's watch released the dead primary's lock (its lease had 20 s to run).
     expect(released.map((r) => `${r.name} ${r.leader}`)).toEqual([`shop-db-0-leader ${old.name}`]);
 
