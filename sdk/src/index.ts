@@ -5,6 +5,8 @@ export { connect } from './connect.ts';
 export type { ConnectOptions, Scalable } from './connect.ts';
 export { Database } from './db/database.ts';
 export type { Queryable, ReadOptions, Route } from './db/database.ts';
+export { DbSession } from './db/session.ts';
+export { formatLsn, parseLsn, parseWriteToken } from './db/write-token.ts';
 export { LiveShardMap } from './db/live-shard-map.ts';
 export { ShardRoutingError, isUnavailable } from './db/errors.ts';
 export { Cache } from './cache.ts';

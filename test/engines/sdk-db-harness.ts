@@ -7,7 +7,9 @@ import { mkdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync
 import { connect as tcpConnect, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import { join } from 'node:path';
-import type { Harness } from './patroni-harness.ts';
+import pg from 'pg';
+import { PASSWORDS, eventually, sql, sslOf } from './patroni-harness.ts';
+import type { Harness, Member } from './patroni-harness.ts';
 
 export interface ServiceProxy {
   readonly service: string;
@@ -107,4 +109,90 @@ export function writeConfigMapVolume(dir: string, files: Record<string, string>)
     }
   }
   if (old) rmSync(join(dir, old), { recursive: true, force: true });
+}
+
+export interface ReplayHold {
+  /** The replica whose replay is held. */
+  readonly replica: Member;
+  /** Whether the replica has replayed WAL up to `lsn` (pg_lsn text). */
+  replayed(lsn: string): Promise<boolean>;
+  release(): Promise<void>;
+}
+
+/**
+ * Hold WAL replay on the shard's replica until release(), however slow the machine: a
+ * transaction on the replica holds a lock that the next replayed lock record needs, and
+ * max_standby_streaming_delay -1 keeps replay waiting for it instead of cancelling that
+ * transaction after 30 s. WAL keeps arriving; only replay stops. Every write committed after
+ * this returns is absent from the replica until release. (pg_wal_replay_pause() is no good:
+ * Patroni resumes a paused replay on its next loop.)
+ */
+export async function holdReplay(h: Harness, shard: number, database: string): Promise<ReplayHold> {
+  const primary = await eventually(`the primary of shard ${shard}`, async () => h.primaryOf(shard));
+  const replica = h.members.find((m) => m.shard === shard && m !== primary);
+  if (!replica) throw new Error(`shard ${shard} has no replica`);
+  const onReplica = <R extends pg.QueryResultRow>(text: string, params: unknown[] = []) =>
+    sql<R>(replica.pgPort, text, params, database);
+  const replayedUpTo = async (lsn: string) =>
+    (
+      await onReplica<{ ok: boolean }>('SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS ok', [lsn])
+    )[0]?.ok === true;
+  const writtenLsn = async () =>
+    (await sql<{ lsn: string }>(primary.pgPort, 'SELECT pg_current_wal_lsn()::text AS lsn'))[0]!
+      .lsn;
+
+  await onReplica('ALTER SYSTEM SET max_standby_streaming_delay = -1');
+  await onReplica('SELECT pg_reload_conf()');
+  // A new backend sees the setting once the postmaster has reloaded, which signals the
+  // startup process in the same step; that process reads the signal before its next record.
+  await eventually('the replica to reload', async () =>
+    (await onReplica<{ d: string }>('SHOW max_standby_streaming_delay'))[0]?.d === '-1'
+      ? true
+      : undefined,
+  );
+  await sql(primary.pgPort, 'CREATE TABLE IF NOT EXISTS replay_gate (x int)', [], database);
+  const created = await writtenLsn();
+  await eventually('the replica to replay the gate', async () =>
+    (await replayedUpTo(created)) ? true : undefined,
+  );
+  const holder = new pg.Client({
+    host: '127.0.0.1',
+    port: replica.pgPort,
+    ...sslOf(replica.pgPort),
+    user: 'postgres',
+    password: PASSWORDS.superuser,
+    database,
+  });
+  holder.on('error', () => undefined);
+  await holder.connect();
+  await holder.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+  await holder.query('SELECT count(*) FROM replay_gate');
+  await sql(
+    primary.pgPort,
+    'BEGIN; LOCK TABLE replay_gate IN ACCESS EXCLUSIVE MODE; COMMIT',
+    [],
+    database,
+  );
+  const locked = await writtenLsn();
+  // The lock record and what follows it arrive and wait: replay has stopped before them.
+  await eventually('replay to wait behind the lock', async () =>
+    (
+      await onReplica<{ behind: boolean }>(
+        `SELECT pg_last_wal_receive_lsn() >= $1::pg_lsn
+           AND pg_last_wal_replay_lsn() < $1::pg_lsn AS behind`,
+        [locked],
+      )
+    )[0]?.behind
+      ? true
+      : undefined,
+  );
+  return {
+    replica,
+    replayed: replayedUpTo,
+    async release() {
+      await holder.end().catch(() => undefined);
+      await onReplica('ALTER SYSTEM RESET max_standby_streaming_delay');
+      await onReplica('SELECT pg_reload_conf()');
+    },
+  };
 }

@@ -5,15 +5,21 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ShardRoutingError, bucketOf, connect, parseShardMap } from '../../sdk/src/index.ts';
+import {
+  ShardRoutingError,
+  bucketOf,
+  connect,
+  formatLsn,
+  parseShardMap,
+  parseWriteToken,
+} from '../../sdk/src/index.ts';
 import type { Scalable, ShardMap } from '../../sdk/src/index.ts';
 import { buildAll } from '../../operator/tiers/index.ts';
 import { REPLICA_ROLE, appSecretName } from '../../operator/tiers/database/names.ts';
-import { PASSWORDS, eventually, freePort, sql, startDatabase, sslOf } from './patroni-harness.ts';
+import { PASSWORDS, eventually, freePort, sql, startDatabase } from './patroni-harness.ts';
 import type { Harness } from './patroni-harness.ts';
-import { serviceProxies, writeConfigMapVolume } from './sdk-db-harness.ts';
+import { holdReplay, serviceProxies, writeConfigMapVolume } from './sdk-db-harness.ts';
 import type { ServiceProxies } from './sdk-db-harness.ts';
 import { podEnv } from './sdk-harness.ts';
 
@@ -163,44 +169,17 @@ describe('SDK database router on Patroni shards', () => {
     });
     expect(seen.replica).toBe(true);
 
-    const primary = await eventually('the primary of shard 0', async () => h.primaryOf(0));
-    const replica = h.members.find((m) => m.shard === 0 && m !== primary)!;
-    // Lag made the way production gets it: a query on the replica holds a lock that a replayed
-    // record needs, so replay waits (up to max_standby_streaming_delay, 30 s) while WAL keeps
-    // arriving. (pg_wal_replay_pause() is no good here: Patroni resumes a paused replay.)
-    await sdk.db!.write(key, 'CREATE TABLE IF NOT EXISTS lag_gate (x int)', []);
-    await eventually('lag_gate on the replica', async () =>
-      (
-        await sql(replica.pgPort, "SELECT to_regclass('lag_gate') AS t", [], rendered.database)
-      )[0]?.['t']
-        ? true
-        : undefined,
-    );
-    const holder = new pg.Client({
-      host: '127.0.0.1',
-      port: replica.pgPort,
-      ...sslOf(replica.pgPort),
-      user: 'postgres',
-      password: PASSWORDS.superuser,
-      database: rendered.database,
-    });
-    await holder.connect();
+    const late = keyOn(rendered, 0, 30_000);
+    const hold = await holdReplay(h, 0, rendered.database);
     try {
-      await holder.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
-      await holder.query('SELECT count(*) FROM lag_gate');
-      await sdk.db!.tx(key, async (t) => {
-        await t.query('LOCK TABLE lag_gate IN ACCESS EXCLUSIVE MODE');
-      });
-      const late = keyOn(rendered, 0, 30_000);
       await sdk.db!.write(late, 'INSERT INTO items VALUES ($1, 1)', [late]);
-      await eventually('replay to wait behind the lock', async () => {
-        const rows = await sql<{ behind: boolean }>(
-          replica.pgPort,
-          'SELECT pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn() AS behind',
+      await eventually('the replica to lag by more than the bound', async () => {
+        const rows = await sql<{ lag: number }>(
+          hold.replica.pgPort,
+          'SELECT EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8 AS lag',
         );
-        return rows[0]?.behind ? true : undefined;
+        return (rows[0]?.lag ?? 0) > 1 ? true : undefined;
       });
-      await new Promise((r) => setTimeout(r, 1_500));
       const bounded = await sdk.db!.read<{ replica: boolean; n: number }>(late, q, [late], {
         maxLagSeconds: 0.5,
       });
@@ -208,8 +187,68 @@ describe('SDK database router on Patroni shards', () => {
       const unbounded = await sdk.db!.read<{ replica: boolean; n: number }>(late, q, [late]);
       expect(unbounded.rows[0]).toEqual({ replica: true, n: 0 });
     } finally {
-      await holder.end();
+      await hold.release();
     }
+  });
+
+  it("reads its own writes: a replica serves a session only once it has replayed the session's last write", async () => {
+    const key = keyOn(rendered, 0, 80_000);
+    const other = keyOn(rendered, 1, 80_000);
+    const q =
+      'SELECT pg_is_in_recovery() AS replica, (SELECT count(*) FROM items WHERE user_id = $1)::int AS n';
+    const onShard0 = (t: string | undefined) => parseWriteToken(t).get(0);
+    const hold = await holdReplay(h, 0, rendered.database);
+    const session = sdk.db!.session();
+    let later = session;
+    expect(session.token).toBeUndefined();
+    try {
+      await session.write(key, 'INSERT INTO items VALUES ($1, 1)', [key]);
+      const written = onShard0(session.token);
+      expect(written).toBeDefined();
+      // The control: a read that does not carry the session is served stale by the replica.
+      expect((await sdk.db!.read(key, q, [key])).rows[0]).toEqual({ replica: true, n: 0 });
+      // The session's read goes to the primary, which has the write.
+      expect((await session.read(key, q, [key])).rows[0]).toEqual({ replica: false, n: 1 });
+      // The token carries the guarantee to another request: a session rebuilt from the string.
+      later = sdk.db!.session(session.token);
+      expect((await later.read(key, q, [key])).rows[0]).toEqual({ replica: false, n: 1 });
+      // A transaction's commit counts too, and moves the token forward.
+      await later.tx(key, (t) => t.query('UPDATE items SET n = 2 WHERE user_id = $1', [key]));
+      expect(onShard0(later.token)! > written!).toBe(true);
+      expect(
+        (
+          await later.read(
+            key,
+            'SELECT pg_is_in_recovery() AS replica, n FROM items WHERE user_id = $1',
+            [key],
+          )
+        ).rows[0],
+      ).toEqual({ replica: false, n: 2 });
+      // The position is per shard: shard 1's replica, not held, still serves this session.
+      await sdk.db!.write(other, 'INSERT INTO items VALUES ($1, 1)', [other]);
+      const onOther = await eventually("shard 1's replica to serve the session", async () => {
+        const r = (await later.read<{ replica: boolean; n: number }>(other, q, [other])).rows[0];
+        return r?.n === 1 ? r : undefined;
+      });
+      expect(onOther.replica).toBe(true);
+      // Replay was held all along: the reads above met a replica that lacked the write.
+      expect(await hold.replayed(formatLsn(written!))).toBe(false);
+    } finally {
+      await hold.release();
+    }
+    // Replay resumed: once the replica has the session's last write it serves the session
+    // again, with that write.
+    const back = await eventually('the replica to serve the session again', async () => {
+      const r = (
+        await later.read<{ replica: boolean; n: number }>(
+          key,
+          'SELECT pg_is_in_recovery() AS replica, n FROM items WHERE user_id = $1',
+          [key],
+        )
+      ).rows[0];
+      return r?.replica ? r : undefined;
+    });
+    expect(back).toEqual({ replica: true, n: 2 });
   });
 
   it('commits a transaction, and rolls it back when the body throws', async () => {

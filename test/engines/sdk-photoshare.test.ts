@@ -2,7 +2,8 @@
 // node src/worker.ts on Node 22) against the engine harnesses: Patroni (one shard, a
 // primary and a replica) behind Service stand-ins, the cache and session Redis as
 // rendered, and a queue Redis. Requests go through its HTTP routes; the thumbnail is made
-// by the worker; a login survives a restart of the web process.
+// by the worker; a login survives a restart of the web process; a user reads their own
+// writes while the replica lags.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +17,7 @@ import { solidPng } from '../../examples/photoshare/src/thumbnail.ts';
 import { PASSWORDS, eventually, freePort, sql, startDatabase } from './patroni-harness.ts';
 import type { Harness as PgHarness } from './patroni-harness.ts';
 import { Harness as RedisHarness, PASSWORD, configMapData } from './redis-harness.ts';
-import { serviceProxies, writeConfigMapVolume } from './sdk-db-harness.ts';
+import { holdReplay, serviceProxies, writeConfigMapVolume } from './sdk-db-harness.ts';
 import type { ServiceProxies } from './sdk-db-harness.ts';
 import { podEnv, renderApp, runNode } from './sdk-harness.ts';
 import type { Child } from './sdk-harness.ts';
@@ -30,6 +31,7 @@ let proxies: ServiceProxies;
 let mapDir: string;
 let webPort: number;
 let env: Record<string, string>;
+let rendered: ShardMap;
 const children: Child[] = [];
 
 function start(file: string, extra: Record<string, string>): Child {
@@ -85,7 +87,7 @@ beforeAll(async () => {
   const cm = JSON.parse(
     pgh.kubectl(['-n', pgh.ns, 'get', 'configmap', 'shop-shard-map', '-o', 'json']),
   ) as { data: Record<string, string> };
-  const rendered: ShardMap = parseShardMap(cm.data['shard-map.json'] ?? '');
+  rendered = parseShardMap(cm.data['shard-map.json'] ?? '');
   const pgPort = await freePort();
   proxies = serviceProxies(pgh);
   await proxies.add('shop-db-0', '127.0.1.40', pgPort);
@@ -170,25 +172,47 @@ describe('photoshare on the engine harnesses', () => {
       QUEUE_MAX_DELIVERIES: '3',
     });
 
-    const signup = await http('POST', '/signup', { name: 'ada', password: 'pw-1' });
-    expect(signup.status).toBe(201);
-    const { userId } = signup.json as { userId: string };
-    const cookie = signup.cookie!;
-    expect(cookie).toMatch(/^connect\.sid=/);
-    expect((await http('GET', '/me', undefined, cookie)).json).toEqual({ userId, name: 'ada' });
-    expect((await http('GET', '/me')).status).toBe(401);
+    // Replication lag made certain, not left to the machine's speed: the replica replays
+    // nothing written from here until release. A user who signs up must still find themself.
+    const hold = await holdReplay(pgh, 0, rendered.database);
+    let userId: string;
+    let cookie: string;
+    let photoId: string;
+    try {
+      const signup = await http('POST', '/signup', { name: 'ada', password: 'pw-1' });
+      expect(signup.status).toBe(201);
+      userId = (signup.json as { userId: string }).userId;
+      cookie = signup.cookie!;
+      expect(cookie).toMatch(/^connect\.sid=/);
+      expect(await http('GET', '/me', undefined, cookie)).toMatchObject({
+        status: 200,
+        json: { userId, name: 'ada' },
+      });
+      expect((await http('GET', '/me')).status).toBe(401);
 
-    const post = await http(
-      'POST',
-      '/photos',
-      { caption: 'sunset', png: solidPng(320, 200, [250, 120, 30, 255]).toString('base64') },
-      cookie,
-    );
-    expect(post.status).toBe(201);
-    const { photoId } = post.json as { photoId: string };
-    // The author sees the new photo at once (refreshed from the primary into the cache).
-    const first = (await http('GET', `/users/${userId}/photos`)).json as { photoId: string }[];
-    expect(first.map((p) => p.photoId)).toEqual([photoId]);
+      const post = await http(
+        'POST',
+        '/photos',
+        { caption: 'sunset', png: solidPng(320, 200, [250, 120, 30, 255]).toString('base64') },
+        cookie,
+      );
+      expect(post.status).toBe(201);
+      photoId = (post.json as { photoId: string }).photoId;
+      // The author sees the new photo at once (refreshed through their session into the cache).
+      const first = (await http('GET', `/users/${userId}/photos`)).json as { photoId: string }[];
+      expect(first.map((p) => p.photoId)).toEqual([photoId]);
+      // The control: the replica the reads would have gone to has neither the user nor the photo.
+      const onReplica = await sql<{ users: number; photos: number }>(
+        hold.replica.pgPort,
+        `SELECT (SELECT count(*) FROM users WHERE user_id = $1)::int AS users,
+                (SELECT count(*) FROM photos WHERE user_id = $1)::int AS photos`,
+        [userId],
+        rendered.database,
+      );
+      expect(onReplica).toEqual([{ users: 0, photos: 0 }]);
+    } finally {
+      await hold.release();
+    }
 
     const thumb = await eventually('the worker to make the thumbnail', async () => {
       const r = await http('GET', `/users/${userId}/photos/${photoId}/thumbnail`);

@@ -1,15 +1,21 @@
 // The web tier: stateless (sessions in Redis, data in the shards), so any pod serves any
 // request. Users are sharded by user_id; every query names the user it routes by.
+// Read-your-writes: the login session (in Redis) carries the database write token of the
+// user's last write (`dbToken`); every request reads through `db.session(dbToken)`, so a
+// replica that has not replayed that write is passed over for the primary. The token
+// travels with the session cookie to whichever web pod takes the next request.
 import { randomBytes, randomUUID, scrypt, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
 import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
-import type { Scalable } from '@scalable-dev/sdk';
+import type { DbSession, Scalable } from '@scalable-dev/sdk';
 import { THUMBNAIL_STREAM, refreshTimeline, timeline } from './timeline.ts';
 
 declare module 'express-session' {
   interface SessionData {
     userId: string;
+    /** The write token of this user's last write: their reads see it (db.session). */
+    dbToken: string;
   }
 }
 
@@ -38,6 +44,13 @@ export function createApp(sdk: Scalable): express.Express {
   app.use(express.json({ limit: '8mb' }));
   app.use(sessions.middleware());
 
+  /** The database as this user's session has written to it. */
+  const dbOf = (req: Request): DbSession => db.session(req.session.dbToken);
+  /** Keep the session's write token with the login session, for the next request. */
+  const remember = (req: Request, s: DbSession) => {
+    if (s.token) req.session.dbToken = s.token;
+  };
+
   const loggedIn = (req: Request, res: Response, next: NextFunction) => {
     if (req.session.userId) next();
     else res.status(401).json({ error: 'log in first' });
@@ -49,12 +62,14 @@ export function createApp(sdk: Scalable): express.Express {
     const { name, password } = req.body as { name?: string; password?: string };
     if (!name || !password) return void res.status(400).json({ error: 'name and password' });
     const userId = randomUUID();
-    await db.write(userId, 'INSERT INTO users (user_id, name, password_hash) VALUES ($1, $2, $3)', [
+    const s = dbOf(req);
+    await s.write(userId, 'INSERT INTO users (user_id, name, password_hash) VALUES ($1, $2, $3)', [
       userId,
       name,
       await hashPassword(password),
     ]);
     req.session.userId = userId;
+    remember(req, s);
     res.status(201).json({ userId });
   });
 
@@ -80,7 +95,7 @@ export function createApp(sdk: Scalable): express.Express {
 
   app.get('/me', loggedIn, async (req, res) => {
     const userId = req.session.userId as string;
-    const { rows } = await db.read<{ name: string }>(
+    const { rows } = await dbOf(req).read<{ name: string }>(
       userId,
       'SELECT name FROM users WHERE user_id = $1',
       [userId],
@@ -93,13 +108,16 @@ export function createApp(sdk: Scalable): express.Express {
     const { caption, png } = req.body as { caption?: string; png?: string };
     if (!png) return void res.status(400).json({ error: 'png (base64) is required' });
     const photoId = randomUUID();
-    await db.write(
+    const s = dbOf(req);
+    await s.write(
       userId,
       'INSERT INTO photos (user_id, photo_id, caption, image) VALUES ($1, $2, $3, $4)',
       [userId, photoId, caption ?? '', Buffer.from(png, 'base64')],
     );
-    await queue.enqueue(THUMBNAIL_STREAM, { userId, photoId });
-    await refreshTimeline(sdk, userId);
+    remember(req, s);
+    // The token rides along: the worker reads the photo where it has been replayed.
+    await queue.enqueue(THUMBNAIL_STREAM, { userId, photoId, dbToken: s.token });
+    await refreshTimeline(sdk, userId, s);
     res.status(201).json({ photoId });
   });
 

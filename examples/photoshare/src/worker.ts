@@ -9,22 +9,30 @@ const sdk = await connect();
 const { db, queue } = sdk;
 if (!db || !queue) throw new Error('the worker needs spec.database and spec.queue');
 
-const consumer = queue.consume<{ userId: string; photoId: string }>(async ({ payload }) => {
-  const { userId, photoId } = payload;
-  // From the primary: the photo was just written and may not be on a replica yet.
-  const { rows } = await db.read<{ image: Buffer }>(
+interface Job {
+  readonly userId: string;
+  readonly photoId: string;
+  /** The uploader's write token: the photo is read where it has been replayed. */
+  readonly dbToken?: string;
+}
+
+const consumer = queue.consume<Job>(async ({ payload }) => {
+  const { userId, photoId, dbToken } = payload;
+  const s = db.session(dbToken);
+  const { rows } = await s.read<{ image: Buffer }>(
     userId,
     'SELECT image FROM photos WHERE user_id = $1 AND photo_id = $2',
     [userId, photoId],
-    { primary: true },
+    // A job without a token (an older web pod): the primary, which has every photo.
+    { primary: dbToken === undefined },
   );
   if (!rows[0]) return; // deleted meanwhile: nothing to do
-  await db.write(userId, 'UPDATE photos SET thumbnail = $3 WHERE user_id = $1 AND photo_id = $2', [
+  await s.write(userId, 'UPDATE photos SET thumbnail = $3 WHERE user_id = $1 AND photo_id = $2', [
     userId,
     photoId,
     thumbnail(rows[0].image),
   ]);
-  await refreshTimeline(sdk, userId);
+  await refreshTimeline(sdk, userId, s);
 });
 console.log(JSON.stringify({ level: 'info', msg: 'photoshare worker started' }));
 await consumer.done;

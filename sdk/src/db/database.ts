@@ -1,6 +1,7 @@
 // Per key: the shard's primary and replica pools. Writes and transactions go to the
 // primary (Service <app>-db-<i>); reads go to the replicas (<app>-db-<i>-ro) and fall back
-// to the primary when no replica answers or, opt-in, when the one that answered lags.
+// to the primary when no replica answers, when the one that answered has not replayed the
+// reading session's own writes (read-your-writes, session.ts), or, opt-in, when it lags.
 // Pools are keyed by address, so a new shard map that moves a shard opens new pools and
 // ends the old ones, while routing always uses the map in use at the moment of the call.
 import pg from 'pg';
@@ -9,6 +10,10 @@ import { bucketOf, shardOfBucket } from '../contract/index.ts';
 import type { ShardAddresses, ShardKey, ShardMap } from '../contract/index.ts';
 import { ShardRoutingError, isUnavailable } from './errors.ts';
 import type { LiveShardMap } from './live-shard-map.ts';
+import { DbSession } from './session.ts';
+import type { SessionPort } from './session.ts';
+import { parseLsn, parseWriteToken } from './write-token.ts';
+import type { WritePositions } from './write-token.ts';
 
 /** What a transaction body or a per-shard task gets: a connection to query on. */
 export interface Queryable {
@@ -19,7 +24,7 @@ export interface Queryable {
 }
 
 export interface ReadOptions {
-  /** Read from the primary: for reading your own write right after it. */
+  /** Read from the primary (a session's own writes are seen without it: `db.session()`). */
   readonly primary?: boolean;
   /** Go to the primary while the replica's replay lag is above this (one extra round trip). */
   readonly maxLagSeconds?: number;
@@ -45,11 +50,28 @@ export interface DatabaseOptions {
   readonly onError?: (where: string, e: Error) => void;
 }
 
-// Replay lag in seconds; 0 when everything received is replayed, so an idle primary's old
-// last-transaction timestamp does not read as lag.
-const LAG_SQL = `SELECT CASE WHEN NOT pg_is_in_recovery()
+// What a replica has: its replay lag in seconds (0 when everything received is replayed, so
+// an idle primary's old last-transaction timestamp does not read as lag), and the WAL
+// position it has replayed (a primary behind the -ro Service: the position it has written).
+const FRESHNESS_SQL = `SELECT CASE WHEN NOT pg_is_in_recovery()
   OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
-  ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END::float8 AS lag`;
+  ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END::float8 AS lag,
+  (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+   ELSE pg_current_wal_lsn() END)::text AS lsn`;
+
+// After a commit, on its connection: the insert position is at or past the end of the
+// commit record whatever synchronous_commit says (the written position, pg_current_wal_lsn(),
+// may still be short of it under asynchronous commit). It may name a page header past the
+// last record; a replica then passes it with the next record written, and until then the
+// read goes to the primary: never stale, at worst not offloaded.
+const WRITE_POSITION_SQL = 'SELECT pg_current_wal_insert_lsn()::text AS lsn';
+
+/** What a read asks of a replica beyond answering. */
+interface Freshness {
+  readonly maxLag: number | undefined;
+  /** The WAL position the replica must have replayed: the reading session's last write. */
+  readonly minLsn: bigint | undefined;
+}
 
 export class Database {
   readonly #map: LiveShardMap;
@@ -58,6 +80,18 @@ export class Database {
   readonly #byAddress = new Map<string, pg.Pool>();
   /** Per shard entry of the map in use: its two pools, found without building a key. */
   #byShard = new WeakMap<ShardAddresses, ShardPools>();
+  /**
+   * Per replica connection, the highest WAL position seen replayed on it. A connection stays
+   * on one server and replay only moves forward there, so a position it already showed
+   * covers every token at or below it without asking again.
+   */
+  readonly #replayed = new WeakMap<pg.PoolClient, bigint>();
+  /** What a DbSession needs from this router, kept off its public surface. */
+  readonly #sessionPort: SessionPort = {
+    write: (key, text, params) => this.#writeAt(key, text, params),
+    tx: (key, fn) => this.#tx(key, fn, true),
+    read: (key, text, params, options, after) => this.#read(key, text, params, options, after),
+  };
   readonly #unsubscribe: () => void;
   #closed = false;
 
@@ -92,11 +126,32 @@ export class Database {
     return this.#pools(this.route(key).shard).primary.query<R>(text, params);
   }
 
+  /**
+   * A session that reads its own writes: its reads go to a replica only once that replica
+   * has replayed the session's last write on the key's shard, else to the primary. `token`
+   * is a previous session's `token` (kept with the user's session): the guarantee carries
+   * over requests and processes.
+   */
+  session(token?: string): DbSession {
+    return new DbSession(this.#sessionPort, parseWriteToken(token));
+  }
+
   read<R extends QueryResultRow = QueryResultRow>(
     key: ShardKey,
     text: string,
     params: unknown[] = [],
     options: ReadOptions = {},
+  ): Promise<QueryResult<R>> {
+    return this.#read<R>(key, text, params, options, undefined);
+  }
+
+  /** `after`: a session's write positions; the replica must have replayed the shard's. */
+  #read<R extends QueryResultRow>(
+    key: ShardKey,
+    text: string,
+    params: unknown[],
+    options: ReadOptions,
+    after: WritePositions | undefined,
   ): Promise<QueryResult<R>> {
     let shard: ShardAddresses;
     try {
@@ -108,11 +163,12 @@ export class Database {
     if (options.primary || pools.replicaDownUntil > Date.now())
       return pools.primary.query<R>(text, params);
     const maxLag = options.maxLagSeconds ?? this.#options.replicaMaxLagSeconds;
+    const minLsn = after?.get(shard.index);
     // The hot path: one query on the replica pool, no extra await.
     const onReplica =
-      maxLag === undefined
+      maxLag === undefined && minLsn === undefined
         ? pools.replica.query<R>(text, params)
-        : this.#readIfFresh<R>(pools.replica, maxLag, text, params);
+        : this.#readIfFresh<R>(pools.replica, { maxLag, minLsn }, text, params);
     return onReplica.then(
       (result) => result ?? pools.primary.query<R>(text, params),
       (e: unknown) => {
@@ -124,18 +180,17 @@ export class Database {
     );
   }
 
-  /** The query on one replica connection if its replay lag is within maxLag, else undefined. */
+  /** The query on one replica connection if that server is fresh enough, else undefined. */
   async #readIfFresh<R extends QueryResultRow>(
     replica: pg.Pool,
-    maxLag: number,
+    want: Freshness,
     text: string,
     params: unknown[],
   ): Promise<QueryResult<R> | undefined> {
     const client = await replica.connect();
     let broken: Error | undefined;
     try {
-      const lag = (await client.query<{ lag: number }>(LAG_SQL)).rows[0]?.lag ?? 0;
-      return lag <= maxLag ? await client.query<R>(text, params) : undefined;
+      return (await this.#isFresh(client, want)) ? await client.query<R>(text, params) : undefined;
     } catch (e) {
       broken = e as Error;
       throw e;
@@ -144,20 +199,63 @@ export class Database {
     }
   }
 
+  async #isFresh(client: pg.PoolClient, { maxLag, minLsn }: Freshness): Promise<boolean> {
+    if (
+      maxLag === undefined &&
+      minLsn !== undefined &&
+      minLsn <= (this.#replayed.get(client) ?? -1n)
+    )
+      return true;
+    const row = (await client.query<{ lag: number; lsn: string | null }>(FRESHNESS_SQL)).rows[0];
+    const replayed = row?.lsn ? parseLsn(row.lsn) : -1n;
+    this.#replayed.set(client, replayed);
+    return (maxLag === undefined || (row?.lag ?? 0) <= maxLag) && replayed >= (minLsn ?? -1n);
+  }
+
   /** BEGIN ... COMMIT on the key's primary; ROLLBACK and rethrow when fn throws. */
   async tx<T>(key: ShardKey, fn: (q: Queryable) => Promise<T>): Promise<T> {
-    const client = await this.#pools(this.route(key).shard).primary.connect();
+    return (await this.#tx(key, fn, false)).value;
+  }
+
+  /** A write on the key's primary and the WAL position it reached there. */
+  async #writeAt<R extends QueryResultRow>(
+    key: ShardKey,
+    text: string,
+    params: unknown[],
+  ): Promise<{ value: QueryResult<R>; shard: number; lsn: bigint }> {
+    const shard = this.route(key).shard;
+    const client = await this.#pools(shard).primary.connect();
+    try {
+      const value = await client.query<R>(text, params);
+      return { value, shard: shard.index, lsn: await writePosition(client) };
+    } finally {
+      client.release();
+    }
+  }
+
+  /** `track`: also the WAL position the commit reached (one more round trip). */
+  async #tx<T>(
+    key: ShardKey,
+    fn: (q: Queryable) => Promise<T>,
+    track: boolean,
+  ): Promise<{ value: T; shard: number; lsn: bigint }> {
+    const shard = this.route(key).shard;
+    const client = await this.#pools(shard).primary.connect();
     let broken: Error | undefined;
+    let value: T;
     try {
       await client.query('BEGIN');
-      const result = await fn(client);
+      value = await fn(client);
       await client.query('COMMIT');
-      return result;
     } catch (e) {
       await client.query('ROLLBACK').catch((rollbackError: Error) => (broken = rollbackError));
-      throw e;
-    } finally {
       client.release(broken);
+      throw e;
+    }
+    try {
+      return { value, shard: shard.index, lsn: track ? await writePosition(client) : 0n };
+    } finally {
+      client.release();
     }
   }
 
@@ -244,3 +342,9 @@ interface ShardPools {
 }
 
 const address = (host: string, port: number) => `${host}:${port}`;
+
+async function writePosition(client: pg.PoolClient): Promise<bigint> {
+  const lsn = (await client.query<{ lsn: string }>(WRITE_POSITION_SQL)).rows[0]?.lsn;
+  if (!lsn) throw new Error('the primary did not report its WAL position');
+  return parseLsn(lsn);
+}
