@@ -31,7 +31,7 @@ async function trial(synchronous: boolean): Promise<Trial> {
     await settled(h);
     const cluster = await operatorAccess(h);
     const r = await rollout(h, cluster);
-    const s = await scaleDown(h, cluster);
+    const s = await scaleDown(h, cluster, kubelet);
     return { mode: synchronous ? 'synchronous' : 'async', rollout: r, scaleDown: s };
   } finally {
     await kubelet.stop();

@@ -3,8 +3,12 @@
 // - kubelet: a member's process follows its pod. A pod deleted or replaced (new uid) has its
 //   Patroni stopped with SIGTERM; a pod that exists again gets its Patroni started (after
 //   the data-version check, as the init container would). Readiness is Patroni's /readiness.
+// - volumes: a member's data directory is its PVC's volume, and goes with the PVC, as a
+//   dynamically provisioned volume does (reclaim policy Delete): a PVC deleted by mistake
+//   shows as lost data, not as a kept directory.
 // - reconciler: the Observed the step sees (pods with that readiness, the StatefulSet), and
 //   a ClusterAccess over the real API server (the operator's own clusterAccess).
+import { rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { clusterAccess } from '../../operator/reconcile/cluster-access.ts';
 import { kindOf, pathOf } from '../../operator/reconcile/kinds.ts';
@@ -19,7 +23,8 @@ import type { Harness, Member } from './patroni-harness.ts';
 
 type Json = Record<string, unknown>;
 
-interface RawPod {
+interface RawObject {
+  kind: string;
   metadata: {
     name: string;
     uid: string;
@@ -28,6 +33,10 @@ interface RawPod {
   };
   status?: Json;
 }
+type RawPod = RawObject;
+
+/** The PVC of a member's data volume (the StatefulSet's claim template `data`). */
+export const pvcOf = (m: Member): string => `data-${m.name}`;
 
 /**
  * The operator's ClusterAccess, plus `create` as the reconciler should implement it (see
@@ -52,6 +61,8 @@ export async function operatorAccess(h: Harness): Promise<ClusterAccess> {
 export interface Kubelet {
   /** Pod uid each member's running process belongs to. */
   readonly podOf: Map<string, string>;
+  /** Members whose PVC was deleted, and with it their data directory. */
+  readonly volumesDeleted: Set<string>;
   stop(): Promise<void>;
 }
 
@@ -59,9 +70,24 @@ export interface Kubelet {
 export function startKubelet(h: Harness): Kubelet {
   const podOf = new Map<string, string>();
   const busy = new Set<string>();
+  const claimed = new Set<string>();
+  const volumesDeleted = new Set<string>();
   let stopped = false;
-  const pods = (): RawPod[] =>
-    (JSON.parse(h.kubectl(['-n', h.ns, 'get', 'pods', '-o', 'json'])) as { items: RawPod[] }).items;
+  const list = (): RawObject[] =>
+    (
+      JSON.parse(h.kubectl(['-n', h.ns, 'get', 'pods,pvc', '-o', 'json'])) as {
+        items: RawObject[];
+      }
+    ).items;
+  /** A claim seen before and gone now: its volume is deleted (after the member stopped). */
+  const reclaim = async (m: Member, claims: Set<string>) => {
+    if (claims.has(pvcOf(m))) return void claimed.add(pvcOf(m));
+    if (!claimed.delete(pvcOf(m))) return;
+    if (running(m)) await h.stopMember(m);
+    podOf.delete(m.name);
+    rmSync(m.dataDir, { recursive: true, force: true });
+    volumesDeleted.add(m.name);
+  };
   const tick = async (m: Member, pod: RawPod | undefined) => {
     const live = pod && !pod.metadata.deletionTimestamp ? pod.metadata.uid : undefined;
     const owner = podOf.get(m.name);
@@ -77,9 +103,9 @@ export function startKubelet(h: Harness): Kubelet {
   };
   const loop = (async () => {
     while (!stopped) {
-      let all: RawPod[];
+      let all: RawObject[];
       try {
-        all = pods();
+        all = list();
       } catch {
         // A failed list is not an empty one: stopping every member on it would be a crash.
         await sleep(250);
@@ -93,7 +119,13 @@ export function startKubelet(h: Harness): Kubelet {
             try {
               await tick(
                 m,
-                all.find((p) => p.metadata.name === m.name),
+                all.find((p) => p.kind === 'Pod' && p.metadata.name === m.name),
+              );
+              await reclaim(
+                m,
+                new Set(
+                  all.filter((o) => o.kind === 'PersistentVolumeClaim').map((o) => o.metadata.name),
+                ),
               );
             } finally {
               busy.delete(m.name);
@@ -105,6 +137,7 @@ export function startKubelet(h: Harness): Kubelet {
   })();
   return {
     podOf,
+    volumesDeleted,
     async stop() {
       stopped = true;
       await loop;

@@ -11,13 +11,31 @@ import { planShard, shardView } from '../../operator/tiers/database/rollout.ts';
 import type { ClusterAccess } from '../../operator/tiers/tier.ts';
 import { PASSWORDS, appModel, eventually, sql, sslOf } from './patroni-harness.ts';
 import type { Harness, Member } from './patroni-harness.ts';
-import { applyStatefulSet, drive, longestGap, observe, startWriter } from './patroni-kubelet.ts';
-import type { TimedWrite } from './patroni-kubelet.ts';
+import {
+  applyStatefulSet,
+  drive,
+  longestGap,
+  observe,
+  pvcOf,
+  startWriter,
+} from './patroni-kubelet.ts';
+import type { Kubelet, TimedWrite } from './patroni-kubelet.ts';
 
 export const TABLE = 'rollout_writes';
 
+/**
+ * What Postgres itself said at the moment the step was about to delete a pod or lower the
+ * StatefulSet: the members that answered as primaries (pg_is_in_recovery() false).
+ */
+export interface GuardedWrite {
+  readonly what: string;
+  readonly primaries: readonly string[];
+}
+
 export interface Outcome {
   readonly writes: readonly TimedWrite[];
+  /** Every pod deletion and StatefulSet change, with the primaries when it was sent. */
+  readonly guarded: readonly GuardedWrite[];
   readonly switchovers: number;
   /** Promotions seen by Postgres: timeline increments on the final primary. */
   readonly promotions: number;
@@ -79,6 +97,46 @@ export async function settled(h: Harness, app: AppModel = h.app): Promise<Member
   return p;
 }
 
+/** The members that answer as primaries now; one that does not answer is none. */
+async function primariesNow(h: Harness): Promise<string[]> {
+  const answers = await Promise.all(
+    h.members.map(async (m) => {
+      const rows = await sql<{ recovery: boolean }>(
+        m.pgPort,
+        'SELECT pg_is_in_recovery() AS recovery',
+      ).catch(() => []);
+      return rows[0]?.recovery === false ? m.name : undefined;
+    }),
+  );
+  return answers.filter((n) => n !== undefined);
+}
+
+/**
+ * The operator's ClusterAccess, asking Postgres who is primary right before each pod deletion
+ * and StatefulSet change goes out: "the old primary's pod goes only after the switchover"
+ * is then a fact about the database at that moment, not an order of API requests.
+ */
+function guarding(h: Harness, cluster: ClusterAccess, log: GuardedWrite[]): ClusterAccess {
+  return {
+    ...cluster,
+    async delete(apiVersion, kind, namespace, name, uid) {
+      if (kind === 'Pod')
+        log.push({ what: `delete Pod ${name}`, primaries: await primariesNow(h) });
+      return cluster.delete(apiVersion, kind, namespace, name, uid);
+    },
+    async mergePatch(apiVersion, kind, namespace, name, body) {
+      if (kind === 'StatefulSet') {
+        const replicas = (body['spec'] as { replicas?: number } | undefined)?.replicas;
+        log.push({
+          what: `patch StatefulSet ${name}${replicas === undefined ? '' : ` replicas=${replicas}`}`,
+          primaries: await primariesNow(h),
+        });
+      }
+      return cluster.mergePatch(apiVersion, kind, namespace, name, body);
+    },
+  };
+}
+
 /** The planner is idle and every member ready: the shard is where the spec wants it. */
 async function arrived(h: Harness, app: AppModel): Promise<boolean> {
   const o = await observe(h);
@@ -98,7 +156,7 @@ async function measured(
   h: Harness,
   app: AppModel,
   body: () => Promise<TimedWrite[]>,
-): Promise<Omit<Outcome, 'primaries'> & { primaries: string[] }> {
+): Promise<Omit<Outcome, 'primaries' | 'guarded'> & { primaries: string[] }> {
   const primary = await settled(h);
   const before = await timeline(primary);
   const max = await sql<{ id: string }>(
@@ -161,8 +219,10 @@ async function measured(
 }
 
 /** A pod template change (what a new image would be): the operator rolls the shard. */
-export async function rollout(h: Harness, cluster: ClusterAccess): Promise<Outcome> {
-  return measured(h, h.app, async () => {
+export async function rollout(h: Harness, operator: ClusterAccess): Promise<Outcome> {
+  const guarded: GuardedWrite[] = [];
+  const cluster = guarding(h, operator, guarded);
+  const out = await measured(h, h.app, async () => {
     h.kubectl([
       '-n',
       h.ns,
@@ -185,6 +245,7 @@ export async function rollout(h: Harness, cluster: ClusterAccess): Promise<Outco
     });
     return drive(h.app, h, cluster, () => arrived(h, h.app));
   });
+  return { ...out, guarded };
 }
 
 /** A switchover request in Patroni's DCS (`shop-db-0-failover`), as the operator writes it. */
@@ -238,17 +299,48 @@ export interface ScaleDownOutcome extends Outcome {
   /** spec.replicas right after the lowered spec was applied (held until the switchover). */
   readonly heldReplicas: number;
   readonly finalReplicas: number;
-  /** The removed ordinal's PVC and data directory still exist. */
-  readonly pvcKept: boolean;
+  /**
+   * The removed ordinal's PVC once garbage collection has acted on its pod's deletion (a
+   * ConfigMap owned by that pod is gone): undefined when the PVC is gone, else its owners
+   * (an owner is what would have it collected).
+   */
+  readonly pvcOwners: readonly string[] | undefined;
+  /** The removed member's data directory (its volume, which goes with the PVC) has PG_VERSION. */
   readonly dataDirKept: boolean;
 }
 
 /** replicasPerShard 2 -> 1 while the primary holds ordinal 2, the one that goes. */
-export async function scaleDown(h: Harness, cluster: ClusterAccess): Promise<ScaleDownOutcome> {
+export async function scaleDown(
+  h: Harness,
+  operator: ClusterAccess,
+  kubelet: Kubelet,
+): Promise<ScaleDownOutcome> {
   const last = h.members.find((m) => m.name === 'shop-db-0-2');
   if (!last) throw new Error('no member shop-db-0-2');
   await switchTo(h, last);
+  const guarded: GuardedWrite[] = [];
+  const cluster = guarding(h, operator, guarded);
   const lowered = appModel(h.ns, { ...databaseSpec(h.app), replicasPerShard: 1 });
+  // The control for the PVC check: an object the garbage collector deletes when the removed
+  // pod goes. Once it is gone, the collector has acted on that pod's deletion.
+  const pod = JSON.parse(h.kubectl(['-n', h.ns, 'get', 'pod', last.name, '-o', 'json'])) as {
+    metadata: { uid: string };
+  };
+  const sentinel = `gc-sentinel-${last.name}`;
+  h.kubectl(
+    ['apply', '-f', '-'],
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: {
+        name: sentinel,
+        namespace: h.ns,
+        ownerReferences: [
+          { apiVersion: 'v1', kind: 'Pod', name: last.name, uid: pod.metadata.uid },
+        ],
+      },
+    }),
+  );
   let heldReplicas = -1;
   const out = await measured(h, lowered, async () => {
     const sts = buildDatabase(lowered).find((o) => o.kind === 'StatefulSet');
@@ -261,15 +353,30 @@ export async function scaleDown(h: Harness, cluster: ClusterAccess): Promise<Sca
         : false,
     );
   });
+  await eventually(
+    'the garbage collector to delete what the removed pod owned',
+    async () =>
+      h.kubectl(['-n', h.ns, 'get', 'configmap', sentinel, '--ignore-not-found', '-o', 'name']) ===
+      ''
+        ? true
+        : undefined,
+    120_000,
+    500,
+  );
   const pvcs = JSON.parse(h.kubectl(['-n', h.ns, 'get', 'pvc', '-o', 'json'])) as {
-    items: Array<{ metadata: { name: string } }>;
+    items: Array<{
+      metadata: { name: string; ownerReferences?: Array<{ kind: string; name: string }> };
+    }>;
   };
+  const pvc = pvcs.items.find((p) => p.metadata.name === pvcOf(last));
   return {
     ...out,
+    guarded,
     heldReplicas,
     finalReplicas: replicasOf(h),
-    pvcKept: pvcs.items.some((p) => p.metadata.name === 'data-shop-db-0-2'),
-    dataDirKept: existsSync(join(last.dataDir, 'PG_VERSION')),
+    pvcOwners: pvc && (pvc.metadata.ownerReferences ?? []).map((o) => `${o.kind}/${o.name}`),
+    dataDirKept:
+      !kubelet.volumesDeleted.has(last.name) && existsSync(join(last.dataDir, 'PG_VERSION')),
   };
 }
 

@@ -43,7 +43,15 @@ describe('database rollouts driven by the operator: one shard, primary + 2 repli
     expect(out.switchovers).toBe(1);
     // The switchover comes after both replicas, before the old primary.
     expect(out.writes.map((w) => w.kind)).toEqual(['Pod', 'Pod', 'ConfigMap', 'Pod']);
-    expect(out.writes[3]?.name).toBe(out.primaries[0]);
+    const [oldPrimary, newPrimary] = out.primaries;
+    expect(out.writes[3]?.name).toBe(oldPrimary);
+    // What Postgres said as each pod deletion went out: no pod was deleted while its member
+    // was the primary; the old primary's went after the switchover had promoted another.
+    expect(out.guarded).toEqual([
+      { what: `delete Pod ${out.writes[0]?.name}`, primaries: [oldPrimary] },
+      { what: `delete Pod ${out.writes[1]?.name}`, primaries: [oldPrimary] },
+      { what: `delete Pod ${oldPrimary}`, primaries: [newPrimary] },
+    ]);
     // Each promotion starts a timeline: exactly one, the switchover; so no failover.
     expect(out.promotions).toBe(1);
     expect(out.primaries).toHaveLength(2);
@@ -52,7 +60,7 @@ describe('database rollouts driven by the operator: one shard, primary + 2 repli
   }, 400_000);
 
   it('lowering replicasPerShard with the primary on the highest ordinal: switchover first, no write lost, volume kept', async () => {
-    const out = await scaleDown(h, cluster);
+    const out = await scaleDown(h, cluster, kubelet);
     numbers['scaleDown'] = {
       ...out,
       writes: out.writes.map((w) => `${w.action} ${w.kind} ${w.name}`),
@@ -67,8 +75,15 @@ describe('database rollouts driven by the operator: one shard, primary + 2 repli
     expect(out.promotions).toBe(1);
     expect(out.primaries).toHaveLength(2);
     expect(out.primaries[1]).not.toBe('shop-db-0-2');
+    // Switchover first, as Postgres saw it: when the StatefulSet was lowered (which deletes
+    // pod 2), the primary was already another member.
+    expect(out.guarded).toEqual([
+      { what: 'patch StatefulSet shop-db-0 replicas=2', primaries: [out.primaries[1]] },
+    ]);
     expect(out.lost).toBe(0);
-    expect(out.pvcKept).toBe(true);
+    // Volume kept: after the garbage collector has acted on the pod's deletion, the claim is
+    // there and owned by nothing that could have it collected; its volume holds the data.
+    expect(out.pvcOwners).toEqual([]);
     expect(out.dataDirKept).toBe(true);
   }, 400_000);
 });

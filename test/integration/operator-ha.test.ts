@@ -15,6 +15,7 @@ import {
   getApp,
   getObj,
   installCrd,
+  kindInfo,
   kubeconfig,
   mutatingRequests,
   scalableApp,
@@ -30,12 +31,24 @@ let b: OperatorProcess;
 
 const app = (name: string, image: string) => scalableApp(ns, name, { web: { image } });
 
+/** Converged: the generation observed and Ready=True for it, not merely a Ready condition. */
 async function observedGeneration(name: string, generation: number): Promise<true | undefined> {
   const obj = await getApp(client, ns, name);
   const status = obj?.['status'] as Json | undefined;
-  return status?.['observedGeneration'] === generation && conditionOf(obj, 'Ready')
+  const ready = conditionOf(obj, 'Ready');
+  return status?.['observedGeneration'] === generation &&
+    ready?.['status'] === 'True' &&
+    ready['observedGeneration'] === generation
     ? true
     : undefined;
+}
+
+/** The image the app's web Deployment runs: what the leader applied. */
+async function webImage(name: string): Promise<string | undefined> {
+  const d = await getObj(client, kindInfo('apps/v1', 'Deployment'), ns, `${name}-web`);
+  const spec = d?.['spec'] as
+    { template: { spec: { containers: Array<{ image: string }> } } } | undefined;
+  return spec?.template.spec.containers[0]?.image;
 }
 
 beforeAll(async () => {
@@ -63,6 +76,7 @@ describe('leader election', () => {
     b = await startOperator({ SCALABLE_LEASE_NAME: lease });
     await applyAs(client, 'test-user', app('one', 'ghcr.io/acme/one:1'));
     await eventually('one reconciled', () => observedGeneration('one', 1), 60_000);
+    expect(await webImage('one')).toBe('ghcr.io/acme/one:1');
     expect(await a.metric('scalable_leader')).toBe(1);
     expect(await b.metric('scalable_leader')).toBe(0);
     expect(await a.metric('scalable_reconcile_total')).toBeGreaterThan(0);
@@ -93,6 +107,9 @@ describe('leader election', () => {
     await applyAs(client, 'test-user', app('two', 'ghcr.io/acme/two:1'));
     await eventually('one at generation 2', () => observedGeneration('one', 2), 60_000);
     await eventually('two reconciled', () => observedGeneration('two', 1), 60_000);
+    expect(await webImage('one')).toBe('ghcr.io/acme/one:2');
+    expect(await webImage('two')).toBe('ghcr.io/acme/two:1');
+    expect(await b.metric('scalable_reconcile_total')).toBeGreaterThan(0);
     const l = await getObj(client, LEASE_KIND, 'default', lease);
     expect((l?.['spec'] as Json)['holderIdentity']).toMatch(new RegExp(`_${b.pid}_`));
     expect((l?.['spec'] as Json)['leaseTransitions']).toBeGreaterThanOrEqual(1);

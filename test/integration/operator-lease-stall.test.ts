@@ -1,8 +1,11 @@
-// The leader's API connection stalls (a proxy that forwards nothing, as in a partition): it
-// cannot renew within the renew deadline (10 s here, every request under a hard deadline), so it
-// cancels its in-flight work and exits non-zero before its lease (15 s) can expire; the other
-// replica takes over; the API server's audit log shows no write of the stalled one after the
-// stall began (it ran as a ServiceAccount of its own, so its requests are told apart).
+// The leader's API connection stalls (a proxy that holds every byte, as in a partition where
+// packets are delayed): it cannot renew within the renew deadline (10 s here, every request
+// under a hard deadline), so it cancels its in-flight work and exits non-zero before its lease
+// (15 s) can expire; the other replica takes over. Then the partition heals and what the
+// stalled leader sent into it reaches the API server late, after the takeover: the API
+// server's audit log (it ran as a ServiceAccount of its own, so its requests are told apart)
+// must show that none of it took effect, and that it did arrive (the control: a late write
+// would have been seen).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
@@ -27,6 +30,7 @@ import {
 } from './operator-harness.ts';
 import type { Json, OperatorProcess } from './operator-harness.ts';
 import { parseAuditLog } from './rbac-audit.ts';
+import type { AuditEvent } from './rbac-audit.ts';
 import { startStallProxy } from './stall-proxy.ts';
 import type { StallProxy } from './stall-proxy.ts';
 
@@ -106,24 +110,24 @@ describe('leader with a stalled API connection', () => {
 
     const stalledAt = new Date();
     proxy.stall();
+    let exitedAt: Date | undefined;
+    const exited = a.exited.then((code) => {
+      exitedAt = new Date();
+      return code;
+    });
     // Work for whoever leads: a's watches are stalled, so only b can pick this up.
     await applyAs(client, 'test-user', scalableApp(ns, 'one', { web: { image: 'a:2' } }));
-    const code = await Promise.race([
-      a.exited,
-      new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 30_000)),
-    ]);
-    const exitedAt = new Date();
-    expect(code).toBe(1);
-    expect(a.logs()).toContain('lost the lease');
-    // It gave up within the renew deadline (10 s) of its last renewal (every 2 s).
-    expect(exitedAt.getTime() - stalledAt.getTime()).toBeLessThan(15_000);
-
     await eventually(
       'b leads',
       async () => ((await b.metric('scalable_leader')) === 1 ? true : undefined),
-      30_000,
+      60_000,
     );
+    // The partition ends the moment b leads: whatever a sent into it arrives now, after the
+    // takeover, and an a that were still running would be heard again.
+    const healedAt = new Date();
     proxy.heal();
+    expect(await exited).toBe(1);
+    expect(a.logs()).toContain('lost the lease');
     await eventually(
       'one at generation 2 (b)',
       async () => ((await observedGeneration('one')) === 2 ? true : undefined),
@@ -131,16 +135,53 @@ describe('leader with a stalled API connection', () => {
     );
     const l = await getObj(client, LEASE_KIND, 'default', lease);
     expect((l?.['spec'] as Json)['holderIdentity']).toMatch(new RegExp(`_${b.pid}_`));
+    expect(await b.metric('scalable_reconcile_total')).toBeGreaterThan(0);
 
-    // The API server's record: a wrote before the stall, and nothing from the stall on.
+    // The API server's record, by when each request reached it.
     const state = await readState();
-    const events = parseAuditLog(
-      readFileSync(join(state!.logDir, 'kube-apiserver-audit.log'), 'utf8'),
-    ).filter((e) => e.user.username === `system:serviceaccount:default:${idA}`);
-    const writes = events.filter((e) => MUTATING.has(e.verb));
-    expect(writes.length).toBeGreaterThan(0);
-    const late = writes.filter((e) => new Date(e.requestReceivedTimestamp ?? 0) >= stalledAt);
-    expect(late.map((e) => `${e.verb} ${e.objectRef?.resource ?? ''}`)).toEqual([]);
-    expect(proxy.forwardedSinceStall()).toBe(0);
+    const at = (e: AuditEvent) => new Date(e.requestReceivedTimestamp ?? 0).getTime();
+    const audit = () =>
+      parseAuditLog(readFileSync(join(state!.logDir, 'kube-apiserver-audit.log'), 'utf8'));
+    const writesOf = (events: AuditEvent[], id: string) =>
+      events.filter(
+        (e) => e.user.username === `system:serviceaccount:default:${id}` && MUTATING.has(e.verb),
+      );
+    const isLease = (e: AuditEvent) => e.objectRef?.resource === 'leases';
+    const ok = (e: AuditEvent) => (e.responseStatus?.code ?? 0) < 400;
+    // The control: the renewal a sent into the partition reached the server after the heal
+    // (and was refused: b had written the lease since, so its resourceVersion was stale).
+    const events = await eventually("a's held renewal to reach the API server", async () => {
+      const all = audit();
+      return writesOf(all, idA).some((e) => isLease(e) && at(e) >= healedAt.getTime())
+        ? all
+        : undefined;
+    });
+    expect(proxy.deliveredLate()).toBeGreaterThan(0);
+    const aWrites = writesOf(events, idA);
+    const lateOfA = aWrites.filter((e) => at(e) >= healedAt.getTime());
+    expect(
+      lateOfA.map(
+        (e) => `${e.verb} ${e.objectRef?.resource ?? ''} ${e.responseStatus?.code ?? '?'}`,
+      ),
+    ).toEqual(lateOfA.map((e) => `${e.verb} ${e.objectRef?.resource ?? ''} 409`));
+    // b's takeover: its first successful lease write. a's last renewal: its last successful one.
+    const takeover = Math.min(
+      ...writesOf(events, idB)
+        .filter((e) => isLease(e) && ok(e))
+        .map(at),
+    );
+    const lastRenewal = Math.max(...aWrites.filter((e) => isLease(e) && ok(e)).map(at));
+    expect(Number.isFinite(takeover) && Number.isFinite(lastRenewal)).toBe(true);
+    expect(lastRenewal).toBeLessThan(stalledAt.getTime() + 1_000);
+    // Nothing a wrote took effect from b's takeover on: one writer at a time.
+    expect(
+      aWrites
+        .filter((e) => ok(e) && at(e) >= takeover)
+        .map((e) => `${e.verb} ${e.objectRef?.resource ?? ''}`),
+    ).toEqual([]);
+    // a was gone before anyone could take over: before its last renewal plus the lease
+    // duration (15 s), which bounds b's earliest takeover, and before b's actual one.
+    expect(exitedAt!.getTime()).toBeLessThan(lastRenewal + 15_000);
+    expect(exitedAt!.getTime()).toBeLessThan(takeover);
   });
 });

@@ -1,26 +1,39 @@
 // A TCP proxy in front of the API server that a test can stall: while stalled it forwards
-// nothing in either direction and drops what arrives (a partition where packets are lost),
-// so requests on its connections hang until their client gives up. heal() cuts the stalled
-// connections (their TLS streams lost bytes) and forwards new ones again.
+// nothing in either direction and holds what arrives (a partition where packets are delayed),
+// so requests on its connections hang until their client gives up. heal() delivers what it
+// held, in order, as TCP does when a partition ends: a request sent into the partition
+// reaches the server late, even when its client has given up or exited meanwhile (the
+// client's kernel keeps retransmitting an orphaned connection's data). That late arrival is
+// the hazard a stalled leader must be safe against.
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 
 export interface StallProxy {
   readonly port: number;
-  /** Bytes from clients that reached the server since the last stall began. */
-  readonly forwardedSinceStall: () => number;
+  /** Bytes from clients held during the last stall and delivered to the server by heal(). */
+  readonly deliveredLate: () => number;
   stall(): void;
   heal(): void;
   close(): Promise<void>;
 }
 
+interface Conn {
+  readonly client: net.Socket;
+  readonly upstream: net.Socket;
+  stalled: boolean;
+  /** The client closed while stalled: deliver what it sent, then close. */
+  clientGone: boolean;
+  readonly toServer: Buffer[];
+  readonly toClient: Buffer[];
+}
+
 export async function startStallProxy(target: { host: string; port: number }): Promise<StallProxy> {
   let stalled = false;
-  let sinceStall = 0;
-  const live = new Set<{ client: net.Socket; upstream: net.Socket; stalled: boolean }>();
+  let late = 0;
+  const live = new Set<Conn>();
   const server = net.createServer((client) => {
     const upstream = net.connect(target.port, target.host);
-    const conn = { client, upstream, stalled };
+    const conn: Conn = { client, upstream, stalled, clientGone: false, toServer: [], toClient: [] };
     live.add(conn);
     const end = () => {
       live.delete(conn);
@@ -28,33 +41,46 @@ export async function startStallProxy(target: { host: string; port: number }): P
       upstream.destroy();
     };
     client.on('data', (d: Buffer) => {
-      if (stalled || conn.stalled) return;
-      sinceStall += d.length;
-      upstream.write(d);
+      if (conn.stalled) conn.toServer.push(d);
+      else upstream.write(d);
     });
     upstream.on('data', (d: Buffer) => {
-      if (!stalled && !conn.stalled) client.write(d);
+      if (conn.stalled) conn.toClient.push(d);
+      else client.write(d);
     });
-    for (const s of [client, upstream]) {
-      s.on('error', end);
-      s.on('close', end);
-    }
+    // A client that goes away during the stall leaves its data in flight.
+    const clientClosed = () => {
+      if (conn.stalled) conn.clientGone = true;
+      else end();
+    };
+    client.on('error', clientClosed);
+    client.on('close', clientClosed);
+    upstream.on('error', end);
+    upstream.on('close', end);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as AddressInfo).port,
-    forwardedSinceStall: () => sinceStall,
+    deliveredLate: () => late,
     stall: () => {
       stalled = true;
-      sinceStall = 0;
+      late = 0;
       for (const c of live) c.stalled = true;
     },
     heal: () => {
       stalled = false;
       for (const c of [...live].filter((x) => x.stalled)) {
-        c.client.destroy();
-        c.upstream.destroy();
-        live.delete(c);
+        c.stalled = false;
+        for (const d of c.toServer.splice(0)) {
+          late += d.length;
+          c.upstream.write(d);
+        }
+        if (c.clientGone) {
+          // The server answers into the void; the connection ends once it has the data.
+          c.upstream.end();
+          continue;
+        }
+        for (const d of c.toClient.splice(0)) c.client.write(d);
       }
     },
     close: async () => {
