@@ -11,9 +11,9 @@ export interface Finding {
 
 export interface AllowEntry {
   readonly check: string;
-  readonly kind?: string;
+  readonly kind: string;
   /** A regular expression on the object's name. */
-  readonly name?: string;
+  readonly name: string;
   readonly container?: string;
   /** A substring of the finding's summary. */
   readonly summary?: string;
@@ -58,6 +58,12 @@ export function parseAllowList(text: string): AllowEntry[] {
     if (typeof e.check !== 'string' || e.check === '') {
       throw new Error(`allow-list entry ${i + 1}: check is required`);
     }
+    // An entry with only a check id would allow every object of every future manifest.
+    for (const field of ['kind', 'name'] as const) {
+      if (typeof e[field] !== 'string' || e[field] === '') {
+        throw new Error(`allow-list entry ${i + 1} (${e.check}): ${field} is required`);
+      }
+    }
     if (typeof e.reason !== 'string' || e.reason.trim().length < 20) {
       throw new Error(`allow-list entry ${i + 1} (${e.check}): give a reason`);
     }
@@ -67,8 +73,8 @@ export function parseAllowList(text: string): AllowEntry[] {
 
 export const allows = (e: AllowEntry, f: Finding): boolean =>
   e.check === f.check &&
-  (e.kind === undefined || e.kind === f.kind) &&
-  (e.name === undefined || new RegExp(e.name).test(f.name)) &&
+  e.kind === f.kind &&
+  new RegExp(e.name).test(f.name) &&
   (e.container === undefined || e.container === f.container) &&
   (e.summary === undefined || f.summary.includes(e.summary));
 

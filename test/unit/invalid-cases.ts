@@ -1,5 +1,10 @@
-// Invalid ScalableApps and the message each must produce, offline (validate.test.ts) and
-// from the real API server (test/integration/crd-api.test.ts): one table, so the two agree.
+// Invalid ScalableApps and the messages each must produce, offline (validate.test.ts): every
+// error, word for word, so a reworded or an extra error shows. The real API server
+// (test/integration/crd-api.test.ts) must name the same fields: one table, so the two agree.
+import { OPERATOR_ENV_NAMES } from '../../sdk/src/contract/env-names.ts';
+
+/** The list the reserved-env rule quotes: the names the operator injects. */
+const INJECTED = `(${OPERATOR_ENV_NAMES.join(', ')})`;
 export const appDoc = (
   spec: Record<string, unknown>,
   metadata: Record<string, unknown> = { name: 'shop' },
@@ -62,19 +67,38 @@ export const VALID_EDGES: Array<[string, unknown]> = [
   ['an empty allowFrom', base({ web: { image: 'x', allowFrom: [] } }, { name: 'nopeers' })],
 ];
 
-// Each invalid input and the field path its error must name.
-export const INVALID: Array<[string, unknown, string]> = [
+// Each invalid input and the errors it gets, exactly (one, or all of them in order).
+export const INVALID: Array<[string, unknown, string | readonly string[]]> = [
   ['no web', { ...base({}), spec: {} }, 'spec.web: Required value'],
   ['no image', base({ web: { port: 80 } }), 'spec.web.image: Required value'],
-  ['empty image', base({ web: { image: '' } }), 'spec.web.image: must'],
-  ['port too high', base({ web: { image: 'x', port: 70000 } }), 'spec.web.port: must be <= 65535'],
-  ['port zero', base({ web: { image: 'x', port: 0 } }), 'spec.web.port: must be >= 1'],
-  ['port as string', base({ web: { image: 'x', port: '80' } }), 'spec.web.port: must be integer'],
-  ['queue tls as string', base({ queue: { tls: 'no' } }), 'spec.queue.tls: must be boolean'],
+  [
+    'empty image',
+    base({ web: { image: '' } }),
+    [
+      'spec.web.image: must not have fewer than 1 characters (got "")',
+      'spec.web.image: must be an OCI image reference such as ghcr.io/acme/shop:1.4.2 (got "")',
+    ],
+  ],
+  [
+    'port too high',
+    base({ web: { image: 'x', port: 70000 } }),
+    'spec.web.port: must be <= 65535 (got 70000)',
+  ],
+  ['port zero', base({ web: { image: 'x', port: 0 } }), 'spec.web.port: must be >= 1 (got 0)'],
+  [
+    'port as string',
+    base({ web: { image: 'x', port: '80' } }),
+    'spec.web.port: must be integer (got "80")',
+  ],
+  [
+    'queue tls as string',
+    base({ queue: { tls: 'no', consumers: [{ name: 'a', image: 'x' }] } }),
+    'spec.queue.tls: must be boolean (got "no")',
+  ],
   [
     'reserved Redis CA env',
     base({ web: { image: 'x', env: [{ name: 'REDIS_SSLROOTCERT', value: '/ca.crt' }] } }),
-    'spec.web.env: env must not set the names the operator injects',
+    `spec.web.env: env must not set the names the operator injects ${INJECTED}`,
   ],
   [
     'unknown field',
@@ -90,27 +114,27 @@ export const INVALID: Array<[string, unknown, string]> = [
   [
     'cpu target > 100',
     base({ web: { image: 'x', autoscaling: { targetCPUUtilization: 150 } } }),
-    'spec.web.autoscaling.targetCPUUtilization: must be <= 100',
+    'spec.web.autoscaling.targetCPUUtilization: must be <= 100 (got 150)',
   ],
   [
     'bad memory quantity',
     base({ web: { image: 'x', resources: { requests: { memory: 'lots' } } } }),
-    'spec.web.resources.requests.memory: must be a quantity',
+    'spec.web.resources.requests.memory: must be a quantity such as 256Mi, 1Gi or 500m (got "lots")',
   ],
   [
     'bad probe path',
     base({ web: { image: 'x', probes: { readinessPath: 'healthz' } } }),
-    'spec.web.probes.readinessPath: must match',
+    'spec.web.probes.readinessPath: must match pattern "^/" (got "healthz")',
   ],
   [
     'bad env name',
     base({ web: { image: 'x', env: [{ name: '1X', value: 'a' }] } }),
-    'spec.web.env[0].name: must match',
+    'spec.web.env[0].name: must match pattern "^[A-Za-z_][A-Za-z0-9_]*$" (got "1X")',
   ],
   [
     'reserved env',
     base({ web: { image: 'x', env: [{ name: 'REDIS_URL', value: 'a' }] } }),
-    'spec.web.env: env must not set the names the operator injects',
+    `spec.web.env: env must not set the names the operator injects ${INJECTED}`,
   ],
   [
     'duplicate env',
@@ -143,25 +167,32 @@ export const INVALID: Array<[string, unknown, string]> = [
   [
     'bad eviction policy',
     base({ cache: { evictionPolicy: 'lru' } }),
-    'spec.cache.evictionPolicy: must be one of',
+    'spec.cache.evictionPolicy: must be one of "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "noeviction" (got "lru")',
   ],
-  ['cache replicas > 5', base({ cache: { replicas: 9 } }), 'spec.cache.replicas: must be <= 5'],
+  [
+    'cache replicas > 5',
+    base({ cache: { replicas: 9 } }),
+    'spec.cache.replicas: must be <= 5 (got 9)',
+  ],
   [
     'ttl zero',
     base({ cache: { defaultTTLSeconds: 0 } }),
-    'spec.cache.defaultTTLSeconds: must be >= 1',
+    'spec.cache.defaultTTLSeconds: must be >= 1 (got 0)',
   ],
   [
     'bad postgres version',
     base({ database: { version: '12' } }),
-    'spec.database.version: must be one of "16", "17", "18"',
+    'spec.database.version: must be one of "16", "17", "18" (got "12")',
   ],
   [
     'postgres version as number',
     base({ database: { version: 17 } }),
-    'spec.database.version: must be',
+    [
+      'spec.database.version: must be string (got 17)',
+      'spec.database.version: must be one of "16", "17", "18" (got 17)',
+    ],
   ],
-  ['zero shards', base({ database: { shards: 0 } }), 'spec.database.shards: must be >= 1'],
+  ['zero shards', base({ database: { shards: 0 } }), 'spec.database.shards: must be >= 1 (got 0)'],
   [
     'shards without shardKey',
     base({ database: { shards: 4 } }),
@@ -175,7 +206,7 @@ export const INVALID: Array<[string, unknown, string]> = [
   [
     'certificate issuer of an unknown kind',
     base({ database: { certificateIssuer: { name: 'corp-ca', kind: 'Vault' } } }),
-    'spec.database.certificateIssuer.kind: must be one of',
+    'spec.database.certificateIssuer.kind: must be one of "Issuer", "ClusterIssuer" (got "Vault")',
   ],
   [
     'sync without replicas',
@@ -185,50 +216,58 @@ export const INVALID: Array<[string, unknown, string]> = [
   [
     'failover faster than the operator can release a lease safely',
     base({ database: { failoverSeconds: 9 } }),
-    'spec.database.failoverSeconds: must be >= 10',
+    'spec.database.failoverSeconds: must be >= 10 (got 9)',
   ],
   [
     'bad deletion policy',
     base({ database: { deletionPolicy: 'Purge' } }),
-    'spec.database.deletionPolicy: must be one of',
+    'spec.database.deletionPolicy: must be one of "Retain", "Delete" (got "Purge")',
   ],
   [
     'bad storage size',
     base({ database: { storage: { size: '10 GB' } } }),
-    'spec.database.storage.size: must be a quantity',
+    'spec.database.storage.size: must be a quantity such as 256Mi, 1Gi or 500m (got "10 GB")',
   ],
   [
     'gateway with className',
     base({ ingress: { className: 'traefik', gateway: { name: 'gw' } } }),
-    'spec.ingress: className applies to an Ingress only',
+    'spec.ingress: className applies to an Ingress only: with gateway set, the Gateway decides; remove one of them',
   ],
   [
     'gateway with tls',
     base({ ingress: { host: 'a.example.com', tls: { secretName: 's' }, gateway: { name: 'gw' } } }),
-    'spec.ingress: tls applies to an Ingress only',
+    "spec.ingress: tls applies to an Ingress only: with gateway set, TLS is configured on the Gateway's listener",
   ],
   [
     'tls without host',
     base({ ingress: { tls: { secretName: 's' } } }),
-    'spec.ingress: tls needs host',
+    'spec.ingress: tls needs host: the certificate is issued for a host name',
   ],
-  ['bad host', base({ ingress: { host: 'Shop_Example' } }), 'spec.ingress.host: must match'],
+  [
+    'bad host',
+    base({ ingress: { host: 'Shop_Example' } }),
+    'spec.ingress.host: must match pattern "^(\\*\\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$" (got "Shop_Example")',
+  ],
   [
     'max-age too long',
     base({ ingress: { staticAssets: { maxAgeSeconds: 99999999 } } }),
-    'spec.ingress.staticAssets.maxAgeSeconds: must be <= 31536000',
+    'spec.ingress.staticAssets.maxAgeSeconds: must be <= 31536000 (got 99999999)',
   ],
   [
     'cdn without ingress',
     base({ cdn: { baseURL: 'https://cdn.example.com' } }),
-    'spec: cdn needs ingress',
+    'spec: cdn needs ingress: the CDN pulls static assets from the ingress as its origin',
   ],
   [
     'cdn not a URL',
     base({ ingress: {}, cdn: { baseURL: 'cdn.example.com' } }),
-    'spec.cdn.baseURL: must match',
+    'spec.cdn.baseURL: must match pattern "^https?://[^\\s/$.?#].[^\\s]*$" (got "cdn.example.com")',
   ],
-  ['no consumers', base({ queue: { consumers: [] } }), 'spec.queue.consumers: must'],
+  [
+    'no consumers',
+    base({ queue: { consumers: [] } }),
+    'spec.queue.consumers: must not have fewer than 1 items (got [])',
+  ],
   [
     'duplicate consumers',
     base({
@@ -239,7 +278,10 @@ export const INVALID: Array<[string, unknown, string]> = [
         ],
       },
     }),
-    'spec.queue.consumers: consumer names must be unique',
+    [
+      'spec.queue.consumers: consumer names must be unique',
+      'spec.queue.consumers: each stream + group must belong to one consumer (stream and group default to the consumer name)',
+    ],
   ],
   [
     'consumer min > max',
@@ -254,7 +296,7 @@ export const INVALID: Array<[string, unknown, string]> = [
   [
     'bad consumer name',
     base({ queue: { consumers: [{ name: 'Mail_Q', image: 'x' }] } }),
-    'spec.queue.consumers[0].name: must match',
+    'spec.queue.consumers[0].name: must match pattern "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" (got "Mail_Q")',
   ],
   [
     'duplicate stream + group',
@@ -266,7 +308,7 @@ export const INVALID: Array<[string, unknown, string]> = [
         ],
       },
     }),
-    'spec.queue.consumers: each stream + group must belong to one consumer',
+    'spec.queue.consumers: each stream + group must belong to one consumer (stream and group default to the consumer name)',
   ],
   [
     'stream + group equal to another consumer by default',
@@ -278,7 +320,7 @@ export const INVALID: Array<[string, unknown, string]> = [
         ],
       },
     }),
-    'spec.queue.consumers: each stream + group must belong to one consumer',
+    'spec.queue.consumers: each stream + group must belong to one consumer (stream and group default to the consumer name)',
   ],
   [
     'unknown consumer field',
@@ -288,22 +330,22 @@ export const INVALID: Array<[string, unknown, string]> = [
   [
     'maxDeliveries zero',
     base({ queue: { consumers: [{ name: 'a', image: 'x', maxDeliveries: 0 }] } }),
-    'spec.queue.consumers[0].maxDeliveries: must be >= 1',
+    'spec.queue.consumers[0].maxDeliveries: must be >= 1 (got 0)',
   ],
   [
     'negative cooldown',
     base({ queue: { consumers: [{ name: 'a', image: 'x', cooldownSeconds: -1 }] } }),
-    'spec.queue.consumers[0].cooldownSeconds: must be >= 0',
+    'spec.queue.consumers[0].cooldownSeconds: must be >= 0 (got -1)',
   ],
   [
     'stream retention too small',
     base({ queue: { maxLength: 10, consumers: [{ name: 'a', image: 'x' }] } }),
-    'spec.queue.maxLength: must be >= 1000',
+    'spec.queue.maxLength: must be >= 1000 (got 10)',
   ],
   [
     'bad stream name',
     base({ queue: { consumers: [{ name: 'a', image: 'x', stream: 'a b' }] } }),
-    'spec.queue.consumers[0].stream: must match',
+    'spec.queue.consumers[0].stream: must match pattern "^[A-Za-z0-9._:-]+$" (got "a b")',
   ],
   [
     'worker env sets an injected name',
@@ -312,43 +354,43 @@ export const INVALID: Array<[string, unknown, string]> = [
         consumers: [{ name: 'a', image: 'x', env: [{ name: 'QUEUE_STREAM', value: 's' }] }],
       },
     }),
-    'spec.queue.consumers[0].env: env must not set the names the operator injects',
+    `spec.queue.consumers[0].env: env must not set the names the operator injects ${INJECTED}`,
   ],
   [
     'bad queue memory',
     base({ queue: { memory: 'lots', consumers: [{ name: 'a', image: 'x' }] } }),
-    'spec.queue.memory: must be a quantity',
+    'spec.queue.memory: must be a quantity such as 256Mi, 1Gi or 500m (got "lots")',
   ],
   // Quantities: a floor the engine starts with, a ceiling, requests within limits.
   [
     'negative cache memory',
     base({ cache: { memory: '-5Gi' } }),
-    'spec.cache.memory: must be at least 4Mi',
+    'spec.cache.memory: must be at least 4Mi: Redis itself takes about 1 MiB, less leaves no room for data (got -5Gi)',
   ],
   [
     'cache memory too small',
     base({ cache: { memory: '1Mi' } }),
-    'spec.cache.memory: must be at least 4Mi',
+    'spec.cache.memory: must be at least 4Mi: Redis itself takes about 1 MiB, less leaves no room for data (got 1Mi)',
   ],
   [
     'cache memory too large',
     base({ cache: { memory: '2Ti' } }),
-    'spec.cache.memory: must be at most 1Ti',
+    'spec.cache.memory: must be at most 1Ti: a single Redis this large takes hours to resync a replica (got 2Ti)',
   ],
   [
     'session memory as a negative integer',
     base({ sessions: { memory: -5 } }),
-    'spec.sessions.memory: must be at least 4Mi',
+    'spec.sessions.memory: must be at least 4Mi: Redis itself takes about 1 MiB, less leaves no room for data (got -5)',
   ],
   [
     'zero web CPU request',
     base({ web: { image: 'x', resources: { requests: { cpu: '0' } } } }),
-    'spec.web.resources.requests.cpu: must be at least 1m',
+    'spec.web.resources.requests.cpu: must be at least 1m: the container runtime refuses less (got 0)',
   ],
   [
     'web CPU limit too large',
     base({ web: { image: 'x', resources: { limits: { cpu: '1000' } } } }),
-    'spec.web.resources.limits.cpu: must be at most 512',
+    'spec.web.resources.limits.cpu: must be at most 512: no node has more cores (got 1000)',
   ],
   [
     'web memory request above its limit',
@@ -365,22 +407,25 @@ export const INVALID: Array<[string, unknown, string]> = [
   [
     'Postgres memory too small to start',
     base({ database: { resources: { requests: { memory: '64Mi' }, limits: { memory: '64Mi' } } } }),
-    'spec.database.resources.limits.memory: must be at least 256Mi',
+    [
+      'spec.database.resources.requests.memory: must be at least 256Mi: Postgres and Patroni need this much to start (got 64Mi)',
+      'spec.database.resources.limits.memory: must be at least 256Mi: Postgres and Patroni need this much to start (got 64Mi)',
+    ],
   ],
   [
     'negative database storage',
     base({ database: { storage: { size: '-10Gi' } } }),
-    'spec.database.storage.size: must be at least 1Gi',
+    'spec.database.storage.size: must be at least 1Gi: Postgres keeps up to 1 GB of WAL (max_wal_size) besides the data (got -10Gi)',
   ],
   [
     'database storage too large',
     base({ database: { storage: { size: '1Pi' } } }),
-    'spec.database.storage.size: must be at most 64Ti',
+    'spec.database.storage.size: must be at most 64Ti: the largest volumes cloud providers offer (got 1Pi)',
   ],
   [
     'session storage too small',
     base({ sessions: { storage: { size: '1Mi' } } }),
-    'spec.sessions.storage.size: must be at least 64Mi',
+    'spec.sessions.storage.size: must be at least 64Mi: the append-only file needs room to be rewritten (got 1Mi)',
   ],
   [
     'worker memory limit too small',
@@ -389,29 +434,36 @@ export const INVALID: Array<[string, unknown, string]> = [
         consumers: [{ name: 'a', image: 'x', resources: { limits: { memory: '1Mi' } } }],
       },
     }),
-    'spec.queue.consumers[0].resources.limits.memory: must be at least 6Mi',
+    [
+      'spec.queue.consumers[0].resources: requests.memory must be <= limits.memory',
+      'spec.queue.consumers[0].resources.limits.memory: must be at least 6Mi: the container runtime refuses less (got 1Mi)',
+    ],
   ],
   // Images: an OCI reference, not any string.
-  ['blank image', base({ web: { image: ' ' } }), 'spec.web.image: must be an OCI image reference'],
+  [
+    'blank image',
+    base({ web: { image: ' ' } }),
+    'spec.web.image: must be an OCI image reference such as ghcr.io/acme/shop:1.4.2 (got " ")',
+  ],
   [
     'image with a URL scheme',
     base({ web: { image: 'https://ghcr.io/acme/shop:1' } }),
-    'spec.web.image: must be an OCI image reference',
+    'spec.web.image: must be an OCI image reference such as ghcr.io/acme/shop:1.4.2 (got "https://ghcr.io/acme/shop:1")',
   ],
   [
     'image with two tags',
     base({ web: { image: 'shop:1:2' } }),
-    'spec.web.image: must be an OCI image reference',
+    'spec.web.image: must be an OCI image reference such as ghcr.io/acme/shop:1.4.2 (got "shop:1:2")',
   ],
   [
     'upper-case worker image',
     base({ queue: { consumers: [{ name: 'a', image: 'Worker:latest' }] } }),
-    'spec.queue.consumers[0].image: must be an OCI image reference',
+    'spec.queue.consumers[0].image: must be an OCI image reference such as ghcr.io/acme/shop:1.4.2 (got "Worker:latest")',
   ],
   [
     'bad whenUnsatisfiable',
     base({ topology: { whenUnsatisfiable: 'Never' } }),
-    'spec.topology.whenUnsatisfiable: must be one of',
+    'spec.topology.whenUnsatisfiable: must be one of "ScheduleAnyway", "DoNotSchedule" (got "Never")',
   ],
   [
     'wrong kind',
@@ -427,12 +479,12 @@ export const INVALID: Array<[string, unknown, string]> = [
   [
     'upper-case name',
     base({}, { name: 'Shop' }),
-    'metadata.name: must be a lower-case RFC 1123 name',
+    'metadata.name: must be a lower-case RFC 1123 name (got "Shop")',
   ],
   [
     'name starting with a digit',
     base({}, { name: '1shop' }),
-    'metadata.name: must start with a letter',
+    'metadata.name: must start with a letter and hold only lower-case letters, digits and "-" (it names Services)',
   ],
   [
     'name too long',
@@ -442,19 +494,19 @@ export const INVALID: Array<[string, unknown, string]> = [
   [
     'bad namespace',
     base({}, { name: 'shop', namespace: 'Prod' }),
-    'metadata.namespace: must be a lower-case RFC 1123 label',
+    'metadata.namespace: must be a lower-case RFC 1123 label (got "Prod")',
   ],
   [
     'allowFrom peer mixing ipBlock and a selector',
     base({
       web: { image: 'x', allowFrom: [{ ipBlock: { cidr: '10.0.0.0/8' }, namespaceSelector: {} }] },
     }),
-    'spec.web.allowFrom[0]: set ipBlock alone, or namespaceSelector and/or podSelector',
+    'spec.web.allowFrom[0]: set ipBlock alone, or namespaceSelector and/or podSelector (a NetworkPolicy peer cannot mix them)',
   ],
   [
     'empty allowFrom peer',
     base({ web: { image: 'x', allowFrom: [{}] } }),
-    'spec.web.allowFrom[0]: set ipBlock alone',
+    'spec.web.allowFrom[0]: set ipBlock alone, or namespaceSelector and/or podSelector (a NetworkPolicy peer cannot mix them)',
   ],
   [
     'allowFrom prefix too long',
@@ -464,19 +516,19 @@ export const INVALID: Array<[string, unknown, string]> = [
   [
     'allowFrom address without prefix',
     base({ web: { image: 'x', allowFrom: [{ ipBlock: { cidr: '10.0.0.1' } }] } }),
-    'spec.web.allowFrom[0].ipBlock.cidr: cidr must be a CIDR',
+    'spec.web.allowFrom[0].ipBlock.cidr: cidr must be a CIDR such as 10.0.0.0/8 or 2001:db8::/32 (got 10.0.0.1)',
   ],
   [
     'allowFrom IPv4 with leading zeros',
     base({ web: { image: 'x', allowFrom: [{ ipBlock: { cidr: '10.0.0.01/32' } }] } }),
-    'spec.web.allowFrom[0].ipBlock.cidr: cidr must be a CIDR',
+    'spec.web.allowFrom[0].ipBlock.cidr: cidr must be a CIDR such as 10.0.0.0/8 or 2001:db8::/32 (got 10.0.0.01/32)',
   ],
   [
     'allowFrom except not a CIDR',
     base({
       web: { image: 'x', allowFrom: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['10.1.0.0'] } }] },
     }),
-    'spec.web.allowFrom[0].ipBlock.except: except must hold CIDRs',
+    'spec.web.allowFrom[0].ipBlock.except: except must hold CIDRs such as 10.1.0.0/16',
   ],
   [
     'allowFrom except outside cidr',
@@ -510,14 +562,14 @@ export const INVALID: Array<[string, unknown, string]> = [
     base({
       web: { image: 'x', allowFrom: [{ namespaceSelector: { matchLabels: { 'bad key': 'x' } } }] },
     }),
-    'spec.web.allowFrom[0].namespaceSelector.matchLabels: matchLabels keys must be label keys',
+    'spec.web.allowFrom[0].namespaceSelector.matchLabels: matchLabels keys must be label keys such as app or example.com/tier',
   ],
   [
     'allowFrom bad label value',
     base({
       web: { image: 'x', allowFrom: [{ podSelector: { matchLabels: { app: 'no spaces' } } }] },
     }),
-    'spec.web.allowFrom[0].podSelector.matchLabels.app: must match',
+    'spec.web.allowFrom[0].podSelector.matchLabels.app: must match pattern "^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$" (got "no spaces")',
   ],
   ['spec not a mapping', { ...base({}), spec: 'web' }, 'spec: Required value'],
 ];

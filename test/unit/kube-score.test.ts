@@ -48,7 +48,27 @@ describe('kube-score findings', () => {
   });
 
   it('refuses an entry without a reason', () => {
-    expect(() => parseAllowList('- {check: container-resources}\n')).toThrow(/give a reason/);
+    expect(() =>
+      parseAllowList('- {check: container-resources, kind: Deployment, name: "-web$"}\n'),
+    ).toThrow('allow-list entry 1 (container-resources): give a reason');
+  });
+
+  it('refuses an entry that does not name the kind and the objects it allows', () => {
+    const reason = 'reason: "a decision, with its reason"';
+    expect(() => parseAllowList(`- {check: container-image-pull-policy, ${reason}}\n`)).toThrow(
+      'allow-list entry 1 (container-image-pull-policy): kind is required',
+    );
+    expect(() =>
+      parseAllowList(`- {check: container-image-pull-policy, kind: Deployment, ${reason}}\n`),
+    ).toThrow('allow-list entry 1 (container-image-pull-policy): name is required');
+  });
+
+  it('an entry allows its kind only', () => {
+    const allow = parseAllowList(
+      '- {check: service-targets-pod, kind: Service, name: "-db-0$", reason: "role-selected by Patroni at run time"}\n',
+    );
+    const pod = findingsOf(scored('Deployment', 'shop-db-0', 'service-targets-pod', 'x'));
+    expect(judge(pod, allow).defects).toEqual(pod);
   });
 
   it('every entry of the real allow-list has a reason', () => {
