@@ -6,6 +6,7 @@
 // ends the old ones, while routing always uses the map in use at the moment of the call.
 import pg from 'pg';
 import type { PoolClient, PoolConfig, QueryResult, QueryResultRow } from 'pg';
+import type { Queryable, ReadOptions } from './queryable.ts';
 import { bucketOf, shardOfBucket } from '../contract/index.ts';
 import type { ShardAddresses, ShardKey, ShardMap } from '../contract/index.ts';
 import { ShardRoutingError, isUnavailable } from './errors.ts';
@@ -15,20 +16,7 @@ import type { SessionPort } from './session.ts';
 import { parseLsn, parseWriteToken } from './write-token.ts';
 import type { WritePositions } from './write-token.ts';
 
-/** What a transaction body or a per-shard task gets: a connection to query on. */
-export interface Queryable {
-  query<R extends QueryResultRow = QueryResultRow>(
-    text: string,
-    params?: unknown[],
-  ): Promise<QueryResult<R>>;
-}
-
-export interface ReadOptions {
-  /** Read from the primary (a session's own writes are seen without it: `db.session()`). */
-  readonly primary?: boolean;
-  /** Go to the primary while the replica's replay lag is above this (one extra round trip). */
-  readonly maxLagSeconds?: number;
-}
+export type { Queryable, ReadOptions } from './queryable.ts';
 
 export interface Route {
   readonly key: ShardKey;

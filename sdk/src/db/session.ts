@@ -6,7 +6,7 @@
 // answers now, and a replica that has caught up serves the next read.
 import type { QueryResult, QueryResultRow } from 'pg';
 import type { ShardKey } from '../contract/index.ts';
-import type { Queryable, ReadOptions } from './database.ts';
+import type { Queryable, ReadOptions } from './queryable.ts';
 import { formatWriteToken } from './write-token.ts';
 import type { WritePositions } from './write-token.ts';
 
