@@ -59,15 +59,18 @@ const groupOf = (v: string) => `(has(${v}.group) ? ${v}.group : ${v}.name)`;
 // Quantities: the schema checks their shape only, so every quantity field gets a floor its
 // engine can start with (which also rules out zero and negative values) and a sane ceiling.
 // CEL's quantity() is the API server's quantity library; validate.ts provides it offline.
-// string(self): a quantity field is int-or-string.
+// string(self): a quantity field is int-or-string. A value that is no quantity at all is the
+// schema pattern's error: the rules pass it (`isQuantity` first), or the API server would add
+// an evaluation error per rule ("quantities must match the regular expression ...").
 const q = (self: string) => `quantity(string(${self}))`;
+const isQ = (self: string) => `isQuantity(string(${self}))`;
 const atLeast = (min: string, why: string): CelRule => ({
-  rule: `${q('self')}.compareTo(quantity('${min}')) >= 0`,
+  rule: `!${isQ('self')} || ${q('self')}.compareTo(quantity('${min}')) >= 0`,
   message: `must be at least ${min}: ${why}`,
   detail: "'got ' + string(self)",
 });
 const atMost = (max: string, why: string): CelRule => ({
-  rule: `${q('self')}.compareTo(quantity('${max}')) <= 0`,
+  rule: `!${isQ('self')} || ${q('self')}.compareTo(quantity('${max}')) <= 0`,
   message: `must be at most ${max}: ${why}`,
   detail: "'got ' + string(self)",
 });
@@ -89,11 +92,11 @@ function resourceRules(
   return {
     [path]: [
       {
-        rule: `${q('self.requests.memory')}.compareTo(${q('self.limits.memory')}) <= 0`,
+        rule: `!${isQ('self.requests.memory')} || !${isQ('self.limits.memory')} || ${q('self.requests.memory')}.compareTo(${q('self.limits.memory')}) <= 0`,
         message: 'requests.memory must be <= limits.memory',
       },
       {
-        rule: `!has(self.limits.cpu) || ${q('self.requests.cpu')}.compareTo(${q('self.limits.cpu')}) <= 0`,
+        rule: `!has(self.limits.cpu) || !${isQ('self.requests.cpu')} || !${isQ('self.limits.cpu')} || ${q('self.requests.cpu')}.compareTo(${q('self.limits.cpu')}) <= 0`,
         message: 'requests.cpu must be <= limits.cpu',
       },
     ],
@@ -227,7 +230,8 @@ export const RULES: Readonly<Record<string, readonly CelRule[]>> = merged(QUANTI
       fieldPath: '.certificateIssuer',
     },
     {
-      rule: 'self.shards == 1 || has(self.shardKey)',
+      // <= 1: zero shards is the schema minimum's error, not a missing shardKey.
+      rule: 'self.shards <= 1 || has(self.shardKey)',
       message: 'shardKey is required when shards > 1',
       detail: "'got shards ' + string(self.shards)",
       reason: 'FieldValueRequired',

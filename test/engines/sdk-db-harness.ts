@@ -146,7 +146,9 @@ export async function holdReplay(h: Harness, shard: number, database: string): P
   // A new backend sees the setting once the postmaster has reloaded, which signals the
   // startup process in the same step; that process reads the signal before its next record.
   await eventually('the replica to reload', async () =>
-    (await onReplica<{ d: string }>('SHOW max_standby_streaming_delay'))[0]?.d === '-1'
+    (
+      await onReplica<{ d: string }>("SELECT current_setting('max_standby_streaming_delay') AS d")
+    )[0]?.d === '-1'
       ? true
       : undefined,
   );
