@@ -63,6 +63,8 @@ export interface Kubelet {
   readonly podOf: Map<string, string>;
   /** Members whose PVC was deleted, and with it their data directory. */
   readonly volumesDeleted: Set<string>;
+  /** Passes over the pods and claims completed so far. */
+  readonly passes: () => number;
   stop(): Promise<void>;
 }
 
@@ -73,6 +75,7 @@ export function startKubelet(h: Harness): Kubelet {
   const claimed = new Set<string>();
   const volumesDeleted = new Set<string>();
   let stopped = false;
+  let passes = 0;
   const list = (): RawObject[] =>
     (
       JSON.parse(h.kubectl(['-n', h.ns, 'get', 'pods,pvc', '-o', 'json'])) as {
@@ -132,12 +135,14 @@ export function startKubelet(h: Harness): Kubelet {
             }
           }),
       );
+      passes++;
       await sleep(250);
     }
   })();
   return {
     podOf,
     volumesDeleted,
+    passes: () => passes,
     async stop() {
       stopped = true;
       await loop;

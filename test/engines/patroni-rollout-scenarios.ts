@@ -97,18 +97,82 @@ export async function settled(h: Harness, app: AppModel = h.app): Promise<Member
   return p;
 }
 
-/** The members that answer as primaries now; one that does not answer is none. */
-async function primariesNow(h: Harness): Promise<string[]> {
-  const answers = await Promise.all(
-    h.members.map(async (m) => {
-      const rows = await sql<{ recovery: boolean }>(
-        m.pgPort,
-        'SELECT pg_is_in_recovery() AS recovery',
-      ).catch(() => []);
-      return rows[0]?.recovery === false ? m.name : undefined;
-    }),
-  );
-  return answers.filter((n) => n !== undefined);
+/**
+ * Asks every member's Postgres whether it is a primary, over connections kept open (and
+ * reopened in the background when a member restarts), so the answer takes a round trip, not
+ * a TLS handshake: the probe must not give Patroni the seconds it needs to finish a
+ * switchover it was only just asked for. An open connection that breaks means its server
+ * went away (stopped, demoting): no primary. A member not reachable yet is asked again until
+ * it answers or refuses connections.
+ */
+interface PrimaryProbe {
+  primaries(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+function primaryProbe(h: Harness): PrimaryProbe {
+  const open = new Map<string, pg.Client>();
+  const connecting = new Map<string, Promise<void>>();
+  let closed = false;
+  const reconnect = (m: Member): Promise<void> => {
+    let p = connecting.get(m.name);
+    if (!p) {
+      p = connectMember(m)
+        .then((c) => {
+          if (closed) return void c.end();
+          open.set(m.name, c);
+        })
+        .finally(() => connecting.delete(m.name));
+      connecting.set(m.name, p);
+    }
+    return p;
+  };
+  const keeper = setInterval(() => {
+    for (const m of h.members) if (!open.has(m.name)) reconnect(m).catch(() => undefined);
+  }, 250);
+  const isPrimary = async (m: Member): Promise<boolean | undefined> => {
+    const c = open.get(m.name);
+    if (!c) {
+      // Not connected: refused means not serving; anything else, ask again.
+      return reconnect(m).then(
+        () => undefined,
+        (e: { code?: string }) =>
+          /^(ECONNREFUSED|57P0[123])$/.test(e.code ?? '') ? false : undefined,
+      );
+    }
+    try {
+      return (
+        (await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]?.r === false
+      );
+    } catch (e) {
+      open.delete(m.name);
+      await c.end().catch(() => undefined);
+      // A slow answer is no answer: ask again. Anything else: the server went away.
+      return /timeout/i.test((e as Error).message) ? undefined : false;
+    }
+  };
+  return {
+    async primaries() {
+      const answers = await Promise.all(
+        h.members.map(async (m) => {
+          const primary = await eventually(
+            `${m.name} to say whether it is a primary`,
+            async () => isPrimary(m),
+            60_000,
+            100,
+          );
+          return primary ? m.name : undefined;
+        }),
+      );
+      return answers.filter((n) => n !== undefined);
+    },
+    async close() {
+      closed = true;
+      clearInterval(keeper);
+      await Promise.allSettled([...connecting.values()]);
+      await Promise.all([...open.values()].map((c) => c.end().catch(() => undefined)));
+    },
+  };
 }
 
 /**
@@ -116,12 +180,12 @@ async function primariesNow(h: Harness): Promise<string[]> {
  * and StatefulSet change goes out: "the old primary's pod goes only after the switchover"
  * is then a fact about the database at that moment, not an order of API requests.
  */
-function guarding(h: Harness, cluster: ClusterAccess, log: GuardedWrite[]): ClusterAccess {
+function guarding(probe: PrimaryProbe, cluster: ClusterAccess, log: GuardedWrite[]): ClusterAccess {
   return {
     ...cluster,
     async delete(apiVersion, kind, namespace, name, uid) {
       if (kind === 'Pod')
-        log.push({ what: `delete Pod ${name}`, primaries: await primariesNow(h) });
+        log.push({ what: `delete Pod ${name}`, primaries: await probe.primaries() });
       return cluster.delete(apiVersion, kind, namespace, name, uid);
     },
     async mergePatch(apiVersion, kind, namespace, name, body) {
@@ -129,7 +193,7 @@ function guarding(h: Harness, cluster: ClusterAccess, log: GuardedWrite[]): Clus
         const replicas = (body['spec'] as { replicas?: number } | undefined)?.replicas;
         log.push({
           what: `patch StatefulSet ${name}${replicas === undefined ? '' : ` replicas=${replicas}`}`,
-          primaries: await primariesNow(h),
+          primaries: await probe.primaries(),
         });
       }
       return cluster.mergePatch(apiVersion, kind, namespace, name, body);
@@ -221,7 +285,8 @@ async function measured(
 /** A pod template change (what a new image would be): the operator rolls the shard. */
 export async function rollout(h: Harness, operator: ClusterAccess): Promise<Outcome> {
   const guarded: GuardedWrite[] = [];
-  const cluster = guarding(h, operator, guarded);
+  const probe = primaryProbe(h);
+  const cluster = guarding(probe, operator, guarded);
   const out = await measured(h, h.app, async () => {
     h.kubectl([
       '-n',
@@ -244,7 +309,7 @@ export async function rollout(h: Harness, operator: ClusterAccess): Promise<Outc
         : undefined;
     });
     return drive(h.app, h, cluster, () => arrived(h, h.app));
-  });
+  }).finally(() => probe.close());
   return { ...out, guarded };
 }
 
@@ -319,7 +384,8 @@ export async function scaleDown(
   if (!last) throw new Error('no member shop-db-0-2');
   await switchTo(h, last);
   const guarded: GuardedWrite[] = [];
-  const cluster = guarding(h, operator, guarded);
+  const probe = primaryProbe(h);
+  const cluster = guarding(probe, operator, guarded);
   const lowered = appModel(h.ns, { ...databaseSpec(h.app), replicasPerShard: 1 });
   // The control for the PVC check: an object the garbage collector deletes when the removed
   // pod goes. Once it is gone, the collector has acted on that pod's deletion.
@@ -352,7 +418,7 @@ export async function scaleDown(
         ? arrived(h, lowered)
         : false,
     );
-  });
+  }).finally(() => probe.close());
   await eventually(
     'the garbage collector to delete what the removed pod owned',
     async () =>
@@ -369,6 +435,12 @@ export async function scaleDown(
     }>;
   };
   const pvc = pvcs.items.find((p) => p.metadata.name === pvcOf(last));
+  // Two whole passes of the kubelet stand-in after that list: a claim gone by then has had
+  // its volume deleted.
+  const from = kubelet.passes();
+  await eventually('two kubelet passes', async () =>
+    kubelet.passes() >= from + 2 ? true : undefined,
+  );
   return {
     ...out,
     guarded,

@@ -103,8 +103,10 @@ describe('leader with a stalled API connection', () => {
       await rbacKubeconfig(client, idB, lease),
     );
     await applyAs(client, 'test-user', scalableApp(ns, 'one', { web: { image: 'a:1' } }));
-    await eventually('one reconciled by a', async () =>
-      (await observedGeneration('one')) === 1 ? true : undefined,
+    await eventually(
+      'one reconciled by a',
+      async () => ((await observedGeneration('one')) === 1 ? true : undefined),
+      120_000,
     );
     expect(await b.metric('scalable_reconcile_total')).toBe(0);
 
