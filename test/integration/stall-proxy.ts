@@ -21,7 +21,7 @@ interface Conn {
   readonly client: net.Socket;
   readonly upstream: net.Socket;
   stalled: boolean;
-  /** The client closed while stalled: deliver what it sent, then close. */
+  /** The client closed while stalled: deliver what it sent, then close once answered. */
   clientGone: boolean;
   readonly toServer: Buffer[];
   readonly toClient: Buffer[];
@@ -46,6 +46,8 @@ export async function startStallProxy(target: { host: string; port: number }): P
     });
     upstream.on('data', (d: Buffer) => {
       if (conn.stalled) conn.toClient.push(d);
+      // Delivered late for a client gone meanwhile: the server has answered, into the void.
+      else if (conn.clientGone) upstream.end();
       else client.write(d);
     });
     // A client that goes away during the stall leaves its data in flight.
@@ -76,8 +78,10 @@ export async function startStallProxy(target: { host: string; port: number }): P
           c.upstream.write(d);
         }
         if (c.clientGone) {
-          // The server answers into the void; the connection ends once it has the data.
-          c.upstream.end();
+          // The worst case for the server: it reads and serves the request before it sees the
+          // client's FIN (a FIN right behind the data makes Go's server cancel the request).
+          // The connection ends when the answer comes, or after 30 s.
+          setTimeout(() => c.upstream.destroy(), 30_000).unref();
           continue;
         }
         for (const d of c.toClient.splice(0)) c.client.write(d);
