@@ -131,14 +131,24 @@ export async function holdReplay(h: Harness, shard: number, database: string): P
   const primary = await eventually(`the primary of shard ${shard}`, async () => h.primaryOf(shard));
   const replica = h.members.find((m) => m.shard === shard && m !== primary);
   if (!replica) throw new Error(`shard ${shard} has no replica`);
+  // One statement on a fresh connection, tried again while connecting fails: on a machine
+  // loaded enough, a TLS handshake alone outlasts sql()'s connect timeout. Every statement
+  // here may run twice.
+  const once = <R extends pg.QueryResultRow>(port: number, text: string, params: unknown[] = []) =>
+    eventually(
+      `${text} on ${port}`,
+      async () => ({ rows: await sql<R>(port, text, params, database) }),
+      120_000,
+      500,
+    ).then((r) => r.rows);
   const onReplica = <R extends pg.QueryResultRow>(text: string, params: unknown[] = []) =>
-    sql<R>(replica.pgPort, text, params, database);
+    once<R>(replica.pgPort, text, params);
   const replayedUpTo = async (lsn: string) =>
     (
       await onReplica<{ ok: boolean }>('SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS ok', [lsn])
     )[0]?.ok === true;
   const writtenLsn = async () =>
-    (await sql<{ lsn: string }>(primary.pgPort, 'SELECT pg_current_wal_lsn()::text AS lsn'))[0]!
+    (await once<{ lsn: string }>(primary.pgPort, 'SELECT pg_current_wal_lsn()::text AS lsn'))[0]!
       .lsn;
 
   await onReplica('ALTER SYSTEM SET max_standby_streaming_delay = -1');
@@ -152,7 +162,7 @@ export async function holdReplay(h: Harness, shard: number, database: string): P
       ? true
       : undefined,
   );
-  await sql(primary.pgPort, 'CREATE TABLE IF NOT EXISTS replay_gate (x int)', [], database);
+  await once(primary.pgPort, 'CREATE TABLE IF NOT EXISTS replay_gate (x int)');
   const created = await writtenLsn();
   await eventually('the replica to replay the gate', async () =>
     (await replayedUpTo(created)) ? true : undefined,
@@ -169,12 +179,7 @@ export async function holdReplay(h: Harness, shard: number, database: string): P
   await holder.connect();
   await holder.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
   await holder.query('SELECT count(*) FROM replay_gate');
-  await sql(
-    primary.pgPort,
-    'BEGIN; LOCK TABLE replay_gate IN ACCESS EXCLUSIVE MODE; COMMIT',
-    [],
-    database,
-  );
+  await once(primary.pgPort, 'BEGIN; LOCK TABLE replay_gate IN ACCESS EXCLUSIVE MODE; COMMIT');
   const locked = await writtenLsn();
   // The lock record and what follows it arrive and wait: replay has stopped before them.
   await eventually('replay to wait behind the lock', async () =>
