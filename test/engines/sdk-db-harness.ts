@@ -111,6 +111,26 @@ export function writeConfigMapVolume(dir: string, files: Record<string, string>)
   if (old) rmSync(join(dir, old), { recursive: true, force: true });
 }
 
+/**
+ * sql(), tried again while it fails: on a machine loaded enough, a TLS handshake alone
+ * outlasts sql()'s connect timeout. Only for statements that may run twice (reads, and
+ * writes that are idempotent).
+ */
+export async function patientSql<R extends pg.QueryResultRow>(
+  port: number,
+  text: string,
+  params: unknown[] = [],
+  database = 'postgres',
+): Promise<R[]> {
+  const r = await eventually(
+    `${text} on ${port}`,
+    async () => ({ rows: await sql<R>(port, text, params, database) }),
+    120_000,
+    500,
+  );
+  return r.rows;
+}
+
 export interface ReplayHold {
   /** The replica whose replay is held. */
   readonly replica: Member;
@@ -131,16 +151,8 @@ export async function holdReplay(h: Harness, shard: number, database: string): P
   const primary = await eventually(`the primary of shard ${shard}`, async () => h.primaryOf(shard));
   const replica = h.members.find((m) => m.shard === shard && m !== primary);
   if (!replica) throw new Error(`shard ${shard} has no replica`);
-  // One statement on a fresh connection, tried again while connecting fails: on a machine
-  // loaded enough, a TLS handshake alone outlasts sql()'s connect timeout. Every statement
-  // here may run twice.
   const once = <R extends pg.QueryResultRow>(port: number, text: string, params: unknown[] = []) =>
-    eventually(
-      `${text} on ${port}`,
-      async () => ({ rows: await sql<R>(port, text, params, database) }),
-      120_000,
-      500,
-    ).then((r) => r.rows);
+    patientSql<R>(port, text, params, database);
   const onReplica = <R extends pg.QueryResultRow>(text: string, params: unknown[] = []) =>
     once<R>(replica.pgPort, text, params);
   const replayedUpTo = async (lsn: string) =>
