@@ -17,7 +17,7 @@ import { solidPng } from '../../examples/photoshare/src/thumbnail.ts';
 import { PASSWORDS, eventually, freePort, sql, startDatabase } from './patroni-harness.ts';
 import type { Harness as PgHarness } from './patroni-harness.ts';
 import { Harness as RedisHarness, PASSWORD, configMapData } from './redis-harness.ts';
-import { holdReplay, serviceProxies, writeConfigMapVolume } from './sdk-db-harness.ts';
+import { holdReplay, patientSql, serviceProxies, writeConfigMapVolume } from './sdk-db-harness.ts';
 import type { ServiceProxies } from './sdk-db-harness.ts';
 import { podEnv, renderApp, runNode } from './sdk-harness.ts';
 import type { Child } from './sdk-harness.ts';
@@ -202,7 +202,7 @@ describe('photoshare on the engine harnesses', () => {
       const first = (await http('GET', `/users/${userId}/photos`)).json as { photoId: string }[];
       expect(first.map((p) => p.photoId)).toEqual([photoId]);
       // The control: the replica the reads would have gone to has neither the user nor the photo.
-      const onReplica = await sql<{ users: number; photos: number }>(
+      const onReplica = await patientSql<{ users: number; photos: number }>(
         hold.replica.pgPort,
         `SELECT (SELECT count(*) FROM users WHERE user_id = $1)::int AS users,
                 (SELECT count(*) FROM photos WHERE user_id = $1)::int AS photos`,
