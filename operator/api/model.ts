@@ -33,11 +33,24 @@ export interface AppModel {
 /**
  * Operator-wide network defaults (Helm values -> SCALABLE_* env), never per app today:
  * who may reach an app's web pods (the ingress controllers' namespaces) and its metrics
- * ports (Prometheus's namespaces).
+ * ports (Prometheus's namespaces), and where the data tiers' pods may send DNS queries.
  */
 export interface NetworkDefaults {
   readonly ingressNamespaces: readonly string[];
   readonly monitoringNamespaces: readonly string[];
+  readonly dns: DnsPeers;
+}
+
+/**
+ * The cluster's DNS servers, the only peers a data-tier pod may send to on port 53: DNS to
+ * any address would be a channel out of the cluster (and let a redirected client reach any
+ * listener on :53). Pods by namespace and labels (kube-dns / CoreDNS), plus addresses for
+ * servers that are not pods, e.g. node-local DNS on a link-local IP.
+ */
+export interface DnsPeers {
+  readonly namespace: string;
+  readonly podLabels: Readonly<Record<string, string>>;
+  readonly cidrs: readonly string[];
 }
 
 /** The usual ingress and gateway controllers' namespaces, and the usual Prometheus one. */
@@ -50,6 +63,8 @@ export const DEFAULT_NETWORK: NetworkDefaults = {
     'kube-system',
   ],
   monitoringNamespaces: ['monitoring'],
+  // CoreDNS keeps kube-dns's label in kubeadm, kind, EKS, GKE and AKS clusters.
+  dns: { namespace: 'kube-system', podLabels: { 'k8s-app': 'kube-dns' }, cidrs: [] },
 };
 
 export interface ModelOptions {

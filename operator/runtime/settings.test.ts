@@ -45,6 +45,9 @@ describe('parseSettings', () => {
       SCALABLE_API_BURST: '5',
       SCALABLE_IMAGE_POSTGRES_EXPORTER: 'registry.local/exporter:8',
       SCALABLE_INGRESS_NAMESPACES: 'istio-ingress,contour',
+      SCALABLE_DNS_NAMESPACE: 'dns',
+      SCALABLE_DNS_POD_LABELS: 'app.kubernetes.io/name=coredns, tier=node',
+      SCALABLE_DNS_CIDRS: '169.254.20.10/32,fd00::a/128',
     });
     expect(s).toMatchObject({
       workers: 4,
@@ -59,7 +62,17 @@ describe('parseSettings', () => {
       network: {
         ingressNamespaces: ['istio-ingress', 'contour'],
         monitoringNamespaces: ['monitoring'],
+        dns: {
+          namespace: 'dns',
+          podLabels: { 'app.kubernetes.io/name': 'coredns', tier: 'node' },
+          cidrs: ['169.254.20.10/32', 'fd00::a/128'],
+        },
       },
+    });
+    expect(parseSettings({}).network.dns).toEqual({
+      namespace: 'kube-system',
+      podLabels: { 'k8s-app': 'kube-dns' },
+      cidrs: [],
     });
   });
 
@@ -85,6 +98,10 @@ describe('parseSettings', () => {
     ['SCALABLE_API_BURST', 'many', 'whole number'],
     ['SCALABLE_IMAGE_POSTGRES', 'a b', 'image reference'],
     ['SCALABLE_MONITORING_NAMESPACES', 'Prom', 'namespace names'],
+    ['SCALABLE_DNS_NAMESPACE', 'Kube_System', 'namespace name'],
+    ['SCALABLE_DNS_POD_LABELS', 'k8s-app', 'label=value'],
+    ['SCALABLE_DNS_POD_LABELS', 'k8s-app=kube dns', 'label=value'],
+    ['SCALABLE_DNS_CIDRS', '169.254.20.10', 'CIDRs'],
   ])('%s=%j is an error naming the variable', (name, value, says) => {
     const problems = problemsOf({ [name]: value });
     expect(problems).toHaveLength(1);

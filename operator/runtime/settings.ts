@@ -3,6 +3,7 @@
 // variable: main.ts exits non-zero before touching the cluster, instead of running with 0
 // workers or a resync that fires every millisecond (what `Number("")` and `Number("x")` gave).
 // Pure: takes the environment, returns the settings or every problem at once.
+import { parseCidr } from '../api/cidr.ts';
 import { DEFAULT_IMAGES, imagesOf } from '../api/images.ts';
 import type { Images } from '../api/images.ts';
 import { DEFAULT_NETWORK } from '../api/model.ts';
@@ -163,7 +164,47 @@ class Reader {
     }
     return [...new Set(list)];
   }
+
+  /** `key=value,key=value`: label keys (optional prefix/) and values as Kubernetes has them. */
+  labels(name: string): Readonly<Record<string, string>> | undefined {
+    const v = this.raw(name);
+    if (v === undefined) return undefined;
+    const out: Record<string, string> = {};
+    const bad: string[] = [];
+    for (const pair of v.split(',').map((s) => s.trim())) {
+      const eq = pair.indexOf('=');
+      const key = eq < 0 ? '' : pair.slice(0, eq);
+      const value = eq < 0 ? '' : pair.slice(eq + 1);
+      if (!LABEL_KEY.test(key) || !LABEL_VALUE.test(value)) bad.push(pair);
+      else out[key] = value;
+    }
+    if (bad.length > 0 || Object.keys(out).length === 0) {
+      this.problems.push(
+        `${name}: must be a comma-separated list of label=value (bad: ${bad.map((b) => `"${b}"`).join(', ') || 'none given'})`,
+      );
+      return undefined;
+    }
+    return out;
+  }
+
+  cidrs(name: string): readonly string[] | undefined {
+    const v = this.raw(name);
+    if (v === undefined) return undefined;
+    const list = v.split(',').map((s) => s.trim());
+    const bad = list.filter((s) => parseCidr(s) === undefined);
+    if (bad.length > 0) {
+      this.problems.push(
+        `${name}: must be a comma-separated list of CIDRs such as 169.254.20.10/32 (bad: ${bad.map((b) => `"${b}"`).join(', ')})`,
+      );
+      return undefined;
+    }
+    return [...new Set(list)];
+  }
 }
+
+const LABEL_KEY =
+  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
 
 const imageRef = (v: string): boolean => !/\s/.test(v) && v.length <= 512;
 
@@ -238,6 +279,17 @@ export function parseSettings(env: Env): Settings {
         r.namespaces('SCALABLE_INGRESS_NAMESPACES') ?? DEFAULT_NETWORK.ingressNamespaces,
       monitoringNamespaces:
         r.namespaces('SCALABLE_MONITORING_NAMESPACES') ?? DEFAULT_NETWORK.monitoringNamespaces,
+      dns: {
+        namespace: r.name(
+          'SCALABLE_DNS_NAMESPACE',
+          DEFAULT_NETWORK.dns.namespace,
+          DNS_LABEL,
+          63,
+          'a namespace name (lower case, digits and -)',
+        ),
+        podLabels: r.labels('SCALABLE_DNS_POD_LABELS') ?? DEFAULT_NETWORK.dns.podLabels,
+        cidrs: r.cidrs('SCALABLE_DNS_CIDRS') ?? DEFAULT_NETWORK.dns.cidrs,
+      },
     },
   };
   if (r.problems.length > 0) throw new SettingsError(r.problems);

@@ -96,6 +96,17 @@ export async function ipOf(container: string): Promise<string> {
   return r.stdout.trim();
 }
 
+/** The container's network gateway: the host as the container reaches it. */
+export async function gatewayOf(container: string): Promise<string> {
+  const r = await docker([
+    'inspect',
+    '-f',
+    '{{range .NetworkSettings.Networks}}{{.Gateway}}{{end}}',
+    container,
+  ]);
+  return r.stdout.trim();
+}
+
 export async function eventuallyOk<T>(
   what: string,
   fn: () => Promise<T | undefined>,

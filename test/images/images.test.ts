@@ -1,6 +1,8 @@
 // Every image, run as its pod runs it (uid, read-only root filesystem, no capabilities) on
 // what the operator renders: real programs, real configs, answers checked.
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +13,7 @@ import {
   docker,
   eventuallyOk,
   find,
+  gatewayOf,
   image,
   ipOf,
   render,
@@ -390,5 +393,120 @@ describe('redis and redis-exporter images', () => {
       return lines.length === 2 ? lines : undefined;
     });
     expect(addr).toEqual(['127.0.0.1', '6379']);
+  });
+});
+
+describe('redis-exporter image against an attacker (issue 36)', () => {
+  const sts = find(full, 'StatefulSet', 'shop-sessions') as unknown as {
+    spec: {
+      template: {
+        spec: { containers: { name: string; env: { name: string; value?: string }[] }[] };
+      };
+    };
+  };
+  const exporterEnv = sts.spec.template.spec.containers.find((c) => c.name === 'exporter')!.env;
+  const password = randomBytes(12).toString('hex');
+
+  it('serves no /scrape: a target and check-keys in the query get 404, the named target never sees a connection, no key value leaks', async () => {
+    const conf = configMapDir(find(full, 'ConfigMap', 'shop-sessions-config'));
+    const tls = await tlsMounts();
+    const redis = name('sessions');
+    const start = await docker([
+      'run',
+      '-d',
+      '--name',
+      redis,
+      ...restricted(REDIS_UID),
+      '-v',
+      `${conf}:/etc/redis:ro`,
+      '-v',
+      `${volumeDir(REDIS_UID)}:/data`,
+      ...tls,
+      '-e',
+      `REDIS_PASSWORD=${password}`,
+      '-e',
+      'CONF_DIR=/etc/redis',
+      '-e',
+      'DATA_DIR=/data',
+      image('redis'),
+      'sh',
+      '/etc/redis/start-redis.sh',
+    ]);
+    expect(start.code, start.stderr).toBe(0);
+    // A session, as the SDK stores one.
+    const victim = '{"user":"victim","csrf":"s3cr3t-token"}';
+    await eventuallyOk('a session written', async () => {
+      const r = await docker([
+        'exec',
+        '-e',
+        `REDISCLI_AUTH=${password}`,
+        redis,
+        'redis-cli',
+        ...CLI_TLS,
+        'set',
+        'sess:victim',
+        victim,
+      ]);
+      return r.stdout.trim() === 'OK' ? true : undefined;
+    });
+
+    // The exporter exactly as the session pod runs it: the rendered env, the password from
+    // the Secret, the image's own entrypoint.
+    const env = exporterEnv.flatMap((e) => ['-e', `${e.name}=${e.value ?? password}`]);
+    const exporter = name('sessexp');
+    const ex = await docker([
+      'run',
+      '-d',
+      '--name',
+      exporter,
+      ...restricted(REDIS_UID),
+      '--network',
+      `container:${redis}`,
+      ...tls,
+      ...env,
+      image('redis-exporter'),
+    ]);
+    expect(ex.code, ex.stderr).toBe(0);
+    const ip = await ipOf(redis);
+    await eventuallyOk('redis_up 1', async () => {
+      const t = await metrics(`http://${ip}:9121/metrics`);
+      return t && /^redis_up 1$/m.test(t) ? t : undefined;
+    });
+
+    // The attacker's listener, where the exporter would send AUTH <password>.
+    const seen: string[] = [];
+    const listener = createServer((socket) => {
+      seen.push('connection');
+      socket.on('data', (d) => seen.push(d.toString('utf8')));
+    });
+    await new Promise<void>((resolve) => listener.listen(0, '0.0.0.0', resolve));
+    try {
+      const port = (listener.address() as AddressInfo).port;
+      const gateway = await gatewayOf(redis);
+      // The scrape handler dials before it answers: once the answer is here, a dial was made
+      // or never will be.
+      const toListener = await fetch(
+        `http://${ip}:9121/scrape?target=${encodeURIComponent(`redis://${gateway}:${port}`)}`,
+      );
+      const body = await toListener.text();
+      expect(toListener.status, body.slice(0, 200)).toBe(404);
+      expect(seen, 'the listener named as target got a connection').toEqual([]);
+
+      const keys = await fetch(
+        `http://${ip}:9121/scrape?target=${encodeURIComponent('rediss://localhost:6379')}&check-keys=${encodeURIComponent('sess:*')}`,
+      );
+      const keysBody = await keys.text();
+      expect(keys.status).toBe(404);
+      expect(keysBody).not.toContain('sess:victim');
+      // And /metrics takes no query: no key names, no values.
+      const m = await metrics(
+        `http://${ip}:9121/metrics?check-keys=sess:*&check-single-keys=sess:victim`,
+      );
+      expect(m).toMatch(/^redis_up 1$/m);
+      expect(m).not.toContain('sess:victim');
+      expect(m).not.toContain('s3cr3t-token');
+    } finally {
+      listener.close();
+    }
   });
 });

@@ -105,17 +105,66 @@ describe.each(ALL)('%s', (_name, objects) => {
       const name = `NetworkPolicy ${np.metadata.name}`;
       expect(spec.policyTypes, name).toContain('Egress');
       for (const rule of spec.egress) {
-        // Never "anywhere on any port"; a rule without `to` is DNS or the API server by port.
+        // Never "anywhere on any port"; DNS only to the cluster's DNS pods (issue 36: a rule
+        // by port alone let the exporter send its password to any listener on :53); a rule
+        // without `to` is the API server by port (the database's Patroni).
         expect(rule.ports?.length, name).toBeGreaterThan(0);
-        if (rule.to === undefined) {
-          const ports = (rule.ports ?? []).map((p) => p.port);
-          const allowed =
-            np.metadata.labels?.['scalable.dev/tier'] === 'database' ? [53, 443, 6443] : [53];
-          for (const port of ports) expect(allowed, name).toContain(port);
+        const ports = (rule.ports ?? []).map((p) => p.port);
+        if (ports.includes(53)) {
+          expect(ports, name).toEqual([53, 53]);
+          expect(rule.to, name).toEqual([
+            {
+              namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } },
+              podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } },
+            },
+          ]);
+        } else if (rule.to === undefined) {
+          expect(np.metadata.labels?.['scalable.dev/tier'], name).toBe('database');
+          expect(ports, name).toEqual([443, 6443]);
         } else {
           expect(rule.to, name).toEqual([{ podSelector: spec.podSelector }]);
         }
       }
+    }
+  });
+
+  it('no NetworkPolicy admits a port from every pod or every namespace', () => {
+    // Issue 36: the exporters' port (9121, /scrape), postgres_exporter's and Patroni's, and
+    // web metrics on the app port were admitted by rules with no `from`, or from
+    // `namespaceSelector: {}`. Scrape ports come from the monitoring namespaces only.
+    const everyNamespace = (p: Record<string, unknown>) =>
+      p['ipBlock'] === undefined &&
+      p['namespaceSelector'] !== undefined &&
+      JSON.stringify(p['namespaceSelector']) === '{}' &&
+      p['podSelector'] === undefined;
+    for (const np of objects.filter((o) => o.kind === 'NetworkPolicy')) {
+      const spec = np['spec'] as { ingress?: Array<{ from?: Array<Record<string, unknown>> }> };
+      for (const rule of spec.ingress ?? []) {
+        const name = `NetworkPolicy ${np.metadata.name} ${JSON.stringify(rule)}`;
+        expect(rule.from?.length, name).toBeGreaterThan(0);
+        for (const peer of rule.from ?? []) expect(everyNamespace(peer), name).toBe(false);
+      }
+    }
+  });
+
+  it('runs redis_exporter with /scrape and key values off', () => {
+    const exporters = objects
+      .flatMap((o) => podSpecsOf(o))
+      .flatMap(
+        (s) =>
+          (s.containers ?? []) as Array<{
+            name: string;
+            image: string;
+            env?: Array<{ name: string; value?: string }>;
+          }>,
+      )
+      .filter((c) => c.image.includes('redis-exporter'));
+    for (const c of exporters) {
+      const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value]));
+      expect(env['REDIS_EXPORTER_DISABLE_SCRAPE_ENDPOINT']).toBe('true');
+      expect(env['REDIS_EXPORTER_DISABLE_EXPORTING_KEY_VALUES']).toBe('true');
+      for (const k of Object.keys(env))
+        expect(k).not.toMatch(/CHECK_KEYS|CHECK_SINGLE_KEYS|COUNT_KEYS|SCRIPT/);
     }
   });
 

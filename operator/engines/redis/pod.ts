@@ -6,7 +6,7 @@ import type { Chart } from 'cdk8s';
 import { k8s } from '../../tiers/shared/k8s.ts';
 import type { AppModel } from '../../api/model.ts';
 import type { EnvVar } from '../../tiers/tier.ts';
-import { dataTierEgress } from '../../tiers/shared/egress.ts';
+import { dataTierEgress, scrapeIngress } from '../../tiers/shared/egress.ts';
 import { APP_LABEL, TIER_LABEL, metadataOf } from '../../tiers/shared/meta.ts';
 import type { TierName } from '../../tiers/shared/meta.ts';
 import {
@@ -156,7 +156,10 @@ export function redisContainer(p: RedisContainerProps): k8s.Container {
 
 /**
  * redis_exporter: Prometheus metrics on :9121, scraping Redis over localhost; with TLS as
- * rediss://localhost, verified against the CA (the certificate names localhost).
+ * rediss://localhost, verified against the CA (the certificate names localhost). Its
+ * /scrape?target= endpoint (which dials any address with this Redis's password) and key
+ * values as labels are off: the image's entrypoint says so, and the env says it again for
+ * an upstream image put in its place (images/redis-exporter/Dockerfile has the story).
  */
 export function exporterContainer(
   app: AppModel,
@@ -171,6 +174,8 @@ export function exporterContainer(
       { name: 'REDIS_ADDR', value: `${tls ? 'rediss' : 'redis'}://localhost:${REDIS_PORT}` },
       passwordEnv('REDIS_PASSWORD', secretName),
       ...(tls ? [{ name: 'REDIS_EXPORTER_TLS_CA_CERT_FILE', value: CA_FILE }] : []),
+      { name: 'REDIS_EXPORTER_DISABLE_SCRAPE_ENDPOINT', value: 'true' },
+      { name: 'REDIS_EXPORTER_DISABLE_EXPORTING_KEY_VALUES', value: 'true' },
       ...extraEnv,
     ] as k8s.EnvVar[],
     ports: [{ name: 'metrics', containerPort: EXPORTER_PORT, protocol: 'TCP' }],
@@ -223,9 +228,10 @@ export function redisPodSpec(p: RedisPodProps): k8s.PodSpec {
 }
 
 /**
- * Only this app's pods may reach the tier's Redis/Sentinel ports; the metrics port is open
- * to any pod (Prometheus) only when monitoring is on. Egress: DNS and the tier's own pods on
- * the same ports (replicas sync from the master, Sentinels talk to Redis and to each other).
+ * Only this app's pods may reach the tier's Redis/Sentinel ports; the metrics port only
+ * Prometheus, from the monitoring namespaces (egress.ts). Egress: the cluster's DNS and the
+ * tier's own pods on the same ports (replicas sync from the master, Sentinels talk to Redis
+ * and to each other).
  */
 export function redisNetworkPolicy(
   chart: Chart,
@@ -245,11 +251,9 @@ export function redisNetworkPolicy(
           from: [{ podSelector: { matchLabels: { [APP_LABEL]: app.name } } }],
           ports: ports.map((port) => ({ port: k8s.IntOrString.fromNumber(port), protocol: 'TCP' })),
         },
-        ...(app.monitoring
-          ? [{ ports: [{ port: k8s.IntOrString.fromNumber(EXPORTER_PORT), protocol: 'TCP' }] }]
-          : []),
+        scrapeIngress(app, [EXPORTER_PORT]),
       ],
-      egress: dataTierEgress({ peers: pods, peerPorts: ports }),
+      egress: dataTierEgress(app, { peers: pods, peerPorts: ports }),
     },
   });
 }

@@ -161,6 +161,18 @@ describe('buildCache', () => {
           from: [{ podSelector: { matchLabels: { 'scalable.dev/app': 'shop' } } }],
           ports: [{ port: 6379, protocol: 'TCP' }],
         },
+        {
+          from: [
+            {
+              namespaceSelector: {
+                matchExpressions: [
+                  { key: 'kubernetes.io/metadata.name', operator: 'In', values: ['monitoring'] },
+                ],
+              },
+            },
+          ],
+          ports: [{ port: 9121, protocol: 'TCP' }],
+        },
       ]);
     });
 
@@ -217,10 +229,23 @@ describe('buildCache', () => {
     expect(container(find(objects, 'Deployment'), 'redis').resources.limits.memory).toBe('1344Mi');
   });
 
-  it('opens the metrics port to Prometheus only when monitoring is on', () => {
-    const np = spec(find(buildCache(modelOf({ cache: {}, monitoring: {} })), 'NetworkPolicy'));
-    expect(np.ingress[1]).toEqual({ ports: [{ port: 9121, protocol: 'TCP' }] });
-    expect(np.ingress[1]).not.toHaveProperty('from');
+  it("opens the metrics port to Prometheus's namespaces only, monitoring on or off (issue 36)", () => {
+    const on = { ...modelOf({ cache: {}, monitoring: {} }) };
+    const own = { ...on, network: { ...on.network, monitoringNamespaces: ['obs', 'prom'] } };
+    const np = spec(find(buildCache(own), 'NetworkPolicy'));
+    expect(np.ingress).toHaveLength(2);
+    expect(np.ingress[1]).toEqual({
+      from: [
+        {
+          namespaceSelector: {
+            matchExpressions: [
+              { key: 'kubernetes.io/metadata.name', operator: 'In', values: ['obs', 'prom'] },
+            ],
+          },
+        },
+      ],
+      ports: [{ port: 9121, protocol: 'TCP' }],
+    });
   });
 
   it('spreads over zones unless told not to', () => {

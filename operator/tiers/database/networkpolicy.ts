@@ -1,15 +1,14 @@
-// Egress: DNS, the other database pods (replication, Patroni's REST API) and the API server
-// (Patroni's leader lock and member keys live there).
+// Egress: the cluster's DNS, the other database pods (replication, Patroni's REST API) and
+// the API server (Patroni's leader lock and member keys live there).
 // Postgres is reachable only from the app's own pods (the chapter's "private IPs");
-// Patroni's REST API only from the other database pods of the app; metrics from anywhere
-// in the cluster (no data there, and the Prometheus namespace is not known here). With
-// monitoring on, Patroni's port too, for its /metrics (leader, sync standby, lag): its GET
-// endpoints show topology, never data or passwords, and every method that changes anything
-// needs the REST API password.
+// Patroni's REST API from the other database pods of the app; postgres_exporter's port only
+// from the monitoring namespaces (shared/egress.ts), and with monitoring on Patroni's port
+// too, for its /metrics (leader, sync standby, lag): its GET endpoints show topology, never
+// data or passwords, and every method that changes anything needs the REST API password.
 import { k8s } from '../shared/k8s.ts';
 import type { Chart } from 'cdk8s';
 import type { AppModel } from '../../api/model.ts';
-import { dataTierEgress } from '../shared/egress.ts';
+import { dataTierEgress, scrapeIngress } from '../shared/egress.ts';
 import { APP_LABEL, metadataOf, selectorOf } from '../shared/meta.ts';
 import { EXPORTER_PORT, PATRONI_PORT, POSTGRES_PORT, tierName } from './names.ts';
 
@@ -28,12 +27,9 @@ export function databaseNetworkPolicy(chart: Chart, app: AppModel): void {
           ports: [tcp(POSTGRES_PORT)],
         },
         { from: [{ podSelector: { matchLabels: dbPods } }], ports: [tcp(PATRONI_PORT)] },
-        {
-          from: [{ namespaceSelector: {} }],
-          ports: [tcp(EXPORTER_PORT), ...(app.monitoring ? [tcp(PATRONI_PORT)] : [])],
-        },
+        scrapeIngress(app, [EXPORTER_PORT, ...(app.monitoring ? [PATRONI_PORT] : [])]),
       ],
-      egress: dataTierEgress({
+      egress: dataTierEgress(app, {
         peers: dbPods,
         peerPorts: [POSTGRES_PORT, PATRONI_PORT],
         apiServer: true,

@@ -46,11 +46,22 @@ function podNames(w: K8sObject): string[] {
 }
 
 /** Whether a NetworkPolicy over these pod labels admits `port` (name or number) from anywhere. */
-function admittedFromAnyNamespace(
+/** Whether a NetworkPolicy admits the port from Prometheus's namespaces (monitoringNamespaces). */
+function admittedFromMonitoring(
   objects: readonly K8sObject[],
   podLabels: Readonly<Record<string, string>>,
   port: string | number,
+  monitoringNamespaces: readonly string[],
 ): boolean {
+  const fromMonitoring = (f: unknown) =>
+    JSON.stringify(f) ===
+    JSON.stringify({
+      namespaceSelector: {
+        matchExpressions: [
+          { key: 'kubernetes.io/metadata.name', operator: 'In', values: monitoringNamespaces },
+        ],
+      },
+    });
   return objects
     .filter((o) => o.kind === 'NetworkPolicy')
     .filter((np) =>
@@ -60,10 +71,7 @@ function admittedFromAnyNamespace(
     )
     .some((np) =>
       (spec(np).ingress as Array<{ from?: unknown[]; ports: Array<{ port: unknown }> }>).some(
-        (rule) =>
-          (rule.from === undefined ||
-            rule.from.some((f) => JSON.stringify(f) === '{"namespaceSelector":{}}')) &&
-          rule.ports.some((p) => p.port === port),
+        (rule) => rule.from?.some(fromMonitoring) && rule.ports.some((p) => p.port === port),
       ),
     );
 }
@@ -111,11 +119,13 @@ describe.each(Object.entries(SHAPES))('monitoring joined with the other tiers (%
             if (tier === 'database')
               expect(labels?.[SERIES_LABELS.shard]).toBe(/-db-(\d+)-\d+$/.exec(name)?.[1]);
           }
-          // Every scraped port is open to Prometheus, Patroni's too while monitoring is on.
+          // Every scraped port is open to Prometheus's namespaces, Patroni's too while
+          // monitoring is on.
+          const ns = app.network.monitoringNamespaces;
           expect(
             // By number (Redis, Postgres exporters, Patroni) or by name (web).
-            admittedFromAnyNamespace(others, pod.labels, port?.containerPort ?? -1) ||
-              admittedFromAnyNamespace(others, pod.labels, ep.port),
+            admittedFromMonitoring(others, pod.labels, port?.containerPort ?? -1, ns) ||
+              admittedFromMonitoring(others, pod.labels, ep.port, ns),
             `NetworkPolicy admits ${w.metadata.name}:${ep.port}`,
           ).toBe(true);
         }

@@ -125,6 +125,18 @@ describe('buildQueue', () => {
         ],
         ports: [{ port: 6379, protocol: 'TCP' }],
       },
+      {
+        from: [
+          {
+            namespaceSelector: {
+              matchExpressions: [
+                { key: 'kubernetes.io/metadata.name', operator: 'In', values: ['monitoring'] },
+              ],
+            },
+          },
+        ],
+        ports: [{ port: 9121, protocol: 'TCP' }],
+      },
     ]);
   });
 

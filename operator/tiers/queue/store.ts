@@ -18,7 +18,7 @@ import {
   selectorOf,
 } from '../shared/meta.ts';
 import { topologySpreadOf } from '../shared/pod-security.ts';
-import { dataTierEgress } from '../shared/egress.ts';
+import { dataTierEgress, scrapeIngress } from '../shared/egress.ts';
 import {
   EXPORTER_PORT,
   PRE_STOP_REDIS_SH,
@@ -164,7 +164,7 @@ export function buildStore(app: AppModel, queue: QueueSpec): K8sObject[] {
 
 /**
  * This app's pods (producers and workers) and KEDA's namespace (its scalers read the
- * backlog) may reach Redis; the metrics port is open to any pod only when monitoring is on.
+ * backlog) may reach Redis; the metrics port only Prometheus's namespaces (shared/egress.ts).
  */
 function storeNetworkPolicy(chart: Chart, app: AppModel, queue: QueueSpec, name: string) {
   const ports = queue.replicas > 0 ? [REDIS_PORT, SENTINEL_PORT] : [REDIS_PORT];
@@ -195,12 +195,10 @@ function storeNetworkPolicy(chart: Chart, app: AppModel, queue: QueueSpec, name:
           ],
           ports: redis,
         },
-        ...(app.monitoring
-          ? [{ ports: [{ port: k8s.IntOrString.fromNumber(EXPORTER_PORT), protocol: 'TCP' }] }]
-          : []),
+        scrapeIngress(app, [EXPORTER_PORT]),
       ],
       // DNS and its own pods: replicas and Sentinels (see redisNetworkPolicy).
-      egress: dataTierEgress({ peers: pods, peerExpressions: storePods, peerPorts: ports }),
+      egress: dataTierEgress(app, { peers: pods, peerExpressions: storePods, peerPorts: ports }),
     },
   });
 }

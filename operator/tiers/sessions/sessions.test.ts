@@ -102,11 +102,23 @@ describe('buildSessions', () => {
     expect(redis.env).toContainEqual({ name: 'TLS_CA_FILE', value: '/etc/scalable/ca/ca.crt' });
   });
 
-  it("admits only the app's pods", () => {
+  it("admits only the app's pods, and Prometheus's namespaces to the exporter", () => {
     expect(spec(find(objects, 'NetworkPolicy')).ingress).toEqual([
       {
         from: [{ podSelector: { matchLabels: { 'scalable.dev/app': 'shop' } } }],
         ports: [{ port: 6379, protocol: 'TCP' }],
+      },
+      {
+        from: [
+          {
+            namespaceSelector: {
+              matchExpressions: [
+                { key: 'kubernetes.io/metadata.name', operator: 'In', values: ['monitoring'] },
+              ],
+            },
+          },
+        ],
+        ports: [{ port: 9121, protocol: 'TCP' }],
       },
     ]);
   });

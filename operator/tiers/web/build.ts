@@ -6,6 +6,7 @@ import { k8s } from '../shared/k8s.ts';
 import type { Chart } from 'cdk8s';
 import type { AppModel } from '../../api/model.ts';
 import type { AppWiring, EnvVar } from '../tier.ts';
+import { namespacesPeer, scrapeIngress } from '../shared/egress.ts';
 import { synth } from '../shared/chart.ts';
 import type { K8sObject } from '../shared/chart.ts';
 import { metadataOf, nameOf, selectorOf } from '../shared/meta.ts';
@@ -158,15 +159,6 @@ function webDeployment(
 
 type Peer = k8s.NetworkPolicyPeer;
 
-/** The namespaces (by name) as one NetworkPolicy peer. */
-const namespacesPeer = (names: readonly string[]): Peer => ({
-  namespaceSelector: {
-    matchExpressions: [
-      { key: 'kubernetes.io/metadata.name', operator: 'In', values: [...new Set(names)] },
-    ],
-  },
-});
-
 /** web.allowFrom's entries as NetworkPolicy peers (rules.ts guarantees each is one kind). */
 function allowFromPeers(entries: NonNullable<AppModel['web']['allowFrom']>): Peer[] {
   return entries.map((e) =>
@@ -221,21 +213,10 @@ function webNetworkPolicy(
           ],
           ports: [{ port: k8s.IntOrString.fromString('http'), protocol: 'TCP' }],
         },
-        // With monitoring on, the PodMonitor's Prometheus runs in a namespace we don't know:
-        // any pod may scrape the metrics port (the app port too, when metrics share it), as
-        // for every other tier's exporters. Without it, a Prometheus of the platform's own
-        // may: the operator-wide monitoring namespaces.
-        ...(metrics && app.monitoring
-          ? [{ ports: [{ port: k8s.IntOrString.fromString(metrics.name), protocol: 'TCP' }] }]
-          : []),
-        ...(metrics && !app.monitoring
-          ? [
-              {
-                from: [namespacesPeer(app.network.monitoringNamespaces)],
-                ports: [{ port: k8s.IntOrString.fromString(metrics.name), protocol: 'TCP' }],
-              },
-            ]
-          : []),
+        // Prometheus (the PodMonitor's, or a platform's own with monitoring off) from the
+        // operator-wide monitoring namespaces only: when metrics share the app port, a rule
+        // without `from` would open the app itself to every pod of the cluster.
+        ...(metrics ? [scrapeIngress(app, [metrics.name])] : []),
       ],
     },
   });

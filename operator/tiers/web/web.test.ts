@@ -145,7 +145,11 @@ describe('buildWeb', () => {
     const app = modelOf({ web: { image: 'x', metrics: { port: 9464 } } });
     const own = {
       ...app,
-      network: { ingressNamespaces: ['istio-ingress'], monitoringNamespaces: ['obs'] },
+      network: {
+        ...app.network,
+        ingressNamespaces: ['istio-ingress'],
+        monitoringNamespaces: ['obs'],
+      },
     };
     const np = spec(find(buildWeb(own), 'NetworkPolicy'));
     expect(np.ingress[0].from[1].namespaceSelector.matchExpressions[0].values).toEqual([
@@ -168,6 +172,29 @@ describe('buildWeb', () => {
     expect(dflt.ingress[1].from[0].namespaceSelector.matchExpressions[0].values).toEqual([
       'monitoring',
     ]);
+  });
+
+  it('admits Prometheus to the metrics port only from the monitoring namespaces, monitoring on or off (issue 36)', () => {
+    // Metrics on the app port: a rule without `from` would open the app to every pod.
+    for (const metrics of [{ port: 8080 }, { port: 9464 }]) {
+      const app = modelOf({ web: { image: 'x', metrics }, monitoring: {} });
+      const np = spec(find(buildWeb(app), 'NetworkPolicy'));
+      expect(np.ingress).toHaveLength(2);
+      for (const rule of np.ingress)
+        expect(rule.from?.length, JSON.stringify(rule)).toBeGreaterThan(0);
+      expect(np.ingress[1]).toEqual({
+        from: [
+          {
+            namespaceSelector: {
+              matchExpressions: [
+                { key: 'kubernetes.io/metadata.name', operator: 'In', values: ['monitoring'] },
+              ],
+            },
+          },
+        ],
+        ports: [{ port: metrics.port === 8080 ? 'http' : 'metrics', protocol: 'TCP' }],
+      });
+    }
   });
 
   it('admits web.allowFrom instead of the operator-wide controllers', () => {
