@@ -10,12 +10,16 @@
 import yaml from 'js-yaml';
 import { crdYaml } from './api/crd-file.ts';
 import { buildCrd } from './api/crd.ts';
-import { OPERATOR_RULES, leaderElectionRules } from './rbac.ts';
+import { clusterObjects, patroniClusterRole } from './admission.ts';
+import { leaderElectionRules, operatorRules } from './rbac.ts';
 import type { PolicyRule } from './rbac.ts';
 
 type Json = Record<string, unknown>;
 
 const GENERATED = 'Generated from operator/rbac.ts by `npm run gen:chart`. Do not edit.';
+const FULLNAME = '{{ include "scalable-operator.fullname" $ }}';
+/** The chart's Patroni ClusterRole, named after the release. */
+const PATRONI_CLUSTER_ROLE = `${FULLNAME}-patroni`;
 
 const rulesYaml = (rules: readonly PolicyRule[]): string =>
   yaml.dump(
@@ -40,7 +44,7 @@ metadata:
   labels:
     {{- include "scalable-operator.labels" . | nindent 4 }}
 rules:
-${rulesYaml(OPERATOR_RULES)}{{- else }}
+${rulesYaml(operatorRules(PATRONI_CLUSTER_ROLE))}{{- else }}
 {{- range $ns := .Values.watchNamespaces }}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
@@ -51,7 +55,7 @@ metadata:
   labels:
     {{- include "scalable-operator.labels" $ | nindent 4 }}
 rules:
-${rulesYaml(OPERATOR_RULES)}{{- end }}
+${rulesYaml(operatorRules(PATRONI_CLUSTER_ROLE))}{{- end }}
 {{- end }}
 `;
 }
@@ -67,6 +71,40 @@ metadata:
     {{- include "scalable-operator.labels" . | nindent 4 }}
 rules:
 ${rulesYaml(leaderElectionRules('{{ include "scalable-operator.fullname" . }}'))}`;
+}
+
+/**
+ * The Patroni ClusterRole and the admission policies of operator/admission.ts, with the
+ * release's names. The policies need admissionregistration.k8s.io/v1 (Kubernetes >= 1.30);
+ * on an older cluster the install fails and says so, unless admissionPolicies.enabled is false.
+ */
+function admissionTemplate(): string {
+  const ns = '{{ $.Release.Namespace }}';
+  const names = {
+    prefix: FULLNAME,
+    operatorUser: `system:serviceaccount:${ns}:{{ include "scalable-operator.serviceAccountName" $ }}`,
+    operatorNamespace: ns,
+    patroniClusterRole: PATRONI_CLUSTER_ROLE,
+  };
+  const doc = (o: Json) => {
+    const meta = o['metadata'] as Json;
+    const text = yaml.dump(
+      { ...o, metadata: { ...meta, labels: '__LABELS__' } },
+      { lineWidth: -1, noRefs: true },
+    );
+    return text.replace(
+      'labels: __LABELS__',
+      'labels:\n    {{- include "scalable-operator.labels" $ | nindent 4 }}',
+    );
+  };
+  const policies = clusterObjects(names).filter((o) => o['kind'] !== 'ClusterRole');
+  return `{{- /* Generated from operator/admission.ts by \`npm run gen:chart\`. Do not edit. */}}
+${doc(patroniClusterRole(names))}{{- if .Values.admissionPolicies.enabled }}
+{{- if semverCompare "<1.30-0" .Capabilities.KubeVersion.Version }}
+{{- fail "admissionPolicies.enabled needs admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy (Kubernetes >= 1.30); set admissionPolicies.enabled=false to install without them (see docs/security.md)" }}
+{{- end }}
+${policies.map((o) => `---\n${doc(o)}`).join('')}{{- end }}
+`;
 }
 
 /** OpenAPI v3 (structural, Kubernetes flavour) -> JSON Schema draft-07 with closed objects. */
@@ -111,6 +149,7 @@ export function chartFiles(): Record<string, string> {
     'charts/scalable-operator/crds/scalableapps.scalable.dev.yaml': crdYaml(),
     'charts/scalable-operator/templates/clusterrole.yaml': clusterRoleTemplate(),
     'charts/scalable-operator/templates/leader-election-role.yaml': leaderElectionRoleTemplate(),
+    'charts/scalable-operator/templates/admission.yaml': admissionTemplate(),
     'charts/scalable-app/values.schema.json': appValuesSchema(),
   };
 }

@@ -70,6 +70,7 @@ async function main(): Promise<void> {
     lease: settings.lease,
     images: settings.images,
     network: settings.network,
+    rbac: settings.rbac,
     reconcileConcurrency: settings.reconcileConcurrency,
     onLostLeadership: () => {
       // As controller-runtime does: a replacement starts clean; this process's caches, queue

@@ -1,9 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { OWNED_KINDS } from './reconcile/kinds.ts';
-import { patroniRules } from './tiers/database/rbac.ts';
 import { buildAll } from './tiers/index.ts';
 import { modelOf } from './tiers/shared/test-helpers.ts';
-import { GRANT_ONLY_RULES, OPERATOR_RULES, clusterRole, leaderElectionRules } from './rbac.ts';
+import {
+  GRANT_ONLY_RULES,
+  OPERATOR_RULES,
+  clusterRole,
+  leaderElectionRules,
+  operatorRules,
+} from './rbac.ts';
 
 const allows = (group: string, resource: string, verb: string) =>
   OPERATOR_RULES.some(
@@ -17,7 +22,7 @@ describe('operator RBAC', () => {
     }
   });
   it('lets the operator watch, apply and prune every kind it owns', () => {
-    for (const k of OWNED_KINDS.filter((o) => !o.createOnly)) {
+    for (const k of OWNED_KINDS.filter((o) => !o.createOnly && !o.pruneOnly)) {
       for (const verb of ['list', 'watch', 'create', 'patch']) {
         expect(allows(k.group, k.plural, verb), `${verb} ${k.plural}`).toBe(true);
       }
@@ -92,21 +97,30 @@ describe('operator RBAC', () => {
   it('holds nothing on Endpoints (Patroni runs in ConfigMap mode)', () => {
     expect(OPERATOR_RULES.some((r) => r.resources.includes('endpoints'))).toBe(false);
   });
-  it('holds every right it grants Patroni, and holds for granting only what Patroni needs', () => {
-    const patroni = patroniRules(
-      modelOf({ web: { image: 'x' }, database: { shards: 2, shardKey: 'tenant' } }),
-    );
-    for (const r of patroni)
-      for (const res of r.resources)
-        for (const verb of r.verbs)
-          expect(allows(r.apiGroups[0] ?? '', res, verb), `${verb} ${res}`).toBe(true);
-    for (const g of GRANT_ONLY_RULES)
-      for (const res of g.resources)
-        for (const verb of g.verbs)
-          expect(
-            patroni.some((r) => r.resources.includes(res) && r.verbs.includes(verb)),
-            `${verb} ${res} is held for Patroni`,
-          ).toBe(true);
+  it("holds none of Patroni's write rights, only bind on the chart's Patroni ClusterRole (issue 36)", () => {
+    // Before: pod get/update/patch and ConfigMap update in every namespace, held only so that
+    // RBAC let it write Patroni a Role.
+    expect(allows('', 'pods', 'update')).toBe(false);
+    expect(allows('', 'pods', 'patch')).toBe(false);
+    expect(allows('', 'pods', 'get')).toBe(false);
+    expect(allows('', 'configmaps', 'update')).toBe(false);
+    for (const verb of ['create', 'patch', 'update', 'escalate', 'bind'])
+      expect(allows('rbac.authorization.k8s.io', 'roles', verb), `${verb} roles`).toBe(false);
+    // Old Roles are still pruned.
+    expect(allows('rbac.authorization.k8s.io', 'roles', 'delete')).toBe(true);
+    const binds = OPERATOR_RULES.filter((r) => r.verbs.includes('bind'));
+    expect(binds).toEqual([
+      {
+        apiGroups: ['rbac.authorization.k8s.io'],
+        resources: ['clusterroles'],
+        resourceNames: ['scalable-operator-patroni'],
+        verbs: ['bind'],
+      },
+    ]);
+    expect(GRANT_ONLY_RULES).toEqual(binds);
+    expect(
+      operatorRules('rel-patroni').filter((r) => r.verbs.includes('bind'))[0]?.resourceNames,
+    ).toEqual(['rel-patroni']);
   });
   it('reads children through its caches: get only where a hook reads one object fresh', () => {
     const gets = OPERATOR_RULES.filter(

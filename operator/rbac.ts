@@ -12,6 +12,7 @@ import {
 } from './reconcile/kinds.ts';
 import type { KindInfo } from './reconcile/kinds.ts';
 import { CA_SECRET_NAME } from './reconcile/certificates.ts';
+import { DEFAULT_RBAC } from './api/model.ts';
 
 export interface PolicyRule {
   readonly apiGroups: readonly string[];
@@ -42,54 +43,80 @@ function grouped(kinds: readonly KindInfo[], verbs: readonly string[]): PolicyRu
 }
 
 /**
- * Held only to be granted: the Role the database tier gives Patroni (Kubernetes API as its
- * DCS, ConfigMap mode, so no Endpoints; tiers/database/rbac.ts). RBAC lets a subject grant
- * only what it holds itself (no escalate/bind), so the operator holds exactly Patroni's needs
- * beyond its own; it never uses these itself (the audit check, test/integration/rbac-audit.ts,
- * tells these apart).
+ * Held only to be granted, never used as a request of its own: `bind` on the chart's Patroni
+ * ClusterRole (tiers/database/rbac.ts), which lets the operator write the RoleBinding that
+ * gives Patroni its rights without holding them. RBAC checks it when the RoleBinding is
+ * created; the audit check (test/integration/rbac-audit.ts) tells it apart from rights used.
+ * Before, the operator held Patroni's rights itself (pod get/update/patch and ConfigMap update
+ * in every namespace) only to be allowed to write Patroni a Role.
  */
-export const GRANT_ONLY_RULES: readonly PolicyRule[] = [
-  { apiGroups: [''], resources: ['configmaps'], verbs: ['update'] },
-  { apiGroups: [POD_KIND.group], resources: [POD_KIND.plural], verbs: ['get', 'update', 'patch'] },
+export const grantOnlyRules = (
+  patroniClusterRole: string = DEFAULT_RBAC.patroniClusterRole,
+): readonly PolicyRule[] => [
+  {
+    apiGroups: ['rbac.authorization.k8s.io'],
+    resources: ['clusterroles'],
+    resourceNames: [patroniClusterRole],
+    verbs: ['bind'],
+  },
 ];
+export const GRANT_ONLY_RULES: readonly PolicyRule[] = grantOnlyRules();
 
-/** ClusterRole rules: the operator watches apps in every namespace. */
-export const OPERATOR_RULES: readonly PolicyRule[] = [
-  // patch: the data finalizer (deletionPolicy: Delete) on the app itself.
-  { apiGroups: [APP_KIND.group], resources: [APP_KIND.plural], verbs: [...WATCH, 'patch'] },
-  // One merge patch per status change.
-  { apiGroups: [APP_KIND.group], resources: [`${APP_KIND.plural}/status`], verbs: ['patch'] },
-  ...grouped(
-    OWNED_KINDS.filter((k) => !k.createOnly && !k.neverPruned),
-    [...MANAGE],
-  ),
-  // The web tier's HPA is wanted for as long as its app exists: never pruned, so no delete
-  // (kinds.ts neverPruned; the audit test found delete unused).
-  ...grouped(
-    OWNED_KINDS.filter((k) => !k.createOnly && k.neverPruned),
-    [...WATCH, 'create', 'patch'],
-  ),
-  // Generated Secrets: create and delete only. No get, list or watch (the operator never
-  // reads a Secret, so it cannot leak one), no patch (its answer would be the whole
-  // Secret). Delete, by name: a database's password Secrets carry no owner (they must
-  // outlive the app under Retain), so deletionPolicy: Delete has the finalizer delete them
-  // with the data. Update: a renewed TLS certificate replaces its Secret whole (PUT), and a
-  // PUT answers with what was sent, so it reads nothing (reconcile/certificates.ts).
-  ...grouped(
-    OWNED_KINDS.filter((k) => k.createOnly),
-    ['create', 'update', 'delete'],
-  ),
-  // get: the database tier's hooks read Patroni's ConfigMaps and a shard's StatefulSet fresh
-  // from the API server (tiers/database/rollout-step.ts, dcs-sync.ts).
-  { apiGroups: [''], resources: ['configmaps'], verbs: ['get'] },
-  { apiGroups: ['apps'], resources: ['statefulsets'], verbs: ['get'] },
-  // delete: the database tier restarts Postgres pods itself, replicas before the primary.
-  { apiGroups: [POD_KIND.group], resources: [POD_KIND.plural], verbs: [...WATCH, 'delete'] },
-  // Volumes: listed and deleted only by the data clean-up of deletionPolicy: Delete.
-  { apiGroups: [PVC_KIND.group], resources: [PVC_KIND.plural], verbs: ['list', 'delete'] },
-  { apiGroups: [EVENT_KIND.group], resources: [EVENT_KIND.plural], verbs: ['create'] },
-  ...GRANT_ONLY_RULES,
-];
+/**
+ * ClusterRole rules: the operator watches apps in every namespace. The chart's admission
+ * policy (operator/admission.ts) narrows them further: no write in kube-system, only objects
+ * labelled with an app, no Secret of another type than Opaque or kubernetes.io/tls, no
+ * RoleBinding but Patroni's.
+ */
+export function operatorRules(
+  patroniClusterRole: string = DEFAULT_RBAC.patroniClusterRole,
+): readonly PolicyRule[] {
+  return [
+    // patch: the data finalizer (deletionPolicy: Delete) on the app itself.
+    { apiGroups: [APP_KIND.group], resources: [APP_KIND.plural], verbs: [...WATCH, 'patch'] },
+    // One merge patch per status change.
+    { apiGroups: [APP_KIND.group], resources: [`${APP_KIND.plural}/status`], verbs: ['patch'] },
+    ...grouped(
+      OWNED_KINDS.filter((k) => !k.createOnly && !k.neverPruned && !k.pruneOnly),
+      [...MANAGE],
+    ),
+    // The web tier's HPA is wanted for as long as its app exists: never pruned, so no delete
+    // (kinds.ts neverPruned; the audit test found delete unused).
+    ...grouped(
+      OWNED_KINDS.filter((k) => !k.createOnly && k.neverPruned),
+      [...WATCH, 'create', 'patch'],
+    ),
+    // Kinds no tier builds any more, watched only to prune what an earlier version created
+    // (Patroni's per-app Role): no create, no patch.
+    ...grouped(
+      OWNED_KINDS.filter((k) => k.pruneOnly),
+      [...WATCH, 'delete'],
+    ),
+    // Generated Secrets: create and delete only. No get, list or watch (the operator never
+    // reads a Secret, so it cannot leak one), no patch (its answer would be the whole
+    // Secret). Delete, by name: a database's password Secrets carry no owner (they must
+    // outlive the app under Retain), so deletionPolicy: Delete has the finalizer delete them
+    // with the data. Update: a renewed TLS certificate replaces its Secret whole (PUT), and a
+    // PUT answers with what was sent, so it reads nothing (reconcile/certificates.ts).
+    ...grouped(
+      OWNED_KINDS.filter((k) => k.createOnly),
+      ['create', 'update', 'delete'],
+    ),
+    // get: the database tier's hooks read Patroni's ConfigMaps and a shard's StatefulSet fresh
+    // from the API server (tiers/database/rollout-step.ts, dcs-sync.ts).
+    { apiGroups: [''], resources: ['configmaps'], verbs: ['get'] },
+    { apiGroups: ['apps'], resources: ['statefulsets'], verbs: ['get'] },
+    // delete: the database tier restarts Postgres pods itself, replicas before the primary.
+    { apiGroups: [POD_KIND.group], resources: [POD_KIND.plural], verbs: [...WATCH, 'delete'] },
+    // Volumes: listed and deleted only by the data clean-up of deletionPolicy: Delete.
+    { apiGroups: [PVC_KIND.group], resources: [PVC_KIND.plural], verbs: ['list', 'delete'] },
+    { apiGroups: [EVENT_KIND.group], resources: [EVENT_KIND.plural], verbs: ['create'] },
+    ...grantOnlyRules(patroniClusterRole),
+  ];
+}
+
+/** The rules with the default Patroni ClusterRole name (the chart names it after the release). */
+export const OPERATOR_RULES: readonly PolicyRule[] = operatorRules();
 
 /**
  * Role in the operator's own namespace: its leader-election Lease, only that one by name, and

@@ -28,7 +28,18 @@ export interface AppModel {
   readonly topology: Spec['topology'];
   readonly images: Images;
   readonly network: NetworkDefaults;
+  readonly rbac: RbacDefaults;
 }
+
+/**
+ * What the chart installs beside the operator that builders name: the ClusterRole Patroni is
+ * bound to (a RoleBinding per app). The operator holds only `bind` on it, never its rights.
+ */
+export interface RbacDefaults {
+  readonly patroniClusterRole: string;
+}
+
+export const DEFAULT_RBAC: RbacDefaults = { patroniClusterRole: 'scalable-operator-patroni' };
 
 /**
  * Operator-wide network defaults (Helm values -> SCALABLE_* env), never per app today:
@@ -70,6 +81,7 @@ export const DEFAULT_NETWORK: NetworkDefaults = {
 export interface ModelOptions {
   readonly images?: Images;
   readonly network?: NetworkDefaults;
+  readonly rbac?: RbacDefaults;
   /** Namespace for apps that name none (kubectl's default). */
   readonly defaultNamespace?: string;
 }
@@ -92,6 +104,7 @@ export function toModel(app: ScalableAppObject, options: ModelOptions = {}): App
     topology: s.topology,
     images: options.images ?? DEFAULT_IMAGES,
     network: options.network ?? DEFAULT_NETWORK,
+    rbac: options.rbac ?? DEFAULT_RBAC,
   });
 }
 

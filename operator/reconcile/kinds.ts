@@ -21,6 +21,11 @@ export interface KindInfo {
    * one object of this kind, which goes with the app (ownerReference, garbage collector).
    */
   readonly neverPruned?: boolean;
+  /**
+   * No tier builds it any more: watched and pruned only, to remove what an earlier version
+   * created (RBAC: list, watch, delete).
+   */
+  readonly pruneOnly?: boolean;
 }
 
 const k = (
@@ -34,7 +39,8 @@ const k = (
 /** Kinds the tiers build (now or soon), in apply order: dependencies first. */
 export const OWNED_KINDS: readonly KindInfo[] = [
   k('', 'v1', 'ServiceAccount', 'serviceaccounts'),
-  k('rbac.authorization.k8s.io', 'v1', 'Role', 'roles'),
+  // Patroni's per-app Role until issue 36; its rights now come from the chart's ClusterRole.
+  { ...k('rbac.authorization.k8s.io', 'v1', 'Role', 'roles'), pruneOnly: true },
   k('rbac.authorization.k8s.io', 'v1', 'RoleBinding', 'rolebindings'),
   // cert-manager: a CA Issuer before the Certificates it signs (shared/tls/cert-manager.ts).
   k('cert-manager.io', 'v1', 'Issuer', 'issuers', true),

@@ -106,8 +106,9 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
   const failed: ApplyOutcome['failed'][number][] = [];
   const skipped: ApplyOutcome['skipped'][number][] = [];
 
-  // RoleBindings wait for their Roles: binding a Role the API server cannot find yet fails
-  // its escalation check. Everything else goes in parallel.
+  // RoleBindings go last: they bind the ServiceAccounts applied with the first wave (Patroni's
+  // binds the chart's ClusterRole, which the operator may bind but not hold). Everything else
+  // goes in parallel.
   // Issued TLS Secrets wait for the ConfigMaps that record their public half.
   const issued = (o: K8sObject) => tlsDnsNamesOf(o).length > 0;
   const waves = [

@@ -6,7 +6,7 @@ import { APP_LABEL } from '../tiers/shared/meta.ts';
 import { EventRecorder } from '../reconcile/events.ts';
 import { APP_KIND, OWNED_KINDS, POD_KIND, apiVersionOf, pathOf } from '../reconcile/kinds.ts';
 import type { Images } from '../api/images.ts';
-import type { NetworkDefaults } from '../api/model.ts';
+import type { NetworkDefaults, RbacDefaults } from '../api/model.ts';
 import type { KindInfo } from '../reconcile/kinds.ts';
 import { objectKey, projectApp, projectChild, projectPod } from '../reconcile/project.ts';
 import type { CachedApp, CachedChild, CachedPod } from '../reconcile/project.ts';
@@ -59,6 +59,8 @@ export interface ControllerOptions {
   readonly images?: Images;
   /** Operator-wide network defaults (SCALABLE_INGRESS_NAMESPACES, ...). */
   readonly network?: NetworkDefaults;
+  /** The chart's Patroni ClusterRole (SCALABLE_PATRONI_CLUSTER_ROLE). */
+  readonly rbac?: RbacDefaults;
 }
 
 /** One child kind's cache, started when some app first needs the kind. */
@@ -103,6 +105,7 @@ export class Controller {
     this.plans = new Plans({
       ...(opts.images ? { images: opts.images } : {}),
       ...(opts.network ? { network: opts.network } : {}),
+      ...(opts.rbac ? { rbac: opts.rbac } : {}),
     });
     // The CA lives beside the leader-election Lease, in the operator's own namespace.
     this.ca = caLoader(opts.client, opts.leaseNamespace);

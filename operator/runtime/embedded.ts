@@ -4,16 +4,27 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureCluster, kubectl } from '../../devcluster/index.ts';
 import { waitEstablished } from '../../devcluster/crds.ts';
+import { defaultPolicyNames, patroniClusterRole } from '../admission.ts';
 
 const REPO = join(import.meta.dirname, '..', '..');
 
 export { kubectl };
 
-/** The CRD (SCALABLE_CRD_FILE overrides the repo's, e.g. while iterating on the schema), Established. */
+/**
+ * What the chart installs cluster-wide that the operator relies on, without the chart: the CRD
+ * (SCALABLE_CRD_FILE overrides the repo's, e.g. while iterating on the schema), Established,
+ * and the ClusterRole database tiers bind Patroni to (its default name). The admission
+ * policies are not installed here: tests that need them install them (operator/admission.ts).
+ */
 export async function installCrd(kubeconfig: string): Promise<void> {
   const file =
     process.env['SCALABLE_CRD_FILE'] ?? join(REPO, 'crds', 'scalableapps.scalable.dev.yaml');
   await kubectl(kubeconfig, ['apply', '--server-side', '--force-conflicts', '-f', file]);
+  await kubectl(
+    kubeconfig,
+    ['apply', '--server-side', '--force-conflicts', '-f', '-'],
+    JSON.stringify(patroniClusterRole(defaultPolicyNames())),
+  );
   await waitEstablished(kubeconfig, ['scalableapps.scalable.dev'], 60_000);
 }
 

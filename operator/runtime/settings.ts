@@ -6,8 +6,8 @@
 import { parseCidr } from '../api/cidr.ts';
 import { DEFAULT_IMAGES, imagesOf } from '../api/images.ts';
 import type { Images } from '../api/images.ts';
-import { DEFAULT_NETWORK } from '../api/model.ts';
-import type { NetworkDefaults } from '../api/model.ts';
+import { DEFAULT_NETWORK, DEFAULT_RBAC } from '../api/model.ts';
+import type { NetworkDefaults, RbacDefaults } from '../api/model.ts';
 
 export interface LeaseTiming {
   readonly leaseDurationMs: number;
@@ -67,6 +67,8 @@ export interface Settings {
   readonly reconcileConcurrency: number;
   /** Who may reach web pods (ingress controllers) and metrics ports (Prometheus). */
   readonly network: NetworkDefaults;
+  /** The chart's Patroni ClusterRole, which database tiers bind (SCALABLE_PATRONI_CLUSTER_ROLE). */
+  readonly rbac: RbacDefaults;
 }
 
 export class SettingsError extends Error {
@@ -290,6 +292,15 @@ export function parseSettings(env: Env): Settings {
         podLabels: r.labels('SCALABLE_DNS_POD_LABELS') ?? DEFAULT_NETWORK.dns.podLabels,
         cidrs: r.cidrs('SCALABLE_DNS_CIDRS') ?? DEFAULT_NETWORK.dns.cidrs,
       },
+    },
+    rbac: {
+      patroniClusterRole: r.name(
+        'SCALABLE_PATRONI_CLUSTER_ROLE',
+        DEFAULT_RBAC.patroniClusterRole,
+        DNS_SUBDOMAIN,
+        253,
+        'a ClusterRole name (lower case, digits, - and .)',
+      ),
     },
   };
   if (r.problems.length > 0) throw new SettingsError(r.problems);

@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { binPath, ensureCluster } from '../../devcluster/index.ts';
+import { defaultPolicyNames, patroniClusterRole } from '../../operator/admission.ts';
 import type { AppModel } from '../../operator/api/model.ts';
 import { toModel } from '../../operator/api/model.ts';
 import { validateApp } from '../../operator/api/validate.ts';
@@ -545,9 +546,13 @@ export async function startDatabase(
       JSON.stringify({
         apiVersion: 'v1',
         kind: 'List',
-        items: buildDatabase(app).filter(
-          (o) => o.metadata.annotations?.[IF_SERVED_ANNOTATION] !== 'true',
-        ),
+        items: [
+          // The chart's ClusterRole, which the rendered RoleBinding names (installCrd's too).
+          patroniClusterRole(defaultPolicyNames()),
+          ...buildDatabase(app).filter(
+            (o) => o.metadata.annotations?.[IF_SERVED_ANNOTATION] !== 'true',
+          ),
+        ],
       }),
     );
     await eventually(
@@ -560,7 +565,9 @@ export async function startDatabase(
     );
 
     // A kubeconfig for Patroni holding a token of the rendered ServiceAccount only (or of an
-    // audited stand-in bound to the same Role: the same rights).
+    // audited stand-in bound to the same ClusterRole: the same rights). The admission policy
+    // that narrows them (operator/admission.ts) is not installed here: every member shares
+    // one token, not bound to its pod (test/integration/admission-policies.test.ts has it).
     const audited = opts.auditedIdentity;
     if (audited) {
       kubectl(['-n', 'default', 'create', 'serviceaccount', audited]);
@@ -570,7 +577,7 @@ export async function startDatabase(
         'create',
         'rolebinding',
         `${tierName(app)}-audited`,
-        `--role=${tierName(app)}`,
+        `--clusterrole=${app.rbac.patroniClusterRole}`,
         `--serviceaccount=default:${audited}`,
       ]);
     }

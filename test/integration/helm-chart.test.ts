@@ -17,7 +17,7 @@ import {
 } from '../../devcluster/testing.ts';
 import { VERSIONS } from '../../devcluster/versions.ts';
 import { INSTALL_MANIFEST, helmPath, renderInstallManifest } from '../../operator/chart-install.ts';
-import { OPERATOR_RULES, leaderElectionRules } from '../../operator/rbac.ts';
+import { leaderElectionRules, operatorRules } from '../../operator/rbac.ts';
 
 const exec = promisify(execFile);
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -232,15 +232,18 @@ describe('charts/scalable-operator', () => {
 
     it('its ServiceAccount may do everything operator/rbac.ts lists', async () => {
       const checks: { v: string; res: string; scope: string[]; name?: string }[] = [
-        ...OPERATOR_RULES.flatMap((r) =>
+        // bind: on the release's Patroni ClusterRole only, by name.
+        ...operatorRules(`${release}-patroni`).flatMap((r) =>
           r.apiGroups.flatMap((g) =>
             r.resources.flatMap((res) =>
-              r.verbs.map((v) => ({
-                v,
-                res: qualified(g, res),
-                scope: ['--all-namespaces'],
-                name: undefined as string | undefined,
-              })),
+              r.verbs.flatMap((v) =>
+                (r.resourceNames ?? [undefined]).map((name) => ({
+                  v,
+                  res: qualified(g, res),
+                  scope: ['--all-namespaces'],
+                  ...(name ? { name } : {}),
+                })),
+              ),
             ),
           ),
         ),
@@ -289,6 +292,12 @@ describe('charts/scalable-operator', () => {
         ['create', 'clusterrolebindings.rbac.authorization.k8s.io', []],
         ['escalate', 'roles.rbac.authorization.k8s.io', ['--all-namespaces']],
         ['impersonate', 'serviceaccounts', ['--all-namespaces']],
+        // Issue 36: Patroni's rights are no longer held to be granted.
+        ['update', 'pods', ['--all-namespaces']],
+        ['patch', 'pods', ['--all-namespaces']],
+        ['update', 'configmaps', ['--all-namespaces']],
+        ['create', 'roles.rbac.authorization.k8s.io', ['--all-namespaces']],
+        ['bind', 'clusterroles.rbac.authorization.k8s.io', ['--all-namespaces'], 'cluster-admin'],
       ];
       const allowed: string[] = [];
       await all(mustNot, async ([v, res, scope, name]) => {

@@ -45,8 +45,7 @@ describe('buildDatabase', () => {
       ]),
       'ConfigMap/shop-shard-map',
       'ServiceAccount/shop-db',
-      'Role/shop-db',
-      'RoleBinding/shop-db',
+      'RoleBinding/shop-db-patroni',
       ...[0, 1].flatMap((i) => [
         `ConfigMap/shop-db-${i}-patroni`,
         `Service/shop-db-${i}`,
@@ -178,27 +177,57 @@ describe('buildDatabase', () => {
     expect(hl.selector).not.toHaveProperty('scalable.dev/role');
   });
 
-  it('gives Patroni only what it needs: its ConfigMaps and its pods by name', () => {
-    const rules = (
-      find(objects, 'Role', 'shop-db') as unknown as { rules: Array<Record<string, string[]>> }
-    ).rules;
-    const resources = new Set(rules.flatMap((r) => r['resources']));
-    expect([...resources].sort()).toEqual(['configmaps', 'pods']);
-    expect(rules.flatMap((r) => r['verbs'])).not.toContain('delete');
-    const podPatch = rules.find(
-      (r) => r['resources']?.includes('pods') && r['verbs']?.includes('patch'),
-    );
-    expect(podPatch?.['resourceNames']).toEqual(
-      [0, 1].flatMap((i) => [0, 1, 2].map((n) => `shop-db-${i}-${n}`)),
-    );
-    const cmPatch = rules.find(
-      (r) => r['resources']?.includes('configmaps') && r['verbs']?.includes('patch'),
-    );
-    expect(cmPatch?.['resourceNames']).toContain('shop-db-1-leader');
-    const binding = find(objects, 'RoleBinding', 'shop-db') as unknown as { subjects: unknown[] };
+  it("binds Patroni to the chart's ClusterRole: no Role of its own, the operator holds none of its rights (issue 36)", () => {
+    expect(objects.filter((o) => o.kind === 'Role')).toEqual([]);
+    const binding = find(objects, 'RoleBinding', 'shop-db-patroni') as unknown as {
+      roleRef: unknown;
+      subjects: unknown[];
+    };
+    expect(binding.roleRef).toEqual({
+      apiGroup: 'rbac.authorization.k8s.io',
+      kind: 'ClusterRole',
+      name: 'scalable-operator-patroni',
+    });
     expect(binding.subjects).toEqual([
       { kind: 'ServiceAccount', name: 'shop-db', namespace: 'prod' },
     ]);
+    const named = { ...sharded, rbac: { patroniClusterRole: 'rel-patroni' } };
+    const other = find(buildDatabase(named), 'RoleBinding', 'shop-db-patroni') as unknown as {
+      roleRef: { name: string };
+    };
+    expect(other.roleRef.name).toBe('rel-patroni');
+  });
+
+  it("mounts the ServiceAccount token into Patroni's container only, not the exporter's (issue 36)", () => {
+    interface Container {
+      name: string;
+      volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
+    }
+    interface Pod {
+      automountServiceAccountToken: boolean;
+      volumes: Array<{ name: string; projected?: { sources: unknown[] } }>;
+      containers: Container[];
+      initContainers: Container[];
+    }
+    for (const sts of objects.filter((o) => o.kind === 'StatefulSet')) {
+      const pod = (sts as unknown as { spec: { template: { spec: Pod } } }).spec.template.spec;
+      expect(pod.automountServiceAccountToken).toBe(false);
+      const volume = pod.volumes.find((v) => v.name === 'kube-api-access');
+      expect(volume?.projected?.sources[0]).toEqual({
+        serviceAccountToken: { path: 'token', expirationSeconds: 3607 },
+      });
+      const mounts = (c: Container | undefined) => (c?.volumeMounts ?? []).map((m) => m.name);
+      const postgres = pod.containers.find((c) => c.name === 'postgres');
+      expect(postgres?.volumeMounts).toContainEqual({
+        name: 'kube-api-access',
+        mountPath: '/var/run/secrets/kubernetes.io/serviceaccount',
+        readOnly: true,
+      });
+      expect(mounts(pod.containers.find((c) => c.name === 'exporter'))).not.toContain(
+        'kube-api-access',
+      );
+      for (const c of pod.initContainers) expect(mounts(c)).not.toContain('kube-api-access');
+    }
   });
 
   it('lets only the app reach Postgres and only database pods reach Patroni', () => {

@@ -61,6 +61,31 @@ const secretEnv = (name: string, secret: string, key: string) => ({
  */
 export const SHUTDOWN_GRACE_SECONDS = 300;
 
+/**
+ * The ServiceAccount token, as the kubelet would mount it for the whole pod (a projected,
+ * expiring token it rotates; the cluster CA; the namespace), but into Patroni's container
+ * only. Patroni reads the token file again every minute, so rotation needs nothing else.
+ */
+export const API_ACCESS_VOLUME = 'kube-api-access';
+export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+const apiAccessVolume = {
+  name: API_ACCESS_VOLUME,
+  projected: {
+    defaultMode: 0o444,
+    sources: [
+      { serviceAccountToken: { path: 'token', expirationSeconds: 3607 } },
+      { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+      {
+        downwardApi: {
+          items: [
+            { path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } },
+          ],
+        },
+      },
+    ],
+  },
+};
+
 /** The init container that refuses a data directory of another major version. */
 export const DATA_VERSION_CHECK = 'check-data-version';
 
@@ -138,8 +163,9 @@ export function shardStatefulSet(chart: Chart, app: AppModel, shard: number): vo
         metadata: { labels: shardPodLabels(app, shard) },
         spec: {
           serviceAccountName: tierName(app),
-          // Patroni's DCS is the Kubernetes API: these pods need their token.
-          automountServiceAccountToken: true,
+          // Patroni's DCS is the Kubernetes API and needs the token; the exporter sidecar
+          // (reachable by Prometheus) must not hold it: mounted into Patroni's container only.
+          automountServiceAccountToken: false,
           securityContext: restrictedPodSecurityContext(POSTGRES_UID),
           enableServiceLinks: false,
           terminationGracePeriodSeconds: SHUTDOWN_GRACE_SECONDS,
@@ -156,6 +182,7 @@ export function shardStatefulSet(chart: Chart, app: AppModel, shard: number): vo
             { name: 'tmp', emptyDir: { sizeLimit: quantity('64Mi') } },
             { name: 'socket', emptyDir: { sizeLimit: quantity('1Mi') } },
             { name: 'shm', emptyDir: { medium: 'Memory', sizeLimit: quantity('256Mi') } },
+            apiAccessVolume,
           ],
         },
       },
@@ -284,6 +311,7 @@ function patroniContainer(app: AppModel, db: NonNullable<AppModel['database']>, 
       { name: 'socket', mountPath: SOCKET_DIR },
       { name: 'shm', mountPath: '/dev/shm' },
       ...(db.tls ? serverTlsMounts : []),
+      { name: API_ACCESS_VOLUME, mountPath: SERVICE_ACCOUNT_DIR, readOnly: true },
     ],
   };
 }
