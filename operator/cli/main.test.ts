@@ -77,6 +77,23 @@ describe('scalable CLI', () => {
     expect(kind.stderr).toContain('k.yaml: kind: must be ScalableApp (got "Deployment")');
   });
 
+  it('sees a __proto__ merge key as the field it is, not a hidden prototype (js-yaml CVE-2025-64718)', () => {
+    // js-yaml 4.1.0 made `<<: {__proto__: ...}` the object's prototype: keys no validation saw
+    // but every builder reading spec.web.image would (the image of the app's pods).
+    const r = run(['validate', '-f', 'p.yaml'], {
+      'p.yaml': `apiVersion: scalable.dev/v1alpha1
+kind: ScalableApp
+metadata: {name: shop}
+spec:
+  web:
+    <<: {__proto__: {image: "evil:1"}}
+    image: shop:1
+`,
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('p.yaml: spec.web.__proto__.image: field not declared in schema\n');
+  });
+
   it('names a missing file', () => {
     const r = run(['render', '-f', 'nope.yaml']);
     expect(r).toEqual({ code: 1, stdout: '', stderr: 'nope.yaml: no such file\n' });

@@ -11,6 +11,7 @@ import { connect as tlsConnect } from 'node:tls';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appDatabaseName } from '../../operator/tiers/database/names.ts';
+import { patroniConfig } from '../../operator/tiers/database/patroni-config.ts';
 import { exporterDataSource } from '../../operator/tiers/database/statefulset.ts';
 import { TLS_FILES } from '../../operator/tiers/shared/tls/objects.ts';
 import { certInfo, issueServerCert } from '../../operator/tiers/shared/tls/x509.ts';
@@ -24,7 +25,7 @@ import {
   startDatabase,
 } from './patroni-harness.ts';
 import type { Harness, Member } from './patroni-harness.ts';
-import { ENGINE_IMAGES, ENGINE_UID, startContainer } from './containers.ts';
+import { ENGINE_IMAGES, ENGINE_UID, PG_BIN, runOnce, startContainer } from './containers.ts';
 import type { Container } from './containers.ts';
 
 const numbers: Record<string, number> = {};
@@ -175,6 +176,43 @@ describe('Postgres with TLS (the default): rendered config, real Patroni and Pos
       expect(row?.ssl).toBe(true);
       await c.end();
     }
+  });
+
+  it('a replica of another app, told this primary is its own, refuses it: the certificate names another app (verify-full, issue 36)', async () => {
+    // Both apps' certificates come from one CA. A replica connects with the rendered
+    // replication settings to its primary's pod name; here a network position (hostaddr)
+    // sends the replica of app "blog" to shop's primary instead. verify-ca accepted the chain
+    // and went on to authenticate; verify-full refuses before any password or WAL moves.
+    // The replication settings every app's members render (the app name does not enter them).
+    const replication = patroniConfig(h.app, 0).postgresql.authentication.replication as {
+      username: string;
+      sslmode?: string;
+    };
+    const host = `blog-db-0-0.blog-db-0-hl.${h.ns}.svc`;
+    // psql from the Postgres image, on the host's network like the members.
+    const out = runOnce(
+      {
+        image: ENGINE_IMAGES.postgres,
+        name: 'pg-tls-foreign-replica',
+        entrypoint: `${PG_BIN}/psql`,
+        args: [
+          '-X',
+          '-w',
+          '-c',
+          'IDENTIFY_SYSTEM',
+          `host=${host} hostaddr=127.0.0.1 port=${primary.pgPort} user=${replication.username} ` +
+            `dbname=postgres replication=true sslmode=${replication.sslmode} sslrootcert=${h.caFile} connect_timeout=5`,
+        ],
+        env: { PGPASSWORD: PASSWORDS.replication },
+        readOnlyMounts: [h.caFile],
+      },
+      60_000,
+    );
+    expect(out.status, `accepted: ${out.stdout}`).not.toBe(0);
+    expect(out.stderr).toMatch(
+      /server certificate for "[^"]*shop[^"]*" .*does not match host name/,
+    );
+    expect(replication.sslmode).toBe('verify-full');
   });
 
   it('refuses a client without the CA, with a wrong name, or in plain TCP', async () => {

@@ -321,7 +321,7 @@ describe('TLS (on by default)', () => {
     expect(secret['data']).toBeUndefined();
   });
 
-  it('Postgres serves TLS and admits TCP only over it; replication verifies the CA', () => {
+  it('Postgres serves TLS and admits TCP only over it; replication verifies chain and name, by pod name (issue 36)', () => {
     const c = config(sharded);
     expect(c.postgresql.parameters).toMatchObject({
       ssl: 'on',
@@ -333,10 +333,28 @@ describe('TLS (on by default)', () => {
     expect(tcp.length).toBe(4);
     for (const line of tcp) expect(line).toMatch(/^hostssl /);
     expect(c.postgresql.authentication.replication).toMatchObject({
-      sslmode: 'verify-ca',
+      sslmode: 'verify-full',
       sslrootcert: '/etc/scalable/ca/ca.crt',
     });
-    expect(c.postgresql.authentication.rewind).toMatchObject({ sslmode: 'verify-ca' });
+    expect(c.postgresql.authentication.rewind).toMatchObject({ sslmode: 'verify-full' });
+    // The address replicas connect to is a name the shard's certificate carries.
+    const sts = find(objects, 'StatefulSet', 'shop-db-0') as unknown as {
+      spec: {
+        template: {
+          spec: {
+            containers: Array<{ name: string; env: Array<{ name: string; value?: string }> }>;
+          };
+        };
+      };
+    };
+    const env = sts.spec.template.spec.containers.find((x) => x.name === 'postgres')!.env;
+    expect(env.find((e) => e.name === 'PATRONI_POSTGRESQL_CONNECT_ADDRESS')?.value).toBe(
+      '$(PATRONI_NAME).shop-db-0-hl.prod.svc:5432',
+    );
+    const names = (find(objects, 'Secret', 'shop-db-0-tls').metadata.annotations ?? {})[
+      'scalable.dev/tls-dns-names'
+    ];
+    expect(names?.split(',')).toContain('*.shop-db-0-hl.prod.svc');
     expect(c.restapi).toMatchObject({ certfile: '/etc/scalable/tls/tls.crt' });
     expect(c.ctl).toEqual({ cacert: '/etc/scalable/ca/ca.crt' });
   });

@@ -75,24 +75,25 @@ function memoryParameters(app: AppModel): Record<string, string> {
 
 /**
  * TLS: Postgres serves it (ssl=on) and pg_hba admits TCP only over it (hostssl; a plain
- * connection finds no line and is refused). Replication and pg_rewind verify the primary
- * against the CA (verify-ca: members connect by pod IP, which no certificate names; the CA
- * signs only this operator's servers and the peer must still know the password). Patroni's
- * REST API serves HTTPS, and members verify each other by name (connect address is the
- * pod's DNS name under the headless Service, covered by the certificate's wildcard).
+ * connection finds no line and is refused). Replication and pg_rewind verify the primary's
+ * chain and name (verify-full): members connect by the pod's DNS name under the headless
+ * Service (statefulset.ts), which the shard's certificate carries (*.<app>-db-<i>-hl). With
+ * verify-ca, any certificate of the CA would do: another app's primary, given a network
+ * position, could pass for this one. Patroni's REST API serves HTTPS and members verify each
+ * other by the same names.
  */
 function tlsParts(app: AppModel, layout: PodLayout) {
   if (!app.database?.tls) return undefined;
   const cert = `${layout.tlsDir}/${TLS_FILES.cert}`;
   const key = `${layout.tlsDir}/${TLS_FILES.key}`;
   const ca = `${layout.caDir}/${TLS_FILES.ca}`;
-  const verifyCa = { sslmode: 'verify-ca', sslrootcert: ca };
+  const verifyFull = { sslmode: 'verify-full', sslrootcert: ca };
   return {
     parameters: { ssl: 'on', ssl_cert_file: cert, ssl_key_file: key, ssl_ca_file: ca },
     restapi: { certfile: cert, keyfile: key },
     ctl: { cacert: ca },
-    replication: verifyCa,
-    rewind: verifyCa,
+    replication: verifyFull,
+    rewind: verifyFull,
     hba: 'hostssl',
   };
 }

@@ -95,16 +95,17 @@ export function postgresImage(app: AppModel): string {
 
 function patroniEnv(app: AppModel, shard: number) {
   const auth = authSecretName(app);
-  // With TLS, members reach each other's REST API by a name the certificate carries.
-  const restHost = app.database?.tls
+  // With TLS, members reach each other's REST API and Postgres (replication, pg_rewind,
+  // verify-full) by a name the certificate carries.
+  const host = app.database?.tls
     ? `$(${ENV.name}).${headlessServiceName(app, shard)}.${app.namespace}.svc`
     : '$(POD_IP)';
   return [
     { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
     { name: ENV.name, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     { name: ENV.podIp, value: '$(POD_IP)' },
-    { name: ENV.postgresConnect, value: `$(POD_IP):${POSTGRES_PORT}` },
-    { name: ENV.restapiConnect, value: `${restHost}:${PATRONI_PORT}` },
+    { name: ENV.postgresConnect, value: `${host}:${POSTGRES_PORT}` },
+    { name: ENV.restapiConnect, value: `${host}:${PATRONI_PORT}` },
     secretEnv(ENV.superuserPassword, auth, AUTH_KEYS.superuser),
     secretEnv(ENV.replicationPassword, auth, AUTH_KEYS.replication),
     // The rewind user is the superuser (patroni.yml): without its password Patroni cannot
