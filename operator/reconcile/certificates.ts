@@ -7,7 +7,12 @@
 //   cluster-wide role still has no get, list or watch on Secrets.
 // - Each server key pair is a Secret the tier declares (shared/tls/objects.ts), written
 //   whole by create, or by update (PUT) on renewal: a PUT's answer is what we sent, so
-//   `update` lets the operator replace a Secret it can name but never read one.
+//   `update` lets the operator replace a Secret it can name but never read one. Only a Secret
+//   it wrote itself: the record keeps the uid and resourceVersion the API server answered,
+//   and the PUT carries both as preconditions. A Secret of that name that the operator did
+//   not create (create answers 409 and nothing is recorded), or that changed since it wrote
+//   it, is left untouched and the error says so (issue 36: an app named to collide with an
+//   existing <app>-cache-tls replaced it, and deleting the app garbage-collected it).
 // - The public half (CA and server certificate) goes to a ConfigMap, which the operator
 //   watches anyway: renewal is decided from it (x509.ts renewalReason), no Secret is read.
 import type { KubeApi } from '../ports/kube-api.ts';
@@ -26,6 +31,17 @@ type Json = Record<string, unknown>;
 export const CA_SECRET_NAME = 'scalable-operator-ca';
 /** A field manager of its own: the tier's apply (no data) never takes the issued fields. */
 export const CERT_FIELD_MANAGER = 'scalable-operator-certificates';
+/** On the record: the uid and resourceVersion of the Secret as the operator last wrote it. */
+export const SECRET_UID_ANNOTATION = 'scalable.dev/secret-uid';
+export const SECRET_VERSION_ANNOTATION = 'scalable.dev/secret-resource-version';
+
+/** The Secret is not the operator's to write: left untouched. Terminal until a person acts. */
+export class ForeignSecretError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ForeignSecretError';
+  }
+}
 
 const SECRETS: KindInfo = {
   group: '',
@@ -115,6 +131,24 @@ function publicDataOf(live: CachedChild | undefined): Json {
 }
 
 /**
+ * What the record says about the Secret: written by the operator (a certificate recorded),
+ * and with which uid and resourceVersion (records of earlier versions have none).
+ */
+export function writtenSecretOf(record: CachedChild | undefined): {
+  readonly written: boolean;
+  readonly uid?: string;
+  readonly resourceVersion?: string;
+} {
+  const a = record?.metadata.annotations ?? {};
+  const uid = a[SECRET_UID_ANNOTATION];
+  const resourceVersion = a[SECRET_VERSION_ANNOTATION];
+  return {
+    written: typeof publicDataOf(record)[TLS_FILES.cert] === 'string',
+    ...(uid && resourceVersion ? { uid, resourceVersion } : {}),
+  };
+}
+
+/**
  * Why the declared Secret needs a (new) certificate now, or undefined. Pure over the
  * cached public ConfigMap and the CA.
  */
@@ -140,15 +174,22 @@ export const publicKeyOf = (obj: K8sObject, namespace: string): string =>
   );
 
 /**
- * Issues a server certificate into the declared Secret (create, or update when it exists),
- * then records the public half in its ConfigMap. Secret first: a crash in between leaves
- * the record old, so the next reconcile issues again rather than trusting a key it never
- * wrote. Returns the Secret as declared (its data is never kept).
+ * Issues a server certificate into the declared Secret, then records the public half in its
+ * ConfigMap with the Secret's uid and resourceVersion. Secret first: a crash in between
+ * leaves the record old, so the next reconcile issues again rather than trusting a key it
+ * never wrote (and, the Secret being unrecorded, reports it: delete it to have it issued
+ * anew). Which write:
+ * - the record names the Secret (uid, resourceVersion): a PUT with both as preconditions;
+ *   409 (it changed, or it is another Secret of that name) leaves it untouched; 404 creates;
+ * - a certificate recorded by an earlier version, without them: create, else replace, once;
+ * - nothing recorded: create only; 409 means someone else's Secret, left untouched.
+ * Returns the Secret as declared (its data is never kept).
  */
 export async function issueInto(
   ctx: IssueContext,
   obj: K8sObject,
   namespace: string,
+  record?: CachedChild,
 ): Promise<{ secret: ObservedObject; created: boolean; recordVersion: string }> {
   const ca = await ctx.ca();
   const pair = await issueServerCert(ca, tlsDnsNamesOf(obj), ctx.now());
@@ -161,25 +202,51 @@ export async function issueInto(
       [TLS_FILES.ca]: b64(ca.cert),
     },
   };
-  let created = true;
-  try {
-    await ctx.client.request('POST', pathOf(SECRETS, ns), {
+  const name = obj.metadata.name;
+  const known = writtenSecretOf(record);
+  const create = () =>
+    ctx.client.request<Json>('POST', pathOf(SECRETS, ns), {
       verb: 'create',
       resource: 'secrets',
       body,
     });
-  } catch (err) {
-    if (code(err) !== 409) throw err;
-    created = false;
-    await ctx.client.request('PUT', pathOf(SECRETS, ns, obj.metadata.name), {
+  const replace = (preconditions: Json) =>
+    ctx.client.request<Json>('PUT', pathOf(SECRETS, ns, name), {
       verb: 'update',
       resource: 'secrets',
-      body,
+      body: { ...body, metadata: { ...obj.metadata, ...preconditions } },
     });
+  let created = true;
+  let written: Json;
+  if (known.uid && known.resourceVersion) {
+    try {
+      written = await replace({ uid: known.uid, resourceVersion: known.resourceVersion });
+      created = false;
+    } catch (err) {
+      if (code(err) === 404) written = await create();
+      else if (code(err) === 409)
+        throw new ForeignSecretError(
+          `Secret ${name} changed since the operator wrote it (or was replaced by another of that name): left untouched; delete it to have a certificate issued anew`,
+        );
+      else throw err;
+    }
+  } else {
+    try {
+      written = await create();
+    } catch (err) {
+      if (code(err) !== 409) throw err;
+      if (!known.written)
+        throw new ForeignSecretError(
+          `Secret ${name} exists and was not created by scalable-operator: left untouched; delete or rename it (or the app) to have the operator issue it`,
+        );
+      created = false;
+      written = await replace({});
+    }
   }
+  const meta = (written['metadata'] ?? {}) as Json;
   const publicName = obj.metadata.annotations?.[TLS_PUBLIC_ANNOTATION];
   if (!publicName) throw new Error(`Secret ${obj.metadata.name} names no public ConfigMap`);
-  const record = await ctx.client.request<Json>('PATCH', pathOf(CONFIGMAPS, ns, publicName), {
+  const recorded = await ctx.client.request<Json>('PATCH', pathOf(CONFIGMAPS, ns, publicName), {
     verb: 'apply',
     resource: 'configmaps',
     query: { fieldManager: CERT_FIELD_MANAGER, force: true },
@@ -187,13 +254,20 @@ export async function issueInto(
     body: {
       apiVersion: 'v1',
       kind: 'ConfigMap',
-      metadata: { name: publicName, namespace: ns },
+      metadata: {
+        name: publicName,
+        namespace: ns,
+        annotations: {
+          [SECRET_UID_ANNOTATION]: String(meta['uid'] ?? ''),
+          [SECRET_VERSION_ANNOTATION]: String(meta['resourceVersion'] ?? ''),
+        },
+      },
       data: { [TLS_FILES.cert]: pair.cert, [TLS_FILES.ca]: ca.cert },
     },
   });
   return {
     secret: materialize(projectChild(obj as unknown as Json, obj.apiVersion, obj.kind)),
     created,
-    recordVersion: String((record['metadata'] as Json | undefined)?.['resourceVersion'] ?? ''),
+    recordVersion: String((recorded['metadata'] as Json | undefined)?.['resourceVersion'] ?? ''),
   };
 }

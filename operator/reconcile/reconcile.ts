@@ -342,6 +342,7 @@ async function ensureIssued(
     { client: ctx.client, ca: ctx.certificateAuthority, now: () => new Date() },
     obj,
     namespace,
+    record,
   );
   ctx.recent.set(key, 'issued', recordVersion, undefined, ISSUED_MEMO_MS);
   fresh.set(key, secret);

@@ -13,6 +13,7 @@ import { issueServerCert } from '../../operator/tiers/shared/tls/x509.ts';
 import {
   apiClient,
   applyAs,
+  conditionOf,
   createNamespace,
   deleteNamespace,
   deleteRbac,
@@ -205,6 +206,99 @@ describe('certificates the operator issues (no cert-manager)', () => {
     );
     expect(web).toContain(`{"name":"QUEUE_URL","value":"rediss://rd-queue.${ns}.svc:6379/0"}`);
     expect(web).toContain('"secretName":"rd-queue-tls"');
+  });
+
+  it('does not renew into a Secret that changed since it wrote it: left untouched, and the app says so (issue 36)', async () => {
+    const before = await secret(ns, 'shop-db-0-tls');
+    const serial = new X509Certificate(decoded(before, 'tls.crt')).serialNumber;
+    // Someone changes the Secret the operator wrote (its resourceVersion moves on).
+    await applyAs(client, 'someone', {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'shop-db-0-tls', namespace: ns, labels: { 'example.com/touched': 'yes' } },
+    });
+    const touched = await secret(ns, 'shop-db-0-tls');
+    // Time passes (as above): the operator wants to renew.
+    const caSecret = await secret('default', CA_SECRET_NAME);
+    const ca = { cert: decoded(caSecret, 'tls.crt'), key: decoded(caSecret, 'tls.key') };
+    const names = String(
+      ((before?.['metadata'] as Json)['annotations'] as Json)['scalable.dev/tls-dns-names'],
+    ).split(',');
+    const aged = await issueServerCert(ca, names, new Date(Date.now() - 61 * DAY));
+    await applyAs(client, 'clock', {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'shop-db-0-tls-public', namespace: ns },
+      data: { 'tls.crt': aged.cert, 'ca.crt': ca.cert },
+    });
+    const ready = await eventually('shop says why it did not renew', async () => {
+      const c = conditionOf(await getApp(client, ns, 'shop'), 'Ready');
+      return String(c?.['message'] ?? '').includes(
+        'Secret shop-db-0-tls changed since the operator wrote it',
+      )
+        ? c
+        : undefined;
+    });
+    expect(ready?.['reason']).toBe('ApplyFailed');
+    const after = await secret(ns, 'shop-db-0-tls');
+    expect((after?.['metadata'] as Json)['resourceVersion']).toBe(
+      (touched?.['metadata'] as Json)['resourceVersion'],
+    );
+    expect(new X509Certificate(decoded(after, 'tls.crt')).serialNumber).toBe(serial);
+  });
+
+  it('leaves a Secret it did not create untouched, says so, and deleting the app leaves it (issue 36)', async () => {
+    // A Secret of someone else's that an app's name happens to (or is chosen to) collide with.
+    await applyAs(client, 'someone', {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      type: 'kubernetes.io/tls',
+      metadata: { name: 'victim-cache-tls', namespace: ns },
+      stringData: { 'tls.crt': 'their certificate', 'tls.key': 'their key' },
+    });
+    const theirs = await secret(ns, 'victim-cache-tls');
+    await applyAs(
+      client,
+      'test-user',
+      scalableApp(ns, 'victim', { web: { image: 'ghcr.io/acme/victim:1' }, cache: {} }),
+    );
+    const ready = await eventually("victim says the Secret is not the operator's", async () => {
+      const c = conditionOf(await getApp(client, ns, 'victim'), 'Ready');
+      return String(c?.['message'] ?? '').includes(
+        'Secret victim-cache-tls exists and was not created by scalable-operator',
+      )
+        ? c
+        : undefined;
+    });
+    expect(ready?.['status']).toBe('False');
+    const after = await secret(ns, 'victim-cache-tls');
+    expect(after?.['data']).toEqual(theirs?.['data']);
+    expect((after?.['metadata'] as Json)['resourceVersion']).toBe(
+      (theirs?.['metadata'] as Json)['resourceVersion'],
+    );
+    expect((after?.['metadata'] as Json)['ownerReferences']).toBeUndefined();
+    // The app goes; what it owns goes with it (the garbage collector), their Secret stays.
+    const web = await eventually('Deployment victim-web', () =>
+      getObj(client, kindInfo('apps/v1', 'Deployment'), ns, 'victim-web'),
+    );
+    expect(web).toBeDefined();
+    await client.request(
+      'DELETE',
+      `/apis/scalable.dev/v1alpha1/namespaces/${ns}/scalableapps/victim`,
+      {
+        verb: 'delete',
+        resource: 'scalableapps',
+      },
+    );
+    await eventually(
+      "victim's Deployment collected",
+      async () =>
+        (await getObj(client, kindInfo('apps/v1', 'Deployment'), ns, 'victim-web'))
+          ? undefined
+          : true,
+      120_000,
+    );
+    expect((await secret(ns, 'victim-cache-tls'))?.['data']).toEqual(theirs?.['data']);
   });
 
   it('tls: false renders no certificate and hands the app no TLS settings', async () => {
