@@ -18,6 +18,12 @@
 //   is bound to), only the role label and the status annotation. ConfigMaps: create and
 //   update only its own shards' (<app>-db-<n>-config|leader|failover|sync), labelled with its
 //   database and shard, no other label added.
+// - <prefix>-apps: what a ScalableApp's author may claim beyond the namespace. A host only as
+//   the namespace allows (annotation scalable.dev/ingress-hosts, set by whoever administers
+//   the namespace: exact names or *.suffix patterns), so one tenant cannot take over another's
+//   host or paths; required on every namespace when admissionPolicies.requireHostAnnotation;
+//   and a ClusterIssuer only if the chart lists it (admissionPolicies.allowedClusterIssuers):
+//   an issuer trusted cluster-wide would sign whatever names the app asks for.
 import { DEFAULT_RBAC } from './api/model.ts';
 import { CA_SECRET_NAME } from './reconcile/certificates.ts';
 import {
@@ -259,6 +265,69 @@ export function patroniPolicy(names: PolicyNames): Json {
   };
 }
 
+/** The namespace annotation listing the hosts (or *.suffix patterns) its apps may claim. */
+export const INGRESS_HOSTS_ANNOTATION = 'scalable.dev/ingress-hosts';
+
+export interface AppPolicyOptions {
+  /** A CEL list literal of ClusterIssuer names apps may name, e.g. ["letsencrypt"]. */
+  readonly allowedClusterIssuers: string;
+  /** A CEL bool: true refuses a host in a namespace without the annotation. */
+  readonly requireHostAnnotation: string;
+}
+
+export function appPolicy(names: PolicyNames, options: AppPolicyOptions): Json {
+  const ann = `namespaceObject.metadata.annotations`;
+  const host = 'object.spec.ingress.host';
+  const issuer = 'object.spec.database.certificateIssuer';
+  return {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'ValidatingAdmissionPolicy',
+    metadata: { name: `${names.prefix}-apps` },
+    spec: {
+      failurePolicy: 'Fail',
+      matchConstraints: {
+        resourceRules: [
+          {
+            apiGroups: ['scalable.dev'],
+            apiVersions: ['*'],
+            resources: ['scalableapps'],
+            operations: ['CREATE', 'UPDATE'],
+          },
+        ],
+      },
+      variables: [
+        {
+          name: 'annotated',
+          expression: `has(${ann}) && ${str(INGRESS_HOSTS_ANNOTATION)} in ${ann}`,
+        },
+        {
+          name: 'hosts',
+          expression: `variables.annotated ? ${ann}[${str(INGRESS_HOSTS_ANNOTATION)}].split(',').map(p, p.trim()) : []`,
+        },
+      ],
+      validations: [
+        {
+          expression:
+            `!has(object.spec.ingress) || !has(${host}) || ` +
+            `(variables.annotated ? variables.hosts.exists(p, p == ${host} || ` +
+            `(p.startsWith('*.') && ${host}.endsWith(p.substring(1)))) : !(${options.requireHostAnnotation}))`,
+          messageExpression:
+            `'spec.ingress.host: ' + ${host} + ' is not a host this namespace may serve (its annotation ${INGRESS_HOSTS_ANNOTATION}: ' + ` +
+            `(variables.annotated ? ${ann}[${str(INGRESS_HOSTS_ANNOTATION)}] : 'none') + ')'`,
+          reason: 'Forbidden',
+        },
+        {
+          expression:
+            `!has(object.spec.database) || !has(${issuer}) || ${issuer}.kind != 'ClusterIssuer' || ` +
+            `${issuer}.name in ${options.allowedClusterIssuers}`,
+          messageExpression: `'spec.database.certificateIssuer: ClusterIssuer ' + ${issuer}.name + ' is not one the operator was allowed to let apps use (admissionPolicies.allowedClusterIssuers)'`,
+          reason: 'Forbidden',
+        },
+      ],
+    },
+  };
+}
+
 export function bindingOf(policy: Json): Json {
   const name = String((policy['metadata'] as Json)['name']);
   return {
@@ -270,8 +339,17 @@ export function bindingOf(policy: Json): Json {
 }
 
 /** Everything in install order: the ClusterRole, then each policy before its binding. */
-export function clusterObjects(names: PolicyNames): Json[] {
+export function clusterObjects(names: PolicyNames, apps: AppPolicyOptions): Json[] {
   const op = operatorPolicy(names);
   const patroni = patroniPolicy(names);
-  return [patroniClusterRole(names), op, bindingOf(op), patroni, bindingOf(patroni)];
+  const app = appPolicy(names, apps);
+  return [
+    patroniClusterRole(names),
+    op,
+    bindingOf(op),
+    patroni,
+    bindingOf(patroni),
+    app,
+    bindingOf(app),
+  ];
 }

@@ -97,7 +97,10 @@ function admissionTemplate(): string {
       'labels:\n    {{- include "scalable-operator.labels" $ | nindent 4 }}',
     );
   };
-  const policies = clusterObjects(names).filter((o) => o['kind'] !== 'ClusterRole');
+  const policies = clusterObjects(names, {
+    allowedClusterIssuers: '{{ .Values.admissionPolicies.allowedClusterIssuers | toJson }}',
+    requireHostAnnotation: '{{ .Values.admissionPolicies.requireHostAnnotation }}',
+  }).filter((o) => o['kind'] !== 'ClusterRole');
   return `{{- /* Generated from operator/admission.ts by \`npm run gen:chart\`. Do not edit. */}}
 ${doc(patroniClusterRole(names))}{{- if .Values.admissionPolicies.enabled }}
 {{- if semverCompare "<1.30-0" .Capabilities.KubeVersion.Version }}

@@ -219,6 +219,17 @@ export const RULES: Readonly<Record<string, readonly CelRule[]>> = merged(QUANTI
       message: 'tls needs host: the certificate is issued for a host name',
     },
   ],
+  // Raw controller configuration (ingress-nginx's configuration-snippet, server-snippet,
+  // auth-snippet; HAProxy's *-config-snippet) runs as the controller, which serves every
+  // namespace's hosts: not an app author's to set. (JS and RE2 both read the class form.)
+  'spec.ingress.annotations': [
+    {
+      rule: "!self.exists(k, k.matches('[sS][nN][iI][pP][pP][eE][tT]'))",
+      message:
+        'annotations must not hold configuration snippets (keys containing "snippet"): they run as the ingress controller, for every namespace',
+      reason: 'FieldValueForbidden',
+    },
+  ],
   'spec.database': [
     {
       rule: '!self.synchronous || self.replicasPerShard >= 1',

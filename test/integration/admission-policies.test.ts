@@ -267,6 +267,81 @@ describe("the chart's admission policy bounds the operator's ServiceAccount", ()
   });
 });
 
+describe("the chart's admission policy bounds what a ScalableApp may claim", () => {
+  const release = uniqueName('scalable-operator');
+  const home = uniqueName('adm-apps-op');
+  const open = uniqueName('adm-apps-open');
+  const fenced = uniqueName('adm-apps-fenced');
+  const app = (ns: string, name: string, spec: Record<string, unknown>) =>
+    JSON.stringify({
+      apiVersion: 'scalable.dev/v1alpha1',
+      kind: 'ScalableApp',
+      metadata: { name, namespace: ns },
+      spec: { web: { image: 'x:1' }, ...spec },
+    });
+  const create = (ns: string, name: string, spec: Record<string, unknown>) =>
+    kubectl(['create', '--dry-run=server', '-f', '-'], app(ns, name, spec));
+
+  beforeAll(async () => {
+    await installCrd(testKubeconfig());
+    for (const ns of [home, open, fenced]) await createNamespace(ns);
+    admitted(
+      await kubectl([
+        'annotate',
+        'namespace',
+        fenced,
+        'scalable.dev/ingress-hosts=*.team-a.example.com, shop.example.com',
+      ]),
+    );
+    const r = await helm(
+      'install',
+      release,
+      join(ROOT, 'charts/scalable-operator'),
+      '-n',
+      home,
+      '--set',
+      'admissionPolicies.allowedClusterIssuers={letsencrypt}',
+    );
+    expect(r.code, r.stderr).toBe(0);
+    await settled(async () => {
+      const out = await create(fenced, 'probe', { ingress: { host: 'probe.example.com' } });
+      return out.code !== 0 && out.stderr.includes('denied request');
+    });
+  });
+
+  afterAll(async () => {
+    await helm('uninstall', release, '-n', home, '--wait');
+    await kubectl(['delete', 'namespace', home, open, fenced, '--wait=false']);
+  });
+
+  it("claims only the hosts its namespace's annotation allows", async () => {
+    denied(
+      await create(fenced, 'evil', { ingress: { host: 'shop.team-b.example.com' } }),
+      'spec.ingress.host: shop.team-b.example.com is not a host this namespace may serve',
+    );
+    denied(
+      await create(fenced, 'evil', { ingress: { host: 'team-a.example.com' } }),
+      'is not a host this namespace may serve',
+    );
+    for (const host of ['shop.example.com', 'api.team-a.example.com', '*.eu.team-a.example.com'])
+      admitted(await create(fenced, 'ok', { ingress: { host } }));
+    // A namespace without the annotation: any host (admissionPolicies.requireHostAnnotation off).
+    admitted(await create(open, 'ok', { ingress: { host: 'shop.team-b.example.com' } }));
+  });
+
+  it('names a ClusterIssuer only if the chart lists it', async () => {
+    const db = (kind: string, name: string) => ({
+      database: { certificateIssuer: { kind, name } },
+    });
+    denied(
+      await create(open, 'ci', db('ClusterIssuer', 'internal-ca')),
+      'spec.database.certificateIssuer: ClusterIssuer internal-ca is not one',
+    );
+    admitted(await create(open, 'ci', db('ClusterIssuer', 'letsencrypt')));
+    admitted(await create(open, 'ci', db('Issuer', 'internal-ca')));
+  });
+});
+
 describe("the chart's admission policy bounds a database pod's token", () => {
   const ns = uniqueName('adm-db');
   const prefix = uniqueName('adm-policy');

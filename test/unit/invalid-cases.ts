@@ -249,6 +249,22 @@ export const INVALID: Array<[string, unknown, string | readonly string[]]> = [
     'spec.ingress.host: must match pattern "^(\\*\\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$" (got "Shop_Example")',
   ],
   [
+    'an ingress-nginx configuration snippet (issue 36)',
+    base({
+      ingress: {
+        annotations: {
+          'nginx.ingress.kubernetes.io/configuration-snippet': 'proxy_pass http://evil;',
+        },
+      },
+    }),
+    'spec.ingress.annotations: annotations must not hold configuration snippets (keys containing "snippet"): they run as the ingress controller, for every namespace',
+  ],
+  [
+    'a HAProxy backend config snippet (issue 36)',
+    base({ ingress: { annotations: { 'haproxy.org/backend-config-Snippet': 'x' } } }),
+    'spec.ingress.annotations: annotations must not hold configuration snippets (keys containing "snippet"): they run as the ingress controller, for every namespace',
+  ],
+  [
     'max-age too long',
     base({ ingress: { staticAssets: { maxAgeSeconds: 99999999 } } }),
     'spec.ingress.staticAssets.maxAgeSeconds: must be <= 31536000 (got 99999999)',
