@@ -50,6 +50,12 @@ export interface NetworkDefaults {
   readonly ingressNamespaces: readonly string[];
   readonly monitoringNamespaces: readonly string[];
   readonly dns: DnsPeers;
+  /**
+   * The API server's addresses (the kubernetes Service's cluster IP and its endpoints), the
+   * only peers Patroni may reach on the API server's ports. Empty: by port alone (offline
+   * renders; a cluster where the chart could not look them up).
+   */
+  readonly apiServerCidrs: readonly string[];
 }
 
 /**
@@ -76,6 +82,7 @@ export const DEFAULT_NETWORK: NetworkDefaults = {
   monitoringNamespaces: ['monitoring'],
   // CoreDNS keeps kube-dns's label in kubeadm, kind, EKS, GKE and AKS clusters.
   dns: { namespace: 'kube-system', podLabels: { 'k8s-app': 'kube-dns' }, cidrs: [] },
+  apiServerCidrs: [],
 };
 
 export interface ModelOptions {

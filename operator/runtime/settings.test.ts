@@ -48,6 +48,7 @@ describe('parseSettings', () => {
       SCALABLE_DNS_NAMESPACE: 'dns',
       SCALABLE_DNS_POD_LABELS: 'app.kubernetes.io/name=coredns, tier=node',
       SCALABLE_DNS_CIDRS: '169.254.20.10/32,fd00::a/128',
+      SCALABLE_API_SERVER_CIDRS: '10.96.0.1/32,172.18.0.2/32',
     });
     expect(s).toMatchObject({
       workers: 4,
@@ -67,6 +68,7 @@ describe('parseSettings', () => {
           podLabels: { 'app.kubernetes.io/name': 'coredns', tier: 'node' },
           cidrs: ['169.254.20.10/32', 'fd00::a/128'],
         },
+        apiServerCidrs: ['10.96.0.1/32', '172.18.0.2/32'],
       },
     });
     expect(parseSettings({}).network.dns).toEqual({
@@ -102,6 +104,7 @@ describe('parseSettings', () => {
     ['SCALABLE_DNS_POD_LABELS', 'k8s-app', 'label=value'],
     ['SCALABLE_DNS_POD_LABELS', 'k8s-app=kube dns', 'label=value'],
     ['SCALABLE_DNS_CIDRS', '169.254.20.10', 'CIDRs'],
+    ['SCALABLE_API_SERVER_CIDRS', 'kubernetes.default', 'CIDRs'],
   ])('%s=%j is an error naming the variable', (name, value, says) => {
     const problems = problemsOf({ [name]: value });
     expect(problems).toHaveLength(1);

@@ -292,6 +292,7 @@ export function parseSettings(env: Env): Settings {
         podLabels: r.labels('SCALABLE_DNS_POD_LABELS') ?? DEFAULT_NETWORK.dns.podLabels,
         cidrs: r.cidrs('SCALABLE_DNS_CIDRS') ?? DEFAULT_NETWORK.dns.cidrs,
       },
+      apiServerCidrs: r.cidrs('SCALABLE_API_SERVER_CIDRS') ?? DEFAULT_NETWORK.apiServerCidrs,
     },
     rbac: {
       patroniClusterRole: r.name(

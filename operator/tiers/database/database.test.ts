@@ -242,6 +242,27 @@ describe('buildDatabase', () => {
     expect(np.ingress[1].ports).toEqual([{ port: 8008, protocol: 'TCP' }]);
   });
 
+  it('lets Patroni reach the API server at its addresses only, when they are known (issue 36)', () => {
+    type Rule = { to?: unknown[]; ports: Array<{ port: number }> };
+    const apiRule = (o: readonly { kind: string }[]) =>
+      (spec(find(o as never, 'NetworkPolicy', 'shop-db')).egress as Rule[]).find((r) =>
+        r.ports.some((p) => p.port === 6443),
+      );
+    const known = {
+      ...sharded,
+      network: { ...sharded.network, apiServerCidrs: ['10.96.0.1/32', '172.18.0.2/32'] },
+    };
+    expect(apiRule(buildDatabase(known))).toEqual({
+      to: [{ ipBlock: { cidr: '10.96.0.1/32' } }, { ipBlock: { cidr: '172.18.0.2/32' } }],
+      ports: [
+        { port: 443, protocol: 'TCP' },
+        { port: 6443, protocol: 'TCP' },
+      ],
+    });
+    // Unknown (an offline render): by port.
+    expect(apiRule(objects)?.to).toBeUndefined();
+  });
+
   it('publishes a shard map the SDK can route with', () => {
     const cm = find(objects, 'ConfigMap', 'shop-shard-map') as unknown as {
       data: Record<string, string>;

@@ -4,8 +4,10 @@
 // what replication and failover need. DNS goes only to the cluster's DNS servers
 // (NetworkDefaults.dns): a rule with ports and no `to` would let a pod send to any address on
 // :53 (a channel out, and a listener there gets whatever a redirected client sends). The API
-// server is allowed by port only: its addresses differ per cluster (evaluated at the
-// kubernetes Service's 443 or at its endpoint's 6443 by the CNI).
+// server likewise only at its addresses (NetworkDefaults.apiServerCidrs: the chart looks up
+// the kubernetes Service's cluster IP and its endpoints), on the Service's 443 and the usual
+// endpoint port 6443 (CNIs evaluate one or the other); by port alone only when they are not
+// known (an offline render).
 //
 // Scrape ports (exporters, Patroni's /metrics, the web tier's metrics) admit only the
 // monitoring namespaces the chart names (SCALABLE_MONITORING_NAMESPACES): a PodMonitor's
@@ -77,6 +79,15 @@ export function dataTierEgress(app: AppModel, p: EgressProps): k8s.NetworkPolicy
       ],
       ports: p.peerPorts.map((n) => port(n)),
     },
-    ...(p.apiServer ? [{ ports: API_SERVER_PORTS.map((n) => port(n)) }] : []),
+    ...(p.apiServer
+      ? [
+          {
+            ...(app.network.apiServerCidrs.length > 0
+              ? { to: app.network.apiServerCidrs.map((cidr) => ({ ipBlock: { cidr } })) }
+              : {}),
+            ports: API_SERVER_PORTS.map((n) => port(n)),
+          },
+        ]
+      : []),
   ];
 }
