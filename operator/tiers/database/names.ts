@@ -68,8 +68,9 @@ export const REPLICATION_USER = 'replicator';
 export const MONITOR_USER = 'monitor';
 
 /**
- * The app's role and database: its name as a Postgres identifier (no quoting needed),
- * prefixed when it would clash with our own roles or Postgres's reserved pg_ prefix.
+ * The app's role and database: its name as a Postgres identifier ([a-z0-9_]; quoted in SQL,
+ * since user or order are keywords), prefixed when it would clash with our own roles or
+ * Postgres's reserved pg_ prefix.
  */
 export function appDatabaseName(app: AppModel): string {
   const id = app.name.replace(/-/g, '_');
