@@ -496,7 +496,7 @@ describe('Patroni configuration', () => {
   it('bootstraps the app role and database with passwords from the environment', () => {
     const script = renderPostBootstrap(sharded);
     expect(script).toContain('\\getenv app_password SCALABLE_APP_PASSWORD');
-    expect(script).toContain("CREATE ROLE shop LOGIN PASSWORD :'app_password';");
+    expect(script).toContain(`CREATE ROLE "shop" LOGIN PASSWORD :'app_password';`);
     expect(script).toContain(
       'CREATE FUNCTION scalable_bucket(key text)'.replace('CREATE', 'CREATE OR REPLACE'),
     );
