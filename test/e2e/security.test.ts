@@ -7,6 +7,7 @@
 //   namespace sees no connection from the Redis or Patroni containers, while cluster DNS works;
 // - the database pod: the token is in Patroni's container only, and it cannot relabel its pod;
 // - the operator's ServiceAccount: kubectl auth can-i, and a server-side dry run in kube-system.
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OPERATOR_NAMESPACE, RELEASE } from './support/cluster.ts';
@@ -23,7 +24,6 @@ import {
   waitPodReady,
   type Pod,
 } from './support/kube.ts';
-import { run } from '../../devcluster/exec.ts';
 import { binPath } from '../../devcluster/paths.ts';
 import { kubeconfig } from './support/kube.ts';
 
@@ -35,17 +35,22 @@ const MONITORING = 'monitoring';
 const APP = 'vault';
 const image = `${IMAGE_PREFIX}/photoshare:${appVersion(root)}`;
 
-/** kubectl that answers instead of throwing: exit code and both streams. */
-async function tryKubectl(args: readonly string[], input?: string) {
-  try {
-    const r = await run(binPath('kubectl'), ['--kubeconfig', kubeconfig(), ...args], {
-      ...(input === undefined ? {} : { input }),
+/** kubectl that answers instead of throwing: exit code and both streams (`auth can-i` says
+ * "no" on stdout with exit code 1). */
+function tryKubectl(args: readonly string[], input?: string) {
+  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn(binPath('kubectl'), ['--kubeconfig', kubeconfig(), ...args], {
+      stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { message?: string; stdout?: string; stderr?: string };
-    return { code: 1, stdout: e.stdout ?? '', stderr: e.stderr ?? e.message ?? String(err) };
-  }
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(input);
+  });
 }
 
 const podIp = async (ns: string, name: string) =>
@@ -58,7 +63,7 @@ async function fetchFrom(ns: string, pod: string, url: string) {
     pod,
     `try {
        const r = await fetch(${JSON.stringify(url)}, { signal: AbortSignal.timeout(5000) });
-       console.log(JSON.stringify({ status: r.status, body: (await r.text()).slice(0, 20000) }));
+       console.log(JSON.stringify({ status: r.status, body: await r.text() }));
      } catch (e) {
        console.log(JSON.stringify({ error: String(e.cause?.code ?? e.name ?? e) }));
      }`,
@@ -90,6 +95,8 @@ async function listenerPod(ns: string, name: string): Promise<void> {
             'node',
             '-e',
             `const net = require('node:net');
+             // The kubelet's readiness probe gets a port of its own: only 53 and 443 are logged.
+             net.createServer((s) => s.destroy()).listen(8081);
              for (const port of [53, 443])
                net.createServer((s) => {
                  console.log('connection on ' + port + ' from ' + s.remoteAddress);
@@ -97,7 +104,7 @@ async function listenerPod(ns: string, name: string): Promise<void> {
                  s.on('error', () => {});
                }).listen(port, () => console.log('listening on ' + port));`,
           ],
-          readinessProbe: { tcpSocket: { port: 53 }, periodSeconds: 2 },
+          readinessProbe: { tcpSocket: { port: 8081 }, periodSeconds: 2 },
           securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
         },
       ],
