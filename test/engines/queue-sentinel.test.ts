@@ -6,16 +6,9 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../../sdk/src/index.ts';
 import type { Scalable } from '../../sdk/src/index.ts';
-import {
-  Harness,
-  PASSWORD,
-  client,
-  configMapData,
-  envOf,
-  freePort,
-  waitFor,
-} from './redis-harness.ts';
+import { Harness, PASSWORD, client, waitFor } from './redis-harness.ts';
 import type { Instance } from './redis-harness.ts';
+import { portOf, startReplicated } from './redis-replicated.ts';
 import { podEnv, renderApp } from './sdk-harness.ts';
 
 const REPLICAS = 2;
@@ -23,19 +16,13 @@ const { objects } = renderApp({
   queue: { replicas: REPLICAS, consumers: [{ name: 'thumbs', image: 'w:1' }] },
 });
 const h = new Harness();
-const loopback = new Map<string, string>();
-const redis: Instance[] = [];
-const sentinels: Instance[] = [];
+let loopback: ReadonlyMap<string, string> = new Map();
+let redis: Instance[] = [];
+let sentinels: Instance[] = [];
 let sdk: Scalable;
 let master = '';
 
-const valueOf = (env: ReturnType<typeof envOf>, name: string) => {
-  const v = env.find((e) => e.name === name)?.value;
-  if (v === undefined) throw new Error(`no ${name}`);
-  return v;
-};
 const toLoopback = (addr: string) => loopback.get(addr) ?? addr;
-const portOf = (addr: string) => Number(addr.slice(addr.lastIndexOf(':') + 1));
 
 async function masterPort(): Promise<number> {
   const c = client(sentinels[0]!.port);
@@ -49,49 +36,13 @@ async function masterPort(): Promise<number> {
 
 beforeAll(async () => {
   await h.init();
-  const data = configMapData(objects, 'shop-queue-config');
-  const redisEnv = envOf(objects, 'StatefulSet', 'shop-queue');
-  const sentinelEnv = envOf(objects, 'StatefulSet', 'shop-queue-sentinel');
-  master = valueOf(redisEnv, 'MASTER_NAME');
-  for (let i = 0; i <= REPLICAS; i++)
-    loopback.set(
-      valueOf(redisEnv, 'SELF_ADDR').replace('$(POD_NAME)', `shop-queue-${i}`),
-      `127.0.0.1:${await freePort()}`,
-    );
-  for (let i = 0; i < 3; i++)
-    loopback.set(
-      valueOf(sentinelEnv, 'SELF_ADDR').replace('$(POD_NAME)', `shop-queue-sentinel-${i}`),
-      `127.0.0.1:${await freePort()}`,
-    );
-  const podEnvOf = (env: ReturnType<typeof envOf>, pod: string) => ({
-    MASTER_NAME: master,
-    SENTINELS: valueOf(env, 'SENTINELS').split(',').map(toLoopback).join(','),
-    SEED_ADDR: toLoopback(valueOf(env, 'SEED_ADDR')),
-    SELF_ADDR: toLoopback(valueOf(env, 'SELF_ADDR').replace('$(POD_NAME)', pod)),
-  });
   // OrderedReady: pod 0 (the seed master) first, then the replicas, then the Sentinels.
-  for (let i = 0; i <= REPLICAS; i++) {
-    const env = podEnvOf(redisEnv, `shop-queue-${i}`);
-    redis.push(
-      await h.start(`queue-${i}`, 'start-redis.sh', data, env, { port: portOf(env.SELF_ADDR) }),
-    );
-  }
-  for (let i = 0; i < 3; i++) {
-    const env = podEnvOf(sentinelEnv, `shop-queue-sentinel-${i}`);
-    sentinels.push(
-      await h.start(`sentinel-${i}`, 'start-sentinel.sh', data, env, {
-        port: portOf(env.SELF_ADDR),
-      }),
-    );
-  }
-  for (const s of sentinels) {
-    const c = client(s.port);
-    await waitFor(`${s.name} to see ${REPLICAS} replicas`, 30_000, async () => {
-      const seen = (await c.call('SENTINEL', 'replicas', master)) as unknown[];
-      return seen.length === REPLICAS;
-    });
-    c.disconnect();
-  }
+  ({ loopback, redis, sentinels, master } = await startReplicated(
+    h,
+    objects,
+    'shop-queue',
+    REPLICAS,
+  ));
   const env = podEnv(
     objects,
     { secrets: { 'shop-queue-auth': PASSWORD }, caFile: h.caFile },

@@ -4,36 +4,24 @@
 // ioredis client configured from the web pods' env keeps reading and writing.
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toModel } from '../../operator/api/model.ts';
-import { validateApp } from '../../operator/api/validate.ts';
-import { buildAll } from '../../operator/tiers/index.ts';
 import { SENTINEL_DOWN_AFTER_MS } from '../../operator/engines/redis/config.ts';
 import {
   Harness,
   PASSWORD,
   client,
-  configMapData,
   envOf,
-  freePort,
   info,
   sleep,
   tlsOptions,
   waitFor,
 } from './redis-harness.ts';
 import type { Instance } from './redis-harness.ts';
+import { portOf, startReplicated } from './redis-replicated.ts';
+import type { ReplicatedRedis } from './redis-replicated.ts';
 import { recordForBench } from './bench-record.ts';
+import { renderApp } from './sdk-harness.ts';
 
-const r = validateApp({
-  apiVersion: 'scalable.dev/v1alpha1',
-  kind: 'ScalableApp',
-  metadata: { name: 'shop', namespace: 'prod' },
-  spec: { web: { image: 'shop:1' }, cache: { memory: '32Mi', replicas: 2 } },
-});
-if (!r.ok) throw new Error(JSON.stringify(r.errors));
-const objects = buildAll(toModel(r.app));
-const data = configMapData(objects, 'shop-cache-config');
-const redisEnv = envOf(objects, 'StatefulSet', 'shop-cache');
-const sentinelEnv = envOf(objects, 'StatefulSet', 'shop-cache-sentinel');
+const { objects } = renderApp({ cache: { memory: '32Mi', replicas: 2 } });
 const webEnv = envOf(objects, 'Deployment', 'shop-web');
 const valueOf = (env: typeof webEnv, name: string) => {
   const v = env.find((e) => e.name === name)?.value;
@@ -44,75 +32,22 @@ const MASTER = valueOf(webEnv, 'REDIS_MASTER_NAME');
 
 const h = new Harness();
 const clients: Redis[] = [];
-const redis: Instance[] = [];
-const sentinels: Instance[] = [];
+let store: ReplicatedRedis;
+let redis: Instance[] = [];
+let sentinels: Instance[] = [];
 /** Redis pod name -> the process standing in for it now. */
 const pods = new Map<string, Instance>();
-/** Rendered pod address (host:port) -> its loopback stand-in. */
-const loopback = new Map<string, string>();
-const toLoopback = (addr: string) => {
-  const a = loopback.get(addr);
-  if (!a) throw new Error(`no loopback address for ${addr}`);
-  return a;
-};
-const portOf = (addr: string) => Number(addr.slice(addr.lastIndexOf(':') + 1));
-
-/** The pod's env for a start script, rendered values with pod DNS names mapped to loopback. */
-function podEnv(env: typeof webEnv, podName: string): Record<string, string> {
-  const self = valueOf(env, 'SELF_ADDR').replace('$(POD_NAME)', podName);
-  return {
-    MASTER_NAME: valueOf(env, 'MASTER_NAME'),
-    SENTINELS: valueOf(env, 'SENTINELS').split(',').map(toLoopback).join(','),
-    SEED_ADDR: toLoopback(valueOf(env, 'SEED_ADDR')),
-    SELF_ADDR: toLoopback(self),
-  };
-}
 
 beforeAll(async () => {
   await h.init();
-  for (let i = 0; i < 3; i++) {
-    loopback.set(
-      valueOf(redisEnv, 'SELF_ADDR').replace('$(POD_NAME)', `shop-cache-${i}`),
-      `127.0.0.1:${await freePort()}`,
-    );
-    loopback.set(
-      valueOf(sentinelEnv, 'SELF_ADDR').replace('$(POD_NAME)', `shop-cache-sentinel-${i}`),
-      `127.0.0.1:${await freePort()}`,
-    );
-  }
-  // StatefulSet order: redis pods one by one (OrderedReady), then Sentinels in parallel.
-  for (let i = 0; i < 3; i++) {
-    const env = podEnv(redisEnv, `shop-cache-${i}`);
-    const inst = await h.start(`redis-${i}`, 'start-redis.sh', data, env, {
-      port: portOf(env['SELF_ADDR'] ?? ''),
-    });
-    redis.push(inst);
-    pods.set(`shop-cache-${i}`, inst);
-  }
-  sentinels.push(
-    ...(await Promise.all(
-      [0, 1, 2].map((i) => {
-        const env = podEnv(sentinelEnv, `shop-cache-sentinel-${i}`);
-        return h.start(`sentinel-${i}`, 'start-sentinel.sh', data, env, {
-          port: portOf(env['SELF_ADDR'] ?? ''),
-        });
-      }),
-    )),
-  );
+  store = await startReplicated(h, objects, 'shop-cache', 2);
+  ({ redis, sentinels } = store);
+  for (const [i, r] of redis.entries()) pods.set(`shop-cache-${i}`, r);
   // Both replicas finished their first sync (diskless, after repl-diskless-sync-delay).
   for (const r of redis.slice(1)) {
     const c = track(client(r.port));
     await waitFor(`${r.name} to sync`, 30_000, async () => {
       return (await info(c, 'replication'))['master_link_status'] === 'up';
-    });
-  }
-  // Every Sentinel has found both replicas and the two other Sentinels.
-  for (const s of sentinels) {
-    const c = track(client(s.port));
-    await waitFor(`${s.name} to see 2 replicas and 2 sentinels`, 30_000, async () => {
-      const replicas = (await c.call('SENTINEL', 'replicas', MASTER)) as unknown[];
-      const peers = (await c.call('SENTINEL', 'sentinels', MASTER)) as unknown[];
-      return replicas.length === 2 && peers.length === 2;
     });
   }
 });
@@ -152,7 +87,7 @@ function appClient(): Redis {
     enableTLSForSentinelMode: true,
     sentinels: valueOf(webEnv, 'REDIS_SENTINELS')
       .split(',')
-      .map(toLoopback)
+      .map((a) => store.toLoopback(a))
       .map((a) => ({ host: a.slice(0, a.lastIndexOf(':')), port: portOf(a) })),
     name: MASTER,
     password,
@@ -259,8 +194,8 @@ describe('replicated cache with Sentinel, from the rendered ConfigMap', () => {
     expect(await promoted.get('during:0')).toBe('0');
 
     // The old master's pod restarts: start-redis.sh asks the Sentinels and comes back a replica.
-    const env = podEnv(redisEnv, 'shop-cache-0');
-    const back = await h.start('redis-0-again', 'start-redis.sh', data, env, {
+    const env = store.podEnv('shop-cache-0');
+    const back = await h.start('redis-0-again', 'start-redis.sh', store.data, env, {
       port: old.port,
       dataDir: old.dataDir,
     });
@@ -305,7 +240,7 @@ describe('replicated cache with Sentinel, from the rendered ConfigMap', () => {
 
     // What the kubelet does on a rollout or drain: run preStop, then SIGTERM.
     const t0 = Date.now();
-    const hook = await h.run(podName, 'pre-stop.sh', data, podEnv(redisEnv, podName));
+    const hook = await h.run(podName, 'pre-stop.sh', store.data, store.podEnv(podName));
     const hookMs = Date.now() - t0;
     await h.kill(master, 'SIGTERM');
     await sleep(1500);

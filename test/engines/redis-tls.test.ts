@@ -9,95 +9,41 @@ import { createConnection } from 'node:net';
 import { X509Certificate } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toModel } from '../../operator/api/model.ts';
-import { validateApp } from '../../operator/api/validate.ts';
-import { buildAll } from '../../operator/tiers/index.ts';
 import {
   Harness,
   PASSWORD,
   client,
-  configMapData,
   envOf,
-  freePort,
   info,
   sleep,
   tlsOptions,
   waitFor,
 } from './redis-harness.ts';
 import type { Instance } from './redis-harness.ts';
+import { portOf, startReplicated } from './redis-replicated.ts';
+import type { ReplicatedRedis } from './redis-replicated.ts';
+import { renderApp } from './sdk-harness.ts';
 
-const r = validateApp({
-  apiVersion: 'scalable.dev/v1alpha1',
-  kind: 'ScalableApp',
-  metadata: { name: 'shop', namespace: 'prod' },
-  spec: { web: { image: 'shop:1' }, cache: { memory: '32Mi', replicas: 1 } },
-});
-if (!r.ok) throw new Error(JSON.stringify(r.errors));
-const objects = buildAll(toModel(r.app));
-const data = configMapData(objects, 'shop-cache-config');
-const redisEnv = envOf(objects, 'StatefulSet', 'shop-cache');
-const sentinelEnv = envOf(objects, 'StatefulSet', 'shop-cache-sentinel');
-const valueOf = (env: typeof redisEnv, name: string) => {
+const { objects } = renderApp({ cache: { memory: '32Mi', replicas: 1 } });
+const valueOf = (env: ReturnType<typeof envOf>, name: string) => {
   const v = env.find((e) => e.name === name)?.value;
   if (v === undefined) throw new Error(`no ${name}`);
   return v;
 };
-const MASTER = valueOf(redisEnv, 'MASTER_NAME');
+const MASTER = valueOf(envOf(objects, 'StatefulSet', 'shop-cache'), 'MASTER_NAME');
 /** The renewal check's period, shortened from the pods' 30 s default for the test. */
 const RELOAD = { TLS_RELOAD_SECONDS: '1' };
 
 const h = new Harness();
-const redis: Instance[] = [];
-const sentinels: Instance[] = [];
-const loopback = new Map<string, string>();
-const toLoopback = (addr: string) => loopback.get(addr) ?? `(no loopback for ${addr})`;
-const portOf = (addr: string) => Number(addr.slice(addr.lastIndexOf(':') + 1));
-const podEnv = (env: typeof redisEnv, pod: string) => ({
-  ...RELOAD,
-  MASTER_NAME: valueOf(env, 'MASTER_NAME'),
-  SENTINELS: valueOf(env, 'SENTINELS').split(',').map(toLoopback).join(','),
-  SEED_ADDR: toLoopback(valueOf(env, 'SEED_ADDR')),
-  SELF_ADDR: toLoopback(valueOf(env, 'SELF_ADDR').replace('$(POD_NAME)', pod)),
-});
+let store: ReplicatedRedis;
+let redis: Instance[] = [];
+let sentinels: Instance[] = [];
 const disconnect: Array<() => void> = [];
 
 beforeAll(async () => {
   await h.init();
-  for (let i = 0; i < 2; i++)
-    loopback.set(
-      valueOf(redisEnv, 'SELF_ADDR').replace('$(POD_NAME)', `shop-cache-${i}`),
-      `127.0.0.1:${await freePort()}`,
-    );
-  for (let i = 0; i < 3; i++)
-    loopback.set(
-      valueOf(sentinelEnv, 'SELF_ADDR').replace('$(POD_NAME)', `shop-cache-sentinel-${i}`),
-      `127.0.0.1:${await freePort()}`,
-    );
-  for (let i = 0; i < 2; i++) {
-    const env = podEnv(redisEnv, `shop-cache-${i}`);
-    redis.push(
-      await h.start(`redis-${i}`, 'start-redis.sh', data, env, { port: portOf(env.SELF_ADDR) }),
-    );
-  }
-  sentinels.push(
-    ...(await Promise.all(
-      [0, 1, 2].map((i) => {
-        const env = podEnv(sentinelEnv, `shop-cache-sentinel-${i}`);
-        return h.start(`sentinel-${i}`, 'start-sentinel.sh', data, env, {
-          port: portOf(env.SELF_ADDR),
-        });
-      }),
-    )),
-  );
-  for (const s of sentinels) {
-    const c = client(s.port);
-    disconnect.push(() => c.disconnect());
-    await waitFor(`${s.name} to see the replica and 2 Sentinels`, 30_000, async () => {
-      const replicas = (await c.call('SENTINEL', 'replicas', MASTER)) as unknown[];
-      const peers = (await c.call('SENTINEL', 'sentinels', MASTER)) as unknown[];
-      return replicas.length === 1 && peers.length === 2;
-    });
-  }
+  store = await startReplicated(h, objects, 'shop-cache', 1, RELOAD);
+  ({ redis, sentinels } = store);
 });
 
 afterAll(async () => {
@@ -203,7 +149,7 @@ describe('Redis and Sentinel over TLS, from the rendered ConfigMap', () => {
     const app = new Redis({
       sentinels: valueOf(envOf(objects, 'Deployment', 'shop-web'), 'REDIS_SENTINELS')
         .split(',')
-        .map(toLoopback)
+        .map((a) => store.toLoopback(a))
         .map((a) => ({ host: a.slice(0, a.lastIndexOf(':')), port: portOf(a) })),
       name: MASTER,
       password: PASSWORD,

@@ -6,8 +6,9 @@ import { connect } from '../../sdk/src/index.ts';
 import type { Scalable } from '../../sdk/src/index.ts';
 import { Harness, PASSWORD, client, configMapData, sleep, waitFor } from './redis-harness.ts';
 import type { Instance } from './redis-harness.ts';
-import { podEnv, renderApp, startReplicatedCache } from './sdk-harness.ts';
-import type { ReplicatedCache } from './sdk-harness.ts';
+import { startReplicated } from './redis-replicated.ts';
+import type { ReplicatedRedis } from './redis-replicated.ts';
+import { podEnv, renderApp } from './sdk-harness.ts';
 
 const h = new Harness();
 beforeAll(() => h.init());
@@ -82,11 +83,11 @@ describe('cache-aside on the standalone cache', () => {
 
 describe('cache-aside through Sentinel (cache.replicas: 1)', () => {
   const { objects } = renderApp({ cache: { memory: '32Mi', replicas: 1 } });
-  let cache: ReplicatedCache;
+  let cache: ReplicatedRedis;
   let sdk: Scalable;
 
   beforeAll(async () => {
-    cache = await startReplicatedCache(h, objects, 1);
+    cache = await startReplicated(h, objects, 'shop-cache', 1);
     const env = podEnv(objects, { secrets: { 'shop-cache-auth': PASSWORD }, caFile: h.caFile });
     sdk = await connect({
       env: {

@@ -9,8 +9,7 @@ import type { AppModel } from '../../operator/api/model.ts';
 import { validateApp } from '../../operator/api/validate.ts';
 import { buildAll } from '../../operator/tiers/index.ts';
 import type { K8sObject } from '../../operator/tiers/shared/chart.ts';
-import { client, configMapData, envOf, freePort, waitFor } from './redis-harness.ts';
-import type { Harness, Instance } from './redis-harness.ts';
+import { envOf } from './redis-harness.ts';
 
 export function renderApp(
   spec: Record<string, unknown>,
@@ -78,86 +77,4 @@ export function runNode(file: string, env: Record<string, string>): Child {
   proc.stderr?.on('data', (d: Buffer) => (log += d.toString()));
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
   return { proc, log: () => log, exited };
-}
-
-export interface ReplicatedCache {
-  readonly redis: Instance[];
-  readonly sentinels: Instance[];
-  /** Rendered pod address (host:port) -> its loopback stand-in. */
-  readonly loopback: ReadonlyMap<string, string>;
-  readonly master: string;
-}
-
-/**
- * The replicated cache (replicas > 0) as rendered: redis pods started one by one by
- * start-redis.sh, then three Sentinels, pod DNS names mapped to loopback ports (as
- * redis-sentinel.test.ts does); resolves once every Sentinel sees every replica.
- */
-export async function startReplicatedCache(
-  h: Harness,
-  objects: readonly K8sObject[],
-  replicas: number,
-): Promise<ReplicatedCache> {
-  const data = configMapData(objects, 'shop-cache-config');
-  const redisEnv = envOf(objects, 'StatefulSet', 'shop-cache');
-  const sentinelEnv = envOf(objects, 'StatefulSet', 'shop-cache-sentinel');
-  const valueOf = (env: typeof redisEnv, name: string) => {
-    const v = env.find((e) => e.name === name)?.value;
-    if (v === undefined) throw new Error(`no ${name}`);
-    return v;
-  };
-  const loopback = new Map<string, string>();
-  const toLoopback = (addr: string) => {
-    const a = loopback.get(addr);
-    if (!a) throw new Error(`no loopback address for ${addr}`);
-    return a;
-  };
-  const portOf = (addr: string) => Number(addr.slice(addr.lastIndexOf(':') + 1));
-  const podEnvOf = (env: typeof redisEnv, pod: string) => ({
-    MASTER_NAME: valueOf(env, 'MASTER_NAME'),
-    SENTINELS: valueOf(env, 'SENTINELS').split(',').map(toLoopback).join(','),
-    SEED_ADDR: toLoopback(valueOf(env, 'SEED_ADDR')),
-    SELF_ADDR: toLoopback(valueOf(env, 'SELF_ADDR').replace('$(POD_NAME)', pod)),
-  });
-  for (let i = 0; i <= replicas; i++) {
-    loopback.set(
-      valueOf(redisEnv, 'SELF_ADDR').replace('$(POD_NAME)', `shop-cache-${i}`),
-      `127.0.0.1:${await freePort()}`,
-    );
-  }
-  for (let i = 0; i < 3; i++) {
-    loopback.set(
-      valueOf(sentinelEnv, 'SELF_ADDR').replace('$(POD_NAME)', `shop-cache-sentinel-${i}`),
-      `127.0.0.1:${await freePort()}`,
-    );
-  }
-  const redis: Instance[] = [];
-  for (let i = 0; i <= replicas; i++) {
-    const env = podEnvOf(redisEnv, `shop-cache-${i}`);
-    redis.push(
-      await h.start(`redis-${i}`, 'start-redis.sh', data, env, { port: portOf(env.SELF_ADDR) }),
-    );
-  }
-  const sentinels = await Promise.all(
-    [0, 1, 2].map((i) => {
-      const env = podEnvOf(sentinelEnv, `shop-cache-sentinel-${i}`);
-      return h.start(`sentinel-${i}`, 'start-sentinel.sh', data, env, {
-        port: portOf(env.SELF_ADDR),
-      });
-    }),
-  );
-  const master = valueOf(sentinelEnv, 'MASTER_NAME');
-  for (const s of sentinels) {
-    const c = client(s.port);
-    try {
-      await waitFor(`${s.name} to see ${replicas} replicas`, 30_000, async () => {
-        const seen = (await c.call('SENTINEL', 'replicas', master)) as unknown[];
-        const peers = (await c.call('SENTINEL', 'sentinels', master)) as unknown[];
-        return seen.length === replicas && peers.length === 2;
-      });
-    } finally {
-      c.disconnect();
-    }
-  }
-  return { redis, sentinels, loopback, master };
 }
