@@ -17,20 +17,15 @@ import { MONITORING, MONITORING_READY } from '../../operator/tiers/monitoring/na
 import { TIER_LABEL } from '../../operator/tiers/shared/meta.ts';
 import { modelOf } from '../../operator/tiers/shared/test-helpers.ts';
 import {
-  apiClient,
   applyAs,
+  closeSuite,
   conditionOf,
-  createNamespace,
-  deleteNamespace,
-  deleteRbac,
   getApp,
   getObj,
-  installCrd,
   kindInfo,
-  kubeconfig,
-  rbacKubeconfig,
+  openSuite,
   scalableApp,
-  startOperator,
+  startOperatorAs,
 } from './operator-harness.ts';
 import type { Json, OperatorProcess } from './operator-harness.ts';
 
@@ -55,17 +50,10 @@ const SHAPES: Record<string, Record<string, unknown>> = {
 };
 
 beforeAll(async () => {
-  await installCrd(kubeconfig());
-  client = await apiClient();
-  await createNamespace(client, ns);
+  client = await openSuite(ns);
 });
 
-afterAll(async () => {
-  await op?.stop('SIGTERM');
-  await deleteNamespace(client, ns);
-  await deleteRbac(client, identity);
-  client?.close();
-});
+afterAll(() => closeSuite(client, { operators: [op], namespaces: [ns], identities: [identity] }));
 
 describe('monitoring objects', () => {
   printLogDirOnFailure();
@@ -97,11 +85,7 @@ describe('monitoring objects', () => {
   });
 
   it('the operator creates them and reports MonitoringReady', async () => {
-    const lease = uniqueName('lease-monitoring');
-    op = await startOperator(
-      { SCALABLE_LEASE_NAME: lease },
-      await rbacKubeconfig(client, identity, lease),
-    );
+    op = await startOperatorAs(client, identity, { lease: uniqueName('lease-monitoring') });
     await applyAs(
       client,
       'test-user',

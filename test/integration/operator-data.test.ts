@@ -8,19 +8,14 @@ import { eventually, printLogDirOnFailure, uniqueName } from '../../devcluster/t
 import { DATA_FINALIZER } from '../../operator/tiers/database/cleanup.ts';
 import type { KubeClient } from '../../operator/runtime/kube-client.ts';
 import {
-  apiClient,
   applyAs,
-  createNamespace,
-  deleteNamespace,
-  deleteRbac,
+  closeSuite,
   getApp,
   getObj,
-  installCrd,
   kindInfo,
-  kubeconfig,
-  rbacKubeconfig,
+  openSuite,
   scalableApp,
-  startOperator,
+  startOperatorAs,
 } from './operator-harness.ts';
 import type { Json, OperatorProcess } from './operator-harness.ts';
 
@@ -77,22 +72,11 @@ async function deleteApp(app: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  await installCrd(kubeconfig());
-  client = await apiClient();
-  await createNamespace(client, ns);
-  const lease = uniqueName('lease-data');
-  op = await startOperator(
-    { SCALABLE_LEASE_NAME: lease },
-    await rbacKubeconfig(client, identity, lease),
-  );
+  client = await openSuite(ns);
+  op = await startOperatorAs(client, identity, { lease: uniqueName('lease-data') });
 });
 
-afterAll(async () => {
-  await op?.stop('SIGTERM');
-  await deleteNamespace(client, ns);
-  await deleteRbac(client, identity);
-  client?.close();
-});
+afterAll(() => closeSuite(client, { operators: [op], namespaces: [ns], identities: [identity] }));
 
 describe('database data and deletionPolicy', () => {
   printLogDirOnFailure();

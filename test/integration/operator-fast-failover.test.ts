@@ -10,15 +10,12 @@ import { eventually, printLogDirOnFailure, uniqueName } from '../../devcluster/t
 import type { KubeClient } from '../../operator/runtime/kube-client.ts';
 import { releaseAfterSeconds } from '../../operator/tiers/database/lease-break.ts';
 import {
-  apiClient,
   applyAs,
-  createNamespace,
-  deleteNamespace,
+  closeSuite,
   getObj,
-  installCrd,
   kindInfo,
-  kubeconfig,
   mergePatch,
+  openSuite,
   scalableApp,
   startOperator,
 } from './operator-harness.ts';
@@ -85,17 +82,11 @@ function renewing(app: string): { stop: () => Promise<number> } {
 }
 
 beforeAll(async () => {
-  await installCrd(kubeconfig());
-  client = await apiClient();
-  await createNamespace(client, ns);
+  client = await openSuite(ns);
   op = await startOperator({ SCALABLE_LEASE_NAME: uniqueName('lease-fast') });
 });
 
-afterAll(async () => {
-  await op?.stop('SIGTERM');
-  await deleteNamespace(client, ns);
-  client?.close();
-});
+afterAll(() => closeSuite(client, { operators: [op], namespaces: [ns] }));
 
 describe("the operator releases a silent primary's leader lock (fast failover)", () => {
   printLogDirOnFailure();

@@ -7,17 +7,14 @@ import { LEASE_KIND } from '../../operator/reconcile/kinds.ts';
 import type { KubeClient } from '../../operator/runtime/kube-client.ts';
 import { LEASE_DEFAULTS } from '../../operator/runtime/settings.ts';
 import {
-  apiClient,
   applyAs,
+  closeSuite,
   conditionOf,
-  createNamespace,
-  deleteNamespace,
   getApp,
   getObj,
-  installCrd,
   kindInfo,
-  kubeconfig,
   mutatingRequests,
+  openSuite,
   scalableApp,
   startOperator,
 } from './operator-harness.ts';
@@ -52,15 +49,12 @@ async function webImage(name: string): Promise<string | undefined> {
 }
 
 beforeAll(async () => {
-  await installCrd(kubeconfig());
-  client = await apiClient();
-  await createNamespace(client, ns);
+  client = await openSuite(ns);
 });
 
 afterAll(async () => {
   await Promise.all([a?.stop('SIGKILL'), b?.stop('SIGKILL')]);
-  await deleteNamespace(client, ns);
-  client?.close();
+  await closeSuite(client, { namespaces: [ns] });
 });
 
 describe('leader election', () => {

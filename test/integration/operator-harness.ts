@@ -41,6 +41,62 @@ export async function startOperator(
   return startOperatorProcess(kubeconfigPath, { LOG_LEVEL: 'debug', ...env });
 }
 
+/**
+ * A test file's start on the shared API server: the CRD installed (the suites before may
+ * have replaced it), an admin client, the file's namespaces created.
+ */
+export async function openSuite(...namespaces: readonly string[]): Promise<KubeClient> {
+  await installCrd(kubeconfig());
+  const client = await apiClient();
+  for (const ns of namespaces) await createNamespace(client, ns);
+  return client;
+}
+
+/** What an operator started by startOperatorAs holds and leads on (rbacKubeconfig's options). */
+export interface OperatorIdentity {
+  /** SCALABLE_LEASE_NAME; unset: the operator's default Lease. */
+  readonly lease?: string;
+  readonly watchNamespaces?: readonly string[];
+  readonly rules?: readonly PolicyRule[];
+  readonly operatorNamespace?: string;
+}
+
+/**
+ * The operator as a ServiceAccount `identity` bound to exactly operator/rbac.ts's rules (see
+ * rbacKubeconfig), with `env` on top; closeSuite deletes the identity.
+ */
+export async function startOperatorAs(
+  client: KubeClient,
+  identity: string,
+  opts: OperatorIdentity = {},
+  env: Record<string, string> = {},
+): Promise<OperatorProcess> {
+  const { lease, watchNamespaces, rules, operatorNamespace } = opts;
+  return startOperator(
+    { ...(lease ? { SCALABLE_LEASE_NAME: lease } : {}), ...env },
+    await rbacKubeconfig(client, identity, lease, watchNamespaces, rules, operatorNamespace),
+  );
+}
+
+/**
+ * A test file's end: its operators stopped (SIGTERM), its namespaces and operator identities
+ * deleted, the client closed. Safe after a beforeAll that failed half way.
+ */
+export async function closeSuite(
+  client: KubeClient | undefined,
+  owned: {
+    readonly operators?: readonly (OperatorProcess | undefined)[];
+    readonly namespaces?: readonly string[];
+    readonly identities?: readonly string[];
+  },
+): Promise<void> {
+  for (const op of owned.operators ?? []) await op?.stop('SIGTERM');
+  if (!client) return;
+  for (const ns of owned.namespaces ?? []) await deleteNamespace(client, ns);
+  for (const id of owned.identities ?? []) await deleteRbac(client, id);
+  client.close();
+}
+
 export async function getObj(
   client: KubeClient,
   info: KindInfo,

@@ -15,18 +15,16 @@ import { eventually, printLogDirOnFailure, uniqueName } from '../../devcluster/t
 import { LEASE_KIND } from '../../operator/reconcile/kinds.ts';
 import type { KubeClient } from '../../operator/runtime/kube-client.ts';
 import {
-  apiClient,
   applyAs,
-  createNamespace,
-  deleteNamespace,
-  deleteRbac,
+  closeSuite,
   getApp,
   getObj,
-  installCrd,
   kubeconfig,
+  openSuite,
   rbacKubeconfig,
   scalableApp,
   startOperator,
+  startOperatorAs,
 } from './operator-harness.ts';
 import type { Json, OperatorProcess } from './operator-harness.ts';
 import { parseAuditLog } from './rbac-audit.ts';
@@ -66,18 +64,13 @@ const observedGeneration = async (name: string): Promise<unknown> =>
   ((await getApp(client, ns, name))?.['status'] as Json | undefined)?.['observedGeneration'];
 
 beforeAll(async () => {
-  await installCrd(kubeconfig());
-  client = await apiClient();
-  await createNamespace(client, ns);
+  client = await openSuite(ns);
 });
 
 afterAll(async () => {
   await Promise.all([a?.stop('SIGKILL'), b?.stop('SIGKILL')]);
   await proxy?.close();
-  await deleteRbac(client, idA);
-  await deleteRbac(client, idB);
-  await deleteNamespace(client, ns);
-  client?.close();
+  await closeSuite(client, { namespaces: [ns], identities: [idA, idB] });
 });
 
 describe('leader with a stalled API connection', () => {
@@ -98,10 +91,7 @@ describe('leader with a stalled API connection', () => {
       async () => ((await a.metric('scalable_leader')) === 1 ? true : undefined),
       30_000,
     );
-    b = await startOperator(
-      { SCALABLE_LEASE_NAME: lease, ...TIMING },
-      await rbacKubeconfig(client, idB, lease),
-    );
+    b = await startOperatorAs(client, idB, { lease }, TIMING);
     await applyAs(client, 'test-user', scalableApp(ns, 'one', { web: { image: 'a:1' } }));
     await eventually(
       'one reconciled by a',

@@ -12,22 +12,17 @@ import type { KubeClient } from '../../operator/runtime/kube-client.ts';
 import { buildAll } from '../../operator/tiers/index.ts';
 import { generatedKeysOf } from '../../operator/tiers/shared/secrets.ts';
 import {
-  apiClient,
   applyAs,
+  closeSuite,
   conditionOf,
-  createNamespace,
-  deleteNamespace,
   getApp,
   getObj,
-  installCrd,
   kindInfo,
-  kubeconfig,
   mergePatch,
   mutatingRequests,
-  rbacKubeconfig,
-  deleteRbac,
+  openSuite,
   scalableApp,
-  startOperator,
+  startOperatorAs,
 } from './operator-harness.ts';
 import type { Json, OperatorProcess } from './operator-harness.ts';
 
@@ -85,22 +80,12 @@ async function readyAt(generation: number): Promise<Json | undefined> {
 }
 
 beforeAll(async () => {
-  await installCrd(kubeconfig());
-  client = await apiClient();
-  await createNamespace(client, ns);
+  client = await openSuite(ns);
   // The operator runs as a ServiceAccount holding exactly operator/rbac.ts's ClusterRole.
-  op = await startOperator(
-    { SCALABLE_LEASE_NAME: lease },
-    await rbacKubeconfig(client, identity, lease),
-  );
+  op = await startOperatorAs(client, identity, { lease });
 });
 
-afterAll(async () => {
-  await op?.stop('SIGTERM');
-  await deleteNamespace(client, ns);
-  await deleteRbac(client, identity);
-  client?.close();
-});
+afterAll(() => closeSuite(client, { operators: [op], namespaces: [ns], identities: [identity] }));
 
 describe('operator lifecycle', () => {
   printLogDirOnFailure();

@@ -10,20 +10,15 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { eventually, printLogDirOnFailure, uniqueName } from '../../devcluster/testing.ts';
 import type { KubeClient } from '../../operator/runtime/kube-client.ts';
 import {
-  apiClient,
   applyAs,
+  closeSuite,
   conditionOf,
-  createNamespace,
-  deleteNamespace,
-  deleteRbac,
   getApp,
   getObj,
-  installCrd,
   kindInfo,
-  kubeconfig,
-  rbacKubeconfig,
+  openSuite,
   scalableApp,
-  startOperator,
+  startOperatorAs,
 } from './operator-harness.ts';
 import type { Json, OperatorProcess } from './operator-harness.ts';
 import {
@@ -50,23 +45,18 @@ const spec: Json = {
 
 beforeAll(async () => {
   since = new Date();
-  await installCrd(kubeconfig());
-  client = await apiClient();
-  await createNamespace(client, watched);
-  await createNamespace(client, outside);
-  op = await startOperator(
-    { SCALABLE_LEASE_NAME: lease, SCALABLE_WATCH_NAMESPACES: watched },
-    await rbacKubeconfig(client, identity, lease, [watched]),
+  client = await openSuite(watched, outside);
+  op = await startOperatorAs(
+    client,
+    identity,
+    { lease, watchNamespaces: [watched] },
+    { SCALABLE_WATCH_NAMESPACES: watched },
   );
 });
 
-afterAll(async () => {
-  await op?.stop('SIGTERM');
-  await deleteRbac(client, identity);
-  await deleteNamespace(client, watched);
-  await deleteNamespace(client, outside);
-  client?.close();
-});
+afterAll(() =>
+  closeSuite(client, { operators: [op], namespaces: [watched, outside], identities: [identity] }),
+);
 
 describe('watch-namespaces mode', () => {
   printLogDirOnFailure();

@@ -15,21 +15,17 @@ import { eventually, printLogDirOnFailure, uniqueName } from '../../devcluster/t
 import { OPERATOR_RULES } from '../../operator/rbac.ts';
 import type { KubeClient } from '../../operator/runtime/kube-client.ts';
 import {
-  apiClient,
   applyAs,
+  closeSuite,
   conditionOf,
-  createNamespace,
-  deleteNamespace,
-  deleteRbac,
   getApp,
   getObj,
-  installCrd,
   kindInfo,
   kubeconfig,
   kubectl,
-  rbacKubeconfig,
+  openSuite,
   scalableApp,
-  startOperator,
+  startOperatorAs,
 } from './operator-harness.ts';
 import type { Json, OperatorProcess } from './operator-harness.ts';
 
@@ -59,9 +55,7 @@ const condition = async (name: string, type: string): Promise<Json | undefined> 
   conditionOf(await getApp(client, ns, name), type);
 
 beforeAll(async () => {
-  await installCrd(kubeconfig());
-  client = await apiClient();
-  await createNamespace(client, ns);
+  client = await openSuite(ns);
   await kubectl(kubeconfig(), [
     'delete',
     'crd',
@@ -69,17 +63,11 @@ beforeAll(async () => {
     '--wait=true',
     ...MONITORING_BUT_SERVICEMONITORS,
   ]);
-  op = await startOperator(
-    { SCALABLE_LEASE_NAME: lease },
-    await rbacKubeconfig(client, identity, lease, undefined, withoutTraefik),
-  );
+  op = await startOperatorAs(client, identity, { lease, rules: withoutTraefik });
 });
 
 afterAll(async () => {
-  await op?.stop('SIGTERM');
-  await deleteRbac(client, identity);
-  await deleteNamespace(client, ns);
-  client?.close();
+  await closeSuite(client, { operators: [op], namespaces: [ns], identities: [identity] });
   // Only the group this file removed (re-applying every upstream CRD costs minutes).
   await kubectl(kubeconfig(), [
     'apply',

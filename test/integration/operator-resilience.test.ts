@@ -11,15 +11,15 @@ import type { KubeClient } from '../../operator/runtime/kube-client.ts';
 import {
   apiClient,
   applyAs,
+  closeSuite,
   conditionOf,
-  createNamespace,
-  deleteNamespace,
   getApp,
   getObj,
   installCrd,
   kindInfo,
   kubeconfig,
   kubectl,
+  openSuite,
   restartApiServer,
   scalableApp,
   startOperator,
@@ -67,9 +67,7 @@ function relaxedCrd(): string {
 }
 
 beforeAll(async () => {
-  await installCrd(kubeconfig());
-  client = await apiClient();
-  await createNamespace(client, ns);
+  client = await openSuite(ns);
   // A leader that cannot renew for the renew deadline exits (a replacement starts clean):
   // timings longer than the API server restart below, as an operator would configure them
   // for a control plane known to restart slowly.
@@ -82,9 +80,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await installCrd(kubeconfig()).catch(() => undefined);
-  await op?.stop('SIGTERM');
-  await deleteNamespace(client, ns);
-  client?.close();
+  await closeSuite(client, { operators: [op], namespaces: [ns] });
 });
 
 describe('operator resilience', () => {

@@ -7,17 +7,14 @@ import type { KubeClient } from '../../operator/runtime/kube-client.ts';
 import { parseShardMap } from '../../sdk/src/contract/shard-map.ts';
 import type { ShardMap } from '../../sdk/src/contract/shard-map.ts';
 import {
-  apiClient,
   applyAs,
+  closeSuite,
   conditionOf,
-  createNamespace,
-  deleteNamespace,
   getApp,
   getObj,
-  installCrd,
   kindInfo,
-  kubeconfig,
   mergePatch,
+  openSuite,
   scalableApp,
   startOperator,
 } from './operator-harness.ts';
@@ -39,17 +36,11 @@ async function publishedMap(app: string): Promise<ShardMap | undefined> {
 }
 
 beforeAll(async () => {
-  await installCrd(kubeconfig());
-  client = await apiClient();
-  await createNamespace(client, ns);
+  client = await openSuite(ns);
   op = await startOperator({ SCALABLE_LEASE_NAME: uniqueName('lease-shards') });
 });
 
-afterAll(async () => {
-  await op?.stop('SIGTERM');
-  await deleteNamespace(client, ns);
-  client?.close();
-});
+afterAll(() => closeSuite(client, { operators: [op], namespaces: [ns] }));
 
 describe('shard map across a change of shards', () => {
   printLogDirOnFailure();

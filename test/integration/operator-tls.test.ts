@@ -11,20 +11,16 @@ import { CA_SECRET_NAME } from '../../operator/reconcile/certificates.ts';
 import type { KubeClient } from '../../operator/runtime/kube-client.ts';
 import { issueServerCert } from '../../operator/tiers/shared/tls/x509.ts';
 import {
-  apiClient,
   applyAs,
+  closeSuite,
   conditionOf,
-  createNamespace,
-  deleteNamespace,
   deleteRbac,
   getApp,
   getObj,
-  installCrd,
   kindInfo,
-  kubeconfig,
-  rbacKubeconfig,
+  openSuite,
   scalableApp,
-  startOperator,
+  startOperatorAs,
 } from './operator-harness.ts';
 import { installCertManagerCrds, removeCertManagerCrds } from './cert-manager.ts';
 import type { Json, OperatorProcess } from './operator-harness.ts';
@@ -44,15 +40,9 @@ const dataOf = (o: Json | undefined): Record<string, string> =>
   (o?.['data'] ?? {}) as Record<string, string>;
 
 beforeAll(async () => {
-  await installCrd(kubeconfig());
-  client = await apiClient();
-  await createNamespace(client, ns);
+  client = await openSuite(ns);
   // The operator's Role reaches its own Lease only, by name.
-  const lease = uniqueName('lease-tls');
-  op = await startOperator(
-    { SCALABLE_LEASE_NAME: lease },
-    await rbacKubeconfig(client, identity, lease),
-  );
+  op = await startOperatorAs(client, identity, { lease: uniqueName('lease-tls') });
 });
 
 let certManagerInstalled = false;
@@ -60,9 +50,7 @@ let certManagerInstalled = false;
 afterAll(async () => {
   await op?.stop('SIGTERM');
   if (certManagerInstalled) await removeCertManagerCrds();
-  await deleteNamespace(client, ns);
-  await deleteRbac(client, identity);
-  client?.close();
+  await closeSuite(client, { namespaces: [ns], identities: [identity] });
 });
 
 describe('certificates the operator issues (no cert-manager)', () => {
@@ -330,11 +318,7 @@ describe('with cert-manager served', () => {
     await installCertManagerCrds();
     // A fresh operator discovers the API at start.
     await op.stop('SIGTERM');
-    const lease = uniqueName('lease-tls-cm');
-    op = await startOperator(
-      { SCALABLE_LEASE_NAME: lease },
-      await rbacKubeconfig(client, `${identity}-cm`, lease),
-    );
+    op = await startOperatorAs(client, `${identity}-cm`, { lease: uniqueName('lease-tls-cm') });
     await applyAs(
       client,
       'test-user',

@@ -27,20 +27,17 @@ import type { KubeClient } from '../../operator/runtime/kube-client.ts';
 import { buildAll } from '../../operator/tiers/index.ts';
 import { TIER_LABEL } from '../../operator/tiers/shared/meta.ts';
 import {
-  apiClient,
+  applyAs,
+  closeSuite,
   conditionOf,
-  createNamespace,
   deleteNamespace,
-  deleteRbac,
   getApp,
   getObj,
-  installCrd,
   kindInfo,
   kubeconfig,
-  rbacKubeconfig,
+  openSuite,
   scalableApp,
-  startOperator,
-  applyAs,
+  startOperatorAs,
 } from './operator-harness.ts';
 import type { Json, OperatorProcess } from './operator-harness.ts';
 
@@ -137,11 +134,9 @@ async function startStore(): Promise<void> {
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'queue-keda-'));
-  await installCrd(kubeconfig());
-  client = await apiClient();
-  await createNamespace(client, ns);
+  client = await openSuite(ns);
   // Exactly operator/rbac.ts's ClusterRole: ScaledObjects and TriggerAuthentications included.
-  op = await startOperator({}, await rbacKubeconfig(client, identity));
+  op = await startOperatorAs(client, identity);
   keda = await startKeda({
     kubeconfig: kubeconfig(),
     namespaces: [ns],
@@ -168,8 +163,7 @@ afterAll(async () => {
   await op?.stop('SIGTERM');
   redis?.disconnect();
   redisProc?.kill('SIGKILL');
-  await deleteRbac(client, identity);
-  client?.close();
+  await closeSuite(client, { identities: [identity] });
   console.log(`[queue-keda] timings (s): ${JSON.stringify(timings)}`);
   await rm(dir, { recursive: true, force: true });
 });

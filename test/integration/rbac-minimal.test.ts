@@ -22,17 +22,15 @@ import { PRIMARY_ROLE, ROLE_LABEL } from '../../operator/tiers/database/names.ts
 import { issueServerCert } from '../../operator/tiers/shared/tls/x509.ts';
 import { installCertManagerCrds, removeCertManagerCrds } from './cert-manager.ts';
 import {
-  apiClient,
   applyAs,
   createNamespace,
   deleteNamespace,
   deleteRbac,
   getApp,
   getObj,
-  installCrd,
   kindInfo,
-  kubeconfig,
   mergePatch,
+  openSuite,
   rbacKubeconfig,
   scalableApp,
   startOperator,
@@ -113,8 +111,7 @@ const isReady = (pod: Json | undefined) =>
   );
 
 beforeAll(async () => {
-  await installCrd(kubeconfig());
-  client = await apiClient();
+  client = await openSuite();
 });
 
 afterAll(() => client?.close());
