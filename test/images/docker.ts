@@ -56,6 +56,41 @@ export const restricted = (uid: number): string[] => [
   'no-new-privileges',
 ];
 
+/** A container run as its pod runs it: `restricted(uid)`, plus what the pod mounts and sets. */
+export interface PodRun {
+  readonly image: string;
+  readonly uid: number;
+  /** Detached under this name (the caller removes it); unset: run to completion (--rm). */
+  readonly name?: string;
+  /** Another container's network namespace (a sidecar's view: localhost is the pod). */
+  readonly network?: string;
+  /** Host directory -> mount point, e.g. `/etc/redis:ro`. */
+  readonly volumes?: Readonly<Record<string, string>>;
+  readonly tmpfs?: readonly string[];
+  readonly env?: Readonly<Record<string, string>>;
+  /** More flags, as they are (e.g. tlsMounts' -v/-e pairs, --shm-size). */
+  readonly flags?: readonly string[];
+  readonly entrypoint?: string;
+  /** After the image: the command or the entrypoint's arguments. */
+  readonly args?: readonly string[];
+}
+
+export function runPod(p: PodRun): Promise<Result> {
+  return docker([
+    'run',
+    ...(p.name ? ['-d', '--name', p.name] : ['--rm']),
+    ...restricted(p.uid),
+    ...(p.network ? ['--network', p.network] : []),
+    ...Object.entries(p.volumes ?? {}).flatMap(([host, at]) => ['-v', `${host}:${at}`]),
+    ...(p.tmpfs ?? []).flatMap((t) => ['--tmpfs', t]),
+    ...(p.flags ?? []),
+    ...Object.entries(p.env ?? {}).flatMap(([k, v]) => ['-e', `${k}=${v}`]),
+    ...(p.entrypoint ? ['--entrypoint', p.entrypoint] : []),
+    p.image,
+    ...(p.args ?? []),
+  ]);
+}
+
 /** The objects `scalable render` makes of an example file. */
 export function render(file: string): readonly K8sObject[] {
   const r = renderText(readFileSync(join(ROOT, file), 'utf8'), file);

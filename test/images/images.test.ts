@@ -18,6 +18,7 @@ import {
   ipOf,
   render,
   restricted,
+  runPod,
   volumeDir,
 } from './docker.ts';
 
@@ -37,6 +38,15 @@ const name = (what: string) => {
 async function metrics(url: string): Promise<string | undefined> {
   const res = await fetch(url).catch(() => undefined);
   return res?.ok ? await res.text() : undefined;
+}
+
+/** The metrics an exporter in `pod`'s network serves on `port`, once they say `<up> 1`. */
+async function exporterUp(pod: string, port: number, up: string): Promise<string> {
+  const ip = await ipOf(pod);
+  return eventuallyOk(`${up} 1`, async () => {
+    const t = await metrics(`http://${ip}:${port}/metrics`);
+    return t && new RegExp(`^${up} 1$`, 'm').test(t) ? t : undefined;
+  });
 }
 
 const full = render('manifests/examples/full.yaml');
@@ -115,23 +125,14 @@ describe('postgres-patroni and postgres-exporter images', () => {
               : 'a-generated-password';
       return ['-e', `${e.name}=${value}`];
     });
-    const r = await docker([
-      'run',
-      '--rm',
-      ...restricted(PG_UID),
-      '-v',
-      `${config}:/etc/patroni:ro`,
-      '-v',
-      `${volumeDir(PG_UID)}:/var/lib/postgresql/data`,
-      '--tmpfs',
-      '/tmp',
-      '--tmpfs',
-      '/var/run/postgresql',
-      ...env,
-      image('postgres-patroni'),
-      '--validate-config',
-      '/etc/patroni/patroni.yml',
-    ]);
+    const r = await runPod({
+      image: image('postgres-patroni'),
+      uid: PG_UID,
+      volumes: { [config]: '/etc/patroni:ro', [volumeDir(PG_UID)]: '/var/lib/postgresql/data' },
+      tmpfs: ['/tmp', '/var/run/postgresql'],
+      flags: env,
+      args: ['--validate-config', '/etc/patroni/patroni.yml'],
+    });
     expect(r.stderr + r.stdout).not.toMatch(/not defined|error|invalid/i);
     expect(r.code).toBe(0);
   });
@@ -145,28 +146,17 @@ describe('postgres-patroni and postgres-exporter images', () => {
       'initdb -D /var/lib/postgresql/data/pgdata -U postgres --pwfile=/tmp/pw --auth=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 --data-checksums >/dev/null',
       'exec postgres -D /var/lib/postgresql/data/pgdata -c listen_addresses=127.0.0.1 -c unix_socket_directories=/var/run/postgresql',
     ].join('\n');
-    const start = await docker([
-      'run',
-      '-d',
-      '--name',
-      pg,
-      ...restricted(PG_UID),
-      '--shm-size',
-      '64m',
-      '-v',
-      `${volumeDir(PG_UID)}:/var/lib/postgresql/data`,
-      '--tmpfs',
-      '/tmp',
-      '--tmpfs',
-      `/var/run/postgresql:uid=${PG_UID},gid=${PG_UID}`,
-      '-e',
-      `PGPW=${password}`,
-      '--entrypoint',
-      'sh',
-      image('postgres-patroni'),
-      '-c',
-      script,
-    ]);
+    const start = await runPod({
+      image: image('postgres-patroni'),
+      uid: PG_UID,
+      name: pg,
+      flags: ['--shm-size', '64m'],
+      volumes: { [volumeDir(PG_UID)]: '/var/lib/postgresql/data' },
+      tmpfs: ['/tmp', `/var/run/postgresql:uid=${PG_UID},gid=${PG_UID}`],
+      env: { PGPW: password },
+      entrypoint: 'sh',
+      args: ['-c', script],
+    });
     expect(start.code, start.stderr).toBe(0);
     const answer = await eventuallyOk('a query', async () => {
       const q = await docker([
@@ -187,29 +177,19 @@ describe('postgres-patroni and postgres-exporter images', () => {
     expect(answer).toBe('17|postgres');
 
     const exporter = name('pgexp');
-    const ex = await docker([
-      'run',
-      '-d',
-      '--name',
-      exporter,
-      ...restricted(PG_UID),
-      '--network',
-      `container:${pg}`,
-      '-e',
-      'DATA_SOURCE_URI=127.0.0.1:5432/postgres?sslmode=disable',
-      '-e',
-      'DATA_SOURCE_USER=postgres',
-      '-e',
-      `DATA_SOURCE_PASS=${password}`,
-      image('postgres-exporter'),
-    ]);
-    expect(ex.code, ex.stderr).toBe(0);
-    const ip = await ipOf(pg);
-    const text = await eventuallyOk('pg_up 1', async () => {
-      const t = await metrics(`http://${ip}:9187/metrics`);
-      return t && /^pg_up 1$/m.test(t) ? t : undefined;
+    const ex = await runPod({
+      image: image('postgres-exporter'),
+      uid: PG_UID,
+      name: exporter,
+      network: `container:${pg}`,
+      env: {
+        DATA_SOURCE_URI: '127.0.0.1:5432/postgres?sslmode=disable',
+        DATA_SOURCE_USER: 'postgres',
+        DATA_SOURCE_PASS: password,
+      },
     });
-    expect(text).toMatch(/^pg_up 1$/m);
+    expect(ex.code, ex.stderr).toBe(0);
+    expect(await exporterUp(pg, 9187, 'pg_up')).toMatch(/^pg_up 1$/m);
   });
 });
 
@@ -243,6 +223,15 @@ async function tlsMounts(): Promise<string[]> {
   ];
 }
 const CLI_TLS = ['--tls', '--cacert', '/etc/scalable/ca/ca.crt'];
+/** redis-cli in the container, authenticated as a client with the password would be. */
+const redisCli = (container: string, password: string | undefined, ...args: string[]) =>
+  docker([
+    'exec',
+    ...(password === undefined ? [] : ['-e', `REDISCLI_AUTH=${password}`]),
+    container,
+    'redis-cli',
+    ...args,
+  ]);
 
 describe('redis and redis-exporter images', () => {
   const cm = find(full, 'ConfigMap', 'shop-cache-config');
@@ -252,90 +241,49 @@ describe('redis and redis-exporter images', () => {
     const conf = configMapDir(cm);
     const tls = await tlsMounts();
     const redis = name('redis');
+    // What the cache's pods (Redis and Sentinel) share: image, uid, TLS files, password, dirs.
+    const redisPod = {
+      image: image('redis'),
+      uid: REDIS_UID,
+      flags: tls,
+      env: { REDIS_PASSWORD: password, CONF_DIR: '/etc/redis', DATA_DIR: '/data' },
+    };
     // As the cache pod: `sh /etc/redis/start-redis.sh`, REDIS_PASSWORD from the Secret.
-    const start = await docker([
-      'run',
-      '-d',
-      '--name',
-      redis,
-      ...restricted(REDIS_UID),
-      '-v',
-      `${conf}:/etc/redis:ro`,
-      '-v',
-      `${volumeDir(REDIS_UID)}:/data`,
-      ...tls,
-      '-e',
-      `REDIS_PASSWORD=${password}`,
-      '-e',
-      'CONF_DIR=/etc/redis',
-      '-e',
-      'DATA_DIR=/data',
-      image('redis'),
-      'sh',
-      '/etc/redis/start-redis.sh',
-    ]);
+    const start = await runPod({
+      ...redisPod,
+      name: redis,
+      volumes: { [conf]: '/etc/redis:ro', [volumeDir(REDIS_UID)]: '/data' },
+      args: ['sh', '/etc/redis/start-redis.sh'],
+    });
     expect(start.code, start.stderr).toBe(0);
     const pong = await eventuallyOk('PONG', async () => {
-      const r = await docker([
-        'exec',
-        '-e',
-        `REDISCLI_AUTH=${password}`,
-        redis,
-        'redis-cli',
-        ...CLI_TLS,
-        'ping',
-      ]);
+      const r = await redisCli(redis, password, ...CLI_TLS, 'ping');
       return r.stdout.trim() === 'PONG' ? r.stdout.trim() : undefined;
     });
     expect(pong).toBe('PONG');
-    const noAuth = await docker(['exec', redis, 'redis-cli', ...CLI_TLS, 'ping']);
+    const noAuth = await redisCli(redis, undefined, ...CLI_TLS, 'ping');
     expect(noAuth.stdout).toContain('NOAUTH');
-    const wrong = await docker([
-      'exec',
-      '-e',
-      'REDISCLI_AUTH=wrong',
-      redis,
-      'redis-cli',
-      ...CLI_TLS,
-      'ping',
-    ]);
+    const wrong = await redisCli(redis, 'wrong', ...CLI_TLS, 'ping');
     expect(wrong.stdout + wrong.stderr).toMatch(/WRONGPASS|invalid/i);
     // TLS only: a plain connection gets no answer.
-    const plain = await docker([
-      'exec',
-      '-e',
-      `REDISCLI_AUTH=${password}`,
-      redis,
-      'redis-cli',
-      'ping',
-    ]);
+    const plain = await redisCli(redis, password, 'ping');
     expect(plain.stdout).not.toContain('PONG');
 
     const exporter = name('redisexp');
-    const ex = await docker([
-      'run',
-      '-d',
-      '--name',
-      exporter,
-      ...restricted(REDIS_UID),
-      '--network',
-      `container:${redis}`,
-      ...tls,
-      '-e',
-      'REDIS_ADDR=rediss://localhost:6379',
-      '-e',
-      'REDIS_EXPORTER_TLS_CA_CERT_FILE=/etc/scalable/ca/ca.crt',
-      '-e',
-      `REDIS_PASSWORD=${password}`,
-      image('redis-exporter'),
-    ]);
-    expect(ex.code, ex.stderr).toBe(0);
-    const ip = await ipOf(redis);
-    const text = await eventuallyOk('redis_up 1', async () => {
-      const t = await metrics(`http://${ip}:9121/metrics`);
-      return t && /^redis_up 1$/m.test(t) ? t : undefined;
+    const ex = await runPod({
+      image: image('redis-exporter'),
+      uid: REDIS_UID,
+      name: exporter,
+      network: `container:${redis}`,
+      flags: tls,
+      env: {
+        REDIS_ADDR: 'rediss://localhost:6379',
+        REDIS_EXPORTER_TLS_CA_CERT_FILE: '/etc/scalable/ca/ca.crt',
+        REDIS_PASSWORD: password,
+      },
     });
-    expect(text).toMatch(/^redis_up 1$/m);
+    expect(ex.code, ex.stderr).toBe(0);
+    expect(await exporterUp(redis, 9121, 'redis_up')).toMatch(/^redis_up 1$/m);
 
     // Sentinel, as the cache's sentinel pod: start-sentinel.sh writes sentinel.conf into
     // DATA_DIR from the rendered template and starts redis-sentinel.
@@ -343,52 +291,32 @@ describe('redis and redis-exporter images', () => {
     // The master name the rendered sentinel.conf monitors.
     const sentinelConf = (cm as unknown as { data: Record<string, string> }).data['sentinel.conf']!;
     const master = /^sentinel monitor (\S+) /m.exec(sentinelConf)![1]!;
-    const s = await docker([
-      'run',
-      '-d',
-      '--name',
-      sentinel,
-      ...restricted(REDIS_UID),
-      '--network',
-      `container:${redis}`,
-      '-v',
-      `${conf}:/etc/redis:ro`,
-      '-v',
-      `${volumeDir(REDIS_UID)}:/data`,
-      ...tls,
-      '-e',
-      `REDIS_PASSWORD=${password}`,
-      '-e',
-      'CONF_DIR=/etc/redis',
-      '-e',
-      'DATA_DIR=/data',
-      '-e',
-      `MASTER_NAME=${master}`,
-      '-e',
-      'SEED_ADDR=127.0.0.1:6379',
-      '-e',
-      'SELF_ADDR=127.0.0.1:26379',
-      '-e',
-      'SENTINELS=127.0.0.1:26379',
-      image('redis'),
-      'sh',
-      '/etc/redis/start-sentinel.sh',
-    ]);
+    const s = await runPod({
+      ...redisPod,
+      name: sentinel,
+      network: `container:${redis}`,
+      volumes: { [conf]: '/etc/redis:ro', [volumeDir(REDIS_UID)]: '/data' },
+      env: {
+        ...redisPod.env,
+        MASTER_NAME: master,
+        SEED_ADDR: '127.0.0.1:6379',
+        SELF_ADDR: '127.0.0.1:26379',
+        SENTINELS: '127.0.0.1:26379',
+      },
+      args: ['sh', '/etc/redis/start-sentinel.sh'],
+    });
     expect(s.code, s.stderr).toBe(0);
     const addr = await eventuallyOk('the master from Sentinel', async () => {
-      const r = await docker([
-        'exec',
-        '-e',
-        `REDISCLI_AUTH=${password}`,
+      const r = await redisCli(
         sentinel,
-        'redis-cli',
+        password,
         ...CLI_TLS,
         '-p',
         '26379',
         'sentinel',
         'get-master-addr-by-name',
         master,
-      ]);
+      );
       const lines = r.stdout.trim().split('\n');
       return lines.length === 2 ? lines : undefined;
     });
