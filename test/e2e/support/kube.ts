@@ -71,8 +71,14 @@ export async function nodeZones(): Promise<Map<string, string>> {
   );
 }
 
-export async function createNamespace(name: string): Promise<void> {
-  await kubectl(['create', 'namespace', name]);
+export async function createNamespace(
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<void> {
+  await kubectl(
+    ['create', '-f', '-'],
+    JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } }),
+  );
   await eventually(`the default ServiceAccount in ${name}`, async () =>
     (await kubectl(['get', 'serviceaccount', 'default', '-n', name, '--ignore-not-found'])).trim()
       ? true
@@ -90,14 +96,7 @@ export async function appCondition(
   app: string,
   type: string,
 ): Promise<Condition | undefined> {
-  const sapp = await getJson<{ status?: { conditions?: Condition[] } }>([
-    'get',
-    'scalableapp',
-    app,
-    '-n',
-    namespace,
-  ]);
-  return sapp.status?.conditions?.find((c) => c.type === type);
+  return (await appConditions(namespace, app)).find((c) => c.type === type);
 }
 
 /**
