@@ -270,9 +270,12 @@ describe('the database on kind', () => {
       expect(reasons).toContain('PrimaryLockReleased');
       expect(reasons).toContain('PrimaryFenced');
       // Every acknowledged row is on the new primary; the old one comes back as its replica.
+      // Read from the writer's node: the client pod may sit on the node just thawed, whose
+      // Service rules are stale for a moment (a run saw ECONNREFUSED to the ClusterIP there).
       const [count] = (await sql(
         host,
         'SELECT count(*)::int AS n, min(id) AS lo, max(id) AS hi FROM e2e_freeze',
+        WRITER,
       )) as { n: number; lo: number; hi: number }[];
       expect(count, 'rows on the new primary').toEqual({ n: 800, lo: 1, hi: 800 });
       await eventually(
