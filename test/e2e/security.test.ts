@@ -10,6 +10,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SUITE_LABEL } from './support/app.ts';
 import { OPERATOR_NAMESPACE, RELEASE } from './support/cluster.ts';
 import { IMAGE_PREFIX, appVersion } from './support/images.ts';
 import {
@@ -121,7 +122,8 @@ const listenerLog = async () =>
 
 describe('security on kind (issue 36)', () => {
   beforeAll(async () => {
-    for (const ns of [NS, ATTACKER]) await createNamespace(ns);
+    // The suite label: a file timing a failover waits until these are gone (quietCluster).
+    for (const ns of [NS, ATTACKER]) await createNamespace(ns, { [SUITE_LABEL]: ns });
     await tryKubectl(['create', 'namespace', MONITORING]);
     await kubectl([
       'create',
