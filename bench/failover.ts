@@ -36,7 +36,7 @@ import { eventsOf, readAuditLog, serviceAccountUser } from '../test/integration/
 const TRIALS = Number(process.env['BENCH_FAILOVER_TRIALS'] ?? 3);
 const WINDOW_S = Number(process.env['BENCH_FAILOVER_WINDOW_S'] ?? 30);
 const REPO = join(import.meta.dirname, '..');
-const DEFAULT_FAILOVER = DEFAULT_FAILOVER_SECONDS;
+const DEFAULT_FAILOVER = DEFAULT_FAILOVER_SECONDS.synchronous;
 const log = (m: string) => console.log(`[bench] ${m}`);
 
 type Record_ = { name: string } & Record<string, number>;

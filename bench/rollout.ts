@@ -48,7 +48,9 @@ const sec = (ms: number) => Number((ms / 1000).toFixed(2));
 async function main(): Promise<void> {
   buildImages(ENGINE_IMAGE_NAMES);
   const v = engineVersions();
-  const t = timingsOf(DEFAULT_FAILOVER_SECONDS);
+  // Each mode's default failoverSeconds: Patroni's timings differ between them.
+  const ta = timingsOf(DEFAULT_FAILOVER_SECONDS.asynchronous);
+  const ts = timingsOf(DEFAULT_FAILOVER_SECONDS.synchronous);
   const trials: Trial[] = [];
   for (const synchronous of [false, true])
     for (let i = 0; i < TRIALS; i++) {
@@ -80,7 +82,7 @@ async function main(): Promise<void> {
     '## Database rollout and scale-down (`npm run bench:rollout`)',
     '',
     `Run ${new Date().toISOString()} on ${machine}; ${TRIALS} fresh shard(s) per replication mode, ranges over them.`,
-    `Patroni ${v.patroni} and Postgres ${v.postgres} (the postgres-patroni image, \`ttl\` ${t.ttl} s, \`loop_wait\` ${t.loop_wait} s) on loopback, the embedded control plane as DCS, kwok pods; the database tier's step hook runs every 500 ms (the operator runs it on every pod event) and a kubelet stand-in stops (SIGTERM) and restarts a member's container as its pod is deleted and re-created. One writer commits single-row INSERTs back to back through the pod labelled primary (what the primary Service selects), reconnecting on any error.`,
+    `Patroni ${v.patroni} and Postgres ${v.postgres} (the postgres-patroni image; async: \`ttl\` ${ta.ttl} s, \`loop_wait\` ${ta.loop_wait} s; synchronous: \`ttl\` ${ts.ttl} s, \`loop_wait\` ${ts.loop_wait} s) on loopback, the embedded control plane as DCS, kwok pods; the database tier's step hook runs every 500 ms (the operator runs it on every pod event) and a kubelet stand-in stops (SIGTERM) and restarts a member's container as its pod is deleted and re-created. One writer commits single-row INSERTs back to back through the pod labelled primary (what the primary Service selects), reconnecting on any error.`,
     '',
     table,
     '',

@@ -39,7 +39,11 @@ function convert(node: Node, path: string): Node {
 }
 
 /** The rule as the API server takes it: the offline-only detail stays behind. */
-const forApiServer = ({ detail: _detail, ...rule }: CelRule): Omit<CelRule, 'detail'> => rule;
+const forApiServer = ({
+  detail: _detail,
+  whenWritten: _whenWritten,
+  ...rule
+}: CelRule): Omit<CelRule, 'detail' | 'whenWritten'> => rule;
 
 const isPlainObject = (v: unknown): v is Node =>
   typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -2,6 +2,7 @@
 // switched-off sections removed, so builders only ask "is the section there?".
 import { DEFAULT_IMAGES } from './images.ts';
 import type { Images } from './images.ts';
+import { defaultFailoverSeconds } from './failover-defaults.ts';
 import type { ScalableAppObject, ScalableAppSpecModel } from './schema.ts';
 
 export type DeepReadonly<T> = T extends (infer U)[]
@@ -11,6 +12,11 @@ export type DeepReadonly<T> = T extends (infer U)[]
     : T;
 
 type Spec = DeepReadonly<ScalableAppSpecModel>;
+
+/** The database section with its mode-dependent default filled in. */
+export type DatabaseModel = Omit<NonNullable<Spec['database']>, 'failoverSeconds'> & {
+  readonly failoverSeconds: number;
+};
 
 export interface AppModel {
   readonly name: string;
@@ -22,7 +28,7 @@ export interface AppModel {
   readonly cdn?: NonNullable<Spec['cdn']>;
   readonly cache?: NonNullable<Spec['cache']>;
   readonly sessions?: NonNullable<Spec['sessions']>;
-  readonly database?: NonNullable<Spec['database']>;
+  readonly database?: DatabaseModel;
   readonly queue?: NonNullable<Spec['queue']>;
   readonly monitoring?: NonNullable<Spec['monitoring']>;
   readonly topology: Spec['topology'];
@@ -105,7 +111,15 @@ export function toModel(app: ScalableAppObject, options: ModelOptions = {}): App
     ...(s.cdn ? { cdn: s.cdn } : {}),
     ...(s.cache && s.cache.enabled ? { cache: s.cache } : {}),
     ...(s.sessions ? { sessions: s.sessions } : {}),
-    ...(s.database && s.database.enabled ? { database: s.database } : {}),
+    ...(s.database && s.database.enabled
+      ? {
+          database: {
+            ...s.database,
+            failoverSeconds:
+              s.database.failoverSeconds ?? defaultFailoverSeconds(s.database.synchronous),
+          },
+        }
+      : {}),
     ...(s.queue ? { queue: s.queue } : {}),
     ...(s.monitoring && s.monitoring.enabled ? { monitoring: s.monitoring } : {}),
     topology: s.topology,

@@ -5,6 +5,7 @@
 // and `scalable validate --previous` checks them against the version it is given. Every spec
 // field that feeds an immutable Kubernetes field (volumeClaimTemplates) has one.
 import { OPERATOR_ENV_NAMES } from '../../sdk/src/contract/env-names.ts';
+import { ASYNC_MIN_FAILOVER_SECONDS } from './failover-defaults.ts';
 
 export interface CelRule {
   readonly rule: string;
@@ -17,6 +18,12 @@ export interface CelRule {
   readonly reason?: 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueRequired';
   /** The field the error is reported on, relative to the rule's node (e.g. .metadata.name). */
   readonly fieldPath?: string;
+  /**
+   * Checked when a spec is written (the API server, which ratchets it: an update that leaves
+   * the rule's node unchanged passes; `scalable validate`), never on an app the operator
+   * reads back: apps stored before the rule keep running, with what they can safely have.
+   */
+  readonly whenWritten?: true;
 }
 
 const reserved = OPERATOR_ENV_NAMES.map((n) => `'${n}'`).join(', ');
@@ -239,6 +246,15 @@ export const RULES: Readonly<Record<string, readonly CelRule[]>> = merged(QUANTI
       rule: 'self.tls || !has(self.certificateIssuer)',
       message: 'certificateIssuer needs tls: true',
       fieldPath: '.certificateIssuer',
+    },
+    {
+      // Stored apps may hold 10 (the default of every app before this rule): the operator runs
+      // them on Patroni's 20 s lease and says so in DatabaseReady.
+      rule: `self.synchronous || !has(self.failoverSeconds) || self.failoverSeconds >= ${ASYNC_MIN_FAILOVER_SECONDS}`,
+      message: `failoverSeconds below ${ASYNC_MIN_FAILOVER_SECONDS} needs synchronous: true (a replica promoted before Patroni's ${ASYNC_MIN_FAILOVER_SECONDS} s lease ends may lack acknowledged writes); leave it out for 30 s, or set synchronous: true`,
+      detail: "'got ' + string(self.failoverSeconds)",
+      fieldPath: '.failoverSeconds',
+      whenWritten: true,
     },
     {
       // <= 1: zero shards is the schema minimum's error, not a missing shardKey.

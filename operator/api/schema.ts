@@ -425,9 +425,11 @@ const Database = Type.Object(
       'Synchronous replication: a commit waits for a replica, so failover loses no acknowledged write.',
       false,
     ),
-    failoverSeconds: int(
-      "Time from a primary's death (kill -9, a lost node) to a new primary taking writes. From 20 s up it is Patroni's leader lease (ttl); below, Patroni keeps its 20 s floor and the operator releases the lease of a primary that has not renewed it for loop_wait + retry_timeout + 1 s (6 s at 10), by when a primary cut off from the API server has demoted itself. Members act every max(1, failoverSeconds/10) s (loop_wait), so a shorter time costs the API server more requests, and a primary demotes itself sooner when the API server does not answer (retry_timeout).",
-      { minimum: 10, maximum: 300, default: 10 },
+    failoverSeconds: opt(
+      int(
+        "Time from a primary's death (kill -9, a lost node) to a new primary taking writes. Default 10 with synchronous: true, 30 otherwise. From 20 s up it is Patroni's leader lease (ttl). Below 20 s (synchronous only: an asynchronous replica promoted early may lack acknowledged writes) Patroni keeps its 20 s lease and the operator releases the lock of a primary silent for failoverSeconds - 1 s (at least 9), once the pod's fence has stopped its Postgres and the synchronous standby has stopped streaming from it. Members act every loop_wait (1 s at a 20 s lease), so a shorter time costs the API server more requests.",
+        { minimum: 10, maximum: 300 },
+      ),
     ),
     shardKey: opt(
       str(

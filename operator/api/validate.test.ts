@@ -167,3 +167,47 @@ describe('transition rules, offline against the stored version', () => {
     expect(validateApp(next).ok).toBe(true);
   });
 });
+
+describe('failoverSeconds below 20 on an asynchronous shard', () => {
+  // Stored before the rule: every app got failoverSeconds 10 from the CRD's old default.
+  const stored = {
+    apiVersion: 'scalable.dev/v1alpha1',
+    kind: 'ScalableApp',
+    metadata: { name: 'shop' },
+    spec: { web: { image: 'shop:1' }, database: { failoverSeconds: 10, replicasPerShard: 1 } },
+  };
+  const errors = (r: ReturnType<typeof validateApp>) =>
+    r.ok ? [] : r.errors.map((e) => `${e.path}: ${e.message}`);
+
+  it('is refused when written, naming the field', () => {
+    expect(errors(validateApp(stored))).toEqual([
+      expect.stringMatching(
+        /^spec\.database\.failoverSeconds: failoverSeconds below 20 needs synchronous: true .*\(got 10\)$/,
+      ),
+    ]);
+  });
+
+  it('is accepted with synchronous: true, from 20 up, or left out (30 when asynchronous)', () => {
+    for (const database of [
+      { failoverSeconds: 10, synchronous: true },
+      { failoverSeconds: 20 },
+      {},
+    ])
+      expect(errors(validateApp({ ...stored, spec: { ...stored.spec, database } }))).toEqual([]);
+  });
+
+  it('passes an update that leaves the database section as it was (the API server ratchets)', () => {
+    const webOnly = structuredClone(stored);
+    webOnly.spec.web.image = 'shop:2';
+    expect(errors(validateApp(webOnly, stored))).toEqual([]);
+    const touched = structuredClone(stored);
+    touched.spec.database.replicasPerShard = 2;
+    expect(errors(validateApp(touched, stored))).toEqual([
+      expect.stringMatching(/^spec\.database\.failoverSeconds: failoverSeconds below 20/),
+    ]);
+  });
+
+  it('never fails an app the operator reads back: it runs it on Patroni’s lease', () => {
+    expect(errors(validateApp(stored, undefined, { stored: true }))).toEqual([]);
+  });
+});

@@ -1,5 +1,6 @@
 // Offline validation of a ScalableApp, in the order the API server applies it:
 // unknown fields, defaults, the OpenAPI schema, then the CEL rules of rules.ts.
+import { isDeepStrictEqual } from 'node:util';
 import { celEnv, celError, isCelError, parse, plan } from '@bufbuild/cel';
 import type { CelInput, CelResult } from '@bufbuild/cel';
 import type { TSchema } from 'typebox';
@@ -40,12 +41,21 @@ const describe = (v: unknown): string => (typeof v === 'string' ? `"${v}"` : JSO
 
 const NAME_PATTERN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
+export interface ValidateOptions {
+  /** An app read back from the cluster (the operator): rules for written specs are skipped. */
+  readonly stored?: boolean;
+}
+
 /** Validate a parsed document; returns the fully defaulted object or every error found. */
 /**
  * `previous`: the version stored in the cluster, when validating an update; then the
  * transition rules (immutable fields, shards only grow) are checked as the API server does.
  */
-export function validateApp(doc: unknown, previous?: unknown): Validated {
+export function validateApp(
+  doc: unknown,
+  previous?: unknown,
+  options: ValidateOptions = {},
+): Validated {
   if (!isObject(doc)) {
     return fail([{ path: '', message: `a ScalableApp must be a mapping (got ${describe(doc)})` }]);
   }
@@ -70,6 +80,7 @@ export function validateApp(doc: unknown, previous?: unknown): Validated {
       ...celErrors(
         { metadata, spec },
         oldSpec ? { metadata: old?.['metadata'], spec: oldSpec } : undefined,
+        options.stored === true,
       ),
     );
   }
@@ -283,18 +294,21 @@ function evalRule(rule: CelRule, self: CelInput, oldSelf?: CelInput): string | u
 }
 
 /** Transition rules run only with `previous`, on nodes present in both, as on an update. */
-function celErrors(root: Json, previous?: Json): FieldError[] {
+function celErrors(root: Json, previous: Json | undefined, stored: boolean): FieldError[] {
   const out: FieldError[] = [];
   for (const [rulePath, rules] of Object.entries(RULES)) {
     for (const rule of rules) {
       const transition = isTransitionRule(rule);
       if (transition && !previous) continue;
+      if (rule.whenWritten && stored) continue;
       const before = previous
         ? new Map(nodesAt(previous, rulePath).map((n) => [n.path, n]))
         : undefined;
       for (const node of nodesAt(root, rulePath)) {
         const old = before?.get(node.path);
         if (transition && !old) continue;
+        // The API server's ratcheting: an update that leaves the node as it was passes.
+        if (rule.whenWritten && old && isDeepStrictEqual(old.value, node.value)) continue;
         const message = evalRule(
           rule,
           toCel(node.value),

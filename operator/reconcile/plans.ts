@@ -71,12 +71,16 @@ export type Plan =
 /** validate -> model -> build -> spec hashes: pure, so computed once per app generation. */
 export function planOf(app: CachedApp, options: ModelOptions = {}): Plan {
   const { name, namespace, uid, generation } = app.metadata;
-  const validated = validateApp({
-    apiVersion: app.apiVersion,
-    kind: app.kind,
-    metadata: { name, namespace, uid, ...(generation !== undefined ? { generation } : {}) },
-    spec: app.spec,
-  });
+  const validated = validateApp(
+    {
+      apiVersion: app.apiVersion,
+      kind: app.kind,
+      metadata: { name, namespace, uid, ...(generation !== undefined ? { generation } : {}) },
+      spec: app.spec,
+    },
+    undefined,
+    { stored: true },
+  );
   if (!validated.ok) return { ok: false, errors: validated.errors };
   const model = toModel(validated.app, options);
   return { ok: true, model, desired: buildAll(model).map(withSpecHash) };

@@ -30,10 +30,12 @@ import { toModel } from '../../operator/api/model.ts';
 import { validateApp } from '../../operator/api/validate.ts';
 import { buildDatabase } from '../../operator/tiers/database/build.ts';
 import {
+  PYTHON,
   REWIND_PASSWORD_ENV,
   dataVersionScript,
-  patroniEntrypoint,
 } from '../../operator/tiers/database/statefulset.ts';
+import { FENCE_FILE, fenceArgs, fenceScript } from '../../operator/tiers/database/fence.ts';
+import { FENCE_MARGIN_SECONDS } from '../../operator/tiers/database/lease-break.ts';
 import {
   PRIMARY_ROLE,
   ROLE_LABEL,
@@ -60,6 +62,8 @@ import { issueCa, issueServerCert } from '../../operator/tiers/shared/tls/x509.t
 import type { KeyPair } from '../../operator/tiers/shared/tls/x509.ts';
 import { ENGINE_IMAGES, ENGINE_UID, startContainer, stateOf } from './containers.ts';
 import type { Container } from './containers.ts';
+import { startStallProxy } from '../integration/stall-proxy.ts';
+import type { StallProxy } from '../integration/stall-proxy.ts';
 
 // Shared with the integration tests: poll until fn returns a value.
 export { eventually };
@@ -88,11 +92,17 @@ export interface Member {
   refused?: string;
   /** Patroni's processes stopped by pauseMember, for resumeMember. */
   paused?: number[];
+  /** Its own kubeconfig, when its API requests go through a proxy of its own. */
+  kubeconfig?: string;
 }
 
 /** Whether the member's container (with Patroni in it) is running. */
 export const running = (m: Member): boolean =>
   m.proc !== undefined && m.proc.exitCode === null && m.proc.signalCode === null;
+
+/** Patroni's processes: python running the patroni script (not fence.py, which starts it). */
+export const isPatroni = (argv: readonly string[]): boolean =>
+  /python/.test(argv[0] ?? '') && (argv[1] ?? '').endsWith('/patroni');
 
 export interface PodJson {
   metadata: { name: string; labels?: Record<string, string> };
@@ -231,6 +241,8 @@ export interface Harness {
   stopMember(m: Member, graceMs?: number): Promise<void>;
   /** Patroni's /readiness, the pod's readiness probe. */
   isReady(m: Member): Promise<boolean>;
+  /** The proxy in front of the API server that this member's Patroni talks through. */
+  apiProxyOf(m: Member): StallProxy | undefined;
   /** kill -9 of every process of the member, Patroni and Postgres: a crashed node. */
   killMember(m: Member): void;
   /**
@@ -272,6 +284,11 @@ export interface HarnessOptions {
    * counted exactly (bench:failover's API cost).
    */
   readonly auditedIdentity?: string;
+  /**
+   * Each member talks to the API server through a proxy of its own (apiProxyOf), which a
+   * test can stall or slow down for that member alone.
+   */
+  readonly apiProxies?: boolean;
 }
 
 /**
@@ -302,6 +319,7 @@ export async function startDatabase(
   const patroniKubeconfig = join(dir, 'kubeconfig');
   const tls = app.database?.tls ?? false;
   const caFile = join(dir, 'ca', TLS_FILES.ca);
+  const proxies = new Map<string, StallProxy>();
 
   function startMember(m: Member): void {
     delete m.refused;
@@ -310,7 +328,7 @@ export async function startDatabase(
     // Exactly what the pod's env carries (statefulset.ts), with loopback addresses and the
     // harness's paths; everything else comes from the rendered patroni.yml.
     const env = {
-      KUBECONFIG: patroniKubeconfig,
+      KUBECONFIG: m.kubeconfig ?? patroniKubeconfig,
       PATRONI_KUBERNETES_CONTEXT: 'patroni',
       [ENV.name]: m.name,
       [ENV.podIp]: '127.0.0.1',
@@ -328,6 +346,10 @@ export async function startDatabase(
       [ENV.restapiPassword]: PASSWORDS.restapi,
       [ENV.appPassword]: PASSWORDS.app,
       [ENV.monitorPassword]: PASSWORDS.monitor,
+      // SCALABLE_PATRONI_LOG_LEVEL=DEBUG for a post-mortem of Patroni's decisions.
+      ...(process.env['SCALABLE_PATRONI_LOG_LEVEL']
+        ? { PATRONI_LOG_LEVEL: process.env['SCALABLE_PATRONI_LOG_LEVEL'] }
+        : {}),
     };
     const configFile = join(dir, `shard-${m.shard}`, 'patroni.yml');
     const image = ENGINE_IMAGES.postgres;
@@ -335,22 +357,24 @@ export async function startDatabase(
       {
         image,
         name: `${ns}-${m.name}`,
-        // The container's command as rendered: with TLS the entrypoint script (Patroni and
-        // the certificate reload loop, the shell as pid 1), else Patroni as pid 1.
-        ...(tls
-          ? {
-              entrypoint: 'sh',
-              args: [
-                '-c',
-                patroniEntrypoint(
-                  configFile,
-                  join(dir, `tls-${m.shard}`, TLS_FILES.cert),
-                  'patroni',
-                  TLS_RELOAD_TEST_SECONDS,
-                ),
-              ],
-            }
-          : { entrypoint: 'patroni', args: [configFile] }),
+        // The container's command as rendered: fence.py (pid 1) starting Patroni, fencing
+        // Postgres when Patroni stops renewing its lock, and checking the TLS certificate
+        // (every second here); its pipe and merged config in the container's /tmp, as in the pod.
+        entrypoint: PYTHON,
+        args: [
+          join(dir, `shard-${m.shard}`, FENCE_FILE),
+          ...fenceArgs({
+            config: configFile,
+            pgdata: m.dataDir,
+            margin: FENCE_MARGIN_SECONDS,
+            ...(tls
+              ? {
+                  cert: join(dir, `tls-${m.shard}`, TLS_FILES.cert),
+                  every: TLS_RELOAD_TEST_SECONDS,
+                }
+              : {}),
+          }),
+        ],
         env,
         mounts: [dir],
         tmpfs: [SOCKET_DIR],
@@ -374,10 +398,6 @@ export async function startDatabase(
     m.container = container;
     m.proc = container.proc;
   }
-
-  /** Patroni's processes: python running the patroni script (not the entrypoint's shell). */
-  const isPatroni = (argv: readonly string[]): boolean =>
-    /python/.test(argv[0] ?? '') && (argv[1] ?? '').endsWith('/patroni');
 
   function killMember(m: Member): void {
     m.container?.kill();
@@ -483,6 +503,7 @@ export async function startDatabase(
       });
     },
     killMember,
+    apiProxyOf: (m) => proxies.get(m.name),
     async pauseMember(m) {
       const container = m.container;
       if (!container || (await container.started()) === undefined) return [];
@@ -521,6 +542,7 @@ export async function startDatabase(
       for (const m of members) killMember(m);
       // Each container has ended (and its docker client with it) before its files go.
       await Promise.race([Promise.all(members.map((m) => m.container?.exited)), sleep(30_000)]);
+      await Promise.all([...proxies.values()].map((p) => p.close()));
       try {
         kubectl(['delete', 'namespace', ns, '--wait=false']);
         if (opts.auditedIdentity)
@@ -643,10 +665,12 @@ export async function startDatabase(
       writeFileSync(join(configDir, 'post-bootstrap.sh'), renderPostBootstrap(app), {
         mode: 0o755,
       });
+      writeFileSync(join(configDir, FENCE_FILE), fenceScript(), { mode: 0o755 });
       owned.push(
         `shard-${shard}`,
         `shard-${shard}/patroni.yml`,
         `shard-${shard}/post-bootstrap.sh`,
+        `shard-${shard}/${FENCE_FILE}`,
       );
       for (let i = 0; i < perShard; i++) {
         members.push({
@@ -657,6 +681,21 @@ export async function startDatabase(
           dataDir: join(dir, 'data', `s${shard}m${i}`),
           log: join(dir, `s${shard}m${i}.log`),
         });
+      }
+    }
+    if (opts.apiProxies) {
+      const server = new URL(cluster.server);
+      for (const m of members) {
+        const proxy = await startStallProxy({ host: server.hostname, port: Number(server.port) });
+        proxies.set(m.name, proxy);
+        const file = join(dir, `kubeconfig-${m.name}`);
+        const own = JSON.parse(readFileSync(patroniKubeconfig, 'utf8')) as {
+          clusters: Array<{ cluster: { server: string } }>;
+        };
+        for (const c of own.clusters) c.cluster.server = `https://127.0.0.1:${proxy.port}`;
+        writeFileSync(file, JSON.stringify(own));
+        chownSync(file, ENGINE_UID, ENGINE_UID);
+        m.kubeconfig = file;
       }
     }
     for (const f of owned) chownSync(join(dir, f), ENGINE_UID, ENGINE_UID);

@@ -5,6 +5,8 @@
 // reaches the server late, even when its client has given up or exited meanwhile (the
 // client's kernel keeps retransmitting an orphaned connection's data). That late arrival is
 // the hazard a stalled leader must be safe against.
+// delay(ms): every chunk, both ways, is forwarded `ms` later (in order): an API server that
+// answers slowly, or a congested link; delay(0) ends it.
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 
@@ -14,6 +16,7 @@ export interface StallProxy {
   readonly deliveredLate: () => number;
   stall(): void;
   heal(): void;
+  delay(ms: number): void;
   close(): Promise<void>;
 }
 
@@ -27,9 +30,27 @@ interface Conn {
   readonly toClient: Buffer[];
 }
 
+/** Writes chunks to `to` after the proxy's current delay, keeping their order. */
+function delayedWriter(to: net.Socket, delayOf: () => number) {
+  let lastDue = 0;
+  return (d: Buffer) => {
+    const ms = delayOf();
+    if (ms <= 0 && lastDue <= Date.now()) {
+      to.write(d);
+      return;
+    }
+    const due = Math.max(Date.now() + ms, lastDue);
+    lastDue = due;
+    setTimeout(() => {
+      if (!to.destroyed) to.write(d);
+    }, due - Date.now());
+  };
+}
+
 export async function startStallProxy(target: { host: string; port: number }): Promise<StallProxy> {
   let stalled = false;
   let late = 0;
+  let delayMs = 0;
   const live = new Set<Conn>();
   const server = net.createServer((client) => {
     const upstream = net.connect(target.port, target.host);
@@ -40,15 +61,17 @@ export async function startStallProxy(target: { host: string; port: number }): P
       client.destroy();
       upstream.destroy();
     };
+    const toServer = delayedWriter(upstream, () => delayMs);
+    const toClient = delayedWriter(client, () => delayMs);
     client.on('data', (d: Buffer) => {
       if (conn.stalled) conn.toServer.push(d);
-      else upstream.write(d);
+      else toServer(d);
     });
     upstream.on('data', (d: Buffer) => {
       if (conn.stalled) conn.toClient.push(d);
       // Delivered late for a client gone meanwhile: the server has answered, into the void.
       else if (conn.clientGone) upstream.end();
-      else client.write(d);
+      else toClient(d);
     });
     // A client that goes away during the stall leaves its data in flight.
     const clientClosed = () => {
@@ -86,6 +109,9 @@ export async function startStallProxy(target: { host: string; port: number }): P
         }
         for (const d of c.toClient.splice(0)) c.client.write(d);
       }
+    },
+    delay: (ms) => {
+      delayMs = ms;
     },
     close: async () => {
       for (const c of live) {

@@ -219,6 +219,11 @@ export const INVALID: Array<[string, unknown, string | readonly string[]]> = [
     'spec.database.failoverSeconds: must be >= 10 (got 9)',
   ],
   [
+    'fast failover on an asynchronous shard (a promoted replica may lack acknowledged writes)',
+    base({ database: { failoverSeconds: 10 } }),
+    'spec.database.failoverSeconds: failoverSeconds below 20 needs synchronous: true',
+  ],
+  [
     'bad deletion policy',
     base({ database: { deletionPolicy: 'Purge' } }),
     'spec.database.deletionPolicy: must be one of "Retain", "Delete" (got "Purge")',

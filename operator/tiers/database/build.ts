@@ -15,6 +15,7 @@ import {
   shardName,
   tlsCommonName,
 } from './names.ts';
+import { FENCE_FILE, fenceScript } from './fence.ts';
 import { databaseNetworkPolicy } from './networkpolicy.ts';
 import {
   PATRONI_CONFIG_FILE,
@@ -68,6 +69,7 @@ export function buildDatabase(app: AppModel): K8sObject[] {
         data: {
           [PATRONI_CONFIG_FILE]: renderPatroniConfig(app, shard),
           [POST_BOOTSTRAP_FILE]: renderPostBootstrap(app),
+          [FENCE_FILE]: fenceScript(),
         },
       });
       shardServices(chart, app, shard);

@@ -12,7 +12,6 @@ import {
   renderPatroniConfig,
   renderPostBootstrap,
 } from './patroni-config.ts';
-import { MIN_FAILOVER_SECONDS, releaseAfterSeconds, timingsOf } from './lease-break.ts';
 import { appDatabaseName } from './names.ts';
 
 const sharded = modelOf({
@@ -74,10 +73,28 @@ describe('buildDatabase', () => {
     expect(pod.containers.map((c: { name: string }) => c.name)).toEqual(['postgres', 'exporter']);
     const pg = pod.containers[0];
     expect(pg.image).toBe('ghcr.io/scalable-dev/postgres-patroni:17-0.1.0');
-    // With TLS (the default) a shell runs Patroni and reloads it on a renewed certificate.
-    expect(pg.command).toEqual(['sh', '-c']);
-    expect(pg.args[0]).toContain('"patroni" "/etc/patroni/patroni.yml" &');
-    expect(pg.args[0]).toContain('cksum < "/etc/scalable/tls/tls.crt"');
+    // fence.py starts Patroni, fences Postgres when Patroni stops renewing, and (TLS, the
+    // default) reloads Patroni on a renewed certificate; the operator reads the margin.
+    expect(pg.command).toEqual(['python3', '/etc/patroni/fence.py']);
+    expect(pg.args).toEqual([
+      '--config',
+      '/etc/patroni/patroni.yml',
+      '--pgdata',
+      '/var/lib/postgresql/data/pgdata',
+      '--margin',
+      '15',
+      '--run',
+      '/tmp/fence',
+      '--cert',
+      '/etc/scalable/tls/tls.crt',
+      '--every',
+      '30',
+    ]);
+    expect(sts.template.metadata.annotations).toEqual({ 'scalable.dev/fence-margin': '15' });
+    const cm = find(buildDatabase(sharded), 'ConfigMap', 'shop-db-1-patroni') as unknown as {
+      data: Record<string, string>;
+    };
+    expect(cm.data['fence.py']).toMatch(/^#!\/usr\/bin\/env python3/);
     expect(pg.readinessProbe.httpGet.path).toBe('/readiness');
     expect(pod.containers[1].image).toContain('postgres-exporter');
     expect(
@@ -457,7 +474,8 @@ describe('TLS (on by default)', () => {
     expect(appWiring(plain).env.some((e) => e.name === 'DATABASE_SSLMODE')).toBe(false);
     const pg = spec(find(buildDatabase(plain), 'StatefulSet', 'shop-db-0')).template.spec
       .containers[0];
-    expect([pg.command, pg.args]).toEqual([['patroni'], ['/etc/patroni/patroni.yml']]);
+    expect(pg.command).toEqual(['python3', '/etc/patroni/fence.py']);
+    expect(pg.args).not.toContain('--cert');
   });
 });
 
@@ -510,15 +528,22 @@ describe('Patroni configuration', () => {
 });
 
 describe('dcsConfigUpdate', () => {
+  // What an app's database: {} (asynchronous, failoverSeconds 30) renders.
   const live = JSON.stringify({
-    ttl: 20,
-    loop_wait: 1,
-    retry_timeout: 4,
+    ttl: 30,
+    loop_wait: 2,
+    retry_timeout: 5,
     maximum_lag_on_failover: 1048576,
     synchronous_mode: false,
     synchronous_mode_strict: false,
+    failsafe_mode: true,
     postgresql: {
-      parameters: { shared_buffers: '256MB', effective_cache_size: '768MB', work_mem: '8MB' },
+      parameters: {
+        wal_receiver_timeout: '5s',
+        shared_buffers: '256MB',
+        effective_cache_size: '768MB',
+        work_mem: '8MB',
+      },
     },
   });
 
@@ -530,61 +555,62 @@ describe('dcsConfigUpdate', () => {
 
   it('turns synchronous mode on and resizes memory, keeping keys set by others', () => {
     const next = dcsConfigUpdate(
-      modelOf({ database: { synchronous: true, resources: { limits: { memory: '2Gi' } } } }),
+      modelOf({
+        database: {
+          synchronous: true,
+          failoverSeconds: 30,
+          resources: { limits: { memory: '2Gi' } },
+        },
+      }),
       0,
       live,
     );
     expect(JSON.parse(next ?? '{}')).toEqual({
-      ttl: 20,
-      loop_wait: 1,
-      retry_timeout: 4,
+      ttl: 30,
+      loop_wait: 2,
+      retry_timeout: 5,
       maximum_lag_on_failover: 1048576,
       synchronous_mode: true,
       synchronous_mode_strict: false,
+      failsafe_mode: true,
       postgresql: {
-        parameters: { shared_buffers: '512MB', effective_cache_size: '1536MB', work_mem: '8MB' },
+        parameters: {
+          wal_receiver_timeout: '5s',
+          shared_buffers: '512MB',
+          effective_cache_size: '1536MB',
+          work_mem: '8MB',
+        },
       },
     });
     expect(dcsConfigMapName(sharded, 1)).toBe('shop-db-1-config');
   });
 
   it('moves the lease and the loop to failoverSeconds on a live cluster', () => {
-    const next = dcsConfigUpdate(modelOf({ database: { failoverSeconds: 30 } }), 0, live);
-    expect(JSON.parse(next ?? '{}')).toMatchObject({ ttl: 30, loop_wait: 3, retry_timeout: 13 });
-  });
-});
-
-describe('timingsOf', () => {
-  it("keeps Patroni's rule loop_wait + 2 x retry_timeout <= ttl and its floors", () => {
-    for (let s = MIN_FAILOVER_SECONDS; s <= 300; s++) {
-      const t = timingsOf(s);
-      expect(t.ttl).toBe(Math.max(20, s));
-      expect(t.loop_wait + 2 * t.retry_timeout, `failoverSeconds ${s}`).toBeLessThanOrEqual(t.ttl);
-      expect(t.loop_wait).toBeGreaterThanOrEqual(1);
-      expect(t.retry_timeout).toBeGreaterThanOrEqual(3);
-    }
-    // The default: Patroni's 20 s floor for the lease, renewed every second, 4 s of retries.
-    expect(timingsOf(10)).toEqual({ ttl: 20, loop_wait: 1, retry_timeout: 4 });
-    expect(timingsOf(20)).toEqual({ ttl: 20, loop_wait: 2, retry_timeout: 9 });
+    const next = dcsConfigUpdate(
+      modelOf({ database: { synchronous: true, failoverSeconds: 10 } }),
+      0,
+      live,
+    );
+    expect(JSON.parse(next ?? '{}')).toMatchObject({ ttl: 20, loop_wait: 1, retry_timeout: 3 });
   });
 
-  it('releases a silent lease only after a cut-off primary has demoted itself, in time', () => {
-    for (let s = MIN_FAILOVER_SECONDS; s < 20; s++) {
-      const t = timingsOf(s);
-      const after = releaseAfterSeconds(s);
-      // A primary that cannot renew demotes itself loop_wait + retry_timeout after its last
-      // renewal; the operator waits longer than that, and leaves 4 s for the promotion.
-      expect(after, `failoverSeconds ${s}`).toBeGreaterThan(t.loop_wait + t.retry_timeout);
-      expect(after! + 4, `failoverSeconds ${s}`).toBeLessThanOrEqual(s);
-    }
-    expect(releaseAfterSeconds(10)).toBe(6);
-    // From 20 s up Patroni's own lease does it.
-    expect(releaseAfterSeconds(20)).toBeUndefined();
-    expect(releaseAfterSeconds(300)).toBeUndefined();
+  it('brings a cluster bootstrapped before failsafe_mode and wal_receiver_timeout in line', () => {
+    const old = JSON.parse(live) as Record<string, unknown>;
+    delete old['failsafe_mode'];
+    (old['postgresql'] as { parameters: Record<string, unknown> }).parameters[
+      'wal_receiver_timeout'
+    ] = '60s';
+    const next = JSON.parse(
+      dcsConfigUpdate(modelOf({ database: {} }), 0, JSON.stringify(old)) ?? '{}',
+    ) as Record<string, unknown>;
+    expect(next).toMatchObject({
+      failsafe_mode: true,
+      postgresql: { parameters: { wal_receiver_timeout: '5s' } },
+    });
   });
 
-  it('renders the timings into bootstrap.dcs', () => {
+  it('renders the timings and failsafe_mode into bootstrap.dcs', () => {
     const dcs = patroniConfig(modelOf({ database: { failoverSeconds: 60 } }), 0).bootstrap.dcs;
-    expect(dcs).toMatchObject({ ttl: 60, loop_wait: 6, retry_timeout: 27 });
+    expect(dcs).toMatchObject({ ttl: 60, loop_wait: 5, retry_timeout: 10, failsafe_mode: true });
   });
 });

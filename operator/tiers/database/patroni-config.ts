@@ -74,6 +74,16 @@ function memoryParameters(app: AppModel): Record<string, string> {
 }
 
 /**
+ * Parameters failover depends on, kept in step on live clusters like the memory ones.
+ * wal_receiver_timeout: a standby whose primary died with its node (no TCP reset) gives up
+ * its stream after 5 s instead of 60, so its Patroni reports it no longer streams, which is
+ * what lets the operator release the dead primary's lock (lease-break.ts).
+ */
+export const FAILOVER_PARAMETERS: Readonly<Record<string, string>> = {
+  wal_receiver_timeout: '5s',
+};
+
+/**
  * TLS: Postgres serves it (ssl=on) and pg_hba admits TCP only over it (hostssl; a plain
  * connection finds no line and is refused). Replication and pg_rewind verify the primary's
  * chain and name (verify-full): members connect by the pod's DNS name under the headless
@@ -131,6 +141,11 @@ export function patroniConfig(app: AppModel, shard: number, layout: PodLayout = 
         synchronous_mode: db.synchronous,
         // Not strict: with every replica gone the primary keeps accepting writes.
         synchronous_mode_strict: false,
+        // An API server that does not answer (an upgrade, an outage) does not demote the
+        // primary while every member answers it on its REST API; the members that hear from
+        // it do not promote. The operator's release leaves such a primary alone (its standby
+        // still streams: lease-break.ts).
+        failsafe_mode: true,
         postgresql: {
           use_pg_rewind: true,
           use_slots: true,
@@ -144,6 +159,7 @@ export function patroniConfig(app: AppModel, shard: number, layout: PodLayout = 
             wal_keep_size: '256MB',
             hot_standby_feedback: 'on',
             password_encryption: 'scram-sha-256',
+            ...FAILOVER_PARAMETERS,
             ...memoryParameters(app),
           },
         },
@@ -173,7 +189,9 @@ export function patroniConfig(app: AppModel, shard: number, layout: PodLayout = 
         `${hba} all all ::/0 scram-sha-256`,
       ],
     },
-    // No /dev/watchdog in a restricted pod; fencing is the leader key's TTL.
+    // No /dev/watchdog in a restricted pod: the pod's fence (fence.py) adds Patroni's
+    // software watchdog on a pipe it reads (mode required) when it starts Patroni, so a
+    // Patroni started without it (an older pod) runs as before.
     watchdog: { mode: 'off' },
   };
 }
@@ -233,8 +251,8 @@ const obj = (v: unknown): Json =>
 
 /**
  * The new value of the `config` annotation when the live dynamic config disagrees with the
- * spec (synchronous mode, timings, memory parameters), else undefined. Other keys, including ones
- * an admin set with patronictl, are kept as they are.
+ * spec (synchronous mode, failsafe mode, timings, memory and failover parameters), else
+ * undefined. Other keys, including ones an admin set with patronictl, are kept as they are.
  */
 export function dcsConfigUpdate(
   app: AppModel,
@@ -251,18 +269,21 @@ export function dcsConfigUpdate(
   const want = patroniConfig(app, shard).bootstrap.dcs;
   const pg = obj(current['postgresql']);
   const params = obj(pg['parameters']);
-  const memory = memoryParameters(app);
+  const memory = { ...FAILOVER_PARAMETERS, ...memoryParameters(app) };
+  const modes = {
+    synchronous_mode: want.synchronous_mode,
+    synchronous_mode_strict: want.synchronous_mode_strict,
+    failsafe_mode: want.failsafe_mode,
+  };
   const timings = timingsOf(app.database.failoverSeconds);
   const next = {
     ...current,
-    synchronous_mode: want.synchronous_mode,
-    synchronous_mode_strict: want.synchronous_mode_strict,
+    ...modes,
     ...timings,
     postgresql: { ...pg, parameters: { ...params, ...memory } },
   };
   const same =
-    current['synchronous_mode'] === next.synchronous_mode &&
-    current['synchronous_mode_strict'] === next.synchronous_mode_strict &&
+    Object.entries(modes).every(([k, v]) => current[k] === v) &&
     Object.entries(timings).every(([k, v]) => current[k] === v) &&
     Object.entries(memory).every(([k, v]) => params[k] === v);
   return same ? undefined : JSON.stringify(next);

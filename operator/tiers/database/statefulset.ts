@@ -27,6 +27,8 @@ import {
   shardSelector,
   tierName,
 } from './names.ts';
+import { FENCE_ANNOTATION, FENCE_MARGIN_SECONDS } from './lease-break.ts';
+import { FENCE_FILE, fenceArgs } from './fence.ts';
 import {
   DATA_DIR,
   DATA_MOUNT,
@@ -161,7 +163,12 @@ export function shardStatefulSet(chart: Chart, app: AppModel, shard: number): vo
         whenScaled: 'Retain',
       },
       template: {
-        metadata: { labels: shardPodLabels(app, shard) },
+        metadata: {
+          labels: shardPodLabels(app, shard),
+          // The operator releases a silent primary's lock only where its pod fences
+          // (lease-break.ts), and reckons with this margin.
+          annotations: { [FENCE_ANNOTATION]: String(FENCE_MARGIN_SECONDS) },
+        },
         spec: {
           serviceAccountName: tierName(app),
           // Patroni's DCS is the Kubernetes API and needs the token; the exporter sidecar
@@ -245,31 +252,8 @@ export function dataVersionScript(): string {
 /** How often the entrypoint looks for a renewed certificate (the kubelet syncs ~1 min). */
 export const TLS_RELOAD_SECONDS = 30;
 
-/**
- * The container's entrypoint with TLS: Patroni, plus a loop that sends it SIGHUP when the
- * certificate file changes (the kubelet swaps a renewed Secret in). On SIGHUP Patroni
- * reloads Postgres, which re-reads ssl_cert_file and ssl_key_file, and its REST API's
- * certificate: rotation without a restart; connections already open keep their session.
- * SIGTERM is passed on, and the shell exits with Patroni's status once Patroni has.
- */
-export function patroniEntrypoint(
-  configFile: string,
-  certFile: string,
-  patroni = 'patroni',
-  everySeconds: number = TLS_RELOAD_SECONDS,
-): string {
-  const sum = `cksum < "${certFile}" 2>/dev/null`;
-  return [
-    'set -u',
-    `"${patroni}" "${configFile}" &`,
-    'pid=$!',
-    'trap \'kill -TERM "$pid" 2>/dev/null\' TERM INT',
-    `(last=$(${sum}); while sleep ${everySeconds} && kill -0 "$pid" 2>/dev/null; do now=$(${sum}); if [ "$now" != "$last" ]; then last=$now; kill -HUP "$pid"; fi; done) &`,
-    'status=0',
-    'while kill -0 "$pid" 2>/dev/null; do wait "$pid"; status=$?; done',
-    'exit "$status"',
-  ].join('\n');
-}
+/** The python3 of the image (Patroni's) runs fence.py. */
+export const PYTHON = 'python3';
 
 function patroniContainer(app: AppModel, db: NonNullable<AppModel['database']>, shard: number) {
   // The kubelet's HTTPS probes do not verify the certificate; they only need the scheme.
@@ -278,12 +262,17 @@ function patroniContainer(app: AppModel, db: NonNullable<AppModel['database']>, 
   return {
     name: 'postgres',
     image: postgresImage(app),
-    ...(db.tls
-      ? {
-          command: ['sh', '-c'],
-          args: [patroniEntrypoint(configFile, `${POD_LAYOUT.tlsDir}/${TLS_FILES.cert}`)],
-        }
-      : { command: ['patroni'], args: [configFile] }),
+    // fence.py starts Patroni, fences Postgres when Patroni stops renewing its lock, and
+    // passes on SIGTERM; it exits with Patroni's status.
+    command: [PYTHON, `${POD_LAYOUT.configDir}/${FENCE_FILE}`],
+    args: fenceArgs({
+      config: configFile,
+      pgdata: DATA_DIR,
+      margin: FENCE_MARGIN_SECONDS,
+      ...(db.tls
+        ? { cert: `${POD_LAYOUT.tlsDir}/${TLS_FILES.cert}`, every: TLS_RELOAD_SECONDS }
+        : {}),
+    }),
     ports: [
       { name: 'postgresql', containerPort: POSTGRES_PORT, protocol: 'TCP' },
       { name: 'patroni', containerPort: PATRONI_PORT, protocol: 'TCP' },

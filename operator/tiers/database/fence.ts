@@ -1,0 +1,217 @@
+// The database container's entrypoint, fence.py: a small supervisor that starts Patroni and
+// fences the data path in the pod, so that no operator, API server or kubelet has to be
+// alive for a stalled primary to stop taking writes.
+//
+// Patroni has a watchdog: while it leads, it feeds a device after every renewal of its lock
+// (and, with failsafe_mode, after every member has confirmed it may go on while the API
+// server is unreachable), and the device ends the machine if the feeding stops for
+// ttl - safety_margin. /dev/watchdog needs privileges a restricted pod lacks, but Patroni's
+// "testing" driver writes the same protocol to a named pipe ("Ctimeout=N" on arming, "1" per
+// renewal, "V" to disarm). fence.py reads that pipe and, when Patroni has not renewed within
+// the timeout it asked for (or died while leading), kills the postmaster's process group:
+// every backend at once, so no further commit is acknowledged, and the standbys see the
+// stream end. Patroni itself stays: if it still holds the lock it restarts Postgres after its
+// next renewal; if not, it rejoins as a replica. The watchdog is added in a config file of
+// fence.py's own (Patroni merges a directory of files), so it exists exactly where fence.py
+// reads the pipe. With TLS, fence.py also sends Patroni SIGHUP when the certificate changes
+// (the kubelet swaps a renewed Secret in): Patroni reloads Postgres and its REST API.
+// The engine tests run this very script with the real Patroni and Postgres.
+
+/** The script's file name in the shard's Patroni ConfigMap. */
+export const FENCE_FILE = 'fence.py';
+/** Where fence.py keeps its pipe and Patroni's merged configuration (an emptyDir). */
+export const FENCE_RUN_DIR = '/tmp/fence';
+
+export interface FenceArgs {
+  /** patroni.yml as mounted. */
+  readonly config: string;
+  /** PGDATA: postmaster.pid names the process to stop. */
+  readonly pgdata: string;
+  /** Patroni's watchdog safety_margin (s): the fence fires at ttl - margin. */
+  readonly margin: number;
+  readonly runDir?: string;
+  readonly patroni?: string;
+  /** The TLS certificate to watch, and how often (s). */
+  readonly cert?: string;
+  readonly every?: number;
+}
+
+export function fenceArgs(a: FenceArgs): string[] {
+  return [
+    '--config',
+    a.config,
+    '--pgdata',
+    a.pgdata,
+    '--margin',
+    String(a.margin),
+    '--run',
+    a.runDir ?? FENCE_RUN_DIR,
+    ...(a.patroni ? ['--patroni', a.patroni] : []),
+    ...(a.cert ? ['--cert', a.cert, '--every', String(a.every ?? 30)] : []),
+  ];
+}
+
+/** fence.py (Python 3, standard library only: the image has it for Patroni). */
+export function fenceScript(): string {
+  return String.raw`#!/usr/bin/env python3
+"""Start Patroni with a software watchdog; stop the postmaster when Patroni stops renewing."""
+import argparse
+import hashlib
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+p = argparse.ArgumentParser()
+p.add_argument('--config', required=True)
+p.add_argument('--pgdata', required=True)
+p.add_argument('--margin', type=int, required=True)
+p.add_argument('--run', required=True)
+p.add_argument('--patroni', default='patroni')
+p.add_argument('--cert')
+p.add_argument('--every', type=float, default=30)
+args = p.parse_args()
+
+
+def log(msg):
+    sys.stderr.write('fence: %s\n' % msg)
+    sys.stderr.flush()
+
+
+os.makedirs(args.run, exist_ok=True)
+pipe = os.path.join(args.run, 'watchdog')
+conf = os.path.join(args.run, 'patroni')
+os.makedirs(conf, exist_ok=True)
+for path in (pipe, os.path.join(conf, '00-patroni.yml')):
+    if os.path.lexists(path):
+        os.unlink(path)
+os.mkfifo(pipe, 0o600)
+# The read end, and a write end of our own: Patroni closing the pipe is no end of file.
+rfd = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
+wfd = os.open(pipe, os.O_WRONLY)
+os.symlink(os.path.abspath(args.config), os.path.join(conf, '00-patroni.yml'))
+with open(os.path.join(conf, '99-fence.yml'), 'w') as f:
+    f.write('watchdog:\n  mode: required\n  driver: testing\n  device: %s\n  safety_margin: %d\n'
+            % (pipe, args.margin))
+
+
+def digest(path):
+    try:
+        with open(path, 'rb') as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def postmaster():
+    """The postmaster of PGDATA, by its pid file and its command line."""
+    try:
+        with open(os.path.join(args.pgdata, 'postmaster.pid')) as f:
+            pid = int(f.readline().strip())
+        with open('/proc/%d/cmdline' % pid, 'rb') as f:
+            cmd = f.read().split(b'\0')
+    except (OSError, ValueError):
+        return None
+    return pid if cmd and os.path.basename(cmd[0]).startswith(b'postgres') else None
+
+
+def fence(why):
+    pid = postmaster()
+    if pid is None:
+        log('%s; no postmaster running' % why)
+        return
+    try:
+        group = os.getpgid(pid)
+        if group != os.getpgid(0):
+            os.killpg(group, signal.SIGKILL)  # the postmaster and every backend at once
+        else:
+            os.kill(pid, signal.SIGKILL)
+        log('%s; killed the postmaster (pid %d) and its backends' % (why, pid))
+    except OSError as e:
+        log('%s; could not kill the postmaster %d: %s' % (why, pid, e))
+
+
+patroni = subprocess.Popen([args.patroni, conf])
+stopping = []
+
+
+def forward(signum, _frame):
+    stopping.append(signum)
+    try:
+        patroni.send_signal(signum)
+    except OSError:
+        pass
+
+
+for s in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(s, forward)
+
+timeout = None  # seconds, as Patroni asked
+deadline = None  # monotonic time the fence fires, while armed
+command = None  # bytes of a "C..." line being read
+cert = digest(args.cert) if args.cert else None
+next_cert = time.monotonic() + args.every
+
+while True:
+    now = time.monotonic()
+    wait = 0.1 if deadline is None else max(0.0, min(0.1, deadline - now))
+    try:
+        ready, _, _ = select.select([rfd], [], [], wait)
+    except InterruptedError:
+        ready = []
+    if ready:
+        try:
+            data = os.read(rfd, 4096)
+        except BlockingIOError:
+            data = b''
+        now = time.monotonic()
+        for b in data:
+            c = bytes([b])
+            if command is not None:
+                if c == b'\n':
+                    line = command.decode(errors='replace')
+                    command = None
+                    if line.startswith('timeout='):
+                        timeout = int(line.split('=', 1)[1])
+                        deadline = now + timeout
+                        log('armed: Postgres is stopped %d s after the last renewal' % timeout)
+                else:
+                    command += c
+            elif c == b'C':
+                command = b''
+            elif c == b'1' and timeout is not None:
+                if deadline is None:
+                    log('armed again')
+                deadline = now + timeout
+            elif c == b'V':
+                if deadline is not None:
+                    log('disarmed')
+                deadline = None
+    if deadline is not None and now >= deadline:
+        fence('Patroni did not renew its leader lock for %d s' % timeout)
+        deadline = None
+    # Reap: Patroni, and orphans (a postmaster Patroni left) when this is PID 1.
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            pid, status = 0, 0
+        if pid == 0:
+            break
+        if pid == patroni.pid:
+            code = os.waitstatus_to_exitcode(status)
+            patroni.returncode = code
+            if deadline is not None:
+                fence('Patroni exited (%d) while it led' % code)
+            sys.exit(code if code >= 0 else 128 - code)
+    if args.cert and now >= next_cert:
+        next_cert = now + args.every
+        current = digest(args.cert)
+        if current is not None and current != cert and not stopping:
+            cert = current
+            log('certificate changed: Patroni reloads')
+            patroni.send_signal(signal.SIGHUP)
+`;
+}
