@@ -40,7 +40,7 @@ export function patroniPidOf(m: Member): number {
   if (top === undefined || !running(m)) throw new Error(`${m.name}: not running`);
   const own = readFileSync(`/proc/${top}/cmdline`, 'utf8').split('\0');
   if (own.some((a) => /patroni$/.test(a)) && !own.some((a) => a.endsWith('.py'))) return top;
-  const child = childrenOf(top).find((c) => / \S*patroni /.test(` ${c.cmdline} `));
+  const child = childrenOf(top).find((c) => / \S*patroni\S* /.test(` ${c.cmdline} `));
   if (!child) throw new Error(`${m.name}: no Patroni process under ${top}`);
   return child.pid;
 }

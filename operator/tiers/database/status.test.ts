@@ -50,6 +50,25 @@ describe('databaseReport', () => {
     });
   });
 
+  it("says when an asynchronous app stored with failoverSeconds 10 gets Patroni's lease", () => {
+    const stored = modelOf(
+      {
+        database: { shards: 2, replicasPerShard: 2, shardKey: 'customer_id', failoverSeconds: 10 },
+      },
+      'shop',
+      'prod',
+      true,
+    );
+    expect(databaseReport(stored, observed(healthy)).condition).toMatchObject({
+      status: 'True',
+      reason: 'ShardsReady',
+      message: expect.stringMatching(
+        /; failover takes Patroni's 20 s lease, not failoverSeconds 10: below 20 s needs synchronous: true/,
+      ),
+    });
+    expect(databaseReport(app, observed(healthy)).condition.message).not.toMatch(/lease/);
+  });
+
   it('is not ready while a shard has no ready primary (e.g. mid-failover)', () => {
     const pods = healthy.map((p) =>
       p.metadata.name === 'shop-db-1-1' ? pod('shop-db-1-1', 1, 'master', false) : p,

@@ -23,6 +23,7 @@ import {
   shardMapOf,
   shardsWithoutBuckets,
 } from './shard-map.ts';
+import { PATRONI_TTL_FLOOR } from './lease-break.ts';
 import { isReadyPod, planShard, shardPods, shardView } from './rollout.ts';
 import { DATA_VERSION_CHECK, MAJOR_VERSION_MISMATCH } from './statefulset.ts';
 import { parseShardMap } from '../../../sdk/src/contract/shard-map.ts';
@@ -178,6 +179,16 @@ function rollouts(app: AppModel, observed: Observed): string[] {
   });
 }
 
+/**
+ * What an app stored with failoverSeconds below 20 on an asynchronous shard gets (the CRD's
+ * default was 10 before such specs were refused): Patroni's 20 s lease, said on DatabaseReady.
+ */
+export function failoverNote(app: AppModel): string | undefined {
+  const db = app.database;
+  if (!db || db.synchronous || db.failoverSeconds >= PATRONI_TTL_FLOOR) return undefined;
+  return `failover takes Patroni's ${PATRONI_TTL_FLOOR} s lease, not failoverSeconds ${db.failoverSeconds}: below ${PATRONI_TTL_FLOOR} s needs synchronous: true (an asynchronous replica promoted early may lack acknowledged writes); set failoverSeconds to ${PATRONI_TTL_FLOOR} or more, or synchronous: true`;
+}
+
 export function databaseReport(app: AppModel, observed: Observed): TierReport {
   if (!app.database)
     return {
@@ -245,5 +256,7 @@ export function databaseReport(app: AppModel, observed: Observed): TierReport {
             'ShardsReady',
             `${shards.length} shard(s), each with a primary and its replicas ready`,
           );
-  return { condition: cond, fields, ...(conflict ? { degraded: conflict } : {}) };
+  const note = failoverNote(app);
+  const said = note ? { ...cond, message: `${cond.message}; ${note}` } : cond;
+  return { condition: said, fields, ...(conflict ? { degraded: conflict } : {}) };
 }

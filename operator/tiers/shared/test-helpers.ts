@@ -9,13 +9,19 @@ export function modelOf(
   spec: Record<string, unknown>,
   name = 'shop',
   namespace = 'prod',
+  /** As the operator reads an app back (rules for written specs skipped). */
+  stored = false,
 ): AppModel {
-  const r = validateApp({
-    apiVersion: 'scalable.dev/v1alpha1',
-    kind: 'ScalableApp',
-    metadata: { name, namespace },
-    spec: { web: { image: 'shop:1' }, ...spec },
-  });
+  const r = validateApp(
+    {
+      apiVersion: 'scalable.dev/v1alpha1',
+      kind: 'ScalableApp',
+      metadata: { name, namespace },
+      spec: { web: { image: 'shop:1' }, ...spec },
+    },
+    undefined,
+    { stored },
+  );
   if (!r.ok) throw new Error(r.errors.map((e) => `${e.path}: ${e.message}`).join('\n'));
   return toModel(r.app);
 }
