@@ -29,13 +29,17 @@ export interface ClusterAccess {
    * which exists only after a first switchover); a 409 is a ConflictError.
    */
   create(apiVersion: string, kind: string, namespace: string, body: Json): Promise<Json>;
-  /** Deletes (background propagation); `uid` guards against deleting a successor. */
+  /**
+   * Deletes (background propagation); `uid` guards against deleting a successor;
+   * `gracePeriodSeconds` overrides the pod's own (a fenced primary needs no clean shutdown).
+   */
   delete(
     apiVersion: string,
     kind: string,
     namespace: string,
     name: string,
     uid?: string,
+    gracePeriodSeconds?: number,
   ): Promise<void>;
 }
 

@@ -66,8 +66,8 @@ export function clusterAccess(client: KubeApi): ClusterAccess {
         throw err;
       }
     },
-    async delete(apiVersion, kind, namespace, name, uid) {
-      await deleteObject(client, known(apiVersion, kind), namespace, name, uid);
+    async delete(apiVersion, kind, namespace, name, uid, gracePeriodSeconds) {
+      await deleteObject(client, known(apiVersion, kind), namespace, name, uid, gracePeriodSeconds);
     },
   };
 }

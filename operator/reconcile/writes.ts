@@ -55,6 +55,7 @@ export async function deleteObject(
   namespace: string,
   name: string,
   uid?: string,
+  gracePeriodSeconds?: number,
 ): Promise<void> {
   try {
     await client.request('DELETE', pathOf(info, namespace, name), {
@@ -65,6 +66,7 @@ export async function deleteObject(
         apiVersion: 'v1',
         propagationPolicy: 'Background',
         ...(uid ? { preconditions: { uid } } : {}),
+        ...(gracePeriodSeconds !== undefined ? { gracePeriodSeconds } : {}),
       },
     });
   } catch (err) {

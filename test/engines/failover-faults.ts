@@ -268,3 +268,31 @@ export async function settled(
   const have = new Set(held.map((r) => Number(r.id)));
   return { primary, lost: ids.filter((id) => !have.has(id)) };
 }
+
+/**
+ * The synchronous standbys Patroni has recorded (`<scope>-sync`): only these may be
+ * promoted. Patroni records one about 2 s after it set synchronous_standby_names, once the
+ * standby confirmed; a primary lost before that has no candidate and waits.
+ */
+export function syncStandbysOf(h: Harness, shard = 0): string[] {
+  const cm = JSON.parse(
+    h.kubectl(['-n', h.ns, 'get', 'configmap', `shop-db-${shard}-sync`, '-o', 'json']),
+  ) as { metadata: { annotations?: Record<string, string> } };
+  return (cm.metadata.annotations?.['sync_standby'] ?? '').split(',').filter((s) => s !== '');
+}
+
+export async function syncStandbyRecorded(h: Harness, shard = 0): Promise<string[]> {
+  return eventually(
+    'a synchronous standby recorded in the sync key',
+    async () => {
+      try {
+        const s = syncStandbysOf(h, shard);
+        return s.length > 0 ? s : undefined;
+      } catch {
+        return undefined; // not created yet
+      }
+    },
+    60_000,
+    250,
+  );
+}

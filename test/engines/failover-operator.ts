@@ -1,20 +1,23 @@
-// The operator's lock watch for the engine scenarios, wired as the operator wires it
-// (runtime/controller.ts), on the engine harness's namespace: releases and fences go to the
-// real API server, events too. restart() is an operator leader that dies and is replaced:
-// the new instance starts with nothing in memory.
+// The operator's lock watch for the engine scenarios, created as the controller creates it
+// (runtime/controller.ts: the database tier's Tier.watches factory with real WatchPorts) on
+// the engine harness's namespace: releases, fences and events go to the real API server.
+// restart() is an operator leader that dies and is replaced: the new instance starts with
+// nothing in memory.
+import { Registry } from 'prom-client';
 import { KubeClient } from '../../operator/runtime/kube-client.ts';
 import { createLogger } from '../../operator/runtime/log.ts';
-import { LeaseWatch } from '../../operator/runtime/lease-watch.ts';
+import { cacheOpener } from '../../operator/runtime/tier-watches.ts';
+import { clusterAccess } from '../../operator/reconcile/cluster-access.ts';
 import { EventRecorder } from '../../operator/reconcile/events.ts';
-import {
-  failoverSecondsOf,
-  releaseAfterSeconds,
-} from '../../operator/tiers/database/lease-break.ts';
+import { databaseTier } from '../../operator/tiers/database/index.ts';
+import { leaderRecordOf } from '../../operator/tiers/database/lease-break.ts';
 import type { LeaderRecord } from '../../operator/tiers/database/lease-break.ts';
+import type { ClusterAccess } from '../../operator/tiers/tier.ts';
+import type { Watch } from '../../operator/tiers/watch.ts';
 import type { Harness } from './patroni-harness.ts';
 
 export interface OperatorWatch {
-  /** Locks released, in order, by any instance. */
+  /** Locks released, in order, by any instance (the lock as it was before the release). */
   readonly released: LeaderRecord[];
   /** Pods fenced (deleted), in order, by any instance. */
   readonly fenced: string[];
@@ -35,26 +38,42 @@ export async function startOperatorWatch(
   const log = createLogger('warn');
   const released: LeaderRecord[] = [];
   const fenced: string[] = [];
-  const make = (identity: string) =>
-    new LeaseWatch({
-      client,
-      watchNamespaces: [h.ns],
+  const factory = databaseTier.watches?.[0];
+  if (!factory) throw new Error('the database tier has no watch');
+  // The watch's writes, seen as they succeed: what the operator released and deleted.
+  const observed = (access: ClusterAccess): ClusterAccess => ({
+    ...access,
+    async mergePatch(apiVersion, kind, ns, name, body) {
+      const before =
+        kind === 'ConfigMap' ? await access.get(apiVersion, kind, ns, name) : undefined;
+      const out = await access.mergePatch(apiVersion, kind, ns, name, body);
+      const annotations = (body['metadata'] as { annotations?: Record<string, unknown> })
+        ?.annotations;
+      if (before && annotations && 'leader' in annotations && annotations['leader'] === null) {
+        released.push(leaderRecordOf(before));
+        hooks.onRelease?.(leaderRecordOf(before));
+      }
+      return out;
+    },
+    async delete(apiVersion, kind, ns, name, uid, grace) {
+      await access.delete(apiVersion, kind, ns, name, uid, grace);
+      if (kind === 'Pod') fenced.push(name);
+    },
+  });
+  let n = 0;
+  const make = (): Watch =>
+    factory.create({
+      cache: cacheOpener({ client, namespaces: [h.ns], log }),
+      writer: () => observed(clusterAccess(client)),
+      events: new EventRecorder(client, log, `engine-operator-${++n}`),
+      app: (ns, name) =>
+        ns === h.ns && name === h.app.name
+          ? { uid: 'engine-test', spec: { database: database() }, deleting: false }
+          : undefined,
       log,
-      events: new EventRecorder(client, log, identity),
-      releaseAfterMs: () => {
-        const seconds = failoverSecondsOf({ database: database() });
-        const after = seconds === undefined ? undefined : releaseAfterSeconds(seconds);
-        return after === undefined ? undefined : after * 1000;
-      },
-      writer: () => client,
-      onRelease: (r) => {
-        released.push(r);
-        hooks.onRelease?.(r);
-      },
-      onFence: (_r, pod) => fenced.push(pod),
+      registry: new Registry(),
     });
-  let n = 1;
-  let watch = make(`engine-operator-${n}`);
+  let watch = make();
   watch.start();
   return {
     released,
@@ -62,7 +81,7 @@ export async function startOperatorWatch(
     async restart() {
       // A leader that dies keeps nothing: its timers and memory go with it.
       await watch.stop();
-      watch = make(`engine-operator-${++n}`);
+      watch = make();
       watch.start();
     },
     async stop() {

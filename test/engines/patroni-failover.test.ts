@@ -19,6 +19,7 @@ import {
   overlappingPrimaries,
   settled,
   startCanceller,
+  syncStandbyRecorded,
   thawPatroni,
 } from './failover-faults.ts';
 import { startOperatorWatch } from './failover-operator.ts';
@@ -69,6 +70,7 @@ async function stand(
     180_000,
     500,
   );
+  if (spec['synchronous']) await syncStandbyRecorded(h);
   await createWritesTable(primary);
   const s: Stand = {
     h,

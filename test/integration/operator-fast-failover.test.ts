@@ -1,65 +1,122 @@
-// Fast failover through the whole operator (tiers/database/lease-watch.ts, a Tier watch):
-// kwok runs no Patroni, so the test renews a shard's leader lock as a primary's Patroni
-// does (an annotation patch every loop_wait) and then stops, as a dead primary does. The
-// operator must leave a renewing lock alone, release a silent one only after the app's
-// failoverSeconds allows it, say so on the app, and leave alone locks of apps whose
-// failoverSeconds is Patroni's own lease (>= 20 s) and of no app at all.
+// Fast failover through the whole operator (the database tier's lock watch, as the controller
+// runs it): kwok runs no Patroni, so the test writes Patroni's keys as Patroni does (the
+// leader lock renewed every loop_wait, the live config, the sync key) and labels the pods as
+// its members would. The operator must:
+// - leave a renewing lock alone and release a silent one only after the threshold the live
+//   timings and the pod's fence give (9 s at failoverSeconds 10), saying so on the app;
+// - never release the lock of an asynchronous shard, of Patroni's own lease
+//   (failoverSeconds >= 20), of no app, or of a primary whose synchronous standby still
+//   streams from it (alive, kept by failsafe_mode);
+// - fence the silent primary's pod only once another member holds the lock, never during
+//   the free-lock window in between, and from the release recorded on the lock;
+// - start every silence clock again when its watch restarts (the API server dropped its
+//   connections): silence seen through a broken watch is no evidence.
+// The operator talks to the API server through a proxy, so the test can cut its connections.
+import { readFileSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import yaml from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, printLogDirOnFailure, uniqueName } from '../../devcluster/testing.ts';
 import type { KubeClient } from '../../operator/runtime/kube-client.ts';
-import { releaseAfterSeconds } from '../../operator/tiers/database/lease-break.ts';
+import {
+  RELEASE_ANNOTATION,
+  releaseAfterSeconds,
+  timingsOf,
+} from '../../operator/tiers/database/lease-break.ts';
 import {
   applyAs,
   closeSuite,
   getObj,
   kindInfo,
+  kubeconfig,
   mergePatch,
   openSuite,
   scalableApp,
   startOperator,
 } from './operator-harness.ts';
 import type { Json, OperatorProcess } from './operator-harness.ts';
+import { startStallProxy } from './stall-proxy.ts';
+import type { StallProxy } from './stall-proxy.ts';
 
 const ns = uniqueName('op-fast');
 const CM = kindInfo('v1', 'ConfigMap');
+const POD = kindInfo('v1', 'Pod');
 let client: KubeClient;
 let op: OperatorProcess;
+let proxy: StallProxy;
+
+const AFTER = releaseAfterSeconds({ synchronous: true, failoverSeconds: 10 }) ?? NaN;
+const TTL = timingsOf(10).ttl;
 
 const database = (extra: Json = {}): Json => ({
   web: { image: 'ghcr.io/acme/fast:1' },
-  database: { replicasPerShard: 1, synchronous: true, storage: { size: '1Gi' }, ...extra },
+  database: { replicasPerShard: 1, storage: { size: '1Gi' }, ...extra },
 });
 
-/** Patroni's leader key of `<app>-db-0`, as Patroni 3/4 write it (configmap mode). */
-const leaderKey = (app: string): Json => ({
-  apiVersion: 'v1',
-  kind: 'ConfigMap',
-  metadata: {
-    name: `${app}-db-0-leader`,
-    namespace: ns,
-    labels: { 'scalable.dev/database': app, 'scalable.dev/cluster': `${app}-db-0` },
-    annotations: {
+/** Patroni's keys of `<app>-db-0`, as Patroni 3/4 write them (configmap mode). */
+function patroniKey(app: string, key: string, annotations: Record<string, string>): Json {
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: {
+      name: `${app}-db-0-${key}`,
+      namespace: ns,
+      labels: { 'scalable.dev/database': app, 'scalable.dev/cluster': `${app}-db-0` },
+      annotations,
+    },
+  };
+}
+
+/** The keys of a bootstrapped shard whose primary is pod 0 and synchronous standby pod 1. */
+async function bootstrapped(app: string, failoverSeconds: number, synchronous: boolean) {
+  const t = timingsOf(failoverSeconds);
+  const config = JSON.stringify({ ...t, synchronous_mode: synchronous, failsafe_mode: true });
+  await applyAs(client, 'patroni', patroniKey(app, 'config', { config }));
+  await applyAs(
+    client,
+    'patroni',
+    patroniKey(app, 'leader', {
       leader: `${app}-db-0-0`,
-      ttl: '20',
+      ttl: String(t.ttl),
       renewTime: new Date().toISOString(),
       acquireTime: new Date().toISOString(),
       transitions: '0',
-    },
-  },
-});
+    }),
+  );
+  await applyAs(
+    client,
+    'patroni',
+    patroniKey(app, 'sync', { leader: `${app}-db-0-0`, sync_standby: `${app}-db-0-1` }),
+  );
+}
 
-const holder = async (app: string): Promise<string | undefined> => {
+async function lockOf(app: string): Promise<Record<string, string>> {
   const cm = await getObj(client, CM, ns, `${app}-db-0-leader`);
-  return ((cm?.['metadata'] as Json | undefined)?.['annotations'] as Record<string, string>)?.[
-    'leader'
-  ];
-};
+  const meta = cm?.['metadata'] as { annotations?: Record<string, string> } | undefined;
+  return meta?.annotations ?? {};
+}
+const holder = async (app: string) => (await lockOf(app))['leader'];
+const podMeta = async (name: string) =>
+  (await getObj(client, POD, ns, name))?.['metadata'] as Json | undefined;
 
-/**
- * Renews the lock every second, as a primary's Patroni with loop_wait 1; stop() ends it and
- * gives the time the last renewal was answered.
- */
+/** As Patroni: the role label, and the member status a replica publishes. */
+async function member(pod: string, role: 'master' | 'replica', streaming = false) {
+  await eventually(`pod ${pod}`, () => getObj(client, POD, ns, pod), 120_000);
+  await mergePatch(client, POD, ns, pod, {
+    metadata: {
+      labels: { 'scalable.dev/role': role },
+      annotations: {
+        status: JSON.stringify({
+          state: 'running',
+          role: role === 'master' ? 'primary' : 'replica',
+          ...(streaming ? { replication_state: 'streaming' } : {}),
+        }),
+      },
+    },
+  });
+}
+
+/** Renews a lock every second, as a primary's Patroni with loop_wait 1; stop() ends it. */
 function renewing(app: string): { stop: () => Promise<number> } {
   let on = true;
   let last = 0;
@@ -81,106 +138,173 @@ function renewing(app: string): { stop: () => Promise<number> } {
   };
 }
 
+const eventsOf = async (app: string, reason: string) =>
+  (
+    await client.request<{ items: Json[] }>('GET', `/api/v1/namespaces/${ns}/events`, {
+      verb: 'list',
+      resource: 'events',
+      query: { fieldSelector: `involvedObject.name=${app},reason=${reason}` },
+    })
+  ).items.map((e) => String(e['message']));
+
+/** The admin kubeconfig, through the proxy. */
+function viaProxy(path: string, port: number): string {
+  const doc = yaml.load(readFileSync(path, 'utf8')) as Json;
+  const cluster = ((doc['clusters'] as Json[])[0] as Json)['cluster'] as Json;
+  cluster['server'] = `https://127.0.0.1:${port}`;
+  const out = `${path}.fast-failover-${process.pid}`;
+  writeFileSync(out, yaml.dump(doc), { mode: 0o600 });
+  return out;
+}
+
 beforeAll(async () => {
   client = await openSuite(ns);
-  op = await startOperator({ SCALABLE_LEASE_NAME: uniqueName('lease-fast') });
+  const admin = yaml.load(readFileSync(kubeconfig(), 'utf8')) as Json;
+  const server = new URL(
+    String((((admin['clusters'] as Json[])[0] as Json)['cluster'] as Json)['server']),
+  );
+  proxy = await startStallProxy({ host: server.hostname, port: Number(server.port) });
+  op = await startOperator(
+    { SCALABLE_LEASE_NAME: uniqueName('lease-fast') },
+    viaProxy(kubeconfig(), proxy.port),
+  );
 });
 
-afterAll(() => closeSuite(client, { operators: [op], namespaces: [ns] }));
+afterAll(async () => {
+  await closeSuite(client, { operators: [op], namespaces: [ns] });
+  await proxy?.close();
+});
 
-describe("the operator releases a silent primary's leader lock (fast failover)", () => {
+describe("the operator releases a silent synchronous primary's leader lock (fast failover)", () => {
   printLogDirOnFailure();
 
-  it('leaves a renewing lock alone, releases it once silent, and says so on the app', async () => {
-    const after = releaseAfterSeconds(10);
-    expect(after).toBe(6);
-    await applyAs(client, 'test-user', scalableApp(ns, 'fast', database()));
-    await applyAs(client, 'test-user', scalableApp(ns, 'slow', database({ failoverSeconds: 30 })));
-    for (const app of ['fast', 'slow', 'ghost']) await applyAs(client, 'patroni', leaderKey(app));
+  it('leaves a renewing lock alone, releases a silent one after the threshold, and says so', async () => {
+    expect(AFTER).toBe(9);
+    await applyAs(client, 'test-user', scalableApp(ns, 'fast', database({ synchronous: true })));
+    await applyAs(client, 'test-user', scalableApp(ns, 'async', database()));
+    await applyAs(
+      client,
+      'test-user',
+      scalableApp(ns, 'slow', database({ synchronous: true, failoverSeconds: 30 })),
+    );
+    await bootstrapped('fast', 10, true);
+    await bootstrapped('async', 30, false);
+    await bootstrapped('slow', 30, true);
+    await bootstrapped('ghost', 10, true);
+    for (const app of ['fast', 'async', 'slow']) {
+      await member(`${app}-db-0-0`, 'master');
+      await member(`${app}-db-0-1`, 'replica');
+    }
 
-    // Renewed every second for three times the silence limit: never released.
-    const renewals = ['fast', 'slow', 'ghost'].map((app) => renewing(app));
-    await sleep(3 * (after ?? 0) * 1000);
+    // Renewed every second for three times the threshold: never released.
+    const renewals = ['fast', 'async', 'slow', 'ghost'].map((app) => renewing(app));
+    await sleep(3 * AFTER * 1000);
     expect(await holder('fast')).toBe('fast-db-0-0');
 
     const [silentFrom = 0] = await Promise.all(renewals.map((r) => r.stop()));
     await eventually('the silent lock released', async () =>
       (await holder('fast')) === undefined ? true : undefined,
     );
-    // Not before the silence limit: the operator counts from the last renewal it saw, which
+    // Not before the threshold: the operator counts from the last renewal it saw, which
     // it may see a little before this client has its answer.
-    expect(Date.now() - silentFrom).toBeGreaterThanOrEqual((after ?? 0) * 1000 - 500);
-    const events = await client.request<{ items: Json[] }>(
-      'GET',
-      `/api/v1/namespaces/${ns}/events`,
-      {
-        verb: 'list',
-        resource: 'events',
-        query: { fieldSelector: 'involvedObject.name=fast,reason=PrimaryLockReleased' },
-      },
-    );
-    expect(events.items.map((e) => e['message'])).toEqual([
+    expect(Date.now() - silentFrom).toBeGreaterThanOrEqual(AFTER * 1000 - 500);
+    expect(await eventsOf('fast', 'PrimaryLockReleased')).toEqual([
       expect.stringMatching(/^fast-db-0: primary fast-db-0-0 did not renew its leader lock/),
     ]);
+    // The release is recorded on the lock itself, with the pod that held it.
+    const intent = JSON.parse((await lockOf('fast'))[RELEASE_ANNOTATION] ?? '{}') as Json;
+    expect(intent).toMatchObject({
+      member: 'fast-db-0-0',
+      uid: (await podMeta('fast-db-0-0'))?.['uid'],
+    });
     expect(
       await op.metric('scalable_database_lock_releases_total', { namespace: ns, app: 'fast' }),
     ).toBe(1);
 
-    // failoverSeconds 30 is Patroni's own lease, and a lock of no app is none of ours: both
-    // stay held after as long a silence (and twice the limit more).
-    await sleep((after ?? 0) * 1000);
+    // Asynchronous, Patroni's own lease, no app: all held after as long a silence and more.
+    await sleep(AFTER * 1000);
+    expect(await holder('async')).toBe('async-db-0-0');
     expect(await holder('slow')).toBe('slow-db-0-0');
     expect(await holder('ghost')).toBe('ghost-db-0-0');
+  }, 180_000);
+
+  it('fences the silent primary only once another member holds the lock, not while it is free', async () => {
+    const before = (await podMeta('fast-db-0-0'))?.['uid'];
+    // The free-lock window, a lease long (the longest any rule of the watch waits): the
+    // released primary keeps its pod, label and all, while nobody holds the lock.
+    await sleep((TTL + 5) * 1000);
+    expect(await holder('fast')).toBeUndefined();
+    const meta = await podMeta('fast-db-0-0');
+    expect(meta?.['uid']).toBe(before);
+    expect(meta?.['deletionTimestamp']).toBeUndefined();
+    expect(await eventsOf('fast', 'PrimaryFenced')).toEqual([]);
+
+    // The standby takes the lock (and labels its pod) as Patroni does: fenced at once.
+    const takenAt = Date.now();
+    await mergePatch(client, CM, ns, 'fast-db-0-leader', {
+      metadata: { annotations: { leader: 'fast-db-0-1', renewTime: new Date().toISOString() } },
+    });
+    await member('fast-db-0-1', 'master');
+    await eventually('the stale primary pod deleted', async () => {
+      const m = await podMeta('fast-db-0-0');
+      return m === undefined || m['uid'] !== before || m['deletionTimestamp'] ? true : undefined;
+    });
+    // From the release on the lock, not from the lease-long rule for stale labels.
+    expect(Date.now() - takenAt).toBeLessThan(TTL * 1000);
+    expect(await eventsOf('fast', 'PrimaryFenced')).toEqual([
+      expect.stringMatching(
+        /^fast-db-0: pod fast-db-0-0 still labelled primary while fast-db-0-1 holds the lock \(its lock was released and fast-db-0-1 took it\); deleted with a 5 s grace period/,
+      ),
+    ]);
+    expect(await holder('fast')).toBe('fast-db-0-1');
   }, 120_000);
 
-  it("fences the silent primary's pod once the replica holds the lock, and only then", async () => {
-    const POD = kindInfo('v1', 'Pod');
-    const uidOf = async (name: string) =>
-      ((await getObj(client, POD, ns, name))?.['metadata'] as Json | undefined)?.['uid'];
-    // kwok runs the StatefulSet's pods; label them as Patroni would.
-    for (const [pod, role] of [
-      ['fast-db-0-0', 'master'],
-      ['fast-db-0-1', 'replica'],
-    ] as const) {
-      await eventually(`pod ${pod}`, () => getObj(client, POD, ns, pod), 120_000);
-      await mergePatch(client, POD, ns, pod, {
-        metadata: { labels: { 'scalable.dev/role': role } },
-      });
-    }
-    const before = await uidOf('fast-db-0-0');
-    const take = (member: string) =>
-      mergePatch(client, CM, ns, 'fast-db-0-leader', {
-        metadata: { annotations: { leader: member, renewTime: new Date().toISOString() } },
-      });
-
-    // A false alarm first: released, then taken back by the same member: no fencing.
-    await take('fast-db-0-0');
-    await eventually('released', async () => ((await holder('fast')) ? undefined : true));
-    await take('fast-db-0-0');
+  it('keeps the lock of a silent primary whose synchronous standby still streams from it', async () => {
+    // fast-db-0-1 leads now, renewing; fast-db-0-0 (re-created by the StatefulSet) is its
+    // standby, streaming from it.
     const renewal = renewing('fast');
-    await sleep(4000);
-    expect(await uidOf('fast-db-0-0')).toBe(before);
-
-    // Now it dies: released again, and the replica takes the lock.
-    await renewal.stop();
-    await eventually('released again', async () => ((await holder('fast')) ? undefined : true));
-    await take('fast-db-0-1');
-    await eventually('the stale primary pod replaced', async () => {
-      const uid = await uidOf('fast-db-0-0');
-      return uid !== undefined && uid !== before ? true : undefined;
-    });
-    const reasons = (
-      await client.request<{ items: Json[] }>('GET', `/api/v1/namespaces/${ns}/events`, {
-        verb: 'list',
-        resource: 'events',
-        query: { fieldSelector: 'involvedObject.name=fast' },
-      })
-    ).items.map((e) => e['reason']);
-    expect(reasons.filter((r) => r === 'PrimaryFenced')).toHaveLength(1);
-    expect(
-      await op.metric('scalable_database_lock_releases_total', { namespace: ns, app: 'fast' }),
-    ).toBe(3);
-    // The replica, now primary, is left alone.
+    await applyAs(
+      client,
+      'patroni',
+      patroniKey('fast', 'sync', { leader: 'fast-db-0-1', sync_standby: 'fast-db-0-0' }),
+    );
+    await eventually(
+      'the re-created pod',
+      async () => ((await podMeta('fast-db-0-0'))?.['deletionTimestamp'] ? undefined : true),
+      120_000,
+    );
+    await member('fast-db-0-0', 'replica', true);
+    const silentFrom = await renewal.stop();
+    await sleep((AFTER + 3) * 1000);
     expect(await holder('fast')).toBe('fast-db-0-1');
+    expect(await eventsOf('fast', 'PrimaryLockKept')).toContainEqual(
+      expect.stringMatching(/lock kept: no ready synchronous standby that has stopped streaming/),
+    );
+    // The stream ends (the primary is gone after all): released.
+    await member('fast-db-0-0', 'replica', false);
+    await eventually('released once the standby no longer streams', async () =>
+      (await holder('fast')) === undefined ? true : undefined,
+    );
+    expect(Date.now() - silentFrom).toBeGreaterThan(AFTER * 1000);
+  }, 120_000);
+
+  it('starts every silence clock again when its watch restarts', async () => {
+    // fast-db-0-1 takes the lock again, renews, then goes silent.
+    await mergePatch(client, CM, ns, 'fast-db-0-leader', {
+      metadata: { annotations: { leader: 'fast-db-0-1', renewTime: new Date().toISOString() } },
+    });
+    const renewal = renewing('fast');
+    await sleep(3000);
+    const silentFrom = await renewal.stop();
+    // Some seconds into the silence the API server drops the operator's connections.
+    await sleep((AFTER - 4) * 1000);
+    const cutAt = Date.now();
+    proxy.cut();
+    await eventually('released', async () =>
+      (await holder('fast')) === undefined ? true : undefined,
+    );
+    // Counted from the restart, not from the last renewal it had seen before.
+    expect(Date.now() - cutAt).toBeGreaterThanOrEqual(AFTER * 1000 - 500);
+    expect(Date.now() - silentFrom).toBeGreaterThan((AFTER + 3) * 1000);
   }, 120_000);
 });

@@ -7,6 +7,7 @@
 // the hazard a stalled leader must be safe against.
 // delay(ms): every chunk, both ways, is forwarded `ms` later (in order): an API server that
 // answers slowly, or a congested link; delay(0) ends it.
+// cut(): every open connection is closed (an API server restarting), new ones go through.
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 
@@ -17,6 +18,7 @@ export interface StallProxy {
   stall(): void;
   heal(): void;
   delay(ms: number): void;
+  cut(): void;
   close(): Promise<void>;
 }
 
@@ -112,6 +114,13 @@ export async function startStallProxy(target: { host: string; port: number }): P
     },
     delay: (ms) => {
       delayMs = ms;
+    },
+    cut: () => {
+      for (const c of [...live]) {
+        c.client.destroy();
+        c.upstream.destroy();
+        live.delete(c);
+      }
     },
     close: async () => {
       for (const c of live) {

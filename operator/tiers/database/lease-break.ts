@@ -84,11 +84,9 @@ export const fastFailover = (db: { synchronous: boolean; failoverSeconds: number
  * can take to reach Patroni (retry_timeout) plus a second.
  */
 export function releaseAfterSeconds(
-  spec: { synchronous: boolean; failoverSeconds: number } | number,
+  db: { synchronous: boolean; failoverSeconds: number },
   margin = FENCE_MARGIN_SECONDS,
 ): number | undefined {
-  // A bare number: a synchronous shard (the runtime's wiring until the watch moves).
-  const db = typeof spec === 'number' ? { synchronous: true, failoverSeconds: spec } : spec;
   if (!fastFailover(db)) return undefined;
   const t = timingsOf(db.failoverSeconds);
   return Math.max(
@@ -118,16 +116,6 @@ export function failoverSpecOf(
       ? db.failoverSeconds
       : defaultFailoverSeconds(synchronous);
   return { synchronous, failoverSeconds };
-}
-
-/**
- * Until the lock watch moves behind the Tier interface: the failoverSeconds the runtime may
- * release by, only for a synchronous shard (undefined otherwise: asynchronous shards keep
- * Patroni's lease).
- */
-export function failoverSecondsOf(spec: unknown): number | undefined {
-  const db = failoverSpecOf(spec);
-  return db && db.synchronous ? db.failoverSeconds : undefined;
 }
 
 // ---------------------------------------------------------------------------------------
