@@ -95,6 +95,8 @@ describe('postgres-patroni and postgres-exporter images', () => {
           securityContext: { runAsUser: number };
           containers: {
             name: string;
+            command: string[];
+            args: string[];
             env: { name: string; value?: string; valueFrom?: unknown }[];
           }[];
         };
@@ -109,32 +111,67 @@ describe('postgres-patroni and postgres-exporter images', () => {
     expect(r.stdout.trim()).toBe(String(PG_UID));
   });
 
+  // The container's env as the kubelet would resolve it: downward API and Secrets filled in.
+  const postgres = pod.containers.find((c) => c.name === 'postgres')!;
+  const podIp = '10.0.0.7';
+  const podEnv = postgres.env.flatMap((e) => {
+    const value =
+      e.value !== undefined
+        ? e.value.replaceAll('$(POD_IP)', podIp).replaceAll('$(PATRONI_NAME)', 'shop-db-0-0')
+        : e.name === 'POD_IP' || e.name === 'PATRONI_KUBERNETES_POD_IP'
+          ? podIp
+          : e.name === 'PATRONI_NAME'
+            ? 'shop-db-0-0'
+            : 'a-generated-password';
+    return ['-e', `${e.name}=${value}`];
+  });
+  const podVolumes = (config: string) => ({
+    [config]: '/etc/patroni:ro',
+    [volumeDir(PG_UID)]: '/var/lib/postgresql/data',
+  });
+  const podTmpfs = [`/tmp:uid=${PG_UID},gid=${PG_UID}`, '/var/run/postgresql'];
+
   it('patroni --validate-config accepts the rendered patroni.yml with the pod env', async () => {
     const config = configMapDir(find(full, 'ConfigMap', 'shop-db-0-patroni'));
-    // The container's env as the kubelet would resolve it: downward API and Secrets filled in.
-    const container = pod.containers.find((c) => c.name === 'postgres')!;
-    const podIp = '10.0.0.7';
-    const env = container.env.flatMap((e) => {
-      const value =
-        e.value !== undefined
-          ? e.value.replaceAll('$(POD_IP)', podIp).replaceAll('$(PATRONI_NAME)', 'shop-db-0-0')
-          : e.name === 'POD_IP' || e.name === 'PATRONI_KUBERNETES_POD_IP'
-            ? podIp
-            : e.name === 'PATRONI_NAME'
-              ? 'shop-db-0-0'
-              : 'a-generated-password';
-      return ['-e', `${e.name}=${value}`];
-    });
     const r = await runPod({
       image: image('postgres-patroni'),
       uid: PG_UID,
-      volumes: { [config]: '/etc/patroni:ro', [volumeDir(PG_UID)]: '/var/lib/postgresql/data' },
-      tmpfs: ['/tmp', '/var/run/postgresql'],
-      flags: env,
+      volumes: podVolumes(config),
+      tmpfs: podTmpfs,
+      flags: podEnv,
       args: ['--validate-config', '/etc/patroni/patroni.yml'],
     });
     expect(r.stderr + r.stdout).not.toMatch(/not defined|error|invalid/i);
     expect(r.code).toBe(0);
+  });
+
+  it("the container's command, fence.py, hands Patroni its watchdog, and Patroni accepts it", async () => {
+    const config = configMapDir(find(full, 'ConfigMap', 'shop-db-0-patroni'));
+    // Patroni validates the configuration fence.py gives it instead of running on it.
+    const bin = mkdtempSync(join(tmpdir(), 'scalable-bin-'));
+    writeFileSync(join(bin, 'validate'), '#!/bin/sh\nexec patroni --validate-config "$1"\n', {
+      mode: 0o755,
+    });
+    chmodSync(bin, 0o755);
+    const run = (args: string[]) =>
+      runPod({
+        image: image('postgres-patroni'),
+        uid: PG_UID,
+        volumes: { ...podVolumes(config), [bin]: '/opt/validate:ro' },
+        tmpfs: podTmpfs,
+        flags: podEnv,
+        entrypoint: postgres.command[0] ?? '',
+        args: [...postgres.command.slice(1), ...args, '--patroni', '/opt/validate/validate'],
+      });
+
+    const ok = await run(postgres.args);
+    expect(ok.stderr + ok.stdout).not.toMatch(/not defined|error|invalid|didn't pass/i);
+    expect(ok.code).toBe(0);
+    // The watchdog section is read: a margin Patroni refuses fails the validation.
+    const margin = postgres.args.indexOf('--margin');
+    const bad = await run(postgres.args.map((a, i) => (i === margin + 1 ? '-5' : a)));
+    expect(bad.stderr + bad.stdout).toMatch(/watchdog\.safety_margin -5 didn't pass validation/);
+    expect(bad.code).not.toBe(0);
   });
 
   it('starts Postgres, which answers a query, and postgres-exporter serves its metrics', async () => {
