@@ -1,13 +1,14 @@
 // `npm run bench:failover`: what kill -9 of a primary and the failover scenarios cost an app,
 // synchronous and asynchronous side by side, and what a short Patroni lease costs the API
 // server. Printed as tables and written to BENCHMARKS.md.
-//   Patroni   test/engines/patroni-ha.test.ts: one synchronous shard (failoverSeconds 10),
-//             writers on every member through a kill -9 of the primary -> first write on the
-//             new primary, and the acknowledged writes the final primary lacks (computed);
-//             test/engines/patroni-failover.test.ts: the scenarios (Patroni frozen 12 s, API
-//             requests delayed 3.5 s, the operator's leader restarted after a release,
-//             failoverSeconds lowered while the primary stalls), and with SCALABLE_BENCH_OUT
-//             set the asynchronous kill -9 (Patroni's 30 s lease; its loss counted)
+//   Patroni   test/engines/patroni-failover.test.ts: shards of 3, writers on every member
+//             through each fault, the operator's lock watch running: kill -9 of a
+//             synchronous primary (failoverSeconds 10) -> first write on the new primary, and
+//             the acknowledged writes the final primary lacks (computed); the scenarios
+//             (Patroni frozen 12 s, API requests delayed 3.5 s, the operator's leader
+//             restarted after a release, failoverSeconds lowered while the primary stalls);
+//             and with SCALABLE_BENCH_OUT set the asynchronous kill -9 (Patroni's 30 s
+//             lease; its loss counted)
 //   Sentinel  test/engines/redis-sentinel.test.ts: 3 Redis + 3 Sentinels, kill -9 of the
 //             master -> the first ioredis write+read that succeeds; and the preStop handover
 //   API cost  one shard of 3 Patroni members on the embedded control plane: their API-server
@@ -55,7 +56,6 @@ function runEngineTests(out: string): void {
       'run',
       '--project',
       'engines',
-      'test/engines/patroni-ha.test.ts',
       'test/engines/patroni-failover.test.ts',
       'test/engines/redis-sentinel.test.ts',
     ],
@@ -178,15 +178,15 @@ async function main(): Promise<void> {
   }
 
   const syncSpec = { synchronous: true, failoverSeconds: DEFAULT_FAILOVER };
-  const specFailover = of('patroni-ha', 'failoverSecondsSpec');
+  const specFailover = of('patroni-failover', 'syncKillFailoverSecondsSpec');
   // The runs measured what they claim: the synchronous default, released by the operator.
   if (specFailover.some((s) => s !== DEFAULT_FAILOVER))
     throw new Error(
-      `patroni-ha ran with failoverSeconds ${specFailover.join(', ')}, not ${DEFAULT_FAILOVER}`,
+      `the synchronous kill -9 ran with failoverSeconds ${specFailover.join(', ')}, not ${DEFAULT_FAILOVER}`,
     );
-  const pg = of('patroni-ha', 'failoverSeconds');
-  const acked = of('patroni-ha', 'ackedWrites');
-  const lost = of('patroni-ha', 'lostWrites');
+  const pg = of('patroni-failover', 'syncKillFirstWriteOnNewPrimarySeconds');
+  const acked = of('patroni-failover', 'syncKillAcked');
+  const lost = of('patroni-failover', 'syncKillLost');
   const asyncPg = of('patroni-failover', 'asyncKillFirstWriteOnNewPrimarySeconds');
   const asyncAcked = of('patroni-failover', 'asyncKillAcked');
   const asyncLost = of('patroni-failover', 'asyncKillLost');

@@ -1,7 +1,7 @@
 // Faults and witnesses for the failover scenarios (patroni-failover.test.ts), on the engine
 // harness's real Patroni and Postgres:
-// - freezePatroni / thawPatroni: SIGSTOP / SIGCONT of a member's Patroni alone (its Postgres
-//   keeps serving), as a GC pause, CPU starvation or a hung process would;
+// - killPatroni: kill -9 of a member's Patroni alone (the stall, SIGSTOP of Patroni alone, is
+//   the harness's pauseMember / resumeMember);
 // - Writers: one writer per member, each committing single-row INSERTs with ids from one
 //   counter and recording every acknowledged id with the server's clock at the INSERT;
 // - the canceller: what an impatient app or a pooler's query timeout does to commits that
@@ -9,54 +9,19 @@
 //   "canceling wait for synchronous replication ... committed locally");
 // - settled(): the shard after the dust settles (one primary that takes writes, every other
 //   member a streaming replica), and what of the acknowledged ids it lacks.
-import { readFileSync, readdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { PASSWORDS, eventually, running, sql, sslOf } from './patroni-harness.ts';
+import { PASSWORDS, eventually, isPatroni, running, sql, sslOf } from './patroni-harness.ts';
 import type { Harness, Member } from './patroni-harness.ts';
 
-/** Processes whose parent is `ppid`, with their command lines. */
-function childrenOf(ppid: number): { pid: number; cmdline: string }[] {
-  const out: { pid: number; cmdline: string }[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // "pid (comm) state ppid ...": comm may hold spaces, so split after its ')'.
-      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (parent !== ppid) continue;
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ');
-      out.push({ pid: Number(entry), cmdline });
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return out;
-}
-
-/** The pid of a member's Patroni: the container's entrypoint itself, or its child. */
-export function patroniPidOf(m: Member): number {
-  const top = m.proc?.pid;
-  if (top === undefined || !running(m)) throw new Error(`${m.name}: not running`);
-  const own = readFileSync(`/proc/${top}/cmdline`, 'utf8').split('\0');
-  if (own.some((a) => /patroni$/.test(a)) && !own.some((a) => a.endsWith('.py'))) return top;
-  const child = childrenOf(top).find((c) => / \S*patroni\S* /.test(` ${c.cmdline} `));
-  if (!child) throw new Error(`${m.name}: no Patroni process under ${top}`);
-  return child.pid;
-}
-
-export function freezePatroni(m: Member): number {
-  const pid = patroniPidOf(m);
-  process.kill(pid, 'SIGSTOP');
-  return pid;
-}
-
-export function thawPatroni(pid: number): void {
-  try {
-    process.kill(pid, 'SIGCONT');
-  } catch {
-    // gone (killed while stopped)
-  }
+/**
+ * kill -9 of a member's Patroni alone (its postmaster, fence.py and the container stay): a
+ * Patroni that crashed. Returns the pids it signalled.
+ */
+export function killPatroni(m: Member): number[] {
+  const pids = m.container?.signalWhere(isPatroni, 'SIGKILL') ?? [];
+  if (pids.length === 0) throw new Error(`${m.name}: no Patroni process`);
+  return pids;
 }
 
 export interface Ack {

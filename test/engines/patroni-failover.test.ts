@@ -15,12 +15,10 @@ import { recordForBench } from './bench-record.ts';
 import {
   Writers,
   createWritesTable,
-  freezePatroni,
   overlappingPrimaries,
   settled,
   startCanceller,
   syncStandbyRecorded,
-  thawPatroni,
 } from './failover-faults.ts';
 import { startOperatorWatch } from './failover-operator.ts';
 import type { OperatorWatch } from './failover-operator.ts';
@@ -114,6 +112,45 @@ const outcomeOf = (err: unknown): TaskOutcome =>
   err === undefined ? {} : { result: { state: 'fail' } };
 
 describe.sequential('failover scenarios: no acknowledged write lost, one primary at a time', () => {
+  it('sync: kill -9 of the primary: released by the operator, the standby takes over, nothing lost', async () => {
+    let s: Stand | undefined;
+    let failure: unknown;
+    try {
+      s = await stand('fo-kill', { synchronous: true });
+      const p = s.primary;
+      const t0 = performance.now();
+      s.h.killMember(p);
+      const promoted = await eventually(
+        'a write acknowledged by a survivor',
+        async () => s?.writers.acks.find((a) => a.member !== p.name && a.ackedAt > t0) ?? undefined,
+        120_000,
+        100,
+      );
+      // The operator released the dead primary's lock (its lease had 20 s to run) and fenced
+      // its pod, which kept its primary label.
+      expect(s.watch.released.map((r) => r.leader)).toEqual([p.name]);
+      await eventually('the dead primary fenced', async () =>
+        s?.watch.fenced.includes(p.name) ? true : undefined,
+      );
+      // The kubelet restarts the crashed container: it rejoins as a replica.
+      s.h.startMember(p);
+      const v = await verdict(s);
+      // What the bench reports this as: the failoverSeconds the shard ran with.
+      numbers['syncKillFailoverSecondsSpec'] = s.h.app.database?.failoverSeconds ?? NaN;
+      numbers['syncKillFirstWriteOnNewPrimarySeconds'] = s3(promoted.ackedAt - t0);
+      numbers['syncKillAcked'] = s.writers.acks.length;
+      numbers['syncKillLost'] = v.lost.length;
+      expect(v.lost).toEqual([]);
+      expect(v.overlap).toEqual([]);
+      expect(v.final.name).toBe(promoted.member);
+    } catch (err) {
+      failure = err;
+      throw err;
+    } finally {
+      await teardown(s, outcomeOf(failure));
+    }
+  }, 600_000);
+
   it('async: Patroni (not Postgres) frozen 12 s: no failover, the primary writes on', async () => {
     let s: Stand | undefined;
     let failure: unknown;
@@ -122,9 +159,9 @@ describe.sequential('failover scenarios: no acknowledged write lost, one primary
       const p = s.primary;
       const before = await timelineOf(p);
       const t0 = performance.now();
-      const pid = freezePatroni(p);
+      await s.h.pauseMember(p);
       await sleep(12_000);
-      thawPatroni(pid);
+      s.h.resumeMember(p);
       const v = await verdict(s);
       numbers['asyncFrozenLongestGapSeconds'] = s3(s.writers.longestGapMs(t0, t0 + 12_000));
       numbers['asyncFrozenLost'] = v.lost.length;
@@ -151,9 +188,9 @@ describe.sequential('failover scenarios: no acknowledged write lost, one primary
       const p = s.primary;
       const canceller = startCanceller(s.h);
       const t0 = performance.now();
-      const pid = freezePatroni(p);
+      await s.h.pauseMember(p);
       await sleep(12_000);
-      thawPatroni(pid);
+      s.h.resumeMember(p);
       const v = await verdict(s);
       await canceller.stop();
       const firstOnNew = s.writers.acks.find((a) => a.member === v.final.name && a.ackedAt > t0);
@@ -273,7 +310,7 @@ describe.sequential('failover scenarios: no acknowledged write lost, one primary
       const p = s.primary;
       const canceller = startCanceller(s.h);
       const t0 = performance.now();
-      const pid = freezePatroni(p);
+      await s.h.pauseMember(p);
       // The spec goes from 30 to 10 and the operator writes the new timings into Patroni's
       // live configuration at once; the frozen primary cannot load them.
       s.database = { ...s.database, failoverSeconds: 10 };
@@ -288,7 +325,7 @@ describe.sequential('failover scenarios: no acknowledged write lost, one primary
         120_000,
         500,
       );
-      thawPatroni(pid);
+      s.h.resumeMember(p);
       const v = await verdict(s);
       await canceller.stop();
       numbers['loweredFirstWriteOnNewPrimarySeconds'] = s3(

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fenceSeconds, timingsOf } from '../../operator/tiers/database/lease-break.ts';
 import { PRIMARY_ROLE } from '../../operator/tiers/database/names.ts';
-import { patroniPidOf, syncStandbyRecorded } from './failover-faults.ts';
+import { killPatroni, syncStandbyRecorded } from './failover-faults.ts';
 import { eventually, postmastersOf, startDatabase } from './patroni-harness.ts';
 import type { Harness, Member } from './patroni-harness.ts';
 
@@ -39,7 +39,7 @@ describe('fence.py with Patroni', () => {
     await syncStandbyRecorded(h);
     const postmasters = postmastersOf(primary.dataDir);
     expect(postmasters).toHaveLength(1);
-    process.kill(patroniPidOf(primary), 'SIGKILL');
+    killPatroni(primary);
     await eventually(
       'the orphaned postmaster stopped',
       async () => (postmastersOf(primary.dataDir).length === 0 ? true : undefined),
