@@ -251,7 +251,12 @@ describe("the operator releases a silent synchronous primary's leader lock (fast
     });
     // From the release on the lock, not from the lease-long rule for stale labels.
     expect(Date.now() - takenAt).toBeLessThan(TTL * 1000);
-    expect(await eventsOf('fast', 'PrimaryFenced')).toEqual([
+    // The event is recorded after the delete (the recorder writes in the background).
+    const fencedEvents = await eventually('the PrimaryFenced event', async () => {
+      const e = await eventsOf('fast', 'PrimaryFenced');
+      return e.length > 0 ? e : undefined;
+    });
+    expect(fencedEvents).toEqual([
       expect.stringMatching(
         /^fast-db-0: pod fast-db-0-0 still labelled primary while fast-db-0-1 holds the lock \(its lock was released and fast-db-0-1 took it\); deleted with a 5 s grace period/,
       ),
