@@ -14,14 +14,10 @@ import {
   ROLE_LABEL,
   appDatabaseName,
 } from '../../operator/tiers/database/names.ts';
-import { releaseAfterSeconds } from '../../operator/tiers/database/lease-break.ts';
 import type { LeaderRecord } from '../../operator/tiers/database/lease-break.ts';
-import { KubeClient } from '../../operator/runtime/kube-client.ts';
-import { createLogger } from '../../operator/runtime/log.ts';
-import { LeaseWatch } from '../../operator/tiers/database/lease-watch.ts';
-import { cacheOpener } from '../../operator/runtime/tier-watches.ts';
-import { clusterAccess } from '../../operator/reconcile/cluster-access.ts';
 import { recordForBench } from './bench-record.ts';
+import { startOperatorWatch } from './failover-operator.ts';
+import type { OperatorWatch } from './failover-operator.ts';
 import { PASSWORDS, eventually, sql, startDatabase, sslOf } from './patroni-harness.ts';
 import type { Harness, Member } from './patroni-harness.ts';
 
@@ -47,11 +43,10 @@ describe('Patroni HA: one shard, primary + 2 replicas, synchronous, Kubernetes A
   };
 
   /** Locks the operator's LeaseWatch released, in order. */
-  const released: LeaderRecord[] = [];
+  let released: LeaderRecord[] = [];
   /** Pods of silent primaries it deleted after a takeover. */
-  const fenced: string[] = [];
-  let watch: LeaseWatch | undefined;
-  let client: KubeClient | undefined;
+  let fenced: string[] = [];
+  let watch: OperatorWatch | undefined;
   const leaderKey = async () => {
     const cm = JSON.parse(
       h.kubectl(['-n', h.ns, 'get', 'configmap', 'shop-db-0-leader', '-o', 'json']),
@@ -67,27 +62,15 @@ describe('Patroni HA: one shard, primary + 2 replicas, synchronous, Kubernetes A
     )[0]?.tli;
 
   beforeAll(async () => {
-    h = await startDatabase('pg-ha', { replicasPerShard: 2, synchronous: true });
-    // As the operator's controller builds it (runtime/controller.ts), leading all along.
-    const c = await KubeClient.load(h.kubeconfig);
-    client = c;
-    const after = releaseAfterSeconds(h.app.database?.failoverSeconds ?? 0);
-    if (after === undefined) throw new Error('the default failoverSeconds needs no LeaseWatch');
-    const log = createLogger('warn');
-    watch = new LeaseWatch({
-      cache: cacheOpener({ client: c, namespaces: [h.ns], log }),
-      log,
-      releaseAfterMs: () => after * 1000,
-      writer: () => clusterAccess(c),
-      onRelease: (r) => released.push(r),
-      onFence: (_r, pod) => fenced.push(pod),
-    });
-    watch.start();
+    const database = { replicasPerShard: 2, synchronous: true };
+    h = await startDatabase('pg-ha', database);
+    // As the operator's controller creates it (the database tier's watch), leading all along.
+    watch = await startOperatorWatch(h, () => database);
+    ({ released, fenced } = watch);
   });
 
   afterAll(async ({}, suite) => {
     await watch?.stop();
-    client?.close();
     await h?.stop(suite);
     console.log(`[patroni-ha] measured: ${JSON.stringify(numbers)}`);
     recordForBench('patroni-ha', numbers);
