@@ -221,7 +221,7 @@ export const INVALID: Array<[string, unknown, string | readonly string[]]> = [
   [
     'fast failover on an asynchronous shard (a promoted replica may lack acknowledged writes)',
     base({ database: { failoverSeconds: 10 } }),
-    'spec.database.failoverSeconds: failoverSeconds below 20 needs synchronous: true',
+    "spec.database.failoverSeconds: failoverSeconds below 20 needs synchronous: true (a replica promoted before Patroni's 20 s lease ends may lack acknowledged writes); leave it out for 30 s, or set synchronous: true (got 10)",
   ],
   [
     'bad deletion policy',
