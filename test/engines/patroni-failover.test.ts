@@ -111,137 +111,133 @@ const timelineOf = async (m: Member) =>
 const outcomeOf = (err: unknown): TaskOutcome =>
   err === undefined ? {} : { result: { state: 'fail' } };
 
+/** Runs a scenario on a stand it starts, and tears the stand down however the scenario ends. */
+async function onStand(start: () => Promise<Stand>, body: (s: Stand) => Promise<void>) {
+  let s: Stand | undefined;
+  let failure: unknown;
+  try {
+    s = await start();
+    await body(s);
+  } catch (err) {
+    failure = err;
+    throw err;
+  } finally {
+    await teardown(s, outcomeOf(failure));
+  }
+}
+
 describe.sequential('failover scenarios: no acknowledged write lost, one primary at a time', () => {
   it('sync: kill -9 of the primary: released by the operator, the standby takes over, nothing lost', async () => {
-    let s: Stand | undefined;
-    let failure: unknown;
-    try {
-      s = await stand('fo-kill', { synchronous: true });
-      const p = s.primary;
-      const t0 = performance.now();
-      s.h.killMember(p);
-      const promoted = await eventually(
-        'a write acknowledged by a survivor',
-        async () => s?.writers.acks.find((a) => a.member !== p.name && a.ackedAt > t0) ?? undefined,
-        120_000,
-        100,
-      );
-      // The operator released the dead primary's lock (its lease had 20 s to run) and fenced
-      // its pod, which kept its primary label.
-      expect(s.watch.released.map((r) => r.leader)).toEqual([p.name]);
-      await eventually('the dead primary fenced', async () =>
-        s?.watch.fenced.includes(p.name) ? true : undefined,
-      );
-      // The kubelet restarts the crashed container: it rejoins as a replica.
-      s.h.startMember(p);
-      const v = await verdict(s);
-      // What the bench reports this as: the failoverSeconds the shard ran with.
-      numbers['syncKillFailoverSecondsSpec'] = s.h.app.database?.failoverSeconds ?? NaN;
-      numbers['syncKillFirstWriteOnNewPrimarySeconds'] = s3(promoted.ackedAt - t0);
-      numbers['syncKillAcked'] = s.writers.acks.length;
-      numbers['syncKillLost'] = v.lost.length;
-      expect(v.lost).toEqual([]);
-      expect(v.overlap).toEqual([]);
-      expect(v.final.name).toBe(promoted.member);
-    } catch (err) {
-      failure = err;
-      throw err;
-    } finally {
-      await teardown(s, outcomeOf(failure));
-    }
+    await onStand(
+      () => stand('fo-kill', { synchronous: true }),
+      async (s) => {
+        const p = s.primary;
+        const t0 = performance.now();
+        s.h.killMember(p);
+        const promoted = await eventually(
+          'a write acknowledged by a survivor',
+          async () =>
+            s?.writers.acks.find((a) => a.member !== p.name && a.ackedAt > t0) ?? undefined,
+          120_000,
+          100,
+        );
+        // The operator released the dead primary's lock (its lease had 20 s to run) and fenced
+        // its pod, which kept its primary label.
+        expect(s.watch.released.map((r) => r.leader)).toEqual([p.name]);
+        await eventually('the dead primary fenced', async () =>
+          s?.watch.fenced.includes(p.name) ? true : undefined,
+        );
+        // The kubelet restarts the crashed container: it rejoins as a replica.
+        s.h.startMember(p);
+        const v = await verdict(s);
+        // What the bench reports this as: the failoverSeconds the shard ran with.
+        numbers['syncKillFailoverSecondsSpec'] = s.h.app.database?.failoverSeconds ?? NaN;
+        numbers['syncKillFirstWriteOnNewPrimarySeconds'] = s3(promoted.ackedAt - t0);
+        numbers['syncKillAcked'] = s.writers.acks.length;
+        numbers['syncKillLost'] = v.lost.length;
+        expect(v.lost).toEqual([]);
+        expect(v.overlap).toEqual([]);
+        expect(v.final.name).toBe(promoted.member);
+      },
+    );
   }, 600_000);
 
   it('async: Patroni (not Postgres) frozen 12 s: no failover, the primary writes on', async () => {
-    let s: Stand | undefined;
-    let failure: unknown;
-    try {
-      s = await stand('fo-async', { synchronous: false });
-      const p = s.primary;
-      const before = await timelineOf(p);
-      const t0 = performance.now();
-      await s.h.pauseMember(p);
-      await sleep(12_000);
-      s.h.resumeMember(p);
-      const v = await verdict(s);
-      numbers['asyncFrozenLongestGapSeconds'] = s3(s.writers.longestGapMs(t0, t0 + 12_000));
-      numbers['asyncFrozenLost'] = v.lost.length;
-      expect(v.lost).toEqual([]);
-      expect(v.overlap).toEqual([]);
-      // Patroni's lease (30 s) outlasts the stall and the operator never releases an
-      // asynchronous lock: the same primary, on the same timeline.
-      expect(s.watch.released).toEqual([]);
-      expect(v.final.name).toBe(p.name);
-      expect(await timelineOf(p)).toBe(before);
-    } catch (err) {
-      failure = err;
-      throw err;
-    } finally {
-      await teardown(s, outcomeOf(failure));
-    }
+    await onStand(
+      () => stand('fo-async', { synchronous: false }),
+      async (s) => {
+        const p = s.primary;
+        const before = await timelineOf(p);
+        const t0 = performance.now();
+        await s.h.pauseMember(p);
+        await sleep(12_000);
+        s.h.resumeMember(p);
+        const v = await verdict(s);
+        numbers['asyncFrozenLongestGapSeconds'] = s3(s.writers.longestGapMs(t0, t0 + 12_000));
+        numbers['asyncFrozenLost'] = v.lost.length;
+        expect(v.lost).toEqual([]);
+        expect(v.overlap).toEqual([]);
+        // Patroni's lease (30 s) outlasts the stall and the operator never releases an
+        // asynchronous lock: the same primary, on the same timeline.
+        expect(s.watch.released).toEqual([]);
+        expect(v.final.name).toBe(p.name);
+        expect(await timelineOf(p)).toBe(before);
+      },
+    );
   }, 600_000);
 
   it('sync: Patroni frozen 12 s, blocked commits cancelled: fenced in the pod, then failed over', async () => {
-    let s: Stand | undefined;
-    let failure: unknown;
-    try {
-      s = await stand('fo-sync', { synchronous: true });
-      const p = s.primary;
-      const canceller = startCanceller(s.h);
-      const t0 = performance.now();
-      await s.h.pauseMember(p);
-      await sleep(12_000);
-      s.h.resumeMember(p);
-      const v = await verdict(s);
-      await canceller.stop();
-      const firstOnNew = s.writers.acks.find((a) => a.member === v.final.name && a.ackedAt > t0);
-      numbers['syncFrozenLongestGapSeconds'] = s3(s.writers.longestGapMs(t0, t0 + 12_000));
-      numbers['syncFrozenFirstWriteOnNewPrimarySeconds'] = s3((firstOnNew?.ackedAt ?? NaN) - t0);
-      numbers['syncFrozenCancelledCommits'] = canceller.cancelled();
-      numbers['syncFrozenLost'] = v.lost.length;
-      expect(v.lost).toEqual([]);
-      expect(v.overlap).toEqual([]);
-      // The fast path: the pod's fence stopped the silent primary's Postgres, the operator
-      // released its lock, the synchronous standby took over.
-      expect(readFileSync(p.log, 'utf8')).toMatch(/fence: Patroni did not renew its leader lock/);
-      expect(s.watch.released.map((r) => r.leader)).toEqual([p.name]);
-      expect(v.final.name).not.toBe(p.name);
-    } catch (err) {
-      failure = err;
-      throw err;
-    } finally {
-      await teardown(s, outcomeOf(failure));
-    }
+    await onStand(
+      () => stand('fo-sync', { synchronous: true }),
+      async (s) => {
+        const p = s.primary;
+        const canceller = startCanceller(s.h);
+        const t0 = performance.now();
+        await s.h.pauseMember(p);
+        await sleep(12_000);
+        s.h.resumeMember(p);
+        const v = await verdict(s);
+        await canceller.stop();
+        const firstOnNew = s.writers.acks.find((a) => a.member === v.final.name && a.ackedAt > t0);
+        numbers['syncFrozenLongestGapSeconds'] = s3(s.writers.longestGapMs(t0, t0 + 12_000));
+        numbers['syncFrozenFirstWriteOnNewPrimarySeconds'] = s3((firstOnNew?.ackedAt ?? NaN) - t0);
+        numbers['syncFrozenCancelledCommits'] = canceller.cancelled();
+        numbers['syncFrozenLost'] = v.lost.length;
+        expect(v.lost).toEqual([]);
+        expect(v.overlap).toEqual([]);
+        // The fast path: the pod's fence stopped the silent primary's Postgres, the operator
+        // released its lock, the synchronous standby took over.
+        expect(readFileSync(p.log, 'utf8')).toMatch(/fence: Patroni did not renew its leader lock/);
+        expect(s.watch.released.map((r) => r.leader)).toEqual([p.name]);
+        expect(v.final.name).not.toBe(p.name);
+      },
+    );
   }, 600_000);
 
   it("sync: the primary's API requests delayed 3.5 s for 30 s: it stays primary (failsafe)", async () => {
-    let s: Stand | undefined;
-    let failure: unknown;
-    try {
-      s = await stand('fo-slow', { synchronous: true }, { apiProxies: true });
-      const p = s.primary;
-      const before = await timelineOf(p);
-      const proxy = s.h.apiProxyOf(p);
-      if (!proxy) throw new Error('no API proxy');
-      const t0 = performance.now();
-      proxy.delay(3500);
-      await sleep(30_000);
-      proxy.delay(0);
-      const v = await verdict(s);
-      numbers['apiDelayedLongestGapSeconds'] = s3(s.writers.longestGapMs(t0, t0 + 30_000));
-      numbers['apiDelayedLost'] = v.lost.length;
-      expect(v.lost).toEqual([]);
-      expect(v.overlap).toEqual([]);
-      // Its renewals time out, but failsafe_mode keeps it while its members answer, they do
-      // not promote, and its standby still streams, so the operator leaves its lock alone.
-      expect(s.watch.released).toEqual([]);
-      expect(v.final.name).toBe(p.name);
-      expect(await timelineOf(p)).toBe(before);
-    } catch (err) {
-      failure = err;
-      throw err;
-    } finally {
-      await teardown(s, outcomeOf(failure));
-    }
+    await onStand(
+      () => stand('fo-slow', { synchronous: true }, { apiProxies: true }),
+      async (s) => {
+        const p = s.primary;
+        const before = await timelineOf(p);
+        const proxy = s.h.apiProxyOf(p);
+        if (!proxy) throw new Error('no API proxy');
+        const t0 = performance.now();
+        proxy.delay(3500);
+        await sleep(30_000);
+        proxy.delay(0);
+        const v = await verdict(s);
+        numbers['apiDelayedLongestGapSeconds'] = s3(s.writers.longestGapMs(t0, t0 + 30_000));
+        numbers['apiDelayedLost'] = v.lost.length;
+        expect(v.lost).toEqual([]);
+        expect(v.overlap).toEqual([]);
+        // Its renewals time out, but failsafe_mode keeps it while its members answer, they do
+        // not promote, and its standby still streams, so the operator leaves its lock alone.
+        expect(s.watch.released).toEqual([]);
+        expect(v.final.name).toBe(p.name);
+        expect(await timelineOf(p)).toBe(before);
+      },
+    );
   }, 600_000);
 
   it('sync: the operator leader dies right after releasing a lock: the next one fences', async () => {
@@ -303,48 +299,43 @@ describe.sequential('failover scenarios: no acknowledged write lost, one primary
   }, 600_000);
 
   it('sync: failoverSeconds lowered while the primary stalls: no release before Patroni reloaded', async () => {
-    let s: Stand | undefined;
-    let failure: unknown;
-    try {
-      s = await stand('fo-lower', { synchronous: true, failoverSeconds: 30 });
-      const p = s.primary;
-      const canceller = startCanceller(s.h);
-      const t0 = performance.now();
-      await s.h.pauseMember(p);
-      // The spec goes from 30 to 10 and the operator writes the new timings into Patroni's
-      // live configuration at once; the frozen primary cannot load them.
-      s.database = { ...s.database, failoverSeconds: 10 };
-      const access = await operatorAccess(s.h);
-      await syncPatroniConfig(appModel(s.h.ns, s.database), access);
-      const promoted = await eventually(
-        'a new primary (Patroni’s own lease)',
-        async () => {
-          const n = s?.h.primaryOf(0);
-          return n && n.name !== p.name ? n : undefined;
-        },
-        120_000,
-        500,
-      );
-      s.h.resumeMember(p);
-      const v = await verdict(s);
-      await canceller.stop();
-      numbers['loweredFirstWriteOnNewPrimarySeconds'] = s3(
-        (s.writers.acks.find((a) => a.member === promoted.name && a.ackedAt > t0)?.ackedAt ?? NaN) -
-          t0,
-      );
-      numbers['loweredLost'] = v.lost.length;
-      expect(v.lost).toEqual([]);
-      expect(v.overlap).toEqual([]);
-      // The primary never renewed with the new ttl: the operator did not act on timings
-      // Patroni was not running; the old lease (30 s) did, after the fence (15 s).
-      expect(s.watch.released).toEqual([]);
-      expect(s.h.roleOf(v.final.name)).toBe(PRIMARY_ROLE);
-    } catch (err) {
-      failure = err;
-      throw err;
-    } finally {
-      await teardown(s, outcomeOf(failure));
-    }
+    await onStand(
+      () => stand('fo-lower', { synchronous: true, failoverSeconds: 30 }),
+      async (s) => {
+        const p = s.primary;
+        const canceller = startCanceller(s.h);
+        const t0 = performance.now();
+        await s.h.pauseMember(p);
+        // The spec goes from 30 to 10 and the operator writes the new timings into Patroni's
+        // live configuration at once; the frozen primary cannot load them.
+        s.database = { ...s.database, failoverSeconds: 10 };
+        const access = await operatorAccess(s.h);
+        await syncPatroniConfig(appModel(s.h.ns, s.database), access);
+        const promoted = await eventually(
+          'a new primary (Patroni’s own lease)',
+          async () => {
+            const n = s?.h.primaryOf(0);
+            return n && n.name !== p.name ? n : undefined;
+          },
+          120_000,
+          500,
+        );
+        s.h.resumeMember(p);
+        const v = await verdict(s);
+        await canceller.stop();
+        numbers['loweredFirstWriteOnNewPrimarySeconds'] = s3(
+          (s.writers.acks.find((a) => a.member === promoted.name && a.ackedAt > t0)?.ackedAt ??
+            NaN) - t0,
+        );
+        numbers['loweredLost'] = v.lost.length;
+        expect(v.lost).toEqual([]);
+        expect(v.overlap).toEqual([]);
+        // The primary never renewed with the new ttl: the operator did not act on timings
+        // Patroni was not running; the old lease (30 s) did, after the fence (15 s).
+        expect(s.watch.released).toEqual([]);
+        expect(s.h.roleOf(v.final.name)).toBe(PRIMARY_ROLE);
+      },
+    );
   }, 600_000);
 
   // An asynchronous kill -9 fails over on Patroni's lease alone, and a replica promoted then
@@ -352,31 +343,27 @@ describe.sequential('failover scenarios: no acknowledged write lost, one primary
   // bench:failover's asynchronous column), not asserted; one primary at a time and no release
   // by the operator are. Runs in every test run: a skipped case asserts nothing.
   it('async: kill -9 of the primary fails over on Patroni’s lease, one primary at a time, no release (the loss counted)', async () => {
-    let s: Stand | undefined;
-    let failure: unknown;
-    try {
-      s = await stand('fo-async-kill', { synchronous: false });
-      const p = s.primary;
-      const t0 = performance.now();
-      s.h.killMember(p);
-      const promoted = await eventually(
-        'a write acknowledged by a survivor',
-        async () => s?.writers.acks.find((a) => a.member !== p.name && a.ackedAt > t0) ?? undefined,
-        120_000,
-        100,
-      );
-      s.h.startMember(p);
-      const v = await verdict(s);
-      numbers['asyncKillFirstWriteOnNewPrimarySeconds'] = s3(promoted.ackedAt - t0);
-      numbers['asyncKillAcked'] = s.writers.acks.length;
-      numbers['asyncKillLost'] = v.lost.length;
-      expect(v.overlap).toEqual([]);
-      expect(s.watch.released).toEqual([]);
-    } catch (err) {
-      failure = err;
-      throw err;
-    } finally {
-      await teardown(s, outcomeOf(failure));
-    }
+    await onStand(
+      () => stand('fo-async-kill', { synchronous: false }),
+      async (s) => {
+        const p = s.primary;
+        const t0 = performance.now();
+        s.h.killMember(p);
+        const promoted = await eventually(
+          'a write acknowledged by a survivor',
+          async () =>
+            s?.writers.acks.find((a) => a.member !== p.name && a.ackedAt > t0) ?? undefined,
+          120_000,
+          100,
+        );
+        s.h.startMember(p);
+        const v = await verdict(s);
+        numbers['asyncKillFirstWriteOnNewPrimarySeconds'] = s3(promoted.ackedAt - t0);
+        numbers['asyncKillAcked'] = s.writers.acks.length;
+        numbers['asyncKillLost'] = v.lost.length;
+        expect(v.overlap).toEqual([]);
+        expect(s.watch.released).toEqual([]);
+      },
+    );
   }, 600_000);
 });
