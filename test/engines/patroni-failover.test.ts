@@ -268,7 +268,12 @@ describe.sequential('failover scenarios: no acknowledged write lost, one primary
       await eventually('the dead primary fenced', async () =>
         s?.watch.fenced.includes(p.name) ? true : undefined,
       );
-      expect(await s.watch.events('PrimaryFenced')).toEqual([
+      // The event is recorded after the delete, in the background: awaited, then exact.
+      const fencedEvents = await eventually('the PrimaryFenced event', async () => {
+        const events = await s?.watch.events('PrimaryFenced');
+        return events?.length ? events : undefined;
+      });
+      expect(fencedEvents).toEqual([
         expect.stringMatching(new RegExp(`^shop-db-0: pod ${p.name} .*its lock was released`)),
       ]);
       const promoted = s.h.primaryOf(0);
