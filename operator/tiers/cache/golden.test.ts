@@ -11,7 +11,7 @@ const CASES: Record<string, Record<string, unknown>> = {
 };
 
 describe('cache tier golden files', () => {
-  it.each(Object.keys(CASES))('%s renders exactly as golden/%s.yaml', (name) => {
+  it.each(Object.keys(CASES))('%s renders exactly as its golden YAML', (name) => {
     const text = goldenText(buildCache({ ...modelOf(CASES[name] ?? {}), uid: 'uid-1' }));
     expect(text).toBe(golden(new URL(`./golden/${name}.yaml`, import.meta.url), text));
   });
