@@ -21,7 +21,7 @@ export class ShardRoutingError extends Error {
 // and 40001, which on a read-only replica query can only be a recovery conflict.
 const UNAVAILABLE_STATES = /^(08...|57P0[123]|40001)$/;
 const UNAVAILABLE_MESSAGES =
-  /Connection terminated|timeout exceeded when trying to connect|connection error|ECONNREFUSED/;
+  /Connection terminated|timeout exceeded when trying to connect|timeout expired|connection error|ECONNREFUSED/;
 
 /** True when an error means the server could not serve the query, not that the query is wrong. */
 export function isUnavailable(e: unknown): boolean {
