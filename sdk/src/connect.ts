@@ -56,6 +56,7 @@ export async function connect(options: ConnectOptions = {}): Promise<Scalable> {
         user: d.user,
         ...(d.password === undefined ? {} : { password: d.password }),
         poolMax: d.poolMax,
+        replicaConnectTimeoutMs: d.replicaConnectTimeoutMs,
         ...(d.replicaMaxLagSeconds === undefined
           ? {}
           : { replicaMaxLagSeconds: d.replicaMaxLagSeconds }),

@@ -28,6 +28,7 @@ describe('settingsFromEnv', () => {
       user: 'shop',
       password: 'pw',
       poolMax: 10,
+      replicaConnectTimeoutMs: 1000,
     });
     expect(s.cache).toEqual({
       redis: {

@@ -39,6 +39,8 @@ export interface DatabaseSettings {
   readonly poolMax: number;
   /** Opt-in: reads go to the primary while a replica lags more than this. */
   readonly replicaMaxLagSeconds?: number;
+  /** How long a replica connect may take before the read goes to the primary (1000). */
+  readonly replicaConnectTimeoutMs: number;
   /** TLS as libpq's sslmode names it; absent: plain (the database's `tls: false`). */
   readonly tls?: TlsSettings;
 }
@@ -204,6 +206,7 @@ export function settingsFromEnv(env: Env): Settings {
             user: required(env, 'DATABASE_USER', 'DATABASE_SHARD_MAP is set'),
             ...optional('password', read(env, 'DATABASE_PASSWORD')),
             poolMax: positive(env, 'DATABASE_POOL_MAX', 10),
+            replicaConnectTimeoutMs: positive(env, 'DATABASE_REPLICA_CONNECT_TIMEOUT_MS', 1_000),
             ...optional(
               'replicaMaxLagSeconds',
               lag === undefined

@@ -40,7 +40,11 @@ function start(file: string, extra: Record<string, string>): Child {
   return c;
 }
 
-const startWeb = () => start(WEB, { PORT: String(webPort) });
+// A replica connect that times out sends the read to the primary, which has every write: on a
+// loaded machine (a TLS handshake past the 1 s default) read-your-writes would then pass with
+// the feature broken. A patient replica connect keeps the reads on the held replica.
+const startWeb = () =>
+  start(WEB, { PORT: String(webPort), DATABASE_REPLICA_CONNECT_TIMEOUT_MS: '60000' });
 
 async function http(
   method: string,

@@ -48,12 +48,13 @@ export type OperatorEnvName = (typeof OPERATOR_ENV_NAMES)[number];
 
 /**
  * Tunables the SDK reads that the app's own spec.web.env may set (the operator never
- * injects them): pool size, the replica-lag bound, the session-cookie secret, worker
+ * injects them): pool size, the replica-lag bound, the replica connect timeout, the session-cookie secret, worker
  * concurrency and how long a message may sit with a dead consumer before it is claimed.
  */
 export const APP_ENV_NAMES = [
   'DATABASE_POOL_MAX',
   'DATABASE_REPLICA_MAX_LAG_SECONDS',
+  'DATABASE_REPLICA_CONNECT_TIMEOUT_MS',
   'SESSION_SECRET',
   'QUEUE_CONCURRENCY',
   'QUEUE_CLAIM_IDLE_MS',

@@ -31,6 +31,8 @@ export interface DatabaseOptions {
   readonly password?: string;
   readonly poolMax: number;
   readonly replicaMaxLagSeconds?: number;
+  /** A replica that has not accepted the connection by then is skipped for the primary (1000). */
+  readonly replicaConnectTimeoutMs?: number;
   /** Extra pg pool settings for every pool (e.g. `ssl`, from sslmode: db/tls.ts). */
   readonly pool?: Partial<PoolConfig>;
   /** How long a replica that failed is skipped before it is tried again. */
@@ -296,7 +298,7 @@ export class Database {
         ...(o.password === undefined ? {} : { password: o.password }),
         max: o.poolMax,
         // A replica that does not answer quickly is skipped for the primary.
-        connectionTimeoutMillis: role === 'replica' ? 1_000 : 5_000,
+        connectionTimeoutMillis: role === 'replica' ? (o.replicaConnectTimeoutMs ?? 1_000) : 5_000,
         idleTimeoutMillis: 30_000,
         keepAlive: true,
         ...o.pool,
