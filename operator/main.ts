@@ -61,6 +61,7 @@ async function main(): Promise<void> {
     identity,
     workers: settings.workers,
     resyncMs: settings.resyncMs,
+    tlsTrustHoldMs: settings.tlsTrustHoldMs,
     discoveryRefreshMs: settings.discoveryRefreshMs,
     watchIdleMs: settings.watchIdleMs,
     leaderElection: settings.leaderElection,

@@ -79,7 +79,7 @@ describe('operator RBAC', () => {
         r.verbs.some((v) => ['get', 'list', 'watch'].includes(v)),
     );
     expect(reads.map((r) => [r.verbs, r.resourceNames])).toEqual([
-      [['get'], ['scalable-operator-ca']],
+      [['get', 'update'], ['scalable-operator-ca']],
     ]);
   });
   it('holds Leases only in its own namespace (the leader-election Role)', () => {

@@ -135,14 +135,14 @@ export function leaderElectionRules(leaseName: string): readonly PolicyRule[] {
       resourceNames: [leaseName],
       verbs: ['get', 'update'],
     },
-    // The operator's CA (reconcile/certificates.ts): created once, then read; never
-    // replaced (nothing rotates it), so no update.
+    // The apps' CAs (reconcile/certificates.ts caStore): one Secret, created once, then read
+    // and updated (a PUT with the resourceVersion read) as apps get or rotate their CA.
     { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
     {
       apiGroups: [''],
       resources: ['secrets'],
       resourceNames: [CA_SECRET_NAME],
-      verbs: ['get'],
+      verbs: ['get', 'update'],
     },
   ];
 }

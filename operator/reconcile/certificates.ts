@@ -1,10 +1,16 @@
-// The operator's own CA and the server certificates it issues from it.
+// A CA per app and the server certificates the operator issues from it.
 //
 // Where keys live, and why there (least privilege):
-// - The CA key pair is one Secret, scalable-operator-ca, in the operator's own namespace.
-//   Only the operator reads it: a namespaced Role grants get on that one name
-//   (resourceNames) and create in that namespace (create cannot be limited by name). The
-//   cluster-wide role still has no get, list or watch on Secrets.
+// - Every app's CA key pair is kept in one Secret, scalable-operator-ca, in the operator's
+//   own namespace, under the app's uid (<uid>.crt, <uid>.key; <uid>.previous.* during a
+//   rotation). The operator must sign with those keys, so it must read them; in the app's
+//   namespace that would need get on every Secret of every tenant namespace. One Secret of a
+//   known name lets the Role grant get and update on that name only (resourceNames) and create
+//   in that namespace (create cannot be limited by name); the cluster-wide role still has no
+//   get, list or watch on Secrets, and no tenant can read or mount it. Its keys tls.crt and
+//   tls.key are the one CA of earlier versions: kept, never created any more, and used only to
+//   move apps issued from it to their own CA (issuePlan). Cost: one object for all apps
+//   (~1.5 KiB each, so about 600 apps fit under the API server's 1 MiB object limit).
 // - Each server key pair is a Secret the tier declares (shared/tls/objects.ts), written
 //   whole by create, or by update (PUT) on renewal: a PUT's answer is what we sent, so
 //   `update` lets the operator replace a Secret it can name but never read one. Only a Secret
@@ -13,13 +19,22 @@
 //   not create (create answers 409 and nothing is recorded), or that changed since it wrote
 //   it, is left untouched and the error says so (issue 36: an app named to collide with an
 //   existing <app>-cache-tls replaced it, and deleting the app garbage-collected it).
-// - The public half (CA and server certificate) goes to a ConfigMap, which the operator
-//   watches anyway: renewal is decided from it (x509.ts renewalReason), no Secret is read.
+// - The public half (the trust bundle and the server certificate) goes to a ConfigMap, which
+//   the operator watches anyway: renewal is decided from it (issuePlan), no Secret is read.
 import type { KubeApi } from '../ports/kube-api.ts';
 import type { K8sObject } from '../tiers/shared/chart.ts';
 import type { ObservedObject } from '../tiers/shared/report.ts';
 import { TLS_FILES, TLS_PUBLIC_ANNOTATION, tlsDnsNamesOf } from '../tiers/shared/tls/objects.ts';
-import { issueCa, issueServerCert, renewalReason } from '../tiers/shared/tls/x509.ts';
+import {
+  caRenewalReason,
+  certInfo,
+  issueCa,
+  issueServerCert,
+  joinBundle,
+  renewalReason,
+  signedBy,
+  splitBundle,
+} from '../tiers/shared/tls/x509.ts';
 import type { KeyPair } from '../tiers/shared/tls/x509.ts';
 import type { KindInfo } from './kinds.ts';
 import { pathOf } from './kinds.ts';
@@ -57,70 +72,237 @@ const unb64 = (s: unknown): string =>
   typeof s === 'string' ? Buffer.from(s, 'base64').toString('utf8') : '';
 const code = (err: unknown): number | undefined => (err as { code?: number }).code;
 
+/** Which app a CA belongs to, and the rotation its author asked for (ROTATE_CA_ANNOTATION). */
+export interface AppRef {
+  readonly uid: string;
+  readonly name: string;
+  readonly namespace: string;
+  readonly rotation?: string | undefined;
+}
+
+/** The CAs an app's certificates may come from. */
+export interface AppCas {
+  /** The app's own CA: every new certificate ends up issued from it. */
+  readonly current: KeyPair;
+  /** Its predecessor, kept while a rotation moves the certificates off it. */
+  readonly previous?: KeyPair;
+  /** The one CA of earlier versions, while apps issued from it move to their own. */
+  readonly legacy?: KeyPair;
+}
+
+export interface CaStore {
+  /** The app's CAs; its CA is created, or rotated (caRenewalReason), here. */
+  readonly forApp: (app: AppRef) => Promise<AppCas>;
+}
+
+/** On a ScalableApp: a new value asks for a new CA (rotated like one near expiry). */
+export const ROTATE_CA_ANNOTATION = 'scalable.dev/rotate-ca';
+
+interface StoreState {
+  readonly exists: boolean;
+  readonly metadata: Json;
+  readonly type: string;
+  readonly data: Record<string, string>;
+}
+
+const pairOf = (data: Record<string, string>, prefix: string): KeyPair | undefined => {
+  const cert = data[`${prefix}.crt`];
+  const key = data[`${prefix}.key`];
+  return cert && key ? { cert, key } : undefined;
+};
+
 /**
- * The CA, read once from its Secret or created there on first use (a 409 means another
- * replica created it first: read that one). Memoized; a failed load is retried next call.
+ * The apps' CAs in the Secret scalable-operator-ca (see the header). Read once, then kept in
+ * memory; a write is a PUT with the resourceVersion read (a 409 re-reads and tries again), and
+ * writes of this process go one at a time, so two apps' new CAs never overwrite each other.
  */
-export function caLoader(
+export function caStore(
   client: KubeApi,
   namespace: string,
   now: () => Date = () => new Date(),
-): () => Promise<KeyPair> {
-  let pending: Promise<KeyPair> | undefined;
+): CaStore {
   const path = pathOf(SECRETS, namespace, CA_SECRET_NAME);
-  const read = async (): Promise<KeyPair | undefined> => {
+  let state: Promise<StoreState> | undefined;
+  let queue: Promise<unknown> = Promise.resolve();
+  const read = async (): Promise<StoreState> => {
     try {
       const s = await client.request<Json>('GET', path, { verb: 'get', resource: 'secrets' });
-      const data = (s['data'] ?? {}) as Json;
-      const pair = { cert: unb64(data[TLS_FILES.cert]), key: unb64(data[TLS_FILES.key]) };
-      if (!pair.cert || !pair.key)
-        throw new Error(`Secret ${namespace}/${CA_SECRET_NAME} has no CA`);
-      return pair;
+      const data = Object.fromEntries(
+        Object.entries((s['data'] ?? {}) as Json).map(([k, v]) => [k, unb64(v)]),
+      );
+      return {
+        exists: true,
+        metadata: (s['metadata'] ?? {}) as Json,
+        type: String(s['type'] ?? 'Opaque'),
+        data,
+      };
     } catch (err) {
-      if (code(err) === 404) return undefined;
+      if (code(err) === 404) return { exists: false, metadata: {}, type: 'Opaque', data: {} };
       throw err;
     }
   };
-  const load = async (): Promise<KeyPair> => {
-    const existing = await read();
-    if (existing) return existing;
-    const ca = await issueCa('scalable-operator CA', now());
-    try {
-      await client.request('POST', pathOf(SECRETS, namespace), {
-        verb: 'create',
-        resource: 'secrets',
-        body: {
-          apiVersion: 'v1',
-          kind: 'Secret',
-          metadata: {
+  const load = (): Promise<StoreState> =>
+    (state ??= read().catch((err: unknown) => {
+      state = undefined;
+      throw err;
+    }));
+  const write = async (from: StoreState, data: Record<string, string>): Promise<StoreState> => {
+    const encoded = Object.fromEntries(Object.entries(data).map(([k, v]) => [k, b64(v)]));
+    const body = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: from.exists
+        ? from.metadata
+        : {
             name: CA_SECRET_NAME,
             namespace,
             labels: { 'app.kubernetes.io/managed-by': 'scalable-operator' },
           },
-          type: 'kubernetes.io/tls',
-          data: { [TLS_FILES.cert]: b64(ca.cert), [TLS_FILES.key]: b64(ca.key) },
-        },
-      });
-      return ca;
-    } catch (err) {
-      if (code(err) !== 409) throw err;
-      const theirs = await read();
-      if (!theirs) throw err;
-      return theirs;
+      type: from.type,
+      data: encoded,
+    };
+    const written = from.exists
+      ? await client.request<Json>('PUT', path, { verb: 'update', resource: 'secrets', body })
+      : await client.request<Json>('POST', pathOf(SECRETS, namespace), {
+          verb: 'create',
+          resource: 'secrets',
+          body,
+        });
+    return {
+      exists: true,
+      metadata: (written['metadata'] ?? {}) as Json,
+      type: from.type,
+      data,
+    };
+  };
+  const casOf = (data: Record<string, string>, uid: string): AppCas | undefined => {
+    const current = pairOf(data, uid);
+    if (!current) return undefined;
+    const previous = pairOf(data, `${uid}.previous`);
+    const legacy = pairOf(data, 'tls');
+    return { current, ...(previous ? { previous } : {}), ...(legacy ? { legacy } : {}) };
+  };
+  const needs = (data: Record<string, string>, app: AppRef): string | undefined =>
+    caRenewalReason(
+      data[`${app.uid}.crt`],
+      now(),
+      app.rotation !== undefined && app.rotation !== (data[`${app.uid}.rotation`] ?? ''),
+    );
+  const renew = async (app: AppRef): Promise<AppCas> => {
+    for (let attempt = 0; ; attempt++) {
+      const from = await load();
+      if (!needs(from.data, app)) return casOf(from.data, app.uid)!;
+      const data = { ...from.data };
+      const old = pairOf(data, app.uid);
+      // Distinct subjects: during a rotation the bundle holds two CAs of one app.
+      const stamp = now()
+        .toISOString()
+        .replace(/[-:T]|\.\d+Z$/g, '');
+      const ca = await issueCa(`${app.name.slice(0, 40)} CA ${stamp}`, now());
+      // The predecessor stays until the next rotation: the certificates move off it first.
+      if (old)
+        Object.assign(data, {
+          [`${app.uid}.previous.crt`]: old.cert,
+          [`${app.uid}.previous.key`]: old.key,
+        });
+      Object.assign(data, { [`${app.uid}.crt`]: ca.cert, [`${app.uid}.key`]: ca.key });
+      if (app.rotation !== undefined) data[`${app.uid}.rotation`] = app.rotation;
+      try {
+        state = Promise.resolve(await write(from, data));
+        return casOf(data, app.uid)!;
+      } catch (err) {
+        // Another writer (a previous leader, a person): read again and decide again.
+        state = undefined;
+        if ((code(err) !== 409 && code(err) !== 404) || attempt >= 4) throw err;
+      }
     }
   };
-  return () => {
-    pending ??= load().catch((err: unknown) => {
-      pending = undefined;
-      throw err;
-    });
-    return pending;
+  return {
+    forApp: async (app) => {
+      const s = await load();
+      if (!needs(s.data, app)) return casOf(s.data, app.uid)!;
+      const next = queue.then(() => renew(app));
+      queue = next.catch(() => undefined);
+      return next;
+    },
   };
+}
+
+/** What to issue into a server Secret: from which CA, with which CAs in ca.crt, and why. */
+export interface IssuePlan {
+  readonly reason: string;
+  readonly signer: KeyPair;
+  readonly bundle: readonly string[];
+}
+
+/**
+ * Long enough for every pod to hold the last trust bundle before the next step relies on
+ * it: the kubelet refreshes a mounted Secret within about a minute and the pods' reload
+ * loops check every 30 s (README "Renewal"). Settings: SCALABLE_TLS_TRUST_HOLD_SECONDS.
+ */
+export const TRUST_HOLD_MS = 600_000;
+
+/**
+ * The next certificate for a server Secret, or undefined while the current one serves. Pure
+ * over the record (the public ConfigMap as cached) and the app's CAs. Moving to a new CA (the
+ * app's first own CA after the shared one, or a rotated one) takes three issues, each after
+ * the previous one has had `holdMs` to reach every pod, so no peer or client is ever shown a
+ * certificate it does not trust:
+ *   1. same signer, ca.crt = old + new CA (the pods learn to trust the new CA);
+ *   2. issued from the new CA, ca.crt still old + new (peers that have not reloaded yet
+ *      still present the old certificate, and are trusted);
+ *   3. ca.crt = the new CA only (the old one is trusted no more).
+ * A certificate from a CA the operator no longer holds (one a person replaced) is issued
+ * again from the app's CA at once, as before.
+ */
+export function issuePlan(
+  obj: K8sObject,
+  livePublic: CachedChild | undefined,
+  cas: AppCas,
+  now: Date,
+  holdMs = TRUST_HOLD_MS,
+): IssuePlan | undefined {
+  const data = publicDataOf(livePublic);
+  const cert = data[TLS_FILES.cert];
+  const names = tlsDnsNamesOf(obj);
+  const target = cas.current;
+  const fresh = (reason: string): IssuePlan => ({ reason, signer: target, bundle: [target.cert] });
+  if (cert !== undefined && typeof cert !== 'string')
+    return fresh('the record is not a certificate');
+  const info = certInfo(typeof cert === 'string' ? cert : undefined);
+  if (typeof cert !== 'string' || !info) return fresh('no certificate yet');
+  const caData = data[TLS_FILES.ca];
+  const bundle = splitBundle(typeof caData === 'string' ? caData : undefined);
+  const trusted = (pem: string) => bundle.some((b) => b.trim() === pem.trim());
+  const signer = [cas.current, cas.previous, cas.legacy].find(
+    (ca) => ca && signedBy(cert, ca.cert),
+  );
+  if (!signer) return fresh('the CA changed');
+  const held = now.getTime() - info.issuedAt.getTime() >= holdMs;
+  const keep = (reason: string | undefined): IssuePlan | undefined =>
+    reason ? { reason, signer, bundle } : undefined;
+  const renewal = (): string | undefined => renewalReason(cert, signer.cert, names, now);
+  if (signer !== target) {
+    if (!trusted(signer.cert)) return fresh('the CA changed');
+    if (!trusted(target.cert))
+      return {
+        reason: "the app's new CA joins the trust bundle",
+        signer,
+        bundle: [...bundle, target.cert],
+      };
+    if (held) return { reason: "issued from the app's new CA", signer: target, bundle };
+    return keep(renewal());
+  }
+  if (!trusted(target.cert)) return fresh('the CA changed');
+  if (bundle.length > 1) {
+    if (held) return fresh('the old CA leaves the trust bundle');
+    return keep(renewal());
+  }
+  return keep(renewal());
 }
 
 export interface IssueContext {
   readonly client: KubeApi;
-  readonly ca: () => Promise<KeyPair>;
   readonly now: () => Date;
 }
 
@@ -148,23 +330,6 @@ export function writtenSecretOf(record: CachedChild | undefined): {
   };
 }
 
-/**
- * Why the declared Secret needs a (new) certificate now, or undefined. Pure over the
- * cached public ConfigMap and the CA.
- */
-export function issueReason(
-  obj: K8sObject,
-  livePublic: CachedChild | undefined,
-  caCert: string,
-  now: Date,
-): string | undefined {
-  const data = publicDataOf(livePublic);
-  const cert = data[TLS_FILES.cert];
-  if (cert !== undefined && typeof cert !== 'string') return 'the record is not a certificate';
-  if (cert && data[TLS_FILES.ca] !== caCert) return 'the CA changed';
-  return renewalReason(cert, caCert, tlsDnsNamesOf(obj), now);
-}
-
 export const publicKeyOf = (obj: K8sObject, namespace: string): string =>
   objectKey(
     'v1',
@@ -189,17 +354,18 @@ export async function issueInto(
   ctx: IssueContext,
   obj: K8sObject,
   namespace: string,
+  plan: Pick<IssuePlan, 'signer' | 'bundle'>,
   record?: CachedChild,
 ): Promise<{ secret: ObservedObject; created: boolean; recordVersion: string }> {
-  const ca = await ctx.ca();
-  const pair = await issueServerCert(ca, tlsDnsNamesOf(obj), ctx.now());
+  const pair = await issueServerCert(plan.signer, tlsDnsNamesOf(obj), ctx.now());
+  const trust = joinBundle(plan.bundle);
   const ns = obj.metadata.namespace ?? namespace;
   const body = {
     ...obj,
     data: {
       [TLS_FILES.cert]: b64(pair.cert),
       [TLS_FILES.key]: b64(pair.key),
-      [TLS_FILES.ca]: b64(ca.cert),
+      [TLS_FILES.ca]: b64(trust),
     },
   };
   const name = obj.metadata.name;
@@ -262,7 +428,7 @@ export async function issueInto(
           [SECRET_VERSION_ANNOTATION]: String(meta['resourceVersion'] ?? ''),
         },
       },
-      data: { [TLS_FILES.cert]: pair.cert, [TLS_FILES.ca]: ca.cert },
+      data: { [TLS_FILES.cert]: pair.cert, [TLS_FILES.ca]: trust },
     },
   });
   return {

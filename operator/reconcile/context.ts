@@ -2,7 +2,7 @@
 import type { KubeApi } from '../ports/kube-api.ts';
 import type { Logger } from '../ports/log.ts';
 import type { EventRecorder } from './events.ts';
-import type { KeyPair } from '../tiers/shared/tls/x509.ts';
+import type { AppCas, AppRef } from './certificates.ts';
 import type { KindInfo } from './kinds.ts';
 import type { Plans, Recent } from './plans.ts';
 import type { CachedApp, CachedChild, CachedPod } from './project.ts';
@@ -36,7 +36,9 @@ export interface ReconcileContext {
   readonly recent: Recent;
   /** Model and desired objects per app generation (see Plans). */
   readonly plans: Plans;
-  /** The operator's CA (certificates.ts caLoader), for the TLS Secrets tiers declare. */
-  readonly certificateAuthority: () => Promise<KeyPair>;
+  /** An app's CAs (certificates.ts caStore), for the TLS Secrets its tiers declare. */
+  readonly certificateAuthority: (app: AppRef) => Promise<AppCas>;
+  /** How long a new trust bundle must have been out before the next step relies on it. */
+  readonly trustHoldMs?: number;
   readonly onWrite?: (kind: string, action: 'created' | 'updated' | 'deleted') => void;
 }

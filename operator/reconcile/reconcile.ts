@@ -13,7 +13,7 @@ import {
   TLS_UNLESS_SERVED_ANNOTATION,
   tlsDnsNamesOf,
 } from '../tiers/shared/tls/objects.ts';
-import { issueInto, issueReason, publicKeyOf } from './certificates.ts';
+import { ROTATE_CA_ANNOTATION, issueInto, issuePlan, publicKeyOf } from './certificates.ts';
 import type { HookWrite } from '../tiers/tier.ts';
 import { clusterAccess } from './cluster-access.ts';
 import type { KindAccess, ReconcileContext } from './context.ts';
@@ -138,7 +138,7 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
       const cur = live.get(k);
       try {
         const change = issued(obj)
-          ? await ensureIssued(ctx, key, obj, k, namespace, live, fresh)
+          ? await ensureIssued(ctx, app, obj, k, namespace, live, fresh)
           : generatedKeysOf(obj).length > 0
             ? await ensureGenerated(ctx, info, obj, k, cur, fresh)
             : await ensureApplied(ctx, info, obj, k, cur, fresh);
@@ -306,7 +306,7 @@ const ISSUED_MEMO_MS = 10 * 60_000;
  */
 async function ensureIssued(
   ctx: ReconcileContext,
-  appKey: string,
+  app: CachedApp,
   obj: K8sObject,
   key: string,
   namespace: string,
@@ -319,6 +319,7 @@ async function ensureIssued(
   const by = obj.metadata.annotations?.[TLS_UNLESS_SERVED_ANNOTATION];
   const certificates = by ? kindOf(by, 'Certificate') : undefined;
   // Served means cert-manager's: even while that kind's cache still syncs, issue nothing.
+  const appKey = `${app.metadata.namespace}/${app.metadata.name}`;
   if (certificates && ctx.access(certificates, appKey).state !== 'unavailable') {
     fresh.set(key, declared());
     return undefined;
@@ -332,16 +333,20 @@ async function ensureIssued(
   }
   const mine = ctx.recent.get(key);
   const stale = mine && (!record || olderThan(record.metadata.resourceVersion, mine.rv));
-  const ca = await ctx.certificateAuthority();
-  const why = stale ? undefined : issueReason(obj, record, ca.cert, new Date());
-  if (why === undefined) {
+  const { uid, name } = app.metadata;
+  const rotation = app.metadata.annotations?.[ROTATE_CA_ANNOTATION];
+  const cas = await ctx.certificateAuthority({ uid, name, namespace, rotation });
+  const plan = stale ? undefined : issuePlan(obj, record, cas, new Date(), ctx.trustHoldMs);
+  if (plan === undefined) {
     fresh.set(key, declared());
     return undefined;
   }
+  const why = plan.reason;
   const { secret, created, recordVersion } = await issueInto(
-    { client: ctx.client, ca: ctx.certificateAuthority, now: () => new Date() },
+    { client: ctx.client, now: () => new Date() },
     obj,
     namespace,
+    plan,
     record,
   );
   ctx.recent.set(key, 'issued', recordVersion, undefined, ISSUED_MEMO_MS);

@@ -12,8 +12,8 @@ import { objectKey, projectApp, projectChild, projectPod } from '../reconcile/pr
 import type { CachedApp, CachedChild, CachedPod } from '../reconcile/project.ts';
 import type { ReconcileContext } from '../reconcile/context.ts';
 import { Plans, Recent, planOf } from '../reconcile/plans.ts';
-import { caLoader } from '../reconcile/certificates.ts';
-import type { KeyPair } from '../tiers/shared/tls/x509.ts';
+import { caStore } from '../reconcile/certificates.ts';
+import type { CaStore } from '../reconcile/certificates.ts';
 import { ApplyFailedError, TerminalError, reconcile } from '../reconcile/reconcile.ts';
 import type { KindAccess } from '../reconcile/context.ts';
 import { discoverResources, resourceKey } from './discovery.ts';
@@ -38,6 +38,8 @@ export interface ControllerOptions {
   readonly workers: number;
   /** Every app is reconciled again this often, whatever the events said. */
   readonly resyncMs: number;
+  /** certificates.ts TRUST_HOLD_MS unless set (SCALABLE_TLS_TRUST_HOLD_SECONDS). */
+  readonly tlsTrustHoldMs?: number;
   /** Add-ons installed later are found this often. */
   readonly discoveryRefreshMs: number;
   readonly watchIdleMs: number;
@@ -86,7 +88,7 @@ export class Controller {
   private served = new Set<string>();
   private readonly recent = new Recent();
   private readonly plans: Plans;
-  private readonly ca: () => Promise<KeyPair>;
+  private readonly ca: CaStore;
   private readonly events: EventRecorder;
   private readonly leader: LeaderElector | undefined;
   /** Tiers' own long-lived watches (Tier.watches), created once, run on every replica. */
@@ -107,8 +109,8 @@ export class Controller {
       ...(opts.network ? { network: opts.network } : {}),
       ...(opts.rbac ? { rbac: opts.rbac } : {}),
     });
-    // The CA lives beside the leader-election Lease, in the operator's own namespace.
-    this.ca = caLoader(opts.client, opts.leaseNamespace);
+    // The apps' CAs live beside the leader-election Lease, in the operator's own namespace.
+    this.ca = caStore(opts.client, opts.leaseNamespace);
     this.queue = new WorkQueue(opts.backoff, (d) => metrics.queueDepth.set(d));
     // Events are writes too: none once this process's (only) term as leader is over.
     this.events = new EventRecorder(client.withSignal(this.ended.signal), log, opts.identity);
@@ -380,7 +382,8 @@ export class Controller {
       concurrency: this.opts.reconcileConcurrency ?? 8,
       recent: this.recent,
       plans: this.plans,
-      certificateAuthority: this.ca,
+      certificateAuthority: this.ca.forApp,
+      ...(this.opts.tlsTrustHoldMs !== undefined ? { trustHoldMs: this.opts.tlsTrustHoldMs } : {}),
       onWrite: (kind, action) => this.opts.metrics.objectWrites.inc({ kind, action }),
     };
   }

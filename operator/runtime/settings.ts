@@ -37,6 +37,8 @@ export const LEASE_DEFAULTS: LeaseTiming = {
 export interface Settings {
   readonly workers: number;
   readonly resyncMs: number;
+  /** Between the steps of a move to a new CA (reconcile/certificates.ts issuePlan). */
+  readonly tlsTrustHoldMs: number;
   readonly discoveryRefreshMs: number;
   readonly watchIdleMs: number;
   readonly leaderElection: boolean;
@@ -243,6 +245,7 @@ export function parseSettings(env: Env): Settings {
   const settings: Settings = {
     workers: r.int('SCALABLE_WORKERS', 16, 1, 256),
     resyncMs: seconds('SCALABLE_RESYNC_SECONDS', 300, 10, 86_400),
+    tlsTrustHoldMs: seconds('SCALABLE_TLS_TRUST_HOLD_SECONDS', 600, 0, 604_800),
     discoveryRefreshMs: seconds('SCALABLE_REDISCOVER_SECONDS', 60, 5, 86_400),
     // Longer than the server's watch timeout (120-180 s), or healthy watches count as stalled.
     watchIdleMs: seconds('SCALABLE_WATCH_IDLE_SECONDS', 200, 30, 3_600),

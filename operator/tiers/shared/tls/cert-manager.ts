@@ -94,7 +94,8 @@ export function serverCertificate(
       duration: `${SERVER_VALIDITY_DAYS * 24}h`,
       renewBefore: `${(SERVER_VALIDITY_DAYS / 3) * 24}h`,
       privateKey,
-      usages: ['digital signature', 'server auth', 'client auth'],
+      // No client auth: no peer asks for a client certificate (x509.ts issueServerCert).
+      usages: ['digital signature', 'server auth'],
       issuerRef: { name: ref.name, kind: ref.kind, group: 'cert-manager.io' },
     },
   };

@@ -44,8 +44,9 @@ export function serviceDnsNames(
 }
 
 /**
- * `localhost` too: sidecars (the exporters) and the engine's own tools connect over
- * loopback and verify the name like any client.
+ * `localhost` too: the exporters connect over loopback and verify the name like any client
+ * (redis_exporter rediss://localhost, postgres_exporter sslmode=verify-full to localhost).
+ * Only that app's clients trust it: each app has its own CA (reconcile/certificates.ts).
  */
 export const LOCALHOST = 'localhost';
 

@@ -1,7 +1,7 @@
 // Certificates, as PEM text in and out: an ECDSA P-256 CA, server certificates it signs for a
 // list of DNS names, and the renewal rule. @peculiar/x509 builds and signs them on Node's
 // WebCrypto; node:crypto's X509Certificate reads them back (names, dates, issuer check).
-// No I/O: the caller decides where keys live (see ca-store.ts in reconcile/).
+// No I/O: the caller decides where keys live (reconcile/certificates.ts).
 import { X509Certificate as NodeX509, createPrivateKey, webcrypto } from 'node:crypto';
 import { isIP } from 'node:net';
 import type * as X509 from '@peculiar/x509';
@@ -29,13 +29,18 @@ export interface KeyPair {
   readonly key: string;
 }
 
-/** Ten years: a CA rotation means every client re-trusts, so it is rare and deliberate. */
-export const CA_VALIDITY_DAYS = 3650;
+/**
+ * Two years, one CA per app (issue 36: one CA for every tenant, ten years, never rotated).
+ * Renewed like a server certificate, once two thirds are gone (reconcile/certificates.ts
+ * rotates it through a trust bundle that carries both CAs), so a CA key is in use for about
+ * 16 months and a leaked one stops being trusted without anyone remembering to rotate it.
+ */
+export const CA_VALIDITY_DAYS = 730;
 /** 90 days (as Let's Encrypt), renewed once two thirds are gone: 30 days of slack. */
 export const SERVER_VALIDITY_DAYS = 90;
 export const RENEW_AFTER_FRACTION = 2 / 3;
 /** Clocks differ between the operator and the pods: certificates start an hour early. */
-const BACKDATE_MS = 3_600_000;
+export const BACKDATE_MS = 3_600_000;
 
 async function keyPair(): Promise<webcrypto.CryptoKeyPair> {
   return crypto.subtle.generateKey(EC, true, ['sign', 'verify']);
@@ -100,12 +105,11 @@ export async function issueServerCert(
       extensions: [
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        // serverAuth and clientAuth: Redis replicas and Sentinels present the same
-        // certificate when they connect to their peers (tls-auth-clients).
-        new x509.ExtendedKeyUsageExtension(
-          [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth],
-          false,
-        ),
+        // serverAuth only: no peer asks for a client certificate (Redis and Sentinel run
+        // with tls-auth-clients no, Patroni's REST API sets no verify_client, pg_hba has no
+        // clientcert, replication and pg_rewind name no sslcert: passwords authenticate), so
+        // a server key cannot log in as a client anywhere that checks certificates.
+        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),
         new x509.SubjectAlternativeNameExtension(
           dnsNames.map((value) => ({
             type: isIP(value) ? ('ip' as const) : ('dns' as const),
@@ -127,6 +131,8 @@ export interface CertInfo {
   readonly notBefore: Date;
   readonly notAfter: Date;
   readonly serial: string;
+  /** When it was issued (notBefore is backdated by BACKDATE_MS). */
+  readonly issuedAt: Date;
 }
 
 /** Reads a PEM certificate; undefined when it is not one. */
@@ -143,6 +149,7 @@ export function certInfo(pem: string | undefined): CertInfo | undefined {
       notBefore: new Date(c.validFrom),
       notAfter: new Date(c.validTo),
       serial: c.serialNumber,
+      issuedAt: new Date(new Date(c.validFrom).getTime() + BACKDATE_MS),
     };
   } catch {
     return undefined;
@@ -180,3 +187,31 @@ export function renewalReason(
   if (now.getTime() >= renewAt) return `it expires ${info.notAfter.toISOString()}`;
   return undefined;
 }
+
+/**
+ * Why a CA needs a successor now, or undefined: none yet, unreadable, two thirds of its life
+ * gone, or a rotation asked for (the app's annotation changed since this CA was made).
+ */
+export function caRenewalReason(
+  caPem: string | undefined,
+  now: Date,
+  rotationAsked = false,
+): string | undefined {
+  const info = certInfo(caPem);
+  if (!info) return 'no CA yet';
+  if (rotationAsked) return 'a rotation was asked for';
+  const life = info.notAfter.getTime() - info.notBefore.getTime();
+  const renewAt = info.notBefore.getTime() + life * RENEW_AFTER_FRACTION;
+  if (now.getTime() >= renewAt) return `the CA expires ${info.notAfter.toISOString()}`;
+  return undefined;
+}
+
+/** The certificates of a PEM bundle (ca.crt may hold more than one during a rotation). */
+export function splitBundle(pem: string | undefined): string[] {
+  return (
+    (pem ?? '').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? []
+  );
+}
+
+export const joinBundle = (certs: readonly string[]): string =>
+  certs.map((c) => (c.endsWith('\n') ? c : `${c}\n`)).join('');
