@@ -1,15 +1,17 @@
 // The database's certificates against a real API server, the operator holding only the RBAC
-// of operator/rbac.ts. Without cert-manager it issues them itself: its CA in a Secret of its
-// own namespace, per shard a server key pair in a Secret it never reads back, the public half
+// of operator/rbac.ts. Without cert-manager it issues them itself: a CA per app, kept in a
+// Secret of its own namespace under the app's uid, per shard a server key pair in a Secret it never reads back, the public half
 // in a ConfigMap it watches; a record two thirds through its life is renewed in place. With
 // cert-manager's CRDs (the upstream ones, from its Go module) the Certificates and Issuers
 // it renders are accepted by the API server, and it issues nothing itself.
 import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { connect, createServer } from 'node:tls';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, printLogDirOnFailure, uniqueName } from '../../devcluster/testing.ts';
 import { CA_SECRET_NAME } from '../../operator/reconcile/certificates.ts';
 import type { KubeClient } from '../../operator/runtime/kube-client.ts';
-import { issueServerCert } from '../../operator/tiers/shared/tls/x509.ts';
+import { issueCa, issueServerCert, signedBy } from '../../operator/tiers/shared/tls/x509.ts';
 import {
   applyAs,
   closeSuite,
@@ -38,6 +40,42 @@ const secret = (namespace: string, name: string) =>
 const configMap = (name: string) => getObj(client, kindInfo('v1', 'ConfigMap'), ns, name);
 const dataOf = (o: Json | undefined): Record<string, string> =>
   (o?.['data'] ?? {}) as Record<string, string>;
+/** An app's CA as the operator keeps it: under the app's uid in its CA Secret. */
+async function appCa(name: string): Promise<{ cert: string; key: string }> {
+  const uid = String(((await getApp(client, ns, name))?.['metadata'] as Json)['uid']);
+  return eventually(`the CA of app ${name}`, async () => {
+    const s = await secret('default', CA_SECRET_NAME);
+    const ca = { cert: decoded(s, `${uid}.crt`), key: decoded(s, `${uid}.key`) };
+    return ca.cert && ca.key ? ca : undefined;
+  });
+}
+
+/**
+ * A verify-full TLS handshake, as every client of a tier makes it: the server presents
+ * `server`, the client trusts `ca` only and checks `host`. Resolves to the client's error
+ * code, or 'ok'.
+ */
+async function handshake(
+  server: { cert: string; key: string },
+  ca: string,
+  host: string,
+): Promise<string> {
+  const srv = createServer({ cert: server.cert, key: server.key }, (sock) => sock.end());
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const { port } = srv.address() as AddressInfo;
+  try {
+    return await new Promise<string>((resolve) => {
+      const sock = connect({ host: '127.0.0.1', port, ca, servername: host });
+      sock.once('secureConnect', () => {
+        sock.destroy();
+        resolve('ok');
+      });
+      sock.once('error', (err: NodeJS.ErrnoException) => resolve(String(err.code ?? err.message)));
+    });
+  } finally {
+    srv.close();
+  }
+}
 
 beforeAll(async () => {
   client = await openSuite(ns);
@@ -66,10 +104,14 @@ describe('certificates the operator issues (no cert-manager)', () => {
       }),
     );
     // The operator's namespace is `default` here (POD_NAMESPACE unset).
-    const caSecret = await eventually('the CA Secret', () => secret('default', CA_SECRET_NAME));
-    const caCert = decoded(caSecret, 'tls.crt');
+    const caCert = (await appCa('shop')).cert;
     const ca = new X509Certificate(caCert);
     expect(ca.ca).toBe(true);
+    // Two years (issue 36: ten before), and its own: no CA shared by every app.
+    expect((new Date(ca.validTo).getTime() - new Date(ca.validFrom).getTime()) / DAY).toBeCloseTo(
+      730,
+      0,
+    );
     expect(ca.publicKey.asymmetricKeyDetails?.namedCurve).toBe('prime256v1');
 
     for (const shard of [0, 1]) {
@@ -80,6 +122,8 @@ describe('certificates the operator issues (no cert-manager)', () => {
       const cert = new X509Certificate(decoded(s, 'tls.crt'));
       expect(cert.checkIssued(ca) && cert.verify(ca.publicKey)).toBe(true);
       expect(cert.checkPrivateKey(createPrivateKey(decoded(s, 'tls.key')))).toBe(true);
+      // A server certificate only: no peer asks for a client certificate (issue 36).
+      expect(cert.keyUsage).toEqual(['1.3.6.1.5.5.7.3.1']);
       expect(decoded(s, 'ca.crt')).toBe(caCert);
       expect(cert.checkHost(`shop-db-${shard}.${ns}.svc`)).toBeDefined();
       expect(cert.checkHost(`shop-db-${shard}-ro.${ns}.svc`)).toBeDefined();
@@ -114,8 +158,7 @@ describe('certificates the operator issues (no cert-manager)', () => {
     const oldSerial = new X509Certificate(decoded(before, 'tls.crt')).serialNumber;
     // Stand in for time passing: the record now shows a certificate issued 61 days ago
     // (of 90) by the same CA for the same names.
-    const caSecret = await secret('default', CA_SECRET_NAME);
-    const ca = { cert: decoded(caSecret, 'tls.crt'), key: decoded(caSecret, 'tls.key') };
+    const ca = await appCa('shop');
     const names = String(
       ((before?.['metadata'] as Json)['annotations'] as Json)['scalable.dev/tls-dns-names'],
     ).split(',');
@@ -158,7 +201,7 @@ describe('certificates the operator issues (no cert-manager)', () => {
         queue: { consumers: [{ name: 'a', image: 'ghcr.io/acme/rd-worker:1' }] },
       }),
     );
-    const caCert = decoded(await secret('default', CA_SECRET_NAME), 'tls.crt');
+    const caCert = (await appCa('rd')).cert;
     const ca = new X509Certificate(caCert);
     const hosts: Record<string, string[]> = {
       'rd-cache': [
@@ -196,6 +239,31 @@ describe('certificates the operator issues (no cert-manager)', () => {
     expect(web).toContain('"secretName":"rd-queue-tls"');
   });
 
+  it("gives each app its own CA: another app's certificate is refused by this app's clients (issue 36)", async () => {
+    const shop = await appCa('shop');
+    const rd = await appCa('rd');
+    expect(rd.cert).not.toBe(shop.cert);
+    const keyPair = async (name: string) => {
+      const s = await secret(ns, name);
+      return { cert: decoded(s, 'tls.crt'), key: decoded(s, 'tls.key'), ca: decoded(s, 'ca.crt') };
+    };
+    const db = await keyPair('shop-db-0-tls');
+    const cache = await keyPair('rd-cache-tls');
+    // Chains: each to its own app's CA only.
+    expect(signedBy(db.cert, shop.cert)).toBe(true);
+    expect(signedBy(db.cert, rd.cert)).toBe(false);
+    expect(signedBy(cache.cert, rd.cert)).toBe(true);
+    expect(signedBy(cache.cert, shop.cert)).toBe(false);
+    expect(db.ca).toBe(shop.cert);
+    expect(cache.ca).toBe(rd.cert);
+    // Both certificates name localhost (the exporters verify it over loopback): with one CA
+    // for all apps, rd's key passed for shop's server there. Now shop's clients (the CA file
+    // its pods mount) refuse it, and still accept shop's own.
+    expect(await handshake(db, db.ca, 'localhost')).toBe('ok');
+    expect(await handshake(cache, db.ca, 'localhost')).toBe('UNABLE_TO_VERIFY_LEAF_SIGNATURE');
+    expect(await handshake(db, cache.ca, 'localhost')).toBe('UNABLE_TO_VERIFY_LEAF_SIGNATURE');
+  });
+
   it('does not renew into a Secret that changed since it wrote it: left untouched, and the app says so (issue 36)', async () => {
     const before = await secret(ns, 'shop-db-0-tls');
     const serial = new X509Certificate(decoded(before, 'tls.crt')).serialNumber;
@@ -207,8 +275,7 @@ describe('certificates the operator issues (no cert-manager)', () => {
     });
     const touched = await secret(ns, 'shop-db-0-tls');
     // Time passes (as above): the operator wants to renew.
-    const caSecret = await secret('default', CA_SECRET_NAME);
-    const ca = { cert: decoded(caSecret, 'tls.crt'), key: decoded(caSecret, 'tls.key') };
+    const ca = await appCa('shop');
     const names = String(
       ((before?.['metadata'] as Json)['annotations'] as Json)['scalable.dev/tls-dns-names'],
     ).split(',');
@@ -307,6 +374,131 @@ describe('certificates the operator issues (no cert-manager)', () => {
     );
     expect(await secret(ns, 'plain-db-0-tls')).toBeUndefined();
     expect(await configMap('plain-db-0-tls-public')).toBeUndefined();
+  });
+});
+
+describe('moving apps to a CA of their own, and rotating it (issue 36)', () => {
+  printLogDirOnFailure();
+
+  /**
+   * The states the record of `cm` passes through until `done` holds: which CA signed the
+   * certificate and which CAs ca.crt carries, by the labels in `cas`. Polled every 100 ms;
+   * each step waits SCALABLE_TLS_TRUST_HOLD_SECONDS (4 s here), so none is missed.
+   */
+  async function statesUntil(
+    cm: string,
+    cas: Record<string, string>,
+    done: (state: string) => boolean,
+  ): Promise<string[]> {
+    const label = (pem: string) =>
+      Object.entries(cas).find(([, ca]) => ca.trim() === pem.trim())?.[0] ?? 'other';
+    const seen: string[] = [];
+    await eventually(
+      `${cm}: ${Object.keys(cas).join(', ')}`,
+      async () => {
+        const data = dataOf(await configMap(cm));
+        const cert = data['tls.crt'] ?? '';
+        const signer = Object.entries(cas).find(([, ca]) => signedBy(cert, ca))?.[0] ?? 'other';
+        const bundle =
+          (data['ca.crt'] ?? '').match(/-----BEGIN[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+        const state = `${signer} [${bundle.map(label).join(' ')}]`;
+        if (seen.at(-1) !== state) seen.push(state);
+        return done(state) ? true : undefined;
+      },
+      120_000,
+      100,
+    );
+    return seen;
+  }
+
+  it('an app issued from the shared CA of earlier versions moves to its own, each step trusted before it is used; a rotation asked for does the same', async () => {
+    // An earlier version's state: the one shared CA in the Secret's tls.crt/tls.key, and an
+    // app whose Secret and record it issued from it.
+    await op.stop('SIGTERM');
+    const shared = await issueCa('scalable-operator CA', new Date());
+    const b64 = (x: string) => Buffer.from(x).toString('base64');
+    await applyAs(client, 'earlier-version', {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: CA_SECRET_NAME, namespace: 'default' },
+      data: { 'tls.crt': b64(shared.cert), 'tls.key': b64(shared.key) },
+    });
+    const leaf = await issueServerCert(shared, ['localhost'], new Date());
+    const written = await applyAs(client, 'earlier-version', {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'old-db-0-tls', namespace: ns },
+      data: { 'tls.crt': b64(leaf.cert), 'tls.key': b64(leaf.key), 'ca.crt': b64(shared.cert) },
+    });
+    const wm = written['metadata'] as Json;
+    await applyAs(client, 'scalable-operator-certificates', {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: {
+        name: 'old-db-0-tls-public',
+        namespace: ns,
+        annotations: {
+          'scalable.dev/secret-uid': String(wm['uid']),
+          'scalable.dev/secret-resource-version': String(wm['resourceVersion']),
+        },
+      },
+      data: { 'tls.crt': leaf.cert, 'ca.crt': shared.cert },
+    });
+    await applyAs(
+      client,
+      'test-user',
+      scalableApp(ns, 'old', {
+        web: { image: 'ghcr.io/acme/old:1' },
+        database: { shards: 1, replicasPerShard: 0, shardKey: 'user_id' },
+      }),
+    );
+    op = await startOperatorAs(
+      client,
+      `${identity}-move`,
+      { lease: uniqueName('lease-tls-move') },
+      { SCALABLE_TLS_TRUST_HOLD_SECONDS: '4', SCALABLE_RESYNC_SECONDS: '10' },
+    );
+    const own = await appCa('old');
+    expect(own.cert).not.toBe(shared.cert);
+    // 1. the app's CA joins the trust bundle (the certificate still from the shared CA);
+    // 2. the certificate comes from the app's CA (both still trusted: pods that have not
+    //    reloaded yet present the old one); 3. the shared CA leaves the bundle.
+    const moved = await statesUntil(
+      'old-db-0-tls-public',
+      { shared: shared.cert, own: own.cert },
+      (s) => s === 'own [own]',
+    );
+    // (The first step may be done before the first poll: the operator issues at start.)
+    expect(moved[0] === 'shared [shared]' ? moved.slice(1) : moved).toEqual([
+      'shared [shared own]',
+      'own [shared own]',
+      'own [own]',
+    ]);
+    // Replaced in place, never deleted: the pods' mount follows it (they reload, no restart).
+    const after = await secret(ns, 'old-db-0-tls');
+    expect((after?.['metadata'] as Json)['uid']).toBe(wm['uid']);
+    expect(signedBy(decoded(after, 'tls.crt'), own.cert)).toBe(true);
+    expect(decoded(after, 'ca.crt')).toBe(own.cert);
+
+    // A rotation asked for on the app: a new CA, through the same three steps.
+    const app = await getApp(client, ns, 'old');
+    // A manager of its own: the spec stays test-user's.
+    await applyAs(client, 'rotator', {
+      apiVersion: String(app?.['apiVersion']),
+      kind: 'ScalableApp',
+      metadata: { name: 'old', namespace: ns, annotations: { 'scalable.dev/rotate-ca': '1' } },
+    });
+    const next = await eventually('a new CA for old', async () => {
+      const ca = await appCa('old');
+      return ca.cert !== own.cert ? ca : undefined;
+    });
+    const rotated = await statesUntil(
+      'old-db-0-tls-public',
+      { own: own.cert, next: next.cert },
+      (s) => s === 'next [next]',
+    );
+    expect(rotated).toEqual(['own [own]', 'own [own next]', 'next [own next]', 'next [next]']);
+    await deleteRbac(client, `${identity}-move`);
   });
 });
 
