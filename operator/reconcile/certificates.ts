@@ -272,7 +272,11 @@ export function issuePlan(
   const info = certInfo(typeof cert === 'string' ? cert : undefined);
   if (typeof cert !== 'string' || !info) return fresh('no certificate yet');
   const caData = data[TLS_FILES.ca];
-  const bundle = splitBundle(typeof caData === 'string' ? caData : undefined);
+  // The CAs it holds, as it holds them (PEM text may differ in its line ends only).
+  const known = [cas.current, cas.previous, cas.legacy].flatMap((c) => (c ? [c.cert] : []));
+  const bundle = splitBundle(typeof caData === 'string' ? caData : undefined).map(
+    (b) => known.find((k) => k.trim() === b.trim()) ?? b,
+  );
   const trusted = (pem: string) => bundle.some((b) => b.trim() === pem.trim());
   const signer = [cas.current, cas.previous, cas.legacy].find(
     (ca) => ca && signedBy(cert, ca.cert),

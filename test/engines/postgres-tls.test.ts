@@ -14,7 +14,10 @@ import { appDatabaseName } from '../../operator/tiers/database/names.ts';
 import { patroniConfig } from '../../operator/tiers/database/patroni-config.ts';
 import { exporterDataSource } from '../../operator/tiers/database/statefulset.ts';
 import { TLS_FILES } from '../../operator/tiers/shared/tls/objects.ts';
-import { certInfo, issueServerCert } from '../../operator/tiers/shared/tls/x509.ts';
+import { certInfo, issueServerCert, joinBundle } from '../../operator/tiers/shared/tls/x509.ts';
+import { caStore, issuePlan } from '../../operator/reconcile/certificates.ts';
+import { KubeClient } from '../../operator/runtime/kube-client.ts';
+import { TLS_DNS_NAMES_ANNOTATION } from '../../operator/tiers/shared/tls/objects.ts';
 import {
   PASSWORDS,
   TEST_CA,
@@ -213,6 +216,69 @@ describe('Postgres with TLS (the default): rendered config, real Patroni and Pos
       /server certificate for "[^"]*shop[^"]*" .*does not match host name/,
     );
     expect(replication.sslmode).toBe('verify-full');
+  });
+
+  it("another app's key pair cannot pass for this app's server, even at a name both carry (localhost): each app's clients trust its CA only (issue 36)", async () => {
+    // Two apps' key pairs as the operator issues them: their CAs from its store (on this
+    // harness's API server), the issue plan for a new server Secret, the x509 module.
+    const store = caStore(await KubeClient.load(h.kubeconfig), h.ns);
+    const issue = async (app: string) => {
+      const names = [`${app}-db-0.${h.ns}.svc`, 'localhost'];
+      const declared = {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: {
+          name: `${app}-db-0-tls`,
+          annotations: { [TLS_DNS_NAMES_ANNOTATION]: names.join(',') },
+        },
+      };
+      const cas = await store.forApp({ uid: `${h.ns}-${app}`, name: app, namespace: h.ns });
+      const plan = issuePlan(declared, undefined, cas, new Date())!;
+      return {
+        ...(await issueServerCert(plan.signer, names, new Date())),
+        ca: joinBundle(plan.bundle),
+      };
+    };
+    const shop = await issue('shop');
+    const blog = await issue('blog');
+    // blog's key pair on shop's shard (a network position: what shop's clients reach at
+    // localhost, or a pod that took the address), swapped in as the kubelet would.
+    const tlsDir = join(h.dir, 'tls-0');
+    const original = {
+      cert: readFileSync(join(tlsDir, TLS_FILES.cert), 'utf8'),
+      key: readFileSync(join(tlsDir, TLS_FILES.key), 'utf8'),
+    };
+    const swap = async (pair: { cert: string; key: string }) => {
+      writeFileSync(join(tlsDir, 'next.crt'), pair.cert);
+      writeFileSync(join(tlsDir, 'next.key'), pair.key, { mode: 0o600 });
+      for (const f of ['next.crt', 'next.key']) chownSync(join(tlsDir, f), ENGINE_UID, ENGINE_UID);
+      renameSync(join(tlsDir, 'next.key'), join(tlsDir, TLS_FILES.key));
+      renameSync(join(tlsDir, 'next.crt'), join(tlsDir, TLS_FILES.cert));
+      const serial = certInfo(pair.cert)!.serial;
+      await eventually(
+        `the primary serving ${serial}`,
+        async () => (servedSerial(primary.pgPort) === serial ? true : undefined),
+        30_000,
+        250,
+      );
+    };
+    try {
+      await swap(blog);
+      // shop's clients verify as the SDK and the exporter do (verify-full, localhost): the
+      // name matches, the chain does not. With one CA for every app this connected.
+      expect(await refusal(h, primary, { ca: shop.ca, servername: 'localhost' })).toMatch(
+        /unable to verify|UNABLE_TO_VERIFY_LEAF_SIGNATURE|unable to get local issuer/i,
+      );
+      // blog's own clients would accept it: the refusal is the CA, not the connection.
+      const c = await appClient(h, primary, { ca: blog.ca, servername: 'localhost' });
+      await c.end();
+      // And shop's key pair serves shop's clients.
+      await swap(shop);
+      const d = await appClient(h, primary, { ca: shop.ca, servername: 'localhost' });
+      await d.end();
+    } finally {
+      await swap(original);
+    }
   });
 
   it('refuses a client without the CA, with a wrong name, or in plain TCP', async () => {

@@ -261,7 +261,9 @@ for (const mode of ['cluster', 'namespaced'] as const)
 
       // Renewal (a Secret update): the record shows a certificate issued 61 days ago (of
       // 90), standing in for time passing, as operator-tls.test.ts does.
-      const pair = { cert: decoded(ca, 'tls.crt'), key: decoded(ca, 'tls.key') };
+      // The app's own CA, kept under its uid (the Secret's owner).
+      const appUid = String(((tls['metadata'] as Json)['ownerReferences'] as Json[])[0]?.['uid']);
+      const pair = { cert: decoded(ca, `${appUid}.crt`), key: decoded(ca, `${appUid}.key`) };
       const dnsNames = String(
         ((tls['metadata'] as Json)['annotations'] as Json)['scalable.dev/tls-dns-names'],
       ).split(',');
@@ -279,6 +281,16 @@ for (const mode of ['cluster', 'namespaced'] as const)
         return serial !== oldSerial && serial !== new X509Certificate(aged.cert).serialNumber
           ? true
           : undefined;
+      });
+      // A CA rotation asked for (an update of the CA Secret, by its name).
+      await applyAs(client, 'rotator', {
+        apiVersion: 'scalable.dev/v1alpha1',
+        kind: 'ScalableApp',
+        metadata: { name: 'shop', namespace: ns, annotations: { 'scalable.dev/rotate-ca': '1' } },
+      });
+      await eventually("shop's CA rotated", async () => {
+        const s = await getObj(client, info.secret, home, CA_SECRET_NAME);
+        return decoded(s, `${appUid}.previous.crt`) === pair.cert ? true : undefined;
       });
 
       // A rollout: the shard's only pod, labelled primary as Patroni labels its leader, is

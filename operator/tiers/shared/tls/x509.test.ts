@@ -1,7 +1,9 @@
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
+  CA_VALIDITY_DAYS,
   SERVER_VALIDITY_DAYS,
+  caRenewalReason,
   certInfo,
   issueCa,
   issueServerCert,
@@ -22,6 +24,26 @@ describe('x509', () => {
     expect(c.publicKey.asymmetricKeyDetails?.namedCurve).toBe('prime256v1');
     expect(c.checkIssued(c)).toBe(true);
     expect(createPrivateKey(ca.key).asymmetricKeyType).toBe('ec');
+    // Two years, not ten (issue 36).
+    expect(CA_VALIDITY_DAYS).toBe(730);
+    expect((new Date(c.validTo).getTime() - now.getTime()) / DAY).toBeCloseTo(730, 0);
+  });
+
+  it('renews a CA two thirds through its life, or when a rotation is asked for', async () => {
+    const ca = await issueCa('test CA', now);
+    expect(caRenewalReason(undefined, now)).toBe('no CA yet');
+    expect(caRenewalReason(ca.cert, now)).toBeUndefined();
+    expect(caRenewalReason(ca.cert, now, true)).toBe('a rotation was asked for');
+    expect(caRenewalReason(ca.cert, new Date(now.getTime() + 480 * DAY))).toBeUndefined();
+    expect(caRenewalReason(ca.cert, new Date(now.getTime() + 490 * DAY))).toMatch(
+      /^the CA expires /,
+    );
+  });
+
+  it('issues server certificates for server authentication only (no clientAuth)', async () => {
+    const ca = await issueCa('test CA', now);
+    const c = new X509Certificate((await issueServerCert(ca, names, now)).cert);
+    expect(c.keyUsage).toEqual(['1.3.6.1.5.5.7.3.1']);
   });
 
   it('issues a server certificate for the names, signed by the CA, with a matching key', async () => {
