@@ -191,7 +191,8 @@ export function caStore(
   const renew = async (app: AppRef): Promise<AppCas> => {
     for (let attempt = 0; ; attempt++) {
       const from = await load();
-      if (!needs(from.data, app)) return casOf(from.data, app.uid)!;
+      const have = casOf(from.data, app.uid);
+      if (have && !needs(from.data, app)) return have;
       const data = { ...from.data };
       const old = pairOf(data, app.uid);
       // Distinct subjects: during a rotation the bundle holds two CAs of one app.
@@ -209,7 +210,7 @@ export function caStore(
       if (app.rotation !== undefined) data[`${app.uid}.rotation`] = app.rotation;
       try {
         state = Promise.resolve(await write(from, data));
-        return casOf(data, app.uid)!;
+        return { ...(casOf(data, app.uid) ?? {}), current: ca };
       } catch (err) {
         // Another writer (a previous leader, a person): read again and decide again.
         state = undefined;
@@ -220,7 +221,8 @@ export function caStore(
   return {
     forApp: async (app) => {
       const s = await load();
-      if (!needs(s.data, app)) return casOf(s.data, app.uid)!;
+      const have = casOf(s.data, app.uid);
+      if (have && !needs(s.data, app)) return have;
       const next = queue.then(() => renew(app));
       queue = next.catch(() => undefined);
       return next;

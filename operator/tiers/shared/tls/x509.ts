@@ -215,4 +215,6 @@ export function splitBundle(pem: string | undefined): string[] {
 
 /** One certificate as it is; more, one per line block (what OpenSSL and Node read). */
 export const joinBundle = (certs: readonly string[]): string =>
-  certs.length === 1 ? certs[0]! : certs.map((c) => `${c.trim()}\n`).join('');
+  certs.length === 1 && certs[0] !== undefined
+    ? certs[0]
+    : certs.map((c) => `${c.trim()}\n`).join('');
