@@ -123,7 +123,7 @@ describe('the operator on kind', () => {
           .filter((e) => e.name.startsWith('E2E_'))
           .map((e) => ({ name: e.name, value: e.value ?? '' }));
         await apply(app.spec({ webEnv, maxReplicas: live.spec.web.autoscaling.maxReplicas + 1 }));
-        await waitAppReady(NS, APP, 300_000);
+        await waitAppReady(NS, APP, 180_000);
         const after = await getJson<{
           metadata: { generation: number };
           status: { observedGeneration: number };
