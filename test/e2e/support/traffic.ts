@@ -17,6 +17,8 @@ export interface TrafficResult {
 }
 
 export interface Traffic {
+  /** Waits (up to a minute) for an answer after `t` (epoch ms); whether one came. */
+  answeredAfter(t: number): Promise<boolean>;
   /** Stops the loop; its counts. */
   stop(): Promise<TrafficResult>;
 }
@@ -60,7 +62,7 @@ export async function startTraffic(
        const at = Date.now();
        const r = await get();
        if (r === 'ok') {
-         if (!out.firstOk) fs.writeFileSync(${startedFile}, '');
+         fs.writeFileSync(${startedFile}, String(at));
          out.ok++; out.firstOk ||= at; out.lastOk = at;
        } else { out.failed++; if (out.failures.length < 50) out.failures.push({ at, what: r }); }
        await new Promise((s) => setTimeout(s, ${everyMs}));
@@ -75,7 +77,19 @@ export async function startTraffic(
     const seen = await inPod(`console.log(require('node:fs').existsSync(${startedFile}))`);
     return seen.trim() === 'true' ? true : undefined;
   });
+  const lastOk = async () =>
+    Number(await inPod(`console.log(require('node:fs').readFileSync(${startedFile}, 'utf8'))`));
   return {
+    answeredAfter: (t) =>
+      eventually(
+        `an answer from ${url} after ${new Date(t).toISOString()}`,
+        async () => ((await lastOk()) > t ? true : undefined),
+        60_000,
+        500,
+      ).then(
+        () => true,
+        () => false,
+      ),
     stop: async () => {
       await inPod(`require('node:fs').writeFileSync(${stopFile}, '')`);
       return JSON.parse(await done) as TrafficResult;
