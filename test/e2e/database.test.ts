@@ -59,6 +59,15 @@ const rowCount = async (host: string, table: string, pod?: string): Promise<numb
   return row?.n ?? 0;
 };
 
+/** The row count, retried while the Service still sends connections to the old primary. */
+const settledCount = (host: string, table: string, pod?: string): Promise<number> =>
+  eventually(
+    `a row count of ${table} through ${host}`,
+    () => rowCount(host, table, pod),
+    120_000,
+    500,
+  );
+
 const rowsAtLeast = (host: string, table: string, n: number, pod?: string): Promise<true> =>
   eventually(
     `${n} rows in ${table}`,
@@ -279,7 +288,7 @@ describe('the database on kind', () => {
           note: `${old.metadata.name} -> ${promoted.metadata.name}`,
         });
         // The dust settles: 200 more writes acknowledged by the new primary.
-        await rowsAtLeast(host, 'e2e_writes', (await rowCount(host, 'e2e_writes')) + 200);
+        await rowsAtLeast(host, 'e2e_writes', (await settledCount(host, 'e2e_writes')) + 200);
       } finally {
         result = await writer.stop();
       }
@@ -383,7 +392,7 @@ describe('the database on kind', () => {
           await rowsAtLeast(
             host,
             'e2e_freeze',
-            (await rowCount(host, 'e2e_freeze', WRITER)) + 200,
+            (await settledCount(host, 'e2e_freeze', WRITER)) + 200,
             WRITER,
           );
         } finally {
