@@ -33,6 +33,7 @@ export interface Meta {
   name: string;
   namespace?: string;
   labels?: Record<string, string>;
+  annotations?: Record<string, string>;
   deletionTimestamp?: string;
   uid?: string;
 }
