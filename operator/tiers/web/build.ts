@@ -14,33 +14,6 @@ import { resourcesOf } from '../shared/quantity.ts';
 import { appDeployment } from '../shared/app-pod.ts';
 
 export const WEB_SERVICE_PORT = 80;
-/** How long a terminating web pod keeps serving before SIGTERM (within the 30 s grace). */
-export const PRE_STOP_SECONDS = 5;
-
-/**
- * Kubernetes takes a terminating pod out of the Service's endpoints while it sends the
- * container SIGTERM, and every node's Service rules follow a moment later: an app that stops
- * listening at SIGTERM refuses the connections still sent its way (an e2e rollout saw
- * ECONNREFUSED). preStop's sleep action (Kubernetes >= 1.30; needs no binary in the app's
- * image) holds SIGTERM back meanwhile; an API server without it drops the field. Added after
- * synthesis: cdk8s-plus-27's types (Kubernetes 1.27) have no sleep action and drop it.
- */
-function withPreStop(obj: K8sObject): K8sObject {
-  if (obj.kind !== 'Deployment') return obj;
-  const spec = obj['spec'] as { template: { spec: { containers: Record<string, unknown>[] } } };
-  const [web, ...rest] = spec.template.spec.containers;
-  const lifecycle = { preStop: { sleep: { seconds: PRE_STOP_SECONDS } } };
-  return {
-    ...obj,
-    spec: {
-      ...spec,
-      template: {
-        ...spec.template,
-        spec: { ...spec.template.spec, containers: [{ ...web, lifecycle }, ...rest] },
-      },
-    },
-  };
-}
 
 /**
  * The container port the web pods serve metrics on, by name: a port of its own ('metrics')
@@ -54,7 +27,7 @@ export function webMetricsPort(app: AppModel): { name: string; port: number } | 
 }
 
 export function buildWeb(app: AppModel, wiring: AppWiring): K8sObject[] {
-  const objects = synth((chart) => {
+  return synth((chart) => {
     const name = nameOf(app, 'web');
     const selector = selectorOf(app, 'web');
     const meta = metadataOf(app, 'web', name);
@@ -102,7 +75,6 @@ export function buildWeb(app: AppModel, wiring: AppWiring): K8sObject[] {
     });
     webNetworkPolicy(chart, app, name, selector);
   });
-  return objects.map(withPreStop);
 }
 
 export function webEnv(app: AppModel, wiring: AppWiring): EnvVar[] {
