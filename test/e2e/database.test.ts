@@ -22,7 +22,14 @@ import {
   type Pod,
 } from './support/kube.ts';
 import { leader } from './support/operator.ts';
-import { postgresFrom, primaryOf as primaries, type WriterResult } from './support/postgres.ts';
+import {
+  postgresFrom,
+  primaryOf as primaries,
+  WRITER_QUERY_MS,
+  WRITER_RETRY_MS,
+  type WriterResult,
+} from './support/postgres.ts';
+import { defaultFailoverSeconds } from '../../operator/api/failover-defaults.ts';
 import { record } from './support/results.ts';
 
 const app = useSampleApp({
@@ -30,23 +37,157 @@ const app = useSampleApp({
   tiers: { database: { shards: 2, replicasPerShard: 1, synchronous: true, shardKey: 'user_id' } },
 });
 const { namespace: NS, name: APP, client: CLIENT } = app;
-const { sql, writeRows } = postgresFrom(NS, CLIENT);
+const { sql, startWriter } = postgresFrom(NS, CLIENT);
 const primaryOf = (shard: number): Promise<Pod[]> => primaries(NS, APP, shard);
+
+// The app sets no failoverSeconds: the default of a synchronous shard (death of a primary ->
+// a new primary taking writes).
+const FAILOVER_MS = defaultFailoverSeconds(true) * 1000;
+/** How long kube-proxy may take to send the -rw Service to the new primary's pod. */
+const SERVICE_MS = 2000;
+/**
+ * The longest a writer may go without an acknowledgement: failoverSeconds, plus what the
+ * writer adds itself (an attempt in flight when the new primary came up hangs at most its
+ * query timeout, then one retry pause), plus the Service following the role label.
+ */
+const GAP_BOUND_MS = FAILOVER_MS + WRITER_QUERY_MS + WRITER_RETRY_MS + SERVICE_MS;
+
+const rowCount = async (host: string, table: string, pod?: string): Promise<number> => {
+  const [row] = (await sql(host, `SELECT count(*)::int AS n FROM ${table}`, pod)) as {
+    n: number;
+  }[];
+  return row?.n ?? 0;
+};
+
+/** The row count, retried while the Service still sends connections to the old primary. */
+const settledCount = (host: string, table: string, pod?: string): Promise<number> =>
+  eventually(
+    `a row count of ${table} through ${host}`,
+    () => rowCount(host, table, pod),
+    120_000,
+    500,
+  );
+
+const rowsAtLeast = (host: string, table: string, n: number, pod?: string): Promise<true> =>
+  eventually(
+    `${n} rows in ${table}`,
+    async () => ((await rowCount(host, table, pod)) >= n ? true : undefined),
+    180_000,
+    500,
+  );
+
+/** Of `ids`, those `host`'s table does not hold. */
+async function missing(host: string, table: string, ids: readonly number[], pod?: string) {
+  const [row] = (await sql(
+    host,
+    `SELECT coalesce(array_agg(id), '{}') AS ids FROM ${table}`,
+    pod,
+  )) as {
+    ids: number[];
+  }[];
+  const held = new Set(row?.ids ?? []);
+  return ids.filter((id) => !held.has(id));
+}
+
+/**
+ * The final primary (the pod `host` reaches is `primary`) holds every id the writer saw
+ * acknowledged; its outage stayed within the bound.
+ */
+async function expectAllAcked(
+  host: string,
+  table: string,
+  result: WriterResult,
+  primary: Pod,
+  pod?: string,
+): Promise<void> {
+  expect(
+    await sql(host, 'SELECT host(inet_server_addr()) AS ip, pg_is_in_recovery() AS standby', pod),
+    `${host} reaches the new primary ${primary.metadata.name}`,
+  ).toEqual([{ ip: primary.status.podIP, standby: false }]);
+  const lost = await missing(host, table, result.acked, pod);
+  expect(lost, `acknowledged ids missing on the final primary (of ${result.acked.length})`).toEqual(
+    [],
+  );
+  expect(result.acked.length, 'acknowledged writes').toBeGreaterThanOrEqual(400);
+  expect(
+    result.gap.ms,
+    `longest pause between acknowledgements (bound ${GAP_BOUND_MS} ms)`,
+  ).toBeLessThanOrEqual(GAP_BOUND_MS);
+  // Each failed attempt is followed by a retry pause, all inside the outage.
+  expect(result.failures, 'failed attempts').toBeLessThanOrEqual(
+    Math.ceil(GAP_BOUND_MS / WRITER_RETRY_MS),
+  );
+}
+
+/** ttl and loop_wait of a shard's Patroni (its dynamic config in <scope>-config). */
+async function patroniTimings(shard: number): Promise<{ ttl: number; loop_wait: number }> {
+  const cm = await getJson<{ metadata: { annotations?: Record<string, string> } }>([
+    'get',
+    'configmap',
+    `${APP}-db-${shard}-config`,
+    '-n',
+    NS,
+  ]);
+  const config = JSON.parse(cm.metadata.annotations?.['config'] ?? '{}') as {
+    ttl?: number;
+    loop_wait?: number;
+  };
+  if (!config.ttl || !config.loop_wait)
+    throw new Error(`no ttl/loop_wait in ${APP}-db-${shard}-config: ${JSON.stringify(config)}`);
+  return { ttl: config.ttl, loop_wait: config.loop_wait };
+}
+
+interface AppEvent {
+  reason: string;
+  message: string;
+  firstTimestamp: string;
+  involvedObject: { kind: string; name: string; uid?: string };
+}
+
+/** Events on this ScalableApp (this uid) that name `pod`, from the second `since` falls in. */
+async function appEvents(pod: string, since: number): Promise<AppEvent[]> {
+  const uid = (await getJson<{ metadata: Meta }>(['get', 'scalableapp', APP, '-n', NS])).metadata
+    .uid;
+  const all = await getJson<List<AppEvent>>([
+    'get',
+    'events',
+    '-n',
+    NS,
+    '--field-selector',
+    `involvedObject.name=${APP},involvedObject.kind=ScalableApp`,
+  ]);
+  const from = Math.floor(since / 1000) * 1000;
+  return all.items.filter(
+    (e) =>
+      (e.involvedObject.uid === undefined || e.involvedObject.uid === uid) &&
+      new RegExp(`\\b${pod}\\b`).test(e.message) &&
+      Date.parse(e.firstTimestamp) >= from,
+  );
+}
 
 describe('the database on kind', () => {
   it('database: Patroni elects one primary per shard; -rw reaches it, -ro a replica; a row written via -rw is read via -ro', async () => {
     // Every tier ready again (a cold run once caught a replica restarting after the first Ready).
     await waitAppReady(NS, APP);
     for (const shard of [0, 1]) {
-      const primaries = await eventually(`one primary in shard ${shard}`, async () => {
+      const [primary] = await eventually(`one primary in shard ${shard}`, async () => {
         const p = await primaryOf(shard);
         return p.length === 1 ? p : undefined;
       });
-      expect(primaries).toHaveLength(1);
+      // The pod labelled primary is the one -rw reaches, and it is not in recovery; -ro
+      // reaches the shard's other pod, a standby.
+      const members = (await pods(NS, `scalable.dev/cluster=${APP}-db-${shard}`)).filter(podReady);
+      const replica = members.find((p) => p.metadata.name !== primary?.metadata.name);
+      expect(members.length, `ready pods of shard ${shard}`).toBe(2);
       const rw = `${APP}-db-${shard}.${NS}.svc`;
       const ro = `${APP}-db-${shard}-ro.${NS}.svc`;
-      expect(await sql(rw, 'SELECT pg_is_in_recovery() AS standby')).toEqual([{ standby: false }]);
-      expect(await sql(ro, 'SELECT pg_is_in_recovery() AS standby')).toEqual([{ standby: true }]);
+      const where = 'SELECT host(inet_server_addr()) AS ip, pg_is_in_recovery() AS standby';
+      expect(await sql(rw, where), `${rw}: the primary ${primary?.metadata.name}`).toEqual([
+        { ip: primary?.status.podIP, standby: false },
+      ]);
+      expect(await sql(ro, where), `${ro}: the replica ${replica?.metadata.name}`).toEqual([
+        { ip: replica?.status.podIP, standby: true },
+      ]);
       const marker = `shard-${shard}-${Date.now()}`;
       await sql(
         rw,
@@ -88,10 +229,27 @@ describe('the database on kind', () => {
       expect(s.primary).toBe(`${APP}-db-${s.index}.${NS}.svc`);
       expect(s.replicas).toBe(`${APP}-db-${s.index}-ro.${NS}.svc`);
     }
-    // Every bucket maps to a running shard, with no gap or overlap.
-    const covered = map.ranges.reduce((n, r) => n + (r.to - r.from), 0);
-    expect(covered).toBe(map.buckets);
-    for (const r of map.ranges) expect(running).toContain(`${APP}-db-${r.shard}`);
+    // Every bucket 0..1023 (the contract's 1024, sdk/src/contract/hash.ts) in exactly one
+    // range: ranges in order, each non-empty, each starting where the previous ended, from 0
+    // to 1024; each range's shard one of the map's (so a running StatefulSet), and every
+    // shard owning buckets (2 shards from the start: none waits for a resharding).
+    expect(map.buckets, 'buckets').toBe(1024);
+    const sorted = [...map.ranges].sort((a, b) => a.from - b.from);
+    expect(map.ranges, 'ranges in bucket order').toEqual(sorted);
+    let next = 0;
+    for (const r of sorted) {
+      expect(r.from, `range ${JSON.stringify(r)} starts where the previous ended`).toBe(next);
+      expect(r.to, `range ${JSON.stringify(r)} is not empty`).toBeGreaterThan(r.from);
+      expect(
+        map.shards.map((s) => s.index),
+        `shard of ${JSON.stringify(r)}`,
+      ).toContain(r.shard);
+      next = r.to;
+    }
+    expect(next, 'end of the last range').toBe(1024);
+    expect(new Set(sorted.map((r) => r.shard)), 'shards owning buckets').toEqual(
+      new Set(map.shards.map((s) => s.index)),
+    );
     for (const s of sts.items)
       expect(s.status.readyReplicas, `${s.metadata.name} ready pods`).toBe(2);
   });
@@ -99,7 +257,7 @@ describe('the database on kind', () => {
   describe('failovers, with no other e2e file on the cluster', () => {
     beforeAll(() => quietCluster([NS]));
 
-    it('database: deleting a primary pod -> the replica is promoted, writes resume, 1,000 acknowledged writes all kept', async () => {
+    it('database: deleting a primary pod -> the replica is promoted; a writer running through it finds every acknowledged write on the new primary, its outage within failoverSeconds', async () => {
       const host = `${APP}-db-0.${NS}.svc`;
       const [old] = await primaryOf(0);
       if (!old) throw new Error('no primary in shard 0');
@@ -107,52 +265,40 @@ describe('the database on kind', () => {
         host,
         'DROP TABLE IF EXISTS e2e_writes; CREATE TABLE e2e_writes (id int PRIMARY KEY)',
       );
-      // The writer: 1,000 inserts, each retried until acknowledged.
-      const writer = writeRows(host, 'e2e_writes', 1000);
-      await eventually(
-        '200 writes before the primary is deleted',
-        async () => {
-          const [row] = (await sql(host, 'SELECT count(*)::int AS n FROM e2e_writes')) as {
-            n: number;
-          }[];
-          return (row?.n ?? 0) >= 200 ? true : undefined;
-        },
-        120_000,
-        500,
-      );
-      const deletedAt = Date.now();
-      await kubectl(['delete', 'pod', old.metadata.name, '-n', NS, '--wait=false']);
-      const promoted = await eventually(
-        `a new primary in shard 0 (not ${old.metadata.name})`,
-        async () => {
-          const [p] = await primaryOf(0);
-          return p && p.metadata.name !== old.metadata.name ? p : undefined;
-        },
-        180_000,
-        250,
-      );
-      record({
-        name: 'failover: Postgres primary deleted -> replica promoted',
-        value: seconds(Date.now() - deletedAt),
-        note: `${old.metadata.name} -> ${promoted.metadata.name}`,
-      });
-      const result = await writer;
+      const writer = await startWriter(host, 'e2e_writes');
+      let result: WriterResult;
+      let promoted: Pod;
+      let deletedAt = 0;
+      try {
+        await rowsAtLeast(host, 'e2e_writes', 200);
+        deletedAt = Date.now();
+        await kubectl(['delete', 'pod', old.metadata.name, '-n', NS, '--wait=false']);
+        promoted = await eventually(
+          `a new primary in shard 0 (not ${old.metadata.name})`,
+          async () => {
+            const [p] = await primaryOf(0);
+            return p && p.metadata.name !== old.metadata.name ? p : undefined;
+          },
+          180_000,
+          250,
+        );
+        record({
+          name: 'failover: Postgres primary deleted -> replica promoted',
+          value: seconds(Date.now() - deletedAt),
+          note: `${old.metadata.name} -> ${promoted.metadata.name}`,
+        });
+        // The dust settles: 200 more writes acknowledged by the new primary.
+        await rowsAtLeast(host, 'e2e_writes', (await settledCount(host, 'e2e_writes')) + 200);
+      } finally {
+        result = await writer.stop();
+      }
       record({
         name: 'failover: Postgres longest pause between acknowledged writes',
         value: seconds(result.gap.ms),
-        note: `${result.failures} failed attempts retried`,
+        note: `${result.failures} failed attempts, ${result.acked.length} acknowledged`,
       });
-      expect(result.acked).toBe(1000);
-      const [count] = (await sql(
-        host,
-        'SELECT count(*)::int AS n, min(id) AS lo, max(id) AS hi FROM e2e_writes',
-      )) as {
-        n: number;
-        lo: number;
-        hi: number;
-      }[];
-      expect(count, 'rows on the new primary').toEqual({ n: 1000, lo: 1, hi: 1000 });
-      // The old primary comes back as a replica of the new one.
+      await expectAllAcked(host, 'e2e_writes', result, promoted);
+      // The old primary comes back as a replica of the new one, with every acknowledged row.
       await eventually(
         'shard 0 back to a primary and a streaming replica',
         async () => {
@@ -163,12 +309,13 @@ describe('the database on kind', () => {
         300_000,
         2000,
       );
-      expect(
-        await sql(`${APP}-db-0-ro.${NS}.svc`, 'SELECT count(*)::int AS n FROM e2e_writes'),
-      ).toEqual([{ n: 1000 }]);
+      const ro = `${APP}-db-0-ro.${NS}.svc`;
+      await eventually('every acknowledged row on the replica', async () =>
+        (await missing(ro, 'e2e_writes', result.acked)).length === 0 ? true : undefined,
+      );
     });
 
-    it('database: the node under a primary frozen (docker pause) -> the operator releases its lock and fences its pod, the replica takes the writes, none acknowledged is lost', async () => {
+    it("database: the node under a primary frozen (docker pause) -> the operator releases its lock before Patroni's lease would, fences its pod, the replica takes the writes, none acknowledged is lost", async () => {
       await waitAppReady(NS, APP);
       const nodeOf = async (ns: string, pod: string) =>
         (await getJson<Pod>(['get', 'pod', pod, '-n', ns])).spec.nodeName ?? '';
@@ -207,6 +354,10 @@ describe('the database on kind', () => {
       const { shard, pod: old } = target;
       const frozenNode = old.spec.nodeName ?? '';
       const host = `${APP}-db-${shard}.${NS}.svc`;
+      // Patroni's own lease, as the shard runs it: without the operator, the replica could take
+      // the lock only once the frozen primary's last renewal (at most loop_wait before the
+      // freeze) is ttl old.
+      const patroni = await patroniTimings(shard);
       const WRITER = 'shop-writer';
       await cloneWebPod(NS, APP, WRITER, { 'scalable.dev/app': APP }, { nodeName: safeNode });
       await sql(
@@ -214,70 +365,77 @@ describe('the database on kind', () => {
         'DROP TABLE IF EXISTS e2e_freeze; CREATE TABLE e2e_freeze (id int PRIMARY KEY)',
         WRITER,
       );
-      // 800 inserts through the primary Service from a node that keeps running; the longest gap
-      // between acknowledgements is the outage.
-      const writer = writeRows(host, 'e2e_freeze', 800, WRITER);
-      await eventually(
-        '200 writes before the node is frozen',
-        async () => {
-          const [row] = (await sql(host, 'SELECT count(*)::int AS n FROM e2e_freeze', WRITER)) as {
-            n: number;
-          }[];
-          return (row?.n ?? 0) >= 200 ? true : undefined;
-        },
-        120_000,
-        500,
-      );
-      const frozenAt = Date.now();
-      await run('docker', ['pause', frozenNode]);
+      // Inserts through the primary Service from a node that keeps running, through the freeze.
+      const writer = await startWriter(host, 'e2e_freeze', WRITER);
       let result: WriterResult;
+      let promoted: Pod;
+      let promotedAt = 0;
+      let frozenAt = 0;
       try {
-        const promoted = await eventually(
-          'the replica labelled primary',
-          async () => {
-            const p = (await primaryOf(shard)).find((x) => x.metadata.name !== old.metadata.name);
-            return p;
-          },
-          120_000,
-          250,
-        );
-        record({
-          name: 'failover: node frozen under the primary -> replica labelled primary',
-          value: seconds(Date.now() - frozenAt),
-          note: `${old.metadata.name} on ${frozenNode} -> ${promoted.metadata.name}`,
-        });
-        result = await writer;
+        await rowsAtLeast(host, 'e2e_freeze', 200, WRITER);
+        frozenAt = Date.now();
+        await run('docker', ['pause', frozenNode]);
+        try {
+          promoted = await eventually(
+            'the replica labelled primary',
+            async () => (await primaryOf(shard)).find((x) => x.metadata.name !== old.metadata.name),
+            120_000,
+            250,
+          );
+          promotedAt = Date.now();
+          record({
+            name: 'failover: node frozen under the primary -> replica labelled primary',
+            value: seconds(promotedAt - frozenAt),
+            note: `${old.metadata.name} on ${frozenNode} -> ${promoted.metadata.name}`,
+          });
+          // The dust settles: 200 more writes acknowledged by the new primary.
+          await rowsAtLeast(
+            host,
+            'e2e_freeze',
+            (await settledCount(host, 'e2e_freeze', WRITER)) + 200,
+            WRITER,
+          );
+        } finally {
+          await run('docker', ['unpause', frozenNode]);
+        }
       } finally {
-        await run('docker', ['unpause', frozenNode]);
+        result = await writer.stop();
       }
       record({
         name: 'failover: node frozen under the primary -> first acknowledged write via the Service',
         value: seconds(result.gap.to - frozenAt),
-        note: `longest pause ${seconds(result.gap.ms)} s, ${result.failures} failed attempts retried`,
+        note: `longest pause ${seconds(result.gap.ms)} s, ${result.failures} failed attempts, ${result.acked.length} acknowledged`,
       });
-      expect(result.acked).toBe(800);
-      // The operator did it (Patroni's own lease runs 20 s), and told the app's events.
-      const reasons = (
-        await getJson<List<{ reason: string }>>([
-          'get',
-          'events',
-          '-n',
-          NS,
-          '--field-selector',
-          `involvedObject.name=${APP}`,
-        ])
-      ).items.map((e) => e.reason);
-      expect(reasons).toContain('PrimaryLockReleased');
-      expect(reasons).toContain('PrimaryFenced');
-      // Every acknowledged row is on the new primary; the old one comes back as its replica.
       // Read from the writer's node: the client pod may sit on the node just thawed, whose
       // Service rules are stale for a moment (a run saw ECONNREFUSED to the ClusterIP there).
-      const [count] = (await sql(
-        host,
-        'SELECT count(*)::int AS n, min(id) AS lo, max(id) AS hi FROM e2e_freeze',
-        WRITER,
-      )) as { n: number; lo: number; hi: number }[];
-      expect(count, 'rows on the new primary').toEqual({ n: 800, lo: 1, hi: 800 });
+      await expectAllAcked(host, 'e2e_freeze', result, promoted, WRITER);
+      // The operator did it, not Patroni's lease: the replica was labelled primary, and the
+      // operator released the frozen primary's lock, before that lease could have run out.
+      const patroniAlone = frozenAt + (patroni.ttl - patroni.loop_wait) * 1000;
+      expect(
+        promotedAt,
+        `replica labelled primary (${seconds(promotedAt - frozenAt)} s after the freeze) before Patroni's lease (ttl ${patroni.ttl} s) could end`,
+      ).toBeLessThan(patroniAlone);
+      // This case's events: on this app, naming the frozen pod, recorded after the freeze
+      // (timestamps are whole seconds: a release at second t happened before t + 1).
+      const events = await eventually(
+        'the PrimaryLockReleased and PrimaryFenced events of the frozen primary',
+        async () => {
+          const mine = await appEvents(old.metadata.name, frozenAt);
+          const released = mine.find((e) => e.reason === 'PrimaryLockReleased');
+          const fenced = mine.find((e) => e.reason === 'PrimaryFenced');
+          if (released && fenced) return { released, fenced };
+          throw new Error(
+            `events of ${old.metadata.name} since the freeze: ${mine.map((e) => e.reason).join(', ') || 'none'}`,
+          );
+        },
+        120_000,
+        2000,
+      );
+      expect(
+        Date.parse(events.released.firstTimestamp) + 1000,
+        `lock released (${events.released.firstTimestamp}) before Patroni's lease could end (${new Date(patroniAlone).toISOString()})`,
+      ).toBeLessThan(patroniAlone);
       await eventually(
         `shard ${shard} back to a primary and a streaming replica`,
         async () => {

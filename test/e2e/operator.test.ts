@@ -1,25 +1,27 @@
 // The operator on kind, as the chart installs it (two replicas, one leading): its leader pod
 // killed, the other replica leads and applies a spec change; a `helm upgrade` that rolls it
-// keeps the app Ready throughout. On the shared sample app (support/app.ts).
+// keeps the app serving throughout (its web Service's endpoints and a client's answers) and the
+// new operator pods write its status. On the shared sample app (support/app.ts).
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { quietCluster, ROOT as root, seconds, useSharedApp } from './support/app.ts';
 import { OPERATOR_NAMESPACE, RELEASE } from './support/cluster.ts';
 import {
-  appConditions,
   apply,
   eventually,
   getJson,
   helm,
   kubectl,
-  readyAsServed,
   waitAppReady,
+  type Pod,
 } from './support/kube.ts';
-import { leader } from './support/operator.ts';
+import { leader, operatorPods } from './support/operator.ts';
+import { watchEndpoints } from './support/endpoints.ts';
+import { startTraffic, type TrafficResult } from './support/traffic.ts';
 import { record } from './support/results.ts';
 
 const app = useSharedApp();
-const { namespace: NS, name: APP } = app;
+const { namespace: NS, name: APP, client: CLIENT } = app;
 
 describe('the operator on kind', () => {
   it('operator: killing the leader pod -> the other replica takes over and a spec change is still applied', async () => {
@@ -63,49 +65,101 @@ describe('the operator on kind', () => {
     await waitAppReady(NS, APP);
   });
 
-  it('operator: helm upgrade keeps the app Ready throughout', async () => {
+  it('operator: helm upgrade rolls the operator; the app serves throughout and the new operator pods take over its status', async () => {
     await waitAppReady(NS, APP);
-    const seen: string[] = [];
-    let stop = false;
-    const watcher = (async () => {
-      while (!stop) {
-        const conds = await appConditions(NS, APP).catch(() => []);
-        const c = conds.find((x) => x.type === 'Ready');
-        seen.push(
-          readyAsServed(conds)
-            ? 'True'
-            : `${c?.status ?? 'unknown'} (${c?.reason ?? ''}: ${c?.message ?? ''})`,
-        );
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-    })();
-    const start = Date.now();
+    const before = new Set((await operatorPods()).map((p) => p.metadata.uid));
+    // A value of this run only: the upgrade rolls the operator whatever the release held.
+    const mark = String(Date.now());
+    // The world during the upgrade, not the status the operator writes (nobody writes it
+    // while the operator is replaced): the web Service's ready endpoints and a client's
+    // answers through it.
+    const endpoints = await watchEndpoints(NS, `${APP}-web`);
+    let traffic: TrafficResult;
+    let upgradeStart = 0;
+    let upgradedAt = 0;
+    let next: Pod | undefined;
     try {
-      await helm([
-        'upgrade',
-        RELEASE,
-        join(root, 'charts', 'scalable-operator'),
-        '--namespace',
-        OPERATOR_NAMESPACE,
-        '--reuse-values',
-        '--set',
-        'logLevel=debug',
-        '--wait',
-        '--timeout',
-        '5m',
-      ]);
-      // The new operator pods reconcile the app again once they lead.
-      await eventually('a leader among the upgraded pods', leader, 180_000, 1000);
-      await new Promise((r) => setTimeout(r, 15_000));
+      const client = await startTraffic(NS, CLIENT, `http://${APP}-web.${NS}.svc/healthz`);
+      try {
+        endpoints.resetMin();
+        upgradeStart = Date.now();
+        await helm([
+          'upgrade',
+          RELEASE,
+          join(root, 'charts', 'scalable-operator'),
+          '--namespace',
+          OPERATOR_NAMESPACE,
+          '--reuse-values',
+          '--set',
+          'logLevel=debug',
+          '--set-string',
+          `podAnnotations.e2e-upgrade=${mark}`,
+          '--wait',
+          '--timeout',
+          '5m',
+        ]);
+        upgradedAt = Date.now();
+        record({
+          name: 'case: helm upgrade (operator rolled)',
+          value: seconds(upgradedAt - upgradeStart),
+        });
+        // A pod the upgrade started (a uid not seen before, the new config) leads.
+        next = await eventually(
+          'a leader among the pods the upgrade started',
+          async () => {
+            const name = await leader();
+            return (await operatorPods()).find(
+              (p) => p.metadata.name === name && !before.has(p.metadata.uid),
+            );
+          },
+          180_000,
+          1000,
+        );
+        // Status written after the upgrade, so by the new pods: a spec change (a new
+        // generation, without rolling any pod: the HPA's bound) observed and Ready.
+        const live = await getJson<{
+          metadata: { generation: number };
+          spec: {
+            web: { env?: { name: string; value?: string }[]; autoscaling: { maxReplicas: number } };
+          };
+        }>(['get', 'scalableapp', APP, '-n', NS]);
+        const webEnv = (live.spec.web.env ?? [])
+          .filter((e) => e.name.startsWith('E2E_'))
+          .map((e) => ({ name: e.name, value: e.value ?? '' }));
+        await apply(app.spec({ webEnv, maxReplicas: live.spec.web.autoscaling.maxReplicas + 1 }));
+        await waitAppReady(NS, APP, 180_000);
+        const after = await getJson<{
+          metadata: { generation: number };
+          status: { observedGeneration: number };
+        }>(['get', 'scalableapp', APP, '-n', NS]);
+        expect(after.metadata.generation, 'generation after the spec change').toBeGreaterThan(
+          live.metadata.generation,
+        );
+        expect(after.status.observedGeneration, 'generation the new operator observed').toBe(
+          after.metadata.generation,
+        );
+        // The client goes on until an answer after the change (or a minute of none).
+        await client.answeredAfter(upgradedAt);
+      } finally {
+        traffic = await client.stop();
+      }
     } finally {
-      stop = true;
-      await watcher;
+      endpoints.stop();
     }
-    record({ name: 'case: helm upgrade (operator rolled)', value: seconds(Date.now() - start) });
-    expect(seen.length).toBeGreaterThan(5);
     expect(
-      seen.filter((s) => s !== 'True'),
-      `Ready statuses seen during the upgrade: ${seen.join(', ')}`,
+      next?.metadata.annotations?.['e2e-upgrade'],
+      'the new leader runs the upgraded values',
+    ).toBe(mark);
+    expect(endpoints.ended(), 'the EndpointSlice watch ended early').toBeUndefined();
+    expect(
+      endpoints.minReady(),
+      'fewest ready web endpoints during the upgrade',
+    ).toBeGreaterThanOrEqual(1);
+    expect(
+      traffic.failures,
+      `failed requests through the Service during the upgrade (${traffic.ok} answered)`,
     ).toEqual([]);
+    expect(traffic.firstOk, 'first answer before the upgrade').toBeLessThan(upgradeStart);
+    expect(traffic.lastOk, 'last answer after the upgrade').toBeGreaterThan(upgradedAt);
   });
 });

@@ -33,6 +33,7 @@ export interface Meta {
   name: string;
   namespace?: string;
   labels?: Record<string, string>;
+  annotations?: Record<string, string>;
   deletionTimestamp?: string;
   uid?: string;
 }
@@ -44,7 +45,10 @@ export interface Condition {
 }
 export interface Pod {
   metadata: Meta;
-  spec: { nodeName?: string; containers: { name: string }[] };
+  spec: {
+    nodeName?: string;
+    containers: { name: string; env?: { name: string; value?: string }[] }[];
+  };
   status: { phase?: string; podIP?: string; conditions?: Condition[] };
 }
 export interface List<T> {
@@ -207,12 +211,16 @@ export async function cloneWebPod(
   await waitPodReady(namespace, name);
 }
 
-/** A bare pod from the given image that only sleeps (no app env, no app labels unless given). */
+/**
+ * A bare pod from the given image that only sleeps, or runs `script` (no app env, no app labels
+ * unless given).
+ */
 export async function sleeperPod(
   namespace: string,
   name: string,
   image: string,
   labels: Record<string, string> = {},
+  script = 'setInterval(() => {}, 1 << 30)',
 ): Promise<void> {
   await apply({
     apiVersion: 'v1',
@@ -230,7 +238,7 @@ export async function sleeperPod(
           name: 'client',
           image,
           imagePullPolicy: 'IfNotPresent',
-          command: ['node', '-e', 'setInterval(() => {}, 1 << 30)'],
+          command: ['node', '-e', script],
           securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
         },
       ],

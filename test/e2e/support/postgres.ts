@@ -1,8 +1,8 @@
 // An app's Postgres as its pods reach it: primaries by Patroni's role label, SQL and a
-// retrying writer run with node-postgres inside a pod that has the web pods' env (TLS as the
+// writer that runs through a fault, run with node-postgres inside a pod that has the web pods' env (TLS as the
 // web pods get it: DATABASE_SSLMODE=verify-full, the CA at DATABASE_SSLROOTCERT; node-postgres
 // verifies the certificate against the host name it dials).
-import { nodeScript, pods, type Pod } from './kube.ts';
+import { kubectl, nodeScript, pods, type Pod } from './kube.ts';
 
 /** The pods Patroni labels primary in a shard (not being deleted): one, when all is well. */
 export async function primaryOf(namespace: string, app: string, shard: number): Promise<Pod[]> {
@@ -11,34 +11,54 @@ export async function primaryOf(namespace: string, app: string, shard: number): 
   ).filter((p) => !p.metadata.deletionTimestamp);
 }
 
+/** What a writer saw: the ids the database acknowledged, and how writing went. */
+export interface WriterResult {
+  /** Ids whose INSERT was acknowledged (committed), in order. */
+  acked: number[];
+  /** Attempts that failed (each id is tried once: a failed one may or may not be committed). */
+  failures: number;
+  /** The longest time between two acknowledgements (epoch ms: nodes share the host's clock). */
+  gap: { ms: number; from: number; to: number };
+  /** Epoch ms of the first failed attempt, 0 when none failed. */
+  firstFailure: number;
+}
+
+/** Writes until stop(): one id after another, each tried once, through a fault. */
+export interface Writer {
+  stop(): Promise<WriterResult>;
+}
+
+/** Bounds of one writer attempt (node-postgres' connectionTimeoutMillis, query_timeout). */
+export const WRITER_CONNECT_MS = 3000;
+export const WRITER_QUERY_MS = 5000;
+/** Pause after a failed attempt before the next (on a new connection). */
+export const WRITER_RETRY_MS = 250;
+
 const pgConfig = (host: string) =>
   `{ host: ${JSON.stringify(host)}, port: 5432, user: process.env.DATABASE_USER,
      password: process.env.DATABASE_PASSWORD, database: process.env.DATABASE_NAME,
      ssl: process.env.DATABASE_SSLROOTCERT
        ? { ca: process.getBuiltinModule('node:fs').readFileSync(process.env.DATABASE_SSLROOTCERT, 'utf8') }
        : undefined,
-     connectionTimeoutMillis: 3000, query_timeout: 5000 }`;
-
-export interface WriterResult {
-  acked: number;
-  /** The longest time between two acknowledgements (epoch ms: nodes share the host's clock). */
-  gap: { ms: number; from: number; to: number };
-  failures: number;
-}
+     connectionTimeoutMillis: ${WRITER_CONNECT_MS}, query_timeout: ${WRITER_QUERY_MS} }`;
 
 export interface Postgres {
   /** One query (or several statements: the last one's rows) through `host`, from `pod`. */
   sql(host: string, query: string, pod?: string): Promise<unknown[]>;
   /**
-   * `count` single-row inserts into `table` through `host`, from `pod`, each retried on a
-   * fresh connection until acknowledged (ON CONFLICT: a commit whose acknowledgement was lost
-   * is not an error on retry).
+   * Single-row inserts of ids 1, 2, 3... into `table` through `host`, from `pod`, until
+   * stop(): each id tried once, on a fresh connection after a failure, and recorded only when
+   * acknowledged. What the final primary holds is then checked against what was acknowledged.
    */
-  writeRows(host: string, table: string, count: number, pod?: string): Promise<WriterResult>;
+  startWriter(host: string, table: string, pod?: string): Promise<Writer>;
 }
+
+const STOP_FILE = '/tmp/e2e-writer-stop';
 
 /** SQL from pods of `namespace`; `defaultPod` unless a call names another. */
 export function postgresFrom(namespace: string, defaultPod: string): Postgres {
+  const inPod = (pod: string, js: string) =>
+    kubectl(['exec', '-n', namespace, pod, '--', 'node', '-e', js]);
   return {
     sql: async (host, query, pod = defaultPod) =>
       JSON.parse(
@@ -54,32 +74,43 @@ export function postgresFrom(namespace: string, defaultPod: string): Postgres {
            console.log(JSON.stringify((Array.isArray(r) ? r.at(-1) : r).rows));`,
         ),
       ) as unknown[],
-    writeRows: async (host, table, count, pod = defaultPod) =>
-      JSON.parse(
-        await nodeScript(
-          namespace,
-          pod,
-          `import pg from 'pg';
-           const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-           let client, last = Date.now(), gap = { ms: 0, from: 0, to: 0 }, failures = 0, acked = 0;
-           for (let i = 1; i <= ${count}; ) {
-             try {
-               if (!client) { client = new pg.Client(${pgConfig(host)}); client.on('error', () => {}); await client.connect(); }
-               await client.query('INSERT INTO ${table} (id) VALUES ($1) ON CONFLICT (id) DO NOTHING', [i]);
-               const now = Date.now();
-               if (now - last > gap.ms) gap = { ms: now - last, from: last, to: now };
-               last = now; acked++; i++;
-               await sleep(20);
-             } catch {
-               failures++;
-               try { await client?.end(); } catch {}
-               client = undefined;
-               await sleep(250);
-             }
+    startWriter: async (host, table, pod = defaultPod) => {
+      const stopFile = JSON.stringify(STOP_FILE);
+      await inPod(pod, `require('node:fs').rmSync(${stopFile}, { force: true })`);
+      const done = nodeScript(
+        namespace,
+        pod,
+        `import pg from 'pg';
+         import fs from 'node:fs';
+         const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+         let client, last = Date.now(), gap = { ms: 0, from: 0, to: 0 }, failures = 0, firstFailure = 0;
+         const acked = [];
+         for (let i = 1; !fs.existsSync(${stopFile}); i++) {
+           try {
+             if (!client) { client = new pg.Client(${pgConfig(host)}); client.on('error', () => {}); await client.connect(); }
+             await client.query('INSERT INTO ${table} (id) VALUES ($1)', [i]);
+             const now = Date.now();
+             if (now - last > gap.ms) gap = { ms: now - last, from: last, to: now };
+             last = now; acked.push(i);
+             await sleep(20);
+           } catch {
+             failures++;
+             firstFailure ||= Date.now();
+             try { await client?.end(); } catch {}
+             client = undefined;
+             await sleep(${WRITER_RETRY_MS});
            }
-           await client?.end();
-           console.log(JSON.stringify({ acked, gap, failures }));`,
-        ),
-      ) as WriterResult,
+         }
+         await client?.end();
+         console.log(JSON.stringify({ acked, gap, failures, firstFailure }));`,
+      );
+      done.catch(() => undefined);
+      return {
+        stop: async () => {
+          await inPod(pod, `require('node:fs').writeFileSync(${stopFile}, '')`);
+          return JSON.parse(await done) as WriterResult;
+        },
+      };
+    },
   };
 }
