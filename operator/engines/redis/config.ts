@@ -267,6 +267,18 @@ const userLinesSh = (acl: Readonly<Partial<Record<AclRole, string>>>): string =>
     .join('\n');
 
 /**
+ * Upgrade from the single password: ACL SETUSER lines for every role this container has a
+ * password for, fed to redis-cli on stdin (printf is a shell builtin: no password in argv).
+ */
+const pushUsersSh = (acl: Readonly<Partial<Record<AclRole, string>>>): string =>
+  (Object.keys(acl) as AclRole[])
+    .map((r) => {
+      const u = ACL_USERS[r];
+      return `      [ -z "\${${u.env}:-}" ] || printf 'ACL SETUSER ${u.user} on resetpass >%s ${acl[r] ?? ''}\\n' "$${u.env}"`;
+    })
+    .join('\n');
+
+/**
  * start-redis.sh. Env: the roles' passwords (ACL_USERS; REDIS_PASSWORD, the legacy one, while
  * the Secret has it), CONF_DIR; with Sentinel also SENTINELS, MASTER_NAME, SELF_ADDR (this
  * pod's stable host:port) and SEED_ADDR (pod 0, the master of a fresh set).
@@ -298,6 +310,21 @@ if [ -n "\${SENTINELS:-}" ]; then
     role="replicaof \${master%:*} \${master##*:}"
   fi
   echo "start-redis: master is $master"
+  if [ -n "\${REDIS_PASSWORD:-}" ] && [ -n "\${ADMIN_PASSWORD:-}" ] && [ "$master" != "$SELF_ADDR" ]; then
+    # Upgrade from the single password: the master and the Sentinels may still run the old
+    # config, which has no ACL users; teach them the new ones (with the legacy password), so
+    # app pods already on the app user reach them before their own restart. Best effort.
+    redis_users() {
+${pushUsersSh(REDIS_ACL)}
+    }
+    sentinel_users() {
+${pushUsersSh(SENTINEL_ACL)}
+    }
+    redis_users | REDISCLI_AUTH="$REDIS_PASSWORD" timeout 5 $cli -h "\${master%:*}" -p "\${master##*:}" >/dev/null 2>&1 || true
+    for s in $(printf '%s' "$SENTINELS" | tr ',' ' '); do
+      sentinel_users | REDISCLI_AUTH="$REDIS_PASSWORD" timeout 5 $cli -h "\${s%:*}" -p "\${s##*:}" >/dev/null 2>&1 || true
+    done
+  fi
 fi
 
 # TLS: Redis 7 re-reads its certificate only on CONFIG SET, so a background loop re-applies
