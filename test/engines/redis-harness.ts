@@ -187,7 +187,7 @@ export class Harness {
     script: 'start-redis.sh' | 'start-sentinel.sh',
     data: Record<string, string>,
     env: Record<string, string> = {},
-    opts: { port?: number; dataDir?: string } = {},
+    opts: { port?: number; dataDir?: string; auth?: RedisOptions } = {},
   ): Promise<Instance> {
     const port = opts.port ?? (await freePort());
     const dataDir = opts.dataDir ?? join(this.root, name, 'data');
@@ -225,7 +225,7 @@ export class Harness {
     void container.exited.then(() => this.containers.delete(container));
     await waitFor(`${name} to answer PING`, 90_000, async () => {
       if (!container.running) throw new Error(`${name} exited:\n${inst.log}`);
-      return (await ping(port)) === 'PONG';
+      return (await ping(port, opts.auth)) === 'PONG';
     });
     return inst;
   }
@@ -274,8 +274,8 @@ export class Harness {
 }
 
 /** One authenticated round trip, or undefined when nothing answers yet. */
-async function ping(port: number): Promise<string | undefined> {
-  const c = client(port, { retryStrategy: () => null, connectTimeout: 500 });
+async function ping(port: number, auth: RedisOptions = {}): Promise<string | undefined> {
+  const c = client(port, { retryStrategy: () => null, connectTimeout: 500, ...auth });
   try {
     return await c.ping();
   } catch {
