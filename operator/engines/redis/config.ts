@@ -121,8 +121,8 @@ export const ACL_USERS = {
 export type AclRole = keyof typeof ACL_USERS;
 
 /**
- * The single password of tiers created before ACL users (Secret key `password`). While the
- * Secret still holds it, the default user keeps it with full rights and the Redis/Sentinel
+ * The single password of tiers created before ACL users (key `password` of their -auth
+ * Secret, which is no longer created; docs/security.md says how to finish). While it exists, the default user keeps it with full rights and the Redis/Sentinel
  * pods authenticate to each other with it, so pods still on the old config keep replicating
  * and failing over during the rollout; a tier created now never has it (default user off).
  */
