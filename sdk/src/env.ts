@@ -13,6 +13,7 @@ export type RedisTarget =
   | {
       readonly kind: 'url';
       readonly url: string;
+      readonly username?: string;
       readonly password?: string;
       readonly tls?: RedisTls;
     }
@@ -20,6 +21,7 @@ export type RedisTarget =
       readonly kind: 'sentinel';
       readonly sentinels: readonly { host: string; port: number }[];
       readonly masterName: string;
+      readonly username?: string;
       readonly password?: string;
       readonly tls?: RedisTls;
     };
@@ -135,6 +137,7 @@ function redisTarget(
   env: Env,
   names: {
     url: OperatorEnvName;
+    username: OperatorEnvName;
     password: OperatorEnvName;
     sentinels?: OperatorEnvName;
     master?: OperatorEnvName;
@@ -142,6 +145,8 @@ function redisTarget(
   },
 ): RedisTarget | undefined {
   const password = read(env, names.password);
+  const username = read(env, names.username);
+  const auth = { ...(username ? { username } : {}), ...(password ? { password } : {}) };
   const url = read(env, names.url);
   const sentinels = names.sentinels && read(env, names.sentinels);
   const caFile = read(env, names.ca);
@@ -151,14 +156,14 @@ function redisTarget(
     const tls = /^rediss:\/\//i.test(url);
     if (!tls && caFile !== undefined)
       throw new EnvError(`${names.ca} is set but ${names.url} is not a rediss:// URL`);
-    return { kind: 'url', url, ...(password ? { password } : {}), ...(tls ? { tls: ca } : {}) };
+    return { kind: 'url', url, ...auth, ...(tls ? { tls: ca } : {}) };
   }
   if (sentinels && names.sentinels && names.master) {
     return {
       kind: 'sentinel',
       sentinels: parseHostPorts(names.sentinels, sentinels),
       masterName: required(env, names.master, `${names.sentinels} is set`),
-      ...(password ? { password } : {}),
+      ...auth,
       // Sentinel addresses carry no scheme: the operator hands a CA exactly when it is TLS.
       ...(caFile === undefined ? {} : { tls: ca }),
     };
@@ -171,6 +176,7 @@ export function settingsFromEnv(env: Env): Settings {
   const shardMapPath = read(env, 'DATABASE_SHARD_MAP');
   const cacheRedis = redisTarget(env, {
     url: 'REDIS_URL',
+    username: 'REDIS_USERNAME',
     password: 'REDIS_PASSWORD',
     sentinels: 'REDIS_SENTINELS',
     master: 'REDIS_MASTER_NAME',
@@ -178,11 +184,13 @@ export function settingsFromEnv(env: Env): Settings {
   });
   const sessionRedis = redisTarget(env, {
     url: 'SESSION_REDIS_URL',
+    username: 'SESSION_REDIS_USERNAME',
     password: 'SESSION_REDIS_PASSWORD',
     ca: 'SESSION_REDIS_SSLROOTCERT',
   });
   const queueRedis = redisTarget(env, {
     url: 'QUEUE_URL',
+    username: 'QUEUE_USERNAME',
     password: 'QUEUE_PASSWORD',
     sentinels: 'QUEUE_SENTINELS',
     master: 'QUEUE_MASTER_NAME',

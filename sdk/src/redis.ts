@@ -1,5 +1,5 @@
-// One ioredis client from a RedisTarget: by URL, or through the Sentinels (which the
-// operator protects with the same password as the Redis they watch). With TLS the server is
+// One ioredis client from a RedisTarget: by URL, or through the Sentinels (where the
+// operator gives the app's ACL user the same name and password as on the Redis they watch). With TLS the server is
 // verified against the CA, by the name connected to: the URL's host, each Sentinel's, and
 // the master's as the Sentinels announce it (the operator's certificates carry them all).
 import { readFileSync } from 'node:fs';
@@ -23,7 +23,10 @@ export const serverName = (url: string): { servername?: string } => {
 };
 
 export function redisClient(target: RedisTarget, extra: RedisOptions = {}): Redis {
-  const password = target.password === undefined ? {} : { password: target.password };
+  const password = {
+    ...(target.username === undefined ? {} : { username: target.username }),
+    ...(target.password === undefined ? {} : { password: target.password }),
+  };
   const tls = redisTls(target);
   if (target.kind === 'url') {
     return new Redis(target.url, {
@@ -36,6 +39,7 @@ export function redisClient(target: RedisTarget, extra: RedisOptions = {}): Redi
     sentinels: target.sentinels.map((s) => ({ host: s.host, port: s.port })),
     name: target.masterName,
     ...password,
+    ...(target.username === undefined ? {} : { sentinelUsername: target.username }),
     ...(target.password === undefined ? {} : { sentinelPassword: target.password }),
     ...(tls ? { tls, sentinelTLS: tls, enableTLSForSentinelMode: true } : {}),
     ...extra,

@@ -72,7 +72,7 @@ describe('the queue on kind', () => {
         `import { readFileSync } from 'node:fs';
          import { Redis } from 'ioredis';
          const u = new URL(process.env.QUEUE_URL);
-         const r = new Redis(process.env.QUEUE_URL, { password: process.env.QUEUE_PASSWORD, tls: { ca: readFileSync(process.env.QUEUE_SSLROOTCERT), servername: u.hostname }, maxRetriesPerRequest: 1 });
+         const r = new Redis(process.env.QUEUE_URL, { username: process.env.QUEUE_USERNAME, password: process.env.QUEUE_PASSWORD, tls: { ca: readFileSync(process.env.QUEUE_SSLROOTCERT), servername: u.hostname }, maxRetriesPerRequest: 1 });
          const groups = await r.xinfo('GROUPS', ${JSON.stringify(STREAM)});
          const g = groups.map((flat) => Object.fromEntries(flat.reduce((a, v, i) => (i % 2 ? a : [...a, [v, flat[i + 1]]]), [])));
          console.log(JSON.stringify(g.map((x) => ({ name: x.name, pending: x.pending, lag: x.lag }))));

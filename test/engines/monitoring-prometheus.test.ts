@@ -24,7 +24,7 @@ import {
   selects,
   targetLabels,
 } from '../../operator/tiers/monitoring/test-targets.ts';
-import { Harness, PASSWORD, client, configMapData, freePort, waitFor } from './redis-harness.ts';
+import { Harness, PASSWORDS, client, configMapData, freePort, waitFor } from './redis-harness.ts';
 import type { Instance } from './redis-harness.ts';
 import { promBinary, ruleOf } from './monitoring-fixtures.ts';
 import { ENGINE_IMAGES, ENGINE_UID, startContainer } from './containers.ts';
@@ -108,9 +108,11 @@ async function startRedisTier(
     ENGINE_IMAGES.redisExporter,
     [],
     {
-      // The sidecar's env (REDIS_ADDR, REDIS_PASSWORD from the Secret), on loopback ports.
+      // The sidecar's env (REDIS_ADDR, its own ACL user and that user's password from the
+      // Secret), on loopback ports: it scrapes with no more rights than the exporter user's.
       REDIS_ADDR: swapPort(env['REDIS_ADDR'] ?? '', inst.port),
-      REDIS_PASSWORD: PASSWORD,
+      REDIS_USER: env['REDIS_USER'] ?? '',
+      REDIS_PASSWORD: PASSWORDS.exporter,
       // TLS (the default): rediss://localhost, verified against the mounted CA.
       ...(env['REDIS_EXPORTER_TLS_CA_CERT_FILE']
         ? { REDIS_EXPORTER_TLS_CA_CERT_FILE: redis.caFile }

@@ -6,7 +6,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../../sdk/src/index.ts';
 import type { Scalable } from '../../sdk/src/index.ts';
-import { Harness, PASSWORD, client, waitFor } from './redis-harness.ts';
+import { Harness, USERS_SECRET, client, waitFor } from './redis-harness.ts';
 import type { Instance } from './redis-harness.ts';
 import { portOf, startReplicated } from './redis-replicated.ts';
 import { podEnv, renderApp } from './sdk-harness.ts';
@@ -45,7 +45,7 @@ beforeAll(async () => {
   ));
   const env = podEnv(
     objects,
-    { secrets: { 'shop-queue-auth': PASSWORD }, caFile: h.caFile },
+    { secrets: { 'shop-queue-users': USERS_SECRET }, caFile: h.caFile },
     'Deployment',
     'shop-worker-thumbs',
   );

@@ -6,7 +6,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../../sdk/src/index.ts';
 import { fieldsOf } from '../../sdk/src/queue/producer.ts';
-import { Harness, PASSWORD, client, configMapData, waitFor } from './redis-harness.ts';
+import { Harness, USERS_SECRET, client, configMapData, waitFor } from './redis-harness.ts';
 import type { Instance } from './redis-harness.ts';
 import { podEnv, renderApp, runNode } from './sdk-harness.ts';
 import type { Child } from './sdk-harness.ts';
@@ -26,7 +26,7 @@ function workerEnv(pod: string, extra: Record<string, string> = {}): Record<stri
   const env = podEnv(
     objects,
     {
-      secrets: { 'shop-queue-auth': PASSWORD },
+      secrets: { 'shop-queue-users': USERS_SECRET },
       values: { 'rediss://shop-queue.prod.svc:6379/0': `rediss://127.0.0.1:${store.port}/0` },
       caFile: h.caFile,
     },

@@ -11,6 +11,7 @@ import { parseQuantity } from '../../operator/tiers/shared/quantity.ts';
 import {
   Harness,
   PASSWORD,
+  PASSWORDS,
   client,
   configMapData,
   envOf,
@@ -141,9 +142,11 @@ describe('cache Redis from the rendered ConfigMap', () => {
     const env = envOf(objects, 'Deployment', 'shop-web');
     const url = env.find((e) => e.name === 'REDIS_URL')?.value ?? '';
     expect(url).toBe('rediss://shop-cache.prod.svc:6379/0');
+    // The app's own ACL user (data commands only, redis-acl.test.ts), not the admin's.
+    expect(env.find((e) => e.name === 'REDIS_USERNAME')?.value).toBe('app');
     expect(env.find((e) => e.name === 'REDIS_PASSWORD')?.valueFrom?.secretKeyRef).toEqual({
-      name: 'shop-cache-auth',
-      key: 'password',
+      name: 'shop-cache-users',
+      key: 'app-password',
     });
     const inst = await h.start('auth', 'start-redis.sh', data);
 
@@ -160,8 +163,14 @@ describe('cache Redis from the rendered ConfigMap', () => {
     );
     wrong.on('error', () => undefined);
     await expect(wrong.ping()).rejects.toThrow(/WRONGPASS|invalid password/);
-    // The same URL with the Secret's password (what the app does): accepted.
-    const app = track(new Redis(loopbackUrl, { tls, password: PASSWORD }));
+    // The default user is off: the admin's password without a user name is refused too.
+    const noUser = track(
+      new Redis(loopbackUrl, { tls, password: PASSWORD, retryStrategy: () => null }),
+    );
+    noUser.on('error', () => undefined);
+    await expect(noUser.ping()).rejects.toThrow(/WRONGPASS|invalid password/);
+    // The same URL as the app user with the Secret's password (what the app does): accepted.
+    const app = track(new Redis(loopbackUrl, { tls, username: 'app', password: PASSWORDS.app }));
     expect(await app.set('k', 'v')).toBe('OK');
 
     // The pod's probe command (port adapted to loopback), run in the container as the
@@ -174,7 +183,7 @@ describe('cache Redis from the rendered ConfigMap', () => {
           probeCmd[1] ?? '-c',
           (probeCmd[2] ?? '').replace('-p 6379', `-p ${inst.port}`),
         ],
-        { REDIS_PASSWORD: password, TLS_CA_FILE: h.caFile },
+        { ADMIN_PASSWORD: password, TLS_CA_FILE: h.caFile },
       ).status;
     const probeCmd: string[] = redisContainer(objects).readinessProbe.exec.command;
     expect(probe(PASSWORD)).toBe(0);
@@ -183,7 +192,7 @@ describe('cache Redis from the rendered ConfigMap', () => {
     // The password reached redis-server on stdin: it is not in its command line.
     const cmdline = await readFile(`/proc/${await inst.container.started()}/cmdline`, 'utf8');
     expect(cmdline).toContain('redis-server');
-    expect(cmdline).not.toContain(PASSWORD);
+    for (const pw of Object.values(PASSWORDS)) expect(cmdline).not.toContain(pw);
     await h.kill(inst);
   });
 });

@@ -13,13 +13,36 @@ import type { ConnectionOptions } from 'node:tls';
 import { Redis } from 'ioredis';
 import type { RedisOptions } from 'ioredis';
 import type { K8sObject } from '../../operator/tiers/shared/chart.ts';
+import { ACL_USERS } from '../../operator/engines/redis/config.ts';
+import type { AclRole } from '../../operator/engines/redis/config.ts';
 import { CA_DIR, SERVER_TLS_DIR, TLS_FILES } from '../../operator/tiers/shared/tls/objects.ts';
 import { issueCa, issueServerCert } from '../../operator/tiers/shared/tls/x509.ts';
 import type { KeyPair } from '../../operator/tiers/shared/tls/x509.ts';
 import { ENGINE_IMAGES, ENGINE_UID, runOnceAsync, startContainer } from './containers.ts';
 import type { Container } from './containers.ts';
 
-export const PASSWORD = 'engine-test-password-3f9a1c';
+/** A password per ACL role, as the reconciler generates them into the tier's -users Secret. */
+export const PASSWORDS: Readonly<Record<AclRole, string>> = {
+  admin: 'engine-admin-password-3f9a1c',
+  replication: 'engine-replication-password-8d2e',
+  sentinel: 'engine-sentinel-password-51c7',
+  app: 'engine-app-password-a94b',
+  exporter: 'engine-exporter-password-0e6f',
+};
+/** The admin's: what the harness's own client (and the pods' scripts) authenticate with. */
+export const PASSWORD = PASSWORDS.admin;
+/** The legacy single password of a tier made before ACL users (its -auth Secret). */
+export const LEGACY_PASSWORD = 'engine-legacy-password-77b1';
+
+const ROLES = Object.keys(ACL_USERS) as AclRole[];
+/** The tier's -users Secret: key -> value (sdk-harness podEnv resolves secretKeyRefs with it). */
+export const USERS_SECRET: Readonly<Record<string, string>> = Object.fromEntries(
+  ROLES.map((r) => [ACL_USERS[r].key, PASSWORDS[r]]),
+);
+/** The roles' passwords under the env names the pods' containers get them by. */
+export const ROLE_ENV: Readonly<Record<string, string>> = Object.fromEntries(
+  ROLES.map((r) => [ACL_USERS[r].env, PASSWORDS[r]]),
+);
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -78,7 +101,7 @@ export function envOf(objects: readonly K8sObject[], kind: string, name: string,
   const env = (o as any).spec.template.spec.containers[container].env as Array<{
     name: string;
     value?: string;
-    valueFrom?: { secretKeyRef?: { name: string; key: string } };
+    valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean } };
   }>;
   return env;
 }
@@ -164,7 +187,7 @@ export class Harness {
     script: 'start-redis.sh' | 'start-sentinel.sh',
     data: Record<string, string>,
     env: Record<string, string> = {},
-    opts: { port?: number; dataDir?: string } = {},
+    opts: { port?: number; dataDir?: string; auth?: RedisOptions } = {},
   ): Promise<Instance> {
     const port = opts.port ?? (await freePort());
     const dataDir = opts.dataDir ?? join(this.root, name, 'data');
@@ -180,7 +203,7 @@ export class Harness {
       entrypoint: 'sh',
       args: [join(confDir, script)],
       env: {
-        REDIS_PASSWORD: PASSWORD,
+        ...ROLE_ENV,
         CONF_DIR: confDir,
         DATA_DIR: dataDir,
         ...this.tlsEnv(data),
@@ -202,7 +225,7 @@ export class Harness {
     void container.exited.then(() => this.containers.delete(container));
     await waitFor(`${name} to answer PING`, 90_000, async () => {
       if (!container.running) throw new Error(`${name} exited:\n${inst.log}`);
-      return (await ping(port)) === 'PONG';
+      return (await ping(port, opts.auth)) === 'PONG';
     });
     return inst;
   }
@@ -222,7 +245,7 @@ export class Harness {
       name: `redis-${name}-${script}`,
       entrypoint: 'sh',
       args: [join(confDir, script)],
-      env: { REDIS_PASSWORD: PASSWORD, ...this.tlsEnv(data), ...env },
+      env: { ...ROLE_ENV, ...this.tlsEnv(data), ...env },
       mounts: [this.root],
     });
     return { code: r.status, out: r.stdout };
@@ -251,8 +274,8 @@ export class Harness {
 }
 
 /** One authenticated round trip, or undefined when nothing answers yet. */
-async function ping(port: number): Promise<string | undefined> {
-  const c = client(port, { retryStrategy: () => null, connectTimeout: 500 });
+async function ping(port: number, auth: RedisOptions = {}): Promise<string | undefined> {
+  const c = client(port, { retryStrategy: () => null, connectTimeout: 500, ...auth });
   try {
     return await c.ping();
   } catch {
@@ -262,10 +285,12 @@ async function ping(port: number): Promise<string | undefined> {
   }
 }
 
+/** A client as the admin user (the pods' scripts' user); `extra` may log in as another. */
 export function client(port: number, extra: RedisOptions = {}): Redis {
   const c = new Redis({
     host: '127.0.0.1',
     port,
+    username: ACL_USERS.admin.user,
     password: PASSWORD,
     maxRetriesPerRequest: 1,
     ...(tlsPorts.has(port) ? { tls: tlsOptions() } : {}),

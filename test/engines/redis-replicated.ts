@@ -6,6 +6,7 @@
 import type { K8sObject } from '../../operator/tiers/shared/chart.ts';
 import { client, configMapData, envOf, freePort, waitFor } from './redis-harness.ts';
 import type { Harness, Instance } from './redis-harness.ts';
+import type { RedisOptions } from 'ioredis';
 
 export interface ReplicatedRedis {
   /** The redis pods, pod 0 (the seed master) first. */
@@ -36,8 +37,10 @@ export async function startReplicated(
   store: string,
   replicas: number,
   extraEnv: Record<string, string> = {},
+  /** Another ConfigMap's data (an older release's), and the credentials its pods accept. */
+  opts: { data?: Record<string, string>; auth?: RedisOptions } = {},
 ): Promise<ReplicatedRedis> {
-  const data = configMapData(objects, `${store}-config`);
+  const data = opts.data ?? configMapData(objects, `${store}-config`);
   const redisEnv = envOf(objects, 'StatefulSet', store);
   const sentinelEnv = envOf(objects, 'StatefulSet', `${store}-sentinel`);
   const valueOf = (env: typeof redisEnv, name: string) => {
@@ -71,7 +74,10 @@ export async function startReplicated(
   };
   const start = (name: string, script: 'start-redis.sh' | 'start-sentinel.sh', pod: string) => {
     const env = podEnv(pod);
-    return h.start(name, script, data, env, { port: portOf(env.SELF_ADDR) });
+    return h.start(name, script, data, env, {
+      port: portOf(env.SELF_ADDR),
+      ...(opts.auth ? { auth: opts.auth } : {}),
+    });
   };
   const redis: Instance[] = [];
   for (const [i, pod] of redisPods.entries())
@@ -81,7 +87,7 @@ export async function startReplicated(
   );
   const master = valueOf(sentinelEnv, 'MASTER_NAME');
   for (const s of sentinels) {
-    const c = client(s.port);
+    const c = client(s.port, opts.auth);
     try {
       await waitFor(`${s.name} to see ${replicas} replicas and 2 Sentinels`, 30_000, async () => {
         const seen = (await c.call('SENTINEL', 'replicas', master)) as unknown[];

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SENTINEL_DOWN_AFTER_MS } from '../../operator/engines/redis/config.ts';
 import {
   Harness,
-  PASSWORD,
+  PASSWORDS,
   client,
   envOf,
   info,
@@ -75,12 +75,15 @@ async function masterFromSentinel(s: Instance): Promise<string> {
 /** The app's client, built only from what the web Deployment's env says. */
 function appClient(): Redis {
   const ref = webEnv.find((e) => e.name === 'REDIS_PASSWORD')?.valueFrom?.secretKeyRef;
-  expect(ref).toEqual({ name: 'shop-cache-auth', key: 'password' });
+  expect(ref).toEqual({ name: 'shop-cache-users', key: 'app-password' });
+  // The app's ACL user, on the Sentinels as on Redis: data commands only (redis-acl.test.ts).
+  const username = valueOf(webEnv, 'REDIS_USERNAME');
+  expect(username).toBe('app');
   expect(webEnv.find((e) => e.name === 'REDIS_URL')).toBeUndefined();
   // TLS (the default): the CA file the app mounts; Sentinels and the master both verified.
   expect(valueOf(webEnv, 'REDIS_SSLROOTCERT')).toBe('/etc/scalable/ca/cache-ca/ca.crt');
   const tls = tlsOptions();
-  const password = PASSWORD; // the value of that Secret key
+  const password = PASSWORDS.app; // the value of that Secret key
   const c = new Redis({
     tls,
     sentinelTLS: tls,
@@ -90,8 +93,10 @@ function appClient(): Redis {
       .map((a) => store.toLoopback(a))
       .map((a) => ({ host: a.slice(0, a.lastIndexOf(':')), port: portOf(a) })),
     name: MASTER,
+    username,
     password,
-    // Sentinels require the same password.
+    // The Sentinels know the same user and password.
+    sentinelUsername: username,
     sentinelPassword: password,
   });
   c.on('error', () => undefined);

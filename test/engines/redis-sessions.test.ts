@@ -50,9 +50,10 @@ describe('session Redis from the rendered ConfigMap', () => {
     expect(
       webEnv.find((e) => e.name === 'SESSION_REDIS_PASSWORD')?.valueFrom?.secretKeyRef,
     ).toEqual({
-      name: 'shop-sessions-auth',
-      key: 'password',
+      name: 'shop-sessions-users',
+      key: 'app-password',
     });
+    expect(webEnv.find((e) => e.name === 'SESSION_REDIS_USERNAME')?.value).toBe('app');
     expect(ttl).toBe(3600);
   });
 

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   Harness,
   PASSWORD,
+  PASSWORDS,
   client,
   envOf,
   info,
@@ -69,6 +70,7 @@ async function tryPing(port: number, extra: Record<string, unknown>): Promise<st
   const c = new Redis({
     host: '127.0.0.1',
     port,
+    username: 'admin',
     password: PASSWORD,
     maxRetriesPerRequest: 0,
     retryStrategy: () => null,
@@ -152,8 +154,10 @@ describe('Redis and Sentinel over TLS, from the rendered ConfigMap', () => {
         .map((a) => store.toLoopback(a))
         .map((a) => ({ host: a.slice(0, a.lastIndexOf(':')), port: portOf(a) })),
       name: MASTER,
-      password: PASSWORD,
-      sentinelPassword: PASSWORD,
+      username: 'app',
+      password: PASSWORDS.app,
+      sentinelUsername: 'app',
+      sentinelPassword: PASSWORDS.app,
       tls,
       sentinelTLS: tls,
       enableTLSForSentinelMode: true,

@@ -4,7 +4,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../../sdk/src/index.ts';
 import type { Scalable } from '../../sdk/src/index.ts';
-import { Harness, PASSWORD, client, configMapData, sleep, waitFor } from './redis-harness.ts';
+import {
+  Harness,
+  PASSWORDS,
+  USERS_SECRET,
+  client,
+  configMapData,
+  sleep,
+  waitFor,
+} from './redis-harness.ts';
 import type { Instance } from './redis-harness.ts';
 import { startReplicated } from './redis-replicated.ts';
 import type { ReplicatedRedis } from './redis-replicated.ts';
@@ -23,7 +31,7 @@ describe('cache-aside on the standalone cache', () => {
     inst = await h.start('cache', 'start-redis.sh', configMapData(objects, 'shop-cache-config'));
     sdk = await connect({
       env: podEnv(objects, {
-        secrets: { 'shop-cache-auth': PASSWORD },
+        secrets: { 'shop-cache-users': USERS_SECRET },
         values: { 'rediss://shop-cache.prod.svc:6379/0': `rediss://127.0.0.1:${inst.port}/0` },
         caFile: h.caFile,
       }),
@@ -70,7 +78,7 @@ describe('cache-aside on the standalone cache', () => {
 
   it('serves from the loader when the cache is down', async () => {
     const down = await connect({
-      env: { REDIS_URL: 'redis://127.0.0.1:1/0', REDIS_PASSWORD: PASSWORD },
+      env: { REDIS_URL: 'redis://127.0.0.1:1/0', REDIS_PASSWORD: PASSWORDS.app },
       onError: () => undefined,
     });
     try {
@@ -88,7 +96,10 @@ describe('cache-aside through Sentinel (cache.replicas: 1)', () => {
 
   beforeAll(async () => {
     cache = await startReplicated(h, objects, 'shop-cache', 1);
-    const env = podEnv(objects, { secrets: { 'shop-cache-auth': PASSWORD }, caFile: h.caFile });
+    const env = podEnv(objects, {
+      secrets: { 'shop-cache-users': USERS_SECRET },
+      caFile: h.caFile,
+    });
     sdk = await connect({
       env: {
         ...env,

@@ -28,8 +28,11 @@ export function renderApp(
 }
 
 export interface EnvMapping {
-  /** Secret name -> the password the engine was started with. */
-  readonly secrets: Readonly<Record<string, string>>;
+  /**
+   * Secret name -> the password the engine was started with, or (a Secret of several keys,
+   * like a Redis tier's -users) key -> password.
+   */
+  readonly secrets: Readonly<Record<string, string | Readonly<Record<string, string>>>>;
   /** Exact rendered value -> loopback value (URLs, paths). */
   readonly values?: Readonly<Record<string, string>>;
   /** Every other mounted CA file (/etc/scalable/ca/...) -> this one (the Redis harness's). */
@@ -50,9 +53,12 @@ export function podEnv(
         mapping.values?.[e.value] ??
         (mapping.caFile && e.value.startsWith('/etc/scalable/ca/') ? mapping.caFile : e.value);
     else if (e.valueFrom?.secretKeyRef) {
-      const v = mapping.secrets[e.valueFrom.secretKeyRef.name];
-      if (v === undefined)
-        throw new Error(`no password for Secret ${e.valueFrom.secretKeyRef.name}`);
+      const ref = e.valueFrom.secretKeyRef;
+      const s = mapping.secrets[ref.name];
+      const v = typeof s === 'string' ? s : s?.[ref.key];
+      // An optional key the cluster would not have (the legacy Redis password) stays unset.
+      if (v === undefined && ref.optional) continue;
+      if (v === undefined) throw new Error(`no password for Secret ${ref.name} key ${ref.key}`);
       out[e.name] = v;
     }
   }

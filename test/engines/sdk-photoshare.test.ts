@@ -16,7 +16,12 @@ import { appSecretName } from '../../operator/tiers/database/names.ts';
 import { solidPng } from '../../examples/photoshare/src/thumbnail.ts';
 import { PASSWORDS, eventually, freePort, sql, startDatabase } from './patroni-harness.ts';
 import type { Harness as PgHarness } from './patroni-harness.ts';
-import { Harness as RedisHarness, PASSWORD, configMapData } from './redis-harness.ts';
+import {
+  Harness as RedisHarness,
+  PASSWORDS as REDIS_PASSWORDS,
+  USERS_SECRET,
+  configMapData,
+} from './redis-harness.ts';
 import { holdReplay, patientSql, serviceProxies, writeConfigMapVolume } from './sdk-db-harness.ts';
 import type { ServiceProxies } from './sdk-db-harness.ts';
 import { podEnv, renderApp, runNode } from './sdk-harness.ts';
@@ -131,8 +136,8 @@ beforeAll(async () => {
   env = {
     ...podEnv(objects, {
       secrets: {
-        'shop-cache-auth': PASSWORD,
-        'shop-sessions-auth': PASSWORD,
+        'shop-cache-users': USERS_SECRET,
+        'shop-sessions-users': USERS_SECRET,
         [appSecretName(pgh.app)]: PASSWORDS.app,
       },
       values: {
@@ -146,7 +151,8 @@ beforeAll(async () => {
     SESSION_SECRET: 'photoshare-test-secret',
     QUEUE_URL: `rediss://127.0.0.1:${queue.port}/0`,
     QUEUE_SSLROOTCERT: rh.caFile,
-    QUEUE_PASSWORD: PASSWORD,
+    QUEUE_USERNAME: 'app',
+    QUEUE_PASSWORD: REDIS_PASSWORDS.app,
   };
   webPort = await freePort();
 });

@@ -10,7 +10,7 @@ import { connect } from '../../sdk/src/index.ts';
 import type { Scalable } from '../../sdk/src/index.ts';
 import type { OperatorEnvName } from '../../sdk/src/contract/index.ts';
 import { fieldsOf } from '../../sdk/src/queue/producer.ts';
-import { Harness, PASSWORD, client, configMapData, waitFor } from './redis-harness.ts';
+import { Harness, PASSWORDS, client, configMapData, waitFor } from './redis-harness.ts';
 import type { Instance } from './redis-harness.ts';
 import { renderApp, runNode } from './sdk-harness.ts';
 import type { Child } from './sdk-harness.ts';
@@ -27,7 +27,8 @@ function workerEnv(consumer: string, stream: string, extra: Record<string, strin
     SCALABLE_APP: 'shop',
     QUEUE_URL: `rediss://127.0.0.1:${store.port}/0`,
     QUEUE_SSLROOTCERT: h.caFile,
-    QUEUE_PASSWORD: PASSWORD,
+    QUEUE_USERNAME: 'app',
+    QUEUE_PASSWORD: PASSWORDS.app,
     QUEUE_STREAM: stream,
     QUEUE_GROUP: 'thumbnails',
     QUEUE_CONSUMER: consumer,

@@ -10,6 +10,7 @@
 // private /etc/hosts maps that Service name to it; KEDA dials exactly what was rendered.
 // TLS (the default): the store serves the key pair the operator issued into its Secret, and
 // KEDA verifies it by that Service name against the CA its TriggerAuthentication hands it.
+import { ACL_USERS } from '../../operator/engines/redis/config.ts';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
@@ -73,11 +74,18 @@ const atReplicas = (want: (n: number) => boolean) => async () => {
 async function startStore(): Promise<void> {
   const cm = await getObj(client, kindInfo('v1', 'ConfigMap'), ns, `${NAME}-queue-config`);
   const data = cm?.['data'] as Record<string, string>;
-  const secret = await eventually('the generated queue password', async () => {
-    const s = await getObj(client, kindInfo('v1', 'Secret'), ns, `${NAME}-queue-auth`);
-    return (s?.['data'] as Record<string, string> | undefined)?.['password'];
+  // The generated passwords, one per ACL role (engines/redis/config.ts ACL_USERS).
+  const secret = await eventually('the generated queue passwords', async () => {
+    const s = await getObj(client, kindInfo('v1', 'Secret'), ns, `${NAME}-queue-users`);
+    return s?.['data'] as Record<string, string> | undefined;
   });
-  const password = Buffer.from(secret, 'base64').toString('utf8');
+  const roleEnv = Object.fromEntries(
+    Object.values(ACL_USERS).map((u) => [
+      u.env,
+      Buffer.from(secret[u.key] ?? '', 'base64').toString('utf8'),
+    ]),
+  );
+  const password = roleEnv[ACL_USERS.app.env] ?? '';
   // The pod's mounts: the issued key pair (/etc/scalable/tls) and its CA (/etc/scalable/ca).
   const tls = await eventually('the issued queue key pair', async () => {
     const s = await getObj(client, kindInfo('v1', 'Secret'), ns, `${NAME}-queue-tls`);
@@ -113,7 +121,7 @@ async function startStore(): Promise<void> {
   redisProc = spawn('sh', [join(conf, 'start-redis.sh')], {
     env: {
       PATH: process.env['PATH'] ?? '/usr/bin:/bin',
-      REDIS_PASSWORD: password,
+      ...roleEnv,
       CONF_DIR: conf,
       TLS_CA_FILE: join(dir, 'ca', 'ca.crt'),
     },
@@ -122,6 +130,8 @@ async function startStore(): Promise<void> {
   redis = new Redis({
     host,
     port: 6379,
+    // As the app user, the one KEDA's scalers use.
+    username: ACL_USERS.app.user,
     password,
     maxRetriesPerRequest: 1,
     tls: { ca, servername: `${NAME}-queue.${ns}.svc` },

@@ -3,14 +3,14 @@
 import type { AppModel } from '../../api/model.ts';
 import type { AppWiring, EnvVar } from '../../tiers/tier.ts';
 import { caFileOf, caWiring } from '../../tiers/shared/tls/objects.ts';
-import { REDIS_PORT } from './config.ts';
+import { ACL_USERS, REDIS_PORT } from './config.ts';
 import type { RedisNames, ReplicatedRedisNames } from './names.ts';
 import { passwordEnv, svcHost } from './pod.ts';
 import { sentinelAddresses } from './sentinel.ts';
 
 /** Where an app pod finds a Redis tier, the way the SDK reads it (see clientEnv). */
 export type RedisClient = {
-  /** The env prefix: <prefix>_URL, _SENTINELS, _MASTER_NAME, _PASSWORD, _SSLROOTCERT. */
+  /** The env prefix: <prefix>_URL, _SENTINELS, _MASTER_NAME, _USERNAME, _PASSWORD, _SSLROOTCERT. */
   readonly prefix: string;
   readonly tls: boolean;
   /** The app pod's volume (and directory under /etc/scalable/ca) holding the tier's CA. */
@@ -25,7 +25,7 @@ export type RedisClient = {
 
 /**
  * What app pods get: the URL (with TLS a rediss:// URL by the name the certificate carries),
- * or the Sentinels and master name; the password; with TLS the CA file; the tier's own env.
+ * or the Sentinels and master name; the app user and its password; with TLS the CA file; the tier's own env.
  */
 export function clientEnv(app: AppModel, c: RedisClient): EnvVar[] {
   const n = c.names;
@@ -39,7 +39,9 @@ export function clientEnv(app: AppModel, c: RedisClient): EnvVar[] {
           { name: `${c.prefix}_MASTER_NAME`, value: c.master },
         ]
       : [{ name: `${c.prefix}_URL`, value: url }]),
-    passwordEnv(`${c.prefix}_PASSWORD`, n.auth),
+    // The app's ACL user, on Redis and on the Sentinels alike: data commands only.
+    { name: `${c.prefix}_USERNAME`, value: ACL_USERS.app.user },
+    passwordEnv('app', n.users, `${c.prefix}_PASSWORD`),
     ...(c.tls ? [{ name: `${c.prefix}_SSLROOTCERT`, value: caFileOf(c.caVolume) }] : []),
     ...c.env,
   ];

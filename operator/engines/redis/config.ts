@@ -2,8 +2,9 @@
 // Redis pods run. The ConfigMaps hold exactly this text, and the engine tests start the real
 // redis-server / redis-sentinel from it, so what is tested is what is deployed.
 //
-// Passwords are in none of it: the scripts read REDIS_PASSWORD from the environment (a
-// secretKeyRef) and hand it to redis-server on stdin, so it is in no ConfigMap, file or argv.
+// Passwords are in none of it: the scripts read each role's password from the environment
+// (secretKeyRefs, PASSWORD_ENV) and hand the ACL users to redis-server on stdin, so they are
+// in no ConfigMap, file or argv.
 // Sentinel has to keep its config in a writable file (it rewrites it on failover), so its
 // copy lives in the pod's emptyDir, never in the ConfigMap.
 // Directives checked against the redis.conf / sentinel.conf shipped with Redis 7.0 (the
@@ -93,12 +94,70 @@ function serverConf(port: number, tls: boolean): string[] {
 function baseConf(title: string, tls: boolean): string[] {
   return [
     `# ${title}. Rendered by scalable-operator; edits are overwritten.`,
-    '# requirepass/masterauth (and replicaof) are added on stdin by start-redis.sh.',
+    '# ACL users, masteruser/masterauth (and replicaof) are added on stdin by start-redis.sh.',
     ...serverConf(REDIS_PORT, tls),
     'tcp-keepalive 60',
     'timeout 0',
   ];
 }
+
+/**
+ * One ACL user per role (issue 36: one shared password let app pods CONFIG SET, REPLICAOF and
+ * SENTINEL MONITOR). Each role's password is a key of the tier's generated Secret; the
+ * containers get them as these env names (only the ones their role needs).
+ */
+export const ACL_USERS = {
+  /** The pod's own scripts and probes (TLS reload, preStop's CLIENT PAUSE and failover). */
+  admin: { user: 'admin', key: 'admin-password', env: 'ADMIN_PASSWORD' },
+  /** A replica syncing from its master (masteruser). */
+  replication: { user: 'replication', key: 'replication-password', env: 'REPLICATION_PASSWORD' },
+  /** Sentinel watching and reconfiguring the Redis pods. */
+  sentinel: { user: 'sentinel', key: 'sentinel-password', env: 'SENTINEL_PASSWORD' },
+  /** App pods (and KEDA's scalers): data commands only. */
+  app: { user: 'app', key: 'app-password', env: 'APP_PASSWORD' },
+  /** redis_exporter: INFO and stream metadata, no values. */
+  exporter: { user: 'exporter', key: 'exporter-password', env: 'EXPORTER_PASSWORD' },
+} as const;
+export type AclRole = keyof typeof ACL_USERS;
+
+/**
+ * The single password of tiers created before ACL users (key `password` of their -auth
+ * Secret, which is no longer created; docs/security.md says how to finish). While it exists, the default user keeps it with full rights and the Redis/Sentinel
+ * pods authenticate to each other with it, so pods still on the old config keep replicating
+ * and failing over during the rollout; a tier created now never has it (default user off).
+ */
+export const LEGACY_PASSWORD = { key: 'password', env: 'REDIS_PASSWORD' } as const;
+
+/**
+ * Redis's ACL rules per role (after `on >password`). Rules apply left to right.
+ * - replication and sentinel: what the Redis docs list for replicas and Sentinel ("ACL rules
+ *   for Sentinel and Replicas"); replicaof too, Sentinel's name for slaveof on Redis 7+;
+ * - app: every key, no channels (it could forge Sentinel's hello messages), data commands
+ *   only: -@admin and -@dangerous drop CONFIG, REPLICAOF, DEBUG, SHUTDOWN, ACL SETUSER,
+ *   MODULE, MONITOR, FLUSHALL, KEYS...; INFO back for ioredis's ready check;
+ * - exporter: redis_exporter's documented list minus what reads values or secrets (GET, EVAL:
+ *   key values are off; CONFIG GET would show masterauth; CLIENT only SETNAME): it still gets
+ *   maxmemory and the rest from INFO, stream sizes from XINFO.
+ */
+export const REDIS_ACL: Readonly<Record<AclRole, string>> = {
+  admin: '~* &* +@all',
+  replication: 'resetchannels -@all +psync +replconf +ping',
+  sentinel:
+    'allchannels -@all +multi +exec +slaveof +replicaof +ping +subscribe +publish +config|rewrite +role +info +client|setname +client|kill +script|kill',
+  app: '~* resetchannels -@all +@read +@write +@keyspace +@string +@hash +@list +@set +@sortedset +@stream +@hyperloglog +@bitmap +@geo +@transaction +@scripting +@connection -@admin -@dangerous +info',
+  exporter:
+    '~* resetchannels -@all +@connection -hello -echo -wait -reset -auth -asking -quit -readonly -readwrite -command +client|setname +info +ping +slowlog|get +slowlog|len +latency|latest +latency|histogram +memory|stats +xinfo +xlen +type +scan',
+};
+
+/**
+ * Sentinel's users: admin (the scripts; Sentinels authenticate to each other as it) and app,
+ * which may only ask where the master and the other Sentinels are (no SENTINEL MONITOR, SET,
+ * FAILOVER, RESET) and hear about failovers.
+ */
+export const SENTINEL_ACL: Readonly<Record<'admin' | 'app', string>> = {
+  admin: '~* &* +@all',
+  app: 'allchannels -@all +auth +hello +ping +client|setname +client|getname +subscribe +unsubscribe +psubscribe +punsubscribe +sentinel|get-master-addr-by-name +sentinel|sentinels +sentinel|replicas +sentinel|slaves',
+};
 
 /** The cache: maxmemory + eviction policy, nothing written to disk. */
 export function cacheRedisConf(cache: NonNullable<AppModel['cache']>): string {
@@ -152,7 +211,7 @@ export const masterNameOf = (app: AppModel): string => `${app.name}-cache`;
 export function sentinelConf(masterName: string, tls: boolean): string {
   return lines([
     '# Redis Sentinel for the cache. Rendered by scalable-operator; edits are overwritten.',
-    '# start-sentinel.sh fills @MASTER_HOST@/@MASTER_PORT@ and appends the passwords and',
+    '# start-sentinel.sh fills @MASTER_HOST@/@MASTER_PORT@ and appends the ACL users and',
     '# announce-ip, then runs Sentinel on a writable copy in the data directory.',
     // With TLS, tls-replication makes Sentinel reach the Redis it watches over TLS too.
     ...serverConf(SENTINEL_PORT, tls),
@@ -168,12 +227,27 @@ export function sentinelConf(masterName: string, tls: boolean): string {
 }
 
 // Shell shared by the scripts: redis-cli, over TLS verified against the CA when the pod has
-// TLS_CA_FILE; and current_master, which asks the Sentinels (SENTINELS="host:port,...") who
-// the master is. Prints host:port, or nothing when no Sentinel knows (a fresh set).
+// TLS_CA_FILE; how the scripts authenticate: to this pod's own Redis/Sentinel as admin
+// (`local`), to the other pods as admin, or with the legacy password while the Secret holds
+// one (`peer`: they may still run the old config, which knows only that password); a
+// container started with the old env (the kubelet restarts it with the new scripts) has only
+// the legacy password and uses it for both. And current_master, which asks the Sentinels
+// (SENTINELS="host:port,...") who the master is. Prints host:port, or nothing when no
+// Sentinel knows (a fresh set).
 const CURRENT_MASTER_SH = `cli="redis-cli\${TLS_CA_FILE:+ --tls --cacert $TLS_CA_FILE}"
+if [ -n "\${ADMIN_PASSWORD:-}" ]; then
+  local_pass="$ADMIN_PASSWORD" local_user="--user admin"
+else
+  local_pass="\${REDIS_PASSWORD:-}" local_user=""
+fi
+if [ -n "\${REDIS_PASSWORD:-}" ]; then
+  peer_pass="$REDIS_PASSWORD" peer_user=""
+else
+  peer_pass="$local_pass" peer_user="$local_user"
+fi
 current_master() {
   for s in $(printf '%s' "\${SENTINELS:-}" | tr ',' ' '); do
-    reply="$(REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 $cli -h "\${s%:*}" -p "\${s##*:}" \\
+    reply="$(REDISCLI_AUTH="$peer_pass" timeout 3 $cli $peer_user -h "\${s%:*}" -p "\${s##*:}" \\
       sentinel get-master-addr-by-name "$MASTER_NAME" 2>/dev/null)" || continue
     host="$(printf '%s\\n' "$reply" | sed -n 1p)"
     port="$(printf '%s\\n' "$reply" | sed -n 2p)"
@@ -183,14 +257,47 @@ current_master() {
   done
 }`;
 
+/** A `user` line per role whose password the container has (none with the old env). */
+const userLinesSh = (acl: Readonly<Partial<Record<AclRole, string>>>): string =>
+  (Object.keys(acl) as AclRole[])
+    .map((r) => {
+      const u = ACL_USERS[r];
+      return `\${${u.env}:+user ${u.user} on resetpass >$${u.env} ${acl[r] ?? ''}}`;
+    })
+    .join('\n');
+
 /**
- * start-redis.sh. Env: REDIS_PASSWORD, CONF_DIR; with Sentinel also SENTINELS, MASTER_NAME,
- * SELF_ADDR (this pod's stable host:port) and SEED_ADDR (pod 0, the master of a fresh set).
+ * Upgrade from the single password: ACL SETUSER lines for every role this container has a
+ * password for, fed to redis-cli on stdin (printf is a shell builtin: no password in argv).
+ */
+const pushUsersSh = (acl: Readonly<Partial<Record<AclRole, string>>>): string =>
+  (Object.keys(acl) as AclRole[])
+    .map((r) => {
+      const u = ACL_USERS[r];
+      return `      [ -z "\${${u.env}:-}" ] || printf 'ACL SETUSER ${u.user} on resetpass >%s ${acl[r] ?? ''}\\n' "$${u.env}"`;
+    })
+    .join('\n');
+
+/**
+ * start-redis.sh. Env: the roles' passwords (ACL_USERS; REDIS_PASSWORD, the legacy one, while
+ * the Secret has it), CONF_DIR; with Sentinel also SENTINELS, MASTER_NAME, SELF_ADDR (this
+ * pod's stable host:port) and SEED_ADDR (pod 0, the master of a fresh set).
  */
 export const START_REDIS_SH = `#!/bin/sh
-# Starts redis-server from $CONF_DIR/redis.conf; the password arrives on stdin, never in argv.
+# Starts redis-server from $CONF_DIR/redis.conf; the passwords arrive on stdin, never in argv.
 set -eu
 ${CURRENT_MASTER_SH}
+
+# The default user keeps the legacy password while the Secret has one (pods on the old config
+# replicate and watch with it); otherwise it is off and replicas sync as the replication user.
+if [ -n "\${REDIS_PASSWORD:-}" ]; then
+  default_user="user default on resetpass >$REDIS_PASSWORD ~* &* +@all"
+  masterauth="masterauth $REDIS_PASSWORD"
+else
+  default_user="user default off resetpass -@all"
+  masterauth="masteruser replication
+masterauth \${REPLICATION_PASSWORD:?}"
+fi
 
 announce=""
 role=""
@@ -203,6 +310,21 @@ if [ -n "\${SENTINELS:-}" ]; then
     role="replicaof \${master%:*} \${master##*:}"
   fi
   echo "start-redis: master is $master"
+  if [ -n "\${REDIS_PASSWORD:-}" ] && [ -n "\${ADMIN_PASSWORD:-}" ] && [ "$master" != "$SELF_ADDR" ]; then
+    # Upgrade from the single password: the master and the Sentinels may still run the old
+    # config, which has no ACL users; teach them the new ones (with the legacy password), so
+    # app pods already on the app user reach them before their own restart. Best effort.
+    redis_users() {
+${pushUsersSh(REDIS_ACL)}
+    }
+    sentinel_users() {
+${pushUsersSh(SENTINEL_ACL)}
+    }
+    redis_users | REDISCLI_AUTH="$REDIS_PASSWORD" timeout 5 $cli -h "\${master%:*}" -p "\${master##*:}" >/dev/null 2>&1 || true
+    for s in $(printf '%s' "$SENTINELS" | tr ',' ' '); do
+      sentinel_users | REDISCLI_AUTH="$REDIS_PASSWORD" timeout 5 $cli -h "\${s%:*}" -p "\${s##*:}" >/dev/null 2>&1 || true
+    done
+  fi
 fi
 
 # TLS: Redis 7 re-reads its certificate only on CONFIG SET, so a background loop re-applies
@@ -218,7 +340,7 @@ if [ -n "$cert" ]; then
     while sleep "\${TLS_RELOAD_SECONDS:-30}" && kill -0 $$ 2>/dev/null; do
       now="$(cksum <"$cert" 2>/dev/null || true)"
       [ "$now" != "$last" ] || continue
-      if REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 $cli -p "$port" \\
+      if REDISCLI_AUTH="$local_pass" timeout 3 $cli $local_user -p "$port" \\
         config set tls-cert-file "$cert" tls-key-file "$key" 2>&1 | grep -qx OK; then
         last="$now"
         echo "start-redis: reloaded the renewed certificate"
@@ -228,8 +350,9 @@ if [ -n "$cert" ]; then
 fi
 
 exec redis-server "$CONF_DIR/redis.conf" - <<EOF
-requirepass $REDIS_PASSWORD
-masterauth $REDIS_PASSWORD
+$default_user
+${userLinesSh(REDIS_ACL)}
+$masterauth
 $announce
 $role
 EOF
@@ -258,9 +381,19 @@ umask 077
 {
   sed -e "s/@MASTER_HOST@/$host/" -e "s/@MASTER_PORT@/$port/" "$CONF_DIR/sentinel.conf"
   printf 'sentinel announce-ip %s\\n' "\${SELF_ADDR%:*}"
-  printf 'sentinel auth-pass %s %s\\n' "$MASTER_NAME" "$REDIS_PASSWORD"
-  # Sentinels use this password for each other as well.
-  printf 'requirepass %s\\n' "$REDIS_PASSWORD"
+  if [ -n "\${REDIS_PASSWORD:-}" ]; then
+    # The legacy password (start-redis.sh): Sentinels use requirepass for each other too.
+    printf 'sentinel auth-pass %s %s\\n' "$MASTER_NAME" "$REDIS_PASSWORD"
+    printf 'requirepass %s\\n' "$REDIS_PASSWORD"
+  else
+    printf 'sentinel auth-user %s sentinel\\n' "$MASTER_NAME"
+    printf 'sentinel auth-pass %s %s\\n' "$MASTER_NAME" "\${SENTINEL_PASSWORD:?}"
+    printf 'sentinel sentinel-user admin\\nsentinel sentinel-pass %s\\n' "\${ADMIN_PASSWORD:?}"
+    printf 'user default off resetpass -@all\\n'
+  fi
+  cat <<EOF
+${userLinesSh(SENTINEL_ACL)}
+EOF
 } >"$DATA_DIR/sentinel.conf"
 echo "start-sentinel: monitoring $master"
 cert="$(sed -n 's/^tls-cert-file //p' "$DATA_DIR/sentinel.conf")"
@@ -305,9 +438,9 @@ ${CURRENT_MASTER_SH}
 # Hold writes (clients wait, nothing is lost) so the replicas catch up and no write lands
 # here between the promotion and this node's demotion; Sentinel's CLIENT KILL then sends
 # the clients to the new master. The pause lifts itself if no handover happens.
-REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 $cli -p "\${SELF_ADDR##*:}" client pause 15000 write >/dev/null 2>&1
+REDISCLI_AUTH="$local_pass" timeout 3 $cli $local_user -p "\${SELF_ADDR##*:}" client pause 15000 write >/dev/null 2>&1
 for s in $(printf '%s' "$SENTINELS" | tr ',' ' '); do
-  if REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 $cli -h "\${s%:*}" -p "\${s##*:}" \\
+  if REDISCLI_AUTH="$peer_pass" timeout 3 $cli $peer_user -h "\${s%:*}" -p "\${s##*:}" \\
     sentinel failover "$MASTER_NAME" 2>/dev/null | grep -qx OK; then
     break
   fi
@@ -322,18 +455,18 @@ while [ "$i" -lt 20 ]; do
   i=$((i + 1))
   sleep 1
 done
-REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 $cli -p "\${SELF_ADDR##*:}" client unpause >/dev/null 2>&1
+REDISCLI_AUTH="$local_pass" timeout 3 $cli $local_user -p "\${SELF_ADDR##*:}" client unpause >/dev/null 2>&1
 echo "pre-stop: no handover, stopping anyway"
 `;
 
 /**
- * Readiness command: PONG with the password from the environment (REDISCLI_AUTH keeps it out
- * of argv), over TLS verified against the CA when the container has TLS_CA_FILE.
+ * Readiness command: PONG as the admin user, its password from the environment (REDISCLI_AUTH
+ * keeps it out of argv), over TLS verified against the CA when the container has TLS_CA_FILE.
  */
 export const pingCommand = (port: number): string[] => [
   'sh',
   '-c',
-  `REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 redis-cli \${TLS_CA_FILE:+--tls --cacert "$TLS_CA_FILE"} -p ${port} ping | grep -qx PONG`,
+  `REDISCLI_AUTH="$ADMIN_PASSWORD" timeout 3 redis-cli --user admin \${TLS_CA_FILE:+--tls --cacert "$TLS_CA_FILE"} -p ${port} ping | grep -qx PONG`,
 ];
 
 const lines = (ls: readonly string[]): string => `${ls.join('\n')}\n`;

@@ -1,5 +1,6 @@
 // The names of a Redis tier's objects: <app>-<tier> for the Redis workload, its Service and
-// ServiceAccount; -auth, -config, -headless; with Sentinel -sentinel and -sentinel-headless.
+// ServiceAccount; -users, -config, -headless; with Sentinel -sentinel and -sentinel-headless;
+// -auth, the legacy password's Secret of tiers created before ACL users (no longer created).
 import type { AppModel } from '../../api/model.ts';
 import { nameOf } from '../../tiers/shared/meta.ts';
 import type { TierName } from '../../tiers/shared/meta.ts';
@@ -7,6 +8,9 @@ import type { TierName } from '../../tiers/shared/meta.ts';
 export interface RedisNames {
   /** The Redis workload, its Service and its ServiceAccount. */
   readonly redis: string;
+  /** The generated Secret: one password per ACL role (config.ts ACL_USERS). */
+  readonly users: string;
+  /** The legacy single password's Secret: read (optionally) while it exists, never created. */
   readonly auth: string;
   readonly config: string;
   readonly headless: string;
@@ -20,6 +24,7 @@ export interface ReplicatedRedisNames extends RedisNames {
 
 export const redisNames = (app: AppModel, tier: TierName): RedisNames => ({
   redis: nameOf(app, tier),
+  users: nameOf(app, tier, 'users'),
   auth: nameOf(app, tier, 'auth'),
   config: nameOf(app, tier, 'config'),
   headless: nameOf(app, tier, 'headless'),

@@ -14,7 +14,16 @@ import {
   restrictedPodSecurityContext,
 } from '../../tiers/shared/pod-security.ts';
 import { ephemeralStorage, quantity } from '../../tiers/shared/quantity.ts';
-import { CONF_DIR, DATA_DIR, EXPORTER_PORT, REDIS_PORT, pingCommand } from './config.ts';
+import {
+  ACL_USERS,
+  CONF_DIR,
+  DATA_DIR,
+  EXPORTER_PORT,
+  LEGACY_PASSWORD,
+  REDIS_PORT,
+  pingCommand,
+} from './config.ts';
+import type { AclRole } from './config.ts';
 import type { K8sObject } from '../../tiers/shared/chart.ts';
 import {
   appCaObjects,
@@ -32,7 +41,8 @@ import {
 
 /** UID of the redis user in the official redis images. */
 export const REDIS_UID = 999;
-export const PASSWORD_KEY = 'password';
+/** The keys of a Redis tier's generated Secret: one password per ACL role (config.ts). */
+export const PASSWORD_KEYS: readonly string[] = Object.values(ACL_USERS).map((u) => u.key);
 /** Changes with the ConfigMap, so pods restart on a new redis.conf. */
 export const CONFIG_HASH_ANNOTATION = 'scalable.dev/config-hash';
 
@@ -55,9 +65,23 @@ export const redisConfigHash = (data: Readonly<Record<string, string>>): string 
 export const sentinelConfigHash = (data: Readonly<Record<string, string>>): string =>
   hashOfKeys(data, SENTINEL_KEYS);
 
-export const passwordEnv = (name: string, secretName: string): EnvVar => ({
+/** A role's password from the tier's Secret, under `name` (by default the scripts' name). */
+export const passwordEnv = (
+  role: AclRole,
+  secretName: string,
+  name: string = ACL_USERS[role].env,
+): EnvVar => ({
   name,
-  valueFrom: { secretKeyRef: { name: secretName, key: PASSWORD_KEY } },
+  valueFrom: { secretKeyRef: { name: secretName, key: ACL_USERS[role].key } },
+});
+
+/**
+ * The legacy single password, optional: only Secrets made before ACL users have it, and the
+ * scripts fall back to it for peers still on the old config (config.ts LEGACY_PASSWORD).
+ */
+export const legacyPasswordEnv = (secretName: string): EnvVar => ({
+  name: LEGACY_PASSWORD.env,
+  valueFrom: { secretKeyRef: { name: secretName, key: LEGACY_PASSWORD.key, optional: true } },
 });
 
 export const podNameEnv: EnvVar = {
@@ -71,7 +95,10 @@ export const svcHost = (app: AppModel, service: string): string =>
 
 export interface RedisContainerProps {
   readonly app: AppModel;
+  /** The tier's generated Secret (a password per ACL role). */
   readonly secretName: string;
+  /** The legacy password's Secret, read while it exists (config.ts LEGACY_PASSWORD). */
+  readonly legacySecretName: string;
   /** Memory limit (and request): maxmemory plus headroom. */
   readonly memoryLimit: string;
   /** Extra env for start-redis.sh (Sentinel discovery). */
@@ -122,7 +149,9 @@ export function redisContainer(p: RedisContainerProps): k8s.Container {
     image: p.app.images.redis,
     command: ['sh', `${CONF_DIR}/start-redis.sh`],
     env: [
-      passwordEnv('REDIS_PASSWORD', p.secretName),
+      // Every role's password: redis-server defines the ACL users from them at start.
+      ...(Object.keys(ACL_USERS) as AclRole[]).map((r) => passwordEnv(r, p.secretName)),
+      legacyPasswordEnv(p.legacySecretName),
       { name: 'CONF_DIR', value: CONF_DIR },
       { name: 'DATA_DIR', value: DATA_DIR },
       ...(p.tls ? [tlsCaEnv] : []),
@@ -172,7 +201,9 @@ export function exporterContainer(
     image: app.images.redisExporter,
     env: [
       { name: 'REDIS_ADDR', value: `${tls ? 'rediss' : 'redis'}://localhost:${REDIS_PORT}` },
-      passwordEnv('REDIS_PASSWORD', secretName),
+      // Its own ACL user: INFO and stream metadata, never values, CONFIG or CLIENT KILL.
+      { name: 'REDIS_USER', value: ACL_USERS.exporter.user },
+      passwordEnv('exporter', secretName, 'REDIS_PASSWORD'),
       ...(tls ? [{ name: 'REDIS_EXPORTER_TLS_CA_CERT_FILE', value: CA_FILE }] : []),
       { name: 'REDIS_EXPORTER_DISABLE_SCRAPE_ENDPOINT', value: 'true' },
       { name: 'REDIS_EXPORTER_DISABLE_EXPORTING_KEY_VALUES', value: 'true' },

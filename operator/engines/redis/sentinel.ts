@@ -22,6 +22,7 @@ import {
 } from './config.ts';
 import {
   CONFIG_HASH_ANNOTATION,
+  legacyPasswordEnv,
   passwordEnv,
   podNameEnv,
   redisPodSpec,
@@ -124,7 +125,11 @@ export function sentinelReplication(
               image: app.images.redis,
               command: ['sh', `${CONF_DIR}/start-sentinel.sh`],
               env: [
-                passwordEnv('REDIS_PASSWORD', n.auth),
+                // Its users (admin, app) and its user on Redis (sentinel); no data access.
+                passwordEnv('admin', n.users),
+                passwordEnv('sentinel', n.users),
+                passwordEnv('app', n.users),
+                legacyPasswordEnv(n.auth),
                 { name: 'CONF_DIR', value: CONF_DIR },
                 { name: 'DATA_DIR', value: DATA_DIR },
                 ...(tlsBase !== undefined ? [tlsCaEnv] : []),

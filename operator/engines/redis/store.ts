@@ -17,7 +17,7 @@ import { EXPORTER_PORT, REDIS_PORT } from './config.ts';
 import type { RedisNames, ReplicatedRedisNames } from './names.ts';
 import {
   CONFIG_HASH_ANNOTATION,
-  PASSWORD_KEY,
+  PASSWORD_KEYS,
   exporterContainer,
   redisContainer,
   redisConfigHash,
@@ -37,7 +37,7 @@ export interface RedisTier {
 }
 
 /**
- * The tier's objects: its password Secret, with TLS its certificate objects, then its
+ * The tier's objects: its passwords' Secret, with TLS its certificate objects, then its
  * ServiceAccount and ConfigMap and what `define` adds (workload, Services, policies).
  */
 export function redisObjects(t: RedisTier, define: (chart: Chart) => void): K8sObject[] {
@@ -60,7 +60,7 @@ export function redisObjects(t: RedisTier, define: (chart: Chart) => void): K8sO
         sentinel ? [n.headless, sentinel.sentinelHeadless] : [n.headless],
       )
     : [];
-  return [generatedSecret(app, tier, n.auth, [PASSWORD_KEY]), ...certificate, ...objects];
+  return [generatedSecret(app, tier, n.users, PASSWORD_KEYS), ...certificate, ...objects];
 }
 
 /** The Service app pods connect through, and the headless one the pods find each other by. */
@@ -107,14 +107,15 @@ export function redisTemplate(t: RedisTier, p: RedisPodProps): k8s.PodTemplateSp
       containers: [
         redisContainer({
           app,
-          secretName: n.auth,
+          secretName: n.users,
+          legacySecretName: n.auth,
           memoryLimit: p.memoryLimit,
           ...(p.dataEmptyDir !== undefined ? { ephemeralStorage: p.dataEmptyDir } : {}),
           ...(p.env ? { env: p.env } : {}),
           ...(p.preStop ? { preStop: p.preStop } : {}),
           tls: t.tls,
         }),
-        exporterContainer(app, n.auth, p.exporterEnv ?? [], t.tls),
+        exporterContainer(app, n.users, p.exporterEnv ?? [], t.tls),
       ],
       ...(p.dataEmptyDir !== undefined ? { dataEmptyDir: p.dataEmptyDir } : {}),
       spread: p.spread,

@@ -34,7 +34,7 @@ describe('buildCache', () => {
 
     it('renders the Secret, ServiceAccount, ConfigMap, Deployment, Service and NetworkPolicy', () => {
       expect(kindNames(objects)).toEqual([
-        'Secret/shop-cache-auth',
+        'Secret/shop-cache-users',
         ...APP_CA,
         ...tlsNames('shop-cache'),
         'ServiceAccount/shop-cache',
@@ -49,9 +49,13 @@ describe('buildCache', () => {
       }
     });
 
-    it('declares the password for the reconciler to generate, with no value', () => {
-      const s = find(objects, 'Secret', 'shop-cache-auth');
-      expect(s.metadata.annotations?.[GENERATED_KEYS_ANNOTATION]).toBe('password');
+    it('declares a password per ACL role for the reconciler to generate, with no value', () => {
+      const s = find(objects, 'Secret', 'shop-cache-users');
+      expect(s.metadata.annotations?.[GENERATED_KEYS_ANNOTATION]).toBe(
+        'admin-password,replication-password,sentinel-password,app-password,exporter-password',
+      );
+      // The legacy single password is no longer generated (a new tier has no default user).
+      expect(objects.some((o) => o.metadata.name === 'shop-cache-auth')).toBe(false);
       expect(s).not.toHaveProperty('data');
       expect(s).not.toHaveProperty('stringData');
     });
@@ -74,8 +78,13 @@ describe('buildCache', () => {
       expect(redis.command).toEqual(['sh', '/etc/redis/start-redis.sh']);
       expect(redis).not.toHaveProperty('args');
       expect(redis.env[0]).toEqual({
+        name: 'ADMIN_PASSWORD',
+        valueFrom: { secretKeyRef: { name: 'shop-cache-users', key: 'admin-password' } },
+      });
+      // The legacy password of a tier made before ACL users, only while its Secret exists.
+      expect(redis.env).toContainEqual({
         name: 'REDIS_PASSWORD',
-        valueFrom: { secretKeyRef: { name: 'shop-cache-auth', key: 'password' } },
+        valueFrom: { secretKeyRef: { name: 'shop-cache-auth', key: 'password', optional: true } },
       });
       expect(envNames(redis.env)).not.toContain('SENTINELS');
       expect(redis).not.toHaveProperty('lifecycle');
@@ -102,7 +111,7 @@ describe('buildCache', () => {
       expect(redis.readinessProbe.exec.command).toEqual([
         'sh',
         '-c',
-        'REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 redis-cli ${TLS_CA_FILE:+--tls --cacert "$TLS_CA_FILE"} -p 6379 ping | grep -qx PONG',
+        'REDISCLI_AUTH="$ADMIN_PASSWORD" timeout 3 redis-cli --user admin ${TLS_CA_FILE:+--tls --cacert "$TLS_CA_FILE"} -p 6379 ping | grep -qx PONG',
       ]);
       // A busy Redis (loading, a slow command) leaves rotation but is not restarted.
       for (const p of ['startupProbe', 'livenessProbe']) {
@@ -137,10 +146,13 @@ describe('buildCache', () => {
       const exporter = container(find(objects, 'Deployment'), 'exporter');
       expect(exporter.image).toBe('ghcr.io/scalable-dev/redis-exporter:0.1.0');
       expect(exporter.ports).toEqual([{ name: 'metrics', containerPort: 9121, protocol: 'TCP' }]);
+      // Its own ACL user and password (no data, no CONFIG), and no other role's.
+      expect(exporter.env).toContainEqual({ name: 'REDIS_USER', value: 'exporter' });
       expect(exporter.env).toContainEqual({
         name: 'REDIS_PASSWORD',
-        valueFrom: { secretKeyRef: { name: 'shop-cache-auth', key: 'password' } },
+        valueFrom: { secretKeyRef: { name: 'shop-cache-users', key: 'exporter-password' } },
       });
+      expect(exporter.env.filter((e: { valueFrom?: unknown }) => e.valueFrom)).toHaveLength(1);
     });
 
     it('exposes redis and metrics on the Service', () => {
@@ -180,9 +192,10 @@ describe('buildCache', () => {
       const env = webEnv(modelOf({ cache: { defaultTTLSeconds: 60 } }));
       expect(env.filter((e) => /^(REDIS|CACHE)_/.test(e.name))).toEqual([
         { name: 'REDIS_URL', value: 'rediss://shop-cache.prod.svc:6379/0' },
+        { name: 'REDIS_USERNAME', value: 'app' },
         {
           name: 'REDIS_PASSWORD',
-          valueFrom: { secretKeyRef: { name: 'shop-cache-auth', key: 'password' } },
+          valueFrom: { secretKeyRef: { name: 'shop-cache-users', key: 'app-password' } },
         },
         { name: 'REDIS_SSLROOTCERT', value: '/etc/scalable/ca/cache-ca/ca.crt' },
         { name: 'CACHE_TTL_SECONDS', value: '60' },
@@ -275,7 +288,7 @@ describe('buildCache', () => {
 
     it('renders a Redis StatefulSet, a Sentinel StatefulSet, their Services and PDBs', () => {
       expect(kindNames(objects)).toEqual([
-        'Secret/shop-cache-auth',
+        'Secret/shop-cache-users',
         ...APP_CA,
         ...tlsNames('shop-cache'),
         'ServiceAccount/shop-cache',
@@ -306,7 +319,7 @@ describe('buildCache', () => {
       const c = container(sts, 'sentinel');
       expect(c.command).toEqual(['sh', '/etc/redis/start-sentinel.sh']);
       expect(c.readinessProbe.exec.command[2]).toContain(
-        'redis-cli ${TLS_CA_FILE:+--tls --cacert "$TLS_CA_FILE"} -p 26379 ping',
+        'redis-cli --user admin ${TLS_CA_FILE:+--tls --cacert "$TLS_CA_FILE"} -p 26379 ping',
       );
       expect(data(objects)['sentinel.conf']).toContain(
         'sentinel monitor shop-cache @MASTER_HOST@ @MASTER_PORT@ 2\n',
@@ -357,9 +370,10 @@ describe('buildCache', () => {
             .join(','),
         },
         { name: 'REDIS_MASTER_NAME', value: 'shop-cache' },
+        { name: 'REDIS_USERNAME', value: 'app' },
         {
           name: 'REDIS_PASSWORD',
-          valueFrom: { secretKeyRef: { name: 'shop-cache-auth', key: 'password' } },
+          valueFrom: { secretKeyRef: { name: 'shop-cache-users', key: 'app-password' } },
         },
         { name: 'REDIS_SSLROOTCERT', value: '/etc/scalable/ca/cache-ca/ca.crt' },
         { name: 'CACHE_TTL_SECONDS', value: '300' },

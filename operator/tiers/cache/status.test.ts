@@ -22,7 +22,7 @@ describe('cacheReport', () => {
   });
 
   it('is Creating until the Secret and the workload exist', () => {
-    const [r] = cacheReport(standalone, observed([obj('Secret', 'shop-cache-auth')]));
+    const [r] = cacheReport(standalone, observed([obj('Secret', 'shop-cache-users')]));
     expect(r?.condition).toEqual({
       type: 'CacheReady',
       status: 'False',
@@ -35,7 +35,7 @@ describe('cacheReport', () => {
   it('is Ready with status.cache when the one Redis is ready', () => {
     const [r] = cacheReport(
       standalone,
-      observed([obj('Secret', 'shop-cache-auth'), workload('Deployment', 'shop-cache', 1, 1)]),
+      observed([obj('Secret', 'shop-cache-users'), workload('Deployment', 'shop-cache', 1, 1)]),
     );
     expect(r?.condition.status).toBe('True');
     expect(r?.condition.reason).toBe('Ready');
@@ -47,7 +47,7 @@ describe('cacheReport', () => {
       pod('shop-cache-abc', 'cache', {
         containerStatuses: [{ name: 'redis', state: { waiting: { reason, message } } }],
       });
-    const objs = [obj('Secret', 'shop-cache-auth'), workload('Deployment', 'shop-cache', 1, 0)];
+    const objs = [obj('Secret', 'shop-cache-users'), workload('Deployment', 'shop-cache', 1, 0)];
     for (const reason of ['CreateContainerConfigError', 'ImagePullBackOff', 'CrashLoopBackOff']) {
       const [r] = cacheReport(standalone, observed(objs, [waiting(reason, 'details')]));
       expect(r?.condition).toMatchObject({ status: 'False', reason });
@@ -71,7 +71,7 @@ describe('cacheReport', () => {
   });
 
   describe('with Sentinel', () => {
-    const base = [obj('Secret', 'shop-cache-auth')];
+    const base = [obj('Secret', 'shop-cache-users')];
     const report = (redisReady: number, sentinelsReady: number, updated = 3) =>
       cacheReport(
         replicated,

@@ -37,7 +37,7 @@ function cacheTier(
   });
 
   const absent = missing(observed, [
-    ['Secret', n.auth],
+    ['Secret', n.users],
     [redis.kind, redis.name],
     ...(sentinel ? [[sentinel.kind, sentinel.name] as [string, string]] : []),
   ]);

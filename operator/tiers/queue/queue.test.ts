@@ -70,7 +70,7 @@ describe('buildQueue', () => {
 
   it('renders the store, a worker per consumer, its ScaledObject and one TriggerAuthentication', () => {
     expect(kindNames(objects)).toEqual([
-      'Secret/shop-queue-auth',
+      'Secret/shop-queue-users',
       // The app CA's objects come with the cache here (the first tier with TLS).
       ...tlsNames('shop-queue'),
       'ServiceAccount/shop-queue',
@@ -91,8 +91,8 @@ describe('buildQueue', () => {
     ]);
     for (const o of objects) expect(o.metadata.labels?.['scalable.dev/tier']).toBe('queue');
     expect(
-      find(objects, 'Secret', 'shop-queue-auth').metadata.annotations?.[GENERATED_KEYS_ANNOTATION],
-    ).toBe('password');
+      find(objects, 'Secret', 'shop-queue-users').metadata.annotations?.[GENERATED_KEYS_ANNOTATION],
+    ).toBe('admin-password,replication-password,sentinel-password,app-password,exporter-password');
   });
 
   it('keeps every message: append-only file, everysec, noeviction, on a retained PVC', () => {
@@ -160,9 +160,10 @@ describe('buildQueue', () => {
     const env = webEnv(app, appWiring(app)).filter((e) => e.name.startsWith('QUEUE_'));
     expect(env).toEqual([
       { name: 'QUEUE_URL', value: 'rediss://shop-queue.prod.svc:6379/0' },
+      { name: 'QUEUE_USERNAME', value: 'app' },
       {
         name: 'QUEUE_PASSWORD',
-        valueFrom: { secretKeyRef: { name: 'shop-queue-auth', key: 'password' } },
+        valueFrom: { secretKeyRef: { name: 'shop-queue-users', key: 'app-password' } },
       },
       { name: 'QUEUE_SSLROOTCERT', value: '/etc/scalable/ca/queue-ca/ca.crt' },
       { name: 'QUEUE_MAX_LENGTH', value: '50000' },
@@ -203,9 +204,10 @@ describe('buildQueue', () => {
       expect(byName).toHaveProperty(n);
     expect(env.filter((e) => e.name.startsWith('QUEUE_'))).toEqual([
       { name: 'QUEUE_URL', value: 'rediss://shop-queue.prod.svc:6379/0' },
+      { name: 'QUEUE_USERNAME', value: 'app' },
       {
         name: 'QUEUE_PASSWORD',
-        valueFrom: { secretKeyRef: { name: 'shop-queue-auth', key: 'password' } },
+        valueFrom: { secretKeyRef: { name: 'shop-queue-users', key: 'app-password' } },
       },
       { name: 'QUEUE_SSLROOTCERT', value: '/etc/scalable/ca/queue-ca/ca.crt' },
       { name: 'QUEUE_MAX_LENGTH', value: '50000' },
@@ -244,6 +246,7 @@ describe('buildQueue', () => {
           type: 'redis-streams',
           metadata: {
             address: 'shop-queue.prod.svc:6379',
+            username: 'app',
             stream: 'emails',
             consumerGroup: 'emails',
             lagCount: '50',
@@ -256,6 +259,7 @@ describe('buildQueue', () => {
           type: 'redis-streams',
           metadata: {
             address: 'shop-queue.prod.svc:6379',
+            username: 'app',
             stream: 'emails',
             consumerGroup: 'emails',
             pendingEntriesCount: '50',
@@ -268,7 +272,7 @@ describe('buildQueue', () => {
     });
     expect(spec(find(objects, 'TriggerAuthentication'))).toEqual({
       secretTargetRef: [
-        { parameter: 'password', name: 'shop-queue-auth', key: 'password' },
+        { parameter: 'password', name: 'shop-queue-users', key: 'app-password' },
         // KEDA verifies the store against the CA (PEM) from its certificate Secret.
         { parameter: 'ca', name: 'shop-queue-tls', key: 'ca.crt' },
       ],
@@ -277,7 +281,7 @@ describe('buildQueue', () => {
       modelOf({ queue: { tls: false, consumers: [{ name: 'a', image: 'w:1' }] } }),
     );
     expect(spec(find(plain, 'TriggerAuthentication')).secretTargetRef).toEqual([
-      { parameter: 'password', name: 'shop-queue-auth', key: 'password' },
+      { parameter: 'password', name: 'shop-queue-users', key: 'app-password' },
     ]);
     expect(spec(find(plain, 'ScaledObject')).triggers[0].metadata).not.toHaveProperty('enableTLS');
     expect(kindNames(plain).filter((n) => /tls|Certificate|Issuer/.test(n))).toEqual([]);
@@ -300,7 +304,7 @@ describe('buildQueue with replicas (Sentinel)', () => {
 
   it('runs replicas + 1 Redis pods, each with its volume, and 3 Sentinels; no Service in front of Redis', () => {
     expect(kindNames(objs)).toEqual([
-      'Secret/shop-queue-auth',
+      'Secret/shop-queue-users',
       ...APP_CA,
       ...tlsNames('shop-queue'),
       'ServiceAccount/shop-queue',
@@ -340,6 +344,7 @@ describe('buildQueue with replicas (Sentinel)', () => {
     expect(env.map((e) => e.name)).toEqual([
       'QUEUE_SENTINELS',
       'QUEUE_MASTER_NAME',
+      'QUEUE_USERNAME',
       'QUEUE_PASSWORD',
       'QUEUE_SSLROOTCERT',
       'QUEUE_MAX_LENGTH',
@@ -351,7 +356,13 @@ describe('buildQueue with replicas (Sentinel)', () => {
     expect(env[1]?.value).toBe('shop-queue');
     const trigger = spec(find(objs, 'ScaledObject')).triggers[0];
     expect(trigger.type).toBe('redis-sentinel-streams');
-    expect(trigger.metadata).toMatchObject({ addresses: sentinels, sentinelMaster: 'shop-queue' });
+    expect(trigger.metadata).toMatchObject({
+      addresses: sentinels,
+      sentinelMaster: 'shop-queue',
+      // The app user, on the Sentinels too: it may only ask where the master is.
+      username: 'app',
+      sentinelUsername: 'app',
+    });
     expect(
       spec(find(objs, 'TriggerAuthentication')).secretTargetRef.map(
         (r: { parameter: string }) => r.parameter,

@@ -27,7 +27,7 @@ const so = (name: string, ready?: { status: string; message: string }): Observed
 });
 const live = (emails: number, thumbs: number, extra: ObservedObject[] = []) =>
   observed([
-    obj('Secret', 'shop-queue-auth'),
+    obj('Secret', 'shop-queue-users'),
     workload('StatefulSet', 'shop-queue', 1, 1),
     workload('Deployment', 'shop-worker-emails', emails, emails),
     workload('Deployment', 'shop-worker-thumbs', thumbs, thumbs),
@@ -61,7 +61,7 @@ describe('queueReport', () => {
   });
 
   it('waits for the store before anything else', () => {
-    const r = queueReport(app, observed([obj('Secret', 'shop-queue-auth')]), withKeda);
+    const r = queueReport(app, observed([obj('Secret', 'shop-queue-users')]), withKeda);
     expect(r.condition).toMatchObject({ status: 'False', reason: 'Creating' });
     expect(r.condition.message).toContain('StatefulSet shop-queue');
   });
@@ -97,7 +97,7 @@ describe('queueReport', () => {
   it('with replicas: usable with a master and a Sentinel quorum, Degraded until all are ready', () => {
     const r3 = modelOf({ queue: { replicas: 2, consumers: [{ name: 'emails', image: 'w:1' }] } });
     const base = [
-      obj('Secret', 'shop-queue-auth'),
+      obj('Secret', 'shop-queue-users'),
       workload('Deployment', 'shop-worker-emails', 0, 0),
       so('shop-worker-emails'),
     ];

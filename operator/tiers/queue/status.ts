@@ -42,7 +42,7 @@ export function queueReport(
   });
 
   const absent = missing(observed, [
-    ['Secret', n.auth],
+    ['Secret', n.users],
     ['StatefulSet', n.queue],
     ...(sentinel ? [['StatefulSet', n.sentinel] as [string, string]] : []),
     ...queue.consumers.map((c) => ['Deployment', workerName(app, c)] as [string, string]),

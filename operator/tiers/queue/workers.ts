@@ -10,7 +10,8 @@ import type { K8sObject } from '../shared/chart.ts';
 import { COMPONENT_LABEL, metadataOf, nameOf, selectorOf } from '../shared/meta.ts';
 import { resourcesOf } from '../shared/quantity.ts';
 import { appDeployment } from '../shared/app-pod.ts';
-import { PASSWORD_KEY, podNameEnv } from '../../engines/redis/pod.ts';
+import { podNameEnv } from '../../engines/redis/pod.ts';
+import { ACL_USERS } from '../../engines/redis/config.ts';
 import { QUEUE_TIER, queueNames, queueTarget, queueTlsSecretName } from './store.ts';
 import { TLS_FILES } from '../shared/tls/objects.ts';
 import type { QueueSpec, QueueTarget } from './store.ts';
@@ -95,13 +96,14 @@ export function buildWorkers(app: AppModel, queue: QueueSpec, wiring: AppWiring)
 }
 
 /**
- * KEDA reads the queue password from the generated Secret; it never appears in the spec.
+ * KEDA reads the app user's password from the generated Secret; it never appears in the spec
+ * (the user name is in the trigger: no secret).
  * With TLS also the CA (PEM) from the store's certificate Secret, which its scalers verify
  * the server against (the name they dial, as the app does: the certificate carries it).
  */
 function triggerAuthentication(app: AppModel, queue: QueueSpec): K8sObject {
   const n = queueNames(app);
-  // Sentinels ask for the same password as Redis (start-sentinel.sh sets it).
+  // The app user has the same password on the Sentinels as on Redis (start-sentinel.sh).
   const parameters = queue.replicas > 0 ? ['password', 'sentinelPassword'] : ['password'];
   return {
     apiVersion: KEDA_API_VERSION,
@@ -109,7 +111,7 @@ function triggerAuthentication(app: AppModel, queue: QueueSpec): K8sObject {
     metadata: metadataOf(app, QUEUE_TIER, n.keda),
     spec: {
       secretTargetRef: [
-        ...parameters.map((parameter) => ({ parameter, name: n.auth, key: PASSWORD_KEY })),
+        ...parameters.map((parameter) => ({ parameter, name: n.users, key: ACL_USERS.app.key })),
         ...(queue.tls
           ? [{ parameter: 'ca', name: queueTlsSecretName(app), key: TLS_FILES.ca }]
           : []),
@@ -173,6 +175,9 @@ function trigger(
       ...(to.kind === 'url'
         ? { address: to.address }
         : { addresses: to.sentinels.join(','), sentinelMaster: to.master }),
+      // The app's ACL user (data commands only), on Redis and on the Sentinels.
+      username: ACL_USERS.app.user,
+      ...(to.kind === 'url' ? {} : { sentinelUsername: ACL_USERS.app.user }),
       stream: streamOf(c),
       consumerGroup: groupOf(c),
       ...target,

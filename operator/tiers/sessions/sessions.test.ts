@@ -22,7 +22,7 @@ describe('buildSessions', () => {
 
   it('renders its own Redis, separate from the cache', () => {
     expect(kindNames(objects)).toEqual([
-      'Secret/shop-sessions-auth',
+      'Secret/shop-sessions-users',
       ...APP_CA,
       ...tlsNames('shop-sessions'),
       'ServiceAccount/shop-sessions',
@@ -34,10 +34,10 @@ describe('buildSessions', () => {
     ]);
     for (const o of objects) expect(o.metadata.labels?.['scalable.dev/tier']).toBe('sessions');
     expect(
-      find(objects, 'Secret', 'shop-sessions-auth').metadata.annotations?.[
+      find(objects, 'Secret', 'shop-sessions-users').metadata.annotations?.[
         GENERATED_KEYS_ANNOTATION
       ],
-    ).toBe('password');
+    ).toBe('admin-password,replication-password,sentinel-password,app-password,exporter-password');
   });
 
   it('persists every write (appendonly) and never evicts', () => {
@@ -92,12 +92,12 @@ describe('buildSessions', () => {
     expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 999, fsGroup: 999 });
     const redis = pod.containers[0];
     expect(redis.env[0]).toEqual({
-      name: 'REDIS_PASSWORD',
-      valueFrom: { secretKeyRef: { name: 'shop-sessions-auth', key: 'password' } },
+      name: 'ADMIN_PASSWORD',
+      valueFrom: { secretKeyRef: { name: 'shop-sessions-users', key: 'admin-password' } },
     });
     expect(redis.resources.limits.memory).toBe('384Mi');
     expect(redis.readinessProbe.exec.command[2]).toContain(
-      'redis-cli ${TLS_CA_FILE:+--tls --cacert "$TLS_CA_FILE"} -p 6379 ping',
+      'redis-cli --user admin ${TLS_CA_FILE:+--tls --cacert "$TLS_CA_FILE"} -p 6379 ping',
     );
     expect(redis.env).toContainEqual({ name: 'TLS_CA_FILE', value: '/etc/scalable/ca/ca.crt' });
   });
@@ -127,9 +127,10 @@ describe('buildSessions', () => {
     const env = webEnv(modelOf({ sessions: { ttlSeconds: 7200 } }));
     expect(env.filter((e) => e.name.startsWith('SESSION_'))).toEqual([
       { name: 'SESSION_REDIS_URL', value: 'rediss://shop-sessions.prod.svc:6379/0' },
+      { name: 'SESSION_REDIS_USERNAME', value: 'app' },
       {
         name: 'SESSION_REDIS_PASSWORD',
-        valueFrom: { secretKeyRef: { name: 'shop-sessions-auth', key: 'password' } },
+        valueFrom: { secretKeyRef: { name: 'shop-sessions-users', key: 'app-password' } },
       },
       { name: 'SESSION_REDIS_SSLROOTCERT', value: '/etc/scalable/ca/sessions-ca/ca.crt' },
       { name: 'SESSION_TTL_SECONDS', value: '7200' },

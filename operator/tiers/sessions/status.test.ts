@@ -19,7 +19,7 @@ describe('sessions', () => {
     const reports = cacheReport(
       app,
       observed([
-        obj('Secret', 'shop-sessions-auth'),
+        obj('Secret', 'shop-sessions-users'),
         workload('StatefulSet', 'shop-sessions', 1, 1),
       ]),
     );
@@ -39,7 +39,7 @@ describe('sessions', () => {
     const reports = cacheReport(
       app,
       observed(
-        [obj('Secret', 'shop-sessions-auth'), workload('StatefulSet', 'shop-sessions', 1, 0)],
+        [obj('Secret', 'shop-sessions-users'), workload('StatefulSet', 'shop-sessions', 1, 0)],
         [
           pod('shop-sessions-0', 'sessions', {
             conditions: [

@@ -21,7 +21,7 @@ function sessionsTier(app: AppModel, observed: Observed): TierReport {
     fields: { sessions: tierStatus(redis) },
   });
   const absent = missing(observed, [
-    ['Secret', n.auth],
+    ['Secret', n.users],
     ['StatefulSet', n.sessions],
   ]);
   if (absent.length > 0) return report('False', 'Creating', `waiting for ${absent.join(', ')}`);

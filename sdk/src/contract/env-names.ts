@@ -7,11 +7,13 @@ export const OPERATOR_ENV_NAMES = [
   'ASSET_BASE_URL',
   'STATIC_PATH_PREFIX',
   'REDIS_URL',
+  'REDIS_USERNAME',
   'REDIS_PASSWORD',
   'REDIS_SENTINELS',
   'REDIS_MASTER_NAME',
   'CACHE_TTL_SECONDS',
   'SESSION_REDIS_URL',
+  'SESSION_REDIS_USERNAME',
   'SESSION_REDIS_PASSWORD',
   'SESSION_TTL_SECONDS',
   'DATABASE_HOST',
@@ -33,6 +35,8 @@ export const OPERATOR_ENV_NAMES = [
   'QUEUE_URL',
   'QUEUE_SENTINELS',
   'QUEUE_MASTER_NAME',
+  // The app's Redis ACL user (issue 36), on Redis and on the Sentinels of each Redis tier.
+  'QUEUE_USERNAME',
   'QUEUE_PASSWORD',
   // Every pod that enqueues: trim each stream to about this many entries (XADD MAXLEN ~).
   'QUEUE_MAX_LENGTH',
