@@ -89,6 +89,7 @@ export async function connect(options: ConnectOptions = {}): Promise<Scalable> {
       const ca = redisTls(s.redis)?.ca;
       sessions = await Sessions.open({
         url: s.redis.url,
+        ...(s.redis.username === undefined ? {} : { username: s.redis.username }),
         ...(s.redis.password === undefined ? {} : { password: s.redis.password }),
         ...(typeof ca === 'string' ? { ca } : {}),
         ttlSeconds: s.ttlSeconds,

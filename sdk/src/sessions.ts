@@ -12,6 +12,8 @@ import { serverName } from './redis.ts';
 export interface SessionsOptions {
   /** rediss:// for TLS: the server is verified by the URL's host against `ca`. */
   readonly url: string;
+  /** The app's ACL user (the default user is off on the operator's Redis). */
+  readonly username?: string;
   readonly password?: string;
   /** The CA (PEM) a rediss:// server is verified against; absent: the system's CAs. */
   readonly ca?: string;
@@ -40,6 +42,7 @@ export class Sessions {
     const tls = /^rediss:\/\//i.test(options.url);
     const client: RedisClientType = createClient({
       url: options.url,
+      ...(options.username === undefined ? {} : { username: options.username }),
       ...(options.password === undefined ? {} : { password: options.password }),
       ...(tls
         ? {
