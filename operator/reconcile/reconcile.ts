@@ -140,7 +140,7 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
         const change = issued(obj)
           ? await ensureIssued(ctx, app, obj, k, namespace, live, fresh)
           : generatedKeysOf(obj).length > 0
-            ? await ensureGenerated(ctx, info, obj, k, cur, fresh)
+            ? await ensureGenerated(ctx, info, obj, k, `${k}|${uid}`, cur, fresh)
             : await ensureApplied(ctx, info, obj, k, cur, fresh);
         if (change) changes.push(change);
       } catch (err) {
@@ -274,23 +274,27 @@ async function ensureGenerated(
   info: KindInfo,
   obj: K8sObject,
   key: string,
+  // The memo is the app's (its uid in the key): an app deleted and created again under the
+  // same name (or in a namespace created again) finds its Secrets gone and must create them,
+  // not trust the earlier app's memo for ten minutes (pods stuck in CreateContainerConfigError).
+  memo: string,
   cur: CachedChild | undefined,
   fresh: Map<string, ObservedObject>,
 ): Promise<Change | undefined> {
   const declared = () =>
     materialize(projectChild(obj as unknown as Json, obj.apiVersion, obj.kind));
-  if (cur || ctx.recent.get(key)) {
+  if (cur || ctx.recent.get(memo)) {
     fresh.set(key, cur ? materialize(cur) : declared());
     return undefined;
   }
   const res = await createOnce(ctx.client, info, obj);
   if (!res) {
-    ctx.recent.set(key, 'generated', '', undefined, GENERATED_MEMO_MS);
+    ctx.recent.set(memo, 'generated', '', undefined, GENERATED_MEMO_MS);
     fresh.set(key, declared());
     return undefined;
   }
   const rv = String((res['metadata'] as Json | undefined)?.['resourceVersion'] ?? '');
-  ctx.recent.set(key, 'generated', rv, undefined, GENERATED_MEMO_MS);
+  ctx.recent.set(memo, 'generated', rv, undefined, GENERATED_MEMO_MS);
   fresh.set(key, materialize(projectChild(res, obj.apiVersion, obj.kind)));
   return { action: 'Created', kind: obj.kind, name: obj.metadata.name };
 }

@@ -218,6 +218,22 @@ describe('operator lifecycle', () => {
     }
   });
 
+  // The operator cannot watch Secrets: it remembers the ones it created. An app created again
+  // under the same name (new uid) must not inherit that memory: its Secret is gone.
+  it('creates the generated Secret again for an app created again under the same name', async () => {
+    const s = spec('ghcr.io/acme/shop:3.0.0', 2, false);
+    await apply(s);
+    const secret = await eventually(
+      'the generated Secret of the new app',
+      () => getObj(client, kindInfo('v1', 'Secret'), ns, generatedSecretName()),
+      60_000,
+    );
+    const app = await getApp(client, ns, NAME);
+    const uid = (app?.['metadata'] as Json)['uid'];
+    const owners = (secret['metadata'] as Json)['ownerReferences'] as Array<{ uid: string }>;
+    expect(owners.map((o) => o.uid)).toEqual([uid]);
+  });
+
   it('needed no permission beyond its ClusterRole', () => {
     // The operator watches every namespace: another test file's namespace that is being
     // deleted answers 403 "being terminated", which is no RBAC denial.
