@@ -31,9 +31,7 @@ export interface ClusterAccess {
   create(apiVersion: string, kind: string, namespace: string, body: Json): Promise<Json>;
   /**
    * Deletes (background propagation); `uid` guards against deleting a successor;
-   * `gracePeriodSeconds` overrides the pod's own (a fenced primary needs no clean shutdown);
-   * `resourceVersion` deletes only that version: a change since is a ConflictError (not
-   * swallowed as a uid mismatch is), so the caller knows nothing was deleted.
+   * `gracePeriodSeconds` overrides the pod's own (a fenced primary needs no clean shutdown).
    */
   delete(
     apiVersion: string,
@@ -42,7 +40,6 @@ export interface ClusterAccess {
     name: string,
     uid?: string,
     gracePeriodSeconds?: number,
-    resourceVersion?: string,
   ): Promise<void>;
 }
 
