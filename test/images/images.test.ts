@@ -369,8 +369,14 @@ describe('redis-exporter image against an attacker (issue 36)', () => {
       };
     };
   };
-  const exporterEnv = sts.spec.template.spec.containers.find((c) => c.name === 'exporter')!.env;
   const password = randomBytes(12).toString('hex');
+  const exporterEnv = sts.spec.template.spec.containers.find((c) => c.name === 'exporter')!.env;
+  // Every role's password the Redis container reads (one ACL user each: the exporter logs in
+  // as its own), all set to the test's one password.
+  const passwordEnv = sts.spec.template.spec.containers
+    .find((c) => c.name === 'redis')!
+    .env.filter((e) => e.name.endsWith('_PASSWORD') && e.name !== 'REDIS_PASSWORD')
+    .flatMap((e) => ['-e', `${e.name}=${password}`]);
 
   it('serves no /scrape: a target and check-keys in the query get 404, the named target never sees a connection, no key value leaks', async () => {
     const conf = configMapDir(find(full, 'ConfigMap', 'shop-sessions-config'));
@@ -389,6 +395,7 @@ describe('redis-exporter image against an attacker (issue 36)', () => {
       ...tls,
       '-e',
       `REDIS_PASSWORD=${password}`,
+      ...passwordEnv,
       '-e',
       'CONF_DIR=/etc/redis',
       '-e',

@@ -312,6 +312,17 @@ for (const mode of ['cluster', 'namespaced'] as const)
         { metadata: { labels: { [ROLE_LABEL]: PRIMARY_ROLE } } },
         'patroni',
       );
+      // ... and holding the shard's leader lock, as Patroni's leader does: the operator rolls
+      // a shard only while the lock holder is the labelled primary (issue 25 item 5).
+      await applyAs(client, 'patroni', {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: {
+          name: 'shop-db-0-leader',
+          namespace: ns,
+          annotations: { leader: 'shop-db-0-0' },
+        },
+      });
       await applyAs(
         client,
         'test-user',
@@ -324,7 +335,12 @@ for (const mode of ['cluster', 'namespaced'] as const)
         'shop-db-0-0 replaced by the operator',
         async () => {
           const p = await getObj(client, info.pod, ns, 'shop-db-0-0');
-          return p && uidOf(p) !== uidOf(pod) ? true : undefined;
+          if (p && uidOf(p) !== uidOf(pod)) return true;
+          // What the operator says it waits for, in the timeout's message.
+          const app = await getApp(client, ns, 'shop');
+          const conditions = ((app?.['status'] as Json | undefined)?.['conditions'] ??
+            []) as Json[];
+          throw new Error(JSON.stringify(conditions.find((c) => c['type'] === 'DatabaseReady')));
         },
         120_000,
       );
