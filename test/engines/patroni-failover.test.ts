@@ -33,6 +33,8 @@ afterAll(() => {
 });
 
 const s3 = (ms: number) => Number((ms / 1000).toFixed(3));
+/** An API outage as long as a control-plane upgrade's: 3 leases at ttl 20, 2 at ttl 30. */
+const OUTAGE_MS = 60_000;
 
 interface Stand {
   readonly h: Harness;
@@ -106,6 +108,18 @@ const timelineOf = async (m: Member) =>
       'SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) AS tli',
     )
   )[0]?.tli;
+
+/** The ttl Patroni runs with (its live `<scope>-config`). */
+function liveTtl(h: Harness): number {
+  const cm = JSON.parse(
+    h.kubectl(['-n', h.ns, 'get', 'configmap', 'shop-db-0-config', '-o', 'json']),
+  ) as { metadata: { annotations?: Record<string, string> } };
+  const ttl = Number(
+    (JSON.parse(cm.metadata.annotations?.['config'] ?? '{}') as { ttl?: unknown }).ttl,
+  );
+  if (!Number.isFinite(ttl) || ttl <= 0) throw new Error('no ttl in shop-db-0-config');
+  return ttl;
+}
 
 /** A vitest task outcome for a test that threw (the harness keeps its logs then). */
 const outcomeOf = (err: unknown): TaskOutcome =>
@@ -239,6 +253,58 @@ describe.sequential('failover scenarios: no acknowledged write lost, one primary
       },
     );
   }, 600_000);
+
+  // Availability is part of safety (issue 25, item 7): an API server every member loses for
+  // a minute (a control-plane upgrade; here each Patroni's own proxy answers nothing, then
+  // drops every connection as a restarted API server would) must
+  // not make the primary read-only. failsafe_mode keeps it while its members answer on
+  // Patroni's REST API; the pod's fence is fed on each failsafe confirmation; the operator,
+  // which still sees the API server and a lock that has gone silent, must not release it
+  // (its standby's pod still says it streams). Writers keep being acknowledged by the same
+  // primary, on the same timeline, more than a lease into the outage.
+  for (const synchronous of [true, false]) {
+    const mode = synchronous ? 'sync' : 'async';
+    it(`${mode}: the API server unreachable for every member for 60 s: the primary keeps taking writes (failsafe), no release`, async () => {
+      await onStand(
+        () => stand(`fo-outage-${mode}`, { synchronous }, { apiProxies: true }),
+        async (s) => {
+          const p = s.primary;
+          const before = await timelineOf(p);
+          const proxies = s.h.members.map((m) => s.h.apiProxyOf(m));
+          if (proxies.some((x) => x === undefined)) throw new Error('no API proxy');
+          const ttl = liveTtl(s.h);
+          if (OUTAGE_MS < 1.5 * ttl * 1000)
+            throw new Error(`an outage shorter than 1.5 x ttl ${ttl}`);
+          const t0 = performance.now();
+          for (const x of proxies) x?.stall();
+          await sleep(OUTAGE_MS);
+          const t1 = performance.now();
+          // The API server is back: what was in flight to it died with it (cut: nothing sent
+          // into the outage is served late), new connections go through.
+          for (const x of proxies) {
+            x?.cut();
+            x?.heal();
+          }
+          const v = await verdict(s);
+          const during = s.writers.acks.filter((a) => a.ackedAt > t0 && a.ackedAt < t1);
+          // Past a whole lease: the lock has expired for anyone who could read it.
+          const late = during.filter((a) => a.ackedAt > t0 + ttl * 1000);
+          numbers[`${mode}ApiOutageLongestGapSeconds`] = s3(s.writers.longestGapMs(t0, t1));
+          numbers[`${mode}ApiOutageAckedDuring`] = during.length;
+          numbers[`${mode}ApiOutageLost`] = v.lost.length;
+          expect(v.lost).toEqual([]);
+          expect(v.overlap).toEqual([]);
+          // Writes acknowledged by the primary alone, still more than a lease in (without
+          // failsafe_mode Patroni demotes as its first renewal fails: retry_timeout).
+          expect(new Set(during.map((a) => a.member))).toEqual(new Set([p.name]));
+          expect(late.length).toBeGreaterThan(0);
+          expect(s.watch.released).toEqual([]);
+          expect(v.final.name).toBe(p.name);
+          expect(await timelineOf(p)).toBe(before);
+        },
+      );
+    }, 600_000);
+  }
 
   it('sync: the operator leader dies right after releasing a lock: the next one fences', async () => {
     let s: Stand | undefined;
