@@ -31,7 +31,8 @@ describe('the cache and the session store on kind', () => {
         const memory = (await r.info('memory')).split(String.fromCharCode(10));
         const line = memory.find((l) => l.startsWith('maxmemory_policy:')) ?? '';
         const policy = ['maxmemory-policy', line.slice('maxmemory_policy:'.length).trim()];
-        const anon = new Redis({ sentinels, name: process.env.REDIS_MASTER_NAME, sentinelPassword: password, ...tls, connectTimeout: 3000, maxRetriesPerRequest: 1 });
+        // Sentinel answers it (its app user), the master then gets no credentials: NOAUTH.
+        const anon = new Redis({ sentinels, name: process.env.REDIS_MASTER_NAME, sentinelUsername: username, sentinelPassword: password, ...tls, connectTimeout: 3000, maxRetriesPerRequest: 1 });
         const denied = await anon.get('e2e:k').then(() => 'allowed', (e) => String(e.message));
         // A plain-TCP client: the Sentinel's port speaks TLS only, so PING gets no answer.
         const plain = new Redis({ host: sentinels[0].host, port: sentinels[0].port, password, connectTimeout: 3000, maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true });
