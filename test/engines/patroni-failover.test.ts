@@ -140,21 +140,26 @@ async function onStand(start: () => Promise<Stand>, body: (s: Stand) => Promise<
   }
 }
 
+/** kill -9 of the stand's primary; then the first write a survivor acknowledged after it. */
+async function killPrimary(s: Stand) {
+  const p = s.primary;
+  const t0 = performance.now();
+  s.h.killMember(p);
+  const promoted = await eventually(
+    'a write acknowledged by a survivor',
+    async () => s.writers.acks.find((a) => a.member !== p.name && a.ackedAt > t0) ?? undefined,
+    120_000,
+    100,
+  );
+  return { p, t0, promoted };
+}
+
 describe.sequential('failover scenarios: no acknowledged write lost, one primary at a time', () => {
   it('sync: kill -9 of the primary: released by the operator, the standby takes over, nothing lost', async () => {
     await onStand(
       () => stand('fo-kill', { synchronous: true }),
       async (s) => {
-        const p = s.primary;
-        const t0 = performance.now();
-        s.h.killMember(p);
-        const promoted = await eventually(
-          'a write acknowledged by a survivor',
-          async () =>
-            s?.writers.acks.find((a) => a.member !== p.name && a.ackedAt > t0) ?? undefined,
-          120_000,
-          100,
-        );
+        const { p, t0, promoted } = await killPrimary(s);
         // The operator released the dead primary's lock (its lease had 20 s to run) and fenced
         // its pod, which kept its primary label.
         expect(s.watch.released.map((r) => r.leader)).toEqual([p.name]);
@@ -417,16 +422,7 @@ describe.sequential('failover scenarios: no acknowledged write lost, one primary
     await onStand(
       () => stand('fo-async-kill', { synchronous: false }),
       async (s) => {
-        const p = s.primary;
-        const t0 = performance.now();
-        s.h.killMember(p);
-        const promoted = await eventually(
-          'a write acknowledged by a survivor',
-          async () =>
-            s?.writers.acks.find((a) => a.member !== p.name && a.ackedAt > t0) ?? undefined,
-          120_000,
-          100,
-        );
+        const { p, t0, promoted } = await killPrimary(s);
         s.h.startMember(p);
         const v = await verdict(s);
         numbers['asyncKillFirstWriteOnNewPrimarySeconds'] = s3(promoted.ackedAt - t0);
