@@ -105,6 +105,74 @@ spec:
     }
   });
 
+  describe('--api-versions (the add-on APIs the target cluster serves)', () => {
+    const kindsOf = (stdout: string) =>
+      (yaml.loadAll(stdout) as Array<{ apiVersion: string; kind: string }>).map(
+        (d) => `${d.apiVersion}/${d.kind}`,
+      );
+    const ADDONS =
+      /^(cert-manager\.io|keda\.sh|monitoring\.coreos\.com|traefik\.io|gateway\.networking\.k8s\.io)\//;
+
+    it('by default renders built-in kinds only and names each object left out on stderr', () => {
+      const all = run(['render', '-f', 'manifests/examples/full.yaml', '--all-apis']);
+      const plain = run(['render', '-f', 'manifests/examples/full.yaml']);
+      expect(all.code).toBe(0);
+      expect(all.stderr).toBe('');
+      expect(plain.code).toBe(0);
+      const addons = kindsOf(all.stdout).filter((k) => ADDONS.test(k));
+      expect(addons.length).toBeGreaterThan(10);
+      expect(kindsOf(plain.stdout).filter((k) => ADDONS.test(k))).toEqual([]);
+      expect(kindsOf(plain.stdout)).toEqual(kindsOf(all.stdout).filter((k) => !ADDONS.test(k)));
+      const lines = plain.stderr.trim().split('\n');
+      expect(lines).toHaveLength(addons.length);
+      expect(lines).toContain(
+        'left out cert-manager.io/v1 Certificate shop-db-0: its API was not named with --api-versions (without it the operator issues the certificate into the Secret itself)',
+      );
+      expect(lines).toContain(
+        'left out keda.sh/v1alpha1 ScaledObject shop-worker-emails: its API was not named with --api-versions',
+      );
+    });
+
+    it('a group/version adds all its kinds; group/version/Kind adds that kind only', () => {
+      const r = run([
+        'render',
+        '-f',
+        'manifests/examples/full.yaml',
+        '--api-versions',
+        'cert-manager.io/v1',
+        '--api-versions',
+        'monitoring.coreos.com/v1/PodMonitor',
+      ]);
+      expect(r.code).toBe(0);
+      const addons = new Set(kindsOf(r.stdout).filter((k) => ADDONS.test(k)));
+      expect(addons).toEqual(
+        new Set([
+          'cert-manager.io/v1/Certificate',
+          'cert-manager.io/v1/Issuer',
+          'monitoring.coreos.com/v1/PodMonitor',
+        ]),
+      );
+      expect(r.stderr).toContain('left out monitoring.coreos.com/v1 PrometheusRule shop-rules');
+      expect(r.stderr).not.toContain('cert-manager.io');
+    });
+
+    it('refuses a value that is not an API version, naming the flag, and prints nothing', () => {
+      for (const bad of [
+        'certmanager',
+        'cert-manager.io/Certificate',
+        '/v1',
+        'keda.sh/v1alpha1/',
+      ]) {
+        const r = run(['render', '-f', 'manifests/examples/full.yaml', '--api-versions', bad]);
+        expect(r, bad).toEqual({
+          code: 2,
+          stdout: '',
+          stderr: `--api-versions: "${bad}" is not group/version or group/version/Kind (e.g. cert-manager.io/v1, monitoring.coreos.com/v1/PodMonitor)\n`,
+        });
+      }
+    });
+  });
+
   it('explains its usage', () => {
     expect(run([]).code).toBe(2);
     expect(run(['frobnicate', '-f', 'x']).stderr).toContain('unknown command frobnicate');

@@ -5,9 +5,12 @@ import { parseApps } from '../api/parse.ts';
 import { formatError } from '../api/validate.ts';
 import type { FieldError } from '../api/validate.ts';
 import { renderText } from '../render.ts';
+import { parseApiVersions, selectServed } from './api-versions.ts';
 
 const USAGE = `usage:
   scalable render -f app.yaml [-o yaml|json] [-n namespace]   print every object the operator would create
+      [--api-versions group/version[/Kind]]... [--all-apis]   on a cluster that serves these add-on APIs
+                                                              (default: built-in APIs only; --all-apis: all)
   scalable validate -f app.yaml [--previous live.yaml]        check a ScalableApp offline; with
                                                               the stored version, as an update`;
 
@@ -29,6 +32,8 @@ export function runCli(argv: readonly string[], io: CliIO): number {
         output: { type: 'string', short: 'o', default: 'yaml' },
         namespace: { type: 'string', short: 'n' },
         previous: { type: 'string' },
+        'api-versions': { type: 'string', multiple: true, default: [] },
+        'all-apis': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -93,15 +98,20 @@ export function runCli(argv: readonly string[], io: CliIO): number {
       io.stderr(`-o must be yaml or json (got ${output})\n`);
       return 2;
     }
+    const apis = parseApiVersions(args.values['api-versions'], args.values['all-apis']);
+    if (!apis.ok) {
+      io.stderr(`${apis.error}\n`);
+      return 2;
+    }
     const ns = args.values.namespace;
     const result = renderText(text, file, ns ? { defaultNamespace: ns } : {});
     if (!result.ok) return fail(result.errors);
+    const { kept, leftOut } = selectServed(result.objects, apis.selection);
+    for (const line of leftOut) io.stderr(`${line}\n`);
     io.stdout(
       output === 'json'
-        ? `${JSON.stringify({ apiVersion: 'v1', kind: 'List', items: result.objects }, null, 2)}\n`
-        : result.objects
-            .map((o) => `---\n${yaml.dump(o, { noRefs: true, lineWidth: -1 })}`)
-            .join(''),
+        ? `${JSON.stringify({ apiVersion: 'v1', kind: 'List', items: kept }, null, 2)}\n`
+        : kept.map((o) => `---\n${yaml.dump(o, { noRefs: true, lineWidth: -1 })}`).join(''),
     );
     return 0;
   }
