@@ -8,6 +8,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# `setup.sh start` (npm start's pre-script): against a cluster KUBECONFIG names (or from inside
+# a pod) the operator needs its npm packages only, not the host engines or the embedded control
+# plane (minutes of Go builds, root for apt): the same test operator/main.ts makes.
+mode="${1:-test}"
+given_cluster=""
+if [ "$mode" = start ] && { [ -n "${KUBECONFIG:-}" ] || [ -n "${KUBERNETES_SERVICE_HOST:-}" ]; }; then
+  given_cluster=1
+fi
+
 need_apt=()
 # redis-server: the integration test of the queue's KEDA scaler (test/integration/queue-keda)
 # runs one on a loopback address of its own, beside the control plane.
@@ -16,6 +25,9 @@ command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v openssl >/dev/null || need_apt+=(openssl)
 # jemalloc: the operator image preloads it; bench:operator does too when it is here.
 ldconfig -p 2>/dev/null | grep -q libjemalloc.so.2 || need_apt+=(libjemalloc2)
+if [ -n "$given_cluster" ]; then
+  need_apt=()
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "setup: missing Debian packages: ${need_apt[*]}; run: sudo apt-get install -y ${need_apt[*]}" >&2
@@ -37,6 +49,8 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm install --no-audit --no-fund
 fi
 
-if [ "${SCALABLE_SKIP_CLUSTER_BUILD:-}" != 1 ]; then
+if [ -n "$given_cluster" ]; then
+  echo "setup: KUBECONFIG names the cluster: npm packages only (no host packages, no embedded control plane build)"
+elif [ "${SCALABLE_SKIP_CLUSTER_BUILD:-}" != 1 ]; then
   npm run -s cluster:build
 fi
