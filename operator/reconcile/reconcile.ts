@@ -25,6 +25,8 @@ import type { KindInfo } from './kinds.ts';
 import { materialize, materializePod, objectKey, olderThan, projectChild } from './project.ts';
 import type { CachedApp, CachedChild } from './project.ts';
 import { mapLimit } from './map-limit.ts';
+import { statusPatch } from './status-patch.ts';
+import { isConflict } from '../ports/kube-api.ts';
 import { applyObject, createOnce, deleteObject } from './writes.ts';
 
 type Json = Record<string, unknown>;
@@ -393,14 +395,24 @@ async function writeStatus(
     ...computed.fields,
   };
   if (stableStringify(previous) === stableStringify(next)) return false;
-  const patch: Json = { ...next };
-  for (const k of Object.keys(previous)) if (!(k in next)) patch[k] = null;
-  const res = await ctx.client.request<Json>('PATCH', pathOf(APP_KIND, namespace, name, 'status'), {
-    verb: 'patch',
-    resource: 'scalableapps/status',
-    contentType: 'application/merge-patch+json',
-    body: { status: patch },
-  });
+  const body = statusPatch(previous, next, [
+    app.metadata.resourceVersion,
+    ctx.recent.get(appKey)?.rv,
+  ]);
+  let res: Json;
+  try {
+    res = await ctx.client.request<Json>('PATCH', pathOf(APP_KIND, namespace, name, 'status'), {
+      verb: 'patch',
+      resource: 'scalableapps/status',
+      contentType: 'application/merge-patch+json',
+      body,
+    });
+  } catch (err) {
+    // The app changed after the version this status was computed from: its watch event is on
+    // the way and reconciles it again, so this stale status is dropped, not retried.
+    if (isConflict(err)) return false;
+    throw err;
+  }
   const rv = String((res['metadata'] as Json | undefined)?.['resourceVersion'] ?? '');
   ctx.recent.set(appKey, hashOf(next), rv, next);
   return true;
