@@ -1,12 +1,16 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import {
+  HANDOVER_SWITCH_WAIT_SECONDS,
+  HANDOVER_SYNC_WAIT_SECONDS,
   PRE_STOP_REDIS_SH,
+  REDIS_STOP_GRACE_SECONDS,
   START_REDIS_SH,
   START_SENTINEL_SH,
   cacheRedisConf,
   memoryLimitOf,
   sentinelConf,
+  readyCommand,
   sessionsRedisConf,
 } from './config.ts';
 import { modelOf } from '../../tiers/shared/test-helpers.ts';
@@ -102,10 +106,38 @@ describe('start scripts', () => {
     ['start-redis.sh', START_REDIS_SH],
     ['start-sentinel.sh', START_SENTINEL_SH],
     ['pre-stop.sh', PRE_STOP_REDIS_SH],
+    ['the readiness probe', readyCommand(6379)[2] ?? ''],
   ])('%s is valid POSIX sh and never puts the password in argv', (_name, script) => {
     const r = spawnSync('sh', ['-n'], { input: script });
     expect(r.status, r.stderr.toString()).toBe(0);
     // Only redis-cli via REDISCLI_AUTH and config lines read the password.
     expect(script).not.toMatch(/-a "\$REDIS_PASSWORD"|--requirepass|--masterauth/);
+  });
+});
+
+describe('pre-stop.sh', () => {
+  it('hands over only after the replicas Sentinel could promote are online and caught up', () => {
+    const at = (text: string) => PRE_STOP_REDIS_SH.indexOf(text);
+    // Sentinel's own candidates (down, disconnected and priority-0 replicas it skips).
+    expect(PRE_STOP_REDIS_SH).toContain('sentinel replicas "$MASTER_NAME"');
+    expect(PRE_STOP_REDIS_SH).toContain('f !~ /s_down|o_down|disconnected/ && p != "0"');
+    // Online first (writes go on), then writes held until every one acknowledged the
+    // master's offset, then the failover, through the Sentinel whose candidates were checked.
+    expect(at('in_sync "$s" online')).toBeGreaterThan(-1);
+    expect(at('in_sync "$s" online')).toBeLessThan(at('client pause 15000 write'));
+    expect(at('client pause 15000 write')).toBeLessThan(at('until in_sync "$chosen" caught-up'));
+    expect(at('until in_sync "$chosen" caught-up')).toBeLessThan(
+      at('ask "$chosen" sentinel failover'),
+    );
+    expect(PRE_STOP_REDIS_SH).toContain('[ "$offset" -ge "$mine" ]');
+  });
+
+  it("ends within the pod's grace period, SIGTERM and the append-only file included", () => {
+    // The sync wait, the catch-up (5 s) and the switch wait, with 5 s left for Redis.
+    expect(HANDOVER_SYNC_WAIT_SECONDS + 5 + HANDOVER_SWITCH_WAIT_SECONDS + 5).toBeLessThanOrEqual(
+      REDIS_STOP_GRACE_SECONDS,
+    );
+    expect(PRE_STOP_REDIS_SH).toContain(`+ ${HANDOVER_SYNC_WAIT_SECONDS}))`);
+    expect(PRE_STOP_REDIS_SH).toContain(`while [ "$i" -lt ${HANDOVER_SWITCH_WAIT_SECONDS} ]`);
   });
 });

@@ -425,43 +425,148 @@ done
 `;
 
 /**
+ * How long a stopping master's pod may take (terminationGracePeriodSeconds of the Redis pods
+ * with Sentinel): pre-stop.sh below waits up to HANDOVER_SYNC_WAIT_SECONDS for a replica in
+ * sync, then up to HANDOVER_SWITCH_WAIT_SECONDS for the Sentinels to switch, and Redis still
+ * has to write its append-only file after SIGTERM.
+ */
+export const HANDOVER_SYNC_WAIT_SECONDS = 30;
+export const HANDOVER_SWITCH_WAIT_SECONDS = 20;
+export const REDIS_STOP_GRACE_SECONDS = 60;
+/** How long writes are held while the replicas catch up and Sentinel promotes one. */
+const HANDOVER_PAUSE_MS = 15000;
+/** Of that pause, how long the replicas get to catch up before the hand-over is given up. */
+const HANDOVER_CATCH_UP_SECONDS = 5;
+
+/**
  * pre-stop.sh (Sentinel mode): a master hands its role to a replica before it stops, so a
  * rollout or a node drain costs clients a reconnect instead of a failure detection
  * (down-after-milliseconds) plus an election. Bounded well under the grace period.
+ *
+ * Only to a replica in sync: SENTINEL FAILOVER promotes the replica Sentinel ranks first
+ * among those it can reach (priority, then the replication offset from its last INFO, up to
+ * 10 s old), and a replica still in its first full sync after a restart qualifies (its link
+ * has been down for less than 10 x down-after-milliseconds). Promoted mid-sync, it keeps
+ * the data it had before the sync (its old append-only file, or nothing) and the writes
+ * since are lost. So the script first waits (writes go on) until every replica the Sentinel
+ * could promote is online on this master, then holds writes until each has acknowledged
+ * this master's last offset, and only then asks that Sentinel to fail over: whichever it
+ * picks has every acknowledged write. No such replica before the deadline: no hand-over
+ * (the pod stops as a master would without this hook).
  */
 export const PRE_STOP_REDIS_SH = `#!/bin/sh
-# preStop: if the Sentinels say this pod is the master, ask them to fail over and wait.
+# preStop: if the Sentinels say this pod is the master, hand over to a replica in sync.
 set -u
 ${CURRENT_MASTER_SH}
 
 [ "$(current_master || true)" = "$SELF_ADDR" ] || exit 0
-# Hold writes (clients wait, nothing is lost) so the replicas catch up and no write lands
-# here between the promotion and this node's demotion; Sentinel's CLIENT KILL then sends
-# the clients to the new master. The pause lifts itself if no handover happens.
-REDISCLI_AUTH="$local_pass" timeout 3 $cli $local_user -p "\${SELF_ADDR##*:}" client pause 15000 write >/dev/null 2>&1
-for s in $(printf '%s' "$SENTINELS" | tr ',' ' '); do
-  if REDISCLI_AUTH="$peer_pass" timeout 3 $cli $peer_user -h "\${s%:*}" -p "\${s##*:}" \\
-    sentinel failover "$MASTER_NAME" 2>/dev/null | grep -qx OK; then
-    break
+self() { REDISCLI_AUTH="$local_pass" timeout 3 $cli $local_user -p "\${SELF_ADDR##*:}" "$@"; }
+ask() { REDISCLI_AUTH="$peer_pass" timeout 3 $cli $peer_user -h "\${1%:*}" -p "\${1##*:}" "$@"; }
+
+# The replicas Sentinel $1 could promote, as host:port: SENTINEL FAILOVER skips those it
+# sees down or disconnected and those with priority 0 (redis-cli prints field, value, ...).
+candidates() {
+  ask "$1" sentinel replicas "$MASTER_NAME" 2>/dev/null | tr -d '\\r' | awk '
+    function emit() { if (n != "" && f !~ /s_down|o_down|disconnected/ && p != "0") print n }
+    NR % 2 == 1 { k = $0; next }
+    k == "name" { emit(); n = $0; f = ""; p = "" }
+    k == "flags" { f = $0 }
+    k == "slave-priority" { p = $0 }
+    END { emit() }'
+}
+
+# Whether every replica Sentinel $1 could promote is online on this master (its full sync
+# done) and, with $2 = caught-up, has acknowledged this master's whole replication stream.
+in_sync() {
+  view="$(self info replication 2>/dev/null | tr -d '\\r')"
+  mine="$(printf '%s\\n' "$view" | sed -n 's/^master_repl_offset://p')"
+  [ -n "$mine" ] || return 1
+  found=0
+  for r in $(candidates "$1"); do
+    line="$(printf '%s\\n' "$view" | grep -F "ip=\${r%:*},port=\${r##*:},")" || return 1
+    case "$line" in *,state=online,*) ;; *) return 1 ;; esac
+    if [ "$2" = caught-up ]; then
+      offset="$(printf '%s\\n' "$line" | sed -n 's/.*,offset=\\([0-9]*\\),.*/\\1/p')"
+      [ -n "$offset" ] && [ "$offset" -ge "$mine" ] || return 1
+    fi
+    found=$((found + 1))
+  done
+  [ "$found" -gt 0 ]
+}
+
+deadline=$(($(date +%s) + ${HANDOVER_SYNC_WAIT_SECONDS}))
+while [ "$(date +%s)" -lt "$deadline" ]; do
+  chosen=""
+  for s in $(printf '%s' "$SENTINELS" | tr ',' ' '); do
+    if in_sync "$s" online; then
+      chosen="$s"
+      break
+    fi
+  done
+  if [ -z "$chosen" ]; then
+    sleep 1
+    continue
   fi
-done
-i=0
-while [ "$i" -lt 20 ]; do
-  master="$(current_master || true)"
-  if [ -n "$master" ] && [ "$master" != "$SELF_ADDR" ]; then
-    echo "pre-stop: handed over to $master"
+  # Hold writes (clients wait, nothing is lost) so the replicas catch up and no write lands
+  # here between the promotion and this node's demotion; Sentinel's CLIENT KILL then sends
+  # the clients to the new master. The pause lifts itself if no handover happens.
+  self client pause ${HANDOVER_PAUSE_MS} write >/dev/null 2>&1
+  i=0
+  until in_sync "$chosen" caught-up || [ "$i" -ge ${HANDOVER_CATCH_UP_SECONDS * 5} ]; do
+    i=$((i + 1))
+    sleep 0.2
+  done
+  if in_sync "$chosen" caught-up &&
+    ask "$chosen" sentinel failover "$MASTER_NAME" 2>/dev/null | grep -qx OK; then
+    i=0
+    while [ "$i" -lt ${HANDOVER_SWITCH_WAIT_SECONDS} ]; do
+      master="$(current_master || true)"
+      if [ -n "$master" ] && [ "$master" != "$SELF_ADDR" ]; then
+        echo "pre-stop: handed over to $master"
+        exit 0
+      fi
+      i=$((i + 1))
+      sleep 1
+    done
+    self client unpause >/dev/null 2>&1
+    echo "pre-stop: no handover, stopping anyway"
     exit 0
   fi
-  i=$((i + 1))
+  self client unpause >/dev/null 2>&1
   sleep 1
 done
-REDISCLI_AUTH="$local_pass" timeout 3 $cli $local_user -p "\${SELF_ADDR##*:}" client unpause >/dev/null 2>&1
-echo "pre-stop: no handover, stopping anyway"
+echo "pre-stop: no replica in sync within ${HANDOVER_SYNC_WAIT_SECONDS}s, stopping without a handover"
 `;
 
 /**
- * Readiness command: PONG as the admin user, its password from the environment (REDISCLI_AUTH
- * keeps it out of argv), over TLS verified against the CA when the container has TLS_CA_FILE.
+ * Readiness of a Redis container: PONG as the admin user (its password from the environment;
+ * REDISCLI_AUTH keeps it out of argv), over TLS verified against the CA when the container
+ * has TLS_CA_FILE; and then a master (a standalone Redis too) is ready, a replica only once
+ * its link to the master is up and no sync is in progress. A replica still loading its first
+ * full sync holds none of the writes since its restart: as not ready it holds up a rollout
+ * (the StatefulSet waits for it before it stops the next pod) and counts against the PDB,
+ * so neither stops the master while no replica has its data. Sentinel does not read
+ * readiness: a replica whose master is gone is not ready and can still be promoted.
+ */
+export const readyCommand = (port: number): string[] => [
+  'sh',
+  '-c',
+  [
+    `set -- --user admin \${TLS_CA_FILE:+--tls --cacert "$TLS_CA_FILE"} -p ${port}`,
+    'export REDISCLI_AUTH="$ADMIN_PASSWORD"',
+    'timeout 2 redis-cli "$@" ping | grep -qx PONG || exit 1',
+    `r="$(timeout 2 redis-cli "$@" info replication | tr -d '\\r')"`,
+    'printf "%s\\n" "$r" | grep -qx role:master && exit 0',
+    'printf "%s\\n" "$r" | grep -qx role:slave &&',
+    '  printf "%s\\n" "$r" | grep -qx master_link_status:up &&',
+    '  printf "%s\\n" "$r" | grep -qx master_sync_in_progress:0',
+  ].join('\n'),
+];
+
+/**
+ * Sentinel's readiness command: PONG as the admin user, its password from the environment
+ * (REDISCLI_AUTH keeps it out of argv), over TLS verified against the CA when the container
+ * has TLS_CA_FILE.
  */
 export const pingCommand = (port: number): string[] => [
   'sh',

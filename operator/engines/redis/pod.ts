@@ -21,7 +21,7 @@ import {
   EXPORTER_PORT,
   LEGACY_PASSWORD,
   REDIS_PORT,
-  pingCommand,
+  readyCommand,
 } from './config.ts';
 import type { AclRole } from './config.ts';
 import type { K8sObject } from '../../tiers/shared/chart.ts';
@@ -139,7 +139,8 @@ export function redisTlsObjects(
 }
 
 export function redisContainer(p: RedisContainerProps): k8s.Container {
-  const ping = { exec: { command: pingCommand(REDIS_PORT) }, timeoutSeconds: 5 };
+  // Ready: a master, or a replica in sync (config.ts readyCommand says what that gates).
+  const ready = { exec: { command: readyCommand(REDIS_PORT) }, timeoutSeconds: 5 };
   // Liveness asks only whether the process still accepts connections: a Redis that is busy
   // (loading its append-only file, a slow command) leaves rotation through readiness and is
   // not killed, which would only start the load again.
@@ -169,7 +170,7 @@ export function redisContainer(p: RedisContainerProps): k8s.Container {
     },
     // start-redis.sh may wait for Sentinel before Redis listens: liveness waits for startup.
     startupProbe: { ...alive, periodSeconds: 5, failureThreshold: 60 },
-    readinessProbe: { ...ping, periodSeconds: 5, failureThreshold: 3 },
+    readinessProbe: { ...ready, periodSeconds: 5, failureThreshold: 3 },
     livenessProbe: { ...alive, periodSeconds: 10, failureThreshold: 6 },
     ...(p.preStop
       ? { lifecycle: { preStop: { exec: { command: ['sh', `${CONF_DIR}/${p.preStop}`] } } } }
@@ -232,6 +233,8 @@ export interface RedisPodProps {
   readonly spread?: k8s.TopologySpreadConstraint[] | undefined;
   /** The base name of the tier's TLS Secret (redisTlsObjects), when it has TLS. */
   readonly tlsBase?: string | undefined;
+  /** Longer than the default 30 s: a master's preStop may wait for a replica in sync. */
+  readonly terminationGracePeriodSeconds?: number;
 }
 
 export function redisPodSpec(p: RedisPodProps): k8s.PodSpec {
@@ -244,7 +247,7 @@ export function redisPodSpec(p: RedisPodProps): k8s.PodSpec {
       // Large session volumes: chown only when the root of the volume is wrong.
       fsGroupChangePolicy: 'OnRootMismatch',
     },
-    terminationGracePeriodSeconds: 30,
+    terminationGracePeriodSeconds: p.terminationGracePeriodSeconds ?? 30,
     ...(p.spread ? { topologySpreadConstraints: p.spread } : {}),
     containers: p.containers,
     volumes: [

@@ -13,7 +13,7 @@ import { labelsOf, metadataOf, selectorOf } from '../../tiers/shared/meta.ts';
 import type { TierName } from '../../tiers/shared/meta.ts';
 import { quantity } from '../../tiers/shared/quantity.ts';
 import { generatedSecret } from '../../tiers/shared/secrets.ts';
-import { EXPORTER_PORT, REDIS_PORT } from './config.ts';
+import { EXPORTER_PORT, REDIS_PORT, REDIS_STOP_GRACE_SECONDS } from './config.ts';
 import type { RedisNames, ReplicatedRedisNames } from './names.ts';
 import {
   CONFIG_HASH_ANNOTATION,
@@ -120,6 +120,8 @@ export function redisTemplate(t: RedisTier, p: RedisPodProps): k8s.PodTemplateSp
       ...(p.dataEmptyDir !== undefined ? { dataEmptyDir: p.dataEmptyDir } : {}),
       spread: p.spread,
       tlsBase: t.tls ? n.redis : undefined,
+      // pre-stop.sh may wait for a replica in sync before it hands the master role over.
+      ...(p.preStop ? { terminationGracePeriodSeconds: REDIS_STOP_GRACE_SECONDS } : {}),
     }),
   };
 }

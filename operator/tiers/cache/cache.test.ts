@@ -6,6 +6,7 @@ import { webEnv as webEnvWith } from '../web/build.ts';
 
 const webEnv = (app: AppModel) => webEnvWith(app, appWiring(app));
 import { buildCache, cacheEnv, sentinelAddresses } from './build.ts';
+import { REDIS_STOP_GRACE_SECONDS, readyCommand } from '../../engines/redis/config.ts';
 import { GENERATED_KEYS_ANNOTATION } from '../shared/secrets.ts';
 import { APP_CA, find, kindNames, modelOf, spec, tlsNames } from '../shared/test-helpers.ts';
 import type { K8sObject } from '../shared/chart.ts';
@@ -106,13 +107,22 @@ describe('buildCache', () => {
       expect(data(objects)['redis.conf']).toContain(`maxmemory ${256 * 2 ** 20}\n`);
     });
 
-    it('is ready on redis-cli ping (password from the environment), alive while it listens', () => {
+    it('is ready on PONG as a master or an in-sync replica (password from the environment), alive while it listens', () => {
       const redis = container(find(objects, 'Deployment'), 'redis');
-      expect(redis.readinessProbe.exec.command).toEqual([
-        'sh',
-        '-c',
-        'REDISCLI_AUTH="$ADMIN_PASSWORD" timeout 3 redis-cli --user admin ${TLS_CA_FILE:+--tls --cacert "$TLS_CA_FILE"} -p 6379 ping | grep -qx PONG',
-      ]);
+      expect(redis.readinessProbe.exec.command).toEqual(readyCommand(6379));
+      const probe: string = redis.readinessProbe.exec.command[2];
+      expect(probe).toContain(
+        'set -- --user admin ${TLS_CA_FILE:+--tls --cacert "$TLS_CA_FILE"} -p 6379\n',
+      );
+      expect(probe).toContain('export REDISCLI_AUTH="$ADMIN_PASSWORD"\n');
+      expect(probe).toContain('redis-cli "$@" ping | grep -qx PONG || exit 1\n');
+      // A standalone Redis is a master: ready as before; a replica only once in sync.
+      expect(probe).toContain('grep -qx role:master && exit 0\n');
+      expect(probe).toMatch(/master_link_status:up &&\n.*master_sync_in_progress:0$/);
+      // The password only through REDISCLI_AUTH, never in argv.
+      expect(probe).not.toMatch(/ -a |--pass/);
+      // Only the main pods' grace: no preStop waits here.
+      expect(podOf(find(objects, 'Deployment')).terminationGracePeriodSeconds).toBe(30);
       // A busy Redis (loading, a slow command) leaves rotation but is not restarted.
       for (const p of ['startupProbe', 'livenessProbe']) {
         expect(redis[p].exec).toBeUndefined();
@@ -327,11 +337,17 @@ describe('buildCache', () => {
       expect(podOf(sts).securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 999 });
     });
 
-    it('hands the master role over before a Redis pod stops', () => {
-      const redis = container(find(objects, 'StatefulSet', 'shop-cache'), 'redis');
+    it('hands the master role over before a Redis pod stops, given the time to wait for a replica in sync', () => {
+      const sts = find(objects, 'StatefulSet', 'shop-cache');
+      const redis = container(sts, 'redis');
       expect(redis.lifecycle).toEqual({
         preStop: { exec: { command: ['sh', '/etc/redis/pre-stop.sh'] } },
       });
+      expect(redis.readinessProbe.exec.command).toEqual(readyCommand(6379));
+      expect(podOf(sts).terminationGracePeriodSeconds).toBe(REDIS_STOP_GRACE_SECONDS);
+      expect(
+        podOf(find(objects, 'StatefulSet', 'shop-cache-sentinel')).terminationGracePeriodSeconds,
+      ).toBe(30);
       expect(Object.keys(data(objects)).sort()).toEqual([
         'pre-stop.sh',
         'redis.conf',

@@ -5,6 +5,7 @@ import type { K8sObject } from '../shared/chart.ts';
 import { GENERATED_KEYS_ANNOTATION } from '../shared/secrets.ts';
 import { APP_CA, find, kindNames, modelOf, spec, tlsNames } from '../shared/test-helpers.ts';
 import { webEnv } from '../web/build.ts';
+import { REDIS_STOP_GRACE_SECONDS, readyCommand } from '../../engines/redis/config.ts';
 import { adjustWorkers } from './adjust.ts';
 import { buildQueue } from './index.ts';
 
@@ -334,6 +335,10 @@ describe('buildQueue with replicas (Sentinel)', () => {
       'sh',
       '/etc/redis/pre-stop.sh',
     ]);
+    // Ready only as a master or a replica in sync; time for the preStop to wait for one.
+    expect(sts.template.spec.containers[0].readinessProbe.exec.command).toEqual(readyCommand(6379));
+    expect(sts.template.spec.terminationGracePeriodSeconds).toBe(REDIS_STOP_GRACE_SECONDS);
+    expect(single.template.spec.terminationGracePeriodSeconds).toBe(30);
     const conf = find(objs, 'ConfigMap', 'shop-queue-config')['data'] as Record<string, string>;
     expect(conf['sentinel.conf']).toContain('\ntls-port 26379\n');
     expect(conf['sentinel.conf']).toContain('sentinel monitor shop-queue @MASTER_HOST@');

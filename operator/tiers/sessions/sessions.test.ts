@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { buildSessions, sessionsEnv } from './build.ts';
+import { readyCommand } from '../../engines/redis/config.ts';
 import { GENERATED_KEYS_ANNOTATION } from '../shared/secrets.ts';
 import { APP_CA, find, kindNames, modelOf, spec, tlsNames } from '../shared/test-helpers.ts';
 import type { AppModel } from '../../api/model.ts';
@@ -96,9 +97,10 @@ describe('buildSessions', () => {
       valueFrom: { secretKeyRef: { name: 'shop-sessions-users', key: 'admin-password' } },
     });
     expect(redis.resources.limits.memory).toBe('384Mi');
-    expect(redis.readinessProbe.exec.command[2]).toContain(
-      'redis-cli --user admin ${TLS_CA_FILE:+--tls --cacert "$TLS_CA_FILE"} -p 6379 ping',
-    );
+    // One Redis, a master: ready on PONG as before (the replica clauses never apply).
+    expect(redis.readinessProbe.exec.command).toEqual(readyCommand(6379));
+    expect(redis.lifecycle).toBeUndefined();
+    expect(pod.terminationGracePeriodSeconds).toBe(30);
     expect(redis.env).toContainEqual({ name: 'TLS_CA_FILE', value: '/etc/scalable/ca/ca.crt' });
   });
 
