@@ -272,9 +272,8 @@ describe('upgrade from the single password', () => {
         port: i.port,
         dataDir: i.dataDir,
       });
-      // A replica goes on only once it has synced (what this test is about is the users; a
-      // handover to a replica still in its first sync would lose writes with any config:
-      // readiness is a PING, see the report).
+      // A replica goes on only once it has synced, as the StatefulSet waits for its readiness
+      // (a master or a replica in sync; queue-handover.test.ts has the hand-over mid-sync).
       if (script === 'start-redis.sh' && pod !== 'shop-cache-0') {
         const c = track(client(next.port));
         await waitFor(`${pod} to sync`, 60_000, async () => {

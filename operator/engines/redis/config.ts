@@ -461,7 +461,11 @@ ${CURRENT_MASTER_SH}
 
 [ "$(current_master || true)" = "$SELF_ADDR" ] || exit 0
 self() { REDISCLI_AUTH="$local_pass" timeout 3 $cli $local_user -p "\${SELF_ADDR##*:}" "$@"; }
-ask() { REDISCLI_AUTH="$peer_pass" timeout 3 $cli $peer_user -h "\${1%:*}" -p "\${1##*:}" "$@"; }
+ask() {
+  at="$1"
+  shift
+  REDISCLI_AUTH="$peer_pass" timeout 3 $cli $peer_user -h "\${at%:*}" -p "\${at##*:}" "$@"
+}
 
 # The replicas Sentinel $1 could promote, as host:port: SENTINEL FAILOVER skips those it
 # sees down or disconnected and those with priority 0 (redis-cli prints field, value, ...).
