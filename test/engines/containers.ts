@@ -74,6 +74,8 @@ export interface ContainerSpec {
   readonly mounts?: readonly string[];
   /** Host paths mounted read-only at their own path. */
   readonly readOnlyMounts?: readonly string[];
+  /** Host directories mounted read-write at another path (`[host, inContainer]`). */
+  readonly binds?: ReadonlyArray<readonly [string, string]>;
   /** Empty writable directories (a pod's emptyDirs); /tmp always is one. */
   readonly tmpfs?: readonly string[];
   /** /dev/shm's size (the database pod mounts a 256Mi memory emptyDir there). */
@@ -110,6 +112,7 @@ function runArgs(spec: ContainerSpec, name: string, extra: readonly string[] = [
   for (const t of spec.tmpfs ?? []) a.push(`--tmpfs=${t}:uid=${ENGINE_UID},gid=${ENGINE_UID}`);
   for (const m of spec.mounts ?? []) a.push('-v', `${m}:${m}`);
   for (const m of spec.readOnlyMounts ?? []) a.push('-v', `${m}:${m}:ro`);
+  for (const [host, path] of spec.binds ?? []) a.push('-v', `${host}:${path}`);
   for (const k of Object.keys(spec.env ?? {})) a.push('-e', k);
   if (spec.shmSize) a.push(`--shm-size=${spec.shmSize}`);
   if (spec.workdir) a.push('-w', spec.workdir);

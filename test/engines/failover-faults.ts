@@ -11,7 +11,7 @@
 //   member a streaming replica), and what of the acknowledged ids it lacks.
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { PASSWORDS, eventually, isPatroni, running, sql, sslOf } from './patroni-harness.ts';
+import { eventually, isPatroni, running, sql, superuserClientConfig } from './patroni-harness.ts';
 import type { Harness, Member } from './patroni-harness.ts';
 
 /**
@@ -62,11 +62,7 @@ export class Writers {
     while (this.on) {
       if (!client) {
         const c = new pg.Client({
-          host: '127.0.0.1',
-          port: m.pgPort,
-          ...sslOf(m.pgPort),
-          user: 'postgres',
-          password: PASSWORDS.superuser,
+          ...superuserClientConfig(m.pgPort),
           connectionTimeoutMillis: 2000,
         });
         c.on('error', () => undefined);

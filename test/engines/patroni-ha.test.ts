@@ -18,20 +18,21 @@ import type { LeaderRecord } from '../../operator/tiers/database/lease-break.ts'
 import { recordForBench } from './bench-record.ts';
 import { startOperatorWatch } from './failover-operator.ts';
 import type { OperatorWatch } from './failover-operator.ts';
-import { PASSWORDS, eventually, sql, startDatabase, sslOf } from './patroni-harness.ts';
+import {
+  PASSWORDS,
+  eventually,
+  sql,
+  sslOf,
+  startDatabase,
+  superuserClientConfig,
+} from './patroni-harness.ts';
 import type { Harness, Member } from './patroni-harness.ts';
 
 describe('Patroni HA: one shard, primary + 2 replicas, synchronous, Kubernetes API as DCS', () => {
   let h: Harness;
   const numbers: Record<string, number> = {};
   const open = async (m: Member) => {
-    const c = new pg.Client({
-      host: '127.0.0.1',
-      port: m.pgPort,
-      ...sslOf(m.pgPort),
-      user: 'postgres',
-      password: PASSWORDS.superuser,
-    });
+    const c = new pg.Client(superuserClientConfig(m.pgPort));
     c.on('error', () => undefined);
     await c.connect();
     return c;

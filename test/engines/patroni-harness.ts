@@ -71,6 +71,7 @@ export { eventually };
 export const PASSWORDS = {
   superuser: 'su-secret',
   replication: 'repl-secret',
+  rewind: 'rewind-secret',
   restapi: 'rest-secret',
   app: 'app-secret',
   monitor: 'mon-secret',
@@ -82,6 +83,11 @@ export interface Member {
   readonly pgPort: number;
   readonly restPort: number;
   readonly dataDir: string;
+  /**
+   * The host directory mounted as the container's socket directory (an emptyDir in the pod):
+   * the superuser may connect only there, so the tests' superuser clients do too.
+   */
+  readonly socketDir: string;
   /** The container's output (Patroni's and Postgres's logs), kept when a test fails. */
   readonly log: string;
   /** The member's pod: its containers (the data-version check, then Patroni). */
@@ -147,6 +153,19 @@ export const sslOf = (port: number): { ssl?: ConnectionOptions } => {
   return ssl ? { ssl } : {};
 };
 
+/** Socket directories of the members, by their Postgres port. */
+const socketDirs = new Map<number, string>();
+
+/**
+ * Where a superuser client connects to the member listening on `port`: its socket, as
+ * pg_hba admits the superuser nowhere else (node-postgres takes a directory as `host`).
+ */
+export function superuserClientConfig(port: number, database = 'postgres'): pg.ClientConfig {
+  const host = socketDirs.get(port);
+  if (!host) throw new Error(`no member listens on port ${port}`);
+  return { host, port, user: 'postgres', password: PASSWORDS.superuser, database };
+}
+
 /** One short-lived superuser connection; closed whatever happens. */
 export async function sql<R extends pg.QueryResultRow>(
   port: number,
@@ -154,15 +173,9 @@ export async function sql<R extends pg.QueryResultRow>(
   params: unknown[] = [],
   database = 'postgres',
 ) {
-  const ssl = sslFor(port);
   const c = new pg.Client({
-    host: '127.0.0.1',
-    port,
-    user: 'postgres',
-    password: PASSWORDS.superuser,
-    database,
-    ...(ssl ? { ssl } : {}),
-    // A TLS handshake adds a round trip and a signature: 1 s timed out on a loaded machine.
+    ...superuserClientConfig(port, database),
+    // A loaded machine: connections over TCP with TLS took over 1 s (sockets are quicker).
     connectionTimeoutMillis: 3000,
     query_timeout: 5000,
   });
@@ -324,6 +337,10 @@ export async function startDatabase(
   function startMember(m: Member): void {
     delete m.refused;
     delete m.paused;
+    // Empty, as an emptyDir is for a new pod: no socket or lock file of the last container.
+    rmSync(m.socketDir, { recursive: true, force: true });
+    mkdirSync(m.socketDir, { recursive: true, mode: 0o2775 });
+    chownSync(m.socketDir, ENGINE_UID, ENGINE_UID);
     const version = app.database?.version ?? '';
     // Exactly what the pod's env carries (statefulset.ts), with loopback addresses and the
     // harness's paths; everything else comes from the rendered patroni.yml.
@@ -341,7 +358,7 @@ export async function startDatabase(
       PATRONI_POSTGRESQL_PGPASS: `${m.dataDir}.pgpass`,
       [ENV.superuserPassword]: PASSWORDS.superuser,
       [ENV.replicationPassword]: PASSWORDS.replication,
-      [REWIND_PASSWORD_ENV]: PASSWORDS.superuser,
+      [REWIND_PASSWORD_ENV]: PASSWORDS.rewind,
       [ENV.restapiUsername]: 'patroni',
       [ENV.restapiPassword]: PASSWORDS.restapi,
       [ENV.appPassword]: PASSWORDS.app,
@@ -377,7 +394,7 @@ export async function startDatabase(
         ],
         env,
         mounts: [dir],
-        tmpfs: [SOCKET_DIR],
+        binds: [[m.socketDir, SOCKET_DIR]],
         shmSize: '256m',
         workdir: dir,
       },
@@ -679,6 +696,7 @@ export async function startDatabase(
           pgPort: await freePort(),
           restPort: await freePort(),
           dataDir: join(dir, 'data', `s${shard}m${i}`),
+          socketDir: join(dir, 'socket', `s${shard}m${i}`),
           log: join(dir, `s${shard}m${i}.log`),
         });
       }
@@ -700,6 +718,7 @@ export async function startDatabase(
     }
     for (const f of owned) chownSync(join(dir, f), ENGINE_UID, ENGINE_UID);
     if (!tls) for (const m of members) plainPorts.add(m.pgPort);
+    for (const m of members) socketDirs.set(m.pgPort, m.socketDir);
     for (const m of members) startMember(m);
   } catch (e) {
     await harness.stop({ name: 'startDatabase', result: { state: 'fail' } });

@@ -9,7 +9,7 @@ import { buildDatabase } from '../../operator/tiers/database/build.ts';
 import { PRIMARY_ROLE, REPLICA_ROLE, ROLE_LABEL } from '../../operator/tiers/database/names.ts';
 import { planShard, shardView } from '../../operator/tiers/database/rollout.ts';
 import type { ClusterAccess } from '../../operator/tiers/tier.ts';
-import { PASSWORDS, appModel, eventually, sql, sslOf } from './patroni-harness.ts';
+import { appModel, eventually, sql, superuserClientConfig } from './patroni-harness.ts';
 import type { Harness, Member } from './patroni-harness.ts';
 import {
   applyStatefulSet,
@@ -52,11 +52,7 @@ export interface Outcome {
 
 export async function connectMember(m: Member): Promise<pg.Client> {
   const c = new pg.Client({
-    host: '127.0.0.1',
-    port: m.pgPort,
-    ...sslOf(m.pgPort),
-    user: 'postgres',
-    password: PASSWORDS.superuser,
+    ...superuserClientConfig(m.pgPort),
     // As sql(): under load the TLS handshake alone took over 1 s, every attempt, for a minute
     // (the primary logged "could not accept SSL connection: Connection reset by peer").
     connectionTimeoutMillis: 3000,

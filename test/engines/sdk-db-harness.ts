@@ -8,7 +8,7 @@ import { connect as tcpConnect, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import { join } from 'node:path';
 import pg from 'pg';
-import { PASSWORDS, eventually, sql, sslOf } from './patroni-harness.ts';
+import { eventually, sql, superuserClientConfig } from './patroni-harness.ts';
 import type { Harness, Member } from './patroni-harness.ts';
 
 export interface ServiceProxy {
@@ -179,14 +179,7 @@ export async function holdReplay(h: Harness, shard: number, database: string): P
   await eventually('the replica to replay the gate', async () =>
     (await replayedUpTo(created)) ? true : undefined,
   );
-  const holder = new pg.Client({
-    host: '127.0.0.1',
-    port: replica.pgPort,
-    ...sslOf(replica.pgPort),
-    user: 'postgres',
-    password: PASSWORDS.superuser,
-    database,
-  });
+  const holder = new pg.Client(superuserClientConfig(replica.pgPort, database));
   holder.on('error', () => undefined);
   await holder.connect();
   await holder.query('BEGIN ISOLATION LEVEL REPEATABLE READ');

@@ -190,7 +190,11 @@ describe('owner references', () => {
         o.metadata.name.startsWith('shop-db-') &&
         !o.metadata.name.endsWith('-tls'),
     );
-    expect(retained.map((o) => o.metadata.name)).toEqual(['shop-db-auth', 'shop-db-app']);
+    expect(retained.map((o) => o.metadata.name)).toEqual([
+      'shop-db-auth',
+      'shop-db-app',
+      'shop-db-rewind',
+    ]);
     for (const o of retained) expect(o.metadata['ownerReferences']).toBeUndefined();
     for (const o of objects.filter((o) => !retained.includes(o))) {
       expect(o.metadata['ownerReferences'], `${o.kind} ${o.metadata.name}`).toEqual([

@@ -9,14 +9,14 @@ import type { AppModel } from '../../api/model.ts';
 import { TIER_LABEL } from '../shared/meta.ts';
 import type { Observed } from '../shared/report.ts';
 import type { AppRef, ClusterAccess } from '../tier.ts';
-import { DATABASE_LABEL, appSecretName, authSecretName, patroniStateSelector } from './names.ts';
+import { DATABASE_LABEL, databaseSecretNames, patroniStateSelector } from './names.ts';
 
 export const DATA_FINALIZER = 'scalable.dev/database-cleanup';
 
 /** What a switched-off database keeps, and how to delete it by hand (Tier.retained). */
 export function retainedDatabase(app: Pick<AppModel, 'name' | 'namespace'>): string {
   const selector = patroniStateSelector(app);
-  const secrets = `${authSecretName(app)} ${appSecretName(app)}`;
+  const secrets = databaseSecretNames(app).join(' ');
   return (
     `the database is off and its data is kept: volumes and Patroni's state (-l ${selector}), ` +
     `Secrets ${secrets}. Turn it on again to reopen it, or delete it by hand: ` +
@@ -80,7 +80,7 @@ export async function cleanUpDatabase(
   await deleteUnowned(cluster, 'v1', 'ConfigMap', app, selector);
   await deleteUnowned(cluster, 'v1', 'PersistentVolumeClaim', app, selector);
   // By name: the operator does not list Secrets.
-  for (const name of [authSecretName(app), appSecretName(app)])
+  for (const name of databaseSecretNames(app))
     await cluster.delete('v1', 'Secret', app.namespace, name);
   return true;
 }

@@ -35,6 +35,7 @@ describe('buildDatabase', () => {
     expect(kindNames(objects)).toEqual([
       'Secret/shop-db-auth',
       'Secret/shop-db-app',
+      'Secret/shop-db-rewind',
       // The app's own CA for cert-manager, then per shard the Secret, its record, its Certificate.
       ...APP_CA,
       ...[0, 1].flatMap((i) => [
@@ -89,6 +90,10 @@ describe('buildDatabase', () => {
       '/etc/scalable/tls/tls.crt',
       '--every',
       '30',
+      '--superuser',
+      'postgres',
+      '--rewind-user',
+      'scalable-rewind',
     ]);
     expect(sts.template.metadata.annotations).toEqual({ 'scalable.dev/fence-margin': '15' });
     const cm = find(buildDatabase(sharded), 'ConfigMap', 'shop-db-1-patroni') as unknown as {
@@ -175,6 +180,13 @@ describe('buildDatabase', () => {
     expect(
       find(objects, 'Secret', 'shop-db-app').metadata.annotations?.[GENERATED_KEYS_ANNOTATION],
     ).toBe('password');
+    // pg_rewind's own password, in a Secret apps made before it get created on reconcile.
+    expect(
+      find(objects, 'Secret', 'shop-db-rewind').metadata.annotations?.[GENERATED_KEYS_ANNOTATION],
+    ).toBe('password');
+    expect(secrets.find((e) => e.name === 'PATRONI_REWIND_PASSWORD')?.valueFrom).toEqual({
+      secretKeyRef: { name: 'shop-db-rewind', key: 'password' },
+    });
   });
 
   it('selects the primary and the replicas of one shard by Patroni role label', () => {
@@ -367,7 +379,8 @@ describe('TLS (on by default)', () => {
       ssl_key_file: '/etc/scalable/tls/tls.key',
       ssl_ca_file: '/etc/scalable/ca/ca.crt',
     });
-    const tcp = c.postgresql.pg_hba.filter((l) => !l.startsWith('local '));
+    // Past the superuser's reject lines (any TCP connection), only TLS connections match.
+    const tcp = c.postgresql.pg_hba.filter((l) => !l.startsWith('local ') && !/ reject$/.test(l));
     expect(tcp.length).toBe(4);
     for (const line of tcp) expect(line).toMatch(/^hostssl /);
     expect(c.postgresql.authentication.replication).toMatchObject({
@@ -476,6 +489,26 @@ describe('TLS (on by default)', () => {
       .containers[0];
     expect(pg.command).toEqual(['python3', '/etc/patroni/fence.py']);
     expect(pg.args).not.toContain('--cert');
+  });
+
+  it('admits the superuser over the local socket only; pg_rewind runs as a role of its own (issue 36)', () => {
+    for (const app of [sharded, plain]) {
+      const c = config(app);
+      const hba = c.postgresql.pg_hba;
+      // First match wins: the superuser's TCP lines reject before any line that admits.
+      expect(hba.slice(0, 3)).toEqual([
+        'local all all scram-sha-256',
+        'host all postgres 0.0.0.0/0 reject',
+        'host all postgres ::/0 reject',
+      ]);
+      // Patroni's own superuser connections go to the socket.
+      expect(c.postgresql.use_unix_socket).toBe(true);
+      expect(c.postgresql.parameters.unix_socket_directories).toBe('/var/run/postgresql');
+      expect(c.postgresql.authentication.superuser).toEqual({ username: 'postgres' });
+      expect(c.postgresql.authentication.rewind.username).toBe('scalable-rewind');
+    }
+    // No app role can be named like it (names become [a-z0-9_]).
+    expect(appDatabaseName(modelOf({ database: {} }, 'scalable-rewind'))).toBe('scalable_rewind');
   });
 });
 

@@ -15,7 +15,14 @@
 // fence.py's own (Patroni merges a directory of files), so it exists exactly where fence.py
 // reads the pipe. With TLS, fence.py also sends Patroni SIGHUP when the certificate changes
 // (the kubelet swaps a renewed Secret in): Patroni reloads Postgres and its REST API.
+// Each time Patroni arms the watchdog (it has become the leader), fence.py makes sure
+// pg_rewind's role exists with the password of the pod's env, over the local socket as the
+// superuser: Patroni creates that role only when it bootstraps a cluster, so a cluster
+// bootstrapped when pg_rewind still ran as the superuser gets it from its next leader.
+// fence.py is the one process in the pod that still holds the passwords' env: Patroni
+// removes its PATRONI_* variables from its own environment, and so from its callbacks'.
 // The engine tests run this very script with the real Patroni and Postgres.
+import { ENV } from './patroni-config.ts';
 
 /** The script's file name in the shard's Patroni ConfigMap. */
 export const FENCE_FILE = 'fence.py';
@@ -34,6 +41,9 @@ export interface FenceArgs {
   /** The TLS certificate to watch, and how often (s). */
   readonly cert?: string;
   readonly every?: number;
+  /** pg_rewind's role, created or updated as `superuser` whenever this member leads. */
+  readonly superuser?: string;
+  readonly rewindUser?: string;
 }
 
 export function fenceArgs(a: FenceArgs): string[] {
@@ -48,6 +58,9 @@ export function fenceArgs(a: FenceArgs): string[] {
     a.runDir ?? FENCE_RUN_DIR,
     ...(a.patroni ? ['--patroni', a.patroni] : []),
     ...(a.cert ? ['--cert', a.cert, '--every', String(a.every ?? 30)] : []),
+    ...(a.superuser && a.rewindUser
+      ? ['--superuser', a.superuser, '--rewind-user', a.rewindUser]
+      : []),
   ];
 }
 
@@ -72,6 +85,8 @@ p.add_argument('--run', required=True)
 p.add_argument('--patroni', default='patroni')
 p.add_argument('--cert')
 p.add_argument('--every', type=float, default=30)
+p.add_argument('--superuser')
+p.add_argument('--rewind-user')
 args = p.parse_args()
 
 
@@ -133,6 +148,84 @@ def fence(why):
         log('%s; could not kill the postmaster %d: %s' % (why, pid, e))
 
 
+# pg_rewind's role, as Patroni's bootstrap makes it. The password through \\getenv (never
+# argv), no statement logged, terse errors (no query text in psql's messages), and a local
+# commit: a synchronous standby that is gone must not hold this up.
+REWIND_SQL = b'''\\set VERBOSITY terse
+SET synchronous_commit = 'local';
+SET log_statement = 'none';
+SET log_min_duration_statement = -1;
+SET log_min_error_statement = 'panic';
+\\getenv password ${ENV.rewindPassword}
+SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = :'user') AS missing \\gset
+\\if :missing
+CREATE ROLE :"user" LOGIN PASSWORD :'password';
+\\else
+ALTER ROLE :"user" LOGIN PASSWORD :'password';
+\\endif
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO :"user";
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO :"user";
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO :"user";
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO :"user";
+'''
+rewind = {'pending': False, 'proc': None, 'at': 0.0, 'delay': 2.0}
+
+
+def socket_of_postmaster():
+    """The running postmaster's port and socket directory (lines 4 and 5 of postmaster.pid)."""
+    try:
+        with open(os.path.join(args.pgdata, 'postmaster.pid')) as f:
+            lines = f.read().split('\n')
+        return (lines[3].strip(), lines[4].strip()) if postmaster() and lines[4].strip() else None
+    except (OSError, IndexError):
+        return None
+
+
+def ensure_rewind_role(now):
+    """While this member leads and until it worked once: psql, without blocking the loop."""
+    if not rewind['pending'] or rewind['proc'] is not None or now < rewind['at']:
+        return
+    password = os.environ.get('${ENV.rewindPassword}')
+    if not args.rewind_user or not args.superuser or not password:
+        rewind['pending'] = False
+        return
+    where = socket_of_postmaster()
+    if where is None:
+        rewind['at'] = now + 1
+        return
+    env = dict(os.environ, PGHOST=where[1], PGPORT=where[0], PGUSER=args.superuser,
+               PGDATABASE='postgres', PGCONNECT_TIMEOUT='5', PGAPPNAME='fence',
+               PGPASSWORD=os.environ.get('${ENV.superuserPassword}', ''))
+    try:
+        proc = subprocess.Popen(['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1',
+                                 '-v', 'user=' + args.rewind_user],
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
+        proc.stdin.write(REWIND_SQL)
+        proc.stdin.close()
+        rewind['proc'] = proc
+    except OSError as e:
+        log('could not run psql for the rewind role: %s' % e)
+        rewind['pending'] = False
+
+
+def rewind_done(code, now):
+    rewind['proc'] = None
+    if code == 0:
+        rewind['pending'] = False
+        rewind['delay'] = 2.0
+        log('rewind role %s ready' % args.rewind_user)
+    elif rewind['pending']:
+        log('rewind role %s: psql exited %d; trying again in %d s'
+            % (args.rewind_user, code, rewind['delay']))
+        rewind['at'] = now + rewind['delay']
+        rewind['delay'] = min(60.0, rewind['delay'] * 2)
+
+
+def leads():
+    rewind['pending'] = True
+    rewind['at'] = 0.0
+
+
 patroni = subprocess.Popen([args.patroni, conf])
 stopping = []
 
@@ -177,6 +270,7 @@ while True:
                         timeout = int(line.split('=', 1)[1])
                         deadline = now + timeout
                         log('armed: Postgres is stopped %d s after the last renewal' % timeout)
+                        leads()
                 else:
                     command += c
             elif c == b'C':
@@ -184,11 +278,13 @@ while True:
             elif c == b'1' and timeout is not None:
                 if deadline is None:
                     log('armed again')
+                    leads()
                 deadline = now + timeout
             elif c == b'V':
                 if deadline is not None:
                     log('disarmed')
                 deadline = None
+                rewind['pending'] = False
     if deadline is not None and now >= deadline:
         fence('Patroni did not renew its leader lock for %d s' % timeout)
         deadline = None
@@ -200,12 +296,17 @@ while True:
             pid, status = 0, 0
         if pid == 0:
             break
+        if rewind['proc'] is not None and pid == rewind['proc'].pid:
+            rewind['proc'].returncode = os.waitstatus_to_exitcode(status)
+            rewind_done(rewind['proc'].returncode, now)
+            continue
         if pid == patroni.pid:
             code = os.waitstatus_to_exitcode(status)
             patroni.returncode = code
             if deadline is not None:
                 fence('Patroni exited (%d) while it led' % code)
             sys.exit(code if code >= 0 else 128 - code)
+    ensure_rewind_role(now)
     if args.cert and now >= next_cert:
         next_cert = now + args.every
         current = digest(args.cert)

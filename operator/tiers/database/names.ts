@@ -48,6 +48,19 @@ export const tierName = (app: AppModel): string => nameOf(app, 'db');
 export const authSecretName = (app: Pick<AppModel, 'name'>): string => nameOf(app, 'db', 'auth');
 /** The application role's password: what app pods read. */
 export const appSecretName = (app: Pick<AppModel, 'name'>): string => nameOf(app, 'db', 'app');
+/**
+ * The rewind role's password, in a Secret of its own: the operator never reads or updates a
+ * generated Secret, so a key added to <app>-db-auth would never reach apps made before it;
+ * a new Secret is simply created for them on their next reconcile.
+ */
+export const rewindSecretName = (app: Pick<AppModel, 'name'>): string =>
+  nameOf(app, 'db', 'rewind');
+/** Every generated Secret of the tier: retained with the data, deleted with it. */
+export const databaseSecretNames = (app: Pick<AppModel, 'name'>): string[] => [
+  authSecretName(app),
+  appSecretName(app),
+  rewindSecretName(app),
+];
 export const shardMapName = (app: AppModel): string => nameOf(app, 'shard-map');
 /**
  * One name every shard's certificate carries besides its Services': scrapers of Patroni's
@@ -62,10 +75,17 @@ export const AUTH_KEYS = {
   monitor: 'monitor-password',
 } as const;
 export const APP_PASSWORD_KEY = 'password';
+export const REWIND_PASSWORD_KEY = 'password';
 
 export const SUPERUSER = 'postgres';
 export const REPLICATION_USER = 'replicator';
 export const MONITOR_USER = 'monitor';
+/**
+ * pg_rewind's role (no superuser: EXECUTE on the four file functions pg_rewind calls). The
+ * hyphen keeps it apart from every app role: appDatabaseName turns hyphens into underscores,
+ * so no app, earlier or later, can own a role of this name.
+ */
+export const REWIND_USER = 'scalable-rewind';
 
 /**
  * The app's role and database: its name as a Postgres identifier ([a-z0-9_]; quoted in SQL,

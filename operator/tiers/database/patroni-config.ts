@@ -17,6 +17,7 @@ import {
   PRIMARY_ROLE,
   REPLICA_ROLE,
   REPLICATION_USER,
+  REWIND_USER,
   ROLE_LABEL,
   SCOPE_LABEL,
   SUPERUSER,
@@ -56,6 +57,7 @@ export const ENV = {
   restapiConnect: 'PATRONI_RESTAPI_CONNECT_ADDRESS',
   superuserPassword: 'PATRONI_SUPERUSER_PASSWORD',
   replicationPassword: 'PATRONI_REPLICATION_PASSWORD',
+  rewindPassword: 'PATRONI_REWIND_PASSWORD',
   restapiUsername: 'PATRONI_RESTAPI_USERNAME',
   restapiPassword: 'PATRONI_RESTAPI_PASSWORD',
   appPassword: 'SCALABLE_APP_PASSWORD',
@@ -175,14 +177,23 @@ export function patroniConfig(app: AppModel, shard: number, layout: PodLayout = 
       authentication: {
         superuser: { username: SUPERUSER },
         replication: { username: REPLICATION_USER, ...tls?.replication },
-        rewind: { username: SUPERUSER, ...tls?.rewind },
+        // Not the superuser: Patroni creates this role at bootstrap with EXECUTE on the file
+        // functions pg_rewind calls; on clusters bootstrapped before, fence.py creates it.
+        rewind: { username: REWIND_USER, ...tls?.rewind },
       },
       parameters: { unix_socket_directories: SOCKET_DIR, ...tls?.parameters },
+      // Patroni's own superuser connections (its loop, post_bootstrap) over the socket: the
+      // superuser has no TCP line in pg_hba.
+      use_unix_socket: true,
       // New replicas clone at once instead of waiting for a spread checkpoint (minutes).
       basebackup: [{ checkpoint: 'fast' }],
-      // Password auth everywhere; who may connect at all is the NetworkPolicy's job.
+      // Password auth everywhere; who may connect at all is the NetworkPolicy's job. The
+      // superuser only over the pod's socket (an emptyDir of the Postgres container): its
+      // password gives no way in from the network, loopback and sidecars included.
       pg_hba: [
         'local all all scram-sha-256',
+        `host all ${SUPERUSER} 0.0.0.0/0 reject`,
+        `host all ${SUPERUSER} ::/0 reject`,
         `${hba} replication ${REPLICATION_USER} 0.0.0.0/0 scram-sha-256`,
         `${hba} replication ${REPLICATION_USER} ::/0 scram-sha-256`,
         `${hba} all all 0.0.0.0/0 scram-sha-256`,

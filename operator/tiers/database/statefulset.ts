@@ -17,11 +17,15 @@ import {
   MONITOR_USER,
   PATRONI_PORT,
   POSTGRES_PORT,
+  REWIND_PASSWORD_KEY,
+  REWIND_USER,
+  SUPERUSER,
   authSecretName,
   appSecretName,
   APP_PASSWORD_KEY,
   headlessServiceName,
   patroniConfigMapName,
+  rewindSecretName,
   shardName,
   shardPodLabels,
   shardSelector,
@@ -39,7 +43,7 @@ import {
   binDir,
 } from './patroni-config.ts';
 
-export const REWIND_PASSWORD_ENV = 'PATRONI_REWIND_PASSWORD';
+export const REWIND_PASSWORD_ENV = ENV.rewindPassword;
 
 /** The first word of the check's message; the status recognises it. */
 export const MAJOR_VERSION_MISMATCH = 'MajorVersionMismatch';
@@ -110,9 +114,10 @@ function patroniEnv(app: AppModel, shard: number) {
     { name: ENV.restapiConnect, value: `${host}:${PATRONI_PORT}` },
     secretEnv(ENV.superuserPassword, auth, AUTH_KEYS.superuser),
     secretEnv(ENV.replicationPassword, auth, AUTH_KEYS.replication),
-    // The rewind user is the superuser (patroni.yml): without its password Patroni cannot
-    // check a returning member against the new leader after a switchover, nor pg_rewind it.
-    secretEnv(REWIND_PASSWORD_ENV, auth, AUTH_KEYS.superuser),
+    // The rewind role's (patroni.yml): without it Patroni cannot check a returning member
+    // against the new leader after a switchover, nor pg_rewind it. fence.py also reads it to
+    // create the role on clusters bootstrapped before it existed.
+    secretEnv(REWIND_PASSWORD_ENV, rewindSecretName(app), REWIND_PASSWORD_KEY),
     { name: ENV.restapiUsername, value: RESTAPI_USER },
     secretEnv(ENV.restapiPassword, auth, AUTH_KEYS.restapi),
     // Read once by post-bootstrap.sh on the first primary.
@@ -269,6 +274,8 @@ function patroniContainer(app: AppModel, db: NonNullable<AppModel['database']>, 
       config: configFile,
       pgdata: DATA_DIR,
       margin: FENCE_MARGIN_SECONDS,
+      superuser: SUPERUSER,
+      rewindUser: REWIND_USER,
       ...(db.tls
         ? { cert: `${POD_LAYOUT.tlsDir}/${TLS_FILES.cert}`, every: TLS_RELOAD_SECONDS }
         : {}),
