@@ -5,6 +5,8 @@
 //   /metrics answers and /scrape is not served;
 // - the data tiers' egress: a listener on :53 (and on the API server's :443) in another
 //   namespace sees no connection from the Redis or Patroni containers, while cluster DNS works;
+// - the operator pods' egress: the API server only (a listener, the app's database and web
+//   pods see no connection from an operator pod, while the app reconciles);
 // - the database pod: the token is in Patroni's container only, and it cannot relabel its pod;
 // - the operator's ServiceAccount: kubectl auth can-i, and a server-side dry run in kube-system.
 import { spawn } from 'node:child_process';
@@ -25,6 +27,7 @@ import {
   waitPodReady,
   type Pod,
 } from './support/kube.ts';
+import { operatorPods } from './support/operator.ts';
 import { binPath } from '../../devcluster/paths.ts';
 import { kubeconfig } from './support/kube.ts';
 
@@ -240,6 +243,69 @@ describe('security on kind (issue 36)', () => {
     ]);
     expect(resolved.code, resolved.stderr).toBe(0);
     expect(resolved.stdout).toMatch(/^\d+\.\d+\.\d+\.\d+\s/);
+  });
+
+  it("the operator pods send to the API server only: a listener and the app's pods see no connection from them", async () => {
+    // The app above went Ready under this policy: the operator reconciles through it.
+    const policy = await getJson<{
+      spec: { egress: { to?: { ipBlock?: { cidr: string } }[] }[] };
+    }>(['get', 'networkpolicy', `${RELEASE}-egress`, '-n', OPERATOR_NAMESPACE]);
+    // helm install looked the API server's addresses up: not the ports-alone fallback.
+    const to = policy.spec.egress.flatMap((r) => r.to ?? []);
+    expect(to.length).toBeGreaterThan(0);
+    expect(to.every((t) => t.ipBlock?.cidr)).toBe(true);
+    const listener = await podIp(ATTACKER, 'listener');
+    const web = (
+      await getJson<{ items: Pod[] }>(['get', 'pods', '-n', NS, '-l', `scalable.dev/tier=web`])
+    ).items[0];
+    const db = await podIp(NS, `${APP}-db-0-0`);
+    const targets: [string, number][] = [
+      [listener, 443],
+      [listener, 53],
+      [db, 5432],
+      ...(web?.status.podIP ? [[web.status.podIP, 8080] as [string, number]] : []),
+    ];
+    const operator = (await operatorPods())[0]?.metadata.name;
+    if (!operator) throw new Error('no operator pod');
+    const out = await tryKubectl([
+      'exec',
+      '-n',
+      OPERATOR_NAMESPACE,
+      operator,
+      '-c',
+      'operator',
+      '--',
+      'node',
+      '-e',
+      `const net = require('node:net');
+       const one = ([host, port]) => new Promise((resolve) => {
+         const s = net.connect({ host, port, timeout: 5000 });
+         s.on('connect', () => { s.destroy(); resolve(host + ':' + port + ' open'); });
+         s.on('timeout', () => { s.destroy(); resolve(host + ':' + port + ' timeout'); });
+         s.on('error', (e) => resolve(host + ':' + port + ' ' + e.code));
+       });
+       Promise.all(${JSON.stringify(targets)}.map(one)).then((r) => console.log(r.join('\\n')));`,
+    ]);
+    expect(out.code, out.stderr).toBe(0);
+    const results = out.stdout.trim().split('\n');
+    expect(results).toHaveLength(targets.length);
+    for (const r of results) expect(r).not.toMatch(/ open$/);
+    expect(await listenerLog()).toEqual([]);
+    // The same reach from the app's pod is open (the targets are up): the policy refused them.
+    const fromWeb = await tryKubectl([
+      'exec',
+      '-n',
+      NS,
+      web?.metadata.name ?? '',
+      '--',
+      'node',
+      '-e',
+      `const s = require('node:net').connect({ host: ${JSON.stringify(db)}, port: 5432, timeout: 5000 });
+       s.on('connect', () => { console.log('open'); s.destroy(); });
+       s.on('timeout', () => { console.log('timeout'); s.destroy(); });
+       s.on('error', (e) => console.log(e.code));`,
+    ]);
+    expect(fromWeb.stdout.trim(), fromWeb.stderr).toBe('open');
   });
 
   it("the database pod: the token is in Patroni's container only, and it cannot relabel its pod", async () => {

@@ -307,6 +307,58 @@ describe('charts/scalable-operator', () => {
       expect(allowed).toEqual([]);
     });
 
+    it("its pods may send to the API server's addresses, looked up at install, and nowhere else", async () => {
+      const get = async <T>(args: string[]): Promise<T> => {
+        const r = await kubectl([...args, '-o', 'json']);
+        expect(r.code, r.stderr).toBe(0);
+        return JSON.parse(r.stdout) as T;
+      };
+      const svc = await get<{ spec: { clusterIPs: string[] } }>([
+        'get',
+        'service',
+        'kubernetes',
+        '-n',
+        'default',
+      ]);
+      const slice = await get<{ endpoints: { addresses: string[] }[]; ports: { port: number }[] }>([
+        'get',
+        'endpointslice',
+        'kubernetes',
+        '-n',
+        'default',
+      ]);
+      const cidr = (ip: string) => `${ip}/${ip.includes(':') ? 128 : 32}`;
+      const expected = [
+        ...new Set([...svc.spec.clusterIPs, ...slice.endpoints.flatMap((e) => e.addresses)]),
+      ].map(cidr);
+      const ports = [...new Set([443, 6443, ...slice.ports.map((p) => p.port)])];
+      const policy = await get<{ spec: { egress: unknown[]; policyTypes: string[] } }>([
+        'get',
+        'networkpolicy',
+        `${release}-egress`,
+        '-n',
+        ns,
+      ]);
+      expect(policy.spec.policyTypes).toEqual(['Egress']);
+      expect(policy.spec.egress).toEqual([
+        {
+          ports: ports.map((port) => ({ port, protocol: 'TCP' })),
+          to: expected.map((c) => ({ ipBlock: { cidr: c } })),
+        },
+      ]);
+      // The same addresses the operator hands Patroni's egress rule.
+      const env = await kubectl([
+        'get',
+        'deployment',
+        release,
+        '-n',
+        ns,
+        '-o',
+        'jsonpath={.spec.template.spec.containers[0].env[?(@.name=="SCALABLE_API_SERVER_CIDRS")].value}',
+      ]);
+      expect(env.stdout.split(',')).toEqual(expected);
+    });
+
     it('helm upgrade and helm uninstall leave the CRD and the users’ apps in place', async () => {
       const appNs = uniqueName('helm-app');
       await createNamespace(appNs);

@@ -101,7 +101,11 @@ describe('database data and deletionPolicy', () => {
     );
     await eventually('PVC gone', async () => ((await pvc('gone')) ? undefined : true), 120_000);
     await eventually('Secrets gone', async () =>
-      (await secret('gone-db-auth')) || (await secret('gone-db-app')) ? undefined : true,
+      (await secret('gone-db-auth')) ||
+      (await secret('gone-db-app')) ||
+      (await secret('gone-db-rewind'))
+        ? undefined
+        : true,
     );
   });
 
@@ -130,6 +134,9 @@ describe('database data and deletionPolicy', () => {
     const auth = await secret('kept-db-auth');
     expect(auth?.['data']).toBeDefined();
     expect((auth?.['metadata'] as Json)['ownerReferences']).toBeUndefined();
+    const rewind = await secret('kept-db-rewind');
+    expect(rewind?.['data']).toBeDefined();
+    expect((rewind?.['metadata'] as Json)['ownerReferences']).toBeUndefined();
 
     // The same app again: it reopens the retained data with the passwords it had.
     await applyAs(client, 'test-user', scalableApp(ns, 'kept', spec('Retain')));
@@ -140,6 +147,7 @@ describe('database data and deletionPolicy', () => {
     const again = await secret('kept-db-auth');
     expect((again?.['metadata'] as Json)['uid']).toBe((auth?.['metadata'] as Json)['uid']);
     expect(again?.['data']).toEqual(auth?.['data']);
+    expect((await secret('kept-db-rewind'))?.['data']).toEqual(rewind?.['data']);
   });
 
   it('Delete, then the database section removed: the data stays until the app goes', async () => {
@@ -170,6 +178,7 @@ describe('database data and deletionPolicy', () => {
     expect(await configMap('off')).toBeDefined();
     expect(await secret('off-db-auth')).toBeDefined();
     expect(await secret('off-db-app')).toBeDefined();
+    expect(await secret('off-db-rewind')).toBeDefined();
     expect(await finalizers('off')).toContain(DATA_FINALIZER);
 
     await deleteApp('off');
@@ -183,6 +192,7 @@ describe('database data and deletionPolicy', () => {
       ['Patroni state', () => configMap('off')],
       ['auth Secret', () => secret('off-db-auth')],
       ['app Secret', () => secret('off-db-app')],
+      ['rewind Secret', () => secret('off-db-rewind')],
     ] as const)
       await eventually(`${what} gone`, async () => ((await get()) ? undefined : true), 120_000);
   });

@@ -386,7 +386,7 @@ for (const mode of ['cluster', 'namespaced'] as const)
         async () => ((await getObj(client, info.pvc, ns, 'data-shop-db-0-0')) ? undefined : true),
         60_000,
       );
-      for (const name of ['shop-db-auth', 'shop-db-app'])
+      for (const name of ['shop-db-auth', 'shop-db-app', 'shop-db-rewind'])
         expect(await getObj(client, info.secret, ns, name), name).toBeUndefined();
     });
 

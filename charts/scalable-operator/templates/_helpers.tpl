@@ -36,3 +36,33 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- define "scalable-operator.imagesTag" -}}
 {{- default .Chart.AppVersion .Values.images.tag -}}
 {{- end -}}
+
+{{/* The API server's addresses as CIDRs, comma-separated: networkPolicy.apiServer.cidrs, or
+looked up at install and upgrade (the kubernetes Service's cluster IPs and its endpoints);
+empty when neither is known (helm template has no cluster to ask). */}}
+{{- define "scalable-operator.apiServerCidrs" -}}
+{{- $api := .Values.networkPolicy.apiServer.cidrs -}}
+{{- if not $api -}}
+{{- $ips := list -}}
+{{- with (lookup "v1" "Service" "default" "kubernetes") -}}
+{{- $ips = concat $ips (.spec.clusterIPs | default (list .spec.clusterIP)) -}}
+{{- end -}}
+{{- with (lookup "discovery.k8s.io/v1" "EndpointSlice" "default" "kubernetes") -}}
+{{- range .endpoints }}{{- $ips = concat $ips .addresses }}{{- end -}}
+{{- end -}}
+{{- range $ips -}}
+{{- $api = append $api (printf "%s/%s" . (ternary "128" "32" (contains ":" .))) -}}
+{{- end -}}
+{{- end -}}
+{{- join "," (uniq $api) -}}
+{{- end -}}
+
+{{/* The API server's ports, comma-separated: 443 (the kubernetes Service) and 6443 (where
+kubeadm's API servers listen), and whatever port the kubernetes EndpointSlice names. */}}
+{{- define "scalable-operator.apiServerPorts" -}}
+{{- $ports := list 443 6443 -}}
+{{- with (lookup "discovery.k8s.io/v1" "EndpointSlice" "default" "kubernetes") -}}
+{{- range .ports }}{{- $ports = append $ports (int .port) }}{{- end -}}
+{{- end -}}
+{{- join "," (uniq $ports) -}}
+{{- end -}}
