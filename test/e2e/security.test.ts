@@ -323,7 +323,7 @@ describe('security on kind (issue 36)', () => {
       token,
     ]);
     expect(inExporter.code, 'the exporter sidecar reads a token').not.toBe(0);
-    const patch = (labels: Record<string, string>) =>
+    const patch = (labels: Record<string, string>, dryRun = false) =>
       tryKubectl([
         'exec',
         '-n',
@@ -339,13 +339,22 @@ describe('security on kind (issue 36)', () => {
           `t = open('${token}').read()`,
           "ctx = ssl.create_default_context(cafile='/var/run/secrets/kubernetes.io/serviceaccount/ca.crt')",
           `body = json.dumps({'metadata': {'labels': ${JSON.stringify(labels)}}}).encode()`,
-          `r = urllib.request.Request('https://kubernetes.default.svc/api/v1/namespaces/${NS}/pods/${pod}', data=body, method='PATCH', headers={'Authorization': 'Bearer ' + t, 'Content-Type': 'application/merge-patch+json'})`,
+          `r = urllib.request.Request('https://kubernetes.default.svc/api/v1/namespaces/${NS}/pods/${pod}${dryRun ? '?dryRun=All' : ''}', data=body, method='PATCH', headers={'Authorization': 'Bearer ' + t, 'Content-Type': 'application/merge-patch+json'})`,
           'try:',
           '  print(urllib.request.urlopen(r, context=ctx).status)',
           'except urllib.error.HTTPError as e:',
           "  print(e.code, json.loads(e.read()).get('message', ''))",
         ].join('\n'),
       ]);
+    // A binding takes effect some time after it is created: wait (dry runs, no side effect)
+    // until the policy refuses what it exists to refuse, then look at everything else.
+    await eventually(
+      'the Patroni admission policy in force',
+      async () =>
+        /^403 /.test((await patch({ 'scalable.dev/app': 'shop' }, true)).stdout) ? true : undefined,
+      120_000,
+      2000,
+    );
     const role = (await getJson<Pod>(['get', 'pod', pod, '-n', NS])).metadata.labels?.[
       'scalable.dev/role'
     ];
@@ -376,18 +385,27 @@ describe('security on kind (issue 36)', () => {
     expect(await canI('create', 'roles', '-A')).toBe('no');
     expect(await canI('bind', `clusterroles/${RELEASE}-patroni`, '-n', NS)).toBe('yes');
     expect(await canI('bind', 'clusterroles/cluster-admin', '-n', NS)).toBe('no');
-    // RBAC lets it delete Deployments anywhere (a ClusterRole); the admission policy not in kube-system.
+    // RBAC lets it delete Deployments anywhere (a ClusterRole); the admission policy not in
+    // kube-system. A binding takes effect some time after it is created: wait for the refusal
+    // (a server-side dry run: nothing happens either way) before the other cases.
     expect(await canI('delete', 'deployments', '-n', 'kube-system')).toBe('yes');
-    const del = await tryKubectl([
-      'delete',
-      'deployment',
-      'coredns',
-      '-n',
-      'kube-system',
-      `--as=${sa}`,
-      '--dry-run=server',
-    ]);
-    expect(del.code).not.toBe(0);
+    const del = await eventually(
+      'the operator admission policy in force',
+      async () => {
+        const r = await tryKubectl([
+          'delete',
+          'deployment',
+          'coredns',
+          '-n',
+          'kube-system',
+          `--as=${sa}`,
+          '--dry-run=server',
+        ]);
+        return r.code !== 0 ? r : undefined;
+      },
+      120_000,
+      2000,
+    );
     expect(del.stderr).toContain('never in kube-system');
     const cm = await tryKubectl(
       ['create', '-f', '-', `--as=${sa}`, '--dry-run=server'],
