@@ -200,12 +200,16 @@ def ensure_rewind_role(now):
         proc = subprocess.Popen(['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1',
                                  '-v', 'user=' + args.rewind_user],
                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
-        proc.stdin.write(REWIND_SQL)
-        proc.stdin.close()
-        rewind['proc'] = proc
     except OSError as e:
         log('could not run psql for the rewind role: %s' % e)
         rewind['pending'] = False
+        return
+    rewind['proc'] = proc
+    try:
+        proc.stdin.write(REWIND_SQL)
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass  # psql ended early (no server yet): its exit status says so, and we try again
 
 
 def rewind_done(code, now):
