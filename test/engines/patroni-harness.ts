@@ -38,7 +38,9 @@ import { FENCE_FILE, fenceArgs, fenceScript } from '../../operator/tiers/databas
 import { FENCE_MARGIN_SECONDS } from '../../operator/tiers/database/lease-break.ts';
 import {
   PRIMARY_ROLE,
+  REWIND_USER,
   ROLE_LABEL,
+  SUPERUSER,
   podName,
   shardIndexes,
   shardName,
@@ -384,6 +386,8 @@ export async function startDatabase(
             config: configFile,
             pgdata: m.dataDir,
             margin: FENCE_MARGIN_SECONDS,
+            superuser: SUPERUSER,
+            rewindUser: REWIND_USER,
             ...(tls
               ? {
                   cert: join(dir, `tls-${m.shard}`, TLS_FILES.cert),

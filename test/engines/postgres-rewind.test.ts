@@ -8,7 +8,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REWIND_USER } from '../../operator/tiers/database/names.ts';
+import { PRIMARY_ROLE, REWIND_USER } from '../../operator/tiers/database/names.ts';
 import {
   PASSWORDS,
   TEST_CA,
@@ -193,9 +193,18 @@ describe('the Postgres superuser and pg_rewind: rendered config, real Patroni an
       process.kill(receiver, 'SIGCONT');
     }
 
+    // The dead primary's pod keeps its label (only its own Patroni changes it): the promoted
+    // replica's label and its Postgres out of recovery.
     await eventually(
       'the replica promoted',
-      async () => (h.primaryOf(0)?.name === replica.name ? true : undefined),
+      async () => {
+        if (h.roleOf(replica.name) !== PRIMARY_ROLE) return undefined;
+        const [r] = await sql<{ rec: boolean }>(
+          replica.pgPort,
+          'SELECT pg_is_in_recovery() AS rec',
+        );
+        return r?.rec === false ? true : undefined;
+      },
       120_000,
       500,
     );
@@ -210,7 +219,12 @@ describe('the Postgres superuser and pg_rewind: rendered config, real Patroni an
       500,
     );
     expect(await rewindRole(replica)).toEqual([{ rolcanlogin: true, rolsuper: false }]);
-    expect(readFileSync(replica.log, 'utf8')).toMatch(`fence: rewind role ${REWIND_USER} ready`);
+    // fence.py says so once it has reaped psql; its log reaches the file a moment later.
+    await eventually('fence.py to report the role', async () =>
+      readFileSync(replica.log, 'utf8').includes(`fence: rewind role ${REWIND_USER} ready`)
+        ? true
+        : undefined,
+    );
     await sql(replica.pgPort, "INSERT INTO t VALUES (1000, 'after')");
 
     // The kubelet restarts the old primary's container: it finds its timeline diverged and
