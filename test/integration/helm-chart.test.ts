@@ -320,13 +320,21 @@ describe('charts/scalable-operator', () => {
         '-n',
         'default',
       ]);
-      const slice = await get<{ endpoints: { addresses: string[] }[]; ports: { port: number }[] }>([
+      // The API server writes this slice; a control plane that does not (the embedded one's
+      // endpoint reconciler) leaves the lookup, and so the policy, with the Service's IPs.
+      const found = await kubectl([
         'get',
         'endpointslice',
         'kubernetes',
         '-n',
         'default',
+        '-o',
+        'json',
       ]);
+      if (found.code !== 0) expect(found.stderr).toContain('NotFound');
+      const slice = (
+        found.code === 0 ? JSON.parse(found.stdout) : { endpoints: [], ports: [] }
+      ) as { endpoints: { addresses: string[] }[]; ports: { port: number }[] };
       const cidr = (ip: string) => `${ip}/${ip.includes(':') ? 128 : 32}`;
       const expected = [
         ...new Set([...svc.spec.clusterIPs, ...slice.endpoints.flatMap((e) => e.addresses)]),
