@@ -21,8 +21,8 @@ export const PRE_STOP_SLEEP_SECONDS = 5;
  * A terminating pod leaves the Service's endpoints while the kubelet stops it, and every
  * node's Service rules follow a moment later: an app that closes its port at SIGTERM refuses
  * the connections still routed to it. preStop's sleep action holds SIGTERM back meanwhile and
- * needs no binary in the app's image (on by default from Kubernetes 1.30; 1.29 has it behind
- * the PodLifecycleSleepAction gate, and an API server with the gate off drops the handler).
+ * needs no binary in the app's image (on by default from Kubernetes 1.30; an API server with
+ * the PodLifecycleSleepAction gate turned off drops the handler: docs/compatibility.md).
  * Set on the synthesized JSON: the typed L1 classes model Kubernetes 1.27, whose toJson keeps
  * only exec, httpGet and tcpSocket, so `sleep` given to them is dropped and the API server
  * rejects the empty handler left behind (422 "preStop: Required value").
