@@ -2,7 +2,6 @@ import { App, Chart } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
 import { find, kindNames, modelOf, spec } from '../shared/test-helpers.ts';
 import type { AppModel } from '../../api/model.ts';
-import { withSpecHash } from '../../reconcile/diff.ts';
 import { k8s } from '../shared/k8s.ts';
 import { appWiring, buildAll } from '../index.ts';
 import { PRE_STOP_SLEEP_SECONDS, buildWeb as buildWebWith } from './build.ts';
@@ -260,8 +259,8 @@ describe('buildWeb', () => {
   });
 
   it('holds SIGTERM back with a preStop sleep, in the object the reconciler applies', () => {
-    // What planOf hands to the apply: every tier's objects, spec-hashed.
-    const sent = buildAll(modelOf({})).map(withSpecHash);
+    // Every tier's objects, as planOf hands them to the apply (it adds a hash annotation only).
+    const sent = buildAll(modelOf({}));
     const pod = spec(find(sent, 'Deployment', 'shop-web')).template.spec;
     const web = pod.containers.find((c: { name: string }) => c.name === 'web');
     expect(web.lifecycle).toEqual({ preStop: { sleep: { seconds: PRE_STOP_SLEEP_SECONDS } } });
