@@ -11,6 +11,7 @@ import { LEASE_KIND } from '../../operator/reconcile/kinds.ts';
 import type { KubeClient } from '../../operator/runtime/kube-client.ts';
 import { buildAll } from '../../operator/tiers/index.ts';
 import { generatedKeysOf } from '../../operator/tiers/shared/secrets.ts';
+import { PRE_STOP_SLEEP_SECONDS } from '../../operator/tiers/web/build.ts';
 import {
   applyAs,
   closeSuite,
@@ -103,6 +104,13 @@ describe('operator lifecycle', () => {
         expect.objectContaining({ uid, controller: true, kind: 'ScalableApp' }),
       ]);
     }
+    // The web pods' preStop sleep, as the API server stored what the operator applied.
+    const web = ((await deployment())?.['spec'] as Json)['template'] as {
+      spec: { containers: Array<{ name: string; lifecycle?: unknown }> };
+    };
+    expect(web.spec.containers.find((c) => c.name === 'web')?.lifecycle).toEqual({
+      preStop: { sleep: { seconds: PRE_STOP_SLEEP_SECONDS } },
+    });
     const app = await eventually('Ready=True at generation 1', () => readyAt(1), 120_000);
     const status = app['status'] as Json;
     expect(status['web']).toMatchObject({ readyReplicas: 2, ready: '2/2' });

@@ -14,6 +14,32 @@ import { resourcesOf } from '../shared/quantity.ts';
 import { appDeployment } from '../shared/app-pod.ts';
 
 export const WEB_SERVICE_PORT = 80;
+/** How long a terminating web pod goes on serving before SIGTERM (within the 30 s grace). */
+export const PRE_STOP_SLEEP_SECONDS = 5;
+
+/**
+ * A terminating pod leaves the Service's endpoints while the kubelet stops it, and every
+ * node's Service rules follow a moment later: an app that closes its port at SIGTERM refuses
+ * the connections still routed to it. preStop's sleep action holds SIGTERM back meanwhile and
+ * needs no binary in the app's image (on by default from Kubernetes 1.30; an API server with
+ * the PodLifecycleSleepAction gate turned off drops the handler: docs/compatibility.md).
+ * Set on the synthesized JSON: the typed L1 classes model Kubernetes 1.27, whose toJson keeps
+ * only exec, httpGet and tcpSocket, so `sleep` given to them is dropped and the API server
+ * rejects the empty handler left behind (422 "preStop: Required value").
+ */
+export function withPreStopSleep(obj: K8sObject, container: string, seconds: number): K8sObject {
+  if (obj.kind !== 'Deployment') return obj;
+  type PodTemplate = { spec: { containers: { name: string }[] } };
+  const spec = obj['spec'] as { template: PodTemplate };
+  const lifecycle = { preStop: { sleep: { seconds } } };
+  const containers = spec.template.spec.containers.map((c) =>
+    c.name === container ? { ...c, lifecycle } : c,
+  );
+  return {
+    ...obj,
+    spec: { ...spec, template: { ...spec.template, spec: { ...spec.template.spec, containers } } },
+  };
+}
 
 /**
  * The container port the web pods serve metrics on, by name: a port of its own ('metrics')
@@ -27,7 +53,7 @@ export function webMetricsPort(app: AppModel): { name: string; port: number } | 
 }
 
 export function buildWeb(app: AppModel, wiring: AppWiring): K8sObject[] {
-  return synth((chart) => {
+  const objects = synth((chart) => {
     const name = nameOf(app, 'web');
     const selector = selectorOf(app, 'web');
     const meta = metadataOf(app, 'web', name);
@@ -75,6 +101,7 @@ export function buildWeb(app: AppModel, wiring: AppWiring): K8sObject[] {
     });
     webNetworkPolicy(chart, app, name, selector);
   });
+  return objects.map((o) => withPreStopSleep(o, 'web', PRE_STOP_SLEEP_SECONDS));
 }
 
 export function webEnv(app: AppModel, wiring: AppWiring): EnvVar[] {

@@ -1,8 +1,10 @@
+import { App, Chart } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
 import { find, kindNames, modelOf, spec } from '../shared/test-helpers.ts';
 import type { AppModel } from '../../api/model.ts';
-import { appWiring } from '../index.ts';
-import { buildWeb as buildWebWith } from './build.ts';
+import { k8s } from '../shared/k8s.ts';
+import { appWiring, buildAll } from '../index.ts';
+import { PRE_STOP_SLEEP_SECONDS, buildWeb as buildWebWith } from './build.ts';
 
 const buildWeb = (app: AppModel) => buildWebWith(app, appWiring(app));
 
@@ -254,6 +256,33 @@ describe('buildWeb', () => {
         ports: [{ port: 'http', protocol: 'TCP' }],
       },
     ]);
+  });
+
+  it('holds SIGTERM back with a preStop sleep, in the object the reconciler applies', () => {
+    // Every tier's objects, as planOf hands them to the apply (it adds a hash annotation only).
+    const sent = buildAll(modelOf({}));
+    const pod = spec(find(sent, 'Deployment', 'shop-web')).template.spec;
+    const web = pod.containers.find((c: { name: string }) => c.name === 'web');
+    expect(web.lifecycle).toEqual({ preStop: { sleep: { seconds: PRE_STOP_SLEEP_SECONDS } } });
+    // The sleep must end before the grace period (the API server's rule); 30 s by default.
+    expect(PRE_STOP_SLEEP_SECONDS).toBeLessThan(pod.terminationGracePeriodSeconds ?? 30);
+    expect(PRE_STOP_SLEEP_SECONDS).toBeGreaterThan(0);
+  });
+
+  it('why the sleep is set after synthesis: the typed L1 classes (Kubernetes 1.27) drop it', () => {
+    // Given to the construct, the sleep action is lost and an empty handler is left, which
+    // the API server refuses with 422 "preStop: Required value". When this stops holding
+    // (an L1 library that knows the sleep action), withPreStopSleep can go.
+    const chart = new Chart(new App(), 'c');
+    const lifecycle = { preStop: { sleep: { seconds: 5 } } } as k8s.Lifecycle;
+    const json = new k8s.KubeDeployment(chart, 'd', {
+      metadata: { name: 'd' },
+      spec: {
+        selector: {},
+        template: { spec: { containers: [{ name: 'web', lifecycle }] } },
+      },
+    }).toJson() as { spec: { template: { spec: { containers: { lifecycle: unknown }[] } } } };
+    expect(json.spec.template.spec.containers[0]?.lifecycle).toEqual({ preStop: {} });
   });
 
   it('keeps at most one pod down during disruptions', () => {

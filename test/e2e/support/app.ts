@@ -208,6 +208,12 @@ async function createApp(app: FileApp, labels: Record<string, string> = {}): Pro
  * pod again, and no case looks at them.
  */
 async function resetApp(app: FileApp): Promise<boolean> {
+  // A namespace being deleted (an earlier file failed: afterAll deletes without waiting) still
+  // shows the app and its pods for a while; reusing it, the file's cases would see them go.
+  const ns = await getJson<{ metadata: Meta }>(['get', 'namespace', app.namespace]).catch(
+    () => undefined,
+  );
+  if (!ns || ns.metadata.deletionTimestamp) return false;
   const live = await getJson<{ spec: { web: { env?: { name: string; value?: string }[] } } }>([
     'get',
     'scalableapp',

@@ -9,6 +9,8 @@ import { getJson, kubeconfig } from './kube.ts';
 export interface EndpointWatch {
   /** Events seen so far. */
   readonly events: () => number;
+  /** The pods of the ready endpoints now, by name (sorted). */
+  readonly readyPods: () => string[];
   /** The fewest ready endpoints over all slices since `resetMin` (or the start). */
   readonly minReady: () => number;
   /** Starts the minimum afresh from the current count. */
@@ -20,16 +22,18 @@ export interface EndpointWatch {
 
 type Slice = {
   metadata: { name: string; resourceVersion?: string };
-  endpoints?: { conditions?: { ready?: boolean } }[];
+  endpoints?: { conditions?: { ready?: boolean }; targetRef?: { name?: string } }[];
 };
 
 /** Lists the Service's EndpointSlices and watches them from there. */
 export async function watchEndpoints(namespace: string, service: string): Promise<EndpointWatch> {
   const labelSelector = `kubernetes.io/service-name=${service}`;
-  const readyBySlice = new Map<string, number>();
+  const readyBySlice = new Map<string, string[]>();
   const readyOf = (s: Slice) =>
-    (s.endpoints ?? []).filter((e) => e.conditions?.ready === true).length;
-  const total = () => [...readyBySlice.values()].reduce((a, b) => a + b, 0);
+    (s.endpoints ?? [])
+      .filter((e) => e.conditions?.ready === true)
+      .map((e) => e.targetRef?.name ?? '?');
+  const total = () => [...readyBySlice.values()].reduce((a, b) => a + b.length, 0);
   const list = await getJson<{ metadata: { resourceVersion: string }; items: Slice[] }>([
     'get',
     'endpointslices',
@@ -75,6 +79,7 @@ export async function watchEndpoints(namespace: string, service: string): Promis
   await start();
   return {
     events: () => events,
+    readyPods: () => [...readyBySlice.values()].flat().sort(),
     minReady: () => min,
     resetMin: () => {
       min = total();
