@@ -31,7 +31,9 @@ export interface ClusterAccess {
   create(apiVersion: string, kind: string, namespace: string, body: Json): Promise<Json>;
   /**
    * Deletes (background propagation); `uid` guards against deleting a successor;
-   * `gracePeriodSeconds` overrides the pod's own (a fenced primary needs no clean shutdown).
+   * `gracePeriodSeconds` overrides the pod's own (a fenced primary needs no clean shutdown);
+   * `resourceVersion` deletes only that version: a change since is a ConflictError (not
+   * swallowed as a uid mismatch is), so the caller knows nothing was deleted.
    */
   delete(
     apiVersion: string,
@@ -40,6 +42,7 @@ export interface ClusterAccess {
     name: string,
     uid?: string,
     gracePeriodSeconds?: number,
+    resourceVersion?: string,
   ): Promise<void>;
 }
 

@@ -66,8 +66,30 @@ export function clusterAccess(client: KubeApi): ClusterAccess {
         throw err;
       }
     },
-    async delete(apiVersion, kind, namespace, name, uid, gracePeriodSeconds) {
-      await deleteObject(client, known(apiVersion, kind), namespace, name, uid, gracePeriodSeconds);
+    async delete(apiVersion, kind, namespace, name, uid, gracePeriodSeconds, resourceVersion) {
+      const info = known(apiVersion, kind);
+      if (resourceVersion === undefined) {
+        await deleteObject(client, info, namespace, name, uid, gracePeriodSeconds);
+        return;
+      }
+      try {
+        await client.request('DELETE', pathOf(info, namespace, name), {
+          verb: 'delete',
+          resource: info.plural,
+          body: {
+            kind: 'DeleteOptions',
+            apiVersion: 'v1',
+            propagationPolicy: 'Background',
+            preconditions: { resourceVersion, ...(uid ? { uid } : {}) },
+            ...(gracePeriodSeconds !== undefined ? { gracePeriodSeconds } : {}),
+          },
+        });
+      } catch (err) {
+        // 409: the precondition failed; 404: gone meanwhile. Either way nothing was deleted.
+        if (err instanceof ApiError && (err.code === 409 || err.code === 404))
+          throw new ConflictError(err.message);
+        throw err;
+      }
     },
   };
 }

@@ -40,7 +40,9 @@ function fakeCluster(pods: ObservedObject[], configMaps: Record<string, Json>) {
     async get(_v, kind, _ns, name) {
       if (kind === 'StatefulSet') return sts as unknown as Json;
       const annotations = configMaps[name];
-      return annotations ? { metadata: { name, annotations } } : undefined;
+      // Patroni labels its ConfigMaps with the scope (the operator reads them by it).
+      const labels = { 'scalable.dev/database': 'shop', 'scalable.dev/cluster': 'shop-db-0' };
+      return annotations ? { metadata: { name, labels, annotations } } : undefined;
     },
     async list() {
       return pods as unknown as Json[];

@@ -11,10 +11,12 @@
 // stale view never moves the primary twice. The operator needs no network path to the pods.
 import type { AppModel } from '../../api/model.ts';
 import type { Observed, ObservedObject } from '../shared/report.ts';
+import { ConflictError } from '../tier.ts';
 import type { ClusterAccess, HookWrite } from '../tier.ts';
+import { leaderRecordOf } from './lease-break.ts';
 import { DATABASE_LABEL, SCOPE_LABEL, shardIndexes, shardName } from './names.ts';
-import { chooseCandidate, planShard, sameAction, shardView } from './rollout.ts';
-import type { RolloutAction } from './rollout.ts';
+import { chooseCandidate, lockViewOf, planShard, sameAction, shardView } from './rollout.ts';
+import type { LockView, RolloutAction, ShardView } from './rollout.ts';
 import { rolloutGate } from './rollout-gate.ts';
 import type { RolloutGate } from './rollout-gate.ts';
 
@@ -28,8 +30,34 @@ export const leaderConfigMapName = (scope: string): string => `${scope}-leader`;
 const annotationsOf = (o: Json | undefined): Record<string, string> =>
   ((o?.['metadata'] as Json | undefined)?.['annotations'] ?? {}) as Record<string, string>;
 
+/** Patroni's lock, config and sync keys of a shard as the API server has them now. */
+export async function readLock(
+  app: AppModel,
+  scope: string,
+  cluster: ClusterAccess,
+  wallNowMs = Date.now(),
+): Promise<LockView> {
+  const read = async (name: string) => {
+    const cm = await cluster.get('v1', 'ConfigMap', app.namespace, name);
+    return cm ? leaderRecordOf(cm) : undefined;
+  };
+  const [leader, config, sync] = await Promise.all([
+    read(leaderConfigMapName(scope)),
+    read(`${scope}-config`),
+    read(syncConfigMapName(scope)),
+  ]);
+  return lockViewOf(leader, config, sync, app.database?.synchronous ?? false, wallNowMs);
+}
+
+/** The lock is as it was when the step was planned (same holder, still no release). */
+const sameLock = (a: LockView, b: LockView): boolean =>
+  a.holder === b.holder &&
+  a.releasing === b.releasing &&
+  a.synchronous === b.synchronous &&
+  a.syncStandbys.join(',') === b.syncStandbys.join(',');
+
 /** The pods and StatefulSet of a shard as the API server has them now (not the cache). */
-async function freshView(app: AppModel, shard: number, cluster: ClusterAccess) {
+async function freshView(app: AppModel, shard: number, cluster: ClusterAccess): Promise<ShardView> {
   const scope = shardName(app, shard);
   const [sts, pods] = await Promise.all([
     cluster.get('apps/v1', 'StatefulSet', app.namespace, scope),
@@ -48,21 +76,6 @@ async function freshView(app: AppModel, shard: number, cluster: ClusterAccess) {
   );
 }
 
-/** Synchronous standbys Patroni has named (`<scope>-sync`), when synchronous mode is on. */
-async function syncStandbys(
-  app: AppModel,
-  scope: string,
-  cluster: ClusterAccess,
-): Promise<string[] | undefined> {
-  if (!app.database?.synchronous) return undefined;
-  const sync = await cluster.get('v1', 'ConfigMap', app.namespace, syncConfigMapName(scope));
-  const value = annotationsOf(sync)['sync_standby'] ?? '';
-  return value
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-}
-
 /** The labels Patroni lists its ConfigMaps by: without them it would never see the request. */
 const patroniLabels = (app: AppModel, scope: string) => ({
   [DATABASE_LABEL]: app.name,
@@ -74,6 +87,7 @@ async function requestSwitchover(
   scope: string,
   action: Extract<RolloutAction, { type: 'switchover' }>,
   cluster: ClusterAccess,
+  lock: LockView,
 ): Promise<HookWrite[]> {
   const name = failoverConfigMapName(scope);
   const cm = await cluster.get('v1', 'ConfigMap', app.namespace, name);
@@ -82,9 +96,13 @@ async function requestSwitchover(
   // Patroni moves the leader lock, and clears the request, before the pods' role labels
   // follow: labels still naming the old primary would make a second, stale request (seen
   // in the engine test under load; Patroni drops it, but it is a write for nothing).
-  const lock = await cluster.get('v1', 'ConfigMap', app.namespace, leaderConfigMapName(scope));
-  if (annotationsOf(lock)['leader'] !== action.from) return [];
-  const member = chooseCandidate(action.candidates, await syncStandbys(app, scope, cluster));
+  // Patroni takes a request only from the leader it names: the holder the plan was checked
+  // against (the caller re-read the lock just before this write).
+  if (lock.holder !== action.from) return [];
+  const member = chooseCandidate(
+    action.candidates,
+    lock.synchronous ? lock.syncStandbys : undefined,
+  );
   if (!member) return []; // no synchronous standby among the candidates yet
   const annotations = { leader: action.from, member };
   const why = `switchover ${action.from} -> ${member}: ${action.why}`;
@@ -104,25 +122,46 @@ async function requestSwitchover(
   return [{ action: 'Created', kind: 'ConfigMap', name, why }];
 }
 
+/**
+ * Carries out one action, each write under a precondition on what the plan saw: the pod's
+ * uid and resourceVersion (a pod relabelled, e.g. by a promotion, or replaced since is not
+ * deleted), the StatefulSet's resourceVersion, the leader Patroni names in a switchover.
+ * A failed precondition is no write; the change that failed it brings the next reconcile.
+ */
 async function execute(
   app: AppModel,
   scope: string,
   action: RolloutAction,
   cluster: ClusterAccess,
+  lock: LockView,
 ): Promise<HookWrite[]> {
-  switch (action.type) {
-    case 'deletePod':
-      await cluster.delete('v1', 'Pod', app.namespace, action.pod, action.uid);
-      return [{ action: 'Deleted', kind: 'Pod', name: action.pod, why: action.why }];
-    case 'scaleDown':
-      await cluster.mergePatch('apps/v1', 'StatefulSet', app.namespace, scope, {
-        spec: { replicas: action.replicas },
-      });
-      return [{ action: 'Updated', kind: 'StatefulSet', name: scope, why: action.why }];
-    case 'switchover':
-      return requestSwitchover(app, scope, action, cluster);
-    default:
-      return [];
+  try {
+    switch (action.type) {
+      case 'deletePod':
+        await cluster.delete(
+          'v1',
+          'Pod',
+          app.namespace,
+          action.pod,
+          action.uid,
+          undefined,
+          action.resourceVersion,
+        );
+        return [{ action: 'Deleted', kind: 'Pod', name: action.pod, why: action.why }];
+      case 'scaleDown':
+        await cluster.mergePatch('apps/v1', 'StatefulSet', app.namespace, scope, {
+          metadata: action.resourceVersion ? { resourceVersion: action.resourceVersion } : {},
+          spec: { replicas: action.replicas },
+        });
+        return [{ action: 'Updated', kind: 'StatefulSet', name: scope, why: action.why }];
+      case 'switchover':
+        return await requestSwitchover(app, scope, action, cluster, lock);
+      default:
+        return [];
+    }
+  } catch (err) {
+    if (err instanceof ConflictError) return [];
+    throw err;
   }
 }
 
@@ -141,21 +180,30 @@ export async function stepRollouts(
   const planned = shardIndexes(app).map((shard) => {
     const scope = shardName(app, shard);
     const sts = observed.objects.find((o) => o.kind === 'StatefulSet' && o.metadata.name === scope);
-    return { shard, scope, cached: planShard(shardView(app, shard, sts, observed.pods)).action };
+    return { shard, scope, view: shardView(app, shard, sts, observed.pods) };
   });
-  if (!planned.some((p) => acts(p.cached))) {
+  const cachedActs = planned.some((p) => acts(planShard(p.view).action));
+  if (!cachedActs) {
     gate.leave(appKey);
     return [];
   }
   // One app rolls at a time (rollout-gate.ts); this one waits for a later reconcile.
   if (!gate.tryEnter(appKey)) return [];
   const writes: HookWrite[] = [];
-  for (const { shard, scope, cached } of planned) {
+  for (const { shard, scope, view } of planned) {
+    if (!acts(planShard(view).action)) continue;
+    // The lock first: the plan waits unless its holder is the labelled primary and no
+    // release is in flight (rollout.ts, lockBlocks).
+    const lock = await readLock(app, scope, cluster);
+    const cached = planShard({ ...view, lock }).action;
     if (!acts(cached)) continue;
     // The informer cache can lag a pod event: act only when the API server's view agrees.
-    const fresh = planShard(await freshView(app, shard, cluster)).action;
+    const fresh = planShard({ ...(await freshView(app, shard, cluster)), lock }).action;
     if (!sameAction(cached, fresh)) continue;
-    writes.push(...(await execute(app, scope, fresh, cluster)));
+    // The lock again, right before the write: a takeover since the plan stops it.
+    const now = await readLock(app, scope, cluster);
+    if (!sameLock(lock, now)) continue;
+    writes.push(...(await execute(app, scope, fresh, cluster, now)));
   }
   return writes;
 }
