@@ -104,3 +104,59 @@ describe('stepRollouts: the switchover before a scale-down', () => {
     expect(writes).toEqual([]);
   });
 });
+
+describe('stepRollouts: preconditions on every write', () => {
+  // A rollout: every pod on an old revision, shop-db-0-0 labelled primary.
+  const old = (o: ObservedObject): ObservedObject => ({
+    ...o,
+    metadata: {
+      ...o.metadata,
+      resourceVersion: `rv-${o.metadata.name}`,
+      labels: { ...o.metadata.labels, 'controller-revision-hash': 'old' },
+    },
+  });
+  const pods = [pod(0, 'master'), pod(1, 'replica'), pod(2, 'replica')].map(old);
+  const app = modelOf({ database: { replicasPerShard: 2 } });
+
+  it('deletes the replica under its uid and resourceVersion when the lock agrees', async () => {
+    const { cluster, writes } = fakeCluster(pods, {
+      'shop-db-0-leader': { leader: 'shop-db-0-0' },
+    });
+    const seen: unknown[] = [];
+    const out = await stepRollouts(
+      app,
+      { objects: [sts], pods, missingApis: [] },
+      { ...cluster, delete: async (...args) => void seen.push(args) },
+      new RolloutGate(),
+    );
+    expect(writes).toEqual([]);
+    expect(seen).toEqual([
+      ['v1', 'Pod', 'prod', 'shop-db-0-2', 'uid-2', undefined, 'rv-shop-db-0-2'],
+    ]);
+    expect(out.map((w) => `${w.action} ${w.name}`)).toEqual(['Deleted shop-db-0-2']);
+  });
+
+  it('writes nothing when the lock moves between the plan and the write', async () => {
+    const configMaps: Record<string, Json> = { 'shop-db-0-leader': { leader: 'shop-db-0-0' } };
+    const { cluster, writes } = fakeCluster(pods, configMaps);
+    let leaderReads = 0;
+    const moving: ClusterAccess = {
+      ...cluster,
+      async get(v, kind, ns, name) {
+        // The second read of the lock (right before the write) sees a takeover.
+        if (name === 'shop-db-0-leader' && ++leaderReads === 2)
+          configMaps['shop-db-0-leader'] = { leader: 'shop-db-0-2' };
+        return cluster.get(v, kind, ns, name);
+      },
+    };
+    const out = await stepRollouts(
+      app,
+      { objects: [sts], pods, missingApis: [] },
+      moving,
+      new RolloutGate(),
+    );
+    expect(leaderReads).toBe(2);
+    expect(writes).toEqual([]);
+    expect(out).toEqual([]);
+  });
+});
