@@ -32,7 +32,14 @@ export async function startOperatorWatch(
   h: Harness,
   /** The app's spec.database as the API server stores it (it may change during a test). */
   database: () => Record<string, unknown>,
-  hooks: { onRelease?: (r: LeaderRecord) => void } = {},
+  hooks: {
+    onRelease?: (r: LeaderRecord) => void;
+    /**
+     * Awaited before the release's write returns to the watch: what runs here runs right
+     * after the lock was freed and before the watch's next move (its fence).
+     */
+    afterRelease?: (r: LeaderRecord) => Promise<void>;
+  } = {},
 ): Promise<OperatorWatch> {
   const client = await KubeClient.load(h.kubeconfig);
   const log = createLogger('warn');
@@ -52,6 +59,7 @@ export async function startOperatorWatch(
       if (before && annotations && 'leader' in annotations && annotations['leader'] === null) {
         released.push(leaderRecordOf(before));
         hooks.onRelease?.(leaderRecordOf(before));
+        await hooks.afterRelease?.(leaderRecordOf(before));
       }
       return out;
     },

@@ -11,6 +11,11 @@ import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { syncPatroniConfig } from '../../operator/tiers/database/dcs-sync.ts';
 import { PRIMARY_ROLE, REPLICA_ROLE, ROLE_LABEL } from '../../operator/tiers/database/names.ts';
+import { RolloutGate } from '../../operator/tiers/database/rollout-gate.ts';
+import { readLock, stepRollouts } from '../../operator/tiers/database/rollout-step.ts';
+import { planShard, shardView } from '../../operator/tiers/database/rollout.ts';
+import type { Observed, ObservedObject } from '../../operator/tiers/shared/report.ts';
+import type { ClusterAccess } from '../../operator/tiers/tier.ts';
 import { recordForBench } from './bench-record.ts';
 import {
   Writers,
@@ -45,7 +50,10 @@ interface Stand {
   database: Record<string, unknown>;
 }
 
-/** A shard of 3 (primary + 2 replicas) bootstrapped, the watch and the writers running. */
+/**
+ * A shard (primary + replicasPerShard replicas, 2 unless given) bootstrapped, the watch and
+ * the writers running.
+ */
 async function stand(
   prefix: string,
   database: Record<string, unknown>,
@@ -54,18 +62,19 @@ async function stand(
 ): Promise<Stand> {
   const spec: Record<string, unknown> = { replicasPerShard: 2, ...database };
   const h = await startDatabase(prefix, spec, [], opts);
+  const n = Number(spec['replicasPerShard']);
   const primary = await eventually(
-    'a primary and 2 streaming replicas',
+    `a primary and ${n} streaming replicas`,
     async () => {
       const p = h.primaryOf(0);
       const replicas = h.pods().filter((x) => x.metadata.labels?.[ROLE_LABEL] === REPLICA_ROLE);
-      if (!p || replicas.length !== 2) return undefined;
+      if (!p || replicas.length !== n) return undefined;
       const rows = await sql<{ sync_state: string }>(
         p.pgPort,
         "SELECT sync_state FROM pg_stat_replication WHERE state = 'streaming'",
       ).catch(() => []);
       const syncOk = !spec['synchronous'] || rows.some((r) => r.sync_state === 'sync');
-      return rows.length === 2 && syncOk ? p : undefined;
+      return rows.length === n && syncOk ? p : undefined;
     },
     180_000,
     500,
@@ -119,6 +128,22 @@ function liveTtl(h: Harness): number {
   );
   if (!Number.isFinite(ttl) || ttl <= 0) throw new Error('no ttl in shop-db-0-config');
   return ttl;
+}
+
+/** The shard's pods and StatefulSet as the API server has them: what the operator's cache holds. */
+function apiObserved(h: Harness): Observed {
+  const items = (what: string) =>
+    (JSON.parse(h.kubectl(['-n', h.ns, 'get', what, '-o', 'json'])) as { items: ObservedObject[] })
+      .items;
+  return {
+    objects: items('statefulsets').map((o) => ({
+      ...o,
+      apiVersion: 'apps/v1',
+      kind: 'StatefulSet',
+    })),
+    pods: items('pods').map((o) => ({ ...o, apiVersion: 'v1', kind: 'Pod' })),
+    missingApis: [],
+  };
 }
 
 /** A vitest task outcome for a test that threw (the harness keeps its logs then). */
@@ -364,6 +389,111 @@ describe.sequential('failover scenarios: no acknowledged write lost, one primary
       const firstOnNew = s.writers.acks.find((a) => a.member === v.final.name && a.ackedAt > t0);
       numbers['restartFirstWriteOnNewPrimarySeconds'] = s3((firstOnNew?.ackedAt ?? NaN) - t0);
       numbers['restartLost'] = v.lost.length;
+      expect(v.lost).toEqual([]);
+      expect(v.overlap).toEqual([]);
+    } catch (err) {
+      failure = err;
+      throw err;
+    } finally {
+      await teardown(s, outcomeOf(failure));
+    }
+  }, 600_000);
+
+  it('sync: a rollout step right after a lock-release failover never touches the new primary', async () => {
+    // A primary and its synchronous standby, a rollout pending (every pod on the old
+    // revision). The operator's step runs on the pods as the API server has them (its cache
+    // and its fresh reads alike): right after the release the dead primary's pod still says
+    // primary and Ready (its readiness probe has not failed yet), so a plan from the labels
+    // alone restarts the only replica: the standby that is taking over.
+    const gate = new RolloutGate();
+    const steps: { when: string; writes: string[] }[] = [];
+    let s: Stand | undefined;
+    let cluster: ClusterAccess | undefined;
+    const stepNow = async (when: string) => {
+      if (!s || !cluster) throw new Error('no stand');
+      const writes = await stepRollouts(s.h.app, apiObserved(s.h), cluster, gate);
+      steps.push({ when, writes: writes.map((w) => `${w.action} ${w.kind} ${w.name}`) });
+    };
+    let failure: unknown;
+    try {
+      s = await stand(
+        'fo-roll',
+        { synchronous: true, replicasPerShard: 1 },
+        {},
+        // The step the release's pod events would bring, before anything else moves.
+        { afterRelease: () => stepNow('right after the release') },
+      );
+      cluster = await operatorAccess(s.h);
+      const h = s.h;
+      const p = s.primary;
+      const standby = h.members.find((m) => m !== p);
+      if (!standby) throw new Error('no standby');
+      const uidOf = (name: string) =>
+        (apiObserved(h).pods.find((x) => x.metadata.name === name)?.metadata as { uid?: string })
+          ?.uid;
+      const standbyUid = uidOf(standby.name);
+      h.kubectl([
+        '-n',
+        h.ns,
+        'patch',
+        'statefulset',
+        'shop-db-0',
+        '--type=merge',
+        '-p',
+        JSON.stringify({
+          spec: { template: { metadata: { annotations: { 'test/rollout': String(Date.now()) } } } },
+        }),
+      ]);
+      await eventually('every pod on the old revision', async () => {
+        const o = apiObserved(h);
+        const view = shardView(h.app, 0, o.objects[0], o.pods);
+        return view.updateRevision !== undefined &&
+          view.members.length === 2 &&
+          view.members.every((m) => m.revision !== view.updateRevision)
+          ? true
+          : undefined;
+      });
+      // The control: with the lock where the labels say, the step would restart the standby.
+      const o = apiObserved(h);
+      const lock = await readLock(h.app, 'shop-db-0', cluster);
+      expect(lock.holder).toBe(p.name);
+      expect(
+        planShard({ ...shardView(h.app, 0, o.objects[0], o.pods), lock }).action,
+      ).toMatchObject({ type: 'deletePod', pod: standby.name });
+
+      s.h.killMember(p);
+      await eventually('the lock released', async () =>
+        s?.watch.released.length ? true : undefined,
+      );
+      // The reconciles the takeover's pod events bring, until the lock holder is the one pod
+      // labelled primary and the dead one is fenced.
+      const promoted = await eventually(
+        'the new primary labelled, the old one fenced',
+        async () => {
+          const held = (await readLock(h.app, 'shop-db-0', cluster!)).holder;
+          const labelled = h
+            .pods()
+            .filter((x) => x.metadata.labels?.[ROLE_LABEL] === PRIMARY_ROLE)
+            .map((x) => x.metadata.name);
+          if (held && labelled.join() === held && s?.watch.fenced.includes(p.name)) return held;
+          await stepNow('during the takeover');
+          return undefined;
+        },
+        120_000,
+        200,
+      );
+      expect(promoted).toBe(standby.name);
+      console.log(`[patroni-failover] rollout steps around the failover: ${JSON.stringify(steps)}`);
+      expect(steps[0]).toEqual({ when: 'right after the release', writes: [] });
+      expect(steps.flatMap((x) => x.writes).filter((w) => w.endsWith(` ${standby.name}`))).toEqual(
+        [],
+      );
+      expect(uidOf(standby.name)).toBe(standbyUid);
+      // The kubelet restarts the crashed container: it rejoins as a replica.
+      s.h.startMember(p);
+      const v = await verdict(s);
+      expect(v.final.name).toBe(standby.name);
+      numbers['rolloutAfterFailoverLost'] = v.lost.length;
       expect(v.lost).toEqual([]);
       expect(v.overlap).toEqual([]);
     } catch (err) {

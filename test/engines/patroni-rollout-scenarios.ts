@@ -179,20 +179,28 @@ function primaryProbe(h: Harness): PrimaryProbe {
 function guarding(probe: PrimaryProbe, cluster: ClusterAccess, log: GuardedWrite[]): ClusterAccess {
   return {
     ...cluster,
-    async delete(apiVersion, kind, namespace, name, uid) {
-      if (kind === 'Pod')
-        log.push({ what: `delete Pod ${name}`, primaries: await probe.primaries() });
-      return cluster.delete(apiVersion, kind, namespace, name, uid);
+    async delete(apiVersion, kind, namespace, name, ...preconditions) {
+      if (kind !== 'Pod')
+        return cluster.delete(apiVersion, kind, namespace, name, ...preconditions);
+      const primaries = await probe.primaries();
+      // Every argument on, the step's uid and resourceVersion preconditions included: a pod
+      // Patroni patched since the step read it (it does on every loop while its LSN moves)
+      // is not deleted (ConflictError), and that attempt is no deletion to log.
+      await cluster.delete(apiVersion, kind, namespace, name, ...preconditions);
+      log.push({ what: `delete Pod ${name}`, primaries });
     },
     async mergePatch(apiVersion, kind, namespace, name, body) {
-      if (kind === 'StatefulSet') {
-        const replicas = (body['spec'] as { replicas?: number } | undefined)?.replicas;
-        log.push({
-          what: `patch StatefulSet ${name}${replicas === undefined ? '' : ` replicas=${replicas}`}`,
-          primaries: await probe.primaries(),
-        });
-      }
-      return cluster.mergePatch(apiVersion, kind, namespace, name, body);
+      if (kind !== 'StatefulSet')
+        return cluster.mergePatch(apiVersion, kind, namespace, name, body);
+      const replicas = (body['spec'] as { replicas?: number } | undefined)?.replicas;
+      const primaries = await probe.primaries();
+      // Under the step's resourceVersion precondition: logged once it went through.
+      const out = await cluster.mergePatch(apiVersion, kind, namespace, name, body);
+      log.push({
+        what: `patch StatefulSet ${name}${replicas === undefined ? '' : ` replicas=${replicas}`}`,
+        primaries,
+      });
+      return out;
     },
   };
 }

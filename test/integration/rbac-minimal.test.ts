@@ -18,7 +18,12 @@ import { APP_KIND, pathOf } from '../../operator/reconcile/kinds.ts';
 import type { KubeClient } from '../../operator/runtime/kube-client.ts';
 import { bindingOf, defaultPolicyNames, operatorPolicy } from '../../operator/admission.ts';
 import { GRANT_ONLY_RULES, OPERATOR_RULES, leaderElectionRules } from '../../operator/rbac.ts';
-import { PRIMARY_ROLE, ROLE_LABEL } from '../../operator/tiers/database/names.ts';
+import {
+  DATABASE_LABEL,
+  PRIMARY_ROLE,
+  ROLE_LABEL,
+  SCOPE_LABEL,
+} from '../../operator/tiers/database/names.ts';
 import { issueServerCert } from '../../operator/tiers/shared/tls/x509.ts';
 import { installCertManagerCrds, removeCertManagerCrds } from './cert-manager.ts';
 import {
@@ -313,13 +318,17 @@ for (const mode of ['cluster', 'namespaced'] as const)
         'patroni',
       );
       // ... and holding the shard's leader lock, as Patroni's leader does: the operator rolls
-      // a shard only while the lock holder is the labelled primary (issue 25 item 5).
+      // a shard only while the lock holder is the labelled primary (issue 25 item 5). Patroni
+      // labels every key it writes with its `labels` and `scope_label` (patroni-config.ts) and
+      // lists its keys by them: a ConfigMap without them is no lock to Patroni, nor to the
+      // operator (lease-break.ts leaderRecordOf).
       await applyAs(client, 'patroni', {
         apiVersion: 'v1',
         kind: 'ConfigMap',
         metadata: {
           name: 'shop-db-0-leader',
           namespace: ns,
+          labels: { [DATABASE_LABEL]: 'shop', [SCOPE_LABEL]: 'shop-db-0' },
           annotations: { leader: 'shop-db-0-0' },
         },
       });

@@ -195,4 +195,22 @@ describe('lockViewOf', () => {
       syncStandbys: [],
     });
   });
+
+  it('a `-leader` ConfigMap without Patroni’s labels holds no lock: the step waits', () => {
+    // Patroni writes and lists its keys by its labels and scope label; one without them is
+    // not Patroni's (rbac-minimal's stand-in wrote such a lock, and the rollout never came).
+    const unlabelled = leaderRecordOf({
+      metadata: { name: 'shop-db-0-leader', namespace: 'ns', annotations: { leader: 'x' } },
+    });
+    expect(lockViewOf(unlabelled, undefined, undefined, false, now).holder).toBeUndefined();
+    expect(
+      lockViewOf(
+        cm('shop-db-0-leader', { leader: 'shop-db-0-0' }),
+        undefined,
+        undefined,
+        false,
+        now,
+      ).holder,
+    ).toBe('shop-db-0-0');
+  });
 });
