@@ -120,6 +120,20 @@ describe('planShard: a synchronous scale-down keeps a synchronous standby', () =
     ).toMatchObject({ type: 'deletePod', pod: 'shop-db-0-2', resourceVersion: 'rv-2' });
   });
 
+  it('restarts the standby once: its replacement, not ready yet, is waited for', () => {
+    const restarting = [
+      pod(0, 'master', NEW),
+      pod(1, 'replica', NEW),
+      pod(2, 'replica', NEW, false),
+    ];
+    expect(
+      plan(1, 3, restarting, lock('shop-db-0-0', { syncStandbys: ['shop-db-0-2'] })),
+    ).toMatchObject({
+      type: 'wait',
+      why: expect.stringContaining('synchronous standby below ordinal 2'),
+    });
+  });
+
   it('waits while Patroni names no standby, or while no survivor is ready to be one', () => {
     expect(plan(1, 3, primaryFirst, lock('shop-db-0-0'))).toMatchObject({
       type: 'wait',

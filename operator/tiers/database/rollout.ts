@@ -249,8 +249,11 @@ const deleteMember = (m: Member, why: string): RolloutAction => ({
  * Patroni may promote until it names another). Patroni keeps its current synchronous standby
  * while that one stays connected, so when it sits on an ordinal that goes, it is restarted
  * (as a rollout restarts any replica; commits wait for a loop, none is acknowledged unsafely)
- * while a surviving replica is ready: Patroni then names a survivor and keeps it. Undefined
- * when the scale-down may go ahead. Scaling to the primary alone keeps no standby (asked for).
+ * while a surviving replica is ready: Patroni then names a survivor and keeps it. Only a
+ * ready one is restarted: its replacement, still starting, streams nothing, and Patroni
+ * names a survivor within a loop (restarting it again would be a restart for nothing).
+ * Undefined when the scale-down may go ahead. Scaling to the primary alone keeps no standby
+ * (asked for).
  */
 export function syncStandbyAction(
   lock: LockView | undefined,
@@ -265,7 +268,11 @@ export function syncStandbyAction(
   if (survivors.some((m) => lock.syncStandbys.includes(m.name))) return undefined;
   const goingSync = current.find(
     (m) =>
-      m !== primary && m.ordinal >= desired && !m.deleting && lock.syncStandbys.includes(m.name),
+      m !== primary &&
+      m.ordinal >= desired &&
+      m.ready &&
+      !m.deleting &&
+      lock.syncStandbys.includes(m.name),
   );
   if (goingSync && survivors.length > 0)
     return deleteMember(
