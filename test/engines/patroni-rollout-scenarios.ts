@@ -20,6 +20,7 @@ import {
   startWriter,
 } from './patroni-kubelet.ts';
 import type { Kubelet, TimedWrite } from './patroni-kubelet.ts';
+import { syncStandbysOf } from './failover-faults.ts';
 
 export const TABLE = 'rollout_writes';
 
@@ -470,4 +471,73 @@ function databaseSpec(app: AppModel): Record<string, unknown> {
     deletionPolicy: db.deletionPolicy,
     synchronous: db.synchronous,
   };
+}
+
+export interface SyncScaleDownOutcome extends Outcome {
+  /** `<scope>-sync`'s standbys as the StatefulSet was lowered. */
+  readonly syncAtScaleDown: readonly string[] | undefined;
+  readonly finalReplicas: number;
+}
+
+/**
+ * replicasPerShard 2 -> 1 on a synchronous shard whose synchronous standby is shop-db-0-2,
+ * the ordinal that goes (the primary on one that stays). The StatefulSet lowered first would
+ * leave the shard, for a loop or more, with no member Patroni may promote.
+ */
+export async function syncScaleDown(
+  h: Harness,
+  operator: ClusterAccess,
+): Promise<SyncScaleDownOutcome> {
+  const last = 'shop-db-0-2';
+  const first = await settled(h);
+  if (first.name === last) {
+    // In synchronous mode Patroni hands over only to the synchronous standby.
+    const [standby] = syncStandbysOf(h);
+    if (!standby) throw new Error('no synchronous standby');
+    requestSwitchover(h, last, standby);
+    await eventually(`${standby} primary`, async () =>
+      h.primaryOf(0)?.name === standby ? true : undefined,
+    );
+    await settled(h);
+  }
+  // Patroni keeps its synchronous standby while it stays connected: restart the other
+  // replica (its pod deleted: the kubelet stand-in stops and starts its Patroni) until
+  // Patroni names shop-db-0-2.
+  for (let i = 0; i < 4 && !syncStandbysOf(h).includes(last); i++) {
+    const [standby] = syncStandbysOf(h);
+    if (standby) h.kubectl(['-n', h.ns, 'delete', 'pod', standby, '--wait=false']);
+    await eventually(`${last} named synchronous standby`, async () =>
+      syncStandbysOf(h).includes(last) ? true : undefined,
+    ).catch(() => undefined);
+    await settled(h);
+  }
+  if (!syncStandbysOf(h).includes(last)) throw new Error(`${last} never synchronous standby`);
+  const guarded: GuardedWrite[] = [];
+  const probe = primaryProbe(h);
+  let syncAtScaleDown: string[] | undefined;
+  const cluster = guarding(
+    probe,
+    {
+      ...operator,
+      async mergePatch(apiVersion, kind, namespace, name, body) {
+        const sync = kind === 'StatefulSet' ? syncStandbysOf(h) : undefined;
+        const out = await operator.mergePatch(apiVersion, kind, namespace, name, body);
+        if (sync) syncAtScaleDown = sync;
+        return out;
+      },
+    },
+    guarded,
+  );
+  const lowered = appModel(h.ns, { ...databaseSpec(h.app), replicasPerShard: 1 });
+  const out = await measured(h, lowered, async () => {
+    const sts = buildDatabase(lowered).find((o) => o.kind === 'StatefulSet');
+    if (!sts) throw new Error('no StatefulSet');
+    applyStatefulSet(lowered, h, sts);
+    return drive(lowered, h, cluster, async () =>
+      replicasOf(h) === 2 && !h.pods().some((p) => p.metadata.name === last)
+        ? arrived(h, lowered)
+        : false,
+    );
+  }).finally(() => probe.close());
+  return { ...out, guarded, syncAtScaleDown, finalReplicas: replicasOf(h) };
 }

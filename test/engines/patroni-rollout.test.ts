@@ -8,7 +8,7 @@ import { startDatabase } from './patroni-harness.ts';
 import type { Harness } from './patroni-harness.ts';
 import { operatorAccess, startKubelet } from './patroni-kubelet.ts';
 import type { Kubelet } from './patroni-kubelet.ts';
-import { rollout, scaleDown, settled } from './patroni-rollout-scenarios.ts';
+import { rollout, scaleDown, settled, syncScaleDown } from './patroni-rollout-scenarios.ts';
 import type { ClusterAccess } from '../../operator/tiers/tier.ts';
 
 describe('database rollouts driven by the operator: one shard, primary + 2 replicas', () => {
@@ -86,5 +86,43 @@ describe('database rollouts driven by the operator: one shard, primary + 2 repli
     // there and owned by nothing that could have it collected; its volume holds the data.
     expect(out.pvcOwners).toEqual([]);
     expect(out.dataDirKept).toBe(true);
+  }, 400_000);
+});
+
+describe('a synchronous shard scaled down: primary + 2 replicas, then 1', () => {
+  let h: Harness;
+  let kubelet: Kubelet;
+  let cluster: ClusterAccess;
+
+  beforeAll(async () => {
+    h = await startDatabase('pg-roll-sync', { replicasPerShard: 2, synchronous: true });
+    await settled(h);
+    cluster = await operatorAccess(h);
+    kubelet = startKubelet(h);
+  });
+
+  afterAll(async ({}, suite) => {
+    await kubelet?.stop();
+    await h?.stop(suite);
+  });
+
+  it('the synchronous standby on the ordinal that goes: restarted first, the StatefulSet lowered once Patroni names a survivor, no write lost', async () => {
+    const out = await syncScaleDown(h, cluster);
+    console.log(
+      `[patroni-rollout] sync scale-down: ${JSON.stringify({
+        ...out,
+        writes: out.writes.map((w) => `${w.action} ${w.kind} ${w.name}`),
+      })}`,
+    );
+    expect(out.writes.map((w) => `${w.action} ${w.kind} ${w.name}`)).toEqual([
+      'Deleted Pod shop-db-0-2',
+      'Updated StatefulSet shop-db-0',
+    ]);
+    // When the StatefulSet was lowered Patroni named a standby that stays.
+    expect(out.syncAtScaleDown?.length).toBeGreaterThan(0);
+    expect(out.syncAtScaleDown?.filter((n) => !/^shop-db-0-[01]$/.test(n))).toEqual([]);
+    expect(out.finalReplicas).toBe(2);
+    expect(out.promotions).toBe(0);
+    expect(out.lost).toBe(0);
   }, 400_000);
 });
