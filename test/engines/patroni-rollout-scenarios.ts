@@ -489,10 +489,22 @@ export async function syncScaleDown(
   operator: ClusterAccess,
 ): Promise<SyncScaleDownOutcome> {
   const last = 'shop-db-0-2';
+  /** The current primary's synchronous standbys (a `-sync` of an earlier primary names none). */
+  const standbys = async (): Promise<string[]> =>
+    eventually('the primary and its synchronous standby', async () => {
+      const p = h.primaryOf(0);
+      const cm = JSON.parse(
+        h.kubectl(['-n', h.ns, 'get', 'configmap', 'shop-db-0-sync', '-o', 'json']),
+      ) as { metadata: { annotations?: Record<string, string> } };
+      const named = syncStandbysOf(h);
+      return p && cm.metadata.annotations?.['leader'] === p.name && named.length > 0
+        ? named
+        : undefined;
+    });
   const first = await settled(h);
   if (first.name === last) {
     // In synchronous mode Patroni hands over only to the synchronous standby.
-    const [standby] = syncStandbysOf(h);
+    const [standby] = await standbys();
     if (!standby) throw new Error('no synchronous standby');
     requestSwitchover(h, last, standby);
     await eventually(`${standby} primary`, async () =>
@@ -503,15 +515,16 @@ export async function syncScaleDown(
   // Patroni keeps its synchronous standby while it stays connected: restart the other
   // replica (its pod deleted: the kubelet stand-in stops and starts its Patroni) until
   // Patroni names shop-db-0-2.
-  for (let i = 0; i < 4 && !syncStandbysOf(h).includes(last); i++) {
-    const [standby] = syncStandbysOf(h);
-    if (standby) h.kubectl(['-n', h.ns, 'delete', 'pod', standby, '--wait=false']);
+  for (let i = 0; i < 4 && !(await standbys()).includes(last); i++) {
+    const [standby] = await standbys();
+    if (standby && standby !== h.primaryOf(0)?.name)
+      h.kubectl(['-n', h.ns, 'delete', 'pod', standby, '--wait=false']);
     await eventually(`${last} named synchronous standby`, async () =>
-      syncStandbysOf(h).includes(last) ? true : undefined,
+      (await standbys()).includes(last) ? true : undefined,
     ).catch(() => undefined);
     await settled(h);
   }
-  if (!syncStandbysOf(h).includes(last)) throw new Error(`${last} never synchronous standby`);
+  if (!(await standbys()).includes(last)) throw new Error(`${last} never synchronous standby`);
   const guarded: GuardedWrite[] = [];
   const probe = primaryProbe(h);
   let syncAtScaleDown: string[] | undefined;
