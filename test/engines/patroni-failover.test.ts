@@ -16,6 +16,7 @@ import { readLock, stepRollouts } from '../../operator/tiers/database/rollout-st
 import { planShard, shardView } from '../../operator/tiers/database/rollout.ts';
 import type { Observed, ObservedObject } from '../../operator/tiers/shared/report.ts';
 import type { ClusterAccess } from '../../operator/tiers/tier.ts';
+import type { StallProxy } from '../integration/stall-proxy.ts';
 import { recordForBench } from './bench-record.ts';
 import {
   Writers,
@@ -406,22 +407,44 @@ describe.sequential('failover scenarios: no acknowledged write lost, one primary
     // primary and Ready (its readiness probe has not failed yet), so a plan from the labels
     // alone restarts the only replica: the standby that is taking over.
     const gate = new RolloutGate();
-    const steps: { when: string; writes: string[] }[] = [];
+    const steps: { when: string; labelsSay: string; lock: string; writes: string[] }[] = [];
     let s: Stand | undefined;
     let cluster: ClusterAccess | undefined;
+    let slowed: StallProxy | undefined;
     const stepNow = async (when: string) => {
       if (!s || !cluster) throw new Error('no stand');
-      const writes = await stepRollouts(s.h.app, apiObserved(s.h), cluster, gate);
-      steps.push({ when, writes: writes.map((w) => `${w.action} ${w.kind} ${w.name}`) });
+      const observed = apiObserved(s.h);
+      // What the labels alone would have the step do, and the lock it reads.
+      const a = planShard(shardView(s.h.app, 0, observed.objects[0], observed.pods)).action;
+      const lock = await readLock(s.h.app, 'shop-db-0', cluster);
+      const writes = await stepRollouts(s.h.app, observed, cluster, gate);
+      steps.push({
+        when,
+        labelsSay: a.type === 'deletePod' ? `delete ${a.pod}` : a.type,
+        lock: `${lock.holder ?? 'free'}${lock.releasing ? ', release in flight' : ''}`,
+        writes: writes.map((w) => `${w.action} ${w.kind} ${w.name}`),
+      });
     };
     let failure: unknown;
     try {
       s = await stand(
         'fo-roll',
         { synchronous: true, replicasPerShard: 1 },
-        {},
-        // The step the release's pod events would bring, before anything else moves.
-        { afterRelease: () => stepNow('right after the release') },
+        { apiProxies: true },
+        {
+          // The step the release's events bring, before anything else moves: the standby's
+          // API requests are held back meanwhile (3 s each way, a loaded API server as it
+          // sees it), so it takes the lock and relabels the pods only once the step is done,
+          // whatever the machine's load makes the step's own reads take.
+          afterRelease: async () => {
+            slowed?.delay(3000);
+            try {
+              await stepNow('right after the release');
+            } finally {
+              slowed?.delay(0);
+            }
+          },
+        },
       );
       cluster = await operatorAccess(s.h);
       const h = s.h;
@@ -461,6 +484,8 @@ describe.sequential('failover scenarios: no acknowledged write lost, one primary
         planShard({ ...shardView(h.app, 0, o.objects[0], o.pods), lock }).action,
       ).toMatchObject({ type: 'deletePod', pod: standby.name });
 
+      slowed = h.apiProxyOf(standby);
+      if (!slowed) throw new Error('no API proxy');
       s.h.killMember(p);
       await eventually('the lock released', async () =>
         s?.watch.released.length ? true : undefined,
@@ -483,8 +508,14 @@ describe.sequential('failover scenarios: no acknowledged write lost, one primary
         200,
       );
       expect(promoted).toBe(standby.name);
-      console.log(`[patroni-failover] rollout steps around the failover: ${JSON.stringify(steps)}`);
-      expect(steps[0]).toEqual({ when: 'right after the release', writes: [] });
+      // Right after the release the labels still name the dead primary and its pod is Ready:
+      // from them alone the step would restart the standby that is taking over.
+      expect(steps[0]).toEqual({
+        when: 'right after the release',
+        labelsSay: `delete ${standby.name}`,
+        lock: 'free, release in flight',
+        writes: [],
+      });
       expect(steps.flatMap((x) => x.writes).filter((w) => w.endsWith(` ${standby.name}`))).toEqual(
         [],
       );
@@ -500,6 +531,7 @@ describe.sequential('failover scenarios: no acknowledged write lost, one primary
       failure = err;
       throw err;
     } finally {
+      console.log(`[patroni-failover] rollout steps around the failover: ${JSON.stringify(steps)}`);
       await teardown(s, outcomeOf(failure));
     }
   }, 600_000);
