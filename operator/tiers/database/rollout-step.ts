@@ -87,18 +87,20 @@ async function requestSwitchover(
   scope: string,
   action: Extract<RolloutAction, { type: 'switchover' }>,
   cluster: ClusterAccess,
-  lock: LockView,
 ): Promise<HookWrite[]> {
   const name = failoverConfigMapName(scope);
   const cm = await cluster.get('v1', 'ConfigMap', app.namespace, name);
   const pending = annotationsOf(cm);
   if (pending['leader'] || pending['member']) return []; // Patroni has not taken it up yet
   // Patroni moves the leader lock, and clears the request, before the pods' role labels
-  // follow: labels still naming the old primary would make a second, stale request (seen
-  // in the engine test under load; Patroni drops it, but it is a write for nothing).
-  // Patroni takes a request only from the leader it names: the holder the plan was checked
-  // against (the caller re-read the lock just before this write).
-  if (lock.holder !== action.from) return [];
+  // follow: labels still naming the old primary would make a second, stale request (Patroni
+  // drops it, but it is a write for nothing). The lock is read after the request key: the
+  // new leader clears the key only once it holds the lock, so a key read empty after that
+  // is followed by a lock read that names the new leader (read the other way round, the
+  // engine test under load wrote a second request 1.4 s after the lock had moved). Patroni
+  // takes a request only from the leader it names.
+  const lock = await readLock(app, scope, cluster);
+  if (lock.holder !== action.from || lock.releasing) return [];
   const member = chooseCandidate(
     action.candidates,
     lock.synchronous ? lock.syncStandbys : undefined,
@@ -133,7 +135,6 @@ async function execute(
   scope: string,
   action: RolloutAction,
   cluster: ClusterAccess,
-  lock: LockView,
 ): Promise<HookWrite[]> {
   try {
     switch (action.type) {
@@ -155,7 +156,7 @@ async function execute(
         });
         return [{ action: 'Updated', kind: 'StatefulSet', name: scope, why: action.why }];
       case 'switchover':
-        return await requestSwitchover(app, scope, action, cluster, lock);
+        return await requestSwitchover(app, scope, action, cluster);
       default:
         return [];
     }
@@ -203,7 +204,7 @@ export async function stepRollouts(
     // The lock again, right before the write: a takeover since the plan stops it.
     const now = await readLock(app, scope, cluster);
     if (!sameLock(lock, now)) continue;
-    writes.push(...(await execute(app, scope, fresh, cluster, now)));
+    writes.push(...(await execute(app, scope, fresh, cluster)));
   }
   return writes;
 }
