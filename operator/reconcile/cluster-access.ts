@@ -6,7 +6,7 @@ import { ConflictError } from '../ports/cluster-access.ts';
 import type { ClusterAccess } from '../ports/cluster-access.ts';
 import { kindOf, pathOf } from './kinds.ts';
 import type { KindInfo } from './kinds.ts';
-import { deleteObject } from './writes.ts';
+import { deleteObject, deleteOptions } from './writes.ts';
 
 type Json = Record<string, unknown>;
 
@@ -76,13 +76,7 @@ export function clusterAccess(client: KubeApi): ClusterAccess {
         await client.request('DELETE', pathOf(info, namespace, name), {
           verb: 'delete',
           resource: info.plural,
-          body: {
-            kind: 'DeleteOptions',
-            apiVersion: 'v1',
-            propagationPolicy: 'Background',
-            preconditions: { resourceVersion, ...(uid ? { uid } : {}) },
-            ...(gracePeriodSeconds !== undefined ? { gracePeriodSeconds } : {}),
-          },
+          body: deleteOptions(uid, gracePeriodSeconds, resourceVersion),
         });
       } catch (err) {
         // 409: the precondition failed; 404: gone meanwhile. Either way nothing was deleted.

@@ -49,6 +49,25 @@ export async function createOnce(
   }
 }
 
+/** DeleteOptions: dependents in the background; preconditions only for what is given. */
+export function deleteOptions(
+  uid?: string,
+  gracePeriodSeconds?: number,
+  resourceVersion?: string,
+): Record<string, unknown> {
+  const preconditions = {
+    ...(resourceVersion !== undefined ? { resourceVersion } : {}),
+    ...(uid ? { uid } : {}),
+  };
+  return {
+    kind: 'DeleteOptions',
+    apiVersion: 'v1',
+    propagationPolicy: 'Background',
+    ...(Object.keys(preconditions).length > 0 ? { preconditions } : {}),
+    ...(gracePeriodSeconds !== undefined ? { gracePeriodSeconds } : {}),
+  };
+}
+
 export async function deleteObject(
   client: KubeApi,
   info: KindInfo,
@@ -61,13 +80,7 @@ export async function deleteObject(
     await client.request('DELETE', pathOf(info, namespace, name), {
       verb: 'delete',
       resource: info.plural,
-      body: {
-        kind: 'DeleteOptions',
-        apiVersion: 'v1',
-        propagationPolicy: 'Background',
-        ...(uid ? { preconditions: { uid } } : {}),
-        ...(gracePeriodSeconds !== undefined ? { gracePeriodSeconds } : {}),
-      },
+      body: deleteOptions(uid, gracePeriodSeconds),
     });
   } catch (err) {
     const code = (err as { code?: number }).code;
