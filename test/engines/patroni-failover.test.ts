@@ -31,6 +31,7 @@ import type { OperatorWatch } from './failover-operator.ts';
 import { operatorAccess } from './patroni-kubelet.ts';
 import { appModel, eventually, sql, startDatabase } from './patroni-harness.ts';
 import type { Harness, HarnessOptions, Member, TaskOutcome } from './patroni-harness.ts';
+import { newTemplateRevision } from './patroni-rollout-scenarios.ts';
 
 const numbers: Record<string, number> = {};
 afterAll(() => {
@@ -455,18 +456,7 @@ describe.sequential('failover scenarios: no acknowledged write lost, one primary
         (apiObserved(h).pods.find((x) => x.metadata.name === name)?.metadata as { uid?: string })
           ?.uid;
       const standbyUid = uidOf(standby.name);
-      h.kubectl([
-        '-n',
-        h.ns,
-        'patch',
-        'statefulset',
-        'shop-db-0',
-        '--type=merge',
-        '-p',
-        JSON.stringify({
-          spec: { template: { metadata: { annotations: { 'test/rollout': String(Date.now()) } } } },
-        }),
-      ]);
+      newTemplateRevision(h, 'test/rollout');
       await eventually('every pod on the old revision', async () => {
         const o = apiObserved(h);
         const view = shardView(h.app, 0, o.objects[0], o.pods);

@@ -190,6 +190,24 @@ export async function sql<R extends pg.QueryResultRow>(
   }
 }
 
+/** Shard 0's primary, once one replica streams from it (a two-member shard settled). */
+export function streamingPrimary(h: Harness): Promise<Member> {
+  return eventually(
+    'a primary with a streaming replica',
+    async () => {
+      const p = h.primaryOf(0);
+      if (!p) return undefined;
+      const rows = await sql<{ n: string }>(
+        p.pgPort,
+        "SELECT count(*) AS n FROM pg_stat_replication WHERE state = 'streaming'",
+      );
+      return rows[0]?.n === '1' ? p : undefined;
+    },
+    120_000,
+    500,
+  );
+}
+
 /** Postmasters serving `dataDir` (`postgres -D dataDir`), by their command lines. */
 export function postmastersOf(dataDir: string): number[] {
   const found: number[] = [];

@@ -287,24 +287,29 @@ async function measured(
   };
 }
 
+/** A pod template change of shard 0 (what a new image would be): a new StatefulSet revision. */
+export function newTemplateRevision(h: Harness, annotation: string): void {
+  h.kubectl([
+    '-n',
+    h.ns,
+    'patch',
+    'statefulset',
+    'shop-db-0',
+    '--type=merge',
+    '-p',
+    JSON.stringify({
+      spec: { template: { metadata: { annotations: { [annotation]: String(Date.now()) } } } },
+    }),
+  ]);
+}
+
 /** A pod template change (what a new image would be): the operator rolls the shard. */
 export async function rollout(h: Harness, operator: ClusterAccess): Promise<Outcome> {
   const guarded: GuardedWrite[] = [];
   const probe = primaryProbe(h);
   const cluster = guarding(probe, operator, guarded);
   const out = await measured(h, h.app, async () => {
-    h.kubectl([
-      '-n',
-      h.ns,
-      'patch',
-      'statefulset',
-      'shop-db-0',
-      '--type=merge',
-      '-p',
-      JSON.stringify({
-        spec: { template: { metadata: { annotations: { 'bench/rollout': String(Date.now()) } } } },
-      }),
-    ]);
+    newTemplateRevision(h, 'bench/rollout');
     await eventually('the StatefulSet on a new revision', async () => {
       const o = await observe(h);
       const view = shardView(h.app, 0, o.objects[0], o.pods);

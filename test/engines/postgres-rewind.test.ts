@@ -16,6 +16,7 @@ import {
   postmastersOf,
   sql,
   startDatabase,
+  streamingPrimary,
 } from './patroni-harness.ts';
 import type { Harness, Member } from './patroni-harness.ts';
 
@@ -77,20 +78,7 @@ describe('the Postgres superuser and pg_rewind: rendered config, real Patroni an
 
   beforeAll(async () => {
     h = await startDatabase('pg-rewind', { replicasPerShard: 1, failoverSeconds: 20 });
-    primary = await eventually(
-      'a primary with a streaming replica',
-      async () => {
-        const p = h.primaryOf(0);
-        if (!p) return undefined;
-        const rows = await sql<{ n: string }>(
-          p.pgPort,
-          "SELECT count(*) AS n FROM pg_stat_replication WHERE state = 'streaming'",
-        ).catch(() => []);
-        return rows[0]?.n === '1' ? p : undefined;
-      },
-      120_000,
-      500,
-    );
+    primary = await streamingPrimary(h);
     replica = h.members.find((m) => m !== primary)!;
     await eventually('the replica ready', async () =>
       (await h.isReady(replica)) ? true : undefined,

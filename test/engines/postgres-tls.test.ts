@@ -26,6 +26,7 @@ import {
   freePort,
   sql,
   startDatabase,
+  streamingPrimary,
 } from './patroni-harness.ts';
 import type { Harness, Member } from './patroni-harness.ts';
 import { ENGINE_IMAGES, ENGINE_UID, PG_BIN, runOnce, startContainer } from './containers.ts';
@@ -126,20 +127,7 @@ describe('Postgres with TLS (the default): rendered config, real Patroni and Pos
 
   beforeAll(async () => {
     h = await startDatabase('pg-tls', { replicasPerShard: 1 });
-    primary = await eventually(
-      'a primary with a streaming replica',
-      async () => {
-        const p = h.primaryOf(0);
-        if (!p) return undefined;
-        const rows = await sql<{ n: string }>(
-          p.pgPort,
-          "SELECT count(*) AS n FROM pg_stat_replication WHERE state = 'streaming'",
-        );
-        return rows[0]?.n === '1' ? p : undefined;
-      },
-      120_000,
-      500,
-    );
+    primary = await streamingPrimary(h);
     replica = h.members.find((m) => m !== primary)!;
     // Streaming starts before the replica's Postgres accepts connections (and pg_basebackup's
     // WAL stream may still be listed): wait until the replica is ready and streams alone.

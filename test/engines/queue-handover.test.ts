@@ -9,10 +9,10 @@
 // restarted, the master's pre-stop.sh run while the replica syncs, then the master stopped
 // and restarted as the kubelet would. Every acknowledged entry must be on the final master,
 // and the rendered readiness probe must call the syncing replica not ready.
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { K8sObject } from '../../operator/tiers/shared/chart.ts';
-import { Harness, PASSWORDS, client, info, sleep, tlsOptions, waitFor } from './redis-harness.ts';
+import { Harness, client, info, sentinelAppClient, sleep, waitFor } from './redis-harness.ts';
 import type { Instance } from './redis-harness.ts';
 import { portOf, startReplicated } from './redis-replicated.ts';
 import type { ReplicatedRedis } from './redis-replicated.ts';
@@ -73,20 +73,12 @@ async function masterAddr(): Promise<string> {
 
 /** The producer's client: the app user, the master found through the Sentinels. */
 function appClient(): Redis {
-  const tls = tlsOptions();
-  const c = new Redis({
-    sentinels: store.sentinels.map((s) => ({ host: '127.0.0.1', port: s.port })),
-    name: store.master,
-    username: 'app',
-    password: PASSWORDS.app,
-    sentinelUsername: 'app',
-    sentinelPassword: PASSWORDS.app,
-    tls,
-    sentinelTLS: tls,
-    enableTLSForSentinelMode: true,
-  });
-  c.on('error', () => undefined);
-  return track(c);
+  return track(
+    sentinelAppClient(
+      store.sentinels.map((s) => ({ host: '127.0.0.1', port: s.port })),
+      store.master,
+    ),
+  );
 }
 
 describe('replicated queue store: preStop hand-over while a replica is in its first sync', () => {

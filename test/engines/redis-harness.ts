@@ -301,6 +301,27 @@ export function client(port: number, extra: RedisOptions = {}): Redis {
   return c;
 }
 
+/** The app's client: the app user, over TLS, the master found through these Sentinels. */
+export function sentinelAppClient(
+  sentinels: ReadonlyArray<{ host: string; port: number }>,
+  name: string,
+): Redis {
+  const tls = tlsOptions();
+  const c = new Redis({
+    sentinels: [...sentinels],
+    name,
+    username: 'app',
+    password: PASSWORDS.app,
+    sentinelUsername: 'app',
+    sentinelPassword: PASSWORDS.app,
+    tls,
+    sentinelTLS: tls,
+    enableTLSForSentinelMode: true,
+  });
+  c.on('error', () => undefined);
+  return c;
+}
+
 export async function waitFor(
   what: string,
   timeoutMs: number,

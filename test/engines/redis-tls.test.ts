@@ -12,10 +12,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   Harness,
   PASSWORD,
-  PASSWORDS,
   client,
   envOf,
   info,
+  sentinelAppClient,
   sleep,
   tlsOptions,
   waitFor,
@@ -147,22 +147,13 @@ describe('Redis and Sentinel over TLS, from the rendered ConfigMap', () => {
   });
 
   it('picks up a renewed certificate: Redis keeps its connections, Sentinel restarts in place, the app keeps working', async () => {
-    const tls = tlsOptions();
-    const app = new Redis({
-      sentinels: valueOf(envOf(objects, 'Deployment', 'shop-web'), 'REDIS_SENTINELS')
+    const app = sentinelAppClient(
+      valueOf(envOf(objects, 'Deployment', 'shop-web'), 'REDIS_SENTINELS')
         .split(',')
         .map((a) => store.toLoopback(a))
         .map((a) => ({ host: a.slice(0, a.lastIndexOf(':')), port: portOf(a) })),
-      name: MASTER,
-      username: 'app',
-      password: PASSWORDS.app,
-      sentinelUsername: 'app',
-      sentinelPassword: PASSWORDS.app,
-      tls,
-      sentinelTLS: tls,
-      enableTLSForSentinelMode: true,
-    });
-    app.on('error', () => undefined);
+      MASTER,
+    );
     disconnect.push(() => app.disconnect());
     await app.set('before', '1');
     const idBefore = await app.client('ID');
@@ -216,6 +207,6 @@ describe('Redis and Sentinel over TLS, from the rendered ConfigMap', () => {
     const [host, port] = (await sc.call('SENTINEL', 'get-master-addr-by-name', MASTER)) as string[];
     expect(`${host}:${port}`).toBe(`127.0.0.1:${redisPort}`);
     // A new client (new handshake) works too.
-    expect(await tryPing(redisPort, { tls })).toBe('PONG');
+    expect(await tryPing(redisPort, { tls: tlsOptions() })).toBe('PONG');
   });
 });
