@@ -567,7 +567,7 @@ const Monitoring = Type.Object(
     enabled: bool('Turn monitoring off without removing its settings.', true),
     prometheusRelease: opt(
       str(
-        'Value of the release label your Prometheus selects ServiceMonitors by (kube-prometheus-stack).',
+        'Value of the release label your Prometheus selects PodMonitors and PrometheusRules by (kube-prometheus-stack: its release name).',
         { maxLength: 63 },
       ),
     ),
@@ -576,7 +576,7 @@ const Monitoring = Type.Object(
   },
   {
     description:
-      'ServiceMonitors/PodMonitors, PrometheusRule alerts and a Grafana dashboard (needs the Prometheus Operator CRDs).',
+      'PodMonitors, PrometheusRule alerts and a Grafana dashboard (needs the Prometheus Operator CRDs).',
   },
 );
 
