@@ -240,7 +240,7 @@ export interface IssuePlan {
 /**
  * Long enough for every pod to hold the last trust bundle before the next step relies on
  * it: the kubelet refreshes a mounted Secret within about a minute and the pods' reload
- * loops check every 30 s (README "Renewal"). Settings: SCALABLE_TLS_TRUST_HOLD_SECONDS.
+ * loops check every 30 s (docs/tiers/tls.md, "Renewal"). Settings: SCALABLE_TLS_TRUST_HOLD_SECONDS.
  */
 export const TRUST_HOLD_MS = 600_000;
 

@@ -28,7 +28,7 @@ export interface AlertRule {
   };
 }
 
-/** Thresholds, in one place: the README's alert table and the promtool tests read them. */
+/** Thresholds, in one place: docs/tiers/monitoring.md's alert table and the promtool tests read them. */
 export const THRESHOLDS = {
   webRestarts15m: 3,
   cacheHitRatioDrop: 0.9,
