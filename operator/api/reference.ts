@@ -169,7 +169,9 @@ const isUnder = (section: string) => (path: string) =>
   path === section || path.startsWith(`${section}.`) || path.startsWith(`${section}[`);
 
 /** The whole page. */
-export function referenceMarkdown(rules: Readonly<Record<string, readonly CelRule[]>> = RULES): string {
+export function referenceMarkdown(
+  rules: Readonly<Record<string, readonly CelRule[]>> = RULES,
+): string {
   const spec = toStructural(ScalableAppSpec, 'spec');
   const status = toStructural(ScalableAppStatus, 'status');
   const specProps = (spec['properties'] as Record<string, Node> | undefined) ?? {};
@@ -190,7 +192,7 @@ export function referenceMarkdown(rules: Readonly<Record<string, readonly CelRul
     '',
     '## spec',
     '',
-    ...fieldTable([fieldRows(spec, 'spec')[0] as FieldRow]),
+    ...fieldTable([fieldRows(spec, 'spec', true)[0] as FieldRow]),
   ];
   for (const [name, node] of Object.entries(specProps)) {
     const path = `spec.${name}`;

@@ -128,7 +128,10 @@ describe('alerts', () => {
 
   it('each has a severity, and names the app and tier; each has a runbook section and a row in the tier page', () => {
     const runbooks = readFileSync(new URL('../../../docs/runbooks.md', import.meta.url), 'utf8');
-    const page = readFileSync(new URL('../../../docs/tiers/monitoring.md', import.meta.url), 'utf8');
+    const page = readFileSync(
+      new URL('../../../docs/tiers/monitoring.md', import.meta.url),
+      'utf8',
+    );
     for (const r of alertGroups(full).flatMap((g) => g.rules)) {
       expect(['critical', 'warning', 'info']).toContain(r.labels['severity']);
       expect(r.annotations.description, r.alert).toMatch(/prod\/shop/);
