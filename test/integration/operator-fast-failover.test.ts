@@ -7,8 +7,8 @@
 // - never release the lock of an asynchronous shard, of Patroni's own lease
 //   (failoverSeconds >= 20), of no app, or of a primary whose synchronous standby still
 //   streams from it (alive, kept by failsafe_mode);
-// - fence the silent primary's pod only once another member holds the lock, never during
-//   the free-lock window in between, and from the release recorded on the lock;
+// - fence the released primary's pod at once, while the lock is still free (the primary
+//   Service follows the lock, not a label), from the release recorded on the lock;
 // - start every silence clock again when its watch restarts (the API server dropped its
 //   connections): silence seen through a broken watch is no evidence.
 // The operator talks to the API server through a proxy, so the test can cut its connections.
@@ -44,6 +44,9 @@ const POD = kindInfo('v1', 'Pod');
 let client: KubeClient;
 let op: OperatorProcess;
 let proxy: StallProxy;
+
+/** fast-db-0-0's uid while it held the lock (the release records it; the fence then replaces the pod). */
+let fastPrimaryUid: unknown;
 
 const AFTER = releaseAfterSeconds({ synchronous: true, failoverSeconds: 10 }) ?? NaN;
 const TTL = timingsOf(10).ttl;
@@ -196,6 +199,8 @@ describe("the operator releases a silent synchronous primary's leader lock (fast
       await member(`${app}-db-0-1`, 'replica');
     }
 
+    fastPrimaryUid = (await podMeta('fast-db-0-0'))?.['uid'];
+    expect(fastPrimaryUid).toBeTruthy();
     // Renewed every second for three times the threshold: never released.
     const renewals = ['fast', 'async', 'slow', 'ghost'].map((app) => renewing(app));
     await sleep(3 * AFTER * 1000);
@@ -219,10 +224,7 @@ describe("the operator releases a silent synchronous primary's leader lock (fast
     ]);
     // The release is recorded on the lock itself, with the pod that held it.
     const intent = JSON.parse((await lockOf('fast'))[RELEASE_ANNOTATION] ?? '{}') as Json;
-    expect(intent).toMatchObject({
-      member: 'fast-db-0-0',
-      uid: (await podMeta('fast-db-0-0'))?.['uid'],
-    });
+    expect(intent).toMatchObject({ member: 'fast-db-0-0', uid: fastPrimaryUid });
     expect(
       await op.metric('scalable_database_lock_releases_total', { namespace: ns, app: 'fast' }),
     ).toBe(1);
@@ -234,29 +236,16 @@ describe("the operator releases a silent synchronous primary's leader lock (fast
     expect(await holder('ghost')).toBe('ghost-db-0-0');
   }, 180_000);
 
-  it('fences the silent primary only once another member holds the lock, not while it is free', async () => {
-    const before = (await podMeta('fast-db-0-0'))?.['uid'];
-    // The free-lock window, a lease long (the longest any rule of the watch waits): the
-    // released primary keeps its pod, label and all, while nobody holds the lock.
-    await sleep((TTL + 5) * 1000);
-    expect(await holder('fast')).toBeUndefined();
-    const meta = await podMeta('fast-db-0-0');
-    expect(meta?.['uid']).toBe(before);
-    expect(meta?.['deletionTimestamp']).toBeUndefined();
-    expect(await eventsOf('fast', 'PrimaryFenced')).toEqual([]);
-
-    // The standby takes the lock (and labels its pod) as Patroni does: fenced at once.
-    const takenAt = Date.now();
-    await mergePatch(client, CM, ns, 'fast-db-0-leader', {
-      metadata: { annotations: { leader: 'fast-db-0-1', renewTime: new Date().toISOString() } },
-    });
-    await member('fast-db-0-1', 'master');
-    await eventually('the stale primary pod deleted', async () => {
+  it('fences the released primary at once, before any member takes the lock: the Service follows the lock', async () => {
+    // The operator released fast-db-0-0's lock (above): its pod goes while the lock is still
+    // free (nothing takes it here: no Patroni runs), not when a member takes it.
+    await eventually('the released primary pod deleted', async () => {
       const m = await podMeta('fast-db-0-0');
-      return m === undefined || m['uid'] !== before || m['deletionTimestamp'] ? true : undefined;
+      return m === undefined || m['uid'] !== fastPrimaryUid || m['deletionTimestamp']
+        ? true
+        : undefined;
     });
-    // From the release on the lock, not from the lease-long rule for stale labels.
-    expect(Date.now() - takenAt).toBeLessThan(TTL * 1000);
+    expect(await holder('fast')).toBeUndefined();
     // The event is recorded after the delete (the recorder writes in the background).
     const fencedEvents = await eventually('the PrimaryFenced event', async () => {
       const e = await eventsOf('fast', 'PrimaryFenced');
@@ -264,10 +253,18 @@ describe("the operator releases a silent synchronous primary's leader lock (fast
     });
     expect(fencedEvents).toEqual([
       expect.stringMatching(
-        /^fast-db-0: pod fast-db-0-0 still labelled primary while fast-db-0-1 holds the lock \(its lock was released and fast-db-0-1 took it\); deleted with a 5 s grace period/,
+        /^fast-db-0: pod fast-db-0-0 still labelled primary while nobody holds the lock \(the operator released its lock\); deleted with a 5 s grace period/,
       ),
     ]);
-    expect(await holder('fast')).toBe('fast-db-0-1');
+    expect(
+      await op.metric('scalable_database_fenced_pods_total', { namespace: ns, app: 'fast' }),
+    ).toBe(1);
+
+    // The standby takes the lock (and labels its pod) as Patroni does; it leads from here on.
+    await mergePatch(client, CM, ns, 'fast-db-0-leader', {
+      metadata: { annotations: { leader: 'fast-db-0-1', renewTime: new Date().toISOString() } },
+    });
+    await member('fast-db-0-1', 'master');
   }, 120_000);
 
   it('keeps the lock of a silent primary whose synchronous standby still streams from it', async () => {
@@ -304,10 +301,17 @@ describe("the operator releases a silent synchronous primary's leader lock (fast
   }, 120_000);
 
   it('starts every silence clock again when its watch restarts', async () => {
-    // fast-db-0-1 takes the lock again, renews, then goes silent.
+    // fast-db-0-1 (fenced at the last release, re-created by the StatefulSet) takes the lock
+    // again, renews, then goes silent.
+    await eventually(
+      'the re-created pod',
+      async () => ((await podMeta('fast-db-0-1'))?.['deletionTimestamp'] ? undefined : true),
+      120_000,
+    );
     await mergePatch(client, CM, ns, 'fast-db-0-leader', {
       metadata: { annotations: { leader: 'fast-db-0-1', renewTime: new Date().toISOString() } },
     });
+    await member('fast-db-0-1', 'master');
     const renewal = renewing('fast');
     await sleep(3000);
     const silentFrom = await renewal.stop();

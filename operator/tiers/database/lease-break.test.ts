@@ -392,16 +392,23 @@ describe('fenceVerdict', () => {
     });
   });
 
-  it('not while the lock is free (the race is on), nor when the member took it back', () => {
+  it('fences at the release, while the lock is still free: the Service follows the lock', () => {
     expect(
       fenceVerdict({
         leader: lock(undefined),
         config,
         members: stalePrimary,
-        heldMs: 99_000,
-        wallNowMs: at,
-      }).fence,
-    ).toEqual([]);
+        heldMs: 0,
+        wallNowMs: at + 1_000,
+      }),
+    ).toEqual({
+      fence: [
+        { pod: 'shop-db-0-0', uid: 'uid-shop-db-0-0', why: 'the operator released its lock' },
+      ],
+    });
+  });
+
+  it('not a member that took its lock back, nor anyone on a free lock nobody released', () => {
     expect(
       fenceVerdict({
         leader: lock('shop-db-0-0'),
@@ -411,6 +418,18 @@ describe('fenceVerdict', () => {
         wallNowMs: at,
       }).fence,
     ).toEqual([]);
+    // Patroni freed it itself (a switchover, a clean shutdown), or the release is history.
+    const old = { ...intent, at: '2026-11-30T21:00:00Z' };
+    for (const free of [leaderRecordOf(configMap('shop-db-0-leader', {})), lock(undefined, old)])
+      expect(
+        fenceVerdict({
+          leader: free,
+          config,
+          members: stalePrimary,
+          heldMs: 99_000,
+          wallNowMs: at,
+        }).fence,
+      ).toEqual([]);
   });
 
   it('not a replaced pod (another uid), nor one that relabelled itself or is going', () => {

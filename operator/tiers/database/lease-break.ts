@@ -432,18 +432,20 @@ export function releaseInFlight(
 
 /**
  * The primary Service selects the pod Patroni labels primary; a deposed primary that cannot
- * relabel itself (a dead node, a frozen Patroni) would keep receiving connections. Once
- * another member holds the lock, such a pod is deleted: at once when the operator released
- * its lock (it was silent, its postmaster fenced), else after one lease (a live Patroni that
- * handed over in a switchover relabels itself well within it). Never while Patroni is
- * paused (an admin's maintenance). A recorded release is never cleared (no write to the lock
- * Patroni renews); it counts for two leases, long enough for any takeover.
+ * relabel itself (a dead node, a frozen Patroni) would keep receiving connections. Such a pod
+ * is deleted (a terminating pod leaves the Service's ready endpoints at once): at the release
+ * itself when the operator released its lock (it was silent, its postmaster fenced: the
+ * Service follows the lock, not the label), else once another member has held the lock for
+ * one lease (a live Patroni that handed over in a switchover relabels itself well within it).
+ * Never a pod that took the lock back, never while Patroni is paused (an admin's
+ * maintenance). A recorded release is never cleared (no write to the lock Patroni renews); it
+ * counts for two leases, long enough for any takeover.
  */
 export function fenceVerdict(input: FenceInput): FenceVerdict {
   const { leader, members } = input;
   const holder = leader.leader;
   const ttl = input.config?.config?.ttl ?? PATRONI_TTL_FLOOR;
-  if (holder === undefined || input.config?.config?.pause) return { fence: [] };
+  if (input.config?.config?.pause) return { fence: [] };
   const intent = releaseInFlight(leader.released, ttl, input.wallNowMs)
     ? leader.released
     : undefined;
@@ -451,8 +453,17 @@ export function fenceVerdict(input: FenceInput): FenceVerdict {
     .filter((m) => m.labelledPrimary && !m.terminating && m.name !== holder)
     .flatMap((m) => {
       if (intent?.member === m.name && intent.uid === m.uid)
-        return [{ pod: m.name, uid: m.uid, why: `its lock was released and ${holder} took it` }];
-      if (input.heldMs >= ttl * 1000)
+        return [
+          {
+            pod: m.name,
+            uid: m.uid,
+            why:
+              holder === undefined
+                ? 'the operator released its lock'
+                : `its lock was released and ${holder} took it`,
+          },
+        ];
+      if (holder !== undefined && input.heldMs >= ttl * 1000)
         return [{ pod: m.name, uid: m.uid, why: `${holder} has held the lock for a lease` }];
       return [];
     });

@@ -8,7 +8,8 @@
 //   renewal in between wins); the same patch records the release on the lock, so whichever
 //   instance leads next still fences;
 // - fences: a pod labelled primary that does not hold the lock is deleted with a short grace
-//   period (fenceVerdict), so that the primary Service follows the lock.
+//   period (fenceVerdict), so that the primary Service follows the lock: the holder whose
+//   lock this watch released at once, before any member takes it.
 // Only observations of this process count: a record's clock starts when this process saw it
 // change, and starts again whenever the watch restarts (an API-server outage silences every
 // primary at once, and is no evidence against any).
@@ -276,7 +277,8 @@ export class LeaseWatch {
     why: string,
   ): Promise<void> {
     await access.delete('v1', 'Pod', leader.namespace, pod, uid, FENCE_GRACE_SECONDS);
-    const message = `${leader.scope ?? leader.name}: pod ${pod} still labelled primary while ${leader.leader ?? 'another member'} holds the lock (${why}); deleted with a ${FENCE_GRACE_SECONDS} s grace period so that the primary Service stops sending it connections (its volume is kept; it comes back as a replica)`;
+    const holds = leader.leader ? `${leader.leader} holds the lock` : 'nobody holds the lock';
+    const message = `${leader.scope ?? leader.name}: pod ${pod} still labelled primary while ${holds} (${why}); deleted with a ${FENCE_GRACE_SECONDS} s grace period so that the primary Service stops sending it connections (its volume is kept; it comes back as a replica)`;
     this.opts.log.warn({ key: keyOf(leader), pod }, message);
     this.emit(leader, 'Warning', 'PrimaryFenced', message);
     this.opts.onFence?.(leader, pod);
