@@ -173,6 +173,49 @@ spec:
     });
   });
 
+  describe('status: refused before it reads the cluster', () => {
+    const runAsync = async (args: string[]) => {
+      let stdout = '';
+      let stderr = '';
+      const code = await runCli(args, {
+        stdout: (s) => (stdout += s),
+        stderr: (s) => (stderr += s),
+        readFile: (p) => readFileSync(p, 'utf8'),
+      });
+      return { code, stdout, stderr };
+    };
+
+    it('exits 2 naming a bad flag, value or argument', async () => {
+      const flag = await runAsync(['status', 'shop', '--frobnicate']);
+      expect(flag.code).toBe(2);
+      expect(flag.stderr).toMatch(/^Unknown option '--frobnicate'/);
+      const output = await runAsync(['status', 'shop', '-o', 'yaml']);
+      expect(output).toEqual({
+        code: 2,
+        stdout: '',
+        stderr: '-o must be text or json (got yaml)\n',
+      });
+      expect((await runAsync(['status'])).stderr).toMatch(/^status takes one app name\n/);
+      expect((await runAsync(['status', 'a', 'b'])).stderr).toMatch(
+        /^status takes one app name \(got a b\)\n/,
+      );
+      // A flag of another command is refused by name too.
+      const render = await runAsync(['render', '-f', 'manifests/examples/minimal.yaml', '--watch']);
+      expect(render.code).toBe(2);
+      expect(render.stderr).toMatch(/^Unknown option '--watch'/);
+      const validate = await runAsync(['status', 'shop', '-f', 'app.yaml']);
+      expect(validate.code).toBe(2);
+      expect(validate.stderr).toMatch(/^Unknown option '-f'/);
+    });
+
+    it('says how to use it as a kubectl plugin', async () => {
+      const help = await runAsync(['status', '--help']);
+      expect(help.code).toBe(0);
+      expect(help.stdout).toContain('kubectl-scalable');
+      expect(help.stdout).toContain('kubectl scalable status <app>');
+    });
+  });
+
   it('explains its usage', () => {
     expect(run([]).code).toBe(2);
     expect(run(['frobnicate', '-f', 'x']).stderr).toContain('unknown command frobnicate');

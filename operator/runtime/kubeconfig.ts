@@ -112,3 +112,22 @@ export async function loadConnection(kubeconfigPath?: string): Promise<Connectio
   if (existsSync(home)) return kubeconfigConnection(home);
   throw new Error('no kubeconfig: set KUBECONFIG, or run in a pod');
 }
+
+/**
+ * The namespace kubectl would use without -n: the current context's (KUBECONFIG's first file,
+ * else ~/.kube/config), in a pod its service account's; undefined when none is named.
+ */
+export function contextNamespace(kubeconfigPath?: string): string | undefined {
+  const fromEnv = process.env['KUBECONFIG']?.split(delimiter).find((p) => p !== '');
+  let path = kubeconfigPath ?? fromEnv;
+  if (path === undefined && inClusterConnection()) {
+    const ns = readFileSync(join(SA_DIR, 'namespace'), 'utf8').trim();
+    return ns === '' ? undefined : ns;
+  }
+  path ??= join(homedir(), '.kube', 'config');
+  if (!existsSync(path)) return undefined;
+  const doc = (yaml.load(readFileSync(path, 'utf8')) ?? {}) as Json;
+  const context = named(doc['contexts'], String(doc['current-context'] ?? ''), 'context') ?? {};
+  const ns = context['namespace'];
+  return typeof ns === 'string' && ns !== '' ? ns : undefined;
+}
