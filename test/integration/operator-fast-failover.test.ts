@@ -49,7 +49,6 @@ let proxy: StallProxy;
 let fastPrimaryUid: unknown;
 
 const AFTER = releaseAfterSeconds({ synchronous: true, failoverSeconds: 10 }) ?? NaN;
-const TTL = timingsOf(10).ttl;
 
 const database = (extra: Json = {}): Json => ({
   web: { image: 'ghcr.io/acme/fast:1' },
