@@ -10,7 +10,9 @@
 //   get, list or watch on Secrets, and no tenant can read or mount it. Its keys tls.crt and
 //   tls.key are the one CA of earlier versions: kept, never created any more, and used only to
 //   move apps issued from it to their own CA (issuePlan). Cost: one object for all apps
-//   (~1.5 KiB each, so about 600 apps fit under the API server's 1 MiB object limit).
+//   (~1.5 KiB each, so about 600 apps fit under the API server's 1 MiB object limit). So the
+//   leader removes the entries of apps that are gone (ca-entries.ts, runtime/ca-tidy.ts), by
+//   the app each entry records (<uid>.app = namespace/name, written with its CA).
 // - Each server key pair is a Secret the tier declares (shared/tls/objects.ts), written
 //   whole by create, or by update (PUT) on renewal: a PUT's answer is what we sent, so
 //   `update` lets the operator replace a Secret it can name but never read one. Only a Secret
@@ -36,6 +38,8 @@ import {
   splitBundle,
 } from '../tiers/shared/tls/x509.ts';
 import type { KeyPair } from '../tiers/shared/tls/x509.ts';
+import { appRecordKey, applyCaEntryChanges } from './ca-entries.ts';
+import type { CaEntryChanges } from './ca-entries.ts';
 import type { KindInfo } from './kinds.ts';
 import { pathOf } from './kinds.ts';
 import { materialize, objectKey, projectChild } from './project.ts';
@@ -93,6 +97,16 @@ export interface AppCas {
 export interface CaStore {
   /** The app's CAs; its CA is created, or rotated (caRenewalReason), here. */
   readonly forApp: (app: AppRef) => Promise<AppCas>;
+  /**
+   * Removes or records entries as `decide` says (ca-entries.ts), deciding on the Secret as
+   * read: in turn with this process's other writes, a PUT with the resourceVersion read, and
+   * a 409 reads again and decides again. Requests go through `via` (the leader's term).
+   * Returns what was changed, or undefined when nothing was (or there is no Secret yet).
+   */
+  readonly tidy: (
+    decide: (data: Readonly<Record<string, string>>) => Promise<CaEntryChanges>,
+    via?: KubeApi,
+  ) => Promise<CaEntryChanges | undefined>;
 }
 
 /** On a ScalableApp: a new value asks for a new CA (rotated like one near expiry). */
@@ -146,7 +160,11 @@ export function caStore(
       state = undefined;
       throw err;
     }));
-  const write = async (from: StoreState, data: Record<string, string>): Promise<StoreState> => {
+  const write = async (
+    from: StoreState,
+    data: Record<string, string>,
+    via: KubeApi = client,
+  ): Promise<StoreState> => {
     const encoded = Object.fromEntries(Object.entries(data).map(([k, v]) => [k, b64(v)]));
     const body = {
       apiVersion: 'v1',
@@ -162,8 +180,8 @@ export function caStore(
       data: encoded,
     };
     const written = from.exists
-      ? await client.request<Json>('PUT', path, { verb: 'update', resource: 'secrets', body })
-      : await client.request<Json>('POST', pathOf(SECRETS, namespace), {
+      ? await via.request<Json>('PUT', path, { verb: 'update', resource: 'secrets', body })
+      : await via.request<Json>('POST', pathOf(SECRETS, namespace), {
           verb: 'create',
           resource: 'secrets',
           body,
@@ -208,6 +226,8 @@ export function caStore(
         });
       Object.assign(data, { [`${app.uid}.crt`]: ca.cert, [`${app.uid}.key`]: ca.key });
       if (app.rotation !== undefined) data[`${app.uid}.rotation`] = app.rotation;
+      // Whose CA this is, so the entry can be removed once that app is gone (ca-entries.ts).
+      data[appRecordKey(app.uid)] = `${app.namespace}/${app.name}`;
       try {
         state = Promise.resolve(await write(from, data));
         return { ...(casOf(data, app.uid) ?? {}), current: ca };
@@ -218,15 +238,40 @@ export function caStore(
       }
     }
   };
+  const tidy = async (
+    decide: (data: Readonly<Record<string, string>>) => Promise<CaEntryChanges>,
+    via: KubeApi,
+  ): Promise<CaEntryChanges | undefined> => {
+    for (let attempt = 0; ; attempt++) {
+      const from = await load();
+      if (!from.exists) return undefined;
+      const changes = await decide(from.data);
+      const data = applyCaEntryChanges(from.data, changes);
+      if (data === undefined) return undefined;
+      try {
+        state = Promise.resolve(await write(from, data, via));
+        return changes;
+      } catch (err) {
+        // Changed since read (another writer): read again and decide again.
+        state = undefined;
+        if ((code(err) !== 409 && code(err) !== 404) || attempt >= 4) throw err;
+      }
+    }
+  };
+  /** One write at a time: each decides on what the one before it wrote. */
+  const inTurn = <T>(run: () => Promise<T>): Promise<T> => {
+    const next = queue.then(run);
+    queue = next.catch(() => undefined);
+    return next;
+  };
   return {
     forApp: async (app) => {
       const s = await load();
       const have = casOf(s.data, app.uid);
       if (have && !needs(s.data, app)) return have;
-      const next = queue.then(() => renew(app));
-      queue = next.catch(() => undefined);
-      return next;
+      return inTurn(() => renew(app));
     },
+    tidy: (decide, via = client) => inTurn(() => tidy(decide, via)),
   };
 }
 

@@ -16,6 +16,7 @@ import { caStore } from '../reconcile/certificates.ts';
 import type { CaStore } from '../reconcile/certificates.ts';
 import { ApplyFailedError, TerminalError, reconcile } from '../reconcile/reconcile.ts';
 import type { KindAccess } from '../reconcile/context.ts';
+import { CaTidy } from './ca-tidy.ts';
 import { discoverResources, resourceKey } from './discovery.ts';
 import { InformerSet } from './informer-set.ts';
 import { ApiError } from './kube-client.ts';
@@ -89,6 +90,7 @@ export class Controller {
   private readonly recent = new Recent();
   private readonly plans: Plans;
   private readonly ca: CaStore;
+  private readonly caTidy: CaTidy;
   private readonly events: EventRecorder;
   private readonly leader: LeaderElector | undefined;
   /** Tiers' own long-lived watches (Tier.watches), created once, run on every replica. */
@@ -111,6 +113,12 @@ export class Controller {
     });
     // The apps' CAs live beside the leader-election Lease, in the operator's own namespace.
     this.ca = caStore(opts.client, opts.leaseNamespace);
+    this.caTidy = new CaTidy({
+      store: this.ca,
+      cachedApps: () => (this.apps.synced ? this.apps.list() : undefined),
+      watched: opts.watchNamespaces,
+      log,
+    });
     this.queue = new WorkQueue(opts.backoff, (d) => metrics.queueDepth.set(d));
     // Events are writes too: none once this process's (only) term as leader is over.
     this.events = new EventRecorder(client.withSignal(this.ended.signal), log, opts.identity);
@@ -120,7 +128,9 @@ export class Controller {
       log,
       resource: APP_KIND.plural,
       project: projectApp,
-      onChange: (_t, app) => {
+      onChange: (type, app) => {
+        // A deleted app's CA goes with it (ca-tidy.ts).
+        if (type === 'delete') this.tidyCas();
         const key = `${app.metadata.namespace}/${app.metadata.name}`;
         // Our own /status write coming back: nothing to do.
         if (this.recent.get(`status|${key}`)?.rv === app.metadata.resourceVersion) return;
@@ -319,7 +329,10 @@ export class Controller {
     log.info({ apps: this.apps.size, kinds: this.children.size }, 'caches synced');
     for (let i = 0; i < this.opts.workers; i++) this.workers.push(this.work());
     this.timers.push(
-      setInterval(() => this.enqueueAll(), this.opts.resyncMs),
+      setInterval(() => {
+        this.enqueueAll();
+        this.tidyCas();
+      }, this.opts.resyncMs),
       setInterval(() => {
         this.discover().catch((err: unknown) =>
           log.debug({ err: String(err) }, 'discovery refresh failed'),
@@ -356,7 +369,16 @@ export class Controller {
     this.leading = leading;
     this.opts.metrics.leader.set(leading ? 1 : 0);
     if (!leading) this.opts.metrics.appReady.reset();
-    if (leading) this.enqueueAll();
+    if (leading) {
+      this.enqueueAll();
+      this.tidyCas();
+    }
+  }
+
+  /** The CA Secret's upkeep (ca-tidy.ts): the leader's, once the apps cache has synced. */
+  private tidyCas(): void {
+    if (!this.leading || this.stopping || !this.apps.synced) return;
+    void this.caTidy.request(this.opts.client.withSignal(this.term.signal));
   }
 
   enqueueAll(): void {

@@ -4,7 +4,7 @@
 // in a ConfigMap it watches; a record two thirds through its life is renewed in place. With
 // cert-manager's CRDs (the upstream ones, from its Go module) the Certificates and Issuers
 // it renders are accepted by the API server, and it issues nothing itself.
-import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { X509Certificate, createPrivateKey, randomUUID } from 'node:crypto';
 import { connect, createServer } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -374,6 +374,52 @@ describe('certificates the operator issues (no cert-manager)', () => {
     );
     expect(await secret(ns, 'plain-db-0-tls')).toBeUndefined();
     expect(await configMap('plain-db-0-tls-public')).toBeUndefined();
+  });
+
+  it("removes a deleted app's CA entries from the CA Secret, and only those (issue 36)", async () => {
+    await applyAs(
+      client,
+      'test-user',
+      scalableApp(ns, 'brief', { web: { image: 'ghcr.io/acme/brief:1' }, cache: {} }),
+    );
+    const uidOf = async (name: string) =>
+      String(((await getApp(client, ns, name))?.['metadata'] as Json)['uid']);
+    const [brief, shop] = [await uidOf('brief'), await uidOf('shop')];
+    await appCa('brief');
+    // Each entry records its app: an operator watching some namespaces removes only theirs.
+    const before = await eventually("brief's CA entry records its app", async () => {
+      const s = await secret('default', CA_SECRET_NAME);
+      return decoded(s, `${brief}.app`) === `${ns}/brief` ? s : undefined;
+    });
+    expect(decoded(before, `${shop}.app`)).toBe(`${ns}/shop`);
+    // An entry of an earlier version (no record) whose app is long gone: this operator
+    // watches every namespace, so it would see that app anywhere, and removes it too.
+    const orphan = randomUUID();
+    const b64 = (x: string) => Buffer.from(x).toString('base64');
+    await applyAs(client, 'orphan-seed', {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: CA_SECRET_NAME, namespace: 'default' },
+      data: { [`${orphan}.crt`]: b64('its CA'), [`${orphan}.key`]: b64('its key') },
+    });
+    await client.request('DELETE', `/apis/scalable.dev/v1alpha1/namespaces/${ns}/scalableapps/brief`, {
+      verb: 'delete',
+      resource: 'scalableapps',
+    });
+    const after = await eventually(
+      "brief's and the orphan's CA entries removed",
+      async () => {
+        const s = await secret('default', CA_SECRET_NAME);
+        const left = Object.keys(dataOf(s)).filter(
+          (k) => k.startsWith(`${brief}.`) || k.startsWith(`${orphan}.`),
+        );
+        return left.length === 0 ? s : undefined;
+      },
+      120_000,
+    );
+    // The other apps' entries are as they were.
+    for (const key of [`${shop}.crt`, `${shop}.key`, `${shop}.app`])
+      expect(decoded(after, key), key).toBe(decoded(before, key));
   });
 });
 

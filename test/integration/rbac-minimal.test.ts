@@ -10,7 +10,7 @@
 // Rights held only to grant them to Patroni (GRANT_ONLY_RULES: bind on its ClusterRole) are
 // exempt. The chart's admission policy for the operator (operator/admission.ts) is in force for
 // this identity throughout: "none refused" covers it too (its denials are 403 Forbidden).
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { eventually, printLogDirOnFailure, uniqueName } from '../../devcluster/testing.ts';
 import { CA_SECRET_NAME } from '../../operator/reconcile/certificates.ts';
@@ -380,7 +380,26 @@ for (const mode of ['cluster', 'namespaced'] as const)
       await eventually('the HTTPRoute pruned', () => absent('httpRoute', ns), 90_000);
     });
 
-    it('deletionPolicy Delete: deleting the app deletes its volume and Secrets', async () => {
+    it("deletionPolicy Delete: deleting the app deletes its volume and Secrets, and its CA's entries", async () => {
+      const shopUid = String(uidOf(await getApp(client, ns, 'shop')));
+      // Entries of apps this operator cannot see the end of: one recorded in a namespace it
+      // may not watch, one of an earlier version (no record). Only an operator watching every
+      // namespace removes them (it would see their apps anywhere).
+      const foreign = randomUUID();
+      const unrecorded = randomUUID();
+      const b64 = (x: string) => Buffer.from(x).toString('base64');
+      await applyAs(client, 'another-operator', {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: CA_SECRET_NAME, namespace: home },
+        data: {
+          [`${foreign}.crt`]: b64('their CA'),
+          [`${foreign}.key`]: b64('their key'),
+          [`${foreign}.app`]: b64('elsewhere/api'),
+          [`${unrecorded}.crt`]: b64('an old CA'),
+          [`${unrecorded}.key`]: b64('an old key'),
+        },
+      });
       await client.request('DELETE', pathOf(APP_KIND, ns, 'shop'), {
         verb: 'delete',
         resource: 'scalableapps',
@@ -397,6 +416,27 @@ for (const mode of ['cluster', 'namespaced'] as const)
       );
       for (const name of ['shop-db-auth', 'shop-db-app', 'shop-db-rewind'])
         expect(await getObj(client, info.secret, ns, name), name).toBeUndefined();
+      const keysOf = async (uid: string) =>
+        Object.keys(
+          ((await getObj(client, info.secret, home, CA_SECRET_NAME))?.['data'] ?? {}) as Json,
+        ).filter((k) => k.startsWith(`${uid}.`));
+      await eventually(
+        "shop's CA entries removed",
+        async () => ((await keysOf(shopUid)).length === 0 ? true : undefined),
+        60_000,
+      );
+      if (mode === 'namespaced') {
+        expect(await keysOf(foreign)).toEqual([`${foreign}.app`, `${foreign}.crt`, `${foreign}.key`]);
+        expect(await keysOf(unrecorded)).toEqual([`${unrecorded}.crt`, `${unrecorded}.key`]);
+      } else
+        await eventually(
+          'the unseen apps\' entries removed too',
+          async () =>
+            (await keysOf(foreign)).length + (await keysOf(unrecorded)).length === 0
+              ? true
+              : undefined,
+          60_000,
+        );
     });
 
     it('with cert-manager served: creates its Certificates and Issuers, and prunes them', async () => {
