@@ -45,13 +45,21 @@ describe('caEntryChanges', () => {
           `${GONE}.rotation`,
         ],
       },
-      { uid: ELSEWHERE, app: 'other-team/api', keys: [`${ELSEWHERE}.app`, `${ELSEWHERE}.crt`, `${ELSEWHERE}.key`] },
+      {
+        uid: ELSEWHERE,
+        app: 'other-team/api',
+        keys: [`${ELSEWHERE}.app`, `${ELSEWHERE}.crt`, `${ELSEWHERE}.key`],
+      },
       // Written before entries recorded their app: it would be seen in any namespace.
       { uid: UNRECORDED, keys: [`${UNRECORDED}.crt`, `${UNRECORDED}.key`] },
     ]);
     expect(changes.record).toEqual({});
     const next = applyCaEntryChanges(data, changes);
-    expect(next).toEqual({ 'tls.crt': 'legacy cert', 'tls.key': 'legacy key', ...entry(LIVE, 'shop/web') });
+    expect(next).toEqual({
+      'tls.crt': 'legacy cert',
+      'tls.key': 'legacy key',
+      ...entry(LIVE, 'shop/web'),
+    });
   });
 
   it('watching some namespaces: only entries recorded in one of them; unrecorded ones stay', () => {
@@ -73,7 +81,7 @@ describe('caEntryChanges', () => {
       expect(caEntryChanges(data, seen, watched).prune).toEqual([]);
   });
 
-  it("records the app of entries that lack it (or misstate it), and only of apps it sees", () => {
+  it('records the app of entries that lack it (or misstate it), and only of apps it sees', () => {
     const seen = new Map([
       [LIVE, 'shop/web'],
       [UNRECORDED, 'shop/new'],
@@ -101,7 +109,13 @@ describe('caEntryChanges', () => {
   });
 
   it("leaves keys that are no app's entry: the legacy CA, and names that are not a uid", () => {
-    const odd = { 'tls.crt': 'x', 'tls.key': 'y', 'backup.crt': 'z', 'not-a-uid.key': 'w', [`${GONE}`]: 'v' };
+    const odd = {
+      'tls.crt': 'x',
+      'tls.key': 'y',
+      'backup.crt': 'z',
+      'not-a-uid.key': 'w',
+      [`${GONE}`]: 'v',
+    };
     expect(caEntryChanges(odd, new Map(), undefined)).toEqual({ prune: [], record: {} });
     expect(entryUidOf(`${LIVE}.previous.crt`)).toBe(LIVE);
     expect(entryUidOf(`${LIVE.toUpperCase()}.crt`)).toBe(LIVE.toUpperCase());

@@ -74,8 +74,7 @@ export function caEntryChanges(
       continue;
     }
     const namespace = recorded?.includes('/') ? recorded.slice(0, recorded.indexOf('/')) : '';
-    const mine =
-      watched === undefined || (namespace !== '' && watched.includes(namespace));
+    const mine = watched === undefined || (namespace !== '' && watched.includes(namespace));
     if (mine) prune.push({ uid, ...(recorded ? { app: recorded } : {}), keys });
   }
   return { prune, record };
@@ -87,7 +86,8 @@ export function applyCaEntryChanges(
   changes: CaEntryChanges,
 ): Record<string, string> | undefined {
   if (changes.prune.length === 0 && Object.keys(changes.record).length === 0) return undefined;
-  const next: Record<string, string> = { ...data, ...changes.record };
-  for (const entry of changes.prune) for (const key of entry.keys) delete next[key];
-  return next;
+  const drop = new Set(changes.prune.flatMap((entry) => entry.keys));
+  return Object.fromEntries(
+    Object.entries({ ...data, ...changes.record }).filter(([key]) => !drop.has(key)),
+  );
 }

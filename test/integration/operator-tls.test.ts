@@ -402,10 +402,14 @@ describe('certificates the operator issues (no cert-manager)', () => {
       metadata: { name: CA_SECRET_NAME, namespace: 'default' },
       data: { [`${orphan}.crt`]: b64('its CA'), [`${orphan}.key`]: b64('its key') },
     });
-    await client.request('DELETE', `/apis/scalable.dev/v1alpha1/namespaces/${ns}/scalableapps/brief`, {
-      verb: 'delete',
-      resource: 'scalableapps',
-    });
+    await client.request(
+      'DELETE',
+      `/apis/scalable.dev/v1alpha1/namespaces/${ns}/scalableapps/brief`,
+      {
+        verb: 'delete',
+        resource: 'scalableapps',
+      },
+    );
     const after = await eventually(
       "brief's and the orphan's CA entries removed",
       async () => {

@@ -426,11 +426,15 @@ for (const mode of ['cluster', 'namespaced'] as const)
         60_000,
       );
       if (mode === 'namespaced') {
-        expect(await keysOf(foreign)).toEqual([`${foreign}.app`, `${foreign}.crt`, `${foreign}.key`]);
+        expect(await keysOf(foreign)).toEqual([
+          `${foreign}.app`,
+          `${foreign}.crt`,
+          `${foreign}.key`,
+        ]);
         expect(await keysOf(unrecorded)).toEqual([`${unrecorded}.crt`, `${unrecorded}.key`]);
       } else
         await eventually(
-          'the unseen apps\' entries removed too',
+          "the unseen apps' entries removed too",
           async () =>
             (await keysOf(foreign)).length + (await keysOf(unrecorded)).length === 0
               ? true
