@@ -1,8 +1,9 @@
 // The database tier on kind: Postgres, 2 shards x (primary + 1 synchronous replica) managed by
 // Patroni. One primary per shard behind -rw, a replica behind -ro, the shard map; then, with no
 // other e2e file's app left on the cluster (their timings would otherwise be someone else's
-// load), a primary pod deleted and the node under a primary frozen, every acknowledged write
-// kept; last, the app deleted and its volumes kept. Failovers are timed into the results file,
+// load), a primary pod deleted, the node under a primary frozen and the synchronous primary's
+// database container killed (kill -9, E2E_KILL_TRIALS times), every acknowledged write kept;
+// last, the app deleted and its volumes kept. Failovers are timed into the results file,
 // never asserted on. The app: the sample app with this database.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../devcluster/exec.ts';
@@ -30,6 +31,9 @@ import {
   type WriterResult,
 } from './support/postgres.ts';
 import { defaultFailoverSeconds } from '../../operator/api/failover-defaults.ts';
+import { releaseAfterSeconds, timingsOf } from '../../operator/tiers/database/lease-break.ts';
+import { recordForBench } from '../engines/bench-record.ts';
+import { killContainer, type Killed } from './support/faults.ts';
 import { record } from './support/results.ts';
 
 const app = useSampleApp({
@@ -51,6 +55,16 @@ const SERVICE_MS = 2000;
  * query timeout, then one retry pause), plus the Service following the role label.
  */
 const GAP_BOUND_MS = FAILOVER_MS + WRITER_QUERY_MS + WRITER_RETRY_MS + SERVICE_MS;
+
+/**
+ * How many times the kill -9 case kills the synchronous primary: once in the suite;
+ * `npm run bench:failover-kind` asks for more (5), for a median.
+ */
+const KILL_TRIALS = Number(process.env['E2E_KILL_TRIALS'] ?? 1);
+if (!Number.isInteger(KILL_TRIALS) || KILL_TRIALS < 1)
+  throw new Error(
+    `E2E_KILL_TRIALS must be a positive integer, not ${process.env['E2E_KILL_TRIALS']}`,
+  );
 
 const rowCount = async (host: string, table: string, pod?: string): Promise<number> => {
   const [row] = (await sql(host, `SELECT count(*)::int AS n FROM ${table}`, pod)) as {
@@ -119,8 +133,10 @@ async function expectAllAcked(
   );
 }
 
-/** ttl and loop_wait of a shard's Patroni (its dynamic config in <scope>-config). */
-async function patroniTimings(shard: number): Promise<{ ttl: number; loop_wait: number }> {
+/** ttl, loop_wait (and retry_timeout) of a shard's Patroni (its dynamic config in <scope>-config). */
+async function patroniTimings(
+  shard: number,
+): Promise<{ ttl: number; loop_wait: number; retry_timeout?: number }> {
   const cm = await getJson<{ metadata: { annotations?: Record<string, string> } }>([
     'get',
     'configmap',
@@ -131,10 +147,120 @@ async function patroniTimings(shard: number): Promise<{ ttl: number; loop_wait: 
   const config = JSON.parse(cm.metadata.annotations?.['config'] ?? '{}') as {
     ttl?: number;
     loop_wait?: number;
+    retry_timeout?: number;
   };
   if (!config.ttl || !config.loop_wait)
     throw new Error(`no ttl/loop_wait in ${APP}-db-${shard}-config: ${JSON.stringify(config)}`);
-  return { ttl: config.ttl, loop_wait: config.loop_wait };
+  return {
+    ttl: config.ttl,
+    loop_wait: config.loop_wait,
+    ...(config.retry_timeout ? { retry_timeout: config.retry_timeout } : {}),
+  };
+}
+
+/** The lock holder (<scope>-leader) and the synchronous standbys (<scope>-sync) of a shard. */
+async function patroniKeys(
+  shard: number,
+): Promise<{ leader?: string; syncLeader?: string; syncStandbys: string[] }> {
+  const annotations = async (key: string) =>
+    (await getJson<{ metadata: Meta }>(['get', 'configmap', `${APP}-db-${shard}-${key}`, '-n', NS]))
+      .metadata.annotations ?? {};
+  const leader = (await annotations('leader'))['leader'];
+  const sync = await annotations('sync');
+  return {
+    ...(leader ? { leader } : {}),
+    ...(sync['leader'] ? { syncLeader: sync['leader'] } : {}),
+    syncStandbys: (sync['sync_standby'] ?? '')
+      .split(',')
+      .map((n) => n.trim())
+      .filter((n) => n !== ''),
+  };
+}
+
+const roleOf = (p: Pod): string | undefined => p.metadata.labels?.['scalable.dev/role'];
+
+/** Patroni's member status on the pod (its `status` annotation): streaming from a primary. */
+function streaming(p: Pod): boolean {
+  try {
+    const status = JSON.parse(p.metadata.annotations?.['status'] ?? '{}') as {
+      replication_state?: string;
+    };
+    return status.replication_state === 'streaming';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The shard as a failover needs it: the app Ready; the lock holder's pod Ready and labelled
+ * primary; the other member Ready, labelled replica, streaming (Patroni's member status) and
+ * recorded as the holder's synchronous standby in <scope>-sync.
+ */
+async function healthyShard(shard: number): Promise<{ primary: Pod; standby: Pod }> {
+  await waitAppReady(NS, APP);
+  return eventually(
+    `shard ${shard}: a primary holding the lock and a streaming synchronous standby`,
+    async () => {
+      const members = await pods(NS, `scalable.dev/cluster=${APP}-db-${shard}`);
+      const keys = await patroniKeys(shard);
+      const primary = members.find((p) => p.metadata.name === keys.leader);
+      const standby = members.find((p) => p.metadata.name !== keys.leader);
+      if (
+        members.length === 2 &&
+        primary &&
+        standby &&
+        podReady(primary) &&
+        roleOf(primary) === 'master' &&
+        podReady(standby) &&
+        roleOf(standby) === 'replica' &&
+        streaming(standby) &&
+        keys.syncLeader === keys.leader &&
+        keys.syncStandbys.includes(standby.metadata.name)
+      )
+        return { primary, standby };
+      throw new Error(
+        `lock ${keys.leader ?? 'free'}; sync ${keys.syncLeader ?? '-'} -> [${keys.syncStandbys.join(', ')}]; ` +
+          members
+            .map(
+              (p) =>
+                `${p.metadata.name}: ${roleOf(p) ?? 'no role'}, ${podReady(p) ? 'ready' : 'not ready'}${streaming(p) ? ', streaming' : ''}`,
+            )
+            .join('; '),
+      );
+    },
+    300_000,
+    1000,
+  );
+}
+
+/**
+ * The lines of a database pod's log (Patroni and fence.py) since `since` that tell a
+ * failover's story, repeats dropped: printed for the reader, never asserted on.
+ */
+async function failoverLog(pod: string, since: number): Promise<string[]> {
+  const text = await kubectl([
+    'logs',
+    '-n',
+    NS,
+    pod,
+    '-c',
+    'postgres',
+    '--timestamps',
+    `--since-time=${new Date(since).toISOString()}`,
+  ]).catch((err: unknown) => `(no log: ${String(err).split('\n')[0]})`);
+  const message = (line: string) =>
+    line.replace(/^\S+\s+/, '').replace(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ /, '');
+  const lines: string[] = [];
+  let previous = '';
+  for (const line of text.split('\n')) {
+    if (
+      !/lock|leader|promot|demot|fence|crash|start|follow|recover|acquir|releas|no log/i.test(line)
+    )
+      continue;
+    if (message(line) !== previous) lines.push(line);
+    previous = message(line);
+  }
+  return lines.slice(0, 40);
 }
 
 interface AppEvent {
@@ -449,6 +575,126 @@ describe('the database on kind', () => {
       await kubectl(['delete', 'pod', WRITER, '-n', NS, '--wait=false']);
       await waitAppReady(NS, APP);
     });
+
+    it(
+      'database: kill -9 of the synchronous primary (every process of its database container, on its node) -> a writer running through it finds every acknowledged write on the final primary, its outage within failoverSeconds; the shard back to a primary and a streaming synchronous standby',
+      async () => {
+        const shard = 0;
+        const host = `${APP}-db-${shard}.${NS}.svc`;
+        const failoverSeconds = FAILOVER_MS / 1000;
+        // The shard runs the default of a synchronous shard, as Patroni has it: what the
+        // figure is of.
+        const live = await patroniTimings(shard);
+        const want = timingsOf(failoverSeconds);
+        expect(live, `the live timings of ${APP}-db-${shard}`).toEqual(want);
+        // Versions and settings for the bench (npm run bench:failover-kind).
+        const { primary: first } = await healthyShard(shard);
+        const nodeName = first.spec.nodeName ?? '';
+        const node = await getJson<{
+          status: { nodeInfo: { kubeletVersion: string; containerRuntimeVersion: string } };
+        }>(['get', 'node', nodeName]);
+        const [pg] = (await sql(host, "SELECT current_setting('server_version') AS v")) as {
+          v: string;
+        }[];
+        recordForBench('e2e-kill-settings', {
+          failoverSeconds,
+          ttl: live.ttl,
+          loop_wait: live.loop_wait,
+          retry_timeout: live.retry_timeout ?? NaN,
+          releaseAfterSeconds: releaseAfterSeconds({ synchronous: true, failoverSeconds }) ?? NaN,
+          gapBoundSeconds: seconds(GAP_BOUND_MS),
+          patroni: (
+            await kubectl([
+              'exec',
+              '-n',
+              NS,
+              first.metadata.name,
+              '-c',
+              'postgres',
+              '--',
+              'patroni',
+              '--version',
+            ])
+          ).trim(),
+          postgres: pg?.v ?? '?',
+          kubelet: node.status.nodeInfo.kubeletVersion,
+          containerRuntime: node.status.nodeInfo.containerRuntimeVersion,
+          nodeImage: (
+            await run('docker', ['inspect', '--format', '{{.Config.Image}}', nodeName])
+          ).stdout.trim(),
+        });
+        for (let trial = 1; trial <= KILL_TRIALS; trial++) {
+          // Each kill on a healthy shard: a synchronous standby streaming, recorded in -sync.
+          const { primary: old, standby } = await healthyShard(shard);
+          const table = `e2e_kill_${trial}`;
+          await sql(
+            host,
+            `DROP TABLE IF EXISTS ${table}; CREATE TABLE ${table} (id int PRIMARY KEY)`,
+          );
+          const writer = await startWriter(host, table);
+          let result: WriterResult;
+          let killed: Killed;
+          let killedAt = 0;
+          try {
+            await rowsAtLeast(host, table, 200);
+            killedAt = Date.now();
+            killed = await killContainer(NS, old.metadata.name, 'postgres');
+            // The dust settles: 200 more writes acknowledged after the kill.
+            await rowsAtLeast(host, table, (await settledCount(host, table)) + 200);
+          } finally {
+            result = await writer.stop();
+          }
+          // The shard heals: one primary holding the lock, the other member streaming from it
+          // as its synchronous standby (the killed one restarted by the kubelet, or its pod
+          // fenced and created again).
+          const { primary: final } = await healthyShard(shard);
+          const lost = await missing(host, table, result.acked);
+          const after = (await pods(NS, `scalable.dev/cluster=${APP}-db-${shard}`)).find(
+            (p) => p.metadata.name === old.metadata.name,
+          );
+          const events = (await appEvents(old.metadata.name, killedAt)).map((e) => e.reason);
+          const how =
+            final.metadata.name === old.metadata.name
+              ? 'the killed primary restarted in place'
+              : events.includes('PrimaryLockReleased')
+                ? `failover, lock released by the operator${after?.metadata.uid !== old.metadata.uid ? ', the killed pod fenced' : ''}`
+                : 'failover on Patroni’s lease';
+          record({
+            name: 'failover: kill -9 of the synchronous primary -> first acknowledged write on the new primary',
+            value: seconds(result.gap.to - killedAt),
+            note: `trial ${trial}/${KILL_TRIALS}: ${old.metadata.name} -> ${final.metadata.name} (${how}); longest pause ${seconds(result.gap.ms)} s, ${result.failures} failed attempts, ${result.acked.length} acknowledged, ${lost.length} lost`,
+          });
+          recordForBench('e2e-kill-trial', {
+            trial,
+            firstWriteSeconds: seconds(result.gap.to - killedAt),
+            longestPauseSeconds: seconds(result.gap.ms),
+            failures: result.failures,
+            acked: result.acked.length,
+            lost: lost.length,
+            killed: old.metadata.name,
+            primaryAfter: final.metadata.name,
+            how,
+            events: events.join(' '),
+          });
+          console.log(
+            `[e2e] trial ${trial}: operator events naming ${old.metadata.name}: ${events.join(', ') || 'none'}`,
+          );
+          for (const pod of [old.metadata.name, standby.metadata.name])
+            console.log(
+              `[e2e] trial ${trial}, ${pod} since the kill (${new Date(killedAt).toISOString()}):\n  ${(await failoverLog(pod, killedAt)).join('\n  ')}`,
+            );
+          // The fault was a kill -9 (exit 128 + SIGKILL), and the longest pause is its outage.
+          expect(killed.exitCode, `exit code of ${old.metadata.name}'s killed container`).toBe(137);
+          expect(
+            result.gap.from,
+            'the longest pause began before the kill returned',
+          ).toBeLessThanOrEqual(killed.doneAt);
+          expect(result.gap.to, 'and ended after it').toBeGreaterThan(killed.doneAt);
+          await expectAllAcked(host, table, result, final);
+        }
+      },
+      Math.max(900_000, KILL_TRIALS * 600_000),
+    );
   });
 
   it('operator: deleting the ScalableApp removes its objects and keeps the database volumes (Retain)', async () => {
