@@ -74,7 +74,17 @@ function main(): void {
     ),
     `| median (max) | | | | ${s1(m)} s (${s1(Math.max(...first))} s) | | | ${acked} in all | ${lost} in all |`,
   ].join('\n');
-  const goal = `Goal (issue 25): <= 10 s median: ${m <= 10 ? 'met' : 'not met'}; 0 acknowledged writes lost: ${lost === 0 ? 'met' : 'not met'}.`;
+  // The goal is of failovers (a new primary); a kill the kubelet's restart wins is a restart in
+  // place, faster, and says nothing about the failover path.
+  const failovers = trials
+    .filter((t) => t['primaryAfter'] !== t['killed'])
+    .map((t) => num(t, 'firstWriteSeconds'));
+  const fm = median(failovers);
+  const verdict =
+    failovers.length < 3
+      ? `not shown (${failovers.length} of ${TRIALS} kills failed over${failovers.length ? `: ${failovers.map((x) => `${s1(x)} s`).join(', ')}` : ''}; at least 3 needed)`
+      : `${fm <= 10 ? 'met' : 'not met'} (median ${s1(fm)} s over ${failovers.length} failovers)`;
+  const goal = `Goal (issue 25): kill -9 -> first write on the new primary <= 10 s median: ${verdict}; every kill, restarts in place included: median ${s1(m)} s; 0 acknowledged writes lost: ${lost === 0 ? 'met' : 'not met'}.`;
   console.log(`\n${table}\n\n${goal}\n`);
   const machine = `${cpus()[0]?.model ?? 'unknown CPU'} x ${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Linux ${release()}, Node ${process.version}`;
   const section = [
