@@ -660,7 +660,7 @@ describe('the database on kind', () => {
                 ? `failover, lock released by the operator${after?.metadata.uid !== old.metadata.uid ? ', the killed pod fenced' : ''}`
                 : 'failover on Patroni’s lease';
           record({
-            name: 'failover: kill -9 of the synchronous primary -> first acknowledged write on the new primary',
+            name: 'failover: kill -9 of the synchronous primary -> first acknowledged write (failover or restart in place)',
             value: seconds(result.gap.to - killedAt),
             note: `trial ${trial}/${KILL_TRIALS}: ${old.metadata.name} -> ${final.metadata.name} (${how}); longest pause ${seconds(result.gap.ms)} s, ${result.failures} failed attempts, ${result.acked.length} acknowledged, ${lost.length} lost`,
           });
