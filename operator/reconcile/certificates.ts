@@ -206,11 +206,36 @@ export function caStore(
       now(),
       app.rotation !== undefined && app.rotation !== (data[`${app.uid}.rotation`] ?? ''),
     );
-  const renew = async (app: AppRef): Promise<AppCas> => {
+  /**
+   * Reads the Secret, lets `step` decide on it, and writes what it asks for: a `done` answer
+   * writes nothing; a 409 or 404 (another writer: a previous leader, a person) reads again and
+   * decides again, at most five times.
+   */
+  const readDecideWrite = async <T>(
+    step: (
+      from: StoreState,
+    ) => Promise<
+      { readonly done: T } | { readonly data: Record<string, string>; readonly result: T }
+    >,
+    via: KubeApi = client,
+  ): Promise<T> => {
     for (let attempt = 0; ; attempt++) {
       const from = await load();
+      const next = await step(from);
+      if ('done' in next) return next.done;
+      try {
+        state = Promise.resolve(await write(from, next.data, via));
+        return next.result;
+      } catch (err) {
+        state = undefined;
+        if ((code(err) !== 409 && code(err) !== 404) || attempt >= 4) throw err;
+      }
+    }
+  };
+  const renew = (app: AppRef): Promise<AppCas> =>
+    readDecideWrite<AppCas>(async (from) => {
       const have = casOf(from.data, app.uid);
-      if (have && !needs(from.data, app)) return have;
+      if (have && !needs(from.data, app)) return { done: have };
       const data = { ...from.data };
       const old = pairOf(data, app.uid);
       // Distinct subjects: during a rotation the bundle holds two CAs of one app.
@@ -228,36 +253,18 @@ export function caStore(
       if (app.rotation !== undefined) data[`${app.uid}.rotation`] = app.rotation;
       // Whose CA this is, so the entry can be removed once that app is gone (ca-entries.ts).
       data[appRecordKey(app.uid)] = `${app.namespace}/${app.name}`;
-      try {
-        state = Promise.resolve(await write(from, data));
-        return { ...(casOf(data, app.uid) ?? {}), current: ca };
-      } catch (err) {
-        // Another writer (a previous leader, a person): read again and decide again.
-        state = undefined;
-        if ((code(err) !== 409 && code(err) !== 404) || attempt >= 4) throw err;
-      }
-    }
-  };
-  const tidy = async (
+      return { data, result: { ...(casOf(data, app.uid) ?? {}), current: ca } };
+    });
+  const tidy = (
     decide: (data: Readonly<Record<string, string>>) => Promise<CaEntryChanges>,
     via: KubeApi,
-  ): Promise<CaEntryChanges | undefined> => {
-    for (let attempt = 0; ; attempt++) {
-      const from = await load();
-      if (!from.exists) return undefined;
+  ): Promise<CaEntryChanges | undefined> =>
+    readDecideWrite<CaEntryChanges | undefined>(async (from) => {
+      if (!from.exists) return { done: undefined };
       const changes = await decide(from.data);
       const data = applyCaEntryChanges(from.data, changes);
-      if (data === undefined) return undefined;
-      try {
-        state = Promise.resolve(await write(from, data, via));
-        return changes;
-      } catch (err) {
-        // Changed since read (another writer): read again and decide again.
-        state = undefined;
-        if ((code(err) !== 409 && code(err) !== 404) || attempt >= 4) throw err;
-      }
-    }
-  };
+      return data === undefined ? { done: undefined } : { data, result: changes };
+    }, via);
   /** One write at a time: each decides on what the one before it wrote. */
   const inTurn = <T>(run: () => Promise<T>): Promise<T> => {
     const next = queue.then(run);
