@@ -9,7 +9,8 @@ import { LiveShardMap } from './db/live-shard-map.ts';
 import { settingsFromEnv } from './env.ts';
 import type { Env, Settings } from './env.ts';
 import { Queue } from './queue/index.ts';
-import { redisClient, redisTls } from './redis.ts';
+import { redisClient } from './redis.ts';
+import { liveCa } from './ca-file.ts';
 import { Sessions } from './sessions.ts';
 
 export interface ConnectOptions {
@@ -86,12 +87,12 @@ export async function connect(options: ConnectOptions = {}): Promise<Scalable> {
     if (settings.sessions) {
       const s = settings.sessions;
       if (s.redis.kind !== 'url') throw new Error('the session store is reached by URL');
-      const ca = redisTls(s.redis)?.ca;
+      const caFile = s.redis.tls?.caFile;
       sessions = await Sessions.open({
         url: s.redis.url,
         ...(s.redis.username === undefined ? {} : { username: s.redis.username }),
         ...(s.redis.password === undefined ? {} : { password: s.redis.password }),
-        ...(typeof ca === 'string' ? { ca } : {}),
+        ...(caFile ? { ca: liveCa(caFile) } : {}),
         ttlSeconds: s.ttlSeconds,
         ...(s.secret === undefined ? {} : { secret: s.secret }),
         onError,

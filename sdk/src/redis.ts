@@ -2,18 +2,21 @@
 // operator gives the app's ACL user the same name and password as on the Redis they watch). With TLS the server is
 // verified against the CA, by the name connected to: the URL's host, each Sentinel's, and
 // the master's as the Sentinels announce it (the operator's certificates carry them all).
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import { Redis } from 'ioredis';
 import type { RedisOptions } from 'ioredis';
 import type { RedisTarget } from './env.ts';
+import { liveCa } from './ca-file.ts';
 
-/** node:tls options for a target with TLS (the CA read once), or undefined for plain TCP. */
+/**
+ * node:tls options for a target with TLS, or undefined for plain TCP. The CA is the mounted
+ * file's current bundle (ca-file.ts): a CA move reaches new connections without a restart.
+ */
 export function redisTls(target: RedisTarget): ConnectionOptions | undefined {
   if (!target.tls) return undefined;
   const caFile = target.tls.caFile;
-  return { rejectUnauthorized: true, ...(caFile ? { ca: readFileSync(caFile, 'utf8') } : {}) };
+  return { rejectUnauthorized: true, ...(caFile ? { ca: liveCa(caFile) } : {}) };
 }
 
 /** SNI and the name checked: the host, unless it is an IP (no SNI then; its IP SAN is checked). */

@@ -15,8 +15,11 @@ export interface SessionsOptions {
   /** The app's ACL user (the default user is off on the operator's Redis). */
   readonly username?: string;
   readonly password?: string;
-  /** The CA (PEM) a rediss:// server is verified against; absent: the system's CAs. */
-  readonly ca?: string;
+  /**
+   * The CA (PEM) a rediss:// server is verified against; absent: the system's CAs. An array
+   * is read at each connection (ca-file.ts keeps one current), a string once.
+   */
+  readonly ca?: string | string[];
   readonly ttlSeconds: number;
   readonly secret?: string;
   readonly prefix?: string;

@@ -14,7 +14,15 @@ import { appDatabaseName } from '../../operator/tiers/database/names.ts';
 import { patroniConfig } from '../../operator/tiers/database/patroni-config.ts';
 import { exporterDataSource } from '../../operator/tiers/database/statefulset.ts';
 import { TLS_FILES } from '../../operator/tiers/shared/tls/objects.ts';
-import { certInfo, issueServerCert, joinBundle } from '../../operator/tiers/shared/tls/x509.ts';
+import {
+  certInfo,
+  issueCa,
+  issueServerCert,
+  joinBundle,
+} from '../../operator/tiers/shared/tls/x509.ts';
+import { forgetCa, liveCa } from '../../sdk/src/ca-file.ts';
+import { pgSsl } from '../../sdk/src/db/tls.ts';
+import { caVolume } from './ca-volume.ts';
 import { caStore, issuePlan } from '../../operator/reconcile/certificates.ts';
 import { KubeClient } from '../../operator/runtime/kube-client.ts';
 import { TLS_DNS_NAMES_ANNOTATION } from '../../operator/tiers/shared/tls/objects.ts';
@@ -395,6 +403,67 @@ describe('Postgres with TLS (the default): rendered config, real Patroni and Pos
       "SELECT count(*) AS n FROM pg_stat_replication WHERE state = 'streaming'",
     );
     expect(streaming[0]?.n).toBe('1');
+  });
+
+  // Last in this group: the primary ends up serving another CA's certificate.
+  it("a CA move reaches the SDK's verify-full pool without a restart: its next connections trust the mounted bundle of the moment (issue 36)", async () => {
+    const vol = caVolume(TEST_CA.cert);
+    try {
+      // What the SDK's pools were given when the app started, before the move.
+      const ssl = { ...pgSsl({ mode: 'verify-full', caFile: vol.file }), servername: 'localhost' };
+      const connects = async () => {
+        const c = await appClient(h, primary, ssl);
+        await c.end();
+        return true;
+      };
+      expect(await connects()).toBe(true);
+
+      // Step 1: the new CA joins the app's bundle; the operator holds the step until every
+      // pod sees it, here until the SDK's copy does (its poll).
+      const ca2 = await issueCa('engine-test CA 2', new Date());
+      vol.swap(joinBundle([TEST_CA.cert, ca2.cert]));
+      await eventually(
+        'the SDK to see the bundle',
+        async () => (liveCa(vol.file)[0]?.includes(ca2.cert.trim()) ? true : undefined),
+        60_000,
+        250,
+      );
+      // Step 2: the primary serves a certificate from the new CA.
+      const before = servedSerial(primary.pgPort);
+      const tlsDir = join(h.dir, 'tls-0');
+      const current = certInfo(readFileSync(join(tlsDir, TLS_FILES.cert), 'utf8'))!;
+      const moved = await issueServerCert(ca2, [...current.dnsNames], new Date());
+      writeFileSync(join(tlsDir, 'next.crt'), moved.cert);
+      writeFileSync(join(tlsDir, 'next.key'), moved.key, { mode: 0o600 });
+      for (const f of ['next.crt', 'next.key']) chownSync(join(tlsDir, f), ENGINE_UID, ENGINE_UID);
+      renameSync(join(tlsDir, 'next.key'), join(tlsDir, TLS_FILES.key));
+      renameSync(join(tlsDir, 'next.crt'), join(tlsDir, TLS_FILES.cert));
+      await eventually(
+        'Postgres serving the new CA certificate',
+        async () => (servedSerial(primary.pgPort) !== before ? true : undefined),
+        30_000,
+        250,
+      );
+      // Negative control: a client that read the old ca.crt once is refused now.
+      expect(await refusal(h, primary, { ca: TEST_CA.cert, servername: 'localhost' })).toMatch(
+        /certificate/i,
+      );
+      // The pool's next connection, with the options it was given before the move.
+      expect(await connects()).toBe(true);
+
+      // Step 3: the old CA leaves the bundle.
+      vol.swap(ca2.cert);
+      await eventually(
+        'the SDK to drop the old CA',
+        async () => (liveCa(vol.file)[0]?.includes(TEST_CA.cert.trim()) ? undefined : true),
+        60_000,
+        250,
+      );
+      expect(await connects()).toBe(true);
+    } finally {
+      forgetCa(vol.file);
+      vol.remove();
+    }
   });
 });
 

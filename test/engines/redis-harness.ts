@@ -142,11 +142,14 @@ export class Harness {
   /**
    * (Re)issues the servers' key pair into the mounted directory as the kubelet swaps a
    * renewed Secret in: a new directory, then a rename over the old one (atomic). Returns
-   * the new certificate.
+   * the new certificate (from `signer`, the harness's CA unless given).
    */
-  async issueServerCert(names: readonly string[] = ['localhost', '127.0.0.1']): Promise<string> {
-    if (!this.ca) throw new Error('init first');
-    const pair = await issueServerCert(this.ca, names, new Date());
+  async issueServerCert(
+    names: readonly string[] = ['localhost', '127.0.0.1'],
+    signer: KeyPair | undefined = this.ca,
+  ): Promise<string> {
+    if (!this.ca || !signer) throw new Error('init first');
+    const pair = await issueServerCert(signer, names, new Date());
     const next = join(this.root, `tls-${Date.now()}`);
     await mkdir(next);
     await writeFile(join(next, TLS_FILES.cert), pair.cert);
