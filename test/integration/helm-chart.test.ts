@@ -23,6 +23,7 @@ const exec = promisify(execFile);
 const ROOT = join(import.meta.dirname, '..', '..');
 const OPERATOR_CHART = join(ROOT, 'charts/scalable-operator');
 const APP_CHART = join(ROOT, 'charts/scalable-app');
+const DIGEST = `sha256:${'0123456789abcdef'.repeat(4)}`;
 
 interface Out {
   readonly code: number;
@@ -93,6 +94,7 @@ describe('charts/scalable-operator', () => {
         prefix: 'registry.example.com/platform',
         tag: '1.2.3',
         postgres: 'registry.example.com/pg/patroni:{version}-custom',
+        redisExporter: `registry.example.com/platform/redis-exporter@${DIGEST}`,
       },
       replicas: 3,
       workers: 4,
@@ -131,8 +133,26 @@ describe('charts/scalable-operator', () => {
         expect(t.stdout).toContain('value: "registry.example.com/platform/redis:1.2.3"');
         expect(t.stdout).toContain('value: "registry.example.com/pg/patroni:{version}-custom"');
         expect(t.stdout).toContain('image: registry.example.com/platform/operator:9.9.9');
+        expect(t.stdout).toContain(
+          `value: "registry.example.com/platform/redis-exporter@${DIGEST}"`,
+        );
       }
     }
+    // By digest: the operator's image is repository@digest, the tag ignored.
+    const byDigest = await helm(
+      'template',
+      'rel',
+      OPERATOR_CHART,
+      '--kube-version',
+      VERSIONS.kubernetes,
+      '--set',
+      `image.digest=${DIGEST}`,
+      '--set',
+      'image.tag=9.9.9',
+    );
+    expect(byDigest.code, byDigest.stderr).toBe(0);
+    expect(byDigest.stdout).toContain(`image: ghcr.io/scalable-dev/operator@${DIGEST}`);
+    expect(byDigest.stdout).not.toContain('operator:9.9.9');
   });
 
   it('refuses values that break its schema, naming the value', async () => {
@@ -140,6 +160,7 @@ describe('charts/scalable-operator', () => {
       replicas: 'two',
       logLevel: 'loud',
       images: { prefix: 'ghcr.io/x', tag: 'a b' },
+      image: { repository: 'ghcr.io/x/operator', digest: 'sha256:short' },
     });
     const r = await helm(
       'template',
@@ -154,6 +175,7 @@ describe('charts/scalable-operator', () => {
     expect(r.stderr).toContain("at '/replicas': got string, want integer");
     expect(r.stderr).toContain("at '/logLevel'");
     expect(r.stderr).toContain("at '/images/tag'");
+    expect(r.stderr).toContain("at '/image/digest'");
     const unknown = await helm(
       'template',
       'rel',

@@ -29,8 +29,13 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- default (include "scalable-operator.fullname" .) .Values.serviceAccount.name -}}
 {{- end -}}
 
+{{/* By digest when one is given (a moved tag cannot change what runs), else by tag. */}}
 {{- define "scalable-operator.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "scalable-operator.imagesTag" -}}
