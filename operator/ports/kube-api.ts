@@ -20,6 +20,7 @@ export class ApiError extends Error {
 
 export const isNotFound = (e: unknown): boolean => e instanceof ApiError && e.code === 404;
 export const isConflict = (e: unknown): boolean => e instanceof ApiError && e.code === 409;
+export const isForbidden = (e: unknown): e is ApiError => e instanceof ApiError && e.code === 403;
 
 export interface RequestOptions {
   readonly verb: Verb;

@@ -26,7 +26,7 @@ import { materialize, materializePod, objectKey, olderThan, projectChild } from 
 import type { CachedApp, CachedChild } from './project.ts';
 import { mapLimit } from './map-limit.ts';
 import { statusPatch } from './status-patch.ts';
-import { isConflict } from '../ports/kube-api.ts';
+import { isConflict, isForbidden } from '../ports/kube-api.ts';
 import { applyObject, createOnce, deleteObject } from './writes.ts';
 
 type Json = Record<string, unknown>;
@@ -411,6 +411,16 @@ async function writeStatus(
     // The app changed after the version this status was computed from: its watch event is on
     // the way and reconciles it again, so this stale status is dropped, not retried.
     if (isConflict(err)) return false;
+    // Refused (an edited chart, an old ClusterRole): the app's status goes on saying what an
+    // earlier writer saw, so the app itself must tell why (the log and metric reach only an
+    // admin). One event per message (EventRecorder's window), not one per retry.
+    if (isForbidden(err))
+      ctx.events.emit(
+        { name, namespace, uid: app.metadata.uid },
+        'Warning',
+        'StatusWriteRefused',
+        `writing the status was refused (403 Forbidden): the operator's RBAC lacks patch on scalableapps/status (${err.message})`,
+      );
     throw err;
   }
   const rv = String((res['metadata'] as Json | undefined)?.['resourceVersion'] ?? '');
