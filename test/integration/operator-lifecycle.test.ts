@@ -30,6 +30,8 @@ import type { Json, OperatorProcess } from './operator-harness.ts';
 const ns = uniqueName('op-life');
 const lease = uniqueName('lease-life');
 const identity = uniqueName('scalable-operator');
+/** The operator started after the first one stopped (its own identity). */
+const comeback = uniqueName('scalable-operator');
 const NAME = 'shop';
 let client: KubeClient;
 let op: OperatorProcess;
@@ -86,7 +88,9 @@ beforeAll(async () => {
   op = await startOperatorAs(client, identity, { lease });
 });
 
-afterAll(() => closeSuite(client, { operators: [op], namespaces: [ns], identities: [identity] }));
+afterAll(() =>
+  closeSuite(client, { operators: [op], namespaces: [ns], identities: [identity, comeback] }),
+);
 
 describe('operator lifecycle', () => {
   printLogDirOnFailure();
@@ -256,5 +260,27 @@ describe('operator lifecycle', () => {
     expect(await op.stop('SIGTERM')).toBe(0);
     const l = await getObj(client, LEASE_KIND, 'default', lease);
     expect((l?.['spec'] as Json)['holderIdentity'] ?? '').toBe('');
+  });
+
+  // Issue 35: a NetworkPolicy deleted while no operator runs (scaled to 0) stays deleted
+  // until one is back; the one that comes back must restore it, unasked (no app event).
+  it('restores a NetworkPolicy deleted while no operator ran', async () => {
+    const np = kindInfo('networking.k8s.io/v1', 'NetworkPolicy');
+    const name = `${NAME}-cache`;
+    const before = await getObj(client, np, ns, name);
+    expect(before, `${name} before the delete`).toBeDefined();
+    await client.request(
+      'DELETE',
+      `/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies/${name}`,
+      { verb: 'delete', resource: 'networkpolicies' },
+    );
+    expect(await getObj(client, np, ns, name), `${name} with no operator`).toBeUndefined();
+    op = await startOperatorAs(client, comeback, { lease });
+    const after = await eventually(
+      `${name} created again by the operator started after the delete`,
+      () => getObj(client, np, ns, name),
+      90_000,
+    );
+    expect(after['spec'], 'the same rules as before').toEqual(before?.['spec']);
   });
 });
