@@ -147,6 +147,22 @@ describe.each(ALL)('%s', (_name, objects) => {
     }
   });
 
+  // Issue 35 (publishNotReadyAddresses): a Service clients use sends them to ready pods only;
+  // a headless Service of peers (Patroni, Redis, Sentinel) also names the pods not ready yet,
+  // as members resolve each other while they bootstrap.
+  it('Services with a ClusterIP route to ready pods only; headless peer Services publish the not ready', () => {
+    const services = objects.filter((o) => o.kind === 'Service');
+    expect(services.length).toBeGreaterThan(0);
+    for (const o of services) {
+      const spec = o['spec'] as { clusterIP?: string; publishNotReadyAddresses?: boolean };
+      const headless = spec.clusterIP === 'None';
+      expect(
+        spec.publishNotReadyAddresses === true,
+        `Service ${o.metadata.name} (${headless ? 'headless' : 'ClusterIP'}): publishNotReadyAddresses`,
+      ).toBe(headless);
+    }
+  });
+
   it('runs redis_exporter with /scrape and key values off', () => {
     const exporters = objects
       .flatMap((o) => podSpecsOf(o))
