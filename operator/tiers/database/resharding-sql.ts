@@ -1,0 +1,264 @@
+// The SQL of a bucket move (resharding.ts decides when each runs): statements as pure
+// functions of the move, so the operator and the engine test (test/engines/
+// resharding-move.test.ts) run the very same text.
+//
+// Why the row filter does not call scalable_bucket(): Postgres 17 refuses user-defined
+// functions, STABLE built-ins (convert_to, textsend) and I/O casts (::text, ::bytea) in a
+// publication's WHERE clause ("invalid publication WHERE expression"), because pgoutput
+// evaluates it under a historic catalog snapshot. So the filter spells the bucket with
+// IMMUTABLE built-ins only: the key's text (the column itself, or textin(<type>out(col))),
+// its UTF-8 bytes through decode(..., 'escape') with every backslash doubled (the database
+// is UTF8, so these are the bytes convert_to gives), sha256, and the digest's first four
+// bytes as an unsigned number modulo the bucket count: hash.ts's function, byte for byte.
+// The engine test compares it with scalable_bucket() key for key.
+import type { BucketMove } from '../../../sdk/src/contract/shard-map.ts';
+import { BUCKETS } from '../../../sdk/src/contract/hash.ts';
+
+/** Column types a shard key may have, each with its IMMUTABLE path to the key's text. */
+export const KEY_TEXT: Readonly<Record<string, (col: string) => string>> = {
+  text: (c) => c,
+  'character varying': (c) => c,
+  bigint: (c) => `textin(int8out(${c}))`,
+  integer: (c) => `textin(int4out(${c}))`,
+  smallint: (c) => `textin(int2out(${c}))`,
+  uuid: (c) => `textin(uuid_out(${c}))`,
+};
+
+/** A table whose rows move with their buckets: schema-qualified name and key column. */
+export interface MovedTable {
+  readonly schema: string;
+  readonly name: string;
+  readonly keyColumn: string;
+  /** format_type() of the key column: one of KEY_TEXT's keys. */
+  readonly keyType: string;
+}
+
+/** One source -> target move: the buckets [from, to) of each range, and the tables. */
+export interface MoveSql {
+  /** Names the publication, subscription, slot and fence: [a-z0-9_], at most 40 chars. */
+  readonly id: string;
+  readonly ranges: readonly Pick<BucketMove, 'from' | 'to'>[];
+  readonly tables: readonly MovedTable[];
+  readonly buckets?: number;
+}
+
+export const ident = (name: string): string => `"${name.replaceAll('"', '""')}"`;
+export const literal = (text: string): string => `'${text.replaceAll("'", "''")}'`;
+const tableName = (t: MovedTable): string => `${ident(t.schema)}.${ident(t.name)}`;
+
+function checked(move: MoveSql): MoveSql {
+  if (!/^[a-z0-9_]{1,40}$/.test(move.id)) throw new Error(`bad move id ${move.id}`);
+  const buckets = move.buckets ?? BUCKETS;
+  if (move.ranges.length === 0) throw new Error(`move ${move.id} has no bucket range`);
+  for (const r of move.ranges)
+    if (!Number.isInteger(r.from) || !Number.isInteger(r.to) || r.from < 0 || r.to <= r.from)
+      throw new Error(`move ${move.id}: bad bucket range ${r.from}-${r.to}`);
+    else if (r.to > buckets) throw new Error(`move ${move.id}: range ${r.from}-${r.to} > buckets`);
+  for (const t of move.tables)
+    if (!KEY_TEXT[t.keyType])
+      throw new Error(
+        `${t.schema}.${t.name}.${t.keyColumn}: a shard key of type ${t.keyType} cannot be moved (one of ${Object.keys(KEY_TEXT).join(', ')})`,
+      );
+  return move;
+}
+
+/** The bucket of `keyText` (a text expression) with IMMUTABLE built-ins only. */
+export function bucketExpression(keyText: string, buckets: number = BUCKETS): string {
+  const digest = `sha256(decode(replace(${keyText}, '\\', '\\\\'), 'escape'))`;
+  const byte = (i: number) => `get_byte(${digest}, ${i})`;
+  // u32 mod b needs only the low 16 bits when b divides 65536 (1024 does): two digests,
+  // not four, per row the filter sees.
+  const low16 = `(${byte(2)} * 256 + ${byte(3)})`;
+  const u32 = `(${byte(0)}::bigint * 16777216 + ${byte(1)} * 65536 + ${low16})`;
+  return 65536 % buckets === 0
+    ? `(${low16} % ${buckets})`
+    : `((${u32} % ${buckets})::integer)`;
+}
+
+/** The ranges as one int4multirange literal expression. */
+const rangesSql = (move: MoveSql): string =>
+  `int4multirange(${move.ranges.map((r) => `int4range(${r.from}, ${r.to})`).join(', ')})`;
+
+/** The row filter of one table: its key's bucket is among the move's ranges. */
+export function rowFilterSql(move: MoveSql, table: MovedTable): string {
+  const keyText = KEY_TEXT[table.keyType]?.(ident(table.keyColumn)) ?? '';
+  return `${rangesSql(move)} @> ${bucketExpression(keyText, move.buckets)}`;
+}
+
+/** The same predicate for ordinary SQL (cleanup, counts): through scalable_bucket(). */
+export function inMoveSql(move: MoveSql, table: MovedTable): string {
+  return `${rangesSql(move)} @> scalable_bucket(${ident(table.keyColumn)}::text)`;
+}
+
+export const publicationName = (move: MoveSql): string => `scalable_move_${move.id}`;
+export const subscriptionName = publicationName;
+/** The subscription's slot on the source (CREATE SUBSCRIPTION names it after itself). */
+export const slotName = publicationName;
+export const fenceTriggerName = (move: MoveSql): string => `scalable_fence_${move.id}`;
+/** Writes refused by a fence carry this SQLSTATE (class SB: "scalable bucket"). */
+export const FENCE_SQLSTATE = 'SB001';
+
+// ---- on the source primary (the app database, as the superuser over the pod's socket) ----
+
+/**
+ * Lets the replication role copy the moving rows: logical replication's initial COPY reads
+ * as the connecting role. It already reads every byte through physical replication, so
+ * pg_read_all_data grants it nothing new.
+ */
+export const grantCopySql = (replicationRole: string): string =>
+  `GRANT pg_read_all_data TO ${ident(replicationRole)}`;
+
+/** Whether the publication exists (resume: create it once). */
+export const publicationExistsSql = (move: MoveSql): string =>
+  `SELECT count(*)::int AS n FROM pg_publication WHERE pubname = ${literal(publicationName(checked(move)))}`;
+
+export function createPublicationSql(move: MoveSql): string {
+  const m = checked(move);
+  const tables = m.tables.map((t) => `${tableName(t)} WHERE (${rowFilterSql(m, t)})`);
+  return `CREATE PUBLICATION ${ident(publicationName(m))} FOR TABLE ${tables.join(', ')} WITH (publish = 'insert, update, delete, truncate')`;
+}
+
+/**
+ * The fence's function: refuses a row whose old or new key falls in a fenced range. One
+ * function for every move (ranges come from the trigger's arguments as "from-to" pairs);
+ * the cleanup's own deletes pass with `scalable.fence_bypass` set in their transaction.
+ */
+export const fenceFunctionSql = (): string =>
+  [
+    'CREATE OR REPLACE FUNCTION scalable_fence() RETURNS trigger LANGUAGE plpgsql AS $fn$',
+    'DECLARE',
+    '  col text := TG_ARGV[0];',
+    '  fenced int4multirange := TG_ARGV[1]::int4multirange;',
+    '  k text;',
+    'BEGIN',
+    "  IF current_setting('scalable.fence_bypass', true) = 'on' THEN",
+    "    RETURN CASE TG_OP WHEN 'DELETE' THEN OLD ELSE NEW END;",
+    '  END IF;',
+    "  IF TG_OP IN ('UPDATE', 'DELETE') THEN",
+    "    EXECUTE format('SELECT ($1).%I::text', col) INTO k USING OLD;",
+    '    IF fenced @> scalable_bucket(k) THEN',
+    "      RAISE EXCEPTION 'bucket % of %.% is moving to another shard: retry with the next shard map', scalable_bucket(k), TG_TABLE_SCHEMA, TG_TABLE_NAME",
+    `        USING ERRCODE = '${FENCE_SQLSTATE}';`,
+    '    END IF;',
+    '  END IF;',
+    "  IF TG_OP IN ('INSERT', 'UPDATE') THEN",
+    "    EXECUTE format('SELECT ($1).%I::text', col) INTO k USING NEW;",
+    '    IF fenced @> scalable_bucket(k) THEN',
+    "      RAISE EXCEPTION 'bucket % of %.% is moving to another shard: retry with the next shard map', scalable_bucket(k), TG_TABLE_SCHEMA, TG_TABLE_NAME",
+    `        USING ERRCODE = '${FENCE_SQLSTATE}';`,
+    '    END IF;',
+    '    RETURN NEW;',
+    '  END IF;',
+    '  RETURN OLD;',
+    'END',
+    '$fn$',
+  ].join('\n');
+
+/**
+ * The write fence at cutover, one transaction: CREATE TRIGGER waits for every transaction
+ * writing the table to end (its lock conflicts with theirs), so once it commits every write
+ * to a fenced bucket either committed before it (and is in the WAL before the LSN the fence
+ * returns) or is refused. `lock_timeout` bounds the wait; a timed-out fence is retried.
+ * The trigger stays after the move: a writer with an old map cannot write there again.
+ */
+export function fenceSql(move: MoveSql, lockTimeoutMs = 2000): string[] {
+  const m = checked(move);
+  const fenced = literal(`{${m.ranges.map((r) => `[${r.from},${r.to})`).join(',')}}`);
+  return [
+    'BEGIN',
+    `SET LOCAL lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}`,
+    ...m.tables.flatMap((t) => [
+      `DROP TRIGGER IF EXISTS ${ident(fenceTriggerName(m))} ON ${tableName(t)}`,
+      `CREATE TRIGGER ${ident(fenceTriggerName(m))} BEFORE INSERT OR UPDATE OR DELETE ON ${tableName(t)} FOR EACH ROW EXECUTE FUNCTION scalable_fence(${literal(t.keyColumn)}, ${fenced})`,
+    ]),
+    'COMMIT',
+  ];
+}
+
+/** Run after the fence committed: every fenced write is in the WAL before this LSN. */
+export const currentLsnSql = (): string => 'SELECT pg_current_wal_lsn()::text AS lsn';
+
+/** Whether the subscription's slot has confirmed (applied and flushed) the source to `lsn`. */
+export const slotCaughtUpSql = (move: MoveSql, lsn: string): string =>
+  `SELECT coalesce(bool_or(confirmed_flush_lsn >= ${literal(lsn)}::pg_lsn), false) AS done FROM pg_replication_slots WHERE slot_name = ${literal(slotName(checked(move)))}`;
+
+/** Bytes the slot is behind the source's WAL (catch-up's progress; null without a slot). */
+export const slotLagSql = (move: MoveSql): string =>
+  `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint AS lag FROM pg_replication_slots WHERE slot_name = ${literal(slotName(checked(move)))}`;
+
+/**
+ * Cleanup, only after the new map is live and acknowledged: one batch of moved rows
+ * deleted per table (repeat while a batch deletes `batch` rows). Tables go in reverse order,
+ * so a referencing table listed after its parent loses its rows first.
+ */
+export function deleteMovedBatchSql(move: MoveSql, table: MovedTable, batch = 5000): string[] {
+  const m = checked(move);
+  return [
+    'BEGIN',
+    "SET LOCAL scalable.fence_bypass = 'on'",
+    `DELETE FROM ${tableName(table)} WHERE ctid = ANY(ARRAY(SELECT ctid FROM ${tableName(table)} WHERE ${inMoveSql(m, table)} LIMIT ${Math.max(1, Math.floor(batch))}))`,
+    'COMMIT',
+  ];
+}
+
+export const dropPublicationSql = (move: MoveSql): string =>
+  `DROP PUBLICATION IF EXISTS ${ident(publicationName(checked(move)))}`;
+
+/** Rows of the move's buckets a table holds (the abort and cleanup checks). */
+export const countInMoveSql = (move: MoveSql, table: MovedTable): string =>
+  `SELECT count(*)::bigint AS n FROM ${tableName(table)} WHERE ${inMoveSql(checked(move), table)}`;
+
+// ---- on the target primary ----
+
+/**
+ * Schema copy: pg_dump's arguments for the source's app database (run in the source's pod,
+ * its output fed to psql on the target). No publications or subscriptions of the source,
+ * no data, no owners' grants lost (the app role exists on every shard).
+ */
+export const schemaDumpArgs = (database: string): string[] => [
+  '--schema-only',
+  '--no-publications',
+  '--no-subscriptions',
+  '--dbname',
+  database,
+];
+
+/**
+ * Before the dump is restored on an empty target: its bootstrap's bucket function goes (the
+ * dump creates the source's, the same text), and after it, fences the source holds for its
+ * own earlier moves (they are in the dump) go: the target does not answer for those.
+ */
+export const beforeSchemaRestoreSql = (): string[] => [
+  'DROP FUNCTION IF EXISTS scalable_bucket(text)',
+];
+export const fenceTriggersSql = (): string =>
+  "SELECT format('DROP TRIGGER %I ON %I.%I', t.tgname, n.nspname, c.relname) AS stmt FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE t.tgname LIKE 'scalable\\_fence\\_%'";
+
+/** User tables of the app database: the target must have none before the schema copy. */
+export const userTablesSql = (): string =>
+  "SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1, 2";
+
+/** Tables of the source that hold the shard-key column (what moves), with its type. */
+export const shardedTablesSql = (keyColumn: string): string =>
+  `SELECT n.nspname AS schema, c.relname AS name, a.attname AS "keyColumn", format_type(a.atttypid, NULL) AS "keyType" FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE a.attname = ${literal(keyColumn)} AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1, 2`;
+
+/**
+ * The subscription: initial copy of the moving rows, then their changes. The slot is created
+ * on the source with failover = true (Postgres 17: a standby with sync_replication_slots
+ * keeps a copy, so a failover of the source does not lose the stream).
+ */
+export function createSubscriptionSql(move: MoveSql, conninfo: string): string {
+  const m = checked(move);
+  return `CREATE SUBSCRIPTION ${ident(subscriptionName(m))} CONNECTION ${literal(conninfo)} PUBLICATION ${ident(publicationName(m))} WITH (copy_data = true, failover = true, slot_name = ${literal(slotName(m))})`;
+}
+
+export const subscriptionExistsSql = (move: MoveSql): string =>
+  `SELECT count(*)::int AS n FROM pg_subscription WHERE subname = ${literal(subscriptionName(checked(move)))}`;
+
+/** Tables of the subscription not yet in state r (ready): the initial copy is not done. */
+export const tablesNotReadySql = (move: MoveSql): string =>
+  `SELECT count(*)::int AS n FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid WHERE s.subname = ${literal(subscriptionName(checked(move)))} AND r.srsubstate <> 'r'`;
+
+/** Drops the subscription and (while the source answers) its slot on the source. */
+export const dropSubscriptionSql = (move: MoveSql): string =>
+  `DROP SUBSCRIPTION IF EXISTS ${ident(subscriptionName(checked(move)))}`;

@@ -1,0 +1,392 @@
+// A bucket move on real Postgres 17 (the postgres-patroni image), with the statements the
+// operator will run (operator/tiers/database/resharding-sql.ts): the schema copied by
+// pg_dump, a publication whose row filter is the moving buckets, a subscription on the
+// target, a writer busy on the source the whole time (moving and staying keys, inserts,
+// updates, deletes), then the cutover: the fence, the source's LSN, the slot caught up to
+// it, the replication objects dropped, the moved rows deleted from the source. Every
+// acknowledged row of the moving buckets is on the target exactly once, none of the others
+// is, and the source keeps exactly the others.
+import { randomBytes, randomInt } from 'node:crypto';
+import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '../../devcluster/testing.ts';
+import {
+  bucketFunctionSql,
+  bucketMoves,
+  bucketOf,
+  bucketSql,
+} from '../../sdk/src/contract/index.ts';
+import {
+  FENCE_SQLSTATE,
+  beforeSchemaRestoreSql,
+  bucketExpression,
+  countInMoveSql,
+  createPublicationSql,
+  createSubscriptionSql,
+  currentLsnSql,
+  deleteMovedBatchSql,
+  dropPublicationSql,
+  dropSubscriptionSql,
+  fenceFunctionSql,
+  fenceSql,
+  fenceTriggersSql,
+  grantCopySql,
+  schemaDumpArgs,
+  shardedTablesSql,
+  slotCaughtUpSql,
+  tablesNotReadySql,
+  userTablesSql,
+} from '../../operator/tiers/database/resharding-sql.ts';
+import type { MoveSql, MovedTable } from '../../operator/tiers/database/resharding-sql.ts';
+import { ENGINE_IMAGES, ENGINE_UID, PG_BIN, runOnceAsync, startContainer } from './containers.ts';
+import type { Container } from './containers.ts';
+import { freePort } from './patroni-harness.ts';
+
+const SUPER_PASSWORD = randomBytes(12).toString('hex');
+const REPL_PASSWORD = randomBytes(12).toString('hex');
+const DB = 'shop';
+const KEY = 'customer_id';
+
+interface Server {
+  readonly port: number;
+  readonly container: Container;
+  readonly client: pg.Client;
+}
+
+async function startPostgres(dir: string, name: string): Promise<Server> {
+  const data = join(dir, name);
+  const pwfile = join(dir, `${name}.pw`);
+  writeFileSync(pwfile, SUPER_PASSWORD + '\n');
+  chownSync(pwfile, ENGINE_UID, ENGINE_UID);
+  const port = await freePort();
+  // The shard's settings that matter here: UTF8 (the bucket's bytes), wal_level logical.
+  const container = startContainer({
+    image: ENGINE_IMAGES.postgres,
+    name: `reshard-${name}`,
+    entrypoint: 'sh',
+    args: [
+      '-c',
+      `${PG_BIN}/initdb -D ${data} -E UTF8 --locale=C.UTF-8 --auth-local=trust --auth-host=scram-sha-256 --pwfile=${pwfile} -U postgres >/dev/null && exec ${PG_BIN}/postgres -D ${data} -p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=${dir} -c wal_level=logical -c max_wal_senders=10 -c max_replication_slots=10`,
+    ],
+    mounts: [dir],
+  });
+  const connect = async (database: string) =>
+    eventually(
+      `postgres ${name} answers`,
+      async () => {
+        if (!container.running) throw new Error(`postgres ${name} exited:\n${container.output}`);
+        const c = new pg.Client({
+          host: '127.0.0.1',
+          port,
+          user: 'postgres',
+          password: SUPER_PASSWORD,
+          database,
+        });
+        try {
+          await c.connect();
+          return c;
+        } catch {
+          await c.end().catch(() => undefined);
+          return undefined;
+        }
+      },
+      90_000,
+      200,
+    );
+  // What post_bootstrap does on a shard: the app's role and database, the bucket function.
+  const admin = await connect('postgres');
+  await admin.query(`CREATE ROLE ${DB} LOGIN PASSWORD '${SUPER_PASSWORD}'`);
+  await admin.query(`CREATE ROLE replicator LOGIN REPLICATION PASSWORD '${REPL_PASSWORD}'`);
+  await admin.query(`CREATE DATABASE ${DB} OWNER ${DB}`);
+  await admin.end();
+  const client = await connect(DB);
+  await client.query(bucketFunctionSql());
+  return { port, container, client };
+}
+
+/** Random text keys: ASCII, backslashes, quotes, Latin, CJK, emoji (the filter's traps). */
+function randomKey(): string {
+  const ranges: Array<[number, number]> = [
+    [0x20, 0x7e],
+    [0x5c, 0x5c],
+    [0xa0, 0x24f],
+    [0x4e00, 0x9fff],
+    [0x1f300, 0x1faff],
+  ];
+  let s = '';
+  for (let i = randomInt(1, 20); i > 0; i--) {
+    const [lo, hi] = ranges[randomInt(0, ranges.length)]!;
+    s += String.fromCodePoint(randomInt(lo, hi + 1));
+  }
+  return s;
+}
+
+type Row = string; // "table|key|seq|payload"
+
+describe('resharding: moving buckets between two real Postgres 17 primaries', () => {
+  let dir = '';
+  let source: Server;
+  let target: Server;
+  // One shard growing to two: the new shard's share of the buckets.
+  const moves = bucketMoves(1, 2);
+  let move: MoveSql;
+  const inMove = (key: string | bigint): boolean =>
+    moves.some((m) => bucketOf(key) >= m.from && bucketOf(key) < m.to);
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'pg-reshard-'));
+    chownSync(dir, ENGINE_UID, ENGINE_UID);
+    [source, target] = await Promise.all([
+      startPostgres(dir, 'source'),
+      startPostgres(dir, 'target'),
+    ]);
+    // The app's schema, on the source only: two sharded tables (a text and a bigint key),
+    // one of them referencing nothing, one with an identity column.
+    await source.client.query(`SET ROLE ${DB}`);
+    await source.client.query(
+      `CREATE TABLE items (${KEY} text NOT NULL, seq int NOT NULL, payload text NOT NULL, PRIMARY KEY (${KEY}, seq))`,
+    );
+    await source.client.query(
+      `CREATE TABLE visits (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, ${KEY} bigint NOT NULL, n int NOT NULL)`,
+    );
+    await source.client.query('RESET ROLE');
+  });
+
+  afterAll(async () => {
+    await source?.client.end().catch(() => undefined);
+    await target?.client.end().catch(() => undefined);
+    await source?.container.remove();
+    await target?.container.remove();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('spells the bucket in the row filter exactly as scalable_bucket() and bucketOf do', async () => {
+    const keys = Array.from({ length: 5000 }, randomKey);
+    keys.push('', '\\', '\\x41', "o'hara", 'é', '日本', '🚀');
+    const { rows } = await source.client.query<{ f: number; b: number }>(
+      `SELECT ${bucketExpression('k')} AS f, scalable_bucket(k) AS b FROM unnest($1::text[]) WITH ORDINALITY AS t(k, i) ORDER BY i`,
+      [keys],
+    );
+    expect(rows.filter((r, i) => r.f !== r.b || r.f !== bucketOf(keys[i]!))).toEqual([]);
+    const ints = Array.from({ length: 2000 }, () => randomBytes(8).readBigInt64BE(0));
+    const { rows: irows } = await source.client.query<{ f: number; b: number }>(
+      `SELECT ${bucketExpression('textin(int8out(k))')} AS f, ${bucketSql('k')} AS b FROM unnest($1::bigint[]) WITH ORDINALITY AS t(k, i) ORDER BY i`,
+      [ints.map(String)],
+    );
+    expect(irows.filter((r, i) => r.f !== r.b || r.f !== bucketOf(ints[i]!))).toEqual([]);
+  });
+
+  it('copies the moving buckets while writes go on, and cuts over with none lost or doubled', async () => {
+    const { rows: tables } = await source.client.query<MovedTable>(shardedTablesSql(KEY));
+    expect(tables.map((t) => `${t.name}:${t.keyType}`)).toEqual(['items:text', 'visits:bigint']);
+    move = { id: 'v2_s0_s1', ranges: moves.map((m) => ({ from: m.from, to: m.to })), tables };
+    expect(moves.every((m) => m.source === 0 && m.target === 1)).toBe(true);
+
+    // What the source acknowledged: the expected final state, row by row.
+    const items = new Map<string, string>(); // key|seq -> payload
+    const visits = new Map<string, string>(); // id -> key|n
+    const textKeys = Array.from({ length: 400 }, (_, i) => `customer-${i}-${randomKey()}`);
+    const intKeys = Array.from({ length: 200 }, () => BigInt(randomInt(1, 2 ** 47)));
+    let seq = 0;
+    const write = async (c: pg.Client): Promise<'ok' | 'fenced'> => {
+      const key = textKeys[randomInt(0, textKeys.length)]!;
+      const op = randomInt(0, 10);
+      try {
+        if (op < 6) {
+          const s = ++seq;
+          const payload = randomBytes(6).toString('hex');
+          await c.query('INSERT INTO items VALUES ($1, $2, $3)', [key, s, payload]);
+          items.set(`${key}|${s}`, payload);
+        } else if (op < 8) {
+          const ik = intKeys[randomInt(0, intKeys.length)]!;
+          const n = randomInt(0, 1000);
+          const { rows } = await c.query<{ id: string }>(
+            'INSERT INTO visits (customer_id, n) VALUES ($1, $2) RETURNING id',
+            [String(ik), n],
+          );
+          visits.set(rows[0]!.id, `${ik}|${n}`);
+        } else {
+          // Update or delete an acknowledged row of this key, if it has one.
+          const mine = [...items.keys()].filter((k) => k.startsWith(`${key}|`));
+          const row = mine[randomInt(0, Math.max(1, mine.length))];
+          if (!row) return 'ok';
+          const s = Number(row.slice(key.length + 1));
+          if (op === 8) {
+            const payload = randomBytes(6).toString('hex');
+            await c.query('UPDATE items SET payload = $3 WHERE customer_id = $1 AND seq = $2', [
+              key,
+              s,
+              payload,
+            ]);
+            items.set(row, payload);
+          } else {
+            await c.query('DELETE FROM items WHERE customer_id = $1 AND seq = $2', [key, s]);
+            items.delete(row);
+          }
+        }
+        return 'ok';
+      } catch (e) {
+        if ((e as { code?: string }).code === FENCE_SQLSTATE) return 'fenced';
+        throw e;
+      }
+    };
+    const writer = new pg.Client({
+      host: '127.0.0.1',
+      port: source.port,
+      user: DB,
+      password: SUPER_PASSWORD,
+      database: DB,
+    });
+    await writer.connect();
+    for (let i = 0; i < 3000; i++) await write(writer);
+
+    // Writes go on from here to the end of the cutover.
+    let stop = false;
+    let fencedWrites = 0;
+    let writesDuringCopy = 0;
+    let copying = false;
+    const writing = (async () => {
+      while (!stop) {
+        if ((await write(writer)) === 'fenced') fencedWrites++;
+        else if (copying) writesDuringCopy++;
+      }
+    })();
+
+    try {
+      // Schema copy: the target is empty; pg_dump of the source, restored with psql.
+      expect((await target.client.query(userTablesSql())).rows).toEqual([]);
+      for (const s of beforeSchemaRestoreSql()) await target.client.query(s);
+      const conn = (port: number) => `host=127.0.0.1 port=${port} user=postgres dbname=${DB}`;
+      const copy = await runOnceAsync({
+        image: ENGINE_IMAGES.postgres,
+        name: 'reshard-schema',
+        entrypoint: 'sh',
+        args: [
+          '-c',
+          `${PG_BIN}/pg_dump ${schemaDumpArgs(`'${conn(source.port)}'`).join(' ')} >/tmp/schema.sql && ${PG_BIN}/psql -X -q -v ON_ERROR_STOP=1 -f /tmp/schema.sql '${conn(target.port)}' 2>&1; echo "rc=$?"`,
+        ],
+        env: { PGPASSWORD: SUPER_PASSWORD },
+      });
+      expect(copy.stdout.trim()).toMatch(/rc=0$/);
+      for (const { stmt } of (await target.client.query<{ stmt: string }>(fenceTriggersSql()))
+        .rows)
+        await target.client.query(stmt);
+      expect((await target.client.query(userTablesSql())).rows).toEqual([
+        { schema: 'public', name: 'items' },
+        { schema: 'public', name: 'visits' },
+      ]);
+
+      // Publication on the source (the moving buckets only), subscription on the target.
+      await source.client.query(grantCopySql('replicator'));
+      await source.client.query(fenceFunctionSql());
+      await source.client.query(createPublicationSql(move));
+      copying = true;
+      await target.client.query(
+        createSubscriptionSql(
+          move,
+          `host=127.0.0.1 port=${source.port} dbname=${DB} user=replicator password=${REPL_PASSWORD}`,
+        ),
+      );
+      await eventually(
+        'the initial copy of every table done (state r)',
+        async () => {
+          const { rows } = await target.client.query<{ n: number }>(tablesNotReadySql(move));
+          return rows[0]?.n === 0 ? true : undefined;
+        },
+        120_000,
+        250,
+      );
+      // Writes kept going while the rows were copied and streamed.
+      const before = writesDuringCopy;
+      await eventually('more writes while streaming', async () =>
+        writesDuringCopy > before + 200 ? true : undefined,
+      );
+
+      // Cutover: fence the moving buckets, then wait until the target has the source's WAL
+      // up to the fence.
+      for (const s of fenceSql(move)) await source.client.query(s);
+      const lsn = (await source.client.query<{ lsn: string }>(currentLsnSql())).rows[0]!.lsn;
+      await eventually(
+        `the slot confirmed the source up to ${lsn}`,
+        async () => {
+          const { rows } = await source.client.query<{ done: boolean }>(
+            slotCaughtUpSql(move, lsn),
+          );
+          return rows[0]?.done ? true : undefined;
+        },
+        120_000,
+        100,
+      );
+      // Nothing of the moving buckets can change on the source any more: the stream's job is
+      // done (the operator flips the map next), and the subscription goes, its slot with it.
+      await target.client.query(dropSubscriptionSql(move));
+      // The fence refuses writes to a moving bucket, and only those.
+      await eventually('a write refused by the fence', async () =>
+        fencedWrites > 0 ? true : undefined,
+      );
+      const moving = textKeys.find((k) => inMove(k))!;
+      await expect(
+        writer.query('INSERT INTO items VALUES ($1, -1, $2)', [moving, 'x']),
+      ).rejects.toMatchObject({ code: FENCE_SQLSTATE });
+    } finally {
+      stop = true;
+      await writing;
+    }
+    await writer.end();
+
+    await source.client.query(dropPublicationSql(move));
+    expect((await source.client.query('SELECT slot_name FROM pg_replication_slots')).rows).toEqual(
+      [],
+    );
+
+    const itemRows = (rows: { customer_id: string; seq: number; payload: string }[]): Row[] =>
+      rows.map((r) => `items|${r.customer_id}|${r.seq}|${r.payload}`).sort();
+    const visitRows = (rows: { id: string; customer_id: string; n: number }[]): Row[] =>
+      rows.map((r) => `visits|${r.id}|${r.customer_id}|${r.n}`).sort();
+    const expected = (moved: boolean): Row[] =>
+      [
+        ...[...items]
+          .filter(([k]) => inMove(k.slice(0, k.lastIndexOf('|'))) === moved)
+          .map(([k, p]) => `items|${k}|${p}`),
+        ...[...visits]
+          .filter(([, v]) => inMove(BigInt(v.split('|')[0]!)) === moved)
+          .map(([id, v]) => `visits|${id}|${v}`),
+      ].sort();
+    const rowsOf = async (c: pg.Client): Promise<Row[]> =>
+      [
+        ...itemRows((await c.query('SELECT customer_id, seq, payload FROM items')).rows),
+        ...visitRows((await c.query('SELECT id::text, customer_id::text, n FROM visits')).rows),
+      ].sort();
+
+    // The target: every acknowledged row of the moving buckets, once; nothing else.
+    const onTarget = await rowsOf(target.client);
+    expect(new Set(onTarget).size).toBe(onTarget.length);
+    const wantMoved = expected(true);
+    expect(wantMoved.length).toBeGreaterThan(1000);
+    expect(onTarget.length).toBe(wantMoved.length);
+    expect(onTarget).toEqual(wantMoved);
+
+    // Cleanup on the source, batch by batch, in reverse table order.
+    for (const t of [...move.tables].reverse())
+      for (;;) {
+        let deleted = 0;
+        for (const s of deleteMovedBatchSql(move, t, 500)) {
+          const r = await source.client.query(s);
+          if (r.command === 'DELETE') deleted = r.rowCount ?? 0;
+        }
+        if (deleted < 500) break;
+      }
+    for (const t of move.tables)
+      expect((await source.client.query(countInMoveSql(move, t))).rows[0]).toEqual({ n: '0' });
+    expect(await rowsOf(source.client)).toEqual(expected(false));
+    // The fence stays: a writer with the old map still cannot write a moved bucket there.
+    await expect(
+      source.client.query(`INSERT INTO items VALUES ($1, -2, 'late')`, [
+        textKeys.find((k) => inMove(k))!,
+      ]),
+    ).rejects.toMatchObject({ code: FENCE_SQLSTATE });
+  });
+});
