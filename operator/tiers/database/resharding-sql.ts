@@ -70,9 +70,7 @@ export function bucketExpression(keyText: string, buckets: number = BUCKETS): st
   // not four, per row the filter sees.
   const low16 = `(${byte(2)} * 256 + ${byte(3)})`;
   const u32 = `(${byte(0)}::bigint * 16777216 + ${byte(1)} * 65536 + ${low16})`;
-  return 65536 % buckets === 0
-    ? `(${low16} % ${buckets})`
-    : `((${u32} % ${buckets})::integer)`;
+  return 65536 % buckets === 0 ? `(${low16} % ${buckets})` : `((${u32} % ${buckets})::integer)`;
 }
 
 /** The ranges as one int4multirange literal expression. */

@@ -1,0 +1,473 @@
+// Online resharding N -> M as a resumable state machine: one pure function of (spec, the
+// recorded move in status.resharding, the bucket assignment on record, facts observed on
+// the shards) -> (the next record, the actions to run, the condition). Nothing here talks
+// to a cluster or a database: the operator gathers the facts (resharding-sql.ts's probes),
+// writes the returned record to status FIRST, then runs the actions. Every action is
+// idempotent, so an operator that dies anywhere in between repeats at most the last step.
+//
+// The order, and why each gate is where it is:
+//   Prepare      sources answer with wal_level=logical, the copy grant and the fence function
+//   SchemaCopy   pg_dump --schema-only of the source restored on the empty target, in one
+//                transaction (so a target holds all the tables or none)
+//   InitialCopy  a publication per move (row filter = its buckets), a subscription on the
+//                target; done when every table's initial copy is in state r (ready)
+//   CatchUp      streaming until the slot is less than maxLagBytes behind: the fence that
+//                follows then lasts only as long as that lag takes to apply
+//   Cutover      fence the moving buckets on the source (writes refused, SB001); record the
+//                source's LSN after the fence; wait until the slot confirmed it; only then
+//                drop the subscription and publish the new map (version + 1)
+//   Cleanup      once every app pod acknowledged the new map (a reader with the old one
+//                still finds its rows on the source until then): drop the publication,
+//                delete the moved rows from the source in batches. The fence stays.
+// Before Cutover a move can be aborted with nothing visible to the app (the map never
+// changed); from the fence on it only goes forward.
+import type { BucketRange } from '../../../sdk/src/contract/shard-map.ts';
+import { assignBuckets, toRanges } from '../../../sdk/src/contract/shard-map.ts';
+import { BUCKETS } from '../../../sdk/src/contract/hash.ts';
+import type { Assignment } from './shard-authority.ts';
+
+export type ReshardPhase =
+  'Prepare' | 'SchemaCopy' | 'InitialCopy' | 'CatchUp' | 'Cutover' | 'Cleanup' | 'Aborting';
+
+/** Phases in which an abort leaves the app as it was (the map has not moved). */
+const ABORTABLE: readonly ReshardPhase[] = ['Prepare', 'SchemaCopy', 'InitialCopy', 'CatchUp'];
+
+/** One source -> target move of a resharding, as recorded. */
+export interface MoveRecord {
+  /** resharding-sql.ts's MoveSql id: names the publication, subscription, slot, fence. */
+  readonly id: string;
+  readonly source: number;
+  readonly target: number;
+  readonly ranges: readonly { readonly from: number; readonly to: number }[];
+  /** The source's WAL position right after the fence committed (Cutover). */
+  readonly fenceLsn?: string;
+  /** The slot confirmed fenceLsn: the target holds every row of the move. */
+  readonly caughtUp?: boolean;
+}
+
+/** status.resharding: what a resumed operator needs and nothing it can observe. */
+export interface ReshardingStatus {
+  readonly phase: ReshardPhase;
+  readonly fromShards: number;
+  readonly toShards: number;
+  /** The map version the cutover publishes (the recorded version + 1). */
+  readonly mapVersion: number;
+  /** The assignment after the move, as the cutover publishes it. */
+  readonly ranges: readonly BucketRange[];
+  readonly moves: readonly MoveRecord[];
+}
+
+/** What the operator observed on one move's source and target primaries (this reconcile). */
+export interface MoveFacts {
+  readonly sourcePrimary: boolean;
+  readonly targetPrimary: boolean;
+  /** `SHOW wal_level` on the source. */
+  readonly sourceWalLevel?: string;
+  /** The copy grant and the fence function exist on the source. */
+  readonly sourcePrepared: boolean;
+  /** Schema-qualified user tables of the app database on each side (userTablesSql). */
+  readonly sourceTables: readonly string[];
+  readonly targetTables: readonly string[];
+  readonly publication: boolean;
+  readonly subscription: boolean;
+  /** Tables of the subscription not in state r (tablesNotReadySql). */
+  readonly tablesNotReady?: number;
+  /** Bytes the slot is behind the source (slotLagSql); undefined without a slot. */
+  readonly lagBytes?: number;
+  /** The slot's confirmed_flush_lsn; undefined without a slot. */
+  readonly confirmedLsn?: string;
+  /** Every moved table carries the move's fence trigger on the source. */
+  readonly fenced: boolean;
+  /** Rows of the move's buckets left on the source (countInMoveSql over the tables). */
+  readonly sourceRowsInMove?: number;
+  /** Rows of the move's buckets on the target (what an abort deletes). */
+  readonly targetRowsInMove?: number;
+}
+
+export interface ReshardFacts {
+  readonly moves: Readonly<Record<string, MoveFacts>>;
+  /** The live shard map ConfigMap's version and ranges. */
+  readonly publishedMap?: Assignment;
+  /** Every app pod reads a map of at least this version (planned: the SDK reports it). */
+  readonly acknowledgedVersion?: number;
+}
+
+export interface ReshardSpec {
+  /** spec.database.shards */
+  readonly shards: number;
+  readonly shardKey?: string;
+  /** An abort asked for (planned: an annotation on the ScalableApp). */
+  readonly abort?: boolean;
+}
+
+export type ReshardAction =
+  | { readonly kind: 'setWalLevelLogical'; readonly shard: number }
+  | { readonly kind: 'prepareSource'; readonly shard: number }
+  | { readonly kind: 'copySchema'; readonly source: number; readonly target: number }
+  | { readonly kind: 'createPublication'; readonly move: string; readonly shard: number }
+  | {
+      readonly kind: 'createSubscription';
+      readonly move: string;
+      readonly shard: number;
+      readonly source: number;
+    }
+  /** Idempotent; its result (the LSN after the fence) goes to the move's fenceLsn. */
+  | { readonly kind: 'fence'; readonly move: string; readonly shard: number }
+  | { readonly kind: 'dropSubscription'; readonly move: string; readonly shard: number }
+  | {
+      readonly kind: 'publishMap';
+      readonly version: number;
+      readonly ranges: readonly BucketRange[];
+    }
+  | { readonly kind: 'dropPublication'; readonly move: string; readonly shard: number }
+  | { readonly kind: 'deleteMovedRows'; readonly move: string; readonly shard: number }
+  | { readonly kind: 'deleteCopiedRows'; readonly move: string; readonly shard: number };
+
+export interface ReshardCondition {
+  readonly status: 'True' | 'False';
+  readonly reason: string;
+  readonly message: string;
+}
+
+export interface ReshardDecision {
+  /** The record to write to status.resharding before acting; undefined: none (cleared). */
+  readonly resharding: ReshardingStatus | undefined;
+  readonly actions: readonly ReshardAction[];
+  readonly condition?: ReshardCondition;
+  /** A spec the machine will not act on: the field and why; nothing changed. */
+  readonly refused?: { readonly field: string; readonly message: string };
+}
+
+export interface ReshardOptions {
+  /** The catch-up bound before the fence (bytes of WAL the slot may be behind). */
+  readonly maxLagBytes?: number;
+  readonly buckets?: number;
+}
+
+export const DEFAULT_MAX_LAG_BYTES = 16 * 1024 * 1024;
+
+/** The bucket -> owner array of an assignment. */
+function ownersOf(ranges: readonly BucketRange[], buckets: number): number[] {
+  const owner = new Array<number>(buckets).fill(-1);
+  for (const r of ranges) for (let b = r.from; b < r.to; b++) owner[b] = r.shard;
+  return owner;
+}
+
+/** Distinct shards that own buckets in an assignment. */
+export const owningShards = (record: Assignment): number =>
+  new Set(record.ranges.map((r) => r.shard)).size;
+
+/**
+ * The moves that take `record` to the spread of `toShards` (assignBuckets): one per
+ * (source, target) pair, with every range it carries. Diffing the record (not the canonical
+ * spread of its shard count) keeps whatever the record says holds the rows.
+ */
+export function planMoves(
+  record: Assignment,
+  toShards: number,
+  buckets: number = BUCKETS,
+): { moves: MoveRecord[]; ranges: BucketRange[] } {
+  const before = ownersOf(record.ranges, buckets);
+  const after = assignBuckets(toShards, buckets);
+  const version = record.version + 1;
+  const byPair = new Map<string, MoveRecord>();
+  before.forEach((source, b) => {
+    const target = after[b] ?? source;
+    if (target === source) return;
+    const id = `v${version}_s${source}_s${target}`;
+    const m = byPair.get(id) ?? { id, source, target, ranges: [] };
+    const last = m.ranges[m.ranges.length - 1];
+    const ranges =
+      last && last.to === b
+        ? [...m.ranges.slice(0, -1), { from: last.from, to: b + 1 }]
+        : [...m.ranges, { from: b, to: b + 1 }];
+    byPair.set(id, { ...m, ranges });
+  });
+  return {
+    moves: [...byPair.values()].sort((a, b) => a.source - b.source || a.target - b.target),
+    ranges: toRanges(after),
+  };
+}
+
+/** 'X/Y' (pg_lsn text) as a number of bytes. */
+export function lsnOf(text: string): bigint {
+  const m = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(text);
+  if (!m) throw new Error(`not an LSN: ${text}`);
+  return (BigInt(`0x${m[1]}`) << 32n) | BigInt(`0x${m[2]}`);
+}
+
+const cond = (status: 'True' | 'False', reason: string, message: string): ReshardCondition => ({
+  status,
+  reason,
+  message,
+});
+
+const uniq = (xs: readonly number[]): number[] => [...new Set(xs)].sort((a, b) => a - b);
+
+/** The next step of a resharding (or none), from what is recorded and observed. */
+export function nextReshardStep(
+  spec: ReshardSpec,
+  current: ReshardingStatus | undefined,
+  record: Assignment,
+  facts: ReshardFacts,
+  opts: ReshardOptions = {},
+): ReshardDecision {
+  const buckets = opts.buckets ?? BUCKETS;
+  const maxLag = opts.maxLagBytes ?? DEFAULT_MAX_LAG_BYTES;
+  const owners = owningShards(record);
+  const stay = (reason: string, message: string, actions: ReshardAction[] = []) => ({
+    resharding: current,
+    actions,
+    condition: cond('True', reason, message),
+  });
+  const refuse = (field: string, message: string): ReshardDecision => ({
+    resharding: current,
+    actions: [],
+    refused: { field, message },
+    condition: cond('True', current ? 'Resharding' : 'ShardCountRefused', `${field}: ${message}`),
+  });
+
+  if (!current) {
+    if (spec.shards < owners)
+      return refuse(
+        'spec.database.shards',
+        `cannot go from ${owners} to ${spec.shards}: every shard holds rows (shrinking is not supported yet)`,
+      );
+    if (spec.shards === owners) return { resharding: undefined, actions: [] };
+    if (!spec.shardKey)
+      return refuse('spec.database.shardKey', `is required to move rows to ${spec.shards} shards`);
+    if (spec.abort) return { resharding: undefined, actions: [] };
+    const plan = planMoves(record, spec.shards, buckets);
+    const started: ReshardingStatus = {
+      phase: 'Prepare',
+      fromShards: owners,
+      toShards: spec.shards,
+      mapVersion: record.version + 1,
+      ranges: plan.ranges,
+      moves: plan.moves,
+    };
+    return {
+      resharding: started,
+      actions: [],
+      condition: cond(
+        'True',
+        'Resharding',
+        `${owners} -> ${spec.shards} shards: ${plan.moves.length} move(s) planned`,
+      ),
+    };
+  }
+
+  // A move in progress finishes (or aborts) before the spec's count is acted on again.
+  if (spec.shards < current.toShards && current.phase !== 'Aborting')
+    return refuse(
+      'spec.database.shards',
+      `cannot go below ${current.toShards} while moving ${current.fromShards} -> ${current.toShards} shards (phase ${current.phase}); nothing was changed`,
+    );
+
+  const factsOf = (m: MoveRecord): MoveFacts | undefined => facts.moves[m.id];
+  const missing = current.moves.filter((m) => !factsOf(m));
+  if (missing.length > 0)
+    return stay('Resharding', `waiting for facts on ${missing.map((m) => m.id).join(', ')}`);
+  const f = (m: MoveRecord): MoveFacts => factsOf(m)!;
+  const phase = (p: ReshardPhase, record = current): ReshardingStatus => ({ ...record, phase: p });
+  const advance = (p: ReshardPhase, msg: string, next = current): ReshardDecision => ({
+    resharding: phase(p, next),
+    actions: [],
+    condition: cond('True', 'Resharding', msg),
+  });
+  const busy = (msg: string, actions: ReshardAction[], next = current): ReshardDecision => ({
+    resharding: next,
+    actions,
+    condition: cond('True', 'Resharding', `${current.phase}: ${msg}`),
+  });
+
+  if (spec.abort && ABORTABLE.includes(current.phase))
+    return advance('Aborting', 'abort asked before the cutover: undoing the copy');
+
+  const down = current.moves.filter((m) => !f(m).sourcePrimary || !f(m).targetPrimary);
+  if (down.length > 0)
+    return stay(
+      'Resharding',
+      `${current.phase}: waiting for a primary on ${down.map((m) => `${m.source} and ${m.target}`).join(', ')}`,
+    );
+
+  switch (current.phase) {
+    case 'Prepare': {
+      const sources = uniq(current.moves.map((m) => m.source));
+      const wal = sources.filter((s) =>
+        current.moves.some((m) => m.source === s && f(m).sourceWalLevel !== 'logical'),
+      );
+      if (wal.length > 0)
+        return busy(
+          `wal_level=logical on shard(s) ${wal.join(', ')}`,
+          wal.map((shard) => ({ kind: 'setWalLevelLogical', shard })),
+        );
+      const unprepared = sources.filter((s) =>
+        current.moves.some((m) => m.source === s && !f(m).sourcePrepared),
+      );
+      if (unprepared.length > 0)
+        return busy(
+          `copy grant and fence function on shard(s) ${unprepared.join(', ')}`,
+          unprepared.map((shard) => ({ kind: 'prepareSource', shard })),
+        );
+      return advance('SchemaCopy', 'sources ready: copying the schema');
+    }
+
+    case 'SchemaCopy': {
+      const actions: ReshardAction[] = [];
+      const copied = new Set<number>();
+      for (const m of current.moves) {
+        const { sourceTables: src, targetTables: dst } = f(m);
+        if (copied.has(m.target)) continue;
+        if (dst.length === 0) {
+          actions.push({ kind: 'copySchema', source: m.source, target: m.target });
+          copied.add(m.target);
+        } else if (dst.join() !== src.join()) {
+          // Not ours to fix or delete: a target that holds other tables stops the move.
+          return stay(
+            'ReshardingBlocked',
+            `shard ${m.target} holds tables the source (shard ${m.source}) does not have the same: [${dst.join(', ')}] vs [${src.join(', ')}]; the move waits (nothing is deleted)`,
+          );
+        }
+      }
+      if (actions.length > 0) return busy('restoring the schema', actions);
+      return advance('InitialCopy', 'schema copied: starting the initial copy');
+    }
+
+    case 'InitialCopy': {
+      const actions: ReshardAction[] = [];
+      for (const m of current.moves) {
+        if (!f(m).publication)
+          actions.push({ kind: 'createPublication', move: m.id, shard: m.source });
+        else if (!f(m).subscription)
+          actions.push({
+            kind: 'createSubscription',
+            move: m.id,
+            shard: m.target,
+            source: m.source,
+          });
+      }
+      if (actions.length > 0) return busy('creating publications and subscriptions', actions);
+      const copying = current.moves.filter((m) => f(m).tablesNotReady !== 0);
+      if (copying.length > 0)
+        return busy(`initial copy of ${copying.map((m) => m.id).join(', ')}`, []);
+      return advance('CatchUp', 'initial copy done: catching up');
+    }
+
+    case 'CatchUp': {
+      const lost = current.moves.filter((m) => !f(m).subscription || !f(m).publication);
+      if (lost.length > 0)
+        // Re-creating them would copy rows the target already has: stop and say so.
+        return stay(
+          'ReshardingBlocked',
+          `the publication or subscription of ${lost.map((m) => m.id).join(', ')} vanished during catch-up; abort the move to start again`,
+        );
+      const behind = current.moves.filter(
+        (m) => f(m).lagBytes === undefined || f(m).lagBytes! > maxLag,
+      );
+      if (behind.length > 0)
+        return busy(
+          `${behind.map((m) => `${m.id} ${f(m).lagBytes ?? '?'} bytes behind`).join(', ')} (bound ${maxLag})`,
+          [],
+        );
+      return advance('Cutover', 'caught up: fencing the moving buckets');
+    }
+
+    case 'Cutover': {
+      const unfenced = current.moves.filter((m) => !f(m).fenced || !m.fenceLsn);
+      if (unfenced.length > 0)
+        return busy(
+          `fencing ${unfenced.map((m) => m.id).join(', ')}`,
+          unfenced.map((m) => ({ kind: 'fence', move: m.id, shard: m.source })),
+        );
+      // The slot confirmed every write made before the fence: the target holds them all.
+      let record = current;
+      const moves = current.moves.map((m) => {
+        if (m.caughtUp || !f(m).subscription || f(m).confirmedLsn === undefined) return m;
+        return lsnOf(f(m).confirmedLsn!) >= lsnOf(m.fenceLsn!) ? { ...m, caughtUp: true } : m;
+      });
+      if (moves.some((m, i) => m !== current.moves[i])) record = { ...current, moves };
+      const vanished = record.moves.filter((m) => !m.caughtUp && !f(m).subscription);
+      if (vanished.length > 0)
+        return stay(
+          'ReshardingBlocked',
+          `the subscription of ${vanished.map((m) => m.id).join(', ')} vanished before it confirmed the fence's LSN: the target cannot be vouched for; the map is not switched`,
+        );
+      const waiting = record.moves.filter((m) => !m.caughtUp);
+      if (waiting.length > 0)
+        return busy(
+          `waiting for ${waiting.map((m) => `${m.id} to confirm ${m.fenceLsn}`).join(', ')}`,
+          [],
+          record,
+        );
+      const subs = record.moves.filter((m) => f(m).subscription);
+      if (subs.length > 0)
+        return busy(
+          'every move caught up: dropping the subscriptions',
+          subs.map((m) => ({ kind: 'dropSubscription', move: m.id, shard: m.target })),
+          record,
+        );
+      const live = facts.publishedMap;
+      if (!live || live.version < record.mapVersion)
+        return busy(
+          `publishing shard map v${record.mapVersion}`,
+          [{ kind: 'publishMap', version: record.mapVersion, ranges: record.ranges }],
+          record,
+        );
+      return advance(
+        'Cleanup',
+        `shard map v${record.mapVersion} published: waiting for apps`,
+        record,
+      );
+    }
+
+    case 'Cleanup': {
+      const acked = facts.acknowledgedVersion ?? 0;
+      if (acked < current.mapVersion)
+        return busy(
+          `waiting for every app pod to read shard map v${current.mapVersion} (they read v${acked})`,
+          [],
+        );
+      const actions: ReshardAction[] = [];
+      for (const m of current.moves) {
+        if (f(m).publication)
+          actions.push({ kind: 'dropPublication', move: m.id, shard: m.source });
+        if (f(m).sourceRowsInMove !== 0)
+          actions.push({ kind: 'deleteMovedRows', move: m.id, shard: m.source });
+      }
+      if (actions.length > 0) return busy('deleting moved rows from the sources', actions);
+      return {
+        resharding: undefined,
+        actions: [],
+        condition: cond(
+          'True',
+          'ShardsReady',
+          `${current.fromShards} -> ${current.toShards} shards done (shard map v${current.mapVersion})`,
+        ),
+      };
+    }
+
+    case 'Aborting': {
+      const actions: ReshardAction[] = [];
+      for (const m of current.moves) {
+        if (f(m).subscription)
+          actions.push({ kind: 'dropSubscription', move: m.id, shard: m.target });
+        else if (f(m).targetRowsInMove !== 0)
+          // Rows only: the target owns none of these buckets, so nothing reads them.
+          actions.push({ kind: 'deleteCopiedRows', move: m.id, shard: m.target });
+        if (f(m).publication)
+          actions.push({ kind: 'dropPublication', move: m.id, shard: m.source });
+      }
+      if (actions.length > 0) return busy('undoing the copy', actions);
+      return {
+        resharding: undefined,
+        actions: [],
+        condition: cond(
+          'True',
+          'ReshardingAborted',
+          `the move to ${current.toShards} shards was aborted before its cutover; the shard map is unchanged`,
+        ),
+      };
+    }
+  }
+}
