@@ -191,8 +191,20 @@ describe('resharding: moving buckets between two real Postgres 17 primaries', ()
     // What the source acknowledged: the expected final state, row by row.
     const items = new Map<string, string>(); // key|seq -> payload
     const visits = new Map<string, string>(); // id -> key|n
-    const textKeys = Array.from({ length: 400 }, (_, i) => `customer-${i}-${randomKey()}`);
-    const intKeys = Array.from({ length: 200 }, () => BigInt(randomInt(1, 2 ** 47)));
+    // Random keys, and keys of the buckets on either side of each end of the range (an
+    // off-by-one there must show).
+    const edges = moves.flatMap((m) => [m.from - 1, m.from, m.to - 1, m.to]);
+    const keyIn = <K>(bucket: number, make: (i: number) => K): K => {
+      for (let i = 0; ; i++) if (bucketOf(make(i) as string | bigint) === bucket) return make(i);
+    };
+    const textKeys = [
+      ...Array.from({ length: 400 }, (_, i) => `customer-${i}-${randomKey()}`),
+      ...edges.map((b) => keyIn(b, (i) => `edge-${b}-${i}`)),
+    ];
+    const intKeys = [
+      ...Array.from({ length: 200 }, () => BigInt(randomInt(1, 2 ** 47))),
+      ...edges.map((b) => keyIn(b, (i) => BigInt(b) * 1_000_000n + BigInt(i))),
+    ];
     let seq = 0;
     let movingAcked = 0; // acknowledged writes of the moving buckets
     const write = async (c: pg.Client): Promise<'ok' | 'fenced'> => {
@@ -248,6 +260,16 @@ describe('resharding: moving buckets between two real Postgres 17 primaries', ()
       database: DB,
     });
     await writer.connect();
+    for (const [i, key] of textKeys.slice(-edges.length).entries()) {
+      await writer.query('INSERT INTO items VALUES ($1, $2, $3)', [key, ++seq, 'edge']);
+      items.set(`${key}|${seq}`, 'edge');
+      const ik = intKeys[intKeys.length - edges.length + i]!;
+      const { rows } = await writer.query<{ id: string }>(
+        'INSERT INTO visits (customer_id, n) VALUES ($1, 0) RETURNING id',
+        [String(ik)],
+      );
+      visits.set(rows[0]!.id, `${ik}|0`);
+    }
     for (let i = 0; i < 3000; i++) await write(writer);
 
     // Writes go on from here to the end of the cutover.
@@ -347,10 +369,11 @@ describe('resharding: moving buckets between two real Postgres 17 primaries', ()
         100,
       );
       expect(behind).toBe(true);
-      await blocker.end();
       // Nothing of the moving buckets can change on the source any more: the stream's job is
       // done (the operator flips the map next), and the subscription goes, its slot with it.
       await target.client.query(dropSubscriptionSql(move));
+      if (!behind) await blocker.query('COMMIT');
+      await blocker.end();
       // The fence refuses writes to a moving bucket, and only those.
       await eventually('a write refused by the fence', async () =>
         fencedWrites > 0 ? true : undefined,
