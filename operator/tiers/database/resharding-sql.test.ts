@@ -1,0 +1,66 @@
+// The statements' shape and their refusals; what they do on Postgres is
+// test/engines/resharding-move.test.ts's to show.
+import { describe, expect, it } from 'vitest';
+import {
+  bucketExpression,
+  createPublicationSql,
+  createSubscriptionSql,
+  fenceSql,
+  rowFilterSql,
+} from './resharding-sql.ts';
+import type { MoveSql, MovedTable } from './resharding-sql.ts';
+
+const items: MovedTable = {
+  schema: 'public',
+  name: 'items',
+  keyColumn: 'customer_id',
+  keyType: 'text',
+};
+const visits: MovedTable = { ...items, name: 'visits', keyType: 'bigint' };
+const move: MoveSql = {
+  id: 'v3_s0_s2',
+  ranges: [
+    { from: 342, to: 512 },
+    { from: 900, to: 901 },
+  ],
+  tables: [items, visits],
+};
+
+describe('resharding SQL', () => {
+  it('filters on every range of the move, through the key text of its column type', () => {
+    expect(rowFilterSql(move, items)).toMatch(
+      /^int4multirange\(int4range\(342, 512\), int4range\(900, 901\)\) @> /,
+    );
+    expect(rowFilterSql(move, items)).toContain(`replace("customer_id", '\\', '\\\\')`);
+    expect(rowFilterSql(move, visits)).toContain('textin(int8out("customer_id"))');
+    // No user-defined function and no cast through text: Postgres 17 refuses both there.
+    expect(createPublicationSql(move)).not.toMatch(/scalable_bucket|::text|convert_to/);
+  });
+
+  it('reads two digest bytes when the bucket count divides 65536, four otherwise', () => {
+    expect(bucketExpression('k').match(/get_byte/g)).toHaveLength(2);
+    expect(bucketExpression('k', 1000).match(/get_byte/g)).toHaveLength(4);
+  });
+
+  it('refuses a shard key type it cannot hash in a row filter, naming the column', () => {
+    const bad = { ...move, tables: [{ ...items, keyType: 'numeric' }] };
+    expect(() => createPublicationSql(bad)).toThrow(/public\.items\.customer_id: .* numeric/);
+  });
+
+  it('refuses empty, inverted or out-of-range bucket ranges and unsafe ids', () => {
+    for (const ranges of [[], [{ from: 5, to: 5 }], [{ from: -1, to: 3 }], [{ from: 0, to: 1025 }]])
+      expect(() => createPublicationSql({ ...move, ranges })).toThrow(/range/);
+    expect(() => createPublicationSql({ ...move, id: 'x"; DROP' })).toThrow(/bad move id/);
+  });
+
+  it('quotes the connection string and fences every table in one transaction', () => {
+    expect(createSubscriptionSql(move, "host=a password='it''s'")).toContain(
+      `CONNECTION 'host=a password=''it''''s'''`,
+    );
+    const fence = fenceSql(move);
+    expect(fence[0]).toBe('BEGIN');
+    expect(fence.at(-1)).toBe('COMMIT');
+    expect(fence.filter((s) => s.startsWith('CREATE TRIGGER'))).toHaveLength(2);
+    expect(fence.join('\n')).toContain(`'{[342,512),[900,901)}'`);
+  });
+});
