@@ -268,7 +268,11 @@ export function nextReshardStep(
   const missing = current.moves.filter((m) => !factsOf(m));
   if (missing.length > 0)
     return stay('Resharding', `waiting for facts on ${missing.map((m) => m.id).join(', ')}`);
-  const f = (m: MoveRecord): MoveFacts => factsOf(m)!;
+  const f = (m: MoveRecord): MoveFacts => {
+    const known = factsOf(m);
+    if (!known) throw new Error(`no facts on move ${m.id}`); // checked just above
+    return known;
+  };
   const phase = (p: ReshardPhase, record = current): ReshardingStatus => ({ ...record, phase: p });
   const advance = (p: ReshardPhase, msg: string, next = current): ReshardDecision => ({
     resharding: phase(p, next),
@@ -362,9 +366,7 @@ export function nextReshardStep(
           'ReshardingBlocked',
           `the publication or subscription of ${lost.map((m) => m.id).join(', ')} vanished during catch-up; abort the move to start again`,
         );
-      const behind = current.moves.filter(
-        (m) => f(m).lagBytes === undefined || f(m).lagBytes! > maxLag,
-      );
+      const behind = current.moves.filter((m) => (f(m).lagBytes ?? Infinity) > maxLag);
       if (behind.length > 0)
         return busy(
           `${behind.map((m) => `${m.id} ${f(m).lagBytes ?? '?'} bytes behind`).join(', ')} (bound ${maxLag})`,
@@ -383,8 +385,9 @@ export function nextReshardStep(
       // The slot confirmed every write made before the fence: the target holds them all.
       let record = current;
       const moves = current.moves.map((m) => {
-        if (m.caughtUp || !f(m).subscription || f(m).confirmedLsn === undefined) return m;
-        return lsnOf(f(m).confirmedLsn!) >= lsnOf(m.fenceLsn!) ? { ...m, caughtUp: true } : m;
+        const confirmed = f(m).confirmedLsn;
+        if (m.caughtUp || !f(m).subscription || !confirmed || !m.fenceLsn) return m;
+        return lsnOf(confirmed) >= lsnOf(m.fenceLsn) ? { ...m, caughtUp: true } : m;
       });
       if (moves.some((m, i) => m !== current.moves[i])) record = { ...current, moves };
       const vanished = record.moves.filter((m) => !m.caughtUp && !f(m).subscription);
