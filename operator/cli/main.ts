@@ -11,6 +11,7 @@ import { contextNamespace, loadConnection } from '../runtime/kubeconfig.ts';
 import type { Connection } from '../runtime/kubeconfig.ts';
 import { parseApiVersions, selectServed } from './api-versions.ts';
 import { runView } from './status/command.ts';
+import { runSwitchover } from './switchover/command.ts';
 import { statusDiagram } from './status/diagram.ts';
 import { statusText } from './status/text.ts';
 
@@ -28,6 +29,16 @@ const USAGE = `usage:
                                                               shard map, URLs, conditions and what to do;
                                                               --watch prints again on every change (Ctrl-C ends)
   scalable diagram <app> [-n namespace] [--watch]           the app's live topology as a Mermaid flowchart
+  scalable switchover <app> --shard N [--to member] [-n namespace] [--force] [--timeout seconds] [-o text|json]
+                                                              a planned switchover of shard N's primary to a
+                                                              healthy standby (the synchronous one first),
+                                                              asked of Patroni through its ConfigMap
+                                                              <app>-db-N-failover; waits (default 120 s) until
+                                                              the new primary holds the lock and -rw points at
+                                                              it. Refused, with the reason, while a lock release
+                                                              is in flight or when the target is unfit; --force
+                                                              accepts losing what an asynchronous target that
+                                                              is not streaming lacks. Exit 0 once switched
 
 As a kubectl plugin: put this program on PATH as kubectl-scalable (package.json's "bin" names it
 so for npm link / npm install -g, or: ln -s "$PWD/bin/scalable.js" ~/.local/bin/kubectl-scalable),
@@ -66,7 +77,20 @@ const CLUSTER_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-const CLUSTER_COMMANDS = new Set(['status', 'diagram']);
+const SWITCHOVER_OPTIONS = {
+  output: { type: 'string', short: 'o' },
+  namespace: { type: 'string', short: 'n' },
+  shard: { type: 'string' },
+  to: { type: 'string' },
+  force: { type: 'boolean', default: false },
+  timeout: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const CLUSTER_COMMANDS = new Set(['status', 'diagram', 'switchover']);
+
+/** The default --timeout of a switchover (s): Patroni's loop, a checkpoint, a promotion. */
+export const SWITCHOVER_TIMEOUT_SECONDS = 120;
 
 /**
  * Runs the CLI; returns the exit code (a promise for the commands that read a cluster).
@@ -80,13 +104,14 @@ export function runCli(argv: readonly string[], io: CliIO): number | Promise<num
     first = parseArgs({
       args: [...argv],
       allowPositionals: true,
-      options: { ...OFFLINE_OPTIONS, ...CLUSTER_OPTIONS },
+      options: { ...OFFLINE_OPTIONS, ...CLUSTER_OPTIONS, ...SWITCHOVER_OPTIONS },
     });
   } catch (e) {
     io.stderr(`${(e as Error).message}\n${USAGE}\n`);
     return 2;
   }
   const command = first.positionals[0];
+  if (command === 'switchover') return switchoverCommand(argv, io);
   if (command !== undefined && CLUSTER_COMMANDS.has(command)) return clusterCommand(argv, io);
   let args;
   try {
@@ -247,5 +272,82 @@ async function clusterCommand(argv: readonly string[], io: CliIO): Promise<numbe
     );
   } finally {
     base.close();
+  }
+}
+
+/** A whole number from a flag, or undefined. */
+const wholeNumber = (v: string): number | undefined =>
+  /^\d+$/.test(v) && Number.isSafeInteger(Number(v)) ? Number(v) : undefined;
+
+/** `scalable switchover <app> --shard N`: see switchover/decide.ts. */
+async function switchoverCommand(argv: readonly string[], io: CliIO): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({ args: [...argv], allowPositionals: true, options: SWITCHOVER_OPTIONS });
+  } catch (e) {
+    io.stderr(`${(e as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (args.values.help) {
+    io.stdout(`${USAGE}\n`);
+    return 0;
+  }
+  const names = args.positionals.slice(1);
+  const [name] = names;
+  const usage = (why: string) => {
+    io.stderr(`${why}\n${USAGE}\n`);
+    return 2;
+  };
+  if (name === undefined || names.length !== 1)
+    return usage(
+      `switchover takes one app name${names.length > 1 ? ` (got ${names.join(' ')})` : ''}`,
+    );
+  if (args.values.shard === undefined) return usage('--shard is required');
+  const shard = wholeNumber(args.values.shard);
+  if (shard === undefined)
+    return usage(`--shard must be a shard index, 0 or more (got ${args.values.shard})`);
+  const timeout =
+    args.values.timeout === undefined
+      ? SWITCHOVER_TIMEOUT_SECONDS
+      : wholeNumber(args.values.timeout);
+  if (timeout === undefined || timeout < 1)
+    return usage(`--timeout must be a number of seconds, 1 or more (got ${args.values.timeout})`);
+  const output = args.values.output ?? 'text';
+  if (output !== 'text' && output !== 'json')
+    return usage(`-o must be text or json (got ${output})`);
+  if (args.values.to === '') return usage('--to names a member pod (got an empty name)');
+  const cluster = io.cluster;
+  if (!cluster) {
+    io.stderr('switchover reads a cluster, which this caller does not offer\n');
+    return 1;
+  }
+  let conn: Connection;
+  let namespace: string;
+  try {
+    conn = await loadConnection();
+    namespace = args.values.namespace ?? contextNamespace() ?? 'default';
+  } catch (e) {
+    io.stderr(`${(e as Error).message}\n`);
+    return 1;
+  }
+  const signal = cluster.interrupts();
+  const client = KubeClient.fromConnection(conn);
+  try {
+    return await runSwitchover(
+      {
+        name,
+        namespace,
+        shard,
+        ...(args.values.to !== undefined ? { to: args.values.to } : {}),
+        force: args.values.force,
+        timeoutSeconds: timeout,
+        json: output === 'json',
+      },
+      client,
+      conn.server,
+      { stdout: io.stdout, stderr: io.stderr, signal },
+    );
+  } finally {
+    client.close();
   }
 }
