@@ -208,6 +208,36 @@ spec:
       expect(validate.stderr).toMatch(/^Unknown option '-f'/);
     });
 
+    it('switchover: exits 2 naming a missing or bad --shard, --timeout, -o or --to', async () => {
+      const usage = async (args: string[]) => {
+        const r = await runAsync(['switchover', ...args]);
+        expect(r.code, args.join(' ')).toBe(2);
+        return r.stderr.split('\n')[0];
+      };
+      expect(await usage(['shop'])).toBe('--shard is required');
+      expect(await usage(['shop', '--shard=-1'])).toBe(
+        '--shard must be a shard index, 0 or more (got -1)',
+      );
+      expect(await usage(['shop', '--shard', 'x'])).toBe(
+        '--shard must be a shard index, 0 or more (got x)',
+      );
+      expect(await usage(['shop', '--shard', '0', '--timeout', '0'])).toBe(
+        '--timeout must be a number of seconds, 1 or more (got 0)',
+      );
+      expect(await usage(['shop', '--shard', '0', '-o', 'yaml'])).toBe(
+        '-o must be text or json (got yaml)',
+      );
+      expect(await usage(['shop', '--shard', '0', '--to', ''])).toBe(
+        '--to names a member pod (got an empty name)',
+      );
+      expect(await usage(['--shard', '0'])).toBe('switchover takes one app name');
+      expect(await usage(['shop', '--shard', '0', '--watch'])).toMatch(/^Unknown option '--watch'/);
+      // Its flags belong to it alone.
+      expect((await runAsync(['status', 'shop', '--shard', '0'])).stderr).toMatch(
+        /^Unknown option '--shard'/,
+      );
+    });
+
     it('says how to use it as a kubectl plugin', async () => {
       const help = await runAsync(['status', '--help']);
       expect(help.code).toBe(0);
