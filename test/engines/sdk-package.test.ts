@@ -111,8 +111,8 @@ describe('@scalable-dev/sdk installed from its tarball into an app outside the r
     );
     // Relative imports point at the compiled files (tsc rewrote `.ts` to `.js`).
     const index = readFileSync(join(installed, 'dist', 'index.js'), 'utf8');
-    expect(index).toContain("from './connect.js'");
-    expect(index).not.toMatch(/from '\.[^']*\.ts'/);
+    expect(index).toMatch(/from ["']\.\/connect\.js["']/);
+    expect(index).not.toMatch(/from ["']\.[^"']*\.ts["']/);
     // Its runtime dependencies were installed beside it, from the cache.
     for (const dep of Object.keys(manifest['dependencies'] as object))
       expect(existsSync(join(app, 'node_modules', dep, 'package.json')), dep).toBe(true);
