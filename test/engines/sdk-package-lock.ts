@@ -46,11 +46,16 @@ function resolveIn(lock: Lock, from: string, dep: string): string | undefined {
  */
 export function scratchLock(
   appName: string,
-  tarball: { readonly spec: string; readonly integrity: string },
+  tarball: {
+    readonly spec: string;
+    readonly integrity: string;
+    /** The packed manifest: its dependencies are what gets installed, nothing more. */
+    readonly manifest: { readonly version: string; readonly dependencies?: Record<string, string> };
+  },
 ): Record<string, unknown> {
   const lock = JSON.parse(readFileSync(join(REPO, 'package-lock.json'), 'utf8')) as Lock;
-  const sdk = lock.packages['sdk'];
-  if (!sdk?.dependencies) throw new Error('package-lock.json has no sdk workspace');
+  if (!lock.packages['sdk']) throw new Error('package-lock.json has no sdk workspace');
+  const dependencies = tarball.manifest.dependencies ?? {};
   const out: Record<string, LockEntry> = {};
   const moved = (path: string) => (path.startsWith('sdk/') ? path.slice('sdk/'.length) : path);
   const visit = (from: string, deps: Record<string, string>, optional: boolean) => {
@@ -58,7 +63,7 @@ export function scratchLock(
       const at = resolveIn(lock, from, dep);
       if (!at) {
         if (optional) continue; // an optional dependency this platform did not install
-        throw new Error(`${dep} (needed by ${from || 'the sdk'}) is not in package-lock.json`);
+        throw new Error(`${dep} (needed by ${from}) is not in package-lock.json`);
       }
       const target = moved(at);
       const entry = lock.packages[at] ?? {};
@@ -79,7 +84,8 @@ export function scratchLock(
       visit(at, entry.optionalDependencies ?? {}, true);
     }
   };
-  visit('sdk', sdk.dependencies, false);
+  // Resolved as the workspace resolves them: the versions the repository tests with.
+  visit('sdk', dependencies, false);
   return {
     name: appName,
     version: '1.0.0',
@@ -88,12 +94,10 @@ export function scratchLock(
     packages: {
       '': { name: appName, version: '1.0.0', dependencies: { '@scalable-dev/sdk': tarball.spec } },
       'node_modules/@scalable-dev/sdk': {
-        version: sdk.version,
+        version: tarball.manifest.version,
         resolved: tarball.spec,
         integrity: tarball.integrity,
-        license: sdk['license'],
-        dependencies: sdk.dependencies,
-        engines: { node: '>=22' },
+        dependencies,
       },
       ...Object.fromEntries(Object.entries(out).sort(([a], [b]) => a.localeCompare(b))),
     },

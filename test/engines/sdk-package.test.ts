@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildSdkPackage } from '../../sdk/build.ts';
+import { PACKAGE_DIR, buildSdkPackage } from '../../sdk/build.ts';
 import { makeShardMap, shardFor } from '../../sdk/src/contract/index.ts';
 import { Harness, USERS_SECRET, client, configMapData } from './redis-harness.ts';
 import type { Instance } from './redis-harness.ts';
@@ -62,6 +62,10 @@ beforeAll(async () => {
   tarball = buildSdkPackage();
   app = mkdtempSync(join(tmpdir(), 'sdk-app-'));
   const spec = `file:${tarball}`;
+  const manifest = JSON.parse(readFileSync(join(PACKAGE_DIR, 'package.json'), 'utf8')) as {
+    version: string;
+    dependencies?: Record<string, string>;
+  };
   const integrity = `sha512-${createHash('sha512').update(readFileSync(tarball)).digest('base64')}`;
   writeFileSync(
     join(app, 'package.json'),
@@ -75,7 +79,7 @@ beforeAll(async () => {
   );
   writeFileSync(
     join(app, 'package-lock.json'),
-    JSON.stringify(scratchLock('scratch-app', { spec, integrity }), null, 2),
+    JSON.stringify(scratchLock('scratch-app', { spec, integrity, manifest }), null, 2),
   );
   execFileSync('npm', ['ci', '--offline', '--no-audit', '--no-fund', '--ignore-scripts'], {
     cwd: app,
@@ -113,7 +117,12 @@ describe('@scalable-dev/sdk installed from its tarball into an app outside the r
     const index = readFileSync(join(installed, 'dist', 'index.js'), 'utf8');
     expect(index).toMatch(/from ["']\.\/connect\.js["']/);
     expect(index).not.toMatch(/from ["']\.[^"']*\.ts["']/);
-    // Its runtime dependencies were installed beside it, from the cache.
+    // It depends on what the workspace package does at run time, nothing else; those were
+    // installed beside it, from the cache.
+    const workspace = JSON.parse(readFileSync(join(REPO, 'sdk', 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>;
+    };
+    expect(manifest['dependencies']).toEqual(workspace.dependencies);
     for (const dep of Object.keys(manifest['dependencies'] as object))
       expect(existsSync(join(app, 'node_modules', dep, 'package.json')), dep).toBe(true);
   });
