@@ -3,16 +3,16 @@
 // with Node's type stripping); what an app outside the repository installs is built here:
 // JavaScript and declarations compiled by tsc (sdk/tsconfig.build.json), a package.json of
 // its own whose `exports` name them, the README and the LICENSE, packed by `npm pack` into
-// sdk/dist/scalable-dev-sdk-<version>.tgz. Prints the tarball's path.
+// dist/sdk/scalable-dev-sdk-<version>.tgz. Prints the tarball's path.
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const SDK = import.meta.dirname;
 const REPO = join(SDK, '..');
-/** Where the package is assembled, and where the tarball lands. */
-export const PACKAGE_DIR = join(SDK, 'dist', 'package');
-export const OUT_DIR = join(SDK, 'dist');
+/** Where the package is assembled, and where the tarball lands (the repository's dist/). */
+export const OUT_DIR = join(REPO, 'dist', 'sdk');
+export const PACKAGE_DIR = join(OUT_DIR, 'package');
 
 interface Manifest {
   name: string;
