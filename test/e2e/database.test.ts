@@ -32,6 +32,7 @@ import {
 } from './support/postgres.ts';
 import { defaultFailoverSeconds } from '../../operator/api/failover-defaults.ts';
 import { releaseAfterSeconds, timingsOf } from '../../operator/tiers/database/lease-break.ts';
+import { primaryStartTimeout } from '../../operator/tiers/database/patroni-config.ts';
 import { recordForBench } from '../engines/bench-record.ts';
 import { killContainer, type Killed } from './support/faults.ts';
 import { record } from './support/results.ts';
@@ -134,9 +135,7 @@ async function expectAllAcked(
 }
 
 /** ttl, loop_wait (and retry_timeout) of a shard's Patroni (its dynamic config in <scope>-config). */
-async function patroniTimings(
-  shard: number,
-): Promise<{ ttl: number; loop_wait: number; retry_timeout?: number }> {
+async function liveConfig(shard: number): Promise<Record<string, unknown>> {
   const cm = await getJson<{ metadata: { annotations?: Record<string, string> } }>([
     'get',
     'configmap',
@@ -144,7 +143,13 @@ async function patroniTimings(
     '-n',
     NS,
   ]);
-  const config = JSON.parse(cm.metadata.annotations?.['config'] ?? '{}') as {
+  return JSON.parse(cm.metadata.annotations?.['config'] ?? '{}') as Record<string, unknown>;
+}
+
+async function patroniTimings(
+  shard: number,
+): Promise<{ ttl: number; loop_wait: number; retry_timeout?: number }> {
+  const config = (await liveConfig(shard)) as {
     ttl?: number;
     loop_wait?: number;
     retry_timeout?: number;
@@ -577,7 +582,7 @@ describe('the database on kind', () => {
     });
 
     it(
-      'database: kill -9 of the synchronous primary (every process of its database container, on its node) -> a writer running through it finds every acknowledged write on the final primary, its outage within failoverSeconds; the shard back to a primary and a streaming synchronous standby',
+      'database: kill -9 of the synchronous primary (every process of its database container, on its node) -> the synchronous standby is the new primary, a writer running through it finds every acknowledged write there, its outage within failoverSeconds; the shard back to a primary and a streaming synchronous standby',
       async () => {
         const shard = 0;
         const host = `${APP}-db-${shard}.${NS}.svc`;
@@ -587,6 +592,11 @@ describe('the database on kind', () => {
         const live = await patroniTimings(shard);
         const want = timingsOf(failoverSeconds);
         expect(live, `the live timings of ${APP}-db-${shard}`).toEqual(want);
+        // A crashed synchronous primary fails over rather than restart in place.
+        const startTimeout = (await liveConfig(shard))['primary_start_timeout'];
+        expect(startTimeout, `primary_start_timeout of ${APP}-db-${shard}`).toBe(
+          primaryStartTimeout(true),
+        );
         // Versions and settings for the bench (npm run bench:failover-kind).
         const { primary: first } = await healthyShard(shard);
         const nodeName = first.spec.nodeName ?? '';
@@ -601,6 +611,7 @@ describe('the database on kind', () => {
           ttl: live.ttl,
           loop_wait: live.loop_wait,
           retry_timeout: live.retry_timeout ?? NaN,
+          primary_start_timeout: Number(startTimeout),
           releaseAfterSeconds: releaseAfterSeconds({ synchronous: true, failoverSeconds }) ?? NaN,
           gapBoundSeconds: seconds(GAP_BOUND_MS),
           patroni: (
@@ -646,21 +657,31 @@ describe('the database on kind', () => {
           }
           // The shard heals: one primary holding the lock, the other member streaming from it
           // as its synchronous standby (the killed one restarted by the kubelet, or its pod
-          // fenced and created again).
+          // fenced and created again). A synchronous shard fails over rather than restart its
+          // primary in place (primary_start_timeout 0): the restarted Patroni, if it still
+          // holds the lock, hands it to the standby.
           const { primary: final } = await healthyShard(shard);
           const lost = await missing(host, table, result.acked);
           const after = (await pods(NS, `scalable.dev/cluster=${APP}-db-${shard}`)).find(
             (p) => p.metadata.name === old.metadata.name,
           );
           const events = (await appEvents(old.metadata.name, killedAt)).map((e) => e.reason);
+          // Patroni's line when a restarted primary hands its lock over (ha.py, recover()).
+          const handedOver = (await failoverLog(old.metadata.name, killedAt)).some((l) =>
+            l.includes('Primary crashed. Failing over.'),
+          );
           const how =
             final.metadata.name === old.metadata.name
               ? 'the killed primary restarted in place'
-              : events.includes('PrimaryLockReleased')
-                ? `failover, lock released by the operator${after?.metadata.uid !== old.metadata.uid ? ', the killed pod fenced' : ''}`
-                : 'failover on Patroni’s lease';
+              : final.metadata.name !== standby.metadata.name
+                ? 'another member promoted'
+                : handedOver
+                  ? 'failover, the lock handed over by the restarted primary'
+                  : events.includes('PrimaryLockReleased')
+                    ? `failover, lock released by the operator${after?.metadata.uid !== old.metadata.uid ? ', the killed pod fenced' : ''}`
+                    : 'failover on Patroni’s lease';
           record({
-            name: 'failover: kill -9 of the synchronous primary -> first acknowledged write (failover or restart in place)',
+            name: 'failover: kill -9 of the synchronous primary -> first acknowledged write on the new primary',
             value: seconds(result.gap.to - killedAt),
             note: `trial ${trial}/${KILL_TRIALS}: ${old.metadata.name} -> ${final.metadata.name} (${how}); longest pause ${seconds(result.gap.ms)} s, ${result.failures} failed attempts, ${result.acked.length} acknowledged, ${lost.length} lost`,
           });
@@ -690,6 +711,10 @@ describe('the database on kind', () => {
             'the longest pause began before the kill returned',
           ).toBeLessThanOrEqual(killed.doneAt);
           expect(result.gap.to, 'and ended after it').toBeGreaterThan(killed.doneAt);
+          expect(
+            final.metadata.name,
+            `the primary after the kill of ${old.metadata.name} (${how})`,
+          ).toBe(standby.metadata.name);
           await expectAllAcked(host, table, result, final);
         }
       },

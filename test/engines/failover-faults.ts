@@ -1,7 +1,7 @@
 // Faults and witnesses for the failover scenarios (patroni-failover.test.ts), on the engine
 // harness's real Patroni and Postgres:
 // - killPatroni: kill -9 of a member's Patroni alone (the stall, SIGSTOP of Patroni alone, is
-//   the harness's pauseMember / resumeMember);
+//   the harness's pauseMember / resumeMember); killPostgres: kill -9 of its Postgres alone;
 // - Writers: one writer per member, each committing single-row INSERTs with ids from one
 //   counter and recording every acknowledged id with the server's clock at the INSERT;
 // - the canceller: what an impatient app or a pooler's query timeout does to commits that
@@ -21,6 +21,21 @@ import type { Harness, Member } from './patroni-harness.ts';
 export function killPatroni(m: Member): number[] {
   const pids = m.container?.signalWhere(isPatroni, 'SIGKILL') ?? [];
   if (pids.length === 0) throw new Error(`${m.name}: no Patroni process`);
+  return pids;
+}
+
+/** The postmaster (`.../bin/postgres -D ...`) or one of its children (`postgres: ...`). */
+const isPostgres = (argv: readonly string[]): boolean =>
+  /(^|\/)postgres$|^postgres: /.test(argv[0] ?? '');
+
+/**
+ * kill -9 of a member's Postgres alone, the postmaster and every child at once (Patroni,
+ * fence.py and the container stay): a crash of Postgres under a live Patroni. Returns the
+ * pids it signalled.
+ */
+export function killPostgres(m: Member): number[] {
+  const pids = m.container?.signalWhere(isPostgres, 'SIGKILL') ?? [];
+  if (pids.length === 0) throw new Error(`${m.name}: no Postgres process`);
   return pids;
 }
 

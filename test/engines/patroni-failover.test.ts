@@ -21,10 +21,12 @@ import { recordForBench } from './bench-record.ts';
 import {
   Writers,
   createWritesTable,
+  killPostgres,
   overlappingPrimaries,
   settled,
   startCanceller,
   syncStandbyRecorded,
+  syncStandbysOf,
 } from './failover-faults.ts';
 import { startOperatorWatch } from './failover-operator.ts';
 import type { OperatorWatch } from './failover-operator.ts';
@@ -204,6 +206,34 @@ describe.sequential('failover scenarios: no acknowledged write lost, one primary
         expect(v.lost).toEqual([]);
         expect(v.overlap).toEqual([]);
         expect(v.final.name).toBe(promoted.member);
+      },
+    );
+  }, 600_000);
+
+  // A crash of the synchronous primary's Postgres under a live Patroni (what the kubelet's
+  // instant restart of a killed container also comes to: a Patroni holding the lock, its
+  // Postgres down). Patroni keeps renewing the lock, so the operator has nothing to release;
+  // with primary_start_timeout 0 Patroni hands the lock to the synchronous standby instead
+  // of starting Postgres again in place (with Patroni's default 300 it restarts in place).
+  it('sync: kill -9 of the primary’s Postgres (Patroni lives on): the synchronous standby takes over, nothing lost, no release', async () => {
+    await onStand(
+      () => stand('fo-crash', { synchronous: true }),
+      async (s) => {
+        const p = s.primary;
+        const standbys = syncStandbysOf(s.h);
+        const t0 = performance.now();
+        killPostgres(p);
+        const v = await verdict(s);
+        expect(v.final.name, `the primary after ${p.name}'s Postgres was killed`).not.toBe(p.name);
+        expect(standbys, 'the synchronous standby at the kill').toContain(v.final.name);
+        expect(v.lost).toEqual([]);
+        expect(v.overlap).toEqual([]);
+        // Patroni's own doing: the lock was renewed throughout and handed over by its holder.
+        expect(s.watch.released).toEqual([]);
+        const first = s.writers.acks.find((a) => a.member === v.final.name && a.ackedAt > t0);
+        numbers['syncCrashFirstWriteOnNewPrimarySeconds'] = first ? s3(first.ackedAt - t0) : NaN;
+        numbers['syncCrashAcked'] = s.writers.acks.length;
+        numbers['syncCrashLost'] = v.lost.length;
       },
     );
   }, 600_000);

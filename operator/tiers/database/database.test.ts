@@ -569,6 +569,7 @@ describe('dcsConfigUpdate', () => {
     maximum_lag_on_failover: 1048576,
     synchronous_mode: false,
     synchronous_mode_strict: false,
+    primary_start_timeout: 300,
     failsafe_mode: true,
     postgresql: {
       parameters: {
@@ -605,6 +606,7 @@ describe('dcsConfigUpdate', () => {
       maximum_lag_on_failover: 1048576,
       synchronous_mode: true,
       synchronous_mode_strict: false,
+      primary_start_timeout: 0,
       failsafe_mode: true,
       postgresql: {
         parameters: {
@@ -639,6 +641,39 @@ describe('dcsConfigUpdate', () => {
     expect(next).toMatchObject({
       failsafe_mode: true,
       postgresql: { parameters: { wal_receiver_timeout: '5s' } },
+    });
+  });
+
+  it('a crashed primary fails over on synchronous shards and restarts in place on async ones', () => {
+    const dcs = (database: Record<string, unknown>) =>
+      patroniConfig(modelOf({ database }), 0).bootstrap.dcs;
+    expect(dcs({ synchronous: true }).primary_start_timeout).toBe(0);
+    expect(dcs({}).primary_start_timeout).toBe(300);
+    expect(renderPatroniConfig(modelOf({ database: { synchronous: true } }), 0)).toContain(
+      '    primary_start_timeout: 0\n',
+    );
+  });
+
+  it('switches the crash handling of a live cluster with synchronous, either way', () => {
+    const asJson = (v: string | undefined) => JSON.parse(v ?? '{}') as Record<string, unknown>;
+    const sync = modelOf({ database: { synchronous: true, failoverSeconds: 30 } });
+    // An async cluster turned synchronous, and one bootstrapped before the key (Patroni's 300).
+    expect(asJson(dcsConfigUpdate(sync, 0, live))).toMatchObject({
+      synchronous_mode: true,
+      primary_start_timeout: 0,
+    });
+    const before = JSON.parse(live) as Record<string, unknown>;
+    delete before['primary_start_timeout'];
+    before['synchronous_mode'] = true;
+    expect(asJson(dcsConfigUpdate(sync, 0, JSON.stringify(before)))).toMatchObject({
+      primary_start_timeout: 0,
+    });
+    // In line: nothing to write. Back to asynchronous: Patroni's 300 again.
+    const synced = dcsConfigUpdate(sync, 0, live);
+    expect(dcsConfigUpdate(sync, 0, synced)).toBeUndefined();
+    expect(asJson(dcsConfigUpdate(modelOf({ database: {} }), 0, synced))).toMatchObject({
+      synchronous_mode: false,
+      primary_start_timeout: 300,
     });
   });
 

@@ -1,8 +1,9 @@
 // Patroni reads synchronous mode and the memory parameters from patroni.yml only when a
 // cluster is bootstrapped; afterwards they live in its dynamic config, the `config`
 // annotation of the ConfigMap <app>-db-<i>-config that Patroni itself owns. So a spec change
-// (e.g. synchronous: true on a running app) reaches Postgres only through that annotation;
-// Patroni applies it on its next loop. Other keys (patronictl edits) are kept.
+// (e.g. synchronous: true on a running app, and with it primary_start_timeout 0: a crashed
+// primary fails over instead of restarting in place) reaches Patroni only through that
+// annotation; Patroni applies it on its next loop. Other keys (patronictl edits) are kept.
 import type { AppModel } from '../../api/model.ts';
 import { ConflictError } from '../tier.ts';
 import type { ClusterAccess, HookWrite } from '../tier.ts';

@@ -86,6 +86,22 @@ export const FAILOVER_PARAMETERS: Readonly<Record<string, string>> = {
 };
 
 /**
+ * Patroni's primary_start_timeout: how long a primary whose Postgres died (kill -9, a crash of
+ * the postmaster, its container restarted by the kubelet) may take to start again in place
+ * before Patroni fails over. A restarted Patroni that still holds the lock starts Postgres as
+ * primary again, unless this is 0: then it releases the lock ("Primary crashed. Failing
+ * over.") whenever a member may take it (ha.py recover(), is_failover_possible), and keeps it
+ * only when none can.
+ * - synchronous: 0, as CloudNativePG's failoverDelay 0. Only the synchronous standby may
+ *   take the lock, and it holds every acknowledged commit: failing over loses nothing, and a
+ *   crashed primary is replaced on one code path (the standby's) instead of racing its own
+ *   restart (the kubelet restarts the container at once).
+ * - asynchronous: Patroni's default 300. A promoted replica lacks what it had not received,
+ *   so a primary that can come back in place keeps its writes by doing so.
+ */
+export const primaryStartTimeout = (synchronous: boolean): number => (synchronous ? 0 : 300);
+
+/**
  * TLS: Postgres serves it (ssl=on) and pg_hba admits TCP only over it (hostssl; a plain
  * connection finds no line and is refused). Replication and pg_rewind verify the primary's
  * chain and name (verify-full): members connect by the pod's DNS name under the headless
@@ -143,6 +159,8 @@ export function patroniConfig(app: AppModel, shard: number, layout: PodLayout = 
         synchronous_mode: db.synchronous,
         // Not strict: with every replica gone the primary keeps accepting writes.
         synchronous_mode_strict: false,
+        // A crashed synchronous primary fails over to its standby, an async one restarts.
+        primary_start_timeout: primaryStartTimeout(db.synchronous),
         // An API server that does not answer (an upgrade, an outage) does not demote the
         // primary while every member answers it on its REST API; the members that hear from
         // it do not promote. The operator's release leaves such a primary alone (its standby
@@ -262,8 +280,8 @@ const obj = (v: unknown): Json =>
 
 /**
  * The new value of the `config` annotation when the live dynamic config disagrees with the
- * spec (synchronous mode, failsafe mode, timings, memory and failover parameters), else
- * undefined. Other keys, including ones an admin set with patronictl, are kept as they are.
+ * spec (synchronous mode and the crash handling that goes with it, failsafe mode, timings,
+ * memory and failover parameters), else undefined. Other keys, including ones an admin set with patronictl, are kept as they are.
  */
 export function dcsConfigUpdate(
   app: AppModel,
@@ -284,6 +302,7 @@ export function dcsConfigUpdate(
   const modes = {
     synchronous_mode: want.synchronous_mode,
     synchronous_mode_strict: want.synchronous_mode_strict,
+    primary_start_timeout: want.primary_start_timeout,
     failsafe_mode: want.failsafe_mode,
   };
   const timings = timingsOf(app.database.failoverSeconds);
