@@ -238,6 +238,35 @@ describe.sequential('failover scenarios: no acknowledged write lost, one primary
     );
   }, 600_000);
 
+  // The kubelet's view of the same crash: the whole container (fence.py, Patroni, Postgres)
+  // killed and started again at once, its Patroni finding the lock still its own. The
+  // operator may also release the lock if the restart is slow (counted, not asserted): either
+  // way the synchronous standby is the new primary and nothing acknowledged is lost.
+  it('sync: kill -9 of the primary’s container, started again at once as by the kubelet: the synchronous standby takes over, nothing lost', async () => {
+    await onStand(
+      () => stand('fo-restart', { synchronous: true }),
+      async (s) => {
+        const p = s.primary;
+        const standbys = syncStandbysOf(s.h);
+        const exited = p.container?.exited;
+        const t0 = performance.now();
+        s.h.killMember(p);
+        await exited;
+        s.h.startMember(p);
+        const v = await verdict(s);
+        expect(v.final.name, `the primary after ${p.name}'s container was killed`).not.toBe(p.name);
+        expect(standbys, 'the synchronous standby at the kill').toContain(v.final.name);
+        expect(v.lost).toEqual([]);
+        expect(v.overlap).toEqual([]);
+        const first = s.writers.acks.find((a) => a.member === v.final.name && a.ackedAt > t0);
+        numbers['syncRestartFirstWriteOnNewPrimarySeconds'] = first ? s3(first.ackedAt - t0) : NaN;
+        numbers['syncRestartReleasedByOperator'] = s.watch.released.length;
+        numbers['syncRestartAcked'] = s.writers.acks.length;
+        numbers['syncRestartLost'] = v.lost.length;
+      },
+    );
+  }, 600_000);
+
   it('async: Patroni (not Postgres) frozen 12 s: no failover, the primary writes on', async () => {
     await onStand(
       () => stand('fo-async', { synchronous: false }),
