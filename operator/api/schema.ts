@@ -211,6 +211,12 @@ const Web = Type.Object(
           'Average CPU utilisation (percent of requests) the autoscaler aims for.',
           { minimum: 1, maximum: 100, default: 70 },
         ),
+        scaleDownStabilizationSeconds: opt(
+          int(
+            "How long the load must stay low before the autoscaler removes web pods (it keeps the highest count it computed in this window, so a short dip does not shed pods it needs again a minute later). Unset: Kubernetes' default, 300.",
+            { minimum: 0, maximum: 3600 },
+          ),
+        ),
       },
       {
         description: 'Horizontal autoscaling of the web tier on CPU.',

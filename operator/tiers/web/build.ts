@@ -72,7 +72,8 @@ export function buildWeb(app: AppModel, wiring: AppWiring): K8sObject[] {
         ],
       },
     });
-    const { minReplicas, maxReplicas, targetCPUUtilization } = app.web.autoscaling;
+    const { minReplicas, maxReplicas, targetCPUUtilization, scaleDownStabilizationSeconds } =
+      app.web.autoscaling;
     new k8s.KubeHorizontalPodAutoscalerV2(chart, 'hpa', {
       metadata: meta,
       spec: {
@@ -88,6 +89,15 @@ export function buildWeb(app: AppModel, wiring: AppWiring): K8sObject[] {
             },
           },
         ],
+        // Only what the app asked for: under server-side apply, a behavior we sent would
+        // become ours, and Kubernetes' defaults are the right ones otherwise.
+        ...(scaleDownStabilizationSeconds === undefined
+          ? {}
+          : {
+              behavior: {
+                scaleDown: { stabilizationWindowSeconds: scaleDownStabilizationSeconds },
+              },
+            }),
       },
     });
     // One pod at a time may go during node drains; with a single replica that would block

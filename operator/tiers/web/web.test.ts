@@ -106,6 +106,20 @@ describe('buildWeb', () => {
     });
     expect([hpa.minReplicas, hpa.maxReplicas]).toEqual([3, 7]);
     expect(hpa.metrics[0].resource.target).toEqual({ type: 'Utilization', averageUtilization: 55 });
+    // Kubernetes' scale-down behaviour unless the app asks for its own window.
+    expect(hpa).not.toHaveProperty('behavior');
+  });
+
+  it("shortens the scale-down window only when the app asks (the HPA's behavior is ours then)", () => {
+    const hpa = spec(
+      find(
+        buildWeb(
+          modelOf({ web: { image: 'x', autoscaling: { scaleDownStabilizationSeconds: 30 } } }),
+        ),
+        'HorizontalPodAutoscaler',
+      ),
+    );
+    expect(hpa.behavior).toEqual({ scaleDown: { stabilizationWindowSeconds: 30 } });
   });
 
   it('spreads over zones and hosts unless told not to', () => {
