@@ -589,11 +589,11 @@ const Monitoring = Type.Object(
 const Topology = Type.Object(
   {
     spreadAcrossZones: bool(
-      'Spread every tier over zones and nodes (topology.kubernetes.io/zone, kubernetes.io/hostname).',
+      "Spread every tier over zones and nodes (topology.kubernetes.io/zone, kubernetes.io/hostname). Whatever this says, the members of one replicated data set (a shard's Postgres, a replicated cache or queue, their Sentinels) never share a node while the cluster has a schedulable node for each; on fewer nodes they share.",
       true,
     ),
     whenUnsatisfiable: strEnum(
-      'What the scheduler does when a spread cannot be met. ScheduleAnyway keeps single-zone clusters working.',
+      'What the scheduler does when a spread cannot be met. ScheduleAnyway keeps single-zone clusters working. DoNotSchedule makes zone spread a requirement, and a node of its own per member of a replicated data set too: a member with no node left to itself stays Pending.',
       ['ScheduleAnyway', 'DoNotSchedule'] as const,
       'ScheduleAnyway',
     ),

@@ -52,13 +52,17 @@ export const ADVICE: Readonly<Record<string, string>> = {
   CreateContainerError:
     'kubectl describe pod -n {ns} <pod in the message>: the container runtime says why it refused the container',
   Unschedulable:
-    'add nodes or capacity, or set spec.topology.whenUnsatisfiable: ScheduleAnyway when the zone spread cannot be met (the message says which constraint failed)',
+    'add nodes or capacity, or set spec.topology.whenUnsatisfiable: ScheduleAnyway when the zone spread cannot be met (the message says which constraint failed; members of one shard, cache or queue need a node each unless the cluster has fewer nodes than members)',
   MultiplePrimaries: `see which pod holds the leader lock: kubectl -n {ns} exec <pod in the message> -c postgres -- ${PATRONICTL}; the other is fenced once the lock holder is known (docs/runbooks.md, ScalableDatabaseNoPrimary)`,
   MajorVersionMismatch:
     'set spec.database.version back to the major version of the data (the message names it): a major upgrade is not done in place',
   NoPrimary: `kubectl -n {ns} exec {app}-db-<shard>-0 -c postgres -- ${PATRONICTL} shows why no member holds the lock; then docs/runbooks.md, ScalableDatabaseNoPrimary`,
   RollingUpdate:
     'wait: the operator rolls each shard one pod at a time, switching over before it restarts the primary (the message says the next step)',
+  ReplicasDegraded:
+    'kubectl get pods -n {ns} -l scalable.dev/app={app},scalable.dev/tier=database -o wide: a member that is not Ready (its node lost, or Pending for want of a node of its own: members of a shard never share one) comes back with its node, or once the cluster has a node for it; writes go on meanwhile',
+  CacheDegraded:
+    'kubectl get pods -n {ns} -l scalable.dev/app={app},scalable.dev/tier=cache -o wide: a Redis or Sentinel that is not Ready (its node lost, or Pending for want of a node of its own) comes back with its node, or once the cluster has a node for it; the cache serves meanwhile',
   ShardMapConflict:
     'restore the recorded ranges (status.shardMap.ranges) in the shard map ConfigMap, or delete the ConfigMap to have the operator publish them again',
 };

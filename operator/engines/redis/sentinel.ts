@@ -8,8 +8,8 @@ import type { EnvVar } from '../../tiers/tier.ts';
 import { labelsOf, metadataOf, selectorOf } from '../../tiers/shared/meta.ts';
 import type { TierName } from '../../tiers/shared/meta.ts';
 import {
+  memberSpreadOf,
   restrictedContainerSecurityContext,
-  topologySpreadOf,
 } from '../../tiers/shared/pod-security.ts';
 import { ephemeralStorage, quantity } from '../../tiers/shared/quantity.ts';
 import {
@@ -117,7 +117,8 @@ export function sentinelReplication(
           serviceAccountName: n.redis,
           configMapName: n.config,
           dataEmptyDir: '16Mi',
-          spread: topologySpreadOf(app, selector),
+          // Quorum is 2 of 3: two Sentinels on one node would take it with them.
+          spread: memberSpreadOf(app, selector, SENTINEL_COUNT),
           tlsBase,
           containers: [
             {

@@ -7,7 +7,7 @@ import type { AppModel } from '../../api/model.ts';
 import type { AppWiring, EnvVar } from '../tier.ts';
 import type { K8sObject } from '../shared/chart.ts';
 import { metadataOf, selectorOf } from '../shared/meta.ts';
-import { topologySpreadOf } from '../shared/pod-security.ts';
+import { memberSpreadOf, topologySpreadOf } from '../shared/pod-security.ts';
 import {
   PRE_STOP_REDIS_SH,
   REDIS_PORT,
@@ -125,6 +125,8 @@ export function buildCache(app: AppModel): K8sObject[] {
         orderedReady: true,
         pod: {
           ...pod,
+          // A master and its replicas: copies of one dataset, one per node (memberSpreadOf).
+          spread: memberSpreadOf(app, selectorOf(app, 'cache'), cache.replicas + 1),
           env: redisDiscoveryEnv(app, t.names, masterNameOf(app)),
           // A master hands over to a replica before it stops (rollouts, drains).
           preStop: 'pre-stop.sh',

@@ -99,8 +99,29 @@ describe('cacheReport', () => {
       });
     });
 
-    it('stays usable but Degraded with a master and a Sentinel quorum', () => {
+    it('stays usable but Degraded with a master and a Sentinel quorum; the app is told', () => {
       expect(report(1, 2)).toMatchObject({ status: 'True', reason: 'Degraded' });
+      const [r] = cacheReport(
+        replicated,
+        observed([
+          ...base,
+          workload('StatefulSet', 'shop-cache', 3, 2, 3),
+          workload('StatefulSet', 'shop-cache-sentinel', 3, 3),
+        ]),
+      );
+      expect(r?.degraded).toEqual({
+        reason: 'CacheDegraded',
+        message: 'cache: 2/3 Redis pods ready, 3/3 Sentinels ready (quorum 2)',
+      });
+      const [whole] = cacheReport(
+        replicated,
+        observed([
+          ...base,
+          workload('StatefulSet', 'shop-cache', 3, 3, 3),
+          workload('StatefulSet', 'shop-cache-sentinel', 3, 3),
+        ]),
+      );
+      expect(whole?.degraded).toBeUndefined();
     });
 
     it('is not ready without a Sentinel quorum: no failover, no discovery', () => {

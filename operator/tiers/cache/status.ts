@@ -56,7 +56,12 @@ function cacheTier(
   }
   const allReady =
     redis.ready >= redis.desired && (!sentinel || sentinel.ready >= sentinel.desired);
-  if (!allReady) return report('True', 'Degraded', counts);
+  // Serving with fewer copies or Sentinels than asked: the app's Degraded says so too.
+  if (!allReady)
+    return {
+      ...report('True', 'Degraded', counts),
+      degraded: { reason: 'CacheDegraded', message: `cache: ${counts}` },
+    };
   if (redis.outdated || sentinel?.outdated)
     return report('True', 'Updating', `${counts}; rolling out`);
   return report('True', 'Ready', counts);

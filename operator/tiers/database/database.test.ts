@@ -534,6 +534,15 @@ describe('Patroni configuration', () => {
     expect(patroniConfig(modelOf({ database: {} }), 0).bootstrap.dcs.synchronous_mode).toBe(false);
   });
 
+  it('re-clones a member whose pg_rewind failed on synchronous shards only (issue 34: a node back from a stop)', () => {
+    const sync = patroniConfig(sharded, 0).postgresql as Record<string, unknown>;
+    expect(sync['remove_data_directory_on_rewind_failure']).toBe(true);
+    const async = patroniConfig(modelOf({ database: {} }), 0).postgresql as Record<string, unknown>;
+    expect(async).not.toHaveProperty('remove_data_directory_on_rewind_failure');
+    // Never on diverged timelines alone: a rewind is tried first.
+    expect(sync).not.toHaveProperty('remove_data_directory_on_diverged_timelines');
+  });
+
   it('sizes memory from the limit and carries no password', () => {
     const text = renderPatroniConfig(
       modelOf({ database: { resources: { limits: { memory: '4Gi' } } } }),

@@ -205,6 +205,14 @@ export function patroniConfig(app: AppModel, shard: number, layout: PodLayout = 
       use_unix_socket: true,
       // New replicas clone at once instead of waiting for a spread checkpoint (minutes).
       basebackup: [{ checkpoint: 'fast' }],
+      // A pg_rewind that fails part-way (its connection to the new primary cut, as a node
+      // coming back did on kind) leaves the old primary's data directory unusable: Postgres
+      // PANICs on its checkpoint record and Patroni restarts it in a loop until a human
+      // re-clones. On a synchronous shard the new primary holds every acknowledged commit
+      // (only a synchronous standby may take the lock), so the old data holds nothing to keep:
+      // Patroni removes it and clones the member again. An asynchronous shard's old primary
+      // may hold acknowledged writes no replica got: there, a human decides.
+      ...(db.synchronous ? { remove_data_directory_on_rewind_failure: true } : {}),
       // Password auth everywhere; who may connect at all is the NetworkPolicy's job. The
       // superuser only over the pod's socket (an emptyDir of the Postgres container): its
       // password gives no way in from the network, loopback and sidecars included.

@@ -7,7 +7,7 @@ import { metadataOf } from '../shared/meta.ts';
 import {
   restrictedContainerSecurityContext,
   restrictedPodSecurityContext,
-  topologySpreadOf,
+  memberSpreadOf,
 } from '../shared/pod-security.ts';
 import { ephemeralStorage, quantity, resourcesOf } from '../shared/quantity.ts';
 import { CA_FILE, TLS_FILES, serverTlsMounts, serverTlsVolumes } from '../shared/tls/objects.ts';
@@ -126,7 +126,10 @@ function patroniEnv(app: AppModel, shard: number) {
   ];
 }
 
-/** Prefer pods of one shard on different nodes and zones; the spread constraints insist. */
+/**
+ * Prefer pods of one shard on different nodes and zones: a score on top of the spread
+ * constraints, which insist on distinct nodes (memberSpreadOf).
+ */
 function antiAffinity(selector: Record<string, string>) {
   return {
     podAntiAffinity: {
@@ -149,7 +152,7 @@ export function shardStatefulSet(chart: Chart, app: AppModel, shard: number): vo
   if (!db) return;
   const name = shardName(app, shard);
   const selector = shardSelector(app, shard);
-  const spread = topologySpreadOf(app, selector);
+  const spread = memberSpreadOf(app, selector, db.replicasPerShard + 1);
   new k8s.KubeStatefulSet(chart, `sts-${shard}`, {
     metadata: metadataOf(app, 'database', name, 'postgres'),
     spec: {
@@ -183,7 +186,7 @@ export function shardStatefulSet(chart: Chart, app: AppModel, shard: number): vo
           enableServiceLinks: false,
           terminationGracePeriodSeconds: SHUTDOWN_GRACE_SECONDS,
           affinity: antiAffinity(selector),
-          ...(spread ? { topologySpreadConstraints: spread } : {}),
+          topologySpreadConstraints: spread,
           initContainers: [dataVersionCheck(app, db)],
           containers: [patroniContainer(app, db, shard), exporterContainer(app)],
           volumes: [

@@ -94,6 +94,12 @@ describe('databaseReport', () => {
       reason: 'ReplicasDegraded',
       message: 'shop-db-0: 1/2 replicas ready',
     });
+    // The app's Degraded condition says it too (a lost synchronous standby, say).
+    expect(r.degraded).toEqual({
+      reason: 'ReplicasDegraded',
+      message: 'database: shop-db-0: 1/2 replicas ready',
+    });
+    expect(databaseReport(app, observed(healthy)).degraded).toBeUndefined();
   });
 
   it('ignores pods of other apps and pods Patroni has not labelled yet', () => {

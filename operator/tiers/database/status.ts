@@ -258,5 +258,12 @@ export function databaseReport(app: AppModel, observed: Observed): TierReport {
           );
   const note = failoverNote(app);
   const said = note ? { ...cond, message: `${cond.message}; ${note}` } : cond;
-  return { condition: said, fields, ...(conflict ? { degraded: conflict } : {}) };
+  // Serving, but with fewer copies than asked (a member's node lost, say): the app's Degraded
+  // says so, as a lost synchronous standby puts the next failure's writes at risk.
+  const short =
+    degraded.length > 0 && cond.reason === 'ReplicasDegraded'
+      ? { reason: 'ReplicasDegraded', message: `database: ${cond.message}` }
+      : undefined;
+  const worst = conflict ?? short;
+  return { condition: said, fields, ...(worst ? { degraded: worst } : {}) };
 }

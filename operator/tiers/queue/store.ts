@@ -17,7 +17,7 @@ import {
   nameOf,
   selectorOf,
 } from '../shared/meta.ts';
-import { topologySpreadOf } from '../shared/pod-security.ts';
+import { memberSpreadOf } from '../shared/pod-security.ts';
 import { dataTierEgress, scrapeIngress } from '../shared/egress.ts';
 import {
   EXPORTER_PORT,
@@ -154,7 +154,10 @@ export function buildStore(app: AppModel, queue: QueueSpec): K8sObject[] {
         // The consumers' streams and dead-letter streams, by name (no SCAN): lag, pending
         // and length per stream and group for the monitoring tier's alerts.
         exporterEnv: exporterStreamsEnv(queue),
-        spread: replicated ? topologySpreadOf(app, selectorOf(app, QUEUE_TIER)) : undefined,
+        // A master and its replicas: copies of the queue, one per node (memberSpreadOf).
+        spread: replicated
+          ? memberSpreadOf(app, selectorOf(app, QUEUE_TIER), queue.replicas + 1)
+          : undefined,
       },
     });
     if (replicated) sentinelReplication(chart, t, QUEUE_SENTINEL_COMPONENT, queueMasterName(app));
