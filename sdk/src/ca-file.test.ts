@@ -1,28 +1,13 @@
-import { mkdtempSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { pgSsl } from './db/tls.ts';
 import { forgetCa, liveCa, nextBundle } from './ca-file.ts';
 import { redisTls } from './redis.ts';
+// The kubelet's layout of a Secret volume and its update (shared with the engine tests).
+import { caVolume } from '../../test/engines/ca-volume.ts';
 
 const pem = (name: string) => `-----BEGIN CERTIFICATE-----\n${name}\n-----END CERTIFICATE-----\n`;
-
-/** A Secret volume as the kubelet lays it out: ca.crt -> ..data/ca.crt, ..data -> a dated dir. */
-function secretVolume(first: string) {
-  const dir = mkdtempSync(join(tmpdir(), 'ca-file-'));
-  let n = 0;
-  const swap = (text: string) => {
-    const dated = join(dir, `..v${n++}`);
-    mkdirSync(dated);
-    writeFileSync(join(dated, 'ca.crt'), text);
-    symlinkSync(dated, join(dir, '..data_tmp'));
-    renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
-  };
-  swap(first);
-  symlinkSync(join('..data', 'ca.crt'), join(dir, 'ca.crt'));
-  return { dir, file: join(dir, 'ca.crt'), swap };
-}
 
 const cleanup: Array<() => void> = [];
 afterEach(() => {
@@ -31,8 +16,8 @@ afterEach(() => {
 
 describe('liveCa: the mounted CA bundle, current at each new connection', () => {
   it('follows the kubelet swapping the file, in the one array every client holds', async () => {
-    const v = secretVolume(pem('old'));
-    cleanup.push(() => (forgetCa(v.file), rmSync(v.dir, { recursive: true })));
+    const v = caVolume(pem('old'));
+    cleanup.push(() => (forgetCa(v.file), v.remove()));
     const ca = liveCa(v.file, 20);
     expect(ca).toEqual([pem('old')]);
     // What the clients were handed before the move: pg's ssl, ioredis' tls.
