@@ -10,7 +10,6 @@ import { run } from '../../devcluster/exec.ts';
 import { quietCluster, seconds, useSampleApp } from './support/app.ts';
 import { OPERATOR_NAMESPACE } from './support/cluster.ts';
 import {
-  apply,
   cloneWebPod,
   eventually,
   getJson,
@@ -26,6 +25,7 @@ import { leader } from './support/operator.ts';
 import {
   postgresFrom,
   primaryOf as primaries,
+  requestSwitchover,
   WRITER_QUERY_MS,
   WRITER_RETRY_MS,
   type WriterResult,
@@ -469,16 +469,7 @@ describe('the database on kind', () => {
           (x) => x.metadata.name !== p?.metadata.name,
         );
         if (!p || !replica) throw new Error('shard 0 has no primary and replica');
-        await apply({
-          apiVersion: 'v1',
-          kind: 'ConfigMap',
-          metadata: {
-            name: `${APP}-db-0-failover`,
-            namespace: NS,
-            labels: { 'scalable.dev/database': APP, 'scalable.dev/cluster': `${APP}-db-0` },
-            annotations: { leader: p.metadata.name, member: replica.metadata.name },
-          },
-        });
+        await requestSwitchover(NS, APP, 0, p.metadata.name, replica.metadata.name);
         target = await eventually('shard 0 primary moved off the leader node', pick, 120_000, 1000);
         await waitAppReady(NS, APP);
       }

@@ -14,7 +14,6 @@ import { seconds, useSampleApp } from './support/app.ts';
 import { OPERATOR_NAMESPACE } from './support/cluster.ts';
 import {
   appConditions,
-  apply,
   cloneWebPod,
   eventually,
   getJson,
@@ -26,7 +25,12 @@ import {
   type Pod,
 } from './support/kube.ts';
 import { leader } from './support/operator.ts';
-import { postgresFrom, primaryOf as primaries, type WriterResult } from './support/postgres.ts';
+import {
+  postgresFrom,
+  primaryOf as primaries,
+  requestSwitchover,
+  type WriterResult,
+} from './support/postgres.ts';
 import { startTraffic, type TrafficResult } from './support/traffic.ts';
 import { record } from './support/results.ts';
 
@@ -180,16 +184,7 @@ describe('members of a replicated data set on kind', () => {
         (x) => x.metadata.name !== p?.metadata.name && x.spec.nodeName !== safeNode,
       );
       if (!p || !replica) throw new Error('shard 0 has no primary and replica');
-      await apply({
-        apiVersion: 'v1',
-        kind: 'ConfigMap',
-        metadata: {
-          name: `${APP}-db-0-failover`,
-          namespace: NS,
-          labels: { 'scalable.dev/database': APP, 'scalable.dev/cluster': `${APP}-db-0` },
-          annotations: { leader: p.metadata.name, member: replica.metadata.name },
-        },
-      });
+      await requestSwitchover(NS, APP, 0, p.metadata.name, replica.metadata.name);
       target = await eventually('shard 0 primary moved off the leader node', pick, 120_000, 1000);
       await waitAppReady(NS, APP);
     }

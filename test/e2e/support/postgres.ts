@@ -2,7 +2,7 @@
 // writer that runs through a fault, run with node-postgres inside a pod that has the web pods' env (TLS as the
 // web pods get it: DATABASE_SSLMODE=verify-full, the CA at DATABASE_SSLROOTCERT; node-postgres
 // verifies the certificate against the host name it dials).
-import { kubectl, nodeScript, pods, type Pod } from './kube.ts';
+import { apply, kubectl, nodeScript, pods, type Pod } from './kube.ts';
 
 /** The pods Patroni labels primary in a shard (not being deleted): one, when all is well. */
 export async function primaryOf(namespace: string, app: string, shard: number): Promise<Pod[]> {
@@ -56,6 +56,29 @@ export interface Postgres {
 const STOP_FILE = '/tmp/e2e-writer-stop';
 
 /** SQL from pods of `namespace`; `defaultPod` unless a call names another. */
+/**
+ * Asks Patroni for a switchover of a shard through its DCS (the `-failover` ConfigMap's
+ * leader/member annotations), as the operator's rollouts and `scalable switchover` do.
+ */
+export async function requestSwitchover(
+  namespace: string,
+  app: string,
+  shard: number,
+  leader: string,
+  member: string,
+): Promise<void> {
+  await apply({
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: {
+      name: `${app}-db-${shard}-failover`,
+      namespace,
+      labels: { 'scalable.dev/database': app, 'scalable.dev/cluster': `${app}-db-${shard}` },
+      annotations: { leader, member },
+    },
+  });
+}
+
 export function postgresFrom(namespace: string, defaultPod: string): Postgres {
   const inPod = (pod: string, js: string) =>
     kubectl(['exec', '-n', namespace, pod, '--', 'node', '-e', js]);
