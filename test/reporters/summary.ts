@@ -1,6 +1,11 @@
 // Prints one plain closing line, "N passed, N failed[, N skipped]", after vitest's own
-// report, so CI logs state the outcome in a form any reader (or parser) understands.
+// report, so CI logs state the outcome in a form any reader (or parser) understands; before
+// it, the slowest files, because CI's time budget is spent file by file and a log should say
+// where.
+import { relative } from 'node:path';
 import type { Reporter, TestModule } from 'vitest/node';
+
+const SLOWEST = 15;
 
 export default class SummaryReporter implements Reporter {
   onTestRunEnd(modules: ReadonlyArray<TestModule>, unhandledErrors: ReadonlyArray<unknown>): void {
@@ -14,6 +19,16 @@ export default class SummaryReporter implements Reporter {
         if (state === 'passed') passed += 1;
         else if (state === 'failed') failed += 1;
         else skipped += 1;
+      }
+    }
+    const slowest = [...modules]
+      .map((m) => ({ file: relative(process.cwd(), m.moduleId), ms: m.diagnostic().duration }))
+      .sort((a, b) => b.ms - a.ms)
+      .slice(0, SLOWEST);
+    if (slowest.length > 1) {
+      process.stdout.write(`\nslowest files (tests and hooks):\n`);
+      for (const s of slowest) {
+        process.stdout.write(`  ${(s.ms / 1000).toFixed(1).padStart(7)} s  ${s.file}\n`);
       }
     }
     process.stdout.write(
