@@ -50,8 +50,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
 
   const choice = nodeImageChoice();
   await timed('phase: binaries', () => ensureKindBinaries(log, choice.kind === 'local'));
-  // The scale-out add-ons compile (at nice 19) while our images build: Go's CPU beside apt's
-  // and Docker's waits. Each build's own time is recorded (0 when cached).
+  // The scale-out add-ons: `npm test` has built them with the kind binaries (npm run
+  // e2e:build, in the background of its first run); a run of this project alone compiles what
+  // is missing (at nice 19) while our images build. Each one's time is recorded (0: cached).
   const [, built] = await Promise.all([
     timed('phase: images', async () => buildImages()),
     timed('phase: scale add-on binaries', () => ensureScaleBinaries(log)),
