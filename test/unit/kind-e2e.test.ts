@@ -9,6 +9,7 @@ import {
 } from '../e2e/support/addons.ts';
 import { kindConfig } from '../e2e/support/cluster.ts';
 import { KEDA_NAMESPACE, kedaManifest } from '../e2e/support/keda.ts';
+import { metricsServerManifest } from '../e2e/support/metrics-server.ts';
 import { nodeImageChoice } from '../e2e/support/node-image.ts';
 import { restrictedViolations } from './pod-security.ts';
 
@@ -221,6 +222,70 @@ describe('kind e2e KEDA', () => {
       ]),
     );
     expect(c['args']).not.toContain('--leader-elect');
+    expect(restrictedViolations(pod as Parameters<typeof restrictedViolations>[0])).toEqual([]);
+  });
+});
+
+const MS_DEPLOYMENT = `---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: metrics-server, namespace: kube-system}
+spec:
+  template:
+    spec:
+      containers:
+        - name: metrics-server
+          image: gcr.io/k8s-staging-metrics-server/metrics-server:master
+          imagePullPolicy: IfNotPresent
+          args: [--cert-dir=/tmp, --secure-port=10250]
+          securityContext:
+            readOnlyRootFilesystem: true
+            runAsNonRoot: true
+            runAsUser: 1000
+            allowPrivilegeEscalation: false
+            seccompProfile: {type: RuntimeDefault}
+            capabilities: {drop: [ALL]}
+`;
+const MS_SERVICE = `---
+apiVersion: v1
+kind: Service
+metadata: {name: metrics-server, namespace: kube-system}
+spec:
+  ports: [{name: https, port: 443, targetPort: https}]
+`;
+
+describe('kind e2e metrics-server', () => {
+  type Doc = {
+    kind: string;
+    metadata: { labels?: Record<string, string> };
+    spec: {
+      selector?: Record<string, unknown>;
+      template?: {
+        metadata?: { labels?: Record<string, string> };
+        spec: Parameters<typeof restrictedViolations>[0];
+      };
+    };
+  };
+  const docs = metricsServerManifest(
+    [MS_DEPLOYMENT, MS_SERVICE],
+    'scalable-e2e/metrics-server:v0.8.0',
+  ) as unknown as Doc[];
+  const [deployment, service] = docs;
+
+  it("applies the base's commonLabels to every object, selector and pod template, as kustomize does", () => {
+    const label = { 'k8s-app': 'metrics-server' };
+    for (const d of docs) expect(d.metadata.labels).toEqual(label);
+    expect(service?.spec.selector).toEqual(label);
+    expect(deployment?.spec.selector).toEqual({ matchLabels: label });
+    expect(deployment?.spec.template?.metadata?.labels).toEqual(label);
+  });
+
+  it("runs our image, never pulled, with upstream's flags and --kubelet-insecure-tls; restricted", () => {
+    const pod = deployment?.spec.template?.spec;
+    const c = (pod?.containers ?? [])[0] as Record<string, unknown>;
+    expect(c['image']).toBe('scalable-e2e/metrics-server:v0.8.0');
+    expect(c['imagePullPolicy']).toBe('IfNotPresent');
+    expect(c['args']).toEqual(['--cert-dir=/tmp', '--secure-port=10250', '--kubelet-insecure-tls']);
     expect(restrictedViolations(pod as Parameters<typeof restrictedViolations>[0])).toEqual([]);
   });
 });

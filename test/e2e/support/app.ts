@@ -45,10 +45,15 @@ export interface SampleTiers {
   readonly cache?: Record<string, unknown>;
 }
 
-/** A later version of the app's spec: a web env entry (rolls the web pods), a new HPA bound. */
+/**
+ * A later version of the app's spec: a web env entry (rolls the web pods), a new HPA bound,
+ * other autoscaling fields (spec.web.autoscaling, over the base's), the web pods' resources.
+ */
 export interface SpecChange {
   readonly webEnv?: Env;
   readonly maxReplicas?: number;
+  readonly autoscaling?: Record<string, unknown>;
+  readonly webResources?: Record<string, unknown>;
 }
 
 /**
@@ -77,7 +82,12 @@ export function sampleApp(
           ...(change.webEnv ?? []),
         ],
         probes: { readinessPath: '/healthz', livenessPath: '/healthz' },
-        autoscaling: { minReplicas: 2, maxReplicas: change.maxReplicas ?? 4 },
+        autoscaling: {
+          minReplicas: 2,
+          maxReplicas: change.maxReplicas ?? 4,
+          ...change.autoscaling,
+        },
+        ...(change.webResources ? { resources: change.webResources } : {}),
       },
       ...(tiers.cache ? { cache: tiers.cache } : {}),
       sessions: { ttlSeconds: 86400 },

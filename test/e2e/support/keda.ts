@@ -4,17 +4,17 @@
 // config/rbac, config/manager) with only the image, the pull policy and the flags changed.
 // Only the operator runs: it alone scales a worker 0 <-> 1; its metrics adapter (for the HPA
 // between 1 and max) is not built here, as in the devcluster.
-import { chmod, copyFile, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
 import { generateCerts } from '../../../devcluster/certs.ts';
-import { run } from '../../../devcluster/exec.ts';
 import { binPath } from '../../../devcluster/paths.ts';
 import { downloadModule } from '../../../devcluster/toolchain.ts';
 import { ADDON_BINARY_VERSIONS } from '../../../devcluster/versions.ts';
 import { load, type Doc } from './addons.ts';
 import { kubectl, type KindCluster } from './cluster.ts';
+import { buildBinaryImage } from './install.ts';
 
 export const KEDA_NAMESPACE = 'keda';
 export const KEDA_VERSION = ADDON_BINARY_VERSIONS['keda-operator'];
@@ -106,32 +106,11 @@ async function kedaSources(): Promise<KedaSources> {
 }
 
 /**
- * The operator image: the devcluster's static keda-operator binary on the Debian base the
- * project's images use, as KEDA's nonroot user. Docker's layer cache makes a rebuild of an
- * unchanged binary a no-op.
+ * The operator image: the devcluster's static keda-operator binary at upstream's /keda, on
+ * the Debian base the project's images use, as a non-root user.
  */
-export async function buildKedaImage(base: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'keda-image-'));
-  try {
-    await copyFile(binPath('keda-operator'), join(dir, 'keda'));
-    await chmod(join(dir, 'keda'), 0o555); // the classic builder has no COPY --chmod
-    await writeFile(
-      join(dir, 'Dockerfile'),
-      [
-        'ARG BASE',
-        'FROM ${BASE}',
-        'COPY keda /keda',
-        'USER 65532:65532',
-        'ENTRYPOINT ["/keda"]',
-        '',
-      ].join('\n'),
-    );
-    await run('docker', ['build', '-q', '--build-arg', `BASE=${base}`, '-t', KEDA_IMAGE, dir]);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-  return KEDA_IMAGE;
-}
+export const buildKedaImage = (base: string): Promise<string> =>
+  buildBinaryImage({ base, binary: binPath('keda-operator'), path: '/keda', tag: KEDA_IMAGE });
 
 /** Installs KEDA (after its image is loaded) and waits for its operator to be available. */
 export async function installKeda(c: KindCluster): Promise<void> {

@@ -33,3 +33,12 @@ const shortHash = (v: unknown) =>
 export function kindKey(): string {
   return `kind-${KIND_VERSIONS.kind}-${shortHash({ ...KIND_VERSIONS, ...BINARY_VERSIONS })}`;
 }
+
+/**
+ * The kind suite's scale-out add-ons, each built into a cache folder of its own
+ * (scale-toolchain.ts), so pinning one rebuilds neither the kind binaries nor the node image.
+ */
+export const SCALE_VERSIONS = {
+  /** The HPA's resource metrics. v0.9.x is served by the proxy but its module list is refused here. */
+  metricsServer: 'v0.8.0',
+} as const;
