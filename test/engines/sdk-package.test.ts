@@ -3,18 +3,16 @@
 // (npm ci --offline: the dependencies from npm's local cache, no registry), then imported by
 // plain Node 22 ESM (no TypeScript, no loader) to route keys by the contract and to
 // cache-aside through a real Redis started as the cache tier renders it.
-import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PACKAGE_DIR, buildSdkPackage } from '../../sdk/build.ts';
 import { makeShardMap, shardFor } from '../../sdk/src/contract/index.ts';
 import { Harness, USERS_SECRET, client, configMapData } from './redis-harness.ts';
 import type { Instance } from './redis-harness.ts';
 import { podEnv, renderApp } from './sdk-harness.ts';
-import { scratchLock } from './sdk-package-lock.ts';
+import { installScratchApp } from './sdk-scratch-app.ts';
+import type { ScratchApp } from './sdk-scratch-app.ts';
 
 const REPO = join(import.meta.dirname, '..', '..');
 /** Keys and the buckets the contract gives them (sha256, first 4 bytes big-endian, mod 1024). */
@@ -27,8 +25,8 @@ const VECTORS: Readonly<Record<string, number>> = {
 };
 
 const redis = new Harness();
+let scratch: ScratchApp;
 let app: string;
-let tarball: string;
 
 /** Every file under `dir`, relative to it. */
 function filesUnder(dir: string): string[] {
@@ -37,60 +35,15 @@ function filesUnder(dir: string): string[] {
     .map((e) => relative(dir, join(e.parentPath, e.name)));
 }
 
-function runApp(
-  script: string,
-  env: Record<string, string>,
-): Promise<{ code: number | null; out: string }> {
-  writeFileSync(join(app, 'main.mjs'), script);
-  return new Promise((resolve, reject) => {
-    // Plain Node 22, from the scratch app's directory: only its own node_modules resolve.
-    const child = spawn(process.execPath, ['main.mjs'], {
-      cwd: app,
-      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, out }));
-  });
-}
-
 beforeAll(async () => {
   await redis.init();
-  tarball = buildSdkPackage();
-  app = mkdtempSync(join(tmpdir(), 'sdk-app-'));
-  const spec = `file:${tarball}`;
-  const manifest = JSON.parse(readFileSync(join(PACKAGE_DIR, 'package.json'), 'utf8')) as {
-    version: string;
-    dependencies?: Record<string, string>;
-  };
-  const integrity = `sha512-${createHash('sha512').update(readFileSync(tarball)).digest('base64')}`;
-  writeFileSync(
-    join(app, 'package.json'),
-    JSON.stringify({
-      name: 'scratch-app',
-      version: '1.0.0',
-      private: true,
-      type: 'module',
-      dependencies: { '@scalable-dev/sdk': spec },
-    }),
-  );
-  writeFileSync(
-    join(app, 'package-lock.json'),
-    JSON.stringify(scratchLock('scratch-app', { spec, integrity, manifest }), null, 2),
-  );
-  execFileSync('npm', ['ci', '--offline', '--no-audit', '--no-fund', '--ignore-scripts'], {
-    cwd: app,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    timeout: 300_000,
-  });
+  scratch = installScratchApp();
+  app = scratch.dir;
 }, 600_000);
 
 afterAll(async () => {
   await redis.cleanup();
-  if (app) rmSync(app, { recursive: true, force: true });
+  scratch?.remove();
 });
 
 describe('@scalable-dev/sdk installed from its tarball into an app outside the repository', () => {
@@ -134,7 +87,7 @@ describe('@scalable-dev/sdk installed from its tarball into an app outside the r
       replicas: `shop-db-${index}-ro.prod.svc`,
       port: 5432,
     }));
-    const r = await runApp(
+    const r = await scratch.run(
       `import { BUCKETS, bucketOf, makeShardMap, shardFor } from '@scalable-dev/sdk';
 import * as contract from '@scalable-dev/sdk/contract';
 const keys = ${JSON.stringify(Object.keys(VECTORS))};
@@ -181,7 +134,7 @@ console.log(JSON.stringify({
       values: { 'rediss://shop-cache.prod.svc:6379/0': `rediss://127.0.0.1:${inst.port}/0` },
       caFile: redis.caFile,
     });
-    const r = await runApp(
+    const r = await scratch.run(
       `import { connect } from '@scalable-dev/sdk';
 const sdk = await connect();
 let calls = 0;
