@@ -6,14 +6,18 @@
 // last, the app deleted and its volumes kept. Failovers are timed into the results file,
 // never asserted on. The app: the sample app with this database.
 import { beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
 import { run } from '../../devcluster/exec.ts';
-import { quietCluster, seconds, useSampleApp } from './support/app.ts';
+import type { StatusDocument } from '../../operator/cli/status/model.ts';
+import { ROOT, quietCluster, seconds, useSampleApp } from './support/app.ts';
 import { OPERATOR_NAMESPACE } from './support/cluster.ts';
 import {
   cloneWebPod,
   eventually,
   getJson,
+  kubeconfig,
   kubectl,
+  nodeZones,
   podReady,
   pods,
   waitAppReady,
@@ -383,6 +387,60 @@ describe('the database on kind', () => {
     );
     for (const s of sts.items)
       expect(s.status.readyReplicas, `${s.metadata.name} ready pods`).toBe(2);
+  });
+
+  it("cli: `scalable status` names each shard's lock holder and its -sync standby, every pod's zone; `diagram` draws them; `switchover` hands shard 1 to its standby", async () => {
+    const cli = (...args: string[]) =>
+      run(process.execPath, [join(ROOT, 'bin', 'scalable.js'), ...args, '-n', NS], {
+        env: { ...process.env, KUBECONFIG: kubeconfig(), NO_COLOR: '1' },
+      });
+    const before = [await healthyShard(0), await healthyShard(1)];
+    const doc = JSON.parse((await cli('status', APP, '-o', 'json')).stdout) as StatusDocument;
+    const zones = await nodeZones();
+    const shards = doc.tiers.find((t) => t.tier === 'database')?.groups ?? [];
+    for (const [index, { primary, standby }] of before.entries()) {
+      const group = shards.find((g) => g.shard?.index === index);
+      // What Patroni says (the lock and the -sync key), read from the cluster by the test.
+      expect(group?.shard, `shard ${index}`).toEqual({
+        index,
+        primary: primary.metadata.name,
+        syncStandbys: [standby.metadata.name],
+      });
+      expect(
+        Object.fromEntries((group?.pods ?? []).map((p) => [p.name, [p.role, p.zone, p.ready]])),
+      ).toEqual({
+        [primary.metadata.name]: ['primary', zones.get(primary.spec.nodeName ?? ''), true],
+        [standby.metadata.name]: ['sync-standby', zones.get(standby.spec.nodeName ?? ''), true],
+      });
+    }
+    expect(doc.ready).toBe('True');
+    const diagram = (await cli('diagram', APP)).stdout;
+    expect(diagram).toMatch(/^flowchart/m);
+    for (const { primary, standby } of before) {
+      expect(diagram).toContain(primary.metadata.name);
+      expect(diagram).toContain(standby.metadata.name);
+    }
+
+    const { primary: from, standby: to } = before[1]!;
+    const moved = JSON.parse(
+      (await cli('switchover', APP, '--shard', '1', '-o', 'json', '--timeout', '300')).stdout,
+    ) as { outcome: string; from: string; to: string; primary: string; seconds: number };
+    expect(moved).toMatchObject({
+      outcome: 'done',
+      from: from.metadata.name,
+      to: to.metadata.name,
+      primary: to.metadata.name,
+    });
+    record({
+      name: 'case: scalable switchover (shard 1, to its sync standby)',
+      value: moved.seconds,
+    });
+    // The world agrees: the standby holds the lock, the old primary is its streaming standby.
+    const after = await healthyShard(1);
+    expect([after.primary.metadata.name, after.standby.metadata.name]).toEqual([
+      to.metadata.name,
+      from.metadata.name,
+    ]);
   });
 
   describe('failovers, with no other e2e file on the cluster', () => {
