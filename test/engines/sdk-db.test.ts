@@ -143,8 +143,8 @@ afterAll(async ({}, suite) => {
 });
 
 describe('SDK database router on Patroni shards', () => {
-  it('writes 10,000 keys, each to the shard the SQL bucket function names', async () => {
-    const keys = Array.from({ length: 10_000 }, (_, i) => `user-${i}`);
+  it('writes 2,000 keys, each to the shard the SQL bucket function names', async () => {
+    const keys = Array.from({ length: 2_000 }, (_, i) => `user-${i}`);
     let next = 0;
     await Promise.all(
       Array.from({ length: 16 }, async () => {
@@ -169,11 +169,11 @@ describe('SDK database router on Patroni shards', () => {
         'shop',
       );
       expect(Number(rows[0]?.misplaced)).toBe(0);
-      expect(Number(rows[0]?.total)).toBeGreaterThan(4_000); // half the buckets each
+      expect(Number(rows[0]?.total)).toBeGreaterThan(800); // about half the keys each
       total += Number(rows[0]?.total);
     }
-    expect(total).toBe(10_000);
-  }, 600_000); // 10,000 commits took over 180 s at a load average of 50 on 2 cores
+    expect(total).toBe(2_000);
+  }, 600_000); // 10,000 commits took over 180 s at a load average of 50 on 2 cores; 2,000 prove the routing as well
 
   it('the SDK installed from its tarball outside the repository writes and reads back through the same shards', async () => {
     const scratch = installScratchApp();
