@@ -49,8 +49,33 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm install --no-audit --no-fund
 fi
 
+# `npm test` needs the project's images too (the engines project's global setup builds them).
+# On empty caches that is minutes of downloads and dpkg (debootstrap, apt in each Dockerfile)
+# that leave the CPU to the control plane's Go builds: start it beside them. The global setup
+# then finds every image built (a cache check of seconds); if this build fails, it builds
+# again in the open and fails there, so only its log is shown here.
+images_pid=""
+images_log=""
+if [ "$mode" = test ] && [ "${SCALABLE_SKIP_CLUSTER_BUILD:-}" != 1 ]; then
+  images_log="$(mktemp -t scalable-images.XXXXXX.log)"
+  bash scripts/images.sh >"$images_log" 2>&1 &
+  images_pid=$!
+  trap 'kill "$images_pid" 2>/dev/null || true' EXIT
+fi
+
 if [ -n "$given_cluster" ]; then
   echo "setup: KUBECONFIG names the cluster: npm packages only (no host packages, no embedded control plane build)"
 elif [ "${SCALABLE_SKIP_CLUSTER_BUILD:-}" != 1 ]; then
   npm run -s cluster:build
+fi
+
+if [ -n "$images_pid" ]; then
+  if wait "$images_pid"; then
+    tail -n 1 "$images_log"
+  else
+    echo "setup: building the images beside the control plane failed (the tests build them again):" >&2
+    tail -n 20 "$images_log" >&2
+  fi
+  trap - EXIT
+  rm -f "$images_log"
 fi
