@@ -1,6 +1,6 @@
 // `npm run cluster:build`: builds the control plane's binaries into the cache (idempotent).
 import { ensureSeed } from './seed.ts';
-import { ensureBuilt, ensureKubeScore, ensurePrometheus } from './toolchain.ts';
+import { ensureBuilt, ensureKubeScore, ensurePrometheus, ensureVersitygw } from './toolchain.ts';
 
 const start = Date.now();
 const log = (m: string) => console.log(`[cluster:build] ${m}`);
@@ -10,6 +10,8 @@ ensureBuilt(log)
   .then(() => ensurePrometheus(log))
   // The manifest linter of `npm run lint`.
   .then(() => ensureKubeScore(log))
+  // The S3-compatible store of the backup engine tests.
+  .then(() => ensureVersitygw(log))
   .then(
     () => console.log(`[cluster:build] done in ${((Date.now() - start) / 1000).toFixed(0)}s`),
     (err: unknown) => {

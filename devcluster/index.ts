@@ -19,15 +19,18 @@ export {
   logsRoot,
   kubeScoreBinPath,
   prometheusBinPath,
+  versitygwBinPath,
   type Binary,
 } from './paths.ts';
 export {
   ensureBuilt,
   ensureKubeScore,
   ensurePrometheus,
+  ensureVersitygw,
   isBuilt,
   isKubeScoreBuilt,
   isPrometheusBuilt,
+  isVersitygwBuilt,
 } from './toolchain.ts';
 export { VERSIONS } from './versions.ts';
 export { ZONES, STORAGE_CLASS } from './manifests.ts';

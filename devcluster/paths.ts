@@ -7,6 +7,7 @@ import {
   crdKey,
   kubeScoreKey,
   prometheusKey,
+  versitygwKey,
 } from './versions.ts';
 
 /** Root of everything cached; SCALABLE_CACHE_DIR overrides ~/.cache/scalable-operator. */
@@ -63,6 +64,15 @@ export function kubeScoreDir(): string {
 
 export function kubeScoreBinPath(): string {
   return join(kubeScoreDir(), 'bin', 'kube-score');
+}
+
+/** Folder of the versitygw build (the backup tests' S3 store), cached on its own. */
+export function versitygwDir(): string {
+  return join(cacheRoot(), versitygwKey());
+}
+
+export function versitygwBinPath(): string {
+  return join(versitygwDir(), 'bin', 'versitygw');
 }
 
 /** Upstream CRD manifests copied out of the Go module cache, one folder per project. */

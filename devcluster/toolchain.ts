@@ -23,6 +23,8 @@ import {
   prometheusBinPath,
   prometheusDir,
   stagesPath,
+  versitygwBinPath,
+  versitygwDir,
   type Binary,
 } from './paths.ts';
 import {
@@ -30,6 +32,7 @@ import {
   BINARY_VERSIONS,
   KUBE_SCORE,
   PROMETHEUS,
+  VERSITYGW,
   stagingVersion,
 } from './versions.ts';
 
@@ -282,6 +285,42 @@ export async function ensureKubeScore(log: Log = console.log): Promise<void> {
     async () => {
       if (isKubeScoreBuilt()) return;
       await buildTarget(kubeScoreTarget(), log, { root, out: () => kubeScoreBinPath() });
+      await rm(join(root, 'bin.tmp'), { recursive: true, force: true });
+    },
+    3600_000,
+  );
+}
+
+/**
+ * versitygw: its command only (cmd/versitygw; it links its own test subcommand, which cannot
+ * be left out without patching its main), nothing else of the module.
+ */
+function versitygwTarget(): Target {
+  return {
+    name: 'versitygw',
+    version: VERSITYGW.version,
+    packages: { versitygw: `${VERSITYGW.module}/cmd/versitygw` },
+    goMod: async () =>
+      renderGoMod({ module: 'devcluster.local/versitygw', go: GO_DIRECTIVE, require: {} }),
+    ldflags: async () => [`-X main.Version=${VERSITYGW.version}`],
+  };
+}
+
+export const isVersitygwBuilt = (): boolean => existsSync(versitygwBinPath());
+
+/** Builds versitygw into its own cache folder, once. */
+export async function ensureVersitygw(log: Log = console.log): Promise<void> {
+  if (isVersitygwBuilt()) {
+    log(`versitygw ${VERSITYGW.version}: up to date`);
+    return;
+  }
+  const root = versitygwDir();
+  await mkdir(root, { recursive: true });
+  await withLock(
+    join(root, 'build.lock'),
+    async () => {
+      if (isVersitygwBuilt()) return;
+      await buildTarget(versitygwTarget(), log, { root, out: () => versitygwBinPath() });
       await rm(join(root, 'bin.tmp'), { recursive: true, force: true });
     },
     3600_000,

@@ -40,6 +40,15 @@ export const KUBE_SCORE = {
   version: 'v1.20.0',
 } as const;
 
+/**
+ * versitygw, the S3-compatible store the backup engine tests archive to (Apache-2.0, a POSIX
+ * directory as its backend, TLS with a given key pair); cached on its own like kube-score.
+ */
+export const VERSITYGW = {
+  module: 'github.com/versity/versitygw',
+  version: 'v1.8.0',
+} as const;
+
 export const VERSIONS = { ...BINARY_VERSIONS, ...CRD_VERSIONS } as const;
 
 /**
@@ -71,6 +80,11 @@ export function prometheusKey(p: typeof PROMETHEUS = PROMETHEUS): string {
 /** Folder name of the kube-score build under the cache. */
 export function kubeScoreKey(k: typeof KUBE_SCORE = KUBE_SCORE): string {
   return `kube-score-${k.version}-${shortHash(k)}`;
+}
+
+/** Folder name of the versitygw build under the cache. */
+export function versitygwKey(v: typeof VERSITYGW = VERSITYGW): string {
+  return `versitygw-${v.version}-${shortHash(v)}`;
 }
 
 /** Folder name of one set of upstream CRDs (and the etcd seed holding them) inside a build. */

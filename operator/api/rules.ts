@@ -257,11 +257,31 @@ export const RULES: Readonly<Record<string, readonly CelRule[]>> = merged(QUANTI
       whenWritten: true,
     },
     {
+      // Base backups from a replica need one; WAL archiving (the primary) needs none.
+      rule: "!has(self.backup) || self.backup.runOn != 'Replica' || self.replicasPerShard >= 1",
+      message:
+        'runOn: Replica needs replicasPerShard >= 1; set runOn: Primary to back up a shard without replicas',
+      fieldPath: '.backup.runOn',
+    },
+    {
       // <= 1: zero shards is the schema minimum's error, not a missing shardKey.
       rule: 'self.shards <= 1 || has(self.shardKey)',
       message: 'shardKey is required when shards > 1',
       detail: "'got shards ' + string(self.shards)",
       reason: 'FieldValueRequired',
+    },
+  ],
+  'spec.database.backup.retention': [
+    {
+      rule: '!has(self.fullBackups) || !has(self.days)',
+      message:
+        'set fullBackups or days, not both: pgBackRest keeps full backups by count or by age',
+    },
+  ],
+  'spec.database.backup.s3.ca': [
+    {
+      rule: 'has(self.secretName) != has(self.configMapName)',
+      message: 'set exactly one of secretName and configMapName',
     },
   ],
   'spec.database.shards': [

@@ -410,6 +410,117 @@ const Sessions = Type.Object(
   },
 );
 
+// Backups with pgBackRest to an S3-compatible store (issue 28). Each shard is a stanza of its
+// own under one repository path, so one bucket serves every shard of the app.
+export const BACKUP_RUN_ON = ['Replica', 'Primary'] as const;
+/** The keys of the credentials Secret (the AWS CLI's environment names). */
+export const BACKUP_CREDENTIAL_KEYS = {
+  accessKeyId: 'AWS_ACCESS_KEY_ID',
+  secretAccessKey: 'AWS_SECRET_ACCESS_KEY',
+} as const;
+
+const Backup = Type.Object(
+  {
+    s3: Type.Object(
+      {
+        endpoint: str(
+          'URL of the S3-compatible endpoint, https only: https://host or https://host:port (e.g. https://s3.eu-west-1.amazonaws.com).',
+          {
+            maxLength: 2048,
+            pattern: '^https://[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]{1,5})?/?$',
+          },
+        ),
+        bucket: str('Bucket that holds the repository. It must exist.', {
+          minLength: 3,
+          maxLength: 63,
+          pattern: '^[a-z0-9][a-z0-9.-]*[a-z0-9]$',
+        }),
+        path: opt(
+          str(
+            'Path of the repository in the bucket; each shard is a stanza of its own under it. Unset: /<namespace>/<app name>.',
+            { maxLength: 1024, pattern: '^/[A-Za-z0-9._/-]*$' },
+          ),
+        ),
+        region: str('Region the endpoint signs requests for.', {
+          minLength: 1,
+          maxLength: 64,
+          pattern: '^[a-z0-9-]+$',
+          default: 'us-east-1',
+        }),
+        uriStyle: strEnum(
+          'How buckets are addressed: host (bucket.endpoint, as AWS) or path (endpoint/bucket, most self-hosted stores).',
+          ['host', 'path'] as const,
+          'host',
+        ),
+        credentialsSecret: str(
+          `Secret in the app's namespace with the access key under ${BACKUP_CREDENTIAL_KEYS.accessKeyId} and the secret key under ${BACKUP_CREDENTIAL_KEYS.secretAccessKey}. The pods read them as environment variables; they never enter a ConfigMap.`,
+          { minLength: 1, maxLength: NAME_MAX, pattern: DNS_LABEL_PATTERN },
+        ),
+        ca: opt(
+          Type.Object(
+            {
+              secretName: opt(
+                str("Secret in the app's namespace holding the CA certificate.", {
+                  maxLength: NAME_MAX,
+                  pattern: DNS_LABEL_PATTERN,
+                }),
+              ),
+              configMapName: opt(
+                str("ConfigMap in the app's namespace holding the CA certificate.", {
+                  maxLength: NAME_MAX,
+                  pattern: DNS_LABEL_PATTERN,
+                }),
+              ),
+              key: str('Key holding the PEM certificate(s).', {
+                minLength: 1,
+                maxLength: NAME_MAX,
+                pattern: '^[-._a-zA-Z0-9]+$',
+                default: 'ca.crt',
+              }),
+            },
+            {
+              description:
+                "CA that signed a private endpoint's certificate, from a Secret or a ConfigMap (one of them). Unset: the system's CAs. The endpoint's certificate is verified either way.",
+            },
+          ),
+        ),
+      },
+      { description: 'The S3-compatible store (pgBackRest repo1-type s3).' },
+    ),
+    schedule: str(
+      'When full base backups run, a cron expression of five fields (UTC). WAL is archived continuously whatever this says.',
+      { maxLength: 128, pattern: '^\\S+(\\s+\\S+){4}$', default: '0 2 * * *' },
+    ),
+    retention: Type.Object(
+      {
+        fullBackups: opt(
+          int('Full backups kept, with the WAL to recover from each. Unset with days unset: 2.', {
+            minimum: 1,
+            maximum: 9999,
+          }),
+        ),
+        days: opt(
+          int('Days full backups are kept, instead of a count.', { minimum: 1, maximum: 9999 }),
+        ),
+      },
+      {
+        description:
+          'How many full backups pgBackRest keeps (fullBackups) or for how long (days): one of them. pgBackRest expires older backups and the WAL only they need.',
+        default: {},
+      },
+    ),
+    runOn: strEnum(
+      'Where base backups run: on a Replica (the primary does no extra work; needs replicasPerShard >= 1) or on the Primary. WAL is archived by whichever member is primary either way.',
+      BACKUP_RUN_ON,
+      'Replica',
+    ),
+  },
+  {
+    description:
+      'Continuous WAL archiving and base backups of every shard to an S3-compatible store, with pgBackRest. Unset: no backups.',
+  },
+);
+
 export const POSTGRES_VERSIONS = ['16', '17', '18'] as const;
 
 const Database = Type.Object(
@@ -471,6 +582,7 @@ const Database = Type.Object(
         },
       ),
     ),
+    backup: opt(Backup),
   },
   {
     description:

@@ -65,6 +65,19 @@ describe('defaulting', () => {
     });
   });
 
+  it('turns backups on only when database.backup is set, with their defaults', () => {
+    const off = validateApp(base({ database: {} }));
+    expect(off.ok && off.app.spec.database).not.toHaveProperty('backup');
+    const s3 = { endpoint: 'https://s3.example.com', bucket: 'backups', credentialsSecret: 'c' };
+    const on = validateApp(base({ database: { backup: { s3 } } }));
+    expect(on.ok && on.app.spec.database?.backup).toEqual({
+      s3: { ...s3, region: 'us-east-1', uriStyle: 'host' },
+      schedule: '0 2 * * *',
+      retention: {},
+      runOn: 'Replica',
+    });
+  });
+
   it('keeps what the user wrote', () => {
     const r = validateApp(
       base({ web: { image: 'x', port: 3000, autoscaling: { maxReplicas: 4 } } }),
@@ -96,8 +109,8 @@ describe('defaulting', () => {
 
 describe('invalid input names the field', () => {
   // Every case, by name: one dropped (or merged into another) must be dropped on purpose.
-  it('holds all 93 cases, each named once', () => {
-    expect(INVALID).toHaveLength(93);
+  it('holds all 99 cases, each named once', () => {
+    expect(INVALID).toHaveLength(99);
     expect(new Set(INVALID.map(([name]) => name)).size).toBe(INVALID.length);
   });
   it.each(INVALID)('%s', (_name, doc, expected) => {

@@ -35,6 +35,10 @@ import {
   dataVersionScript,
 } from '../../operator/tiers/database/statefulset.ts';
 import { FENCE_FILE, fenceArgs, fenceScript } from '../../operator/tiers/database/fence.ts';
+import {
+  PGBACKREST_CONFIG_FILE,
+  renderPgBackRestConfig,
+} from '../../operator/tiers/database/backup.ts';
 import { FENCE_MARGIN_SECONDS } from '../../operator/tiers/database/lease-break.ts';
 import {
   PRIMARY_ROLE,
@@ -49,6 +53,7 @@ import {
 import {
   ENV,
   SOCKET_DIR,
+  backupLayout,
   binDir,
   renderPatroniConfig,
   renderPostBootstrap,
@@ -322,6 +327,12 @@ export interface HarnessOptions {
    * test can stall or slow down for that member alone.
    */
   readonly apiProxies?: boolean;
+  /**
+   * database.backup: the S3 keys each member's env gets (the pod takes them from the
+   * credentials Secret). The rendered pgbackrest.conf is written beside patroni.yml, its
+   * store verified against the harness's CA file (the pod mounts database.backup.s3.ca).
+   */
+  readonly backupEnv?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -383,6 +394,15 @@ export async function startDatabase(
       [ENV.restapiPassword]: PASSWORDS.restapi,
       [ENV.appPassword]: PASSWORDS.app,
       [ENV.monitorPassword]: PASSWORDS.monitor,
+      // pgBackRest reads the member's own data directory and port from its env (which wins
+      // over the rendered file's pod paths, as PATRONI_* wins over patroni.yml).
+      ...(app.database?.backup
+        ? {
+            ...opts.backupEnv,
+            PGBACKREST_PG1_PATH: m.dataDir,
+            PGBACKREST_PG1_PORT: String(m.pgPort),
+          }
+        : {}),
       // SCALABLE_PATRONI_LOG_LEVEL=DEBUG for a post-mortem of Patroni's decisions.
       ...(process.env['SCALABLE_PATRONI_LOG_LEVEL']
         ? { PATRONI_LOG_LEVEL: process.env['SCALABLE_PATRONI_LOG_LEVEL'] }
@@ -705,6 +725,14 @@ export async function startDatabase(
         mode: 0o755,
       });
       writeFileSync(join(configDir, FENCE_FILE), fenceScript(), { mode: 0o755 });
+      if (app.database?.backup) {
+        const layout = { ...backupLayout(), configDir, caFile };
+        writeFileSync(
+          join(configDir, PGBACKREST_CONFIG_FILE),
+          renderPgBackRestConfig(app, shard, layout),
+        );
+        owned.push(`shard-${shard}/${PGBACKREST_CONFIG_FILE}`);
+      }
       owned.push(
         `shard-${shard}`,
         `shard-${shard}/patroni.yml`,

@@ -16,6 +16,12 @@ export const appDoc = (
 });
 
 const base = appDoc;
+/** A valid backup target, for the backup cases to break one thing of. */
+const S3 = {
+  endpoint: 'https://s3.example.com',
+  bucket: 'backups',
+  credentialsSecret: 'backup-creds',
+};
 
 // Valid edge cases, accepted offline and by the API server alike: every quantity at its
 // floor or ceiling, integer quantities, an image by digest.
@@ -65,6 +71,31 @@ export const VALID_EDGES: Array<[string, unknown]> = [
     ),
   ],
   ['an empty allowFrom', base({ web: { image: 'x', allowFrom: [] } }, { name: 'nopeers' })],
+  [
+    'a backup with every field, from the primary of a shard without replicas',
+    base(
+      {
+        database: {
+          replicasPerShard: 0,
+          backup: {
+            s3: {
+              endpoint: 'https://store.backup.svc:7070/',
+              bucket: 'pg.backups-1',
+              path: '/prod/shop',
+              region: 'eu-west-1',
+              uriStyle: 'path',
+              credentialsSecret: 'backup-creds',
+              ca: { configMapName: 'store-ca', key: 'bundle.pem' },
+            },
+            schedule: '30 3 * * 0',
+            retention: { days: 14 },
+            runOn: 'Primary',
+          },
+        },
+      },
+      { name: 'backups' },
+    ),
+  ],
 ];
 
 // Each invalid input and the errors it gets, exactly (one, or all of them in order).
@@ -227,6 +258,42 @@ export const INVALID: Array<[string, unknown, string | readonly string[]]> = [
     'bad deletion policy',
     base({ database: { deletionPolicy: 'Purge' } }),
     'spec.database.deletionPolicy: must be one of "Retain", "Delete" (got "Purge")',
+  ],
+  [
+    'backup without credentials',
+    base({
+      database: { backup: { s3: { endpoint: 'https://s3.example.com', bucket: 'backups' } } },
+    }),
+    'spec.database.backup.s3.credentialsSecret: Required value',
+  ],
+  [
+    'backup endpoint over plain http',
+    base({ database: { backup: { s3: { ...S3, endpoint: 'http://s3.example.com:9000' } } } }),
+    'spec.database.backup.s3.endpoint: must match pattern "^https://[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]{1,5})?/?$" (got "http://s3.example.com:9000")',
+  ],
+  [
+    'backup CA from a Secret and a ConfigMap',
+    base({
+      database: {
+        backup: { s3: { ...S3, ca: { secretName: 'store-ca', configMapName: 'store-ca' } } },
+      },
+    }),
+    'spec.database.backup.s3.ca: set exactly one of secretName and configMapName',
+  ],
+  [
+    'backup retention by count and by days',
+    base({ database: { backup: { s3: S3, retention: { fullBackups: 3, days: 14 } } } }),
+    'spec.database.backup.retention: set fullBackups or days, not both: pgBackRest keeps full backups by count or by age',
+  ],
+  [
+    'backup schedule of four fields',
+    base({ database: { backup: { s3: S3, schedule: '0 2 * *' } } }),
+    'spec.database.backup.schedule: must match pattern "^\\S+(\\s+\\S+){4}$" (got "0 2 * *")',
+  ],
+  [
+    'backup from a replica of a shard without replicas',
+    base({ database: { replicasPerShard: 0, backup: { s3: S3 } } }),
+    'spec.database.backup.runOn: runOn: Replica needs replicasPerShard >= 1; set runOn: Primary to back up a shard without replicas',
   ],
   [
     'bad storage size',

@@ -19,6 +19,7 @@ import { FENCE_FILE, fenceScript } from './fence.ts';
 import { databaseNetworkPolicy } from './networkpolicy.ts';
 import {
   PATRONI_CONFIG_FILE,
+  backupLayout,
   POST_BOOTSTRAP_FILE,
   renderPatroniConfig,
   renderPostBootstrap,
@@ -28,6 +29,7 @@ import { patroniRbac } from './rbac.ts';
 import { databaseSecrets } from './secrets.ts';
 import { shardServices } from './services.ts';
 import { shardMapConfigMap } from './shard-map.ts';
+import { PGBACKREST_CONFIG_FILE, renderPgBackRestConfig } from './backup.ts';
 import { shardStatefulSet } from './statefulset.ts';
 
 /** What a shard's certificate names: its Services, its pods, the tier's common name, loopback. */
@@ -70,6 +72,9 @@ export function buildDatabase(app: AppModel): K8sObject[] {
           [PATRONI_CONFIG_FILE]: renderPatroniConfig(app, shard),
           [POST_BOOTSTRAP_FILE]: renderPostBootstrap(app),
           [FENCE_FILE]: fenceScript(),
+          ...(app.database?.backup
+            ? { [PGBACKREST_CONFIG_FILE]: renderPgBackRestConfig(app, shard, backupLayout()) }
+            : {}),
         },
       });
       shardServices(chart, app, shard);

@@ -10,12 +10,14 @@ import type { Chart } from 'cdk8s';
 import type { AppModel } from '../../api/model.ts';
 import { dataTierEgress, scrapeIngress } from '../shared/egress.ts';
 import { APP_LABEL, metadataOf, selectorOf } from '../shared/meta.ts';
+import { backupEgressPort } from './backup.ts';
 import { EXPORTER_PORT, PATRONI_PORT, POSTGRES_PORT, tierName } from './names.ts';
 
 const tcp = (port: number) => ({ port: k8s.IntOrString.fromNumber(port), protocol: 'TCP' });
 
 export function databaseNetworkPolicy(chart: Chart, app: AppModel): void {
   const dbPods = selectorOf(app, 'database', 'postgres');
+  const backupPort = backupEgressPort(app);
   new k8s.KubeNetworkPolicy(chart, 'db-netpol', {
     metadata: metadataOf(app, 'database', tierName(app), 'postgres'),
     spec: {
@@ -29,11 +31,15 @@ export function databaseNetworkPolicy(chart: Chart, app: AppModel): void {
         { from: [{ podSelector: { matchLabels: dbPods } }], ports: [tcp(PATRONI_PORT)] },
         scrapeIngress(app, [EXPORTER_PORT, ...(app.monitoring ? [PATRONI_PORT] : [])]),
       ],
-      egress: dataTierEgress(app, {
-        peers: dbPods,
-        peerPorts: [POSTGRES_PORT, PATRONI_PORT],
-        apiServer: true,
-      }),
+      egress: [
+        ...dataTierEgress(app, {
+          peers: dbPods,
+          peerPorts: [POSTGRES_PORT, PATRONI_PORT],
+          apiServer: true,
+        }),
+        // The backup store: a host name, which a NetworkPolicy cannot name, so by port.
+        ...(backupPort === undefined ? [] : [{ ports: [tcp(backupPort)] }]),
+      ],
     },
   });
 }

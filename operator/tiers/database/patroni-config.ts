@@ -9,6 +9,7 @@ import { parseQuantity } from '../shared/quantity.ts';
 import { timingsOf } from './lease-break.ts';
 import { CA_DIR, SERVER_TLS_DIR, TLS_FILES } from '../shared/tls/objects.ts';
 import { bucketFunctionSql } from '../../../sdk/src/contract/hash.ts';
+import { BACKUP_CA_DIR, BACKUP_CA_FILE, archiveParameters, type BackupLayout } from './backup.ts';
 import {
   DATABASE_LABEL,
   MONITOR_USER,
@@ -48,6 +49,15 @@ export const DATA_MOUNT = '/var/lib/postgresql/data';
 export const DATA_DIR = `${DATA_MOUNT}/pgdata`;
 export const SOCKET_DIR = '/var/run/postgresql';
 export const binDir = (version: string): string => `/usr/lib/postgresql/${version}/bin`;
+
+/** Where pgBackRest finds the shard's Postgres, its store's CA and a place for locks. */
+export const backupLayout = (layout: PodLayout = POD_LAYOUT): BackupLayout => ({
+  configDir: layout.configDir,
+  dataDir: DATA_DIR,
+  socketDir: SOCKET_DIR,
+  caFile: `${BACKUP_CA_DIR}/${BACKUP_CA_FILE}`,
+  lockDir: '/tmp/pgbackrest',
+});
 
 /** Env names the pod sets (from the downward API and Secrets) and Patroni/psql read. */
 export const ENV = {
@@ -199,7 +209,12 @@ export function patroniConfig(app: AppModel, shard: number, layout: PodLayout = 
         // functions pg_rewind calls; on clusters bootstrapped before, fence.py creates it.
         rewind: { username: REWIND_USER, ...tls?.rewind },
       },
-      parameters: { unix_socket_directories: SOCKET_DIR, ...tls?.parameters },
+      parameters: {
+        unix_socket_directories: SOCKET_DIR,
+        ...tls?.parameters,
+        // Local, not in the DCS: a shard's members all archive to its stanza when primary.
+        ...archiveParameters(app, shard, layout.configDir),
+      },
       // Patroni's own superuser connections (its loop, post_bootstrap) over the socket: the
       // superuser has no TCP line in pg_hba.
       use_unix_socket: true,

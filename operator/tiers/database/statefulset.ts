@@ -33,6 +33,7 @@ import {
 } from './names.ts';
 import { FENCE_ANNOTATION, FENCE_MARGIN_SECONDS } from './lease-break.ts';
 import { FENCE_FILE, fenceArgs } from './fence.ts';
+import { backupCaMounts, backupCaVolumes, backupEnv } from './backup.ts';
 import {
   DATA_DIR,
   DATA_MOUNT,
@@ -199,6 +200,7 @@ export function shardStatefulSet(chart: Chart, app: AppModel, shard: number): vo
             { name: 'socket', emptyDir: { sizeLimit: quantity('1Mi') } },
             { name: 'shm', emptyDir: { medium: 'Memory', sizeLimit: quantity('256Mi') } },
             apiAccessVolume,
+            ...backupCaVolumes(app),
           ],
         },
       },
@@ -287,7 +289,7 @@ function patroniContainer(app: AppModel, db: NonNullable<AppModel['database']>, 
       { name: 'postgresql', containerPort: POSTGRES_PORT, protocol: 'TCP' },
       { name: 'patroni', containerPort: PATRONI_PORT, protocol: 'TCP' },
     ],
-    env: patroniEnv(app, shard),
+    env: [...patroniEnv(app, shard), ...backupEnv(app)],
     // /tmp (up to 64Mi), logs and the writable layer; the data is on its volume.
     resources: resourcesOf(db.resources, '256Mi'),
     // /readiness: 200 on the leader, and on a replica whose Postgres is running.
@@ -311,6 +313,7 @@ function patroniContainer(app: AppModel, db: NonNullable<AppModel['database']>, 
       { name: 'socket', mountPath: SOCKET_DIR },
       { name: 'shm', mountPath: '/dev/shm' },
       ...(db.tls ? serverTlsMounts : []),
+      ...backupCaMounts(app),
       { name: API_ACCESS_VOLUME, mountPath: SERVICE_ACCOUNT_DIR, readOnly: true },
     ],
   };
