@@ -1,8 +1,10 @@
 // The database tier on kind: Postgres, 2 shards x (primary + 1 synchronous replica) managed by
 // Patroni. One primary per shard behind -rw, a replica behind -ro, the shard map; then, with no
 // other e2e file's app left on the cluster (their timings would otherwise be someone else's
-// load), a primary pod deleted, the node under a primary frozen and the synchronous primary's
-// database container killed (kill -9, E2E_KILL_TRIALS times), every acknowledged write kept;
+// load), a primary pod deleted, the node under a primary frozen, the node under a primary cut
+// off from the API server and its standby (iptables in the node: a partition) and the
+// synchronous primary's database container killed (kill -9, E2E_KILL_TRIALS times), every
+// acknowledged write kept;
 // last, the app deleted and its volumes kept. Failovers are timed into the results file,
 // never asserted on. The app: the sample app with this database.
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +14,7 @@ import type { StatusDocument } from '../../operator/cli/status/model.ts';
 import { ROOT, quietCluster, seconds, useSampleApp } from './support/app.ts';
 import { OPERATOR_NAMESPACE } from './support/cluster.ts';
 import {
+  appConditions,
   cloneWebPod,
   eventually,
   getJson,
@@ -38,7 +41,14 @@ import { defaultFailoverSeconds } from '../../operator/api/failover-defaults.ts'
 import { releaseAfterSeconds, timingsOf } from '../../operator/tiers/database/lease-break.ts';
 import { primaryStartTimeout } from '../../operator/tiers/database/patroni-config.ts';
 import { recordForBench } from '../engines/bench-record.ts';
-import { killContainer, type Killed } from './support/faults.ts';
+import {
+  canConnect,
+  cutOff,
+  killContainer,
+  nodeContainerLog,
+  type Cut,
+  type Killed,
+} from './support/faults.ts';
 import { record } from './support/results.ts';
 
 const app = useSampleApp({
@@ -167,17 +177,26 @@ async function patroniTimings(
   };
 }
 
-/** The lock holder (<scope>-leader) and the synchronous standbys (<scope>-sync) of a shard. */
-async function patroniKeys(
-  shard: number,
-): Promise<{ leader?: string; syncLeader?: string; syncStandbys: string[] }> {
+/**
+ * The lock holder (<scope>-leader) and when it took the lock (Patroni's acquireTime, epoch ms),
+ * and the synchronous standbys (<scope>-sync) of a shard.
+ */
+async function patroniKeys(shard: number): Promise<{
+  leader?: string;
+  acquiredAt: number;
+  syncLeader?: string;
+  syncStandbys: string[];
+}> {
   const annotations = async (key: string) =>
     (await getJson<{ metadata: Meta }>(['get', 'configmap', `${APP}-db-${shard}-${key}`, '-n', NS]))
       .metadata.annotations ?? {};
-  const leader = (await annotations('leader'))['leader'];
+  const lock = await annotations('leader');
+  const leader = lock['leader'];
   const sync = await annotations('sync');
   return {
     ...(leader ? { leader } : {}),
+    // ISO 8601 with microseconds, as Patroni writes it: Date.parse keeps milliseconds.
+    acquiredAt: Date.parse((lock['acquireTime'] ?? '').replace(/(\.\d{3})\d+/, '$1')),
     ...(sync['leader'] ? { syncLeader: sync['leader'] } : {}),
     syncStandbys: (sync['sync_standby'] ?? '')
       .split(',')
@@ -240,6 +259,82 @@ async function healthyShard(shard: number): Promise<{ primary: Pod; standby: Pod
     300_000,
     1000,
   );
+}
+
+/**
+ * A shard whose primary runs on another node than the operator leader, that primary, and the
+ * leader's node: a case that faults the primary's node keeps the operator leader (and its
+ * writer) on a node that keeps running. When both primaries share the leader's node, shard 0's
+ * moves to its replica (elsewhere, as the pods spread over zones) through Patroni's DCS, as a
+ * rollout's switchover does.
+ */
+async function primaryAwayFromLeader(): Promise<{ shard: number; pod: Pod; safeNode: string }> {
+  await waitAppReady(NS, APP);
+  const opLeader = await eventually('an operator leader', leader, 120_000, 1000);
+  const safeNode =
+    (await getJson<Pod>(['get', 'pod', opLeader, '-n', OPERATOR_NAMESPACE])).spec.nodeName ?? '';
+  const pick = async () => {
+    for (const shard of [0, 1]) {
+      const [p] = await primaryOf(shard);
+      if (p && p.spec.nodeName !== safeNode) return { shard, pod: p, safeNode };
+    }
+    return undefined;
+  };
+  const target = await pick();
+  if (target) return target;
+  const [p] = await primaryOf(0);
+  const replica = (await pods(NS, `scalable.dev/cluster=${APP}-db-0`)).find(
+    (x) => x.metadata.name !== p?.metadata.name,
+  );
+  if (!p || !replica) throw new Error('shard 0 has no primary and replica');
+  await requestSwitchover(NS, APP, 0, p.metadata.name, replica.metadata.name);
+  const moved = await eventually('shard 0 primary moved off the leader node', pick, 120_000, 1000);
+  await waitAppReady(NS, APP);
+  return moved;
+}
+
+/**
+ * Where a node reaches the API server: the kubernetes Service's VIP and port (pods, and
+ * host-network pods with the in-cluster config), and the control plane's addresses with the
+ * API server's own port (the kubelet and kube-proxy dial the control plane by name, which
+ * docker's DNS may answer with either address family).
+ */
+async function apiServerEndpoints(): Promise<{ address: string; port: number }[]> {
+  const svc = await getJson<{ spec: { clusterIP: string; ports: { port: number }[] } }>([
+    'get',
+    'service',
+    'kubernetes',
+    '-n',
+    'default',
+  ]);
+  const slices = await getJson<
+    List<{ endpoints?: { addresses: string[] }[]; ports?: { port?: number }[] }>
+  >(['get', 'endpointslices', '-n', 'default', '-l', 'kubernetes.io/service-name=kubernetes']);
+  const port = slices.items[0]?.ports?.[0]?.port;
+  const planes = await getJson<List<{ metadata: Meta }>>([
+    'get',
+    'nodes',
+    '-l',
+    'node-role.kubernetes.io/control-plane',
+  ]);
+  const addresses = new Set(
+    slices.items.flatMap((s) => (s.endpoints ?? []).flatMap((e) => e.addresses)),
+  );
+  for (const n of planes.items) {
+    const { stdout } = await run('docker', [
+      'inspect',
+      '--format',
+      '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{.GlobalIPv6Address}} {{end}}',
+      n.metadata.name,
+    ]);
+    for (const a of stdout.split(/\s+/).filter(Boolean)) addresses.add(a);
+  }
+  if (!port || addresses.size === 0)
+    throw new Error(`no API server endpoint found (port ${port}, ${[...addresses].join(', ')})`);
+  return [
+    ...svc.spec.ports.map((p) => ({ address: svc.spec.clusterIP, port: p.port })),
+    ...[...addresses].map((address) => ({ address, port })),
+  ];
 }
 
 /**
@@ -505,33 +600,8 @@ describe('the database on kind', () => {
     });
 
     it("database: the node under a primary frozen (docker pause) -> the operator releases its lock before Patroni's lease would, fences its pod, the replica takes the writes, none acknowledged is lost", async () => {
-      await waitAppReady(NS, APP);
-      const nodeOf = async (ns: string, pod: string) =>
-        (await getJson<Pod>(['get', 'pod', pod, '-n', ns])).spec.nodeName ?? '';
       // The operator leader and the writer stay on a node that keeps running.
-      const opLeader = await eventually('an operator leader', leader, 120_000, 1000);
-      const safeNode = await nodeOf(OPERATOR_NAMESPACE, opLeader);
-      const pick = async () => {
-        for (const shard of [0, 1]) {
-          const [p] = await primaryOf(shard);
-          if (p && p.spec.nodeName !== safeNode) return { shard, pod: p };
-        }
-        return undefined;
-      };
-      let target = await pick();
-      if (!target) {
-        // Both primaries share the leader's node: move shard 0's to its replica (elsewhere, as
-        // the pods spread over zones) through Patroni's DCS, as a rollout's switchover does.
-        const [p] = await primaryOf(0);
-        const replica = (await pods(NS, `scalable.dev/cluster=${APP}-db-0`)).find(
-          (x) => x.metadata.name !== p?.metadata.name,
-        );
-        if (!p || !replica) throw new Error('shard 0 has no primary and replica');
-        await requestSwitchover(NS, APP, 0, p.metadata.name, replica.metadata.name);
-        target = await eventually('shard 0 primary moved off the leader node', pick, 120_000, 1000);
-        await waitAppReady(NS, APP);
-      }
-      const { shard, pod: old } = target;
+      const { shard, pod: old, safeNode } = await primaryAwayFromLeader();
       const frozenNode = old.spec.nodeName ?? '';
       const host = `${APP}-db-${shard}.${NS}.svc`;
       // Patroni's own lease, as the shard runs it: without the operator, the replica could take
@@ -629,6 +699,219 @@ describe('the database on kind', () => {
       await kubectl(['delete', 'pod', WRITER, '-n', NS, '--wait=false']);
       await waitAppReady(NS, APP);
     });
+
+    it("database: partition: the primary's node cut off from the API server and from its standby (iptables in the node) -> the primary stops taking writes (failsafe_mode finds no member), the standby takes the lock; writers on the cut node and on another lose no acknowledged write, and the old primary acknowledges none after the new one took the lock; healed -> the old primary rejoins as a replica, the app whole", async () => {
+      const { shard, pod: picked, safeNode } = await primaryAwayFromLeader();
+      const { primary: old, standby } = await healthyShard(shard);
+      const cutNode = old.spec.nodeName ?? '';
+      const oldIp = old.status.podIP ?? '';
+      const newIp = standby.status.podIP ?? '';
+      if (old.metadata.name !== picked.metadata.name || cutNode === safeNode || !oldIp || !newIp)
+        throw new Error(
+          `shard ${shard} moved while picked: ${picked.metadata.name} -> ${old.metadata.name}@${cutNode}`,
+        );
+      if (standby.spec.nodeName === cutNode)
+        throw new Error(`${old.metadata.name} and ${standby.metadata.name} share ${cutNode}`);
+      const host = `${APP}-db-${shard}.${NS}.svc`;
+      const oldHost = `${old.metadata.name}.${APP}-db-${shard}-hl.${NS}.svc`;
+      // One writer on the cut node itself (its Service rules go stale with the cut: it keeps
+      // reaching the old primary), one on the operator leader's node, which keeps running.
+      const writers = [
+        { name: 'cut node', pod: 'shop-cut-local', node: cutNode, table: 'e2e_cut_local' },
+        { name: 'other node', pod: 'shop-cut-remote', node: safeNode, table: 'e2e_cut_remote' },
+      ] as const;
+      const [local, remote] = writers;
+      for (const w of writers)
+        await cloneWebPod(NS, APP, w.pod, { 'scalable.dev/app': APP }, { nodeName: w.node });
+      await sql(
+        host,
+        writers
+          .map(
+            (w) => `DROP TABLE IF EXISTS ${w.table}; CREATE TABLE ${w.table} (id int PRIMARY KEY)`,
+          )
+          .join('; '),
+        remote.pod,
+      );
+      const api = await apiServerEndpoints();
+      const running = await Promise.all(writers.map((w) => startWriter(host, w.table, w.pod)));
+      const results: (WriterResult | undefined)[] = [];
+      let cut: Cut | undefined;
+      let healError: unknown;
+      let healedAt = 0;
+      let taken = { holder: '', acquiredAt: NaN, seenAt: 0 };
+      let story: string[] = [];
+      try {
+        try {
+          for (const w of writers) await rowsAtLeast(host, w.table, 200, remote.pod);
+          cut = await cutOff(cutNode, { services: api, pairs: [[oldIp, newIp]] });
+          console.log(
+            `[e2e] partition: ${cutNode} (${old.metadata.name}, ${oldIp}) cut off from ${api.map((a) => `${a.address}:${a.port}`).join(', ')} and from ${standby.metadata.name} (${newIp})`,
+          );
+          const v4 = api.find((a) => !a.address.includes(':') && a.port !== 443) ?? api[0];
+          expect(
+            v4 && (await canConnect(cutNode, v4.address, v4.port)),
+            `${cutNode} still reaches the API server at ${v4?.address}:${v4?.port}`,
+          ).toBe(false);
+          taken = await eventually(
+            `${standby.metadata.name} holding shard ${shard}'s lock`,
+            async () => {
+              const lock = await patroniKeys(shard);
+              if (lock.leader === standby.metadata.name)
+                return { holder: lock.leader, acquiredAt: lock.acquiredAt, seenAt: Date.now() };
+              throw new Error(`lock ${lock.leader ?? 'free'}`);
+            },
+            180_000,
+            250,
+          );
+          record({
+            name: 'partition: primary node cut off -> the standby holds the lock',
+            value: seconds(taken.acquiredAt - cut.at),
+            note: `${old.metadata.name} on ${cutNode} -> ${standby.metadata.name} (acquireTime)`,
+          });
+          // The dust settles on the other node: 200 more writes there, on the new primary.
+          await rowsAtLeast(
+            host,
+            remote.table,
+            (await settledCount(host, remote.table, remote.pod)) + 200,
+            remote.pod,
+          );
+          // What Patroni and the fence did, from the node's own log (no API server there).
+          story = (
+            await nodeContainerLog(cutNode, NS, old.metadata.name, 'postgres', cut.at - 2000)
+          ).split('\n');
+        } finally {
+          if (cut) await cut.heal().catch((err: unknown) => (healError = err));
+          healedAt = Date.now();
+        }
+        if (healError) throw healError;
+        // Healed: the cut node's writer reaches the new primary again (its node's Service
+        // rules catch up, the fenced old pod goes): 100 more of its writes there.
+        await rowsAtLeast(
+          host,
+          local.table,
+          (await settledCount(host, local.table, remote.pod)) + 100,
+          remote.pod,
+        );
+      } finally {
+        for (const w of running) results.push(await w.stop().catch(() => undefined));
+      }
+      // Patroni's loop line of a healthy leader repeats every loop_wait: the rest tells it.
+      const message = (l: string | undefined) => (l ?? '').replace(/^\S+\s+/, '');
+      const told = story.filter(
+        (l, k) =>
+          /demot|failsafe|fence|killed|DCS|lock|leader|promot|shut|stop/i.test(l) &&
+          !/no action/.test(l) &&
+          message(l) !== message(story[k - 1]),
+      );
+      console.log(
+        `[e2e] partition: ${old.metadata.name}'s log on ${cutNode} from the cut:\n  ${told.slice(0, 40).join('\n  ')}`,
+      );
+      console.log(
+        `[e2e] partition: events naming ${old.metadata.name}: ${(await appEvents(old.metadata.name, cut?.at ?? 0)).map((e) => `${e.reason}: ${e.message}`).join(' | ') || 'none'}`,
+      );
+      // Through the other node's -rw: the standby is the primary now.
+      expect(
+        await sql(
+          host,
+          'SELECT host(inet_server_addr()) AS ip, pg_is_in_recovery() AS standby',
+          remote.pod,
+        ),
+        `${host} reaches the new primary ${standby.metadata.name}`,
+      ).toEqual([{ ip: newIp, standby: false }]);
+      const cutAt = cut?.at ?? 0;
+      let lastByOld = 0;
+      let firstByNew = Infinity;
+      for (const [i, w] of writers.entries()) {
+        const r = results[i];
+        expect(r, `the ${w.name} writer ran`).toBeDefined();
+        if (!r) continue;
+        const lost = await missing(host, w.table, r.acked, remote.pod);
+        const servers = Object.entries(r.servers)
+          .map(
+            ([ip, s]) =>
+              `${ip === oldIp ? 'old' : ip === newIp ? 'new' : ip}: ${s.count} (last ${seconds(s.last - cutAt)} s)`,
+          )
+          .join(', ');
+        record({
+          name: `partition: ${w.name} writer, cut -> first acknowledged write after the longest pause`,
+          value: seconds(r.gap.to - cutAt),
+          note: `longest pause ${seconds(r.gap.ms)} s (from ${seconds(r.gap.from - cutAt)} s), healed at ${seconds(healedAt - cutAt)} s, ${r.failures} failed attempts, ${r.acked.length} acknowledged, ${lost.length} lost; by server ${servers}`,
+        });
+        expect(
+          lost,
+          `${w.name} writer: acknowledged ids missing on the final primary (of ${r.acked.length})`,
+        ).toEqual([]);
+        expect(
+          Object.keys(r.servers).filter((ip) => ip !== oldIp && ip !== newIp),
+          `${w.name} writer: acknowledged by another server than ${oldIp} (old) or ${newIp} (new)`,
+        ).toEqual([]);
+        expect(
+          r.servers[newIp]?.count ?? 0,
+          `${w.name} writer: acknowledged by the new primary`,
+        ).toBeGreaterThanOrEqual(100);
+        lastByOld = Math.max(lastByOld, r.servers[oldIp]?.last ?? 0);
+        firstByNew = Math.min(firstByNew, r.servers[newIp]?.first ?? Infinity);
+      }
+      // One primary accepting writes at any time: nothing acknowledged by the old primary once
+      // the standby held the lock (its acquireTime, written by Patroni in the standby's pod;
+      // every kind node reads the host's clock), and the new one took none before it.
+      expect(
+        lastByOld,
+        `the old primary's last acknowledgement (${seconds(lastByOld - cutAt)} s after the cut) before ${standby.metadata.name} took the lock (${seconds(taken.acquiredAt - cutAt)} s)`,
+      ).toBeLessThan(taken.acquiredAt);
+      expect(
+        firstByNew,
+        'the new primary’s first acknowledgement after it took the lock',
+      ).toBeGreaterThanOrEqual(taken.acquiredAt);
+      expect(
+        story.some((l) => /Demoting self|killed the postmaster/i.test(l)),
+        `${old.metadata.name} demoted itself or was fenced in its pod (its log above)`,
+      ).toBe(true);
+
+      // Healed: the old primary back as the synchronous standby of the new one, streaming,
+      // with every acknowledged id; the app whole.
+      const { primary: final, standby: rejoined } = await healthyShard(shard);
+      expect(final.metadata.name, `shard ${shard}'s primary after the heal`).toBe(
+        standby.metadata.name,
+      );
+      expect(rejoined.metadata.name, 'the rejoined standby').toBe(old.metadata.name);
+      record({
+        name: 'partition: healed -> the old primary a streaming synchronous standby',
+        value: seconds(Date.now() - healedAt),
+      });
+      for (const [i, w] of writers.entries())
+        await eventually(
+          `every acknowledged id of the ${w.name} writer on ${old.metadata.name}`,
+          async () =>
+            (await missing(oldHost, w.table, results[i]?.acked ?? [], remote.pod)).length === 0
+              ? true
+              : undefined,
+        );
+      await eventually(
+        'the app Ready and not Degraded',
+        async () => {
+          const conditions = await appConditions(NS, APP);
+          if (
+            conditions.find((c) => c.type === 'Ready')?.status === 'True' &&
+            conditions.find((c) => c.type === 'Degraded')?.status === 'False'
+          )
+            return true;
+          throw new Error(
+            conditions
+              .filter((c) => ['Ready', 'Degraded'].includes(c.type) || c.status !== 'True')
+              .map((c) => `${c.type}=${c.status} (${c.reason}: ${c.message})`)
+              .join('; '),
+          );
+        },
+        600_000,
+        2000,
+      );
+      record({
+        name: 'partition: healed -> the app Ready and not Degraded',
+        value: seconds(Date.now() - healedAt),
+      });
+      for (const w of writers) await kubectl(['delete', 'pod', w.pod, '-n', NS, '--wait=false']);
+    }, 900_000);
 
     it(
       'database: kill -9 of the synchronous primary (every process of its database container, on its node) -> the synchronous standby is the new primary, a writer running through it finds every acknowledged write there, its outage within failoverSeconds; the shard back to a primary and a streaming synchronous standby',

@@ -73,3 +73,143 @@ export async function killContainer(
   );
   return { node, id, pid, doneAt, exitCode };
 }
+
+/** The chain of a node's raw table that holds a cut's rules (and nothing else). */
+const CUT_CHAIN = 'E2E-CUT';
+
+export interface CutSpec {
+  /** Address and TCP port pairs the node may no longer reach nor hear from (the API server). */
+  readonly services: readonly { readonly address: string; readonly port: number }[];
+  /** Address pairs between which every packet through the node is dropped (a pod, its peers). */
+  readonly pairs: readonly (readonly [string, string])[];
+}
+
+export interface Cut {
+  readonly node: string;
+  /** Epoch ms once the rules were in place. */
+  readonly at: number;
+  /** Removes the rules (idempotent; safe after a failed cut). */
+  heal(): Promise<void>;
+}
+
+const family = (address: string): 'iptables' | 'ip6tables' =>
+  address.includes(':') ? 'ip6tables' : 'iptables';
+
+/** The shell that installs a cut: the rules in CUT_CHAIN, jumped to first from raw's hooks. */
+export function cutScript(spec: CutSpec): string {
+  const rule = (address: string, args: string) =>
+    `${family(address)} -t raw -A ${CUT_CHAIN} ${args} -j DROP`;
+  const rules = [
+    ...spec.services.flatMap(({ address, port }) => [
+      rule(address, `-p tcp -d ${address} --dport ${port}`),
+      rule(address, `-p tcp -s ${address} --sport ${port}`),
+    ]),
+    ...spec.pairs.flatMap(([a, b]) => [rule(a, `-s ${a} -d ${b}`), rule(a, `-s ${b} -d ${a}`)]),
+  ];
+  return [
+    'set -e',
+    `for t in iptables ip6tables; do $t -t raw -N ${CUT_CHAIN} 2>/dev/null || $t -t raw -F ${CUT_CHAIN}; done`,
+    ...rules,
+    `for t in iptables ip6tables; do for c in PREROUTING OUTPUT; do $t -t raw -C $c -j ${CUT_CHAIN} 2>/dev/null || $t -t raw -I $c 1 -j ${CUT_CHAIN}; done; done`,
+  ].join('\n');
+}
+
+/** The shell that removes every trace of a cut, whatever of it was installed. */
+export const HEAL_SCRIPT = [
+  `for t in iptables ip6tables; do`,
+  `  for c in PREROUTING OUTPUT; do while $t -t raw -D $c -j ${CUT_CHAIN} 2>/dev/null; do :; done; done`,
+  `  $t -t raw -F ${CUT_CHAIN} 2>/dev/null || true; $t -t raw -X ${CUT_CHAIN} 2>/dev/null || true`,
+  `done`,
+  `! { iptables -t raw -S; ip6tables -t raw -S; } | grep -q ${CUT_CHAIN}`,
+].join('\n');
+
+/**
+ * Cuts a kind node off, below Kubernetes: iptables rules inside the node container (its
+ * network namespace holds the kubelet, kube-proxy and the routes of every pod on it) drop the
+ * given traffic. In the raw table, which runs before conntrack, NAT and the filter chains that
+ * kube-proxy and the network-policy controller keep rewriting: packets of connections already
+ * open are dropped too, and traffic to a Service VIP is matched before it is translated (so
+ * give the VIP and the address behind it). Nothing answers: a peer sees a silent network, not
+ * a refused connection. Only the listed traffic: the rest of the node, and the API server's
+ * own connections to the kubelet (exec, logs), keep working.
+ */
+export async function cutOff(node: string, spec: CutSpec): Promise<Cut> {
+  const heal = async () => {
+    await run('docker', ['exec', node, 'sh', '-c', HEAL_SCRIPT]);
+  };
+  try {
+    await run('docker', ['exec', node, 'sh', '-c', cutScript(spec)]);
+  } catch (err) {
+    await heal().catch(() => undefined);
+    throw err;
+  }
+  return { node, at: Date.now(), heal };
+}
+
+/** Whether `node` can open a TCP connection to address:port within `seconds`. */
+export async function canConnect(
+  node: string,
+  address: string,
+  port: number,
+  seconds = 3,
+): Promise<boolean> {
+  return run('docker', [
+    'exec',
+    node,
+    'timeout',
+    String(seconds),
+    'bash',
+    '-c',
+    `exec 3<>/dev/tcp/${address}/${port}`,
+  ]).then(
+    () => true,
+    () => false,
+  );
+}
+
+interface CriContainerList {
+  containers?: { id: string; createdAt?: string; labels?: Record<string, string> }[];
+}
+
+/**
+ * The log of a pod's container as its node holds it (crictl, no API server involved: it
+ * reads a node cut off from it), since `sinceMs`; the newest container of that name.
+ */
+export async function nodeContainerLog(
+  node: string,
+  namespace: string,
+  pod: string,
+  container: string,
+  sinceMs: number,
+): Promise<string> {
+  const list = JSON.parse(
+    await crictl(node, ['ps', '-a', '-o', 'json', '--name', `^${container}$`]),
+  ) as CriContainerList;
+  const mine = (list.containers ?? [])
+    .filter(
+      (c) =>
+        c.labels?.['io.kubernetes.pod.name'] === pod &&
+        c.labels['io.kubernetes.pod.namespace'] === namespace,
+    )
+    .sort((a, b) => Number(b.createdAt ?? 0) - Number(a.createdAt ?? 0));
+  const id = mine[0]?.id;
+  if (!id) throw new Error(`no ${container} container of ${namespace}/${pod} on ${node}`);
+  const { stdout, stderr } = await run('docker', [
+    'exec',
+    node,
+    'crictl',
+    '--runtime-endpoint',
+    CRI,
+    'logs',
+    '--timestamps',
+    '--since',
+    new Date(sinceMs).toISOString().replace(/\.\d+Z$/, 'Z'),
+    id,
+  ]);
+  // The container's stdout and stderr streams, merged back in time order.
+  return `${stdout}\n${stderr}`
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .sort()
+    .join('\n');
+}

@@ -21,6 +21,11 @@ export interface WriterResult {
   gap: { ms: number; from: number; to: number };
   /** Epoch ms of the first failed attempt, 0 when none failed. */
   firstFailure: number;
+  /**
+   * Who acknowledged: per server address (the pod IP a connection reached, inet_server_addr),
+   * the epoch ms of its first and last acknowledgement as the writer saw them, and how many.
+   */
+  servers: Record<string, { first: number; last: number; count: number }>;
 }
 
 /** Writes until stop(): one id after another, each tried once, through a fault. */
@@ -107,14 +112,16 @@ export function postgresFrom(namespace: string, defaultPod: string): Postgres {
          import fs from 'node:fs';
          const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
          let client, last = Date.now(), gap = { ms: 0, from: 0, to: 0 }, failures = 0, firstFailure = 0;
-         const acked = [];
+         const acked = [], servers = {};
          for (let i = 1; !fs.existsSync(${stopFile}); i++) {
            try {
              if (!client) { client = new pg.Client(${pgConfig(host)}); client.on('error', () => {}); await client.connect(); }
-             await client.query('INSERT INTO ${table} (id) VALUES ($1)', [i]);
+             const r = await client.query('INSERT INTO ${table} (id) VALUES ($1) RETURNING host(inet_server_addr()) AS ip', [i]);
              const now = Date.now();
              if (now - last > gap.ms) gap = { ms: now - last, from: last, to: now };
              last = now; acked.push(i);
+             const s = (servers[r.rows[0]?.ip ?? '?'] ??= { first: now, last: now, count: 0 });
+             s.last = now; s.count++;
              await sleep(20);
            } catch {
              failures++;
@@ -125,7 +132,7 @@ export function postgresFrom(namespace: string, defaultPod: string): Postgres {
            }
          }
          await client?.end();
-         console.log(JSON.stringify({ acked, gap, failures, firstFailure }));`,
+         console.log(JSON.stringify({ acked, gap, failures, firstFailure, servers }));`,
       );
       done.catch(() => undefined);
       return {
