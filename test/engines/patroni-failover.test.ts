@@ -66,6 +66,26 @@ async function stand(
 ): Promise<Stand> {
   const spec: Record<string, unknown> = { replicasPerShard: 2, ...database };
   const h = await startDatabase(prefix, spec, [], opts);
+  // Stopped here if the stand never stands: no caller holds it to stop it.
+  const s: Stand = {
+    h,
+    primary: undefined as unknown as Member,
+    database: spec,
+    watch: undefined as unknown as OperatorWatch,
+    writers: undefined as unknown as Writers,
+  };
+  try {
+    await standUp(s, hooks);
+    return s;
+  } catch (err) {
+    await teardown(s, { name: prefix, result: { state: 'fail' } });
+    throw err;
+  }
+}
+
+/** Waits for the shard to settle, creates the writes table, starts the watch and writers. */
+async function standUp(s: Stand, hooks: Parameters<typeof startOperatorWatch>[2]): Promise<void> {
+  const { h, database: spec } = s;
   const n = Number(spec['replicasPerShard']);
   const primary = await eventually(
     `a primary and ${n} streaming replicas`,
@@ -85,19 +105,12 @@ async function stand(
   );
   if (spec['synchronous']) await syncStandbyRecorded(h);
   await createWritesTable(primary);
-  const s: Stand = {
-    h,
-    primary,
-    database: spec,
-    watch: undefined as unknown as OperatorWatch,
-    writers: undefined as unknown as Writers,
-  };
+  (s as { primary: Member }).primary = primary;
   (s as { watch: OperatorWatch }).watch = await startOperatorWatch(h, () => s.database, hooks);
   (s as { writers: Writers }).writers = new Writers(h.members);
   await eventually('writes acknowledged', async () =>
     s.writers.acks.length > 20 ? true : undefined,
   );
-  return s;
 }
 
 /** After the fault: settle, stop writing, check every acknowledged id and the overlap. */
@@ -644,4 +657,90 @@ describe.sequential('failover scenarios: no acknowledged write lost, one primary
       },
     );
   }, 600_000);
+
+  // The negative control of the kill -9 cases (issue 35): the writers and settled() above must
+  // be able to see an acknowledged write lost. The standby's replication stream is held back
+  // (its connection to the primary forwards nothing) while the primary's writer goes on, then
+  // the primary is killed. On an asynchronous shard the primary has acknowledged writes its
+  // standby never received; Patroni promotes the standby all the same (its lag within the
+  // rendered maximum_lag_on_failover, 1 MiB), and the same checker must report exactly those
+  // writes lost. On a synchronous shard the same fault holds the commits back instead of
+  // acknowledging them: nothing acknowledged is lost.
+  for (const synchronous of [false, true]) {
+    const mode = synchronous ? 'sync' : 'async';
+    const outcome = synchronous
+      ? 'the commits wait, nothing acknowledged is lost'
+      : 'the checker reports the writes only the primary held (negative control)';
+    it(`${mode}: the standby's stream held back, then kill -9 of the primary: ${outcome}`, async () => {
+      await onStand(
+        () => stand(`fo-lag-${mode}`, { synchronous, replicasPerShard: 1 }, { pgProxies: true }),
+        async (s) => {
+          const p = s.primary;
+          const standby = s.h.members.find((m) => m !== p);
+          const stream = s.h.pgProxyOf(p);
+          if (!standby || !stream) throw new Error('no standby or no Postgres proxy');
+          const tHeld = performance.now();
+          stream.stall();
+          const afterHold = () =>
+            s.writers.acks.filter((a) => a.member === p.name && a.ackedAt > tHeld);
+          // The fault at work: the primary's WAL moves on, the standby's does not; an
+          // asynchronous primary acknowledges on, a synchronous one's commit waits.
+          const lagBytes = async () => {
+            const [r] = await sql<{ lsn: string }>(
+              standby.pgPort,
+              'SELECT pg_last_wal_receive_lsn()::text AS lsn',
+            );
+            const [d] = await sql<{ lag: string }>(
+              p.pgPort,
+              'SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::text AS lag',
+              [r?.lsn],
+            );
+            return Number(d?.lag);
+          };
+          // The same wait in both modes (a build that made a synchronous shard acknowledge
+          // without its standby fails at the verdict, not here): the primary's WAL ahead of
+          // the standby's, and a commit waiting for the standby or 20 acknowledged since.
+          const lag = await eventually(
+            'the primary ahead of its standby, a commit waiting or 20 acknowledged',
+            async () => {
+              const [w] = await sql<{ n: string }>(
+                p.pgPort,
+                "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+              );
+              const pending = w?.n !== '0' || afterHold().length >= 20;
+              const bytes = await lagBytes();
+              return pending && bytes > 0 ? bytes : undefined;
+            },
+            60_000,
+            100,
+          );
+          const ackedWhileHeld = afterHold().map((a) => a.id);
+          const { p: killed, promoted } = await killPrimary(s);
+          // The standby took over without what was held back: what the proxy still holds is
+          // dropped with its connections, new ones go through.
+          stream.cut();
+          stream.heal();
+          expect(killed.name).toBe(p.name);
+          expect(promoted.member).toBe(standby.name);
+          s.h.startMember(p);
+          const v = await verdict(s);
+          numbers[`${mode}HeldStreamLagBytesAtKill`] = lag;
+          numbers[`${mode}HeldStreamAckedWhileHeld`] = ackedWhileHeld.length;
+          numbers[`${mode}HeldStreamLost`] = v.lost.length;
+          expect(v.final.name).toBe(standby.name);
+          expect(v.overlap).toEqual([]);
+          if (synchronous) {
+            expect(v.lost).toEqual([]);
+          } else {
+            // The loss is seen, and it is the fault's: writes the old primary acknowledged
+            // after its standby's stream was held back.
+            expect(v.lost.length).toBeGreaterThan(0);
+            const lateOnOld = new Set(afterHold().map((a) => a.id));
+            expect(v.lost.filter((id) => !lateOnOld.has(id))).toEqual([]);
+            expect(s.watch.released).toEqual([]);
+          }
+        },
+      );
+    }, 600_000);
+  }
 });

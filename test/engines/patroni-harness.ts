@@ -122,15 +122,29 @@ export interface PodJson {
   status?: { podIP?: string };
 }
 
+/** Ports freePort handed out in this process. */
+const handedOut = new Set<number>();
+
+/**
+ * A loopback port free now and not handed out before by this process: the kernel may offer
+ * a port it just offered again once its listener closed (seen: two members of one shard
+ * given the same Postgres port, the second never started).
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      s.close(() =>
-        typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port')),
-      );
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const addr = s.address();
+        s.close(() =>
+          typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port')),
+        );
+      });
     });
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 /**
@@ -281,6 +295,11 @@ export interface Harness {
   isReady(m: Member): Promise<boolean>;
   /** The proxy in front of the API server that this member's Patroni talks through. */
   apiProxyOf(m: Member): StallProxy | undefined;
+  /**
+   * The proxy in front of this member's Postgres that the other members reach it through
+   * (its connect address: replication and pg_rewind), with `pgProxies`.
+   */
+  pgProxyOf(m: Member): StallProxy | undefined;
   /** kill -9 of every process of the member, Patroni and Postgres: a crashed node. */
   killMember(m: Member): void;
   /**
@@ -333,6 +352,12 @@ export interface HarnessOptions {
    * store verified against the harness's CA file (the pod mounts database.backup.s3.ca).
    */
   readonly backupEnv?: Readonly<Record<string, string>>;
+  /**
+   * The other members reach each member's Postgres (its connect address: the replication
+   * stream, pg_rewind) through a proxy of its own (pgProxyOf), which a test can stall to
+   * hold a standby's stream back while clients, which connect directly, go on writing.
+   */
+  readonly pgProxies?: boolean;
 }
 
 /**
@@ -364,6 +389,7 @@ export async function startDatabase(
   const tls = app.database?.tls ?? false;
   const caFile = join(dir, 'ca', TLS_FILES.ca);
   const proxies = new Map<string, StallProxy>();
+  const pgProxies = new Map<string, StallProxy>();
 
   function startMember(m: Member): void {
     delete m.refused;
@@ -380,7 +406,7 @@ export async function startDatabase(
       PATRONI_KUBERNETES_CONTEXT: 'patroni',
       [ENV.name]: m.name,
       [ENV.podIp]: '127.0.0.1',
-      [ENV.postgresConnect]: `127.0.0.1:${m.pgPort}`,
+      [ENV.postgresConnect]: `127.0.0.1:${pgProxies.get(m.name)?.port ?? m.pgPort}`,
       // With TLS, members verify each other's REST API by name: localhost is in every cert.
       [ENV.restapiConnect]: `${tls ? 'localhost' : '127.0.0.1'}:${m.restPort}`,
       PATRONI_POSTGRESQL_LISTEN: `127.0.0.1:${m.pgPort}`,
@@ -563,6 +589,7 @@ export async function startDatabase(
     },
     killMember,
     apiProxyOf: (m) => proxies.get(m.name),
+    pgProxyOf: (m) => pgProxies.get(m.name),
     async pauseMember(m) {
       const container = m.container;
       if (!container || (await container.started()) === undefined) return [];
@@ -601,7 +628,7 @@ export async function startDatabase(
       for (const m of members) killMember(m);
       // Each container has ended (and its docker client with it) before its files go.
       await Promise.race([Promise.all(members.map((m) => m.container?.exited)), sleep(30_000)]);
-      await Promise.all([...proxies.values()].map((p) => p.close()));
+      await Promise.all([...proxies.values(), ...pgProxies.values()].map((p) => p.close()));
       try {
         kubectl(['delete', 'namespace', ns, '--wait=false']);
         if (opts.auditedIdentity)
@@ -766,6 +793,9 @@ export async function startDatabase(
         m.kubeconfig = file;
       }
     }
+    if (opts.pgProxies)
+      for (const m of members)
+        pgProxies.set(m.name, await startStallProxy({ host: '127.0.0.1', port: m.pgPort }));
     for (const f of owned) chownSync(join(dir, f), ENGINE_UID, ENGINE_UID);
     if (!tls) for (const m of members) plainPorts.add(m.pgPort);
     for (const m of members) socketDirs.set(m.pgPort, m.socketDir);
