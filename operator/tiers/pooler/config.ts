@@ -123,11 +123,9 @@ export function renderPgbouncerIni(
  * other Unix socket users included).
  */
 export function renderPgbouncerHba(): string {
-  return [
-    'hostssl all all 0.0.0.0/0 scram-sha-256',
-    'hostssl all all ::/0 scram-sha-256',
-    '',
-  ].join('\n');
+  return ['hostssl all all 0.0.0.0/0 scram-sha-256', 'hostssl all all ::/0 scram-sha-256', ''].join(
+    '\n',
+  );
 }
 
 /** Postgres' pg_hba lines for the auth role: a client certificate, nothing else. */
