@@ -150,6 +150,8 @@ export async function issueClientCert(
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
         new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], false),
+        // The CN as a SAN too: the renewal rule compares a certificate's names.
+        new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: commonName }], false),
         await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey, false, crypto),
       ],
     },
