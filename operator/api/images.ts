@@ -9,6 +9,8 @@ export interface Images {
   readonly redisExporter: string;
   readonly postgres: string;
   readonly postgresExporter: string;
+  /** PgBouncer and its exporter (database.pooler). */
+  readonly pgbouncer: string;
 }
 
 export const IMAGE_PREFIX = 'ghcr.io/scalable-dev';
@@ -22,6 +24,7 @@ export const DEFAULT_IMAGES: Images = {
   // Debian trixie carries Postgres 17, so that is the major `npm run images` builds).
   postgres: `${IMAGE_PREFIX}/postgres-patroni:{version}-${IMAGE_TAG}`,
   postgresExporter: `${IMAGE_PREFIX}/postgres-exporter:${IMAGE_TAG}`,
+  pgbouncer: `${IMAGE_PREFIX}/pgbouncer:${IMAGE_TAG}`,
 };
 
 /**
@@ -33,4 +36,5 @@ export const imagesOf = (pick: (key: keyof Images, env: string) => string): Imag
   redisExporter: pick('redisExporter', 'SCALABLE_IMAGE_REDIS_EXPORTER'),
   postgres: pick('postgres', 'SCALABLE_IMAGE_POSTGRES'),
   postgresExporter: pick('postgresExporter', 'SCALABLE_IMAGE_POSTGRES_EXPORTER'),
+  pgbouncer: pick('pgbouncer', 'SCALABLE_IMAGE_PGBOUNCER'),
 });

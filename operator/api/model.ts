@@ -18,6 +18,9 @@ export type DatabaseModel = Omit<NonNullable<Spec['database']>, 'failoverSeconds
   readonly failoverSeconds: number;
 };
 
+/** PgBouncer in front of each shard's primary, when database.pooler is present. */
+export type PoolerModel = NonNullable<DatabaseModel['pooler']>;
+
 export interface AppModel {
   readonly name: string;
   readonly namespace: string;

@@ -264,6 +264,14 @@ export const RULES: Readonly<Record<string, readonly CelRule[]>> = merged(QUANTI
       fieldPath: '.backup.runOn',
     },
     {
+      // The pooler's client certificate comes from the database's CA, and it verifies
+      // Postgres with it (verify-full): no CA without tls.
+      rule: 'self.tls || !has(self.pooler)',
+      message:
+        'pooler needs tls: true (PgBouncer serves and verifies certificates from the database CA)',
+      fieldPath: '.pooler',
+    },
+    {
       // <= 1: zero shards is the schema minimum's error, not a missing shardKey.
       rule: 'self.shards <= 1 || has(self.shardKey)',
       message: 'shardKey is required when shards > 1',
@@ -282,6 +290,22 @@ export const RULES: Readonly<Record<string, readonly CelRule[]>> = merged(QUANTI
     {
       rule: 'has(self.secretName) != has(self.configMapName)',
       message: 'set exactly one of secretName and configMapName',
+    },
+  ],
+  'spec.database.pooler': [
+    {
+      rule: 'self.minPoolSize <= self.defaultPoolSize',
+      message: 'minPoolSize must be <= defaultPoolSize',
+      detail: "'got ' + string(self.minPoolSize) + ' > ' + string(self.defaultPoolSize)",
+      fieldPath: '.minPoolSize',
+    },
+    {
+      // The primary's max_connections is 200: leave 50 for replication, Patroni, the
+      // exporter, PgBouncer's auth_query and direct clients.
+      rule: '(self.defaultPoolSize + self.reservePoolSize) * self.replicas <= 150',
+      message:
+        "(defaultPoolSize + reservePoolSize) * replicas must be <= 150: the pods' server connections must fit in the primary's 200 max_connections",
+      detail: "'got ' + string((self.defaultPoolSize + self.reservePoolSize) * self.replicas)",
     },
   ],
   'spec.database.shards': [

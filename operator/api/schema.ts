@@ -523,6 +523,49 @@ const Backup = Type.Object(
 
 export const POSTGRES_VERSIONS = ['16', '17', '18'] as const;
 
+export const POOLER_MODES = ['transaction', 'session'] as const;
+
+// Off unless the section is present, like every other section: turning it on moves the app's
+// DATABASE_URL behind PgBouncer, and transaction pooling changes what a connection keeps
+// (session SET, advisory locks, LISTEN): an app must opt in.
+const Pooler = Type.Object(
+  {
+    mode: strEnum(
+      'PgBouncer pool_mode. transaction: a server connection per transaction (session state such as SET, LISTEN or advisory locks does not survive between transactions; protocol-level prepared statements do). session: a server connection per client connection, fewer savings.',
+      POOLER_MODES,
+      'transaction',
+    ),
+    replicas: int('PgBouncer pods per shard, spread over zones.', {
+      minimum: 1,
+      maximum: 20,
+      default: 2,
+    }),
+    defaultPoolSize: int(
+      "Server connections each PgBouncer pod opens to the primary (default_pool_size). Times replicas, it must stay below the primary's 200 max_connections.",
+      { minimum: 1, maximum: 150, default: 20 },
+    ),
+    minPoolSize: int('Server connections each pod keeps open when idle (min_pool_size).', {
+      minimum: 0,
+      maximum: 150,
+      default: 0,
+    }),
+    reservePoolSize: int(
+      'Extra server connections a pod may open when clients wait longer than 5 s (reserve_pool_size).',
+      { minimum: 0, maximum: 50, default: 0 },
+    ),
+    maxClientConnections: int('Client connections each PgBouncer pod accepts (max_client_conn).', {
+      minimum: 10,
+      maximum: 50000,
+      default: 1000,
+    }),
+    resources: Resources('PgBouncer', { cpu: '100m', memory: '64Mi' }, '128Mi'),
+  },
+  {
+    description:
+      "PgBouncer in front of each shard's primary (<app>-db-<shard>-rw-pooler), so many app pods share few Postgres connections. Off unless present: an app opts in, since transaction pooling drops session state between transactions.",
+  },
+);
+
 const Database = Type.Object(
   {
     enabled: bool('Turn the database off. Its volumes stay unless deletionPolicy is Delete.', true),
@@ -563,6 +606,7 @@ const Database = Type.Object(
       'TLS for every TCP connection to Postgres (clients, replication, Patroni REST API), with certificates from the operator. false gives up encryption and server authentication in transit: only for networks that encrypt elsewhere (e.g. a service mesh).',
       true,
     ),
+    pooler: opt(Pooler),
     certificateIssuer: opt(
       Type.Object(
         {

@@ -16,6 +16,6 @@ export const WARM_UP_SPEC = {
   ingress: {},
   cache: {},
   sessions: {},
-  database: {},
+  database: { pooler: {} },
   monitoring: {},
 } as const;

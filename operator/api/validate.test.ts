@@ -78,6 +78,21 @@ describe('defaulting', () => {
     });
   });
 
+  it('leaves the pooler off unless database.pooler is present, then fills its defaults', () => {
+    const off = validateApp(base({ database: {} }));
+    expect(off.ok && off.app.spec.database).not.toHaveProperty('pooler');
+    const on = validateApp(base({ database: { pooler: {} } }));
+    expect(on.ok && on.app.spec.database?.pooler).toEqual({
+      mode: 'transaction',
+      replicas: 2,
+      defaultPoolSize: 20,
+      minPoolSize: 0,
+      reservePoolSize: 0,
+      maxClientConnections: 1000,
+      resources: { requests: { cpu: '100m', memory: '64Mi' }, limits: { memory: '128Mi' } },
+    });
+  });
+
   it('keeps what the user wrote', () => {
     const r = validateApp(
       base({ web: { image: 'x', port: 3000, autoscaling: { maxReplicas: 4 } } }),
@@ -109,8 +124,8 @@ describe('defaulting', () => {
 
 describe('invalid input names the field', () => {
   // Every case, by name: one dropped (or merged into another) must be dropped on purpose.
-  it('holds all 99 cases, each named once', () => {
-    expect(INVALID).toHaveLength(99);
+  it('holds all 105 cases, each named once', () => {
+    expect(INVALID).toHaveLength(105);
     expect(new Set(INVALID.map(([name]) => name)).size).toBe(INVALID.length);
   });
   it.each(INVALID)('%s', (_name, doc, expected) => {

@@ -26,11 +26,17 @@
 import type { KubeApi } from '../ports/kube-api.ts';
 import type { K8sObject } from '../tiers/shared/chart.ts';
 import type { ObservedObject } from '../tiers/shared/report.ts';
-import { TLS_FILES, TLS_PUBLIC_ANNOTATION, tlsDnsNamesOf } from '../tiers/shared/tls/objects.ts';
+import {
+  TLS_CLIENT_ANNOTATION,
+  TLS_FILES,
+  TLS_PUBLIC_ANNOTATION,
+  tlsDnsNamesOf,
+} from '../tiers/shared/tls/objects.ts';
 import {
   caRenewalReason,
   certInfo,
   issueCa,
+  issueClientCert,
   issueServerCert,
   joinBundle,
   renewalReason,
@@ -415,7 +421,11 @@ export async function issueInto(
   plan: Pick<IssuePlan, 'signer' | 'bundle'>,
   record?: CachedChild,
 ): Promise<{ secret: ObservedObject; created: boolean; recordVersion: string }> {
-  const pair = await issueServerCert(plan.signer, tlsDnsNamesOf(obj), ctx.now());
+  const names = tlsDnsNamesOf(obj);
+  const pair =
+    obj.metadata.annotations?.[TLS_CLIENT_ANNOTATION] === 'true' && names[0] !== undefined
+      ? await issueClientCert(plan.signer, names[0], ctx.now())
+      : await issueServerCert(plan.signer, names, ctx.now());
   const trust = joinBundle(plan.bundle);
   const ns = obj.metadata.namespace ?? namespace;
   const body = {

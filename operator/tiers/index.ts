@@ -6,6 +6,7 @@ import { cacheTier } from './cache/index.ts';
 import { databaseTier } from './database/index.ts';
 import { ingressTier } from './ingress/index.ts';
 import { monitoringTier } from './monitoring/index.ts';
+import { poolerTier } from './pooler/index.ts';
 import { queueTier } from './queue/index.ts';
 import { sessionsTier } from './sessions/index.ts';
 import type { K8sObject } from './shared/chart.ts';
@@ -18,6 +19,7 @@ export const TIERS: readonly Tier[] = [
   cacheTier,
   sessionsTier,
   databaseTier,
+  poolerTier,
   queueTier,
   webTier,
   ingressTier,

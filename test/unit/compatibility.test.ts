@@ -48,6 +48,8 @@ const pinned: Record<string, string> = {
   'Redis and Sentinel': arg('images/redis/Dockerfile', 'REDIS_VERSION'),
   redis_exporter: arg('images/redis-exporter/Dockerfile', 'REDIS_EXPORTER_VERSION'),
   postgres_exporter: arg('images/postgres-exporter/Dockerfile', 'POSTGRES_EXPORTER_VERSION'),
+  PgBouncer: arg('images/pgbouncer/Dockerfile', 'PGBOUNCER_VERSION'),
+  pgbouncer_exporter: arg('images/pgbouncer/Dockerfile', 'PGBOUNCER_EXPORTER_VERSION'),
 };
 
 describe('docs/compatibility.md', () => {

@@ -42,5 +42,9 @@ export const VARIANTS: Record<string, unknown> = {
     },
   }),
   dbSync: app('dbs', { database: { synchronous: true, version: '16' } }),
+  pooler: app('pl', {
+    database: { shards: 2, shardKey: 'tenant_id', pooler: { mode: 'session', replicas: 3 } },
+    monitoring: {},
+  }),
   queue: app('q', { queue: { consumers: [{ name: 'mail', image: 'w:1' }] }, monitoring: {} }),
 };

@@ -501,6 +501,36 @@ export const INVALID: Array<[string, unknown, string | readonly string[]]> = [
     ],
   ],
   [
+    'unknown pooler mode',
+    base({ database: { pooler: { mode: 'statement' } } }),
+    'spec.database.pooler.mode: must be one of "transaction", "session" (got "statement")',
+  ],
+  [
+    'pooler with no pool',
+    base({ database: { pooler: { defaultPoolSize: 0 } } }),
+    'spec.database.pooler.defaultPoolSize: must be >= 1 (got 0)',
+  ],
+  [
+    'pooler min pool above the pool',
+    base({ database: { pooler: { defaultPoolSize: 5, minPoolSize: 10 } } }),
+    'spec.database.pooler.minPoolSize: minPoolSize must be <= defaultPoolSize (got 10 > 5)',
+  ],
+  [
+    'pooler server connections beyond max_connections',
+    base({ database: { pooler: { replicas: 4, defaultPoolSize: 40 } } }),
+    "spec.database.pooler: (defaultPoolSize + reservePoolSize) * replicas must be <= 150: the pods' server connections must fit in the primary's 200 max_connections (got 160)",
+  ],
+  [
+    'pooler few client connections',
+    base({ database: { pooler: { maxClientConnections: 5 } } }),
+    'spec.database.pooler.maxClientConnections: must be >= 10 (got 5)',
+  ],
+  [
+    'pooler without tls',
+    base({ database: { tls: false, pooler: {} } }),
+    'spec.database.pooler: pooler needs tls: true (PgBouncer serves and verifies certificates from the database CA)',
+  ],
+  [
     'negative database storage',
     base({ database: { storage: { size: '-10Gi' } } }),
     'spec.database.storage.size: must be at least 1Gi: Postgres keeps up to 1 GB of WAL (max_wal_size) besides the data (got -10Gi)',

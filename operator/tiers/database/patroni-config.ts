@@ -3,6 +3,7 @@
 // Per-pod values (member name, pod IP, connect addresses, passwords) are not in the file:
 // Patroni reads them from PATRONI_* environment variables, which override the file, so
 // one file serves every member of a shard and no password is ever in a ConfigMap.
+import { poolerAuthSql, poolerPgHba } from '../pooler/config.ts';
 import yaml from 'js-yaml';
 import type { AppModel } from '../../api/model.ts';
 import { parseQuantity } from '../shared/quantity.ts';
@@ -237,6 +238,8 @@ export function patroniConfig(app: AppModel, shard: number, layout: PodLayout = 
         `host all ${SUPERUSER} ::/0 reject`,
         `${hba} replication ${REPLICATION_USER} 0.0.0.0/0 scram-sha-256`,
         `${hba} replication ${REPLICATION_USER} ::/0 scram-sha-256`,
+        // The pooler's auth_query role: its client certificate, never a password.
+        ...(db.pooler && db.tls ? poolerPgHba(hba) : []),
         `${hba} all all 0.0.0.0/0 scram-sha-256`,
         `${hba} all all ::/0 scram-sha-256`,
       ],
@@ -282,6 +285,8 @@ export function renderPostBootstrap(app: AppModel): string {
     `CREATE DATABASE "${db}" OWNER "${db}";`,
     `\\connect "${db}"`,
     bucketFunctionSql(),
+    // A database bootstrapped with the pooler on: its auth role and lookup function.
+    ...(app.database?.pooler && app.database.tls ? [poolerAuthSql(db)] : []),
     'SQL',
     '',
   ].join('\n');

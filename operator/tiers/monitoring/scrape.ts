@@ -3,6 +3,7 @@
 // twice), a replicated cache has no ClusterIP Service, and replicas of a database shard sit
 // behind no Service that carries their metrics ports. Each endpoint copies the app, tier and
 // (database) shard from the pod's labels onto every series: alerts and dashboard select by them.
+import { POOLER_SHARD_LABEL } from '../pooler/build.ts';
 import type { AppModel } from '../../api/model.ts';
 import { SCOPE_LABEL, shardName, tlsCommonName } from '../database/names.ts';
 import { TLS_FILES, tlsSecretName } from '../shared/tls/objects.ts';
@@ -108,6 +109,19 @@ export function buildScrapeObjects(app: AppModel): K8sObject[] {
     // The queue store's pods only (component queue): not its Sentinels, not the workers.
     ...(app.queue
       ? [podMonitor(app, 'queue', selectorOf(app, 'queue'), [endpoint('metrics')])]
+      : []),
+    // PgBouncer's exporter, per shard's pooler pods (operator/tiers/pooler).
+    ...(app.database?.pooler && app.database.tls
+      ? [
+          podMonitor(app, 'pooler', selectorOf(app, 'pooler', 'pgbouncer'), [
+            endpoint('metrics', '/metrics', [
+              {
+                sourceLabels: [podLabelMeta(POOLER_SHARD_LABEL)],
+                targetLabel: SERIES_LABELS.shard,
+              },
+            ]),
+          ]),
+        ]
       : []),
     ...(app.database
       ? [

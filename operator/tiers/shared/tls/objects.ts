@@ -18,6 +18,12 @@ export const TLS_PUBLIC_ANNOTATION = 'scalable.dev/tls-public';
 /** On the declared Secret: the API whose Certificate fills it when served (cert-manager). */
 export const TLS_UNLESS_SERVED_ANNOTATION = 'scalable.dev/tls-unless-served';
 
+/**
+ * On the declared Secret: issue a client certificate (clientAuth only) for the first DNS
+ * name, a Postgres role that logs in with it (pg_hba `cert`), instead of a server one.
+ */
+export const TLS_CLIENT_ANNOTATION = 'scalable.dev/tls-client';
+
 /** File names inside both objects (cert-manager's and kubernetes.io/tls's). */
 export const TLS_FILES = { cert: 'tls.crt', key: 'tls.key', ca: 'ca.crt' } as const;
 

@@ -125,6 +125,41 @@ export async function issueServerCert(
   return { cert: cert.toString('pem'), key: await pkcs8(x509, keys.privateKey) };
 }
 
+/**
+ * A client certificate for `commonName` (a Postgres role: pg_hba `cert` compares the CN
+ * with the user name), clientAuth only, so it can serve nowhere. Signed by `ca`.
+ */
+export async function issueClientCert(
+  ca: KeyPair,
+  commonName: string,
+  now: Date,
+): Promise<KeyPair> {
+  const x509 = await x509lib();
+  const caCert = new x509.X509Certificate(ca.cert);
+  const keys = await keyPair();
+  const cert = await x509.X509CertificateGenerator.create(
+    {
+      subject: `CN=${commonName}`,
+      issuer: caCert.subject,
+      notBefore: new Date(now.getTime() - BACKDATE_MS),
+      notAfter: new Date(now.getTime() + SERVER_VALIDITY_DAYS * DAY),
+      publicKey: keys.publicKey,
+      signingKey: await importKey(ca.key),
+      signingAlgorithm: SIGN,
+      extensions: [
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], false),
+        // The CN as a SAN too: the renewal rule compares a certificate's names.
+        new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: commonName }], false),
+        await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey, false, crypto),
+      ],
+    },
+    crypto,
+  );
+  return { cert: cert.toString('pem'), key: await pkcs8(x509, keys.privateKey) };
+}
+
 /** What the renewal rule needs to know about a certificate. */
 export interface CertInfo {
   readonly dnsNames: readonly string[];
