@@ -593,7 +593,29 @@ export async function restartRollout(h: Harness, operator: ClusterAccess): Promi
         ? true
         : undefined;
     });
-    heldWrites = (await step(h.app, h, cluster)).map((w) => ({ ...w, at: performance.now() }));
+    // Steps until one got as far as a write: it read the live config three times (the lock
+    // twice, then the restart parameters right before a deletion), or it wrote. A step
+    // planned from a cache behind the API server stops earlier (rollout-step.ts).
+    let configReads = 0;
+    const counting: ClusterAccess = {
+      ...cluster,
+      async get(apiVersion, kind, namespace, name) {
+        if (kind === 'ConfigMap' && name === 'shop-db-0-config') configReads++;
+        return cluster.get(apiVersion, kind, namespace, name);
+      },
+    };
+    const held: TimedWrite[] = [];
+    await eventually(
+      'a step that reached the deletion of a member',
+      async () => {
+        configReads = 0;
+        for (const w of await step(h.app, h, counting)) held.push({ ...w, at: performance.now() });
+        return held.length > 0 || configReads >= 3 ? true : undefined;
+      },
+      120_000,
+      200,
+    );
+    heldWrites = held;
     configWrites = (await syncPatroniConfig(h.app, cluster)).map(
       (w) => `${w.action} ${w.kind} ${w.name}`,
     );
