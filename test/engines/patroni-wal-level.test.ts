@@ -149,8 +149,15 @@ describe('wal_level logical on a shard bootstrapped with replica: a rolling rest
       180_000,
       1000,
     );
-    const [target] = standbys;
-    if (!target) throw new Error('no standby');
+    // The switchover goes to the synchronous standby, once Patroni names one (right after
+    // the rollout its -sync key may still be empty: switchTo would then ask for no member).
+    const target = await eventually('a synchronous standby named in shop-db-0-sync', async () => {
+      const sync = JSON.parse(
+        h.kubectl(['-n', h.ns, 'get', 'configmap', 'shop-db-0-sync', '-o', 'json']),
+      ) as { metadata: { annotations?: Record<string, string> } };
+      const named = (sync.metadata.annotations?.['sync_standby'] ?? '').split(',');
+      return standbys.find((m) => named.includes(m.name));
+    });
     await switchTo(h, target);
     // The new primary (a former standby) has the slot, usable: not invalidated; and the
     // primary Patroni runs keeps it (a slot Patroni does not manage and no one uses it
