@@ -8,7 +8,12 @@ export type { Queryable, ReadOptions, Route } from './db/database.ts';
 export { DbSession } from './db/session.ts';
 export { formatLsn, parseLsn, parseWriteToken } from './db/write-token.ts';
 export { LiveShardMap } from './db/live-shard-map.ts';
-export { ShardRoutingError, isUnavailable } from './db/errors.ts';
+export {
+  BucketMovingError,
+  ShardRoutingError,
+  isBucketMoving,
+  isUnavailable,
+} from './db/errors.ts';
 export { Cache } from './cache.ts';
 export { Sessions } from './sessions.ts';
 export { Consumer, Queue } from './queue/index.ts';

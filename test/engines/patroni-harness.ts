@@ -29,6 +29,7 @@ import type { AppModel } from '../../operator/api/model.ts';
 import { toModel } from '../../operator/api/model.ts';
 import { validateApp } from '../../operator/api/validate.ts';
 import { buildDatabase } from '../../operator/tiers/database/build.ts';
+import type { K8sObject } from '../../operator/tiers/shared/chart.ts';
 import {
   PYTHON,
   REWIND_PASSWORD_ENV,
@@ -358,6 +359,14 @@ export interface HarnessOptions {
    * hold a standby's stream back while clients, which connect directly, go on writing.
    */
   readonly pgProxies?: boolean;
+  /**
+   * Renders as an earlier operator did: the patroni.yml text each member starts from and the
+   * objects applied (e.g. a shard bootstrapped before a dynamic-config parameter changed).
+   */
+  readonly rendered?: {
+    readonly patroniYml?: (text: string) => string;
+    readonly objects?: (objects: K8sObject[]) => K8sObject[];
+  };
 }
 
 /**
@@ -657,8 +666,10 @@ export async function startDatabase(
         items: [
           // The chart's ClusterRole, which the rendered RoleBinding names (installCrd's too).
           patroniClusterRole(defaultPolicyNames()),
-          ...buildDatabase(app).filter(
-            (o) => o.metadata.annotations?.[IF_SERVED_ANNOTATION] !== 'true',
+          ...(opts.rendered?.objects ?? ((o: K8sObject[]) => o))(
+            buildDatabase(app).filter(
+              (o) => o.metadata.annotations?.[IF_SERVED_ANNOTATION] !== 'true',
+            ),
           ),
         ],
       }),
@@ -746,7 +757,9 @@ export async function startDatabase(
       }
       writeFileSync(
         join(configDir, 'patroni.yml'),
-        renderPatroniConfig(app, shard, { configDir, tlsDir, caDir: join(dir, 'ca') }),
+        (opts.rendered?.patroniYml ?? ((t: string) => t))(
+          renderPatroniConfig(app, shard, { configDir, tlsDir, caDir: join(dir, 'ca') }),
+        ),
       );
       writeFileSync(join(configDir, 'post-bootstrap.sh'), renderPostBootstrap(app), {
         mode: 0o755,

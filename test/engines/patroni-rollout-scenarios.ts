@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import type { AppModel } from '../../operator/api/model.ts';
 import { buildDatabase } from '../../operator/tiers/database/build.ts';
+import { syncPatroniConfig } from '../../operator/tiers/database/dcs-sync.ts';
 import { PRIMARY_ROLE, REPLICA_ROLE, ROLE_LABEL } from '../../operator/tiers/database/names.ts';
 import { planShard, shardView } from '../../operator/tiers/database/rollout.ts';
 import type { ClusterAccess } from '../../operator/tiers/tier.ts';
@@ -18,6 +19,7 @@ import {
   observe,
   pvcOf,
   startWriter,
+  step,
 } from './patroni-kubelet.ts';
 import type { Kubelet, TimedWrite } from './patroni-kubelet.ts';
 import { syncStandbysOf } from './failover-faults.ts';
@@ -558,4 +560,66 @@ export async function syncScaleDown(
     );
   }).finally(() => probe.close());
   return { ...out, guarded, syncAtScaleDown, finalReplicas: replicasOf(h) };
+}
+
+export interface RestartOutcome extends Outcome {
+  /** What one step wrote after the apply, before Patroni's dynamic config had the change. */
+  readonly heldWrites: readonly TimedWrite[];
+  /** What the operator's afterApply wrote (the `-config` annotation). */
+  readonly configWrites: readonly string[];
+}
+
+/**
+ * A change of the restart-only parameters as a new operator brings it to a running shard:
+ * the StatefulSet applied with the new pod template (its restart annotation), one step
+ * (which must wait: Patroni's config does not have the change yet), the afterApply that
+ * writes Patroni's dynamic config, then the steps until the shard has rolled.
+ */
+export async function restartRollout(h: Harness, operator: ClusterAccess): Promise<RestartOutcome> {
+  const guarded: GuardedWrite[] = [];
+  const probe = primaryProbe(h);
+  const cluster = guarding(probe, operator, guarded);
+  let heldWrites: TimedWrite[] = [];
+  let configWrites: string[] = [];
+  const out = await measured(h, h.app, async () => {
+    const sts = buildDatabase(h.app).find((o) => o.kind === 'StatefulSet');
+    if (!sts) throw new Error('no StatefulSet rendered');
+    applyStatefulSet(h.app, h, sts);
+    await eventually('the StatefulSet on a new revision', async () => {
+      const o = await observe(h);
+      const view = shardView(h.app, 0, o.objects[0], o.pods);
+      return view.updateRevision !== undefined &&
+        view.members.some((m) => m.revision !== view.updateRevision)
+        ? true
+        : undefined;
+    });
+    // Steps until one got as far as a write: it read the live config three times (the lock
+    // twice, then the restart parameters right before a deletion), or it wrote. A step
+    // planned from a cache behind the API server stops earlier (rollout-step.ts).
+    let configReads = 0;
+    const counting: ClusterAccess = {
+      ...cluster,
+      async get(apiVersion, kind, namespace, name) {
+        if (kind === 'ConfigMap' && name === 'shop-db-0-config') configReads++;
+        return cluster.get(apiVersion, kind, namespace, name);
+      },
+    };
+    const held: TimedWrite[] = [];
+    await eventually(
+      'a step that reached the deletion of a member',
+      async () => {
+        configReads = 0;
+        for (const w of await step(h.app, h, counting)) held.push({ ...w, at: performance.now() });
+        return held.length > 0 || configReads >= 3 ? true : undefined;
+      },
+      120_000,
+      200,
+    );
+    heldWrites = held;
+    configWrites = (await syncPatroniConfig(h.app, cluster)).map(
+      (w) => `${w.action} ${w.kind} ${w.name}`,
+    );
+    return drive(h.app, h, cluster, () => arrived(h, h.app));
+  }).finally(() => probe.close());
+  return { ...out, guarded, heldWrites, configWrites };
 }

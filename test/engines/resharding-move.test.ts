@@ -7,18 +7,24 @@
 // acknowledged row of the moving buckets is on the target exactly once, none of the others
 // is, and the source keeps exactly the others.
 import { randomBytes, randomInt } from 'node:crypto';
-import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../../devcluster/testing.ts';
 import {
+  BUCKETS,
   bucketFunctionSql,
   bucketMoves,
   bucketOf,
   bucketSql,
+  makeShardMap,
+  toRanges,
 } from '../../sdk/src/contract/index.ts';
+import { Database } from '../../sdk/src/db/database.ts';
+import { BucketMovingError } from '../../sdk/src/db/errors.ts';
+import { LiveShardMap } from '../../sdk/src/db/live-shard-map.ts';
 import {
   FENCE_SQLSTATE,
   beforeSchemaRestoreSql,
@@ -440,4 +446,103 @@ describe('resharding: moving buckets between two real Postgres 17 primaries', ()
       ]),
     ).rejects.toMatchObject({ code: FENCE_SQLSTATE });
   });
+
+  it("the SDK's writes to a fenced bucket wait for the map flip and land on the new owner", async () => {
+    // The app's view: shard 0 is the source, shard 1 the target; v1 routes every bucket to
+    // the source, v2 the moving ones to the target. The fence is on the source's items.
+    const sdkMove: MoveSql = {
+      id: 'sdk',
+      ranges: moves.map((m) => ({ from: m.from, to: m.to })),
+      tables: [{ schema: 'public', name: 'items', keyColumn: KEY, keyType: 'text' }],
+    };
+    await target.client.query(
+      `CREATE TABLE IF NOT EXISTS items (${KEY} text NOT NULL, seq int NOT NULL, payload text NOT NULL, PRIMARY KEY (${KEY}, seq))`,
+    );
+    await source.client.query(fenceFunctionSql());
+    for (const s of fenceSql(sdkMove)) await source.client.query(s);
+    const shards = [source, target].map((srv, index) => ({
+      index,
+      primary: '127.0.0.1',
+      replicas: '127.0.0.1',
+      port: srv.port,
+    }));
+    const mapOf = (version: number, moved: boolean) =>
+      JSON.stringify({
+        ...makeShardMap({ version, shards, database: DB }),
+        ranges: toRanges(
+          Array.from({ length: BUCKETS }, (_, b) =>
+            moved && moves.some((m) => b >= m.from && b < m.to) ? 1 : 0,
+          ),
+        ),
+      });
+    const publish = (file: string, text: string) => {
+      writeFileSync(`${file}.tmp`, text);
+      renameSync(`${file}.tmp`, file);
+    };
+    const keys = Array.from({ length: 400 }, (_, i) => `sdk-${i}`).filter((k) => inMove(k));
+    const [k1, k2, k3] = keys;
+    if (!k1 || !k2 || !k3) throw new Error('no moving keys');
+    const rowsFor = async (c: pg.Client, k: string) =>
+      (await c.query<{ payload: string }>(`SELECT payload FROM items WHERE ${KEY} = $1`, [k])).rows;
+    const connection = { database: DB, user: 'postgres', password: SUPER_PASSWORD, poolMax: 2 };
+
+    // Flipped within the wait: the write and the transaction land on the target, once.
+    const file = join(dir, 'shard-map.json');
+    publish(file, mapOf(1, false));
+    const map = new LiveShardMap(file, { pollMs: 100 });
+    const refused: string[] = [];
+    const db = new Database(map, {
+      ...connection,
+      moveWaitMs: 300_000,
+      onError: (where, e) => void refused.push(`${where}: ${(e as { code?: string }).code}`),
+    });
+    const settled: string[] = [];
+    try {
+      const write = db
+        .write(k1, `INSERT INTO items VALUES ($1, 1, 'write')`, [k1])
+        .finally(() => settled.push('write'));
+      const tx = db
+        .tx(k2, async (q) => {
+          await q.query(`INSERT INTO items VALUES ($1, 1, 'tx')`, [k2]);
+          return q.query(`UPDATE items SET payload = 'tx2' WHERE ${KEY} = $1`, [k2]);
+        })
+        .finally(() => settled.push('tx'));
+      await eventually('both refused by the fence', async () =>
+        refused.length >= 2 ? true : undefined,
+      );
+      expect(refused.every((r) => r.endsWith(`(map v1): ${FENCE_SQLSTATE}`))).toBe(true);
+      expect(settled).toEqual([]); // waiting for the flip, not failed
+      expect(await rowsFor(source.client, k1)).toEqual([]);
+      publish(file, mapOf(2, true));
+      await Promise.all([write, tx]);
+      expect(db.shardMap.version).toBe(2);
+      expect(await rowsFor(target.client, k1)).toEqual([{ payload: 'write' }]);
+      expect(await rowsFor(target.client, k2)).toEqual([{ payload: 'tx2' }]);
+      expect(await rowsFor(source.client, k1)).toEqual([]);
+      expect(await rowsFor(source.client, k2)).toEqual([]);
+    } finally {
+      await db.close();
+      map.close();
+    }
+
+    // No flip within the wait: a BucketMovingError naming the key and bucket, nothing written.
+    const still = join(dir, 'shard-map-v1.json');
+    publish(still, mapOf(1, false));
+    const oldMap = new LiveShardMap(still, { pollMs: 100 });
+    const late = new Database(oldMap, { ...connection, moveWaitMs: 1500 });
+    try {
+      const err = await late.write(k3, `INSERT INTO items VALUES ($1, 1, 'late')`, [k3]).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(BucketMovingError);
+      expect(err).toMatchObject({ key: k3, bucket: bucketOf(k3), mapVersion: 1 });
+      expect((err as Error).cause).toMatchObject({ code: FENCE_SQLSTATE });
+      expect(await rowsFor(source.client, k3)).toEqual([]);
+      expect(await rowsFor(target.client, k3)).toEqual([]);
+    } finally {
+      await late.close();
+      oldMap.close();
+    }
+  }, 600_000);
 });

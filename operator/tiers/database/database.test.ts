@@ -8,6 +8,7 @@ import { buildDatabase } from './build.ts';
 import {
   dcsConfigMapName,
   dcsConfigUpdate,
+  restartParametersLag,
   patroniConfig,
   renderPatroniConfig,
   renderPostBootstrap,
@@ -95,7 +96,10 @@ describe('buildDatabase', () => {
       '--rewind-user',
       'scalable-rewind',
     ]);
-    expect(sts.template.metadata.annotations).toEqual({ 'scalable.dev/fence-margin': '15' });
+    expect(sts.template.metadata.annotations).toEqual({
+      'scalable.dev/fence-margin': '15',
+      'scalable.dev/postgres-restart': 'wal_level=logical',
+    });
     const cm = find(buildDatabase(sharded), 'ConfigMap', 'shop-db-1-patroni') as unknown as {
       data: Record<string, string>;
     };
@@ -580,8 +584,11 @@ describe('dcsConfigUpdate', () => {
     synchronous_mode_strict: false,
     primary_start_timeout: 300,
     failsafe_mode: true,
+    ignore_slots: [{ type: 'logical', database: 'shop', plugin: 'pgoutput' }],
     postgresql: {
       parameters: {
+        wal_level: 'logical',
+        sync_replication_slots: 'on',
         wal_receiver_timeout: '5s',
         shared_buffers: '256MB',
         effective_cache_size: '768MB',
@@ -617,8 +624,11 @@ describe('dcsConfigUpdate', () => {
       synchronous_mode_strict: false,
       primary_start_timeout: 0,
       failsafe_mode: true,
+      ignore_slots: [{ type: 'logical', database: 'shop', plugin: 'pgoutput' }],
       postgresql: {
         parameters: {
+          wal_level: 'logical',
+          sync_replication_slots: 'on',
           wal_receiver_timeout: '5s',
           shared_buffers: '512MB',
           effective_cache_size: '1536MB',
@@ -684,6 +694,46 @@ describe('dcsConfigUpdate', () => {
       synchronous_mode: false,
       primary_start_timeout: 300,
     });
+  });
+
+  it('brings a cluster bootstrapped with wal_level replica to logical with failover slots, keeping the admin ignore_slots', () => {
+    const old = JSON.parse(live) as Record<string, unknown>;
+    const params = (old['postgresql'] as { parameters: Record<string, unknown> }).parameters;
+    params['wal_level'] = 'replica';
+    delete params['sync_replication_slots'];
+    old['ignore_slots'] = [{ name: 'cdc', type: 'logical' }];
+    expect(restartParametersLag(JSON.stringify(old))).toBe(true);
+    const next = dcsConfigUpdate(modelOf({ database: {} }), 0, JSON.stringify(old));
+    expect(JSON.parse(next ?? '{}')).toMatchObject({
+      ignore_slots: [
+        { name: 'cdc', type: 'logical' },
+        { type: 'logical', database: 'shop', plugin: 'pgoutput' },
+      ],
+      postgresql: { parameters: { wal_level: 'logical', sync_replication_slots: 'on' } },
+    });
+    // Applied: in line, no lag, nothing more to write.
+    expect(restartParametersLag(next)).toBe(false);
+    expect(dcsConfigUpdate(modelOf({ database: {} }), 0, next)).toBeUndefined();
+    // Not bootstrapped yet, or unreadable: no lag known, the rollout is not held.
+    expect(restartParametersLag(undefined)).toBe(false);
+    expect(restartParametersLag('not json')).toBe(false);
+  });
+
+  it('renders wal_level logical everywhere, slot sync on Postgres 17 and up only, pgoutput slots left to the move', () => {
+    const dcs = (version: string) =>
+      patroniConfig(modelOf({ database: { version } }), 0).bootstrap.dcs;
+    expect(dcs('17').postgresql.parameters).toMatchObject({
+      wal_level: 'logical',
+      sync_replication_slots: 'on',
+      hot_standby_feedback: 'on',
+    });
+    expect(dcs('17').postgresql.use_slots).toBe(true);
+    expect(dcs('18').postgresql.parameters).toMatchObject({ sync_replication_slots: 'on' });
+    expect(dcs('16').postgresql.parameters).toMatchObject({ wal_level: 'logical' });
+    expect(dcs('16').postgresql.parameters).not.toHaveProperty('sync_replication_slots');
+    expect(dcs('17').ignore_slots).toEqual([
+      { type: 'logical', database: 'shop', plugin: 'pgoutput' },
+    ]);
   });
 
   it('renders the timings and failsafe_mode into bootstrap.dcs', () => {

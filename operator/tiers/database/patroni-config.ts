@@ -97,6 +97,50 @@ export const FAILOVER_PARAMETERS: Readonly<Record<string, string>> = {
 };
 
 /**
+ * Parameters Postgres reads only when it starts, kept in step on live clusters; a change
+ * rolls the pods (the pod template carries them, statefulset.ts), since Patroni only marks
+ * them pending_restart. wal_level logical: a bucket move (resharding.ts) streams the moving
+ * rows by logical replication from the source shard's primary, so every member runs with it
+ * before a move is asked for, not by a restart at move time. Patroni takes wal_level from
+ * the dynamic config only (its value in patroni.yml's postgresql.parameters is ignored).
+ */
+export const RESTART_PARAMETERS: Readonly<Record<string, string>> = {
+  wal_level: 'logical',
+};
+
+/**
+ * Failover slots (Postgres 17): a move's subscription creates its slot with failover=true,
+ * and each standby's slot sync worker keeps a copy in step with the primary's, so the move
+ * resumes from the promoted standby after a failover. The worker needs hot_standby_feedback,
+ * a physical slot per standby (Patroni's use_slots: primary_slot_name) and a dbname in
+ * primary_conninfo (Patroni 4.0 adds it); sync_replication_slots is a reload, not a restart.
+ * Not Patroni's permanent logical slots: those are fixed in the DCS config, created by
+ * Patroni rather than by the subscription, and Patroni stops a replica's Postgres to copy one
+ * onto it (slots.py copy_logical_slots), then advances it only to the position the primary
+ * last published in the DCS.
+ */
+export function slotSyncParameters(app: AppModel): Record<string, string> {
+  return Number(app.database?.version ?? 0) >= 17 ? { sync_replication_slots: 'on' } : {};
+}
+
+/**
+ * Patroni drops every replication slot it does not manage (slots.py _drop_incorrect_slots):
+ * a subscription's slot on the primary whenever its subscriber disconnects, and on standbys
+ * it would try (and fail: Postgres refuses to drop a slot being synchronized) on every loop.
+ * So the app database's pgoutput slots, which only logical replication creates, are not
+ * Patroni's: a move drops its own slot when it ends or aborts (resharding-sql.ts).
+ */
+export const ignoredSlots = (app: AppModel): Array<Record<string, string>> => [
+  { type: 'logical', database: appDatabaseName(app), plugin: 'pgoutput' },
+];
+
+/** The pod template's record of RESTART_PARAMETERS: changing them rolls the members. */
+export const restartParametersText = (): string =>
+  Object.entries(RESTART_PARAMETERS)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+
+/**
  * Patroni's primary_start_timeout: how long a primary whose Postgres died (kill -9, a crash of
  * the postmaster, its container restarted by the kubelet) may take to start again in place
  * before Patroni fails over. A restarted Patroni that still holds the lock starts Postgres as
@@ -177,12 +221,13 @@ export function patroniConfig(app: AppModel, shard: number, layout: PodLayout = 
         // it do not promote. The operator's release leaves such a primary alone (its standby
         // still streams: lease-break.ts).
         failsafe_mode: true,
+        ignore_slots: ignoredSlots(app),
         postgresql: {
           use_pg_rewind: true,
           use_slots: true,
           parameters: {
             max_connections: 200,
-            wal_level: 'replica',
+            ...RESTART_PARAMETERS,
             hot_standby: 'on',
             wal_log_hints: 'on',
             max_wal_senders: 10,
@@ -191,6 +236,7 @@ export function patroniConfig(app: AppModel, shard: number, layout: PodLayout = 
             hot_standby_feedback: 'on',
             password_encryption: 'scram-sha-256',
             ...FAILOVER_PARAMETERS,
+            ...slotSyncParameters(app),
             ...memoryParameters(app),
           },
         },
@@ -309,7 +355,9 @@ const obj = (v: unknown): Json =>
 /**
  * The new value of the `config` annotation when the live dynamic config disagrees with the
  * spec (synchronous mode and the crash handling that goes with it, failsafe mode, timings,
- * memory and failover parameters), else undefined. Other keys, including ones an admin set with patronictl, are kept as they are.
+ * memory, failover, slot sync and restart parameters, the ignored slots), else undefined.
+ * Other keys, including ones an admin set with patronictl, are kept as they are (an admin's
+ * ignore_slots entries too: ours are added to them).
  */
 export function dcsConfigUpdate(
   app: AppModel,
@@ -326,7 +374,18 @@ export function dcsConfigUpdate(
   const want = patroniConfig(app, shard).bootstrap.dcs;
   const pg = obj(current['postgresql']);
   const params = obj(pg['parameters']);
-  const memory = { ...FAILOVER_PARAMETERS, ...memoryParameters(app) };
+  const memory = {
+    ...RESTART_PARAMETERS,
+    ...FAILOVER_PARAMETERS,
+    ...slotSyncParameters(app),
+    ...memoryParameters(app),
+  };
+  const ignored = Array.isArray(current['ignore_slots'])
+    ? (current['ignore_slots'] as unknown[])
+    : [];
+  const missing = ignoredSlots(app).filter(
+    (want) => !ignored.some((have) => JSON.stringify(have) === JSON.stringify(want)),
+  );
   const modes = {
     synchronous_mode: want.synchronous_mode,
     synchronous_mode_strict: want.synchronous_mode_strict,
@@ -338,11 +397,29 @@ export function dcsConfigUpdate(
     ...current,
     ...modes,
     ...timings,
+    ...(missing.length > 0 ? { ignore_slots: [...ignored, ...missing] } : {}),
     postgresql: { ...pg, parameters: { ...params, ...memory } },
   };
   const same =
+    missing.length === 0 &&
     Object.entries(modes).every(([k, v]) => current[k] === v) &&
     Object.entries(timings).every(([k, v]) => current[k] === v) &&
     Object.entries(memory).every(([k, v]) => params[k] === v);
   return same ? undefined : JSON.stringify(next);
+}
+
+/**
+ * Whether the live dynamic config (the `config` annotation) lags RESTART_PARAMETERS: a
+ * member restarted now would come back with the old values and, its pod being up to date,
+ * never be restarted again. Undefined (not bootstrapped yet) or unreadable: no lag known.
+ */
+export function restartParametersLag(live: string | undefined): boolean {
+  if (live === undefined) return false;
+  let params: Json;
+  try {
+    params = obj(obj(obj(JSON.parse(live))['postgresql'])['parameters']);
+  } catch {
+    return false;
+  }
+  return Object.entries(RESTART_PARAMETERS).some(([k, v]) => params[k] !== v);
 }

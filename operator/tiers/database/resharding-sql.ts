@@ -12,6 +12,7 @@
 // bytes as an unsigned number modulo the bucket count: hash.ts's function, byte for byte.
 // The engine test compares it with scalable_bucket() key for key.
 import type { BucketMove } from '../../../sdk/src/contract/shard-map.ts';
+import { FENCE_SQLSTATE } from '../../../sdk/src/contract/shard-map.ts';
 import { BUCKETS } from '../../../sdk/src/contract/hash.ts';
 
 /** Column types a shard key may have, each with its IMMUTABLE path to the key's text. */
@@ -93,8 +94,8 @@ export const subscriptionName = publicationName;
 /** The subscription's slot on the source (CREATE SUBSCRIPTION names it after itself). */
 export const slotName = publicationName;
 export const fenceTriggerName = (move: MoveSql): string => `scalable_fence_${move.id}`;
-/** Writes refused by a fence carry this SQLSTATE (class SB: "scalable bucket"). */
-export const FENCE_SQLSTATE = 'SB001';
+/** Writes refused by a fence carry this SQLSTATE (the SDK's contract: it retries them). */
+export { FENCE_SQLSTATE };
 
 // ---- on the source primary (the app database, as the superuser over the pod's socket) ----
 

@@ -136,6 +136,28 @@ describe('stepRollouts: preconditions on every write', () => {
     expect(out.map((w) => `${w.action} ${w.name}`)).toEqual(['Deleted shop-db-0-2']);
   });
 
+  it("deletes no member while Patroni's dynamic config lags the restart-only parameters", async () => {
+    const config = (walLevel: string) =>
+      JSON.stringify({ postgresql: { parameters: { wal_level: walLevel } } });
+    const deletes = async (walLevel: string) => {
+      const { cluster } = fakeCluster(pods, {
+        'shop-db-0-leader': { leader: 'shop-db-0-0' },
+        'shop-db-0-config': { config: config(walLevel) },
+      });
+      const seen: string[] = [];
+      await stepRollouts(
+        app,
+        { objects: [sts], pods, missingApis: [] },
+        { ...cluster, delete: async (_v, _k, _ns, name) => void seen.push(name) },
+        new RolloutGate(),
+      );
+      return seen;
+    };
+    // The pod would restart with wal_level replica and count as up to date: held.
+    expect(await deletes('replica')).toEqual([]);
+    expect(await deletes('logical')).toEqual(['shop-db-0-2']);
+  });
+
   it('writes nothing when the lock moves between the plan and the write', async () => {
     const configMaps: Record<string, Json> = { 'shop-db-0-leader': { leader: 'shop-db-0-0' } };
     const { cluster, writes } = fakeCluster(pods, configMaps);

@@ -18,6 +18,7 @@ import { DATABASE_LABEL, SCOPE_LABEL, shardIndexes, shardName } from './names.ts
 import { chooseCandidate, lockViewOf, planShard, sameAction, shardView } from './rollout.ts';
 import type { LockView, RolloutAction, ShardView } from './rollout.ts';
 import { rolloutGate } from './rollout-gate.ts';
+import { dcsConfigMapName, restartParametersLag } from './patroni-config.ts';
 import type { RolloutGate } from './rollout-gate.ts';
 
 type Json = Record<string, unknown>;
@@ -166,6 +167,15 @@ async function execute(
   }
 }
 
+async function restartConfigLags(
+  app: AppModel,
+  shard: number,
+  cluster: ClusterAccess,
+): Promise<boolean> {
+  const cm = await cluster.get('v1', 'ConfigMap', app.namespace, dcsConfigMapName(app, shard));
+  return restartParametersLag(cm ? annotationsOf(cm)['config'] : undefined);
+}
+
 const acts = (a: RolloutAction) =>
   a.type === 'deletePod' || a.type === 'switchover' || a.type === 'scaleDown';
 
@@ -204,6 +214,10 @@ export async function stepRollouts(
     // The lock again, right before the write: a takeover since the plan stops it.
     const now = await readLock(app, scope, cluster);
     if (!sameLock(lock, now)) continue;
+    // A member restarted while Patroni's dynamic config still has the old restart-only
+    // parameters (its sync failed or is not through yet) would come back up to date by its
+    // pod and with the old values: no deletion until the config has them (dcs-sync.ts).
+    if (fresh.type === 'deletePod' && (await restartConfigLags(app, shard, cluster))) continue;
     writes.push(...(await execute(app, scope, fresh, cluster)));
   }
   return writes;

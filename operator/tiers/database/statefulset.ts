@@ -42,7 +42,11 @@ import {
   POD_LAYOUT,
   SOCKET_DIR,
   binDir,
+  restartParametersText,
 } from './patroni-config.ts';
+
+/** Pod annotation: the restart-only Postgres parameters the members run with. */
+export const RESTART_ANNOTATION = 'scalable.dev/postgres-restart';
 
 export const REWIND_PASSWORD_ENV = ENV.rewindPassword;
 
@@ -174,9 +178,15 @@ export function shardStatefulSet(chart: Chart, app: AppModel, shard: number): vo
       template: {
         metadata: {
           labels: shardPodLabels(app, shard),
-          // The operator releases a silent primary's lock only where its pod fences
-          // (lease-break.ts), and reckons with this margin.
-          annotations: { [FENCE_ANNOTATION]: String(FENCE_MARGIN_SECONDS) },
+          annotations: {
+            // The operator releases a silent primary's lock only where its pod fences
+            // (lease-break.ts), and reckons with this margin.
+            [FENCE_ANNOTATION]: String(FENCE_MARGIN_SECONDS),
+            // The parameters Postgres must have been started with: a change is a new
+            // revision, which the operator rolls replicas first, then by a switchover
+            // (rollout.ts), so no primary restarts in place.
+            [RESTART_ANNOTATION]: restartParametersText(),
+          },
         },
         spec: {
           serviceAccountName: tierName(app),

@@ -3,6 +3,7 @@
 export { BUCKETS, HASH_NAME, bucketFunctionSql, bucketOf, bucketSql, keyText } from './hash.ts';
 export type { ShardKey } from './hash.ts';
 export {
+  FENCE_SQLSTATE,
   assignBuckets,
   bucketMoves,
   makeShardMap,

@@ -20,6 +20,13 @@ export interface ShardAddresses {
   readonly port: number;
 }
 
+/**
+ * The SQLSTATE of a write the operator's fence refused because its bucket is being moved to
+ * another shard (class SB: "scalable bucket"). The statement, or the whole transaction, was
+ * rolled back: it may run again on the bucket's owner in the next map version.
+ */
+export const FENCE_SQLSTATE = 'SB001';
+
 export interface ShardMap {
   /** Increases whenever buckets move between shards. */
   readonly version: number;

@@ -9,7 +9,7 @@ import type { PoolClient, PoolConfig, QueryResult, QueryResultRow } from 'pg';
 import type { Queryable, ReadOptions } from './queryable.ts';
 import { bucketOf, shardOfBucket } from '../contract/index.ts';
 import type { ShardAddresses, ShardKey, ShardMap } from '../contract/index.ts';
-import { ShardRoutingError, isUnavailable } from './errors.ts';
+import { BucketMovingError, ShardRoutingError, isBucketMoving, isUnavailable } from './errors.ts';
 import type { LiveShardMap } from './live-shard-map.ts';
 import { DbSession } from './session.ts';
 import type { SessionPort } from './session.ts';
@@ -38,7 +38,16 @@ export interface DatabaseOptions {
   /** How long a replica that failed is skipped before it is tried again. */
   readonly replicaRetryMs?: number;
   readonly onError?: (where: string, e: Error) => void;
+  /**
+   * How long a write whose bucket the operator has fenced for a move (SQLSTATE SB001) waits
+   * for a newer shard map before it fails with a BucketMovingError (30000). Once one is in
+   * use the write runs again, on the bucket's owner in it.
+   */
+  readonly moveWaitMs?: number;
 }
+
+/** How often a fenced write re-reads the shard map file (the directory watch is quicker). */
+const MOVE_POLL_MS = 100;
 
 // What a replica has: its replay lag in seconds (0 when everything received is replayed, so
 // an idle primary's old last-transaction timestamp does not read as lag), and the WAL
@@ -113,7 +122,57 @@ export class Database {
     text: string,
     params: unknown[] = [],
   ): Promise<QueryResult<R>> {
-    return this.#pools(this.route(key).shard).primary.query<R>(text, params);
+    return this.#onOwner(key, (shard) => this.#pools(shard).primary.query<R>(text, params));
+  }
+
+  /**
+   * Runs a primary operation on the key's shard. When the operator's fence refuses it (the
+   * bucket is being moved: the statement or transaction was rolled back, nothing written),
+   * waits for a shard map newer than the one it was routed by, and runs it again on the
+   * key's owner in that map; past moveWaitMs, a BucketMovingError.
+   */
+  async #onOwner<T>(key: ShardKey, run: (shard: ShardAddresses) => Promise<T>): Promise<T> {
+    const start = Date.now();
+    const deadline = start + (this.#options.moveWaitMs ?? 30_000);
+    for (;;) {
+      const route = this.route(key);
+      try {
+        return await run(route.shard);
+      } catch (e) {
+        if (!isBucketMoving(e)) throw e;
+        this.#options.onError?.(
+          `bucket ${route.bucket} moving (map v${route.mapVersion})`,
+          e as Error,
+        );
+        if (!(await this.#mapNewerThan(route.mapVersion, deadline)))
+          throw new BucketMovingError(
+            key,
+            route.bucket,
+            route.mapVersion,
+            Date.now() - start,
+            e as Error,
+          );
+      }
+    }
+  }
+
+  /** Waits until the map in use is newer than `version` (true) or the deadline (false). */
+  async #mapNewerThan(version: number, deadline: number): Promise<boolean> {
+    for (;;) {
+      if (this.#map.current.version > version) return true;
+      const left = deadline - Date.now();
+      if (left <= 0 || this.#closed) return false;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, Math.min(left, MOVE_POLL_MS));
+        const off = this.#map.onChange(done);
+        function done(): void {
+          clearTimeout(timer);
+          off();
+          resolve();
+        }
+      });
+      this.#map.refresh();
+    }
   }
 
   /**
@@ -213,14 +272,15 @@ export class Database {
     text: string,
     params: unknown[],
   ): Promise<{ value: QueryResult<R>; shard: number; lsn: bigint }> {
-    const shard = this.route(key).shard;
-    const client = await this.#pools(shard).primary.connect();
-    try {
-      const value = await client.query<R>(text, params);
-      return { value, shard: shard.index, lsn: await writePosition(client) };
-    } finally {
-      client.release();
-    }
+    return this.#onOwner(key, async (shard) => {
+      const client = await this.#pools(shard).primary.connect();
+      try {
+        const value = await client.query<R>(text, params);
+        return { value, shard: shard.index, lsn: await writePosition(client) };
+      } finally {
+        client.release();
+      }
+    });
   }
 
   /** `track`: also the WAL position the commit reached (one more round trip). */
@@ -229,7 +289,16 @@ export class Database {
     fn: (q: Queryable) => Promise<T>,
     track: boolean,
   ): Promise<{ value: T; shard: number; lsn: bigint }> {
-    const shard = this.route(key).shard;
+    // Refused by a fence, the transaction was rolled back whole, so fn runs again whole on
+    // the new owner (as after a serialization failure): fn's effects must stay inside it.
+    return this.#onOwner(key, (shard) => this.#txOn(shard, fn, track));
+  }
+
+  async #txOn<T>(
+    shard: ShardAddresses,
+    fn: (q: Queryable) => Promise<T>,
+    track: boolean,
+  ): Promise<{ value: T; shard: number; lsn: bigint }> {
     const client = await this.#pools(shard).primary.connect();
     let broken: Error | undefined;
     let value: T;

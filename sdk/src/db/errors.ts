@@ -1,5 +1,6 @@
 // What can go wrong when routing or reaching a shard, told apart so a read can fall back
 // to the primary for exactly the failures that mean "this replica cannot answer now".
+import { FENCE_SQLSTATE } from '../contract/index.ts';
 import type { ShardKey } from '../contract/index.ts';
 
 /** The key's bucket is not served by any shard of the map in use: refused, never guessed. */
@@ -33,4 +34,28 @@ export function isUnavailable(e: unknown): boolean {
     return false;
   }
   return UNAVAILABLE_MESSAGES.test(e.message);
+}
+
+/** A write refused by the operator's fence: its bucket is being moved to another shard. */
+export const isBucketMoving = (e: unknown): boolean =>
+  e instanceof Error && (e as { code?: unknown }).code === FENCE_SQLSTATE;
+
+/**
+ * The key's bucket was fenced for a move and no newer shard map arrived within the wait
+ * (DatabaseOptions.moveWaitMs): nothing was written. `cause` is the fence's refusal.
+ */
+export class BucketMovingError extends Error {
+  override name = 'BucketMovingError';
+  readonly key: ShardKey;
+  readonly bucket: number;
+  readonly mapVersion: number;
+  constructor(key: ShardKey, bucket: number, mapVersion: number, waitedMs: number, cause: Error) {
+    super(
+      `key ${String(key)} (bucket ${bucket}): being moved, and no shard map newer than v${mapVersion} after ${waitedMs} ms`,
+      { cause },
+    );
+    this.key = key;
+    this.bucket = bucket;
+    this.mapVersion = mapVersion;
+  }
 }
