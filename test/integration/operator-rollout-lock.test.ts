@@ -11,6 +11,7 @@ import type { KubeClient } from '../../operator/runtime/kube-client.ts';
 import { modelOf } from '../../operator/tiers/shared/test-helpers.ts';
 import type { ObservedObject } from '../../operator/tiers/shared/report.ts';
 import type { ClusterAccess } from '../../operator/tiers/tier.ts';
+import { RESTART_PARAMETERS } from '../../operator/tiers/database/patroni-config.ts';
 import { RolloutGate } from '../../operator/tiers/database/rollout-gate.ts';
 import { stepRollouts } from '../../operator/tiers/database/rollout-step.ts';
 import { closeSuite, getObj, kindInfo, openSuite } from './operator-harness.ts';
@@ -161,8 +162,16 @@ describe('rollout step: the lock, not the label, names the primary', () => {
       [member(1)]: 'replica',
       [member(2)]: 'replica',
     });
+    // The live config as dcs-sync leaves it: with the restart-only parameters of the
+    // rendering (a lagging one holds every deletion, which is not what this case is about).
     await patroniKey(`${SCOPE}-config`, {
-      config: JSON.stringify({ ttl: 20, loop_wait: 1, retry_timeout: 3, synchronous_mode: true }),
+      config: JSON.stringify({
+        ttl: 20,
+        loop_wait: 1,
+        retry_timeout: 3,
+        synchronous_mode: true,
+        postgresql: { parameters: { ...RESTART_PARAMETERS } },
+      }),
     });
     await patroniKey(`${SCOPE}-leader`, { leader: member(2) });
     await patroniKey(`${SCOPE}-sync`, { leader: member(2), sync_standby: member(1) });
