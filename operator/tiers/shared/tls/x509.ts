@@ -89,13 +89,29 @@ export async function issueServerCert(
   dnsNames: readonly string[],
   now: Date,
 ): Promise<KeyPair> {
-  if (dnsNames.length === 0) throw new Error('issueServerCert: no DNS names');
+  const [first] = dnsNames;
+  if (first === undefined) throw new Error('issueServerCert: no DNS names');
+  // serverAuth only: no peer asks a server's key for a client certificate (Redis and
+  // Sentinel run with tls-auth-clients no, Patroni's REST API sets no verify_client, pg_hba's
+  // only cert lines are for the pooler's client certificate, replication and pg_rewind name
+  // no sslcert), so a server key cannot log in as a client anywhere that checks them.
+  return issueLeaf(ca, first, 'serverAuth', dnsNames, now);
+}
+
+/** A leaf certificate for one extended key usage, its names as SANs, signed by `ca`. */
+async function issueLeaf(
+  ca: KeyPair,
+  commonName: string,
+  usage: 'serverAuth' | 'clientAuth',
+  names: readonly string[],
+  now: Date,
+): Promise<KeyPair> {
   const x509 = await x509lib();
   const caCert = new x509.X509Certificate(ca.cert);
   const keys = await keyPair();
   const cert = await x509.X509CertificateGenerator.create(
     {
-      subject: `CN=${dnsNames[0]}`,
+      subject: `CN=${commonName}`,
       issuer: caCert.subject,
       notBefore: new Date(now.getTime() - BACKDATE_MS),
       notAfter: new Date(now.getTime() + SERVER_VALIDITY_DAYS * DAY),
@@ -105,13 +121,9 @@ export async function issueServerCert(
       extensions: [
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        // serverAuth only: no peer asks for a client certificate (Redis and Sentinel run
-        // with tls-auth-clients no, Patroni's REST API sets no verify_client, pg_hba has no
-        // clientcert, replication and pg_rewind name no sslcert: passwords authenticate), so
-        // a server key cannot log in as a client anywhere that checks certificates.
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),
+        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage[usage]], false),
         new x509.SubjectAlternativeNameExtension(
-          dnsNames.map((value) => ({
+          names.map((value) => ({
             type: isIP(value) ? ('ip' as const) : ('dns' as const),
             value,
           })),
@@ -134,30 +146,8 @@ export async function issueClientCert(
   commonName: string,
   now: Date,
 ): Promise<KeyPair> {
-  const x509 = await x509lib();
-  const caCert = new x509.X509Certificate(ca.cert);
-  const keys = await keyPair();
-  const cert = await x509.X509CertificateGenerator.create(
-    {
-      subject: `CN=${commonName}`,
-      issuer: caCert.subject,
-      notBefore: new Date(now.getTime() - BACKDATE_MS),
-      notAfter: new Date(now.getTime() + SERVER_VALIDITY_DAYS * DAY),
-      publicKey: keys.publicKey,
-      signingKey: await importKey(ca.key),
-      signingAlgorithm: SIGN,
-      extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], false),
-        // The CN as a SAN too: the renewal rule compares a certificate's names.
-        new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: commonName }], false),
-        await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey, false, crypto),
-      ],
-    },
-    crypto,
-  );
-  return { cert: cert.toString('pem'), key: await pkcs8(x509, keys.privateKey) };
+  // The CN as a SAN too: the renewal rule compares a certificate's names.
+  return issueLeaf(ca, commonName, 'clientAuth', [commonName], now);
 }
 
 /** What the renewal rule needs to know about a certificate. */
