@@ -17,8 +17,13 @@ export interface WriterResult {
   acked: number[];
   /** Attempts that failed (each id is tried once: a failed one may or may not be committed). */
   failures: number;
-  /** The longest time between two acknowledgements (epoch ms: nodes share the host's clock). */
-  gap: { ms: number; from: number; to: number };
+  /**
+   * The longest time between two acknowledgements (epoch ms: nodes share the host's clock);
+   * `fromSent`: when the write acknowledged at `from` was sent. A reply the server sent just
+   * before a fault can reach the writer's event loop a few ms after the fault, so "the pause
+   * began before the fault" is a claim about `fromSent`, not about `from`.
+   */
+  gap: { ms: number; from: number; to: number; fromSent: number };
   /** Epoch ms of the first failed attempt, 0 when none failed. */
   firstFailure: number;
   /**
@@ -111,15 +116,16 @@ export function postgresFrom(namespace: string, defaultPod: string): Postgres {
         `import pg from 'pg';
          import fs from 'node:fs';
          const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-         let client, last = Date.now(), gap = { ms: 0, from: 0, to: 0 }, failures = 0, firstFailure = 0;
+         let client, last = Date.now(), lastSent = last, gap = { ms: 0, from: 0, to: 0, fromSent: 0 }, failures = 0, firstFailure = 0;
          const acked = [], servers = {};
          for (let i = 1; !fs.existsSync(${stopFile}); i++) {
            try {
              if (!client) { client = new pg.Client(${pgConfig(host)}); client.on('error', () => {}); await client.connect(); }
+             const sent = Date.now();
              const r = await client.query('INSERT INTO ${table} (id) VALUES ($1) RETURNING host(inet_server_addr()) AS ip', [i]);
              const now = Date.now();
-             if (now - last > gap.ms) gap = { ms: now - last, from: last, to: now };
-             last = now; acked.push(i);
+             if (now - last > gap.ms) gap = { ms: now - last, from: last, to: now, fromSent: lastSent };
+             last = now; lastSent = sent; acked.push(i);
              const s = (servers[r.rows[0]?.ip ?? '?'] ??= { first: now, last: now, count: 0 });
              s.last = now; s.count++;
              await sleep(20);
