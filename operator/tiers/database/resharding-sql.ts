@@ -174,6 +174,12 @@ export function fenceSql(move: MoveSql, lockTimeoutMs = 2000): string[] {
   ];
 }
 
+/** Whether this server is a primary (not in recovery): where the move's SQL may run. */
+export const isPrimarySql = (): string => 'SELECT NOT pg_is_in_recovery() AS is_primary';
+
+/** The source's wal_level (logical replication needs logical). */
+export const walLevelSql = (): string => "SELECT current_setting('wal_level') AS wal_level";
+
 /** Run after the fence committed: every fenced write is in the WAL before this LSN. */
 export const currentLsnSql = (): string => 'SELECT pg_current_wal_lsn()::text AS lsn';
 
@@ -202,6 +208,24 @@ export function deleteMovedBatchSql(move: MoveSql, table: MovedTable, batch = 50
 
 export const dropPublicationSql = (move: MoveSql): string =>
   `DROP PUBLICATION IF EXISTS ${ident(publicationName(checked(move)))}`;
+
+/**
+ * The copy grant and the fence function are in place (prepareSource's two statements): the
+ * role is a member of pg_read_all_data (or a superuser) and scalable_fence() exists.
+ */
+export const sourcePreparedSql = (replicationRole: string): string =>
+  `SELECT coalesce((SELECT pg_has_role(r.oid, 'pg_read_all_data', 'MEMBER') FROM pg_roles r WHERE r.rolname = ${literal(replicationRole)}), false) AND to_regprocedure('scalable_fence()') IS NOT NULL AS prepared`;
+
+/** The slot's progress: bytes behind the source's WAL, and what it confirmed (no row: no slot). */
+export const slotStateSql = (move: MoveSql): string =>
+  `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint AS lag, confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots WHERE slot_name = ${literal(slotName(checked(move)))}`;
+
+/** How many of the move's tables carry its fence trigger (all of them: the move is fenced). */
+export function fencedTablesSql(move: MoveSql): string {
+  const m = checked(move);
+  const tables = m.tables.map((t) => `to_regclass(${literal(tableName(t))})`).join(', ');
+  return `SELECT count(DISTINCT tgrelid)::int AS n FROM pg_trigger WHERE tgname = ${literal(fenceTriggerName(m))} AND tgrelid = ANY(ARRAY[${tables || 'NULL'}]::regclass[])`;
+}
 
 /** Rows of the move's buckets a table holds (the abort and cleanup checks). */
 export const countInMoveSql = (move: MoveSql, table: MovedTable): string =>
@@ -232,6 +256,14 @@ export const beforeSchemaRestoreSql = (): string[] => [
 ];
 export const fenceTriggersSql = (): string =>
   "SELECT format('DROP TRIGGER %I ON %I.%I', t.tgname, n.nspname, c.relname) AS stmt FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE t.tgname LIKE 'scalable\\_fence\\_%'";
+
+/**
+ * The fence triggers of fenceTriggersSql dropped by one statement, so the schema restore can
+ * end with it inside its own transaction: a target holds the source's tables without the
+ * source's fences, or nothing.
+ */
+export const dropFenceTriggersSql = (): string =>
+  `DO $drop$ DECLARE s text; BEGIN FOR s IN ${fenceTriggersSql()} LOOP EXECUTE s; END LOOP; END $drop$`;
 
 /** User tables of the app database: the target must have none before the schema copy. */
 export const userTablesSql = (): string =>
