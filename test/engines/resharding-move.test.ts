@@ -15,7 +15,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../../devcluster/testing.ts';
 import {
   BUCKETS,
-  bucketFunctionSql,
   bucketMoves,
   bucketOf,
   bucketSql,
@@ -34,11 +33,11 @@ import {
   createSubscriptionSql,
   currentLsnSql,
   deleteMovedBatchSql,
+  dropFenceTriggersSql,
   dropPublicationSql,
   dropSubscriptionSql,
   fenceFunctionSql,
   fenceSql,
-  fenceTriggersSql,
   grantCopySql,
   schemaDumpArgs,
   shardedTablesSql,
@@ -47,88 +46,18 @@ import {
   userTablesSql,
 } from '../../operator/tiers/database/resharding-sql.ts';
 import type { MoveSql, MovedTable } from '../../operator/tiers/database/resharding-sql.ts';
-import { ENGINE_IMAGES, ENGINE_UID, PG_BIN, runOnceAsync, startContainer } from './containers.ts';
-import type { Container } from './containers.ts';
-import { freePort } from './patroni-harness.ts';
-
-const SUPER_PASSWORD = randomBytes(12).toString('hex');
-const REPL_PASSWORD = randomBytes(12).toString('hex');
-const DB = 'shop';
-const KEY = 'customer_id';
-
-interface Server {
-  readonly port: number;
-  readonly container: Container;
-  readonly client: pg.Client;
-}
-
-async function startPostgres(dir: string, name: string): Promise<Server> {
-  const data = join(dir, name);
-  const pwfile = join(dir, `${name}.pw`);
-  writeFileSync(pwfile, SUPER_PASSWORD + '\n');
-  chownSync(pwfile, ENGINE_UID, ENGINE_UID);
-  const port = await freePort();
-  // The shard's settings that matter here: UTF8 (the bucket's bytes), wal_level logical.
-  const container = startContainer({
-    image: ENGINE_IMAGES.postgres,
-    name: `reshard-${name}`,
-    entrypoint: 'sh',
-    args: [
-      '-c',
-      `${PG_BIN}/initdb -D ${data} -E UTF8 --locale=C.UTF-8 --auth-local=trust --auth-host=scram-sha-256 --pwfile=${pwfile} -U postgres >/dev/null && exec ${PG_BIN}/postgres -D ${data} -p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=${dir} -c wal_level=logical -c max_wal_senders=10 -c max_replication_slots=10`,
-    ],
-    mounts: [dir],
-  });
-  const connect = async (database: string) =>
-    eventually(
-      `postgres ${name} answers`,
-      async () => {
-        if (!container.running) throw new Error(`postgres ${name} exited:\n${container.output}`);
-        const c = new pg.Client({
-          host: '127.0.0.1',
-          port,
-          user: 'postgres',
-          password: SUPER_PASSWORD,
-          database,
-        });
-        try {
-          await c.connect();
-          return c;
-        } catch {
-          await c.end().catch(() => undefined);
-          return undefined;
-        }
-      },
-      90_000,
-      200,
-    );
-  // What post_bootstrap does on a shard: the app's role and database, the bucket function.
-  const admin = await connect('postgres');
-  await admin.query(`CREATE ROLE ${DB} LOGIN PASSWORD '${SUPER_PASSWORD}'`);
-  await admin.query(`CREATE ROLE replicator LOGIN REPLICATION PASSWORD '${REPL_PASSWORD}'`);
-  await admin.query(`CREATE DATABASE ${DB} OWNER ${DB}`);
-  await admin.end();
-  const client = await connect(DB);
-  await client.query(bucketFunctionSql());
-  return { port, container, client };
-}
-
-/** Random text keys: ASCII, backslashes, quotes, Latin, CJK, emoji (the filter's traps). */
-function randomKey(): string {
-  const ranges: Array<[number, number]> = [
-    [0x20, 0x7e],
-    [0x5c, 0x5c],
-    [0xa0, 0x24f],
-    [0x4e00, 0x9fff],
-    [0x1f300, 0x1faff],
-  ];
-  let s = '';
-  for (let i = randomInt(1, 20); i > 0; i--) {
-    const [lo, hi] = ranges[randomInt(0, ranges.length)]!;
-    s += String.fromCodePoint(randomInt(lo, hi + 1));
-  }
-  return s;
-}
+import { ENGINE_UID } from './containers.ts';
+import {
+  APP_ROLE as DB,
+  KEY,
+  REPLICATION_ROLE,
+  SUPER_PASSWORD,
+  copySchema,
+  randomKey,
+  replicationConninfo,
+  startPostgres,
+} from './resharding-harness.ts';
+import type { Server } from './resharding-harness.ts';
 
 type Row = string; // "table|key|seq|payload"
 
@@ -291,39 +220,25 @@ describe('resharding: moving buckets between two real Postgres 17 primaries', ()
     })();
 
     try {
-      // Schema copy: the target is empty; pg_dump of the source, restored with psql.
+      // Schema copy: the target is empty; pg_dump of the source, restored with psql in one
+      // transaction with the bucket function's drop before it and the source's fences' after.
       expect((await target.client.query(userTablesSql())).rows).toEqual([]);
-      for (const s of beforeSchemaRestoreSql()) await target.client.query(s);
-      const conn = (port: number) => `host=127.0.0.1 port=${port} user=postgres dbname=${DB}`;
-      const copy = await runOnceAsync({
-        image: ENGINE_IMAGES.postgres,
-        name: 'reshard-schema',
-        entrypoint: 'sh',
-        args: [
-          '-c',
-          `${PG_BIN}/pg_dump ${schemaDumpArgs(`'${conn(source.port)}'`).join(' ')} >/tmp/schema.sql && ${PG_BIN}/psql -X -q -v ON_ERROR_STOP=1 -f /tmp/schema.sql '${conn(target.port)}' 2>&1; echo "rc=$?"`,
-        ],
-        env: { PGPASSWORD: SUPER_PASSWORD },
+      await copySchema(source, target, DB, {
+        dumpArgs: schemaDumpArgs(DB),
+        before: beforeSchemaRestoreSql(),
+        after: [dropFenceTriggersSql()],
       });
-      expect(copy.stdout.trim()).toMatch(/rc=0$/);
-      for (const { stmt } of (await target.client.query<{ stmt: string }>(fenceTriggersSql())).rows)
-        await target.client.query(stmt);
       expect((await target.client.query(userTablesSql())).rows).toEqual([
         { schema: 'public', name: 'items' },
         { schema: 'public', name: 'visits' },
       ]);
 
       // Publication on the source (the moving buckets only), subscription on the target.
-      await source.client.query(grantCopySql('replicator'));
+      await source.client.query(grantCopySql(REPLICATION_ROLE));
       await source.client.query(fenceFunctionSql());
       await source.client.query(createPublicationSql(move));
       copying = true;
-      await target.client.query(
-        createSubscriptionSql(
-          move,
-          `host=127.0.0.1 port=${source.port} dbname=${DB} user=replicator password=${REPL_PASSWORD}`,
-        ),
-      );
+      await target.client.query(createSubscriptionSql(move, replicationConninfo(source, DB)));
       await eventually(
         'the initial copy of every table done (state r)',
         async () => {

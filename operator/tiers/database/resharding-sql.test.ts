@@ -5,8 +5,14 @@ import {
   bucketExpression,
   createPublicationSql,
   createSubscriptionSql,
+  dropFenceTriggersSql,
   fenceSql,
+  fenceTriggerName,
+  fenceTriggersSql,
+  fencedTablesSql,
   rowFilterSql,
+  slotStateSql,
+  sourcePreparedSql,
 } from './resharding-sql.ts';
 import type { MoveSql, MovedTable } from './resharding-sql.ts';
 
@@ -62,5 +68,27 @@ describe('resharding SQL', () => {
     expect(fence.at(-1)).toBe('COMMIT');
     expect(fence.filter((s) => s.startsWith('CREATE TRIGGER'))).toHaveLength(2);
     expect(fence.join('\n')).toContain(`'{[342,512),[900,901)}'`);
+  });
+
+  it('probes the copy grant of the named role (quoted) and the fence function together', () => {
+    const sql = sourcePreparedSql("repl'x");
+    expect(sql).toContain(`r.rolname = 'repl''x'`);
+    expect(sql).toContain(`'pg_read_all_data'`);
+    expect(sql).toContain(`to_regprocedure('scalable_fence()') IS NOT NULL`);
+  });
+
+  it("reads the move's own slot and counts its fence trigger on the move's tables only", () => {
+    expect(slotStateSql(move)).toContain(`slot_name = 'scalable_move_v3_s0_s2'`);
+    const fenced = fencedTablesSql(move);
+    expect(fenced).toContain(`tgname = '${fenceTriggerName(move)}'`);
+    expect(fenced).toContain(`to_regclass('"public"."items"'), to_regclass('"public"."visits"')`);
+    // No table: an empty array, never a syntax error.
+    expect(fencedTablesSql({ ...move, tables: [] })).toContain('ARRAY[NULL]::regclass[]');
+  });
+
+  it('drops the fence triggers in one statement the schema restore can run in its transaction', () => {
+    const sql = dropFenceTriggersSql();
+    expect(sql).toMatch(/^DO \$drop\$ .* END \$drop\$$/s);
+    expect(sql).toContain(`FOR s IN ${fenceTriggersSql()} LOOP EXECUTE s;`);
   });
 });
