@@ -2,9 +2,9 @@
 // recorded move in status.resharding, the bucket assignment on record, facts observed on
 // the shards) -> (the next record, the actions to run, the condition). Nothing here talks
 // to a cluster or a database: the operator gathers the facts (resharding-sql.ts's probes),
-// writes the returned record to status FIRST, then runs the actions (resharding-run.ts's
-// ReshardRunner does this, one step per reconcile). Every action is
-// idempotent, so an operator that dies anywhere in between repeats at most the last step.
+// writes the returned record to status FIRST, then runs the actions (ReshardRunner in
+// resharding-run.ts, one step per reconcile). Every action is idempotent, so an operator
+// that dies anywhere in between repeats at most the last step.
 //
 // The order, and why each gate is where it is:
 //   Prepare      sources answer with wal_level=logical, the copy grant and the fence function
