@@ -4,8 +4,8 @@
 // Every acknowledged write is on the owner its bucket has in the final map, exactly once,
 // and nowhere else; every key reads back throughout. Then the same with the operator killed
 // right after it wrote each new phase (and once between the fence and recording its LSN),
-// a new runner built from the persisted record alone going on; then an abort in CatchUp,
-// which leaves the source and the map as they were.
+// a new runner built from the persisted record alone going on; then an abort in CatchUp and
+// one during the initial copy, each leaving the source and the map as they were.
 import { randomBytes, randomInt, randomUUID } from 'node:crypto';
 import { chownSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { writeFileSync } from 'node:fs';
@@ -258,8 +258,12 @@ describe('resharding runner: 1 -> 2 shards on real Postgres 17 under an SDK work
       }
       load.check();
       // The app keeps writing between reconciles; at the cutover its writes to the moving
-      // buckets wait for the flip, so there only the poll's pace.
-      if (app.persisted?.phase !== 'Cutover') await load.moreWrites(5);
+      // buckets wait for the flip, so there only the poll's pace, and once the fence is up
+      // (before the flip) a write it refused: the SDK's retry is part of every move.
+      const rec = app.persisted;
+      if (rec?.phase !== 'Cutover') await load.moreWrites(5);
+      else if (rec.moves.every((m) => m.fenceLsn) && app.record.version === app.from.version)
+        await load.until(() => app.fenced > 0);
       await sleep(100);
     }
   }
@@ -364,56 +368,65 @@ describe('resharding runner: 1 -> 2 shards on real Postgres 17 under an SDK work
     expect(app.ran.filter((k) => k === 'fence').length).toBeGreaterThanOrEqual(2);
   }, 600_000);
 
-  it('an abort in CatchUp leaves the source as it was and the map unchanged', async () => {
-    const app = await openApp('runabort', 21);
-    const [src, dst] = app.clients as [pg.Client, pg.Client];
-    const load = new Workload(app, 3);
-    await load.seed(200);
-    load.start();
-    try {
-      await drive(
-        app,
-        { shards: 2, shardKey: KEY },
-        load,
-        (r) => r.resharding?.phase === 'CatchUp',
-      );
-      // The copy is there: a publication, a slot, a subscription, rows on the target.
-      expect(await names(src, 'SELECT pubname AS name FROM pg_publication')).toHaveLength(1);
-      expect(await names(dst, 'SELECT subname AS name FROM pg_subscription')).toHaveLength(1);
-      expect((await rowsOf(dst)).length).toBeGreaterThan(0);
-      await drive(app, { shards: 2, shardKey: KEY, abort: true }, load, (r) => !r.resharding);
-      await load.moreWrites(20);
-    } finally {
-      await load.end();
-    }
-    const phases = app.writes.map((w) => w?.phase ?? 'done');
-    expect(phases.filter((p, i) => p !== phases[i - 1])).toEqual([
-      'Prepare',
-      'SchemaCopy',
-      'InitialCopy',
-      'CatchUp',
-      'Aborting',
-      'done',
-    ]);
-    // The map never moved: not on record, not where apps read it, not in the app.
-    expect(app.record).toEqual(app.from);
-    expect(published(app.mapFile)).toEqual(app.from);
-    expect(app.db.shardMap.version).toBe(21);
-    expect(load.errors).toEqual([]);
-    expect(load.misses).toEqual([]);
-    expect(app.fenced).toBe(0);
-    expect(app.sdkErrors).toEqual([]);
-    // The source: every acknowledged row, no publication, no slot, no fence.
-    expect(await rowsOf(src)).toEqual(load.expected());
-    expect(await names(src, 'SELECT pubname AS name FROM pg_publication')).toEqual([]);
-    expect(await names(src, 'SELECT slot_name AS name FROM pg_replication_slots')).toEqual([]);
-    expect(
-      await names(src, "SELECT tgname AS name FROM pg_trigger WHERE tgname LIKE 'scalable_fence%'"),
-    ).toEqual([]);
-    // The target: no subscription, none of the copied rows (its empty tables stay).
-    expect(await names(dst, 'SELECT subname AS name FROM pg_subscription')).toEqual([]);
-    expect(await rowsOf(dst)).toEqual([]);
-  }, 600_000);
+  const aborts = [
+    {
+      when: 'in CatchUp',
+      name: 'runabort',
+      version: 21,
+      stop: (r: StepResult) => r.resharding?.phase === 'CatchUp',
+      phases: ['Prepare', 'SchemaCopy', 'InitialCopy', 'CatchUp', 'Aborting', 'done'],
+    },
+    {
+      // The subscription was just made: its table copies are under way when the abort comes.
+      when: 'during the initial copy',
+      name: 'runabortcopy',
+      version: 31,
+      stop: (r: StepResult) => r.ran.some((a) => a.kind === 'createSubscription'),
+      phases: ['Prepare', 'SchemaCopy', 'InitialCopy', 'Aborting', 'done'],
+    },
+  ];
+  for (const c of aborts)
+    it(`an abort ${c.when} leaves the source as it was and the map unchanged`, async () => {
+      const app = await openApp(c.name, c.version);
+      const [src, dst] = app.clients as [pg.Client, pg.Client];
+      const load = new Workload(app, 3);
+      await load.seed(200);
+      load.start();
+      try {
+        await drive(app, { shards: 2, shardKey: KEY }, load, c.stop);
+        // The copy is there: a publication, a slot, a subscription.
+        expect(await names(src, 'SELECT pubname AS name FROM pg_publication')).toHaveLength(1);
+        expect(await names(dst, 'SELECT subname AS name FROM pg_subscription')).toHaveLength(1);
+        await drive(app, { shards: 2, shardKey: KEY, abort: true }, load, (r) => !r.resharding);
+        await load.moreWrites(20);
+      } finally {
+        await load.end();
+      }
+      const phases = app.writes.map((w) => w?.phase ?? 'done');
+      expect(phases.filter((p, i) => p !== phases[i - 1])).toEqual(c.phases);
+      // The map never moved: not on record, not where apps read it, not in the app.
+      expect(app.record).toEqual(app.from);
+      expect(published(app.mapFile)).toEqual(app.from);
+      expect(app.db.shardMap.version).toBe(c.version);
+      expect(load.errors).toEqual([]);
+      expect(load.misses).toEqual([]);
+      expect(app.fenced).toBe(0);
+      expect(app.sdkErrors).toEqual([]);
+      // The source: every acknowledged row, no publication, no slot (the table copies' too),
+      // no fence.
+      expect(await rowsOf(src)).toEqual(load.expected());
+      expect(await names(src, 'SELECT pubname AS name FROM pg_publication')).toEqual([]);
+      expect(await names(src, 'SELECT slot_name AS name FROM pg_replication_slots')).toEqual([]);
+      expect(
+        await names(
+          src,
+          "SELECT tgname AS name FROM pg_trigger WHERE tgname LIKE 'scalable_fence%'",
+        ),
+      ).toEqual([]);
+      // The target: no subscription, none of the copied rows (its empty tables stay).
+      expect(await names(dst, 'SELECT subname AS name FROM pg_subscription')).toEqual([]);
+      expect(await rowsOf(dst)).toEqual([]);
+    }, 600_000);
 });
 
 /** The shard key of a row text (items|key|seq|payload, visits|id|key|n). */
@@ -485,9 +498,17 @@ class Workload {
   /** Until `n` more writes were acknowledged. */
   async moreWrites(n: number): Promise<void> {
     const want = this.acked + n;
-    while (this.acked < want) {
+    await this.until(() => this.acked >= want);
+  }
+
+  /** Until `done` holds (the app failing ends it with its error). */
+  async until(done: () => boolean, timeoutMs = 120_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!done()) {
       this.check();
       if (this.#stop) return;
+      if (Date.now() > deadline)
+        throw new Error(`the app made no progress in ${timeoutMs / 1000} s (${done.toString()})`);
       await sleep(20);
     }
   }
