@@ -39,6 +39,9 @@ import {
   renderPgbouncerHba,
   renderPgbouncerIni,
 } from './config.ts';
+import { poolerName, poolerOf, poolerServiceName } from './names.ts';
+
+export { poolerName, poolerOf, poolerServiceName } from './names.ts';
 
 export const POOLER_TIER = 'pooler';
 const COMPONENT = 'pgbouncer';
@@ -48,12 +51,6 @@ export const POOLER_SHARD_LABEL = 'scalable.dev/pooler-shard';
 export const POOLER_UID = 999;
 const CLIENT_CERT_DIR = '/etc/scalable/client';
 
-/** Deployment, ConfigMap and PDB of shard i: <app>-db-<i>-pooler. */
-export const poolerName = (app: AppModel, shard: number): string =>
-  `${shardName(app, shard)}-pooler`;
-/** The Service apps connect to: <app>-db-<i>-rw-pooler. */
-export const poolerServiceName = (app: AppModel, shard: number): string =>
-  `${shardName(app, shard)}-rw-pooler`;
 /** The auth role's client certificate: <app>-db-<i>-pooler-client-tls. */
 export const poolerClientBase = (app: AppModel, shard: number): string =>
   `${poolerName(app, shard)}-client`;
@@ -66,11 +63,6 @@ export const poolerSelector = (app: AppModel, shard: number): Record<string, str
 
 const meta = (app: AppModel, name: string, extra?: Parameters<typeof metadataOf>[4]) =>
   metadataOf(app, POOLER_TIER, name, COMPONENT, extra);
-
-/** The pooler of an app whose database is on with tls (the API requires it). */
-export function poolerOf(app: AppModel): PoolerModel | undefined {
-  return app.database?.tls ? app.database.pooler : undefined;
-}
 
 export function buildPooler(app: AppModel): K8sObject[] {
   const pooler = poolerOf(app);
