@@ -49,7 +49,8 @@ const COMPONENT = 'pgbouncer';
 export const POOLER_SHARD_LABEL = 'scalable.dev/pooler-shard';
 /** uid/gid of the pgbouncer image (images/pgbouncer/Dockerfile). */
 export const POOLER_UID = 999;
-const CLIENT_CERT_DIR = '/etc/scalable/client';
+/** Where the pod mounts the auth role's client certificate. */
+export const POOLER_CLIENT_CERT_DIR = '/etc/scalable/client';
 
 /** The auth role's client certificate: <app>-db-<i>-pooler-client-tls. */
 export const poolerClientBase = (app: AppModel, shard: number): string =>
@@ -123,8 +124,8 @@ function poolerConfigMap(app: AppModel, pooler: PoolerModel, shard: number): K8s
     listenPort: POOLER_PORT,
     clientCert: `${SERVER_TLS_DIR}/${TLS_FILES.cert}`,
     clientKey: `${SERVER_TLS_DIR}/${TLS_FILES.key}`,
-    serverCert: `${CLIENT_CERT_DIR}/${TLS_FILES.cert}`,
-    serverKey: `${CLIENT_CERT_DIR}/${TLS_FILES.key}`,
+    serverCert: `${POOLER_CLIENT_CERT_DIR}/${TLS_FILES.cert}`,
+    serverKey: `${POOLER_CLIENT_CERT_DIR}/${TLS_FILES.key}`,
     ca: `${CA_DIR}/${TLS_FILES.ca}`,
   });
   return {
@@ -176,7 +177,7 @@ function poolerDeployment(app: AppModel, pooler: PoolerModel, shard: number): K8
                 volumeMounts: [
                   { name: 'config', mountPath: POOLER_CONFIG_DIR, readOnly: true },
                   { name: 'tls', mountPath: SERVER_TLS_DIR, readOnly: true },
-                  { name: 'client-tls', mountPath: CLIENT_CERT_DIR, readOnly: true },
+                  { name: 'client-tls', mountPath: POOLER_CLIENT_CERT_DIR, readOnly: true },
                   { name: 'tls-ca', mountPath: CA_DIR, readOnly: true },
                   { name: 'socket', mountPath: POOLER_SOCKET_DIR },
                 ],

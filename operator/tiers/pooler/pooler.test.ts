@@ -52,6 +52,9 @@ describe('pooler tier', () => {
     expect(ini).toMatch(/^pool_mode = transaction$/m);
     expect(ini).toMatch(/^default_pool_size = 30$/m);
     expect(ini).toMatch(/^max_prepared_statements = 200$/m);
+    // A dead primary's connections are let go in bounded time (keepalives, user timeout).
+    expect(ini).toMatch(/^tcp_keepalive = 1$/m);
+    expect(ini).toMatch(/^tcp_user_timeout = 20000$/m);
     expect(ini).toMatch(new RegExp(`^auth_user = ${POOLER_AUTH_ROLE}$`, 'm'));
     // No password anywhere: no auth_file, no password in the config.
     expect(ini).not.toMatch(/auth_file|password/);
