@@ -474,8 +474,30 @@ describe.sequential(
         const r = await patroniPost(a, '/switchover', { leader: a.name, candidate: b.name });
         expect(r.status, r.text).toBe(200);
         const toB = await followed(w, b, t0, 'switchover');
-        await eventually('the old primary labelled replica', async () =>
-          h.roleOf(a.name) === REPLICA_ROLE ? true : undefined,
+        // The old primary back as the new one's synchronous standby: only it can take over.
+        await eventually(
+          'the old primary labelled replica and recorded as synchronous standby',
+          async () => {
+            const sync = JSON.parse(
+              h.kubectl([
+                '-n',
+                h.ns,
+                'get',
+                'configmap',
+                `${shardName(h.app, 0)}-sync`,
+                '-o',
+                'json',
+              ]),
+            ) as { metadata: { annotations?: Record<string, string> } };
+            const an = sync.metadata.annotations ?? {};
+            return h.roleOf(a.name) === REPLICA_ROLE &&
+              an['leader'] === b.name &&
+              (an['sync_standby'] ?? '').split(',').includes(a.name)
+              ? true
+              : undefined;
+          },
+          120_000,
+          500,
         );
 
         // 2. kill -9 of the new primary (a crashed node): the operator's watch releases its
