@@ -40,6 +40,7 @@ export const ENGINE_IMAGES = {
   redis: `${PREFIX}/redis:${TAG}`,
   redisExporter: `${PREFIX}/redis-exporter:${TAG}`,
   postgresExporter: `${PREFIX}/postgres-exporter:${TAG}`,
+  pgbouncer: `${PREFIX}/pgbouncer:${TAG}`,
 } as const;
 /** Their images/ directories: what the engines project's global setup builds. */
 export const ENGINE_IMAGE_NAMES = [
@@ -47,6 +48,7 @@ export const ENGINE_IMAGE_NAMES = [
   'redis',
   'redis-exporter',
   'postgres-exporter',
+  'pgbouncer',
 ] as const;
 
 /** The uid and gid every engine image runs as: the pods' runAsUser and fsGroup. */
@@ -81,6 +83,8 @@ export interface ContainerSpec {
   /** /dev/shm's size (the database pod mounts a 256Mi memory emptyDir there). */
   readonly shmSize?: string;
   readonly workdir?: string;
+  /** Names the container resolves (its /etc/hosts): a Service's DNS name -> its stand-in. */
+  readonly hosts?: Readonly<Record<string, string>>;
 }
 
 let started = 0;
@@ -114,6 +118,7 @@ function runArgs(spec: ContainerSpec, name: string, extra: readonly string[] = [
   for (const m of spec.readOnlyMounts ?? []) a.push('-v', `${m}:${m}:ro`);
   for (const [host, path] of spec.binds ?? []) a.push('-v', `${host}:${path}`);
   for (const k of Object.keys(spec.env ?? {})) a.push('-e', k);
+  for (const [host, ip] of Object.entries(spec.hosts ?? {})) a.push(`--add-host=${host}:${ip}`);
   if (spec.shmSize) a.push(`--shm-size=${spec.shmSize}`);
   if (spec.workdir) a.push('-w', spec.workdir);
   if (spec.entrypoint !== undefined) a.push(`--entrypoint=${spec.entrypoint}`);

@@ -29,7 +29,7 @@ export const everything: AppModel = modelOf({
   web: { image: 'shop:1', metrics: { port: 9464 } },
   cache: { replicas: 2 },
   sessions: {},
-  database: { shards: 2, replicasPerShard: 1, synchronous: true, shardKey: 'id' },
+  database: { shards: 2, replicasPerShard: 1, synchronous: true, shardKey: 'id', pooler: {} },
   queue: { consumers: [{ name: 'orders', image: 'w:1', maxReplicas: 8 }] },
   monitoring: { prometheusRelease: 'kube-prometheus-stack' },
 });
@@ -39,7 +39,7 @@ export const other: AppModel = modelOf(
   {
     cache: {},
     sessions: {},
-    database: {},
+    database: { pooler: {} },
     queue: { consumers: [{ name: 'orders', image: 'w:1', maxReplicas: 8 }] },
     monitoring: {},
   },

@@ -136,6 +136,13 @@ const input = (metric: string, labels: Record<string, string>, values: string): 
 const ksm = (metric: string, labels: Record<string, string>, values: string): Input =>
   input(metric, { namespace: 'prod', job: 'kube-state-metrics', ...labels }, values);
 
+/** A PgBouncer pod of shard `shard` (a Deployment's pod name), and the other app's. */
+const pooler = (shard: number) =>
+  targetOf(everything, 'pooler', `shop-db-${shard}-pooler-5d8f7c9b4-x2x7q`);
+const otherPooler = targetOf(other, 'pooler', 'other-db-0-pooler-5d8f7c9b4-x2x7q');
+/** The app's own pool (database = user = the app's database), as SHOW POOLS labels it. */
+const appPool = { database: 'shop', user: 'shop' };
+
 const maxLag = patroniConfig(everything, 0).bootstrap.dcs.maximum_lag_on_failover;
 const webPod = 'shop-web-5d8f7c9b4-x2x7q';
 
@@ -449,6 +456,86 @@ const CASES: Case[] = [
         { namespace: 'scalable-system', result: 'ready' },
         cumulative([10, 30]),
       ),
+    ],
+  },
+  {
+    alert: 'ScalablePoolerClientsWaiting',
+    at: '10m',
+    labels: { scalable_shard: '1', pod: pooler(1)['pod']! },
+    fire: [
+      input('pgbouncer_pools_client_maxwait_seconds', { ...pooler(1), ...appPool }, '0x3 2x12'),
+      input('pgbouncer_pools_client_maxwait_seconds', { ...pooler(0), ...appPool }, '0x15'),
+    ],
+    silent: [
+      // A burst shorter than 5 minutes; the auth role's pool; another app's pooler.
+      input('pgbouncer_pools_client_maxwait_seconds', { ...pooler(1), ...appPool }, '0x6 3x3 0x6'),
+      input(
+        'pgbouncer_pools_client_maxwait_seconds',
+        { ...pooler(1), database: 'shop', user: 'scalable-pooler' },
+        '4x15',
+      ),
+      input(
+        'pgbouncer_pools_client_maxwait_seconds',
+        { ...otherPooler, database: 'other', user: 'other' },
+        '9x15',
+      ),
+    ],
+  },
+  {
+    alert: 'ScalablePoolerPoolSaturated',
+    at: '20m',
+    labels: { scalable_shard: '0', pod: pooler(0)['pod']! },
+    fire: [
+      input('pgbouncer_pools_server_active_connections', { ...pooler(0), ...appPool }, '19x25'),
+      input(
+        'pgbouncer_databases_pool_size',
+        { ...pooler(0), name: 'shop', database: 'shop' },
+        '20x25',
+      ),
+    ],
+    silent: [
+      input('pgbouncer_pools_server_active_connections', { ...pooler(0), ...appPool }, '12x25'),
+      input(
+        'pgbouncer_databases_pool_size',
+        { ...pooler(0), name: 'shop', database: 'shop' },
+        '20x25',
+      ),
+      // Saturated for 10 minutes only, then relieved.
+      input(
+        'pgbouncer_pools_server_active_connections',
+        { ...pooler(1), ...appPool },
+        '20x10 5x15',
+      ),
+      input(
+        'pgbouncer_databases_pool_size',
+        { ...pooler(1), name: 'shop', database: 'shop' },
+        '20x25',
+      ),
+      input(
+        'pgbouncer_pools_server_active_connections',
+        { ...otherPooler, database: 'other', user: 'other' },
+        '20x25',
+      ),
+      input(
+        'pgbouncer_databases_pool_size',
+        { ...otherPooler, name: 'other', database: 'other' },
+        '20x25',
+      ),
+    ],
+  },
+  {
+    alert: 'ScalablePoolerClientConnectionsNearMax',
+    at: '15m',
+    labels: { scalable_shard: '0', pod: pooler(0)['pod']! },
+    fire: [
+      input('pgbouncer_used_clients', pooler(0), '900x20'),
+      input('pgbouncer_config_max_client_connections', pooler(0), '1000x20'),
+    ],
+    silent: [
+      input('pgbouncer_used_clients', pooler(0), '500x20'),
+      input('pgbouncer_config_max_client_connections', pooler(0), '1000x20'),
+      input('pgbouncer_used_clients', otherPooler, '990x20'),
+      input('pgbouncer_config_max_client_connections', otherPooler, '1000x20'),
     ],
   },
   {

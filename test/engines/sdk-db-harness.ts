@@ -24,8 +24,12 @@ export interface ServiceProxies {
   close(): Promise<void>;
 }
 
-/** Loopback stand-ins for the namespace's Services, following their EndpointSlices. */
-export function serviceProxies(h: Harness, refreshMs = 300): ServiceProxies {
+/**
+ * Loopback stand-ins for the namespace's Services, following their EndpointSlices.
+ * `readyOnly`: route only to endpoints not marked unready (a terminating pod, e.g. one the
+ * operator fenced), as kube-proxy does.
+ */
+export function serviceProxies(h: Harness, refreshMs = 300, readyOnly = false): ServiceProxies {
   let endpoints = new Map<string, string[]>();
   const servers: Server[] = [];
   const sockets = new Set<Socket>();
@@ -34,14 +38,16 @@ export function serviceProxies(h: Harness, refreshMs = 300): ServiceProxies {
       const slices = JSON.parse(h.kubectl(['-n', h.ns, 'get', 'endpointslices', '-o', 'json'])) as {
         items: Array<{
           metadata: { labels?: Record<string, string> };
-          endpoints?: Array<{ targetRef?: { name: string } }>;
+          endpoints?: Array<{ targetRef?: { name: string }; conditions?: { ready?: boolean } }>;
         }>;
       };
       const next = new Map<string, string[]>();
       for (const s of slices.items) {
         const svc = s.metadata.labels?.['kubernetes.io/service-name'];
         if (!svc) continue;
-        const pods = (s.endpoints ?? []).flatMap((e) => (e.targetRef ? [e.targetRef.name] : []));
+        const pods = (s.endpoints ?? []).flatMap((e) =>
+          e.targetRef && !(readyOnly && e.conditions?.ready === false) ? [e.targetRef.name] : [],
+        );
         next.set(svc, [...(next.get(svc) ?? []), ...pods]);
       }
       endpoints = next;

@@ -23,6 +23,8 @@ import {
   renderPgbouncerIni,
 } from '../../operator/tiers/pooler/config.ts';
 import { issueCa, issueClientCert, issueServerCert } from '../../operator/tiers/shared/tls/x509.ts';
+import { alertGroups } from '../../operator/tiers/monitoring/alerts.ts';
+import { modelOf } from '../../operator/tiers/shared/test-helpers.ts';
 import { docker, eventuallyOk, image, ipOf, runPod, volumeDir } from './docker.ts';
 
 const UID = 999;
@@ -313,5 +315,15 @@ describe('pgbouncer image in front of Postgres', () => {
       throw new Error(`${String(err)}\n${logs.stdout}${logs.stderr}`);
     });
     expect(text).toMatch(/^pgbouncer_pools_server_active_connections\{.*database="shop"/m);
+    // Every pgbouncer_* series the pooler's alerts read is one this exporter serves, with
+    // the labels they select on.
+    const rules = alertGroups(modelOf({ database: { pooler: {} }, monitoring: {} }))
+      .flatMap((g) => g.rules)
+      .filter((r) => r.labels['scalable_tier'] === 'pooler');
+    const used = [...new Set(rules.flatMap((r) => r.expr.match(/pgbouncer_\w+/g) ?? []))];
+    expect(used.length).toBeGreaterThan(3);
+    for (const metric of used) expect(text, metric).toMatch(new RegExp(`^${metric}[{ ]`, 'm'));
+    expect(text).toMatch(/^pgbouncer_pools_client_maxwait_seconds\{database="shop",user="shop"\}/m);
+    expect(text).toMatch(/^pgbouncer_databases_pool_size\{.*name="shop"/m);
   });
 });

@@ -21,14 +21,22 @@ CREATE TABLE IF NOT EXISTS photos (
 CREATE INDEX IF NOT EXISTS photos_timeline ON photos (user_id, created_at DESC);
 `;
 
-/** Idempotent; every web pod runs it at start. A lock keeps concurrent starts apart. */
+/**
+ * Idempotent; every web pod runs it at start. A lock keeps concurrent starts apart: a
+ * transaction-level one, released by COMMIT on the connection that took it. Through a
+ * transaction-mode pooler (database.pooler) each statement outside a transaction may run on
+ * another server connection, so a session lock could be left held on one nobody unlocks.
+ */
 export async function migrate(db: Database): Promise<void> {
   await db.forEachShard(async (q) => {
-    await q.query('SELECT pg_advisory_lock(7243)');
+    await q.query('BEGIN');
     try {
+      await q.query('SELECT pg_advisory_xact_lock(7243)');
       await q.query(SCHEMA);
-    } finally {
-      await q.query('SELECT pg_advisory_unlock(7243)');
+      await q.query('COMMIT');
+    } catch (e) {
+      await q.query('ROLLBACK').catch(() => undefined);
+      throw e;
     }
   });
 }

@@ -1,10 +1,14 @@
 // The shard map ConfigMap <app>-shard-map (JSON) and the wiring that hands it and the
 // DATABASE_* env to every app pod. Addresses are Service DNS names, stable across failover.
+// With database.pooler on, a shard's primary address is its pooler's Service: apps write
+// through PgBouncer, and turning the pooler on or off changes the map's addresses (not its
+// version), which running SDK clients take without a restart.
 import type { AppModel } from '../../api/model.ts';
 import type { AppWiring, EnvVar } from '../tier.ts';
 import type { K8sObject } from '../shared/chart.ts';
 import { COMPONENT_LABEL, metadataOf, withAnnotations } from '../shared/meta.ts';
 import { caFileOf, caWiring } from '../shared/tls/objects.ts';
+import { writeServiceName } from '../pooler/names.ts';
 import { makeShardMap, parseShardMap } from '../../../sdk/src/contract/shard-map.ts';
 import type { ShardMap } from '../../../sdk/src/contract/shard-map.ts';
 import {
@@ -38,7 +42,7 @@ export function shardMapOf(app: AppModel): ShardMap | undefined {
     ...(db.shardKey ? { shardKey: db.shardKey } : {}),
     shards: shardIndexes(app).map((index) => ({
       index,
-      primary: serviceHost(app, shardName(app, index)),
+      primary: serviceHost(app, writeServiceName(app, index)),
       replicas: serviceHost(app, replicaServiceName(app, index)),
       port: POSTGRES_PORT,
     })),
@@ -98,11 +102,14 @@ export function shardMapIn(
 /** The app pod's volume (and directory under /etc/scalable/ca) holding the database CA. */
 const CA_VOLUME = 'database-ca';
 
-/** DATABASE_* env (shard 0's Services for unsharded apps) and the mounted shard map. */
+/**
+ * DATABASE_* env (shard 0's Services for unsharded apps; DATABASE_HOST its pooler when on)
+ * and the mounted shard map. The pooler's certificate comes from the same CA as the shards'.
+ */
 export function databaseWiring(app: AppModel): Partial<AppWiring> {
   if (!app.database) return {};
   const env: EnvVar[] = [
-    { name: 'DATABASE_HOST', value: serviceHost(app, shardName(app, 0)) },
+    { name: 'DATABASE_HOST', value: serviceHost(app, writeServiceName(app, 0)) },
     { name: 'DATABASE_RO_HOST', value: serviceHost(app, replicaServiceName(app, 0)) },
     { name: 'DATABASE_PORT', value: String(POSTGRES_PORT) },
     { name: 'DATABASE_NAME', value: appDatabaseName(app) },

@@ -1,11 +1,13 @@
 // Alerts for the failure modes of each tier that is on (the chapter's "metrics"): what a
 // page should say when one of the architecture's promises breaks. Every alert names the app,
 // tier and (database) shard, and links its section of docs/runbooks.md.
-// Series come from the PodMonitors (redis_exporter, postgres_exporter, Patroni),
-// kube-state-metrics and the kubelet: what kube-prometheus-stack scrapes out of the box.
-import type { AppModel } from '../../api/model.ts';
+// Series come from the PodMonitors (redis_exporter, postgres_exporter, Patroni,
+// pgbouncer_exporter), kube-state-metrics and the kubelet: what kube-prometheus-stack
+// scrapes out of the box.
+import type { AppModel, PoolerModel } from '../../api/model.ts';
 import { patroniConfig } from '../database/patroni-config.ts';
-import { tierName as databaseName } from '../database/names.ts';
+import { appDatabaseName, tierName as databaseName } from '../database/names.ts';
+import { poolerOf } from '../pooler/names.ts';
 import { cacheNames } from '../cache/build.ts';
 import { deadLetterStreamOf, groupOf, streamOf, workerName } from '../queue/workers.ts';
 import { nameOf } from '../shared/meta.ts';
@@ -36,6 +38,12 @@ export const THRESHOLDS = {
   sessionsMemory: 0.85,
   dbVolume: 0.8,
   dbConnections: 0.8,
+  /** The oldest client waiting for a server connection on a PgBouncer pod, in seconds. */
+  poolerWaitSeconds: 1,
+  /** Server connections in use, of the pool's size (default_pool_size). */
+  poolerPoolUsed: 0.9,
+  /** Client connections, of max_client_conn. */
+  poolerClients: 0.8,
 } as const;
 
 interface AlertSpec {
@@ -266,6 +274,55 @@ function databaseAlerts(app: AppModel, db: NonNullable<AppModel['database']>): A
   ];
 }
 
+/**
+ * Per shard's PgBouncer pods (pgbouncer_exporter: SHOW POOLS, DATABASES, LISTS, CONFIG of
+ * each pod). The app's own pool is database = user = the app's database name; the auth
+ * role's pool and the admin console are left out.
+ */
+function poolerAlerts(app: AppModel, pooler: PoolerModel): AlertSpec[] {
+  const where = `${app.namespace}/${app.name}`;
+  const db = appDatabaseName(app);
+  const s = tierSeries(app, 'pooler');
+  const appPool = tierSeries(app, 'pooler', { database: db, user: db });
+  const by = `${BY_SHARD}, pod`;
+  const on = `on (${by})`;
+  return [
+    {
+      alert: 'ScalablePoolerClientsWaiting',
+      tier: 'pooler',
+      expr: `max by (${by}) (pgbouncer_pools_client_maxwait_seconds${appPool}) >= ${THRESHOLDS.poolerWaitSeconds}`,
+      for: '5m',
+      severity: 'warning',
+      summary: `${where}: clients of shard ${SHARD} wait for a Postgres connection on ${POD}`,
+      description: `On PgBouncer pod ${POD} of shard ${SHARD} of app ${where} the oldest waiting client has waited ${THRESHOLDS.poolerWaitSeconds} s or more, for 5 minutes: every server connection of the pool (defaultPoolSize ${pooler.defaultPoolSize}, reservePoolSize ${pooler.reservePoolSize}) is taken and transactions queue behind it.`,
+    },
+    {
+      alert: 'ScalablePoolerPoolSaturated',
+      tier: 'pooler',
+      expr:
+        `max by (${by}) (pgbouncer_pools_server_active_connections${appPool})\n` +
+        `/ ${on} max by (${by}) (pgbouncer_databases_pool_size${tierSeries(app, 'pooler', { name: db })})\n` +
+        `>= ${THRESHOLDS.poolerPoolUsed}`,
+      for: '15m',
+      severity: 'warning',
+      summary: `${where}: the pool of shard ${SHARD} on ${POD} is ${pct(THRESHOLDS.poolerPoolUsed)} in use`,
+      description: `PgBouncer pod ${POD} of shard ${SHARD} of app ${where} has had ${pct(THRESHOLDS.poolerPoolUsed)} or more of its ${pooler.defaultPoolSize} server connections (defaultPoolSize) in a transaction for 15 minutes: a little more load and clients wait.`,
+    },
+    {
+      alert: 'ScalablePoolerClientConnectionsNearMax',
+      tier: 'pooler',
+      expr:
+        `max by (${by}) (pgbouncer_used_clients${s})\n` +
+        `/ ${on} max by (${by}) (pgbouncer_config_max_client_connections${s})\n` +
+        `> ${THRESHOLDS.poolerClients}`,
+      for: '10m',
+      severity: 'warning',
+      summary: `${where}: ${POD} of shard ${SHARD} near its client connection limit`,
+      description: `PgBouncer pod ${POD} of shard ${SHARD} of app ${where} holds over ${pct(THRESHOLDS.poolerClients)} of its ${pooler.maxClientConnections} client connections (maxClientConnections): new app connections will soon be refused.`,
+    },
+  ];
+}
+
 /** KEDA names the HorizontalPodAutoscaler it creates for a ScaledObject keda-hpa-<name>. */
 export const kedaHpaName = (scaledObject: string): string => `keda-hpa-${scaledObject}`;
 
@@ -353,11 +410,13 @@ export interface AlertGroup {
 
 /** One group per tier that is on, then the operator's. */
 export function alertGroups(app: AppModel): AlertGroup[] {
+  const pooler = poolerOf(app);
   const groups: Array<[string, AlertSpec[]]> = [
     ['web', webAlerts(app)],
     ['cache', app.cache ? cacheAlerts(app, app.cache) : []],
     ['sessions', app.sessions ? sessionsAlerts(app, app.sessions) : []],
     ['database', app.database ? databaseAlerts(app, app.database) : []],
+    ['pooler', pooler ? poolerAlerts(app, pooler) : []],
     ['queue', app.queue ? queueAlerts(app, app.queue) : []],
     ['operator', operatorAlerts(app)],
   ];

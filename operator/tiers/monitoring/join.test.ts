@@ -17,7 +17,7 @@ const SHAPES: Record<string, AppModel> = {
     web: { image: 'shop:1', metrics: { port: 9464 } },
     cache: { replicas: 2 },
     sessions: {},
-    database: { shards: 2, replicasPerShard: 1, synchronous: true, shardKey: 'id' },
+    database: { shards: 2, replicasPerShard: 1, synchronous: true, shardKey: 'id', pooler: {} },
     queue: {
       replicas: 1,
       consumers: [
@@ -84,18 +84,27 @@ describe.each(Object.entries(SHAPES))('monitoring joined with the other tiers (%
   it('has one PodMonitor per tier that serves metrics', () => {
     const tiers = monitors.map((m) => m.metadata.labels?.['app.kubernetes.io/component']);
     expect(tiers).toEqual(
-      ['web', 'cache', app.sessions ? 'sessions' : undefined, 'queue', 'database'].filter(Boolean),
+      [
+        'web',
+        'cache',
+        app.sessions ? 'sessions' : undefined,
+        'queue',
+        app.database?.pooler ? 'pooler' : undefined,
+        'database',
+      ].filter(Boolean),
     );
   });
 
-  it.each(['web', 'cache', 'sessions', 'queue', 'database'])(
+  it.each(['web', 'cache', 'sessions', 'queue', 'pooler', 'database'])(
     'the %s PodMonitor selects exactly its tier and a port every selected pod declares',
     (tier) => {
       const monitor = monitors.find(
         (m) => m.metadata.labels?.['app.kubernetes.io/component'] === tier,
       );
       if (!monitor) {
-        expect(tier === 'sessions' && !app.sessions).toBe(true);
+        expect(
+          (tier === 'sessions' && !app.sessions) || (tier === 'pooler' && !app.database?.pooler),
+        ).toBe(true);
         return;
       }
       const selected = workloads(others).filter((w) => selects(monitor, podTemplateOf(w)));
@@ -118,6 +127,8 @@ describe.each(Object.entries(SHAPES))('monitoring joined with the other tiers (%
             });
             if (tier === 'database')
               expect(labels?.[SERIES_LABELS.shard]).toBe(/-db-(\d+)-\d+$/.exec(name)?.[1]);
+            if (tier === 'pooler')
+              expect(labels?.[SERIES_LABELS.shard]).toBe(/-db-(\d+)-pooler-/.exec(name)?.[1]);
           }
           // Every scraped port is open to Prometheus's namespaces, Patroni's too while
           // monitoring is on.

@@ -16,7 +16,7 @@ const full = modelOf({
   web: { image: 'shop:1', metrics: { port: 9464 } },
   cache: { replicas: 1 },
   sessions: {},
-  database: { shards: 2, synchronous: true, shardKey: 'id' },
+  database: { shards: 2, synchronous: true, shardKey: 'id', pooler: {} },
   queue: { consumers: [{ name: 'orders', image: 'w:1' }] },
   monitoring: { prometheusRelease: 'kube-prometheus-stack' },
 });
@@ -35,6 +35,7 @@ describe('buildMonitoring', () => {
       'PodMonitor/shop-cache-metrics',
       'PodMonitor/shop-sessions-metrics',
       'PodMonitor/shop-queue-metrics',
+      'PodMonitor/shop-pooler-metrics',
       'PodMonitor/shop-database-metrics',
       'PrometheusRule/shop-rules',
       'ConfigMap/shop-dashboard',
@@ -87,6 +88,9 @@ describe('alerts', () => {
       'ScalableDatabaseNoSyncStandby',
       'ScalableDatabaseVolumeFull',
       'ScalableDatabaseConnectionsNearMax',
+      'ScalablePoolerClientsWaiting',
+      'ScalablePoolerPoolSaturated',
+      'ScalablePoolerClientConnectionsNearMax',
       'ScalableQueueLagGrowing',
       'ScalableQueueDeadLetters',
       'ScalableQueueWorkersAtMax',
@@ -124,6 +128,9 @@ describe('alerts', () => {
     expect(alertNames(modelOf({ database: {}, monitoring: {} }))).not.toContain(
       'ScalableDatabaseNoSyncStandby',
     );
+    expect(
+      alertNames(modelOf({ database: {}, monitoring: {} })).filter((a) => a.includes('Pooler')),
+    ).toEqual([]);
   });
 
   it('each has a severity, and names the app and tier; each has a runbook section and a row in the tier page', () => {

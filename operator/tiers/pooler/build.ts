@@ -39,6 +39,9 @@ import {
   renderPgbouncerHba,
   renderPgbouncerIni,
 } from './config.ts';
+import { poolerName, poolerOf, poolerServiceName } from './names.ts';
+
+export { poolerName, poolerOf, poolerServiceName } from './names.ts';
 
 export const POOLER_TIER = 'pooler';
 const COMPONENT = 'pgbouncer';
@@ -46,14 +49,9 @@ const COMPONENT = 'pgbouncer';
 export const POOLER_SHARD_LABEL = 'scalable.dev/pooler-shard';
 /** uid/gid of the pgbouncer image (images/pgbouncer/Dockerfile). */
 export const POOLER_UID = 999;
-const CLIENT_CERT_DIR = '/etc/scalable/client';
+/** Where the pod mounts the auth role's client certificate. */
+export const POOLER_CLIENT_CERT_DIR = '/etc/scalable/client';
 
-/** Deployment, ConfigMap and PDB of shard i: <app>-db-<i>-pooler. */
-export const poolerName = (app: AppModel, shard: number): string =>
-  `${shardName(app, shard)}-pooler`;
-/** The Service apps connect to: <app>-db-<i>-rw-pooler. */
-export const poolerServiceName = (app: AppModel, shard: number): string =>
-  `${shardName(app, shard)}-rw-pooler`;
 /** The auth role's client certificate: <app>-db-<i>-pooler-client-tls. */
 export const poolerClientBase = (app: AppModel, shard: number): string =>
   `${poolerName(app, shard)}-client`;
@@ -66,11 +64,6 @@ export const poolerSelector = (app: AppModel, shard: number): Record<string, str
 
 const meta = (app: AppModel, name: string, extra?: Parameters<typeof metadataOf>[4]) =>
   metadataOf(app, POOLER_TIER, name, COMPONENT, extra);
-
-/** The pooler of an app whose database is on with tls (the API requires it). */
-export function poolerOf(app: AppModel): PoolerModel | undefined {
-  return app.database?.tls ? app.database.pooler : undefined;
-}
 
 export function buildPooler(app: AppModel): K8sObject[] {
   const pooler = poolerOf(app);
@@ -131,8 +124,8 @@ function poolerConfigMap(app: AppModel, pooler: PoolerModel, shard: number): K8s
     listenPort: POOLER_PORT,
     clientCert: `${SERVER_TLS_DIR}/${TLS_FILES.cert}`,
     clientKey: `${SERVER_TLS_DIR}/${TLS_FILES.key}`,
-    serverCert: `${CLIENT_CERT_DIR}/${TLS_FILES.cert}`,
-    serverKey: `${CLIENT_CERT_DIR}/${TLS_FILES.key}`,
+    serverCert: `${POOLER_CLIENT_CERT_DIR}/${TLS_FILES.cert}`,
+    serverKey: `${POOLER_CLIENT_CERT_DIR}/${TLS_FILES.key}`,
     ca: `${CA_DIR}/${TLS_FILES.ca}`,
   });
   return {
@@ -184,7 +177,7 @@ function poolerDeployment(app: AppModel, pooler: PoolerModel, shard: number): K8
                 volumeMounts: [
                   { name: 'config', mountPath: POOLER_CONFIG_DIR, readOnly: true },
                   { name: 'tls', mountPath: SERVER_TLS_DIR, readOnly: true },
-                  { name: 'client-tls', mountPath: CLIENT_CERT_DIR, readOnly: true },
+                  { name: 'client-tls', mountPath: POOLER_CLIENT_CERT_DIR, readOnly: true },
                   { name: 'tls-ca', mountPath: CA_DIR, readOnly: true },
                   { name: 'socket', mountPath: POOLER_SOCKET_DIR },
                 ],

@@ -103,6 +103,15 @@ export function renderPgbouncerIni(
     ['server_connect_timeout', 5],
     ['server_login_retry', 1],
     ['dns_max_ttl', 5],
+    // A primary whose node died sends nothing, not even a reset: a server connection waiting
+    // on it (a transaction in flight) would hang for the kernel's two hours. Probes after
+    // 10 s of silence, 3 more 3 s apart, and unacknowledged data for 20 s, let it go; its
+    // client gets an error and its next transaction goes to the -rw Service again.
+    ['tcp_keepalive', 1],
+    ['tcp_keepidle', 10],
+    ['tcp_keepintvl', 3],
+    ['tcp_keepcnt', 3],
+    ['tcp_user_timeout', 20_000],
     ['ignore_startup_parameters', 'extra_float_digits,options'],
     ['log_connections', 0],
     ['log_disconnections', 0],

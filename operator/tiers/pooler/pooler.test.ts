@@ -6,6 +6,9 @@ import { POOLER_AUTH_ROLE } from './config.ts';
 import { buildPooler } from './build.ts';
 import { renderPatroniConfig, renderPostBootstrap } from '../database/patroni-config.ts';
 import { buildScrapeObjects } from '../monitoring/scrape.ts';
+import { SHARD_MAP_KEY } from '../database/shard-map.ts';
+import { parseShardMap } from '../../../sdk/src/contract/shard-map.ts';
+import type { K8sObject } from '../shared/chart.ts';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -49,6 +52,9 @@ describe('pooler tier', () => {
     expect(ini).toMatch(/^pool_mode = transaction$/m);
     expect(ini).toMatch(/^default_pool_size = 30$/m);
     expect(ini).toMatch(/^max_prepared_statements = 200$/m);
+    // A dead primary's connections are let go in bounded time (keepalives, user timeout).
+    expect(ini).toMatch(/^tcp_keepalive = 1$/m);
+    expect(ini).toMatch(/^tcp_user_timeout = 20000$/m);
     expect(ini).toMatch(new RegExp(`^auth_user = ${POOLER_AUTH_ROLE}$`, 'm'));
     // No password anywhere: no auth_file, no password in the config.
     expect(ini).not.toMatch(/auth_file|password/);
@@ -111,5 +117,65 @@ describe('pooler tier', () => {
     expect(pm['spec'].selector.matchLabels['scalable.dev/tier']).toBe('pooler');
     expect(pm['spec'].podMetricsEndpoints[0].port).toBe('metrics');
     expect(pm['spec'].podMetricsEndpoints[0].relabelings.at(-1).targetLabel).toBe('scalable_shard');
+  });
+
+  describe('app wiring', () => {
+    const withQueue = (database: Record<string, unknown>) =>
+      buildAll(
+        modelOf({
+          database: { shards: 2, shardKey: 'tenant_id', ...database },
+          queue: { consumers: [{ name: 'mail', image: 'w:1' }] },
+        }),
+      );
+    const mapOf = (all: K8sObject[]) =>
+      parseShardMap((find(all, 'ConfigMap', 'shop-shard-map') as Json)['data'][SHARD_MAP_KEY]);
+    const envOf = (all: K8sObject[], deployment: string) =>
+      Object.fromEntries(
+        (find(all, 'Deployment', deployment) as Json)['spec'].template.spec.containers[0].env.map(
+          (e: Json) => [e['name'], e['value']],
+        ),
+      ) as Record<string, string | undefined>;
+
+    it("with the pooler on, every shard's primary address in the map is its pooler's Service; reads stay on -ro", () => {
+      const map = mapOf(withQueue({ pooler: {} }));
+      expect(map.shards.map((s) => [s.primary, s.replicas, s.port])).toEqual([
+        ['shop-db-0-rw-pooler.prod.svc', 'shop-db-0-ro.prod.svc', 5432],
+        ['shop-db-1-rw-pooler.prod.svc', 'shop-db-1-ro.prod.svc', 5432],
+      ]);
+      // The address the SDK verifies (verify-full) is a name on the pooler's certificate.
+      for (const s of map.shards) {
+        const names = of('Secret', `shop-db-${s.index}-pooler-tls`)['metadata'].annotations[
+          'scalable.dev/tls-dns-names'
+        ] as string;
+        expect(names.split(',')).toContain(s.primary);
+      }
+    });
+
+    it('web and worker pods get DATABASE_HOST of the pooler, TLS verified against the database CA', () => {
+      const all = withQueue({ pooler: {} });
+      for (const d of ['shop-web', 'shop-worker-mail']) {
+        const env = envOf(all, d);
+        expect(env['DATABASE_HOST'], d).toBe('shop-db-0-rw-pooler.prod.svc');
+        expect(env['DATABASE_RO_HOST'], d).toBe('shop-db-0-ro.prod.svc');
+        expect(env['DATABASE_SSLMODE'], d).toBe('verify-full');
+      }
+    });
+
+    it('without the pooler the map and env name the -rw Services, as before', () => {
+      const all = withQueue({});
+      expect(mapOf(all).shards.map((s) => s.primary)).toEqual([
+        'shop-db-0.prod.svc',
+        'shop-db-1.prod.svc',
+      ]);
+      expect(envOf(all, 'shop-web')['DATABASE_HOST']).toBe('shop-db-0.prod.svc');
+      expect(all.some((o) => o.metadata.name.includes('pooler'))).toBe(false);
+    });
+
+    it('turning the pooler on changes the addresses, not the map version or its buckets', () => {
+      const off = mapOf(withQueue({}));
+      const on = mapOf(withQueue({ pooler: {} }));
+      expect(on.version).toBe(off.version);
+      expect(on.ranges).toEqual(off.ranges);
+    });
   });
 });

@@ -374,6 +374,13 @@ export class Database {
       });
       // An idle connection dropped by a failover: the pool replaces it on the next checkout.
       pool.on('error', (e) => o.onError?.(`${role} ${key} idle connection`, e));
+      // A checked-out connection has no listener of the pool's: one that dies between two
+      // of its queries (the server gone mid-transaction; a pooler reports that as a FATAL
+      // error at once) would emit an unhandled 'error' and end the process. Its next query
+      // fails instead, and the release drops it (pg-pool never reuses a broken client).
+      pool.on('connect', (client) =>
+        client.on('error', (e) => o.onError?.(`${role} ${key} connection`, e)),
+      );
       this.#byAddress.set(key, pool);
     }
     return pool;
