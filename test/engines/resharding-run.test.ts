@@ -368,6 +368,78 @@ describe('resharding runner: 1 -> 2 shards on real Postgres 17 under an SDK work
     expect(app.ran.filter((k) => k === 'fence').length).toBeGreaterThanOrEqual(2);
   }, 600_000);
 
+  it('a move of tables with identity or serial columns is refused at Prepare, naming them; nothing changes on either shard', async () => {
+    const app = await openApp('runseq', 41);
+    const [src, dst] = app.clients as [pg.Client, pg.Client];
+    await src.query(`SET ROLE ${APP_ROLE}`);
+    // Two moved tables a sequence fills, and a table without the key (not moved: not named).
+    await src.query(
+      `CREATE TABLE tickets (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, ${KEY} text NOT NULL)`,
+    );
+    await src.query(`CREATE TABLE orders (no bigserial PRIMARY KEY, ${KEY} bigint NOT NULL)`);
+    await src.query('CREATE TABLE countries (id serial PRIMARY KEY, name text NOT NULL)');
+    await src.query('RESET ROLE');
+    await src.query(
+      `INSERT INTO tickets (${KEY}) SELECT 'k' || g FROM generate_series(1, 50) g; INSERT INTO orders (${KEY}) SELECT g FROM generate_series(1, 50) g`,
+    );
+    /** What a move would change on a shard (the source's rows and sequence too). */
+    const world = async (c: pg.Client): Promise<Record<string, unknown>> => ({
+      tables: await names(
+        c,
+        "SELECT format('%s.%s', schemaname, tablename) AS name FROM pg_tables WHERE schemaname = 'public'",
+      ),
+      data:
+        c === src
+          ? (
+              await c.query(
+                `SELECT (SELECT string_agg(id || ':' || ${KEY}, ',' ORDER BY id) FROM tickets) AS t, (SELECT string_agg(no || ':' || ${KEY}, ',' ORDER BY no) FROM orders) AS o, (SELECT last_value FROM orders_no_seq) AS seq`,
+              )
+            ).rows
+          : [],
+      publications: await names(c, 'SELECT pubname AS name FROM pg_publication'),
+      subscriptions: await names(c, 'SELECT subname AS name FROM pg_subscription'),
+      slots: await names(c, 'SELECT slot_name AS name FROM pg_replication_slots'),
+      triggers: await names(
+        c,
+        "SELECT tgname AS name FROM pg_trigger WHERE tgname LIKE 'scalable%'",
+      ),
+      fenceFunction: (await c.query("SELECT to_regprocedure('scalable_fence()')::text AS f")).rows,
+      copyGrant: (
+        await c.query("SELECT pg_has_role('replicator', 'pg_read_all_data', 'MEMBER') AS g")
+      ).rows,
+      walLevel: (await c.query("SELECT current_setting('wal_level') AS w")).rows,
+    });
+    const before = [await world(src), await world(dst)];
+    expect(before[0]?.fenceFunction).toEqual([{ f: null }]);
+
+    const spec: ReshardSpec = { shards: 2, shardKey: KEY };
+    const runner = new ReshardRunner(app.env, app.persisted, OPTIONS);
+    const steps: StepResult[] = [];
+    for (let i = 0; i < 4; i++) steps.push(await runner.step(spec));
+    const last = steps.at(-1)!;
+    expect(last.resharding?.phase).toBe('Prepare');
+    expect(last.decision.condition?.reason).toBe('SequenceColumnsRefused');
+    const message = last.decision.condition?.message ?? '';
+    expect(message).toContain(`public.orders.no (nextval)`);
+    expect(message).toContain(`public.tickets.id (identity)`);
+    expect(message).not.toContain('countries');
+    expect(message).not.toContain('visits'); // its uuid key is no sequence
+    expect(steps.flatMap((s) => s.ran)).toEqual([]);
+    expect([await world(src), await world(dst)]).toEqual(before);
+
+    // The refused move is aborted: the record goes, with no action, and still nothing changed.
+    const aborted = { ...spec, abort: true };
+    let end = await runner.step(aborted);
+    for (let i = 0; i < 3 && end.resharding; i++) end = await runner.step(aborted);
+    expect(end.resharding).toBeUndefined();
+    expect(end.decision.condition?.reason).toBe('ReshardingAborted');
+    expect(app.persisted).toBeUndefined();
+    expect(app.writes.map((w) => w?.phase ?? 'done')).toEqual(['Prepare', 'Aborting', 'done']);
+    expect(app.record).toEqual(app.from);
+    expect(published(app.mapFile)).toEqual(app.from);
+    expect([await world(src), await world(dst)]).toEqual(before);
+  }, 300_000);
+
   const aborts = [
     {
       when: 'in CatchUp',

@@ -36,6 +36,8 @@ import {
   isPrimarySql,
   publicationExistsSql,
   schemaDumpArgs,
+  sequencedColumnNames,
+  sequencedColumnsSql,
   shardedTablesSql,
   slotStateSql,
   sourcePreparedSql,
@@ -296,6 +298,16 @@ export class ReshardRunner {
       ...(slot?.lag != null ? { lagBytes: Number(slot.lag) } : {}),
       ...(slot?.confirmed ? { confirmedLsn: slot.confirmed } : {}),
     };
+    // The sequence check gates Prepare only (resharding.ts: why such a move is refused).
+    if (record.phase === 'Prepare') {
+      const { rows } = await src.query<{
+        schema: string;
+        name: string;
+        column: string;
+        kind: string;
+      }>(sequencedColumnsSql(spec.shardKey ?? ''));
+      return { ...facts, sequencedColumns: sequencedColumnNames(rows) };
+    }
     // Row counts scan whole tables: only the phases that decide on them pay for them.
     if (record.phase === 'Cleanup')
       return { ...facts, sourceRowsInMove: await this.#rowsInMove(src, m, tables) };

@@ -11,6 +11,8 @@ import {
   fenceTriggersSql,
   fencedTablesSql,
   rowFilterSql,
+  sequencedColumnNames,
+  sequencedColumnsSql,
   slotStateSql,
   sourcePreparedSql,
 } from './resharding-sql.ts';
@@ -90,5 +92,18 @@ describe('resharding SQL', () => {
     const sql = dropFenceTriggersSql();
     expect(sql).toMatch(/^DO \$drop\$ .* END \$drop\$$/s);
     expect(sql).toContain(`FOR s IN ${fenceTriggersSql()} LOOP EXECUTE s;`);
+  });
+
+  it('finds identity and nextval() columns of the tables holding the key, the key quoted', () => {
+    const sql = sequencedColumnsSql("o'id");
+    expect(sql).toContain("k.attname = 'o''id'");
+    expect(sql).toContain("a.attidentity <> ''");
+    expect(sql).toContain("LIKE '%nextval(%'");
+    expect(
+      sequencedColumnNames([
+        { schema: 'public', name: 'visits', column: 'id', kind: 'identity' },
+        { schema: 'app', name: 'orders', column: 'no', kind: 'nextval' },
+      ]),
+    ).toEqual(['public.visits.id (identity)', 'app.orders.no (nextval)']);
   });
 });

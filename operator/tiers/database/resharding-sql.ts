@@ -274,6 +274,19 @@ export const shardedTablesSql = (keyColumn: string): string =>
   `SELECT n.nspname AS schema, c.relname AS name, a.attname AS "keyColumn", format_type(a.atttypid, NULL) AS "keyType" FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE a.attname = ${literal(keyColumn)} AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1, 2`;
 
 /**
+ * Columns of the tables that move (those holding the shard key) whose values a sequence
+ * generates: identity columns and defaults calling nextval() (serial, bigserial). A move
+ * refuses them at Prepare (resharding.ts says why): one row per column, with its kind.
+ */
+export const sequencedColumnsSql = (keyColumn: string): string =>
+  `SELECT n.nspname AS schema, c.relname AS name, a.attname AS "column", CASE WHEN a.attidentity <> '' THEN 'identity' ELSE 'nextval' END AS kind FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' AND (a.attidentity <> '' OR pg_get_expr(d.adbin, d.adrelid) LIKE '%nextval(%') AND EXISTS (SELECT 1 FROM pg_attribute k WHERE k.attrelid = c.oid AND k.attname = ${literal(keyColumn)} AND NOT k.attisdropped) ORDER BY 1, 2, 3`;
+
+/** sequencedColumnsSql's rows as the state machine names them: "schema.table.column (kind)". */
+export const sequencedColumnNames = (
+  rows: readonly { schema: string; name: string; column: string; kind: string }[],
+): string[] => rows.map((r) => `${r.schema}.${r.name}.${r.column} (${r.kind})`);
+
+/**
  * The subscription: initial copy of the moving rows, then their changes. The slot is created
  * on the source with failover = true (Postgres 17: a standby with sync_replication_slots
  * keeps a copy, so a failover of the source does not lose the stream).

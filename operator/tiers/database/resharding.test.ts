@@ -48,6 +48,8 @@ class World {
   walLogical = new Set<number>();
   prepared = new Set<number>();
   tables = new Map<number, string[]>();
+  /** Sequence-filled columns of each shard's moved tables (sequencedColumnsSql). */
+  sequenced = new Map<number, string[]>();
   map: Assignment;
   acknowledged: number;
   moves = new Map<string, MoveWorld>();
@@ -118,6 +120,7 @@ class World {
         sourcePrimary: this.primaries.has(m.source),
         targetPrimary: this.primaries.has(m.target),
         sourceWalLevel: this.walLogical.has(m.source) ? 'logical' : 'replica',
+        sequencedColumns: this.sequenced.get(m.source) ?? [],
         sourcePrepared: this.prepared.has(m.source),
         sourceTables: this.tables.get(m.source) ?? [],
         targetTables: this.tables.get(m.target) ?? [],
@@ -512,6 +515,57 @@ describe('nextReshardStep: abort and blocked moves', () => {
     expect(last.actions).toEqual([]);
     expect(world.tables.get(1)).toEqual(['public.leftover']);
     expect(world.log).not.toContain('copySchema');
+  });
+
+  it('a moved table with a sequence-filled column is refused at Prepare, naming it; nothing runs', () => {
+    const world = new World(recordOf(2), 3);
+    world.sequenced.set(1, ['public.visits.id (identity)', 'public.orders.no (nextval)']);
+    const run = operate(world, spec3, undefined, { maxSteps: 10 });
+    expect(run.status?.phase).toBe('Prepare');
+    const last = run.decisions.at(-1)!;
+    expect(last.condition?.reason).toBe('SequenceColumnsRefused');
+    expect(last.condition?.message).toMatch(/public\.visits\.id \(identity\)/);
+    expect(last.condition?.message).toMatch(/public\.orders\.no \(nextval\)/);
+    expect(last.condition?.message).toMatch(/nothing was changed on any shard/);
+    // Not even wal_level or the copy grant: the refusal comes before every action.
+    expect(world.log).toEqual([]);
+    // An abort clears the record with no action; the map never moved.
+    const aborted = operate(world, { ...spec3, abort: true }, run.status, { maxSteps: 5 });
+    expect(aborted.status).toBeUndefined();
+    expect(
+      aborted.decisions.find((d) => d.condition?.reason === 'ReshardingAborted'),
+    ).toBeDefined();
+    expect(world.log).toEqual([]);
+    expect(world.map).toEqual(recordOf(2));
+  });
+
+  it('a refused move goes on once the columns are changed (no sequence left)', () => {
+    const world = new World(recordOf(1), 2);
+    const spec = { shards: 2, shardKey: 'k' };
+    world.sequenced.set(0, ['public.visits.id (identity)']);
+    const refused = operate(world, spec, undefined, { maxSteps: 4 });
+    expect(refused.decisions.at(-1)?.condition?.reason).toBe('SequenceColumnsRefused');
+    world.sequenced.set(0, []);
+    const run = operate(world, spec, refused.status);
+    expect(run.status).toBeUndefined();
+    expect(world.map.version).toBe(2);
+    expect([world.duplicates, world.lostWrites, world.earlyDeletes]).toEqual([0, 0, 0]);
+  });
+
+  it('Prepare waits, with no action, until the sequence columns were probed', () => {
+    const world = new World(recordOf(1), 2);
+    const spec = { shards: 2, shardKey: 'k' };
+    const started = operate(world, spec, undefined, { maxSteps: 1 }).status!;
+    const moves = Object.fromEntries(
+      Object.entries(world.factsFor(started)).map(([id, f]) => [
+        id,
+        { ...f, sequencedColumns: undefined },
+      ]),
+    );
+    const d = nextReshardStep(spec, started, world.map, { moves, publishedMap: world.map });
+    expect(d.actions).toEqual([]);
+    expect(d.resharding).toBe(started);
+    expect(d.condition?.message).toMatch(/checking .* for sequence columns/);
   });
 
   it('a subscription gone before it confirmed the fence blocks the cutover (no map switch)', () => {

@@ -7,7 +7,8 @@
 // that dies anywhere in between repeats at most the last step.
 //
 // The order, and why each gate is where it is:
-//   Prepare      sources answer with wal_level=logical, the copy grant and the fence function
+//   Prepare      no moved table has a sequence-generated column (refused: see below), then
+//                sources answer with wal_level=logical, the copy grant and the fence function
 //   SchemaCopy   pg_dump --schema-only of the source restored on the empty target, in one
 //                transaction (so a target holds all the tables or none)
 //   InitialCopy  a publication per move (row filter = its buckets), a subscription on the
@@ -22,6 +23,19 @@
 //                delete the moved rows from the source in batches. The fence stays.
 // Before Cutover a move can be aborted with nothing visible to the app (the map never
 // changed); from the fence on it only goes forward.
+//
+// Sequences and identity columns: a move is refused at Prepare, before anything is changed
+// on any shard, while a table that moves has a column a sequence fills (identity, serial,
+// a nextval() default); the condition names each one. Why not carry the sequence over
+// (setval on the target past the source's values after the copy and again at the fence):
+// every shard has its own sequence, so ids are unique per shard only. After the flip the
+// source and the target both keep generating (the source for the buckets it keeps, from
+// its own sequence), and the same id then exists on two shards; it collides as soon as a
+// later move brings their rows together, and a move into a shard that takes buckets from
+// two sources (2 -> 3) collides in its very initial copy, whatever setval does: the
+// subscription stops on the unique key and the move never ends. Ids unique across shards
+// need the app's schema (uuid keys, or keys the app derives from the shard key), not a
+// step of the move. Abort the refused move, or change those columns and it goes on.
 import type { BucketRange } from '../../../sdk/src/contract/shard-map.ts';
 import { assignBuckets, toRanges } from '../../../sdk/src/contract/shard-map.ts';
 import { BUCKETS } from '../../../sdk/src/contract/hash.ts';
@@ -64,6 +78,11 @@ export interface MoveFacts {
   readonly targetPrimary: boolean;
   /** `SHOW wal_level` on the source. */
   readonly sourceWalLevel?: string;
+  /**
+   * Columns a sequence fills in the source's moved tables (sequencedColumnsSql, as
+   * "schema.table.column (kind)"); probed in Prepare, undefined when not probed.
+   */
+  readonly sequencedColumns?: readonly string[];
   /** The copy grant and the fence function exist on the source. */
   readonly sourcePrepared: boolean;
   /** Schema-qualified user tables of the app database on each side (userTablesSql). */
@@ -298,6 +317,19 @@ export function nextReshardStep(
 
   switch (current.phase) {
     case 'Prepare': {
+      // First, before any action: a refused move has changed nothing on any shard.
+      const unprobed = current.moves.filter((m) => f(m).sequencedColumns === undefined);
+      if (unprobed.length > 0)
+        return stay(
+          'Resharding',
+          `Prepare: checking ${unprobed.map((m) => m.id).join(', ')} for sequence columns`,
+        );
+      const sequenced = [...new Set(current.moves.flatMap((m) => f(m).sequencedColumns ?? []))];
+      if (sequenced.length > 0)
+        return stay(
+          'SequenceColumnsRefused',
+          `Prepare: refused: moved tables have columns a sequence fills, whose values would collide across shards after the move: ${sequenced.join(', ')}; use uuid keys (gen_random_uuid()) or keys the app supplies, or abort the move; nothing was changed on any shard`,
+        );
       const sources = uniq(current.moves.map((m) => m.source));
       const wal = sources.filter((s) =>
         current.moves.some((m) => m.source === s && f(m).sourceWalLevel !== 'logical'),
