@@ -5,7 +5,8 @@
 // and nowhere else; every key reads back throughout. Then the same with the operator killed
 // right after it wrote each new phase (and once between the fence and recording its LSN),
 // a new runner built from the persisted record alone going on; then an abort in CatchUp and
-// one during the initial copy, each leaving the source and the map as they were.
+// one during the initial copy, each leaving the source and the map as they were; and a move
+// of tables with identity or serial columns refused at Prepare with both shards untouched.
 import { randomBytes, randomInt, randomUUID } from 'node:crypto';
 import { chownSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { writeFileSync } from 'node:fs';
