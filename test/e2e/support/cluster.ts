@@ -6,6 +6,7 @@ import yaml from 'js-yaml';
 import { run, type RunResult } from '../../../devcluster/exec.ts';
 import { binPath } from '../../../devcluster/paths.ts';
 import { POD_SUBNET } from './addons.ts';
+import { ensureInotifyLimits } from './host-limits.ts';
 import { ETCD_TAG } from './node-image.ts';
 import { kindBin } from './toolchain.ts';
 
@@ -63,6 +64,7 @@ export async function createCluster(
   nodeImage: string | undefined,
   local: boolean,
 ): Promise<KindCluster> {
+  await ensureInotifyLimits((m) => console.log(`[e2e] ${m}`));
   await mkdir(workDir, { recursive: true });
   const config = join(workDir, 'kind.yaml');
   const kubeconfig = join(workDir, 'kubeconfig');
