@@ -207,7 +207,8 @@ def pooler_script():
     """The pooler's auth SQL as the ConfigMap holds it now; terse errors, a local commit."""
     try:
         with open(args.pooler_sql, 'rb') as f:
-            return b"\\set VERBOSITY terse\nSET synchronous_commit = 'local';\n" + f.read()
+            return (b"\\set VERBOSITY terse\nSET synchronous_commit = 'local';\n"
+                    b"SET client_min_messages = 'warning';\n" + f.read())
     except OSError as e:
         log('cannot read %s: %s' % (args.pooler_sql, e))
         return None
