@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import {
   appendFileSync,
+  chmodSync,
   chownSync,
   mkdirSync,
   mkdtempSync,
@@ -46,6 +47,7 @@ import {
   REWIND_USER,
   ROLE_LABEL,
   SUPERUSER,
+  appDatabaseName,
   podName,
   shardIndexes,
   shardName,
@@ -53,10 +55,12 @@ import {
 } from '../../operator/tiers/database/names.ts';
 import {
   ENV,
+  POOLER_AUTH_FILE,
   SOCKET_DIR,
   backupLayout,
   binDir,
   renderPatroniConfig,
+  renderPoolerAuthFile,
   renderPostBootstrap,
 } from '../../operator/tiers/database/patroni-config.ts';
 import { eventually } from '../../devcluster/testing.ts';
@@ -288,6 +292,12 @@ export interface Harness {
    */
   startMember(m: Member): void;
   /**
+   * The spec changed as the operator would render it: each shard's ConfigMap files are
+   * rewritten now, and members started from now on get the new container args. Returns the
+   * new model (`app` stays the one the harness started with).
+   */
+  reconfigure(database: Record<string, unknown>): AppModel;
+  /**
    * As the kubelet stops a container: SIGTERM to its main process, then SIGKILL after the
    * grace period; whatever Patroni left running dies with the container.
    */
@@ -399,6 +409,8 @@ export async function startDatabase(
   const caFile = join(dir, 'ca', TLS_FILES.ca);
   const proxies = new Map<string, StallProxy>();
   const pgProxies = new Map<string, StallProxy>();
+  // The spec the members' files and container args are rendered from (reconfigure).
+  let current = app;
 
   function startMember(m: Member): void {
     delete m.refused;
@@ -461,6 +473,12 @@ export async function startDatabase(
             margin: FENCE_MARGIN_SECONDS,
             superuser: SUPERUSER,
             rewindUser: REWIND_USER,
+            ...(renderPoolerAuthFile(current) === undefined
+              ? {}
+              : {
+                  poolerSql: join(dir, `shard-${m.shard}`, POOLER_AUTH_FILE),
+                  appDatabase: appDatabaseName(current),
+                }),
             ...(tls
               ? {
                   cert: join(dir, `tls-${m.shard}`, TLS_FILES.cert),
@@ -493,6 +511,33 @@ export async function startDatabase(
     m.proc = container.proc;
   }
 
+  /**
+   * A shard's ConfigMap files as the pod mounts them (configDir is the only change), owned
+   * by the container's uid; with the pooler on, its auth SQL that fence.py runs.
+   */
+  function writeShardFiles(model: AppModel, shard: number, edit = (t: string) => t): void {
+    const configDir = join(dir, `shard-${shard}`);
+    const layout = { configDir, tlsDir: join(dir, `tls-${shard}`), caDir: join(dir, 'ca') };
+    const files: Record<string, [string, number]> = {
+      'patroni.yml': [edit(renderPatroniConfig(model, shard, layout)), 0o644],
+      'post-bootstrap.sh': [renderPostBootstrap(model), 0o755],
+      [FENCE_FILE]: [fenceScript(), 0o755],
+    };
+    const pooler = renderPoolerAuthFile(model);
+    if (pooler !== undefined) files[POOLER_AUTH_FILE] = [pooler, 0o644];
+    for (const [name, [text, mode]] of Object.entries(files)) {
+      writeFileSync(join(configDir, name), text, { mode });
+      chmodSync(join(configDir, name), mode);
+      chownSync(join(configDir, name), ENGINE_UID, ENGINE_UID);
+    }
+  }
+
+  function reconfigure(database: Record<string, unknown>): AppModel {
+    current = appModel(ns, database);
+    for (const shard of shards) writeShardFiles(current, shard);
+    return current;
+  }
+
   function killMember(m: Member): void {
     m.container?.kill();
     // Its postmaster is in the container; a data directory has no other.
@@ -520,6 +565,7 @@ export async function startDatabase(
 
   const harness: Harness = {
     app,
+    reconfigure,
     ns,
     dir,
     kubeconfig,
@@ -755,16 +801,7 @@ export async function startDatabase(
           `tls-${shard}/${TLS_FILES.key}`,
         );
       }
-      writeFileSync(
-        join(configDir, 'patroni.yml'),
-        (opts.rendered?.patroniYml ?? ((t: string) => t))(
-          renderPatroniConfig(app, shard, { configDir, tlsDir, caDir: join(dir, 'ca') }),
-        ),
-      );
-      writeFileSync(join(configDir, 'post-bootstrap.sh'), renderPostBootstrap(app), {
-        mode: 0o755,
-      });
-      writeFileSync(join(configDir, FENCE_FILE), fenceScript(), { mode: 0o755 });
+      writeShardFiles(app, shard, opts.rendered?.patroniYml);
       if (app.database?.backup) {
         const layout = { ...backupLayout(), configDir, caFile };
         writeFileSync(
@@ -773,12 +810,7 @@ export async function startDatabase(
         );
         owned.push(`shard-${shard}/${PGBACKREST_CONFIG_FILE}`);
       }
-      owned.push(
-        `shard-${shard}`,
-        `shard-${shard}/patroni.yml`,
-        `shard-${shard}/post-bootstrap.sh`,
-        `shard-${shard}/${FENCE_FILE}`,
-      );
+      owned.push(`shard-${shard}`);
       for (let i = 0; i < perShard; i++) {
         members.push({
           name: podName(app, shard, i),

@@ -20,8 +20,10 @@ import { databaseNetworkPolicy } from './networkpolicy.ts';
 import {
   PATRONI_CONFIG_FILE,
   backupLayout,
+  POOLER_AUTH_FILE,
   POST_BOOTSTRAP_FILE,
   renderPatroniConfig,
+  renderPoolerAuthFile,
   renderPostBootstrap,
 } from './patroni-config.ts';
 import { shardPdb } from './pdb.ts';
@@ -61,6 +63,11 @@ function shardTls(app: AppModel): K8sObject[] {
   ];
 }
 
+const poolerAuthFileOf = (app: AppModel): Record<string, string> => {
+  const sql = renderPoolerAuthFile(app);
+  return sql === undefined ? {} : { [POOLER_AUTH_FILE]: sql };
+};
+
 export function buildDatabase(app: AppModel): K8sObject[] {
   if (!app.database) return [];
   const objects = synth((chart) => {
@@ -72,6 +79,7 @@ export function buildDatabase(app: AppModel): K8sObject[] {
           [PATRONI_CONFIG_FILE]: renderPatroniConfig(app, shard),
           [POST_BOOTSTRAP_FILE]: renderPostBootstrap(app),
           [FENCE_FILE]: fenceScript(),
+          ...poolerAuthFileOf(app),
           ...(app.database?.backup
             ? { [PGBACKREST_CONFIG_FILE]: renderPgBackRestConfig(app, shard, backupLayout()) }
             : {}),

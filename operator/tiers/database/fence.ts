@@ -21,6 +21,11 @@
 // bootstrapped when pg_rewind still ran as the superuser gets it from its next leader.
 // fence.py is the one process in the pod that still holds the passwords' env: Patroni
 // removes its PATRONI_* variables from its own environment, and so from its callbacks'.
+// The pooler's auth role and lookup function (issue 31) have the same history: made by
+// post_bootstrap, so a database bootstrapped before database.pooler was turned on has none.
+// With the pooler on, the ConfigMap holds their idempotent SQL and fence.py runs it in the
+// app's database the same way, each time this member leads (the pooler's pod template
+// change rolls the shard, so the next leader runs it).
 // The engine tests run this very script with the real Patroni and Postgres.
 import { ENV } from './patroni-config.ts';
 
@@ -44,6 +49,9 @@ export interface FenceArgs {
   /** pg_rewind's role, created or updated as `superuser` whenever this member leads. */
   readonly superuser?: string;
   readonly rewindUser?: string;
+  /** The pooler's auth SQL (a file of the ConfigMap), run as `superuser` in `appDatabase`. */
+  readonly poolerSql?: string;
+  readonly appDatabase?: string;
 }
 
 export function fenceArgs(a: FenceArgs): string[] {
@@ -60,6 +68,15 @@ export function fenceArgs(a: FenceArgs): string[] {
     ...(a.cert ? ['--cert', a.cert, '--every', String(a.every ?? 30)] : []),
     ...(a.superuser && a.rewindUser
       ? ['--superuser', a.superuser, '--rewind-user', a.rewindUser]
+      : []),
+    ...(a.superuser && a.poolerSql && a.appDatabase
+      ? [
+          ...(a.rewindUser ? [] : ['--superuser', a.superuser]),
+          '--pooler-sql',
+          a.poolerSql,
+          '--pooler-db',
+          a.appDatabase,
+        ]
       : []),
   ];
 }
@@ -87,6 +104,8 @@ p.add_argument('--cert')
 p.add_argument('--every', type=float, default=30)
 p.add_argument('--superuser')
 p.add_argument('--rewind-user')
+p.add_argument('--pooler-sql')
+p.add_argument('--pooler-db')
 args = p.parse_args()
 
 
@@ -168,7 +187,6 @@ GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO :"user";
 GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO :"user";
 GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO :"user";
 '''
-rewind = {'pending': False, 'proc': None, 'at': 0.0, 'delay': 2.0}
 
 
 def socket_of_postmaster():
@@ -181,53 +199,81 @@ def socket_of_postmaster():
         return None
 
 
-def ensure_rewind_role(now):
-    """While this member leads and until it worked once: psql, without blocking the loop."""
-    if not rewind['pending'] or rewind['proc'] is not None or now < rewind['at']:
+def rewind_script():
+    return REWIND_SQL if os.environ.get('${ENV.rewindPassword}') else None
+
+
+def pooler_script():
+    """The pooler's auth SQL as the ConfigMap holds it now; terse errors, a local commit."""
+    try:
+        with open(args.pooler_sql, 'rb') as f:
+            return (b"\\set VERBOSITY terse\nSET synchronous_commit = 'local';\n"
+                    b"SET client_min_messages = 'warning';\n" + f.read())
+    except OSError as e:
+        log('cannot read %s: %s' % (args.pooler_sql, e))
+        return None
+
+
+def task(name, database, script, variables):
+    """SQL run as the superuser each time this member leads, until it worked once."""
+    return {'name': name, 'db': database, 'script': script, 'vars': variables,
+            'pending': False, 'proc': None, 'at': 0.0, 'delay': 2.0}
+
+
+tasks = []
+if args.superuser and args.rewind_user:
+    tasks.append(task('rewind role %s' % args.rewind_user, 'postgres', rewind_script,
+                      ['-v', 'user=' + args.rewind_user]))
+if args.superuser and args.pooler_sql and args.pooler_db:
+    tasks.append(task('pooler auth role', args.pooler_db, pooler_script, []))
+
+
+def ensure(t, now):
+    """Start the task's psql if it is due, without blocking the loop."""
+    if not t['pending'] or t['proc'] is not None or now < t['at']:
         return
-    password = os.environ.get('${ENV.rewindPassword}')
-    if not args.rewind_user or not args.superuser or not password:
-        rewind['pending'] = False
+    script = t['script']()
+    if script is None:
+        t['pending'] = False
         return
     where = socket_of_postmaster()
     if where is None:
-        rewind['at'] = now + 1
+        t['at'] = now + 1
         return
     env = dict(os.environ, PGHOST=where[1], PGPORT=where[0], PGUSER=args.superuser,
-               PGDATABASE='postgres', PGCONNECT_TIMEOUT='5', PGAPPNAME='fence',
+               PGDATABASE=t['db'], PGCONNECT_TIMEOUT='5', PGAPPNAME='fence',
                PGPASSWORD=os.environ.get('${ENV.superuserPassword}', ''))
     try:
-        proc = subprocess.Popen(['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1',
-                                 '-v', 'user=' + args.rewind_user],
+        proc = subprocess.Popen(['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1'] + t['vars'],
                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
     except OSError as e:
-        log('could not run psql for the rewind role: %s' % e)
-        rewind['pending'] = False
+        log('could not run psql for the %s: %s' % (t['name'], e))
+        t['pending'] = False
         return
-    rewind['proc'] = proc
+    t['proc'] = proc
     try:
-        proc.stdin.write(REWIND_SQL)
+        proc.stdin.write(script)
         proc.stdin.close()
     except BrokenPipeError:
         pass  # psql ended early (no server yet): its exit status says so, and we try again
 
 
-def rewind_done(code, now):
-    rewind['proc'] = None
+def task_done(t, code, now):
+    t['proc'] = None
     if code == 0:
-        rewind['pending'] = False
-        rewind['delay'] = 2.0
-        log('rewind role %s ready' % args.rewind_user)
-    elif rewind['pending']:
-        log('rewind role %s: psql exited %d; trying again in %d s'
-            % (args.rewind_user, code, rewind['delay']))
-        rewind['at'] = now + rewind['delay']
-        rewind['delay'] = min(60.0, rewind['delay'] * 2)
+        t['pending'] = False
+        t['delay'] = 2.0
+        log('%s ready' % t['name'])
+    elif t['pending']:
+        log('%s: psql exited %d; trying again in %d s' % (t['name'], code, t['delay']))
+        t['at'] = now + t['delay']
+        t['delay'] = min(60.0, t['delay'] * 2)
 
 
 def leads():
-    rewind['pending'] = True
-    rewind['at'] = 0.0
+    for t in tasks:
+        t['pending'] = True
+        t['at'] = 0.0
 
 
 patroni = subprocess.Popen([args.patroni, conf])
@@ -288,7 +334,8 @@ while True:
                 if deadline is not None:
                     log('disarmed')
                 deadline = None
-                rewind['pending'] = False
+                for t in tasks:
+                    t['pending'] = False
     if deadline is not None and now >= deadline:
         fence('Patroni did not renew its leader lock for %d s' % timeout)
         deadline = None
@@ -300,9 +347,10 @@ while True:
             pid, status = 0, 0
         if pid == 0:
             break
-        if rewind['proc'] is not None and pid == rewind['proc'].pid:
-            rewind['proc'].returncode = os.waitstatus_to_exitcode(status)
-            rewind_done(rewind['proc'].returncode, now)
+        mine = [t for t in tasks if t['proc'] is not None and pid == t['proc'].pid]
+        if mine:
+            mine[0]['proc'].returncode = os.waitstatus_to_exitcode(status)
+            task_done(mine[0], mine[0]['proc'].returncode, now)
             continue
         if pid == patroni.pid:
             code = os.waitstatus_to_exitcode(status)
@@ -310,7 +358,8 @@ while True:
             if deadline is not None:
                 fence('Patroni exited (%d) while it led' % code)
             sys.exit(code if code >= 0 else 128 - code)
-    ensure_rewind_role(now)
+    for t in tasks:
+        ensure(t, now)
     if args.cert and now >= next_cert:
         next_cert = now + args.every
         current = digest(args.cert)

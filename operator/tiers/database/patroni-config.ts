@@ -310,6 +310,17 @@ export function renderPatroniConfig(
   });
 }
 
+/** The pooler's auth SQL in the shard's ConfigMap: fence.py runs it whenever a member leads. */
+export const POOLER_AUTH_FILE = 'pooler-auth.sql';
+
+/**
+ * With the pooler on, its auth role and lookup function for fence.py to make on a database
+ * bootstrapped before the pooler was turned on (post_bootstrap makes them on a new one).
+ */
+export function renderPoolerAuthFile(app: AppModel): string | undefined {
+  return app.database?.pooler && app.database.tls ? poolerAuthSql(appDatabaseName(app)) : undefined;
+}
+
 /**
  * Runs once, on the first primary, after initdb: the app's role and database, the
  * monitoring role and the bucket function. Passwords come from the environment through

@@ -23,6 +23,7 @@ import {
   authSecretName,
   appSecretName,
   APP_PASSWORD_KEY,
+  appDatabaseName,
   headlessServiceName,
   patroniConfigMapName,
   rewindSecretName,
@@ -40,8 +41,10 @@ import {
   ENV,
   PATRONI_CONFIG_FILE,
   POD_LAYOUT,
+  POOLER_AUTH_FILE,
   SOCKET_DIR,
   binDir,
+  renderPoolerAuthFile,
   restartParametersText,
 } from './patroni-config.ts';
 
@@ -291,6 +294,13 @@ function patroniContainer(app: AppModel, db: NonNullable<AppModel['database']>, 
       margin: FENCE_MARGIN_SECONDS,
       superuser: SUPERUSER,
       rewindUser: REWIND_USER,
+      // The pooler's auth role, on databases bootstrapped before the pooler was turned on.
+      ...(renderPoolerAuthFile(app) === undefined
+        ? {}
+        : {
+            poolerSql: `${POD_LAYOUT.configDir}/${POOLER_AUTH_FILE}`,
+            appDatabase: appDatabaseName(app),
+          }),
       ...(db.tls
         ? { cert: `${POD_LAYOUT.tlsDir}/${TLS_FILES.cert}`, every: TLS_RELOAD_SECONDS }
         : {}),

@@ -2,9 +2,17 @@ import { describe, expect, it } from 'vitest';
 import { buildAll } from '../index.ts';
 import { find, modelOf } from '../shared/test-helpers.ts';
 import { TLS_CLIENT_ANNOTATION } from '../shared/tls/objects.ts';
-import { POOLER_AUTH_ROLE } from './config.ts';
+import { POOLER_AUTH_ROLE, POOLER_SCHEMA, poolerAuthSql } from './config.ts';
+import { buildDatabase } from '../database/build.ts';
+import { fenceArgs } from '../database/fence.ts';
+import { appDatabaseName } from '../database/names.ts';
 import { buildPooler } from './build.ts';
-import { renderPatroniConfig, renderPostBootstrap } from '../database/patroni-config.ts';
+import {
+  POOLER_AUTH_FILE,
+  renderPatroniConfig,
+  renderPoolerAuthFile,
+  renderPostBootstrap,
+} from '../database/patroni-config.ts';
 import { buildScrapeObjects } from '../monitoring/scrape.ts';
 import { SHARD_MAP_KEY } from '../database/shard-map.ts';
 import { parseShardMap } from '../../../sdk/src/contract/shard-map.ts';
@@ -108,6 +116,67 @@ describe('pooler tier', () => {
     );
     expect(renderPostBootstrap(app)).toContain(`CREATE ROLE "${POOLER_AUTH_ROLE}" LOGIN NOINHERIT`);
     expect(renderPostBootstrap(modelOf({ database: {} }))).not.toContain(POOLER_AUTH_ROLE);
+  });
+
+  it('a database bootstrapped before the pooler: fence.py gets the auth SQL to run whenever its member leads', () => {
+    const db = appDatabaseName(app);
+    const without = modelOf({ database: { shards: 2, shardKey: 'tenant_id' } });
+    for (const shard of [0, 1]) {
+      const cm = find(
+        buildDatabase(app),
+        'ConfigMap',
+        `shop-db-${shard}-patroni`,
+      ) as unknown as Json;
+      expect(cm['data'][POOLER_AUTH_FILE]).toBe(poolerAuthSql(db));
+      const sts = find(buildDatabase(app), 'StatefulSet', `shop-db-${shard}`) as unknown as Json;
+      const args = sts['spec'].template.spec.containers[0].args as string[];
+      expect(args.slice(-4)).toEqual([
+        '--pooler-sql',
+        `/etc/patroni/${POOLER_AUTH_FILE}`,
+        '--pooler-db',
+        db,
+      ]);
+      expect(args.filter((a) => a === '--superuser')).toHaveLength(1);
+      // Without the pooler: no file, no args (the pod template is as before).
+      const plain = find(buildDatabase(without), 'ConfigMap', `shop-db-${shard}-patroni`);
+      expect(Object.keys((plain as unknown as Json)['data'])).not.toContain(POOLER_AUTH_FILE);
+      const plainSts = find(buildDatabase(without), 'StatefulSet', `shop-db-${shard}`);
+      expect(JSON.stringify(plainSts)).not.toContain('--pooler');
+    }
+    expect(renderPoolerAuthFile(without)).toBeUndefined();
+  });
+
+  it('the auth SQL is idempotent and touches only its own role, schema and function', () => {
+    const sql = poolerAuthSql('shop');
+    expect(sql).toContain(
+      `IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${POOLER_AUTH_ROLE}')`,
+    );
+    expect(sql).toContain(`CREATE SCHEMA IF NOT EXISTS ${POOLER_SCHEMA};`);
+    expect(sql).toContain(`CREATE OR REPLACE FUNCTION ${POOLER_SCHEMA}.lookup(`);
+    // Every statement that creates, grants or revokes names the pooler's schema or role.
+    const statements = sql
+      .split(';')
+      .map((s) => s.trim())
+      .filter((s) => /^(CREATE|GRANT|REVOKE|ALTER|DROP)\b/.test(s));
+    expect(statements.length).toBeGreaterThanOrEqual(5);
+    for (const s of statements)
+      expect(s).toMatch(new RegExp(`${POOLER_SCHEMA}|"${POOLER_AUTH_ROLE}"`));
+    expect(sql).not.toMatch(/\b(DROP|TRUNCATE|DELETE|UPDATE|INSERT)\b/);
+  });
+
+  it('fenceArgs: the pooler SQL needs the superuser and the app database, and names the superuser once', () => {
+    const base = { config: 'c', pgdata: 'd', margin: 15 };
+    expect(fenceArgs({ ...base, poolerSql: 'f.sql', appDatabase: 'shop' })).not.toContain(
+      '--pooler-sql',
+    );
+    expect(fenceArgs({ ...base, superuser: 'postgres', poolerSql: 'f.sql' })).not.toContain(
+      '--pooler-sql',
+    );
+    expect(
+      fenceArgs({ ...base, superuser: 'postgres', poolerSql: 'f.sql', appDatabase: 'shop' }).slice(
+        -6,
+      ),
+    ).toEqual(['--superuser', 'postgres', '--pooler-sql', 'f.sql', '--pooler-db', 'shop']);
   });
 
   it('with monitoring, a PodMonitor scrapes the exporter with the shard label', () => {
