@@ -16,6 +16,11 @@ describe('isUnavailable', () => {
     ["a client's connect timeout", new Error('timeout expired')],
     ['a dropped connection', new Error('Connection terminated unexpectedly')],
     ['a pooled connect timeout', new Error('Connection terminated due to connection timeout')],
+    [
+      'no Postgres behind the address',
+      new Error('There was an error establishing an SSL connection'),
+    ],
+    ['a peer that refuses TLS', new Error('The server does not support SSL connections')],
   ])('is true for %s', (_name, e) => {
     expect(isUnavailable(e)).toBe(true);
   });

@@ -20,9 +20,13 @@ export class ShardRoutingError extends Error {
 // SQLSTATEs that say the server, not the statement, is the problem: connection exceptions
 // (class 08), shutdowns and "cannot connect now" (57P01-57P03, e.g. a replica still starting),
 // and 40001, which on a read-only replica query can only be a recovery conflict.
+// pg's two TLS-negotiation failures carry no code: the peer answered the SSLRequest with
+// neither 'S' nor 'N' (no Postgres there: seen on kind when a -ro Service without endpoints
+// let the packet leave the cluster), or refused TLS. Both happen before any query is sent, so
+// the read can go to the primary, whose connection verifies TLS as every connection does.
 const UNAVAILABLE_STATES = /^(08...|57P0[123]|40001)$/;
 const UNAVAILABLE_MESSAGES =
-  /Connection terminated|timeout exceeded when trying to connect|timeout expired|connection error|ECONNREFUSED/;
+  /Connection terminated|timeout exceeded when trying to connect|timeout expired|connection error|ECONNREFUSED|There was an error establishing an SSL connection|The server does not support SSL connections/;
 
 /** True when an error means the server could not serve the query, not that the query is wrong. */
 export function isUnavailable(e: unknown): boolean {
