@@ -41,11 +41,16 @@ export const SERVER_SANS = [
   'DNS:kubernetes.default.svc.cluster.local',
 ];
 
-export function leafExtensions(usage: 'serverAuth' | 'clientAuth', sans: string[] = []): string {
+export type KeyUsage = 'serverAuth' | 'clientAuth';
+
+export function leafExtensions(
+  usage: KeyUsage | readonly KeyUsage[],
+  sans: readonly string[] = [],
+): string {
   return [
     'basicConstraints=critical,CA:FALSE',
     'keyUsage=critical,digitalSignature,keyEncipherment',
-    `extendedKeyUsage=${usage}`,
+    `extendedKeyUsage=${typeof usage === 'string' ? usage : usage.join(',')}`,
     ...(sans.length > 0 ? [`subjectAltName=${sans.join(',')}`] : []),
   ].join('\n');
 }
@@ -54,7 +59,7 @@ const ecKey = (out: string) =>
   run('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', out]);
 
 async function signLeaf(
-  paths: CertPaths,
+  paths: Pick<CertPaths, 'caCert' | 'caKey'>,
   key: string,
   cert: string,
   subject: string,
@@ -87,9 +92,7 @@ async function signLeaf(
   );
 }
 
-/** Writes a fresh PKI into dir (about half a second). */
-export async function generateCerts(dir: string): Promise<CertPaths> {
-  const paths = certPaths(dir);
+async function writeCa(paths: Pick<CertPaths, 'caCert' | 'caKey'>): Promise<void> {
   await ecKey(paths.caKey);
   await run('openssl', [
     'req',
@@ -109,6 +112,12 @@ export async function generateCerts(dir: string): Promise<CertPaths> {
     '-out',
     paths.caCert,
   ]);
+}
+
+/** Writes a fresh PKI into dir (about half a second). */
+export async function generateCerts(dir: string): Promise<CertPaths> {
+  const paths = certPaths(dir);
+  await writeCa(paths);
   await Promise.all([
     signLeaf(
       paths,
@@ -148,4 +157,35 @@ export async function readClientTls(paths: CertPaths): Promise<ClientTls> {
     [paths.caCert, paths.adminCert, paths.adminKey].map((f) => readFile(f)),
   );
   return { ca: ca as Buffer, cert: cert as Buffer, key: key as Buffer };
+}
+
+export interface MutualTlsPaths {
+  readonly caCert: string;
+  readonly caKey: string;
+  readonly cert: string;
+  readonly key: string;
+}
+
+/**
+ * A fresh CA and one certificate it signs for both ends of mutual TLS (serverAuth and
+ * clientAuth) under `sans`: for servers that dial each other with the same certificate, as
+ * KEDA's operator and its metrics adapter do with the one KEDA's own rotator makes.
+ */
+export async function generateMutualTlsCerts(
+  dir: string,
+  commonName: string,
+  sans: readonly string[],
+): Promise<MutualTlsPaths> {
+  const paths = { caCert: join(dir, 'ca.crt'), caKey: join(dir, 'ca.key') };
+  await writeCa(paths);
+  const cert = join(dir, 'tls.crt');
+  const key = join(dir, 'tls.key');
+  await signLeaf(
+    paths,
+    key,
+    cert,
+    `/CN=${commonName}`,
+    leafExtensions(['serverAuth', 'clientAuth'], sans),
+  );
+  return { ...paths, cert, key };
 }

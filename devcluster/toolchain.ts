@@ -178,23 +178,33 @@ function targets(): Target[] {
       ldflags: kubernetesLdflags,
     },
     {
-      // Only the operator (it alone scales 0 <-> 1); KEDA's metrics adapter feeds the HPA
-      // between 1 and max, which the tests do not need. Only the scalers we render are
-      // compiled in (keda-trim.ts), built in a trimmed copy of the module, whose own go.mod
-      // (with its replace directives) then governs the build exactly as upstream's does.
+      // Only the operator (it alone scales 0 <-> 1): the devcluster's tests need no more.
+      // KEDA's metrics adapter, which feeds the HPA between 1 and max, is built for the kind
+      // suite only, from the same tree (test/e2e/support/scale-toolchain.ts). Only the
+      // scalers we render are compiled in (keda-trim.ts), built in a trimmed copy of the
+      // module, whose own go.mod (with its replace directives) then governs the build
+      // exactly as upstream's does.
       name: 'keda',
       version: ADDON_BINARY_VERSIONS['keda-operator'],
       packages: { 'keda-operator': './cmd/operator' },
       nice: true,
       sourceTree: trimmedKedaTree,
-      ldflags: async () => [
-        `-X github.com/kedacore/keda/v2/version.Version=${ADDON_BINARY_VERSIONS['keda-operator']}`,
-      ],
+      ldflags: kedaLdflags,
     },
   ];
 }
 
-async function trimmedKedaTree(dir: string): Promise<void> {
+/** As KEDA's Makefile stamps its binaries (the version; no git commit in a module zip). */
+export const kedaLdflags = async (): Promise<string[]> => [
+  `-X github.com/kedacore/keda/v2/version.Version=${ADDON_BINARY_VERSIONS['keda-operator']}`,
+];
+
+/**
+ * A writable copy of KEDA's module with only the scalers we render (keda-trim.ts). Every
+ * KEDA binary we build (the operator, its metrics adapter) is built from such a copy: the
+ * same sources and go.mod, so the Go build cache compiles their shared packages once.
+ */
+export async function trimmedKedaTree(dir: string): Promise<void> {
   const info = await downloadModule(
     `github.com/kedacore/keda/v2@${ADDON_BINARY_VERSIONS['keda-operator']}`,
   );

@@ -2,7 +2,7 @@
 // its own namespace. Builds or reuses the binaries and the node image, creates the cluster
 // (1 control plane + 3 workers in zones a/b/c, flannel + kube-router's firewall +
 // local-path), loads our images, installs the add-ons (metrics-server for the HPA's CPU
-// figures, KEDA's operator) and then ours (the chart, with helm). Afterwards: logs exported
+// figures, KEDA's operator and metrics adapter for the workers' backlog) and then ours (the chart, with helm). Afterwards: logs exported
 // when a test failed, the cluster deleted unless E2E_KEEP=1.
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,7 +21,7 @@ import {
   OPERATOR_NAMESPACE,
   RELEASE,
 } from './support/cluster.ts';
-import { buildKedaImage, installKeda } from './support/keda.ts';
+import { buildKedaAdapter, buildKedaImage, installKeda } from './support/keda.ts';
 import { buildMetricsServerImage, installMetricsServer } from './support/metrics-server.ts';
 import { ensureScaleBinaries } from './support/scale-toolchain.ts';
 import { debianBase, ensureNodeImage, nodeImageChoice } from './support/node-image.ts';
@@ -61,7 +61,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     record({ name: `build: ${name}`, value: s, note: s === 0 ? 'cached' : 'compiled' });
   const base = await debianBase();
   const addonImages = await timed('phase: add-on images', () =>
-    Promise.all([buildKedaImage(base), buildMetricsServerImage(base)]),
+    Promise.all([buildKedaImage(base), buildKedaAdapter(base), buildMetricsServerImage(base)]),
   );
   const nodeImage =
     choice.kind === 'local'

@@ -1,6 +1,12 @@
 // The pure parts of the kind e2e harness: add-on manifests, cluster config, node image switch.
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import tls from 'node:tls';
 import yaml from 'js-yaml';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { generateCerts, generateMutualTlsCerts } from '../../devcluster/certs.ts';
 import {
   flannelManifest,
   kubeRouterManifest,
@@ -8,7 +14,12 @@ import {
   storageManifest,
 } from '../e2e/support/addons.ts';
 import { kindConfig } from '../e2e/support/cluster.ts';
-import { KEDA_NAMESPACE, kedaManifest } from '../e2e/support/keda.ts';
+import { KEDA_NAMESPACE, kedaCertNames, kedaManifest } from '../e2e/support/keda.ts';
+import {
+  EXTERNAL_METRICS_API,
+  kedaAdapterManifest,
+  kustomizationResources,
+} from '../e2e/support/keda-adapter.ts';
 import { metricsServerManifest } from '../e2e/support/metrics-server.ts';
 import { nodeImageChoice } from '../e2e/support/node-image.ts';
 import { restrictedViolations } from './pod-security.ts';
@@ -175,6 +186,14 @@ kind: ClusterRole
 metadata: {name: keda-operator}
 rules: [{apiGroups: [''], resources: [secrets], verbs: [get, list, watch]}]
 `;
+const KEDA_SERVICE = `---
+apiVersion: v1
+kind: Service
+metadata: {name: keda-operator, namespace: keda}
+spec:
+  ports: [{name: metricsservice, port: 9666, targetPort: 9666}, {name: metrics, port: 8080, targetPort: 8080}]
+  selector: {app: keda-operator}
+`;
 const KEDA_CRD = `apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata: {name: scaledobjects.keda.sh}
@@ -188,19 +207,22 @@ describe('kind e2e KEDA', () => {
     subjects?: unknown[];
   };
   const docs = kedaManifest(
-    { crds: [KEDA_CRD], role: KEDA_ROLE, manager: KEDA_MANAGER },
+    { crds: [KEDA_CRD], role: KEDA_ROLE, manager: KEDA_MANAGER, service: KEDA_SERVICE },
     'scalable-e2e/keda-operator:v2.21.0',
   ) as unknown as Doc[];
 
-  it("installs KEDA's own CRDs, ClusterRole and Deployment in a restricted namespace, the Deployment last", () => {
+  it("installs KEDA's own CRDs, ClusterRole, Service and Deployment in a restricted namespace, the Deployment last", () => {
     expect(docs.map((d) => `${d.kind}/${d.metadata.name}`)).toEqual([
       `Namespace/${KEDA_NAMESPACE}`,
       'CustomResourceDefinition/scaledobjects.keda.sh',
       'ServiceAccount/keda-operator',
       'ClusterRole/keda-operator',
       'ClusterRoleBinding/keda-operator',
+      'Service/keda-operator',
       'Deployment/keda-operator',
     ]);
+    // The adapter dials the operator's gRPC metrics service through it, as upstream's is.
+    expect(docs[5]).toEqual(yaml.load(KEDA_SERVICE));
     expect(docs[0]?.metadata.labels).toEqual({
       'pod-security.kubernetes.io/enforce': 'restricted',
     });
@@ -223,6 +245,238 @@ describe('kind e2e KEDA', () => {
     );
     expect(c['args']).not.toContain('--leader-elect');
     expect(restrictedViolations(pod as Parameters<typeof restrictedViolations>[0])).toEqual([]);
+  });
+});
+
+// Shaped like KEDA v2.21's config/metrics-server (kustomization, Deployment, APIService).
+const ADAPTER_KUSTOMIZATION = `resources:
+- role.yaml
+- role_binding.yaml
+- deployment.yaml
+- service.yaml
+- api_service.yaml
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+images:
+- {name: ghcr.io/kedacore/keda-metrics-apiserver, newName: ghcr.io/kedacore/keda-metrics-apiserver, newTag: main}
+`;
+const ADAPTER_ROLE = `apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: keda-external-metrics-reader}
+rules: [{apiGroups: [external.metrics.k8s.io], resources: ['*'], verbs: ['*']}]
+`;
+const ADAPTER_BINDINGS = `apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: keda-system-auth-delegator}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: 'system:auth-delegator'}
+subjects: [{kind: ServiceAccount, name: keda-operator, namespace: keda}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: keda-auth-reader, namespace: kube-system}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: extension-apiserver-authentication-reader}
+subjects: [{kind: ServiceAccount, name: keda-operator, namespace: keda}]
+`;
+const ADAPTER_DEPLOYMENT = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: keda-metrics-apiserver, namespace: keda}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: keda-metrics-apiserver}}
+  template:
+    metadata: {labels: {app: keda-metrics-apiserver}}
+    spec:
+      securityContext: {runAsNonRoot: true}
+      serviceAccountName: keda-operator
+      containers:
+        - name: keda-metrics-apiserver
+          image: ghcr.io/kedacore/keda-metrics-apiserver:latest
+          imagePullPolicy: Always
+          command: [/keda-adapter]
+          args: [--secure-port=6443, --zap-log-level=error, --client-ca-file=/certs/ca.crt, --tls-cert-file=/certs/tls.crt, --tls-private-key-file=/certs/tls.key, --cert-dir=/certs]
+          volumeMounts: [{mountPath: /tmp, name: temp-vol}, {mountPath: /certs, name: certificates, readOnly: true}]
+          securityContext:
+            runAsNonRoot: true
+            capabilities: {drop: [ALL]}
+            allowPrivilegeEscalation: false
+            readOnlyRootFilesystem: true
+            seccompProfile: {type: RuntimeDefault}
+      volumes: [{name: temp-vol, emptyDir: {}}, {name: certificates, secret: {defaultMode: 420, secretName: kedaorg-certs}}]
+`;
+const ADAPTER_SERVICE = `---
+apiVersion: v1
+kind: Service
+metadata: {name: keda-metrics-apiserver, namespace: keda}
+spec:
+  ports: [{name: https, port: 443, targetPort: 6443}]
+  selector: {app: keda-metrics-apiserver}
+`;
+const ADAPTER_API = `apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1beta1.external.metrics.k8s.io}
+spec:
+  service: {name: keda-metrics-apiserver, namespace: keda}
+  group: external.metrics.k8s.io
+  version: v1beta1
+  groupPriorityMinimum: 100
+  versionPriority: 100
+`;
+const ADAPTER_FILES = [
+  ADAPTER_ROLE,
+  ADAPTER_BINDINGS,
+  ADAPTER_DEPLOYMENT,
+  ADAPTER_SERVICE,
+  ADAPTER_API,
+];
+const CA_PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+
+describe('kind e2e KEDA metrics adapter', () => {
+  type Doc = {
+    kind: string;
+    metadata: { name: string };
+    spec?: Record<string, unknown> & {
+      template?: { spec: Parameters<typeof restrictedViolations>[0] };
+    };
+  };
+  const image = 'scalable-e2e/keda-adapter:v2.21.0';
+  const docs = kedaAdapterManifest(ADAPTER_FILES, image, CA_PEM) as unknown as Doc[];
+  const upstream = ADAPTER_FILES.flatMap((f) => yaml.loadAll(f)) as Doc[];
+
+  it("reads the files config/metrics-server's kustomization lists, in its order", () => {
+    expect(kustomizationResources(ADAPTER_KUSTOMIZATION)).toEqual([
+      'role.yaml',
+      'role_binding.yaml',
+      'deployment.yaml',
+      'service.yaml',
+      'api_service.yaml',
+    ]);
+    expect(() => kustomizationResources('kind: Kustomization\n')).toThrow(/lists no resources/);
+  });
+
+  it("keeps every upstream object; only the Deployment's image and pull policy and the APIService's CA change", () => {
+    expect(docs.map((d) => `${d.kind}/${d.metadata.name}`)).toEqual([
+      'ClusterRole/keda-external-metrics-reader',
+      'ClusterRoleBinding/keda-system-auth-delegator',
+      'RoleBinding/keda-auth-reader',
+      'Deployment/keda-metrics-apiserver',
+      'Service/keda-metrics-apiserver',
+      `APIService/${EXTERNAL_METRICS_API}`,
+    ]);
+    const changed = (d: Doc) => d.kind === 'Deployment' || d.kind === 'APIService';
+    expect(docs.filter((d) => !changed(d))).toEqual(upstream.filter((d) => !changed(d)));
+
+    const api = docs.find((d) => d.kind === 'APIService');
+    expect(Buffer.from(String(api?.spec?.['caBundle']), 'base64').toString()).toBe(CA_PEM);
+    expect(api?.spec).toEqual({
+      ...upstream.find((d) => d.kind === 'APIService')?.spec,
+      caBundle: api?.spec?.['caBundle'],
+    });
+  });
+
+  it("runs our image, never pulled, with upstream's command, flags and certificate Secret; restricted", () => {
+    const pod = docs.find((d) => d.kind === 'Deployment')?.spec?.template?.spec;
+    const up = upstream.find((d) => d.kind === 'Deployment')?.spec?.template?.spec;
+    const [c] = (pod?.['containers'] ?? []) as Record<string, unknown>[];
+    const [u] = (up?.['containers'] ?? []) as Record<string, unknown>[];
+    expect(c).toEqual({ ...u, image, imagePullPolicy: 'IfNotPresent' });
+    expect(pod?.['volumes']).toEqual(up?.['volumes']);
+    expect(restrictedViolations(pod as Parameters<typeof restrictedViolations>[0])).toEqual([]);
+  });
+
+  it('refuses config it cannot install as told: no Deployment, no APIService, or one that skips TLS checks', () => {
+    expect(() => kedaAdapterManifest([ADAPTER_API], image, CA_PEM)).toThrow(/no Deployment/);
+    expect(() => kedaAdapterManifest([ADAPTER_DEPLOYMENT], image, CA_PEM)).toThrow(
+      /no APIService v1beta1\.external\.metrics\.k8s\.io/,
+    );
+    const insecure = ADAPTER_API.replace('  group:', '  insecureSkipTLSVerify: true\n  group:');
+    expect(() => kedaAdapterManifest([ADAPTER_DEPLOYMENT, insecure], image, CA_PEM)).toThrow(
+      /skips TLS verification/,
+    );
+  });
+
+  it("names in the certificate: KEDA's rotator's four per Service, for the operator and the adapter", () => {
+    expect(kedaCertNames('keda')).toEqual([
+      'keda-operator',
+      'keda-operator.keda',
+      'keda-operator.keda.svc',
+      'keda-operator.keda.svc.cluster.local',
+      'keda-metrics-apiserver',
+      'keda-metrics-apiserver.keda',
+      'keda-metrics-apiserver.keda.svc',
+      'keda-metrics-apiserver.keda.svc.cluster.local',
+    ]);
+  });
+});
+
+describe('kind e2e KEDA certificate', () => {
+  let dir = '';
+  afterAll(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  /**
+   * One TLS handshake on loopback, each side checking the other against `ca`: undefined when
+   * both accepted, else what the server said of the client's certificate or the client's error.
+   */
+  async function handshake(
+    server: { cert: Buffer; key: Buffer },
+    client: { cert: Buffer; key: Buffer },
+    ca: Buffer,
+    servername: string,
+  ): Promise<string | undefined> {
+    // The server reports its verdict on the client's certificate instead of hanging up.
+    const srv = tls.createServer({ ...server, ca, requestCert: true, rejectUnauthorized: false });
+    srv.on('secureConnection', (s) =>
+      s.end(s.authorized ? 'ok' : `client refused: ${String(s.authorizationError)}`),
+    );
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const { port } = srv.address() as AddressInfo;
+    try {
+      return await new Promise<string | undefined>((resolve) => {
+        const s = tls.connect({ host: '127.0.0.1', port, servername, ...client, ca });
+        let data = '';
+        s.on('data', (d: Buffer) => (data += d.toString()));
+        s.on('end', () => resolve(data === 'ok' ? undefined : data));
+        s.on('error', (e) => resolve(e.message));
+      });
+    } finally {
+      srv.close();
+    }
+  }
+
+  it("one key pair serves both ends of mutual TLS under KEDA's names (the adapter dials the operator, the API server the adapter)", async () => {
+    dir = await mkdtemp(join(tmpdir(), 'keda-certs-'));
+    const names = kedaCertNames('keda');
+    await mkdir(join(dir, 'keda'));
+    await mkdir(join(dir, 'api'));
+    const certs = await generateMutualTlsCerts(
+      join(dir, 'keda'),
+      'keda-operator',
+      names.map((n) => `DNS:${n}`),
+    );
+    const [ca, cert, key] = await Promise.all(
+      [certs.caCert, certs.cert, certs.key].map((f) => readFile(f)),
+    );
+    const pair = { cert: cert as Buffer, key: key as Buffer };
+    expect(
+      await handshake(pair, pair, ca as Buffer, 'keda-operator.keda.svc.cluster.local'),
+    ).toBeUndefined();
+    expect(
+      await handshake(pair, pair, ca as Buffer, 'keda-metrics-apiserver.keda.svc'),
+    ).toBeUndefined();
+    // The checks are real: another name is refused ...
+    expect(await handshake(pair, pair, ca as Buffer, 'kubernetes.default.svc')).toMatch(
+      /altnames|Hostname/i,
+    );
+    // ... and so is a serving-only certificate (the devcluster's API server one) as a client.
+    const api = await generateCerts(join(dir, 'api'));
+    const [apiCa, apiCert, apiKey] = await Promise.all(
+      [api.caCert, api.serverCert, api.serverKey].map((f) => readFile(f)),
+    );
+    const serving = { cert: apiCert as Buffer, key: apiKey as Buffer };
+    expect(await handshake(serving, serving, apiCa as Buffer, 'kubernetes')).toMatch(
+      /client refused: INVALID_PURPOSE/,
+    );
   });
 });
 

@@ -1,8 +1,9 @@
 // `npm run e2e:build`: builds (or finds) every binary of the kind e2e cluster, then the
-// scale-out add-ons' (metrics-server), so `npm test` builds them all in the background of its
-// first vitest run. When Docker answers and the Debian base exists (the engines project
-// builds it at the start of that run), the kind node image is assembled too: about 100 s on
-// empty caches that the e2e setup then finds cached. Without them, that setup builds it.
+// scale-out add-ons' (metrics-server, KEDA's metrics adapter), so `npm test` builds them all
+// in the background of its first vitest run. When Docker answers and the Debian base exists
+// (the engines project builds it at the start of that run), the kind node image is assembled
+// too: about 100 s on empty caches that the e2e setup then finds cached. Without them, that
+// setup builds it.
 import { run } from '../../../devcluster/exec.ts';
 import { debianBase, ensureNodeImage, nodeImageChoice } from './node-image.ts';
 import { ensureScaleBinaries } from './scale-toolchain.ts';

@@ -1,5 +1,6 @@
 // What the e2e cases do in the cluster: kubectl with the run's kubeconfig, JSON reads, client
 // pods cloned from an app's web pod, commands and scripts run in pods.
+import { spawn } from 'node:child_process';
 import { inject } from 'vitest';
 import { binPath } from '../../../devcluster/paths.ts';
 import { run } from '../../../devcluster/exec.ts';
@@ -272,4 +273,58 @@ export async function nodeScript(namespace: string, pod: string, script: string)
     ['exec', '-i', '-n', namespace, pod, '--', 'node', '--input-type=module', '-'],
     script,
   );
+}
+
+/** A script running in a pod until told to finish (heldScript). */
+export interface HeldScript {
+  /** Resolves with the first stdout line `match` accepts; rejects if the script ends first. */
+  line(match: (line: string) => boolean): Promise<string>;
+  /** Closes the script's stdin (its cue to finish) and resolves with all it printed. */
+  finish(): Promise<string>;
+}
+
+/**
+ * Runs an ES module in a pod's node (as nodeScript) that keeps running until its stdin closes:
+ * for something held across a case's steps (a database lock). The script is an argument, so
+ * stdin stays the script's own; `finish` (or a failed case's cleanup) closes it.
+ */
+export function heldScript(namespace: string, pod: string, script: string): HeldScript {
+  const child = spawn(
+    binPath('kubectl'),
+    [
+      '--kubeconfig',
+      kubeconfig(),
+      ...['exec', '-i', '-n', namespace, pod, '--', 'node', '--input-type=module', '-e', script],
+    ],
+    { stdio: ['pipe', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  let err = '';
+  const waiters: (() => void)[] = [];
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+    for (const w of waiters) w();
+  });
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  return {
+    line: (match) =>
+      new Promise((resolve, reject) => {
+        const check = () => {
+          const found = out.split('\n').find(match);
+          if (found !== undefined) resolve(found);
+        };
+        waiters.push(check);
+        check();
+        void exited.then((code) =>
+          reject(new Error(`script in ${pod} ended (exit ${code}) first: ${out}${err}`)),
+        );
+      }),
+    finish: async () => {
+      child.stdin.end();
+      const code = await exited;
+      if (code !== 0) throw new Error(`script in ${pod} exited ${code}: ${out}${err}`);
+      return out;
+    },
+  };
 }

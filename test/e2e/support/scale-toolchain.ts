@@ -2,20 +2,35 @@
 // machinery (a wrapper module, the one shared Go build cache, -trimpath -s -w) into a cache
 // folder per add-on and version, once, so pinning one never rebuilds the kind binaries, the
 // node image or another add-on. Today: metrics-server, which gives the web tier's HPA its CPU
-// figures. Cold and warm costs are in BENCHMARKS.md ("Scale-out add-on builds").
+// figures, and KEDA's metrics adapter, which gives KEDA's HPA the queue's backlog (workers
+// 1 -> N). Cold and warm costs are in BENCHMARKS.md ("Scale-out add-on builds").
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { renderGoMod } from '../../../devcluster/gomod.ts';
 import { withLock } from '../../../devcluster/lock.ts';
 import { cacheRoot } from '../../../devcluster/paths.ts';
-import { buildTarget, GO_DIRECTIVE, type Log, type Target } from '../../../devcluster/toolchain.ts';
+import {
+  buildTarget,
+  GO_DIRECTIVE,
+  kedaLdflags,
+  trimmedKedaTree,
+  type Log,
+  type Target,
+} from '../../../devcluster/toolchain.ts';
+import { ADDON_BINARY_VERSIONS } from '../../../devcluster/versions.ts';
 import { SCALE_VERSIONS as V } from './versions.ts';
 
-export const SCALE_BINARIES = ['metrics-server'] as const;
+export const SCALE_BINARIES = ['metrics-server', 'keda-adapter'] as const;
 export type ScaleBinary = (typeof SCALE_BINARIES)[number];
 
-const VERSION: Record<ScaleBinary, string> = { 'metrics-server': V.metricsServer };
+/** The adapter is KEDA's own: always the version of the operator the devcluster builds. */
+const KEDA_VERSION = ADDON_BINARY_VERSIONS['keda-operator'];
+
+const VERSION: Record<ScaleBinary, string> = {
+  'metrics-server': V.metricsServer,
+  'keda-adapter': KEDA_VERSION,
+};
 
 export const scaleDir = (name: ScaleBinary): string =>
   join(cacheRoot(), 'scale-addons', `${name}-${VERSION[name]}`);
@@ -32,6 +47,18 @@ export function scaleTargets(): Record<ScaleBinary, Target> {
         renderGoMod({ module: 'e2e.local/metrics-server', go: GO_DIRECTIVE, require: {} }),
       // As its Makefile does: the version goes into client-go's version package.
       ldflags: async () => [`-X k8s.io/client-go/pkg/version.gitVersion=${V.metricsServer}`],
+      nice: true,
+    },
+    'keda-adapter': {
+      name: 'keda-adapter',
+      version: KEDA_VERSION,
+      // cmd/adapter of the trimmed copy the operator is built from (cluster:build), with the
+      // same flags: the packages they share (KEDA's apis, util and metrics service, the
+      // client libraries) come from the Go build cache; what is new is the API server side
+      // (k8s.io/apiserver, sigs.k8s.io/custom-metrics-apiserver).
+      packages: { 'keda-adapter': './cmd/adapter' },
+      sourceTree: trimmedKedaTree,
+      ldflags: kedaLdflags,
       nice: true,
     },
   };
