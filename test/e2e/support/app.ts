@@ -57,6 +57,15 @@ export interface SpecChange {
 }
 
 /**
+ * CPU the test apps' web and Postgres pods request. kind's workers share the host's two cores
+ * and each reports both as allocatable: at the defaults (250m a web pod, 500m a Postgres
+ * member) the placement file's six members and two web pods beside the shared app's pods ask
+ * for most of the three workers, and a web pod can stay Pending (Insufficient cpu). Requests
+ * reserve, they do not limit: the pods still use what the nodes have.
+ */
+const TEST_REQUESTS = { requests: { cpu: '100m' } } as const;
+
+/**
  * The ScalableApp: photoshare's web tier (2-4 pods, its session secret), the session store,
  * the queue with its thumbnail worker (KEDA, polled every 2 s and a 20 s cooldown, so a case
  * sees it wake and sleep again) and a database, which photoshare needs to start.
@@ -87,11 +96,14 @@ export function sampleApp(
           maxReplicas: change.maxReplicas ?? 4,
           ...change.autoscaling,
         },
-        ...(change.webResources ? { resources: change.webResources } : {}),
+        resources: change.webResources ?? TEST_REQUESTS,
       },
       ...(tiers.cache ? { cache: tiers.cache } : {}),
       sessions: { ttlSeconds: 86400 },
-      database: tiers.database ?? { shards: 1, replicasPerShard: 0 },
+      database: {
+        resources: TEST_REQUESTS,
+        ...(tiers.database ?? { shards: 1, replicasPerShard: 0 }),
+      },
       queue: {
         consumers: [
           {

@@ -50,7 +50,17 @@ export interface Pod {
     nodeName?: string;
     containers: { name: string; env?: { name: string; value?: string }[] }[];
   };
-  status: { phase?: string; podIP?: string; conditions?: Condition[] };
+  status: {
+    phase?: string;
+    podIP?: string;
+    conditions?: Condition[];
+    containerStatuses?: {
+      name: string;
+      ready?: boolean;
+      restartCount?: number;
+      state?: { waiting?: { reason?: string; message?: string } };
+    }[];
+  };
 }
 export interface List<T> {
   items: T[];
@@ -60,6 +70,34 @@ export const podReady = (p: Pod): boolean =>
   !p.metadata.deletionTimestamp &&
   p.status.phase === 'Running' &&
   (p.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+
+/**
+ * Why a pod is not ready, in a line: unscheduled (the scheduler's message: short of CPU, no
+ * node for a spread), a container waiting (CrashLoopBackOff) or restarting, else its phase.
+ */
+export function whyNotReady(p: Pod): string {
+  const unscheduled = p.status.conditions?.find(
+    (c) => c.type === 'PodScheduled' && c.status === 'False',
+  );
+  if (unscheduled) return `unscheduled (${unscheduled.reason}: ${unscheduled.message})`;
+  const troubled = (p.status.containerStatuses ?? [])
+    .filter((c) => !c.ready)
+    .map((c) => {
+      const waiting = c.state?.waiting;
+      const restarts = c.restartCount ? `, ${c.restartCount} restarts` : '';
+      return `${c.name} ${waiting ? `waiting (${waiting.reason ?? ''})` : 'not ready'}${restarts}`;
+    });
+  return `${p.status.phase ?? 'no phase'}${troubled.length ? `: ${troubled.join(', ')}` : ''}`;
+}
+
+/** The namespace's pods that are not ready: name@node and why (for a timeout message). */
+export async function notReadyPods(namespace: string): Promise<string> {
+  const all = (await getJson<List<Pod>>(['get', 'pods', '-n', namespace])).items;
+  const lines = all
+    .filter((p) => !podReady(p))
+    .map((p) => `${p.metadata.name}@${p.spec.nodeName ?? '-'} ${whyNotReady(p)}`);
+  return lines.length ? `pods not ready: ${lines.join('; ')}` : 'every pod ready';
+}
 
 export async function pods(namespace: string, selector: string): Promise<Pod[]> {
   return (await getJson<List<Pod>>(['get', 'pods', '-n', namespace, '-l', selector])).items;
@@ -134,7 +172,21 @@ export async function waitAppReady(
   app: string,
   timeoutMs = 900_000,
 ): Promise<void> {
-  await eventually(
+  await withPodsOnTimeout(namespace, () => waitAppCondition(namespace, app, timeoutMs));
+}
+
+/** A wait that failed says, besides its own last error, which pods were not ready and why. */
+async function withPodsOnTimeout<T>(namespace: string, wait: () => Promise<T>): Promise<T> {
+  try {
+    return await wait();
+  } catch (e) {
+    const pods = await notReadyPods(namespace).catch((err: unknown) => `pods unknown: ${err}`);
+    throw new Error(`${e instanceof Error ? e.message : String(e)}; ${pods}`, { cause: e });
+  }
+}
+
+function waitAppCondition(namespace: string, app: string, timeoutMs: number): Promise<boolean> {
+  return eventually(
     `ScalableApp ${namespace}/${app} ready as served, Progressing=False at its latest generation`,
     async () => {
       const sapp = await getJson<{
