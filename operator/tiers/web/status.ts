@@ -3,6 +3,7 @@ import type { AppModel } from '../../api/model.ts';
 import { nameOf } from '../shared/meta.ts';
 import { condition, findObject } from '../shared/report.ts';
 import type { Observed, TierReport } from '../shared/report.ts';
+import { podProblem } from '../shared/workload-status.ts';
 
 type Json = Record<string, unknown>;
 
@@ -51,7 +52,12 @@ export function webReport(app: AppModel, observed: Observed): TierReport {
       `Deployment ${name}: ${updated} of ${replicas} pods updated, ${ready}/${desired} ready`,
     );
   } else if (ready < desired) {
-    cond = condition(WEB_READY, 'False', 'PodsNotReady', `${ready}/${desired} web pods ready`);
+    // Which pod is stuck and why (no node with room, a crash loop), as the other tiers say.
+    const problem = podProblem(app, observed, 'web');
+    const counted = `${ready}/${desired} web pods ready`;
+    cond = problem
+      ? condition(WEB_READY, 'False', problem.reason, `${counted}; ${problem.message}`)
+      : condition(WEB_READY, 'False', 'PodsNotReady', counted);
   } else {
     cond = condition(WEB_READY, 'True', 'PodsReady', `${ready}/${desired} web pods ready`);
   }
