@@ -14,9 +14,7 @@
 //   server clock against the lock's acquireTime, one host clock): no write accepted by an
 //   old primary after the new one took the lock. How long after the lock moved transactions
 //   through the pooler reach the new primary is measured and bounded.
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
@@ -24,9 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../../sdk/src/index.ts';
 import type { Database, Scalable, ShardMap } from '../../sdk/src/index.ts';
 import { migrate } from '../../examples/photoshare/src/schema.ts';
-import { buildAll } from '../../operator/tiers/index.ts';
 import {
-  POSTGRES_PORT,
   REPLICA_ROLE,
   appDatabaseName,
   appSecretName,
@@ -37,33 +33,15 @@ import {
   SHARD_MAP_MOUNT,
   shardMapOf,
 } from '../../operator/tiers/database/shard-map.ts';
-import {
-  POOLER_AUTH_ROLE,
-  POOLER_CONFIG_DIR,
-  POOLER_HBA,
-  POOLER_INI,
-  POOLER_SOCKET_DIR,
-} from '../../operator/tiers/pooler/config.ts';
-import { POOLER_CLIENT_CERT_DIR } from '../../operator/tiers/pooler/build.ts';
-import { poolerName, poolerServiceName } from '../../operator/tiers/pooler/names.ts';
-import {
-  CA_DIR,
-  SERVER_TLS_DIR,
-  TLS_FILES,
-  tlsDnsNamesOf,
-  tlsSecretName,
-} from '../../operator/tiers/shared/tls/objects.ts';
-import { issueClientCert, issueServerCert } from '../../operator/tiers/shared/tls/x509.ts';
-import type { K8sObject } from '../../operator/tiers/shared/chart.ts';
-import { ENGINE_IMAGES, ENGINE_UID, startContainer } from './containers.ts';
-import type { Container } from './containers.ts';
+import { poolerServiceName } from '../../operator/tiers/pooler/names.ts';
 import { startOperatorWatch } from './failover-operator.ts';
 import type { OperatorWatch } from './failover-operator.ts';
 import { syncStandbyRecorded } from './failover-faults.ts';
-import { PASSWORDS, TEST_CA, eventually, freePort, sql, startDatabase } from './patroni-harness.ts';
+import { PASSWORDS, TEST_CA, eventually, sql, startDatabase } from './patroni-harness.ts';
 import type { Harness, Member } from './patroni-harness.ts';
-import { serviceProxies, writeConfigMapVolume } from './sdk-db-harness.ts';
-import type { ServiceProxies } from './sdk-db-harness.ts';
+import { startPooler } from './pooler-harness.ts';
+import type { Pooler } from './pooler-harness.ts';
+import { writeConfigMapVolume } from './sdk-db-harness.ts';
 import { podEnv } from './sdk-harness.ts';
 
 const DATABASE = {
@@ -88,12 +66,9 @@ const INSERT = `INSERT INTO ${TABLE} (id) VALUES ($1)
 const BOUND_MS = 20_000;
 
 let h: Harness;
-let proxies: ServiceProxies | undefined;
-let bouncer: Container | undefined;
+let pooler: Pooler | undefined;
 let sdk: Scalable | undefined;
 let watch: OperatorWatch | undefined;
-let poolerPort = 0;
-let filesDir = '';
 const numbers: Record<string, number> = {};
 const sdkErrors: string[] = [];
 
@@ -101,24 +76,6 @@ const db = (): Database => {
   if (!sdk?.db) throw new Error('no SDK database client');
   return sdk.db;
 };
-const objectOf = (objects: readonly K8sObject[], kind: string, name: string): K8sObject => {
-  const o = objects.find((x) => x.kind === kind && x.metadata.name === name);
-  if (!o) throw new Error(`no ${kind} ${name} rendered`);
-  return o;
-};
-
-/** Files as a Secret or ConfigMap volume gives them to uid 999. */
-function volume(name: string, files: Record<string, string>): string {
-  const dir = join(filesDir, name);
-  mkdirSync(dir);
-  chmodSync(dir, 0o755);
-  for (const [f, text] of Object.entries(files)) {
-    writeFileSync(join(dir, f), text, { mode: f.endsWith('.key') ? 0o600 : 0o644 });
-    chownSync(join(dir, f), ENGINE_UID, ENGINE_UID);
-  }
-  return dir;
-}
-
 /** The leader lock as Patroni last wrote it: holder and when it took the lock (ms). */
 function lock(): { leader: string; acquiredMs: number } {
   const cm = JSON.parse(
@@ -291,59 +248,10 @@ beforeAll(async () => {
   await syncStandbyRecorded(h);
   expect(primary).toBeDefined();
 
-  // The -rw Service as a pod reaches it: its endpoints follow the primary label.
-  const rwPort = await freePort();
-  poolerPort = await freePort();
-  proxies = serviceProxies(h, 300, true);
-  await proxies.add(shardName(h.app, 0), RW_IP, rwPort);
-
-  // The pooler pod: the rendered ConfigMap (addresses edited for loopback only) and the
-  // certificates the rendered Secrets name, issued from the harness's CA.
-  const objects = buildAll(h.app);
-  const cm = objectOf(objects, 'ConfigMap', poolerName(h.app, 0))['data'] as Record<string, string>;
-  const rendered = cm[POOLER_INI] ?? '';
-  const rwHost = `${shardName(h.app, 0)}.${h.ns}.svc`;
-  const dbLine = `host='${rwHost}' port=${POSTGRES_PORT} `;
-  expect(rendered).toContain(dbLine);
-  const ini = rendered
-    .replace(dbLine, `host='${rwHost}' port=${rwPort} `)
-    .replace(/^listen_addr = .*$/m, `listen_addr = ${POOLER_IP}`)
-    .replace(/^listen_port = .*$/m, `listen_port = ${poolerPort}`);
-  filesDir = mkdtempSync(join(tmpdir(), 'pool-fo-'));
-  chmodSync(filesDir, 0o755);
-  const now = new Date();
-  const servingNames = tlsDnsNamesOf(
-    objectOf(objects, 'Secret', tlsSecretName(poolerName(h.app, 0))),
-  );
-  expect(servingNames).toContain(`${poolerServiceName(h.app, 0)}.${h.ns}.svc`);
-  const serving = await issueServerCert(TEST_CA, [...servingNames, POOLER_IP], now);
-  const client = await issueClientCert(TEST_CA, POOLER_AUTH_ROLE, now);
-  bouncer = startContainer(
-    {
-      image: ENGINE_IMAGES.pgbouncer,
-      name: `${h.ns}-pooler`,
-      args: [`${POOLER_CONFIG_DIR}/${POOLER_INI}`],
-      binds: [
-        [
-          volume('config', { [POOLER_INI]: ini, [POOLER_HBA]: cm[POOLER_HBA] ?? '' }),
-          POOLER_CONFIG_DIR,
-        ],
-        [
-          volume('tls', { [TLS_FILES.cert]: serving.cert, [TLS_FILES.key]: serving.key }),
-          SERVER_TLS_DIR,
-        ],
-        [
-          volume('client', { [TLS_FILES.cert]: client.cert, [TLS_FILES.key]: client.key }),
-          POOLER_CLIENT_CERT_DIR,
-        ],
-        [volume('ca', { [TLS_FILES.ca]: TEST_CA.cert }), CA_DIR],
-      ],
-      tmpfs: [POOLER_SOCKET_DIR],
-      // The -rw Service's name, as the cluster's DNS answers it: its stand-in's address.
-      hosts: { [rwHost]: RW_IP },
-    },
-    { log: join(filesDir, 'pgbouncer.log') },
-  );
+  // The pooler pod, as rendered, in front of the -rw Service's stand-in.
+  pooler = await startPooler(h, h.app, { ip: POOLER_IP, rwIp: RW_IP });
+  const { objects, port: poolerPort, dir: filesDir } = pooler;
+  expect(pooler.servingNames).toContain(`${poolerServiceName(h.app, 0)}.${h.ns}.svc`);
 
   // The app pod: the env the operator renders, its shard map naming the pooler, mapped to
   // the pooler's loopback address.
@@ -385,7 +293,7 @@ beforeAll(async () => {
     500,
   ).catch((e: unknown) => {
     throw new Error(
-      `${String(e)}\nPgBouncer's log in ${filesDir}/pgbouncer.log; SDK: ${sdkErrors.slice(-5).join('; ')}`,
+      `${String(e)}\nPgBouncer's log in ${pooler?.log}; SDK: ${sdkErrors.slice(-5).join('; ')}`,
     );
   });
   watch = await startOperatorWatch(h, () => DATABASE);
@@ -395,11 +303,8 @@ afterAll(async ({}, suite) => {
   console.log(`[pooler-failover] measured: ${JSON.stringify(numbers)}`);
   await sdk?.close();
   await watch?.stop();
-  await bouncer?.remove();
-  await proxies?.close();
+  await pooler?.close();
   await h?.stop(suite);
-  if (filesDir && !process.env['SCALABLE_KEEP_ENGINE_LOGS'])
-    rmSync(filesDir, { recursive: true, force: true });
 }, 120_000);
 
 describe.sequential(

@@ -7,55 +7,15 @@
 // then logs in through PgBouncer with SCRAM over TLS, and the app's rows are as they were;
 // a second leadership runs the same SQL again without harm. PgBouncer reaches the primary
 // through a stand-in for the shard's -rw Service that follows the primary label.
-import {
-  chmodSync,
-  chownSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AppModel } from '../../operator/api/model.ts';
-import { buildAll } from '../../operator/tiers/index.ts';
-import { POSTGRES_PORT, appDatabaseName, shardName } from '../../operator/tiers/database/names.ts';
-import {
-  POOLER_AUTH_ROLE,
-  POOLER_CONFIG_DIR,
-  POOLER_HBA,
-  POOLER_INI,
-  POOLER_SCHEMA,
-  POOLER_SOCKET_DIR,
-} from '../../operator/tiers/pooler/config.ts';
-import { POOLER_CLIENT_CERT_DIR } from '../../operator/tiers/pooler/build.ts';
-import { poolerName } from '../../operator/tiers/pooler/names.ts';
-import {
-  CA_DIR,
-  SERVER_TLS_DIR,
-  TLS_FILES,
-  tlsDnsNamesOf,
-  tlsSecretName,
-} from '../../operator/tiers/shared/tls/objects.ts';
-import { issueClientCert, issueServerCert } from '../../operator/tiers/shared/tls/x509.ts';
-import type { K8sObject } from '../../operator/tiers/shared/chart.ts';
-import { ENGINE_IMAGES, ENGINE_UID, startContainer } from './containers.ts';
-import type { Container } from './containers.ts';
-import {
-  PASSWORDS,
-  TEST_CA,
-  appModel,
-  eventually,
-  freePort,
-  sql,
-  startDatabase,
-} from './patroni-harness.ts';
+import { appDatabaseName } from '../../operator/tiers/database/names.ts';
+import { POOLER_AUTH_ROLE, POOLER_SCHEMA } from '../../operator/tiers/pooler/config.ts';
+import { PASSWORDS, TEST_CA, appModel, eventually, sql, startDatabase } from './patroni-harness.ts';
 import type { Harness, Member } from './patroni-harness.ts';
-import { serviceProxies } from './sdk-db-harness.ts';
-import type { ServiceProxies } from './sdk-db-harness.ts';
+import { startPooler } from './pooler-harness.ts';
+import type { Pooler } from './pooler-harness.ts';
 
 const BEFORE = { replicasPerShard: 0 };
 const AFTER = { ...BEFORE, pooler: { defaultPoolSize: 2 } };
@@ -65,38 +25,21 @@ const POOLER_IP = '127.0.2.30';
 const READY = `fence: pooler auth role ready`;
 
 let h: Harness;
-let on: AppModel;
-let bouncer: Container | undefined;
-let proxies: ServiceProxies | undefined;
-let poolerPort = 0;
-let filesDir = '';
+let pooler: Pooler | undefined;
 let member: Member;
 let appRows = '';
 
 const appDb = (): string => appDatabaseName(h.app);
-const objectOf = (objects: readonly K8sObject[], kind: string, name: string): K8sObject => {
-  const o = objects.find((x) => x.kind === kind && x.metadata.name === name);
-  if (!o) throw new Error(`no ${kind} ${name} rendered`);
-  return o;
+const bouncer = (): Pooler => {
+  if (!pooler) throw new Error('no pooler');
+  return pooler;
 };
-
-/** Files as a Secret or ConfigMap volume gives them to uid 999. */
-function volume(name: string, files: Record<string, string>): string {
-  const dir = join(filesDir, name);
-  mkdirSync(dir);
-  chmodSync(dir, 0o755);
-  for (const [f, text] of Object.entries(files)) {
-    writeFileSync(join(dir, f), text, { mode: f.endsWith('.key') ? 0o600 : 0o644 });
-    chownSync(join(dir, f), ENGINE_UID, ENGINE_UID);
-  }
-  return dir;
-}
 
 /** The app role through PgBouncer: SCRAM over TLS, the pooler's certificate verified. */
 async function throughPooler(): Promise<{ user: string; rows: string }> {
   const c = new pg.Client({
-    host: POOLER_IP,
-    port: poolerPort,
+    host: bouncer().ip,
+    port: bouncer().port,
     user: appDb(),
     password: PASSWORDS.app,
     database: appDb(),
@@ -131,7 +74,7 @@ async function admitted(what: string): Promise<{ user: string; rows: string }> {
     60_000,
     500,
   ).catch((e: unknown) => {
-    const log = readFileSync(join(filesDir, 'pgbouncer.log'), 'utf8').split('\n').slice(-20);
+    const log = readFileSync(bouncer().log, 'utf8').split('\n').slice(-20);
     throw new Error(`${String(e)}\nlast refusal: ${last}\nPgBouncer:\n${log.join('\n')}`);
   });
 }
@@ -196,65 +139,13 @@ beforeAll(async () => {
   appRows = rows[0]?.rows ?? '';
   expect(appRows).toMatch(/^[0-9a-f]{32}$/);
 
-  // The pooler pod as the operator renders it once database.pooler is on: its ConfigMap
-  // (loopback addresses; the -rw name resolves to the member) and the certificates its
-  // Secrets name, from the harness's CA.
-  on = appModel(h.ns, AFTER);
-  const objects = buildAll(on);
-  const cm = objectOf(objects, 'ConfigMap', poolerName(on, 0))['data'] as Record<string, string>;
-  const rendered = cm[POOLER_INI] ?? '';
-  const rwHost = `${shardName(on, 0)}.${h.ns}.svc`;
-  const dbLine = `host='${rwHost}' port=${POSTGRES_PORT} `;
-  expect(rendered).toContain(dbLine);
-  // The -rw Service as a pod reaches it: its endpoints follow the primary label.
-  const rwPort = await freePort();
-  proxies = serviceProxies(h, 300, true);
-  await proxies.add(shardName(on, 0), RW_IP, rwPort);
-  poolerPort = await freePort();
-  const ini = rendered
-    .replace(dbLine, `host='${rwHost}' port=${rwPort} `)
-    .replace(/^listen_addr = .*$/m, `listen_addr = ${POOLER_IP}`)
-    .replace(/^listen_port = .*$/m, `listen_port = ${poolerPort}`);
-  filesDir = mkdtempSync(join(tmpdir(), 'pool-late-'));
-  chmodSync(filesDir, 0o755);
-  const now = new Date();
-  const servingNames = tlsDnsNamesOf(objectOf(objects, 'Secret', tlsSecretName(poolerName(on, 0))));
-  const serving = await issueServerCert(TEST_CA, [...servingNames, POOLER_IP], now);
-  const client = await issueClientCert(TEST_CA, POOLER_AUTH_ROLE, now);
-  bouncer = startContainer(
-    {
-      image: ENGINE_IMAGES.pgbouncer,
-      name: `${h.ns}-pooler`,
-      args: [`${POOLER_CONFIG_DIR}/${POOLER_INI}`],
-      binds: [
-        [
-          volume('config', { [POOLER_INI]: ini, [POOLER_HBA]: cm[POOLER_HBA] ?? '' }),
-          POOLER_CONFIG_DIR,
-        ],
-        [
-          volume('tls', { [TLS_FILES.cert]: serving.cert, [TLS_FILES.key]: serving.key }),
-          SERVER_TLS_DIR,
-        ],
-        [
-          volume('client', { [TLS_FILES.cert]: client.cert, [TLS_FILES.key]: client.key }),
-          POOLER_CLIENT_CERT_DIR,
-        ],
-        [volume('ca', { [TLS_FILES.ca]: TEST_CA.cert }), CA_DIR],
-      ],
-      tmpfs: [POOLER_SOCKET_DIR],
-      // The -rw Service's name as the cluster's DNS answers it: its stand-in's address.
-      hosts: { [rwHost]: RW_IP },
-    },
-    { log: join(filesDir, 'pgbouncer.log') },
-  );
+  // The pooler pod as the operator renders it once database.pooler is on.
+  pooler = await startPooler(h, appModel(h.ns, AFTER), { ip: POOLER_IP, rwIp: RW_IP });
 }, 420_000);
 
 afterAll(async ({}, suite) => {
-  await bouncer?.remove();
-  await proxies?.close();
+  await pooler?.close();
   await h?.stop(suite);
-  if (filesDir && !process.env['SCALABLE_KEEP_ENGINE_LOGS'])
-    rmSync(filesDir, { recursive: true, force: true });
 }, 120_000);
 
 describe.sequential('the pooler turned on for a database bootstrapped without it', () => {
