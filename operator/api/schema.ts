@@ -562,7 +562,7 @@ const Pooler = Type.Object(
   },
   {
     description:
-      "PgBouncer in front of each shard's primary (<app>-db-<shard>-rw-pooler), so many app pods share few Postgres connections. Off unless present: an app opts in, since transaction pooling drops session state between transactions.",
+      "PgBouncer in front of each shard's primary (<app>-db-<shard>-rw-pooler), so many app pods share few Postgres connections. Off unless present: an app opts in, since transaction pooling drops session state between transactions. Turned on, app pods (the shard map, DATABASE_HOST) are pointed at it once every shard's PgBouncer has a ready pod, and stay pointed at it.",
   },
 );
 

@@ -10,6 +10,7 @@ import { DATA_FINALIZER, cleanUpDatabase, retainedDatabase, wantsFinalizer } fro
 import { syncPatroniConfig } from './dcs-sync.ts';
 import { leaseWatch } from './lease-watch.ts';
 import { holdShardMap } from './shard-hold.ts';
+import { holdPoolerMap } from '../pooler/hold.ts';
 import { databaseWiring } from './shard-map.ts';
 import { holdReplicas } from './rollout.ts';
 import { stepRollouts } from './rollout-step.ts';
@@ -25,7 +26,7 @@ export const databaseTier: Tier = {
   retained: retainedDatabase,
   hooks: {
     adjust: (app, desired, live) =>
-      holdShardMap(app, desired, live).map((o) =>
+      holdPoolerMap(app, holdShardMap(app, desired, live), live).map((o) =>
         o.kind === 'StatefulSet' ? holdReplicas(o, live.object(o)) : o,
       ),
     afterApply: syncPatroniConfig,

@@ -4,6 +4,7 @@
 import type { AppModel } from '../../api/model.ts';
 import type { K8sObject } from '../shared/chart.ts';
 import type { AppWiring, Tier } from '../tier.ts';
+import { holdPoolerHost } from '../pooler/hold.ts';
 import { adjustWorkers } from './adjust.ts';
 import { QUEUE_READY, queueReport, queueRetained } from './status.ts';
 import { buildStore, queueWiring } from './store.ts';
@@ -23,5 +24,7 @@ export const queueTier: Tier = {
   wiring: queueWiring,
   report: queueReport,
   retained: queueRetained,
-  hooks: { adjust: adjustWorkers },
+  hooks: {
+    adjust: (app, desired, live) => holdPoolerHost(app, adjustWorkers(app, desired, live), live),
+  },
 };

@@ -1,5 +1,6 @@
 // The stateless web tier (the chapter's first step): Deployment, Service, HPA, PDB.
 import type { Tier } from '../tier.ts';
+import { holdPoolerHost } from '../pooler/hold.ts';
 import { buildWeb } from './build.ts';
 import { WEB_READY, webReport } from './status.ts';
 
@@ -9,4 +10,5 @@ export const webTier: Tier = {
   conditionType: WEB_READY,
   build: buildWeb,
   report: webReport,
+  hooks: { adjust: holdPoolerHost },
 };
