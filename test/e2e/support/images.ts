@@ -38,6 +38,7 @@ export function projectImages(root: string): string[] {
     `${IMAGE_PREFIX}/redis-exporter:${v}`,
     `${IMAGE_PREFIX}/postgres-patroni:${PG_MAJOR}-${v}`,
     `${IMAGE_PREFIX}/postgres-exporter:${v}`,
+    `${IMAGE_PREFIX}/pgbouncer:${v}`,
     `${IMAGE_PREFIX}/photoshare:${v}`,
   ];
 }
