@@ -1,16 +1,17 @@
 // The kind node image: assembled locally by test/e2e/node-image/build.sh (no registry needed)
 // and cached under a content key, or the stock kindest/node on machines with a registry.
 import { createHash } from 'node:crypto';
-import { readFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run } from '../../../devcluster/exec.ts';
+import { withLock } from '../../../devcluster/lock.ts';
 import { binPath } from '../../../devcluster/paths.ts';
 import { downloadModule } from '../../../devcluster/toolchain.ts';
 import { BINARY_VERSIONS } from '../../../devcluster/versions.ts';
 import { ADDON_IMAGES, flannelManifest, kubeRouterManifest, storageManifest } from './addons.ts';
-import { kindBin } from './toolchain.ts';
+import { BUILD_LOCK_MS, kindBin, kindDir } from './toolchain.ts';
 import { KIND_VERSIONS as V } from './versions.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -83,6 +84,12 @@ export async function debianBase(): Promise<string> {
 
 /** Builds the node image unless one with the same content key exists; returns its tag. */
 export async function ensureNodeImage(log: (m: string) => void): Promise<string> {
+  await mkdir(kindDir(), { recursive: true });
+  // Two runs building the same tag at once would both pay for it; the second waits and finds it.
+  return withLock(join(kindDir(), 'node-image.lock'), () => nodeImage(log), BUILD_LOCK_MS);
+}
+
+async function nodeImage(log: (m: string) => void): Promise<string> {
   const base = await debianBase();
   const baseId = (
     await run('docker', ['image', 'inspect', '--format', '{{.Id}}', base])

@@ -6,6 +6,7 @@ import { mkdir, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../../../devcluster/exec.ts';
 import { renderGoMod } from '../../../devcluster/gomod.ts';
+import { withLock } from '../../../devcluster/lock.ts';
 import { binPath, cacheRoot } from '../../../devcluster/paths.ts';
 import {
   buildTarget,
@@ -194,6 +195,19 @@ function binaryVersion(): string {
 export async function ensureKindBinaries(log: Log, nodeImage = true): Promise<void> {
   await ensureBuilt(log);
   await mkdir(join(kindDir(), 'bin'), { recursive: true });
+  // One build at a time per cache: `npm test`'s background e2e:build and a separate e2e run
+  // once compiled flannel into the same folder at once.
+  await withLock(
+    join(kindDir(), 'build.lock'),
+    () => buildKindBinaries(log, nodeImage),
+    BUILD_LOCK_MS,
+  );
+}
+
+/** The longest a build waits for another one's lock: a cold build of everything. */
+export const BUILD_LOCK_MS = 3 * 3600_000;
+
+async function buildKindBinaries(log: Log, nodeImage: boolean): Promise<void> {
   const place = { root: kindDir(), out: kindBin };
   if (!nodeImage) {
     const [kind] = targets();
