@@ -229,7 +229,11 @@ export async function cloneWebPod(
   app: string,
   name: string,
   labels: Record<string, string>,
-  opts: { nodeName?: string } = {},
+  opts: {
+    nodeName?: string;
+    /** An ES module the pod runs once (cwd /app) instead of idling; the pod is not restarted. */
+    script?: string;
+  } = {},
 ): Promise<void> {
   const dep = await getJson<Deployment>(['get', 'deployment', `${app}-web`, '-n', namespace]);
   const spec = dep.spec.template.spec;
@@ -250,12 +254,15 @@ export async function cloneWebPod(
       affinity: undefined,
       topologySpreadConstraints: undefined,
       ...(opts.nodeName ? { nodeName: opts.nodeName } : {}),
+      ...(opts.script ? { restartPolicy: 'Never' } : {}),
       terminationGracePeriodSeconds: 1,
       containers: [
         {
           ...container,
           name: 'client',
-          command: ['node', '-e', 'setInterval(() => {}, 1 << 30)'],
+          command: opts.script
+            ? ['node', '--input-type=module', '-e', opts.script]
+            : ['node', '-e', 'setInterval(() => {}, 1 << 30)'],
           resources: {},
         },
       ],
