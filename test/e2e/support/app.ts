@@ -152,12 +152,14 @@ export function useSampleApp(opts: {
   readonly name?: string;
   readonly tiers?: SampleTiers;
   readonly otherNamespaces?: readonly string[];
+  /** Runs from the apply until the app is Ready: a file that watches the app being made. */
+  readonly whileCreating?: () => Promise<void>;
 }): FileApp {
   const app = fileApp(opts.namespace, opts.name ?? 'shop', opts.tiers ?? {});
   const namespaces = [app.namespace, ...(opts.otherNamespaces ?? [])];
   beforeAll(async () => {
     for (const ns of opts.otherNamespaces ?? []) await freshNamespace(ns);
-    await createApp(app);
+    await createApp(app, {}, opts.whileCreating);
   });
   afterAll(async ({}, file) => {
     if (failed(file)) await dumpNamespaces(namespaces);
@@ -207,7 +209,11 @@ function fileApp(namespace: string, name: string, tiers: SampleTiers): FileApp {
 }
 
 /** A fresh namespace, the app's session secret, the app Ready, the client pod running. */
-async function createApp(app: FileApp, labels: Record<string, string> = {}): Promise<void> {
+async function createApp(
+  app: FileApp,
+  labels: Record<string, string> = {},
+  whileCreating?: () => Promise<void>,
+): Promise<void> {
   await freshNamespace(app.namespace, labels);
   await kubectl([
     'create',
@@ -220,7 +226,7 @@ async function createApp(app: FileApp, labels: Record<string, string> = {}): Pro
   ]);
   const start = Date.now();
   await apply(app.spec());
-  await waitAppReady(app.namespace, app.name);
+  await Promise.all([waitAppReady(app.namespace, app.name), whileCreating?.()]);
   record({
     name: `case: app Ready after apply (${app.namespace})`,
     value: seconds(Date.now() - start),
