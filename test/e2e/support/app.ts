@@ -47,16 +47,13 @@ export interface SampleTiers {
 
 /**
  * A later version of the app's spec: a web env entry (rolls the web pods), a new HPA bound,
- * other autoscaling fields (spec.web.autoscaling, over the base's), the web pods' resources,
- * database fields.
+ * other autoscaling fields (spec.web.autoscaling, over the base's), the web pods' resources.
  */
 export interface SpecChange {
   readonly webEnv?: Env;
   readonly maxReplicas?: number;
   readonly autoscaling?: Record<string, unknown>;
   readonly webResources?: Record<string, unknown>;
-  /** spec.database fields over the file's (e.g. the pooler turned on). */
-  readonly database?: Record<string, unknown>;
 }
 
 /**
@@ -106,7 +103,6 @@ export function sampleApp(
       database: {
         resources: TEST_REQUESTS,
         ...(tiers.database ?? { shards: 1, replicasPerShard: 0 }),
-        ...change.database,
       },
       queue: {
         consumers: [
