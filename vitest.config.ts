@@ -17,6 +17,10 @@ export default defineConfig({
           name: 'unit',
           sequence: { groupOrder: 0 },
           include: ['operator/**/*.test.ts', 'sdk/**/*.test.ts', 'test/unit/**/*.test.ts'],
+          // Not vitest's 5 s: at load 46 (npm test's background builds beside other work) five
+          // cases that take under a second idle timed out. A unit case asserts results, never
+          // how fast they came.
+          testTimeout: 60_000,
         },
       },
       {
