@@ -242,6 +242,16 @@ describe('the API server unreachable on kind', () => {
       });
     }
     console.log(`[e2e] control plane outage: ${JSON.stringify(summary)}`);
+    // After it, measured (not asserted: the controller manager may mark nodes and their pods
+    // NotReady for a moment once it can write again, which is Kubernetes' doing).
+    const after = attempts.filter((a) => a.t > continuedAt && a.k !== 'done' && a.k !== 'user');
+    const failedAfter = after.filter((a) => !a.ok);
+    record({
+      name: 'control plane: attempts failed after the API server returned',
+      value: failedAfter.length,
+      unit: 'of',
+      note: `${after.length} tried; ${[...new Set(failedAfter.map((a) => `${a.k}: ${a.err ?? ''}`))].slice(0, 4).join(' | ')}`,
+    });
     for (const [k, s] of Object.entries(summary)) {
       expect(s.tried, `${k}: attempts inside the outage`).toBeGreaterThanOrEqual(10);
       expect(s.failed, `${k}: failed inside the outage: ${s.errors.join(' | ')}`).toBe(0);
