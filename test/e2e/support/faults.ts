@@ -74,6 +74,61 @@ export async function killContainer(
   return { node, id, pid, doneAt, exitCode };
 }
 
+/** The container of `pod` named `container`: its node, runtime ID and init process. */
+async function runningContainer(
+  namespace: string,
+  pod: string,
+  container: string,
+): Promise<{ node: string; id: string; pid: number }> {
+  const p = await getJson<PodContainers>(['get', 'pod', pod, '-n', namespace]);
+  const node = p.spec.nodeName;
+  const ref = p.status.containerStatuses?.find((c) => c.name === container)?.containerID ?? '';
+  const id = /^containerd:\/\/([0-9a-f]{64})$/.exec(ref)?.[1];
+  if (!node || !id) throw new Error(`${namespace}/${pod}: no node or no ${container} container`);
+  const pid = (await inspect(node, id)).info?.pid ?? 0;
+  if (!Number.isInteger(pid) || pid <= 1)
+    throw new Error(`${pod}/${container} (${id.slice(0, 12)}) on ${node}: no running process`);
+  return { node, id, pid };
+}
+
+/**
+ * Out of memory, as the kernel does it: the container's cgroup limit (memory.max, cgroup v2)
+ * lowered from the node to half of what the container uses now, so the kernel's OOM killer
+ * ends it within its cgroup, as when a burst outgrows the pod's limit. The kubelet then
+ * reports OOMKilled and starts a new container, in a new cgroup with the pod's own limit.
+ * Resolves once the runtime records the container exited, with its exit code.
+ */
+export async function oomKill(
+  namespace: string,
+  pod: string,
+  container: string,
+): Promise<{ node: string; id: string; exitCode: number; doneAt: number }> {
+  const { node, id, pid } = await runningContainer(namespace, pod, container);
+  await run('docker', [
+    'exec',
+    node,
+    'sh',
+    '-c',
+    [
+      'set -e',
+      `cg=/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/${pid}/cgroup)`,
+      'used=$(cat "$cg/memory.current")',
+      'echo $((used / 2)) > "$cg/memory.max"',
+    ].join('\n'),
+  ]);
+  const doneAt = Date.now();
+  const exitCode = await eventually(
+    `${pod}/${container} (${id.slice(0, 12)}) ended by the OOM killer on ${node}`,
+    async () => {
+      const after = await inspect(node, id);
+      return after.status?.state === 'CONTAINER_EXITED' ? (after.status.exitCode ?? -1) : undefined;
+    },
+    60_000,
+    200,
+  );
+  return { node, id, exitCode, doneAt };
+}
+
 /** The chain of a node's raw table that holds a cut's rules (and nothing else). */
 const CUT_CHAIN = 'E2E-CUT';
 

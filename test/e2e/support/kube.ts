@@ -43,6 +43,7 @@ export interface Condition {
   status: string;
   reason?: string;
   message?: string;
+  lastTransitionTime?: string;
 }
 export interface Pod {
   metadata: Meta;
