@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-// Five groups, one runner: unit (pure, fast), engines (real Redis/Postgres/Patroni from the
+// Five groups in `npm test`, one runner: unit (pure, fast), engines (real Redis/Postgres/Patroni from the
 // project's images, on loopback), integration (a real API server started once by the global setup), images
 // (npm run images once, then every image run with docker as its pod runs it), e2e (a kind
 // cluster: the chart and every tier as real pods).
@@ -62,7 +62,21 @@ export default defineConfig({
         test: {
           name: 'e2e',
           sequence: { groupOrder: 4 },
-          include: ['test/e2e/**/*.test.ts'],
+          include: ['test/e2e/*.test.ts'],
+          globalSetup: ['test/e2e/global-setup.ts'],
+          testTimeout: 900_000,
+          hookTimeout: 3_600_000,
+          fileParallelism: false,
+        },
+      },
+      {
+        // Faults of issue 34 on the same kind setup (`npm run test:faults`): the API server
+        // stopped a minute, the operator's leader OOM-killed. Not in `npm test`: its cold run is
+        // already at CI's 85-minute budget (BENCHMARKS.md, "CI runs").
+        test: {
+          name: 'e2e-faults',
+          sequence: { groupOrder: 5 },
+          include: ['test/e2e/faults/*.test.ts'],
           globalSetup: ['test/e2e/global-setup.ts'],
           testTimeout: 900_000,
           hookTimeout: 3_600_000,

@@ -14,9 +14,9 @@
 // generations as before), and the operator has a leader again. Measured and recorded: what
 // the operator did (restarts, leader changes) and how long until it led again.
 import { describe, expect, it } from 'vitest';
-import { run } from '../../devcluster/exec.ts';
-import { seconds, useSharedApp } from './support/app.ts';
-import { OPERATOR_NAMESPACE } from './support/cluster.ts';
+import { run } from '../../../devcluster/exec.ts';
+import { seconds, useSharedApp } from '../support/app.ts';
+import { OPERATOR_NAMESPACE } from '../support/cluster.ts';
 import {
   cloneWebPod,
   eventually,
@@ -26,11 +26,11 @@ import {
   type List,
   type Meta,
   type Pod,
-} from './support/kube.ts';
-import { leader, operatorPods } from './support/operator.ts';
-import { postgresFrom } from './support/postgres.ts';
-import { redisScript } from './support/redis.ts';
-import { record } from './support/results.ts';
+} from '../support/kube.ts';
+import { leader, operatorPods } from '../support/operator.ts';
+import { postgresFrom } from '../support/postgres.ts';
+import { redisScript } from '../support/redis.ts';
+import { record } from '../support/results.ts';
 
 const { namespace: NS, name: APP, client: CLIENT } = useSharedApp();
 const { sql } = postgresFrom(NS, CLIENT);

@@ -6,9 +6,9 @@
 // condition's last transition as before), and none of its objects was recreated (their UIDs
 // as before: no duplicate made by a reconcile that lost its memory).
 import { describe, expect, it } from 'vitest';
-import { seconds, useSharedApp } from './support/app.ts';
-import { OPERATOR_NAMESPACE } from './support/cluster.ts';
-import { oomKill } from './support/faults.ts';
+import { seconds, useSharedApp } from '../support/app.ts';
+import { OPERATOR_NAMESPACE } from '../support/cluster.ts';
+import { oomKill } from '../support/faults.ts';
 import {
   appCondition,
   apply,
@@ -18,9 +18,9 @@ import {
   type List,
   type Meta,
   type Pod,
-} from './support/kube.ts';
-import { leader } from './support/operator.ts';
-import { record } from './support/results.ts';
+} from '../support/kube.ts';
+import { leader } from '../support/operator.ts';
+import { record } from '../support/results.ts';
 
 const app = useSharedApp();
 const { namespace: NS, name: APP } = app;
