@@ -143,6 +143,12 @@ function poolerDeployment(app: AppModel, pooler: PoolerModel, shard: number): K8
   const spread = topologySpreadOf(app, selector);
   const postgresPort = k8s.IntOrString.fromString('postgres');
   return synth((chart) => {
+    // A ServiceAccount of its own (no token mounted): the operator's admission policy lets it
+    // run pods only as the app's own accounts, never the namespace's default one.
+    new k8s.KubeServiceAccount(chart, `pooler-sa-${shard}`, {
+      metadata: meta(app, name),
+      automountServiceAccountToken: false,
+    });
     new k8s.KubeDeployment(chart, `pooler-${shard}`, {
       metadata: meta(app, name),
       spec: {
@@ -158,6 +164,7 @@ function poolerDeployment(app: AppModel, pooler: PoolerModel, shard: number): K8
         template: {
           metadata: { labels: { ...labelsOf(app, POOLER_TIER, COMPONENT), ...selector } },
           spec: {
+            serviceAccountName: name,
             automountServiceAccountToken: false,
             enableServiceLinks: false,
             securityContext: restrictedPodSecurityContext(POOLER_UID),

@@ -43,6 +43,11 @@ describe('pooler tier', () => {
         'topology.kubernetes.io/zone',
       );
       expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 999 });
+      expect(pod.serviceAccountName).toBe(`shop-db-${shard}-pooler`);
+      expect(pod.automountServiceAccountToken).toBe(false);
+      expect(of('ServiceAccount', `shop-db-${shard}-pooler`)['automountServiceAccountToken']).toBe(
+        false,
+      );
       expect(pod.containers.map((c: Json) => c['name'])).toEqual(['pgbouncer', 'exporter']);
       const svc = of('Service', `shop-db-${shard}-rw-pooler`);
       expect(svc['spec'].selector).toEqual(d['spec'].selector.matchLabels);
