@@ -104,16 +104,17 @@ const probeScript = redisScript(`
   emit({ k: 'done', t: Date.now(), ok: 1, ms: 0 });
 `);
 
-/** The control-plane node (a kind node container) and a signal for its kube-apiserver. */
-async function signalApiServer(signal: 'STOP' | 'CONT'): Promise<void> {
+/** The control-plane node (a kind node container): looked up while the API server answers. */
+async function controlPlaneNode(): Promise<string> {
   const nodes = await getJson<List<{ metadata: Meta }>>([
     'get',
     'nodes',
     '-l',
     'node-role.kubernetes.io/control-plane',
-  ]).catch(() => undefined);
-  const node = nodes?.items[0]?.metadata.name ?? 'scalable-e2e-control-plane';
-  await signalOn(node, signal);
+  ]);
+  const node = nodes.items[0]?.metadata.name;
+  if (!node) throw new Error('no control-plane node');
+  return node;
 }
 
 /** By /proc (the node image carries no procps). */
@@ -171,15 +172,16 @@ describe('the API server unreachable on kind', () => {
       1000,
     );
 
+    const node = await controlPlaneNode();
     let stoppedAt = 0;
     let continuedAt = 0;
     try {
-      await signalApiServer('STOP');
+      await signalOn(node, 'STOP');
       stoppedAt = Date.now();
       // The fault is a duration: the outage lasts OUTAGE_S whatever happens meanwhile.
       await new Promise((r) => setTimeout(r, OUTAGE_S * 1000));
     } finally {
-      await signalApiServer('CONT').catch(() => signalOn('scalable-e2e-control-plane', 'CONT'));
+      await signalOn(node, 'CONT');
       continuedAt = Date.now();
     }
     await eventually(

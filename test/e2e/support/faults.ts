@@ -92,11 +92,14 @@ async function runningContainer(
 }
 
 /**
- * Out of memory, as the kernel does it: the container's cgroup limit (memory.max, cgroup v2)
- * lowered from the node to half of what the container uses now, so the kernel's OOM killer
- * ends it within its cgroup, as when a burst outgrows the pod's limit. The kubelet then
- * reports OOMKilled and starts a new container, in a new cgroup with the pod's own limit.
- * Resolves once the runtime records the container exited, with its exit code.
+ * Out of memory, as the kernel does it: the container's cgroup memory limit lowered from the
+ * node, so the kernel's OOM killer ends it within its cgroup, as when a burst outgrows the
+ * pod's limit. cgroup v2: memory.max at half of what it uses now (the write itself reclaims,
+ * then kills). cgroup v1 (this VM's hosts): a limit under the usage is refused (EBUSY), so
+ * memory.limit_in_bytes goes to 1 MiB above it and the process's next allocations (a Node
+ * process allocates all the time) cross it. The kubelet then reports OOMKilled and starts a
+ * new container, in a new cgroup with the pod's own limit. Resolves once the runtime records
+ * the container exited, with its exit code.
  */
 export async function oomKill(
   namespace: string,
@@ -111,9 +114,15 @@ export async function oomKill(
     '-c',
     [
       'set -e',
-      `cg=/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/${pid}/cgroup)`,
-      'used=$(cat "$cg/memory.current")',
-      'echo $((used / 2)) > "$cg/memory.max"',
+      'if [ -f /sys/fs/cgroup/cgroup.controllers ]; then',
+      `  cg=/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/${pid}/cgroup)`,
+      '  used=$(cat "$cg/memory.current")',
+      '  echo $((used / 2)) > "$cg/memory.max"',
+      'else',
+      `  cg=/sys/fs/cgroup/memory$(sed -n 's/^[0-9]*:memory://p' /proc/${pid}/cgroup)`,
+      '  used=$(cat "$cg/memory.usage_in_bytes")',
+      '  echo $((used + 1048576)) > "$cg/memory.limit_in_bytes"',
+      'fi',
     ].join('\n'),
   ]);
   const doneAt = Date.now();
@@ -123,7 +132,7 @@ export async function oomKill(
       const after = await inspect(node, id);
       return after.status?.state === 'CONTAINER_EXITED' ? (after.status.exitCode ?? -1) : undefined;
     },
-    60_000,
+    180_000,
     200,
   );
   return { node, id, exitCode, doneAt };
