@@ -4,7 +4,7 @@
 // new operator pods write its status. On the shared sample app (support/app.ts).
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { quietCluster, ROOT as root, seconds, useSharedApp } from './support/app.ts';
+import { quietCluster, raiseHpaBound, ROOT as root, seconds, useSharedApp } from './support/app.ts';
 import { OPERATOR_NAMESPACE, RELEASE } from './support/cluster.ts';
 import {
   apply,
@@ -117,23 +117,14 @@ describe('the operator on kind', () => {
         );
         // Status written after the upgrade, so by the new pods: a spec change (a new
         // generation, without rolling any pod: the HPA's bound) observed and Ready.
-        const live = await getJson<{
-          metadata: { generation: number };
-          spec: {
-            web: { env?: { name: string; value?: string }[]; autoscaling: { maxReplicas: number } };
-          };
-        }>(['get', 'scalableapp', APP, '-n', NS]);
-        const webEnv = (live.spec.web.env ?? [])
-          .filter((e) => e.name.startsWith('E2E_'))
-          .map((e) => ({ name: e.name, value: e.value ?? '' }));
-        await apply(app.spec({ webEnv, maxReplicas: live.spec.web.autoscaling.maxReplicas + 1 }));
+        const { generation } = await raiseHpaBound(app);
         await waitAppReady(NS, APP, 180_000);
         const after = await getJson<{
           metadata: { generation: number };
           status: { observedGeneration: number };
         }>(['get', 'scalableapp', APP, '-n', NS]);
         expect(after.metadata.generation, 'generation after the spec change').toBeGreaterThan(
-          live.metadata.generation,
+          generation,
         );
         expect(after.status.observedGeneration, 'generation the new operator observed').toBe(
           after.metadata.generation,

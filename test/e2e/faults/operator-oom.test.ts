@@ -6,12 +6,11 @@
 // condition's last transition as before), and none of its objects was recreated (their UIDs
 // as before: no duplicate made by a reconcile that lost its memory).
 import { describe, expect, it } from 'vitest';
-import { seconds, useSharedApp } from '../support/app.ts';
+import { raiseHpaBound, seconds, useSharedApp } from '../support/app.ts';
 import { OPERATOR_NAMESPACE } from '../support/cluster.ts';
 import { oomKill } from '../support/faults.ts';
 import {
   appCondition,
-  apply,
   eventually,
   getJson,
   waitAppReady,
@@ -88,16 +87,7 @@ describe('the operator out of memory on kind', () => {
 
     // A spec change after the kill (the HPA's bound: no pod rolls) is applied by whoever
     // leads now: the restarted process, or the other replica once the lease ran out.
-    const live = await getJson<{
-      spec: {
-        web: { env?: { name: string; value?: string }[]; autoscaling: { maxReplicas: number } };
-      };
-    }>(['get', 'scalableapp', APP, '-n', NS]);
-    const webEnv = (live.spec.web.env ?? [])
-      .filter((e) => e.name.startsWith('E2E_'))
-      .map((e) => ({ name: e.name, value: e.value ?? '' }));
-    const maxReplicas = live.spec.web.autoscaling.maxReplicas + 1;
-    await apply(app.spec({ webEnv, maxReplicas }));
+    const { maxReplicas } = await raiseHpaBound(app);
     await eventually(
       `the HPA raised to ${maxReplicas} after the OOM kill`,
       async () => {

@@ -231,6 +231,28 @@ async function createApp(
 }
 
 /**
+ * A spec change that rolls no pod: the web HPA's upper bound raised by one, the E2E_* web env
+ * entries an earlier file added kept (dropping them would roll every web pod). Returns the
+ * app's generation before the change and the new bound.
+ */
+export async function raiseHpaBound(
+  app: FileApp,
+): Promise<{ generation: number; maxReplicas: number }> {
+  const live = await getJson<{
+    metadata: { generation: number };
+    spec: {
+      web: { env?: { name: string; value?: string }[]; autoscaling: { maxReplicas: number } };
+    };
+  }>(['get', 'scalableapp', app.name, '-n', app.namespace]);
+  const webEnv = (live.spec.web.env ?? [])
+    .filter((e) => e.name.startsWith('E2E_'))
+    .map((e) => ({ name: e.name, value: e.value ?? '' }));
+  const maxReplicas = live.spec.web.autoscaling.maxReplicas + 1;
+  await apply(app.spec({ webEnv, maxReplicas }));
+  return { generation: live.metadata.generation, maxReplicas };
+}
+
+/**
  * The existing app back at its base spec, Ready, with its client pod; false when it is not.
  * Web env entries a file added for a rollout (E2E_*) stay: dropping them would roll every web
  * pod again, and no case looks at them.
