@@ -4,7 +4,14 @@
 // new operator pods write its status. On the shared sample app (support/app.ts).
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { quietCluster, raiseHpaBound, ROOT as root, seconds, useSharedApp } from './support/app.ts';
+import {
+  quietCluster,
+  raiseHpaBound,
+  ROOT as root,
+  seconds,
+  useSharedApp,
+  waitHpaBound,
+} from './support/app.ts';
 import { OPERATOR_NAMESPACE, RELEASE } from './support/cluster.ts';
 import {
   apply,
@@ -47,21 +54,7 @@ describe('the operator on kind', () => {
     await apply(
       app.spec({ webEnv: [{ name: 'E2E_ROLLOUT', value: 'after-leader-change' }], maxReplicas: 5 }),
     );
-    await eventually(
-      'the HPA raised to 5 by the new leader',
-      async () => {
-        const hpa = await getJson<{ spec: { maxReplicas: number } }>([
-          'get',
-          'hpa',
-          `${APP}-web`,
-          '-n',
-          NS,
-        ]);
-        return hpa.spec.maxReplicas === 5 ? true : undefined;
-      },
-      180_000,
-      1000,
-    );
+    await waitHpaBound(app, 5, 'by the new leader');
     await waitAppReady(NS, APP);
   });
 

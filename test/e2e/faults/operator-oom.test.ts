@@ -6,7 +6,7 @@
 // condition's last transition as before), and none of its objects was recreated (their UIDs
 // as before: no duplicate made by a reconcile that lost its memory).
 import { describe, expect, it } from 'vitest';
-import { raiseHpaBound, seconds, useSharedApp } from '../support/app.ts';
+import { raiseHpaBound, seconds, useSharedApp, waitHpaBound } from '../support/app.ts';
 import { OPERATOR_NAMESPACE } from '../support/cluster.ts';
 import { oomKill } from '../support/faults.ts';
 import {
@@ -88,21 +88,7 @@ describe('the operator out of memory on kind', () => {
     // A spec change after the kill (the HPA's bound: no pod rolls) is applied by whoever
     // leads now: the restarted process, or the other replica once the lease ran out.
     const { maxReplicas } = await raiseHpaBound(app);
-    await eventually(
-      `the HPA raised to ${maxReplicas} after the OOM kill`,
-      async () => {
-        const hpa = await getJson<{ spec: { maxReplicas: number } }>([
-          'get',
-          'hpa',
-          `${APP}-web`,
-          '-n',
-          NS,
-        ]);
-        return hpa.spec.maxReplicas === maxReplicas ? true : undefined;
-      },
-      300_000,
-      1000,
-    );
+    await waitHpaBound(app, maxReplicas, 'after the OOM kill');
     record({
       name: 'operator: OOM kill of the leader -> a spec change applied',
       value: seconds(Date.now() - killed.doneAt),

@@ -252,6 +252,25 @@ export async function raiseHpaBound(
   return { generation: live.metadata.generation, maxReplicas };
 }
 
+/** Waits until the web HPA's upper bound is `maxReplicas` (the operator applied the change). */
+export async function waitHpaBound(app: FileApp, maxReplicas: number, what: string): Promise<void> {
+  await eventually(
+    `the HPA raised to ${maxReplicas} ${what}`,
+    async () => {
+      const hpa = await getJson<{ spec: { maxReplicas: number } }>([
+        'get',
+        'hpa',
+        `${app.name}-web`,
+        '-n',
+        app.namespace,
+      ]);
+      return hpa.spec.maxReplicas === maxReplicas ? true : undefined;
+    },
+    300_000,
+    1000,
+  );
+}
+
 /**
  * The existing app back at its base spec, Ready, with its client pod; false when it is not.
  * Web env entries a file added for a rollout (E2E_*) stay: dropping them would roll every web
