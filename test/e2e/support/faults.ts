@@ -96,8 +96,9 @@ async function runningContainer(
  * node, so the kernel's OOM killer ends it within its cgroup, as when a burst outgrows the
  * pod's limit. cgroup v2: memory.max at half of what it uses now (the write itself reclaims,
  * then kills). cgroup v1 (this VM's hosts): a limit under the usage is refused (EBUSY), so
- * memory.limit_in_bytes goes to 1 MiB above it and the process's next allocations (a Node
- * process allocates all the time) cross it. The kubelet then reports OOMKilled and starts a
+ * memory.limit_in_bytes goes to 1 MiB above it, for the process's next allocations to cross;
+ * in the one run on v1 (2026-12-07) the operator at rest stayed under it for 180 s and was not
+ * killed: v1 needs another way to make it allocate. The kubelet then reports OOMKilled and starts a
  * new container, in a new cgroup with the pod's own limit. Resolves once the runtime records
  * the container exited, with its exit code.
  */
