@@ -3,6 +3,7 @@
 // acknowledged, the worker goes back to zero after the cooldown; a backlog scales the workers
 // 0 -> maxReplicas through the HPA KEDA makes (the adapter serving it the backlog), drains,
 // each job's thumbnail made once, and the workers go back to zero.
+import { THUMBNAIL_STREAM } from '../../examples/photoshare/src/timeline.ts';
 import { describe, expect, it } from 'vitest';
 import { seconds, useSharedApp } from './support/app.ts';
 import {
@@ -17,7 +18,8 @@ import {
 import { record } from './support/results.ts';
 
 const { namespace: NS, name: APP, client: CLIENT } = useSharedApp();
-const STREAM = `${APP}.thumbnails`;
+/** The stream photoshare's upload writes and the worker reads (support/app.ts). */
+const STREAM = THUMBNAIL_STREAM;
 const GROUP = 'thumbnails';
 const WORKER = `${APP}-worker-thumbnails`;
 const WORKER_PODS = `scalable.dev/app=${APP},app.kubernetes.io/component=worker-thumbnails`;

@@ -10,6 +10,7 @@ import { rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import type { RunnerTask } from 'vitest';
+import { THUMBNAIL_STREAM } from '../../../examples/photoshare/src/timeline.ts';
 import { appVersion, IMAGE_PREFIX } from './images.ts';
 import {
   apply,
@@ -109,7 +110,8 @@ export function sampleApp(
           {
             name: 'thumbnails',
             image: SAMPLE_IMAGE,
-            stream: `${name}.thumbnails`,
+            // The stream photoshare's upload writes (one source: the app's own constant).
+            stream: THUMBNAIL_STREAM,
             maxReplicas: 2,
             pollingIntervalSeconds: 2,
             cooldownSeconds: 20,
