@@ -10,6 +10,7 @@
 import type { AppModel } from '../../api/model.ts';
 import type { ShardMap } from '../../../sdk/src/contract/shard-map.ts';
 import type { K8sObject } from '../shared/chart.ts';
+import { withContainers } from '../shared/chart.ts';
 import type { LiveView } from '../tier.ts';
 import { serviceHost, shardIndexes, shardMapName, shardName } from '../database/names.ts';
 import { isShardMapObject, shardMapIn, withShardMap } from '../database/shard-map.ts';
@@ -28,11 +29,10 @@ function livePrimaries(app: AppModel, live: LiveView): string[] {
 }
 
 /**
- * Whether app pods may connect through the pooler: it is on, and the live map already names
+ * Whether app pods may connect through the pooler (which is on): the live map already names
  * it, or every shard's PgBouncer Deployment has a ready pod.
  */
-export function poolerServing(app: AppModel, live: LiveView): boolean {
-  if (!poolerOf(app)) return false;
+function poolerServing(app: AppModel, live: LiveView): boolean {
   const poolerHosts = new Set(
     shardIndexes(app).map((i) => serviceHost(app, poolerServiceName(app, i))),
   );
@@ -64,23 +64,13 @@ export function directMap(app: AppModel, map: ShardMap): ShardMap {
 
 /** An app Deployment whose containers' DATABASE_HOST names shard 0's -rw Service. */
 export function withDirectHost(app: AppModel, o: K8sObject): K8sObject {
-  if (o.kind !== 'Deployment') return o;
-  type Container = { env?: { name: string; value?: string }[] };
-  type Spec = { template: { spec: { containers: Container[] } } };
-  const spec = o['spec'] as Spec;
+  type Env = { name: string; value?: string };
   const direct = serviceHost(app, shardName(app, 0));
-  const containers = spec.template.spec.containers.map((c) =>
+  return withContainers<{ name: string; env?: Env[] }>(o, (c) =>
     c.env?.some((e) => e.name === 'DATABASE_HOST')
-      ? {
-          ...c,
-          env: c.env.map((e) => (e.name === 'DATABASE_HOST' ? { ...e, value: direct } : e)),
-        }
+      ? { ...c, env: c.env.map((e) => (e.name === 'DATABASE_HOST' ? { ...e, value: direct } : e)) }
       : c,
   );
-  return {
-    ...o,
-    spec: { ...spec, template: { ...spec.template, spec: { ...spec.template.spec, containers } } },
-  };
 }
 
 /** The database tier's adjust step: the shard map names the -rw Services until then. */

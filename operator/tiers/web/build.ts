@@ -9,6 +9,7 @@ import type { AppWiring, EnvVar } from '../tier.ts';
 import { namespacesPeer, scrapeIngress } from '../shared/egress.ts';
 import { synth } from '../shared/chart.ts';
 import type { K8sObject } from '../shared/chart.ts';
+import { withContainers } from '../shared/chart.ts';
 import { metadataOf, nameOf, selectorOf } from '../shared/meta.ts';
 import { resourcesOf } from '../shared/quantity.ts';
 import { appDeployment } from '../shared/app-pod.ts';
@@ -28,17 +29,8 @@ export const PRE_STOP_SLEEP_SECONDS = 5;
  * rejects the empty handler left behind (422 "preStop: Required value").
  */
 export function withPreStopSleep(obj: K8sObject, container: string, seconds: number): K8sObject {
-  if (obj.kind !== 'Deployment') return obj;
-  type PodTemplate = { spec: { containers: { name: string }[] } };
-  const spec = obj['spec'] as { template: PodTemplate };
   const lifecycle = { preStop: { sleep: { seconds } } };
-  const containers = spec.template.spec.containers.map((c) =>
-    c.name === container ? { ...c, lifecycle } : c,
-  );
-  return {
-    ...obj,
-    spec: { ...spec, template: { ...spec.template, spec: { ...spec.template.spec, containers } } },
-  };
+  return withContainers(obj, (c) => (c.name === container ? { ...c, lifecycle } : c));
 }
 
 /**
