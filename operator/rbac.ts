@@ -63,6 +63,16 @@ export const grantOnlyRules = (
 export const GRANT_ONLY_RULES: readonly PolicyRule[] = grantOnlyRules();
 
 /**
+ * pods/exec: the database tier's resharding runs its SQL inside a shard's primary pod, over
+ * the pod's socket as the superuser (tiers/database/shard-sql-exec.ts): the superuser has no
+ * TCP login, and the operator reads no password. Used only where kubelets run pods (kind), so
+ * the integration control plane's audit (rbac-minimal.test.ts) cannot see it used: exempt.
+ */
+export const KUBELET_ONLY_RULES: readonly PolicyRule[] = [
+  { apiGroups: [POD_KIND.group], resources: [`${POD_KIND.plural}/exec`], verbs: ['create'] },
+];
+
+/**
  * ClusterRole rules: the operator watches apps in every namespace. The chart's admission
  * policy (operator/admission.ts) narrows them further: no write in kube-system, only objects
  * labelled with an app, no Secret of another type than Opaque or kubernetes.io/tls, no
@@ -112,6 +122,7 @@ export function operatorRules(
     { apiGroups: [PVC_KIND.group], resources: [PVC_KIND.plural], verbs: ['list', 'delete'] },
     { apiGroups: [EVENT_KIND.group], resources: [EVENT_KIND.plural], verbs: ['create'] },
     ...grantOnlyRules(patroniClusterRole),
+    ...KUBELET_ONLY_RULES,
   ];
 }
 

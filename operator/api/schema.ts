@@ -879,6 +879,74 @@ export const ScalableAppStatus = Type.Object(
       ),
     ),
     url: opt(str('Where the app is reachable.')),
+    resharding: opt(
+      Type.Object(
+        {
+          phase: str('Prepare, SchemaCopy, InitialCopy, CatchUp, Cutover, Cleanup, or Aborting.'),
+          fromShards: int('Shards that owned buckets when the move began.', { minimum: 1 }),
+          toShards: int('Shards that own buckets when it ends.', { minimum: 1 }),
+          mapVersion: int('The shard map version the cutover publishes.', { minimum: 1 }),
+          ranges: Type.Array(
+            Type.Object(
+              {
+                from: int('First bucket of the range.', { minimum: 0 }),
+                to: int('One past the last bucket of the range.', { minimum: 1 }),
+                shard: int('The shard that holds the rows of these buckets after the move.', {
+                  minimum: 0,
+                }),
+              },
+              { description: 'Buckets [from, to) and their owner after the move.' },
+            ),
+            { description: 'The assignment the cutover publishes.' },
+          ),
+          moves: Type.Array(
+            Type.Object(
+              {
+                id: str('Names the publication, subscription, slot and fence of the move.'),
+                source: int('Shard the buckets leave.', { minimum: 0 }),
+                target: int('Shard the buckets go to.', { minimum: 0 }),
+                ranges: Type.Array(
+                  Type.Object(
+                    {
+                      from: int('First bucket.', { minimum: 0 }),
+                      to: int('One past the last bucket.', { minimum: 1 }),
+                    },
+                    { description: 'Buckets [from, to).' },
+                  ),
+                  { description: 'The buckets this move carries.' },
+                ),
+                fenceLsn: opt(str("The source's WAL position right after the fence.")),
+                caughtUp: opt(
+                  Type.Boolean({
+                    description: 'The target confirmed every write before the fence.',
+                  }),
+                ),
+              },
+              { description: 'One source -> target move.' },
+            ),
+            { description: 'The moves of this resharding, in lockstep.' },
+          ),
+          publishedAt: opt(
+            str(
+              'When the new map became the record (the cutover); apps read it within the ack delay.',
+            ),
+          ),
+          note: opt(
+            Type.Object(
+              {
+                reason: str('Why the move waits (e.g. SequenceColumnsRefused, ReshardingBlocked).'),
+                message: str('What to do about it.'),
+              },
+              { description: 'A move that cannot go on by itself says why here.' },
+            ),
+          ),
+        },
+        {
+          description:
+            'A bucket move in progress (online resharding), written by the operator before each step; absent when none.',
+        },
+      ),
+    ),
   },
   { description: 'Observed state, written by the operator.' },
 );

@@ -1,6 +1,8 @@
 // The cluster port of tiers: what a tier's hooks and watches may do to the cluster
 // (tiers/tier.ts, tiers/watch.ts).
 
+import type { PodExec } from './pod-exec.ts';
+
 /** A write lost to a concurrent change (HTTP 409); the reconcile is retried. */
 export class ConflictError extends Error {
   override readonly name = 'ConflictError';
@@ -44,6 +46,19 @@ export interface ClusterAccess {
     gracePeriodSeconds?: number,
     resourceVersion?: string,
   ): Promise<void>;
+  /**
+   * JSON merge patch of the /status subresource; a resourceVersion in the body makes a
+   * concurrent change a ConflictError.
+   */
+  patchStatus?(
+    apiVersion: string,
+    kind: string,
+    namespace: string,
+    name: string,
+    body: Json,
+  ): Promise<Json>;
+  /** A command in a pod's container (pods/exec); absent where the client cannot run one. */
+  readonly exec?: PodExec;
 }
 
 type Json = Record<string, unknown>;

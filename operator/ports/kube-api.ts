@@ -3,6 +3,8 @@
 // runtime's KubeClient (runtime/kube-client.ts) is the one implementation; tests may hand
 // in the same class.
 
+import type { PodExec } from './pod-exec.ts';
+
 export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'apply' | 'delete';
 
 export class ApiError extends Error {
@@ -42,4 +44,6 @@ export interface KubeApi {
     path: string,
     options: RequestOptions,
   ): Promise<T>;
+  /** A command in a pod's container (pods/exec); absent where nothing can run one. */
+  exec?: PodExec;
 }

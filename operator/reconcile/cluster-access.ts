@@ -17,7 +17,28 @@ function known(apiVersion: string, kind: string): KindInfo {
 }
 
 export function clusterAccess(client: KubeApi): ClusterAccess {
+  const patch = async (
+    info: KindInfo,
+    namespace: string,
+    name: string,
+    body: Json,
+    sub?: string,
+  ) => {
+    try {
+      return await client.request<Json>('PATCH', pathOf(info, namespace, name, sub), {
+        verb: 'patch',
+        resource: sub ? `${info.plural}/${sub}` : info.plural,
+        contentType: 'application/merge-patch+json',
+        body,
+      });
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 409) throw new ConflictError(err.message);
+      throw err;
+    }
+  };
+  const exec = client.exec?.bind(client);
   return {
+    ...(exec ? { exec } : {}),
     async get(apiVersion, kind, namespace, name) {
       const info = known(apiVersion, kind);
       try {
@@ -40,18 +61,10 @@ export function clusterAccess(client: KubeApi): ClusterAccess {
       return res.items;
     },
     async mergePatch(apiVersion, kind, namespace, name, body) {
-      const info = known(apiVersion, kind);
-      try {
-        return await client.request<Json>('PATCH', pathOf(info, namespace, name), {
-          verb: 'patch',
-          resource: info.plural,
-          contentType: 'application/merge-patch+json',
-          body,
-        });
-      } catch (err) {
-        if (err instanceof ApiError && err.code === 409) throw new ConflictError(err.message);
-        throw err;
-      }
+      return patch(known(apiVersion, kind), namespace, name, body);
+    },
+    async patchStatus(apiVersion, kind, namespace, name, body) {
+      return patch(known(apiVersion, kind), namespace, name, body, 'status');
     },
     async create(apiVersion, kind, namespace, body) {
       const info = known(apiVersion, kind);

@@ -79,8 +79,12 @@ export const apiVersionOf = (info: KindInfo): string =>
 
 export const groupVersionOf = apiVersionOf;
 
+// The app itself too: a tier's watch reads it and writes its own part of its status.
 const BY_API_KIND = new Map(
-  [...OWNED_KINDS, PVC_KIND, POD_KIND].map((info) => [`${apiVersionOf(info)}|${info.kind}`, info]),
+  [...OWNED_KINDS, PVC_KIND, POD_KIND, APP_KIND].map((info) => [
+    `${apiVersionOf(info)}|${info.kind}`,
+    info,
+  ]),
 );
 
 export const kindOf = (apiVersion: string, kind: string): KindInfo | undefined =>

@@ -184,6 +184,7 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
     objects,
     pods: ctx.pods(namespace, name).map(materializePod),
     missingApis: [...new Set(skipped.map((s) => s.apiVersion))],
+    appStatus: previousStatus(ctx, app),
   };
   const hooked = await runTierHooks(ctx, key, app, model, desired, observed);
   changes.push(...hooked.changes);
@@ -374,6 +375,9 @@ function previousStatus(ctx: ReconcileContext, app: CachedApp): Json {
   return (mine && olderThan(resourceVersion, mine.rv) ? mine.value : (app.status ?? {})) as Json;
 }
 
+/** status.resharding: the resharding watch's own part of the status. */
+const RESHARDING_FIELD = 'resharding';
+
 /** One merge patch of /status, skipped when nothing would change. */
 async function writeStatus(
   ctx: ReconcileContext,
@@ -393,6 +397,11 @@ async function writeStatus(
     ...(generation !== undefined ? { observedGeneration: generation } : {}),
     conditions,
     ...computed.fields,
+    // Written by the database tier's resharding watch before each of its steps; the
+    // reconcile only carries it (its /status patch would otherwise null it).
+    ...(previous[RESHARDING_FIELD] !== undefined
+      ? { [RESHARDING_FIELD]: previous[RESHARDING_FIELD] }
+      : {}),
   };
   if (stableStringify(previous) === stableStringify(next)) return false;
   const body = statusPatch(previous, next, [

@@ -23,13 +23,22 @@ import { ApiError } from './kube-client.ts';
 import type { KubeClient } from './kube-client.ts';
 import { LEASE_DEFAULTS, LeaderElector } from './leader.ts';
 import { TIERS } from '../tiers/index.ts';
-import type { Watch, WatchPorts } from '../tiers/watch.ts';
+import type { Watch, WatchPorts, WatchedApp } from '../tiers/watch.ts';
 import { clusterAccess } from '../reconcile/cluster-access.ts';
 import { cacheOpener } from './tier-watches.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
 import { WorkQueue } from './queue.ts';
 import type { BackoffOptions } from './queue.ts';
+
+const watchedApp = (app: CachedApp): WatchedApp => ({
+  uid: app.metadata.uid,
+  spec: app.spec,
+  deleting: app.metadata.deleting === true,
+  resourceVersion: app.metadata.resourceVersion,
+  ...(app.status ? { status: app.status } : {}),
+  ...(app.metadata.annotations ? { annotations: app.metadata.annotations } : {}),
+});
 
 export interface ControllerOptions {
   readonly client: KubeClient;
@@ -160,10 +169,14 @@ export class Controller {
       events: this.events,
       app: (ns, name) => {
         const app = this.apps.get(`${ns}/${name}`);
-        return app
-          ? { uid: app.metadata.uid, spec: app.spec, deleting: app.metadata.deleting === true }
-          : undefined;
+        return app ? watchedApp(app) : undefined;
       },
+      apps: () =>
+        this.apps.list().map((app) => ({
+          ...watchedApp(app),
+          namespace: app.metadata.namespace,
+          name: app.metadata.name,
+        })),
       log,
       registry: metrics.registry,
     };

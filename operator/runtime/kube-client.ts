@@ -12,6 +12,8 @@ import { TokenBucket, retryAfterMs } from './rate-limit.ts';
 import type { Connection } from './kubeconfig.ts';
 import { ApiError } from '../ports/kube-api.ts';
 import type { KubeApi, RequestOptions, Verb } from '../ports/kube-api.ts';
+import type { ExecRequest, ExecResult } from '../ports/pod-exec.ts';
+import { podExec } from './pod-exec.ts';
 
 export { ApiError, isConflict, isNotFound } from '../ports/kube-api.ts';
 export type { RequestOptions, Verb } from '../ports/kube-api.ts';
@@ -166,6 +168,11 @@ export class KubeClient implements KubeApi {
 
   private observe(verb: Verb, resource: string, code: number): void {
     for (const o of this.observers) o(verb, resource, code);
+  }
+
+  /** A command in a pod's container (pods/exec); ends with this view's signal. */
+  async exec(req: ExecRequest): Promise<ExecResult> {
+    return podExec(this.conn, await this.authHeaders(), req, this.signal);
   }
 
   /** Headers that may change over time (bearer tokens are re-read). */

@@ -86,7 +86,7 @@ export async function kubeconfigConnection(path: string): Promise<Connection> {
       ...conn,
       authHeaders: async () => {
         const opts: { headers?: Record<string, unknown>; auth?: string } = {};
-        await kc.applyToHTTPSOptions(opts);
+        await kc.applyToHTTPSOptions(opts as Parameters<typeof kc.applyToHTTPSOptions>[0]);
         const headers: Record<string, string> = {};
         for (const [k, v] of Object.entries(opts.headers ?? {})) headers[k] = String(v);
         if (opts.auth)

@@ -52,6 +52,16 @@ export interface WatchedApp {
   /** The spec as stored (the API server has applied the CRD's defaults). */
   readonly spec: unknown;
   readonly deleting: boolean;
+  /** The status as the cache last saw it (may lag the API server's). */
+  readonly status?: Readonly<Record<string, unknown>>;
+  /** Of what the cache holds: a write conditional on it fails if the app changed since. */
+  readonly resourceVersion?: string;
+  readonly annotations?: Readonly<Record<string, string>>;
+}
+
+export interface WatchedAppKey {
+  readonly namespace: string;
+  readonly name: string;
 }
 
 export interface WatchPorts {
@@ -60,6 +70,8 @@ export interface WatchPorts {
   readonly writer: () => ClusterAccess | undefined;
   readonly events: EventSink;
   readonly app: (namespace: string, name: string) => WatchedApp | undefined;
+  /** Every app in the cache. */
+  readonly apps: () => readonly (WatchedApp & WatchedAppKey)[];
   readonly log: Logger;
   /** The operator's /metrics registry: a watch declares its own metrics here. */
   readonly registry: Registry;

@@ -78,6 +78,15 @@ export async function startOperatorWatch(
         ns === h.ns && name === h.app.name
           ? { uid: 'engine-test', spec: { database: database() }, deleting: false }
           : undefined,
+      apps: () => [
+        {
+          namespace: h.ns,
+          name: h.app.name,
+          uid: 'engine-test',
+          spec: { database: database() },
+          deleting: false,
+        },
+      ],
       log,
       registry: new Registry(),
     });

@@ -3,18 +3,26 @@
 // function), app databases on them, random keys that trap a row filter, the schema copy
 // (pg_dump of the source piped into one psql transaction on the target, in a container of
 // the same image: what the operator's Job will run), and ShardSql connections for the runner.
+import { spawn } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { chownSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { eventually } from '../../devcluster/testing.ts';
 import { bucketFunctionSql } from '../../sdk/src/contract/index.ts';
-import type { SchemaCopyRequest } from '../../operator/tiers/database/resharding-run.ts';
+import type { SchemaCopyRequest, ShardSql } from '../../operator/tiers/database/resharding-run.ts';
+import type { PodExec } from '../../operator/ports/pod-exec.ts';
+import {
+  execShardSql,
+  schemaCopyCommand,
+  sourceConninfo,
+} from '../../operator/tiers/database/shard-sql-exec.ts';
 import { pgShardSql } from '../../operator/tiers/database/shard-sql-pg.ts';
 import type { PgShardSql } from '../../operator/tiers/database/shard-sql-pg.ts';
 import { ENGINE_IMAGES, ENGINE_UID, PG_BIN, runOnceAsync, startContainer } from './containers.ts';
 import type { Container } from './containers.ts';
 import { freePort } from './patroni-harness.ts';
+import { ENV, SOCKET_DIR } from '../../operator/tiers/database/patroni-config.ts';
 
 export const SUPER_PASSWORD = randomBytes(12).toString('hex');
 export const REPL_PASSWORD = randomBytes(12).toString('hex');
@@ -69,15 +77,22 @@ export async function startPostgres(dir: string, name: string): Promise<Server> 
   chownSync(pwfile, ENGINE_UID, ENGINE_UID);
   const port = await freePort();
   // The shard's settings that matter here: UTF8 (the bucket's bytes), wal_level logical.
+  // As in a pod: the superuser logs in over the socket in /var/run/postgresql with the
+  // password its env holds (the operator's SQL over exec, shard-sql-exec.ts, goes that way).
   const container = startContainer({
     image: ENGINE_IMAGES.postgres,
     name: `reshard-${name}`,
     entrypoint: 'sh',
     args: [
       '-c',
-      `${PG_BIN}/initdb -D ${data} -E UTF8 --locale=C.UTF-8 --auth-local=trust --auth-host=scram-sha-256 --pwfile=${pwfile} -U postgres >/dev/null && exec ${PG_BIN}/postgres -D ${data} -p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=${dir} -c wal_level=logical -c max_wal_senders=20 -c max_replication_slots=20`,
+      `${PG_BIN}/initdb -D ${data} -E UTF8 --locale=C.UTF-8 --auth-local=scram-sha-256 --auth-host=scram-sha-256 --pwfile=${pwfile} -U postgres >/dev/null && exec ${PG_BIN}/postgres -D ${data} -p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=${SOCKET_DIR} -c wal_level=logical -c max_wal_senders=20 -c max_replication_slots=20`,
     ],
     mounts: [dir],
+    tmpfs: [SOCKET_DIR],
+    env: {
+      [ENV.superuserPassword]: SUPER_PASSWORD,
+      [ENV.replicationPassword]: REPL_PASSWORD,
+    },
   });
   // What post_bootstrap does on a shard: the app's role and database, the bucket function.
   const admin = await connect({ name, port, container }, 'postgres');
@@ -177,3 +192,52 @@ export function randomKey(): string {
   }
   return s;
 }
+
+/**
+ * The operator's transport to a shard (pods/exec into its Postgres container) with `docker
+ * exec` into the server's container in place of the API server: the same argv, the same env.
+ */
+export const dockerExec: PodExec = (req) =>
+  new Promise((resolve, reject) => {
+    const child = spawn('docker', ['exec', req.pod, ...req.command], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ stdout, stderr, exitCode: code ?? -1 }));
+  });
+
+/** The operator's ShardSql (SQL over exec, as the superuser on the socket) for a server. */
+export const execSql = (server: Server, database: string): ShardSql =>
+  execShardSql(
+    dockerExec,
+    async () => ({ namespace: '', pod: server.container.name }),
+    database,
+    server.port,
+  );
+
+/** The operator's schema copy (pg_dump as the replication role, in the target's container). */
+export async function execCopySchema(
+  source: Server,
+  target: Server,
+  database: string,
+  request: SchemaCopyRequest,
+): Promise<void> {
+  const r = await dockerExec({
+    namespace: '',
+    pod: target.container.name,
+    container: 'postgres',
+    command: schemaCopyCommand(
+      { host: '127.0.0.1', port: source.port, localPort: target.port, database },
+      request,
+    ),
+  });
+  if (r.exitCode !== 0) throw new Error(`schema copy failed (exit ${r.exitCode}): ${r.stderr}`);
+}
+
+/** The operator's subscription connection string for a server (placeholder password). */
+export const execConninfo = (server: Server, database: string): string =>
+  sourceConninfo({ host: '127.0.0.1', port: server.port, database });

@@ -40,6 +40,9 @@ import {
   SUPER_PASSWORD,
   copySchema,
   createAppDatabase,
+  execConninfo,
+  execCopySchema,
+  execSql,
   randomKey,
   replicationConninfo,
   shardSql,
@@ -140,7 +143,12 @@ describe('resharding runner: 1 -> 2 shards on real Postgres 17 under an SDK work
     return { version: m.version, ranges: m.ranges };
   };
 
-  async function openApp(name: string, version: number): Promise<App> {
+  /**
+   * `exec`: the operator's own transport (reshard-env.ts): SQL through the helper inside the
+   * server's container over its socket, the schema copy run in the target's container, the
+   * subscription's password put in by the helper from the container's env.
+   */
+  async function openApp(name: string, version: number, exec = false): Promise<App> {
     const [src, dst] = await Promise.all(servers.map((s) => createAppDatabase(s, name)));
     if (!src || !dst) throw new Error('two servers');
     // The app's schema, on the source only: two sharded tables, a text and a bigint key.
@@ -171,6 +179,7 @@ describe('resharding runner: 1 -> 2 shards on real Postgres 17 under an SDK work
       },
     });
     const sql = servers.map((s) => shardSql(s, name));
+    const viaExec = servers.map((s) => execSql(s, name));
     const app: App = {
       name,
       from,
@@ -193,12 +202,19 @@ describe('resharding runner: 1 -> 2 shards on real Postgres 17 under an SDK work
         database: name,
         replicationRole: 'replicator',
         shard: (i) => {
-          const s = sql[i];
+          const s = exec ? viaExec[i] : sql[i];
           if (!s) throw new Error(`no shard ${i}`);
           return s;
         },
-        sourceConninfo: (i) => replicationConninfo(servers[i]!, name),
-        copySchema: (req) => copySchema(servers[req.source]!, servers[req.target]!, name, req),
+        sourceConninfo: (i) =>
+          exec ? execConninfo(servers[i]!, name) : replicationConninfo(servers[i]!, name),
+        copySchema: (req) =>
+          (exec ? execCopySchema : copySchema)(
+            servers[req.source]!,
+            servers[req.target]!,
+            name,
+            req,
+          ),
         maps: async () => ({
           record: app.record,
           published: published(mapFile),
@@ -288,8 +304,13 @@ describe('resharding runner: 1 -> 2 shards on real Postgres 17 under an SDK work
     (await c.query<{ name: string }>(sql)).rows.map((r) => r.name).sort();
 
   /** The whole move under load; `crashes`: the operator dies at every phase boundary. */
-  async function moveUnderLoad(name: string, version: number, crashes: boolean): Promise<App> {
-    const app = await openApp(name, version);
+  async function moveUnderLoad(
+    name: string,
+    version: number,
+    crashes: boolean,
+    exec = false,
+  ): Promise<App> {
+    const app = await openApp(name, version, exec);
     app.crashes = crashes;
     const plan = planMoves(app.from, 2);
     expect(plan.moves.map((m) => [m.id, m.source, m.target])).toEqual([
@@ -359,6 +380,11 @@ describe('resharding runner: 1 -> 2 shards on real Postgres 17 under an SDK work
   it('moves half the buckets to a new shard with runner steps only: none lost, doubled or left behind', async () => {
     await moveUnderLoad('runmove', 1, false);
   }, 600_000);
+
+  it("the same move over the operator's transport: SQL through pods' exec on the socket, the schema copied in the target's container", async () => {
+    const app = await moveUnderLoad('runexec', 3, false, true);
+    expect(app.ran).toContain('copySchema');
+  });
 
   it('a new runner built from the persisted record alone resumes after every phase boundary', async () => {
     const app = await moveUnderLoad('runrestart', 11, true);

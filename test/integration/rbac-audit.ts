@@ -11,7 +11,12 @@
 // operator's own rules was never used.
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { GRANT_ONLY_RULES, OPERATOR_RULES, leaderElectionRules } from '../../operator/rbac.ts';
+import {
+  GRANT_ONLY_RULES,
+  KUBELET_ONLY_RULES,
+  OPERATOR_RULES,
+  leaderElectionRules,
+} from '../../operator/rbac.ts';
 import type { PolicyRule } from '../../operator/rbac.ts';
 
 export interface AuditEvent {
@@ -188,7 +193,11 @@ async function main(): Promise<void> {
     r.resources.includes('leases') ? r : { ...r, ...(resourceNames ? { resourceNames } : {}) },
   );
   const operators = eventsOf(events, OPERATOR_USER);
-  const use = ruleUse(operators, [...OPERATOR_RULES, ...leader], GRANT_ONLY_RULES);
+  const use = ruleUse(
+    operators,
+    [...OPERATOR_RULES, ...leader],
+    [...GRANT_ONLY_RULES, ...KUBELET_ONLY_RULES],
+  );
   console.log(`audit log: ${source} (${events.length} events, ${operators.length} by operators)`);
   console.log(`${'group'.padEnd(26)} ${'resource'.padEnd(26)} ${'verb'.padEnd(7)} uses`);
   for (const u of use)

@@ -8,7 +8,8 @@
 // its describe began, must show every (group, resource, verb) of its own rules used at least
 // once (in the Role's namespace, by the Role's resourceNames), and no request refused (403).
 // Rights held only to grant them to Patroni (GRANT_ONLY_RULES: bind on its ClusterRole) are
-// exempt. The chart's admission policy for the operator (operator/admission.ts) is in force for
+// exempt, and so is pods/exec (KUBELET_ONLY_RULES: no kubelet here to run a command). The
+// chart's admission policy for the operator (operator/admission.ts) is in force for
 // this identity throughout: "none refused" covers it too (its denials are 403 Forbidden).
 import { X509Certificate, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -17,7 +18,12 @@ import { CA_SECRET_NAME } from '../../operator/reconcile/certificates.ts';
 import { APP_KIND, pathOf } from '../../operator/reconcile/kinds.ts';
 import type { KubeClient } from '../../operator/runtime/kube-client.ts';
 import { bindingOf, defaultPolicyNames, operatorPolicy } from '../../operator/admission.ts';
-import { GRANT_ONLY_RULES, OPERATOR_RULES, leaderElectionRules } from '../../operator/rbac.ts';
+import {
+  GRANT_ONLY_RULES,
+  KUBELET_ONLY_RULES,
+  OPERATOR_RULES,
+  leaderElectionRules,
+} from '../../operator/rbac.ts';
 import {
   DATABASE_LABEL,
   PRIMARY_ROLE,
@@ -469,7 +475,7 @@ for (const mode of ['cluster', 'namespaced'] as const)
         ...OPERATOR_RULES.map((r) => ({ ...r, ...(watched ? { namespace: ns } : {}) })),
         ...leaderElectionRules(lease).map((r) => ({ ...r, namespace: home })),
       ];
-      const use = ruleUse(mine, bound, GRANT_ONLY_RULES);
+      const use = ruleUse(mine, bound, [...GRANT_ONLY_RULES, ...KUBELET_ONLY_RULES]);
       console.log(
         `[rbac-minimal] ${mode}: ${mine.length} audited requests, ${use.length} rights, ` +
           `fewest uses ${Math.min(...use.filter((u) => !u.grantOnly).map((u) => u.uses))}`,

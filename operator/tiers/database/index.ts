@@ -2,13 +2,15 @@
 // Postgres StatefulSet with -rw/-ro Services, and the shard map apps route by. Its hooks keep
 // what lives outside its objects: the bucket ranges already published, Patroni's dynamic
 // config, the data clean-up of deletionPolicy: Delete, and rollouts and scale-downs in an
-// order that moves the primary once, by a switchover (rollout.ts). Its watch releases the
-// leader lock of a primary that went silent (fast failover, lease-watch.ts).
+// order that moves the primary once, by a switchover (rollout.ts). Its watches release the
+// leader lock of a primary that went silent (fast failover, lease-watch.ts) and move buckets
+// when the shard count grows (online resharding, reshard-watch.ts).
 import type { Tier } from '../tier.ts';
 import { buildDatabase } from './build.ts';
 import { DATA_FINALIZER, cleanUpDatabase, retainedDatabase, wantsFinalizer } from './cleanup.ts';
 import { syncPatroniConfig } from './dcs-sync.ts';
 import { leaseWatch } from './lease-watch.ts';
+import { reshardWatch } from './reshard-watch.ts';
 import { holdShardMap } from './shard-hold.ts';
 import { holdPoolerMap } from '../pooler/hold.ts';
 import { databaseWiring } from './shard-map.ts';
@@ -33,5 +35,5 @@ export const databaseTier: Tier = {
     step: stepRollouts,
     finalizer: { name: DATA_FINALIZER, wanted: wantsFinalizer, cleanUp: cleanUpDatabase },
   },
-  watches: [leaseWatch],
+  watches: [leaseWatch, reshardWatch],
 };

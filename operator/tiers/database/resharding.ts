@@ -70,6 +70,14 @@ export interface ReshardingStatus {
   /** The assignment after the move, as the cutover publishes it. */
   readonly ranges: readonly BucketRange[];
   readonly moves: readonly MoveRecord[];
+  /**
+   * Set by the operator's publishMap (reshard-watch.ts): from then on this record's
+   * `ranges` at `mapVersion` are the bucket assignment of record (shard-authority.ts), which
+   * the next reconcile stamps on the shards and publishes; the time starts the ack delay.
+   */
+  readonly publishedAt?: string;
+  /** Why the move cannot go on by itself (a refusal, a block), as the last step said. */
+  readonly note?: { readonly reason: string; readonly message: string };
 }
 
 /** What the operator observed on one move's source and target primaries (this reconcile). */

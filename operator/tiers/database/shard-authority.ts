@@ -79,6 +79,20 @@ export function assignmentInStatus(
   return whole ? { version: sm.version, ranges: whole } : undefined;
 }
 
+/**
+ * The assignment a resharding's cutover made the record (status.resharding with publishedAt):
+ * it wins over the shards' annotations until the next reconcile has stamped it there. One
+ * status write flips it, so no reader ever sees half of the shards moved.
+ */
+export function assignmentInResharding(
+  status: Readonly<Record<string, unknown>>,
+): Assignment | undefined {
+  const r = status['resharding'] as
+    { publishedAt?: unknown; mapVersion?: unknown; ranges?: unknown } | undefined;
+  if (!r || typeof r.publishedAt !== 'string' || typeof r.mapVersion !== 'number') return undefined;
+  return assignmentInStatus({ shardMap: { version: r.mapVersion, ranges: r.ranges } });
+}
+
 export const sameRanges = (a: readonly BucketRange[], b: readonly BucketRange[]): boolean =>
   JSON.stringify(complete(a) ?? a) === JSON.stringify(complete(b) ?? b);
 

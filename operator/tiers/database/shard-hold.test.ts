@@ -79,4 +79,37 @@ describe('the shard map hold', () => {
     expect(mapIn(out).ranges).toEqual(moved.ranges); // left as the human wrote it
     expect(rangesOn(out, 1)).toBe('512-1024'); // the record stands
   });
+
+  it("publishes a resharding's cutover: its record wins over the shards' annotations, all shards at once", () => {
+    const grown = held(3, liveOf(held(2, liveOf([]))));
+    const ranges = mapFor(3).ranges;
+    const status = {
+      resharding: {
+        phase: 'Cutover',
+        fromShards: 2,
+        toShards: 3,
+        mapVersion: 3,
+        ranges,
+        moves: [],
+        publishedAt: '2026-12-07T15:00:00Z',
+      },
+    };
+    const out = held(3, liveOf(grown, status));
+    expect(mapIn(out).version).toBe(3);
+    expect(mapIn(out).ranges).toEqual(ranges);
+    expect(shardsWithoutBuckets(mapIn(out))).toEqual([]);
+    for (const i of [0, 1, 2])
+      expect(rangesOn(out, i)).toBe(
+        ranges
+          .filter((r) => r.shard === i)
+          .map((r) => `${r.from}-${r.to}`)
+          .join(','),
+      );
+    // Before its cutover (no publishedAt) a move changes nothing the apps read.
+    const unpublished: Record<string, unknown> = { ...status.resharding };
+    delete unpublished['publishedAt'];
+    const before = held(3, liveOf(grown, { resharding: unpublished }));
+    expect(mapIn(before).ranges).toEqual(mapFor(2).ranges);
+    expect(mapIn(before).version).toBe(mapIn(grown).version);
+  });
 });

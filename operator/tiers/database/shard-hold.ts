@@ -9,6 +9,7 @@ import { withAnnotations } from '../shared/meta.ts';
 import { shardIndexes, shardName } from './names.ts';
 import {
   BUCKET_RANGES_ANNOTATION,
+  assignmentInResharding,
   assignmentInStatus,
   assignmentOnShards,
   formatShardRanges,
@@ -23,7 +24,10 @@ import {
   withShardMap,
 } from './shard-map.ts';
 
-/** The record: the shards' annotations, else the app's status, else the live map itself. */
+/**
+ * The record: a published resharding's assignment (its cutover), else the shards'
+ * annotations, else the app's status, else the live map itself.
+ */
 export function recordedAssignment(
   app: AppModel,
   shardObjects: readonly K8sObject[],
@@ -38,6 +42,8 @@ export function recordedAssignment(
     }),
     SHARD_MAP_VERSION_ANNOTATION,
   );
+  const moved = assignmentInResharding(live.status);
+  if (moved && (!onShards || moved.version > onShards.version)) return moved;
   return onShards ?? assignmentInStatus(live.status) ?? liveMap;
 }
 
@@ -58,7 +64,12 @@ export function holdShardMap(
       : undefined;
   const record = recordedAssignment(app, shards, live, liveMap);
   const map = record ? { ...fresh, version: record.version, ranges: record.ranges } : fresh;
-  const conflict = liveMap !== undefined && !sameRanges(liveMap.ranges, map.ranges);
+  // A live map older than the record is republished (a cutover's flip); one as new or newer
+  // that routes elsewhere is a hand edit the operator does not publish over.
+  const conflict =
+    liveMap !== undefined &&
+    liveMap.version >= map.version &&
+    !sameRanges(liveMap.ranges, map.ranges);
   return desired.map((o) => {
     if (o === cm) return conflict && liveCm ? { ...o, data: liveCm['data'] } : withShardMap(o, map);
     const index = shardIndexes(app).find(

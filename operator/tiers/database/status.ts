@@ -27,6 +27,7 @@ import { PATRONI_TTL_FLOOR } from './lease-break.ts';
 import { isReadyPod, planShard, shardPods, shardView } from './rollout.ts';
 import { DATA_VERSION_CHECK, MAJOR_VERSION_MISMATCH } from './statefulset.ts';
 import { parseShardMap } from '../../../sdk/src/contract/shard-map.ts';
+import type { ReshardingStatus } from './resharding.ts';
 import type { BucketRange, ShardMap } from '../../../sdk/src/contract/shard-map.ts';
 
 export interface ShardStatus {
@@ -107,6 +108,20 @@ export function shardMapStatus(
     ranges: record.ranges,
   };
 }
+
+/** status.resharding as last written (reshard-watch.ts), when there is one. */
+export function reshardingOf(
+  status: Readonly<Record<string, unknown>> | undefined,
+): ReshardingStatus | undefined {
+  const r = status?.['resharding'] as ReshardingStatus | undefined;
+  return r && typeof r.phase === 'string' ? r : undefined;
+}
+
+/** DatabaseReady's message while buckets move: the phase, and the note when it is stuck. */
+export const reshardingMessage = (r: ReshardingStatus): string =>
+  `moving buckets from ${r.fromShards} to ${r.toShards} shards (shard map v${r.mapVersion}): phase ${r.phase}` +
+  (r.note ? `; ${r.note.message}` : '') +
+  ' (status.resharding)';
 
 /** Buckets the published map routes away from the shard that holds their rows. */
 export function shardMapConflict(app: AppModel, observed: Observed): string[] {
@@ -230,13 +245,20 @@ export function databaseReport(app: AppModel, observed: Observed): TierReport {
   const degraded = shards.filter((s) => s.readyReplicas < s.replicas);
   const published = publishedShardMap(app, observed);
   const idle = published ? shardsWithoutBuckets(published) : [];
-  const cond =
-    idle.length > 0
+  const moving = reshardingOf(observed.appStatus);
+  const cond = moving
+    ? condition(
+        DATABASE_READY,
+        'True',
+        moving.note?.reason ?? 'Resharding',
+        reshardingMessage(moving),
+      )
+    : idle.length > 0
       ? condition(
           DATABASE_READY,
           'True',
           'ReshardingPending',
-          `${idle.map((i) => shardName(app, i)).join(', ')} own no bucket yet: the shard map keeps its ranges until rows are moved (not automated yet)`,
+          `${idle.map((i) => shardName(app, i)).join(', ')} own no bucket yet: the shard map keeps its ranges until the operator's resharding has moved their buckets (status.resharding)`,
         )
       : degraded.length > 0
         ? condition(

@@ -12,6 +12,8 @@ export interface Observed {
   readonly pods: readonly ObservedObject[];
   /** API groups that are not served by this cluster (e.g. keda.sh). */
   readonly missingApis: readonly string[];
+  /** The app's status as last written (parts other writers own, e.g. status.resharding). */
+  readonly appStatus?: Readonly<Record<string, unknown>>;
 }
 
 export type ConditionStatus = 'True' | 'False' | 'Unknown';
