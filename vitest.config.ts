@@ -83,6 +83,19 @@ export default defineConfig({
           fileParallelism: false,
         },
       },
+      {
+        // Online resharding on kind (`npm run test:reshard`, issue 27): not in `npm test` for
+        // the same budget, and it fails today (docs/tiers/database.md, "Resharding").
+        test: {
+          name: 'e2e-reshard',
+          sequence: { groupOrder: 6 },
+          include: ['test/e2e/reshard/*.test.ts'],
+          globalSetup: ['test/e2e/global-setup.ts'],
+          testTimeout: 1_800_000,
+          hookTimeout: 3_600_000,
+          fileParallelism: false,
+        },
+      },
     ],
   },
 });

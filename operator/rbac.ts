@@ -69,7 +69,9 @@ export const GRANT_ONLY_RULES: readonly PolicyRule[] = grantOnlyRules();
  * the integration control plane's audit (rbac-minimal.test.ts) cannot see it used: exempt.
  */
 export const KUBELET_ONLY_RULES: readonly PolicyRule[] = [
-  { apiGroups: [POD_KIND.group], resources: [`${POD_KIND.plural}/exec`], verbs: ['create'] },
+  // get: the exec's WebSocket upgrade is a GET (refused on kind 1.36 without it); create:
+  // the same exec as a POST, and what newer API servers check for the upgrade too.
+  { apiGroups: [POD_KIND.group], resources: [`${POD_KIND.plural}/exec`], verbs: ['create', 'get'] },
 ];
 
 /**

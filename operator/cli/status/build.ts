@@ -266,7 +266,12 @@ function shardMapView(g: Gathered, conditions: readonly ConditionView[]): ShardM
   }
   const said = (type: string, reason: string) =>
     conditions.find((c) => c.type === type && c.reason === reason);
-  const move = said('Degraded', 'ShardMapConflict') ?? said('DatabaseReady', 'ReshardingPending');
+  // A move in progress says its phase (and a stuck one its note) on DatabaseReady.
+  const reshard = status['resharding']
+    ? conditions.find((c) => c.type === 'DatabaseReady')
+    : undefined;
+  const move =
+    said('Degraded', 'ShardMapConflict') ?? reshard ?? said('DatabaseReady', 'ReshardingPending');
   return {
     version,
     configMapName: str(sm['configMapName']) ?? '',

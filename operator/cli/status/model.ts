@@ -76,8 +76,9 @@ export interface ShardMapView {
   /** Buckets per shard, from status.shardMap.ranges; every shard of the app, 0 included. */
   readonly perShard: readonly { readonly shard: number; readonly buckets: number }[];
   /**
-   * A bucket move pending or a conflict, as the app's conditions say (ReshardingPending on
-   * DatabaseReady, ShardMapConflict on Degraded); null: none.
+   * A bucket move in progress, pending, or a conflict, as the app's conditions say
+   * (DatabaseReady while status.resharding is there or ReshardingPending, ShardMapConflict on
+   * Degraded); null: none.
    */
   readonly move: { readonly reason: string; readonly message: string } | null;
 }

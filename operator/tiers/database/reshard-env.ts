@@ -23,7 +23,7 @@ import {
 import { SHARD_MAP_VERSION_ANNOTATION, shardMapIn } from './shard-map.ts';
 import { assignmentInStatus, assignmentOnShards } from './shard-authority.ts';
 import type { Assignment } from './shard-authority.ts';
-import type { MapView, ReshardEnv, SchemaCopyRequest } from './resharding-run.ts';
+import type { MapView, ReshardEnv, SchemaCopyRequest, ShardSql } from './resharding-run.ts';
 import type { ReshardingStatus } from './resharding.ts';
 import {
   POSTGRES_CONTAINER,
@@ -89,6 +89,8 @@ export const sourceEndpoint = (app: AppModel, shard: number): SourceEndpoint => 
 export function operatorReshardEnv(opts: OperatorEnvOptions): ReshardEnv & {
   /** The version the shards' StatefulSets record (the final clear waits for the flip there). */
   shardsRecordVersion(): Promise<number | undefined>;
+  /** shard() over another exec (the watch's, which remembers a failed exec). */
+  shardVia(exec: PodExec, index: number): ShardSql;
   /** The app's resourceVersion after this env's last status write (undefined: none). */
   writtenVersion(): string | undefined;
 } {
@@ -156,6 +158,7 @@ export function operatorReshardEnv(opts: OperatorEnvOptions): ReshardEnv & {
     database,
     replicationRole: REPLICATION_USER,
     shard: (index) => execShardSql(exec, () => primaryOf(index), database),
+    shardVia: (via, index) => execShardSql(via, () => primaryOf(index), database),
     sourceConninfo: (source) => sourceConninfo(sourceEndpoint(app, source)),
 
     async copySchema(request: SchemaCopyRequest) {

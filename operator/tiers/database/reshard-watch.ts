@@ -81,6 +81,8 @@ export class ReshardWatch implements Watch {
   #running: Promise<void> | undefined;
   /** Our last status write per app: a cache older than it is not stepped on. */
   readonly #written = new Map<string, string>();
+  /** The last condition message logged per app: a waiting move says so once. */
+  readonly #said = new Map<string, string>();
 
   constructor(private readonly opts: ReshardWatchOptions) {}
 
@@ -155,7 +157,22 @@ export class ReshardWatch implements Watch {
       }
       await env.persist(record);
     };
-    const runner = new ReshardRunner({ ...env, persist }, recorded);
+    // A pod the operator cannot run SQL in reads as "no primary" to the runner: say why.
+    let execError: string | undefined;
+    const exec_: typeof exec = async (req) => {
+      try {
+        const r = await exec(req);
+        execError = undefined;
+        return r;
+      } catch (e) {
+        execError = e instanceof Error ? e.message : String(e);
+        throw e;
+      }
+    };
+    const runner = new ReshardRunner(
+      { ...env, persist, shard: (i) => env.shardVia(exec_, i) },
+      recorded,
+    );
     held.runner = runner;
     let result;
     try {
@@ -165,7 +182,21 @@ export class ReshardWatch implements Watch {
       if (rv) this.#written.set(key, rv);
     }
     const { decision } = result;
-    const note = noteOf(decision.condition);
+    const note =
+      noteOf(decision.condition) ??
+      (execError && decision.condition?.message.includes('waiting for a primary')
+        ? {
+            reason: 'ShardUnreachable',
+            message: `cannot run SQL in the shards' primary pods: ${execError}`,
+          }
+        : undefined);
+    if (decision.condition && this.#said.get(key) !== decision.condition.message) {
+      this.#said.set(key, decision.condition.message);
+      this.opts.log.info(
+        { app: key, reason: decision.condition.reason },
+        decision.condition.message,
+      );
+    }
     const after = runner.current;
     if (after && JSON.stringify(after.note) !== JSON.stringify(note)) {
       await env.persist(withNote(after, note));

@@ -50,6 +50,31 @@ describe('databaseReport', () => {
     });
   });
 
+  it('says the phase of a bucket move on record, and why it is stuck when it is', () => {
+    const resharding = {
+      phase: 'InitialCopy',
+      fromShards: 2,
+      toShards: 3,
+      mapVersion: 3,
+      ranges: [],
+      moves: [],
+    };
+    const moving = databaseReport(app, { ...observed(healthy), appStatus: { resharding } });
+    expect(moving.condition).toMatchObject({ status: 'True', reason: 'Resharding' });
+    expect(moving.condition.message).toContain(
+      'from 2 to 3 shards (shard map v3): phase InitialCopy',
+    );
+    const note = { reason: 'SequenceColumnsRefused', message: 'refused: public.t.id (identity)' };
+    const stuck = databaseReport(app, {
+      ...observed(healthy),
+      appStatus: { resharding: { ...resharding, phase: 'Prepare', note } },
+    });
+    expect(stuck.condition).toMatchObject({ reason: 'SequenceColumnsRefused' });
+    expect(stuck.condition.message).toContain('public.t.id (identity)');
+    // Without a move on record: as before.
+    expect(databaseReport(app, observed(healthy)).condition.reason).toBe('ShardsReady');
+  });
+
   it("says when an asynchronous app stored with failoverSeconds 10 gets Patroni's lease", () => {
     const stored = modelOf(
       {
