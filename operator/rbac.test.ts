@@ -126,7 +126,8 @@ describe('operator RBAC', () => {
     const gets = OPERATOR_RULES.filter(
       (r) => r.verbs.includes('get') && !GRANT_ONLY_RULES.includes(r),
     ).flatMap((r) => r.resources);
-    expect(gets.sort()).toEqual(['configmaps', 'statefulsets']);
+    // pods/exec: get is the exec's WebSocket upgrade, not a read of an object.
+    expect(gets.sort()).toEqual(['configmaps', 'pods/exec', 'statefulsets']);
     expect(OPERATOR_RULES.some((r) => r.apiGroups.includes('events.k8s.io'))).toBe(false);
     expect(OPERATOR_RULES.some((r) => r.resources.includes('servicemonitors'))).toBe(false);
   });

@@ -94,6 +94,16 @@ interface App {
   readonly lockTimeouts: number[];
   /** What the SDK reported through onError, fence refusals aside. */
   readonly sdkErrors: string[];
+  /**
+   * A second app pod whose kubelet is late: its map file is updated only once it has read
+   * for a while after the flip (a pod still on the old map), and Cleanup waits for it.
+   */
+  late?: {
+    readonly db: Database;
+    readonly map: LiveShardMap;
+    readonly file: string;
+    caughtUp: boolean;
+  };
 }
 
 describe('resharding runner: 1 -> 2 shards on real Postgres 17 under an SDK workload', () => {
@@ -111,6 +121,8 @@ describe('resharding runner: 1 -> 2 shards on real Postgres 17 under an SDK work
     for (const app of apps) {
       await app.db.close().catch(() => undefined);
       app.map.close();
+      await app.late?.db.close().catch(() => undefined);
+      app.late?.map.close();
       for (const s of app.sql) await s.end().catch(() => undefined);
       for (const c of app.clients) await c.end().catch(() => undefined);
     }
@@ -148,7 +160,7 @@ describe('resharding runner: 1 -> 2 shards on real Postgres 17 under an SDK work
    * server's container over its socket, the schema copy run in the target's container, the
    * subscription's password put in by the helper from the container's env.
    */
-  async function openApp(name: string, version: number, exec = false): Promise<App> {
+  async function openApp(name: string, version: number, exec = false, late = false): Promise<App> {
     const [src, dst] = await Promise.all(servers.map((s) => createAppDatabase(s, name)));
     if (!src || !dst) throw new Error('two servers');
     // The app's schema, on the source only: two sharded tables, a text and a bigint key.
@@ -218,7 +230,10 @@ describe('resharding runner: 1 -> 2 shards on real Postgres 17 under an SDK work
         maps: async () => ({
           record: app.record,
           published: published(mapFile),
-          acknowledgedVersion: db.shardMap.version,
+          acknowledgedVersion: Math.min(
+            db.shardMap.version,
+            app.late?.db.shardMap.version ?? Infinity,
+          ),
         }),
         publishMap: async (a) => {
           app.record = a; // status.shardMap first, then the copy apps read
@@ -239,6 +254,22 @@ describe('resharding runner: 1 -> 2 shards on real Postgres 17 under an SDK work
         },
       },
     };
+    if (late) {
+      const file = join(mapDir, 'late', 'shard-map.json');
+      mkdirSync(join(mapDir, 'late'));
+      writeFileSync(file, mapText(from, name));
+      const lateMap = new LiveShardMap(file, { pollMs: 100 });
+      const lateDb = new Database(lateMap, {
+        database: name,
+        user: 'postgres',
+        password: SUPER_PASSWORD,
+        poolMax: 2,
+        onError: (where, e) => {
+          if (!where.startsWith('replica')) errors.push(`late ${where}: ${e.message}`);
+        },
+      });
+      app.late = { db: lateDb, map: lateMap, file, caughtUp: false };
+    }
     apps.push(app);
     return app;
   }
@@ -274,6 +305,12 @@ describe('resharding runner: 1 -> 2 shards on real Postgres 17 under an SDK work
         app.lockTimeouts.push(Date.now());
       }
       load.check();
+      const late = app.late;
+      if (late && !late.caughtUp && load.lateReads >= 40) {
+        writeFileSync(`${late.file}.tmp`, mapText(app.record, app.name));
+        renameSync(`${late.file}.tmp`, late.file);
+        late.caughtUp = true;
+      }
       // The app keeps writing between reconciles; at the cutover its writes to the moving
       // buckets wait for the flip, so there only the poll's pace, and once the fence is up
       // (before the flip) a write it refused: the SDK's retry is part of every move.
@@ -309,8 +346,9 @@ describe('resharding runner: 1 -> 2 shards on real Postgres 17 under an SDK work
     version: number,
     crashes: boolean,
     exec = false,
+    late = false,
   ): Promise<App> {
-    const app = await openApp(name, version, exec);
+    const app = await openApp(name, version, exec, late);
     app.crashes = crashes;
     const plan = planMoves(app.from, 2);
     expect(plan.moves.map((m) => [m.id, m.source, m.target])).toEqual([
@@ -346,6 +384,13 @@ describe('resharding runner: 1 -> 2 shards on real Postgres 17 under an SDK work
       expect(load.ackedIn.get(p) ?? 0, `writes acknowledged in ${p}`).toBeGreaterThan(0);
     expect(app.fenced).toBeGreaterThan(0);
     expect(app.sdkErrors).toEqual([]);
+    if (app.late) {
+      // The late pod read, on the old map, keys the new map wrote on the new shard: the way
+      // back had them on the old shard (3 s after their write: it is asynchronous).
+      expect(load.lateMisses).toEqual([]);
+      expect(load.lateReads).toBeGreaterThanOrEqual(40);
+      expect(load.lateMovedReads).toBeGreaterThan(5);
+    }
 
     // Every acknowledged row on its final owner exactly once; nothing left on the source.
     const want = load.expected();
@@ -377,8 +422,8 @@ describe('resharding runner: 1 -> 2 shards on real Postgres 17 under an SDK work
     return app;
   }
 
-  it('moves half the buckets to a new shard with runner steps only: none lost, doubled or left behind', async () => {
-    await moveUnderLoad('runmove', 1, false);
+  it('moves half the buckets to a new shard with runner steps only: none lost, doubled or left behind; a pod still on the old map reads what the new one wrote', async () => {
+    await moveUnderLoad('runmove', 1, false, false, true);
   }, 600_000);
 
   it("the same move over the operator's transport: SQL through pods' exec on the socket, the schema copied in the target's container", async () => {
@@ -551,6 +596,11 @@ class Workload {
   acked = 0;
   reads = 0;
   maxWriteMs = 0;
+  /** Keys written once the map flipped (by the pod on the new map), and when acknowledged. */
+  readonly fresh: { key: string; payload: string; at: number }[] = [];
+  lateReads = 0;
+  lateMovedReads = 0;
+  readonly lateMisses: string[] = [];
   #seq = 0;
   #stop = false;
   #running: Promise<void>[] = [];
@@ -581,6 +631,9 @@ class Workload {
     this.#running = [
       ...this.#keys.map((_, w) => this.#loop(() => this.#op(w))),
       this.#loop(() => this.#readStable()),
+      ...(this.app.late
+        ? [this.#loop(() => this.#freshWrite()), this.#loop(() => this.#lateRead())]
+        : []),
     ];
   }
 
@@ -695,6 +748,43 @@ class Workload {
       rows.delete(seq);
       if ((await payloadOf(seq)) !== undefined) this.misses.push(`delete ${key}|${seq}`);
     }
+  }
+
+  /** After the flip, new keys through the pod on the new map. */
+  async #freshWrite(): Promise<void> {
+    if (this.app.db.shardMap.version === this.app.from.version || this.app.late?.caughtUp) {
+      await sleep(20);
+      return;
+    }
+    const key = `fresh-${randomUUID()}-${randomKey()}`;
+    const payload = randomBytes(6).toString('hex');
+    await this.#write(key, 'INSERT INTO items VALUES ($1, 0, $2)', [key, payload]);
+    this.items.set(key, new Map([[0, payload]]));
+    this.fresh.push({ key, payload, at: Date.now() });
+  }
+
+  /** The late pod (old map) reads fresh keys written at least 3 s ago. */
+  async #lateRead(): Promise<void> {
+    const late = this.app.late;
+    const ready = this.fresh.filter((f) => Date.now() - f.at >= 3000);
+    if (!late || late.caughtUp || ready.length === 0) {
+      await sleep(20);
+      return;
+    }
+    const f = ready[randomInt(0, ready.length)]!;
+    const rows = (
+      await late.db.read<{ payload: string }>(
+        f.key,
+        `SELECT payload FROM items WHERE ${KEY} = $1 AND seq = 0`,
+        [f.key],
+      )
+    ).rows;
+    this.lateReads++;
+    const owner = (m: Assignment) =>
+      m.ranges.find((r) => bucketOf(f.key) >= r.from && bucketOf(f.key) < r.to)?.shard;
+    if (owner(this.app.from) !== owner(this.app.record)) this.lateMovedReads++;
+    if (rows[0]?.payload !== f.payload) this.lateMisses.push(`${f.key}: ${rows.length} row(s)`);
+    await sleep(10);
   }
 
   async #readStable(): Promise<void> {

@@ -466,6 +466,7 @@ describe('scalable status: advice', () => {
     'ShardsReady',
     'ReplicasDegraded',
     'ReshardingPending',
+    'Resharding',
     'Updating',
     'Degraded',
     'Disabled',

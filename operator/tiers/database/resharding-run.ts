@@ -20,7 +20,13 @@ import type {
   ReshardingStatus,
 } from './resharding.ts';
 import {
+  backPublicationExistsSql,
+  backSubscriptionExistsSql,
   beforeSchemaRestoreSql,
+  createBackPublicationSql,
+  createBackSubscriptionSql,
+  dropBackPublicationSql,
+  dropBackSubscriptionSql,
   countInMoveSql,
   createPublicationSql,
   createSubscriptionSql,
@@ -94,7 +100,10 @@ export interface ReshardEnv {
   readonly replicationRole: string;
   /** The connection to shard `index`'s primary (a failing one reads as "no primary"). */
   shard(index: number): ShardSql;
-  /** The connection string a target's subscription uses to reach the source's primary. */
+  /**
+   * The connection string a subscription uses to reach shard `source`'s primary (the target's
+   * forward subscription, and the source's way back to the target).
+   */
   sourceConninfo(source: number): string;
   copySchema(request: SchemaCopyRequest): Promise<void>;
   maps(): Promise<MapView>;
@@ -283,6 +292,8 @@ export class ReshardRunner {
     ).rows[0];
     const fenced =
       tables.length > 0 && count((await src.query(fencedTablesSql(sql))).rows) === tables.length;
+    const backPublication = count((await dst.query(backPublicationExistsSql(sql))).rows) > 0;
+    const backSubscription = count((await src.query(backSubscriptionExistsSql(sql))).rows) > 0;
     const facts: MoveFacts = {
       ...none,
       ...(walLevel === undefined ? {} : { sourceWalLevel: walLevel }),
@@ -292,6 +303,8 @@ export class ReshardRunner {
       publication,
       subscription,
       fenced,
+      backPublication,
+      backSubscription,
       ...(subscription
         ? { tablesNotReady: count((await dst.query(tablesNotReadySql(sql))).rows) }
         : {}),
@@ -415,6 +428,30 @@ export class ReshardRunner {
 
       case 'dropPublication':
         await this.env.shard(a.shard).query(dropPublicationSql(moveSqlOf(move(a.move), [])));
+        return undefined;
+
+      case 'createBackPublication': {
+        const dst = this.env.shard(a.shard);
+        const sql = moveSqlOf(move(a.move), await this.#movedTables(spec, a.shard));
+        if (count((await dst.query(backPublicationExistsSql(sql))).rows) === 0)
+          await dst.query(createBackPublicationSql(sql));
+        return undefined;
+      }
+
+      case 'createBackSubscription': {
+        const src = this.env.shard(a.shard);
+        const sql = moveSqlOf(move(a.move), []);
+        if (count((await src.query(backSubscriptionExistsSql(sql))).rows) === 0)
+          await src.query(createBackSubscriptionSql(sql, this.env.sourceConninfo(a.target)));
+        return undefined;
+      }
+
+      case 'dropBackSubscription':
+        await this.env.shard(a.shard).query(dropBackSubscriptionSql(moveSqlOf(move(a.move), [])));
+        return undefined;
+
+      case 'dropBackPublication':
+        await this.env.shard(a.shard).query(dropBackPublicationSql(moveSqlOf(move(a.move), [])));
         return undefined;
 
       case 'deleteMovedRows':

@@ -118,6 +118,42 @@ export function createPublicationSql(move: MoveSql): string {
 }
 
 /**
+ * The way back, from the cutover to the clean-up: the new shard publishes the moved buckets'
+ * changes and the old shard subscribes (no initial copy: it has every row up to the fence).
+ * Pods flip to the new map one by one (each when its kubelet refreshes the ConfigMap); one
+ * still on the old map reads a moved key on the old shard, and finds there what pods on the
+ * new map wrote since. The old shard's fence does not stop it: a subscription applies with
+ * session_replication_role = replica, where ordinary triggers do not fire. No truncate: a
+ * TRUNCATE on the new shard would empty the old shard's whole table.
+ */
+export const backName = (move: MoveSql): string => `scalable_back_${move.id}`;
+
+export function createBackPublicationSql(move: MoveSql): string {
+  const m = checked(move);
+  const tables = m.tables.map((t) => `${tableName(t)} WHERE (${rowFilterSql(m, t)})`);
+  return `CREATE PUBLICATION ${ident(backName(m))} FOR TABLE ${tables.join(', ')} WITH (publish = 'insert, update, delete')`;
+}
+
+export const backPublicationExistsSql = (move: MoveSql): string =>
+  `SELECT count(*)::int AS n FROM pg_publication WHERE pubname = ${literal(backName(checked(move)))}`;
+
+/** On the old shard; `conninfo` reaches the new shard's primary. origin none: no echo. */
+export function createBackSubscriptionSql(move: MoveSql, conninfo: string): string {
+  const m = checked(move);
+  return `CREATE SUBSCRIPTION ${ident(backName(m))} CONNECTION ${literal(conninfo)} PUBLICATION ${ident(backName(m))} WITH (copy_data = false, failover = true, origin = none, slot_name = ${literal(backName(m))})`;
+}
+
+export const backSubscriptionExistsSql = (move: MoveSql): string =>
+  `SELECT count(*)::int AS n FROM pg_subscription WHERE subname = ${literal(backName(checked(move)))}`;
+
+/** Also drops its slot on the new shard (while that answers). */
+export const dropBackSubscriptionSql = (move: MoveSql): string =>
+  `DROP SUBSCRIPTION IF EXISTS ${ident(backName(checked(move)))}`;
+
+export const dropBackPublicationSql = (move: MoveSql): string =>
+  `DROP PUBLICATION IF EXISTS ${ident(backName(checked(move)))}`;
+
+/**
  * The fence's function: refuses a row whose old or new key falls in a fenced range. One
  * function for every move (ranges come from the trigger's arguments as "from-to" pairs);
  * the cleanup's own deletes pass with `scalable.fence_bypass` set in their transaction.

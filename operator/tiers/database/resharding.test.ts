@@ -40,6 +40,9 @@ interface MoveWorld {
   confirmed: number;
   sourceRows: number;
   targetRows: number;
+  /** The way back: the target's publication, the source's subscription to it. */
+  backPublication: boolean;
+  backSubscription: boolean;
 }
 
 /** The shards of one app, and what went wrong on them. */
@@ -57,6 +60,8 @@ class World {
   duplicates = 0;
   lostWrites = 0;
   earlyDeletes = 0;
+  /** Flips while a reader on the old map would miss new writes (no way back yet). */
+  staleReads = 0;
   log: string[] = [];
   /** The slot confirms this many bytes per reconcile (large: it keeps up). */
   applyRate = 1 << 30;
@@ -93,6 +98,8 @@ class World {
         confirmed: 0,
         sourceRows: 500,
         targetRows: 0,
+        backPublication: false,
+        backSubscription: false,
       };
       this.moves.set(id, m);
     }
@@ -134,6 +141,8 @@ class World {
             }
           : {}),
         fenced: m.fenced,
+        backPublication: m.backPublication,
+        backSubscription: m.backSubscription,
         sourceRowsInMove: m.sourceRows,
         targetRowsInMove: m.targetRows,
       };
@@ -173,8 +182,11 @@ class World {
         m!.subscription = false;
         return undefined;
       case 'publishMap':
-        for (const w of this.moves.values())
+        for (const w of this.moves.values()) {
           if (!w.fenced || w.fencedAt === undefined || w.confirmed < w.fencedAt) this.lostWrites++;
+          // A reader still on the old map would not see what the new one writes.
+          if (!w.backSubscription) this.staleReads++;
+        }
         this.map = { version: a.version, ranges: a.ranges };
         return undefined;
       case 'dropPublication':
@@ -183,10 +195,25 @@ class World {
       case 'deleteMovedRows':
         if (this.map.version < status.mapVersion || this.acknowledged < status.mapVersion)
           this.earlyDeletes++;
+        // The way back would bring deleted rows' later changes to the source again.
+        if (m!.backSubscription) this.earlyDeletes++;
         m!.sourceRows = Math.max(0, m!.sourceRows - 200);
         return undefined;
       case 'deleteCopiedRows':
         m!.targetRows = 0;
+        return undefined;
+      case 'createBackPublication':
+        m!.backPublication = true;
+        return undefined;
+      case 'createBackSubscription':
+        if (!m!.backPublication) this.staleReads++;
+        m!.backSubscription = true;
+        return undefined;
+      case 'dropBackSubscription':
+        m!.backSubscription = false;
+        return undefined;
+      case 'dropBackPublication':
+        m!.backPublication = false;
         return undefined;
     }
   }
@@ -346,9 +373,17 @@ describe('nextReshardStep: a whole move', () => {
     expect(run.status).toBeUndefined();
     expect(run.decisions.at(-1)?.condition?.reason).toBe('ShardsReady');
     expect(world.map).toEqual({ version: 3, ranges: toRanges(assignBuckets(3)) });
-    expect([world.duplicates, world.lostWrites, world.earlyDeletes]).toEqual([0, 0, 0]);
+    expect([world.duplicates, world.lostWrites, world.earlyDeletes, world.staleReads]).toEqual([
+      0, 0, 0, 0,
+    ]);
     for (const m of world.moves.values()) {
-      expect(m).toMatchObject({ publication: false, subscription: false, fenced: true });
+      expect(m).toMatchObject({
+        publication: false,
+        subscription: false,
+        fenced: true,
+        backPublication: false,
+        backSubscription: false,
+      });
       expect([m.sourceRows, m.targetRows]).toEqual([0, 500]);
     }
     // The order of the irreversible steps.
@@ -356,6 +391,9 @@ describe('nextReshardStep: a whole move', () => {
     expect(at('fence')).toBeGreaterThan(at('createSubscription'));
     expect(at('publishMap')).toBeGreaterThan(world.log.lastIndexOf('dropSubscription'));
     expect(at('deleteMovedRows')).toBeGreaterThan(at('publishMap'));
+    expect(at('createBackSubscription')).toBeGreaterThan(world.log.lastIndexOf('dropSubscription'));
+    expect(at('publishMap')).toBeGreaterThan(world.log.lastIndexOf('createBackSubscription'));
+    expect(at('deleteMovedRows')).toBeGreaterThan(world.log.lastIndexOf('dropBackSubscription'));
     expect(world.log.filter((k) => k === 'publishMap')).toHaveLength(1);
   });
 

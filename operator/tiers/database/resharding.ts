@@ -17,10 +17,13 @@
 //                follows then lasts only as long as that lag takes to apply
 //   Cutover      fence the moving buckets on the source (writes refused, SB001); record the
 //                source's LSN after the fence; wait until the slot confirmed it; only then
-//                drop the subscription and publish the new map (version + 1)
+//                drop the subscription, start the way back (the target publishes the moved
+//                buckets, the source subscribes: a reader still on the old map sees new
+//                writes) and publish the new map (version + 1)
 //   Cleanup      once every app pod acknowledged the new map (a reader with the old one
-//                still finds its rows on the source until then): drop the publication,
-//                delete the moved rows from the source in batches. The fence stays.
+//                still finds its rows on the source until then): stop the way back, drop
+//                the publication, delete the moved rows from the source in batches. The
+//                fence stays.
 // Before Cutover a move can be aborted with nothing visible to the app (the map never
 // changed); from the fence on it only goes forward.
 //
@@ -106,6 +109,9 @@ export interface MoveFacts {
   readonly confirmedLsn?: string;
   /** Every moved table carries the move's fence trigger on the source. */
   readonly fenced: boolean;
+  /** The way back (resharding-sql.ts backName): the target's publication, the source's subscription. */
+  readonly backPublication?: boolean;
+  readonly backSubscription?: boolean;
   /** Rows of the move's buckets left on the source (countInMoveSql over the tables). */
   readonly sourceRowsInMove?: number;
   /** Rows of the move's buckets on the target (what an abort deletes). */
@@ -148,6 +154,17 @@ export type ReshardAction =
       readonly ranges: readonly BucketRange[];
     }
   | { readonly kind: 'dropPublication'; readonly move: string; readonly shard: number }
+  /** On the target: its changes to the moved buckets, for the source to follow. */
+  | { readonly kind: 'createBackPublication'; readonly move: string; readonly shard: number }
+  /** On the source, from the target. */
+  | {
+      readonly kind: 'createBackSubscription';
+      readonly move: string;
+      readonly shard: number;
+      readonly target: number;
+    }
+  | { readonly kind: 'dropBackSubscription'; readonly move: string; readonly shard: number }
+  | { readonly kind: 'dropBackPublication'; readonly move: string; readonly shard: number }
   | { readonly kind: 'deleteMovedRows'; readonly move: string; readonly shard: number }
   | { readonly kind: 'deleteCopiedRows'; readonly move: string; readonly shard: number };
 
@@ -451,6 +468,30 @@ export function nextReshardStep(
           subs.map((m) => ({ kind: 'dropSubscription', move: m.id, shard: m.target })),
           record,
         );
+      // Before the flip, the way back: readers still on the old map then see new writes.
+      const noBackPublication = record.moves.filter((m) => !f(m).backPublication);
+      if (noBackPublication.length > 0)
+        return busy(
+          'publishing the moved buckets back from their new shards',
+          noBackPublication.map((m) => ({
+            kind: 'createBackPublication',
+            move: m.id,
+            shard: m.target,
+          })),
+          record,
+        );
+      const noBackSubscription = record.moves.filter((m) => !f(m).backSubscription);
+      if (noBackSubscription.length > 0)
+        return busy(
+          'the old shards follow the moved buckets until every pod has the new map',
+          noBackSubscription.map((m) => ({
+            kind: 'createBackSubscription',
+            move: m.id,
+            shard: m.source,
+            target: m.target,
+          })),
+          record,
+        );
       const live = facts.publishedMap;
       if (!live || live.version < record.mapVersion)
         return busy(
@@ -472,6 +513,16 @@ export function nextReshardStep(
           `waiting for every app pod to read shard map v${current.mapVersion} (they read v${acked})`,
           [],
         );
+      // The way back stops first: rows deleted from a source it still fed would come back.
+      const back: ReshardAction[] = current.moves.flatMap((m): ReshardAction[] => [
+        ...(f(m).backSubscription
+          ? [{ kind: 'dropBackSubscription' as const, move: m.id, shard: m.source }]
+          : []),
+        ...(f(m).backPublication
+          ? [{ kind: 'dropBackPublication' as const, move: m.id, shard: m.target }]
+          : []),
+      ]);
+      if (back.length > 0) return busy('stopping the way back', back);
       const actions: ReshardAction[] = [];
       for (const m of current.moves) {
         if (f(m).publication)

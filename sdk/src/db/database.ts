@@ -40,11 +40,16 @@ export interface DatabaseOptions {
   readonly onError?: (where: string, e: Error) => void;
   /**
    * How long a write whose bucket the operator has fenced for a move (SQLSTATE SB001) waits
-   * for a newer shard map before it fails with a BucketMovingError (30000). Once one is in
-   * use the write runs again, on the bucket's owner in it.
+   * for a newer shard map before it fails with a BucketMovingError (120000). Once one is in
+   * use the write runs again, on the bucket's owner in it. The new map reaches a pod when its
+   * kubelet refreshes the ConfigMap volume (within its sync period, 1 min by default): the
+   * default covers that twice (on kind, 30 s failed a write).
    */
   readonly moveWaitMs?: number;
 }
+
+/** DatabaseOptions.moveWaitMs's default: twice the kubelet's default sync period. */
+export const DEFAULT_MOVE_WAIT_MS = 120_000;
 
 /** How often a fenced write re-reads the shard map file (the directory watch is quicker). */
 const MOVE_POLL_MS = 100;
@@ -133,7 +138,7 @@ export class Database {
    */
   async #onOwner<T>(key: ShardKey, run: (shard: ShardAddresses) => Promise<T>): Promise<T> {
     const start = Date.now();
-    const deadline = start + (this.#options.moveWaitMs ?? 30_000);
+    const deadline = start + (this.#options.moveWaitMs ?? DEFAULT_MOVE_WAIT_MS);
     for (;;) {
       const route = this.route(key);
       try {
