@@ -18,13 +18,17 @@ export interface ClusterAccess {
   /** The object, or undefined when it does not exist. */
   get(apiVersion: string, kind: string, namespace: string, name: string): Promise<Json | undefined>;
   list(apiVersion: string, kind: string, namespace: string, labelSelector: string): Promise<Json[]>;
-  /** JSON merge patch; a resourceVersion in the body makes a concurrent change a ConflictError. */
+  /**
+   * JSON merge patch (of the object, or of its `status` subresource); a resourceVersion in the
+   * body makes a concurrent change a ConflictError.
+   */
   mergePatch(
     apiVersion: string,
     kind: string,
     namespace: string,
     name: string,
     body: Json,
+    subresource?: 'status',
   ): Promise<Json>;
   /**
    * Creates an object the operator does not own (e.g. Patroni's `<scope>-failover` ConfigMap,
@@ -46,17 +50,6 @@ export interface ClusterAccess {
     gracePeriodSeconds?: number,
     resourceVersion?: string,
   ): Promise<void>;
-  /**
-   * JSON merge patch of the /status subresource; a resourceVersion in the body makes a
-   * concurrent change a ConflictError.
-   */
-  patchStatus?(
-    apiVersion: string,
-    kind: string,
-    namespace: string,
-    name: string,
-    body: Json,
-  ): Promise<Json>;
   /** A command in a pod's container (pods/exec); absent where the client cannot run one. */
   readonly exec?: PodExec;
 }

@@ -60,11 +60,8 @@ export function clusterAccess(client: KubeApi): ClusterAccess {
       });
       return res.items;
     },
-    async mergePatch(apiVersion, kind, namespace, name, body) {
-      return patch(known(apiVersion, kind), namespace, name, body);
-    },
-    async patchStatus(apiVersion, kind, namespace, name, body) {
-      return patch(known(apiVersion, kind), namespace, name, body, 'status');
+    async mergePatch(apiVersion, kind, namespace, name, body, subresource) {
+      return patch(known(apiVersion, kind), namespace, name, body, subresource);
     },
     async create(apiVersion, kind, namespace, body) {
       const info = known(apiVersion, kind);

@@ -137,12 +137,18 @@ export function operatorReshardEnv(opts: OperatorEnvOptions): ReshardEnv & {
   };
 
   const writeRecord = async (record: ReshardingStatus | undefined) => {
-    if (!cluster.patchStatus) throw new Error('this client cannot write an app status');
     try {
-      const res = await cluster.patchStatus(API_VERSION, KIND, app.namespace, app.name, {
-        ...(resourceVersion ? { metadata: { resourceVersion } } : {}),
-        status: { resharding: record ?? null },
-      });
+      const res = await cluster.mergePatch(
+        API_VERSION,
+        KIND,
+        app.namespace,
+        app.name,
+        {
+          ...(resourceVersion ? { metadata: { resourceVersion } } : {}),
+          status: { resharding: record ?? null },
+        },
+        'status',
+      );
       resourceVersion = String((res['metadata'] as Json | undefined)?.['resourceVersion'] ?? '');
       written = resourceVersion;
     } catch (e) {

@@ -186,14 +186,6 @@ export const sameRecord = (
 
 const count = (rows: readonly Record<string, unknown>[]): number => Number(rows[0]?.['n'] ?? 0);
 
-async function isPrimary(sql: ShardSql): Promise<boolean> {
-  try {
-    return (await sql.query<{ is_primary: boolean }>(isPrimarySql())).rows[0]?.is_primary === true;
-  } catch {
-    return false; // no answer is no primary: the machine waits
-  }
-}
-
 export class ReshardRunner {
   #current: ReshardingStatus | undefined;
 
@@ -260,7 +252,33 @@ export class ReshardRunner {
   async #moveFacts(spec: ReshardSpec, record: ReshardingStatus, m: MoveRecord): Promise<MoveFacts> {
     const src = this.env.shard(m.source);
     const dst = this.env.shard(m.target);
-    const [sourcePrimary, targetPrimary] = await Promise.all([isPrimary(src), isPrimary(dst)]);
+    if (!spec.shardKey)
+      throw new Error('spec.database.shardKey: is required while a move is recorded');
+    // Few round trips: the operator's SQL goes through pods/exec (shard-sql-exec.ts), where
+    // each call is an exec. The target's probes need only the move's id; the source's
+    // fence probe needs its tables first.
+    type Rows = Record<string, unknown>[];
+    const probe = async (sql: ShardSql, statements: string[]): Promise<Rows[] | undefined> => {
+      try {
+        return (await sql.script(statements)).map((r) => r.rows as Rows);
+      } catch {
+        return undefined; // no answer is no primary: the machine waits
+      }
+    };
+    const byId = moveSqlOf(m, []);
+    const [first, second] = await Promise.all([
+      probe(src, [isPrimarySql(), shardedTablesSql(spec.shardKey)]),
+      probe(dst, [
+        isPrimarySql(),
+        userTablesSql(),
+        subscriptionExistsSql(byId),
+        backPublicationExistsSql(byId),
+        tablesNotReadySql(byId),
+      ]),
+    ]);
+    const primary = (rows: Rows[] | undefined) => rows?.[0]?.[0]?.['is_primary'] === true;
+    const sourcePrimary = primary(first);
+    const targetPrimary = primary(second);
     const none: MoveFacts = {
       sourcePrimary,
       targetPrimary,
@@ -272,28 +290,31 @@ export class ReshardRunner {
       fenced: false,
     };
     // Without both primaries the machine waits whatever the rest says.
-    if (!sourcePrimary || !targetPrimary) return none;
-    const tables = await this.#movedTables(spec, m.source);
+    if (!sourcePrimary || !targetPrimary || !first || !second) return none;
+    const tables = (first[1] ?? []) as unknown as MovedTable[];
     const sql = moveSqlOf(m, tables);
-    const walLevel = (await src.query<{ wal_level: string }>(walLevelSql())).rows[0]?.wal_level;
-    const prepared =
-      (await src.query<{ prepared: boolean }>(sourcePreparedSql(this.env.replicationRole))).rows[0]
-        ?.prepared === true;
-    const sourceTables = tableNames(
-      (await src.query<{ schema: string; name: string }>(userTablesSql())).rows,
-    );
-    const targetTables = tableNames(
-      (await dst.query<{ schema: string; name: string }>(userTablesSql())).rows,
-    );
-    const publication = count((await src.query(publicationExistsSql(sql))).rows) > 0;
-    const subscription = count((await dst.query(subscriptionExistsSql(sql))).rows) > 0;
-    const slot = (
-      await src.query<{ lag: string | null; confirmed: string | null }>(slotStateSql(sql))
-    ).rows[0];
-    const fenced =
-      tables.length > 0 && count((await src.query(fencedTablesSql(sql))).rows) === tables.length;
-    const backPublication = count((await dst.query(backPublicationExistsSql(sql))).rows) > 0;
-    const backSubscription = count((await src.query(backSubscriptionExistsSql(sql))).rows) > 0;
+    const [wal, prep, srcTables, pub, slots, fencedRows, backSub] = (
+      await src.script([
+        walLevelSql(),
+        sourcePreparedSql(this.env.replicationRole),
+        userTablesSql(),
+        publicationExistsSql(sql),
+        slotStateSql(sql),
+        fencedTablesSql(sql),
+        backSubscriptionExistsSql(sql),
+      ])
+    ).map((r) => r.rows as Rows);
+    const [, dstTables, sub, backPub, notReady] = second;
+    const walLevel = wal?.[0]?.['wal_level'] as string | undefined;
+    const prepared = prep?.[0]?.['prepared'] === true;
+    const sourceTables = tableNames((srcTables ?? []) as { schema: string; name: string }[]);
+    const targetTables = tableNames((dstTables ?? []) as { schema: string; name: string }[]);
+    const publication = count(pub ?? []) > 0;
+    const subscription = count(sub ?? []) > 0;
+    const slot = slots?.[0] as { lag: string | null; confirmed: string | null } | undefined;
+    const fenced = tables.length > 0 && count(fencedRows ?? []) === tables.length;
+    const backPublication = count(backPub ?? []) > 0;
+    const backSubscription = count(backSub ?? []) > 0;
     const facts: MoveFacts = {
       ...none,
       ...(walLevel === undefined ? {} : { sourceWalLevel: walLevel }),
@@ -305,9 +326,7 @@ export class ReshardRunner {
       fenced,
       backPublication,
       backSubscription,
-      ...(subscription
-        ? { tablesNotReady: count((await dst.query(tablesNotReadySql(sql))).rows) }
-        : {}),
+      ...(subscription ? { tablesNotReady: count(notReady ?? []) } : {}),
       ...(slot?.lag != null ? { lagBytes: Number(slot.lag) } : {}),
       ...(slot?.confirmed ? { confirmedLsn: slot.confirmed } : {}),
     };
