@@ -316,20 +316,33 @@ async function resetApp(app: FileApp): Promise<boolean> {
 /**
  * Waits until no other e2e file's namespace is left (their pods gone with them) but the shared
  * app's, idle (its file has ended, files run one at a time): a case that times a failover runs
- * with nothing else busy on the cluster.
+ * with nothing else busy on the cluster. With `maxMs`, gives up after that long and says what
+ * was still there (for a case that only records a time: CI's budget is short).
  */
-export async function quietCluster(own: readonly string[]): Promise<void> {
-  await eventually(
-    'no namespace of another e2e file left, the shared app idle',
-    async () => {
-      const others = (await suiteNamespaces()).filter((n) => !own.includes(n.name));
-      const busy = others.filter((n) => !n.shared || n.terminating);
-      if (busy.length === 0) return true;
-      throw new Error(`still there: ${busy.map((n) => n.name).join(', ')}`);
-    },
-    600_000,
-    2000,
-  );
+export async function quietCluster(
+  own: readonly string[],
+  maxMs?: number,
+): Promise<string | undefined> {
+  const busyNow = async () => {
+    const others = (await suiteNamespaces()).filter((n) => !own.includes(n.name));
+    return others.filter((n) => !n.shared || n.terminating).map((n) => n.name);
+  };
+  try {
+    await eventually(
+      'no namespace of another e2e file left, the shared app idle',
+      async () => {
+        const busy = await busyNow();
+        if (busy.length === 0) return true;
+        throw new Error(`still there: ${busy.join(', ')}`);
+      },
+      maxMs ?? 600_000,
+      2000,
+    );
+    return undefined;
+  } catch (e) {
+    if (maxMs === undefined) throw e;
+    return `not quiet after ${maxMs / 1000} s: ${(await busyNow()).join(', ')}`;
+  }
 }
 
 async function suiteNamespaces(): Promise<
