@@ -159,7 +159,7 @@ export class ReshardWatch implements Watch {
     };
     // A pod the operator cannot run SQL in reads as "no primary" to the runner: say why.
     let execError: string | undefined;
-    const exec_: typeof exec = async (req) => {
+    const watched: typeof exec = async (req) => {
       try {
         const r = await exec(req);
         execError = undefined;
@@ -170,7 +170,7 @@ export class ReshardWatch implements Watch {
       }
     };
     const runner = new ReshardRunner(
-      { ...env, persist, shard: (i) => env.shardVia(exec_, i) },
+      { ...env, persist, shard: (i) => env.shardVia(watched, i) },
       recorded,
     );
     held.runner = runner;
@@ -190,13 +190,6 @@ export class ReshardWatch implements Watch {
             message: `cannot run SQL in the shards' primary pods: ${execError}`,
           }
         : undefined);
-    if (decision.condition && this.#said.get(key) !== decision.condition.message) {
-      this.#said.set(key, decision.condition.message);
-      this.opts.log.info(
-        { app: key, reason: decision.condition.reason },
-        decision.condition.message,
-      );
-    }
     const after = runner.current;
     if (after && JSON.stringify(after.note) !== JSON.stringify(note)) {
       await env.persist(withNote(after, note));
@@ -218,7 +211,11 @@ export class ReshardWatch implements Watch {
         decision.condition.reason,
         decision.condition.message,
       );
-    if (result.ran.length > 0 || recorded?.phase !== after?.phase)
+    // One line per step that did something, changed phase, or waits for something new.
+    const said = decision.condition?.message;
+    const news = said !== undefined && this.#said.get(key) !== said;
+    if (said !== undefined) this.#said.set(key, said);
+    if (result.ran.length > 0 || recorded?.phase !== after?.phase || news)
       this.opts.log.info(
         {
           app: key,
