@@ -1,6 +1,7 @@
 // Growing database.shards never re-routes keys on its own: the published shard map keeps
 // its bucket ranges, the new shard group is created and listed, and it owns no bucket until
-// rows are moved (not automated yet). A new app gets the full assignment at once.
+// the operator's move has copied its rows (on kind: test/e2e/reshard; kwok runs no Patroni,
+// so here the move waits at Prepare). A new app gets the full assignment at once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, printLogDirOnFailure, uniqueName } from '../../devcluster/testing.ts';
 import type { KubeClient } from '../../operator/runtime/kube-client.ts';
@@ -71,14 +72,23 @@ describe('shard map across a change of shards', () => {
         metadata: { labels: { 'scalable.dev/role': 'master' } },
       });
     }
-    const db = await eventually('DatabaseReady says why', async () => {
-      const c = conditionOf(await getApp(client, ns, 'grow'), 'DatabaseReady');
-      return c?.['reason'] === 'ReshardingPending' ? c : undefined;
-    });
-    expect(db['message']).toContain('grow-db-2 own no bucket yet');
+    // The operator starts a move at once (status.resharding, written before any SQL); here it
+    // waits at Prepare: kwok runs no Patroni, so no shard has a leader to run the move's SQL
+    // in (on kind: test/e2e/reshard), and the map stays as it was.
+    const db = await eventually(
+      'DatabaseReady says the move',
+      async () => {
+        const c = conditionOf(await getApp(client, ns, 'grow'), 'DatabaseReady');
+        return c?.['reason'] === 'Resharding' ? c : undefined;
+      },
+      120_000,
+    );
+    expect(db['message']).toContain('from 2 to 3 shards (shard map v3): phase Prepare');
     const status = (await getApp(client, ns, 'grow'))?.['status'] as Json;
+    expect(status['resharding']).toMatchObject({ phase: 'Prepare', fromShards: 2, toShards: 3 });
     expect((status['shardMap'] as Json)['version']).toBe(before.version);
     expect((status['shardMap'] as Json)['ranges']).toEqual(before.ranges);
+    expect((await publishedMap('grow'))?.ranges).toEqual(before.ranges);
 
     // The published ConfigMap lost: it comes back with the recorded ranges, not a 3-way spread.
     await client.request('DELETE', `/api/v1/namespaces/${ns}/configmaps/grow-shard-map`, {
