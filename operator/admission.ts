@@ -164,6 +164,56 @@ export function operatorPolicy(names: PolicyNames): Json {
   };
 }
 
+/**
+ * pods/exec (a CONNECT, which the write policy above does not see): the operator runs its
+ * resharding SQL inside database pods (tiers/database/shard-sql-exec.ts), and RBAC cannot
+ * limit exec to them; this policy does: only in an app's namespace (never kube-system), only
+ * a shard member's Postgres container (<app>-db-<shard>-<ordinal>), only the helper's and
+ * the schema copy's interpreters.
+ */
+export function operatorExecPolicy(names: PolicyNames): Json {
+  return {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'ValidatingAdmissionPolicy',
+    metadata: { name: `${names.prefix}-exec` },
+    spec: {
+      failurePolicy: 'Fail',
+      matchConstraints: {
+        resourceRules: [
+          {
+            apiGroups: [''],
+            apiVersions: ['v1'],
+            resources: ['pods/exec'],
+            operations: ['CONNECT'],
+          },
+        ],
+      },
+      matchConditions: [
+        {
+          name: 'the-operator',
+          expression: `request.userInfo.username == ${str(names.operatorUser)}`,
+        },
+      ],
+      validations: [
+        {
+          expression: `!(request.namespace in ${list(PROTECTED_NAMESPACES)})`,
+          message: `scalable-operator runs no command in ${PROTECTED_NAMESPACES.join(', ')}`,
+          reason: 'Forbidden',
+        },
+        {
+          expression:
+            `request.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?-db-[0-9]+-[0-9]+$') && ` +
+            `has(object.container) && object.container == 'postgres' && has(object.command) && ` +
+            `size(object.command) > 0 && object.command[0] in ['python3', 'bash']`,
+          message:
+            "scalable-operator runs commands only in a database pod's postgres container (<app>-db-<shard>-<n>), and only python3 or bash",
+          reason: 'Forbidden',
+        },
+      ],
+    },
+  };
+}
+
 export function patroniPolicy(names: PolicyNames): Json {
   const m = PATRONI_MARKER;
   const authz = (verb: string) =>
@@ -341,12 +391,15 @@ export function bindingOf(policy: Json): Json {
 /** Everything in install order: the ClusterRole, then each policy before its binding. */
 export function clusterObjects(names: PolicyNames, apps: AppPolicyOptions): Json[] {
   const op = operatorPolicy(names);
+  const exec = operatorExecPolicy(names);
   const patroni = patroniPolicy(names);
   const app = appPolicy(names, apps);
   return [
     patroniClusterRole(names),
     op,
     bindingOf(op),
+    exec,
+    bindingOf(exec),
     patroni,
     bindingOf(patroni),
     app,

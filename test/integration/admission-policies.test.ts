@@ -265,6 +265,54 @@ describe("the chart's admission policy bounds the operator's ServiceAccount", ()
     admitted(await create(deployment('x-web')));
     denied(await create(deployment('default')), "only as their app's own ServiceAccounts");
   });
+
+  it("runs commands only in a database pod's postgres container, never in kube-system", async () => {
+    // RBAC grants pods/exec cluster-wide (the resharding SQL runs in shard primaries); the
+    // exec policy confines it. kwok runs no container: an exec the policy admits fails later,
+    // at the kubelet, with another message.
+    const pod = (name: string, namespace: string, container: string) =>
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name, namespace, labels: { 'scalable.dev/app': 'x' } },
+        spec: { containers: [{ name: container, image: 'example.invalid/x:1' }] },
+      });
+    for (const [name, namespace, container] of [
+      ['x-db-0-0', tenant, 'postgres'],
+      ['x-web-1', tenant, 'web'],
+      ['x-db-0-0', 'kube-system', 'postgres'],
+    ] as const)
+      admitted(await kubectl(['apply', '-f', '-'], pod(name, namespace, container)));
+    expect(await canI('create', 'pods', '--subresource=exec', '-n', 'kube-system')).toBe('yes');
+    // A POST to the exec subresource (kubectl exec would GET the pod first, which the operator
+    // may not): authorization and admission run on it before the upgrade it lacks.
+    const execAs = (namespace: string, name: string, container: string, ...command: string[]) =>
+      kubectl(
+        [
+          ...as,
+          'create',
+          '--raw',
+          `/api/v1/namespaces/${namespace}/pods/${name}/exec?container=${container}&stdout=true&${command
+            .map((c) => `command=${encodeURIComponent(c)}`)
+            .join('&')}`,
+          '-f',
+          '-',
+        ],
+        '',
+      );
+    denied(
+      await execAs('kube-system', 'x-db-0-0', 'postgres', 'python3', '-c', '1'),
+      'runs no command in kube-system',
+    );
+    denied(
+      await execAs(tenant, 'x-web-1', 'web', 'python3', '-c', '1'),
+      "only in a database pod's postgres container",
+    );
+    denied(await execAs(tenant, 'x-db-0-0', 'postgres', 'sh', '-c', 'id'), 'only python3 or bash');
+    const allowed = await execAs(tenant, 'x-db-0-0', 'postgres', 'python3', '-c', '1');
+    expect(allowed.stderr).not.toContain('denied request');
+    await kubectl(['delete', 'pod', 'x-db-0-0', '-n', 'kube-system', '--wait=false']);
+  });
 });
 
 describe("the chart's admission policy bounds what a ScalableApp may claim", () => {

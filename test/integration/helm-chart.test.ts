@@ -305,7 +305,11 @@ describe('charts/scalable-operator', () => {
         ['get', 'secrets', ['-n', ns]],
         ['list', 'secrets', ['-n', ns]],
         ['delete', 'customresourcedefinitions.apiextensions.k8s.io', []],
-        ['create', 'pods/exec', ['--all-namespaces']],
+        // pods/exec is held (the resharding SQL runs in shard primaries, tiers/database/
+        // shard-sql-exec.ts); the chart's exec admission policy confines it to a database pod's
+        // postgres container outside kube-system (admission-policies.test.ts). Not attach.
+        ['create', 'pods/attach', ['--all-namespaces']],
+        ['create', 'pods/portforward', ['--all-namespaces']],
         ['*', '*', ['--all-namespaces']],
         ['update', 'leases.coordination.k8s.io', ['-n', 'kube-node-lease']],
         // Only its own Lease: not another controller's in the same namespace.
