@@ -9,6 +9,7 @@ import { toModel } from '../../api/model.ts';
 import type { ScalableAppObject } from '../../api/schema.ts';
 import { API_VERSION, KIND } from '../../api/schema.ts';
 import type { Logger } from '../../ports/log.ts';
+import { ConflictError } from '../tier.ts';
 import type { ClusterAccess } from '../tier.ts';
 import type { EventSink, TierWatch, Watch, WatchedApp, WatchedAppKey } from '../watch.ts';
 import { ReshardRunner, actionText } from './resharding-run.ts';
@@ -109,6 +110,11 @@ export class ReshardWatch implements Watch {
         await this.step(cluster, app);
       } catch (e) {
         const message = e instanceof Error ? e.message : String(e);
+        // The reconcile wrote the status meanwhile: nothing was done; the next tick reads anew.
+        if (e instanceof ConflictError) {
+          this.opts.log.info({ app: key, err: message }, 'resharding step: the app changed, again');
+          continue;
+        }
         this.opts.log.warn({ app: key, err: message }, 'resharding step failed');
         this.opts.events.emit(
           { namespace: app.namespace, name: app.name, uid: app.uid },
