@@ -33,6 +33,7 @@ import {
   SCOPE_LABEL,
 } from './tiers/database/names.ts';
 import { PATRONI_MARKER, PATRONI_RULES } from './tiers/database/rbac.ts';
+import { POSTGRES_CONTAINER } from './tiers/database/shard-sql-exec.ts';
 import { APP_LABEL } from './tiers/shared/meta.ts';
 
 type Json = Record<string, unknown>;
@@ -63,6 +64,16 @@ const has = (obj: string, key: string) =>
   `(has(${obj}.metadata.labels) && ${str(key)} in ${obj}.metadata.labels)`;
 const labelledBy = (obj: string) => `(${has(obj, APP_LABEL)} || ${has(obj, DATABASE_LABEL)})`;
 
+/** A ValidatingAdmissionPolicy (failurePolicy Fail) matching `rules`; `spec` holds the rest. */
+function policyOf(name: string, rules: readonly Json[], spec: Json): Json {
+  return {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'ValidatingAdmissionPolicy',
+    metadata: { name },
+    spec: { failurePolicy: 'Fail', matchConstraints: { resourceRules: rules }, ...spec },
+  };
+}
+
 export function patroniClusterRole(names: PolicyNames): Json {
   return {
     apiVersion: 'rbac.authorization.k8s.io/v1',
@@ -80,22 +91,17 @@ export function operatorPolicy(names: PolicyNames): Json {
   const res = 'request.resource.resource';
   const write = "request.operation != 'DELETE'";
   const v = (n: string) => `variables.${n}`;
-  return {
-    apiVersion: 'admissionregistration.k8s.io/v1',
-    kind: 'ValidatingAdmissionPolicy',
-    metadata: { name: names.prefix },
-    spec: {
-      failurePolicy: 'Fail',
-      matchConstraints: {
-        resourceRules: [
-          {
-            apiGroups: ['*'],
-            apiVersions: ['*'],
-            resources: ['*/*'],
-            operations: ['CREATE', 'UPDATE', 'DELETE'],
-          },
-        ],
+  return policyOf(
+    names.prefix,
+    [
+      {
+        apiGroups: ['*'],
+        apiVersions: ['*'],
+        resources: ['*/*'],
+        operations: ['CREATE', 'UPDATE', 'DELETE'],
       },
+    ],
+    {
       matchConditions: [
         {
           name: 'the-operator',
@@ -161,7 +167,7 @@ export function operatorPolicy(names: PolicyNames): Json {
         },
       ],
     },
-  };
+  );
 }
 
 /**
@@ -172,22 +178,17 @@ export function operatorPolicy(names: PolicyNames): Json {
  * the schema copy's interpreters.
  */
 export function operatorExecPolicy(names: PolicyNames): Json {
-  return {
-    apiVersion: 'admissionregistration.k8s.io/v1',
-    kind: 'ValidatingAdmissionPolicy',
-    metadata: { name: `${names.prefix}-exec` },
-    spec: {
-      failurePolicy: 'Fail',
-      matchConstraints: {
-        resourceRules: [
-          {
-            apiGroups: [''],
-            apiVersions: ['v1'],
-            resources: ['pods/exec'],
-            operations: ['CONNECT'],
-          },
-        ],
+  return policyOf(
+    `${names.prefix}-exec`,
+    [
+      {
+        apiGroups: [''],
+        apiVersions: ['v1'],
+        resources: ['pods/exec'],
+        operations: ['CONNECT'],
       },
+    ],
+    {
       matchConditions: [
         {
           name: 'the-operator',
@@ -203,7 +204,7 @@ export function operatorExecPolicy(names: PolicyNames): Json {
         {
           expression:
             `request.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?-db-[0-9]+-[0-9]+$') && ` +
-            `has(object.container) && object.container == 'postgres' && has(object.command) && ` +
+            `has(object.container) && object.container == ${str(POSTGRES_CONTAINER)} && has(object.command) && ` +
             `size(object.command) > 0 && object.command[0] in ['python3', 'bash']`,
           message:
             "scalable-operator runs commands only in a database pod's postgres container (<app>-db-<shard>-<n>), and only python3 or bash",
@@ -211,7 +212,7 @@ export function operatorExecPolicy(names: PolicyNames): Json {
         },
       ],
     },
-  };
+  );
 }
 
 export function patroniPolicy(names: PolicyNames): Json {
@@ -225,22 +226,17 @@ export function patroniPolicy(names: PolicyNames): Json {
   const sameBut = (field: string, except: string, a: string, b: string) =>
     `(!has(${a}.metadata.${field}) || ${a}.metadata.${field}.all(k, k == ${str(except)} || ` +
     `(has(${b}.metadata.${field}) && k in ${b}.metadata.${field} && ${b}.metadata.${field}[k] == ${a}.metadata.${field}[k])))`;
-  return {
-    apiVersion: 'admissionregistration.k8s.io/v1',
-    kind: 'ValidatingAdmissionPolicy',
-    metadata: { name: `${names.prefix}-patroni` },
-    spec: {
-      failurePolicy: 'Fail',
-      matchConstraints: {
-        resourceRules: [
-          {
-            apiGroups: [''],
-            apiVersions: ['v1'],
-            resources: ['pods', 'pods/*', 'configmaps'],
-            operations: ['CREATE', 'UPDATE', 'DELETE'],
-          },
-        ],
+  return policyOf(
+    `${names.prefix}-patroni`,
+    [
+      {
+        apiGroups: [''],
+        apiVersions: ['v1'],
+        resources: ['pods', 'pods/*', 'configmaps'],
+        operations: ['CREATE', 'UPDATE', 'DELETE'],
       },
+    ],
+    {
       // A ServiceAccount of the request's namespace bound to the Patroni ClusterRole; an
       // admin holding every verb (so not-a-member too) is not a member.
       matchConditions: [
@@ -312,7 +308,7 @@ export function patroniPolicy(names: PolicyNames): Json {
         },
       ],
     },
-  };
+  );
 }
 
 /** The namespace annotation listing the hosts (or *.suffix patterns) its apps may claim. */
@@ -329,22 +325,17 @@ export function appPolicy(names: PolicyNames, options: AppPolicyOptions): Json {
   const ann = `namespaceObject.metadata.annotations`;
   const host = 'object.spec.ingress.host';
   const issuer = 'object.spec.database.certificateIssuer';
-  return {
-    apiVersion: 'admissionregistration.k8s.io/v1',
-    kind: 'ValidatingAdmissionPolicy',
-    metadata: { name: `${names.prefix}-apps` },
-    spec: {
-      failurePolicy: 'Fail',
-      matchConstraints: {
-        resourceRules: [
-          {
-            apiGroups: ['scalable.dev'],
-            apiVersions: ['*'],
-            resources: ['scalableapps'],
-            operations: ['CREATE', 'UPDATE'],
-          },
-        ],
+  return policyOf(
+    `${names.prefix}-apps`,
+    [
+      {
+        apiGroups: ['scalable.dev'],
+        apiVersions: ['*'],
+        resources: ['scalableapps'],
+        operations: ['CREATE', 'UPDATE'],
       },
+    ],
+    {
       variables: [
         {
           name: 'annotated',
@@ -375,7 +366,7 @@ export function appPolicy(names: PolicyNames, options: AppPolicyOptions): Json {
         },
       ],
     },
-  };
+  );
 }
 
 export function bindingOf(policy: Json): Json {
