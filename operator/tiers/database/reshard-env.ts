@@ -10,8 +10,9 @@ import type { PodExec } from '../../ports/pod-exec.ts';
 import { ConflictError } from '../tier.ts';
 import type { ClusterAccess } from '../tier.ts';
 import { leaderConfigMapName } from './rollout-step.ts';
-import { CA_DIR } from '../shared/tls/objects.ts';
+import { leaderRecordOf } from './lease-break.ts';
 import { TLS_FILES } from '../shared/tls/objects.ts';
+import { POD_LAYOUT } from './patroni-config.ts';
 import {
   REPLICATION_USER,
   appDatabaseName,
@@ -21,7 +22,12 @@ import {
   shardName,
 } from './names.ts';
 import { SHARD_MAP_VERSION_ANNOTATION, shardMapIn } from './shard-map.ts';
-import { assignmentInStatus, assignmentOnShards } from './shard-authority.ts';
+import {
+  assignmentInStatus,
+  assignmentOfRecord,
+  assignmentOnShards,
+  publishedMove,
+} from './shard-authority.ts';
 import type { Assignment } from './shard-authority.ts';
 import type { MapView, ReshardEnv, SchemaCopyRequest, ShardSql } from './resharding-run.ts';
 import type { ReshardingStatus } from './resharding.ts';
@@ -43,10 +49,8 @@ type Json = Record<string, unknown>;
 export const DEFAULT_ACK_DELAY_MS = 150_000;
 
 /** The assignment a move's record names once its cutover published it. */
-export function publishedRecord(r: ReshardingStatus | undefined): Assignment | undefined {
-  if (!r?.publishedAt) return undefined;
-  return assignmentInStatus({ shardMap: { version: r.mapVersion, ranges: r.ranges } });
-}
+export const publishedRecord = (r: ReshardingStatus | undefined): Assignment | undefined =>
+  publishedMove(r);
 
 /**
  * What every app pod reads, as far as the operator can tell: the move's map version once the
@@ -83,7 +87,7 @@ export interface OperatorEnvOptions {
 export const sourceEndpoint = (app: AppModel, shard: number): SourceEndpoint => ({
   host: serviceHost(app, shardName(app, shard)),
   database: appDatabaseName(app),
-  ...(app.database?.tls ? { caFile: `${CA_DIR}/${TLS_FILES.ca}` } : {}),
+  ...(app.database?.tls ? { caFile: `${POD_LAYOUT.caDir}/${TLS_FILES.ca}` } : {}),
 });
 
 export function operatorReshardEnv(opts: OperatorEnvOptions): ReshardEnv & {
@@ -108,10 +112,7 @@ export function operatorReshardEnv(opts: OperatorEnvOptions): ReshardEnv & {
       p = cluster
         .get('v1', 'ConfigMap', app.namespace, leaderConfigMapName(shardName(app, shard)))
         .then((cm) => {
-          const leader = (
-            (cm?.['metadata'] as Json | undefined)?.['annotations'] as
-              Record<string, string> | undefined
-          )?.['leader'];
+          const leader = cm ? leaderRecordOf(cm).leader : undefined;
           return leader ? { namespace: app.namespace, pod: leader } : undefined;
         });
       primaries.set(shard, p);
@@ -186,12 +187,9 @@ export function operatorReshardEnv(opts: OperatorEnvOptions): ReshardEnv & {
       const cm = await cluster.get('v1', 'ConfigMap', app.namespace, shardMapName(app));
       const live = shardMapIn(cm);
       const published = live ? { version: live.version, ranges: live.ranges } : undefined;
-      const moved = publishedRecord(opts.current());
-      const shards = await onShards();
-      const record =
-        moved && (!shards || moved.version > shards.version)
-          ? moved
-          : (shards ?? assignmentInStatus(opts.status));
+      const record = assignmentOfRecord(publishedMove(opts.current()), await onShards(), () =>
+        assignmentInStatus(opts.status),
+      );
       if (!record)
         throw new Error('no bucket assignment is recorded yet (the shards are being created)');
       const acked = acknowledgedVersion(

@@ -186,6 +186,13 @@ export const sameRecord = (
 
 const count = (rows: readonly Record<string, unknown>[]): number => Number(rows[0]?.['n'] ?? 0);
 
+/** The shard-key column a recorded move needs. */
+function shardKeyOf(spec: ReshardSpec): string {
+  if (!spec.shardKey)
+    throw new Error('spec.database.shardKey: is required while a move is recorded');
+  return spec.shardKey;
+}
+
 export class ReshardRunner {
   #current: ReshardingStatus | undefined;
 
@@ -237,9 +244,9 @@ export class ReshardRunner {
 
   /** The tables that move with the buckets: those of the source holding the shard key. */
   async #movedTables(spec: ReshardSpec, shard: number): Promise<MovedTable[]> {
-    if (!spec.shardKey)
-      throw new Error('spec.database.shardKey: is required while a move is recorded');
-    const { rows } = await this.env.shard(shard).query<MovedTable>(shardedTablesSql(spec.shardKey));
+    const { rows } = await this.env
+      .shard(shard)
+      .query<MovedTable>(shardedTablesSql(shardKeyOf(spec)));
     return rows;
   }
 
@@ -252,8 +259,7 @@ export class ReshardRunner {
   async #moveFacts(spec: ReshardSpec, record: ReshardingStatus, m: MoveRecord): Promise<MoveFacts> {
     const src = this.env.shard(m.source);
     const dst = this.env.shard(m.target);
-    if (!spec.shardKey)
-      throw new Error('spec.database.shardKey: is required while a move is recorded');
+    const key = shardKeyOf(spec);
     // Few round trips: the operator's SQL goes through pods/exec (shard-sql-exec.ts), where
     // each call is an exec. The target's probes need only the move's id; the source's
     // fence probe needs its tables first.
@@ -267,7 +273,7 @@ export class ReshardRunner {
     };
     const byId = moveSqlOf(m, []);
     const [first, second] = await Promise.all([
-      probe(src, [isPrimarySql(), shardedTablesSql(spec.shardKey)]),
+      probe(src, [isPrimarySql(), shardedTablesSql(key)]),
       probe(dst, [
         isPrimarySql(),
         userTablesSql(),

@@ -87,10 +87,33 @@ export function assignmentInStatus(
 export function assignmentInResharding(
   status: Readonly<Record<string, unknown>>,
 ): Assignment | undefined {
-  const r = status['resharding'] as
-    { publishedAt?: unknown; mapVersion?: unknown; ranges?: unknown } | undefined;
+  return publishedMove(status['resharding'] as MoveOnRecord | undefined);
+}
+
+/** What of status.resharding names the cutover's assignment. */
+interface MoveOnRecord {
+  readonly publishedAt?: unknown;
+  readonly mapVersion?: unknown;
+  readonly ranges?: unknown;
+}
+
+/** The assignment a move's record names once its cutover published it. */
+export function publishedMove(r: MoveOnRecord | undefined): Assignment | undefined {
   if (!r || typeof r.publishedAt !== 'string' || typeof r.mapVersion !== 'number') return undefined;
   return assignmentInStatus({ shardMap: { version: r.mapVersion, ranges: r.ranges } });
+}
+
+/**
+ * Which assignment is the record: a published move's, until the shards' StatefulSets carry
+ * it (or a newer one); else theirs; else `fallback` (the app's status, the live map).
+ */
+export function assignmentOfRecord(
+  moved: Assignment | undefined,
+  onShards: Assignment | undefined,
+  fallback: () => Assignment | undefined,
+): Assignment | undefined {
+  if (moved && (!onShards || moved.version > onShards.version)) return moved;
+  return onShards ?? fallback();
 }
 
 export const sameRanges = (a: readonly BucketRange[], b: readonly BucketRange[]): boolean =>

@@ -11,6 +11,7 @@ import {
   BUCKET_RANGES_ANNOTATION,
   assignmentInResharding,
   assignmentInStatus,
+  assignmentOfRecord,
   assignmentOnShards,
   formatShardRanges,
   sameRanges,
@@ -42,9 +43,11 @@ export function recordedAssignment(
     }),
     SHARD_MAP_VERSION_ANNOTATION,
   );
-  const moved = assignmentInResharding(live.status);
-  if (moved && (!onShards || moved.version > onShards.version)) return moved;
-  return onShards ?? assignmentInStatus(live.status) ?? liveMap;
+  return assignmentOfRecord(
+    assignmentInResharding(live.status),
+    onShards,
+    () => assignmentInStatus(live.status) ?? liveMap,
+  );
 }
 
 export function holdShardMap(
