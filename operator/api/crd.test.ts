@@ -79,7 +79,7 @@ describe('CRD', () => {
         rules.push(r['rule'] as string);
     });
     expect(rules).toContain('self.minReplicas <= self.maxReplicas');
-    expect(rules).toContain('self >= oldSelf');
+    expect(rules).toContain('self == oldSelf');
     expect(rules.length).toBeGreaterThanOrEqual(15);
   });
 

@@ -308,12 +308,6 @@ export const RULES: Readonly<Record<string, readonly CelRule[]>> = merged(QUANTI
       detail: "'got ' + string((self.defaultPoolSize + self.reservePoolSize) * self.replicas)",
     },
   ],
-  'spec.database.shards': [
-    {
-      rule: 'self >= oldSelf',
-      message: 'shards cannot be decreased: every shard holds data',
-    },
-  ],
   'spec.database.version': [
     {
       rule: 'self == oldSelf',

@@ -571,7 +571,7 @@ const Database = Type.Object(
     enabled: bool('Turn the database off. Its volumes stay unless deletionPolicy is Delete.', true),
     version: strEnum('Postgres major version. Immutable.', POSTGRES_VERSIONS, '17'),
     shards: int(
-      'Number of shard groups. Each is a Patroni cluster of its own. Can grow, never shrink.',
+      "Number of shard groups. Each is a Patroni cluster of its own. Changing it moves buckets online (status.resharding): growing moves a share of every shard's buckets to the new ones; shrinking moves the departing shards' buckets to those that stay, and removes a departing group only once it owns none (its volumes stay).",
       { minimum: 1, maximum: 64, default: 1 },
     ),
     replicasPerShard: int('Streaming replicas per shard, besides the primary.', {

@@ -5,6 +5,7 @@ import type { AppModel, ModelOptions } from '../api/model.ts';
 import { validateApp } from '../api/validate.ts';
 import type { FieldError } from '../api/validate.ts';
 import { buildAll } from '../tiers/index.ts';
+import { withHeldShards } from '../tiers/database/held-shards.ts';
 import type { K8sObject } from '../tiers/shared/chart.ts';
 import { withSpecHash } from './diff.ts';
 import type { CachedApp } from './project.ts';
@@ -68,8 +69,12 @@ export type Plan =
   | { readonly ok: true; readonly model: AppModel; readonly desired: readonly K8sObject[] }
   | { readonly ok: false; readonly errors: readonly FieldError[] };
 
-/** validate -> model -> build -> spec hashes: pure, so computed once per app generation. */
-export function planOf(app: CachedApp, options: ModelOptions = {}): Plan {
+/**
+ * validate -> model -> build -> spec hashes: pure, so computed once per app generation.
+ * `heldShards`: shard groups the record still needs (held-shards.ts), rendered even when
+ * the spec asks for fewer.
+ */
+export function planOf(app: CachedApp, options: ModelOptions = {}, heldShards = 0): Plan {
   const { name, namespace, uid, generation } = app.metadata;
   const validated = validateApp(
     {
@@ -82,7 +87,7 @@ export function planOf(app: CachedApp, options: ModelOptions = {}): Plan {
     { stored: true },
   );
   if (!validated.ok) return { ok: false, errors: validated.errors };
-  const model = toModel(validated.app, options);
+  const model = withHeldShards(toModel(validated.app, options), heldShards);
   return { ok: true, model, desired: buildAll(model).map(withSpecHash) };
 }
 
@@ -94,23 +99,28 @@ export function planOf(app: CachedApp, options: ModelOptions = {}): Plan {
 export class Plans {
   private readonly entries = new Map<
     string,
-    { readonly generation: number | undefined; readonly plan: Plan }
+    { readonly generation: number | undefined; readonly held: number; readonly plan: Plan }
   >();
   constructor(
     private readonly options: ModelOptions = {},
     private readonly capacity = 256,
   ) {}
 
-  get(app: CachedApp): Plan {
+  get(app: CachedApp, heldShards = 0): Plan {
     const key = app.metadata.uid;
     const hit = this.entries.get(key);
-    if (hit && hit.generation === app.metadata.generation && hit.generation !== undefined) {
+    if (
+      hit &&
+      hit.generation === app.metadata.generation &&
+      hit.generation !== undefined &&
+      hit.held === heldShards
+    ) {
       this.entries.delete(key); // most recently used last
       this.entries.set(key, hit);
       return hit.plan;
     }
-    const plan = planOf(app, this.options);
-    this.entries.set(key, { generation: app.metadata.generation, plan });
+    const plan = planOf(app, this.options, heldShards);
+    this.entries.set(key, { generation: app.metadata.generation, held: heldShards, plan });
     if (this.entries.size > this.capacity)
       this.entries.delete(this.entries.keys().next().value as string);
     return plan;

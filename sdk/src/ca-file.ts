@@ -6,12 +6,12 @@
 // tls.connect builds its trust from `ca` at each connection, and ioredis, node-redis and pg
 // all pass the array they are given through by reference: refreshing that one array in
 // place reaches every client's next connection, with no restart and no private API.
-import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { readFileSync } from 'node:fs';
 
-/** How often the file is looked at (stat): far inside the operator's hold between steps. */
+/** How often the file is read: far inside the operator's hold between steps. */
 export const CA_POLL_MS = 5_000;
 
-const live = new Map<string, string[]>();
+const live = new Map<string, { readonly bundle: string[]; readonly timer: NodeJS.Timeout }>();
 
 /**
  * The file's PEM text as a one-element array (several CAs may be concatenated in it), the
@@ -20,19 +20,21 @@ const live = new Map<string, string[]>();
  */
 export function liveCa(file: string, pollMs = CA_POLL_MS): string[] {
   const known = live.get(file);
-  if (known) return known;
+  if (known) return known.bundle;
   const bundle = [readFileSync(file, 'utf8')];
-  live.set(file, bundle);
-  // persistent: false — watching a CA must never keep a process alive.
-  watchFile(file, { interval: pollMs, persistent: false }, (cur) => {
-    if (cur.nlink === 0 && cur.size === 0) return; // between the kubelet's unlink and rename
+  // The file is read, not stat-watched: fs.watchFile takes its first stat asynchronously, so
+  // a swap between this read and that stat was never seen (a CA file is a few KB).
+  const timer = setInterval(() => {
     try {
       const next = nextBundle(bundle[0] ?? '', readFileSync(file, 'utf8'));
-      bundle.splice(0, bundle.length, next);
+      if (next !== bundle[0]) bundle.splice(0, bundle.length, next);
     } catch {
       // Gone for a moment (the kubelet's symlink swap): the next poll reads it.
     }
-  });
+  }, pollMs);
+  // Watching a CA must never keep a process alive.
+  timer.unref();
+  live.set(file, { bundle, timer });
   return bundle;
 }
 
@@ -44,5 +46,6 @@ export const nextBundle = (current: string, read: string): string =>
 
 /** Stops watching a file (tests; a process that closes its clients for good). */
 export function forgetCa(file: string): void {
-  if (live.delete(file)) unwatchFile(file);
+  clearInterval(live.get(file)?.timer);
+  live.delete(file);
 }

@@ -5,8 +5,10 @@
 // and nowhere else; every key reads back throughout. Then the same with the operator killed
 // right after it wrote each new phase (and once between the fence and recording its LSN),
 // a new runner built from the persisted record alone going on; then an abort in CatchUp and
-// one during the initial copy, each leaving the source and the map as they were; and a move
-// of tables with identity or serial columns refused at Prepare with both shards untouched.
+// one during the initial copy, each leaving the source and the map as they were; a move
+// of tables with identity or serial columns refused at Prepare with both shards untouched;
+// and a shrink back to 1 shard after the grow, under load (shard 0's old fence on the
+// returning buckets lifted before the flip, or every write there would be refused for good).
 import { randomBytes, randomInt, randomUUID } from 'node:crypto';
 import { chownSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { writeFileSync } from 'node:fs';
@@ -439,6 +441,65 @@ describe('resharding runner: 1 -> 2 shards on real Postgres 17 under an SDK work
     // The fence ran again to learn an LSN the dead runner never wrote.
     expect(app.ran.filter((k) => k === 'fence').length).toBeGreaterThanOrEqual(2);
   }, 600_000);
+
+  it('shrinks back 2 -> 1 under load after the grow: shard 0 takes its buckets back, its old fence on them lifted before the flip; shard 1 keeps nothing', async () => {
+    const app = await moveUnderLoad('runshrink', 51, false);
+    const [zero, one] = app.clients as [pg.Client, pg.Client];
+    const before = [...(await rowsOf(zero)), ...(await rowsOf(one))].sort();
+    const grown = app.writes.length;
+    const back = planMoves(app.record, 1);
+    expect(back.moves.map((m) => [m.id, m.source, m.target])).toEqual([['v53_s1_s0', 1, 0]]);
+    const returning = (key: string | bigint): boolean =>
+      back.moves.some((m) => m.ranges.some((r) => bucketOf(key) >= r.from && bucketOf(key) < r.to));
+    // The grow's fence on shard 0 covers exactly the buckets that come back.
+    expect(
+      await names(
+        zero,
+        "SELECT tgname AS name FROM pg_trigger WHERE tgname LIKE 'scalable_fence%'",
+      ),
+    ).toEqual(['scalable_fence_v52_s0_s1', 'scalable_fence_v52_s0_s1']);
+
+    const load = new Workload(app, 3);
+    await load.seed(100);
+    load.start();
+    try {
+      await drive(app, { shards: 1, shardKey: KEY }, load, (r) => r.resharding === undefined);
+      // After the flip, new writes to the returned buckets land on shard 0 at once.
+      await load.moreWrites(30);
+    } finally {
+      await load.end();
+    }
+    const phases = app.writes.slice(grown).map((w) => w?.phase ?? 'done');
+    expect(phases.filter((p, i) => p !== phases[i - 1])).toEqual([...PHASES, 'done']);
+    expect(app.ran).toContain('liftTargetFences');
+    expect(app.record).toEqual({ version: 53, ranges: [{ from: 0, to: BUCKETS, shard: 0 }] });
+    expect(app.db.shardMap.version).toBe(53);
+    expect(load.errors).toEqual([]);
+    expect(load.misses).toEqual([]);
+    expect(app.sdkErrors).toEqual([]);
+
+    // Every row of both loads on shard 0 exactly once; none left on shard 1.
+    const onZero = await rowsOf(zero);
+    expect(new Set(onZero).size).toBe(onZero.length);
+    expect(onZero).toEqual([...before, ...load.expected()].sort());
+    expect(onZero.filter((r) => returning(rowKey(r))).length).toBeGreaterThan(100);
+    expect(await rowsOf(one)).toEqual([]);
+    // Shard 0 fences nothing now; shard 1 fences the buckets it gave back, on both tables.
+    expect(
+      await names(
+        zero,
+        "SELECT tgname AS name FROM pg_trigger WHERE tgname LIKE 'scalable_fence%'",
+      ),
+    ).toEqual([]);
+    expect(
+      await names(one, "SELECT tgname AS name FROM pg_trigger WHERE tgname LIKE 'scalable_fence%'"),
+    ).toEqual(['scalable_fence_v53_s1_s0', 'scalable_fence_v53_s1_s0']);
+    for (const c of [zero, one]) {
+      expect(await names(c, 'SELECT pubname AS name FROM pg_publication')).toEqual([]);
+      expect(await names(c, 'SELECT subname AS name FROM pg_subscription')).toEqual([]);
+      expect(await names(c, 'SELECT slot_name AS name FROM pg_replication_slots')).toEqual([]);
+    }
+  }, 900_000);
 
   it('a move of tables with identity or serial columns is refused at Prepare, naming them; nothing changes on either shard', async () => {
     const app = await openApp('runseq', 41);

@@ -81,6 +81,8 @@ export interface OperatorEnvOptions {
   readonly current: () => ReshardingStatus | undefined;
   readonly now?: () => number;
   readonly ackDelayMs?: number;
+  /** Shard groups that may hold the record (held-shards.ts): more than the spec's when shrinking. */
+  readonly recordShards?: number;
 }
 
 /** The source's primary Service as the target's subscription and schema copy reach it. */
@@ -121,8 +123,9 @@ export function operatorReshardEnv(opts: OperatorEnvOptions): ReshardEnv & {
   };
 
   const onShards = async (): Promise<Assignment | undefined> => {
+    const count = Math.max(shardIndexes(app).length, opts.recordShards ?? 0);
     const shards = await Promise.all(
-      shardIndexes(app).map(async (index) => {
+      Array.from({ length: count }, (_, i) => i).map(async (index) => {
         const sts = await cluster.get(
           'apps/v1',
           'StatefulSet',

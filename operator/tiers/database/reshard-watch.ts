@@ -17,6 +17,7 @@ import type { ReshardCondition, ReshardingStatus, ReshardSpec } from './reshardi
 import { owningShards } from './resharding.ts';
 import { assignmentInStatus } from './shard-authority.ts';
 import { operatorReshardEnv } from './reshard-env.ts';
+import { heldShardCount } from './held-shards.ts';
 
 /** On the ScalableApp: "true" aborts a move that has not reached its cutover. */
 export const RESHARD_ABORT_ANNOTATION = 'scalable.dev/reshard-abort';
@@ -148,6 +149,7 @@ export class ReshardWatch implements Watch {
       status,
       resourceVersion: app.resourceVersion,
       current: () => held.runner?.current,
+      recordShards: heldShardCount(status),
       ...(this.opts.ackDelayMs !== undefined ? { ackDelayMs: this.opts.ackDelayMs } : {}),
     });
     // The final clear waits until the shards' StatefulSets record the new map (the reconcile

@@ -38,6 +38,8 @@ import {
   fenceFunctionSql,
   fenceSql,
   fencedTablesSql,
+  fencesInMoveSql,
+  liftFencesSql,
   grantCopySql,
   isPrimarySql,
   publicationExistsSql,
@@ -280,6 +282,7 @@ export class ReshardRunner {
         subscriptionExistsSql(byId),
         backPublicationExistsSql(byId),
         tablesNotReadySql(byId),
+        fencesInMoveSql(byId),
       ]),
     ]);
     const primary = (rows: Rows[] | undefined) => rows?.[0]?.[0]?.['is_primary'] === true;
@@ -310,7 +313,7 @@ export class ReshardRunner {
         backSubscriptionExistsSql(sql),
       ])
     ).map((r) => r.rows as Rows);
-    const [, dstTables, sub, backPub, notReady] = second;
+    const [, dstTables, sub, backPub, notReady, targetFences] = second;
     const walLevel = wal?.[0]?.['wal_level'] as string | undefined;
     const prepared = prep?.[0]?.['prepared'] === true;
     const sourceTables = tableNames((srcTables ?? []) as { schema: string; name: string }[]);
@@ -332,6 +335,7 @@ export class ReshardRunner {
       fenced,
       backPublication,
       backSubscription,
+      targetFenced: count(targetFences ?? []) > 0,
       ...(subscription ? { tablesNotReady: count(notReady ?? []) } : {}),
       ...(slot?.lag != null ? { lagBytes: Number(slot.lag) } : {}),
       ...(slot?.confirmed ? { confirmedLsn: slot.confirmed } : {}),
@@ -444,6 +448,12 @@ export class ReshardRunner {
       case 'dropSubscription': {
         const sql = moveSqlOf(move(a.move), []);
         await this.env.shard(a.shard).query(dropSubscriptionSql(sql));
+        return undefined;
+      }
+
+      case 'liftTargetFences': {
+        const sql = moveSqlOf(move(a.move), []);
+        await this.env.shard(a.shard).script(liftFencesSql(sql, this.options.fenceLockTimeoutMs));
         return undefined;
       }
 

@@ -210,6 +210,45 @@ export function fenceSql(move: MoveSql, lockTimeoutMs = 2000): string[] {
   ];
 }
 
+/**
+ * Fence triggers on a shard that fence any bucket of the move (the move's target, from an
+ * earlier move out of it: a shard that gave buckets away and now takes them back, as when
+ * `shards` shrinks after it grew). Each row: the trigger, its table, its key column and its
+ * fenced ranges, read back from the trigger's arguments (tgargs, NUL-separated).
+ */
+function fencesOverlappingSql(move: MoveSql): string {
+  const arg = (i: number) => `split_part(encode(t.tgargs, 'escape'), '\\000', ${i})`;
+  return `SELECT t.tgname::text AS tgname, n.nspname::text AS nspname, c.relname::text AS relname, ${arg(1)} AS col, ${arg(2)}::int4multirange AS fenced FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE t.tgname LIKE 'scalable\\_fence\\_%' AND NOT t.tgisinternal AND ${arg(2)}::int4multirange && ${rangesSql(move)}`;
+}
+
+/** How many fence triggers on this shard fence buckets of the move (0: none to lift). */
+export const fencesInMoveSql = (move: MoveSql): string =>
+  `SELECT count(*)::int AS n FROM (${fencesOverlappingSql(checked(move))}) f`;
+
+/**
+ * Lifts the move's buckets out of every fence on the target, just before the flip makes it
+ * their owner: a trigger fencing nothing else goes, one fencing more is re-created with the
+ * rest. One transaction, bounded by lock_timeout like the fence itself.
+ */
+export function liftFencesSql(move: MoveSql, lockTimeoutMs = 2000): string[] {
+  const m = checked(move);
+  return [
+    'BEGIN',
+    `SET LOCAL lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}`,
+    [
+      'DO $lift$ DECLARE r record; rest int4multirange; BEGIN',
+      `FOR r IN ${fencesOverlappingSql(m)} LOOP`,
+      `  rest := r.fenced - ${rangesSql(m)};`,
+      "  EXECUTE format('DROP TRIGGER %I ON %I.%I', r.tgname, r.nspname, r.relname);",
+      '  IF NOT isempty(rest) THEN',
+      "    EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE OR DELETE ON %I.%I FOR EACH ROW EXECUTE FUNCTION scalable_fence(%L, %L)', r.tgname, r.nspname, r.relname, r.col, rest::text);",
+      '  END IF;',
+      'END LOOP; END $lift$',
+    ].join('\n'),
+    'COMMIT',
+  ];
+}
+
 /** Whether this server is a primary (not in recovery): where the move's SQL may run. */
 export const isPrimarySql = (): string => 'SELECT NOT pg_is_in_recovery() AS is_primary';
 

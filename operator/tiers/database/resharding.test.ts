@@ -62,6 +62,10 @@ class World {
   earlyDeletes = 0;
   /** Flips while a reader on the old map would miss new writes (no way back yet). */
   staleReads = 0;
+  /** Buckets each shard's fence triggers refuse (what fence adds, liftTargetFences takes). */
+  fencedBuckets = new Map<number, Set<number>>();
+  /** Flips that send writes to a shard still fencing their buckets: refused for good. */
+  refusedForGood = 0;
   log: string[] = [];
   /** The slot confirms this many bytes per reconcile (large: it keeps up). */
   applyRate = 1 << 30;
@@ -141,12 +145,21 @@ class World {
             }
           : {}),
         fenced: m.fenced,
+        targetFenced: rec.ranges.some((r) => this.#fences(m.target, r).length > 0),
         backPublication: m.backPublication,
         backSubscription: m.backSubscription,
         sourceRowsInMove: m.sourceRows,
         targetRowsInMove: m.targetRows,
       };
     }
+    return out;
+  }
+
+  /** Buckets of `r` that `shard` fences. */
+  #fences(shard: number, r: { from: number; to: number }): number[] {
+    const set = this.fencedBuckets.get(shard);
+    const out: number[] = [];
+    for (let b = r.from; b < r.to; b++) if (set?.has(b)) out.push(b);
     return out;
   }
 
@@ -173,16 +186,27 @@ class World {
         m!.subscription = true;
         m!.subscribedTicks = 0;
         return undefined;
-      case 'fence':
+      case 'fence': {
+        const set = this.fencedBuckets.get(m!.source) ?? new Set<number>();
+        for (const r of rec!.ranges) for (let b = r.from; b < r.to; b++) set.add(b);
+        this.fencedBuckets.set(m!.source, set);
         m!.fenced = true;
         this.lsn += 100;
         m!.fencedAt = this.lsn;
         return lsnText(this.lsn);
+      }
+      case 'liftTargetFences':
+        for (const r of rec!.ranges)
+          for (const b of this.#fences(m!.target, r)) this.fencedBuckets.get(m!.target)?.delete(b);
+        return undefined;
       case 'dropSubscription':
         m!.subscription = false;
         return undefined;
       case 'publishMap':
-        for (const w of this.moves.values()) {
+        // The moves this flip ends (an earlier resharding's are long done).
+        for (const mv of status.moves) {
+          if (mv.ranges.some((r) => this.#fences(mv.target, r).length > 0)) this.refusedForGood++;
+          const w = this.moveOf(mv.id, mv.source, mv.target);
           if (!w.fenced || w.fencedAt === undefined || w.confirmed < w.fencedAt) this.lostWrites++;
           // A reader still on the old map would not see what the new one writes.
           if (!w.backSubscription) this.staleReads++;
@@ -321,14 +345,6 @@ describe('lsnOf', () => {
 });
 
 describe('nextReshardStep: refusals change nothing', () => {
-  it('a lowered shard count is refused, naming the field, with no record and no action', () => {
-    const d = nextReshardStep({ shards: 2, shardKey: 'k' }, undefined, recordOf(3), { moves: {} });
-    expect(d.refused?.field).toBe('spec.database.shards');
-    expect(d.refused?.message).toMatch(/3 to 2/);
-    expect(d.actions).toEqual([]);
-    expect(d.resharding).toBeUndefined();
-  });
-
   it('a count lowered during a move is refused and the recorded move is returned as it was', () => {
     const world = new World(recordOf(2), 3);
     const run = operate(world, spec3, undefined, { maxSteps: 6 });
@@ -438,6 +454,64 @@ describe('nextReshardStep: a whole move', () => {
     world.acknowledged = 2;
     expect(operate(world, spec, run.status).status).toBeUndefined();
     expect(world.earlyDeletes).toBe(0);
+  });
+});
+
+describe('nextReshardStep: fewer shards', () => {
+  it('plans moves out of the departing shards only, back to the spread of the count kept', () => {
+    const d = nextReshardStep({ shards: 2, shardKey: 'k' }, undefined, recordOf(3), { moves: {} });
+    expect(d.refused).toBeUndefined();
+    expect(d.resharding?.phase).toBe('Prepare');
+    expect(d.resharding?.ranges).toEqual(toRanges(assignBuckets(2)));
+    expect(d.resharding?.moves.map((m) => [m.id, m.source, m.target])).toEqual([
+      ['v4_s2_s0', 2, 0],
+      ['v4_s2_s1', 2, 1],
+    ]);
+    expect(d.condition?.message).toMatch(/3 -> 2 shards: 2 move/);
+  });
+
+  it('grows 2 -> 3 and shrinks back 3 -> 2: the shards that take buckets back lose their old fences on them first', () => {
+    const world = new World(recordOf(2), 3);
+    expect(operate(world, spec3, undefined).status).toBeUndefined();
+    // The grow left fences on shards 0 and 1 over the buckets shard 2 took.
+    expect(world.fencedBuckets.get(0)?.size).toBeGreaterThan(0);
+    expect(world.fencedBuckets.get(1)?.size).toBeGreaterThan(0);
+    world.log = [];
+    const run = operate(world, { shards: 2, shardKey: 'k' }, undefined);
+    expect(run.status).toBeUndefined();
+    expect(distinct(run.phases)).toEqual([
+      'Prepare',
+      'SchemaCopy',
+      'InitialCopy',
+      'CatchUp',
+      'Cutover',
+      'Cleanup',
+    ]);
+    expect(world.map).toEqual({ version: 4, ranges: toRanges(assignBuckets(2)) });
+    expect(world.log.filter((k) => k === 'copySchema')).toEqual([]); // the targets have tables
+    expect(world.log.indexOf('liftTargetFences')).toBeGreaterThan(-1);
+    expect(world.log.indexOf('publishMap')).toBeGreaterThan(
+      world.log.lastIndexOf('liftTargetFences'),
+    );
+    expect([
+      world.duplicates,
+      world.lostWrites,
+      world.earlyDeletes,
+      world.staleReads,
+      world.refusedForGood,
+    ]).toEqual([0, 0, 0, 0, 0]);
+    // Shards 0 and 1 fence nothing now; the departed shard 2 fences every bucket it held.
+    expect(world.fencedBuckets.get(0)?.size).toBe(0);
+    expect(world.fencedBuckets.get(1)?.size).toBe(0);
+    expect(world.fencedBuckets.get(2)?.size).toBe(1024 - 2 * Math.floor(1024 / 3) - 1);
+  });
+
+  it('without a fence to lift (shrinking what was created with 3 shards) nothing is lifted', () => {
+    const world = new World(recordOf(3), 3);
+    expect(operate(world, { shards: 2, shardKey: 'k' }, undefined).status).toBeUndefined();
+    expect(world.log).not.toContain('liftTargetFences');
+    expect(world.refusedForGood).toBe(0);
+    expect(world.map.ranges).toEqual(toRanges(assignBuckets(2)));
   });
 });
 

@@ -17,13 +17,17 @@
 //                follows then lasts only as long as that lag takes to apply
 //   Cutover      fence the moving buckets on the source (writes refused, SB001); record the
 //                source's LSN after the fence; wait until the slot confirmed it; only then
-//                drop the subscription, start the way back (the target publishes the moved
+//                drop the subscription, lift the target's own old fences on the moved
+//                buckets (a shard taking back what it once gave away), start the way back (the target publishes the moved
 //                buckets, the source subscribes: a reader still on the old map sees new
 //                writes) and publish the new map (version + 1)
 //   Cleanup      once every app pod acknowledged the new map (a reader with the old one
 //                still finds its rows on the source until then): stop the way back, drop
 //                the publication, delete the moved rows from the source in batches. The
 //                fence stays.
+// Shrinking is the same machine: planMoves sends the departing shards' buckets to the shards
+// that stay, and the database tier keeps the departing groups (held-shards.ts) until the
+// record gives them no bucket and no move names them.
 // Before Cutover a move can be aborted with nothing visible to the app (the map never
 // changed); from the fence on it only goes forward.
 //
@@ -112,6 +116,11 @@ export interface MoveFacts {
   /** The way back (resharding-sql.ts backName): the target's publication, the source's subscription. */
   readonly backPublication?: boolean;
   readonly backSubscription?: boolean;
+  /**
+   * The target fences some of the move's buckets (left by an earlier move out of it, as when
+   * shards shrink after they grew); undefined when not probed.
+   */
+  readonly targetFenced?: boolean;
   /** Rows of the move's buckets left on the source (countInMoveSql over the tables). */
   readonly sourceRowsInMove?: number;
   /** Rows of the move's buckets on the target (what an abort deletes). */
@@ -148,6 +157,8 @@ export type ReshardAction =
   /** Idempotent; its result (the LSN after the fence) goes to the move's fenceLsn. */
   | { readonly kind: 'fence'; readonly move: string; readonly shard: number }
   | { readonly kind: 'dropSubscription'; readonly move: string; readonly shard: number }
+  /** On the target, before the flip: the move's buckets out of its old fences. */
+  | { readonly kind: 'liftTargetFences'; readonly move: string; readonly shard: number }
   | {
       readonly kind: 'publishMap';
       readonly version: number;
@@ -273,11 +284,8 @@ export function nextReshardStep(
   });
 
   if (!current) {
-    if (spec.shards < owners)
-      return refuse(
-        'spec.database.shards',
-        `cannot go from ${owners} to ${spec.shards}: every shard holds rows (shrinking is not supported yet)`,
-      );
+    // Fewer shards is the same machine: the departing shards' buckets move to those that
+    // stay (planMoves), and the database tier keeps their groups until none owns a bucket.
     if (spec.shards === owners) return { resharding: undefined, actions: [] };
     if (!spec.shardKey)
       return refuse('spec.database.shardKey', `is required to move rows to ${spec.shards} shards`);
@@ -466,6 +474,15 @@ export function nextReshardStep(
         return busy(
           'every move caught up: dropping the subscriptions',
           subs.map((m) => ({ kind: 'dropSubscription', move: m.id, shard: m.target })),
+          record,
+        );
+      // A target that once gave these buckets away still fences them: writes the flip
+      // sends there would be refused for good.
+      const fencedTargets = record.moves.filter((m) => f(m).targetFenced);
+      if (fencedTargets.length > 0)
+        return busy(
+          "lifting the new owners' old fences on the moved buckets",
+          fencedTargets.map((m) => ({ kind: 'liftTargetFences', move: m.id, shard: m.target })),
           record,
         );
       // Before the flip, the way back: readers still on the old map then see new writes.
