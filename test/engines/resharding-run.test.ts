@@ -7,6 +7,7 @@
 // a new runner built from the persisted record alone going on; then an abort in CatchUp and
 // one during the initial copy, each leaving the source and the map as they were; a move
 // of tables with identity or serial columns refused at Prepare with both shards untouched;
+// a move refused while a table without the shard key holds rows;
 // and a shrink back to 1 shard after the grow, under load (shard 0's old fence on the
 // returning buckets lifted before the flip, or every write there would be refused for good).
 import { randomBytes, randomInt, randomUUID } from 'node:crypto';
@@ -571,6 +572,39 @@ describe('resharding runner: 1 -> 2 shards on real Postgres 17 under an SDK work
     expect(app.record).toEqual(app.from);
     expect(published(app.mapFile)).toEqual(app.from);
     expect([await world(src), await world(dst)]).toEqual(before);
+  }, 300_000);
+
+  it('a move is refused at Prepare while a table without the shard key holds rows, naming it (an empty one passes)', async () => {
+    const app = await openApp('runref', 61);
+    const [src, dst] = app.clients as [pg.Client, pg.Client];
+    await src.query(`SET ROLE ${APP_ROLE}`);
+    await src.query('CREATE TABLE plans (name text PRIMARY KEY, price int NOT NULL)');
+    await src.query('CREATE TABLE notes (id uuid PRIMARY KEY, body text)');
+    await src.query("INSERT INTO plans VALUES ('free', 0), ('pro', 10)");
+    await src.query('RESET ROLE');
+    const spec: ReshardSpec = { shards: 2, shardKey: KEY };
+    const runner = new ReshardRunner(app.env, app.persisted, OPTIONS);
+    const steps: StepResult[] = [];
+    for (let i = 0; i < 3; i++) steps.push(await runner.step(spec));
+    const last = steps.at(-1)!;
+    expect(last.resharding?.phase).toBe('Prepare');
+    expect(last.decision.condition?.reason).toBe('ReferenceTablesRefused');
+    expect(last.decision.condition?.message).toContain(': public.plans;');
+    expect(last.decision.condition?.message).not.toContain('notes');
+    expect(steps.flatMap((st) => st.ran)).toEqual([]);
+    expect(
+      await names(dst, 'SELECT tablename AS name FROM pg_tables WHERE schemaname = $$public$$'),
+    ).toEqual([]);
+    // Emptied, it is a table like `notes`: the move leaves Prepare (then is aborted).
+    await src.query('DELETE FROM plans');
+    let next = await runner.step(spec);
+    for (let i = 0; i < 5 && next.resharding?.phase === 'Prepare'; i++)
+      next = await runner.step(spec);
+    expect(next.resharding?.phase).toBe('SchemaCopy');
+    let end = await runner.step({ ...spec, abort: true });
+    for (let i = 0; i < 5 && end.resharding; i++) end = await runner.step({ ...spec, abort: true });
+    expect(end.resharding).toBeUndefined();
+    expect(app.record).toEqual(app.from);
   }, 300_000);
 
   const aborts = [

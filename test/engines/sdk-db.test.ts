@@ -337,6 +337,22 @@ console.log(JSON.stringify({ seen, token: s.token !== undefined }));
     expect(r.rows[0]?.n).toBe(2);
   });
 
+  it('a write the server refuses (here a unique violation; the fence is another) keeps its pooled connection', async () => {
+    const key = keyOn(rendered, 0, 50_000);
+    await sdk.db!.write(key, 'INSERT INTO items VALUES ($1, 1)', [key]);
+    const pids = new Set<number>();
+    for (let i = 0; i < 10; i++) {
+      await expect(
+        sdk.db!.write(key, 'INSERT INTO items VALUES ($1, 1)', [key]),
+      ).rejects.toMatchObject({ code: '23505' });
+      // One caller at a time and pg-pool hands out the last client back: the same server
+      // process each time, unless the refusal cost the connection.
+      const r = await sdk.db!.write<{ pid: number }>(key, 'SELECT pg_backend_pid() AS pid');
+      pids.add(r.rows[0]!.pid);
+    }
+    expect(pids.size).toBe(1);
+  });
+
   it('follows the shard map file live: a new version is used, an older one and a bad one are refused', async () => {
     const v = rendered.version;
     const key1 = keyOn(rendered, 1, 50_000);

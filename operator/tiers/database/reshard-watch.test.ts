@@ -3,6 +3,7 @@ import { modelOf } from '../shared/test-helpers.ts';
 import { acknowledgedVersion, publishedRecord } from './reshard-env.ts';
 import {
   RESHARD_ABORT_ANNOTATION,
+  inCutover,
   noteOf,
   olderVersion,
   reshardSpecOf,
@@ -88,5 +89,24 @@ describe('the resharding watch', () => {
     expect(acknowledgedVersion(r, live3, at + 150_000, 150_000)).toBe(3);
     expect(acknowledgedVersion(undefined, twoShards, at, 150_000)).toBe(2);
     expect(acknowledgedVersion(r, undefined, at, 150_000)).toBeUndefined();
+  });
+});
+
+describe('inCutover: the watch steps a cutover again at once', () => {
+  const said = (reason: string) => ({
+    decision: {
+      resharding: undefined,
+      actions: [],
+      condition: { status: 'True' as const, reason, message: 'm' },
+    },
+  });
+  it('until the flip is on record, unless the step says it is stuck', () => {
+    expect(inCutover(record(), said('Resharding'))).toBe(true);
+    expect(inCutover(record({ publishedAt: '2026-12-07T00:00:00Z' }), said('Resharding'))).toBe(
+      false,
+    );
+    expect(inCutover(record(), said('ReshardingBlocked'))).toBe(false);
+    expect(inCutover(record({ phase: 'CatchUp' }), said('Resharding'))).toBe(false);
+    expect(inCutover(undefined, said('ShardsReady'))).toBe(false);
   });
 });

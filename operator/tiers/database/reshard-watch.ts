@@ -12,7 +12,9 @@ import type { Logger } from '../../ports/log.ts';
 import { ConflictError } from '../tier.ts';
 import type { ClusterAccess } from '../tier.ts';
 import type { EventSink, TierWatch, Watch, WatchedApp, WatchedAppKey } from '../watch.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ReshardRunner, actionText } from './resharding-run.ts';
+import type { StepResult } from './resharding-run.ts';
 import type { ReshardCondition, ReshardingStatus, ReshardSpec } from './resharding.ts';
 import { owningShards } from './resharding.ts';
 import { assignmentInStatus } from './shard-authority.ts';
@@ -23,6 +25,14 @@ import { heldShardCount } from './held-shards.ts';
 export const RESHARD_ABORT_ANNOTATION = 'scalable.dev/reshard-abort';
 
 export const RESHARD_TICK_MS = 5_000;
+
+/**
+ * From the fence to the flip the moving buckets refuse writes: those steps (the fence, its
+ * LSN confirmed, the subscription dropped, old fences lifted, the way back, the flip) run back
+ * to back, this far apart, not one per tick (six ticks were about 30 s of fence).
+ */
+export const CUTOVER_PAUSE_MS = 200;
+const CUTOVER_STEPS = 50;
 
 type Json = Record<string, unknown>;
 
@@ -39,6 +49,13 @@ export function wantsReshardStep(app: WatchedApp): boolean {
   const record = assignmentInStatus(status);
   return record !== undefined && owningShards(record) !== db.shards;
 }
+
+/** A cutover still on its way to the flip, not stuck: the watch steps it again at once. */
+export const inCutover = (
+  current: ReshardingStatus | undefined,
+  last: Pick<StepResult, 'decision'>,
+): boolean =>
+  current?.phase === 'Cutover' && !current.publishedAt && !noteOf(last.decision.condition);
 
 /** The runner's spec from the app (the abort annotation included). */
 export const reshardSpecOf = (
@@ -183,8 +200,16 @@ export class ReshardWatch implements Watch {
     );
     held.runner = runner;
     let result;
+    const ran: StepResult['ran'][number][] = [];
     try {
-      result = await runner.step(reshardSpecOf(model, app.annotations));
+      const spec = reshardSpecOf(model, app.annotations);
+      result = await runner.step(spec);
+      ran.push(...result.ran);
+      for (let i = 0; i < CUTOVER_STEPS && inCutover(runner.current, result); i++) {
+        await sleep(CUTOVER_PAUSE_MS);
+        result = await runner.step(spec);
+        ran.push(...result.ran);
+      }
     } finally {
       const rv = env.writtenVersion();
       if (rv) this.#written.set(key, rv);
@@ -223,12 +248,12 @@ export class ReshardWatch implements Watch {
     const said = decision.condition?.message;
     const news = said !== undefined && this.#said.get(key) !== said;
     if (said !== undefined) this.#said.set(key, said);
-    if (result.ran.length > 0 || recorded?.phase !== after?.phase || news)
+    if (ran.length > 0 || recorded?.phase !== after?.phase || news)
       this.opts.log.info(
         {
           app: key,
           phase: after?.phase ?? 'done',
-          ran: result.ran.map(actionText),
+          ran: ran.map(actionText),
         },
         decision.condition?.message ?? 'resharding step',
       );

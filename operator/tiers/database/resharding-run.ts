@@ -46,6 +46,7 @@ import {
   schemaDumpArgs,
   sequencedColumnNames,
   sequencedColumnsSql,
+  unkeyedTablesWithRowsSql,
   shardedTablesSql,
   slotStateSql,
   sourcePreparedSql,
@@ -348,7 +349,14 @@ export class ReshardRunner {
         column: string;
         kind: string;
       }>(sequencedColumnsSql(spec.shardKey ?? ''));
-      return { ...facts, sequencedColumns: sequencedColumnNames(rows) };
+      const unkeyed = await src.query<{ name: string }>(
+        unkeyedTablesWithRowsSql(spec.shardKey ?? ''),
+      );
+      return {
+        ...facts,
+        sequencedColumns: sequencedColumnNames(rows),
+        unkeyedTables: unkeyed.rows.map((r) => r.name),
+      };
     }
     // Row counts scan whole tables: only the phases that decide on them pay for them.
     if (record.phase === 'Cleanup')

@@ -356,6 +356,16 @@ export const shardedTablesSql = (keyColumn: string): string =>
 export const sequencedColumnsSql = (keyColumn: string): string =>
   `SELECT n.nspname AS schema, c.relname AS name, a.attname AS "column", CASE WHEN a.attidentity <> '' THEN 'identity' ELSE 'nextval' END AS kind FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' AND (a.attidentity <> '' OR pg_get_expr(d.adbin, d.adrelid) LIKE '%nextval(%') AND EXISTS (SELECT 1 FROM pg_attribute k WHERE k.attrelid = c.oid AND k.attname = ${literal(keyColumn)} AND NOT k.attisdropped) ORDER BY 1, 2, 3`;
 
+/**
+ * Tables of the app database without the shard-key column that hold rows: nothing says which
+ * shard their rows belong to, so a move leaves them behind (a new shard would have them
+ * empty, a departing shard's would vanish with it). A move refuses them at Prepare
+ * (resharding.ts); empty ones only have their schema copied. query_to_xml runs each table's
+ * one-row probe inside this single statement. One row per table: "schema.table".
+ */
+export const unkeyedTablesWithRowsSql = (keyColumn: string): string =>
+  `SELECT format('%s.%s', n.nspname, c.relname) AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' AND NOT EXISTS (SELECT 1 FROM pg_attribute k WHERE k.attrelid = c.oid AND k.attname = ${literal(keyColumn)} AND NOT k.attisdropped) AND (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM (SELECT FROM %I.%I LIMIT 1) x', n.nspname, c.relname), false, true, '')))[1]::text <> '0' ORDER BY 1`;
+
 /** sequencedColumnsSql's rows as the state machine names them: "schema.table.column (kind)". */
 export const sequencedColumnNames = (
   rows: readonly { schema: string; name: string; column: string; kind: string }[],

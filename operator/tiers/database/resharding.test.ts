@@ -53,6 +53,8 @@ class World {
   tables = new Map<number, string[]>();
   /** Sequence-filled columns of each shard's moved tables (sequencedColumnsSql). */
   sequenced = new Map<number, string[]>();
+  /** Tables without the shard key holding rows, per shard (unkeyedTablesWithRowsSql). */
+  unkeyed = new Map<number, string[]>();
   map: Assignment;
   acknowledged: number;
   moves = new Map<string, MoveWorld>();
@@ -132,6 +134,7 @@ class World {
         targetPrimary: this.primaries.has(m.target),
         sourceWalLevel: this.walLogical.has(m.source) ? 'logical' : 'replica',
         sequencedColumns: this.sequenced.get(m.source) ?? [],
+        unkeyedTables: this.unkeyed.get(m.source) ?? [],
         sourcePrepared: this.prepared.has(m.source),
         sourceTables: this.tables.get(m.source) ?? [],
         targetTables: this.tables.get(m.target) ?? [],
@@ -662,6 +665,28 @@ describe('nextReshardStep: abort and blocked moves', () => {
     expect(run.status).toBeUndefined();
     expect(world.map.version).toBe(2);
     expect([world.duplicates, world.lostWrites, world.earlyDeletes]).toEqual([0, 0, 0]);
+  });
+
+  it('a table without the shard key that holds rows is refused at Prepare, naming it; a shrink too', () => {
+    for (const [from, to] of [
+      [2, 3],
+      [3, 2],
+    ] as const) {
+      const world = new World(recordOf(from), 3);
+      world.unkeyed.set(from === 2 ? 1 : 2, ['public.countries']);
+      const run = operate(world, { shards: to, shardKey: 'k' }, undefined, { maxSteps: 10 });
+      expect(run.status?.phase).toBe('Prepare');
+      const last = run.decisions.at(-1)!;
+      expect(last.condition?.reason).toBe('ReferenceTablesRefused');
+      expect(last.condition?.message).toMatch(/without the shard key k hold rows/);
+      expect(last.condition?.message).toMatch(/public\.countries/);
+      expect(world.log).toEqual([]);
+      expect(world.map).toEqual(recordOf(from));
+      // Emptied (or given the key), the move goes on by itself.
+      world.unkeyed.clear();
+      expect(operate(world, { shards: to, shardKey: 'k' }, run.status).status).toBeUndefined();
+      expect(world.map.ranges).toEqual(toRanges(assignBuckets(to)));
+    }
   });
 
   it('Prepare waits, with no action, until the sequence columns were probed', () => {

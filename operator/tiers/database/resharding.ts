@@ -31,6 +31,11 @@
 // Before Cutover a move can be aborted with nothing visible to the app (the map never
 // changed); from the fence on it only goes forward.
 //
+// Reference tables (tables without the shard-key column): refused at Prepare while any holds
+// rows, naming them. No bucket owns their rows, so there is no right shard to move them to:
+// a new shard would start with them empty and a departing shard's would go with it; an app
+// that wants them on every shard must say how they stay in step, which a move cannot guess.
+// Empty ones only have their schema copied.
 // Sequences and identity columns: a move is refused at Prepare, before anything is changed
 // on any shard, while a table that moves has a column a sequence fills (identity, serial,
 // a nextval() default); the condition names each one. Why not carry the sequence over
@@ -98,6 +103,11 @@ export interface MoveFacts {
    * "schema.table.column (kind)"); probed in Prepare, undefined when not probed.
    */
   readonly sequencedColumns?: readonly string[];
+  /**
+   * Tables of the source without the shard-key column that hold rows (unkeyedTablesWithRowsSql,
+   * "schema.table"); probed in Prepare, undefined when not probed.
+   */
+  readonly unkeyedTables?: readonly string[];
   /** The copy grant and the fence function exist on the source. */
   readonly sourcePrepared: boolean;
   /** Schema-qualified user tables of the app database on each side (userTablesSql). */
@@ -351,7 +361,9 @@ export function nextReshardStep(
   switch (current.phase) {
     case 'Prepare': {
       // First, before any action: a refused move has changed nothing on any shard.
-      const unprobed = current.moves.filter((m) => f(m).sequencedColumns === undefined);
+      const unprobed = current.moves.filter(
+        (m) => f(m).sequencedColumns === undefined || f(m).unkeyedTables === undefined,
+      );
       if (unprobed.length > 0)
         return stay(
           'Resharding',
@@ -362,6 +374,12 @@ export function nextReshardStep(
         return stay(
           'SequenceColumnsRefused',
           `Prepare: refused: moved tables have columns a sequence fills, whose values would collide across shards after the move: ${sequenced.join(', ')}; use uuid keys (gen_random_uuid()) or keys the app supplies, or abort the move; nothing was changed on any shard`,
+        );
+      const unkeyed = [...new Set(current.moves.flatMap((m) => f(m).unkeyedTables ?? []))];
+      if (unkeyed.length > 0)
+        return stay(
+          'ReferenceTablesRefused',
+          `Prepare: refused: tables without the shard key ${spec.shardKey ?? ''} hold rows that no bucket owns, so a move would leave them behind (empty on a new shard, gone with a departing one): ${unkeyed.join(', ')}; add the key column to them, keep them outside the app database, or abort the move; nothing was changed on any shard`,
         );
       const sources = uniq(current.moves.map((m) => m.source));
       const wal = sources.filter((s) =>

@@ -9,7 +9,13 @@ import type { PoolClient, PoolConfig, QueryResult, QueryResultRow } from 'pg';
 import type { Queryable, ReadOptions } from './queryable.ts';
 import { bucketOf, shardOfBucket } from '../contract/index.ts';
 import type { ShardAddresses, ShardKey, ShardMap } from '../contract/index.ts';
-import { BucketMovingError, ShardRoutingError, isBucketMoving, isUnavailable } from './errors.ts';
+import {
+  BucketMovingError,
+  ShardRoutingError,
+  isBucketMoving,
+  isStatementError,
+  isUnavailable,
+} from './errors.ts';
 import type { LiveShardMap } from './live-shard-map.ts';
 import { DbSession } from './session.ts';
 import type { SessionPort } from './session.ts';
@@ -127,7 +133,7 @@ export class Database {
     text: string,
     params: unknown[] = [],
   ): Promise<QueryResult<R>> {
-    return this.#onOwner(key, (shard) => this.#pools(shard).primary.query<R>(text, params));
+    return this.#onOwner(key, (shard) => keptQuery<R>(this.#pools(shard).primary, text, params));
   }
 
   /**
@@ -418,4 +424,32 @@ async function writePosition(client: pg.PoolClient): Promise<bigint> {
   const lsn = (await client.query<{ lsn: string }>(WRITE_POSITION_SQL)).rows[0]?.lsn;
   if (!lsn) throw new Error('the primary did not report its WAL position');
   return parseLsn(lsn);
+}
+
+/**
+ * One query on a pooled connection. pg-pool's own query drops the connection after any
+ * error; a statement the server refused (a constraint, every write the fence refuses at a
+ * cutover) leaves it sound, so it goes back to the pool (after a ROLLBACK, harmless when no
+ * transaction is open, in case the text opened one) instead of costing a new connection.
+ */
+async function keptQuery<R extends QueryResultRow>(
+  pool: pg.Pool,
+  text: string,
+  params: unknown[],
+): Promise<QueryResult<R>> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    return await client.query<R>(text, params);
+  } catch (e) {
+    broken = e as Error;
+    if (isStatementError(e))
+      broken = await client.query('ROLLBACK').then(
+        () => undefined,
+        (rollbackError: Error) => rollbackError,
+      );
+    throw e;
+  } finally {
+    client.release(broken);
+  }
 }

@@ -1,7 +1,7 @@
 // isUnavailable against the errors node-postgres really raises (messages copied from pg 8 and
 // pg-pool 3): a replica that cannot answer falls back to the primary; a wrong query does not.
 import { describe, expect, it } from 'vitest';
-import { isUnavailable } from './errors.ts';
+import { isStatementError, isUnavailable } from './errors.ts';
 
 const withCode = (message: string, code: string) => Object.assign(new Error(message), { code });
 
@@ -33,5 +33,16 @@ describe('isUnavailable', () => {
     ['a non-error', 'timeout expired'],
   ])('is false for %s', (_name, e) => {
     expect(isUnavailable(e)).toBe(false);
+  });
+});
+
+describe('isStatementError', () => {
+  it('is a SQLSTATE the server answered over a sound connection', () => {
+    expect(isStatementError(withCode('duplicate key value', '23505'))).toBe(true);
+    expect(isStatementError(withCode('bucket 7 is moving', 'SB001'))).toBe(true);
+    expect(isStatementError(withCode('terminating connection', '57P01'))).toBe(false);
+    expect(isStatementError(withCode('connection failure', '08006'))).toBe(false);
+    expect(isStatementError(withCode('connect ECONNREFUSED', 'ECONNREFUSED'))).toBe(false);
+    expect(isStatementError(new Error('Connection terminated unexpectedly'))).toBe(false);
   });
 });

@@ -63,3 +63,12 @@ export class BucketMovingError extends Error {
     this.mapVersion = mapVersion;
   }
 }
+
+/**
+ * True when the server answered the statement with an error (a SQLSTATE: a constraint, the
+ * fence's SB001) over a connection that is still sound, so the connection can be reused.
+ */
+export function isStatementError(e: unknown): boolean {
+  const code = (e as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !isUnavailable(e);
+}
