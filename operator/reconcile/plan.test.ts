@@ -40,7 +40,11 @@ describe('planOf', () => {
     const plans = new Plans();
     expect(names(plans.get(two as never))).toEqual(['shop-db-0', 'shop-db-1']);
     // Same generation, a held shard more: planned anew, not the cached plan.
-    expect(names(plans.get(two as never, 3))).toEqual(['shop-db-0', 'shop-db-1', 'shop-db-2']);
-    expect(names(plans.get(two as never, 2))).toEqual(['shop-db-0', 'shop-db-1']);
+    expect(names(plans.get(two as never, { database: 3 }))).toEqual([
+      'shop-db-0',
+      'shop-db-1',
+      'shop-db-2',
+    ]);
+    expect(names(plans.get(two as never, { database: 2 }))).toEqual(['shop-db-0', 'shop-db-1']);
   });
 });

@@ -4,8 +4,8 @@ import { toModel } from '../api/model.ts';
 import type { AppModel, ModelOptions } from '../api/model.ts';
 import { validateApp } from '../api/validate.ts';
 import type { FieldError } from '../api/validate.ts';
-import { buildAll } from '../tiers/index.ts';
-import { withHeldShards } from '../tiers/database/held-shards.ts';
+import { buildAll, withHolds } from '../tiers/index.ts';
+import type { Holds } from '../tiers/index.ts';
 import type { K8sObject } from '../tiers/shared/chart.ts';
 import { withSpecHash } from './diff.ts';
 import type { CachedApp } from './project.ts';
@@ -71,10 +71,10 @@ export type Plan =
 
 /**
  * validate -> model -> build -> spec hashes: pure, so computed once per app generation.
- * `heldShards`: shard groups the record still needs (held-shards.ts), rendered even when
- * the spec asks for fewer.
+ * `holds`: what tiers keep rendering beyond the spec while the record needs it (Tier.hold,
+ * e.g. the database's departing shards).
  */
-export function planOf(app: CachedApp, options: ModelOptions = {}, heldShards = 0): Plan {
+export function planOf(app: CachedApp, options: ModelOptions = {}, holds: Holds = {}): Plan {
   const { name, namespace, uid, generation } = app.metadata;
   const validated = validateApp(
     {
@@ -87,7 +87,7 @@ export function planOf(app: CachedApp, options: ModelOptions = {}, heldShards = 
     { stored: true },
   );
   if (!validated.ok) return { ok: false, errors: validated.errors };
-  const model = withHeldShards(toModel(validated.app, options), heldShards);
+  const model = withHolds(toModel(validated.app, options), holds);
   return { ok: true, model, desired: buildAll(model).map(withSpecHash) };
 }
 
@@ -99,28 +99,29 @@ export function planOf(app: CachedApp, options: ModelOptions = {}, heldShards = 
 export class Plans {
   private readonly entries = new Map<
     string,
-    { readonly generation: number | undefined; readonly held: number; readonly plan: Plan }
+    { readonly generation: number | undefined; readonly holds: string; readonly plan: Plan }
   >();
   constructor(
     private readonly options: ModelOptions = {},
     private readonly capacity = 256,
   ) {}
 
-  get(app: CachedApp, heldShards = 0): Plan {
+  get(app: CachedApp, holds: Holds = {}): Plan {
     const key = app.metadata.uid;
+    const held = JSON.stringify(holds);
     const hit = this.entries.get(key);
     if (
       hit &&
       hit.generation === app.metadata.generation &&
       hit.generation !== undefined &&
-      hit.held === heldShards
+      hit.holds === held
     ) {
       this.entries.delete(key); // most recently used last
       this.entries.set(key, hit);
       return hit.plan;
     }
-    const plan = planOf(app, this.options, heldShards);
-    this.entries.set(key, { generation: app.metadata.generation, held: heldShards, plan });
+    const plan = planOf(app, this.options, holds);
+    this.entries.set(key, { generation: app.metadata.generation, holds: held, plan });
     if (this.entries.size > this.capacity)
       this.entries.delete(this.entries.keys().next().value as string);
     return plan;

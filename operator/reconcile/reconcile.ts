@@ -8,7 +8,7 @@ import { withTransitions } from '../status/conditions.ts';
 import type { K8sObject } from '../tiers/shared/chart.ts';
 import type { Observed, ObservedObject } from '../tiers/shared/report.ts';
 import { generatedKeysOf } from '../tiers/shared/secrets.ts';
-import { heldShardCount, shardsOwningOnObjects } from '../tiers/database/held-shards.ts';
+import { holdsOf } from '../tiers/index.ts';
 import {
   TLS_PUBLIC_ANNOTATION,
   TLS_UNLESS_SERVED_ANNOTATION,
@@ -79,12 +79,11 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
   const target = { name, namespace, uid, resourceVersion: app.metadata.resourceVersion };
   const log = ctx.log.child({ app: key });
 
-  // Shard groups the record still needs stay rendered while `shards` shrinks past them.
-  const held = heldShardCount(
-    previousStatus(ctx, app),
-    shardsOwningOnObjects(name, ctx.children(namespace, name)),
+  // What the record still needs stays rendered (e.g. shards while `shards` shrinks past them).
+  const plan = ctx.plans.get(
+    app,
+    holdsOf(name, previousStatus(ctx, app), ctx.children(namespace, name)),
   );
-  const plan = ctx.plans.get(app, held);
   if (!plan.ok) {
     const wrote = await writeStatus(ctx, app, invalidSpecStatus(plan.errors));
     if (wrote) {

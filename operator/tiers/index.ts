@@ -12,7 +12,7 @@ import { sessionsTier } from './sessions/index.ts';
 import type { K8sObject } from './shared/chart.ts';
 import { baseWiring, mergeWiring } from './shared/app-wiring.ts';
 import { TIER_LABEL } from './shared/meta.ts';
-import type { AppWiring, Tier } from './tier.ts';
+import type { AppWiring, HeldChild, Tier } from './tier.ts';
 import { webTier } from './web/index.ts';
 
 export const TIERS: readonly Tier[] = [
@@ -41,3 +41,26 @@ export function tierOf(obj: K8sObject, tiers: readonly Tier[] = TIERS): Tier | u
   const name = obj.metadata.labels?.[TIER_LABEL] ?? 'web';
   return tiers.find((t) => t.name === name);
 }
+
+/** What each tier holds beyond the spec (tier name -> its hold; none when nothing is held). */
+export type Holds = Readonly<Record<string, number>>;
+
+export function holdsOf(
+  app: string,
+  status: Readonly<Record<string, unknown>>,
+  children: readonly HeldChild[],
+): Holds {
+  const out: Record<string, number> = {};
+  for (const t of TIERS) {
+    const held = t.hold?.of(app, status, children) ?? 0;
+    if (held > 0) out[t.name] = held;
+  }
+  return out;
+}
+
+/** The model each tier's hold renders. */
+export const withHolds = (model: AppModel, holds: Holds): AppModel =>
+  TIERS.reduce((m, t) => {
+    const held = holds[t.name];
+    return t.hold && held ? t.hold.apply(m, held) : m;
+  }, model);

@@ -100,6 +100,15 @@ export interface TierHooks {
   };
 }
 
+/** A child object as a tier's hold reads it. */
+export interface HeldChild {
+  readonly kind: string;
+  readonly metadata: {
+    readonly name: string;
+    readonly annotations?: Readonly<Record<string, string>>;
+  };
+}
+
 export interface Tier {
   /** The value of its objects' scalable.dev/tier label. */
   readonly name: TierName;
@@ -125,6 +134,20 @@ export interface Tier {
    */
   retained?(app: AppModel): string | undefined;
   readonly hooks?: TierHooks;
+  /**
+   * Pure: what the tier must keep rendering beyond its spec while the app's record still needs
+   * it (the database tier: departing shards until their buckets have moved out). `of` reads it
+   * from the app's status and its cached children as a number (0: nothing; the plan is keyed
+   * by it), `apply` renders the model with it.
+   */
+  readonly hold?: {
+    of(
+      app: string,
+      status: Readonly<Record<string, unknown>>,
+      children: readonly HeldChild[],
+    ): number;
+    apply(model: AppModel, held: number): AppModel;
+  };
   /** Long-lived watches the runtime runs for this tier (see watch.ts). */
   readonly watches?: readonly TierWatch[];
 }

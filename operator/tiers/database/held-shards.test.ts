@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { assignBuckets, toRanges } from '../../../sdk/src/contract/shard-map.ts';
-import { buildAll } from '../index.ts';
+import { buildAll, holdsOf, withHolds } from '../index.ts';
 import { modelOf } from '../shared/test-helpers.ts';
 import { heldShardCount, shardsOwningOnObjects, withHeldShards } from './held-shards.ts';
 import { planMoves } from './resharding.ts';
@@ -64,5 +64,16 @@ describe('withHeldShards', () => {
     expect(withHeldShards(model, 1)).toBe(model);
     expect(withHeldShards(model, 0)).toBe(model);
     expect(withHeldShards(model, 3).database?.shards).toBe(3);
+  });
+});
+
+describe('the registry: holdsOf and withHolds (what the reconcile keys its plan by)', () => {
+  it("gives the database tier's hold by name, and renders it", () => {
+    const status = { shardMap: shardMapOf(3) };
+    expect(holdsOf('shop', status, [])).toEqual({ database: 3 });
+    expect(holdsOf('shop', {}, [])).toEqual({});
+    const model = modelOf({ database: { shards: 2, shardKey: 'user_id' } });
+    expect(withHolds(model, { database: 3 }).database?.shards).toBe(3);
+    expect(withHolds(model, {})).toBe(model);
   });
 });

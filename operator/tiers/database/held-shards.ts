@@ -4,21 +4,13 @@
 // pooler stay exactly as they were until the record gives them no bucket and no recorded move
 // names them; only then does the reconcile prune them (their volumes stay: whenDeleted Retain).
 import type { AppModel } from '../../api/model.ts';
+import type { HeldChild, Tier } from '../tier.ts';
 import { BUCKET_RANGES_ANNOTATION, assignmentInStatus } from './shard-authority.ts';
 
 type Json = Readonly<Record<string, unknown>>;
 
-/** A shard StatefulSet as the reconcile's cache holds it. */
-interface ShardObject {
-  readonly kind: string;
-  readonly metadata: {
-    readonly name: string;
-    readonly annotations?: Readonly<Record<string, string>>;
-  };
-}
-
 /** Indexes of the app's shard StatefulSets whose record annotation names a bucket. */
-export function shardsOwningOnObjects(app: string, objects: readonly ShardObject[]): number[] {
+export function shardsOwningOnObjects(app: string, objects: readonly HeldChild[]): number[] {
   // shardName(app, i) is `<app>-db-<i>`; the app's other StatefulSets end otherwise.
   const prefix = `${app}-db-`;
   return objects.flatMap((o) => {
@@ -53,3 +45,9 @@ export function withHeldShards(model: AppModel, held: number): AppModel {
   if (!db || held <= db.shards) return model;
   return { ...model, database: { ...db, shards: held } };
 }
+
+/** The database tier's hold (Tier.hold). */
+export const heldShards: NonNullable<Tier['hold']> = {
+  of: (app, status, children) => heldShardCount(status, shardsOwningOnObjects(app, children)),
+  apply: withHeldShards,
+};

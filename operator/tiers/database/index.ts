@@ -17,6 +17,7 @@ import { databaseWiring } from './shard-map.ts';
 import { holdReplicas } from './rollout.ts';
 import { stepRollouts } from './rollout-step.ts';
 import { DATABASE_READY, databaseReport } from './status.ts';
+import { heldShards } from './held-shards.ts';
 
 export const databaseTier: Tier = {
   name: 'database',
@@ -26,6 +27,7 @@ export const databaseTier: Tier = {
   wiring: databaseWiring,
   report: databaseReport,
   retained: retainedDatabase,
+  hold: heldShards,
   hooks: {
     adjust: (app, desired, live) =>
       holdPoolerMap(app, holdShardMap(app, desired, live), live).map((o) =>
