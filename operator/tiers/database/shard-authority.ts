@@ -116,8 +116,17 @@ export function assignmentOfRecord(
   return onShards ?? fallback();
 }
 
+// Not JSON.stringify: ranges read back from the API server (status, a ConfigMap it wrote)
+// have their keys sorted, ranges parsed from an annotation do not.
+const canonical = (ranges: readonly BucketRange[]): string =>
+  [...ranges]
+    .sort((x, y) => x.from - y.from || x.to - y.to)
+    .map((r) => `${r.from}-${r.to}:${r.shard}`)
+    .join(',');
+
+/** The same buckets to the same shards, whatever the order of the ranges or of their keys. */
 export const sameRanges = (a: readonly BucketRange[], b: readonly BucketRange[]): boolean =>
-  JSON.stringify(complete(a) ?? a) === JSON.stringify(complete(b) ?? b);
+  canonical(a) === canonical(b);
 
 /** The buckets a map would route away from the shard that holds their rows. */
 export function movedBuckets(map: ShardMap, record: Assignment): string[] {

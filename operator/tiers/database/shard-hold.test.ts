@@ -69,6 +69,48 @@ describe('the shard map hold', () => {
     expect(mapIn(out).version).toBe(2);
   });
 
+  it('after a shrink, publishes the shards that stay: a live map as the API server wrote it (sorted keys) is no conflict', () => {
+    // 3 shards, then 2 own every bucket (the shrink's flip is on the StatefulSets); the live
+    // map lists shard 2 still, its ranges' keys in the API server's order.
+    const three = held(3, liveOf(held(3, liveOf([]))));
+    const ranges = mapFor(2).ranges;
+    const stamped = three.map((o) =>
+      o.kind === 'StatefulSet'
+        ? {
+            ...o,
+            metadata: {
+              ...o.metadata,
+              annotations: {
+                ...o.metadata.annotations,
+                [BUCKET_RANGES_ANNOTATION]:
+                  o.metadata.name === 'shop-db-0'
+                    ? '0-512'
+                    : o.metadata.name === 'shop-db-1'
+                      ? '512-1024'
+                      : '',
+                'scalable.dev/shard-map-version': '4',
+              },
+            },
+          }
+        : o.metadata.name === 'shop-shard-map'
+          ? {
+              ...o,
+              data: {
+                [SHARD_MAP_KEY]: json({
+                  ...mapFor(3),
+                  version: 4,
+                  ranges: ranges.map((r) => ({ from: r.from, shard: r.shard, to: r.to })),
+                }),
+              },
+            }
+          : o,
+    );
+    const out = held(2, liveOf(stamped));
+    expect(mapIn(out).shards.map((s) => s.index)).toEqual([0, 1]);
+    expect(mapIn(out).version).toBe(4);
+    expect(mapIn(out).ranges).toEqual(ranges);
+  });
+
   it('does not overwrite a hand edit that moves buckets away from the shard holding them', () => {
     const live = held(2, liveOf([]));
     const moved = { ...mapFor(2), ranges: [{ from: 0, to: 1024, shard: 0 }] };
