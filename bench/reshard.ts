@@ -35,11 +35,11 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { writeBenchSection } from './benchmarks-file.ts';
-import { BUCKETS, bucketOf, makeShardMap, parseShardMap } from '../sdk/src/contract/index.ts';
+import { BUCKETS, bucketOf, parseShardMap } from '../sdk/src/contract/index.ts';
 import { Database } from '../sdk/src/db/database.ts';
 import { LiveShardMap } from '../sdk/src/db/live-shard-map.ts';
 import { CUTOVER_PAUSE_MS, RESHARD_TICK_MS } from '../operator/tiers/database/reshard-watch.ts';
-import { planMoves } from '../operator/tiers/database/resharding.ts';
+import { RESHARD_PHASES, planMoves } from '../operator/tiers/database/resharding.ts';
 import type {
   MoveRecord,
   ReshardPhase,
@@ -62,6 +62,7 @@ import {
   REPLICATION_ROLE,
   SUPER_PASSWORD,
   copySchema,
+  loopbackMapText,
   randomKey,
   replicationConninfo,
   shardSql,
@@ -86,14 +87,7 @@ const DB = APP_ROLE;
 const TABLE = 'items';
 const MOVED_TABLE: MovedTable = { schema: 'public', name: TABLE, keyColumn: KEY, keyType: 'text' };
 const SPEC: ReshardSpec = { shards: 2, shardKey: KEY };
-const PHASES: readonly ReshardPhase[] = [
-  'Prepare',
-  'SchemaCopy',
-  'InitialCopy',
-  'CatchUp',
-  'Cutover',
-  'Cleanup',
-];
+const PHASES = RESHARD_PHASES;
 const log = (m: string) => console.log(`[bench:reshard] ${m}`);
 const now = () => performance.now();
 
@@ -350,21 +344,7 @@ async function main(): Promise<void> {
 
     // The map apps read: a file, as a pod's ConfigMap volume, replaced atomically.
     const mapFile = join(dir, 'map', 'shard-map.json');
-    const mapText = (a: Assignment): string =>
-      JSON.stringify({
-        ...makeShardMap({
-          version: a.version,
-          shards: servers.map((s, index) => ({
-            index,
-            primary: '127.0.0.1',
-            replicas: '127.0.0.1',
-            port: s.port,
-          })),
-          database: DB,
-          shardKey: KEY,
-        }),
-        ranges: a.ranges,
-      });
+    const mapText = (a: Assignment): string => loopbackMapText(servers, a, DB);
     const publish = (a: Assignment): void => {
       writeFileSync(`${mapFile}.tmp`, mapText(a));
       renameSync(`${mapFile}.tmp`, mapFile);

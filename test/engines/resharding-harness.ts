@@ -9,7 +9,8 @@ import { chownSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { eventually } from '../../devcluster/testing.ts';
-import { bucketFunctionSql } from '../../sdk/src/contract/index.ts';
+import { bucketFunctionSql, makeShardMap } from '../../sdk/src/contract/index.ts';
+import type { Assignment } from '../../operator/tiers/database/shard-authority.ts';
 import type { SchemaCopyRequest, ShardSql } from '../../operator/tiers/database/resharding-run.ts';
 import type { PodExec } from '../../operator/ports/pod-exec.ts';
 import {
@@ -241,3 +242,24 @@ export async function execCopySchema(
 /** The operator's subscription connection string for a server (placeholder password). */
 export const execConninfo = (server: Server, database: string): string =>
   sourceConninfo({ host: '127.0.0.1', port: server.port, database });
+
+/** The shard map text apps read for shards served on loopback, with `a`'s ranges. */
+export const loopbackMapText = (
+  servers: readonly Pick<Server, 'port'>[],
+  a: Assignment,
+  database: string,
+): string =>
+  JSON.stringify({
+    ...makeShardMap({
+      version: a.version,
+      shards: servers.map((s, index) => ({
+        index,
+        primary: '127.0.0.1',
+        replicas: '127.0.0.1',
+        port: s.port,
+      })),
+      database,
+      shardKey: KEY,
+    }),
+    ranges: a.ranges,
+  });

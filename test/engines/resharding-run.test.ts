@@ -18,16 +18,12 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BUCKETS, bucketOf, makeShardMap, parseShardMap } from '../../sdk/src/contract/index.ts';
+import { BUCKETS, bucketOf, parseShardMap } from '../../sdk/src/contract/index.ts';
 import { Database } from '../../sdk/src/db/database.ts';
 import { LiveShardMap } from '../../sdk/src/db/live-shard-map.ts';
 import { FENCE_SQLSTATE, fencedTablesSql } from '../../operator/tiers/database/resharding-sql.ts';
-import { planMoves } from '../../operator/tiers/database/resharding.ts';
-import type {
-  ReshardPhase,
-  ReshardSpec,
-  ReshardingStatus,
-} from '../../operator/tiers/database/resharding.ts';
+import { RESHARD_PHASES, planMoves } from '../../operator/tiers/database/resharding.ts';
+import type { ReshardSpec, ReshardingStatus } from '../../operator/tiers/database/resharding.ts';
 import { ReshardActionError, ReshardRunner } from '../../operator/tiers/database/resharding-run.ts';
 import type {
   ReshardEnv,
@@ -46,6 +42,7 @@ import {
   execConninfo,
   execCopySchema,
   execSql,
+  loopbackMapText,
   randomKey,
   replicationConninfo,
   shardSql,
@@ -54,14 +51,7 @@ import {
 import type { Server } from './resharding-harness.ts';
 
 const OPTIONS: RunOptions = { fenceLockTimeoutMs: 2000, deleteBatch: 200 };
-const PHASES: ReshardPhase[] = [
-  'Prepare',
-  'SchemaCopy',
-  'InitialCopy',
-  'CatchUp',
-  'Cutover',
-  'Cleanup',
-];
+const PHASES = RESHARD_PHASES;
 
 /** The operator process dying at a chosen point (thrown by persist). */
 class Crash extends Error {}
@@ -137,20 +127,7 @@ describe('resharding runner: 1 -> 2 shards on real Postgres 17 under an SDK work
   });
 
   const mapText = (a: Assignment, database: string): string =>
-    JSON.stringify({
-      ...makeShardMap({
-        version: a.version,
-        shards: servers.map((s, index) => ({
-          index,
-          primary: '127.0.0.1',
-          replicas: '127.0.0.1',
-          port: s.port,
-        })),
-        database,
-        shardKey: KEY,
-      }),
-      ranges: a.ranges,
-    });
+    loopbackMapText(servers, a, database);
 
   /** The map apps read, as the runner sees the live ConfigMap. */
   const published = (file: string): Assignment => {

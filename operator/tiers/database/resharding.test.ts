@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { assignBuckets, bucketMoves, toRanges } from '../../../sdk/src/contract/shard-map.ts';
 import type { Assignment } from './shard-authority.ts';
-import { lsnOf, nextReshardStep, planMoves } from './resharding.ts';
+import { RESHARD_PHASES, lsnOf, nextReshardStep, planMoves } from './resharding.ts';
 import type {
   MoveFacts,
   ReshardAction,
@@ -381,14 +381,7 @@ describe('nextReshardStep: a whole move', () => {
   it('goes through every phase in order and moves the rows exactly once', () => {
     const world = new World(recordOf(2), 3);
     const run = operate(world, spec3, undefined);
-    expect(distinct(run.phases)).toEqual([
-      'Prepare',
-      'SchemaCopy',
-      'InitialCopy',
-      'CatchUp',
-      'Cutover',
-      'Cleanup',
-    ]);
+    expect(distinct(run.phases)).toEqual(RESHARD_PHASES);
     expect(run.status).toBeUndefined();
     expect(run.decisions.at(-1)?.condition?.reason).toBe('ShardsReady');
     expect(world.map).toEqual({ version: 3, ranges: toRanges(assignBuckets(3)) });
@@ -482,14 +475,7 @@ describe('nextReshardStep: fewer shards', () => {
     world.log = [];
     const run = operate(world, { shards: 2, shardKey: 'k' }, undefined);
     expect(run.status).toBeUndefined();
-    expect(distinct(run.phases)).toEqual([
-      'Prepare',
-      'SchemaCopy',
-      'InitialCopy',
-      'CatchUp',
-      'Cutover',
-      'Cleanup',
-    ]);
+    expect(distinct(run.phases)).toEqual(RESHARD_PHASES);
     expect(world.map).toEqual({ version: 4, ranges: toRanges(assignBuckets(2)) });
     expect(world.log.filter((k) => k === 'copySchema')).toEqual([]); // the targets have tables
     expect(world.log.indexOf('liftTargetFences')).toBeGreaterThan(-1);

@@ -56,6 +56,16 @@ import type { Assignment } from './shard-authority.ts';
 export type ReshardPhase =
   'Prepare' | 'SchemaCopy' | 'InitialCopy' | 'CatchUp' | 'Cutover' | 'Cleanup' | 'Aborting';
 
+/** A move's phases in the order it goes through them (Aborting aside). */
+export const RESHARD_PHASES: readonly ReshardPhase[] = [
+  'Prepare',
+  'SchemaCopy',
+  'InitialCopy',
+  'CatchUp',
+  'Cutover',
+  'Cleanup',
+];
+
 /** Phases in which an abort leaves the app as it was (the map has not moved). */
 const ABORTABLE: readonly ReshardPhase[] = ['Prepare', 'SchemaCopy', 'InitialCopy', 'CatchUp'];
 

@@ -144,19 +144,21 @@ async function expectPlaced(done: AppStatus, users: readonly string[], shards: n
   expect(new Set(users.map(ownerOf))).toEqual(new Set(shards));
 }
 
-const note = (r: LoadResult, phases: string[]) =>
-  `${r.signups} signups, ${r.logins} logins, ${r.failures.length} failed, slowest ${r.slowestMs} ms; phases ${phases.join(' > ')}`;
+/** The move's time and what the load saw, in the run's results. */
+function recordMove(what: string, during: string, ms: number, r: LoadResult, phases: string[]) {
+  record({ name: `case: resharding ${what} (apply -> done)`, value: seconds(ms) });
+  record({
+    name: `case: resharding requests during ${during}`,
+    value: r.signups + r.logins,
+    unit: 'req',
+    note: `${r.signups} signups, ${r.logins} logins, ${r.failures.length} failed, slowest ${r.slowestMs} ms; phases ${phases.join(' > ')}`,
+  });
+}
 
 describe('online resharding on kind', () => {
   it('resharding: 2 -> 3 shards under signups and logins: done by the operator alone, no request failed, every user on its new owner once', async () => {
     const { done, result, phases, ms } = await reshardUnderLoad(3);
-    record({ name: 'case: resharding 2 -> 3 (apply -> done)', value: seconds(ms) });
-    record({
-      name: 'case: resharding requests during the move',
-      value: result.signups + result.logins,
-      unit: 'req',
-      note: note(result, phases),
-    });
+    recordMove('2 -> 3', 'the move', ms, result, phases);
     await expectPlaced(done, result.users, [0, 1, 2]);
     expect(phases).toContain('Cutover');
     expect(result.failures).toEqual([]);
@@ -175,13 +177,7 @@ describe('online resharding on kind', () => {
       )
         heldAfterFlip = true;
     });
-    record({ name: 'case: resharding 3 -> 2 (apply -> done)', value: seconds(ms) });
-    record({
-      name: 'case: resharding requests during the shrink',
-      value: result.signups + result.logins,
-      unit: 'req',
-      note: note(result, phases),
-    });
+    recordMove('3 -> 2', 'the shrink', ms, result, phases);
     expect(phases).toContain('Cleanup');
     expect(heldAfterFlip).toBe(true);
     // Gone once it owns nothing; its data volume stays (whenDeleted: Retain).
