@@ -205,7 +205,12 @@ export class ReshardWatch implements Watch {
       const spec = reshardSpecOf(model, app.annotations);
       result = await runner.step(spec);
       ran.push(...result.ran);
-      for (let i = 0; i < CUTOVER_STEPS && inCutover(runner.current, result); i++) {
+      // Only while this instance still leads (writer() is undefined once it does not).
+      for (
+        let i = 0;
+        i < CUTOVER_STEPS && inCutover(runner.current, result) && this.opts.writer();
+        i++
+      ) {
         await sleep(CUTOVER_PAUSE_MS);
         result = await runner.step(spec);
         ran.push(...result.ran);
