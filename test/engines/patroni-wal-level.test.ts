@@ -9,6 +9,7 @@ import yaml from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RESTART_ANNOTATION } from '../../operator/tiers/database/statefulset.ts';
 import { appDatabaseName } from '../../operator/tiers/database/names.ts';
+import { dropStraySlotsSql, straySlotsSql } from '../../operator/tiers/database/resharding-sql.ts';
 import type { ClusterAccess } from '../../operator/tiers/tier.ts';
 import type { K8sObject } from '../../operator/tiers/shared/chart.ts';
 import { eventually, sql, startDatabase } from './patroni-harness.ts';
@@ -54,7 +55,8 @@ const walLevels = (h: Harness) =>
     }),
   );
 
-const SLOT = 'move_probe';
+/** Named as a move's slot is (resharding-sql.ts slotName), so straySlotsSql finds its copies. */
+const SLOT = 'scalable_move_probe';
 
 describe('wal_level logical on a shard bootstrapped with replica: a rolling restart, then failover slots', () => {
   let h: Harness;
@@ -194,6 +196,30 @@ describe('wal_level logical on a shard bootstrapped with replica: a rolling rest
         })),
       ),
     };
-    await sql(after.pgPort, 'SELECT pg_drop_replication_slot($1)', [SLOT]);
+    await sql(after.pgPort, 'SELECT pg_drop_replication_slot($1)', [SLOT], database);
+    // Dropped on the primary (a subscription's DROP does that), the synced copies go with it,
+    // but the old primary kept its own: what a move's clean-up drops on every member.
+    const stray = (m: Member) =>
+      sql<{ n: number }>(m.pgPort, straySlotsSql(), [], database).then((r) => r[0]?.n ?? -1);
+    expect(await stray(primary)).toBe(1);
+    expect(await stray(after)).toBe(0); // a primary has none by definition
+    for (const m of h.members)
+      await sql(m.pgPort, dropStraySlotsSql(), [], database).catch(() => undefined);
+    await eventually(
+      'no move slot left on any member',
+      async () => {
+        const left = await Promise.all(
+          h.members.map((m) =>
+            sql<{ n: string }>(
+              m.pgPort,
+              "SELECT count(*) AS n FROM pg_replication_slots WHERE slot_name LIKE 'scalable%'",
+            ).then((r) => r[0]?.n),
+          ),
+        );
+        return left.every((n) => n === '0') ? true : undefined;
+      },
+      60_000,
+      1000,
+    );
   }, 600_000);
 });

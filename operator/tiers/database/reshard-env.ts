@@ -16,6 +16,7 @@ import { POD_LAYOUT } from './patroni-config.ts';
 import {
   REPLICATION_USER,
   appDatabaseName,
+  podName,
   serviceHost,
   shardIndexes,
   shardMapName,
@@ -168,6 +169,15 @@ export function operatorReshardEnv(opts: OperatorEnvOptions): ReshardEnv & {
     database,
     replicationRole: REPLICATION_USER,
     shard: (index) => execShardSql(exec, () => primaryOf(index), database),
+    // Every member pod the StatefulSet names (a standby's own slots: straySlotsSql).
+    members: (index) =>
+      Array.from({ length: (app.database?.replicasPerShard ?? 0) + 1 }, (_, n) =>
+        execShardSql(
+          exec,
+          () => Promise.resolve({ namespace: app.namespace, pod: podName(app, index, n) }),
+          database,
+        ),
+      ),
     shardVia: (via, index) => execShardSql(via, () => primaryOf(index), database),
     sourceConninfo: (source) => sourceConninfo(sourceEndpoint(app, source)),
 

@@ -39,6 +39,8 @@ import {
   fenceSql,
   fencedTablesSql,
   fencesInMoveSql,
+  dropStraySlotsSql,
+  straySlotsSql,
   liftFencesSql,
   grantCopySql,
   isPrimarySql,
@@ -114,6 +116,11 @@ export interface ReshardEnv {
   publishMap(map: Assignment): Promise<void>;
   /** Writes status.resharding (undefined: the move is over, the record goes). */
   persist(record: ReshardingStatus | undefined): Promise<void>;
+  /**
+   * A connection to each member of shard `index` (its standbys too), for what a standby holds
+   * on its own (straySlotsSql); without it only the primary is looked at.
+   */
+  members?(index: number): readonly ShardSql[];
   /** Sets wal_level=logical on a shard (a restart); without it, that action fails, saying so. */
   setWalLevelLogical?(shard: number): Promise<void>;
 }
@@ -359,14 +366,34 @@ export class ReshardRunner {
       };
     }
     // Row counts scan whole tables: only the phases that decide on them pay for them.
-    if (record.phase === 'Cleanup')
-      return { ...facts, sourceRowsInMove: await this.#rowsInMove(src, m, tables) };
+    if (record.phase === 'Cleanup') {
+      const sourceRowsInMove = await this.#rowsInMove(src, m, tables);
+      // The members are looked at once the rest of the clean-up is done.
+      const last = sourceRowsInMove === 0 && !publication && !facts.backSubscription;
+      return {
+        ...facts,
+        sourceRowsInMove,
+        ...(last ? { straySlots: await this.#straySlots([m.source, m.target]) } : {}),
+      };
+    }
     if (record.phase === 'Aborting')
       return {
         ...facts,
         targetRowsInMove: await this.#rowsInMove(dst, m, await this.#movedTables(spec, m.target)),
       };
     return facts;
+  }
+
+  /** The moves' slots the shards' standbys hold as their own (a member that does not answer: 0). */
+  async #straySlots(shards: readonly number[]): Promise<number> {
+    let n = 0;
+    for (const shard of shards)
+      for (const member of this.env.members?.(shard) ?? [])
+        n += await member.query(straySlotsSql()).then(
+          (r) => count(r.rows),
+          () => 0,
+        );
+    return n;
   }
 
   async #rowsInMove(sql: ShardSql, m: MoveRecord, tables: readonly MovedTable[]): Promise<number> {
@@ -464,6 +491,11 @@ export class ReshardRunner {
         await this.env.shard(a.shard).script(liftFencesSql(sql, this.options.fenceLockTimeoutMs));
         return undefined;
       }
+
+      case 'dropStraySlots':
+        for (const member of this.env.members?.(a.shard) ?? [])
+          await member.query(dropStraySlotsSql()).catch(() => undefined); // next step looks again
+        return undefined;
 
       case 'publishMap':
         await this.env.publishMap({ version: a.version, ranges: a.ranges as BucketRange[] });

@@ -249,6 +249,21 @@ export function liftFencesSql(move: MoveSql, lockTimeoutMs = 2000): string[] {
   ];
 }
 
+/**
+ * The moves' logical slots a standby holds as its own (not synced): the copy a primary kept
+ * when a switchover made it a standby mid-move. Dropping the subscription drops the slot on
+ * the primary and the slot sync worker drops the synced copies, but not this one, which then
+ * holds WAL on that member for good. None on a primary (the filter is pg_is_in_recovery()).
+ */
+const STRAY_SLOTS =
+  "FROM pg_replication_slots WHERE pg_is_in_recovery() AND slot_type = 'logical' AND NOT synced AND (slot_name LIKE 'scalable\\_move\\_%' OR slot_name LIKE 'scalable\\_back\\_%')";
+
+export const straySlotsSql = (): string => `SELECT count(*)::int AS n ${STRAY_SLOTS}`;
+
+/** Drops them (an active one, being read, is left for the next step). */
+export const dropStraySlotsSql = (): string =>
+  `SELECT count(pg_drop_replication_slot(slot_name))::int AS n ${STRAY_SLOTS} AND NOT active`;
+
 /** Whether this server is a primary (not in recovery): where the move's SQL may run. */
 export const isPrimarySql = (): string => 'SELECT NOT pg_is_in_recovery() AS is_primary';
 

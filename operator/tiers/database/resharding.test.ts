@@ -53,6 +53,8 @@ class World {
   tables = new Map<number, string[]>();
   /** Sequence-filled columns of each shard's moved tables (sequencedColumnsSql). */
   sequenced = new Map<number, string[]>();
+  /** Move slots a shard's standbys hold as their own (straySlotsSql), per shard. */
+  straySlots = new Map<number, number>();
   /** Tables without the shard key holding rows, per shard (unkeyedTablesWithRowsSql). */
   unkeyed = new Map<number, string[]>();
   map: Assignment;
@@ -152,6 +154,7 @@ class World {
         backPublication: m.backPublication,
         backSubscription: m.backSubscription,
         sourceRowsInMove: m.sourceRows,
+        straySlots: (this.straySlots.get(m.source) ?? 0) + (this.straySlots.get(m.target) ?? 0),
         targetRowsInMove: m.targetRows,
       };
     }
@@ -225,6 +228,9 @@ class World {
         // The way back would bring deleted rows' later changes to the source again.
         if (m!.backSubscription) this.earlyDeletes++;
         m!.sourceRows = Math.max(0, m!.sourceRows - 200);
+        return undefined;
+      case 'dropStraySlots':
+        this.straySlots.set(a.shard, 0);
         return undefined;
       case 'deleteCopiedRows':
         m!.targetRows = 0;
@@ -450,6 +456,25 @@ describe('nextReshardStep: a whole move', () => {
     world.acknowledged = 2;
     expect(operate(world, spec, run.status).status).toBeUndefined();
     expect(world.earlyDeletes).toBe(0);
+  });
+});
+
+describe('nextReshardStep: slots left on standbys', () => {
+  it("drops the moves' slots a switched-over member kept as its own before the move ends", () => {
+    const world = new World(recordOf(1), 2);
+    world.straySlots.set(0, 1); // the source's old primary, a standby now, kept its copy
+    const run = operate(world, { shards: 2, shardKey: 'k' }, undefined);
+    expect(run.status).toBeUndefined();
+    expect(world.log).toContain('dropStraySlots');
+    expect(world.log.indexOf('dropStraySlots')).toBeGreaterThan(
+      world.log.lastIndexOf('deleteMovedRows'),
+    );
+    expect(world.straySlots.get(0)).toBe(0);
+    expect(
+      run.decisions.some((d) =>
+        /slots left on standbys of shard\(s\) 0, 1/.test(d.condition?.message ?? ''),
+      ),
+    ).toBe(true);
   });
 });
 

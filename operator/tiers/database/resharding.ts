@@ -141,6 +141,11 @@ export interface MoveFacts {
    * shards shrink after they grew); undefined when not probed.
    */
   readonly targetFenced?: boolean;
+  /**
+   * The move's slots the standbys of its source and target hold as their own (straySlotsSql,
+   * summed over the members); probed at the end of Cleanup, undefined when not probed.
+   */
+  readonly straySlots?: number;
   /** Rows of the move's buckets left on the source (countInMoveSql over the tables). */
   readonly sourceRowsInMove?: number;
   /** Rows of the move's buckets on the target (what an abort deletes). */
@@ -197,6 +202,8 @@ export type ReshardAction =
   | { readonly kind: 'dropBackSubscription'; readonly move: string; readonly shard: number }
   | { readonly kind: 'dropBackPublication'; readonly move: string; readonly shard: number }
   | { readonly kind: 'deleteMovedRows'; readonly move: string; readonly shard: number }
+  /** On every standby of the shard: the moves' slots it kept from when it was the primary. */
+  | { readonly kind: 'dropStraySlots'; readonly shard: number }
   | { readonly kind: 'deleteCopiedRows'; readonly move: string; readonly shard: number };
 
 export interface ReshardCondition {
@@ -576,6 +583,17 @@ export function nextReshardStep(
           actions.push({ kind: 'deleteMovedRows', move: m.id, shard: m.source });
       }
       if (actions.length > 0) return busy('deleting moved rows from the sources', actions);
+      // A member switched over mid-move keeps its own copy of a slot, holding WAL for good.
+      const stray = uniq(
+        current.moves
+          .filter((m) => (f(m).straySlots ?? 0) > 0)
+          .flatMap((m) => [m.source, m.target]),
+      );
+      if (stray.length > 0)
+        return busy(
+          `dropping the moves' slots left on standbys of shard(s) ${stray.join(', ')}`,
+          stray.map((shard) => ({ kind: 'dropStraySlots', shard })),
+        );
       return {
         resharding: undefined,
         actions: [],
