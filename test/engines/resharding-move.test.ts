@@ -38,7 +38,10 @@ import {
   dropSubscriptionSql,
   fenceFunctionSql,
   fenceSql,
+  fenceTriggerName,
   grantCopySql,
+  guardSql,
+  liftFencesSql,
   schemaDumpArgs,
   shardedTablesSql,
   slotCaughtUpSql,
@@ -425,7 +428,7 @@ describe('resharding: moving buckets between two real Postgres 17 primaries', ()
       await eventually('both refused by the fence', async () =>
         refused.length >= 2 ? true : undefined,
       );
-      expect(refused.every((r) => r.endsWith(`(map v1): ${FENCE_SQLSTATE}`))).toBe(true);
+      expect(refused.every((r) => r.endsWith(`(map v1, shard 0): ${FENCE_SQLSTATE}`))).toBe(true);
       expect(settled).toEqual([]); // waiting for the flip, not failed
       expect(await rowsFor(source.client, k1)).toEqual([]);
       publish(file, mapOf(2, true));
@@ -458,6 +461,44 @@ describe('resharding: moving buckets between two real Postgres 17 primaries', ()
     } finally {
       await late.close();
       oldMap.close();
+    }
+
+    // A fence naming the next owner: the write goes there at once, is refused by the target's
+    // guard while the copy would still be catching up, and lands on the target as soon as the
+    // guard is lifted, with the app's map still at v1 (no kubelet to wait for).
+    const named: MoveSql = { ...sdkMove, id: 'sdkr' };
+    await source.client.query(`DROP TRIGGER ${fenceTriggerName(sdkMove)} ON items`);
+    for (const st of fenceSql(named, 2000, 1)) await source.client.query(st);
+    await target.client.query(fenceFunctionSql());
+    for (const st of guardSql(named)) await target.client.query(st);
+    const v1 = join(dir, 'shard-map-redirect.json');
+    publish(v1, mapOf(1, false));
+    const v1Map = new LiveShardMap(v1, { pollMs: 100 });
+    const tries: string[] = [];
+    const early = new Database(v1Map, {
+      ...connection,
+      moveWaitMs: 300_000,
+      onError: (where) => void tries.push(where),
+    });
+    try {
+      let done = false;
+      const write = early
+        .write(k3, `INSERT INTO items VALUES ($1, 1, 'early')`, [k3])
+        .finally(() => (done = true));
+      await eventually('the write tried on the target, refused by its guard', async () =>
+        tries.filter((t) => t.endsWith('(map v1, shard 1)')).length >= 2 ? true : undefined,
+      );
+      expect(tries[0]).toMatch(/\(map v1, shard 0\)$/);
+      expect(done).toBe(false);
+      expect(await rowsFor(target.client, k3)).toEqual([]);
+      for (const st of liftFencesSql(named)) await target.client.query(st);
+      await write;
+      expect(early.shardMap.version).toBe(1);
+      expect(await rowsFor(target.client, k3)).toEqual([{ payload: 'early' }]);
+      expect(await rowsFor(source.client, k3)).toEqual([]);
+    } finally {
+      await early.close();
+      v1Map.close();
     }
   }, 600_000);
 });

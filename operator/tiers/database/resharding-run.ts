@@ -39,6 +39,8 @@ import {
   fenceSql,
   fencedTablesSql,
   fencesInMoveSql,
+  guardSql,
+  guardedSql,
   dropStraySlotsSql,
   straySlotsSql,
   liftFencesSql,
@@ -291,6 +293,7 @@ export class ReshardRunner {
         backPublicationExistsSql(byId),
         tablesNotReadySql(byId),
         fencesInMoveSql(byId),
+        guardedSql(byId),
       ]),
     ]);
     const primary = (rows: Rows[] | undefined) => rows?.[0]?.[0]?.['is_primary'] === true;
@@ -321,7 +324,7 @@ export class ReshardRunner {
         backSubscriptionExistsSql(sql),
       ])
     ).map((r) => r.rows as Rows);
-    const [, dstTables, sub, backPub, notReady, targetFences] = second;
+    const [, dstTables, sub, backPub, notReady, targetFences, guarded] = second;
     const walLevel = wal?.[0]?.['wal_level'] as string | undefined;
     const prepared = prep?.[0]?.['prepared'] === true;
     const sourceTables = tableNames((srcTables ?? []) as { schema: string; name: string }[]);
@@ -344,6 +347,7 @@ export class ReshardRunner {
       backPublication,
       backSubscription,
       targetFenced: count(targetFences ?? []) > 0,
+      targetGuarded: count(guarded ?? []) > 0,
       ...(subscription ? { tablesNotReady: count(notReady ?? []) } : {}),
       ...(slot?.lag != null ? { lagBytes: Number(slot.lag) } : {}),
       ...(slot?.confirmed ? { confirmedLsn: slot.confirmed } : {}),
@@ -471,10 +475,21 @@ export class ReshardRunner {
         return undefined;
       }
 
+      case 'guardTarget': {
+        // The target's tables are the source's (the schema copy): its own list of them.
+        const dst = this.env.shard(a.shard);
+        const sql = moveSqlOf(move(a.move), await this.#movedTables(spec, a.shard));
+        await dst.query(fenceFunctionSql());
+        await dst.script(guardSql(sql, this.options.fenceLockTimeoutMs));
+        return undefined;
+      }
+
       case 'fence': {
         const src = this.env.shard(a.shard);
-        const sql = moveSqlOf(move(a.move), await this.#movedTables(spec, a.shard));
-        await src.script(fenceSql(sql, this.options.fenceLockTimeoutMs));
+        const m = move(a.move);
+        const sql = moveSqlOf(m, await this.#movedTables(spec, a.shard));
+        // The fence names the next owner: the SDK tries it there once it is open.
+        await src.script(fenceSql(sql, this.options.fenceLockTimeoutMs, m.target));
         const lsn = (await src.query<{ lsn: string }>(currentLsnSql())).rows[0]?.lsn;
         if (!lsn) throw new Error(`shard ${a.shard} returned no WAL position after the fence`);
         return lsn;

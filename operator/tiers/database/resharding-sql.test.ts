@@ -6,10 +6,13 @@ import {
   createPublicationSql,
   createSubscriptionSql,
   dropFenceTriggersSql,
+  fenceFunctionSql,
   fenceSql,
   fenceTriggerName,
   fenceTriggersSql,
   fencedTablesSql,
+  guardSql,
+  guardTriggerName,
   rowFilterSql,
   sequencedColumnNames,
   sequencedColumnsSql,
@@ -76,7 +79,17 @@ describe('resharding SQL', () => {
     const sql = sourcePreparedSql("repl'x");
     expect(sql).toContain(`r.rolname = 'repl''x'`);
     expect(sql).toContain(`'pg_read_all_data'`);
-    expect(sql).toContain(`to_regprocedure('scalable_fence()') IS NOT NULL`);
+    // The function as it is now (it names the next owner): an older one is replaced.
+    expect(sql).toContain(`proname = 'scalable_fence' AND prosrc LIKE '%moving to shard%'`);
+    expect(fenceFunctionSql()).toContain("'moving to shard '");
+  });
+
+  it('a fence names the next owner as its third argument; the guard names none', () => {
+    expect(fenceSql(move, 2000, 2).join('\n')).toMatch(
+      /scalable_fence\('customer_id', '\{[^']+\}', '2'\)/,
+    );
+    expect(guardSql(move).join('\n')).toContain(`"${guardTriggerName(move)}"`);
+    expect(guardSql(move).join('\n')).toMatch(/scalable_fence\('customer_id', '\{[^']+\}'\)/);
   });
 
   it("reads the move's own slot and counts its fence trigger on the move's tables only", () => {

@@ -165,6 +165,8 @@ export const fenceFunctionSql = (): string =>
     '  col text := TG_ARGV[0];',
     '  fenced int4multirange := TG_ARGV[1]::int4multirange;',
     '  k text;',
+    // The next owner, when the fence names it (a third argument): the SDK may try it there.
+    "  d text := CASE WHEN TG_NARGS > 2 THEN 'moving to shard ' || TG_ARGV[2] ELSE '' END;",
     'BEGIN',
     "  IF current_setting('scalable.fence_bypass', true) = 'on' THEN",
     "    RETURN CASE TG_OP WHEN 'DELETE' THEN OLD ELSE NEW END;",
@@ -173,14 +175,14 @@ export const fenceFunctionSql = (): string =>
     "    EXECUTE format('SELECT ($1).%I::text', col) INTO k USING OLD;",
     '    IF fenced @> scalable_bucket(k) THEN',
     "      RAISE EXCEPTION 'bucket % of %.% is moving to another shard: retry with the next shard map', scalable_bucket(k), TG_TABLE_SCHEMA, TG_TABLE_NAME",
-    `        USING ERRCODE = '${FENCE_SQLSTATE}';`,
+    `        USING ERRCODE = '${FENCE_SQLSTATE}', DETAIL = d;`,
     '    END IF;',
     '  END IF;',
     "  IF TG_OP IN ('INSERT', 'UPDATE') THEN",
     "    EXECUTE format('SELECT ($1).%I::text', col) INTO k USING NEW;",
     '    IF fenced @> scalable_bucket(k) THEN',
     "      RAISE EXCEPTION 'bucket % of %.% is moving to another shard: retry with the next shard map', scalable_bucket(k), TG_TABLE_SCHEMA, TG_TABLE_NAME",
-    `        USING ERRCODE = '${FENCE_SQLSTATE}';`,
+    `        USING ERRCODE = '${FENCE_SQLSTATE}', DETAIL = d;`,
     '    END IF;',
     '    RETURN NEW;',
     '  END IF;',
@@ -196,15 +198,40 @@ export const fenceFunctionSql = (): string =>
  * returns) or is refused. `lock_timeout` bounds the wait; a timed-out fence is retried.
  * The trigger stays after the move: a writer with an old map cannot write there again.
  */
-export function fenceSql(move: MoveSql, lockTimeoutMs = 2000): string[] {
+export function fenceSql(move: MoveSql, lockTimeoutMs = 2000, target?: number): string[] {
+  return fenceTriggersOf(move, fenceTriggerName(checked(move)), lockTimeoutMs, target);
+}
+
+/**
+ * The target's guard, from before its initial copy until the cutover lifts it (liftFencesSql):
+ * the same fence, naming no next owner, so an app write the source's fence redirected there
+ * is refused until the target holds every row of its buckets. The subscription's apply and
+ * initial copy run with session_replication_role = replica, where it does not fire.
+ */
+export const guardTriggerName = (move: MoveSql): string => `${fenceTriggerName(move)}_in`;
+
+export const guardSql = (move: MoveSql, lockTimeoutMs = 2000): string[] =>
+  fenceTriggersOf(move, guardTriggerName(checked(move)), lockTimeoutMs);
+
+/** Whether the target carries the move's guard (created on all tables in one transaction). */
+export const guardedSql = (move: MoveSql): string =>
+  `SELECT count(*)::int AS n FROM pg_trigger WHERE tgname = ${literal(guardTriggerName(checked(move)))}`;
+
+function fenceTriggersOf(
+  move: MoveSql,
+  name: string,
+  lockTimeoutMs: number,
+  target?: number,
+): string[] {
   const m = checked(move);
   const fenced = literal(`{${m.ranges.map((r) => `[${r.from},${r.to})`).join(',')}}`);
+  const next = target === undefined ? '' : `, ${literal(String(Math.floor(target)))}`;
   return [
     'BEGIN',
     `SET LOCAL lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}`,
     ...m.tables.flatMap((t) => [
-      `DROP TRIGGER IF EXISTS ${ident(fenceTriggerName(m))} ON ${tableName(t)}`,
-      `CREATE TRIGGER ${ident(fenceTriggerName(m))} BEFORE INSERT OR UPDATE OR DELETE ON ${tableName(t)} FOR EACH ROW EXECUTE FUNCTION scalable_fence(${literal(t.keyColumn)}, ${fenced})`,
+      `DROP TRIGGER IF EXISTS ${ident(name)} ON ${tableName(t)}`,
+      `CREATE TRIGGER ${ident(name)} BEFORE INSERT OR UPDATE OR DELETE ON ${tableName(t)} FOR EACH ROW EXECUTE FUNCTION scalable_fence(${literal(t.keyColumn)}, ${fenced}${next})`,
     ]),
     'COMMIT',
   ];
@@ -218,7 +245,7 @@ export function fenceSql(move: MoveSql, lockTimeoutMs = 2000): string[] {
  */
 function fencesOverlappingSql(move: MoveSql): string {
   const arg = (i: number) => `split_part(encode(t.tgargs, 'escape'), '\\000', ${i})`;
-  return `SELECT t.tgname::text AS tgname, n.nspname::text AS nspname, c.relname::text AS relname, ${arg(1)} AS col, ${arg(2)}::int4multirange AS fenced FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE t.tgname LIKE 'scalable\\_fence\\_%' AND NOT t.tgisinternal AND ${arg(2)}::int4multirange && ${rangesSql(move)}`;
+  return `SELECT t.tgname::text AS tgname, n.nspname::text AS nspname, c.relname::text AS relname, ${arg(1)} AS col, ${arg(2)}::int4multirange AS fenced, ${arg(3)} AS next FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE t.tgname LIKE 'scalable\\_fence\\_%' AND NOT t.tgisinternal AND ${arg(2)}::int4multirange && ${rangesSql(move)}`;
 }
 
 /** How many fence triggers on this shard fence buckets of the move (0: none to lift). */
@@ -241,7 +268,7 @@ export function liftFencesSql(move: MoveSql, lockTimeoutMs = 2000): string[] {
       `  rest := r.fenced - ${rangesSql(m)};`,
       "  EXECUTE format('DROP TRIGGER %I ON %I.%I', r.tgname, r.nspname, r.relname);",
       '  IF NOT isempty(rest) THEN',
-      "    EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE OR DELETE ON %I.%I FOR EACH ROW EXECUTE FUNCTION scalable_fence(%L, %L)', r.tgname, r.nspname, r.relname, r.col, rest::text);",
+      "    EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE OR DELETE ON %I.%I FOR EACH ROW EXECUTE FUNCTION scalable_fence(%L, %L%s)', r.tgname, r.nspname, r.relname, r.col, rest::text, CASE WHEN r.next = '' THEN '' ELSE format(', %L', r.next) END);",
       '  END IF;',
       'END LOOP; END $lift$',
     ].join('\n'),
@@ -304,7 +331,7 @@ export const dropPublicationSql = (move: MoveSql): string =>
  * role is a member of pg_read_all_data (or a superuser) and scalable_fence() exists.
  */
 export const sourcePreparedSql = (replicationRole: string): string =>
-  `SELECT coalesce((SELECT pg_has_role(r.oid, 'pg_read_all_data', 'MEMBER') FROM pg_roles r WHERE r.rolname = ${literal(replicationRole)}), false) AND to_regprocedure('scalable_fence()') IS NOT NULL AS prepared`;
+  `SELECT coalesce((SELECT pg_has_role(r.oid, 'pg_read_all_data', 'MEMBER') FROM pg_roles r WHERE r.rolname = ${literal(replicationRole)}), false) AND EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'scalable_fence' AND prosrc LIKE '%moving to shard%') AS prepared`;
 
 /** The slot's progress: bytes behind the source's WAL, and what it confirmed (no row: no slot). */
 export const slotStateSql = (move: MoveSql): string =>

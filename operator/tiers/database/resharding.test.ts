@@ -68,6 +68,8 @@ class World {
   staleReads = 0;
   /** Buckets each shard's fence triggers refuse (what fence adds, liftTargetFences takes). */
   fencedBuckets = new Map<number, Set<number>>();
+  /** Moves whose target carries the guard (guardTarget). */
+  guarded = new Set<string>();
   /** Flips that send writes to a shard still fencing their buckets: refused for good. */
   refusedForGood = 0;
   log: string[] = [];
@@ -151,6 +153,7 @@ class World {
           : {}),
         fenced: m.fenced,
         targetFenced: rec.ranges.some((r) => this.#fences(m.target, r).length > 0),
+        targetGuarded: this.guarded.has(rec.id),
         backPublication: m.backPublication,
         backSubscription: m.backSubscription,
         sourceRowsInMove: m.sourceRows,
@@ -189,6 +192,8 @@ class World {
         return undefined;
       case 'createSubscription':
         if (m!.targetRows > 0) this.duplicates++;
+        // The target must refuse app writes to the buckets before it gets their rows.
+        if (!this.guarded.has(rec!.id)) this.duplicates++;
         m!.subscription = true;
         m!.subscribedTicks = 0;
         return undefined;
@@ -200,6 +205,13 @@ class World {
         this.lsn += 100;
         m!.fencedAt = this.lsn;
         return lsnText(this.lsn);
+      }
+      case 'guardTarget': {
+        const set = this.fencedBuckets.get(m!.target) ?? new Set<number>();
+        for (const r of rec!.ranges) for (let b = r.from; b < r.to; b++) set.add(b);
+        this.fencedBuckets.set(m!.target, set);
+        this.guarded.add(rec!.id);
+        return undefined;
       }
       case 'liftTargetFences':
         for (const r of rec!.ranges)
@@ -411,6 +423,11 @@ describe('nextReshardStep: a whole move', () => {
     expect(at('deleteMovedRows')).toBeGreaterThan(at('publishMap'));
     expect(at('createBackSubscription')).toBeGreaterThan(world.log.lastIndexOf('dropSubscription'));
     expect(at('publishMap')).toBeGreaterThan(world.log.lastIndexOf('createBackSubscription'));
+    // The guard before the copy; its lift after the way back runs, before the flip.
+    expect(world.log.lastIndexOf('guardTarget')).toBeLessThan(at('createSubscription'));
+    expect(at('liftTargetFences')).toBeGreaterThan(world.log.lastIndexOf('createBackSubscription'));
+    expect(at('publishMap')).toBeGreaterThan(world.log.lastIndexOf('liftTargetFences'));
+    expect(world.refusedForGood).toBe(0);
     expect(at('deleteMovedRows')).toBeGreaterThan(world.log.lastIndexOf('dropBackSubscription'));
     expect(world.log.filter((k) => k === 'publishMap')).toHaveLength(1);
   });
@@ -520,10 +537,11 @@ describe('nextReshardStep: fewer shards', () => {
     expect(world.fencedBuckets.get(2)?.size).toBe(1024 - 2 * Math.floor(1024 / 3) - 1);
   });
 
-  it('without a fence to lift (shrinking what was created with 3 shards) nothing is lifted', () => {
+  it('shrinking what was created with 3 shards: only the guards are lifted', () => {
     const world = new World(recordOf(3), 3);
     expect(operate(world, { shards: 2, shardKey: 'k' }, undefined).status).toBeUndefined();
-    expect(world.log).not.toContain('liftTargetFences');
+    expect(world.log.filter((k) => k === 'guardTarget')).toHaveLength(2);
+    expect(world.log.filter((k) => k === 'liftTargetFences')).toHaveLength(2);
     expect(world.refusedForGood).toBe(0);
     expect(world.map.ranges).toEqual(toRanges(assignBuckets(2)));
   });

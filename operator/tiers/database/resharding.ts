@@ -141,6 +141,8 @@ export interface MoveFacts {
    * shards shrink after they grew); undefined when not probed.
    */
   readonly targetFenced?: boolean;
+  /** The target carries the move's guard (guardSql): app writes there wait for the cutover. */
+  readonly targetGuarded?: boolean;
   /**
    * The move's slots the standbys of its source and target hold as their own (straySlotsSql,
    * summed over the members); probed at the end of Cleanup, undefined when not probed.
@@ -173,6 +175,8 @@ export type ReshardAction =
   | { readonly kind: 'prepareSource'; readonly shard: number }
   | { readonly kind: 'copySchema'; readonly source: number; readonly target: number }
   | { readonly kind: 'createPublication'; readonly move: string; readonly shard: number }
+  /** On the target, before its copy: refuse app writes to the move's buckets until the lift. */
+  | { readonly kind: 'guardTarget'; readonly move: string; readonly shard: number }
   | {
       readonly kind: 'createSubscription';
       readonly move: string;
@@ -444,6 +448,8 @@ export function nextReshardStep(
       for (const m of current.moves) {
         if (!f(m).publication)
           actions.push({ kind: 'createPublication', move: m.id, shard: m.source });
+        else if (!f(m).subscription && !f(m).targetGuarded)
+          actions.push({ kind: 'guardTarget', move: m.id, shard: m.target });
         else if (!f(m).subscription)
           actions.push({
             kind: 'createSubscription',
@@ -511,15 +517,6 @@ export function nextReshardStep(
           subs.map((m) => ({ kind: 'dropSubscription', move: m.id, shard: m.target })),
           record,
         );
-      // A target that once gave these buckets away still fences them: writes the flip
-      // sends there would be refused for good.
-      const fencedTargets = record.moves.filter((m) => f(m).targetFenced);
-      if (fencedTargets.length > 0)
-        return busy(
-          "lifting the new owners' old fences on the moved buckets",
-          fencedTargets.map((m) => ({ kind: 'liftTargetFences', move: m.id, shard: m.target })),
-          record,
-        );
       // Before the flip, the way back: readers still on the old map then see new writes.
       const noBackPublication = record.moves.filter((m) => !f(m).backPublication);
       if (noBackPublication.length > 0)
@@ -542,6 +539,16 @@ export function nextReshardStep(
             shard: m.source,
             target: m.target,
           })),
+          record,
+        );
+      // Last before the flip, once the way back runs: the target's guard goes (and the old
+      // fences of a target that once gave these buckets away, or every write the flip sends
+      // there would be refused for good); from here the source's fence sends writes there.
+      const fencedTargets = record.moves.filter((m) => f(m).targetFenced);
+      if (fencedTargets.length > 0)
+        return busy(
+          'opening the moved buckets on their new shards',
+          fencedTargets.map((m) => ({ kind: 'liftTargetFences', move: m.id, shard: m.target })),
           record,
         );
       const live = facts.publishedMap;

@@ -5,6 +5,7 @@ export type { ShardKey } from './hash.ts';
 export {
   FENCE_SQLSTATE,
   assignBuckets,
+  fenceTargetOf,
   bucketMoves,
   makeShardMap,
   parseShardMap,

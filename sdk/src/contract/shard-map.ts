@@ -27,6 +27,16 @@ export interface ShardAddresses {
  */
 export const FENCE_SQLSTATE = 'SB001';
 
+/**
+ * A fence's refusal may name the bucket's next owner in its DETAIL ("moving to shard 2"): the
+ * write may be tried there before the new map arrives. That shard refuses it too (SB001) until
+ * the operator has opened the bucket there, after the copy has caught up.
+ */
+export function fenceTargetOf(detail: string | undefined): number | undefined {
+  const m = /^moving to shard (\d+)$/.exec(detail ?? '');
+  return m ? Number(m[1]) : undefined;
+}
+
 export interface ShardMap {
   /** Increases whenever buckets move between shards. */
   readonly version: number;

@@ -7,7 +7,7 @@
 import pg from 'pg';
 import type { PoolClient, PoolConfig, QueryResult, QueryResultRow } from 'pg';
 import type { Queryable, ReadOptions } from './queryable.ts';
-import { bucketOf, shardOfBucket } from '../contract/index.ts';
+import { bucketOf, fenceTargetOf, shardOfBucket } from '../contract/index.ts';
 import type { ShardAddresses, ShardKey, ShardMap } from '../contract/index.ts';
 import {
   BucketMovingError,
@@ -59,6 +59,8 @@ export const DEFAULT_MOVE_WAIT_MS = 120_000;
 
 /** How often a fenced write re-reads the shard map file (the directory watch is quicker). */
 const MOVE_POLL_MS = 100;
+/** How often a write redirected to a bucket's next owner is tried there while it refuses. */
+const REDIRECT_POLL_MS = 250;
 
 // What a replica has: its replay lag in seconds (0 when everything received is replayed, so
 // an idle primary's old last-transaction timestamp does not read as lag), and the WAL
@@ -104,11 +106,16 @@ export class Database {
   };
   readonly #unsubscribe: () => void;
   #closed = false;
+  /** Buckets a fence sent to their next owner, which took a write: where they are now. */
+  readonly #opened = new Map<number, { shard: ShardAddresses; mapVersion: number }>();
 
   constructor(map: LiveShardMap, options: DatabaseOptions) {
     this.#map = map;
     this.#options = options;
-    this.#unsubscribe = map.onChange((next) => this.#endPoolsNotIn(next));
+    this.#unsubscribe = map.onChange((next) => {
+      this.#opened.clear();
+      this.#endPoolsNotIn(next);
+    });
   }
 
   /** The shard map in use. */
@@ -120,6 +127,11 @@ export class Database {
   route(key: ShardKey): Route {
     const map = this.#map.current;
     const bucket = bucketOf(key, map.buckets);
+    // A bucket this client already wrote on its next owner (a fence named it) stays there
+    // until the map moves on: its reads then find what it wrote.
+    const opened = this.#opened.get(bucket);
+    if (opened?.mapVersion === map.version)
+      return { key, bucket, shard: opened.shard, mapVersion: map.version };
     try {
       return { key, bucket, shard: shardOfBucket(map, bucket), mapVersion: map.version };
     } catch (e) {
@@ -138,24 +150,44 @@ export class Database {
 
   /**
    * Runs a primary operation on the key's shard. When the operator's fence refuses it (the
-   * bucket is being moved: the statement or transaction was rolled back, nothing written),
-   * waits for a shard map newer than the one it was routed by, and runs it again on the
-   * key's owner in that map; past moveWaitMs, a BucketMovingError.
+   * bucket is being moved: the statement or transaction was rolled back, nothing written), it
+   * runs again on the shard the refusal names as the next owner, if the map in use lists it,
+   * and there again every REDIRECT_POLL_MS while that shard refuses too (not open yet); it
+   * follows a newer shard map as soon as one arrives; past moveWaitMs, a BucketMovingError.
    */
   async #onOwner<T>(key: ShardKey, run: (shard: ShardAddresses) => Promise<T>): Promise<T> {
     const start = Date.now();
     const deadline = start + (this.#options.moveWaitMs ?? DEFAULT_MOVE_WAIT_MS);
+    // The shard a refusal named, for the map version it was named under.
+    let redirect: { shard: ShardAddresses; mapVersion: number } | undefined;
+    const tried = new Set<number>();
     for (;;) {
       const route = this.route(key);
+      if (redirect && redirect.mapVersion !== route.mapVersion) redirect = undefined;
+      const shard = redirect?.shard ?? route.shard;
       try {
-        return await run(route.shard);
+        const result = await run(shard);
+        if (redirect && this.#map.current.version === redirect.mapVersion)
+          this.#opened.set(route.bucket, redirect);
+        return result;
       } catch (e) {
         if (!isBucketMoving(e)) throw e;
+        tried.add(shard.index);
         this.#options.onError?.(
-          `bucket ${route.bucket} moving (map v${route.mapVersion})`,
+          `bucket ${route.bucket} moving (map v${route.mapVersion}, shard ${shard.index})`,
           e as Error,
         );
-        if (!(await this.#mapNewerThan(route.mapVersion, deadline)))
+        const next = fenceTargetOf((e as { detail?: string }).detail);
+        const listed = this.#map.current.shards.find((s) => s.index === next);
+        if (listed && !tried.has(listed.index)) {
+          redirect = { shard: listed, mapVersion: route.mapVersion };
+          continue; // a first try on the next owner at once
+        }
+        const newer = await this.#mapNewerThan(
+          route.mapVersion,
+          redirect ? Math.min(deadline, Date.now() + REDIRECT_POLL_MS) : deadline,
+        );
+        if (!newer && Date.now() >= deadline)
           throw new BucketMovingError(
             key,
             route.bucket,
