@@ -141,6 +141,27 @@ export function operatorReshardEnv(opts: OperatorEnvOptions): ReshardEnv & {
     return assignmentOnShards(shards, SHARD_MAP_VERSION_ANNOTATION);
   };
 
+  /**
+   * Every pod's map lists the move's targets: the live map does, and has since the newest
+   * target's StatefulSet was created (the same reconcile publishes the map that lists it)
+   * longer ago than a kubelet takes to refresh a ConfigMap volume.
+   */
+  const targetsListed = async (
+    live: { readonly shards: readonly { readonly index: number }[] } | undefined,
+    ackDelay: number,
+  ): Promise<boolean> => {
+    const targets = [...new Set((opts.current()?.moves ?? []).map((m) => m.target))];
+    if (!live || !targets.every((t) => live.shards.some((s) => s.index === t))) return false;
+    const created = await Promise.all(
+      targets.map(async (t) => {
+        const sts = await cluster.get('apps/v1', 'StatefulSet', app.namespace, shardName(app, t));
+        const at = (sts?.['metadata'] as Json | undefined)?.['creationTimestamp'];
+        return typeof at === 'string' ? Date.parse(at) : NaN;
+      }),
+    );
+    return created.every((at) => Number.isFinite(at) && now() - at >= ackDelay);
+  };
+
   const writeRecord = async (record: ReshardingStatus | undefined) => {
     try {
       const res = await cluster.mergePatch(
@@ -205,16 +226,15 @@ export function operatorReshardEnv(opts: OperatorEnvOptions): ReshardEnv & {
       );
       if (!record)
         throw new Error('no bucket assignment is recorded yet (the shards are being created)');
-      const acked = acknowledgedVersion(
-        opts.current(),
-        published,
-        now(),
-        opts.ackDelayMs ?? DEFAULT_ACK_DELAY_MS,
-      );
+      const ackDelay = opts.ackDelayMs ?? DEFAULT_ACK_DELAY_MS;
+      const acked = acknowledgedVersion(opts.current(), published, now(), ackDelay);
+      const listed =
+        opts.current()?.phase === 'CatchUp' ? await targetsListed(live, ackDelay) : undefined;
       return {
         record,
         ...(published ? { published } : {}),
         ...(acked === undefined ? {} : { acknowledgedVersion: acked }),
+        ...(listed === undefined ? {} : { targetsListed: listed }),
       };
     },
 

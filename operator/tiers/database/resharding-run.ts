@@ -98,6 +98,8 @@ export interface MapView {
   readonly published?: Assignment;
   /** Every app pod reads a map of at least this version. */
   readonly acknowledgedVersion?: number;
+  /** Every app pod's map lists every target of the recorded move (undefined: not known). */
+  readonly targetsListed?: boolean;
 }
 
 export interface ReshardEnv {
@@ -230,6 +232,7 @@ export class ReshardRunner {
       ...(maps.acknowledgedVersion === undefined
         ? {}
         : { acknowledgedVersion: maps.acknowledgedVersion }),
+      ...(maps.targetsListed === undefined ? {} : { targetsListed: maps.targetsListed }),
     };
     const decision = nextReshardStep(spec, this.#current, maps.record, facts, this.options);
     await this.#persist(decision.resharding);

@@ -68,6 +68,8 @@ class World {
   staleReads = 0;
   /** Buckets each shard's fence triggers refuse (what fence adds, liftTargetFences takes). */
   fencedBuckets = new Map<number, Set<number>>();
+  /** Whether every app pod's map lists the targets (undefined: not known). */
+  targetsListed: boolean | undefined = undefined;
   /** Moves whose target carries the guard (guardTarget). */
   guarded = new Set<string>();
   /** Flips that send writes to a shard still fencing their buckets: refused for good. */
@@ -289,6 +291,7 @@ function operate(
       moves: status ? world.factsFor(status) : {},
       publishedMap: world.map,
       acknowledgedVersion: world.acknowledged,
+      ...(world.targetsListed === undefined ? {} : { targetsListed: world.targetsListed }),
     });
     decisions.push(d);
     status = d.resharding; // written first
@@ -473,6 +476,22 @@ describe('nextReshardStep: a whole move', () => {
     world.acknowledged = 2;
     expect(operate(world, spec, run.status).status).toBeUndefined();
     expect(world.earlyDeletes).toBe(0);
+  });
+});
+
+describe('nextReshardStep: the fence waits until every pod can reach the new shard', () => {
+  it("stays in CatchUp, fencing nothing, while some pod's map does not list a target yet", () => {
+    const world = new World(recordOf(2), 3);
+    world.targetsListed = false;
+    const run = operate(world, spec3, undefined, { maxSteps: 30 });
+    expect(run.status?.phase).toBe('CatchUp');
+    expect(world.log).not.toContain('fence');
+    expect(run.decisions.at(-1)?.condition?.message).toMatch(
+      /lists shard\(s\) 2 \(the kubelet's refresh\)/,
+    );
+    world.targetsListed = true;
+    expect(operate(world, spec3, run.status).status).toBeUndefined();
+    expect(world.log).toContain('fence');
   });
 });
 

@@ -160,6 +160,11 @@ export interface ReshardFacts {
   readonly publishedMap?: Assignment;
   /** Every app pod reads a map of at least this version (planned: the SDK reports it). */
   readonly acknowledgedVersion?: number;
+  /**
+   * Every app pod's map lists every move's target (false: a new shard not yet, so a write the
+   * fence sends there could not go; undefined: not known, taken as listed).
+   */
+  readonly targetsListed?: boolean;
 }
 
 export interface ReshardSpec {
@@ -477,6 +482,12 @@ export function nextReshardStep(
       if (behind.length > 0)
         return busy(
           `${behind.map((m) => `${m.id} ${f(m).lagBytes ?? '?'} bytes behind`).join(', ')} (bound ${maxLag})`,
+          [],
+        );
+      // The fence sends writes to the target: every pod must know its address first.
+      if (facts.targetsListed === false)
+        return busy(
+          `waiting until every app pod's shard map lists shard(s) ${uniq(current.moves.map((m) => m.target)).join(', ')} (the kubelet's refresh), so writes the fence refuses can go there at once`,
           [],
         );
       return advance('Cutover', 'caught up: fencing the moving buckets');
