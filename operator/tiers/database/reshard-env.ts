@@ -49,10 +49,6 @@ type Json = Record<string, unknown>;
  */
 export const DEFAULT_ACK_DELAY_MS = 150_000;
 
-/** The assignment a move's record names once its cutover published it. */
-export const publishedRecord = (r: ReshardingStatus | undefined): Assignment | undefined =>
-  publishedMove(r);
-
 /**
  * What every app pod reads, as far as the operator can tell: the move's map version once the
  * live map holds it and the ack delay has passed since it became the record; before that,
@@ -123,43 +119,41 @@ export function operatorReshardEnv(opts: OperatorEnvOptions): ReshardEnv & {
     return p;
   };
 
-  const onShards = async (): Promise<Assignment | undefined> => {
-    const count = Math.max(shardIndexes(app).length, opts.recordShards ?? 0);
-    const shards = await Promise.all(
-      Array.from({ length: count }, (_, i) => i).map(async (index) => {
-        const sts = await cluster.get(
-          'apps/v1',
-          'StatefulSet',
-          app.namespace,
-          shardName(app, index),
-        );
-        const annotations = (sts?.['metadata'] as Json | undefined)?.['annotations'] as
-          Record<string, string> | undefined;
+  /** The metadata of the shard StatefulSets that may hold the record, by index. */
+  const shardObjects = (): Promise<(Json | undefined)[]> =>
+    Promise.all(
+      Array.from({ length: Math.max(shardIndexes(app).length, opts.recordShards ?? 0) }, (_, i) =>
+        cluster
+          .get('apps/v1', 'StatefulSet', app.namespace, shardName(app, i))
+          .then((sts) => sts?.['metadata'] as Json | undefined),
+      ),
+    );
+
+  const onShards = (metas: readonly (Json | undefined)[]): Assignment | undefined =>
+    assignmentOnShards(
+      metas.map((meta, index) => {
+        const annotations = meta?.['annotations'] as Record<string, string> | undefined;
         return { index, ...(annotations ? { annotations } : {}) };
       }),
+      SHARD_MAP_VERSION_ANNOTATION,
     );
-    return assignmentOnShards(shards, SHARD_MAP_VERSION_ANNOTATION);
-  };
 
   /**
    * Every pod's map lists the move's targets: the live map does, and has since the newest
    * target's StatefulSet was created (the same reconcile publishes the map that lists it)
    * longer ago than a kubelet takes to refresh a ConfigMap volume.
    */
-  const targetsListed = async (
+  const targetsListed = (
     live: { readonly shards: readonly { readonly index: number }[] } | undefined,
+    metas: readonly (Json | undefined)[],
     ackDelay: number,
-  ): Promise<boolean> => {
+  ): boolean => {
     const targets = [...new Set((opts.current()?.moves ?? []).map((m) => m.target))];
     if (!live || !targets.every((t) => live.shards.some((s) => s.index === t))) return false;
-    const created = await Promise.all(
-      targets.map(async (t) => {
-        const sts = await cluster.get('apps/v1', 'StatefulSet', app.namespace, shardName(app, t));
-        const at = (sts?.['metadata'] as Json | undefined)?.['creationTimestamp'];
-        return typeof at === 'string' ? Date.parse(at) : NaN;
-      }),
-    );
-    return created.every((at) => Number.isFinite(at) && now() - at >= ackDelay);
+    return targets.every((t) => {
+      const at = metas[t]?.['creationTimestamp'];
+      return typeof at === 'string' && now() - Date.parse(at) >= ackDelay;
+    });
   };
 
   const writeRecord = async (record: ReshardingStatus | undefined) => {
@@ -221,7 +215,8 @@ export function operatorReshardEnv(opts: OperatorEnvOptions): ReshardEnv & {
       const cm = await cluster.get('v1', 'ConfigMap', app.namespace, shardMapName(app));
       const live = shardMapIn(cm);
       const published = live ? { version: live.version, ranges: live.ranges } : undefined;
-      const record = assignmentOfRecord(publishedMove(opts.current()), await onShards(), () =>
+      const metas = await shardObjects();
+      const record = assignmentOfRecord(publishedMove(opts.current()), onShards(metas), () =>
         assignmentInStatus(opts.status),
       );
       if (!record)
@@ -229,7 +224,7 @@ export function operatorReshardEnv(opts: OperatorEnvOptions): ReshardEnv & {
       const ackDelay = opts.ackDelayMs ?? DEFAULT_ACK_DELAY_MS;
       const acked = acknowledgedVersion(opts.current(), published, now(), ackDelay);
       const listed =
-        opts.current()?.phase === 'CatchUp' ? await targetsListed(live, ackDelay) : undefined;
+        opts.current()?.phase === 'CatchUp' ? targetsListed(live, metas, ackDelay) : undefined;
       return {
         record,
         ...(published ? { published } : {}),
@@ -251,7 +246,7 @@ export function operatorReshardEnv(opts: OperatorEnvOptions): ReshardEnv & {
     persist: writeRecord,
 
     async shardsRecordVersion() {
-      return (await onShards())?.version;
+      return onShards(await shardObjects())?.version;
     },
 
     writtenVersion: () => written,

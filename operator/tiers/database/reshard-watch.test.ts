@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { modelOf } from '../shared/test-helpers.ts';
-import { acknowledgedVersion, publishedRecord } from './reshard-env.ts';
+import { acknowledgedVersion } from './reshard-env.ts';
+import { publishedMove as publishedRecord } from './shard-authority.ts';
 import {
   RESHARD_ABORT_ANNOTATION,
   inCutover,

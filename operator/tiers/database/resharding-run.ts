@@ -357,19 +357,22 @@ export class ReshardRunner {
     };
     // The sequence check gates Prepare only (resharding.ts: why such a move is refused).
     if (record.phase === 'Prepare') {
-      const { rows } = await src.query<{
-        schema: string;
-        name: string;
-        column: string;
-        kind: string;
-      }>(sequencedColumnsSql(spec.shardKey ?? ''));
-      const unkeyed = await src.query<{ name: string }>(
-        unkeyedTablesWithRowsSql(spec.shardKey ?? ''),
-      );
+      // One exec for both refusals' probes.
+      const [sequenced, unkeyed] = await src.script([
+        sequencedColumnsSql(key),
+        unkeyedTablesWithRowsSql(key),
+      ]);
       return {
         ...facts,
-        sequencedColumns: sequencedColumnNames(rows),
-        unkeyedTables: unkeyed.rows.map((r) => r.name),
+        sequencedColumns: sequencedColumnNames(
+          (sequenced?.rows ?? []) as {
+            schema: string;
+            name: string;
+            column: string;
+            kind: string;
+          }[],
+        ),
+        unkeyedTables: ((unkeyed?.rows ?? []) as { name: string }[]).map((r) => r.name),
       };
     }
     // Row counts scan whole tables: only the phases that decide on them pay for them.
@@ -482,8 +485,7 @@ export class ReshardRunner {
         // The target's tables are the source's (the schema copy): its own list of them.
         const dst = this.env.shard(a.shard);
         const sql = moveSqlOf(move(a.move), await this.#movedTables(spec, a.shard));
-        await dst.query(fenceFunctionSql());
-        await dst.script(guardSql(sql, this.options.fenceLockTimeoutMs));
+        await dst.script([fenceFunctionSql(), ...guardSql(sql, this.options.fenceLockTimeoutMs)]);
         return undefined;
       }
 
